@@ -1,0 +1,171 @@
+#include "server/store/memory_store.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/page_token.h"
+
+namespace chat::store {
+namespace {
+
+// The SQLite store keeps microseconds; rounding here too makes both stores
+// return the same times, and keeps page tokens (which carry microseconds)
+// exact.
+absl::Time TruncateToMicros(absl::Time t) {
+  return absl::FromUnixMicros(absl::ToUnixMicros(t));
+}
+
+absl::Status SessionNotFound(const SessionKey& key) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " not found"));
+}
+
+}  // namespace
+
+absl::StatusOr<SessionInfo> MemoryConversationStore::GetSession(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  return it->second.info;
+}
+
+absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadHistory(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  return it->second.messages;
+}
+
+absl::StatusOr<int> MemoryConversationStore::AppendTurn(
+    const SessionKey& key, int expected_turn_count,
+    absl::string_view system_prompt, const Turn& turn) {
+  if (expected_turn_count < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected_turn_count must be >= 0, got ", expected_turn_count));
+  }
+  const absl::Time created_at = TruncateToMicros(turn.created_at);
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) {
+    if (expected_turn_count != 0) {
+      return absl::AbortedError(absl::StrCat(
+          "session ", key.session_id, " changed concurrently: expected ",
+          expected_turn_count, " turns, found no session"));
+    }
+    Session session;
+    session.info.session_id = key.session_id;
+    session.info.system_prompt = std::string(system_prompt);
+    session.info.created_at = created_at;
+    it = sessions_.emplace(Key(key.tenant, key.session_id), std::move(session))
+             .first;
+  } else if (it->second.info.turn_count != expected_turn_count) {
+    return absl::AbortedError(absl::StrCat(
+        "session ", key.session_id, " changed concurrently: expected ",
+        expected_turn_count, " turns, found ", it->second.info.turn_count));
+  }
+  Session& session = it->second;
+  session.messages.push_back({"user", turn.user_message, created_at});
+  session.messages.push_back({"assistant", turn.assistant_message, created_at});
+  session.input_tokens += turn.input_tokens;
+  session.output_tokens += turn.output_tokens;
+  session.info.updated_at = created_at;
+  return ++session.info.turn_count;
+}
+
+absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
+                                                          absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  Session& session = it->second;
+  const int previous = session.info.turn_count;
+  session.messages.clear();
+  session.input_tokens = 0;
+  session.output_tokens = 0;
+  session.info.turn_count = 0;
+  session.info.updated_at = TruncateToMicros(now);
+  return previous;
+}
+
+absl::StatusOr<bool> MemoryConversationStore::DeleteSession(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  return sessions_.erase(Key(key.tenant, key.session_id)) > 0;
+}
+
+absl::StatusOr<SessionPage> MemoryConversationStore::ListSessions(
+    absl::string_view tenant, int page_size, absl::string_view page_token) {
+  if (page_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be >= 1, got ", page_size));
+  }
+  std::optional<PageCursor> cursor;
+  if (!page_token.empty()) {
+    absl::StatusOr<PageCursor> decoded = DecodePageToken(page_token);
+    if (!decoded.ok()) return decoded.status();
+    cursor = *std::move(decoded);
+  }
+
+  std::vector<SessionInfo> candidates;
+  {
+    absl::MutexLock lock(&mu_);
+    // A linear scan of the tenant's sessions per page: fine for the sizes a
+    // memory store holds.
+    for (auto it = sessions_.lower_bound(Key(std::string(tenant), ""));
+         it != sessions_.end() && it->first.first == tenant; ++it) {
+      const SessionInfo& info = it->second.info;
+      if (cursor.has_value() &&
+          !ListedAfter(*cursor, absl::ToUnixMicros(info.updated_at),
+                       info.session_id)) {
+        continue;
+      }
+      candidates.push_back(info);
+    }
+  }
+
+  auto listed_before = [](const SessionInfo& a, const SessionInfo& b) {
+    if (a.updated_at != b.updated_at) return a.updated_at > b.updated_at;
+    return a.session_id < b.session_id;
+  };
+  SessionPage page;
+  if (candidates.size() > static_cast<size_t>(page_size)) {
+    std::partial_sort(candidates.begin(), candidates.begin() + page_size,
+                      candidates.end(), listed_before);
+    candidates.resize(page_size);
+    const SessionInfo& last = candidates.back();
+    page.next_page_token =
+        EncodePageToken({absl::ToUnixMicros(last.updated_at), last.session_id});
+  } else {
+    std::sort(candidates.begin(), candidates.end(), listed_before);
+  }
+  page.sessions = std::move(candidates);
+  return page;
+}
+
+absl::StatusOr<StoreStats> MemoryConversationStore::GetStats(
+    absl::string_view tenant) {
+  StoreStats stats;
+  absl::MutexLock lock(&mu_);
+  for (auto it = sessions_.lower_bound(Key(std::string(tenant), ""));
+       it != sessions_.end() && it->first.first == tenant; ++it) {
+    ++stats.total_sessions;
+    stats.total_messages += static_cast<int64_t>(it->second.messages.size());
+    stats.total_input_tokens += it->second.input_tokens;
+    stats.total_output_tokens += it->second.output_tokens;
+  }
+  return stats;
+}
+
+}  // namespace chat::store

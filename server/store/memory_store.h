@@ -1,0 +1,58 @@
+#ifndef CHAT_SERVER_STORE_MEMORY_STORE_H_
+#define CHAT_SERVER_STORE_MEMORY_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/conversation_store.h"
+
+namespace chat::store {
+
+// A ConversationStore in process memory: everything is lost at exit. For
+// tests and demos. It follows the same contract as the SQLite store, down to
+// timestamps kept at microsecond precision and the same page tokens, so the
+// two are interchangeable. Thread-safe: one mutex guards all state.
+class MemoryConversationStore final : public ConversationStore {
+ public:
+  MemoryConversationStore() = default;
+
+  absl::StatusOr<SessionInfo> GetSession(const SessionKey& key) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadHistory(
+      const SessionKey& key) override;
+  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
+                                 absl::string_view system_prompt,
+                                 const Turn& turn) override;
+  absl::StatusOr<int> ResetSession(const SessionKey& key,
+                                   absl::Time now) override;
+  absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
+  absl::StatusOr<SessionPage> ListSessions(
+      absl::string_view tenant, int page_size,
+      absl::string_view page_token) override;
+  absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+
+ private:
+  struct Session {
+    SessionInfo info;
+    std::vector<StoredMessage> messages;
+    // Sums over the turns in `messages`, for GetStats.
+    int64_t input_tokens = 0;
+    int64_t output_tokens = 0;
+  };
+  // (tenant, session_id). Ordered so one tenant's sessions are contiguous.
+  using Key = std::pair<std::string, std::string>;
+
+  absl::Mutex mu_;
+  std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chat::store
+
+#endif  // CHAT_SERVER_STORE_MEMORY_STORE_H_

@@ -1,0 +1,36 @@
+#ifndef CHAT_SERVER_STORE_PAGE_TOKEN_H_
+#define CHAT_SERVER_STORE_PAGE_TOKEN_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace chat::store {
+
+// Where a ListSessions page ended: the last session it returned. Listing order
+// is (updated_at_us descending, session_id ascending), so the next page starts
+// strictly after this key. Keyset pagination rather than an offset: a page
+// costs the same however deep it is, and sessions created while a client pages
+// do not shift the rest of the listing under it.
+struct PageCursor {
+  int64_t updated_at_us = 0;
+  std::string session_id;
+};
+
+// Returns the opaque token for `cursor`. Every store uses this format, so a
+// token stays valid if a deployment switches between stores.
+std::string EncodePageToken(const PageCursor& cursor);
+
+// Parses a token made by EncodePageToken. kInvalidArgument for anything else.
+absl::StatusOr<PageCursor> DecodePageToken(absl::string_view token);
+
+// Whether a session with (`updated_at_us`, `session_id`) is listed after
+// `cursor`, i.e. belongs to a page following the one that ended at `cursor`.
+bool ListedAfter(const PageCursor& cursor, int64_t updated_at_us,
+                 absl::string_view session_id);
+
+}  // namespace chat::store
+
+#endif  // CHAT_SERVER_STORE_PAGE_TOKEN_H_

@@ -1,0 +1,662 @@
+#include "server/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/page_token.h"
+
+namespace chat::store {
+namespace {
+
+// How long a call waits for another process's lock on the file before giving
+// up with kUnavailable.
+constexpr int kBusyTimeoutMs = 5000;
+
+// kMigrations[i] moves the schema from version i to version i + 1; Open()
+// applies the steps a file is missing, in order, one transaction each. Append
+// new steps; never edit one that has shipped, since files in the field
+// already ran it.
+constexpr const char* kMigrations[] = {
+    // 1: sessions and their messages.
+    R"sql(
+CREATE TABLE sessions (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  system_prompt TEXT    NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  updated_at_us INTEGER NOT NULL,
+  -- Kept with each turn so GetStats and the optimistic check in AppendTurn
+  -- never count messages.
+  turn_count    INTEGER NOT NULL,
+  input_tokens  INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  PRIMARY KEY (tenant, session_id)
+);
+
+-- ListSessions walks this index in listing order, starting at its page
+-- token, so a page reads only the rows it returns.
+CREATE INDEX sessions_by_recency
+  ON sessions (tenant, updated_at_us DESC, session_id);
+
+CREATE TABLE messages (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  -- 0-based position in the conversation: turn n is seq 2n (user) and
+  -- 2n + 1 (assistant).
+  seq           INTEGER NOT NULL,
+  role          TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+  content       TEXT    NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  -- Set on assistant messages only: what produced the reply.
+  model         TEXT,
+  stop_reason   TEXT,
+  input_tokens  INTEGER,
+  output_tokens INTEGER,
+  PRIMARY KEY (tenant, session_id, seq),
+  FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, session_id)
+    ON DELETE CASCADE
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
+              "kSqliteSchemaVersion must equal the number of migrations");
+
+// Failures the caller may retry (a lock held too long, a full or failing
+// disk) are kUnavailable; the rest mean a bug or a damaged file.
+absl::StatusCode StatusCodeFor(int rc) {
+  switch (rc & 0xff) {  // The primary code of an extended result code.
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
+// Call right after the failing call: sqlite3_errmsg() describes the latest.
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  return absl::Status(StatusCodeFor(rc),
+                      absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db)));
+}
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+struct ConnectionCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+
+// Owns one prepared statement. A failed Bind() is remembered and returned by
+// the next Step(), so a call site binds all its values and checks once.
+class Statement {
+ public:
+  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc =
+        sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt,
+                           /*pzTail=*/nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(db, rc, "prepare");
+    }
+    return Statement(db, stmt);
+  }
+
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        status_(std::move(other.status_)) {}
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& Bind(int index, absl::string_view text) {
+    // A null pointer would bind SQL NULL, not an empty string; and the
+    // caller's buffer may die before the statement runs, hence TRANSIENT.
+    return Check(sqlite3_bind_text(
+        stmt_, index, text.data() == nullptr ? "" : text.data(),
+        static_cast<int>(text.size()), SQLITE_TRANSIENT));
+  }
+  Statement& Bind(int index, int64_t value) {
+    return Check(sqlite3_bind_int64(stmt_, index, value));
+  }
+
+  // Advances to the next row: true if there is one, false when done.
+  absl::StatusOr<bool> Step() {
+    if (!status_.ok()) return status_;
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, rc, sqlite3_sql(stmt_));
+  }
+
+  // Runs a statement that returns no rows.
+  absl::Status Run() {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      return absl::InternalError(
+          absl::StrCat("sqlite: unexpected row from ", sqlite3_sql(stmt_)));
+    }
+    return absl::OkStatus();
+  }
+
+  // Makes the statement ready to run again, with every parameter NULL.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  bool IsNull(int column) const {
+    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+  }
+  int64_t Int64(int column) const {
+    return sqlite3_column_int64(stmt_, column);
+  }
+  std::string Text(int column) const {
+    // sqlite3_column_bytes() must follow sqlite3_column_text(): the text
+    // conversion can change the byte count.
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    const int size = sqlite3_column_bytes(stmt_, column);
+    if (text == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(text), size);
+  }
+
+ private:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+
+  Statement& Check(int rc) {
+    if (rc != SQLITE_OK && status_.ok()) status_ = SqliteError(db_, rc, "bind");
+    return *this;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  absl::Status status_;  // The first Bind() failure.
+};
+
+// Runs `sql`, which may hold several statements, ignoring any rows.
+absl::Status Exec(sqlite3* db, absl::string_view what, const char* sql) {
+  const int rc = sqlite3_exec(db, sql, /*callback=*/nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
+  return absl::OkStatus();
+}
+
+// A write transaction. It takes the write lock at Begin() (BEGIN IMMEDIATE)
+// rather than at the first write, so two read-then-write transactions in
+// different processes cannot deadlock; the loser waits for busy_timeout. If
+// not committed, the destructor rolls back: every early return leaves the
+// database as it was.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    // Also covers a failed COMMIT, which can leave the transaction open.
+    if (sqlite3_get_autocommit(db_) == 0) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  absl::Status Begin() { return Exec(db_, "begin", "BEGIN IMMEDIATE"); }
+  absl::Status Commit() { return Exec(db_, "commit", "COMMIT"); }
+
+ private:
+  sqlite3* const db_;
+};
+
+absl::StatusOr<int> ReadUserVersion(sqlite3* db) {
+  absl::StatusOr<Statement> stmt =
+      Statement::Prepare(db, "PRAGMA user_version");
+  if (!stmt.ok()) return stmt.status();
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("sqlite: PRAGMA user_version: no row");
+  const int64_t version = stmt->Int64(0);
+  if (version > kSqliteSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sqlite: database schema version ", version,
+        " is newer than this build supports (", kSqliteSchemaVersion,
+        "): the file was written by a newer chatd; upgrade chatd or use "
+        "another file"));
+  }
+  if (version < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sqlite: invalid database schema version ", version,
+                     ": the file was not written by chatd"));
+  }
+  return static_cast<int>(version);
+}
+
+absl::Status Migrate(sqlite3* db) {
+  for (;;) {
+    absl::StatusOr<int> version = ReadUserVersion(db);
+    if (!version.ok()) return version.status();
+    if (*version == kSqliteSchemaVersion) return absl::OkStatus();
+    Transaction txn(db);
+    if (absl::Status s = txn.Begin(); !s.ok()) return s;
+    // Read again under the write lock: another process opening the same file
+    // may have migrated it meanwhile.
+    version = ReadUserVersion(db);
+    if (!version.ok()) return version.status();
+    if (*version == kSqliteSchemaVersion) return absl::OkStatus();
+    const int next = *version + 1;
+    const std::string step = absl::StrCat("migrate to schema ", next);
+    // user_version lives in the file header and is written by the same
+    // transaction, so a step is applied and recorded together or not at all.
+    if (absl::Status s = Exec(db, step, kMigrations[*version]); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = Exec(
+            db, step, absl::StrCat("PRAGMA user_version = ", next).c_str());
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  }
+}
+
+absl::Status Configure(sqlite3* db, bool in_memory) {
+  // Waits for a lock held by another process instead of failing at once.
+  const int rc = sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, "busy_timeout");
+  // Off by default in SQLite; the schema relies on ON DELETE CASCADE.
+  if (absl::Status s = Exec(db, "foreign_keys", "PRAGMA foreign_keys = ON");
+      !s.ok()) {
+    return s;
+  }
+  // Refuse a file from a newer build before changing anything in it (the
+  // journal mode below is stored in the file).
+  if (absl::StatusOr<int> version = ReadUserVersion(db); !version.ok()) {
+    return version.status();
+  }
+  // WAL: readers and the writer do not block each other, and a commit
+  // appends to the log instead of rewriting the database in place.
+  absl::StatusOr<Statement> journal =
+      Statement::Prepare(db, "PRAGMA journal_mode = WAL");
+  if (!journal.ok()) return journal.status();
+  absl::StatusOr<bool> row = journal->Step();
+  if (!row.ok()) return row.status();
+  const std::string mode = *row ? journal->Text(0) : "";
+  // An in-memory database has no file to log to and reports "memory".
+  if (mode != "wal" && !(in_memory && mode == "memory")) {
+    return absl::UnavailableError(absl::StrCat(
+        "sqlite: cannot switch to WAL journal mode (got \"", mode,
+        "\"); the file system may not support the shared memory WAL needs"));
+  }
+  // With WAL, NORMAL would already survive a process crash (a commit is in
+  // the log before COMMIT returns), but an OS crash or power loss could drop
+  // the last commits. FULL syncs the log at every commit, so a turn that
+  // AppendTurn acknowledged is on disk: one fsync per turn, small next to a
+  // model call.
+  return Exec(db, "synchronous", "PRAGMA synchronous = FULL");
+}
+
+absl::Status SessionNotFound(const SessionKey& key) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " not found"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteConversationStore>>
+SqliteConversationStore::Open(absl::string_view path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        "empty SQLite path (use \":memory:\" for an in-memory database)");
+  }
+  const std::string file(path);
+  const bool in_memory = file == ":memory:";
+  if (!in_memory) {
+    const std::filesystem::path parent =
+        std::filesystem::path(file).parent_path();
+    if (!parent.empty()) {
+      std::error_code error;
+      std::filesystem::create_directories(parent, error);
+      if (error) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot create directory ", parent.string(),
+                         " for SQLite file ", file, ": ", error.message()));
+      }
+    }
+  }
+
+  sqlite3* raw = nullptr;
+  // NOMUTEX: mu_ already serializes use of the connection. EXRESCODE: error
+  // messages and codes carry the precise cause (e.g. SQLITE_IOERR_FSYNC).
+  const int rc =
+      sqlite3_open_v2(file.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                      /*zVfs=*/nullptr);
+  Connection db(raw);  // Closed on every error path, even a failed open.
+  if (rc != SQLITE_OK) {
+    // Whatever the cause, the caller can only fix the path or retry.
+    return absl::UnavailableError(absl::StrCat(
+        "sqlite: cannot open ", file, ": ",
+        raw == nullptr ? sqlite3_errstr(rc) : sqlite3_errmsg(raw)));
+  }
+  if (absl::Status s = Configure(db.get(), in_memory); !s.ok()) return s;
+  if (absl::Status s = Migrate(db.get()); !s.ok()) return s;
+  // The constructor is private, so make_unique cannot call it.
+  return std::unique_ptr<SqliteConversationStore>(
+      new SqliteConversationStore(db.release()));
+}
+
+SqliteConversationStore::SqliteConversationStore(sqlite3* db) : db_(db) {}
+
+SqliteConversationStore::~SqliteConversationStore() { sqlite3_close_v2(db_); }
+
+absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+      SELECT system_prompt, created_at_us, updated_at_us, turn_count
+      FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return SessionNotFound(key);
+  SessionInfo info;
+  info.session_id = key.session_id;
+  info.system_prompt = stmt->Text(0);
+  info.created_at = FromMicros(stmt->Int64(1));
+  info.updated_at = FromMicros(stmt->Int64(2));
+  info.turn_count = static_cast<int>(stmt->Int64(3));
+  return info;
+}
+
+absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  // One statement, so one snapshot: the session's existence and its messages
+  // cannot disagree even with writers in other processes. A session without
+  // messages yields a single row of NULLs.
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+      SELECT m.role, m.content, m.created_at_us
+      FROM sessions AS s
+      LEFT JOIN messages AS m
+        ON m.tenant = s.tenant AND m.session_id = s.session_id
+      WHERE s.tenant = ?1 AND s.session_id = ?2
+      ORDER BY m.seq)sql");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.session_id);
+  std::vector<StoredMessage> messages;
+  bool session_exists = false;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    session_exists = true;
+    if (stmt->IsNull(0)) continue;
+    messages.push_back(
+        {stmt->Text(0), stmt->Text(1), FromMicros(stmt->Int64(2))});
+  }
+  if (!session_exists) return SessionNotFound(key);
+  return messages;
+}
+
+absl::StatusOr<int> SqliteConversationStore::AppendTurn(
+    const SessionKey& key, int expected_turn_count,
+    absl::string_view system_prompt, const Turn& turn) {
+  if (expected_turn_count < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected_turn_count must be >= 0, got ", expected_turn_count));
+  }
+  const int64_t created_at_us = ToMicros(turn.created_at);
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+
+  std::optional<int64_t> turn_count;
+  {
+    absl::StatusOr<Statement> select =
+        Statement::Prepare(db_,
+                           "SELECT turn_count FROM sessions WHERE tenant = ?1 "
+                           "AND session_id = ?2");
+    if (!select.ok()) return select.status();
+    select->Bind(1, key.tenant).Bind(2, key.session_id);
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (*row) turn_count = select->Int64(0);
+  }
+  if (!turn_count.has_value()) {
+    if (expected_turn_count != 0) {
+      return absl::AbortedError(absl::StrCat(
+          "session ", key.session_id, " changed concurrently: expected ",
+          expected_turn_count, " turns, found no session"));
+    }
+    absl::StatusOr<Statement> insert = Statement::Prepare(db_, R"sql(
+        INSERT INTO sessions (tenant, session_id, system_prompt, created_at_us,
+                              updated_at_us, turn_count, input_tokens,
+                              output_tokens)
+        VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0))sql");
+    if (!insert.ok()) return insert.status();
+    insert->Bind(1, key.tenant)
+        .Bind(2, key.session_id)
+        .Bind(3, system_prompt)
+        .Bind(4, created_at_us);
+    if (absl::Status s = insert->Run(); !s.ok()) return s;
+    turn_count = 0;
+  } else if (*turn_count != expected_turn_count) {
+    return absl::AbortedError(absl::StrCat(
+        "session ", key.session_id, " changed concurrently: expected ",
+        expected_turn_count, " turns, found ", *turn_count));
+  }
+
+  absl::StatusOr<Statement> insert = Statement::Prepare(db_, R"sql(
+      INSERT INTO messages (tenant, session_id, seq, role, content,
+                            created_at_us, model, stop_reason, input_tokens,
+                            output_tokens)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql");
+  if (!insert.ok()) return insert.status();
+  const int64_t user_seq = 2 * *turn_count;
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq)
+      .Bind(4, "user")
+      .Bind(5, turn.user_message)
+      .Bind(6, created_at_us);
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  insert->Reset();
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq + 1)
+      .Bind(4, "assistant")
+      .Bind(5, turn.assistant_message)
+      .Bind(6, created_at_us)
+      .Bind(7, turn.model)
+      .Bind(8, turn.stop_reason)
+      .Bind(9, turn.input_tokens)
+      .Bind(10, turn.output_tokens);
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> update = Statement::Prepare(db_, R"sql(
+      UPDATE sessions
+      SET turn_count = turn_count + 1,
+          updated_at_us = ?3,
+          input_tokens = input_tokens + ?4,
+          output_tokens = output_tokens + ?5
+      WHERE tenant = ?1 AND session_id = ?2)sql");
+  if (!update.ok()) return update.status();
+  update->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, created_at_us)
+      .Bind(4, turn.input_tokens)
+      .Bind(5, turn.output_tokens);
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return static_cast<int>(*turn_count + 1);
+}
+
+absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,
+                                                          absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+
+  int64_t turn_count = 0;
+  {
+    absl::StatusOr<Statement> select =
+        Statement::Prepare(db_,
+                           "SELECT turn_count FROM sessions WHERE tenant = ?1 "
+                           "AND session_id = ?2");
+    if (!select.ok()) return select.status();
+    select->Bind(1, key.tenant).Bind(2, key.session_id);
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return SessionNotFound(key);
+    turn_count = select->Int64(0);
+  }
+
+  absl::StatusOr<Statement> remove = Statement::Prepare(
+      db_, "DELETE FROM messages WHERE tenant = ?1 AND session_id = ?2");
+  if (!remove.ok()) return remove.status();
+  remove->Bind(1, key.tenant).Bind(2, key.session_id);
+  if (absl::Status s = remove->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> update = Statement::Prepare(db_, R"sql(
+      UPDATE sessions
+      SET turn_count = 0, input_tokens = 0, output_tokens = 0,
+          updated_at_us = ?3
+      WHERE tenant = ?1 AND session_id = ?2)sql");
+  if (!update.ok()) return update.status();
+  update->Bind(1, key.tenant).Bind(2, key.session_id).Bind(3, ToMicros(now));
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return static_cast<int>(turn_count);
+}
+
+absl::StatusOr<bool> SqliteConversationStore::DeleteSession(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  // One statement is its own transaction; ON DELETE CASCADE removes the
+  // messages in it.
+  absl::StatusOr<Statement> stmt = Statement::Prepare(
+      db_, "DELETE FROM sessions WHERE tenant = ?1 AND session_id = ?2");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.session_id);
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  // Counts only the session row, not the cascaded messages.
+  return sqlite3_changes(db_) > 0;
+}
+
+absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
+    absl::string_view tenant, int page_size, absl::string_view page_token) {
+  if (page_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be >= 1, got ", page_size));
+  }
+  std::optional<PageCursor> cursor;
+  if (!page_token.empty()) {
+    absl::StatusOr<PageCursor> decoded = DecodePageToken(page_token);
+    if (!decoded.ok()) return decoded.status();
+    cursor = *std::move(decoded);
+  }
+
+  absl::MutexLock lock(&mu_);
+  // The condition after the cursor is written as a range on updated_at_us
+  // plus a filter, so SQLite seeks into sessions_by_recency and reads it in
+  // order rather than sorting. One row past the page tells whether another
+  // page follows, so the last page never carries a token.
+  absl::StatusOr<Statement> stmt =
+      Statement::Prepare(db_, cursor.has_value() ? R"sql(
+          SELECT session_id, system_prompt, created_at_us, updated_at_us,
+                 turn_count
+          FROM sessions
+          WHERE tenant = ?1
+            AND updated_at_us <= ?3
+            AND (updated_at_us < ?3 OR session_id > ?4)
+          ORDER BY updated_at_us DESC, session_id
+          LIMIT ?2)sql"
+                                                 : R"sql(
+          SELECT session_id, system_prompt, created_at_us, updated_at_us,
+                 turn_count
+          FROM sessions
+          WHERE tenant = ?1
+          ORDER BY updated_at_us DESC, session_id
+          LIMIT ?2)sql");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, tenant).Bind(2, int64_t{page_size} + 1);
+  if (cursor.has_value()) {
+    stmt->Bind(3, cursor->updated_at_us).Bind(4, cursor->session_id);
+  }
+
+  SessionPage page;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (page.sessions.size() == static_cast<size_t>(page_size)) {
+      const SessionInfo& last = page.sessions.back();
+      page.next_page_token =
+          EncodePageToken({ToMicros(last.updated_at), last.session_id});
+      break;
+    }
+    SessionInfo& info = page.sessions.emplace_back();
+    info.session_id = stmt->Text(0);
+    info.system_prompt = stmt->Text(1);
+    info.created_at = FromMicros(stmt->Int64(2));
+    info.updated_at = FromMicros(stmt->Int64(3));
+    info.turn_count = static_cast<int>(stmt->Int64(4));
+  }
+  return page;
+}
+
+absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
+    absl::string_view tenant) {
+  absl::MutexLock lock(&mu_);
+  // Session rows carry the per-session sums, so this reads one row per
+  // session and never the messages.
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+      SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
+             COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+      FROM sessions WHERE tenant = ?1)sql");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, tenant);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("sqlite: stats query returned no row");
+  StoreStats stats;
+  stats.total_sessions = stmt->Int64(0);
+  stats.total_messages = 2 * stmt->Int64(1);
+  stats.total_input_tokens = stmt->Int64(2);
+  stats.total_output_tokens = stmt->Int64(3);
+  return stats;
+}
+
+absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(
+    absl::string_view path) {
+  absl::StatusOr<std::unique_ptr<SqliteConversationStore>> store =
+      SqliteConversationStore::Open(path);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<ConversationStore>(*std::move(store));
+}
+
+}  // namespace chat::store

@@ -1,0 +1,79 @@
+#ifndef CHAT_SERVER_STORE_SQLITE_STORE_H_
+#define CHAT_SERVER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/conversation_store.h"
+
+struct sqlite3;
+
+namespace chat::store {
+
+// The schema version (PRAGMA user_version) this build creates and migrates
+// files to. A file with a higher version was written by a newer build and is
+// refused rather than misread.
+inline constexpr int kSqliteSchemaVersion = 1;
+
+// A ConversationStore in a SQLite database file.
+//
+// Layout: one row per session (its metadata, turn count and token sums) and
+// one row per message, so appending a turn writes two rows and updates one;
+// the conversation is never rewritten. Stats read only session rows.
+//
+// Durability: WAL journal with synchronous=FULL, so a turn acknowledged by
+// AppendTurn survives a process crash and also an OS crash or power loss.
+//
+// Thread-safe: one connection, used under a mutex, so calls from this
+// process are serialized. Other processes may open the same file; writers
+// take the write lock up front (BEGIN IMMEDIATE) and wait for it up to a busy
+// timeout, after which the call fails with kUnavailable.
+class SqliteConversationStore final : public ConversationStore {
+ public:
+  // Opens (creating if absent) the database at `path`, creating its parent
+  // directory if needed, and migrates its schema to kSqliteSchemaVersion.
+  // ":memory:" opens a private in-memory database. kFailedPrecondition if the
+  // file's schema is newer than this build knows; kUnavailable or kInternal
+  // if it cannot be opened or migrated.
+  static absl::StatusOr<std::unique_ptr<SqliteConversationStore>> Open(
+      absl::string_view path);
+
+  ~SqliteConversationStore() override;
+
+  absl::StatusOr<SessionInfo> GetSession(const SessionKey& key) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadHistory(
+      const SessionKey& key) override;
+  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
+                                 absl::string_view system_prompt,
+                                 const Turn& turn) override;
+  absl::StatusOr<int> ResetSession(const SessionKey& key,
+                                   absl::Time now) override;
+  absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
+  absl::StatusOr<SessionPage> ListSessions(
+      absl::string_view tenant, int page_size,
+      absl::string_view page_token) override;
+  absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+
+ private:
+  // Takes ownership of an open, configured and migrated connection.
+  explicit SqliteConversationStore(sqlite3* db);
+
+  absl::Mutex mu_;
+  // A connection must not run two statements' transactions at once; mu_ also
+  // keeps sqlite3_errmsg() tied to the call that failed.
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+// Same as SqliteConversationStore::Open(path), typed as the interface.
+absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(
+    absl::string_view path);
+
+}  // namespace chat::store
+
+#endif  // CHAT_SERVER_STORE_SQLITE_STORE_H_

@@ -1,0 +1,347 @@
+// Tests of what only the SQLite store has: a file that outlives the process,
+// its schema version and migrations, its journal and durability settings,
+// and atomicity when a write fails halfway. The shared contract is covered by
+// conversation_store_test.cc. Each test works in its own temporary directory
+// and inspects the file through a second, raw sqlite3 connection, as another
+// process would see it.
+
+#include "server/store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/conversation_store.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::store {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+Turn MakeTurn(std::string user, std::string assistant, absl::Time created_at,
+              int64_t input_tokens = 0, int64_t output_tokens = 0) {
+  Turn turn;
+  turn.user_message = std::move(user);
+  turn.assistant_message = std::move(assistant);
+  turn.model = "test-model";
+  turn.stop_reason = "end_turn";
+  turn.input_tokens = input_tokens;
+  turn.output_tokens = output_tokens;
+  turn.created_at = created_at;
+  return turn;
+}
+
+// A second connection to the store's file, for looking behind the interface.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(
+        sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
+        SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  ~RawDb() { sqlite3_close_v2(db_); }
+
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << sql << ": " << (error ? error : "");
+    sqlite3_free(error);
+  }
+
+  // The first column of each row of `sql`, as text.
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> values;
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK)
+        << sql << ": " << sqlite3_errmsg(db_);
+    while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      values.emplace_back(text ? reinterpret_cast<const char*>(text) : "NULL");
+    }
+    sqlite3_finalize(stmt);
+    return values;
+  }
+
+  std::string Value(const std::string& sql) {
+    std::vector<std::string> values = Column(sql);
+    EXPECT_THAT(values, SizeIs(1)) << sql;
+    return values.empty() ? "" : values[0];
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "sqlite_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/chat.db";
+  }
+
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::unique_ptr<SqliteConversationStore> OpenOrDie(const std::string& path) {
+    absl::StatusOr<std::unique_ptr<SqliteConversationStore>> store =
+        SqliteConversationStore::Open(path);
+    EXPECT_THAT(store, IsOk());
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteStoreTest, DataSurvivesClosingAndReopening) {
+  {
+    std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->AppendTurn({"acme", "s1"}, 0, "prompt",
+                                  MakeTurn("one", "1", kT0, 3, 4)),
+                IsOk());
+    ASSERT_THAT(
+        store->AppendTurn({"acme", "s1"}, 1, "",
+                          MakeTurn("two", "2", kT0 + absl::Seconds(1), 5, 6)),
+        IsOk());
+    ASSERT_THAT(
+        store->AppendTurn({"acme", "s2"}, 0, "other", MakeTurn("x", "y", kT0)),
+        IsOk());
+  }
+
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<SessionInfo> info = store->GetSession({"acme", "s1"});
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->system_prompt, "prompt");
+  EXPECT_EQ(info->turn_count, 2);
+  EXPECT_EQ(info->created_at, kT0);
+  EXPECT_EQ(info->updated_at, kT0 + absl::Seconds(1));
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      store->LoadHistory({"acme", "s1"});
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].content, "two");
+  absl::StatusOr<StoreStats> stats = store->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_sessions, 2);
+  EXPECT_EQ(stats->total_messages, 6);
+  EXPECT_EQ(stats->total_input_tokens, 8);
+  EXPECT_EQ(stats->total_output_tokens, 10);
+  // And it goes on where it stopped.
+  EXPECT_THAT(
+      store->AppendTurn({"acme", "s1"}, 2, "", MakeTurn("three", "3", kT0)),
+      IsOk());
+}
+
+TEST_F(SqliteStoreTest, CreatesMissingDirectories) {
+  const std::string path = dir_ + "/a/b/c/chat.db";
+  ASSERT_NE(OpenOrDie(path), nullptr);
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ + "/a/b/c"));
+  EXPECT_TRUE(std::filesystem::exists(path));
+}
+
+TEST_F(SqliteStoreTest, UnusableDirectoryIsUnavailable) {
+  // A regular file where a directory should be.
+  std::ofstream(dir_ + "/file") << "x";
+  EXPECT_THAT(SqliteConversationStore::Open(dir_ + "/file/sub/chat.db"),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(SqliteStoreTest, FileThatIsNotADatabaseIsRefused) {
+  std::ofstream(path_) << std::string(4096, 'x');
+  absl::StatusOr<std::unique_ptr<SqliteConversationStore>> store =
+      SqliteConversationStore::Open(path_);
+  EXPECT_FALSE(store.ok());
+}
+
+TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
+  ASSERT_NE(OpenOrDie(path_), nullptr);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"),
+            absl::StrCat(kSqliteSchemaVersion));
+  EXPECT_THAT(raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                         "ORDER BY name"),
+              ::testing::ElementsAre("messages", "sessions"));
+  // Opening an up-to-date file again changes nothing.
+  ASSERT_NE(OpenOrDie(path_), nullptr);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"),
+            absl::StrCat(kSqliteSchemaVersion));
+}
+
+TEST_F(SqliteStoreTest, RefusesSchemaNewerThanThisBuild) {
+  {
+    RawDb raw(path_);
+    raw.Exec(absl::StrCat("PRAGMA user_version = ", kSqliteSchemaVersion + 1));
+  }
+  EXPECT_THAT(SqliteConversationStore::Open(path_),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("newer than this build")));
+  // The file was not touched.
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"),
+            absl::StrCat(kSqliteSchemaVersion + 1));
+  EXPECT_EQ(raw.Value("SELECT COUNT(*) FROM sqlite_schema"), "0");
+}
+
+TEST_F(SqliteStoreTest, UsesWriteAheadLog) {
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  // journal_mode=WAL is a property of the file, seen by every connection.
+  EXPECT_EQ(raw.Value("PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(SqliteStoreTest, StoresOneRowPerMessage) {
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->AppendTurn({"acme", "s1"}, 0, "prompt",
+                                MakeTurn("one", "1", kT0, 3, 4)),
+              IsOk());
+  ASSERT_THAT(
+      store->AppendTurn({"acme", "s1"}, 1, "", MakeTurn("two", "2", kT0, 5, 6)),
+      IsOk());
+  RawDb raw(path_);
+  EXPECT_THAT(
+      raw.Column("SELECT seq || ' ' || role || ' ' || content || ' ' "
+                 "|| COALESCE(model, '-') || ' ' || "
+                 "COALESCE(input_tokens, '-') FROM messages "
+                 "ORDER BY seq"),
+      ::testing::ElementsAre("0 user one - -", "1 assistant 1 test-model 3",
+                             "2 user two - -", "3 assistant 2 test-model 5"));
+  EXPECT_EQ(raw.Value("SELECT turn_count || ' ' || input_tokens || ' ' || "
+                      "output_tokens FROM sessions"),
+            "2 8 10");
+}
+
+TEST_F(SqliteStoreTest, FailedAppendLeavesNothingHalfWritten) {
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->AppendTurn({"acme", "s1"}, 0, "prompt",
+                                MakeTurn("one", "1", kT0, 3, 4)),
+              IsOk());
+  {
+    // Fail the second INSERT of a turn, after the user message went in.
+    RawDb raw(path_);
+    raw.Exec(R"sql(
+        CREATE TRIGGER poison BEFORE INSERT ON messages
+        WHEN NEW.content = 'poison'
+        BEGIN SELECT RAISE(ABORT, 'poisoned'); END)sql");
+  }
+  EXPECT_THAT(store->AppendTurn({"acme", "s1"}, 1, "",
+                                MakeTurn("two", "poison", kT0, 5, 6)),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("poisoned")));
+  // Nor for a session the failed append would have created.
+  EXPECT_THAT(store->AppendTurn({"acme", "s2"}, 0, "",
+                                MakeTurn("new", "poison", kT0, 5, 6)),
+              StatusIs(absl::StatusCode::kInternal));
+
+  EXPECT_THAT(store->GetSession({"acme", "s2"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      store->LoadHistory({"acme", "s1"});
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(*history, SizeIs(2));
+  absl::StatusOr<SessionInfo> info = store->GetSession({"acme", "s1"});
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->turn_count, 1);
+  absl::StatusOr<StoreStats> stats = store->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_input_tokens, 3);
+  // The connection is usable afterwards: no transaction was left open.
+  EXPECT_THAT(
+      store->AppendTurn({"acme", "s1"}, 1, "", MakeTurn("two", "2", kT0, 5, 6)),
+      IsOk());
+}
+
+TEST_F(SqliteStoreTest, StoresOnOneFileSerializeAppends) {
+  // Two stores are two connections, as two processes would have: only
+  // SQLite's locking (BEGIN IMMEDIATE, busy_timeout) keeps them apart.
+  std::unique_ptr<SqliteConversationStore> first = OpenOrDie(path_);
+  std::unique_ptr<SqliteConversationStore> second = OpenOrDie(path_);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  constexpr int kThreadsPerStore = 2;
+  constexpr int kTurnsPerThread = 10;
+  const SessionKey key{"acme", "shared"};
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kThreadsPerStore; ++t) {
+    ConversationStore* store = t % 2 == 0 ? first.get() : second.get();
+    threads.emplace_back([store, t, &key] {
+      for (int i = 0; i < kTurnsPerThread; ++i) {
+        const std::string question = absl::StrCat("t", t, "-", i);
+        for (int attempt = 0;; ++attempt) {
+          ASSERT_LT(attempt, 10'000) << "no progress";
+          absl::StatusOr<SessionInfo> info = store->GetSession(key);
+          const int count = info.ok() ? info->turn_count : 0;
+          absl::StatusOr<int> appended = store->AppendTurn(
+              key, count, "prompt", MakeTurn(question, "re: " + question, kT0));
+          if (appended.ok()) break;
+          ASSERT_THAT(appended, StatusIs(absl::StatusCode::kAborted));
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  absl::StatusOr<std::vector<StoredMessage>> history = first->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(2 * 2 * kThreadsPerStore * kTurnsPerThread));
+  for (size_t i = 0; i < history->size(); i += 2) {
+    EXPECT_EQ((*history)[i].role, "user");
+    EXPECT_EQ((*history)[i + 1].role, "assistant");
+    EXPECT_EQ((*history)[i + 1].content, "re: " + (*history)[i].content);
+  }
+}
+
+TEST(OpenSqliteConversationStoreTest, InMemoryDatabasesArePrivate) {
+  absl::StatusOr<std::unique_ptr<ConversationStore>> a =
+      OpenSqliteConversationStore(":memory:");
+  absl::StatusOr<std::unique_ptr<ConversationStore>> b =
+      OpenSqliteConversationStore(":memory:");
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  ASSERT_THAT((*a)->AppendTurn({"acme", "s1"}, 0, "", MakeTurn("q", "a", kT0)),
+              IsOk());
+  EXPECT_THAT((*b)->GetSession({"acme", "s1"}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(OpenSqliteConversationStoreTest, EmptyPathIsInvalid) {
+  EXPECT_THAT(OpenSqliteConversationStore(""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace chat::store
