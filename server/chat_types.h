@@ -1,0 +1,41 @@
+#ifndef CHAT_SERVER_CHAT_TYPES_H_
+#define CHAT_SERVER_CHAT_TYPES_H_
+
+// What one chat turn asks for and what it produces, free of gRPC types so the
+// engine can be driven from tests and any front end.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace chat {
+
+struct ChatTurnRequest {
+  std::string tenant = "default";
+  std::string session_id;
+  std::string message;
+  // Used only when the session is created by this turn.
+  std::optional<std::string> system_prompt;
+  std::optional<std::string> model;
+  std::optional<int> max_tokens;
+  std::optional<double> temperature;
+};
+
+struct ChatTurnResult {
+  std::string session_id;
+  std::string response;
+  // When the turn was stored.
+  absl::Time timestamp;
+  // Completed turns in the session, this one included.
+  int turn_count = 0;
+  std::string model;
+  std::string stop_reason;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_CHAT_TYPES_H_

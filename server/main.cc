@@ -1,0 +1,124 @@
+// chat-server: serves chat.v1.ChatService (with reflection and health) until
+// SIGINT or SIGTERM, then drains running calls and exits 0.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "server/chat_engine.h"
+#include "server/chat_service_impl.h"
+#include "server/executor.h"
+#include "server/health_service.h"
+#include "server/llm/provider_factory.h"
+#include "server/logging.h"
+#include "server/server_flags.h"
+#include "server/store/conversation_store.h"
+
+namespace {
+
+// Blocks the stop signals in every thread (threads inherit the mask, so this
+// runs before any is created) and returns the set to wait on. A parent may
+// have left them ignored (as shells do for background jobs), and an ignored
+// signal is discarded rather than queued for sigwait: restore the default
+// first.
+sigset_t BlockStopSignals() {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int Run() {
+  const sigset_t stop_signals = BlockStopSignals();
+
+  const std::string store_url = absl::GetFlag(FLAGS_store);
+  absl::StatusOr<std::unique_ptr<chat::store::ConversationStore>> store =
+      chat::store::OpenConversationStore(store_url);
+  if (!store.ok()) {
+    chat::LogError("cannot open store ", store_url, ": ", store.status().ToString());
+    return 1;
+  }
+
+  chat::llm::ProviderConfig provider_config;
+  provider_config.name = absl::GetFlag(FLAGS_provider);
+  provider_config.echo_delay = absl::GetFlag(FLAGS_echo_delay);
+  absl::StatusOr<std::unique_ptr<chat::llm::LlmProvider>> provider =
+      chat::llm::MakeLlmProvider(provider_config);
+  if (!provider.ok()) {
+    chat::LogError(provider.status().ToString());
+    return 1;
+  }
+
+  chat::ChatEngineOptions engine_options;
+  engine_options.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
+  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (max_message_bytes < 1) {
+    chat::LogError("--max_message_bytes must be at least 1");
+    return 1;
+  }
+  engine_options.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
+
+  auto pool = std::make_unique<chat::ThreadPool>(
+      std::max(1, absl::GetFlag(FLAGS_store_threads)));
+  auto engine = std::make_unique<chat::ChatEngine>(
+      store->get(), provider->get(), pool.get(), engine_options);
+  chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get());
+  chat::HealthService health_service;
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  // Leave room above the message limit for the other fields, so an
+  // oversized message gets our INVALID_ARGUMENT rather than gRPC's
+  // RESOURCE_EXHAUSTED.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::max<int64_t>(4 << 20, 2 * max_message_bytes + (1 << 20))));
+  builder.RegisterService(&chat_service);
+  builder.RegisterService(&health_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    chat::LogError("cannot listen on ", listen);
+    return 1;
+  }
+  std::string host = listen.substr(0, listen.rfind(':'));
+  chat::LogInfo("chat-server listening on ", host, ":", port, " (store ",
+                store_url, ", provider ", (*provider)->name(), ")");
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  chat::LogInfo("received ", strsignal(signal_number), "; finishing running calls (up to ",
+                absl::FormatDuration(grace), ")");
+  health_service.SetNotServing();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server->Wait();
+  // Order matters: the engine waits for its turns, whose last steps run on
+  // the pool and may come from the provider; the store goes last.
+  engine.reset();
+  provider->reset();
+  pool.reset();
+  store->reset();
+  chat::LogInfo("chat-server stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  chat::ParseServerFlags(argc, argv);
+  return Run();
+}

@@ -1,0 +1,37 @@
+#ifndef CHAT_SERVER_SERVER_FLAGS_H_
+#define CHAT_SERVER_SERVER_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/time/time.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, store);
+ABSL_DECLARE_FLAG(std::string, provider);
+ABSL_DECLARE_FLAG(std::string, default_system_prompt);
+ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
+ABSL_DECLARE_FLAG(absl::Duration, echo_delay);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
+ABSL_DECLARE_FLAG(int, store_threads);
+
+namespace chat {
+
+// The flags chat-server reads; each can also be set in the environment as
+// CHAT_<NAME> (CHAT_LISTEN, CHAT_STORE, ...). The command line wins.
+inline constexpr const char* kServerFlagNames[] = {
+    "listen",         "store",          "provider",     "default_system_prompt",
+    "max_message_bytes", "echo_delay", "shutdown_grace", "store_threads"};
+
+// Sets each flag in `kServerFlagNames` whose CHAT_<NAME> variable is present.
+// Returns false (after printing why) if a value does not parse.
+bool ApplyEnvironmentToFlags();
+
+// Parses the command line (after the environment), with --help explaining
+// every flag and its variable. Exits on a bad flag.
+void ParseServerFlags(int argc, char** argv);
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_SERVER_FLAGS_H_

@@ -1,0 +1,244 @@
+// ChatEngine against a scripted provider and the in-memory store. Strategy:
+// every test drives turns through the engine's public API and then reads the
+// store directly, so what is asserted is what a later call would see. The
+// fake provider runs each call on its own thread, like the real providers,
+// and can hold a call open so a test can cancel it or queue turns behind it.
+
+#include "server/chat_engine.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+#include "tests/testing/fake_llm_provider.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::FakeLlmProvider;
+using ::chat::testing::FakeScript;
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+// Records what the engine reports for one turn.
+class RecordingObserver final : public TurnObserver {
+ public:
+  void OnDelta(absl::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    deltas_.emplace_back(text);
+  }
+  void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
+    {
+      absl::MutexLock lock(&mu_);
+      result_ = std::move(result);
+    }
+    done_.Notify();
+  }
+  absl::StatusOr<ChatTurnResult> Wait() {
+    done_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+  bool HasCompleted() { return done_.HasBeenNotified(); }
+  std::vector<std::string> deltas() {
+    absl::MutexLock lock(&mu_);
+    return deltas_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> deltas_ ABSL_GUARDED_BY(mu_);
+  absl::StatusOr<ChatTurnResult> result_ ABSL_GUARDED_BY(mu_) =
+      absl::UnknownError("not completed");
+  absl::Notification done_;
+};
+
+ChatTurnRequest Request(std::string session, std::string message) {
+  ChatTurnRequest request;
+  request.session_id = std::move(session);
+  request.message = std::move(message);
+  return request;
+}
+
+class ChatEngineTest : public ::testing::Test {
+ protected:
+  ChatEngineTest() : pool_(2), engine_(&store_, &provider_, &pool_, {}) {}
+
+  absl::StatusOr<ChatTurnResult> RunTurn(ChatTurnRequest request) {
+    RecordingObserver observer;
+    absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+        engine_.StartTurn(std::move(request), &observer);
+    if (!turn.ok()) return turn.status();
+    return observer.Wait();
+  }
+
+  std::vector<store::StoredMessage> History(const std::string& session) {
+    absl::StatusOr<std::vector<store::StoredMessage>> history =
+        store_.LoadHistory({"default", session});
+    return history.ok() ? *history : std::vector<store::StoredMessage>{};
+  }
+
+  store::MemoryConversationStore store_;
+  FakeLlmProvider provider_;
+  ThreadPool pool_;
+  ChatEngine engine_;
+};
+
+TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "Hi"), &observer), IsOk());
+  absl::StatusOr<ChatTurnResult> result = observer.Wait();
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->response, "Hello there");
+  EXPECT_EQ(result->turn_count, 1);
+  EXPECT_EQ(result->model, "fake-model");
+  EXPECT_EQ(result->input_tokens, 10);
+  EXPECT_THAT(observer.deltas(), ElementsAre("Hello", " there"));
+  EXPECT_THAT(History("s1"),
+              ElementsAre(Field(&store::StoredMessage::content, "Hi"),
+                          Field(&store::StoredMessage::content, "Hello there")));
+}
+
+TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
+  ChatTurnRequest first = Request("s1", "one");
+  first.system_prompt = "Be brief.";
+  ASSERT_THAT(RunTurn(first), IsOk());
+  ChatTurnRequest second = Request("s1", "two");
+  second.system_prompt = "Ignored: the session exists.";
+  ASSERT_THAT(RunTurn(second), IsOk());
+
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].system_prompt, "Be brief.");
+  EXPECT_THAT(requests[1].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "two")));
+}
+
+TEST_F(ChatEngineTest, DefaultSystemPromptForNewSessions) {
+  ASSERT_THAT(RunTurn(Request("s1", "Hi")), IsOk());
+  EXPECT_EQ(provider_.requests()[0].system_prompt,
+            "You are a helpful AI assistant.");
+  absl::StatusOr<store::SessionInfo> session =
+      store_.GetSession({"default", "s1"});
+  ASSERT_THAT(session, IsOk());
+  EXPECT_EQ(session->system_prompt, "You are a helpful AI assistant.");
+}
+
+TEST_F(ChatEngineTest, ProviderFailingHalfwayLeavesHistoryAsItWas) {
+  ASSERT_THAT(RunTurn(Request("s1", "first")), IsOk());
+  FakeScript failing;
+  failing.deltas = {"partial ", "answer"};
+  failing.error = absl::UnavailableError("upstream overloaded");
+  provider_.SetScript(failing);
+
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "second"), &observer), IsOk());
+  EXPECT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(observer.deltas(), ElementsAre("partial ", "answer"));
+  EXPECT_EQ(History("s1").size(), 2u);
+
+  // A new session whose first turn fails is not created at all.
+  EXPECT_THAT(RunTurn(Request("s2", "hello")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_.GetSession({"default", "s2"}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ChatEngineTest, CancellingARunningTurnStoresNothing) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver observer;
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine_.StartTurn(Request("s1", "Hi"), &observer);
+  ASSERT_THAT(turn, IsOk());
+  provider_.WaitForStarted(1);
+  (*turn)->Cancel();
+  EXPECT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(provider_.cancelled_calls(), 1);
+  EXPECT_THAT(store_.GetSession({"default", "s1"}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver first, second, third;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "1"), &first), IsOk());
+  provider_.WaitForStarted(1);
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "2"), &second), IsOk());
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "3"), &third), IsOk());
+  provider_.Release();
+  ASSERT_THAT(first.Wait(), IsOk());
+  ASSERT_THAT(second.Wait(), IsOk());
+  ASSERT_THAT(third.Wait(), IsOk());
+  EXPECT_EQ(first.Wait()->turn_count, 1);
+  EXPECT_EQ(second.Wait()->turn_count, 2);
+  EXPECT_EQ(third.Wait()->turn_count, 3);
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_EQ(history[0].content, "1");
+  EXPECT_EQ(history[2].content, "2");
+  EXPECT_EQ(history[4].content, "3");
+  // Each turn saw the turns before it.
+  EXPECT_EQ(provider_.requests()[2].messages.size(), 5u);
+}
+
+TEST_F(ChatEngineTest, CancellingAQueuedTurnAnswersAtOnceAndSkipsIt) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver running, queued;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "running"), &running), IsOk());
+  provider_.WaitForStarted(1);
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine_.StartTurn(Request("s1", "queued"), &queued);
+  ASSERT_THAT(turn, IsOk());
+  (*turn)->Cancel();
+  EXPECT_THAT(queued.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_FALSE(running.HasCompleted());
+  provider_.Release();
+  ASSERT_THAT(running.Wait(), IsOk());
+  EXPECT_EQ(provider_.requests().size(), 1u);
+  EXPECT_EQ(History("s1").size(), 2u);
+}
+
+TEST_F(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver busy, other;
+  ASSERT_THAT(engine_.StartTurn(Request("busy", "x"), &busy), IsOk());
+  ASSERT_THAT(engine_.StartTurn(Request("other", "y"), &other), IsOk());
+  provider_.WaitForStarted(2);  // Both reached the provider at once.
+  provider_.Release();
+  EXPECT_THAT(busy.Wait(), IsOk());
+  EXPECT_THAT(other.Wait(), IsOk());
+}
+
+TEST_F(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
+  RecordingObserver observer;
+  EXPECT_THAT(engine_.StartTurn(Request("s1", ""), &observer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("message")));
+  EXPECT_THAT(engine_.StartTurn(Request("bad id", "x"), &observer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("session_id")));
+  EXPECT_TRUE(provider_.requests().empty());
+  EXPECT_FALSE(observer.HasCompleted());
+}
+
+}  // namespace
+}  // namespace chat
