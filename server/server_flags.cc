@@ -65,7 +65,7 @@ void ParseServerFlags(int argc, char** argv) {
   };
   absl::SetFlagsUsageConfig(config);
   absl::SetProgramUsageMessage(
-      "chat-server: the chat.v1.ChatService gRPC server.\n"
+      "serves chat.v1.ChatService over gRPC.\n"
       "Every flag can also be set in the environment as CHAT_<FLAG NAME IN "
       "CAPITALS>\n(for example CHAT_STORE=memory); the command line wins.\n"
       "Usage: chat-server [--listen=HOST:PORT] [--store=sqlite:PATH|memory] "

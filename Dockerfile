@@ -1,0 +1,28 @@
+# Multi-stage build of chatd on Debian 12, using the same scripts as the
+# README and CI: what builds here is what CI builds.
+#
+#   docker build -t chatd .
+#   docker run -p 50051:50051 -v chatd-data:/var/lib/chatd chatd
+
+FROM debian:bookworm AS build
+WORKDIR /src
+COPY scripts/install-deps.sh scripts/
+RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN bash scripts/build.sh && strip build/bin/chat-server
+
+FROM debian:bookworm-slim AS runtime
+# Runtime libraries only: gRPC, protobuf, Abseil, SQLite, curl.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libgrpc++1.51 libprotobuf32 libsqlite3-0 libcurl4 ca-certificates \
+      libabsl20220623 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/chatd --create-home chatd
+COPY --from=build /src/build/bin/chat-server /usr/local/bin/chat-server
+USER chatd
+VOLUME /var/lib/chatd
+EXPOSE 50051
+ENV CHAT_LISTEN=0.0.0.0:50051 \
+    CHAT_STORE=sqlite:/var/lib/chatd/chat.db
+ENTRYPOINT ["/usr/local/bin/chat-server"]
