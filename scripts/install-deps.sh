@@ -6,12 +6,13 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libsqlite3-dev libcurl4-openssl-dev nlohmann-json3-dev
+  libabsl-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  # Test-only: Node for the reflection client (buf curl) and the JS tests.
-  packages+=(nodejs npm curl)
+  # Test-only: Node for the reflection client (buf curl) and the JS tests,
+  # and a PostgreSQL server for the store and replica tests.
+  packages+=(nodejs npm curl postgresql)
 fi
 
 missing=()

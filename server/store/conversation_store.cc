@@ -4,10 +4,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "server/store/memory_store.h"
+#include "server/store/postgres_store.h"
 #include "server/store/sqlite_store.h"
 
 namespace chat::store {
@@ -26,9 +28,20 @@ absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     }
     return OpenSqliteConversationStore(path);
   }
+  // libpq understands both URL schemes itself.
+  if (absl::StartsWith(url, "postgres://") ||
+      absl::StartsWith(url, "postgresql://")) {
+    return OpenPostgresConversationStore(url);
+  }
+  absl::string_view conninfo = url;
+  if (absl::ConsumePrefix(&conninfo, "postgres:") ||
+      absl::ConsumePrefix(&conninfo, "postgresql:")) {
+    return OpenPostgresConversationStore(conninfo);
+  }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown conversation store \"", url,
-      "\": expected \"memory\", \"sqlite:PATH\" or \"sqlite::memory:\""));
+      "\": expected \"memory\", \"sqlite:PATH\", \"sqlite::memory:\", "
+      "\"postgres://USER@HOST:PORT/DB\" or \"postgres:KEY=VALUE ...\""));
 }
 
 }  // namespace chat::store

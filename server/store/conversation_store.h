@@ -117,12 +117,19 @@ class ConversationStore {
 
   // Totals over `tenant`'s sessions.
   virtual absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) = 0;
+
+  // Deletes every session, of every tenant, last updated before `cutoff`,
+  // with its messages (the retention sweep). Returns how many were deleted.
+  virtual absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) = 0;
 };
 
 // Opens the store named by `url`:
 //   "memory"            process memory, lost at exit (tests, demos);
 //   "sqlite:PATH"       a SQLite file, created with its directory if absent
-//                       ("sqlite::memory:" for a private in-memory database).
+//                       ("sqlite::memory:" for a private in-memory database);
+//   "postgres://..." or "postgresql://..."   a PostgreSQL database (libpq URL);
+//   "postgres:KEY=VALUE ..."                 the same, as a libpq key=value
+//                                            connection string.
 // kInvalidArgument for an unknown scheme; kUnavailable if it cannot be opened.
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     absl::string_view url);

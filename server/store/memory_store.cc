@@ -168,4 +168,19 @@ absl::StatusOr<StoreStats> MemoryConversationStore::GetStats(
   return stats;
 }
 
+absl::StatusOr<int64_t> MemoryConversationStore::DeleteSessionsIdleSince(
+    absl::Time cutoff) {
+  absl::MutexLock lock(&mu_);
+  int64_t deleted = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.info.updated_at < cutoff) {
+      it = sessions_.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  return deleted;
+}
+
 }  // namespace chat::store

@@ -37,6 +37,7 @@ class MemoryConversationStore final : public ConversationStore {
       absl::string_view tenant, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+  absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
 
  private:
   struct Session {

@@ -651,6 +651,18 @@ absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
   return stats;
 }
 
+absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
+    absl::Time cutoff) {
+  absl::MutexLock lock(&mu_);
+  // One statement, one transaction; ON DELETE CASCADE takes the messages.
+  absl::StatusOr<Statement> stmt = Statement::Prepare(
+      db_, "DELETE FROM sessions WHERE updated_at_us < ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, ToMicros(cutoff));
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return static_cast<int64_t>(sqlite3_changes(db_));
+}
+
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(
     absl::string_view path) {
   absl::StatusOr<std::unique_ptr<SqliteConversationStore>> store =

@@ -59,6 +59,7 @@ class SqliteConversationStore final : public ConversationStore {
       absl::string_view tenant, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+  absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
 
  private:
   // Takes ownership of an open, configured and migrated connection.

@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/postgres_test_db.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::store {
@@ -122,12 +123,27 @@ std::vector<StoreFactory> Stores() {
        [](const std::string&) {
          return OpenConversationStore("sqlite::memory:");
        }},
+      // A fresh schema on the server CHAT_TEST_POSTGRES_DSN names.
+      {"Postgres",
+       [](const std::string&) -> absl::StatusOr<std::unique_ptr<ConversationStore>> {
+         absl::StatusOr<std::string> conninfo =
+             ::chat::testing::MakeFreshPostgresSchema();
+         if (!conninfo.ok()) return conninfo.status();
+         return OpenConversationStore(absl::StrCat("postgres:", *conninfo));
+       }},
   };
 }
 
 class ConversationStoreTest : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
+    if (GetParam().name == "Postgres" &&
+        ::chat::testing::PostgresTestDsn().empty()) {
+      if (::chat::testing::PostgresRequired()) {
+        GTEST_FAIL() << "CHAT_TEST_REQUIRE_POSTGRES=1 but CHAT_TEST_POSTGRES_DSN is unset";
+      }
+      GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run against PostgreSQL";
+    }
     dir_ = MakeTempDir();
     ASSERT_FALSE(dir_.empty());
     absl::StatusOr<std::unique_ptr<ConversationStore>> store =
@@ -571,6 +587,31 @@ TEST_P(ConversationStoreTest, ConcurrentAppendersNeitherLoseNorSplitTurns) {
   EXPECT_EQ(stats->total_output_tokens, 2 * kThreads * kTurnsPerThread);
 }
 
+TEST_P(ConversationStoreTest, RetentionSweepDeletesOnlyIdleSessions) {
+  ASSERT_EQ(Append({"acme", "old"}, 0, MakeTurn("a", "b", At(10))), 1);
+  ASSERT_EQ(Append({"other", "old"}, 0, MakeTurn("a", "b", At(20))), 1);
+  ASSERT_EQ(Append({"acme", "recent"}, 0, MakeTurn("a", "b", At(10))), 1);
+  ASSERT_EQ(Append({"acme", "recent"}, 1, MakeTurn("c", "d", At(40))), 2);
+  ASSERT_EQ(Append({"acme", "edge"}, 0, MakeTurn("a", "b", At(30))), 1);
+
+  // Strictly before the cutoff: "edge", updated exactly at it, stays.
+  absl::StatusOr<int64_t> deleted = store_->DeleteSessionsIdleSince(At(30));
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(*deleted, 2);
+  EXPECT_THAT(store_->GetSession({"acme", "old"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetSession({"other", "old"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->LoadHistory({"acme", "recent"}), IsOk());
+  EXPECT_THAT(store_->GetSession({"acme", "edge"}), IsOk());
+  // A deleted session can start again from nothing.
+  EXPECT_EQ(Append({"acme", "old"}, 0, MakeTurn("again", "x", At(50))), 1);
+  absl::StatusOr<StoreStats> stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_sessions, 3);
+  EXPECT_EQ(stats->total_messages, 8);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     AllStores, ConversationStoreTest, ::testing::ValuesIn(Stores()),
     [](const ::testing::TestParamInfo<StoreFactory>& info) {
@@ -580,7 +621,7 @@ INSTANTIATE_TEST_SUITE_P(
 // OpenConversationStore's URL forms; opening each kind is covered above.
 TEST(OpenConversationStoreTest, RejectsUnknownUrls) {
   for (const char* url : {"", "memory:", "Memory", "sqlite", "sqlite:",
-                          "postgres://db/chat", "file:/tmp/chat.db"}) {
+                          "mysql://db/chat", "file:/tmp/chat.db"}) {
     SCOPED_TRACE(url);
     EXPECT_THAT(
         OpenConversationStore(url),

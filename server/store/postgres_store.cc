@@ -1,0 +1,624 @@
+#include "server/store/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/store/page_token.h"
+
+namespace chat::store {
+namespace {
+
+// Any fixed number: replicas migrating at once serialize on it.
+constexpr int64_t kMigrationLockId = 0x63686174640001;  // "chatd" + 1
+
+// kMigrations[i] moves the schema from version i to i + 1, in one transaction
+// with the version bump. Append new steps; never edit a shipped one.
+constexpr const char* kMigrations[] = {
+    // 1: sessions and their messages.
+    R"sql(
+CREATE TABLE sessions (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  system_prompt TEXT    NOT NULL,
+  created_at_us BIGINT  NOT NULL,
+  updated_at_us BIGINT  NOT NULL,
+  turn_count    INTEGER NOT NULL,
+  input_tokens  BIGINT  NOT NULL,
+  output_tokens BIGINT  NOT NULL,
+  PRIMARY KEY (tenant, session_id)
+);
+CREATE INDEX sessions_by_recency
+  ON sessions (tenant, updated_at_us DESC, session_id);
+CREATE INDEX sessions_by_idle ON sessions (updated_at_us);
+CREATE TABLE messages (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  seq           INTEGER NOT NULL,
+  role          TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+  -- BYTEA, not TEXT: a message may hold any bytes, NUL included, which
+  -- TEXT cannot store. Written and read in hex form (see HexBytes).
+  content       BYTEA   NOT NULL,
+  created_at_us BIGINT  NOT NULL,
+  model         TEXT,
+  stop_reason   TEXT,
+  input_tokens  BIGINT,
+  output_tokens BIGINT,
+  PRIMARY KEY (tenant, session_id, seq),
+  FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, session_id)
+    ON DELETE CASCADE
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == kPostgresSchemaVersion,
+              "kPostgresSchemaVersion must equal the number of migrations");
+
+// Prepared once per connection: (name, SQL).
+struct PreparedSql {
+  const char* name;
+  const char* sql;
+};
+constexpr PreparedSql kStatements[] = {
+    {"get_session",
+     "SELECT system_prompt, created_at_us, updated_at_us, turn_count "
+     "FROM sessions WHERE tenant = $1 AND session_id = $2"},
+    {"load_history",
+     "SELECT m.role, m.content, m.created_at_us FROM sessions s "
+     "LEFT JOIN messages m ON m.tenant = s.tenant AND m.session_id = "
+     "s.session_id WHERE s.tenant = $1 AND s.session_id = $2 ORDER BY m.seq"},
+    {"lock_session",
+     "SELECT turn_count FROM sessions WHERE tenant = $1 AND session_id = $2 "
+     "FOR UPDATE"},
+    {"create_session",
+     "INSERT INTO sessions (tenant, session_id, system_prompt, created_at_us, "
+     "updated_at_us, turn_count, input_tokens, output_tokens) "
+     "VALUES ($1, $2, $3, $4, $4, 0, 0, 0) ON CONFLICT DO NOTHING"},
+    {"insert_turn",
+     "INSERT INTO messages (tenant, session_id, seq, role, content, "
+     "created_at_us, model, stop_reason, input_tokens, output_tokens) "
+     "VALUES ($1, $2, $3, 'user', $4, $5, NULL, NULL, NULL, NULL), "
+     "($1, $2, $3 + 1, 'assistant', $6, $5, $7, $8, $9, $10)"},
+    {"count_turn",
+     "UPDATE sessions SET turn_count = turn_count + 1, updated_at_us = $3, "
+     "input_tokens = input_tokens + $4, output_tokens = output_tokens + $5 "
+     "WHERE tenant = $1 AND session_id = $2"},
+    {"clear_messages",
+     "DELETE FROM messages WHERE tenant = $1 AND session_id = $2"},
+    {"reset_session",
+     "UPDATE sessions SET turn_count = 0, input_tokens = 0, output_tokens = 0, "
+     "updated_at_us = $3 WHERE tenant = $1 AND session_id = $2"},
+    {"delete_session",
+     "DELETE FROM sessions WHERE tenant = $1 AND session_id = $2"},
+    {"list_first",
+     "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
+     "turn_count FROM sessions WHERE tenant = $1 "
+     "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
+    {"list_after",
+     "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
+     "turn_count FROM sessions WHERE tenant = $1 AND updated_at_us <= $3 "
+     "AND (updated_at_us < $3 OR session_id > $4) "
+     "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
+    {"stats",
+     "SELECT COUNT(*), COALESCE(SUM(turn_count), 0), "
+     "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) "
+     "FROM sessions WHERE tenant = $1"},
+    {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
+};
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+// Why a failure happened decides its code: the server being unreachable, shut
+// down or out of resources is worth a retry (kUnavailable); a serialization
+// conflict is a retry higher up (kAborted); anything else is a bug.
+absl::StatusCode CodeForSqlState(absl::string_view state) {
+  if (absl::StartsWith(state, "08") ||  // connection exception
+      absl::StartsWith(state, "57") ||  // operator intervention (shutdown)
+      absl::StartsWith(state, "53")) {  // insufficient resources (disk full)
+    return absl::StatusCode::kUnavailable;
+  }
+  if (state == "40001" || state == "40P01" || state == "23505") {
+    return absl::StatusCode::kAborted;
+  }
+  // Data exceptions: a value the column cannot hold (e.g. a NUL byte in a
+  // system prompt): the request, not the server, is at fault.
+  if (absl::StartsWith(state, "22")) return absl::StatusCode::kInvalidArgument;
+  return absl::StatusCode::kInternal;
+}
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+int64_t Int64At(const PGresult* r, int row, int column) {
+  int64_t value = 0;
+  (void)absl::SimpleAtoi(PQgetvalue(r, row, column), &value);
+  return value;
+}
+
+std::string TextAt(const PGresult* r, int row, int column) {
+  return std::string(PQgetvalue(r, row, column), PQgetlength(r, row, column));
+}
+
+// bytea's text input form, "\x" then two hex digits per byte: keeps every
+// parameter in text format.
+std::string HexBytes(absl::string_view bytes) {
+  return absl::StrCat("\\x", absl::BytesToHexString(bytes));
+}
+
+// Reads a bytea column returned in text format ("\x..." hex).
+std::string BytesAt(const PGresult* r, int row, int column) {
+  absl::string_view hex(PQgetvalue(r, row, column), PQgetlength(r, row, column));
+  absl::ConsumePrefix(&hex, "\\x");
+  return absl::HexStringToBytes(hex);
+}
+
+absl::Status SessionNotFound(const SessionKey& key) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " not found"));
+}
+
+}  // namespace
+
+// One libpq connection with the statements prepared on it. Not thread-safe:
+// used by one call at a time through a Lease.
+class PostgresConversationStore::Connection {
+ public:
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const std::string& conninfo, absl::Duration connect_timeout) {
+    // Keywords override what the conninfo says only where it is silent:
+    // expand_dbname lets `dbname` carry a whole URL or key=value string.
+    std::string timeout = absl::StrCat(
+        std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
+    const char* keys[] = {"connect_timeout", "application_name", "dbname",
+                          nullptr};
+    const char* values[] = {timeout.c_str(), "chat-server", conninfo.c_str(),
+                            nullptr};
+    PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    auto connection = std::unique_ptr<Connection>(new Connection(conn));
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("postgres: cannot connect: ",
+                       conn == nullptr ? "out of memory" : PQerrorMessage(conn)));
+    }
+    return connection;
+  }
+
+  ~Connection() { PQfinish(conn_); }
+
+  absl::Status PrepareAll() {
+    for (const PreparedSql& statement : kStatements) {
+      Result r(PQprepare(conn_, statement.name, statement.sql, 0, nullptr));
+      if (absl::Status s = Check(r.get(), statement.name); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Runs a prepared statement with text parameters.
+  absl::StatusOr<Result> Run(const char* name,
+                             std::initializer_list<std::optional<std::string>> params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const std::optional<std::string>& p : params) {
+      values.push_back(p.has_value() ? p->c_str() : nullptr);
+    }
+    Result r(PQexecPrepared(conn_, name, static_cast<int>(values.size()),
+                            values.data(), nullptr, nullptr, 0));
+    if (absl::Status s = Check(r.get(), name); !s.ok()) return s;
+    return r;
+  }
+
+  // Runs SQL without parameters (transaction control, migrations).
+  absl::Status Exec(const char* sql, absl::string_view what) {
+    Result r(PQexec(conn_, sql));
+    return Check(r.get(), what);
+  }
+
+  // Runs SQL without parameters and returns its rows.
+  absl::StatusOr<Result> Query(const char* sql, absl::string_view what) {
+    Result r(PQexec(conn_, sql));
+    if (absl::Status s = Check(r.get(), what); !s.ok()) return s;
+    return r;
+  }
+
+  // False once the connection has failed; it is then dropped, not reused.
+  bool healthy() const { return PQstatus(conn_) == CONNECTION_OK && !broken_; }
+
+ private:
+  explicit Connection(PGconn* conn) : conn_(conn) {}
+
+  absl::Status Check(const PGresult* r, absl::string_view what) {
+    ExecStatusType status = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      return absl::OkStatus();
+    }
+    const char* state =
+        r == nullptr ? nullptr : PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    absl::StatusCode code = state == nullptr ? absl::StatusCode::kUnavailable
+                                             : CodeForSqlState(state);
+    if (code == absl::StatusCode::kUnavailable) broken_ = true;
+    std::string message = r == nullptr ? PQerrorMessage(conn_)
+                                       : PQresultErrorMessage(r);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return absl::Status(code, absl::StrCat("postgres: ", what, ": ", message));
+  }
+
+  PGconn* const conn_;
+  bool broken_ = false;
+};
+
+// A connection on loan for one call; returns it to the pool (or drops it if
+// it failed) when destroyed.
+class PostgresConversationStore::Lease {
+ public:
+  Lease(PostgresConversationStore* store, std::unique_ptr<Connection> c)
+      : store_(store), connection_(std::move(c)) {}
+  Lease(Lease&& other) = default;
+  ~Lease() {
+    if (connection_ != nullptr) {
+      bool healthy = connection_->healthy();
+      store_->Return(std::move(connection_), healthy);
+    }
+  }
+  Connection* operator->() { return connection_.get(); }
+
+ private:
+  PostgresConversationStore* store_;
+  std::unique_ptr<Connection> connection_;
+};
+
+namespace {
+
+// BEGIN ... COMMIT on a connection (anything with ->Exec); rolls back unless
+// committed. A failed statement inside aborts the transaction server-side, so
+// the rollback also readies the connection for its next call.
+template <typename Conn>
+class Transaction {
+ public:
+  explicit Transaction(Conn connection) : connection_(connection) {}
+  ~Transaction() {
+    if (open_) connection_->Exec("ROLLBACK", "rollback").IgnoreError();
+  }
+  absl::Status Begin() {
+    absl::Status s = connection_->Exec("BEGIN", "begin");
+    open_ = s.ok();
+    return s;
+  }
+  absl::Status Commit() {
+    open_ = false;
+    return connection_->Exec("COMMIT", "commit");
+  }
+
+ private:
+  Conn connection_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+PostgresConversationStore::PostgresConversationStore(std::string conninfo,
+                                                     PostgresOptions options)
+    : conninfo_(std::move(conninfo)), options_(options) {}
+
+PostgresConversationStore::~PostgresConversationStore() = default;
+
+absl::StatusOr<std::unique_ptr<PostgresConversationStore>>
+PostgresConversationStore::Open(absl::string_view conninfo,
+                                PostgresOptions options) {
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError("max_connections must be at least 1");
+  }
+  auto store = std::unique_ptr<PostgresConversationStore>(
+      new PostgresConversationStore(std::string(conninfo), options));
+  absl::StatusOr<std::unique_ptr<Connection>> connection =
+      Connection::Open(store->conninfo_, options.connect_timeout);
+  if (!connection.ok()) return connection.status();
+  if (absl::Status s = store->MigrateSchema(**connection); !s.ok()) return s;
+  if (absl::Status s = (*connection)->PrepareAll(); !s.ok()) return s;
+  absl::MutexLock lock(&store->mu_);
+  store->idle_.push_back(*std::move(connection));
+  store->open_ = 1;
+  return store;
+}
+
+absl::Status PostgresConversationStore::MigrateSchema(Connection& c) {
+  // The advisory lock is held until COMMIT: a replica starting at the same
+  // moment waits here, then finds the schema current.
+  Transaction<Connection*> txn(&c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  const std::string lock =
+      absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockId, ")");
+  if (absl::Status s = c.Exec(lock.c_str(), "migration lock"); !s.ok()) return s;
+  if (absl::Status s = c.Exec(
+          "CREATE TABLE IF NOT EXISTS chatd_schema (version INTEGER NOT NULL)",
+          "schema table");
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Result> rows =
+      c.Query("SELECT COALESCE(MAX(version), 0) FROM chatd_schema", "schema version");
+  if (!rows.ok()) return rows.status();
+  const int64_t version = Int64At(rows->get(), 0, 0);
+  if (version > kPostgresSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "postgres: database schema version ", version,
+        " is newer than this build supports (", kPostgresSchemaVersion,
+        "): upgrade chat-server"));
+  }
+  for (int64_t step = version; step < kPostgresSchemaVersion; ++step) {
+    const std::string what = absl::StrCat("migrate to schema ", step + 1);
+    if (absl::Status s = c.Exec(kMigrations[step], what); !s.ok()) return s;
+  }
+  if (version < kPostgresSchemaVersion) {
+    const std::string record = absl::StrCat(
+        "DELETE FROM chatd_schema; INSERT INTO chatd_schema VALUES (",
+        kPostgresSchemaVersion, ")");
+    if (absl::Status s = c.Exec(record.c_str(), "record schema version");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<PostgresConversationStore::Lease>
+PostgresConversationStore::Acquire() {
+  {
+    absl::MutexLock lock(&mu_);
+    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || open_ < options_.max_connections;
+    };
+    const absl::Time deadline = absl::Now() + options_.acquire_timeout;
+    while (!available()) {
+      if (mu_.AwaitWithDeadline(absl::Condition(&available), deadline)) break;
+      if (!available()) {
+        return absl::UnavailableError(absl::StrCat(
+            "postgres: all ", options_.max_connections,
+            " connections busy for ",
+            absl::FormatDuration(options_.acquire_timeout)));
+      }
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<Connection> c = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(c));
+    }
+    ++open_;  // Reserve the slot before connecting outside the lock.
+  }
+  absl::StatusOr<std::unique_ptr<Connection>> c =
+      Connection::Open(conninfo_, options_.connect_timeout);
+  absl::Status prepared = c.ok() ? (*c)->PrepareAll() : c.status();
+  if (!prepared.ok()) {
+    absl::MutexLock lock(&mu_);
+    --open_;
+    return prepared;
+  }
+  return Lease(this, *std::move(c));
+}
+
+void PostgresConversationStore::Return(std::unique_ptr<Connection> connection,
+                                       bool healthy) {
+  absl::MutexLock lock(&mu_);
+  if (healthy) {
+    idle_.push_back(std::move(connection));
+  } else {
+    --open_;  // Dropped; the next call opens a fresh one.
+  }
+}
+
+absl::StatusOr<SessionInfo> PostgresConversationStore::GetSession(
+    const SessionKey& key) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run("get_session", {key.tenant, key.session_id});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  if (PQntuples(rows) == 0) return SessionNotFound(key);
+  SessionInfo info;
+  info.session_id = key.session_id;
+  info.system_prompt = TextAt(rows, 0, 0);
+  info.created_at = absl::FromUnixMicros(Int64At(rows, 0, 1));
+  info.updated_at = absl::FromUnixMicros(Int64At(rows, 0, 2));
+  info.turn_count = static_cast<int>(Int64At(rows, 0, 3));
+  return info;
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+PostgresConversationStore::LoadHistory(const SessionKey& key) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // One statement, one snapshot: existence and messages agree.
+  absl::StatusOr<Result> r =
+      (*c)->Run("load_history", {key.tenant, key.session_id});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  const int n = PQntuples(rows);
+  if (n == 0) return SessionNotFound(key);
+  std::vector<StoredMessage> messages;
+  messages.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    if (PQgetisnull(rows, i, 0)) continue;  // A session with no messages.
+    messages.push_back({TextAt(rows, i, 0), BytesAt(rows, i, 1),
+                        absl::FromUnixMicros(Int64At(rows, i, 2))});
+  }
+  return messages;
+}
+
+absl::StatusOr<int> PostgresConversationStore::AppendTurn(
+    const SessionKey& key, int expected_turn_count,
+    absl::string_view system_prompt, const Turn& turn) {
+  if (expected_turn_count < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected_turn_count must be >= 0, got ", expected_turn_count));
+  }
+  const std::string created_at = absl::StrCat(ToMicros(turn.created_at));
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  auto changed = [&](absl::string_view found) {
+    return absl::AbortedError(absl::StrCat(
+        "session ", key.session_id, " changed concurrently: expected ",
+        expected_turn_count, " turns, found ", found));
+  };
+
+  // The row lock orders concurrent appenders across replicas: the second
+  // waits for the first's COMMIT, then sees its turn count.
+  absl::StatusOr<Result> locked =
+      (*c)->Run("lock_session", {key.tenant, key.session_id});
+  if (!locked.ok()) return locked.status();
+  int64_t turn_count = 0;
+  if (PQntuples(locked->get()) == 0) {
+    if (expected_turn_count != 0) return changed("no session");
+    absl::StatusOr<Result> created = (*c)->Run(
+        "create_session",
+        {key.tenant, key.session_id, std::string(system_prompt), created_at});
+    if (!created.ok()) return created.status();
+    // Another replica created it between our SELECT and INSERT.
+    if (std::string(PQcmdTuples(created->get())) != "1") {
+      return changed("a session created concurrently");
+    }
+  } else {
+    turn_count = Int64At(locked->get(), 0, 0);
+    if (turn_count != expected_turn_count) {
+      return changed(absl::StrCat(turn_count));
+    }
+  }
+  absl::StatusOr<Result> inserted = (*c)->Run(
+      "insert_turn",
+      {key.tenant, key.session_id, absl::StrCat(2 * turn_count),
+       HexBytes(turn.user_message), created_at,
+       HexBytes(turn.assistant_message), turn.model,
+       turn.stop_reason, absl::StrCat(turn.input_tokens),
+       absl::StrCat(turn.output_tokens)});
+  if (!inserted.ok()) return inserted.status();
+  absl::StatusOr<Result> counted = (*c)->Run(
+      "count_turn",
+      {key.tenant, key.session_id, created_at, absl::StrCat(turn.input_tokens),
+       absl::StrCat(turn.output_tokens)});
+  if (!counted.ok()) return counted.status();
+  // The turn exists for others, and for the caller's answer, only once this
+  // returns.
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return static_cast<int>(turn_count + 1);
+}
+
+absl::StatusOr<int> PostgresConversationStore::ResetSession(
+    const SessionKey& key, absl::Time now) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<Result> locked =
+      (*c)->Run("lock_session", {key.tenant, key.session_id});
+  if (!locked.ok()) return locked.status();
+  if (PQntuples(locked->get()) == 0) return SessionNotFound(key);
+  const int64_t turn_count = Int64At(locked->get(), 0, 0);
+  absl::StatusOr<Result> cleared =
+      (*c)->Run("clear_messages", {key.tenant, key.session_id});
+  if (!cleared.ok()) return cleared.status();
+  absl::StatusOr<Result> reset = (*c)->Run(
+      "reset_session", {key.tenant, key.session_id, absl::StrCat(ToMicros(now))});
+  if (!reset.ok()) return reset.status();
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return static_cast<int>(turn_count);
+}
+
+absl::StatusOr<bool> PostgresConversationStore::DeleteSession(
+    const SessionKey& key) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("delete_session", {key.tenant, key.session_id});
+  if (!r.ok()) return r.status();
+  return std::string(PQcmdTuples(r->get())) != "0";
+}
+
+absl::StatusOr<SessionPage> PostgresConversationStore::ListSessions(
+    absl::string_view tenant, int page_size, absl::string_view page_token) {
+  if (page_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be >= 1, got ", page_size));
+  }
+  std::optional<PageCursor> cursor;
+  if (!page_token.empty()) {
+    absl::StatusOr<PageCursor> decoded = DecodePageToken(page_token);
+    if (!decoded.ok()) return decoded.status();
+    cursor = *std::move(decoded);
+  }
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // One row past the page tells whether another follows.
+  const std::string limit = absl::StrCat(page_size + 1);
+  absl::StatusOr<Result> r =
+      cursor.has_value()
+          ? (*c)->Run("list_after",
+                      {std::string(tenant), limit,
+                       absl::StrCat(cursor->updated_at_us), cursor->session_id})
+          : (*c)->Run("list_first", {std::string(tenant), limit});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  SessionPage page;
+  for (int i = 0; i < PQntuples(rows); ++i) {
+    if (page.sessions.size() == static_cast<size_t>(page_size)) {
+      const SessionInfo& last = page.sessions.back();
+      page.next_page_token =
+          EncodePageToken({ToMicros(last.updated_at), last.session_id});
+      break;
+    }
+    SessionInfo& info = page.sessions.emplace_back();
+    info.session_id = TextAt(rows, i, 0);
+    info.system_prompt = TextAt(rows, i, 1);
+    info.created_at = absl::FromUnixMicros(Int64At(rows, i, 2));
+    info.updated_at = absl::FromUnixMicros(Int64At(rows, i, 3));
+    info.turn_count = static_cast<int>(Int64At(rows, i, 4));
+  }
+  return page;
+}
+
+absl::StatusOr<StoreStats> PostgresConversationStore::GetStats(
+    absl::string_view tenant) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run("stats", {std::string(tenant)});
+  if (!r.ok()) return r.status();
+  StoreStats stats;
+  stats.total_sessions = Int64At(r->get(), 0, 0);
+  stats.total_messages = 2 * Int64At(r->get(), 0, 1);
+  stats.total_input_tokens = Int64At(r->get(), 0, 2);
+  stats.total_output_tokens = Int64At(r->get(), 0, 3);
+  return stats;
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::DeleteSessionsIdleSince(
+    absl::Time cutoff) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("delete_idle", {absl::StrCat(ToMicros(cutoff))});
+  if (!r.ok()) return r.status();
+  int64_t deleted = 0;
+  (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
+  return deleted;
+}
+
+absl::StatusOr<std::unique_ptr<ConversationStore>>
+OpenPostgresConversationStore(absl::string_view conninfo) {
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<ConversationStore>(*std::move(store));
+}
+
+}  // namespace chat::store
