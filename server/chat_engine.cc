@@ -39,18 +39,7 @@ class ChatEngine::Turn final : public TurnHandle,
       }
       state_ = State::kRunning;
     }
-    absl::StatusOr<llm::CompletionRequest> completion = PrepareCompletion();
-    if (!completion.ok()) {
-      Finish(completion.status());
-      return;
-    }
-    std::shared_ptr<llm::CompletionCall> call =
-        engine_->provider_->Start(*std::move(completion), shared_from_this());
-    {
-      absl::MutexLock lock(&mu_);
-      call_ = call;
-    }
-    if (IsCancelled()) call->Cancel();
+    StartCompletion();
   }
 
   void Cancel() override {
@@ -74,6 +63,22 @@ class ChatEngine::Turn final : public TurnHandle,
     } else if (call != nullptr) {
       call->Cancel();
     }
+  }
+
+  // Reads the history and starts the provider; on the pool.
+  void StartCompletion() {
+    absl::StatusOr<llm::CompletionRequest> completion = PrepareCompletion();
+    if (!completion.ok()) {
+      Finish(completion.status());
+      return;
+    }
+    std::shared_ptr<llm::CompletionCall> call =
+        engine_->provider_->Start(*std::move(completion), shared_from_this());
+    {
+      absl::MutexLock lock(&mu_);
+      call_ = call;
+    }
+    if (IsCancelled()) call->Cancel();
   }
 
   void OnDelta(absl::string_view text) override {
@@ -106,7 +111,15 @@ class ChatEngine::Turn final : public TurnHandle,
     store::ConversationStore& store = *engine_->store_;
     llm::CompletionRequest completion;
     absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
+    const ChatEngineOptions& options = engine_->options_;
     if (session.ok()) {
+      if (options.max_turns_per_session > 0 &&
+          session->turn_count >= options.max_turns_per_session) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "session ", request_.session_id, " has reached the limit of ",
+            options.max_turns_per_session,
+            " turns (max_turns_per_session); reset or delete it"));
+      }
       completion.system_prompt = session->system_prompt;
       expected_turns_ = session->turn_count;
       absl::StatusOr<std::vector<store::StoredMessage>> history =
@@ -117,8 +130,21 @@ class ChatEngine::Turn final : public TurnHandle,
         completion.messages.push_back({std::move(m.role), std::move(m.content)});
       }
     } else if (absl::IsNotFound(session.status())) {
+      if (options.max_sessions_per_tenant > 0) {
+        // A soft bound: turns creating sessions at the same moment on
+        // several replicas may each pass it.
+        absl::StatusOr<store::StoreStats> stats =
+            store.GetStats(request_.tenant);
+        if (!stats.ok()) return stats.status();
+        if (stats->total_sessions >= options.max_sessions_per_tenant) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "the limit of ", options.max_sessions_per_tenant,
+              " sessions (max_sessions_per_tenant) is reached; delete a "
+              "session first"));
+        }
+      }
       completion.system_prompt = request_.system_prompt.value_or(
-          engine_->options_.default_system_prompt);
+          options.default_system_prompt);
       expected_turns_ = 0;
     } else {
       return session.status();
@@ -150,6 +176,15 @@ class ChatEngine::Turn final : public TurnHandle,
         {request_.tenant, request_.session_id}, expected_turns_,
         system_prompt_, turn);
     if (!turns.ok()) {
+      if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
+          !retried_) {
+        // Another replica stored a turn meanwhile. Nothing reached this
+        // caller yet, so ask again against the fresh history, once.
+        retried_ = true;
+        reply_.clear();
+        StartCompletion();
+        return;
+      }
       if (absl::IsAborted(turns.status())) {
         Finish(absl::AbortedError(absl::StrCat(
             "session ", request_.session_id,
@@ -194,6 +229,8 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string system_prompt_;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
+  // A conflicting append was already retried once.
+  bool retried_ = false;
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kQueued;

@@ -21,6 +21,10 @@ namespace chat {
 struct ChatEngineOptions {
   std::string default_system_prompt = "You are a helpful AI assistant.";
   RequestLimits limits;
+  // 0: unlimited. Beyond them a turn fails with kResourceExhausted before
+  // the provider is asked.
+  int max_turns_per_session = 0;
+  int64_t max_sessions_per_tenant = 0;
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as

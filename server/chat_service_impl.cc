@@ -117,8 +117,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  return new ChatUnaryReactor(
-      engine_, ToTurnRequest(*request, TenantOf(*context)), response);
+  ChatTurnRequest turn = ToTurnRequest(*request, TenantOf(*context));
+  turn.retry_on_conflict = true;  // Deltas are not shown; a retry is unseen.
+  return new ChatUnaryReactor(engine_, std::move(turn), response);
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>*

@@ -21,6 +21,10 @@ struct ChatTurnRequest {
   std::optional<std::string> model;
   std::optional<int> max_tokens;
   std::optional<double> temperature;
+  // The caller shows nothing until the turn is stored (unary Chat), so when
+  // another replica stores a turn on the session first, the engine may ask
+  // the provider again against the fresh history instead of failing.
+  bool retry_on_conflict = false;
 };
 
 struct ChatTurnResult {

@@ -19,6 +19,7 @@
 #include "server/health_service.h"
 #include "server/llm/provider_factory.h"
 #include "server/logging.h"
+#include "server/retention_sweeper.h"
 #include "server/server_flags.h"
 #include "server/store/conversation_store.h"
 
@@ -44,8 +45,10 @@ int Run() {
   const sigset_t stop_signals = BlockStopSignals();
 
   const std::string store_url = absl::GetFlag(FLAGS_store);
+  chat::store::StoreOptions store_options;
+  store_options.max_connections = absl::GetFlag(FLAGS_store_connections);
   absl::StatusOr<std::unique_ptr<chat::store::ConversationStore>> store =
-      chat::store::OpenConversationStore(store_url);
+      chat::store::OpenConversationStore(store_url, store_options);
   if (!store.ok()) {
     chat::LogError("cannot open store ", store_url, ": ", store.status().ToString());
     return 1;
@@ -69,6 +72,8 @@ int Run() {
     return 1;
   }
   engine_options.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  engine_options.max_turns_per_session = absl::GetFlag(FLAGS_max_turns_per_session);
+  engine_options.max_sessions_per_tenant = absl::GetFlag(FLAGS_max_sessions_per_tenant);
 
   auto pool = std::make_unique<chat::ThreadPool>(
       std::max(1, absl::GetFlag(FLAGS_store_threads)));
@@ -76,6 +81,12 @@ int Run() {
       store->get(), provider->get(), pool.get(), engine_options);
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get());
   chat::HealthService health_service;
+  std::unique_ptr<chat::RetentionSweeper> sweeper;
+  if (const absl::Duration ttl = absl::GetFlag(FLAGS_session_ttl);
+      ttl > absl::ZeroDuration()) {
+    sweeper = std::make_unique<chat::RetentionSweeper>(
+        store->get(), ttl, chat::RetentionSweeper::IntervalFor(ttl));
+  }
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -108,6 +119,7 @@ int Run() {
   server->Wait();
   // Order matters: the engine waits for its turns, whose last steps run on
   // the pool and may come from the provider; the store goes last.
+  sweeper.reset();
   engine.reset();
   provider->reset();
   pool.reset();

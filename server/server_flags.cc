@@ -18,7 +18,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Env: CHAT_LISTEN.");
 ABSL_FLAG(std::string, store, "sqlite:./data/chat.db",
           "Where conversations live: 'sqlite:PATH' (a file, its directory "
-          "created) or 'memory' (lost at exit). Env: CHAT_STORE.");
+          "created), 'postgres://USER:PASSWORD@HOST:PORT/DB' (or "
+          "'postgres:KEY=VALUE ...', a libpq connection string; shared by "
+          "replicas) or 'memory' (lost at exit). Env: CHAT_STORE.");
 ABSL_FLAG(std::string, provider, "echo",
           "The LLM provider: 'echo' (offline, deterministic). Env: "
           "CHAT_PROVIDER.");
@@ -37,6 +39,21 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(int, store_threads, 4,
           "Threads doing store I/O (no call holds one while it waits for the "
           "provider). Env: CHAT_STORE_THREADS.");
+
+ABSL_FLAG(int, store_connections, 8,
+          "Most PostgreSQL connections this replica opens. Env: "
+          "CHAT_STORE_CONNECTIONS.");
+ABSL_FLAG(absl::Duration, session_ttl, absl::ZeroDuration(),
+          "Delete sessions idle longer than this (e.g. '720h'), swept in the "
+          "background; 0 keeps them forever. Env: CHAT_SESSION_TTL.");
+ABSL_FLAG(int64_t, max_sessions_per_tenant, 0,
+          "Most sessions one tenant may have; a turn that would create one "
+          "more fails with RESOURCE_EXHAUSTED. 0: unlimited. Env: "
+          "CHAT_MAX_SESSIONS_PER_TENANT.");
+ABSL_FLAG(int, max_turns_per_session, 0,
+          "Most turns one session may hold; further turns fail with "
+          "RESOURCE_EXHAUSTED until it is reset. 0: unlimited. Env: "
+          "CHAT_MAX_TURNS_PER_SESSION.");
 
 namespace chat {
 

@@ -15,6 +15,10 @@ ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
 ABSL_DECLARE_FLAG(absl::Duration, echo_delay);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(int, store_threads);
+ABSL_DECLARE_FLAG(int, store_connections);
+ABSL_DECLARE_FLAG(absl::Duration, session_ttl);
+ABSL_DECLARE_FLAG(int64_t, max_sessions_per_tenant);
+ABSL_DECLARE_FLAG(int, max_turns_per_session);
 
 namespace chat {
 
@@ -22,7 +26,9 @@ namespace chat {
 // CHAT_<NAME> (CHAT_LISTEN, CHAT_STORE, ...). The command line wins.
 inline constexpr const char* kServerFlagNames[] = {
     "listen",         "store",          "provider",     "default_system_prompt",
-    "max_message_bytes", "echo_delay", "shutdown_grace", "store_threads"};
+    "max_message_bytes", "echo_delay", "shutdown_grace", "store_threads",
+    "store_connections", "session_ttl", "max_sessions_per_tenant",
+    "max_turns_per_session"};
 
 // Sets each flag in `kServerFlagNames` whose CHAT_<NAME> variable is present.
 // Returns false (after printing why) if a value does not parse.

@@ -15,7 +15,7 @@
 namespace chat::store {
 
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
-    absl::string_view url) {
+    absl::string_view url, const StoreOptions& options) {
   if (url == "memory") return std::make_unique<MemoryConversationStore>();
   // Everything after the first colon is the path, so "sqlite::memory:" names
   // SQLite's ":memory:" and paths may contain colons.
@@ -31,12 +31,12 @@ absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
   // libpq understands both URL schemes itself.
   if (absl::StartsWith(url, "postgres://") ||
       absl::StartsWith(url, "postgresql://")) {
-    return OpenPostgresConversationStore(url);
+    return OpenPostgresConversationStore(url, options.max_connections);
   }
   absl::string_view conninfo = url;
   if (absl::ConsumePrefix(&conninfo, "postgres:") ||
       absl::ConsumePrefix(&conninfo, "postgresql:")) {
-    return OpenPostgresConversationStore(conninfo);
+    return OpenPostgresConversationStore(conninfo, options.max_connections);
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown conversation store \"", url,

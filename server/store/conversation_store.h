@@ -131,8 +131,14 @@ class ConversationStore {
 //   "postgres:KEY=VALUE ..."                 the same, as a libpq key=value
 //                                            connection string.
 // kInvalidArgument for an unknown scheme; kUnavailable if it cannot be opened.
+// Settings that apply to some kinds of store only.
+struct StoreOptions {
+  // PostgreSQL: the most connections the store opens.
+  int max_connections = 8;
+};
+
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
-    absl::string_view url);
+    absl::string_view url, const StoreOptions& options = {});
 
 }  // namespace chat::store
 

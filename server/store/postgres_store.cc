@@ -614,9 +614,11 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteSessionsIdleSince(
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>>
-OpenPostgresConversationStore(absl::string_view conninfo) {
+OpenPostgresConversationStore(absl::string_view conninfo, int max_connections) {
+  PostgresOptions options;
+  options.max_connections = max_connections;
   absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
-      PostgresConversationStore::Open(conninfo);
+      PostgresConversationStore::Open(conninfo, options);
   if (!store.ok()) return store.status();
   return std::unique_ptr<ConversationStore>(*std::move(store));
 }

@@ -90,9 +90,10 @@ class PostgresConversationStore final : public ConversationStore {
   int open_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Same as PostgresConversationStore::Open, typed as the interface.
+// Same as PostgresConversationStore::Open with `max_connections`, typed as
+// the interface.
 absl::StatusOr<std::unique_ptr<ConversationStore>>
-OpenPostgresConversationStore(absl::string_view conninfo);
+OpenPostgresConversationStore(absl::string_view conninfo, int max_connections);
 
 }  // namespace chat::store
 

@@ -69,9 +69,17 @@ ChatTurnRequest Request(std::string session, std::string message) {
   return request;
 }
 
+ChatEngineOptions Limited() {
+  ChatEngineOptions options;
+  options.max_turns_per_session = 2;
+  options.max_sessions_per_tenant = 2;
+  return options;
+}
+
 class ChatEngineTest : public ::testing::Test {
  protected:
-  ChatEngineTest() : pool_(2), engine_(&store_, &provider_, &pool_, {}) {}
+  explicit ChatEngineTest(ChatEngineOptions options = {})
+      : pool_(2), engine_(&store_, &provider_, &pool_, std::move(options)) {}
 
   absl::StatusOr<ChatTurnResult> RunTurn(ChatTurnRequest request) {
     RecordingObserver observer;
@@ -238,6 +246,82 @@ TEST_F(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
                        HasSubstr("session_id")));
   EXPECT_TRUE(provider_.requests().empty());
   EXPECT_FALSE(observer.HasCompleted());
+}
+
+// Another replica stores a turn on the session while this one's provider
+// runs: the append conflicts.
+class ConflictTest : public ChatEngineTest {
+ protected:
+  // Starts a held turn on "s1" (which has one turn), lets a rival append a
+  // turn meanwhile, then releases the provider.
+  absl::StatusOr<ChatTurnResult> TurnRacingARival(bool retry_on_conflict) {
+    EXPECT_THAT(RunTurn(Request("s1", "first")), IsOk());
+    FakeScript held;
+    held.hold = true;
+    provider_.SetScript(held);
+    ChatTurnRequest request = Request("s1", "mine");
+    request.retry_on_conflict = retry_on_conflict;
+    RecordingObserver observer;
+    EXPECT_THAT(engine_.StartTurn(request, &observer), IsOk());
+    provider_.WaitForStarted(2);
+    store::Turn rival;
+    rival.user_message = "rival";
+    rival.assistant_message = "rival reply";
+    rival.created_at = absl::Now();
+    EXPECT_THAT(store_.AppendTurn({"default", "s1"}, 1, "", rival), IsOk());
+    provider_.Release();
+    return observer.Wait();
+  }
+};
+
+TEST_F(ConflictTest, UnaryTurnIsAskedAgainAgainstFreshHistory) {
+  absl::StatusOr<ChatTurnResult> result = TurnRacingARival(true);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_count, 3);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  // The retry saw the rival's turn.
+  EXPECT_EQ(requests[2].messages.size(), 5u);
+  EXPECT_EQ(requests[2].messages[2].content, "rival");
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_EQ(history[2].content, "rival");
+  EXPECT_EQ(history[4].content, "mine");
+}
+
+TEST_F(ConflictTest, StreamedTurnFailsAbortedAndStoresNothing) {
+  absl::StatusOr<ChatTurnResult> result = TurnRacingARival(false);
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kAborted, HasSubstr("busy")));
+  EXPECT_EQ(History("s1").size(), 4u);
+}
+
+class LimitsTest : public ChatEngineTest {
+ protected:
+  LimitsTest() : ChatEngineTest(Limited()) {}
+};
+
+TEST_F(LimitsTest, TurnsPerSessionAreCapped) {
+  ASSERT_THAT(RunTurn(Request("s1", "1")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "2")), IsOk());
+  EXPECT_THAT(RunTurn(Request("s1", "3")),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_turns_per_session")));
+  EXPECT_EQ(provider_.requests().size(), 2u);  // Refused before the provider.
+  ASSERT_THAT(store_.ResetSession({"default", "s1"}, absl::Now()), IsOk());
+  EXPECT_THAT(RunTurn(Request("s1", "after reset")), IsOk());
+}
+
+TEST_F(LimitsTest, SessionsPerTenantAreCapped) {
+  ASSERT_THAT(RunTurn(Request("a", "x")), IsOk());
+  ASSERT_THAT(RunTurn(Request("b", "x")), IsOk());
+  EXPECT_THAT(RunTurn(Request("c", "x")),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_sessions_per_tenant")));
+  // Existing sessions go on; another tenant has its own count.
+  EXPECT_THAT(RunTurn(Request("a", "y")), IsOk());
+  ChatTurnRequest other = Request("c", "x");
+  other.tenant = "other";
+  EXPECT_THAT(RunTurn(other), IsOk());
 }
 
 }  // namespace
