@@ -1,0 +1,390 @@
+// Several real chat-server processes on one store, crashes and a database
+// restart. Strategy: drive real gRPC load at the replicas, then read every
+// history back and check the invariants a client relies on: each turn a
+// client was answered for is stored, whole and in order; no turn is stored
+// twice or half; turns never interleave. PostgreSQL tests use a fresh schema
+// on the cluster scripts/test.sh starts (CHAT_TEST_POSTGRES_DSN), or a
+// private cluster when they restart it.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/postgres_test_db.h"
+#include "tests/testing/server_process.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::MakeTempDir;
+using ::chat::testing::RunCommand;
+using ::chat::testing::ServerProcess;
+using ::chat::v1::ChatRequest;
+using ::chat::v1::ChatResponse;
+using ::chat::v1::ChatService;
+using ::chat::v1::ChatStreamEvent;
+using ::testing::HasSubstr;
+
+const bool kFastClientPolling = [] {
+  // See chat_server_test.cc: idle clients notice a stopping server sooner.
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 1);
+  return true;
+}();
+
+// A started replica and a stub to it.
+struct Replica {
+  std::unique_ptr<ServerProcess> process;
+  std::unique_ptr<ChatService::Stub> stub;
+};
+
+absl::StatusOr<Replica> StartReplica(const std::string& store,
+                                     std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--listen=127.0.0.1:0",
+                                   absl::StrCat("--store=", store),
+                                   "--echo_delay=0s", "--shutdown_grace=5s"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  Replica replica;
+  replica.process = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args);
+  if (absl::Status s = replica.process->Start(); !s.ok()) return s;
+  replica.stub = ChatService::NewStub(grpc::CreateChannel(
+      replica.process->address(), grpc::InsecureChannelCredentials()));
+  return replica;
+}
+
+grpc::Status Chat(ChatService::Stub& stub, const std::string& session,
+                  const std::string& message, ChatResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ChatRequest request;
+  request.set_session_id(session);
+  request.set_message(message);
+  return stub.Chat(&context, request, response);
+}
+
+chat::v1::GetHistoryResponse History(ChatService::Stub& stub,
+                                     const std::string& session) {
+  grpc::ClientContext context;
+  chat::v1::GetHistoryRequest request;
+  request.set_session_id(session);
+  chat::v1::GetHistoryResponse response;
+  grpc::Status status = stub.GetHistory(&context, request, &response);
+  EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND)
+      << status.error_message();
+  return response;
+}
+
+// The stored history is whole turns in order: user, assistant, user, ...,
+// each reply answering the message just before it (the echo provider quotes
+// it).
+void ExpectWholeTurns(const chat::v1::GetHistoryResponse& history) {
+  ASSERT_EQ(history.messages_size() % 2, 0) << "a half turn is stored";
+  EXPECT_EQ(history.turn_count(), history.messages_size() / 2);
+  for (int i = 0; i + 1 < history.messages_size(); i += 2) {
+    EXPECT_EQ(history.messages(i).role(), "user");
+    EXPECT_EQ(history.messages(i + 1).role(), "assistant");
+    EXPECT_THAT(history.messages(i + 1).content(),
+                HasSubstr(absl::StrCat("You said: \"",
+                                       history.messages(i).content(), "\"")));
+  }
+}
+
+std::string PostgresStoreOrSkip() {
+  absl::StatusOr<std::string> conninfo = ::chat::testing::MakeFreshPostgresSchema();
+  if (!conninfo.ok()) return "";
+  return absl::StrCat("postgres:", *conninfo);
+}
+
+#define REQUIRE_POSTGRES(store_var)                                        \
+  std::string store_var = PostgresStoreOrSkip();                           \
+  if (store_var.empty()) {                                                 \
+    if (::chat::testing::PostgresRequired()) {                             \
+      GTEST_FAIL() << "PostgreSQL required (CHAT_TEST_REQUIRE_POSTGRES=1) " \
+                      "but CHAT_TEST_POSTGRES_DSN is unusable";            \
+    }                                                                      \
+    GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run";                   \
+  }
+
+TEST(ReplicasTest, TwoReplicasOnePostgresKeepEveryConversationWhole) {
+  REQUIRE_POSTGRES(store);
+  absl::StatusOr<Replica> a = StartReplica(store);
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<Replica> b = StartReplica(store);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ChatService::Stub* replicas[] = {a->stub.get(), b->stub.get()};
+
+  // 50 sessions x 20 turns, all sessions at once; each turn goes to the
+  // other replica than the one before, so every conversation continues on
+  // whichever replica serves the next call.
+  constexpr int kSessions = 50;
+  constexpr int kTurns = 20;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> clients;
+  for (int s = 0; s < kSessions; ++s) {
+    clients.emplace_back([&, s] {
+      for (int t = 0; t < kTurns; ++t) {
+        ChatResponse response;
+        grpc::Status status = Chat(*replicas[(s + t) % 2], absl::StrCat("s", s),
+                                   absl::StrCat("session ", s, " turn ", t), &response);
+        if (!status.ok() || response.turn_count() != t + 1) ++failures;
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  for (int s = 0; s < kSessions; ++s) {
+    chat::v1::GetHistoryResponse history = History(*replicas[s % 2], absl::StrCat("s", s));
+    ASSERT_EQ(history.messages_size(), 2 * kTurns);
+    ExpectWholeTurns(history);
+    for (int t = 0; t < kTurns; ++t) {
+      EXPECT_EQ(history.messages(2 * t).content(),
+                absl::StrCat("session ", s, " turn ", t));
+    }
+  }
+}
+
+TEST(ReplicasTest, OneSessionHammeredThroughTwoReplicasNeverInterleaves) {
+  REQUIRE_POSTGRES(store);
+  // A slow provider widens the window in which the replicas race.
+  absl::StatusOr<Replica> a = StartReplica(store, {"--echo_delay=5ms"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<Replica> b = StartReplica(store, {"--echo_delay=5ms"});
+  ASSERT_TRUE(b.ok()) << b.status();
+  ChatService::Stub* replicas[] = {a->stub.get(), b->stub.get()};
+
+  // Streams: their callers have seen deltas, so a lost race is ABORTED.
+  constexpr int kClients = 8;
+  constexpr int kCallsEach = 6;
+  std::atomic<int> stored{0}, aborted{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kCallsEach; ++i) {
+        grpc::ClientContext context;
+        ChatRequest request;
+        request.set_session_id("shared");
+        request.set_message(absl::StrCat("client ", c, " call ", i));
+        auto reader = replicas[c % 2]->ChatStream(&context, request);
+        ChatStreamEvent event;
+        while (reader->Read(&event)) {
+        }
+        grpc::Status status = reader->Finish();
+        if (status.ok()) {
+          ++stored;
+        } else if (status.error_code() == grpc::StatusCode::ABORTED) {
+          EXPECT_THAT(status.error_message(), HasSubstr("busy"));
+          ++aborted;
+        } else {
+          ADD_FAILURE() << status.error_message();
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(aborted.load(), 0) << "the replicas never raced; the test proves nothing";
+  chat::v1::GetHistoryResponse history = History(*replicas[0], "shared");
+  ExpectWholeTurns(history);
+  EXPECT_EQ(history.turn_count(), stored.load());
+
+  // Unary calls retry a lost race once against the fresh history, so far
+  // fewer fail; whatever succeeded is stored exactly once.
+  std::atomic<int> unary_stored{0};
+  clients.clear();
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kCallsEach; ++i) {
+        ChatResponse response;
+        grpc::Status status = Chat(*replicas[c % 2], "shared",
+                                   absl::StrCat("unary ", c, " ", i), &response);
+        if (status.ok()) {
+          ++unary_stored;
+        } else {
+          EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+        }
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  history = History(*replicas[1], "shared");
+  ExpectWholeTurns(history);
+  EXPECT_EQ(history.turn_count(), stored.load() + unary_stored.load());
+}
+
+// Streams turns at a replica, kills it with SIGKILL mid-stream, restarts it
+// on the same store: every turn whose `done` a client received is stored,
+// and nothing else but whole turns.
+void CrashMidStream(const std::string& store) {
+  absl::StatusOr<Replica> replica = StartReplica(store, {"--echo_delay=3ms"});
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  constexpr int kClients = 6;
+  absl::Mutex mu;
+  std::map<std::string, std::vector<std::string>> acknowledged;  // session -> messages
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      ChatService::Stub& stub = *replica->stub;
+      const std::string session = absl::StrCat("crash-", c);
+      for (int i = 0; i < 200 && !stop.load(); ++i) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        ChatRequest request;
+        request.set_session_id(session);
+        request.set_message(absl::StrCat("message ", i));
+        auto reader = stub.ChatStream(&context, request);
+        ChatStreamEvent event;
+        bool done = false;
+        while (reader->Read(&event)) done = done || event.has_done();
+        if (reader->Finish().ok() && done) {
+          absl::MutexLock lock(&mu);
+          acknowledged[session].push_back(request.message());
+        } else {
+          return;  // The server is gone.
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(700));
+  ASSERT_EQ(kill(replica->process->pid(), SIGKILL), 0);
+  stop.store(true);
+  for (std::thread& c : clients) c.join();
+  absl::StatusOr<int> code = replica->process->Stop(SIGKILL);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 128 + SIGKILL);
+
+  absl::StatusOr<Replica> restarted = StartReplica(store);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  int total_acknowledged = 0;
+  for (int c = 0; c < kClients; ++c) {
+    const std::string session = absl::StrCat("crash-", c);
+    chat::v1::GetHistoryResponse history = History(*restarted->stub, session);
+    ExpectWholeTurns(history);
+    absl::MutexLock lock(&mu);
+    const std::vector<std::string>& acked = acknowledged[session];
+    total_acknowledged += static_cast<int>(acked.size());
+    // Every acknowledged turn is there, in order. At most one more turn may
+    // be: stored just before the crash, its answer lost on the way.
+    ASSERT_GE(history.turn_count(), static_cast<int>(acked.size()));
+    EXPECT_LE(history.turn_count(), static_cast<int>(acked.size()) + 1);
+    for (size_t i = 0; i < acked.size(); ++i) {
+      EXPECT_EQ(history.messages(2 * i).content(), acked[i]);
+    }
+  }
+  EXPECT_GT(total_acknowledged, kClients) << "no load reached the server before the crash";
+}
+
+TEST(CrashTest, KilledSqliteReplicaLosesNoAcknowledgedTurn) {
+  CrashMidStream(absl::StrCat("sqlite:", MakeTempDir(), "/chat.db"));
+}
+
+TEST(CrashTest, KilledPostgresReplicaLosesNoAcknowledgedTurn) {
+  REQUIRE_POSTGRES(store);
+  CrashMidStream(store);
+}
+
+TEST(PostgresOutageTest, CallsFailUnavailableThenRecoverWithoutRestart) {
+  const char* script = std::getenv("CHAT_TEST_PG_CLUSTER_SCRIPT");
+  if (script == nullptr) {
+    if (::chat::testing::PostgresRequired()) GTEST_FAIL() << "CHAT_TEST_PG_CLUSTER_SCRIPT unset";
+    GTEST_SKIP() << "set CHAT_TEST_PG_CLUSTER_SCRIPT (scripts/test.sh does)";
+  }
+  // A private cluster: stopping the shared one would break other tests.
+  const std::string parent = MakeTempDir();
+  chmod(parent.c_str(), 0755);  // The server runs as `postgres` under root.
+  const std::string dir = parent + "/pg";
+  std::string dsn;
+  absl::StatusOr<int> started = RunCommand({"/bin/bash", script, "start", dir}, &dsn);
+  ASSERT_TRUE(started.ok() && *started == 0) << dsn;
+  while (!dsn.empty() && dsn.back() == '\n') dsn.pop_back();
+  struct StopCluster {
+    std::string script, dir;
+    ~StopCluster() {
+      std::string ignored;
+      (void)RunCommand({"/bin/bash", script, "stop", dir}, &ignored);
+    }
+  } stop_cluster{script, dir};
+
+  absl::StatusOr<Replica> replica =
+      StartReplica(absl::StrCat("postgres:", dsn), {"--store_connections=4"});
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ChatResponse response;
+  ASSERT_TRUE(Chat(*replica->stub, "outage", "before", &response).ok());
+
+  std::string output;
+  ASSERT_EQ(*RunCommand({"/bin/bash", script, "kill", dir}, &output), 0) << output;
+  for (int i = 0; i < 3; ++i) {
+    grpc::Status status = Chat(*replica->stub, "outage", "while down", &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("postgres"));
+  }
+
+  ASSERT_EQ(*RunCommand({"/bin/bash", script, "start", dir}, &output), 0) << output;
+  // Pooled connections died with the server; the first calls may still
+  // meet one, after which the store reconnects by itself.
+  grpc::Status status;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    status = Chat(*replica->stub, "outage", "after", &response);
+    if (status.ok()) break;
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  chat::v1::GetHistoryResponse history = History(*replica->stub, "outage");
+  ExpectWholeTurns(history);
+  ASSERT_EQ(history.turn_count(), 2);
+  EXPECT_EQ(history.messages(2).content(), "after");
+}
+
+TEST(RetentionTest, IdleSessionsAreSweptAway) {
+  absl::StatusOr<Replica> replica = StartReplica(
+      absl::StrCat("sqlite:", MakeTempDir(), "/chat.db"), {"--session_ttl=1s"});
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ChatResponse response;
+  ASSERT_TRUE(Chat(*replica->stub, "ephemeral", "hi", &response).ok());
+  // The sweep runs every second and removes sessions idle for over 1 s.
+  grpc::Status status;
+  for (int i = 0; i < 50; ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    grpc::ClientContext context;
+    chat::v1::GetHistoryRequest request;
+    request.set_session_id("ephemeral");
+    chat::v1::GetHistoryResponse history;
+    status = replica->stub->GetHistory(&context, request, &history);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) break;
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(replica->process->Log(), HasSubstr("retention sweep deleted 1 session"));
+}
+
+TEST(LimitsTest, TurnAndSessionCapsAnswerResourceExhausted) {
+  absl::StatusOr<Replica> replica =
+      StartReplica("memory", {"--max_turns_per_session=1", "--max_sessions_per_tenant=1"});
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ChatResponse response;
+  ASSERT_TRUE(Chat(*replica->stub, "one", "hi", &response).ok());
+  grpc::Status turns = Chat(*replica->stub, "one", "again", &response);
+  EXPECT_EQ(turns.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(turns.error_message(), HasSubstr("max_turns_per_session"));
+  grpc::Status sessions = Chat(*replica->stub, "two", "hi", &response);
+  EXPECT_EQ(sessions.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(sessions.error_message(), HasSubstr("max_sessions_per_tenant"));
+}
+
+}  // namespace
+}  // namespace chat
