@@ -351,6 +351,44 @@ TEST(PostgresOutageTest, CallsFailUnavailableThenRecoverWithoutRestart) {
   EXPECT_EQ(history.messages(2).content(), "after");
 }
 
+// A full disk under the SQLite file: the turn that does not fit fails
+// UNAVAILABLE and leaves no trace; the turns before it are intact.
+TEST(DiskFullTest, TurnThatDoesNotFitFailsWhole) {
+  const std::string disk = MakeTempDir() + "/disk";
+  std::string output;
+  mkdir(disk.c_str(), 0755);
+  absl::StatusOr<int> mounted =
+      RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk}, &output);
+  if (!mounted.ok() || *mounted != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << output;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      std::string ignored;
+      (void)RunCommand({"/bin/umount", "-l", path}, &ignored);
+    }
+  } unmount{disk};
+
+  absl::StatusOr<Replica> replica = StartReplica(absl::StrCat("sqlite:", disk, "/chat.db"));
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  const std::string big(60 * 1024, 'x');
+  int stored = 0;
+  grpc::Status status;
+  for (int i = 0; i < 40; ++i) {
+    ChatResponse response;
+    status = Chat(*replica->stub, "full", absl::StrCat(i, big), &response);
+    if (!status.ok()) break;
+    ++stored;
+  }
+  ASSERT_FALSE(status.ok()) << "the disk never filled up";
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_GT(stored, 0);
+  chat::v1::GetHistoryResponse history = History(*replica->stub, "full");
+  ExpectWholeTurns(history);
+  EXPECT_EQ(history.turn_count(), stored);
+}
+
 TEST(RetentionTest, IdleSessionsAreSweptAway) {
   absl::StatusOr<Replica> replica = StartReplica(
       absl::StrCat("sqlite:", MakeTempDir(), "/chat.db"), {"--session_ttl=1s"});
