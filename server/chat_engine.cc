@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/context_window.h"
 
 namespace chat {
 
@@ -151,9 +152,14 @@ class ChatEngine::Turn final : public TurnHandle,
     }
     system_prompt_ = completion.system_prompt;
     completion.messages.push_back({"user", request_.message});
+    // Only the prompt is trimmed; the stored history stays whole.
+    truncated_turns_ = TrimToContextWindow(engine_->options_.max_context_tokens,
+                                           completion.system_prompt,
+                                           &completion.messages);
     completion.model = request_.model.value_or("");
     completion.max_tokens = request_.max_tokens;
     completion.temperature = request_.temperature;
+    completion.deadline = request_.deadline;
     if (IsCancelled()) return absl::CancelledError("the call was cancelled");
     return completion;
   }
@@ -203,6 +209,7 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.stop_reason = std::move(result.stop_reason);
     answer.input_tokens = result.input_tokens;
     answer.output_tokens = result.output_tokens;
+    answer.truncated_turns = truncated_turns_;
     Finish(std::move(answer));
   }
 
@@ -226,6 +233,7 @@ class ChatEngine::Turn final : public TurnHandle,
   // Written by Run() before the provider starts, read by Commit() after it
   // ends: ordered by the provider's callbacks, so unguarded.
   int expected_turns_ = 0;
+  int truncated_turns_ = 0;
   std::string system_prompt_;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;

@@ -1,6 +1,7 @@
 #ifndef CHAT_SERVER_CHAT_ENGINE_H_
 #define CHAT_SERVER_CHAT_ENGINE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,9 @@ struct ChatEngineOptions {
   // the provider is asked.
   int max_turns_per_session = 0;
   int64_t max_sessions_per_tenant = 0;
+  // Prompt budget in estimated tokens: older turns are left out of the
+  // prompt (never out of the store) to fit it. 0: no limit.
+  int64_t max_context_tokens = 0;
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as

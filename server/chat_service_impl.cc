@@ -1,5 +1,6 @@
 #include "server/chat_service_impl.h"
 
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,23 @@ using chat::v1::ChatResponse;
 // caller shares one.
 std::string TenantOf(const grpc::CallbackServerContext& /*context*/) {
   return "default";
+}
+
+// The call's deadline for the engine; gRPC's "none" is a far-off time point.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+// The engine's request for a Chat or ChatStream call.
+ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
+                              const ChatRequest& request) {
+  ChatTurnRequest turn = ToTurnRequest(request, TenantOf(context));
+  turn.deadline = DeadlineOf(context);
+  return turn;
 }
 
 constexpr int kDefaultPageSize = 100;
@@ -125,8 +143,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
 grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
                             const ChatRequest* request) {
-  return new ChatStreamReactor(engine_,
-                               ToTurnRequest(*request, TenantOf(*context)));
+  return new ChatStreamReactor(engine_, TurnRequestOf(*context, *request));
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(

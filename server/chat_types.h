@@ -25,6 +25,8 @@ struct ChatTurnRequest {
   // another replica stores a turn on the session first, the engine may ask
   // the provider again against the fresh history instead of failing.
   bool retry_on_conflict = false;
+  // The caller's deadline; the provider call is bounded by it.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct ChatTurnResult {
@@ -38,6 +40,9 @@ struct ChatTurnResult {
   std::string stop_reason;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  // Earlier turns left out of the prompt to fit the context window (they
+  // stay stored).
+  int truncated_turns = 0;
 };
 
 }  // namespace chat

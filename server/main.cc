@@ -57,6 +57,19 @@ int Run() {
   chat::llm::ProviderConfig provider_config;
   provider_config.name = absl::GetFlag(FLAGS_provider);
   provider_config.echo_delay = absl::GetFlag(FLAGS_echo_delay);
+  provider_config.model = absl::GetFlag(FLAGS_model);
+  provider_config.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  provider_config.http.max_retries = std::max(0, absl::GetFlag(FLAGS_provider_retries));
+  provider_config.http.retry_base_delay = absl::GetFlag(FLAGS_provider_retry_delay);
+  provider_config.http.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  provider_config.http.first_byte_timeout = absl::GetFlag(FLAGS_first_byte_timeout);
+  provider_config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  chat::llm::ReadProviderEnvironment(&provider_config);
+  if (absl::StatusOr<chat::llm::ProviderChoice> choice =
+          chat::llm::ChooseProvider(provider_config);
+      choice.ok()) {
+    chat::LogInfo("provider ", choice->name, ": ", choice->reason);
+  }
   absl::StatusOr<std::unique_ptr<chat::llm::LlmProvider>> provider =
       chat::llm::MakeLlmProvider(provider_config);
   if (!provider.ok()) {
@@ -74,6 +87,9 @@ int Run() {
   engine_options.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
   engine_options.max_turns_per_session = absl::GetFlag(FLAGS_max_turns_per_session);
   engine_options.max_sessions_per_tenant = absl::GetFlag(FLAGS_max_sessions_per_tenant);
+  engine_options.max_context_tokens = absl::GetFlag(FLAGS_max_context_tokens);
+  engine_options.limits.max_tokens_ceiling =
+      std::max(1, absl::GetFlag(FLAGS_max_tokens_ceiling));
 
   auto pool = std::make_unique<chat::ThreadPool>(
       std::max(1, absl::GetFlag(FLAGS_store_threads)));

@@ -29,6 +29,7 @@ void FillChatResponse(const ChatTurnResult& result,
       static_cast<int32_t>(result.input_tokens));
   response->mutable_usage()->set_output_tokens(
       static_cast<int32_t>(result.output_tokens));
+  response->set_truncated_turns(result.truncated_turns);
 }
 
 }  // namespace chat

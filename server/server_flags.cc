@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -12,6 +13,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/llm/dotenv.h"
+#include "server/logging.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port (port 0 picks a free one). "
@@ -21,9 +25,12 @@ ABSL_FLAG(std::string, store, "sqlite:./data/chat.db",
           "created), 'postgres://USER:PASSWORD@HOST:PORT/DB' (or "
           "'postgres:KEY=VALUE ...', a libpq connection string; shared by "
           "replicas) or 'memory' (lost at exit). Env: CHAT_STORE.");
-ABSL_FLAG(std::string, provider, "echo",
-          "The LLM provider: 'echo' (offline, deterministic). Env: "
-          "CHAT_PROVIDER.");
+ABSL_FLAG(std::string, provider, "auto",
+          "The LLM provider: 'anthropic' (ANTHROPIC_API_KEY, "
+          "ANTHROPIC_BASE_URL), 'openai' (any OpenAI-compatible server: "
+          "OPENAI_API_KEY, OPENAI_BASE_URL), 'echo' (offline, deterministic) "
+          "or 'auto' (anthropic if its key is set, else openai if its key is "
+          "set, else echo). Env: CHAT_PROVIDER.");
 ABSL_FLAG(std::string, default_system_prompt, "You are a helpful AI assistant.",
           "System prompt of sessions created without one. Env: "
           "CHAT_DEFAULT_SYSTEM_PROMPT.");
@@ -54,6 +61,36 @@ ABSL_FLAG(int, max_turns_per_session, 0,
           "Most turns one session may hold; further turns fail with "
           "RESOURCE_EXHAUSTED until it is reset. 0: unlimited. Env: "
           "CHAT_MAX_TURNS_PER_SESSION.");
+
+ABSL_FLAG(std::string, model, "",
+          "Default model ('' picks the provider's: claude-sonnet-4-6, "
+          "gpt-4o-mini); a request's `model` overrides it. Env: CHAT_MODEL.");
+ABSL_FLAG(int, max_tokens, 1024,
+          "Default reply length limit in tokens; a request's `max_tokens` "
+          "overrides it. Env: CHAT_MAX_TOKENS.");
+ABSL_FLAG(int, max_tokens_ceiling, 65536,
+          "Largest `max_tokens` a request may ask for (INVALID_ARGUMENT "
+          "above). Env: CHAT_MAX_TOKENS_CEILING.");
+ABSL_FLAG(int, provider_retries, 2,
+          "Retries of a provider call that failed before any text was "
+          "streamed (connection errors, HTTP 429/500/502/503/529). Env: "
+          "CHAT_PROVIDER_RETRIES.");
+ABSL_FLAG(absl::Duration, provider_retry_delay, absl::Milliseconds(500),
+          "First retry backoff; doubles per retry, with jitter, at least the "
+          "provider's retry-after. Env: CHAT_PROVIDER_RETRY_DELAY.");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
+          "Longest wait to connect to the provider. Env: "
+          "CHAT_CONNECT_TIMEOUT.");
+ABSL_FLAG(absl::Duration, first_byte_timeout, absl::Seconds(60),
+          "Longest wait from sending a request to the provider's first byte. "
+          "Env: CHAT_FIRST_BYTE_TIMEOUT.");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "Longest silence between two bytes of a provider's stream. Env: "
+          "CHAT_IDLE_TIMEOUT.");
+ABSL_FLAG(int64_t, max_context_tokens, 100000,
+          "Prompt budget in estimated tokens (bytes/4): the oldest turns are "
+          "left out of the prompt to fit (never out of the store); 0 means "
+          "no limit. Env: CHAT_MAX_CONTEXT_TOKENS.");
 
 namespace chat {
 
@@ -87,6 +124,13 @@ void ParseServerFlags(int argc, char** argv) {
       "CAPITALS>\n(for example CHAT_STORE=memory); the command line wins.\n"
       "Usage: chat-server [--listen=HOST:PORT] [--store=sqlite:PATH|memory] "
       "...");
+  // Like the Python template (python-dotenv): a .env in the working
+  // directory supplies variables the environment lacks. Only names are
+  // logged: values may be keys.
+  if (absl::StatusOr<std::vector<std::string>> loaded = llm::LoadDotEnvFile(".env");
+      loaded.ok() && !loaded->empty()) {
+    LogInfo("loaded ", absl::StrJoin(*loaded, ", "), " from ./.env");
+  }
   if (!ApplyEnvironmentToFlags()) std::exit(2);
   absl::ParseCommandLine(argc, argv);
 }

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace chat::llm {
 
@@ -28,6 +29,9 @@ struct CompletionRequest {
   std::string model;
   std::optional<int> max_tokens;
   std::optional<double> temperature;
+  // The caller's deadline (its gRPC deadline): the completion fails with
+  // kDeadlineExceeded rather than run past it, retries included.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 // How a completion ended.

@@ -1,17 +1,91 @@
 #include "server/llm/provider_factory.h"
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
+#include "server/llm/anthropic_provider.h"
+#include "server/llm/curl_multi_loop.h"
 #include "server/llm/echo_provider.h"
+#include "server/llm/openai_provider.h"
 
 namespace chat::llm {
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+}  // namespace
+
+void ReadProviderEnvironment(ProviderConfig* config) {
+  config->anthropic_api_key = Env("ANTHROPIC_API_KEY");
+  config->anthropic_base_url = Env("ANTHROPIC_BASE_URL");
+  config->openai_api_key = Env("OPENAI_API_KEY");
+  config->openai_base_url = Env("OPENAI_BASE_URL");
+}
+
+absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config) {
+  const std::string& name = config.name;
+  if (name == "auto") {
+    if (!config.anthropic_api_key.empty()) {
+      return ProviderChoice{"anthropic", "--provider=auto and ANTHROPIC_API_KEY is set"};
+    }
+    if (!config.openai_api_key.empty()) {
+      return ProviderChoice{"openai", "--provider=auto and OPENAI_API_KEY is set"};
+    }
+    return ProviderChoice{
+        "echo",
+        "--provider=auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is "
+        "set; replies are offline echoes"};
+  }
+  if (name == "echo") return ProviderChoice{"echo", "--provider=echo"};
+  if (name == "anthropic") {
+    if (config.anthropic_api_key.empty()) {
+      return absl::FailedPreconditionError(
+          "--provider=anthropic needs ANTHROPIC_API_KEY (in the environment or .env)");
+    }
+    return ProviderChoice{"anthropic", "--provider=anthropic"};
+  }
+  if (name == "openai") {
+    if (config.openai_api_key.empty() && config.openai_base_url.empty()) {
+      return absl::FailedPreconditionError(
+          "--provider=openai needs OPENAI_API_KEY, or OPENAI_BASE_URL for a "
+          "local server that needs no key");
+    }
+    return ProviderChoice{"openai", "--provider=openai"};
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown provider '", name, "'; known providers: auto, echo, anthropic, openai"));
+}
 
 absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
     const ProviderConfig& config) {
-  if (config.name == "echo") {
+  absl::StatusOr<ProviderChoice> choice = ChooseProvider(config);
+  if (!choice.ok()) return choice.status();
+  if (choice->name == "echo") {
     return std::make_unique<EchoProvider>(EchoOptions{config.echo_delay});
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown provider '", config.name, "'; known providers: echo"));
+  std::unique_ptr<WireProtocol> protocol;
+  if (choice->name == "anthropic") {
+    AnthropicConfig c;
+    c.api_key = config.anthropic_api_key;
+    if (!config.anthropic_base_url.empty()) c.base_url = config.anthropic_base_url;
+    if (!config.model.empty()) c.default_model = config.model;
+    c.default_max_tokens = config.max_tokens;
+    protocol = std::make_unique<AnthropicProtocol>(std::move(c));
+  } else {
+    OpenAiConfig c;
+    c.api_key = config.openai_api_key;
+    if (!config.openai_base_url.empty()) c.base_url = config.openai_base_url;
+    if (!config.model.empty()) c.default_model = config.model;
+    c.default_max_tokens = config.max_tokens;
+    protocol = std::make_unique<OpenAiProtocol>(std::move(c));
+  }
+  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
+  if (!loop.ok()) return loop.status();
+  return std::make_unique<HttpStreamingProvider>(std::move(protocol), config.http,
+                                                 *std::move(loop));
 }
 
 }  // namespace chat::llm

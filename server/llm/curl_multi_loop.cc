@@ -1,0 +1,406 @@
+#include "server/llm/curl_multi_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/llm/curl_handle.h"
+
+namespace chat::llm {
+namespace {
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+// One running transfer; lives in transfers_ from AddTransfer until it ends.
+struct CurlMultiLoop::Transfer {
+  TransferId id = 0;
+  CurlMultiLoop* loop = nullptr;
+  std::unique_ptr<CurlHandle> handle;
+  std::shared_ptr<TransferHandler> handler;
+  // CURLOPT_POSTFIELDS does not copy: the body lives here.
+  std::string body;
+  std::map<std::string, std::string> headers;
+  bool response_started = false;
+  bool aborted_by_handler = false;
+  absl::Duration idle_timeout;
+  // Moved forward by every byte received; CheckStalled ends the transfer
+  // when it passes.
+  absl::Time activity_deadline;
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create() {
+  InitCurlOnce();
+  std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop());
+  loop->multi_ = curl_multi_init();
+  if (loop->multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
+  loop->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  loop->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (loop->epoll_fd_ < 0 || loop->wake_fd_ < 0) {
+    return absl::InternalError("cannot create epoll or eventfd descriptors");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = loop->wake_fd_;
+  if (epoll_ctl(loop->epoll_fd_, EPOLL_CTL_ADD, loop->wake_fd_, &ev) != 0) {
+    return absl::InternalError("epoll_ctl on the wake-up eventfd failed");
+  }
+  CURLM* m = loop->multi_;
+  CurlMultiLoop* self = loop.get();
+  if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &CurlMultiLoop::OnSocket) != CURLM_OK ||
+      curl_multi_setopt(m, CURLMOPT_SOCKETDATA, self) != CURLM_OK ||
+      curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &CurlMultiLoop::OnCurlTimer) != CURLM_OK ||
+      curl_multi_setopt(m, CURLMOPT_TIMERDATA, self) != CURLM_OK ||
+      // Many streams to one provider share a few HTTP/2 connections.
+      curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK) {
+    return absl::InternalError("curl_multi_setopt failed");
+  }
+  loop->thread_ = std::thread([self] { self->Loop(); });
+  return loop;
+}
+
+CurlMultiLoop::~CurlMultiLoop() {
+  if (thread_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    Wake();
+    thread_.join();
+  }
+  if (multi_ != nullptr) curl_multi_cleanup(multi_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void CurlMultiLoop::Wake() {
+  uint64_t one = 1;
+  // A full counter (impossible in practice) still leaves the fd readable.
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+void CurlMultiLoop::Post(std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    posted_.push_back(std::move(fn));
+  }
+  Wake();
+}
+
+void CurlMultiLoop::RunAt(absl::Time when, std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    new_timers_.emplace_back(when, std::move(fn));
+  }
+  Wake();
+}
+
+CurlMultiLoop::TransferId CurlMultiLoop::StartTransfer(
+    HttpRequest request, std::shared_ptr<TransferHandler> handler) {
+  TransferId id = next_id_.fetch_add(1);
+  Post([this, id, request = std::move(request),
+        handler = std::move(handler)]() mutable {
+    AddTransfer(id, std::move(request), std::move(handler));
+  });
+  return id;
+}
+
+void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
+                                std::shared_ptr<TransferHandler> handler) {
+  auto t = std::make_unique<Transfer>();
+  t->id = id;
+  t->loop = this;
+  t->handler = handler;
+  t->body = std::move(request.body);
+  t->idle_timeout = request.idle_timeout;
+  const absl::Time now = absl::Now();
+  t->activity_deadline = now + request.first_byte_timeout;
+
+  auto fail = [&](absl::Status why, CURLcode code) {
+    TransferOutcome outcome;
+    outcome.curl_code = code;
+    outcome.error = std::string(why.message());
+    handler->OnDone(outcome);
+  };
+  if (request.deadline <= now) {
+    fail(absl::DeadlineExceededError("deadline passed"), CURLE_OPERATION_TIMEDOUT);
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<CurlHandle>> handle = CurlHandle::Create();
+  if (!handle.ok()) {
+    fail(handle.status(), CURLE_OUT_OF_MEMORY);
+    return;
+  }
+  t->handle = *std::move(handle);
+  CurlHandle& h = *t->handle;
+  std::vector<std::string> headers = std::move(request.headers);
+  // curl would otherwise send "Expect: 100-continue" for large bodies and
+  // wait a second for an answer many servers never send.
+  headers.push_back("Expect:");
+  long timeout_ms = 0;  // 0: no overall limit.
+  if (request.deadline != absl::InfiniteFuture()) {
+    timeout_ms = std::max<long>(
+        1, static_cast<long>(absl::ToInt64Milliseconds(request.deadline - now)));
+  }
+  absl::Status s = h.SetOption(CURLOPT_URL, request.url.c_str());
+  for (absl::Status next : {
+           h.SetHeaders(headers),
+           h.SetOption(CURLOPT_POST, 1L),
+           h.SetOption(CURLOPT_POSTFIELDS, t->body.data()),
+           h.SetOption(CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(t->body.size())),
+           h.SetOption(CURLOPT_NOSIGNAL, 1L),
+           h.SetOption(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)),
+           // Wait for a multiplexable HTTP/2 connection rather than open
+           // a new one per stream.
+           h.SetOption(CURLOPT_PIPEWAIT, 1L),
+           h.SetOption(CURLOPT_TCP_KEEPALIVE, 1L),
+           h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
+           h.SetOption(CURLOPT_CONNECTTIMEOUT_MS,
+                       static_cast<long>(absl::ToInt64Milliseconds(
+                           request.connect_timeout))),
+           h.SetOption(CURLOPT_TIMEOUT_MS, timeout_ms),
+           h.SetOption(CURLOPT_ERRORBUFFER, t->error),
+           h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
+           h.SetOption(CURLOPT_HEADERFUNCTION, &CurlMultiLoop::OnHeaderLine),
+           h.SetOption(CURLOPT_HEADERDATA, static_cast<void*>(t.get())),
+           h.SetOption(CURLOPT_WRITEFUNCTION, &CurlMultiLoop::OnWrite),
+           h.SetOption(CURLOPT_WRITEDATA, static_cast<void*>(t.get())),
+       }) {
+    s.Update(next);
+  }
+  if (!s.ok()) {
+    fail(s, CURLE_FAILED_INIT);
+    return;
+  }
+  if (CURLMcode mc = curl_multi_add_handle(multi_, h.get()); mc != CURLM_OK) {
+    fail(absl::InternalError(curl_multi_strerror(mc)), CURLE_FAILED_INIT);
+    return;
+  }
+  const absl::Time check_at = t->activity_deadline;
+  transfers_.emplace(id, std::move(t));
+  active_count_.fetch_add(1);
+  timers_.emplace(check_at, [this, id] { CheckStalled(id); });
+}
+
+void CurlMultiLoop::RemoveTransfer(Transfer* t) {
+  curl_multi_remove_handle(multi_, t->handle->get());
+  active_count_.fetch_sub(1);
+  transfers_.erase(t->id);  // Destroys t (and closes a connection in use).
+}
+
+void CurlMultiLoop::AbortTransfer(TransferId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  RemoveTransfer(it->second.get());
+}
+
+void CurlMultiLoop::CheckStalled(TransferId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  Transfer* t = it->second.get();
+  if (absl::Now() < t->activity_deadline) {
+    timers_.emplace(t->activity_deadline, [this, id] { CheckStalled(id); });
+    return;
+  }
+  TransferOutcome outcome;
+  outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
+  outcome.stalled = true;
+  outcome.connected = t->response_started;
+  outcome.error = t->response_started ? "no data received within the idle timeout"
+                                      : "no response within the first-byte timeout";
+  std::shared_ptr<TransferHandler> handler = t->handler;
+  RemoveTransfer(t);
+  handler->OnDone(outcome);
+}
+
+size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t bytes = size * n;
+  absl::string_view line(data, bytes);
+  t->activity_deadline = absl::Now() + t->idle_timeout;
+  if (absl::StartsWith(line, "HTTP/")) {
+    t->headers.clear();  // A new response (after a 100 Continue, say).
+    return bytes;
+  }
+  line = absl::StripTrailingAsciiWhitespace(line);
+  if (line.empty()) {
+    long code = 0;
+    curl_easy_getinfo(t->handle->get(), CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && !t->response_started) {
+      t->response_started = true;
+      t->handler->OnResponse(static_cast<int>(code), t->headers);
+    }
+    return bytes;
+  }
+  size_t colon = line.find(':');
+  if (colon != absl::string_view::npos) {
+    t->headers[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  }
+  return bytes;
+}
+
+size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t bytes = size * n;
+  t->activity_deadline = absl::Now() + t->idle_timeout;
+  if (!t->response_started) {
+    long code = 0;
+    curl_easy_getinfo(t->handle->get(), CURLINFO_RESPONSE_CODE, &code);
+    t->response_started = true;
+    t->handler->OnResponse(static_cast<int>(code), t->headers);
+  }
+  if (!t->handler->OnBody(absl::string_view(data, bytes))) {
+    t->aborted_by_handler = true;
+    return 0;  // CURLE_WRITE_ERROR ends the transfer.
+  }
+  return bytes;
+}
+
+int CurlMultiLoop::OnSocket(CURL* /*easy*/, curl_socket_t s, int what,
+                            void* userp, void* socketp) {
+  auto* loop = static_cast<CurlMultiLoop*>(userp);
+  if (what == CURL_POLL_REMOVE) {
+    // Fails harmlessly if curl already closed it (close removes it too).
+    epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.data.fd = s;
+  if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+  int op = socketp == nullptr ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (epoll_ctl(loop->epoll_fd_, op, s, &ev) != 0) {
+    // Our bookkeeping and the kernel's disagree (a reused descriptor
+    // number): do what the kernel needs.
+    op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    epoll_ctl(loop->epoll_fd_, op, s, &ev);
+  }
+  if (socketp == nullptr) {
+    curl_multi_assign(loop->multi_, s, reinterpret_cast<void*>(1));
+  }
+  return 0;
+}
+
+int CurlMultiLoop::OnCurlTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
+  auto* loop = static_cast<CurlMultiLoop*>(userp);
+  loop->curl_deadline_ = timeout_ms < 0
+                             ? absl::InfiniteFuture()
+                             : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
+}
+
+int CurlMultiLoop::NextTimeoutMs() {
+  absl::Time next = curl_deadline_;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [when, fn] : new_timers_) timers_.emplace(when, std::move(fn));
+    new_timers_.clear();
+    if (!posted_.empty() || stopping_) return 0;
+  }
+  if (!timers_.empty()) next = std::min(next, timers_.begin()->first);
+  if (next == absl::InfiniteFuture()) return -1;
+  absl::Duration wait = next - absl::Now();
+  if (wait <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(std::min<int64_t>(
+      60000, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
+}
+
+void CurlMultiLoop::RunDueTimers() {
+  const absl::Time now = absl::Now();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto node = timers_.extract(timers_.begin());
+    node.mapped()();
+  }
+}
+
+void CurlMultiLoop::RunPosted() {
+  std::vector<std::function<void()>> posted;
+  {
+    absl::MutexLock lock(&mu_);
+    posted.swap(posted_);
+  }
+  for (auto& fn : posted) fn();
+}
+
+void CurlMultiLoop::ReapFinished() {
+  int queued = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    void* priv = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+    auto* t = static_cast<Transfer*>(priv);
+    TransferOutcome outcome;
+    outcome.curl_code = msg->data.result;
+    outcome.connected = t->response_started;
+    outcome.aborted_by_handler = t->aborted_by_handler;
+    if (outcome.curl_code != CURLE_OK) {
+      outcome.error = t->error[0] != '\0' ? std::string(t->error)
+                                           : curl_easy_strerror(outcome.curl_code);
+    }
+    std::shared_ptr<TransferHandler> handler = t->handler;
+    RemoveTransfer(t);
+    handler->OnDone(outcome);
+  }
+}
+
+void CurlMultiLoop::Loop() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  int running = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, NextTimeoutMs());
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t r = read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      int flags = 0;
+      if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi_, fd, flags, &running);
+    }
+    if (curl_deadline_ <= absl::Now()) {
+      curl_deadline_ = absl::InfiniteFuture();
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    ReapFinished();
+    RunPosted();
+    RunDueTimers();
+    ReapFinished();
+  }
+  // Shutting down: nobody may wait forever for a transfer.
+  while (!transfers_.empty()) {
+    Transfer* t = transfers_.begin()->second.get();
+    TransferOutcome outcome;
+    outcome.curl_code = CURLE_ABORTED_BY_CALLBACK;
+    outcome.error = "the server is shutting down";
+    std::shared_ptr<TransferHandler> handler = t->handler;
+    RemoveTransfer(t);
+    handler->OnDone(outcome);
+  }
+  timers_.clear();
+}
+
+}  // namespace chat::llm

@@ -1,0 +1,156 @@
+#ifndef CHAT_SERVER_LLM_CURL_MULTI_LOOP_H_
+#define CHAT_SERVER_LLM_CURL_MULTI_LOOP_H_
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace chat::llm {
+
+// One HTTP POST to send upstream.
+struct HttpRequest {
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Longest wait from the start of the transfer to the first response byte,
+  // then between two bytes of the response.
+  absl::Duration first_byte_timeout = absl::Seconds(60);
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // The transfer is aborted at this time whatever its progress.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// How a transfer ended, from the transport's point of view: an HTTP 4xx or
+// 5xx is a response (curl_code CURLE_OK), not a failure here.
+struct TransferOutcome {
+  CURLcode curl_code = CURLE_OK;
+  // curl's detailed message for curl_code (never holds request headers).
+  std::string error;
+  // True if a TCP (and TLS) connection was established.
+  bool connected = false;
+  // True if our first-byte or idle timer ended it (curl_code is then
+  // CURLE_OPERATION_TIMEDOUT).
+  bool stalled = false;
+  // The handler returned false from OnBody.
+  bool aborted_by_handler = false;
+};
+
+// Receives one transfer's events. All calls come from the loop's I/O thread,
+// in order, and must not block.
+class TransferHandler {
+ public:
+  virtual ~TransferHandler() = default;
+  // The final response's status line and headers arrived (names lowercased;
+  // a repeated header keeps its last value). Called at most once, before any
+  // OnBody.
+  virtual void OnResponse(int http_status,
+                          const std::map<std::string, std::string>& headers) = 0;
+  // The next bytes of the body. Return false to abort the transfer.
+  virtual bool OnBody(absl::string_view bytes) = 0;
+  // The end, unless the transfer was aborted with AbortTransfer. Called once.
+  virtual void OnDone(const TransferOutcome& outcome) = 0;
+};
+
+// Runs every upstream HTTP transfer of the process on one libcurl multi
+// handle driven by one I/O thread (curl_multi_socket_action over epoll, the
+// shape of curl's docs/examples/hiperfifo.c), so thousands of concurrent
+// streams cost file descriptors and memory, not threads. Connections are
+// kept alive and reused, HTTP/2 is negotiated over TLS where offered and
+// streams are multiplexed on it. Also runs timers and posted closures on the
+// same thread, so callers keep per-transfer state without locks.
+// Thread-safe.
+class CurlMultiLoop {
+ public:
+  using TransferId = uint64_t;
+
+  // kInternal if curl or epoll cannot be set up.
+  static absl::StatusOr<std::unique_ptr<CurlMultiLoop>> Create();
+  CurlMultiLoop(const CurlMultiLoop&) = delete;
+  CurlMultiLoop& operator=(const CurlMultiLoop&) = delete;
+  // Aborts the transfers still running (their handlers get OnDone with
+  // CURLE_ABORTED_BY_CALLBACK), drops pending timers, joins the thread.
+  ~CurlMultiLoop();
+
+  // Starts `request`; `handler` is kept until its OnDone (or the abort).
+  // A transfer that cannot be set up ends at once with OnDone (from the I/O
+  // thread). Safe from any thread.
+  TransferId StartTransfer(HttpRequest request,
+                           std::shared_ptr<TransferHandler> handler);
+
+  // Aborts a transfer at once: the easy handle is removed and its connection
+  // closed (the server sees it go), and the handler gets no further call.
+  // A no-op for a finished or unknown transfer. I/O thread only.
+  void AbortTransfer(TransferId id);
+
+  // Runs `fn` on the I/O thread, soon, in posting order. Safe from any thread.
+  void Post(std::function<void()> fn);
+  // Runs `fn` on the I/O thread at `when`. Safe from any thread.
+  void RunAt(absl::Time when, std::function<void()> fn);
+
+  bool InLoopThread() const {
+    return std::this_thread::get_id() == thread_.get_id();
+  }
+  // Transfers currently running (for tests and benchmarks).
+  int active_transfers() const { return active_count_.load(); }
+
+ private:
+  struct Transfer;
+
+  CurlMultiLoop() = default;
+  void Loop();
+  void AddTransfer(TransferId id, HttpRequest request,
+                   std::shared_ptr<TransferHandler> handler);
+  void RemoveTransfer(Transfer* t);
+  void CheckStalled(TransferId id);
+  void ReapFinished();
+  int NextTimeoutMs();
+  void RunDueTimers();
+  void RunPosted();
+  void Wake();
+
+  static int OnSocket(CURL* easy, curl_socket_t s, int what, void* userp,
+                      void* socketp);
+  static int OnCurlTimer(CURLM* multi, long timeout_ms, void* userp);
+  static size_t OnHeaderLine(char* data, size_t size, size_t n, void* userp);
+  static size_t OnWrite(char* data, size_t size, size_t n, void* userp);
+
+  CURLM* multi_ = nullptr;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // An eventfd: Post/RunAt/destructor wake epoll_wait.
+  std::thread thread_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int> active_count_{0};
+
+  // I/O thread only.
+  absl::flat_hash_map<TransferId, std::unique_ptr<Transfer>> transfers_;
+  std::multimap<absl::Time, std::function<void()>> timers_;
+  absl::Time curl_deadline_ = absl::InfiniteFuture();
+
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<absl::Time, std::function<void()>>> new_timers_
+      ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace chat::llm
+
+#endif  // CHAT_SERVER_LLM_CURL_MULTI_LOOP_H_

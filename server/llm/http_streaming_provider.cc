@@ -1,0 +1,276 @@
+#include "server/llm/http_streaming_provider.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/llm/provider_error.h"
+#include "server/logging.h"
+
+namespace chat::llm {
+namespace {
+
+// Bounds on what one response may make us hold.
+constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+constexpr size_t kMaxWholeBodyBytes = 16 * 1024 * 1024;
+constexpr size_t kMaxPendingEventBytes = 16 * 1024 * 1024;
+
+}  // namespace
+
+absl::Duration RetryDelay(int retry, const HttpProviderOptions& options,
+                          double jitter,
+                          std::optional<absl::Duration> retry_after) {
+  absl::Duration backoff = options.retry_base_delay;
+  for (int i = 1; i < retry && backoff < options.retry_max_delay; ++i) backoff *= 2;
+  backoff = std::min(backoff, options.retry_max_delay);
+  // "Equal jitter": at least half the backoff, so retries of many clients
+  // spread out without collapsing to zero.
+  absl::Duration delay = backoff * (0.5 + 0.5 * std::clamp(jitter, 0.0, 1.0));
+  if (retry_after.has_value()) delay = std::max(delay, *retry_after);
+  return delay;
+}
+
+std::optional<absl::Duration> ParseRetryAfter(
+    const std::map<std::string, std::string>& headers) {
+  double value = 0;
+  if (auto it = headers.find("retry-after-ms");
+      it != headers.end() && absl::SimpleAtod(it->second, &value) && value >= 0) {
+    return absl::Milliseconds(value);
+  }
+  if (auto it = headers.find("retry-after");
+      it != headers.end() && absl::SimpleAtod(it->second, &value) && value >= 0) {
+    return absl::Seconds(value);
+  }
+  return std::nullopt;
+}
+
+void ParseErrorBody(absl::string_view body, std::string* type,
+                    std::string* message) {
+  nlohmann::json json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) return;
+  auto error = json.find("error");
+  if (error == json.end()) return;
+  if (error->is_string()) {
+    *message = error->get<std::string>();
+    return;
+  }
+  if (!error->is_object()) return;
+  if (auto t = error->find("type"); t != error->end() && t->is_string()) {
+    *type = t->get<std::string>();
+  }
+  // OpenAI's code ("rate_limit_exceeded", "invalid_api_key") says more than
+  // its generic type.
+  if (auto c = error->find("code"); c != error->end() && c->is_string()) {
+    *type = c->get<std::string>();
+  }
+  if (auto m = error->find("message"); m != error->end() && m->is_string()) {
+    *message = m->get<std::string>();
+  }
+}
+
+// One completion. Everything but the constructor, Begin and Cancel runs on
+// the loop's I/O thread, so the state needs no lock. It keeps itself alive
+// through the loop's closures and its transfer's handler reference.
+class HttpStreamingProvider::Call final
+    : public CompletionCall,
+      public TransferHandler,
+      public std::enable_shared_from_this<Call> {
+ public:
+  Call(HttpStreamingProvider* provider, CompletionRequest request,
+       std::shared_ptr<CompletionSink> sink)
+      : provider_(provider),
+        deadline_(request.deadline),
+        sink_(std::move(sink)) {
+    http_request_ = provider_->protocol_->BuildRequest(request);
+    http_request_.connect_timeout = provider_->options_.connect_timeout;
+    http_request_.first_byte_timeout = provider_->options_.first_byte_timeout;
+    http_request_.idle_timeout = provider_->options_.idle_timeout;
+    http_request_.deadline = deadline_;
+  }
+
+  void Begin() {
+    provider_->loop_->Post([self = shared_from_this()] { self->StartAttempt(); });
+  }
+
+  void Cancel() override {
+    provider_->loop_->Post([self = shared_from_this()] {
+      if (self->sink_ == nullptr) return;  // Already ended.
+      if (self->transfer_active_) {
+        // Closes the connection now: the provider stops generating.
+        self->provider_->loop_->AbortTransfer(self->transfer_id_);
+        self->transfer_active_ = false;
+      }
+      self->End(absl::CancelledError("the completion was cancelled"));
+    });
+  }
+
+  // TransferHandler
+  void OnResponse(int http_status,
+                  const std::map<std::string, std::string>& headers) override {
+    http_status_ = http_status;
+    if (auto it = headers.find(std::string(provider_->protocol_->request_id_header()));
+        it != headers.end()) {
+      request_id_ = it->second;
+    }
+    retry_after_ = ParseRetryAfter(headers);
+    auto type = headers.find("content-type");
+    // Streaming unless the server plainly says it sent one JSON document.
+    whole_body_mode_ = type != headers.end() &&
+                       absl::StrContains(type->second, "application/json");
+  }
+
+  bool OnBody(absl::string_view bytes) override {
+    if (sink_ == nullptr) return false;
+    if (http_status_ < 200 || http_status_ > 299 || whole_body_mode_) {
+      size_t limit = http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
+      body_.append(bytes.data(), std::min(bytes.size(), limit - std::min(limit, body_.size())));
+      return true;
+    }
+    std::vector<std::string> deltas;
+    for (const SseEvent& event : parser_.Feed(bytes)) {
+      absl::Status s = decoder_->OnEvent(event, &deltas);
+      Emit(&deltas);
+      if (!s.ok()) {
+        stream_error_ = s;
+        return false;
+      }
+    }
+    if (parser_.buffered_bytes() > kMaxPendingEventBytes) {
+      stream_error_ = absl::InternalError(absl::StrCat(
+          provider_->protocol_->name(), " sent an event larger than 16 MiB"));
+      return false;
+    }
+    return true;
+  }
+
+  void OnDone(const TransferOutcome& outcome) override {
+    transfer_active_ = false;
+    if (sink_ == nullptr) return;
+    absl::string_view name = provider_->protocol_->name();
+    bool retryable = false;
+    absl::Status failure;
+    if (outcome.aborted_by_handler && !stream_error_.ok()) {
+      failure = stream_error_;
+      retryable = absl::IsUnavailable(failure) || absl::IsResourceExhausted(failure);
+    } else if (outcome.curl_code != CURLE_OK) {
+      failure = MapTransportError(name, outcome.curl_code, outcome.error);
+      retryable = !outcome.connected && IsRetryableTransportError(outcome.curl_code);
+    } else if (http_status_ < 200 || http_status_ > 299) {
+      std::string type, message;
+      ParseErrorBody(body_, &type, &message);
+      failure = MapProviderHttpError(name, http_status_, type, message);
+      retryable = IsRetryableHttpStatus(http_status_);
+    } else {
+      std::vector<std::string> deltas;
+      absl::Status s = whole_body_mode_ ? decoder_->OnWholeBody(body_, &deltas)
+                                        : absl::OkStatus();
+      Emit(&deltas);
+      absl::StatusOr<CompletionResult> result =
+          s.ok() ? decoder_->Finish() : absl::StatusOr<CompletionResult>(s);
+      if (result.ok()) {
+        End(std::move(result));
+        return;
+      }
+      failure = result.status();
+      retryable = absl::IsUnavailable(failure);
+    }
+    LogWarning(name, " attempt ", attempts_, " failed: ", failure.message(),
+               request_id_.empty() ? "" : absl::StrCat(" (request-id ", request_id_, ")"));
+    // Nothing is retried once text reached the caller: it would see the
+    // reply twice.
+    if (retryable && !emitted_ && attempts_ <= provider_->options_.max_retries) {
+      absl::Duration delay = RetryDelay(
+          attempts_, provider_->options_,
+          std::uniform_real_distribution<double>(0.0, 1.0)(provider_->random_),
+          retry_after_);
+      if (absl::Now() + delay < deadline_) {
+        LogInfo(name, ": retrying in ", absl::FormatDuration(delay));
+        provider_->loop_->RunAt(absl::Now() + delay, [self = shared_from_this()] {
+          self->StartAttempt();
+        });
+        return;
+      }
+    }
+    End(failure);
+  }
+
+ private:
+  void StartAttempt() {
+    if (sink_ == nullptr) return;  // Cancelled while waiting to retry.
+    if (absl::Now() >= deadline_) {
+      End(absl::DeadlineExceededError(absl::StrCat(
+          provider_->protocol_->name(), " call reached its deadline")));
+      return;
+    }
+    ++attempts_;
+    http_status_ = 0;
+    whole_body_mode_ = false;
+    retry_after_.reset();
+    request_id_.clear();
+    body_.clear();
+    stream_error_ = absl::OkStatus();
+    parser_ = SseParser();
+    decoder_ = provider_->protocol_->NewDecoder();
+    transfer_active_ = true;
+    transfer_id_ = provider_->loop_->StartTransfer(http_request_, shared_from_this());
+  }
+
+  void Emit(std::vector<std::string>* deltas) {
+    for (const std::string& d : *deltas) {
+      if (d.empty()) continue;
+      emitted_ = true;
+      sink_->OnDelta(d);
+    }
+    deltas->clear();
+  }
+
+  void End(absl::StatusOr<CompletionResult> result) {
+    std::shared_ptr<CompletionSink> sink = std::move(sink_);
+    sink->OnComplete(std::move(result));
+  }
+
+  HttpStreamingProvider* const provider_;
+  const absl::Time deadline_;
+  HttpRequest http_request_;
+  // Null once OnComplete was called.
+  std::shared_ptr<CompletionSink> sink_;
+
+  int attempts_ = 0;
+  bool emitted_ = false;  // A delta reached the sink: no more retries.
+  bool transfer_active_ = false;
+  CurlMultiLoop::TransferId transfer_id_ = 0;
+  // The current attempt's response.
+  int http_status_ = 0;
+  bool whole_body_mode_ = false;
+  std::optional<absl::Duration> retry_after_;
+  std::string request_id_;
+  std::string body_;  // Error body, or a non-streamed answer.
+  absl::Status stream_error_;
+  SseParser parser_;
+  std::unique_ptr<StreamDecoder> decoder_;
+};
+
+HttpStreamingProvider::HttpStreamingProvider(
+    std::unique_ptr<WireProtocol> protocol, HttpProviderOptions options,
+    std::unique_ptr<CurlMultiLoop> loop)
+    : protocol_(std::move(protocol)),
+      options_(options),
+      loop_(std::move(loop)),
+      random_(std::random_device{}()) {}
+
+HttpStreamingProvider::~HttpStreamingProvider() = default;
+
+std::shared_ptr<CompletionCall> HttpStreamingProvider::Start(
+    CompletionRequest request, std::shared_ptr<CompletionSink> sink) {
+  auto call = std::make_shared<Call>(this, std::move(request), std::move(sink));
+  call->Begin();
+  return call;
+}
+
+}  // namespace chat::llm
