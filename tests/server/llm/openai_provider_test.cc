@@ -1,0 +1,142 @@
+// OpenAiProtocol against the Chat Completions streaming format and the ways
+// compatible servers differ from it (vLLM's missing or null choices,
+// OpenRouter's comments, errors inside a 200 stream).
+
+#include "server/llm/openai_provider.h"
+
+#include <nlohmann/json.hpp>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/llm/sse_parser.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::llm {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Runs raw SSE text through a parser and a fresh decoder.
+absl::Status Decode(const std::string& sse, std::vector<std::string>* deltas,
+                    absl::StatusOr<CompletionResult>* result) {
+  OpenAiProtocol protocol(OpenAiConfig{});
+  std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
+  SseParser parser;
+  for (const SseEvent& e : parser.Feed(sse)) {
+    absl::Status s = d->OnEvent(e, deltas);
+    if (!s.ok()) return s;
+  }
+  *result = d->Finish();
+  return absl::OkStatus();
+}
+
+TEST(OpenAiDecoderTest, DecodesAStreamWithUsageChunk) {
+  std::vector<std::string> deltas;
+  absl::StatusOr<CompletionResult> result;
+  ASSERT_THAT(Decode(
+      R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}
+
+data: [DONE]
+
+)", &deltas, &result), IsOk());
+  EXPECT_THAT(deltas, ElementsAre("", "Hello", ""));
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->model, "gpt-4o-mini");
+  EXPECT_EQ(result->stop_reason, "end_turn");
+  EXPECT_EQ(result->input_tokens, 9);
+  EXPECT_EQ(result->output_tokens, 2);
+}
+
+TEST(OpenAiDecoderTest, ToleratesNullOrMissingChoicesAndComments) {
+  std::vector<std::string> deltas;
+  absl::StatusOr<CompletionResult> result;
+  ASSERT_THAT(Decode(
+      ": OPENROUTER PROCESSING\n\n"
+      "data: {\"choices\":null,\"model\":\"m\"}\n\n"
+      "data: {\"model\":\"m\"}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"length\"}]}\n\n"
+      ": keep-alive\n\n"
+      "data: [DONE]\n\n",
+      &deltas, &result), IsOk());
+  EXPECT_THAT(deltas, ElementsAre("ok"));
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->stop_reason, "max_tokens");
+}
+
+TEST(OpenAiDecoderTest, ErrorInsideTheStream) {
+  std::vector<std::string> deltas;
+  absl::StatusOr<CompletionResult> result;
+  EXPECT_THAT(Decode(
+      "data: {\"choices\":[{\"delta\":{\"content\":\"par\"}}]}\n\n"
+      "data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\",\"code\":502}}\n\n",
+      &deltas, &result),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("502")));
+  EXPECT_THAT(deltas, ElementsAre("par"));
+  EXPECT_THAT(Decode("data: {\"error\":{\"message\":\"slow\",\"code\":\"rate_limit_exceeded\"}}\n\n",
+                     &deltas, &result),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST(OpenAiDecoderTest, EndWithoutDoneOrFinishReasonIsUnavailable) {
+  std::vector<std::string> deltas;
+  absl::StatusOr<CompletionResult> result;
+  ASSERT_THAT(Decode("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
+                     &deltas, &result), IsOk());
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(OpenAiDecoderTest, DecodesANonStreamedCompletion) {
+  OpenAiProtocol protocol(OpenAiConfig{});
+  std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
+  std::vector<std::string> deltas;
+  ASSERT_THAT(d->OnWholeBody(
+                  R"({"model":"llama3","choices":[{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1}})",
+                  &deltas), IsOk());
+  EXPECT_THAT(deltas, ElementsAre("Hi"));
+  ASSERT_THAT(d->Finish(), IsOk());
+}
+
+TEST(OpenAiProtocolTest, BuildsTheChatCompletionsRequest) {
+  OpenAiConfig config;
+  config.api_key = "gsk-test";
+  config.base_url = "https://api.groq.com/openai/v1";
+  config.default_model = "llama-3.1-8b-instant";
+  OpenAiProtocol protocol(config);
+  CompletionRequest request;
+  request.system_prompt = "Be brief.";
+  request.messages = {{"user", "Hi"}};
+  request.max_tokens = 50;
+  HttpRequest http = protocol.BuildRequest(request);
+  EXPECT_EQ(http.url, "https://api.groq.com/openai/v1/chat/completions");
+  EXPECT_THAT(http.headers, ::testing::Contains("authorization: Bearer gsk-test"));
+  nlohmann::json body = nlohmann::json::parse(http.body);
+  EXPECT_EQ(body["model"], "llama-3.1-8b-instant");
+  EXPECT_EQ(body["max_tokens"], 50);
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  ASSERT_EQ(body["messages"].size(), 2u);
+  EXPECT_EQ(body["messages"][0]["role"], "system");
+  EXPECT_EQ(body["messages"][0]["content"], "Be brief.");
+  EXPECT_EQ(body["messages"][1]["content"], "Hi");
+}
+
+TEST(OpenAiProtocolTest, NoKeyNoAuthorizationHeader) {
+  OpenAiConfig config;
+  config.base_url = "http://127.0.0.1:11434/v1";
+  HttpRequest http = OpenAiProtocol(config).BuildRequest(CompletionRequest{});
+  for (const std::string& h : http.headers) {
+    EXPECT_THAT(h, ::testing::Not(HasSubstr("authorization")));
+  }
+}
+
+}  // namespace
+}  // namespace chat::llm
