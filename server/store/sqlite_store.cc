@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <iterator>
@@ -26,6 +27,9 @@ namespace {
 // How long a call waits for another process's lock on the file before giving
 // up with kUnavailable.
 constexpr int kBusyTimeoutMs = 5000;
+
+// Read-only connections opened beside the writer (a file database only).
+constexpr int kReadConnections = 4;
 
 // kMigrations[i] moves the schema from version i to version i + 1; Open()
 // applies the steps a file is missing, in order, one transaction each. Append
@@ -362,18 +366,58 @@ SqliteConversationStore::Open(absl::string_view path) {
   if (absl::Status s = Configure(db.get(), in_memory); !s.ok()) return s;
   if (absl::Status s = Migrate(db.get()); !s.ok()) return s;
   // The constructor is private, so make_unique cannot call it.
-  return std::unique_ptr<SqliteConversationStore>(
+  auto store = std::unique_ptr<SqliteConversationStore>(
       new SqliteConversationStore(db.release()));
+
+  // Read-only connections: in WAL mode they read the last committed state
+  // while the writer commits, so a read never waits behind an fsync. A
+  // private in-memory database cannot be shared; it reads on the writer.
+  if (!in_memory) {
+    for (int i = 0; i < kReadConnections; ++i) {
+      sqlite3* reader = nullptr;
+      const int read_rc = sqlite3_open_v2(
+          file.c_str(), &reader,
+          SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+          nullptr);
+      Connection owned(reader);
+      if (read_rc != SQLITE_OK) {
+        return absl::UnavailableError(absl::StrCat(
+            "sqlite: cannot open a reader on ", file, ": ",
+            reader == nullptr ? sqlite3_errstr(read_rc) : sqlite3_errmsg(reader)));
+      }
+      sqlite3_busy_timeout(reader, kBusyTimeoutMs);
+      auto connection = std::make_unique<ReadConnection>();
+      connection->db = owned.release();
+      store->readers_.push_back(std::move(connection));
+    }
+  }
+  return store;
 }
 
 SqliteConversationStore::SqliteConversationStore(sqlite3* db) : db_(db) {}
 
-SqliteConversationStore::~SqliteConversationStore() { sqlite3_close_v2(db_); }
+SqliteConversationStore::~SqliteConversationStore() {
+  for (auto& reader : readers_) sqlite3_close_v2(reader->db);
+  sqlite3_close_v2(db_);
+}
+
+SqliteConversationStore::Reader SqliteConversationStore::AcquireReader() {
+  if (readers_.empty()) return Reader(&mu_, db_);
+  // Round robin, preferring an idle connection.
+  const size_t start = next_reader_.fetch_add(1);
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    ReadConnection& c = *readers_[(start + i) % readers_.size()];
+    if (c.mu.TryLock()) return Reader(&c.mu, c.db, /*locked=*/true);
+  }
+  ReadConnection& c = *readers_[start % readers_.size()];
+  return Reader(&c.mu, c.db);
+}
 
 absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
     const SessionKey& key) {
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+  Reader reader = AcquireReader();
+  sqlite3* const db = reader.db();
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
       SELECT system_prompt, created_at_us, updated_at_us, turn_count
       FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql");
   if (!stmt.ok()) return stmt.status();
@@ -392,11 +436,12 @@ absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
 
 absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     const SessionKey& key) {
-  absl::MutexLock lock(&mu_);
+  Reader reader = AcquireReader();
+  sqlite3* const db = reader.db();
   // One statement, so one snapshot: the session's existence and its messages
   // cannot disagree even with writers in other processes. A session without
   // messages yields a single row of NULLs.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
       SELECT m.role, m.content, m.created_at_us
       FROM sessions AS s
       LEFT JOIN messages AS m
@@ -427,11 +472,77 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
     return absl::InvalidArgumentError(absl::StrCat(
         "expected_turn_count must be >= 0, got ", expected_turn_count));
   }
-  const int64_t created_at_us = ToMicros(turn.created_at);
+  Writer w{&key, expected_turn_count, system_prompt, &turn};
+  absl::MutexLock lock(&queue_mu_);
+  writers_.push_back(&w);
+  while (!w.done && &w != writers_.front()) w.cv.Wait(&queue_mu_);
+  if (w.done) return w.result;  // A leader wrote it.
+
+  // This call leads: it writes everything queued so far, its own turn first.
+  constexpr size_t kMaxBatch = 256;
+  std::vector<Writer*> batch(
+      writers_.begin(),
+      writers_.begin() + static_cast<long>(std::min(writers_.size(), kMaxBatch)));
+  queue_mu_.Unlock();
+  CommitBatch(batch);
+  queue_mu_.Lock();
+  for (Writer* written : batch) {
+    writers_.pop_front();
+    if (written != &w) {
+      written->done = true;
+      written->cv.Signal();
+    }
+  }
+  if (!writers_.empty()) writers_.front()->cv.Signal();  // The next leader.
+  return w.result;
+}
+
+void SqliteConversationStore::CommitBatch(const std::vector<Writer*>& batch) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
-  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  if (absl::Status s = txn.Begin(); !s.ok()) {
+    for (Writer* w : batch) w->result = s;
+    return;
+  }
+  for (Writer* w : batch) {
+    // A savepoint per turn: a turn that fails halfway is undone alone.
+    if (absl::Status s = Exec(db_, "savepoint", "SAVEPOINT turn"); !s.ok()) {
+      w->result = s;
+      continue;
+    }
+    w->result = AppendLocked(*w);
+    if (!w->result.ok() && sqlite3_get_autocommit(db_) != 0) {
+      // Some errors (a full disk, I/O, out of memory) make SQLite roll the
+      // whole transaction back: every turn of the batch is gone, and
+      // running on would write the rest outside a transaction.
+      const absl::Status lost = w->result.status();
+      for (Writer* other : batch) {
+        if (other->result.ok() || other->result.status().code() ==
+                                      absl::StatusCode::kUnknown) {
+          other->result = lost;
+        }
+      }
+      return;
+    }
+    if (!w->result.ok()) {
+      (void)Exec(db_, "rollback to savepoint", "ROLLBACK TO turn");
+    }
+    (void)Exec(db_, "release savepoint", "RELEASE turn");
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) {
+    // Nothing of the batch is stored; the destructor rolls back.
+    for (Writer* w : batch) {
+      if (w->result.ok()) w->result = s;
+    }
+  }
+}
 
+absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
+  const SessionKey& key = *w.key;
+  const Turn& turn = *w.turn;
+  const int expected_turn_count = w.expected_turn_count;
+  const absl::string_view system_prompt = w.system_prompt;
+  const int64_t created_at_us = ToMicros(turn.created_at);
   std::optional<int64_t> turn_count;
   {
     absl::StatusOr<Statement> select =
@@ -510,7 +621,6 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
       .Bind(5, turn.output_tokens);
   if (absl::Status s = update->Run(); !s.ok()) return s;
 
-  if (absl::Status s = txn.Commit(); !s.ok()) return s;
   return static_cast<int>(*turn_count + 1);
 }
 
@@ -580,13 +690,14 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
     cursor = *std::move(decoded);
   }
 
-  absl::MutexLock lock(&mu_);
+  Reader reader = AcquireReader();
+  sqlite3* const db = reader.db();
   // The condition after the cursor is written as a range on updated_at_us
   // plus a filter, so SQLite seeks into sessions_by_recency and reads it in
   // order rather than sorting. One row past the page tells whether another
   // page follows, so the last page never carries a token.
   absl::StatusOr<Statement> stmt =
-      Statement::Prepare(db_, cursor.has_value() ? R"sql(
+      Statement::Prepare(db, cursor.has_value() ? R"sql(
           SELECT session_id, system_prompt, created_at_us, updated_at_us,
                  turn_count
           FROM sessions
@@ -631,10 +742,11 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
 
 absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
     absl::string_view tenant) {
-  absl::MutexLock lock(&mu_);
+  Reader reader = AcquireReader();
+  sqlite3* const db = reader.db();
   // Session rows carry the per-session sums, so this reads one row per
   // session and never the messages.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db_, R"sql(
+  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
       SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
              COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
       FROM sessions WHERE tenant = ?1)sql");

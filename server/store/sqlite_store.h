@@ -1,6 +1,8 @@
 #ifndef CHAT_SERVER_STORE_SQLITE_STORE_H_
 #define CHAT_SERVER_STORE_SQLITE_STORE_H_
 
+#include <atomic>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -29,6 +31,12 @@ inline constexpr int kSqliteSchemaVersion = 1;
 //
 // Durability: WAL journal with synchronous=FULL, so a turn acknowledged by
 // AppendTurn survives a process crash and also an OS crash or power loss.
+//
+// Group commit: concurrent AppendTurn calls queue up, and the first in line
+// writes the whole queue in one transaction (each turn in a savepoint of its
+// own, so one failing turn does not undo the others) and one fsync, as
+// LevelDB's writers queue does. Every caller still returns only after the
+// COMMIT that holds its turn.
 //
 // Thread-safe: one connection, used under a mutex, so calls from this
 // process are serialized. Other processes may open the same file; writers
@@ -62,8 +70,55 @@ class SqliteConversationStore final : public ConversationStore {
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
 
  private:
+  // One queued AppendTurn call.
+  struct Writer {
+    const SessionKey* key;
+    int expected_turn_count;
+    absl::string_view system_prompt;
+    const Turn* turn;
+    absl::StatusOr<int> result = absl::UnknownError("not written");
+    bool done = false;
+    absl::CondVar cv;
+  };
+
   // Takes ownership of an open, configured and migrated connection.
   explicit SqliteConversationStore(sqlite3* db);
+
+  // Writes `batch` in one transaction; sets each writer's result.
+  void CommitBatch(const std::vector<Writer*>& batch) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends one turn inside the open transaction.
+  absl::StatusOr<int> AppendLocked(const Writer& w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // A read-only connection and the lock that gives one call use of it.
+  struct ReadConnection {
+    absl::Mutex mu;
+    sqlite3* db = nullptr;
+  };
+  // Holds a connection to read on: a reader, or the writer under mu_.
+  class Reader {
+   public:
+    Reader(absl::Mutex* mu, sqlite3* db, bool locked = false) : mu_(mu), db_(db) {
+      if (!locked) mu_->Lock();
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader() { mu_->Unlock(); }
+    sqlite3* db() const { return db_; }
+
+   private:
+    absl::Mutex* const mu_;
+    sqlite3* const db_;
+  };
+  Reader AcquireReader();
+
+  std::vector<std::unique_ptr<ReadConnection>> readers_;  // Fixed after Open.
+  std::atomic<size_t> next_reader_{0};
+
+  // Guards writers_; never held during I/O, so callers can queue while the
+  // leader's batch is being written.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
 
   absl::Mutex mu_;
   // A connection must not run two statements' transactions at once; mu_ also

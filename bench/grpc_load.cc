@@ -1,0 +1,182 @@
+// grpc_load: a closed-loop gRPC load generator for chat-server. Keeps
+// --concurrency calls in flight (callback API, a few threads, no thread per
+// call) for --duration or --calls, then prints throughput, latency
+// percentiles and errors. Bounded: it stops by itself and only talks to the
+// --target it is given (loopback in bench/*.sh).
+//
+//   grpc_load --target=127.0.0.1:50051 --mode=unary --concurrency=64 --duration=10s
+//   grpc_load --mode=stream --concurrency=10000 --calls=10000
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "chat-server address");
+ABSL_FLAG(std::string, mode, "unary", "unary (Chat) or stream (ChatStream)");
+ABSL_FLAG(int, concurrency, 64, "calls in flight at once");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "how long to send");
+ABSL_FLAG(int64_t, calls, 0, "stop after this many calls (0: use --duration)");
+ABSL_FLAG(int, sessions, 1000, "distinct session ids to spread calls over");
+ABSL_FLAG(int, channels, 8, "gRPC connections to spread calls over");
+ABSL_FLAG(int, message_bytes, 32, "size of each user message");
+
+namespace {
+
+using chat::v1::ChatRequest;
+using chat::v1::ChatResponse;
+using chat::v1::ChatStreamEvent;
+
+class Load {
+ public:
+  Load() {
+    for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("chatd.bench.channel", i);  // Distinct args: one connection each.
+      stubs_.push_back(chat::v1::ChatService::NewStub(grpc::CreateCustomChannel(
+          absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
+    }
+    message_ = std::string(absl::GetFlag(FLAGS_message_bytes), 'm');
+    max_calls_ = absl::GetFlag(FLAGS_calls);
+    end_ = absl::Now() + absl::GetFlag(FLAGS_duration);
+  }
+
+  void Run() {
+    start_ = absl::Now();
+    const int concurrency = absl::GetFlag(FLAGS_concurrency);
+    {
+      absl::MutexLock lock(&mu_);
+      in_flight_ = concurrency;
+    }
+    for (int i = 0; i < concurrency; ++i) StartCall(i);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &in_flight_));
+    elapsed_ = absl::Now() - start_;
+  }
+
+  void Report() {
+    absl::MutexLock lock(&mu_);
+    std::sort(latencies_ms_.begin(), latencies_ms_.end());
+    auto pct = [&](double p) {
+      if (latencies_ms_.empty()) return 0.0;
+      size_t i = static_cast<size_t>(p * (latencies_ms_.size() - 1));
+      return latencies_ms_[i];
+    };
+    const double seconds = absl::ToDoubleSeconds(elapsed_);
+    std::printf(
+        "mode=%s concurrency=%d calls=%zu errors=%lld elapsed=%.2fs\n"
+        "throughput=%.1f calls/s  p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
+        absl::GetFlag(FLAGS_mode).c_str(), absl::GetFlag(FLAGS_concurrency),
+        latencies_ms_.size(), static_cast<long long>(errors_), seconds,
+        latencies_ms_.size() / seconds, pct(0.5), pct(0.9), pct(0.99), pct(1.0));
+    if (!first_error_.empty()) std::printf("first error: %s\n", first_error_.c_str());
+  }
+
+ private:
+  // Starts the next call for worker `id`, or retires the worker.
+  void StartCall(int id) {
+    const int64_t n = started_.fetch_add(1);
+    if ((max_calls_ > 0 && n >= max_calls_) ||
+        (max_calls_ == 0 && absl::Now() >= end_)) {
+      absl::MutexLock lock(&mu_);
+      --in_flight_;
+      return;
+    }
+    ChatRequest request;
+    request.set_session_id(absl::StrCat("bench-", n % absl::GetFlag(FLAGS_sessions)));
+    request.set_message(message_);
+    auto* stub = stubs_[id % stubs_.size()].get();
+    if (absl::GetFlag(FLAGS_mode) == "stream") {
+      new StreamCall(this, id, stub, std::move(request));
+    } else {
+      auto* context = new grpc::ClientContext;
+      auto* response = new ChatResponse;
+      auto* req = new ChatRequest(std::move(request));
+      const absl::Time begin = absl::Now();
+      stub->async()->Chat(context, req, response,
+                          [this, id, context, response, req, begin](grpc::Status s) {
+                            Done(begin, s);
+                            delete context;
+                            delete response;
+                            delete req;
+                            StartCall(id);
+                          });
+    }
+  }
+
+  void Done(absl::Time begin, const grpc::Status& status) {
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - begin);
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) {
+      latencies_ms_.push_back(ms);
+    } else {
+      if (first_error_.empty()) first_error_ = status.error_message();
+      ++errors_;
+    }
+  }
+
+  // One ChatStream read to its end.
+  class StreamCall final : public grpc::ClientReadReactor<ChatStreamEvent> {
+   public:
+    StreamCall(Load* load, int id, chat::v1::ChatService::Stub* stub,
+               ChatRequest request)
+        : load_(load), id_(id), request_(std::move(request)), begin_(absl::Now()) {
+      stub->async()->ChatStream(&context_, &request_, this);
+      StartRead(&event_);
+      StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (ok) StartRead(&event_);
+    }
+    void OnDone(const grpc::Status& status) override {
+      load_->Done(begin_, status);
+      Load* load = load_;
+      int id = id_;
+      delete this;
+      load->StartCall(id);
+    }
+
+   private:
+    Load* const load_;
+    const int id_;
+    grpc::ClientContext context_;
+    ChatRequest request_;
+    ChatStreamEvent event_;
+    const absl::Time begin_;
+  };
+
+  std::vector<std::unique_ptr<chat::v1::ChatService::Stub>> stubs_;
+  std::string message_;
+  int64_t max_calls_ = 0;
+  absl::Time start_, end_;
+  absl::Duration elapsed_;
+  std::atomic<int64_t> started_{0};
+  absl::Mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<double> latencies_ms_ ABSL_GUARDED_BY(mu_);
+  int64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string first_error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  Load load;
+  load.Run();
+  load.Report();
+  return 0;
+}
