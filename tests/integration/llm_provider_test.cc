@@ -1,0 +1,391 @@
+// The real chat-server binary talking to a fake LLM upstream
+// (tests/fake_upstream/server.mjs, a real HTTP server on loopback speaking
+// Anthropic's and OpenAI's wire formats). Strategy: every test runs once per
+// provider; the request's `model` tells the fake how to behave (stream,
+// split, ping, fail with a status, fail mid-stream, stall, hold), and the
+// fake's /_stats tells the test how many attempts it received and whether
+// the client closed the connection early. Each test then checks the gRPC
+// status and that the stored history holds whole turns only.
+
+#include <curl/curl.h>
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::MakeTempDir;
+using ::chat::testing::ServerProcess;
+using ::chat::v1::ChatRequest;
+using ::chat::v1::ChatResponse;
+using ::chat::v1::ChatService;
+using ::chat::v1::ChatStreamEvent;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const bool kFastClientPolling = [] {
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 1);
+  return true;
+}();
+
+size_t AppendToString(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// A blocking HTTP call to the fake's control endpoints.
+std::string HttpCall(const std::string& url, bool post) {
+  std::string body;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (post) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendToString);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  return body;
+}
+
+std::string Escape(const std::string& s) {
+  char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
+  std::string out(e);
+  curl_free(e);
+  return out;
+}
+
+class LlmProviderTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT});
+    absl::Status started = upstream_->Start();
+    ASSERT_TRUE(started.ok()) << started << upstream_->Log();
+  }
+  static void TearDownTestSuite() {
+    delete upstream_;
+    upstream_ = nullptr;
+  }
+
+  void SetUp() override { dir_ = MakeTempDir(); }
+
+  const std::string& provider() const { return GetParam(); }
+
+  void StartServer(std::vector<std::string> extra_args = {}) {
+    std::vector<std::string> args = {
+        "--listen=127.0.0.1:0",
+        absl::StrCat("--store=sqlite:", dir_, "/chat.db"),
+        absl::StrCat("--provider=", provider()),
+        "--provider_retry_delay=20ms",
+        "--first_byte_timeout=2s",
+        "--idle_timeout=1s",
+        "--shutdown_grace=5s"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    const std::string base = absl::StrCat("http://", upstream_->address());
+    server_ = std::make_unique<ServerProcess>(
+        CHAT_SERVER_BINARY, args,
+        std::map<std::string, std::string>{
+            {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},
+            {"ANTHROPIC_BASE_URL", base},
+            {"OPENAI_API_KEY", "sk-openai-test-secret"},
+            {"OPENAI_BASE_URL", base + "/v1"}});
+    absl::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started << server_->Log();
+    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    stub_ = ChatService::NewStub(channel_);
+  }
+
+  // A model name the fake reads as `behaviour`, unique to this test.
+  std::string Model(const std::string& behaviour) const {
+    const ::testing::TestInfo* info =
+        ::testing::UnitTest::GetInstance()->current_test_info();
+    return absl::StrCat(behaviour, "@", provider(), "/", info->name());
+  }
+
+  nlohmann::json Stats(const std::string& model) {
+    return nlohmann::json::parse(HttpCall(
+        absl::StrCat("http://", upstream_->address(), "/_stats?key=", Escape(model)),
+        false));
+  }
+  void Release(const std::string& model) {
+    HttpCall(absl::StrCat("http://", upstream_->address(), "/_release?key=", Escape(model)),
+             true);
+  }
+  // Polls the fake until `field` of `model`'s stats reaches `value`.
+  bool WaitForStat(const std::string& model, const std::string& field, int value) {
+    for (int i = 0; i < 100; ++i) {
+      if (Stats(model)[field].get<int>() >= value) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+
+  ChatRequest Request(const std::string& session, const std::string& message,
+                      const std::string& model) {
+    ChatRequest request;
+    request.set_session_id(session);
+    request.set_message(message);
+    request.set_model(model);
+    return request;
+  }
+
+  grpc::Status Chat(const ChatRequest& request, ChatResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub_->Chat(&context, request, response);
+  }
+
+  grpc::Status Stream(const ChatRequest& request, std::vector<std::string>* deltas,
+                      ChatResponse* done) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+        stub_->ChatStream(&context, request);
+    ChatStreamEvent event;
+    while (reader->Read(&event)) {
+      if (event.has_delta()) deltas->push_back(event.delta().text());
+      if (event.has_done()) *done = event.done();
+    }
+    return reader->Finish();
+  }
+
+  chat::v1::GetHistoryResponse History(const std::string& session,
+                                       grpc::Status* status = nullptr) {
+    grpc::ClientContext context;
+    chat::v1::GetHistoryRequest request;
+    request.set_session_id(session);
+    chat::v1::GetHistoryResponse response;
+    grpc::Status s = stub_->GetHistory(&context, request, &response);
+    if (status != nullptr) *status = s;
+    return response;
+  }
+
+  static ServerProcess* upstream_;
+  std::string dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<ChatService::Stub> stub_;
+};
+
+ServerProcess* LlmProviderTest::upstream_ = nullptr;
+
+TEST_P(LlmProviderTest, DeltasArriveOneByOneWhileTheUpstreamStillStreams) {
+  StartServer();
+  const std::string model = Model("hold");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+      stub_->ChatStream(&context, Request("s1", "hello there", model));
+  // The fake has sent only its first delta and waits for our release: if
+  // this read returns, the delta crossed gRPC while the upstream streams.
+  ChatStreamEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  ASSERT_TRUE(event.has_delta());
+  EXPECT_EQ(event.delta().text(), "Echo ");
+  EXPECT_EQ(Stats(model)["completed"], 0);
+  Release(model);
+  std::vector<std::string> deltas = {event.delta().text()};
+  ChatResponse done;
+  while (reader->Read(&event)) {
+    if (event.has_delta()) deltas.push_back(event.delta().text());
+    if (event.has_done()) done = event.done();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_THAT(deltas, ::testing::ElementsAre("Echo ", "of ", "1 ", "messages: ",
+                                             "hello ", "there"));
+  EXPECT_EQ(done.response(), "Echo of 1 messages: hello there");
+  EXPECT_EQ(done.model(), model);
+  EXPECT_EQ(done.stop_reason(), "end_turn");
+  EXPECT_GT(done.usage().input_tokens(), 0);
+  EXPECT_EQ(done.usage().output_tokens(), 6);
+  EXPECT_TRUE(Stats(model)["saw_credentials"].get<bool>());
+  chat::v1::GetHistoryResponse history = History("s1");
+  ASSERT_EQ(history.messages_size(), 2);
+  EXPECT_EQ(history.messages(1).content(), done.response());
+}
+
+TEST_P(LlmProviderTest, SplitPingsAndQuirksGiveTheSameReply) {
+  StartServer();
+  std::vector<std::string> behaviours = {"ok", "split", "ping", "slow:20"};
+  if (provider() == "openai") behaviours.push_back("vllm");
+  int turn = 0;
+  for (const std::string& b : behaviours) {
+    SCOPED_TRACE(b);
+    std::vector<std::string> deltas;
+    ChatResponse done;
+    ASSERT_TRUE(Stream(Request("quirks", "say it", Model(b)), &deltas, &done).ok())
+        << server_->Log();
+    ++turn;
+    // Each turn sends the history so far: 2 messages per earlier turn.
+    EXPECT_EQ(done.response(),
+              absl::StrCat("Echo of ", 2 * turn - 1, " messages: say it"));
+    EXPECT_EQ(absl::StrJoin(deltas, ""), done.response());
+    EXPECT_GT(done.usage().output_tokens(), 0);
+  }
+  // The unary call takes the same path.
+  ChatResponse response;
+  ASSERT_TRUE(Chat(Request("quirks", "unary", Model("ok")), &response).ok());
+  EXPECT_EQ(response.turn_count(), turn + 1);
+  EXPECT_EQ(History("quirks").messages_size(), 2 * (turn + 1));
+
+  grpc::ClientContext context;
+  chat::v1::GetStatsResponse stats;
+  ASSERT_TRUE(stub_->GetStats(&context, {}, &stats).ok());
+  EXPECT_GT(stats.total_input_tokens(), 0);
+  EXPECT_GT(stats.total_output_tokens(), 0);
+}
+
+struct FailureCase {
+  std::string behaviour;
+  grpc::StatusCode code;
+  int attempts;  // What the upstream received (retries included).
+  std::string message;
+};
+
+TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
+  StartServer();
+  std::vector<std::string> deltas;
+  ChatResponse done;
+  ASSERT_TRUE(Stream(Request("whole", "first", Model("ok")), &deltas, &done).ok());
+  const FailureCase cases[] = {
+      {"status:400", grpc::StatusCode::INVALID_ARGUMENT, 1, "HTTP 400"},
+      {"status:401", grpc::StatusCode::INTERNAL, 1, "credentials"},
+      {"status:403", grpc::StatusCode::INTERNAL, 1, "credentials"},
+      {"status:429", grpc::StatusCode::RESOURCE_EXHAUSTED, 3, "HTTP 429"},
+      {"status:500", grpc::StatusCode::UNAVAILABLE, 3, "HTTP 500"},
+      {"status:502", grpc::StatusCode::UNAVAILABLE, 3, "HTTP 502"},
+      {"status:503", grpc::StatusCode::UNAVAILABLE, 3, "HTTP 503"},
+      {"status:529", grpc::StatusCode::UNAVAILABLE, 3, "HTTP 529"},
+      // Retried: nothing had reached the client yet.
+      {"errorfirst", grpc::StatusCode::UNAVAILABLE, 3, ""},
+      // Never retried once a delta was streamed.
+      {"midstream", grpc::StatusCode::UNAVAILABLE, 1, ""},
+      {"truncated", grpc::StatusCode::UNAVAILABLE, 1, "ended before"},
+      {"stall", grpc::StatusCode::DEADLINE_EXCEEDED, 1, provider()},
+      {"noheaders", grpc::StatusCode::DEADLINE_EXCEEDED, 1, provider()},
+  };
+  for (const FailureCase& c : cases) {
+    SCOPED_TRACE(c.behaviour);
+    const std::string model = Model(c.behaviour);
+    deltas.clear();
+    grpc::Status status = Stream(Request("whole", "doomed", model), &deltas, &done);
+    EXPECT_EQ(status.error_code(), c.code) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(provider()));
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+    EXPECT_THAT(status.error_message(), Not(HasSubstr("secret")));
+    EXPECT_EQ(Stats(model)["attempts"], c.attempts);
+    chat::v1::GetHistoryResponse history = History("whole");
+    ASSERT_EQ(history.messages_size(), 2);
+    EXPECT_EQ(history.messages(0).content(), "first");
+  }
+  // A first turn that fails creates no session.
+  grpc::Status status = Stream(Request("never", "x", Model("status:500")), &deltas, &done);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  History("never", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(server_->Log(), Not(HasSubstr("secret")));
+  EXPECT_THAT(server_->Log(), HasSubstr("req_fake_"));  // request-id logged.
+}
+
+TEST_P(LlmProviderTest, RetriesRecoverBeforeTheFirstByte) {
+  StartServer();
+  for (const std::string& b : {"flaky:500:2", "flaky:529:1", "flaky:429:2", "flaky:503:1"}) {
+    SCOPED_TRACE(b);
+    const std::string model = Model(b);
+    ChatResponse response;
+    grpc::Status status = Chat(Request("retry", "again", model), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(Stats(model)["attempts"], 1 + (b.back() - '0'));
+  }
+  EXPECT_EQ(History("retry").messages_size(), 8);
+}
+
+TEST_P(LlmProviderTest, RetriesAreBoundedByTheFlagAndHonourRetryAfter) {
+  StartServer({"--provider_retries=1"});
+  const std::string model = Model("status:429:1");
+  const absl::Time start = absl::Now();
+  ChatResponse response;
+  grpc::Status status = Chat(Request("bounded", "x", model), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Stats(model)["attempts"], 2);
+  // retry-after: 1 was honoured (the base delay is 20ms).
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));
+
+  const std::string none = Model("status:500");
+  ASSERT_EQ(Chat(Request("bounded", "x", none), &response).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Stats(none)["attempts"], 2);
+}
+
+TEST_P(LlmProviderTest, CancellationClosesTheUpstreamConnectionAndStoresNothing) {
+  StartServer();
+  const std::string model = Model("hold");
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+      stub_->ChatStream(&context, Request("cancel", "hello", model));
+  ChatStreamEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  context.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitForStat(model, "closed_early", 1)) << Stats(model).dump();
+  EXPECT_EQ(Stats(model)["completed"], 0);
+  grpc::Status status;
+  History("cancel", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
+  StartServer();
+  const std::string model = Model("hold");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(700));
+  ChatResponse response;
+  grpc::Status status = stub_->Chat(&context, Request("late", "hello", model), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(WaitForStat(model, "closed_early", 1)) << Stats(model).dump();
+  absl::SleepFor(absl::Milliseconds(200));
+  History("late", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
+  // Each message below is 400 bytes = 100 estimated tokens; with the
+  // system prompt (~8) a budget of 350 fits the new message and one turn.
+  StartServer({"--max_context_tokens=350"});
+  const std::string model = Model("ok");
+  std::vector<int> truncated;
+  for (int i = 0; i < 4; ++i) {
+    ChatResponse response;
+    ChatRequest request = Request("window", std::string(399, 'a' + i) + " ", model);
+    ASSERT_TRUE(Chat(request, &response).ok());
+    truncated.push_back(response.truncated_turns());
+  }
+  EXPECT_THAT(truncated, ::testing::ElementsAre(0, 0, 1, 2));
+  nlohmann::json sent = Stats(model)["last_request"]["messages"];
+  const size_t system_messages = provider() == "openai" ? 1 : 0;
+  EXPECT_EQ(sent.size(), system_messages + 3);  // One earlier turn and the new message.
+  EXPECT_EQ(History("window").messages_size(), 8);  // Stored whole.
+}
+
+INSTANTIATE_TEST_SUITE_P(Providers, LlmProviderTest,
+                         ::testing::Values("anthropic", "openai"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace chat
