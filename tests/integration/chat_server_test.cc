@@ -52,7 +52,9 @@ class ChatServerTest : public ::testing::Test {
   void StartServer(std::vector<std::string> extra_args = {}) {
     std::vector<std::string> args = {
         "--listen=127.0.0.1:0", absl::StrCat("--store=sqlite:", dir_, "/data/chat.db"),
-        "--echo_delay=2ms", "--shutdown_grace=5s"};
+        "--echo_delay=2ms", "--shutdown_grace=5s",
+        // Whatever keys the environment holds, these tests use echo.
+        "--provider=echo"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     server_ = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args);
     ASSERT_TRUE(server_->Start().ok()) << server_->Log();
