@@ -90,6 +90,7 @@ int Run() {
   engine_options.max_context_tokens = absl::GetFlag(FLAGS_max_context_tokens);
   engine_options.limits.max_tokens_ceiling =
       std::max(1, absl::GetFlag(FLAGS_max_tokens_ceiling));
+  engine_options.limits.allowed_models = absl::GetFlag(FLAGS_allowed_models);
 
   auto pool = std::make_unique<chat::ThreadPool>(
       std::max(1, absl::GetFlag(FLAGS_store_threads)));

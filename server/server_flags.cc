@@ -71,6 +71,9 @@ ABSL_FLAG(int, max_tokens, 1024,
 ABSL_FLAG(int, max_tokens_ceiling, 65536,
           "Largest `max_tokens` a request may ask for (INVALID_ARGUMENT "
           "above). Env: CHAT_MAX_TOKENS_CEILING.");
+ABSL_FLAG(std::vector<std::string>, allowed_models, {},
+          "Comma-separated models a request may name in `model` (empty: "
+          "any). Env: CHAT_ALLOWED_MODELS.");
 ABSL_FLAG(int, provider_retries, 2,
           "Retries of a provider call that failed before any text was "
           "streamed (connection errors, HTTP 429/500/502/503/529). Env: "

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/time/time.h"
@@ -22,6 +23,7 @@ ABSL_DECLARE_FLAG(int, max_turns_per_session);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(int, max_tokens);
 ABSL_DECLARE_FLAG(int, max_tokens_ceiling);
+ABSL_DECLARE_FLAG(std::vector<std::string>, allowed_models);
 ABSL_DECLARE_FLAG(int, provider_retries);
 ABSL_DECLARE_FLAG(absl::Duration, provider_retry_delay);
 ABSL_DECLARE_FLAG(absl::Duration, connect_timeout);
@@ -38,6 +40,7 @@ inline constexpr const char* kServerFlagNames[] = {
     "max_message_bytes", "echo_delay", "shutdown_grace", "store_threads",
     "store_connections", "session_ttl", "max_sessions_per_tenant",
     "max_turns_per_session", "model", "max_tokens", "max_tokens_ceiling",
+    "allowed_models",
     "provider_retries", "provider_retry_delay", "connect_timeout",
     "first_byte_timeout", "idle_timeout", "max_context_tokens"};
 

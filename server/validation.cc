@@ -1,7 +1,10 @@
 #include "server/validation.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace chat {
 namespace {
@@ -63,6 +66,13 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
   }
   if (request.model.has_value() && request.model->size() > 256) {
     return absl::InvalidArgumentError("model name is longer than 256 bytes");
+  }
+  if (request.model.has_value() && !limits.allowed_models.empty() &&
+      std::find(limits.allowed_models.begin(), limits.allowed_models.end(),
+                *request.model) == limits.allowed_models.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", *request.model, "' is not allowed on this server; allowed: ",
+        absl::StrJoin(limits.allowed_models, ", ")));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,8 @@
 #define CHAT_SERVER_VALIDATION_H_
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +16,9 @@ struct RequestLimits {
   size_t max_message_bytes = 64 * 1024;
   size_t max_system_prompt_bytes = 16 * 1024;
   int max_tokens_ceiling = 65536;
+  // Models a request may name; empty: any (the provider refuses unknown
+  // ones itself).
+  std::vector<std::string> allowed_models;
 };
 
 inline constexpr size_t kMaxSessionIdBytes = 128;
