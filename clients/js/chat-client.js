@@ -1,0 +1,231 @@
+// ChatClient: the browser / Node 18+ client of chatd's REST gateway.
+//
+// One ES module, no dependencies: it needs only fetch, TextDecoder and
+// ReadableStream, which browsers and Node 18+ have. It keeps the Python
+// template's ChatClient API (constructor(baseUrl), chat(message),
+// chatStream(message, onChunk), getHistory(), reset(), a generated
+// sessionId) and adds what the template lacked: errors carrying the HTTP
+// status and message (ChatError), Server-Sent Events streaming on
+// /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
+// deleteSession() and an optional API key (Authorization: Bearer).
+//
+//   import { ChatClient } from './chat-client.js';
+//   const client = new ChatClient('http://localhost:8000');
+//   console.log(await client.chat('Hello!'));
+//   await client.chatStream('Tell me more', (text) => process.stdout.write(text));
+
+// The HTTP status the gateway uses for each gRPC code (docs/ARCHITECTURE.md);
+// used for errors that arrive inside an already started stream.
+const HTTP_STATUS_OF_GRPC_CODE = {
+  0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
+  9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+};
+
+// A failed call: `status` is the HTTP status, `code` the gRPC status code
+// from the gateway's error body ({"code", "message", "details"}).
+export class ChatError extends Error {
+  constructor(status, message, code = undefined, details = []) {
+    super(message);
+    this.name = 'ChatError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+function generateSessionId() {
+  const random = globalThis.crypto?.randomUUID
+    ? globalThis.crypto.randomUUID()
+    : Math.random().toString(36).slice(2) + Date.now().toString(36);
+  return `session-${random}`;
+}
+
+async function errorFrom(response) {
+  const text = await response.text().catch(() => '');
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  // An ndjson error line wraps the body in {"error": ...}.
+  if (body && body.error && typeof body.error === 'object') body = body.error;
+  const message = body?.message ?? (text || response.statusText || `HTTP ${response.status}`);
+  return new ChatError(response.status, message, body?.code, body?.details ?? []);
+}
+
+// Yields {event, data} for each Server-Sent Event of `body`, however the
+// bytes were split.
+async function* readSse(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length) yield { event, data: data.join('\n') };
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+export class ChatClient {
+  // `baseUrl`: the gateway, e.g. 'http://localhost:8000' ('' for the page's
+  // own origin). Options: sessionId (else a new random one), apiKey (sent as
+  // Authorization: Bearer), systemPrompt (for new sessions), fetch (a
+  // fetch implementation; the global one by default).
+  constructor(baseUrl = 'http://localhost:8000', options = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.sessionId = options.sessionId ?? generateSessionId();
+    this.apiKey = options.apiKey;
+    this.systemPrompt = options.systemPrompt;
+    this._fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  // The template's name for making a session id.
+  generateSessionId() {
+    return generateSessionId();
+  }
+
+  _headers(extra = {}) {
+    const headers = { ...extra };
+    if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
+    return headers;
+  }
+
+  async _call(method, path, body, signal) {
+    const init = { method, headers: this._headers(), signal };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const response = await this._fetch(this.baseUrl + path, init);
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
+  }
+
+  _chatBody(message, options) {
+    const body = { message, session_id: this.sessionId };
+    const systemPrompt = options.systemPrompt ?? this.systemPrompt;
+    if (systemPrompt !== undefined) body.system_prompt = systemPrompt;
+    for (const key of ['model', 'max_tokens', 'temperature']) {
+      if (options[key] !== undefined) body[key] = options[key];
+    }
+    return body;
+  }
+
+  // Sends one message; resolves to the assistant's reply (a string), as the
+  // template's client did. chatTurn() gives the whole answer.
+  async chat(message, options = {}) {
+    return (await this.chatTurn(message, options)).response;
+  }
+
+  // Sends one message; resolves to {response, session_id, timestamp,
+  // turn_count, model, stop_reason, usage}.
+  async chatTurn(message, options = {}) {
+    return this._call('POST', '/v1/chat', this._chatBody(message, options), options.signal);
+  }
+
+  // Streams the reply over Server-Sent Events: onChunk(text) for each piece
+  // as it arrives. Resolves to the final turn ({response, turn_count,
+  // usage, ...}); rejects with a ChatError (also for an error that arrives
+  // mid-stream) or the AbortError of `options.signal`, which stops the
+  // stream and cancels the turn on the server (nothing is stored).
+  async chatStream(message, onChunk = () => {}, options = {}) {
+    const response = await this._fetch(`${this.baseUrl}/v1/chat:stream`, {
+      method: 'POST',
+      headers: this._headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
+      body: JSON.stringify(this._chatBody(message, options)),
+      signal: options.signal,
+    });
+    if (!response.ok) throw await errorFrom(response);
+    let finalTurn;
+    for await (const { event, data } of readSse(response.body)) {
+      const payload = JSON.parse(data);
+      if (event === 'delta') {
+        onChunk(payload.text ?? '');
+      } else if (event === 'done') {
+        finalTurn = payload;
+      } else if (event === 'error') {
+        throw new ChatError(HTTP_STATUS_OF_GRPC_CODE[payload.code] ?? 500,
+          payload.message, payload.code, payload.details ?? []);
+      }
+    }
+    if (!finalTurn) throw new ChatError(502, 'the stream ended without a final event');
+    return finalTurn;
+  }
+
+  // The template's own streaming route (/chat-stream, raw text chunks).
+  // Resolves to the whole text; an error after the first chunk arrives, as
+  // the template sent it, inside the text as "\nError: <message>".
+  async chatStreamText(message, onChunk = () => {}, options = {}) {
+    const response = await this._fetch(`${this.baseUrl}/chat-stream`, {
+      method: 'POST',
+      headers: this._headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(this._chatBody(message, options)),
+      signal: options.signal,
+    });
+    if (!response.ok) throw await errorFrom(response);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let full = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const chunk = decoder.decode(value, { stream: true });
+      full += chunk;
+      if (chunk) onChunk(chunk);
+    }
+    return full;
+  }
+
+  // {session_id, messages: [{role, content, timestamp}], turn_count, ...};
+  // ChatError 404 for a session with no stored turn.
+  async getHistory(options = {}) {
+    return this._call('GET', `/v1/sessions/${encodeURIComponent(this.sessionId)}/history`,
+      undefined, options.signal);
+  }
+
+  // Empties the session, keeping its system prompt: {status: 'reset' or
+  // 'not_found', session_id, previous_turns}.
+  async reset(options = {}) {
+    return this._call('POST', `/v1/sessions/${encodeURIComponent(this.sessionId)}:reset`,
+      undefined, options.signal);
+  }
+
+  // Deletes the session: {status: 'cleared' or 'not_found', session_id}.
+  async deleteSession(options = {}) {
+    return this._call('DELETE', `/v1/sessions/${encodeURIComponent(this.sessionId)}`,
+      undefined, options.signal);
+  }
+
+  // A page of sessions, most recent first: {sessions: [...], next_page_token}.
+  async listSessions({ pageSize, pageToken, signal } = {}) {
+    const query = new URLSearchParams();
+    if (pageSize !== undefined) query.set('page_size', String(pageSize));
+    if (pageToken) query.set('page_token', pageToken);
+    const suffix = query.toString() ? `?${query}` : '';
+    return this._call('GET', `/v1/sessions${suffix}`, undefined, signal);
+  }
+
+  // {total_sessions, total_messages, avg_messages_per_session, ...}.
+  async stats(options = {}) {
+    return this._call('GET', '/v1/stats', undefined, options.signal);
+  }
+}
+
+export default ChatClient;

@@ -1,0 +1,53 @@
+#ifndef CHAT_GATEWAY_GATEWAY_H_
+#define CHAT_GATEWAY_GATEWAY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gateway/cors.h"
+#include "gateway/http_server.h"
+#include "gateway/routes.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/generic/generic_stub.h"
+
+namespace chat::gateway {
+
+struct GatewayOptions {
+  // Deadline of a call whose request has no (shorter) Grpc-Timeout.
+  absl::Duration request_timeout = absl::Minutes(5);
+  // See CorsPolicy.
+  std::string cors_origins;
+  // Directory holding the web chat page (index.html) and the JS client
+  // (chat-client.js), served at /web/ and /js/chat-client.js; empty: none.
+  std::string web_root;
+};
+
+// The HTTP handler: matches a request to a route, transcodes it to the RPC,
+// calls chat-server through the channel with gRPC's callback API (no thread
+// waits for an answer), and transcodes the answer back. Thread-safe; one
+// instance serves every connection.
+class Gateway {
+ public:
+  Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
+          GatewayOptions options);
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  void Handle(std::shared_ptr<HttpExchange> exchange);
+
+ private:
+  bool ServeStatic(const std::shared_ptr<HttpExchange>& exchange,
+                   const std::string& path, const HttpHeaders& headers);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  grpc::GenericStub stub_;
+  const RouteTable routes_;
+  const GatewayOptions options_;
+  const CorsPolicy cors_;
+  const std::string openapi_json_;
+};
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_GATEWAY_H_

@@ -1,0 +1,131 @@
+// chat-gateway: REST/JSON in front of chat-server. Serves the routes of the
+// proto's google.api.http annotations over HTTP/1.1, transcoded to gRPC
+// calls on chat-server, until SIGINT or SIGTERM.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "chat/v1/chat.pb.h"
+#include "gateway/backend_channel.h"
+#include "gateway/gateway.h"
+#include "gateway/http_server.h"
+#include "gateway/routes.h"
+#include "server/logging.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8000",
+          "HTTP address to serve (HOST:PORT; port 0 picks a free one, logged "
+          "at start)");
+ABSL_FLAG(std::string, backend, "127.0.0.1:50051",
+          "chat-server address, or several comma-separated IP:PORT addresses "
+          "(round-robin over the healthy ones)");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
+          "largest request body; larger ones are answered 413");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
+          "deadline of each gRPC call (a shorter Grpc-Timeout header wins)");
+ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(30),
+          "time to receive a request, and idle time before a keep-alive "
+          "connection is closed");
+ABSL_FLAG(std::string, cors_origins, "",
+          "origins allowed to call from a browser: comma-separated, or *; "
+          "empty: none");
+ABSL_FLAG(int, io_threads, 2, "threads serving HTTP connections");
+ABSL_FLAG(std::string, web_root, "",
+          "directory with web/index.html and js/chat-client.js, served at "
+          "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
+
+namespace {
+
+sigset_t BlockStopSignals() {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int Run() {
+  const sigset_t stop_signals = BlockStopSignals();
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const size_t colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    chat::LogError("--listen must be HOST:PORT; got ", listen);
+    return 1;
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+
+  absl::StatusOr<chat::gateway::RouteTable> routes =
+      chat::gateway::RouteTable::FromServices(
+          {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
+  if (!routes.ok()) {
+    chat::LogError(routes.status().ToString());
+    return 1;
+  }
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      chat::gateway::MakeBackendChannel(backend);
+  if (!channel.ok()) {
+    chat::LogError(channel.status().ToString());
+    return 1;
+  }
+  const size_t route_count = routes->routes().size();
+
+  chat::gateway::GatewayOptions options;
+  options.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.cors_origins = absl::GetFlag(FLAGS_cors_origins);
+  options.web_root = absl::GetFlag(FLAGS_web_root);
+  chat::gateway::Gateway gateway(*channel, *std::move(routes), options);
+
+  chat::gateway::HttpServerOptions http_options;
+  const int64_t max_body = absl::GetFlag(FLAGS_max_body_bytes);
+  if (max_body < 1) {
+    chat::LogError("--max_body_bytes must be at least 1");
+    return 1;
+  }
+  http_options.max_body_bytes = static_cast<size_t>(max_body);
+  http_options.read_timeout = absl::GetFlag(FLAGS_read_timeout);
+  http_options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  chat::gateway::HttpServer server(
+      http_options, [&gateway](std::shared_ptr<chat::gateway::HttpExchange> e) {
+        gateway.Handle(std::move(e));
+      });
+  absl::StatusOr<int> bound = server.Start(host, port);
+  if (!bound.ok()) {
+    chat::LogError(bound.status().ToString());
+    return 1;
+  }
+  chat::LogInfo("chat-gateway listening on ", listen.substr(0, colon), ":",
+                *bound, " (backend ", backend, ", ", route_count, " routes)");
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  chat::LogInfo("received ", strsignal(signal_number), "; stopping");
+  server.Stop();
+  chat::LogInfo("chat-gateway stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "REST/JSON gateway to chat-server: chat-gateway --listen=127.0.0.1:8000 "
+      "--backend=127.0.0.1:50051");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

@@ -1,0 +1,81 @@
+// clients/js/chat-client.js from Node against the real gateway: the
+// template's API, errors with status, SSE streaming, aborting a stream.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startStack, SOURCE_DIR, words } from './harness.mjs';
+
+const { ChatClient, ChatError } = await import(
+  pathToFileURL(join(SOURCE_DIR, 'clients/js/chat-client.js')).href);
+
+describe('ChatClient', () => {
+  let stack;
+  before(async () => { stack = await startStack({ echoDelay: '20ms' }); });
+  after(async () => { await stack?.stop(); });
+
+  it('keeps the template API: chat, getHistory, reset, sessionId', async () => {
+    const client = new ChatClient(stack.base);
+    assert.match(client.sessionId, /^session-/);
+    assert.notEqual(client.sessionId, new ChatClient(stack.base).sessionId);
+    const reply = await client.chat('Hello');
+    assert.equal(typeof reply, 'string');
+    assert.ok(reply.includes('Hello'));
+    const history = await client.getHistory();
+    assert.equal(history.messages.length, 2);
+    const reset = await client.reset();
+    assert.equal(reset.status, 'reset');
+    assert.equal(reset.previous_turns, 1);
+  });
+
+  it('streams over SSE, calling onChunk per delta', async () => {
+    const client = new ChatClient(stack.base, { sessionId: 'js-stream' });
+    const chunks = [];
+    const turn = await client.chatStream('stream me please', (t) => chunks.push(t));
+    assert.ok(chunks.length > 1);
+    assert.equal(chunks.join(''), turn.response);
+    assert.equal(turn.turn_count, 1);
+    const text = await client.chatStreamText('and the template way', () => {});
+    assert.ok(text.includes('and the template way'));
+  });
+
+  it('throws ChatError with the HTTP status and message', async () => {
+    const client = new ChatClient(stack.base, { sessionId: 'never-used' });
+    await assert.rejects(client.getHistory(), (e) => {
+      assert.ok(e instanceof ChatError);
+      assert.equal(e.status, 404);
+      assert.equal(e.code, 5);
+      assert.ok(e.message.length > 0);
+      return true;
+    });
+    await assert.rejects(new ChatClient(stack.base).chat(''), (e) => e.status === 400);
+  });
+
+  it('stops a stream with an AbortSignal, storing nothing', async () => {
+    const client = new ChatClient(stack.base, { sessionId: 'js-abort' });
+    const controller = new AbortController();
+    let chunks = 0;
+    await assert.rejects(
+      client.chatStream(words(300), () => {
+        chunks += 1;
+        if (chunks === 2) controller.abort();
+      }, { signal: controller.signal }),
+      (e) => e.name === 'AbortError');
+    await client.chat('after');  // Runs after the aborted turn ended.
+    const history = await client.getHistory();
+    assert.equal(history.turn_count, 1);
+  });
+
+  it('lists sessions and stats, and sends an API key', async () => {
+    const seen = [];
+    const client = new ChatClient(stack.base, {
+      apiKey: 'k-1',
+      fetch: (url, init) => { seen.push(init.headers.Authorization); return fetch(url, init); },
+    });
+    const page = await client.listSessions({ pageSize: 1 });
+    assert.equal(page.sessions.length, 1);
+    const stats = await client.stats();
+    assert.equal(typeof stats.total_sessions, 'number');
+    assert.deepEqual(seen, ['Bearer k-1', 'Bearer k-1']);
+  });
+});

@@ -1,0 +1,356 @@
+// The REST contract (docs: ../shared REST-CONTRACT.md, docs/API.md) against
+// the real binaries: every template route with its exact field names and
+// types, the /v1 twins, errors, headers, CORS, keep-alive and pipelining.
+// Strategy: one chat-server + chat-gateway pair per describe block, on
+// ports the OS picks; assertions on bodies and headers, never on timing.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { startStack, startGateway, postJson } from './harness.mjs';
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+function keys(obj) {
+  return Object.keys(obj).sort();
+}
+
+describe('template routes', () => {
+  let stack;
+  before(async () => { stack = await startStack(); });
+  after(async () => { await stack?.stop(); });
+
+  it('GET /stats with no sessions has avg 0, all numbers', async () => {
+    const res = await fetch(stack.base + '/stats');
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.total_sessions, 0);
+    assert.equal(body.total_messages, 0);
+    assert.equal(body.avg_messages_per_session, 0);
+    for (const k of ['total_sessions', 'total_messages', 'avg_messages_per_session']) {
+      assert.equal(typeof body[k], 'number', k);
+    }
+  });
+
+  it('GET / is the health check, exactly', async () => {
+    const res = await fetch(stack.base + '/');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    assert.equal(await res.text(), '{"status":"ok","service":"chat-api"}');
+  });
+
+  it("POST /chat answers the template's fields (its test file's case)", async () => {
+    const res = await postJson(stack.base, '/chat', { message: 'Hello', session_id: 'test-1' });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.ok('response' in body);
+    for (const k of ['response', 'session_id', 'timestamp', 'turn_count']) assert.ok(k in body, k);
+    assert.equal(typeof body.response, 'string');
+    assert.ok(body.response.length > 0);
+    assert.equal(body.session_id, 'test-1');
+    assert.match(body.timestamp, ISO);
+    assert.equal(body.turn_count, 1);
+  });
+
+  it('GET /history lists the turn after a chat on test-2', async () => {
+    const chat = await postJson(stack.base, '/chat', {
+      message: 'Hi there', session_id: 'test-2', system_prompt: null,
+    });
+    assert.equal(chat.status, 200);
+    const res = await fetch(stack.base + '/history/test-2');
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    for (const k of ['session_id', 'messages', 'turn_count']) assert.ok(k in body, k);
+    assert.equal(body.session_id, 'test-2');
+    assert.ok(body.messages.length >= 1);
+    assert.deepEqual(body.messages.map((m) => m.role), ['user', 'assistant']);
+    assert.equal(body.messages[0].content, 'Hi there');
+    assert.equal(typeof body.messages[1].content, 'string');
+    assert.equal(body.turn_count, 1);
+  });
+
+  it('GET /history of an unknown session is 404 with an error body', async () => {
+    const res = await fetch(stack.base + '/history/nobody');
+    assert.equal(res.status, 404);
+    const body = await res.json();
+    assert.deepEqual(keys(body), ['code', 'details', 'message']);
+    assert.equal(body.code, 5);
+    assert.deepEqual(body.details, []);
+  });
+
+  it('GET /sessions lists session_id, turns, created_at', async () => {
+    const res = await fetch(stack.base + '/sessions');
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.ok(Array.isArray(body.sessions));
+    const s = body.sessions.find((x) => x.session_id === 'test-1');
+    assert.ok(s);
+    assert.equal(s.turns, 1);
+    assert.match(s.created_at, ISO);
+  });
+
+  it('POST /reset keeps the session and reports previous_turns', async () => {
+    await postJson(stack.base, '/chat', { message: 'one', session_id: 'r1' });
+    await postJson(stack.base, '/chat', { message: 'two', session_id: 'r1' });
+    let res = await fetch(stack.base + '/reset/r1', { method: 'POST' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'reset', session_id: 'r1', previous_turns: 2 });
+    res = await fetch(stack.base + '/history/r1');
+    assert.equal(res.status, 200);
+    const h = await res.json();
+    assert.deepEqual(h.messages, []);
+    assert.equal(h.turn_count, 0);
+    res = await fetch(stack.base + '/reset/ghost', { method: 'POST' });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.status, 'not_found');
+    assert.equal(body.session_id, 'ghost');
+  });
+
+  it('DELETE /history clears, then answers not_found', async () => {
+    await postJson(stack.base, '/chat', { message: 'x', session_id: 'd1' });
+    let res = await fetch(stack.base + '/history/d1', { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'cleared', session_id: 'd1' });
+    res = await fetch(stack.base + '/history/d1', { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'not_found', session_id: 'd1' });
+    assert.equal((await fetch(stack.base + '/history/d1')).status, 404);
+  });
+
+  it('GET /stats counts as numbers after turns', async () => {
+    const body = await (await fetch(stack.base + '/stats')).json();
+    assert.ok(body.total_sessions >= 2);
+    assert.equal(typeof body.total_sessions, 'number');
+    assert.equal(typeof body.total_input_tokens, 'number');
+    assert.equal(body.avg_messages_per_session, body.total_messages / body.total_sessions);
+  });
+
+  it("the README's curl commands work unchanged", async () => {
+    const port = new URL(stack.base).port;
+    const run = (args) => new Promise((resolve, reject) =>
+      execFile('curl', args, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    let out;
+    try {
+      out = await run(['-sS', '-X', 'POST', `http://localhost:${port}/chat`, '-H',
+        'Content-Type: application/json', '-d',
+        '{"message":"Hello! What can you do?", "session_id":"readme-1"}']);
+    } catch (e) {
+      if (e.code === 'ENOENT') return; // No curl here; fetch covers the route.
+      throw e;
+    }
+    const chat = JSON.parse(out);
+    assert.equal(chat.session_id, 'readme-1');
+    assert.ok(chat.response.includes('Hello! What can you do?'));
+    const history = JSON.parse(await run(['-sS', `http://localhost:${port}/history/readme-1`]));
+    assert.equal(history.messages[0].content, 'Hello! What can you do?');
+  });
+});
+
+describe('versioned routes', () => {
+  let stack;
+  before(async () => { stack = await startStack(); });
+  after(async () => { await stack?.stop(); });
+
+  it('serve the same RPCs under /v1', async () => {
+    assert.deepEqual(await (await fetch(stack.base + '/v1/status')).json(),
+      { status: 'ok', service: 'chat-api' });
+    // lowerCamelCase input is accepted; unknown fields are ignored.
+    let res = await postJson(stack.base, '/v1/chat', { message: 'a', sessionId: 'v1', extra: [1] });
+    assert.equal(res.status, 200);
+    const chat = await res.json();
+    assert.equal(chat.session_id, 'v1');
+    assert.equal(typeof chat.usage.input_tokens, 'number');
+    await postJson(stack.base, '/v1/chat', { message: 'b', session_id: 'v2' });
+    res = await fetch(stack.base + '/v1/sessions/v1/history');
+    assert.equal((await res.json()).messages.length, 2);
+    res = await fetch(stack.base + '/v1/sessions?page_size=1');
+    const page = await res.json();
+    assert.equal(page.sessions.length, 1);
+    assert.ok(page.next_page_token);
+    res = await fetch(stack.base + '/v1/sessions?page_size=1&page_token=' +
+      encodeURIComponent(page.next_page_token));
+    const page2 = await res.json();
+    assert.equal(page2.sessions.length, 1);
+    assert.notEqual(page2.sessions[0].session_id, page.sessions[0].session_id);
+    res = await fetch(stack.base + '/v1/sessions/v1:reset', { method: 'POST' });
+    assert.equal((await res.json()).previous_turns, 1);
+    res = await fetch(stack.base + '/v1/sessions/v2', { method: 'DELETE' });
+    assert.equal((await res.json()).status, 'cleared');
+    const stats = await (await fetch(stack.base + '/v1/stats')).json();
+    assert.equal(stats.total_sessions, 1);
+  });
+});
+
+describe('errors', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ echoDelay: '50ms', gatewayArgs: ['--max_body_bytes=2048'] });
+  });
+  after(async () => { await stack?.stop(); });
+
+  async function expectError(res, status, code, pattern) {
+    assert.equal(res.status, status);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    const body = await res.json();
+    assert.equal(body.code, code);
+    assert.deepEqual(body.details, []);
+    if (pattern) assert.match(body.message, pattern);
+    return body;
+  }
+
+  it('malformed JSON is 400 saying where', async () => {
+    await expectError(await postJson(stack.base, '/chat', '{"message": "hi",'), 400, 3,
+      /malformed JSON body.*line 1, column/);
+    await expectError(await postJson(stack.base, '/chat', '[1]'), 400, 3, /object/);
+    await expectError(await postJson(stack.base, '/chat', '{"max_tokens":"lots"}'), 400, 3,
+      /max_tokens/);
+  });
+
+  it('missing required fields are 400 naming the field', async () => {
+    await expectError(await postJson(stack.base, '/chat', { session_id: 's' }), 400, 3, /message/);
+    await expectError(await postJson(stack.base, '/chat', { message: 'm' }), 400, 3, /session_id/);
+  });
+
+  it('unknown route is 404', async () => {
+    await expectError(await fetch(stack.base + '/nope'), 404, 5, /no route/);
+  });
+
+  it('wrong method is 405 with Allow', async () => {
+    const res = await fetch(stack.base + '/chat');
+    assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
+    await expectError(res, 405, 12);
+    const put = await fetch(stack.base + '/history/x', { method: 'PUT' });
+    assert.equal(put.headers.get('allow'), 'GET, DELETE, OPTIONS');
+    await expectError(put, 405, 12);
+  });
+
+  it('a body over --max_body_bytes is 413', async () => {
+    const res = await postJson(stack.base, '/chat', { message: 'x'.repeat(5000), session_id: 'big' });
+    await expectError(res, 413, 8, /limit/);
+  });
+
+  it('a bad query value is 400 naming the field', async () => {
+    await expectError(await fetch(stack.base + '/v1/sessions?page_size=ten'), 400, 3, /page_size/);
+  });
+
+  it('Grpc-Timeout bounds the call: 504 when it passes', async () => {
+    const res = await postJson(stack.base, '/chat',
+      { message: 'a b c d e f g h i j k l m n o p', session_id: 'slow' },
+      { 'Grpc-Timeout': '100m' });
+    await expectError(res, 504, 4);
+    await expectError(await postJson(stack.base, '/chat', { message: 'a', session_id: 's' },
+      { 'Grpc-Timeout': 'soon' }), 400, 3, /Grpc-Timeout/);
+  });
+
+  it('an unreachable backend is 503', async () => {
+    const lone = await startGateway(['--backend=127.0.0.1:1', '--request_timeout=5s']);
+    try {
+      const res = await fetch(`http://127.0.0.1:${lone.port}/stats`);
+      await expectError(res, 503, 14);
+    } finally {
+      await lone.stop();
+    }
+  });
+});
+
+describe('headers, CORS and connections', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({
+      gatewayArgs: ['--cors_origins=http://app.example, http://other.example', '--read_timeout=1s'],
+    });
+  });
+  after(async () => { await stack?.stop(); });
+
+  it('returns the client x-request-id, or makes one', async () => {
+    let res = await fetch(stack.base + '/', { headers: { 'x-request-id': 'req-42' } });
+    assert.equal(res.headers.get('x-request-id'), 'req-42');
+    res = await fetch(stack.base + '/');
+    assert.match(res.headers.get('x-request-id'), /^[0-9a-f]{32}$/);
+  });
+
+  it('forwards Authorization and Grpc-Metadata-* without breaking the call', async () => {
+    const res = await postJson(stack.base, '/chat', { message: 'm', session_id: 'h1' }, {
+      Authorization: 'Bearer k-123', 'Grpc-Metadata-Tenant-Hint': 'x',
+    });
+    assert.equal(res.status, 200);
+  });
+
+  it('answers a CORS preflight for an allowed origin', async () => {
+    const res = await fetch(stack.base + '/chat', {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'http://app.example',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'content-type, authorization',
+      },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get('access-control-allow-origin'), 'http://app.example');
+    assert.match(res.headers.get('access-control-allow-methods'), /POST/);
+    assert.equal(res.headers.get('access-control-allow-headers'), 'content-type, authorization');
+    assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
+  });
+
+  it('marks answers for allowed origins only, exposing x-request-id', async () => {
+    let res = await fetch(stack.base + '/', { headers: { Origin: 'http://other.example' } });
+    assert.equal(res.headers.get('access-control-allow-origin'), 'http://other.example');
+    assert.equal(res.headers.get('access-control-expose-headers'), 'x-request-id');
+    res = await fetch(stack.base + '/', { headers: { Origin: 'http://evil.example' } });
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    res = await fetch(stack.base + '/nope', { method: 'OPTIONS' });
+    assert.equal(res.status, 404);
+  });
+
+  function rawExchange(port, payload, until) {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let data = '';
+      socket.on('data', (d) => {
+        data += d.toString();
+        if (until(data)) { socket.destroy(); resolve(data); }
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+      socket.write(payload);
+    });
+  }
+
+  it('answers pipelined requests in order on one connection', async () => {
+    const port = new URL(stack.base).port;
+    const req = (path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const data = await rawExchange(port,
+      req('/') + req('/nope') + req('/stats'),
+      (d) => (d.match(/HTTP\/1\.1 /g) || []).length === 3 && d.endsWith('}'));
+    const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['200', '404', '200']);
+    assert.ok(data.indexOf('chat-api') < data.indexOf('no route'));
+  });
+
+  it('closes a connection whose request never completes (read timeout)', async () => {
+    const port = new URL(stack.base).port;
+    // --read_timeout=1s: the gateway closes the socket (tcp_stream's
+    // timeout closes it before any 408 could be written).
+    const data = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n', () => false);
+    assert.equal(data, '');
+  });
+
+  it('answers Expect: 100-continue', async () => {
+    const port = new URL(stack.base).port;
+    const body = JSON.stringify({ message: 'c', session_id: 'cont' });
+    const data = await new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let got = '';
+      socket.on('data', (d) => {
+        got += d.toString();
+        if (got === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body);
+        if (got.includes('"turn_count"')) { socket.destroy(); resolve(got); }
+      });
+      socket.on('error', reject);
+      socket.write(`POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Expect: 100-continue\r\nContent-Length: ${body.length}\r\n\r\n`);
+    });
+    assert.match(data, /HTTP\/1\.1 200 OK/);
+  });
+});

@@ -1,0 +1,105 @@
+// Starts chat-server and chat-gateway on free loopback ports for the Node
+// integration tests, and stops them afterwards. Binary paths come from the
+// environment (tests/gateway/CMakeLists.txt sets them).
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const SERVER = process.env.CHAT_SERVER_BINARY;
+export const GATEWAY = process.env.CHAT_GATEWAY_BINARY;
+export const SOURCE_DIR = process.env.CHAT_SOURCE_DIR;
+
+// Runs `binary args`, resolving once it logs "listening on HOST:PORT".
+export function startProcess(binary, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    let done = false;
+    const onData = (data) => {
+      log += data.toString();
+      const m = /listening on (\S+):(\d+)/.exec(log);
+      if (m && !done) {
+        done = true;
+        resolve({
+          child,
+          host: m[1],
+          port: Number(m[2]),
+          address: `${m[1]}:${m[2]}`,
+          log: () => log,
+          stop: () => stopProcess(child),
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      if (!done) {
+        done = true;
+        reject(new Error(`${binary} exited with ${code}:\n${log}`));
+      }
+    });
+    setTimeout(() => {
+      if (!done) {
+        done = true;
+        child.kill('SIGKILL');
+        reject(new Error(`${binary} did not start listening:\n${log}`));
+      }
+    }, 20000).unref();
+  });
+}
+
+export function stopProcess(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10000).unref();
+  });
+}
+
+// chat-server (echo provider, in-memory store) and a gateway in front.
+export async function startStack({ echoDelay = '1ms', gatewayArgs = [], serverArgs = [] } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'chatd-gw-'));
+  const server = await startProcess(SERVER, [
+    '--listen=127.0.0.1:0',
+    '--provider=echo',
+    `--store=sqlite:${join(dir, 'chat.db')}`,
+    `--echo_delay=${echoDelay}`,
+    '--shutdown_grace=1s',
+    ...serverArgs,
+  ]);
+  let gateway;
+  try {
+    gateway = await startGateway([`--backend=${server.address}`, ...gatewayArgs]);
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  return {
+    server,
+    gateway,
+    base: `http://127.0.0.1:${gateway.port}`,
+    stop: async () => {
+      await gateway.stop();
+      await server.stop();
+    },
+  };
+}
+
+export function startGateway(args) {
+  return startProcess(GATEWAY, ['--listen=127.0.0.1:0', ...args]);
+}
+
+export async function postJson(base, path, body, headers = {}) {
+  return fetch(base + path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+// A message of `n` words: the echo provider streams one word per delta.
+export function words(n) {
+  return Array.from({ length: n }, (_, i) => `w${i}`).join(' ');
+}
