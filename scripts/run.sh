@@ -1,9 +1,49 @@
 #!/usr/bin/env bash
-# Sets up, builds and starts the service in the foreground: chat-server on
-# 127.0.0.1:50051 with conversations in ./data/chat.db and the offline echo
-# provider. Extra arguments go to chat-server (e.g. --store=memory). Ctrl-C
-# stops it cleanly.
+# Sets up, builds and starts the service: chat-server on 127.0.0.1:50051
+# (conversations in ./data/chat.db, the offline echo provider unless a
+# provider key is configured) and chat-gateway, the REST/JSON front end, on
+# 127.0.0.1:8000. Extra arguments go to chat-server (e.g. --store=memory);
+# GATEWAY_ARGS adds flags to chat-gateway (e.g. GATEWAY_ARGS="--cors_origins=*").
+# Ctrl-C or SIGTERM stops both cleanly; if either exits, the other is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-exec build/bin/chat-server "$@"
+
+# The gateway calls the server wherever it listens.
+backend="${CHAT_LISTEN:-127.0.0.1:50051}"
+for arg in "$@"; do
+  case "$arg" in --listen=*) backend="${arg#--listen=}" ;; esac
+done
+
+build/bin/chat-server "$@" &
+server_pid=$!
+gateway_pid=""
+
+stop() {
+  trap - INT TERM
+  [[ -n "$gateway_pid" ]] && kill -TERM "$gateway_pid" 2>/dev/null || true
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap 'stop; exit 0' INT TERM
+
+# Start the gateway once the server accepts connections, so the first
+# request does not meet a backend that is still starting.
+host="${backend%:*}"
+port="${backend##*:}"
+for _ in $(seq 1 300); do
+  kill -0 "$server_pid" 2>/dev/null || { wait "$server_pid"; exit $?; }
+  (exec 3<>"/dev/tcp/${host}/${port}") 2>/dev/null && break
+  sleep 0.1
+done
+
+# shellcheck disable=SC2086  # GATEWAY_ARGS is a list of flags.
+build/bin/chat-gateway --backend="$backend" --web_root=clients ${GATEWAY_ARGS:-} &
+gateway_pid=$!
+
+# Whichever exits first, stop the other and report its status.
+set +e
+wait -n "$server_pid" "$gateway_pid"
+status=$?
+stop
+exit "$status"
