@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { startStack, startGateway, postJson } from './harness.mjs';
+import { startStack, startGateway, startProcess, postJson, SERVER, SOURCE_DIR } from './harness.mjs';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
@@ -352,5 +352,62 @@ describe('headers, CORS and connections', () => {
         `Expect: 100-continue\r\nContent-Length: ${body.length}\r\n\r\n`);
     });
     assert.match(data, /HTTP\/1\.1 200 OK/);
+  });
+});
+
+describe('web page', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ gatewayArgs: [`--web_root=${SOURCE_DIR}/clients`] });
+  });
+  after(async () => { await stack?.stop(); });
+
+  it('serves the chat page and the JS client', async () => {
+    let res = await fetch(stack.base + '/web/');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/html/);
+    assert.match(await res.text(), /chat-client\.js/);
+    res = await fetch(stack.base + '/js/chat-client.js');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/javascript/);
+    assert.match(await res.text(), /export class ChatClient/);
+  });
+});
+
+describe('several backends', () => {
+  const servers = [];
+  let gateway;
+  const singles = [];
+  before(async () => {
+    for (let i = 0; i < 2; i++) {
+      servers.push(await startProcess(SERVER, ['--listen=127.0.0.1:0', '--provider=echo',
+        '--store=memory', '--echo_delay=1ms', '--shutdown_grace=1s']));
+    }
+    gateway = await startGateway([`--backend=${servers.map((s) => s.address).join(',')}`]);
+    for (const s of servers) singles.push(await startGateway([`--backend=${s.address}`]));
+  });
+  after(async () => {
+    for (const p of [gateway, ...singles, ...servers]) await p?.stop();
+  });
+
+  it('spreads calls round-robin and skips a replica that stopped', async () => {
+    const base = `http://127.0.0.1:${gateway.port}`;
+    for (let i = 0; i < 8; i++) {
+      const res = await postJson(base, '/chat', { message: 'm', session_id: `rr-${i}` });
+      assert.equal(res.status, 200);
+    }
+    // Each replica has its own memory store: both got some of the sessions.
+    const counts = [];
+    for (const g of singles) {
+      counts.push((await (await fetch(`http://127.0.0.1:${g.port}/stats`)).json()).total_sessions);
+    }
+    assert.equal(counts[0] + counts[1], 8);
+    assert.ok(counts[0] > 0 && counts[1] > 0, `unbalanced: ${counts}`);
+
+    await servers[0].stop();
+    for (let i = 0; i < 6; i++) {
+      const res = await postJson(base, '/chat', { message: 'm', session_id: `after-${i}` });
+      assert.equal(res.status, 200, await res.text());
+    }
   });
 });
