@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh --test
 # A gRPC client this project did not write (buf curl), used through
 # reflection by the integration tests.
-if [[ ! -x tests/node_modules/.bin/buf ]]; then
+# ... and the OpenAPI validator the gateway tests use.
+if [[ ! -x tests/node_modules/.bin/buf || ! -d tests/node_modules/@apidevtools/swagger-parser ]]; then
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
 export CHAT_TEST_BUF="$PWD/tests/node_modules/.bin/buf"
