@@ -23,13 +23,17 @@
 // The reply is "Echo of N messages: <last user message>", word by word, so
 // tests can see how much history was sent.
 //
-// Control: GET /_stats?key=MODEL -> {"attempts", "closed_early",
+// Control: GET /_server -> connections opened, peak open, requests, peak
+// concurrent streams; GET /_stats?key=MODEL -> {"attempts", "closed_early",
 // "completed", "last_request", "saw_credentials"}; POST /_release?key=MODEL
 // ends held streams. Prints "fake-upstream listening on 127.0.0.1:PORT".
 
 import http from 'node:http';
 
 const stats = new Map();
+// Connection reuse, for benchmarks: connections opened vs requests served.
+const server_stats = {connections_opened: 0, open_connections: 0, peak_open_connections: 0,
+                      requests: 0, peak_streams: 0, streams: 0};
 const held = new Map();  // key -> [release functions]
 
 function statsFor(key) {
@@ -138,6 +142,10 @@ function openaiEvents(model, words, inputTokens, behaviour) {
 }
 
 async function serveCompletion(api, req, res, body) {
+  server_stats.requests += 1;
+  server_stats.streams += 1;
+  server_stats.peak_streams = Math.max(server_stats.peak_streams, server_stats.streams);
+  res.on('close', () => { server_stats.streams -= 1; });
   const model = String(body.model ?? 'ok');
   const s = statsFor(model);
   s.attempts += 1;
@@ -226,6 +234,11 @@ const server = http.createServer(async (req, res) => {
     res.end(JSON.stringify(stats.get(key) ?? statsFor(key)));
     return;
   }
+  if (req.method === 'GET' && url.pathname === '/_server') {
+    res.writeHead(200, {'content-type': 'application/json'});
+    res.end(JSON.stringify(server_stats));
+    return;
+  }
   if (req.method === 'POST' && url.pathname === '/_release') {
     const key = url.searchParams.get('key');
     for (const release of held.get(key) ?? []) release();
@@ -253,6 +266,13 @@ const server = http.createServer(async (req, res) => {
   await serveCompletion(api, req, res, body);
 });
 
+server.on('connection', (socket) => {
+  server_stats.connections_opened += 1;
+  server_stats.open_connections += 1;
+  server_stats.peak_open_connections =
+      Math.max(server_stats.peak_open_connections, server_stats.open_connections);
+  socket.on('close', () => { server_stats.open_connections -= 1; });
+});
 // Many concurrent streams in benchmarks: no per-server connection cap.
 server.maxConnections = Infinity;
 server.keepAliveTimeout = 30000;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Measures the provider path: chat-server streaming from the fake upstream
+# (tests/fake_upstream/server.mjs, Anthropic wire format, ~8 events 50 ms
+# apart, so each upstream stream lasts ~0.4 s) at growing concurrency, and
+# prints for each run: the load generator's figures, chat-server's peak
+# threads and RSS (one libcurl I/O thread carries every upstream stream), and
+# the upstream's connection reuse (connections opened vs requests). Bounded:
+# each run is a fixed call count. Needs a build (scripts/build.sh) and node.
+# Usage: bench/provider_bench.sh [concurrency...]   (default: 100 1000 5000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+levels=("$@")
+(( ${#levels[@]} )) || levels=(100 1000 5000)
+bin=${BIN:-build/bin}
+tmp=$(mktemp -d /tmp/chatd-provider-bench.XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+ulimit -n 65536 2>/dev/null || true
+
+wait_addr() {  # wait_addr LOG: prints the HOST:PORT the process logged.
+  for _ in $(seq 100); do
+    a=$(grep -o 'listening on [0-9.:]*' "$1" | awk '{print $3}' || true)
+    [[ -n "$a" ]] && { echo "$a"; return 0; }
+    sleep 0.1
+  done
+  echo "did not start:" >&2; cat "$1" >&2; exit 1
+}
+rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
+
+echo "== machine: $(nproc) cores, $(date -u +%FT%TZ)"
+for n in "${levels[@]}"; do
+  node tests/fake_upstream/server.mjs 2>"$tmp/up.log" &
+  up_pid=$!; pids+=("$up_pid")
+  up=$(wait_addr "$tmp/up.log")
+  ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up" \
+    "$bin/chat-server" --listen=127.0.0.1:0 --store=memory --provider=anthropic \
+    --model="slow:50@bench" --first_byte_timeout=60s 2>"$tmp/server.log" &
+  server_pid=$!; pids+=("$server_pid")
+  addr=$(wait_addr "$tmp/server.log")
+  echo "== $n concurrent ChatStream calls through the anthropic provider ($((2 * n)) calls)"
+  "$bin/grpc_load" --target="$addr" --mode=stream --concurrency="$n" --calls=$((2 * n)) \
+    --sessions=$((2 * n)) --channels=8 > "$tmp/load.out" &
+  load_pid=$!
+  peak_rss=0; peak_threads=0
+  while kill -0 "$load_pid" 2>/dev/null; do
+    r=$(rss_mib "$server_pid"); t=$(threads "$server_pid")
+    peak_rss=$(awk -v a="$r" -v b="$peak_rss" 'BEGIN{print (a>b)?a:b}')
+    (( t > peak_threads )) && peak_threads=$t
+    sleep 0.2
+  done
+  wait "$load_pid" || true
+  cat "$tmp/load.out"
+  echo "chat-server peak: ${peak_threads} threads, ${peak_rss} MiB RSS"
+  echo "upstream: $(curl -s "http://$up/_server")"
+  kill -TERM "$server_pid"; wait "$server_pid" || true
+  kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
+done
