@@ -158,6 +158,14 @@ class HttpStreamingProvider::Call final
     if (outcome.aborted_by_handler && !stream_error_.ok()) {
       failure = stream_error_;
       retryable = absl::IsUnavailable(failure) || absl::IsResourceExhausted(failure);
+    } else if (outcome.curl_code == CURLE_OPERATION_TIMEDOUT &&
+               !outcome.connected && !outcome.stalled && absl::Now() < deadline_) {
+      // Neither our first-byte timer nor the call's deadline: curl's
+      // connect timeout. A connection failure like any other.
+      failure = absl::UnavailableError(absl::StrCat(
+          name, " request failed: no connection within --connect_timeout (",
+          outcome.error, ")"));
+      retryable = true;
     } else if (outcome.curl_code != CURLE_OK) {
       failure = MapTransportError(name, outcome.curl_code, outcome.error);
       retryable = !outcome.connected && IsRetryableTransportError(outcome.curl_code);

@@ -276,7 +276,9 @@ server.on('connection', (socket) => {
 // Many concurrent streams in benchmarks: no per-server connection cap.
 server.maxConnections = Infinity;
 server.keepAliveTimeout = 30000;
-server.listen(Number(process.env.FAKE_UPSTREAM_PORT ?? 0), '127.0.0.1', () => {
+// A deep accept queue: benchmarks open thousands of connections at once.
+server.listen({port: Number(process.env.FAKE_UPSTREAM_PORT ?? 0), host: '127.0.0.1',
+               backlog: 8192}, () => {
   console.error(`fake-upstream listening on 127.0.0.1:${server.address().port}`);
 });
 process.on('SIGTERM', () => process.exit(0));
