@@ -257,14 +257,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void MaybeWriteNext() {
-    if (writing_) return;
+    if (writing_ || gone_) return;
     if (queue_.empty()) {
       if (response_complete_) AfterResponse();
       return;
     }
+    // The buffer being written lives in `in_flight_`, out of the queue, so
+    // that ClientGone() can drop the queue while the write is pending.
     writing_ = true;
+    in_flight_ = std::move(queue_.front());
+    queue_.pop_front();
     stream_.expires_after(ToChrono(options_.write_timeout));
-    net::async_write(stream_, net::buffer(queue_.front().data),
+    net::async_write(stream_, net::buffer(in_flight_.data),
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->OnWrite(ec);
                      });
@@ -272,8 +276,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    PendingWrite done = std::move(queue_.front());
-    queue_.pop_front();
+    PendingWrite done = std::move(in_flight_);
+    in_flight_ = PendingWrite{};
     if (ec) {
       ClientGone();
       if (done.done) done.done(false);
@@ -336,11 +340,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     gone_ = true;
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
-    Close();
-    for (PendingWrite& w : queue_) {
+    Close();  // A pending write now fails, and OnWrite reports it.
+    std::deque<PendingWrite> dropped;
+    dropped.swap(queue_);
+    for (PendingWrite& w : dropped) {
       if (w.done) w.done(false);
     }
-    queue_.clear();
     if (callback) callback();
   }
 
@@ -356,7 +361,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::deque<PendingWrite> queue_;
+  std::deque<PendingWrite> queue_;  // Not yet written.
+  PendingWrite in_flight_;          // Being written while `writing_`.
   bool writing_ = false;
   bool keep_alive_ = true;
   bool chunked_ = true;             // HTTP/1.1 client: streams are chunked.

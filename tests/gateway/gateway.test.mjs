@@ -328,6 +328,23 @@ describe('headers, CORS and connections', () => {
     assert.ok(data.indexOf('chat-api') < data.indexOf('no route'));
   });
 
+  it('survives clients that vanish mid-request', async () => {
+    const port = new URL(stack.base).port;
+    const body = JSON.stringify({ message: 'vanish', session_id: 'vanish' });
+    const request = `POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body}`;
+    await Promise.all(Array.from({ length: 200 }, (_, i) => new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(request);
+        // Leave at different moments: before, during and after the answer.
+        setTimeout(() => { socket.destroy(); resolve(); }, i % 7);
+      });
+      socket.on('error', () => resolve());
+    })));
+    const res = await fetch(stack.base + '/');
+    assert.equal(res.status, 200);
+  });
+
   it('closes a connection whose request never completes (read timeout)', async () => {
     const port = new URL(stack.base).port;
     // --read_timeout=1s: the gateway closes the socket (tcp_stream's
