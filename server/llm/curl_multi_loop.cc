@@ -36,9 +36,12 @@ struct CurlMultiLoop::Transfer {
   bool response_started = false;
   bool aborted_by_handler = false;
   absl::Duration idle_timeout;
-  // Moved forward by every byte received; CheckStalled ends the transfer
-  // when it passes.
+  // Moved by every byte received (to now + idle_timeout); CheckStalled ends
+  // the transfer when it passes.
   absl::Time activity_deadline;
+  // When the one live CheckStalled timer of this transfer fires; timers
+  // scheduled for other times are stale and do nothing.
+  absl::Time next_check;
   char error[CURL_ERROR_SIZE] = {0};
 };
 
@@ -191,9 +194,10 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
     return;
   }
   const absl::Time check_at = t->activity_deadline;
+  t->next_check = check_at;
   transfers_.emplace(id, std::move(t));
   active_count_.fetch_add(1);
-  timers_.emplace(check_at, [this, id] { CheckStalled(id); });
+  timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
 }
 
 void CurlMultiLoop::RemoveTransfer(Transfer* t) {
@@ -208,12 +212,27 @@ void CurlMultiLoop::AbortTransfer(TransferId id) {
   RemoveTransfer(it->second.get());
 }
 
-void CurlMultiLoop::CheckStalled(TransferId id) {
+void CurlMultiLoop::NoteActivity(Transfer* t) {
+  t->activity_deadline = absl::Now() + t->idle_timeout;
+  // The idle timeout may be shorter than the first-byte wait the live timer
+  // was set for: check sooner.
+  if (t->activity_deadline < t->next_check) {
+    const absl::Time check_at = t->activity_deadline;
+    const TransferId id = t->id;
+    t->next_check = check_at;
+    timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
+  }
+}
+
+void CurlMultiLoop::CheckStalled(TransferId id, absl::Time scheduled_for) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
   Transfer* t = it->second.get();
+  if (scheduled_for != t->next_check) return;  // Superseded by an earlier check.
   if (absl::Now() < t->activity_deadline) {
-    timers_.emplace(t->activity_deadline, [this, id] { CheckStalled(id); });
+    const absl::Time check_at = t->activity_deadline;
+    t->next_check = check_at;
+    timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
     return;
   }
   TransferOutcome outcome;
@@ -231,7 +250,7 @@ size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n, void* user
   auto* t = static_cast<Transfer*>(userp);
   const size_t bytes = size * n;
   absl::string_view line(data, bytes);
-  t->activity_deadline = absl::Now() + t->idle_timeout;
+  t->loop->NoteActivity(t);
   if (absl::StartsWith(line, "HTTP/")) {
     t->headers.clear();  // A new response (after a 100 Continue, say).
     return bytes;
@@ -257,7 +276,7 @@ size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n, void* user
 size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
   const size_t bytes = size * n;
-  t->activity_deadline = absl::Now() + t->idle_timeout;
+  t->loop->NoteActivity(t);
   if (!t->response_started) {
     long code = 0;
     curl_easy_getinfo(t->handle->get(), CURLINFO_RESPONSE_CODE, &code);

@@ -119,7 +119,8 @@ class CurlMultiLoop {
   void AddTransfer(TransferId id, HttpRequest request,
                    std::shared_ptr<TransferHandler> handler);
   void RemoveTransfer(Transfer* t);
-  void CheckStalled(TransferId id);
+  void NoteActivity(Transfer* t);
+  void CheckStalled(TransferId id, absl::Time scheduled_for);
   void ReapFinished();
   int NextTimeoutMs();
   void RunDueTimers();

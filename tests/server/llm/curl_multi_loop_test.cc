@@ -1,0 +1,274 @@
+// CurlMultiLoop against a real HTTP server on loopback (the fake upstream,
+// tests/fake_upstream/server.mjs). Strategy: each test starts transfers with
+// a recording handler and waits for OnDone; the fake's /_stats says what the
+// server saw (attempts, connections closed early). Every callback must come
+// from the loop's one I/O thread.
+
+#include "server/llm/curl_multi_loop.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+
+namespace chat::llm {
+namespace {
+
+using ::chat::testing::ServerProcess;
+using ::testing::HasSubstr;
+
+// Records one transfer's callbacks.
+class Recorder final : public TransferHandler {
+ public:
+  explicit Recorder(CurlMultiLoop* loop) : loop_(loop) {}
+
+  void OnResponse(int http_status,
+                  const std::map<std::string, std::string>& headers) override {
+    absl::MutexLock lock(&mu_);
+    if (!loop_->InLoopThread()) off_thread_ = true;
+    status_ = http_status;
+    headers_ = headers;
+  }
+  bool OnBody(absl::string_view bytes) override {
+    absl::MutexLock lock(&mu_);
+    if (!loop_->InLoopThread()) off_thread_ = true;
+    body_.append(bytes.data(), bytes.size());
+    return true;
+  }
+  void OnDone(const TransferOutcome& outcome) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!loop_->InLoopThread()) off_thread_ = true;
+      outcome_ = outcome;
+    }
+    done_.Notify();
+  }
+
+  bool WaitDone(absl::Duration timeout = absl::Seconds(10)) {
+    return done_.WaitForNotificationWithTimeout(timeout);
+  }
+  bool WaitForBody(const std::string& part) {
+    absl::MutexLock lock(&mu_);
+    struct Arg {
+      Recorder* r;
+      std::string part;
+    } arg{this, part};
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](Arg* a) { return a->r->body_.find(a->part) != std::string::npos; },
+            &arg),
+        absl::Seconds(10));
+  }
+  int status() { absl::MutexLock l(&mu_); return status_; }
+  std::string body() { absl::MutexLock l(&mu_); return body_; }
+  std::string header(const std::string& name) {
+    absl::MutexLock l(&mu_);
+    auto it = headers_.find(name);
+    return it == headers_.end() ? "" : it->second;
+  }
+  TransferOutcome outcome() { absl::MutexLock l(&mu_); return outcome_; }
+  bool off_thread() { absl::MutexLock l(&mu_); return off_thread_; }
+  bool done() { return done_.HasBeenNotified(); }
+
+ private:
+  CurlMultiLoop* const loop_;
+  absl::Mutex mu_;
+  int status_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::string> headers_ ABSL_GUARDED_BY(mu_);
+  std::string body_ ABSL_GUARDED_BY(mu_);
+  TransferOutcome outcome_ ABSL_GUARDED_BY(mu_);
+  bool off_thread_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Notification done_;
+};
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+class CurlMultiLoopTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (std::string(CHAT_NODE_BINARY).empty()) return;
+    upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT});
+    absl::Status started = upstream_->Start();
+    ASSERT_TRUE(started.ok()) << started << upstream_->Log();
+  }
+  static void TearDownTestSuite() {
+    delete upstream_;
+    upstream_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (upstream_ == nullptr) GTEST_SKIP() << "node was not found at configure time";
+    absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = *std::move(loop);
+  }
+
+  // An Anthropic-style streaming request the fake answers as `model` says.
+  HttpRequest Request(const std::string& model) {
+    HttpRequest r;
+    r.url = absl::StrCat("http://", upstream_->address(), "/v1/messages");
+    r.headers = {"x-api-key: k", "anthropic-version: 2023-06-01",
+                 "content-type: application/json"};
+    r.body = nlohmann::json{{"model", model},
+                            {"stream", true},
+                            {"max_tokens", 10},
+                            {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
+                 .dump();
+    return r;
+  }
+
+  nlohmann::json Stats(const std::string& model) {
+    std::string body;
+    CURL* curl = curl_easy_init();
+    std::string url = absl::StrCat("http://", upstream_->address(), "/_stats?key=",
+                                   curl_easy_escape(curl, model.c_str(), 0));
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    return nlohmann::json::parse(body);
+  }
+
+  static ServerProcess* upstream_;
+  std::unique_ptr<CurlMultiLoop> loop_;
+};
+
+ServerProcess* CurlMultiLoopTest::upstream_ = nullptr;
+
+TEST_F(CurlMultiLoopTest, StreamsAResponseOnTheLoopThread) {
+  auto r = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(Request("ok@loop-ok"), r);
+  ASSERT_TRUE(r->WaitDone());
+  EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+  EXPECT_EQ(r->status(), 200);
+  EXPECT_THAT(r->header("content-type"), HasSubstr("text/event-stream"));
+  EXPECT_EQ(r->header("request-id"), "req_fake_ok");
+  EXPECT_THAT(r->body(), HasSubstr("event: message_stop"));
+  EXPECT_FALSE(r->off_thread());
+  EXPECT_EQ(loop_->active_transfers(), 0);
+}
+
+TEST_F(CurlMultiLoopTest, ManyConcurrentTransfersShareTheOneThread) {
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  for (int i = 0; i < 200; ++i) {
+    recorders.push_back(std::make_shared<Recorder>(loop_.get()));
+    loop_->StartTransfer(Request("slow:10@loop-many"), recorders.back());
+  }
+  for (auto& r : recorders) {
+    ASSERT_TRUE(r->WaitDone(absl::Seconds(30)));
+    EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+    EXPECT_THAT(r->body(), HasSubstr("message_stop"));
+    EXPECT_FALSE(r->off_thread());
+  }
+  EXPECT_EQ(Stats("slow:10@loop-many")["completed"], 200);
+}
+
+TEST_F(CurlMultiLoopTest, ErrorResponsesAreResponsesWithTheirHeaders) {
+  auto r = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(Request("status:429:3@loop-429"), r);
+  ASSERT_TRUE(r->WaitDone());
+  EXPECT_EQ(r->outcome().curl_code, CURLE_OK);
+  EXPECT_EQ(r->status(), 429);
+  EXPECT_EQ(r->header("retry-after"), "3");
+  EXPECT_THAT(r->body(), HasSubstr("rate_limit_error"));
+}
+
+TEST_F(CurlMultiLoopTest, AbortClosesTheConnectionAtOnce) {
+  const std::string model = "hold@loop-abort";
+  auto r = std::make_shared<Recorder>(loop_.get());
+  CurlMultiLoop::TransferId id = loop_->StartTransfer(Request(model), r);
+  ASSERT_TRUE(r->WaitForBody("text_delta"));
+  loop_->Post([this, id] { loop_->AbortTransfer(id); });
+  for (int i = 0; i < 100 && Stats(model)["closed_early"] != 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Stats(model)["closed_early"], 1);
+  EXPECT_FALSE(r->done()) << "an aborted transfer gets no OnDone";
+  EXPECT_EQ(loop_->active_transfers(), 0);
+}
+
+TEST_F(CurlMultiLoopTest, FirstByteAndIdleTimeoutsEndStalledTransfers) {
+  HttpRequest no_answer = Request("noheaders@loop-fb");
+  no_answer.first_byte_timeout = absl::Milliseconds(300);
+  auto r1 = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(no_answer, r1);
+
+  HttpRequest silent = Request("stall@loop-idle");
+  silent.idle_timeout = absl::Milliseconds(300);
+  auto r2 = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(silent, r2);
+
+  ASSERT_TRUE(r1->WaitDone());
+  EXPECT_EQ(r1->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
+  EXPECT_TRUE(r1->outcome().stalled);
+  EXPECT_FALSE(r1->outcome().connected);
+  ASSERT_TRUE(r2->WaitDone());
+  EXPECT_EQ(r2->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
+  EXPECT_TRUE(r2->outcome().stalled);
+  EXPECT_TRUE(r2->outcome().connected);
+  EXPECT_THAT(r2->body(), HasSubstr("message_start"));
+}
+
+TEST_F(CurlMultiLoopTest, TheDeadlineBoundsTheWholeTransfer) {
+  HttpRequest request = Request("hold@loop-deadline");
+  request.deadline = absl::Now() + absl::Milliseconds(400);
+  auto r = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(request, r);
+  ASSERT_TRUE(r->WaitDone());
+  EXPECT_EQ(r->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
+  EXPECT_FALSE(r->outcome().stalled);
+
+  request.deadline = absl::Now() - absl::Seconds(1);
+  auto late = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(request, late);
+  ASSERT_TRUE(late->WaitDone());
+  EXPECT_EQ(late->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
+}
+
+TEST_F(CurlMultiLoopTest, ConnectionRefusedIsATransportError) {
+  HttpRequest request = Request("ok");
+  request.url = "http://127.0.0.1:1/v1/messages";
+  auto r = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(request, r);
+  ASSERT_TRUE(r->WaitDone());
+  EXPECT_EQ(r->outcome().curl_code, CURLE_COULDNT_CONNECT);
+  EXPECT_FALSE(r->outcome().connected);
+}
+
+TEST_F(CurlMultiLoopTest, TimersAndPostsRunInOrderOnTheLoop) {
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  absl::Notification last;
+  const absl::Time now = absl::Now();
+  auto record = [&](std::string name) {
+    return [&, name] {
+      absl::MutexLock lock(&mu);
+      order.push_back(loop_->InLoopThread() ? name : name + "(off thread)");
+      if (order.size() == 3) last.Notify();
+    };
+  };
+  loop_->RunAt(now + absl::Milliseconds(80), record("late"));
+  loop_->RunAt(now + absl::Milliseconds(20), record("early"));
+  loop_->Post(record("posted"));
+  ASSERT_TRUE(last.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(order, ::testing::ElementsAre("posted", "early", "late"));
+  EXPECT_GE(absl::Now() - now, absl::Milliseconds(80));
+}
+
+}  // namespace
+}  // namespace chat::llm
