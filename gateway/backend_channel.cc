@@ -73,10 +73,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
   if (!target.ok()) return target.status();
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(BackendServiceConfig("chat.v1.ChatService"));
-  // Streams can idle between deltas for long; keepalive pings notice a dead
-  // backend instead of waiting for the deadline.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetMaxReceiveMessageSize(64 << 20);
   return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
 }

@@ -91,11 +91,12 @@ struct UnaryCall {
 class StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamCall(std::shared_ptr<grpc::ClientContext> context,
+  StreamCall(Gateway* gateway, std::shared_ptr<grpc::ClientContext> context,
              std::shared_ptr<HttpExchange> exchange,
              const MethodDescriptor* method, StreamFormat format,
              HttpHeaders headers, grpc::ByteBuffer request)
-      : context_(std::move(context)),
+      : gateway_(gateway),
+        context_(std::move(context)),
         exchange_(std::move(exchange)),
         method_(method),
         format_(format),
@@ -103,6 +104,7 @@ class StreamCall final
         request_(std::move(request)) {}
 
   void Start(grpc::GenericStub* stub) {
+    gateway_->CallStarted(context_.get());
     stub->PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
                                    grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
@@ -184,6 +186,9 @@ class StreamCall final
         exchange_->FinishStream();
       }
     }
+    // After the last exchange call above: once the gateway sees no call in
+    // flight, nothing posts to the HTTP side any more.
+    gateway_->CallFinished(context_.get());
     delete this;
   }
 
@@ -199,6 +204,7 @@ class StreamCall final
     exchange_->StartStream(200, std::move(headers));
   }
 
+  Gateway* const gateway_;
   std::shared_ptr<grpc::ClientContext> context_;
   std::shared_ptr<HttpExchange> exchange_;
   const MethodDescriptor* method_;
@@ -354,7 +360,7 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     } else if (absl::StrContains(Header(request, "accept"), "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
     }
-    auto* call = new StreamCall(context, exchange, route.method, format,
+    auto* call = new StreamCall(this, context, exchange, route.method, format,
                                 std::move(headers), Serialize(**message));
     call->Start(&stub_);
     return;
@@ -366,26 +372,49 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);
+  CallStarted(call->context.get());
   stub_.UnaryCall(
       call->context.get(), GrpcMethodPath(route.method), grpc::StubOptions(),
-      &call->request, &call->response, [call](grpc::Status status) {
+      &call->request, &call->response, [this, call](grpc::Status status) {
+        std::unique_ptr<Message> reply;
+        if (status.ok()) {
+          reply = Parse(call->response, call->method->output_type());
+          if (reply == nullptr) {
+            status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                  "the backend's answer did not parse");
+          }
+        }
         if (!status.ok()) {
           RespondError(call->exchange, std::move(call->headers),
                        ToHttpError(status));
-          return;
+        } else {
+          call->headers.emplace_back("Content-Type", std::string(kJson));
+          call->exchange->Respond(200, std::move(call->headers),
+                                  MessageToJson(*reply));
         }
-        std::unique_ptr<Message> reply =
-            Parse(call->response, call->method->output_type());
-        if (reply == nullptr) {
-          RespondError(call->exchange, std::move(call->headers),
-                       MakeHttpError(502, grpc::StatusCode::INTERNAL,
-                                     "the backend's answer did not parse"));
-          return;
-        }
-        call->headers.emplace_back("Content-Type", std::string(kJson));
-        call->exchange->Respond(200, std::move(call->headers),
-                                MessageToJson(*reply));
+        CallFinished(call->context.get());
       });
+}
+
+void Gateway::CallStarted(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.insert(context);
+}
+
+void Gateway::CallFinished(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(context);
+}
+
+void Gateway::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (grpc::ClientContext* context : calls_) context->TryCancel();
+}
+
+bool Gateway::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
 }  // namespace chat::gateway

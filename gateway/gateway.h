@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/cors.h"
 #include "gateway/http_server.h"
@@ -36,6 +38,16 @@ class Gateway {
 
   void Handle(std::shared_ptr<HttpExchange> exchange);
 
+  // For shutdown: cancels every gRPC call in flight (each then finishes
+  // with CANCELLED), and waits up to `timeout` until none is; true if none
+  // is. Once idle, no gRPC callback touches an HttpExchange any more.
+  void CancelAll();
+  bool WaitIdle(absl::Duration timeout);
+
+  // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
+  void CallStarted(grpc::ClientContext* context);
+  void CallFinished(grpc::ClientContext* context);
+
  private:
   bool ServeStatic(const std::shared_ptr<HttpExchange>& exchange,
                    const std::string& path, const HttpHeaders& headers);
@@ -46,6 +58,8 @@ class Gateway {
   const GatewayOptions options_;
   const CorsPolicy cors_;
   const std::string openapi_json_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace chat::gateway

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
@@ -54,8 +55,12 @@ std::string ReasonPhrase(int status) {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const HttpServerOptions& options,
-             const HttpHandler& handler)
-      : stream_(std::move(socket)), options_(options), handler_(handler) {}
+             const HttpHandler& handler, std::atomic<int>* busy)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        server_busy_(busy) {}
+  ~Connection() { SetBusy(false); }
 
   void Start() {
     net::dispatch(stream_.get_executor(),
@@ -212,6 +217,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     chunked_ = request.version() >= 11;
     response_started_ = response_complete_ = streamed_ = false;
     on_gone_ = nullptr;
+    SetBusy(true);
     Watch();
     handler_(std::make_shared<HttpExchange>(shared_from_this(), std::move(request)));
   }
@@ -290,6 +296,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The answer is written: stop watching and read the next request, or
   // close.
   void AfterResponse() {
+    SetBusy(false);
     ++watch_generation_;
     beast::error_code ignored;
     stream_.socket().cancel(ignored);
@@ -338,6 +345,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ClientGone() {
     if (gone_) return;
     gone_ = true;
+    SetBusy(false);
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
     Close();  // A pending write now fails, and OnWrite reports it.
@@ -347,6 +355,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (w.done) w.done(false);
     }
     if (callback) callback();
+  }
+
+  // Keeps the server's count of requests being handled.
+  void SetBusy(bool busy) {
+    if (busy == busy_) return;
+    busy_ = busy;
+    busy ? server_busy_->fetch_add(1) : server_busy_->fetch_sub(1);
   }
 
   void Close() {
@@ -371,6 +386,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool streamed_ = false;
   bool gone_ = false;               // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
+  std::atomic<int>* const server_busy_;
+  bool busy_ = false;               // Counted in *server_busy_.
   std::function<void()> on_gone_;
 };
 
@@ -449,7 +466,8 @@ void HttpServer::Accept() {
         if (!ec) {
           beast::error_code ignored;
           socket.set_option(tcp::no_delay(true), ignored);
-          std::make_shared<Connection>(std::move(socket), options_, handler_)
+          std::make_shared<Connection>(std::move(socket), options_, handler_,
+                                       &busy_)
               ->Start();
         } else {
           // Out of descriptors, say: keep serving the open connections.
@@ -459,13 +477,26 @@ void HttpServer::Accept() {
       });
 }
 
-void HttpServer::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
+void HttpServer::StopAccepting() {
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);
   });
+}
+
+bool HttpServer::WaitIdle(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (busy_.load() > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+void HttpServer::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  StopAccepting();
   io_context_.stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();

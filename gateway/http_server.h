@@ -11,6 +11,7 @@
 // read only after the answer to the previous one is fully written, so
 // pipelined requests are answered in order (RFC 9112 section 9.3.2).
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -86,7 +87,12 @@ class HttpServer {
   // Binds `host:port` (port 0: the OS picks), starts the I/O threads and
   // returns the bound port. UNAVAILABLE if the address cannot be bound.
   absl::StatusOr<int> Start(const std::string& host, int port);
-  // Stops accepting, closes every connection and joins the threads.
+  // Stops accepting new connections; open ones keep being served.
+  void StopAccepting();
+  // Waits until no request is being handled (every answer written, or its
+  // client gone) or `timeout` passes; true if none is.
+  bool WaitIdle(absl::Duration timeout);
+  // Stops the I/O threads, dropping every connection, and joins them.
   void Stop();
 
  private:
@@ -97,6 +103,8 @@ class HttpServer {
   boost::asio::io_context io_context_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
+  // Requests handed to the handler whose answer is not yet written.
+  std::atomic<int> busy_{0};
   bool stopped_ = false;
 };
 

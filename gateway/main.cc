@@ -38,6 +38,8 @@ ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
 ABSL_FLAG(int, io_threads, 2, "threads serving HTTP connections");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "how long running requests may finish after SIGTERM");
 ABSL_FLAG(std::string, web_root, "",
           "directory with web/index.html and js/chat-client.js, served at "
           "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
@@ -114,7 +116,20 @@ int Run() {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  chat::LogInfo("received ", strsignal(signal_number), "; stopping");
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  chat::LogInfo("received ", strsignal(signal_number),
+                "; finishing running requests (up to ",
+                absl::FormatDuration(grace), ")");
+  // Running requests (streams included) get the grace period; then the
+  // rest are cancelled. The I/O threads stop only once no gRPC callback can
+  // reach them any more.
+  server.StopAccepting();
+  if (!server.WaitIdle(grace)) {
+    chat::LogInfo("cancelling the requests still running");
+  }
+  gateway.CancelAll();
+  gateway.WaitIdle(absl::Seconds(10));
+  server.WaitIdle(absl::Seconds(1));  // Lets the last answers be written.
   server.Stop();
   chat::LogInfo("chat-gateway stopped");
   return 0;

@@ -195,3 +195,25 @@ describe('streaming', () => {
     assert.equal(history.messages[0].content, 'after');
   });
 });
+
+describe('gateway shutdown', () => {
+  let stack;
+  before(async () => { stack = await startStack({ echoDelay: '20ms' }); });
+  after(async () => { await stack?.stop(); });
+
+  it('lets a running stream finish after SIGTERM, then exits 0', async () => {
+    const res = await postJson(stack.base, '/v1/chat:stream',
+      { message: words(30), session_id: 'drain-1' });
+    const reader = res.body.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    const exited = new Promise((resolve) => stack.gateway.child.once('exit', (code) => resolve(code)));
+    stack.gateway.child.kill('SIGTERM');
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    assert.match(text, /event: done\n/);
+    assert.equal(await exited, 0);
+  });
+});
