@@ -18,6 +18,7 @@ int64_t EstimateTokens(absl::string_view text);
 // user/assistant turns, then the new user message last) so that the prompt
 // fits `max_context_tokens`: whole turns are dropped from the oldest until
 // the system prompt, what is left of the history and the new message fit.
+// A message counts as its `tokens` when known, else EstimateTokens.
 // The system prompt and the new message always go, even when they alone
 // exceed the budget (the provider then says so). `max_context_tokens` <= 0
 // means no limit. Returns the number of turns dropped.

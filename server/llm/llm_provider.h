@@ -18,6 +18,10 @@ namespace chat::llm {
 struct PromptMessage {
   std::string role;  // "user" or "assistant"
   std::string content;
+  // The provider's own token count for this message when it is known (an
+  // assistant reply's output usage); the context window prefers it to the
+  // bytes/4 estimate.
+  std::optional<int64_t> tokens;
 };
 
 // Everything a provider needs for one completion.

@@ -64,5 +64,16 @@ TEST(TrimToContextWindowTest, FirstTurnOfASessionHasNothingToDrop) {
   EXPECT_EQ(m.size(), 1u);
 }
 
+TEST(TrimToContextWindowTest, KnownUsageBeatsTheEstimate) {
+  std::vector<llm::PromptMessage> m = Conversation(2, 10);
+  // The provider said the first reply was 500 tokens, not 10.
+  m[1].tokens = 500;
+  EXPECT_EQ(TrimToContextWindow(100, "", &m), 1);
+  EXPECT_EQ(m.size(), 3u);
+  m = Conversation(2, 10);
+  m[1].tokens = 1;  // Smaller than estimated: now everything fits.
+  EXPECT_EQ(TrimToContextWindow(41, "", &m), 0);
+}
+
 }  // namespace
 }  // namespace chat
