@@ -135,7 +135,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  ChatTurnRequest turn = ToTurnRequest(*request, TenantOf(*context));
+  ChatTurnRequest turn = TurnRequestOf(*context, *request);
   turn.retry_on_conflict = true;  // Deltas are not shown; a retry is unseen.
   return new ChatUnaryReactor(engine_, std::move(turn), response);
 }

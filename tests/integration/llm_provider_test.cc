@@ -335,6 +335,40 @@ TEST_P(LlmProviderTest, RetriesAreBoundedByTheFlagAndHonourRetryAfter) {
   EXPECT_EQ(Stats(none)["attempts"], 2);
 }
 
+TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
+  StartServer();
+  // retry-after: 30 s. Cancelled during the wait, the call ends at once and
+  // the retry never goes out.
+  const std::string waiting = Model("status:429:30");
+  {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+        stub_->ChatStream(&context, Request("backoff", "x", waiting));
+    ASSERT_TRUE(WaitForStat(waiting, "attempts", 1));
+    absl::SleepFor(absl::Milliseconds(100));
+    const absl::Time cancelled_at = absl::Now();
+    context.TryCancel();
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(5));
+  }
+  // A retry-after past the caller's deadline is not waited for: the
+  // provider's answer comes back at once.
+  const std::string too_late = Model("status:429:60");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  ChatResponse response;
+  const absl::Time start = absl::Now();
+  grpc::Status status = stub_->Chat(&context, Request("backoff", "y", too_late), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message() << server_->Log();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(Stats(too_late)["attempts"], 1);
+  EXPECT_EQ(Stats(waiting)["attempts"], 1);
+  grpc::Status history;
+  History("backoff", &history);
+  EXPECT_EQ(history.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_P(LlmProviderTest, CancellationClosesTheUpstreamConnectionAndStoresNothing) {
   StartServer();
   const std::string model = Model("hold");
