@@ -324,5 +324,43 @@ TEST_F(LimitsTest, SessionsPerTenantAreCapped) {
   EXPECT_THAT(RunTurn(other), IsOk());
 }
 
+// The prompt is trimmed to the context window, the history is not, and the
+// caller's deadline reaches the provider.
+class ContextWindowTest : public ChatEngineTest {
+ protected:
+  static ChatEngineOptions Options() {
+    ChatEngineOptions options;
+    options.default_system_prompt = "";
+    // Each message below is 100 bytes: 25 estimated tokens.
+    options.max_context_tokens = 80;
+    return options;
+  }
+  ContextWindowTest() : ChatEngineTest(Options()) {}
+};
+
+TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
+  FakeScript script;
+  script.deltas = {std::string(100, 'r')};
+  provider_.SetScript(script);
+  std::vector<int> truncated;
+  for (int i = 0; i < 3; ++i) {
+    ChatTurnRequest request = Request("s1", std::string(100, 'a' + i));
+    request.deadline = absl::Now() + absl::Minutes(i + 1);
+    absl::StatusOr<ChatTurnResult> result = RunTurn(request);
+    ASSERT_THAT(result, IsOk());
+    truncated.push_back(result->truncated_turns);
+  }
+  // 25 per message: the new one alone, then 75 with one turn, then 125
+  // with two turns, over 80, so the oldest goes.
+  EXPECT_THAT(truncated, ::testing::ElementsAre(0, 0, 1));
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  ASSERT_EQ(requests[2].messages.size(), 3u);
+  EXPECT_EQ(requests[2].messages[0].content, std::string(100, 'b'));
+  EXPECT_NE(requests[2].deadline, absl::InfiniteFuture());
+  EXPECT_GT(requests[2].deadline, requests[1].deadline);
+  EXPECT_EQ(History("s1").size(), 6u);
+}
+
 }  // namespace
 }  // namespace chat
