@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "server/llm/provider_error.h"
@@ -139,7 +140,12 @@ HttpRequest OpenAiProtocol::BuildRequest(const CompletionRequest& request) const
   json body;
   body["model"] = request.model.empty() ? config_.default_model : request.model;
   body["messages"] = std::move(messages);
-  body["max_tokens"] = request.max_tokens.value_or(config_.default_max_tokens);
+  // OpenAI's own API has deprecated max_tokens (its reasoning models refuse
+  // it); compatible servers (Groq, Ollama, vLLM, llama.cpp) all read it.
+  const char* limit_field = absl::StrContains(config_.base_url, "api.openai.com")
+                                ? "max_completion_tokens"
+                                : "max_tokens";
+  body[limit_field] = request.max_tokens.value_or(config_.default_max_tokens);
   if (request.temperature.has_value()) body["temperature"] = *request.temperature;
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};

@@ -26,6 +26,8 @@ struct OpenAiConfig {
 // `choices` null or absent, `:` comment lines, `usage: null`, and a
 // mid-stream failure sent as `data: {"error": {...}}`. Finish reasons "stop"
 // and "length" are reported as "end_turn" and "max_tokens", like Anthropic's.
+// The reply limit goes as `max_completion_tokens` to api.openai.com (which
+// deprecated `max_tokens`) and as `max_tokens` to every other server.
 class OpenAiProtocol final : public WireProtocol {
  public:
   explicit OpenAiProtocol(OpenAiConfig config) : config_(std::move(config)) {}

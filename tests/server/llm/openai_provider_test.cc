@@ -129,6 +129,16 @@ TEST(OpenAiProtocolTest, BuildsTheChatCompletionsRequest) {
   EXPECT_EQ(body["messages"][1]["content"], "Hi");
 }
 
+TEST(OpenAiProtocolTest, OpenAiItselfGetsMaxCompletionTokens) {
+  OpenAiConfig config;  // The default base URL: api.openai.com.
+  CompletionRequest request;
+  request.max_tokens = 9;
+  nlohmann::json body = nlohmann::json::parse(OpenAiProtocol(config).BuildRequest(request).body);
+  EXPECT_EQ(body["max_completion_tokens"], 9);
+  EXPECT_FALSE(body.contains("max_tokens"));
+  EXPECT_EQ(body["model"], "gpt-4o-mini");
+}
+
 TEST(OpenAiProtocolTest, NoKeyNoAuthorizationHeader) {
   OpenAiConfig config;
   config.base_url = "http://127.0.0.1:11434/v1";
