@@ -260,8 +260,12 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   const std::string path = target.substr(0, question);
   const std::string query =
       question == std::string::npos ? "" : target.substr(question + 1);
-  const std::string method(request.method_string().data(),
-                           request.method_string().size());
+  // HEAD is GET without the body (the connection leaves the body out).
+  const std::string method =
+      request.method() == boost::beast::http::verb::head
+          ? std::string("GET")
+          : std::string(request.method_string().data(),
+                        request.method_string().size());
 
   const bool is_openapi = path == "/openapi.json";
   if (method == "OPTIONS") {

@@ -77,7 +77,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (gone_ || response_started_) return;
     response_started_ = true;
     std::string out = Head(status, headers, /*streamed=*/false, body.size());
-    out += body;
+    // A HEAD answer has GET's headers (Content-Length included) and no body.
+    if (!head_request_) out += body;
     Enqueue(std::move(out), nullptr);
     response_complete_ = true;
     MaybeWriteNext();
@@ -214,6 +215,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();
     HttpRequest request = parser_->release();
     keep_alive_ = request.keep_alive();
+    head_request_ = request.method() == http::verb::head;
     chunked_ = request.version() >= 11;
     response_started_ = response_complete_ = streamed_ = false;
     on_gone_ = nullptr;
@@ -384,6 +386,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool response_started_ = false;   // Head queued.
   bool response_complete_ = false;  // Everything of the answer queued.
   bool streamed_ = false;
+  bool head_request_ = false;
   bool gone_ = false;               // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;

@@ -243,6 +243,17 @@ describe('errors', () => {
       { 'Grpc-Timeout': 'soon' }), 400, 3, /Grpc-Timeout/);
   });
 
+  it('--request_timeout is the deadline of calls without Grpc-Timeout', async () => {
+    const strict = await startGateway([`--backend=${stack.server.address}`, '--request_timeout=100ms']);
+    try {
+      const res = await postJson(`http://127.0.0.1:${strict.port}`, '/chat',
+        { message: 'a b c d e f g h i j k l m n o p', session_id: 'strict' });
+      await expectError(res, 504, 4);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it('an unreachable backend is 503', async () => {
     const lone = await startGateway(['--backend=127.0.0.1:1', '--request_timeout=5s']);
     try {
@@ -343,6 +354,17 @@ describe('headers, CORS and connections', () => {
     })));
     const res = await fetch(stack.base + '/');
     assert.equal(res.status, 200);
+  });
+
+  it('answers HEAD like GET, without a body, and keeps the connection usable', async () => {
+    const port = new URL(stack.base).port;
+    const data = await rawExchange(port,
+      'HEAD /stats HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      (d) => d.endsWith('"service":"chat-api"}'));
+    const [head, rest] = data.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 200 OK/);
+    assert.match(head, /Content-Length: \d+/);
+    assert.match(rest, /^HTTP\/1\.1 200 OK/);
   });
 
   it('closes a connection whose request never completes (read timeout)', async () => {
