@@ -11,9 +11,12 @@ export const GATEWAY = process.env.CHAT_GATEWAY_BINARY;
 export const SOURCE_DIR = process.env.CHAT_SOURCE_DIR;
 
 // Runs `binary args`, resolving once it logs "listening on HOST:PORT".
-export function startProcess(binary, args) {
+export function startProcess(binary, args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binary, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let log = '';
     let done = false;
     const onData = (data) => {
@@ -59,16 +62,20 @@ export function stopProcess(child) {
 }
 
 // chat-server (echo provider, in-memory store) and a gateway in front.
-export async function startStack({ echoDelay = '1ms', gatewayArgs = [], serverArgs = [] } = {}) {
+// `provider` and `serverEnv` replace the echo provider (e.g. with the fake
+// upstream's Anthropic API).
+export async function startStack({
+  echoDelay = '1ms', gatewayArgs = [], serverArgs = [], provider = 'echo', serverEnv = {},
+} = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'chatd-gw-'));
   const server = await startProcess(SERVER, [
     '--listen=127.0.0.1:0',
-    '--provider=echo',
+    `--provider=${provider}`,
     `--store=sqlite:${join(dir, 'chat.db')}`,
     `--echo_delay=${echoDelay}`,
     '--shutdown_grace=1s',
     ...serverArgs,
-  ]);
+  ], serverEnv);
   let gateway;
   try {
     gateway = await startGateway([`--backend=${server.address}`, ...gatewayArgs]);
