@@ -121,6 +121,8 @@ class AnthropicDecoder final : public StreamDecoder {
     return absl::OkStatus();
   }
 
+  bool done() const override { return stopped_; }
+
   absl::StatusOr<CompletionResult> Finish() override {
     if (!stopped_) {
       return absl::UnavailableError(

@@ -126,7 +126,9 @@ class HttpStreamingProvider::Call final
   }
 
   bool OnBody(absl::string_view bytes) override {
-    if (sink_ == nullptr) return false;
+    // Already answered (the end event came): drain what is left so the
+    // connection can be reused.
+    if (sink_ == nullptr) return true;
     if (http_status_ < 200 || http_status_ > 299 || whole_body_mode_) {
       size_t limit = http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
       body_.append(bytes.data(), std::min(bytes.size(), limit - std::min(limit, body_.size())));
@@ -140,6 +142,10 @@ class HttpStreamingProvider::Call final
         stream_error_ = s;
         return false;
       }
+    }
+    if (decoder_->done()) {
+      End(decoder_->Finish());
+      return true;
     }
     if (parser_.buffered_bytes() > kMaxPendingEventBytes) {
       stream_error_ = absl::InternalError(absl::StrCat(

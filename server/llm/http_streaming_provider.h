@@ -31,8 +31,12 @@ class StreamDecoder {
   // Decodes a whole (non-streamed) JSON response body.
   virtual absl::Status OnWholeBody(absl::string_view body,
                                    std::vector<std::string>* deltas) = 0;
-  // After the body ended: the result, or kUnavailable if the stream stopped
-  // before the event that ends it.
+  // True once the event that ends the reply (message_stop, [DONE]) was
+  // decoded: the caller is answered then, without waiting for the server to
+  // end the body.
+  virtual bool done() const = 0;
+  // The result, or kUnavailable if the stream stopped before the event that
+  // ends it.
   virtual absl::StatusOr<CompletionResult> Finish() = 0;
 };
 

@@ -112,6 +112,8 @@ class OpenAiDecoder final : public StreamDecoder {
     return absl::OkStatus();
   }
 
+  bool done() const override { return done_; }
+
   absl::StatusOr<CompletionResult> Finish() override {
     // Some servers close the stream after the finish_reason chunk without
     // [DONE]; the reply is whole all the same.

@@ -18,6 +18,7 @@
 //   truncated        two deltas, then the end of the body without the final
 //                    event
 //   stall            headers and the first event, then silence
+//   linger           the whole reply, then the body stays open
 //   noheaders        never answer
 //   vllm             (OpenAI) choices null or missing, ": comments"
 // The reply is "Echo of N messages: <last user message>", word by word, so
@@ -211,6 +212,12 @@ async function serveCompletion(api, req, res, body) {
       });
     }
     if (delayMs > 0) await sleep(delayMs);
+  }
+  if (behaviour === 'linger' && !closed) {
+    // Every event sent, but the body never ends: the client must answer
+    // from the final event, not from the end of the body.
+    s.completed += 1;
+    return;
   }
   if (!closed) {
     res.end();

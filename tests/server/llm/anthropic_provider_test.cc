@@ -45,7 +45,9 @@ TEST(AnthropicDecoderTest, DecodesAFullStream) {
   ASSERT_THAT(Feed(*d, "message_delta",
                    R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}})",
                    &deltas), IsOk());
+  EXPECT_FALSE(d->done());
   ASSERT_THAT(Feed(*d, "message_stop", R"({"type":"message_stop"})", &deltas), IsOk());
+  EXPECT_TRUE(d->done());
   EXPECT_THAT(deltas, ElementsAre("", "Hello", "!"));
   absl::StatusOr<CompletionResult> result = d->Finish();
   ASSERT_THAT(result, IsOk());

@@ -26,6 +26,7 @@ absl::Status Decode(const std::string& sse, std::vector<std::string>* deltas,
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   SseParser parser;
   for (const SseEvent& e : parser.Feed(sse)) {
+    if (d->done()) return absl::InternalError("an event after [DONE]");
     absl::Status s = d->OnEvent(e, deltas);
     if (!s.ok()) return s;
   }
