@@ -140,10 +140,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
                    size_t content_length) {
     std::string out = absl::StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status),
                                    "\r\n");
+    status_ = status;
     for (const auto& [name, value] : headers) {
       absl::StrAppend(&out, name, ": ", value, "\r\n");
+      if (name == "x-request-id") request_id_ = value;
     }
-    if (!streamed) {
+    if (status == 204 || status == 304) {
+      // No body and, per RFC 9110 section 8.6, no Content-Length.
+    } else if (!streamed) {
       absl::StrAppend(&out, "Content-Length: ", content_length, "\r\n");
     } else if (chunked_) {
       absl::StrAppend(&out, "Transfer-Encoding: chunked\r\n");
@@ -216,6 +220,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     HttpRequest request = parser_->release();
     keep_alive_ = request.keep_alive();
     head_request_ = request.method() == http::verb::head;
+    if (options_.access_log) {
+      started_ = absl::Now();
+      request_line_ = absl::StrCat(std::string(request.method_string()), " ",
+                                   std::string(request.target()));
+      status_ = 0;
+      request_id_.clear();
+    }
     chunked_ = request.version() >= 11;
     response_started_ = response_complete_ = streamed_ = false;
     on_gone_ = nullptr;
@@ -298,6 +309,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The answer is written: stop watching and read the next request, or
   // close.
   void AfterResponse() {
+    LogAccess("");
     SetBusy(false);
     ++watch_generation_;
     beast::error_code ignored;
@@ -347,6 +359,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ClientGone() {
     if (gone_) return;
     gone_ = true;
+    if (busy_) LogAccess(" (client gone)");
     SetBusy(false);
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
@@ -357,6 +370,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (w.done) w.done(false);
     }
     if (callback) callback();
+  }
+
+  // One line per request handled (--access_log): what, the status, how
+  // long until the answer was written, and the request id to find it in
+  // chat-server's logs.
+  void LogAccess(absl::string_view note) {
+    if (!options_.access_log || request_line_.empty()) return;
+    LogInfo(request_line_, " ", status_, " ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - started_,
+                                             absl::Microseconds(100))),
+            " rid=", request_id_, note);
+    request_line_.clear();
   }
 
   // Keeps the server's count of requests being handled.
@@ -387,6 +412,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool response_complete_ = false;  // Everything of the answer queued.
   bool streamed_ = false;
   bool head_request_ = false;
+  // For the access log (only kept with --access_log).
+  absl::Time started_;
+  std::string request_line_;
+  std::string request_id_;
+  int status_ = 0;
   bool gone_ = false;               // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;

@@ -75,6 +75,8 @@ struct HttpServerOptions {
   // Time allowed for one write to a slow client.
   absl::Duration write_timeout = absl::Seconds(60);
   int io_threads = 2;
+  // Logs one line per request (method, target, status, duration, request id).
+  bool access_log = false;
 };
 
 class HttpServer {

@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
 ABSL_FLAG(int, io_threads, 2, "threads serving HTTP connections");
+ABSL_FLAG(bool, access_log, false,
+          "log one line per request: method, target, status, duration, "
+          "request id");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "how long running requests may finish after SIGTERM");
 ABSL_FLAG(std::string, web_root, "",
@@ -102,6 +105,7 @@ int Run() {
   http_options.max_body_bytes = static_cast<size_t>(max_body);
   http_options.read_timeout = absl::GetFlag(FLAGS_read_timeout);
   http_options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  http_options.access_log = absl::GetFlag(FLAGS_access_log);
   chat::gateway::HttpServer server(
       http_options, [&gateway](std::shared_ptr<chat::gateway::HttpExchange> e) {
         gateway.Handle(std::move(e));

@@ -38,7 +38,7 @@ for _ in $(seq 1 300); do
 done
 
 # shellcheck disable=SC2086  # GATEWAY_ARGS is a list of flags.
-build/bin/chat-gateway --backend="$backend" --web_root=clients ${GATEWAY_ARGS:-} &
+build/bin/chat-gateway --backend="$backend" --web_root=clients --access_log ${GATEWAY_ARGS:-} &
 gateway_pid=$!
 
 # Whichever exits first, stop the other and report its status.
