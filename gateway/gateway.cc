@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "gateway/metadata.h"
 #include "gateway/openapi.h"
+#include "gateway/proto_docs.h"
 #include "gateway/sse_writer.h"
 #include "gateway/status_mapping.h"
 #include "gateway/transcoder.h"
@@ -224,7 +225,8 @@ Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
       routes_(std::move(routes)),
       options_(std::move(options)),
       cors_(options_.cors_origins),
-      openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0")) {}
+      openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
+                                    &ChatProtoDocs())) {}
 
 bool Gateway::ServeStatic(const std::shared_ptr<HttpExchange>& exchange,
                           const std::string& path, const HttpHeaders& headers) {

@@ -70,20 +70,34 @@ Json FieldSchema(const FieldDescriptor* field) {
   return schema;
 }
 
-void AddSchema(const Descriptor* type, Json* schemas) {
+std::string Describe(const ProtoDocs* docs, const std::string& full_name) {
+  return docs == nullptr ? "" : docs->Comment(full_name);
+}
+
+void AddSchema(const Descriptor* type, const ProtoDocs* docs, Json* schemas) {
   std::string name = SchemaName(type);
   if (schemas->contains(name)) return;
   Json properties = Json::object();
   (*schemas)[name] = Json::object();  // Placeholder: stops recursion.
   for (int i = 0; i < type->field_count(); ++i) {
     const FieldDescriptor* field = type->field(i);
-    properties[field->name()] = FieldSchema(field);
+    Json schema = FieldSchema(field);
+    // A description beside "$ref" would be ignored (OpenAPI 3.0), so only
+    // inline schemas get one.
+    std::string description = Describe(docs, field->full_name());
+    if (!description.empty() && !schema.contains("$ref")) {
+      schema["description"] = description;
+    }
+    properties[field->name()] = schema;
     const FieldDescriptor* nested = field->is_map() ? field->message_type()->map_value() : field;
     if (nested->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      AddSchema(nested->message_type(), schemas);
+      AddSchema(nested->message_type(), docs, schemas);
     }
   }
-  (*schemas)[name] = {{"type", "object"}, {"properties", properties}};
+  Json schema = {{"type", "object"}, {"properties", properties}};
+  std::string description = Describe(docs, type->full_name());
+  if (!description.empty()) schema["description"] = description;
+  (*schemas)[name] = schema;
 }
 
 // OpenAPI path templates have no `{f=**}` and no verb syntax; ours are plain
@@ -103,7 +117,7 @@ Json ErrorResponse() {
 }  // namespace
 
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
-                            const std::string& version) {
+                            const std::string& version, const ProtoDocs* docs) {
   Json doc;
   doc["openapi"] = "3.0.3";
   doc["info"] = {{"title", title},
@@ -126,8 +140,8 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     const google::protobuf::MethodDescriptor* method = route.method;
     const Descriptor* input = method->input_type();
     const Descriptor* output = method->output_type();
-    AddSchema(input, &schemas);
-    AddSchema(output, &schemas);
+    AddSchema(input, docs, &schemas);
+    AddSchema(output, docs, &schemas);
 
     Json op;
     op["operationId"] = route.operation_id;
@@ -136,6 +150,9 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                                      ? " (the Python template's route)"
                                      : "");
     op["tags"] = Json::array({method->service()->name()});
+    if (std::string d = Describe(docs, method->full_name()); !d.empty()) {
+      op["description"] = d;
+    }
     Json parameters = Json::array();
     std::set<std::string> bound;
     for (const std::string& variable : route.path.VariableNames()) {

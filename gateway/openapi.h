@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "gateway/proto_docs.h"
 #include "gateway/routes.h"
 
 namespace chat::gateway {
@@ -12,8 +13,10 @@ namespace chat::gateway {
 // and query parameters, request bodies and responses with schemas made from
 // the message descriptors (proto field names, 64-bit integers as integers,
 // as the gateway prints them), the streaming formats, and the error body.
+// With `docs`, the proto's comments become descriptions.
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
-                            const std::string& version);
+                            const std::string& version,
+                            const ProtoDocs* docs = nullptr);
 
 }  // namespace chat::gateway
 

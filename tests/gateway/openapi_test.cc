@@ -15,7 +15,25 @@ nlohmann::json Document() {
   absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
       {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
   EXPECT_TRUE(routes.ok());
-  return nlohmann::json::parse(GenerateOpenApi(*routes, "t", "1"), nullptr, false);
+  return nlohmann::json::parse(GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()),
+                               nullptr, false);
+}
+
+TEST(OpenApiTest, ProtoCommentsBecomeDescriptions) {
+  nlohmann::json doc = Document();
+  const nlohmann::json& request = doc["components"]["schemas"]["chat.v1.ChatRequest"];
+  EXPECT_EQ(request["description"], "One user message for a session.");
+  EXPECT_THAT(request["properties"]["message"]["description"].get<std::string>(),
+              ::testing::StartsWith("The user's message. Required,"));
+  EXPECT_THAT(doc["paths"]["/v1/chat"]["post"]["description"].get<std::string>(),
+              ::testing::StartsWith("Sends one user message"));
+}
+
+TEST(ProtoDocsTest, UnreadableSetGivesNoComments) {
+  EXPECT_EQ(ProtoDocs::FromDescriptorSet("\xff\xff").Comment("chat.v1.ChatRequest"), "");
+  EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.NoSuchThing"), "");
+  EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.ChatService.GetStats"),
+            "Counts sessions, messages and tokens.");
 }
 
 TEST(OpenApiTest, HasEveryPathAndMethod) {
