@@ -238,7 +238,7 @@ void CurlMultiLoop::CheckStalled(TransferId id, absl::Time scheduled_for) {
   TransferOutcome outcome;
   outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
   outcome.stalled = true;
-  outcome.connected = t->response_started;
+  outcome.got_response = t->response_started;
   outcome.error = t->response_started ? "no data received within the idle timeout"
                                       : "no response within the first-byte timeout";
   std::shared_ptr<TransferHandler> handler = t->handler;
@@ -365,7 +365,7 @@ void CurlMultiLoop::ReapFinished() {
     auto* t = static_cast<Transfer*>(priv);
     TransferOutcome outcome;
     outcome.curl_code = msg->data.result;
-    outcome.connected = t->response_started;
+    outcome.got_response = t->response_started;
     outcome.aborted_by_handler = t->aborted_by_handler;
     if (outcome.curl_code != CURLE_OK) {
       outcome.error = t->error[0] != '\0' ? std::string(t->error)

@@ -44,8 +44,8 @@ struct TransferOutcome {
   CURLcode curl_code = CURLE_OK;
   // curl's detailed message for curl_code (never holds request headers).
   std::string error;
-  // True if a TCP (and TLS) connection was established.
-  bool connected = false;
+  // True if the response's headers had arrived.
+  bool got_response = false;
   // True if our first-byte or idle timer ended it (curl_code is then
   // CURLE_OPERATION_TIMEDOUT).
   bool stalled = false;

@@ -164,17 +164,15 @@ class HttpStreamingProvider::Call final
     if (outcome.aborted_by_handler && !stream_error_.ok()) {
       failure = stream_error_;
       retryable = absl::IsUnavailable(failure) || absl::IsResourceExhausted(failure);
-    } else if (outcome.curl_code == CURLE_OPERATION_TIMEDOUT &&
-               !outcome.connected && !outcome.stalled && absl::Now() < deadline_) {
-      // Neither our first-byte timer nor the call's deadline: curl's
-      // connect timeout. A connection failure like any other.
-      failure = absl::UnavailableError(absl::StrCat(
-          name, " request failed: no connection within --connect_timeout (",
-          outcome.error, ")"));
-      retryable = true;
     } else if (outcome.curl_code != CURLE_OK) {
-      failure = MapTransportError(name, outcome.curl_code, outcome.error);
-      retryable = !outcome.connected && IsRetryableTransportError(outcome.curl_code);
+      TransportFailure transport;
+      transport.code = outcome.curl_code;
+      transport.message = outcome.error;
+      transport.got_response = outcome.got_response;
+      transport.stalled = outcome.stalled;
+      transport.deadline_passed = absl::Now() >= deadline_;
+      failure = MapTransportError(name, transport);
+      retryable = IsRetryableTransportFailure(transport);
     } else if (http_status_ < 200 || http_status_ > 299) {
       std::string type, message;
       ParseErrorBody(body_, &type, &message);

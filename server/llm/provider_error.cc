@@ -80,13 +80,26 @@ int HttpStatusForErrorType(absl::string_view type) {
   return 500;
 }
 
-absl::Status MapTransportError(absl::string_view provider, CURLcode code,
-                               absl::string_view curl_message) {
-  std::string what = absl::StrCat(provider, " request failed: ",
-                                  Shorten(curl_message.empty()
-                                              ? curl_easy_strerror(code)
-                                              : curl_message));
-  if (code == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(what);
+namespace {
+
+bool IsConnectTimeout(const TransportFailure& f) {
+  return f.code == CURLE_OPERATION_TIMEDOUT && !f.got_response && !f.stalled &&
+         !f.deadline_passed;
+}
+
+}  // namespace
+
+absl::Status MapTransportError(absl::string_view provider,
+                               const TransportFailure& failure) {
+  std::string what = absl::StrCat(
+      provider, " request failed: ",
+      Shorten(failure.message.empty() ? curl_easy_strerror(failure.code)
+                                      : failure.message));
+  if (IsConnectTimeout(failure)) {
+    return absl::UnavailableError(
+        absl::StrCat(what, " (no connection within --connect_timeout)"));
+  }
+  if (failure.code == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(what);
   return absl::UnavailableError(what);
 }
 
@@ -103,8 +116,10 @@ bool IsRetryableHttpStatus(int http_status) {
   }
 }
 
-bool IsRetryableTransportError(CURLcode code) {
-  switch (code) {
+bool IsRetryableTransportFailure(const TransportFailure& failure) {
+  if (failure.got_response) return false;
+  if (IsConnectTimeout(failure)) return true;
+  switch (failure.code) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:

@@ -3,6 +3,8 @@
 
 #include <curl/curl.h>
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -34,15 +36,34 @@ absl::Status MapProviderHttpError(absl::string_view provider, int http_status,
 // errors that arrive inside a 200 stream. 500 for types we do not know.
 int HttpStatusForErrorType(absl::string_view error_type);
 
-// Converts a transport failure (no usable HTTP response) into a Status:
-// timeouts are kDeadlineExceeded, everything else kUnavailable.
-absl::Status MapTransportError(absl::string_view provider, CURLcode code,
-                               absl::string_view curl_message);
+// A transfer that ended without a usable HTTP response.
+struct TransportFailure {
+  CURLcode code = CURLE_OK;
+  // curl's message (never holds request headers or the body).
+  std::string message;
+  // Response headers had arrived.
+  bool got_response = false;
+  // Our first-byte or idle timer ended it.
+  bool stalled = false;
+  // The caller's deadline had passed when it ended.
+  bool deadline_passed = false;
+};
 
-// Whether a failure that happened before any byte reached the client may be
-// retried: connection failures and HTTP 429, 500, 502, 503, 529.
+// Converts a transport failure into a Status: a connect timeout (a timeout
+// with no response, no stall and time left) is kUnavailable like any
+// connection failure; other timeouts (first byte, idle, the deadline) are
+// kDeadlineExceeded; everything else kUnavailable.
+absl::Status MapTransportError(absl::string_view provider,
+                               const TransportFailure& failure);
+
+// Whether a transport failure may be retried: connection failures only
+// (refused, unresolved, TLS handshake, a kept-alive connection found closed,
+// the connect timeout), never once a response had started.
+bool IsRetryableTransportFailure(const TransportFailure& failure);
+
+// Whether an HTTP error that came before any byte reached the client may be
+// retried: 429, 500, 502, 503, 529.
 bool IsRetryableHttpStatus(int http_status);
-bool IsRetryableTransportError(CURLcode code);
 
 }  // namespace chat::llm
 

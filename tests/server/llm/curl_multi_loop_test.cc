@@ -215,11 +215,11 @@ TEST_F(CurlMultiLoopTest, FirstByteAndIdleTimeoutsEndStalledTransfers) {
   ASSERT_TRUE(r1->WaitDone());
   EXPECT_EQ(r1->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
   EXPECT_TRUE(r1->outcome().stalled);
-  EXPECT_FALSE(r1->outcome().connected);
+  EXPECT_FALSE(r1->outcome().got_response);
   ASSERT_TRUE(r2->WaitDone());
   EXPECT_EQ(r2->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
   EXPECT_TRUE(r2->outcome().stalled);
-  EXPECT_TRUE(r2->outcome().connected);
+  EXPECT_TRUE(r2->outcome().got_response);
   EXPECT_THAT(r2->body(), HasSubstr("message_start"));
 }
 
@@ -246,7 +246,7 @@ TEST_F(CurlMultiLoopTest, ConnectionRefusedIsATransportError) {
   loop_->StartTransfer(request, r);
   ASSERT_TRUE(r->WaitDone());
   EXPECT_EQ(r->outcome().curl_code, CURLE_COULDNT_CONNECT);
-  EXPECT_FALSE(r->outcome().connected);
+  EXPECT_FALSE(r->outcome().got_response);
 }
 
 TEST_F(CurlMultiLoopTest, TimersAndPostsRunInOrderOnTheLoop) {

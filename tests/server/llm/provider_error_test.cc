@@ -83,16 +83,64 @@ TEST(HttpStatusForErrorTypeTest, KnowsBothProvidersTypes) {
   EXPECT_EQ(HttpStatusForErrorType("something_new"), 500);
 }
 
-TEST(MapTransportErrorTest, TimeoutsAreDeadlinesAndTheRestUnavailable) {
-  EXPECT_THAT(MapTransportError("openai", CURLE_OPERATION_TIMEDOUT, ""),
-              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("openai")));
-  EXPECT_THAT(MapTransportError("openai", CURLE_COULDNT_CONNECT, "refused"),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("refused")));
-  EXPECT_TRUE(IsRetryableTransportError(CURLE_COULDNT_CONNECT));
-  EXPECT_TRUE(IsRetryableTransportError(CURLE_COULDNT_RESOLVE_HOST));
-  EXPECT_FALSE(IsRetryableTransportError(CURLE_OPERATION_TIMEDOUT));
-  EXPECT_FALSE(IsRetryableTransportError(CURLE_WRITE_ERROR));
+struct TransportCase {
+  std::string name;
+  TransportFailure failure;
+  absl::StatusCode code;
+  bool retryable;
+};
+
+TransportFailure Failure(CURLcode code, bool got_response = false,
+                         bool stalled = false, bool deadline_passed = false) {
+  TransportFailure f;
+  f.code = code;
+  f.message = curl_easy_strerror(code);
+  f.got_response = got_response;
+  f.stalled = stalled;
+  f.deadline_passed = deadline_passed;
+  return f;
 }
+
+class MapTransportErrorTest : public ::testing::TestWithParam<TransportCase> {};
+
+TEST_P(MapTransportErrorTest, MapsAndClassifies) {
+  const TransportCase& c = GetParam();
+  EXPECT_THAT(MapTransportError("openai", c.failure),
+              StatusIs(c.code, HasSubstr("openai request failed")));
+  EXPECT_EQ(IsRetryableTransportFailure(c.failure), c.retryable);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, MapTransportErrorTest,
+    ::testing::Values(
+        TransportCase{"Refused", Failure(CURLE_COULDNT_CONNECT),
+                      absl::StatusCode::kUnavailable, true},
+        TransportCase{"Unresolved", Failure(CURLE_COULDNT_RESOLVE_HOST),
+                      absl::StatusCode::kUnavailable, true},
+        TransportCase{"TlsHandshake", Failure(CURLE_SSL_CONNECT_ERROR),
+                      absl::StatusCode::kUnavailable, true},
+        TransportCase{"StaleKeepAlive", Failure(CURLE_GOT_NOTHING),
+                      absl::StatusCode::kUnavailable, true},
+        TransportCase{"ConnectTimeout", Failure(CURLE_OPERATION_TIMEDOUT),
+                      absl::StatusCode::kUnavailable, true},
+        TransportCase{"FirstByteTimeout",
+                      Failure(CURLE_OPERATION_TIMEDOUT, false, /*stalled=*/true),
+                      absl::StatusCode::kDeadlineExceeded, false},
+        TransportCase{"IdleTimeout",
+                      Failure(CURLE_OPERATION_TIMEDOUT, true, /*stalled=*/true),
+                      absl::StatusCode::kDeadlineExceeded, false},
+        TransportCase{"CallDeadline",
+                      Failure(CURLE_OPERATION_TIMEDOUT, false, false,
+                              /*deadline_passed=*/true),
+                      absl::StatusCode::kDeadlineExceeded, false},
+        TransportCase{"ResetMidResponse", Failure(CURLE_RECV_ERROR, /*got_response=*/true),
+                      absl::StatusCode::kUnavailable, false},
+        TransportCase{"SendErrorAfterResponse",
+                      Failure(CURLE_SEND_ERROR, /*got_response=*/true),
+                      absl::StatusCode::kUnavailable, false}),
+    [](const ::testing::TestParamInfo<TransportCase>& info) {
+      return info.param.name;
+    });
 
 }  // namespace
 }  // namespace chat::llm
