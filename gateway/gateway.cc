@@ -226,28 +226,43 @@ Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
       options_(std::move(options)),
       cors_(options_.cors_origins),
       openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
-                                    &ChatProtoDocs())) {}
-
-bool Gateway::ServeStatic(const std::shared_ptr<HttpExchange>& exchange,
-                          const std::string& path, const HttpHeaders& headers) {
-  if (options_.web_root.empty()) return false;
-  std::string file, type;
-  if (path == "/web" || path == "/web/" || path == "/web/index.html") {
-    file = options_.web_root + "/web/index.html";
-    type = "text/html; charset=utf-8";
-  } else if (path == "/js/chat-client.js") {
-    file = options_.web_root + "/js/chat-client.js";
-    type = "text/javascript; charset=utf-8";
-  } else {
-    return false;
+                                    &ChatProtoDocs())) {
+  if (options_.web_root.empty()) return;
+  const std::string page = ReadFileOrEmpty(options_.web_root + "/web/index.html");
+  if (!page.empty()) {
+    for (const char* path : {"/web", "/web/", "/web/index.html"}) {
+      static_files_[path] = {"text/html; charset=utf-8", page};
+    }
   }
-  std::string body = ReadFileOrEmpty(file);
-  if (body.empty()) return false;
-  HttpHeaders out = headers;
-  out.emplace_back("Content-Type", type);
-  out.emplace_back("Cache-Control", "no-cache");
-  exchange->Respond(200, std::move(out), std::move(body));
-  return true;
+  const std::string client = ReadFileOrEmpty(options_.web_root + "/js/chat-client.js");
+  if (!client.empty()) {
+    static_files_["/js/chat-client.js"] = {"text/javascript; charset=utf-8", client};
+  }
+}
+
+void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
+                            const std::string& path, const std::string& origin,
+                            HttpHeaders headers) {
+  std::vector<std::string> allowed;
+  if (path == "/openapi.json" || static_files_.contains(path)) {
+    allowed = {"GET"};
+  } else {
+    allowed = routes_.Match("OPTIONS", path).allowed;
+  }
+  if (allowed.empty()) {
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
+                               absl::StrCat("no route for ", path)));
+    return;
+  }
+  for (auto& h : cors_.PreflightHeaders(
+           origin, allowed,
+           Header(exchange->request(), "access-control-request-headers"))) {
+    headers.push_back(std::move(h));
+  }
+  allowed.push_back("OPTIONS");
+  headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+  exchange->Respond(204, std::move(headers), "");
 }
 
 void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
@@ -269,31 +284,14 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
           : std::string(request.method_string().data(),
                         request.method_string().size());
 
-  const bool is_openapi = path == "/openapi.json";
   if (method == "OPTIONS") {
-    std::vector<std::string> allowed;
-    if (is_openapi) {
-      allowed = {"GET"};
-    } else {
-      RouteMatch match = routes_.Match("OPTIONS", path);
-      allowed = match.allowed;
-    }
-    if (allowed.empty()) {
-      RespondError(exchange, std::move(headers),
-                   MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no route for ", path)));
-      return;
-    }
-    for (auto& h : cors_.PreflightHeaders(
-             origin, allowed, Header(request, "access-control-request-headers"))) {
-      headers.push_back(std::move(h));
-    }
-    allowed.push_back("OPTIONS");
-    headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
-    exchange->Respond(204, std::move(headers), "");
+    HandleOptions(exchange, path, origin, std::move(headers));
     return;
   }
-  if (is_openapi) {
+  // The gateway's own documents: the OpenAPI description and the web page.
+  const bool is_openapi = path == "/openapi.json";
+  auto file = static_files_.find(path);
+  if (is_openapi || file != static_files_.end()) {
     if (method != "GET") {
       headers.emplace_back("Allow", "GET, OPTIONS");
       RespondError(exchange, std::move(headers),
@@ -302,11 +300,13 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
                                               " is not allowed on ", path)));
       return;
     }
-    headers.emplace_back("Content-Type", std::string(kJson));
-    exchange->Respond(200, std::move(headers), openapi_json_);
+    headers.emplace_back("Content-Type", is_openapi ? std::string(kJson)
+                                                    : file->second.content_type);
+    if (!is_openapi) headers.emplace_back("Cache-Control", "no-cache");
+    exchange->Respond(200, std::move(headers),
+                      is_openapi ? openapi_json_ : file->second.body);
     return;
   }
-  if (method == "GET" && ServeStatic(exchange, path, headers)) return;
 
   RouteMatch match = routes_.Match(method, path);
   if (match.kind == RouteMatch::kNotFound) {
@@ -325,7 +325,6 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     return;
   }
   const Route& route = *match.route;
-
   absl::StatusOr<std::unique_ptr<Message>> message =
       BuildRequest(route.method->input_type(), route.body, request.body(),
                    match.bindings, ParseQueryString(query));
@@ -336,6 +335,13 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     return;
   }
 
+  CallBackend(exchange, *match.route, **message, request_id, std::move(headers));
+}
+
+void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
+                          const Route& route, const Message& message,
+                          const std::string& request_id, HttpHeaders headers) {
+  const HttpRequest& request = exchange->request();
   absl::Duration timeout = options_.request_timeout;
   if (std::string value = Header(request, "grpc-timeout"); !value.empty()) {
     absl::StatusOr<absl::Duration> asked = ParseGrpcTimeout(value);
@@ -367,14 +373,14 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
       format = StreamFormat::kNdjson;
     }
     auto* call = new StreamCall(this, context, exchange, route.method, format,
-                                std::move(headers), Serialize(**message));
+                                std::move(headers), Serialize(message));
     call->Start(&stub_);
     return;
   }
 
   auto call = std::make_shared<UnaryCall>();
   call->context = context;
-  call->request = Serialize(**message);
+  call->request = Serialize(message);
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -22,6 +23,7 @@ struct GatewayOptions {
   std::string cors_origins;
   // Directory holding the web chat page (index.html) and the JS client
   // (chat-client.js), served at /web/ and /js/chat-client.js; empty: none.
+  // Read at start-up.
   std::string web_root;
 };
 
@@ -49,8 +51,19 @@ class Gateway {
   void CallFinished(grpc::ClientContext* context);
 
  private:
-  bool ServeStatic(const std::shared_ptr<HttpExchange>& exchange,
-                   const std::string& path, const HttpHeaders& headers);
+  // Preflight and `Allow` for OPTIONS on `path`.
+  void HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
+                     const std::string& path, const std::string& origin,
+                     HttpHeaders headers);
+  // Calls the route's RPC with `message` and answers with its result.
+  void CallBackend(const std::shared_ptr<HttpExchange>& exchange,
+                   const Route& route, const google::protobuf::Message& message,
+                   const std::string& request_id, HttpHeaders headers);
+
+  struct StaticFile {
+    std::string content_type;
+    std::string body;
+  };
 
   std::shared_ptr<grpc::Channel> channel_;
   grpc::GenericStub stub_;
@@ -58,6 +71,9 @@ class Gateway {
   const GatewayOptions options_;
   const CorsPolicy cors_;
   const std::string openapi_json_;
+  // The web page and JS client by URL path, read once at start-up so that
+  // no I/O thread ever waits for the disk.
+  absl::flat_hash_map<std::string, StaticFile> static_files_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
 };
