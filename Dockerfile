@@ -3,13 +3,19 @@
 #
 #   docker build -t chatd .
 #   docker run -p 50051:50051 -v chatd-data:/var/lib/chatd chatd
+#
+# The REST gateway is in the same image, run as a second container:
+#   docker network create chatd
+#   docker run -d --network chatd --name chat-server -v chatd-data:/var/lib/chatd chatd
+#   docker run -d --network chatd -p 8000:8000 --entrypoint chat-gateway chatd \
+#     --listen=0.0.0.0:8000 --backend=chat-server:50051 --web_root=/usr/local/share/chatd
 
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
 RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN bash scripts/build.sh && strip build/bin/chat-server
+RUN bash scripts/build.sh && strip build/bin/chat-server build/bin/chat-gateway
 
 FROM debian:bookworm-slim AS runtime
 # Runtime libraries only: gRPC, protobuf, Abseil, SQLite, curl.
@@ -19,10 +25,12 @@ RUN apt-get update \
       libabsl20220623 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/chatd --create-home chatd
-COPY --from=build /src/build/bin/chat-server /usr/local/bin/chat-server
+COPY --from=build /src/build/bin/chat-server /src/build/bin/chat-gateway /usr/local/bin/
+COPY --from=build /src/clients/web /usr/local/share/chatd/web
+COPY --from=build /src/clients/js /usr/local/share/chatd/js
 USER chatd
 VOLUME /var/lib/chatd
-EXPOSE 50051
+EXPOSE 50051 8000
 ENV CHAT_LISTEN=0.0.0.0:50051 \
     CHAT_STORE=sqlite:/var/lib/chatd/chat.db
 ENTRYPOINT ["/usr/local/bin/chat-server"]
