@@ -133,8 +133,9 @@ class CurlMultiLoopTest : public ::testing::Test {
   nlohmann::json Stats(const std::string& model) {
     std::string body;
     CURL* curl = curl_easy_init();
-    std::string url = absl::StrCat("http://", upstream_->address(), "/_stats?key=",
-                                   curl_easy_escape(curl, model.c_str(), 0));
+    char* key = curl_easy_escape(curl, model.c_str(), 0);
+    std::string url = absl::StrCat("http://", upstream_->address(), "/_stats?key=", key);
+    curl_free(key);
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
