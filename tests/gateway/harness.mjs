@@ -52,10 +52,14 @@ export function startProcess(binary, args, env = {}) {
   });
 }
 
+// SIGTERM, then SIGKILL after 10 s; resolves to the exit code (or the
+// signal's name).
 export function stopProcess(child) {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return resolve(child.exitCode ?? child.signalCode);
+    }
+    child.once('exit', (code, signal) => resolve(code ?? signal));
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 10000).unref();
   });
@@ -87,9 +91,13 @@ export async function startStack({
     server,
     gateway,
     base: `http://127.0.0.1:${gateway.port}`,
+    // Both must stop cleanly: a crash or a sanitizer report at shutdown
+    // fails the suite.
     stop: async () => {
-      await gateway.stop();
-      await server.stop();
+      const gatewayCode = await gateway.stop();
+      const serverCode = await server.stop();
+      if (gatewayCode !== 0) throw new Error(`chat-gateway exited with ${gatewayCode}:\n${gateway.log()}`);
+      if (serverCode !== 0) throw new Error(`chat-server exited with ${serverCode}:\n${server.log()}`);
     },
   };
 }
