@@ -79,7 +79,9 @@ async function* readSse(body) {
       }
     }
   } finally {
-    reader.releaseLock();
+    // Stopped early (an error event, a throwing consumer): let the
+    // connection go instead of leaving the body unread.
+    await reader.cancel().catch(() => {});
   }
 }
 
