@@ -73,8 +73,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // The HttpExchange methods, run on the strand.
-  void DoRespond(int status, HttpHeaders headers, std::string body) {
-    if (gone_ || response_started_) return;
+  // Each takes the sequence number of the exchange calling it: calls from an
+  // exchange whose request is over are ignored.
+  void DoRespond(uint64_t seq, int status, HttpHeaders headers, std::string body) {
+    if (seq != sequence_ || gone_ || response_started_) return;
     response_started_ = true;
     std::string out = Head(status, headers, /*streamed=*/false, body.size());
     // A HEAD answer has GET's headers (Content-Length included) and no body.
@@ -84,16 +86,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     MaybeWriteNext();
   }
 
-  void DoStartStream(int status, HttpHeaders headers) {
-    if (gone_ || response_started_) return;
+  void DoStartStream(uint64_t seq, int status, HttpHeaders headers) {
+    if (seq != sequence_ || gone_ || response_started_) return;
     response_started_ = true;
     streamed_ = true;
     Enqueue(Head(status, headers, /*streamed=*/true, 0), nullptr);
     MaybeWriteNext();
   }
 
-  void DoWrite(std::string data, std::function<void(bool)> done) {
-    if (gone_ || !streamed_ || response_complete_) {
+  void DoWrite(uint64_t seq, std::string data, std::function<void(bool)> done) {
+    if (seq != sequence_ || gone_ || !streamed_ || response_complete_) {
       if (done) done(false);
       return;
     }
@@ -111,8 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     MaybeWriteNext();
   }
 
-  void DoFinishStream() {
-    if (gone_ || !streamed_ || response_complete_) return;
+  void DoFinishStream(uint64_t seq) {
+    if (seq != sequence_ || gone_ || !streamed_ || response_complete_) return;
     response_complete_ = true;
     if (chunked_) {
       Enqueue("0\r\n\r\n", nullptr);
@@ -122,7 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     MaybeWriteNext();
   }
 
-  void DoOnClientGone(std::function<void()> callback) {
+  void DoOnClientGone(uint64_t seq, std::function<void()> callback) {
+    if (seq != sequence_) return;
     if (gone_) {
       callback();
       return;
@@ -232,7 +235,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     on_gone_ = nullptr;
     SetBusy(true);
     Watch();
-    handler_(std::make_shared<HttpExchange>(shared_from_this(), std::move(request)));
+    ++sequence_;
+    handler_(std::make_shared<HttpExchange>(shared_from_this(), sequence_,
+                                            std::move(request)));
   }
 
   void OnReadError(beast::error_code ec) {
@@ -420,42 +425,47 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;               // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;
+  uint64_t sequence_ = 0;           // Of the request being handled.
   bool busy_ = false;               // Counted in *server_busy_.
   std::function<void()> on_gone_;
 };
 
 HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
-                           HttpRequest request)
-    : connection_(std::move(connection)), request_(std::move(request)) {}
+                           uint64_t sequence, HttpRequest request)
+    : connection_(std::move(connection)),
+      sequence_(sequence),
+      request_(std::move(request)) {}
 
 void HttpExchange::Respond(int status, HttpHeaders headers, std::string body) {
-  connection_->Post([c = connection_, status, headers = std::move(headers),
-                     body = std::move(body)]() mutable {
-    c->DoRespond(status, std::move(headers), std::move(body));
+  connection_->Post([c = connection_, seq = sequence_, status,
+                     headers = std::move(headers), body = std::move(body)]() mutable {
+    c->DoRespond(seq, status, std::move(headers), std::move(body));
   });
 }
 
 void HttpExchange::StartStream(int status, HttpHeaders headers) {
-  connection_->Post([c = connection_, status, headers = std::move(headers)]() mutable {
-    c->DoStartStream(status, std::move(headers));
-  });
+  connection_->Post(
+      [c = connection_, seq = sequence_, status, headers = std::move(headers)]() mutable {
+        c->DoStartStream(seq, status, std::move(headers));
+      });
 }
 
 void HttpExchange::Write(std::string data, std::function<void(bool)> done) {
-  connection_->Post([c = connection_, data = std::move(data),
+  connection_->Post([c = connection_, seq = sequence_, data = std::move(data),
                      done = std::move(done)]() mutable {
-    c->DoWrite(std::move(data), std::move(done));
+    c->DoWrite(seq, std::move(data), std::move(done));
   });
 }
 
 void HttpExchange::FinishStream() {
-  connection_->Post([c = connection_] { c->DoFinishStream(); });
+  connection_->Post([c = connection_, seq = sequence_] { c->DoFinishStream(seq); });
 }
 
 void HttpExchange::OnClientGone(std::function<void()> callback) {
-  connection_->Post([c = connection_, callback = std::move(callback)]() mutable {
-    c->DoOnClientGone(std::move(callback));
-  });
+  connection_->Post(
+      [c = connection_, seq = sequence_, callback = std::move(callback)]() mutable {
+        c->DoOnClientGone(seq, std::move(callback));
+      });
 }
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)

@@ -12,6 +12,7 @@
 // pipelined requests are answered in order (RFC 9112 section 9.3.2).
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,7 +41,10 @@ class Connection;
 // Write() then reports false.
 class HttpExchange {
  public:
-  HttpExchange(std::shared_ptr<Connection> connection, HttpRequest request);
+  // `sequence` numbers the connection's requests; calls of an exchange
+  // whose request is over are ignored.
+  HttpExchange(std::shared_ptr<Connection> connection, uint64_t sequence,
+               HttpRequest request);
 
   const HttpRequest& request() const { return request_; }
 
@@ -60,6 +64,7 @@ class HttpExchange {
 
  private:
   std::shared_ptr<Connection> connection_;
+  const uint64_t sequence_;
   HttpRequest request_;
 };
 

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -24,6 +25,7 @@
 #include "gateway/backend_channel.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 
 namespace chat::gateway {
@@ -84,12 +86,16 @@ class FakeChatService final : public chat::v1::ChatService::Service {
 class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The gateway's channel health-checks chat.v1.ChatService (as
+    // chat-server serves it); gRPC's default health service answers here.
+    grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     int backend_port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &backend_port);
     builder.RegisterService(&service_);
     backend_ = builder.BuildAndStart();
     ASSERT_NE(backend_, nullptr);
+    backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port));
     ASSERT_TRUE(channel.ok());
@@ -222,6 +228,28 @@ TEST_F(GatewayTest, NdjsonErrorAfterTheFirstLine) {
   EXPECT_THAT(answer, HasSubstr(R"({"result":{"delta":{"text":"partial "}}})"));
   EXPECT_THAT(answer,
               HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
+}
+
+TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
+  // gRPC's client-side health checking (the channel's service config)
+  // watches the backend: NOT_SERVING takes it out of the balancer.
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", false);
+  std::string answer;
+  for (int i = 0; i < 100; ++i) {  // The Watch update arrives asynchronously.
+    answer = Request("GET", "/stats", "");
+    if (absl::StartsWith(answer, "HTTP/1.1 503")) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_THAT(answer, HasSubstr(R"("code":14)"));
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
+  for (int i = 0; i < 100; ++i) {
+    answer = Request("GET", "/stats", "");
+    if (!absl::StartsWith(answer, "HTTP/1.1 503")) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  // GetStats is not scripted in the fake: UNIMPLEMENTED, but it got there.
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 501 "));
 }
 
 TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
