@@ -64,6 +64,7 @@ int Run() {
   provider_config.http.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   provider_config.http.first_byte_timeout = absl::GetFlag(FLAGS_first_byte_timeout);
   provider_config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  provider_config.http.ca_file = absl::GetFlag(FLAGS_provider_ca_file);
   chat::llm::ReadProviderEnvironment(&provider_config);
   if (absl::StatusOr<chat::llm::ProviderChoice> choice =
           chat::llm::ChooseProvider(provider_config);

@@ -90,6 +90,10 @@ ABSL_FLAG(absl::Duration, first_byte_timeout, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "Longest silence between two bytes of a provider's stream. Env: "
           "CHAT_IDLE_TIMEOUT.");
+ABSL_FLAG(std::string, provider_ca_file, "",
+          "PEM file of CAs to trust for the provider's TLS certificate "
+          "instead of the system's (a private CA in front of a self-hosted "
+          "model). Env: CHAT_PROVIDER_CA_FILE.");
 ABSL_FLAG(int64_t, max_context_tokens, 100000,
           "Prompt budget in estimated tokens (bytes/4): the oldest turns are "
           "left out of the prompt to fit (never out of the store); 0 means "

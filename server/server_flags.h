@@ -29,6 +29,7 @@ ABSL_DECLARE_FLAG(absl::Duration, provider_retry_delay);
 ABSL_DECLARE_FLAG(absl::Duration, connect_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, first_byte_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, idle_timeout);
+ABSL_DECLARE_FLAG(std::string, provider_ca_file);
 ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
 
 namespace chat {
@@ -42,7 +43,8 @@ inline constexpr const char* kServerFlagNames[] = {
     "max_turns_per_session", "model", "max_tokens", "max_tokens_ceiling",
     "allowed_models",
     "provider_retries", "provider_retry_delay", "connect_timeout",
-    "first_byte_timeout", "idle_timeout", "max_context_tokens"};
+    "first_byte_timeout", "idle_timeout", "max_context_tokens",
+    "provider_ca_file"};
 
 // Sets each flag in `kServerFlagNames` whose CHAT_<NAME> variable is present.
 // Returns false (after printing why) if a value does not parse.

@@ -185,6 +185,7 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
        }) {
     s.Update(next);
   }
+  if (!request.ca_file.empty()) s.Update(h.SetOption(CURLOPT_CAINFO, request.ca_file.c_str()));
   if (!s.ok()) {
     fail(s, CURLE_FAILED_INIT);
     return;

@@ -36,6 +36,8 @@ struct HttpRequest {
   absl::Duration idle_timeout = absl::Seconds(60);
   // The transfer is aborted at this time whatever its progress.
   absl::Time deadline = absl::InfiniteFuture();
+  // A PEM file of CAs to trust instead of the system's; empty: the system's.
+  std::string ca_file;
 };
 
 // How a transfer ended, from the transport's point of view: an HTTP 4xx or

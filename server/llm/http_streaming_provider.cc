@@ -92,6 +92,7 @@ class HttpStreamingProvider::Call final
     http_request_.first_byte_timeout = provider_->options_.first_byte_timeout;
     http_request_.idle_timeout = provider_->options_.idle_timeout;
     http_request_.deadline = deadline_;
+    http_request_.ca_file = provider_->options_.ca_file;
   }
 
   void Begin() {

@@ -65,6 +65,9 @@ struct HttpProviderOptions {
   // [0.5, 1), and never less than the server's retry-after.
   absl::Duration retry_base_delay = absl::Milliseconds(500);
   absl::Duration retry_max_delay = absl::Seconds(20);
+  // CAs to trust for the provider's TLS certificate (a private CA in front
+  // of a self-hosted server); empty: the system's.
+  std::string ca_file;
 };
 
 // The wait before retry `retry` (1-based), given `jitter` in [0, 1) and the

@@ -24,17 +24,21 @@
 // The reply is "Echo of N messages: <last user message>", word by word, so
 // tests can see how much history was sent.
 //
+// With --tls it serves HTTPS and offers HTTP/2 (tls/cert.pem, for
+// 127.0.0.1); /_stats then reports each model's "http_version".
 // Control: GET /_server -> connections opened, peak open, requests, peak
 // concurrent streams; GET /_stats?key=MODEL -> {"attempts", "closed_early",
 // "completed", "last_request", "saw_credentials"}; POST /_release?key=MODEL
 // ends held streams. Prints "fake-upstream listening on 127.0.0.1:PORT".
 
+import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 
 const stats = new Map();
 // Connection reuse, for benchmarks: connections opened vs requests served.
 const server_stats = {connections_opened: 0, open_connections: 0, peak_open_connections: 0,
-                      requests: 0, peak_streams: 0, streams: 0};
+                      requests: 0, peak_streams: 0, streams: 0, http2_sessions: 0};
 const held = new Map();  // key -> [release functions]
 
 function statsFor(key) {
@@ -151,9 +155,12 @@ async function serveCompletion(api, req, res, body) {
   const s = statsFor(model);
   s.attempts += 1;
   s.last_request = body;
+  s.http_version = req.httpVersion;
   let closed = false;
+  let ended = false;
+  res.on('finish', () => { ended = true; });
   res.on('close', () => {
-    if (!res.writableFinished) {
+    if (!ended) {
       closed = true;
       s.closed_early += 1;
     }
@@ -184,7 +191,7 @@ async function serveCompletion(api, req, res, body) {
                    'cache-control': 'no-cache'};
   headers[api === 'anthropic' ? 'request-id' : 'x-request-id'] = 'req_fake_ok';
   res.writeHead(200, headers);
-  res.flushHeaders();
+  if (typeof res.flushHeaders === 'function') res.flushHeaders();
 
   const delayMs = behaviour === 'slow' ? Number(args[0] ?? 100) : 0;
   for (let i = 0; i < events.length && !closed; ++i) {
@@ -233,7 +240,7 @@ function readBody(req) {
   });
 }
 
-const server = http.createServer(async (req, res) => {
+async function handle(req, res) {
   const url = new URL(req.url, 'http://localhost');
   if (req.method === 'GET' && url.pathname === '/_stats') {
     const key = url.searchParams.get('key');
@@ -271,7 +278,18 @@ const server = http.createServer(async (req, res) => {
   }
   if (body.stream !== true) return sendError(res, api, 400);
   await serveCompletion(api, req, res, body);
-});
+}
+
+// --tls: HTTPS with HTTP/2 offered by ALPN (HTTP/1.1 still accepted), with
+// the test certificate in tls/ (issued for 127.0.0.1, valid 2000-2099).
+const tls = process.argv.includes('--tls');
+const here = new URL('.', import.meta.url);
+const server = tls
+    ? http2.createSecureServer({key: fs.readFileSync(new URL('tls/key.pem', here)),
+                                cert: fs.readFileSync(new URL('tls/cert.pem', here)),
+                                allowHTTP1: true}, handle)
+    : http.createServer(handle);
+server.on('session', () => { server_stats.http2_sessions += 1; });
 
 server.on('connection', (socket) => {
   server_stats.connections_opened += 1;
@@ -282,10 +300,11 @@ server.on('connection', (socket) => {
 });
 // Many concurrent streams in benchmarks: no per-server connection cap.
 server.maxConnections = Infinity;
-server.keepAliveTimeout = 30000;
+if (!tls) server.keepAliveTimeout = 30000;
 // A deep accept queue: benchmarks open thousands of connections at once.
 server.listen({port: Number(process.env.FAKE_UPSTREAM_PORT ?? 0), host: '127.0.0.1',
                backlog: 8192}, () => {
-  console.error(`fake-upstream listening on 127.0.0.1:${server.address().port}`);
+  console.error(`fake-upstream listening on 127.0.0.1:${server.address().port}` +
+                (tls ? ' (https, h2)' : ''));
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -48,11 +49,15 @@ size_t AppendToString(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// The fake's certificate, for its --tls mode.
+const char kFakeCert[] = CHAT_FAKE_UPSTREAM_DIR "/tls/cert.pem";
+
 // A blocking HTTP call to the fake's control endpoints.
 std::string HttpCall(const std::string& url, bool post) {
   std::string body;
   CURL* curl = curl_easy_init();
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CAINFO, kFakeCert);
   if (post) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendToString);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
@@ -420,6 +425,82 @@ TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
   EXPECT_EQ(sent.size(), system_messages + 3);  // One earlier turn and the new message.
   EXPECT_EQ(History("window").messages_size(), 8);  // Stored whole.
 }
+
+// Over TLS the upstream offers HTTP/2: concurrent streams of one server
+// share a connection instead of opening one each.
+class Http2Test : public LlmProviderTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (std::string(CHAT_NODE_BINARY).empty()) return;
+    tls_upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT, "--tls"});
+    absl::Status started = tls_upstream_->Start();
+    ASSERT_TRUE(started.ok()) << started << tls_upstream_->Log();
+  }
+  static void TearDownTestSuite() {
+    delete tls_upstream_;
+    tls_upstream_ = nullptr;
+  }
+  void SetUp() override {
+    if (tls_upstream_ == nullptr) GTEST_SKIP() << "node was not found at configure time";
+    dir_ = MakeTempDir();
+  }
+
+  static ServerProcess* tls_upstream_;
+};
+
+ServerProcess* Http2Test::tls_upstream_ = nullptr;
+
+TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
+  const std::string base = absl::StrCat("https://", tls_upstream_->address());
+  server_ = std::make_unique<ServerProcess>(
+      CHAT_SERVER_BINARY,
+      std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory",
+                               absl::StrCat("--provider=", provider()),
+                               absl::StrCat("--provider_ca_file=", kFakeCert)},
+      std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "k"},
+                                         {"ANTHROPIC_BASE_URL", base},
+                                         {"OPENAI_API_KEY", "k"},
+                                         {"OPENAI_BASE_URL", base + "/v1"}});
+  ASSERT_TRUE(server_->Start().ok()) << server_->Log();
+  stub_ = ChatService::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  const std::string model = Model("slow:30");
+  const nlohmann::json before = nlohmann::json::parse(
+      HttpCall(absl::StrCat(base, "/_server"), false));
+  constexpr int kStreams = 20;
+  std::vector<std::thread> clients;
+  std::vector<grpc::Status> statuses(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      std::vector<std::string> deltas;
+      ChatResponse done;
+      statuses[i] = Stream(Request(absl::StrCat("h2-", i), "over h2", model), &deltas, &done);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (const grpc::Status& s : statuses) EXPECT_TRUE(s.ok()) << s.error_message();
+  const nlohmann::json after = nlohmann::json::parse(
+      HttpCall(absl::StrCat(base, "/_server"), false));
+  // The replies were answered at their final event; the fake ends each
+  // body a moment later.
+  nlohmann::json stats;
+  for (int i = 0; i < 100; ++i) {
+    stats = nlohmann::json::parse(
+        HttpCall(absl::StrCat(base, "/_stats?key=", Escape(model)), false));
+    if (stats["completed"] == kStreams) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(stats["http_version"], "2.0");
+  EXPECT_EQ(stats["completed"], kStreams);
+  // Streams overlapped, yet (almost) all rode one connection.
+  EXPECT_GT(after["peak_streams"].get<int>(), 1);
+  EXPECT_LE(after["http2_sessions"].get<int>() - before["http2_sessions"].get<int>(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Providers, Http2Test, ::testing::Values("anthropic", "openai"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Providers, LlmProviderTest,
                          ::testing::Values("anthropic", "openai"),
