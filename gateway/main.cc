@@ -5,12 +5,17 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage_config.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -48,6 +53,33 @@ ABSL_FLAG(std::string, web_root, "",
           "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
 
 namespace {
+
+// The flags chat-gateway reads; each can also be set in the environment as
+// CHAT_GATEWAY_<NAME> (CHAT_GATEWAY_BACKEND, ...), the command line winning.
+// Not CHAT_<NAME>: chat-server reads those, and both often share a shell.
+constexpr const char* kGatewayFlagNames[] = {
+    "listen",        "backend",     "max_body_bytes", "request_timeout",
+    "read_timeout",  "cors_origins", "io_threads",    "web_root",
+    "access_log",    "shutdown_grace"};
+
+// Sets each flag whose CHAT_GATEWAY_<NAME> variable is present; false
+// (after printing why) if a value does not parse.
+bool ApplyEnvironmentToFlags() {
+  bool ok = true;
+  for (const char* name : kGatewayFlagNames) {
+    std::string variable = absl::StrCat("CHAT_GATEWAY_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "chat-gateway: bad value in %s: %s\n", variable.c_str(),
+                   error.c_str());
+      ok = false;
+    }
+  }
+  return ok;
+}
 
 sigset_t BlockStopSignals() {
   signal(SIGINT, SIG_DFL);
@@ -142,9 +174,19 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::FlagsUsageConfig config;
+  // --help lists this binary's own flags, not those of linked libraries.
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "gateway/");
+  };
+  absl::SetFlagsUsageConfig(config);
   absl::SetProgramUsageMessage(
-      "REST/JSON gateway to chat-server: chat-gateway --listen=127.0.0.1:8000 "
-      "--backend=127.0.0.1:50051");
+      "REST/JSON gateway to chat-server.\n"
+      "Every flag can also be set in the environment as CHAT_GATEWAY_<FLAG NAME "
+      "IN CAPITALS>\n(for example CHAT_GATEWAY_BACKEND=10.0.0.5:50051); the "
+      "command line wins.\n"
+      "Usage: chat-gateway [--listen=HOST:PORT] [--backend=HOST:PORT[,...]] ...");
+  if (!ApplyEnvironmentToFlags()) return 2;
   absl::ParseCommandLine(argc, argv);
   return Run();
 }
