@@ -6,7 +6,9 @@
 # threads and RSS (one libcurl I/O thread carries every upstream stream), and
 # the upstream's connection reuse (connections opened vs requests). Bounded:
 # each run is a fixed call count. Needs a build (scripts/build.sh) and node.
-# Usage: bench/provider_bench.sh [concurrency...]   (default: 100 1000 5000)
+# With TLS=1 the fake serves HTTPS and HTTP/2, and streams are multiplexed
+# (libcurl puts up to 100 on one connection).
+# Usage: [TLS=1] bench/provider_bench.sh [concurrency...]   (default: 100 1000 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 levels=("$@")
@@ -30,15 +32,20 @@ threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
 
 echo "== machine: $(nproc) cores, $(date -u +%FT%TZ)"
 for n in "${levels[@]}"; do
-  node tests/fake_upstream/server.mjs 2>"$tmp/up.log" &
+  scheme=http; tls_args=(); server_tls=()
+  if [[ "${TLS:-0}" == 1 ]]; then
+    scheme=https; tls_args=(--tls)
+    server_tls=(--provider_ca_file="$PWD/tests/fake_upstream/tls/cert.pem")
+  fi
+  node tests/fake_upstream/server.mjs "${tls_args[@]}" 2>"$tmp/up.log" &
   up_pid=$!; pids+=("$up_pid")
   up=$(wait_addr "$tmp/up.log")
-  ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up" \
+  ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="$scheme://$up" \
     "$bin/chat-server" --listen=127.0.0.1:0 --store=memory --provider=anthropic \
-    --model="slow:50@bench" --first_byte_timeout=60s 2>"$tmp/server.log" &
+    --model="slow:50@bench" --first_byte_timeout=60s "${server_tls[@]}" 2>"$tmp/server.log" &
   server_pid=$!; pids+=("$server_pid")
   addr=$(wait_addr "$tmp/server.log")
-  echo "== $n concurrent ChatStream calls through the anthropic provider ($((2 * n)) calls)"
+  echo "== $n concurrent ChatStream calls through the anthropic provider over $scheme ($((2 * n)) calls)"
   "$bin/grpc_load" --target="$addr" --mode=stream --concurrency="$n" --calls=$((2 * n)) \
     --sessions=$((2 * n)) --channels=8 > "$tmp/load.out" &
   load_pid=$!
@@ -52,7 +59,7 @@ for n in "${levels[@]}"; do
   wait "$load_pid" || true
   cat "$tmp/load.out"
   echo "chat-server peak: ${peak_threads} threads, ${peak_rss} MiB RSS"
-  echo "upstream: $(curl -s "http://$up/_server")"
+  echo "upstream: $(curl -s --cacert tests/fake_upstream/tls/cert.pem "$scheme://$up/_server")"
   kill -TERM "$server_pid"; wait "$server_pid" || true
   kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
 done
