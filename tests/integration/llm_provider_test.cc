@@ -94,7 +94,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
 
   const std::string& provider() const { return GetParam(); }
 
-  void StartServer(std::vector<std::string> extra_args = {}) {
+  void StartServer(std::vector<std::string> extra_args = {},
+                   std::map<std::string, std::string> extra_env = {}) {
     std::vector<std::string> args = {
         "--listen=127.0.0.1:0",
         absl::StrCat("--store=sqlite:", dir_, "/chat.db"),
@@ -105,13 +106,13 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
         "--shutdown_grace=5s"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     const std::string base = absl::StrCat("http://", upstream_->address());
-    server_ = std::make_unique<ServerProcess>(
-        CHAT_SERVER_BINARY, args,
-        std::map<std::string, std::string>{
-            {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},
-            {"ANTHROPIC_BASE_URL", base},
-            {"OPENAI_API_KEY", "sk-openai-test-secret"},
-            {"OPENAI_BASE_URL", base + "/v1"}});
+    std::map<std::string, std::string> env = {
+        {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},
+        {"ANTHROPIC_BASE_URL", base},
+        {"OPENAI_API_KEY", "sk-openai-test-secret"},
+        {"OPENAI_BASE_URL", base + "/v1"}};
+    env.insert(extra_env.begin(), extra_env.end());
+    server_ = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args, env);
     absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started << server_->Log();
     channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
@@ -410,7 +411,8 @@ TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
 TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
   // Each message below is 400 bytes = 100 estimated tokens; with the
   // system prompt (~8) a budget of 350 fits the new message and one turn.
-  StartServer({"--max_context_tokens=350"});
+  // Set through the environment, as CHAT_<FLAG> (the flag works the same).
+  StartServer({}, {{"CHAT_MAX_CONTEXT_TOKENS", "350"}});
   const std::string model = Model("ok");
   std::vector<int> truncated;
   for (int i = 0; i < 4; ++i) {
