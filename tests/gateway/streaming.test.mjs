@@ -66,7 +66,7 @@ describe('streaming', () => {
 
   it('/chat-stream errors after the first byte are appended as "\\nError: ..."', async () => {
     const res = await postJson(stack.base, '/chat-stream',
-      { message: words(200), session_id: 'late-error' }, { 'Grpc-Timeout': '1500m' });
+      { message: words(400), session_id: 'late-error' }, { 'Grpc-Timeout': '3S' });
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /w0 w1/);
@@ -97,7 +97,7 @@ describe('streaming', () => {
 
   it('flushes each event as it arrives: the first delta comes before the end', async () => {
     const res = await postJson(stack.base, '/v1/chat:stream',
-      { message: words(40), session_id: 'flush-1' });
+      { message: words(100), session_id: 'flush-1' });
     const reader = res.body.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     assert.match(first, /^event: delta\n/);
@@ -113,7 +113,7 @@ describe('streaming', () => {
 
   it('/v1/chat:stream reports a failure mid-stream as event: error', async () => {
     const res = await postJson(stack.base, '/v1/chat:stream',
-      { message: words(200), session_id: 'sse-err' }, { 'Grpc-Timeout': '1500m' });
+      { message: words(400), session_id: 'sse-err' }, { 'Grpc-Timeout': '3S' });
     assert.equal(res.status, 200);
     const events = parseSse(await res.text());
     const last = events.at(-1);
@@ -142,8 +142,8 @@ describe('streaming', () => {
 
   it('ndjson failures end with an {"error": ...} line', async () => {
     const res = await postJson(stack.base, '/v1/chat:stream',
-      { message: words(200), session_id: 'nd-err' },
-      { Accept: 'application/x-ndjson', 'Grpc-Timeout': '1500m' });
+      { message: words(400), session_id: 'nd-err' },
+      { Accept: 'application/x-ndjson', 'Grpc-Timeout': '3S' });
     const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(lines.at(-1).error.code, 4);
     const early = await postJson(stack.base, '/v1/chat:stream', { session_id: 'nd' },
