@@ -10,6 +10,8 @@
 #include <curl/curl.h>
 #include <signal.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -426,6 +428,33 @@ TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
   const size_t system_messages = provider() == "openai" ? 1 : 0;
   EXPECT_EQ(sent.size(), system_messages + 3);  // One earlier turn and the new message.
   EXPECT_EQ(History("window").messages_size(), 8);  // Stored whole.
+}
+
+TEST_P(LlmProviderTest, DotEnvInTheWorkingDirectorySuppliesTheKey) {
+  if (std::getenv("ANTHROPIC_API_KEY") != nullptr || std::getenv("OPENAI_API_KEY") != nullptr) {
+    GTEST_SKIP() << "a provider key in the test's environment would win over .env";
+  }
+  const std::string prefix = provider() == "anthropic" ? "ANTHROPIC" : "OPENAI";
+  const std::string base = absl::StrCat("http://", upstream_->address(),
+                                        provider() == "openai" ? "/v1" : "");
+  std::ofstream(dir_ + "/.env") << "# as the Python template had it\n"
+                                << prefix << "_API_KEY=\"sk-dotenv-secret\"\n"
+                                << "export " << prefix << "_BASE_URL=" << base << "\n";
+  server_ = std::make_unique<ServerProcess>(
+      CHAT_SERVER_BINARY, std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory"});
+  server_->set_working_dir(dir_);
+  ASSERT_TRUE(server_->Start().ok()) << server_->Log();
+  stub_ = ChatService::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  EXPECT_THAT(server_->Log(),
+              HasSubstr(absl::StrCat("provider ", provider(), ": --provider=auto and ",
+                                     prefix, "_API_KEY is set")));
+  EXPECT_THAT(server_->Log(), HasSubstr("from ./.env"));
+  const std::string model = Model("ok");
+  ChatResponse response;
+  ASSERT_TRUE(Chat(Request("dotenv", "hi", model), &response).ok()) << server_->Log();
+  EXPECT_TRUE(Stats(model)["saw_credentials"].get<bool>());
+  EXPECT_THAT(server_->Log(), Not(HasSubstr("secret")));
 }
 
 // Over TLS the upstream offers HTTP/2: concurrent streams of one server

@@ -29,7 +29,8 @@ std::string ReadFile(const std::string& path) {
 // environment variables. Returns the child's pid.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env,
-                            const std::string& output_path) {
+                            const std::string& output_path,
+                            const std::string& working_dir = "") {
   int fd = open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return absl::InternalError("cannot create " + output_path);
   pid_t pid = fork();
@@ -42,6 +43,10 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
     // A child never outlives a crashed test runner.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    if (!working_dir.empty() && chdir(working_dir.c_str()) != 0) {
+      std::perror("chdir");
+      _exit(127);
+    }
     std::vector<char*> c_argv;
     for (const std::string& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
     c_argv.push_back(nullptr);
@@ -113,7 +118,7 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
   log_path_ = MakeTempDir() + "/server.log";
   std::vector<std::string> argv = {binary_};
   argv.insert(argv.end(), args_.begin(), args_.end());
-  absl::StatusOr<pid_t> pid = Spawn(argv, env_, log_path_);
+  absl::StatusOr<pid_t> pid = Spawn(argv, env_, log_path_, working_dir_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
   const absl::Time deadline = absl::Now() + timeout;

@@ -25,6 +25,10 @@ class ServerProcess {
   // Kills the process if it still runs.
   ~ServerProcess();
 
+  // Runs the binary in `dir` (default: the test's working directory).
+  // Call before Start().
+  void set_working_dir(std::string dir) { working_dir_ = std::move(dir); }
+
   // Starts the binary and waits up to `timeout` for it to listen.
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
   // Sends `signal` and waits up to `timeout` for the exit; returns the exit
@@ -42,6 +46,7 @@ class ServerProcess {
   const std::string binary_;
   const std::vector<std::string> args_;
   const std::map<std::string, std::string> env_;
+  std::string working_dir_;
   std::string log_path_;
   std::string address_;
   int port_ = 0;
