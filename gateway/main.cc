@@ -3,6 +3,7 @@
 // calls on chat-server, until SIGINT or SIGTERM.
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +82,19 @@ bool ApplyEnvironmentToFlags() {
   return ok;
 }
 
+// Each open HTTP connection holds a descriptor, and the usual soft limit
+// (1024) is far below the streams we design for; raise it to the hard limit,
+// as Go's runtime and nginx's worker_rlimit_nofile do.
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    chat::LogWarning("cannot raise the descriptor limit; connections are capped at ",
+                     limit.rlim_cur);
+  }
+}
+
 sigset_t BlockStopSignals() {
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
@@ -94,6 +108,7 @@ sigset_t BlockStopSignals() {
 
 int Run() {
   const sigset_t stop_signals = BlockStopSignals();
+  RaiseDescriptorLimit();
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const size_t colon = listen.rfind(':');
   int port = 0;
