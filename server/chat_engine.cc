@@ -128,7 +128,11 @@ class ChatEngine::Turn final : public TurnHandle,
       if (!history.ok()) return history.status();
       completion.messages.reserve(history->size() + 1);
       for (store::StoredMessage& m : *history) {
-        completion.messages.push_back({std::move(m.role), std::move(m.content)});
+        llm::PromptMessage& prompt = completion.messages.emplace_back();
+        prompt.role = std::move(m.role);
+        prompt.content = std::move(m.content);
+        // The provider's own count, where it reported one, beats bytes/4.
+        if (m.tokens > 0) prompt.tokens = m.tokens;
       }
     } else if (absl::IsNotFound(session.status())) {
       if (options.max_sessions_per_tenant > 0) {

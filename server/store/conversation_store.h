@@ -35,6 +35,9 @@ struct StoredMessage {
   std::string role;  // "user" or "assistant"
   std::string content;
   absl::Time created_at;
+  // The message's size in the provider's tokens when the provider reported
+  // it (an assistant message: the turn's output tokens); 0 when unknown.
+  int64_t tokens = 0;
 };
 
 // A completed exchange, appended as a whole.

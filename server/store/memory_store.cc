@@ -77,7 +77,8 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
   }
   Session& session = it->second;
   session.messages.push_back({"user", turn.user_message, created_at});
-  session.messages.push_back({"assistant", turn.assistant_message, created_at});
+  session.messages.push_back(
+      {"assistant", turn.assistant_message, created_at, turn.output_tokens});
   session.input_tokens += turn.input_tokens;
   session.output_tokens += turn.output_tokens;
   session.info.updated_at = created_at;

@@ -74,7 +74,8 @@ constexpr PreparedSql kStatements[] = {
      "SELECT system_prompt, created_at_us, updated_at_us, turn_count "
      "FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"load_history",
-     "SELECT m.role, m.content, m.created_at_us FROM sessions s "
+     "SELECT m.role, m.content, m.created_at_us, m.output_tokens "
+     "FROM sessions s "
      "LEFT JOIN messages m ON m.tenant = s.tenant AND m.session_id = "
      "s.session_id WHERE s.tenant = $1 AND s.session_id = $2 ORDER BY m.seq"},
     {"lock_session",
@@ -449,8 +450,10 @@ PostgresConversationStore::LoadHistory(const SessionKey& key) {
   messages.reserve(n);
   for (int i = 0; i < n; ++i) {
     if (PQgetisnull(rows, i, 0)) continue;  // A session with no messages.
+    // NULL (a user message) reads as 0: unknown.
     messages.push_back({TextAt(rows, i, 0), BytesAt(rows, i, 1),
-                        absl::FromUnixMicros(Int64At(rows, i, 2))});
+                        absl::FromUnixMicros(Int64At(rows, i, 2)),
+                        Int64At(rows, i, 3)});
   }
   return messages;
 }

@@ -442,7 +442,7 @@ absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
   // cannot disagree even with writers in other processes. A session without
   // messages yields a single row of NULLs.
   absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
-      SELECT m.role, m.content, m.created_at_us
+      SELECT m.role, m.content, m.created_at_us, m.output_tokens
       FROM sessions AS s
       LEFT JOIN messages AS m
         ON m.tenant = s.tenant AND m.session_id = s.session_id
@@ -458,8 +458,9 @@ absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     if (!*row) break;
     session_exists = true;
     if (stmt->IsNull(0)) continue;
-    messages.push_back(
-        {stmt->Text(0), stmt->Text(1), FromMicros(stmt->Int64(2))});
+    // NULL (a user message) reads as 0: unknown.
+    messages.push_back({stmt->Text(0), stmt->Text(1),
+                        FromMicros(stmt->Int64(2)), stmt->Int64(3)});
   }
   if (!session_exists) return SessionNotFound(key);
   return messages;

@@ -55,7 +55,8 @@ absl::StatusOr<Replica> StartReplica(const std::string& store,
                                      std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"--listen=127.0.0.1:0",
                                    absl::StrCat("--store=", store),
-                                   "--echo_delay=0s", "--shutdown_grace=5s"};
+                                   "--provider=echo", "--echo_delay=0s",
+                                   "--shutdown_grace=5s"};
   args.insert(args.end(), extra.begin(), extra.end());
   Replica replica;
   replica.process = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args);

@@ -341,6 +341,7 @@ class ContextWindowTest : public ChatEngineTest {
 TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
   FakeScript script;
   script.deltas = {std::string(100, 'r')};
+  script.result.output_tokens = 25;  // What bytes/4 would say, too.
   provider_.SetScript(script);
   std::vector<int> truncated;
   for (int i = 0; i < 3; ++i) {
@@ -360,6 +361,22 @@ TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
   EXPECT_NE(requests[2].deadline, absl::InfiniteFuture());
   EXPECT_GT(requests[2].deadline, requests[1].deadline);
   EXPECT_EQ(History("s1").size(), 6u);
+}
+
+TEST_F(ContextWindowTest, ReportedOutputTokensCountInsteadOfBytes) {
+  // Short replies the provider says were long: its count is what matters.
+  FakeScript script;
+  script.deltas = {"ok"};
+  script.result.output_tokens = 60;
+  provider_.SetScript(script);
+  ASSERT_THAT(RunTurn(Request("s1", std::string(100, 'a'))), IsOk());
+  absl::StatusOr<ChatTurnResult> second =
+      RunTurn(Request("s1", std::string(100, 'b')));
+  ASSERT_THAT(second, IsOk());
+  // 25 + 60 + 25 > 80: the first turn is left out, though its reply is
+  // 2 bytes.
+  EXPECT_EQ(second->truncated_turns, 1);
+  EXPECT_EQ(provider_.requests()[1].messages.size(), 1u);
 }
 
 }  // namespace

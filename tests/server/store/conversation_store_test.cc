@@ -587,6 +587,19 @@ TEST_P(ConversationStoreTest, ConcurrentAppendersNeitherLoseNorSplitTurns) {
   EXPECT_EQ(stats->total_output_tokens, 2 * kThreads * kTurnsPerThread);
 }
 
+TEST_P(ConversationStoreTest, AssistantMessagesCarryTheirOutputTokens) {
+  Turn turn = MakeTurn("question", "answer", At(10));
+  turn.input_tokens = 30;
+  turn.output_tokens = 7;
+  ASSERT_EQ(Append({"acme", "t"}, 0, turn), 1);
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      store_->LoadHistory({"acme", "t"});
+  ASSERT_THAT(history, IsOk());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].tokens, 0);  // Unknown for a user message.
+  EXPECT_EQ((*history)[1].tokens, 7);
+}
+
 TEST_P(ConversationStoreTest, RetentionSweepDeletesOnlyIdleSessions) {
   ASSERT_EQ(Append({"acme", "old"}, 0, MakeTurn("a", "b", At(10))), 1);
   ASSERT_EQ(Append({"other", "old"}, 0, MakeTurn("a", "b", At(20))), 1);
