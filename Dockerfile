@@ -18,10 +18,10 @@ COPY . .
 RUN bash scripts/build.sh && strip build/bin/chat-server build/bin/chat-gateway
 
 FROM debian:bookworm-slim AS runtime
-# Runtime libraries only: gRPC, protobuf, Abseil, SQLite, curl.
+# Runtime libraries only: gRPC, protobuf, Abseil, SQLite, libpq, curl.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libsqlite3-0 libcurl4 ca-certificates \
+      libgrpc++1.51 libprotobuf32 libsqlite3-0 libpq5 libcurl4 ca-certificates \
       libabsl20220623 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/chatd --create-home chatd

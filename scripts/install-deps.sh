@@ -11,8 +11,9 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   # Test-only: Node for the reflection client (buf curl) and the JS tests,
-  # and a PostgreSQL server for the store and replica tests.
-  packages+=(nodejs npm curl postgresql)
+  # a PostgreSQL server for the store and replica tests, and Chromium for
+  # the browser tests.
+  packages+=(nodejs npm curl postgresql chromium)
 fi
 
 missing=()

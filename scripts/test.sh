@@ -18,6 +18,7 @@ pg_dir=$(mktemp -d /tmp/chatd-test-pg.XXXXXX)
 trap 'bash scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
 CHAT_TEST_POSTGRES_DSN=$(bash scripts/pg-test-cluster.sh start "$pg_dir")
 export CHAT_TEST_POSTGRES_DSN CHAT_TEST_REQUIRE_POSTGRES=1
+export CHAT_TEST_REQUIRE_BROWSER=1
 export CHAT_TEST_PG_CLUSTER_SCRIPT="$PWD/scripts/pg-test-cluster.sh"
 cd build
 ctest --output-on-failure -j"${JOBS:-2}" --timeout 900

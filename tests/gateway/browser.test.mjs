@@ -40,6 +40,11 @@ await new ChatClient('${base}', { sessionId: 'browser-result' }).chat(out.textCo
 </script></body></html>`;
 }
 
+// scripts/test.sh installs Chromium and sets CHAT_TEST_REQUIRE_BROWSER=1, so
+// in CI a missing browser fails the test instead of skipping it.
+const REQUIRED = process.env.CHAT_TEST_REQUIRE_BROWSER === '1';
+if (REQUIRED && !CHROMIUM) throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
+
 describe('ChatClient in Chromium', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
   let stack;
   before(async () => {
@@ -56,6 +61,9 @@ describe('ChatClient in Chromium', { skip: CHROMIUM ? false : 'no chromium insta
     writeFileSync(file, page(stack.base));
     const browser = spawn(CHROMIUM, [
       '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      // No connections beyond the page's own: this machine has no network.
+      '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-quic',
       `--user-data-dir=${join(dir, 'profile')}`, `file://${file}`,
     ], { stdio: 'ignore' });
     let result;
