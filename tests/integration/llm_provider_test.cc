@@ -411,10 +411,13 @@ TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
 }
 
 TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
-  // Each message below is 400 bytes = 100 estimated tokens; with the
-  // system prompt (~8) a budget of 350 fits the new message and one turn.
+  // Each user message below is 400 bytes = 100 estimated tokens. Each
+  // reply is ~420 bytes, but counts as the 5 output tokens the fake reports
+  // for it (its word count): the provider's own figure beats bytes/4. With
+  // the system prompt (~8) a budget of 250 fits the new message and one
+  // turn (213), not two (318).
   // Set through the environment, as CHAT_<FLAG> (the flag works the same).
-  StartServer({}, {{"CHAT_MAX_CONTEXT_TOKENS", "350"}});
+  StartServer({}, {{"CHAT_MAX_CONTEXT_TOKENS", "250"}});
   const std::string model = Model("ok");
   std::vector<int> truncated;
   for (int i = 0; i < 4; ++i) {
