@@ -26,6 +26,7 @@
 #include "gateway/http_server.h"
 #include "gateway/routes.h"
 #include "server/logging.h"
+#include "server/stop_signals.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8000",
           "HTTP address to serve (HOST:PORT; port 0 picks a free one, logged "
@@ -95,19 +96,8 @@ void RaiseDescriptorLimit() {
   }
 }
 
-sigset_t BlockStopSignals() {
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 int Run() {
-  const sigset_t stop_signals = BlockStopSignals();
+  const sigset_t stop_signals = chat::BlockStopSignals();
   RaiseDescriptorLimit();
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const size_t colon = listen.rfind(':');

@@ -21,28 +21,13 @@
 #include "server/logging.h"
 #include "server/retention_sweeper.h"
 #include "server/server_flags.h"
+#include "server/stop_signals.h"
 #include "server/store/conversation_store.h"
 
 namespace {
 
-// Blocks the stop signals in every thread (threads inherit the mask, so this
-// runs before any is created) and returns the set to wait on. A parent may
-// have left them ignored (as shells do for background jobs), and an ignored
-// signal is discarded rather than queued for sigwait: restore the default
-// first.
-sigset_t BlockStopSignals() {
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 int Run() {
-  const sigset_t stop_signals = BlockStopSignals();
+  const sigset_t stop_signals = chat::BlockStopSignals();
 
   const std::string store_url = absl::GetFlag(FLAGS_store);
   chat::store::StoreOptions store_options;

@@ -44,6 +44,18 @@ absl::StatusOr<PageCursor> DecodePageToken(absl::string_view token) {
   return cursor;
 }
 
+absl::StatusOr<std::optional<PageCursor>> ParsePageRequest(
+    int page_size, absl::string_view page_token) {
+  if (page_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be >= 1, got ", page_size));
+  }
+  if (page_token.empty()) return std::optional<PageCursor>();
+  absl::StatusOr<PageCursor> cursor = DecodePageToken(page_token);
+  if (!cursor.ok()) return cursor.status();
+  return std::optional<PageCursor>(*std::move(cursor));
+}
+
 bool ListedAfter(const PageCursor& cursor, int64_t updated_at_us,
                  absl::string_view session_id) {
   if (updated_at_us != cursor.updated_at_us) {

@@ -2,6 +2,7 @@
 #define CHAT_SERVER_STORE_PAGE_TOKEN_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,12 @@ std::string EncodePageToken(const PageCursor& cursor);
 
 // Parses a token made by EncodePageToken. kInvalidArgument for anything else.
 absl::StatusOr<PageCursor> DecodePageToken(absl::string_view token);
+
+// Checks a ListSessions request: kInvalidArgument for a page_size below 1 or
+// a token EncodePageToken did not make. Returns the cursor to list after, or
+// nullopt for the first page (empty token).
+absl::StatusOr<std::optional<PageCursor>> ParsePageRequest(
+    int page_size, absl::string_view page_token);
 
 // Whether a session with (`updated_at_us`, `session_id`) is listed after
 // `cursor`, i.e. belongs to a page following the one that ended at `cursor`.

@@ -550,16 +550,10 @@ absl::StatusOr<bool> PostgresConversationStore::DeleteSession(
 
 absl::StatusOr<SessionPage> PostgresConversationStore::ListSessions(
     absl::string_view tenant, int page_size, absl::string_view page_token) {
-  if (page_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size must be >= 1, got ", page_size));
-  }
-  std::optional<PageCursor> cursor;
-  if (!page_token.empty()) {
-    absl::StatusOr<PageCursor> decoded = DecodePageToken(page_token);
-    if (!decoded.ok()) return decoded.status();
-    cursor = *std::move(decoded);
-  }
+  absl::StatusOr<std::optional<PageCursor>> parsed =
+      ParsePageRequest(page_size, page_token);
+  if (!parsed.ok()) return parsed.status();
+  const std::optional<PageCursor>& cursor = *parsed;
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
   // One row past the page tells whether another follows.

@@ -21,6 +21,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/chat_calls.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
@@ -35,13 +36,7 @@ using ::chat::v1::ChatService;
 using ::chat::v1::ChatStreamEvent;
 using ::testing::HasSubstr;
 
-// An idle gRPC client reads its socket only when its backup poller runs
-// (every 5 s by default), so it would see a stopping server's GOAWAY late and
-// hold the server's shutdown open until the grace period ends. Poll often.
-const bool kFastClientPolling = [] {
-  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 1);
-  return true;
-}();
+const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
 
 class ChatServerTest : public ::testing::Test {
  protected:
@@ -73,41 +68,20 @@ class ChatServerTest : public ::testing::Test {
 
   grpc::Status Chat(const std::string& session, const std::string& message,
                     ChatResponse* response) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    ChatRequest request;
-    request.set_session_id(session);
-    request.set_message(message);
-    return stub_->Chat(&context, request, response);
+    return ::chat::testing::CallChat(
+        *stub_, ::chat::testing::MakeChatRequest(session, message), response);
   }
 
   // Streams one turn; returns its deltas and final event.
   grpc::Status Stream(const std::string& session, const std::string& message,
                       std::vector<std::string>* deltas, ChatResponse* done) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    ChatRequest request;
-    request.set_session_id(session);
-    request.set_message(message);
-    std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
-        stub_->ChatStream(&context, request);
-    ChatStreamEvent event;
-    while (reader->Read(&event)) {
-      if (event.has_delta()) deltas->push_back(event.delta().text());
-      if (event.has_done()) *done = event.done();
-    }
-    return reader->Finish();
+    return ::chat::testing::CallChatStream(
+        *stub_, ::chat::testing::MakeChatRequest(session, message), deltas, done);
   }
 
   chat::v1::GetHistoryResponse History(const std::string& session,
                                        grpc::Status* status = nullptr) {
-    grpc::ClientContext context;
-    chat::v1::GetHistoryRequest request;
-    request.set_session_id(session);
-    chat::v1::GetHistoryResponse response;
-    grpc::Status s = stub_->GetHistory(&context, request, &response);
-    if (status != nullptr) *status = s;
-    return response;
+    return ::chat::testing::CallGetHistory(*stub_, session, status);
   }
 
   std::string dir_;

@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/chat_calls.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
@@ -41,10 +42,7 @@ using ::chat::v1::ChatStreamEvent;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const bool kFastClientPolling = [] {
-  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 1);
-  return true;
-}();
+const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
 
 size_t AppendToString(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
@@ -156,34 +154,17 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
   }
 
   grpc::Status Chat(const ChatRequest& request, ChatResponse* response) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    return stub_->Chat(&context, request, response);
+    return ::chat::testing::CallChat(*stub_, request, response);
   }
 
   grpc::Status Stream(const ChatRequest& request, std::vector<std::string>* deltas,
                       ChatResponse* done) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
-        stub_->ChatStream(&context, request);
-    ChatStreamEvent event;
-    while (reader->Read(&event)) {
-      if (event.has_delta()) deltas->push_back(event.delta().text());
-      if (event.has_done()) *done = event.done();
-    }
-    return reader->Finish();
+    return ::chat::testing::CallChatStream(*stub_, request, deltas, done);
   }
 
   chat::v1::GetHistoryResponse History(const std::string& session,
                                        grpc::Status* status = nullptr) {
-    grpc::ClientContext context;
-    chat::v1::GetHistoryRequest request;
-    request.set_session_id(session);
-    chat::v1::GetHistoryResponse response;
-    grpc::Status s = stub_->GetHistory(&context, request, &response);
-    if (status != nullptr) *status = s;
-    return response;
+    return ::chat::testing::CallGetHistory(*stub_, session, status);
   }
 
   static ServerProcess* upstream_;

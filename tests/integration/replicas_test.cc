@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/chat_calls.h"
 #include "tests/testing/postgres_test_db.h"
 #include "tests/testing/server_process.h"
 
@@ -39,11 +40,7 @@ using ::chat::v1::ChatService;
 using ::chat::v1::ChatStreamEvent;
 using ::testing::HasSubstr;
 
-const bool kFastClientPolling = [] {
-  // See chat_server_test.cc: idle clients notice a stopping server sooner.
-  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 1);
-  return true;
-}();
+const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
 
 // A started replica and a stub to it.
 struct Replica {
@@ -68,21 +65,15 @@ absl::StatusOr<Replica> StartReplica(const std::string& store,
 
 grpc::Status Chat(ChatService::Stub& stub, const std::string& session,
                   const std::string& message, ChatResponse* response) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  ChatRequest request;
-  request.set_session_id(session);
-  request.set_message(message);
-  return stub.Chat(&context, request, response);
+  return ::chat::testing::CallChat(
+      stub, ::chat::testing::MakeChatRequest(session, message), response);
 }
 
 chat::v1::GetHistoryResponse History(ChatService::Stub& stub,
                                      const std::string& session) {
-  grpc::ClientContext context;
-  chat::v1::GetHistoryRequest request;
-  request.set_session_id(session);
-  chat::v1::GetHistoryResponse response;
-  grpc::Status status = stub.GetHistory(&context, request, &response);
+  grpc::Status status;
+  chat::v1::GetHistoryResponse response =
+      ::chat::testing::CallGetHistory(stub, session, &status);
   EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND)
       << status.error_message();
   return response;

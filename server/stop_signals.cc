@@ -1,0 +1,18 @@
+#include "server/stop_signals.h"
+
+#include <pthread.h>
+
+namespace chat {
+
+sigset_t BlockStopSignals() {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace chat
