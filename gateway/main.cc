@@ -26,7 +26,7 @@
 #include "gateway/http_server.h"
 #include "gateway/routes.h"
 #include "server/logging.h"
-#include "server/stop_signals.h"
+#include "server/process_setup.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8000",
           "HTTP address to serve (HOST:PORT; port 0 picks a free one, logged "
@@ -179,6 +179,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  chat::DisableMutexDeadlockDetection();
   absl::FlagsUsageConfig config;
   // --help lists this binary's own flags, not those of linked libraries.
   config.contains_help_flags = [](absl::string_view file) {

@@ -70,6 +70,15 @@ void ChatStreamReactor::WriteOrFinishLocked() {
   if (!pending_.empty()) {
     in_flight_ = std::move(pending_.front());
     pending_.pop_front();
+    // Deltas that queued up behind a slow write go out as one: the client
+    // sees the same text in fewer, larger pieces, and a loaded server makes
+    // fewer writes instead of a longer queue.
+    while (in_flight_.has_delta() && !pending_.empty() &&
+           pending_.front().has_delta()) {
+      in_flight_.mutable_delta()->mutable_text()->append(
+          pending_.front().delta().text());
+      pending_.pop_front();
+    }
     write_in_flight_ = true;
     StartWrite(&in_flight_);
     return;

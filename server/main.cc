@@ -21,7 +21,7 @@
 #include "server/logging.h"
 #include "server/retention_sweeper.h"
 #include "server/server_flags.h"
-#include "server/stop_signals.h"
+#include "server/process_setup.h"
 #include "server/store/conversation_store.h"
 
 namespace {
@@ -134,6 +134,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  chat::DisableMutexDeadlockDetection();
   chat::ParseServerFlags(argc, argv);
   return Run();
 }

@@ -1,6 +1,8 @@
 #include "server/llm/echo_provider.h"
 
+#include <algorithm>
 #include <atomic>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -68,7 +70,13 @@ class EchoProvider::Call final : public CompletionCall,
   std::atomic<bool> cancelled_{false};
 };
 
-EchoProvider::EchoProvider(EchoOptions options) : options_(options) {}
+EchoProvider::EchoProvider(EchoOptions options) : options_(options) {
+  int threads = options.threads > 0
+                    ? options.threads
+                    : static_cast<int>(std::thread::hardware_concurrency());
+  threads = std::max(threads, 1);
+  for (int i = 0; i < threads; ++i) timers_.push_back(std::make_unique<TimerQueue>());
+}
 
 EchoProvider::~EchoProvider() = default;
 
@@ -127,7 +135,7 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
   }
   auto call = std::make_shared<Call>(std::move(deltas), std::move(result),
                                      std::move(sink), options_.delta_delay,
-                                     &timers_);
+                                     timers_[next_timer_++ % timers_.size()].get());
   call->ScheduleNext();
   return call;
 }

@@ -1,6 +1,7 @@
 #ifndef CHAT_SERVER_LLM_ECHO_PROVIDER_H_
 #define CHAT_SERVER_LLM_ECHO_PROVIDER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,9 @@ namespace chat::llm {
 struct EchoOptions {
   // Pause before each delta, so streaming is visible. Zero: no pause.
   absl::Duration delta_delay = absl::Milliseconds(20);
+  // Timer threads pacing the calls (each call stays on one). 0: one per
+  // core, so that delivering deltas is not bound to a single core.
+  int threads = 0;
 };
 
 // The offline provider: deterministic, no network, the default when no
@@ -38,7 +42,8 @@ class EchoProvider final : public LlmProvider {
  private:
   class Call;
   const EchoOptions options_;
-  TimerQueue timers_;
+  std::vector<std::unique_ptr<TimerQueue>> timers_;
+  std::atomic<size_t> next_timer_{0};
 };
 
 }  // namespace chat::llm

@@ -1,5 +1,5 @@
-#ifndef CHAT_SERVER_STOP_SIGNALS_H_
-#define CHAT_SERVER_STOP_SIGNALS_H_
+#ifndef CHAT_SERVER_PROCESS_SETUP_H_
+#define CHAT_SERVER_PROCESS_SETUP_H_
 
 #include <signal.h>
 
@@ -13,6 +13,12 @@ namespace chat {
 // restored first.
 sigset_t BlockStopSignals();
 
+// Turns off absl::Mutex's deadlock detection for a production binary.
+// Debian builds Abseil without NDEBUG, so every lock and every Mutex
+// destruction would otherwise update a global lock graph: measured at about
+// 9% of chat-server's CPU under 10,000 streams. Tests keep it on.
+void DisableMutexDeadlockDetection();
+
 }  // namespace chat
 
-#endif  // CHAT_SERVER_STOP_SIGNALS_H_
+#endif  // CHAT_SERVER_PROCESS_SETUP_H_

@@ -1,6 +1,8 @@
-#include "server/stop_signals.h"
+#include "server/process_setup.h"
 
 #include <pthread.h>
+
+#include "absl/synchronization/mutex.h"
 
 namespace chat {
 
@@ -13,6 +15,10 @@ sigset_t BlockStopSignals() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 }  // namespace chat
