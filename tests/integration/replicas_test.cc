@@ -290,7 +290,7 @@ TEST(CrashTest, KilledPostgresReplicaLosesNoAcknowledgedTurn) {
   CrashMidStream(store);
 }
 
-TEST(PostgresOutageTest, CallsFailUnavailableThenRecoverWithoutRestart) {
+TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart) {
   const char* script = std::getenv("CHAT_TEST_PG_CLUSTER_SCRIPT");
   if (script == nullptr) {
     if (::chat::testing::PostgresRequired()) GTEST_FAIL() << "CHAT_TEST_PG_CLUSTER_SCRIPT unset";
@@ -318,8 +318,43 @@ TEST(PostgresOutageTest, CallsFailUnavailableThenRecoverWithoutRestart) {
   ChatResponse response;
   ASSERT_TRUE(Chat(*replica->stub, "outage", "before", &response).ok());
 
+  // Load throughout: clients chat in a loop on sessions of their own while
+  // the database goes away and comes back.
+  constexpr int kClients = 4;
+  struct Client {
+    std::vector<std::string> attempted, acknowledged;
+    int failures = 0, successes_after_restart = 0;
+    std::vector<std::string> unexpected;  // Failures other than UNAVAILABLE.
+  };
+  std::vector<Client> clients(kClients);
+  std::atomic<bool> restarted{false}, stop{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      Client& client = clients[c];
+      for (int i = 0; i < 2000 && !stop.load(); ++i) {
+        const std::string message = absl::StrCat("load ", c, " call ", i);
+        client.attempted.push_back(message);
+        ChatResponse r;
+        grpc::Status s = Chat(*replica->stub, absl::StrCat("outage-load-", c), message, &r);
+        if (s.ok()) {
+          client.acknowledged.push_back(message);
+          if (restarted.load()) ++client.successes_after_restart;
+        } else {
+          ++client.failures;
+          if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+            client.unexpected.push_back(s.error_message());
+          }
+          absl::SleepFor(absl::Milliseconds(20));
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+
   std::string output;
   ASSERT_EQ(*RunCommand({"/bin/bash", script, "kill", dir}, &output), 0) << output;
+  absl::SleepFor(absl::Milliseconds(500));
   for (int i = 0; i < 3; ++i) {
     grpc::Status status = Chat(*replica->stub, "outage", "while down", &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
@@ -327,20 +362,47 @@ TEST(PostgresOutageTest, CallsFailUnavailableThenRecoverWithoutRestart) {
   }
 
   ASSERT_EQ(*RunCommand({"/bin/bash", script, "start", dir}, &output), 0) << output;
+  restarted.store(true);
   // Pooled connections died with the server; the first calls may still
-  // meet one, after which the store reconnects by itself.
+  // meet one, after which the store reconnects by itself: no restart of
+  // chat-server.
   grpc::Status status;
-  for (int attempt = 0; attempt < 20; ++attempt) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
     status = Chat(*replica->stub, "outage", "after", &response);
     if (status.ok()) break;
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
     absl::SleepFor(absl::Milliseconds(200));
   }
   ASSERT_TRUE(status.ok()) << status.error_message();
+  // Let the load run on the recovered database for a moment.
+  absl::SleepFor(absl::Milliseconds(500));
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+
   chat::v1::GetHistoryResponse history = History(*replica->stub, "outage");
   ExpectWholeTurns(history);
   ASSERT_EQ(history.turn_count(), 2);
   EXPECT_EQ(history.messages(2).content(), "after");
+  for (int c = 0; c < kClients; ++c) {
+    const Client& client = clients[c];
+    EXPECT_THAT(client.unexpected, ::testing::IsEmpty());
+    EXPECT_GT(client.failures, 0) << "client " << c << " never saw the outage";
+    EXPECT_GT(client.successes_after_restart, 0) << "client " << c << " never recovered";
+    chat::v1::GetHistoryResponse h = History(*replica->stub, absl::StrCat("outage-load-", c));
+    ExpectWholeTurns(h);
+    // Stored turns are attempted messages in order, and include every
+    // acknowledged one (a turn committed as the server died may be stored
+    // though its answer was lost).
+    std::vector<std::string> stored;
+    for (int i = 0; i < h.messages_size(); i += 2) stored.push_back(h.messages(i).content());
+    size_t a = 0, k = 0;
+    for (const std::string& m : stored) {
+      while (a < client.attempted.size() && client.attempted[a] != m) ++a;
+      ASSERT_LT(a, client.attempted.size()) << m << " was stored out of order or never sent";
+      if (k < client.acknowledged.size() && client.acknowledged[k] == m) ++k;
+    }
+    EXPECT_EQ(k, client.acknowledged.size()) << "an acknowledged turn is missing";
+  }
 }
 
 // A full disk under the SQLite file: the turn that does not fit fails
