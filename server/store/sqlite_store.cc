@@ -324,6 +324,20 @@ absl::Status SessionNotFound(const SessionKey& key) {
       absl::StrCat("session ", key.session_id, " not found"));
 }
 
+// The session's turn count, or nullopt if it does not exist. Inside a write
+// transaction, the value cannot change before the transaction ends.
+absl::StatusOr<std::optional<int64_t>> ReadTurnCount(sqlite3* db,
+                                                     const SessionKey& key) {
+  absl::StatusOr<Statement> select = Statement::Prepare(
+      db, "SELECT turn_count FROM sessions WHERE tenant = ?1 AND session_id = ?2");
+  if (!select.ok()) return select.status();
+  select->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = select->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<int64_t>();
+  return std::optional<int64_t>(select->Int64(0));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteConversationStore>>
@@ -544,18 +558,9 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
   const int expected_turn_count = w.expected_turn_count;
   const absl::string_view system_prompt = w.system_prompt;
   const int64_t created_at_us = ToMicros(turn.created_at);
-  std::optional<int64_t> turn_count;
-  {
-    absl::StatusOr<Statement> select =
-        Statement::Prepare(db_,
-                           "SELECT turn_count FROM sessions WHERE tenant = ?1 "
-                           "AND session_id = ?2");
-    if (!select.ok()) return select.status();
-    select->Bind(1, key.tenant).Bind(2, key.session_id);
-    absl::StatusOr<bool> row = select->Step();
-    if (!row.ok()) return row.status();
-    if (*row) turn_count = select->Int64(0);
-  }
+  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db_, key);
+  if (!read.ok()) return read.status();
+  std::optional<int64_t> turn_count = *read;
   if (!turn_count.has_value()) {
     if (expected_turn_count != 0) {
       return absl::AbortedError(absl::StrCat(
@@ -631,19 +636,10 @@ absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,
   Transaction txn(db_);
   if (absl::Status s = txn.Begin(); !s.ok()) return s;
 
-  int64_t turn_count = 0;
-  {
-    absl::StatusOr<Statement> select =
-        Statement::Prepare(db_,
-                           "SELECT turn_count FROM sessions WHERE tenant = ?1 "
-                           "AND session_id = ?2");
-    if (!select.ok()) return select.status();
-    select->Bind(1, key.tenant).Bind(2, key.session_id);
-    absl::StatusOr<bool> row = select->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return SessionNotFound(key);
-    turn_count = select->Int64(0);
-  }
+  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db_, key);
+  if (!read.ok()) return read.status();
+  if (!read->has_value()) return SessionNotFound(key);
+  const int64_t turn_count = **read;
 
   absl::StatusOr<Statement> remove = Statement::Prepare(
       db_, "DELETE FROM messages WHERE tenant = ?1 AND session_id = ?2");
