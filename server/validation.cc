@@ -67,6 +67,15 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
   if (request.model.has_value() && request.model->size() > 256) {
     return absl::InvalidArgumentError("model name is longer than 256 bytes");
   }
+  // PostgreSQL's TEXT cannot hold a NUL byte (messages are stored as bytes
+  // and may), so refuse it rather than store a cut value.
+  if (request.system_prompt.has_value() &&
+      request.system_prompt->find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("system_prompt must not contain NUL bytes");
+  }
+  if (request.model.has_value() && request.model->find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("model must not contain NUL bytes");
+  }
   if (request.model.has_value() && !limits.allowed_models.empty() &&
       std::find(limits.allowed_models.begin(), limits.allowed_models.end(),
                 *request.model) == limits.allowed_models.end()) {

@@ -114,6 +114,13 @@ void CurlMultiLoop::RunAt(absl::Time when, std::function<void()> fn) {
 CurlMultiLoop::TransferId CurlMultiLoop::StartTransfer(
     HttpRequest request, std::shared_ptr<TransferHandler> handler) {
   TransferId id = next_id_.fetch_add(1);
+  // On the I/O thread the transfer is added now, so an AbortTransfer(id)
+  // that follows (a cancel posted before this call) finds it; posting it
+  // would let that abort run first and miss.
+  if (InLoopThread()) {
+    AddTransfer(id, std::move(request), std::move(handler));
+    return id;
+  }
   Post([this, id, request = std::move(request),
         handler = std::move(handler)]() mutable {
     AddTransfer(id, std::move(request), std::move(handler));

@@ -101,6 +101,7 @@ class HttpStreamingProvider::Call final
 
   void Cancel() override {
     provider_->loop_->Post([self = shared_from_this()] {
+      self->cancelled_ = true;
       if (self->sink_ == nullptr) return;  // Already ended.
       if (self->transfer_active_) {
         // Closes the connection now: the provider stops generating.
@@ -128,8 +129,8 @@ class HttpStreamingProvider::Call final
 
   bool OnBody(absl::string_view bytes) override {
     // Already answered (the end event came): drain what is left so the
-    // connection can be reused.
-    if (sink_ == nullptr) return true;
+    // connection can be reused; but a cancelled call's transfer must stop.
+    if (sink_ == nullptr) return !cancelled_;
     if (http_status_ < 200 || http_status_ > 299 || whole_body_mode_) {
       size_t limit = http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
       body_.append(bytes.data(), std::min(bytes.size(), limit - std::min(limit, body_.size())));
@@ -257,6 +258,8 @@ class HttpStreamingProvider::Call final
   int attempts_ = 0;
   bool emitted_ = false;  // A delta reached the sink: no more retries.
   bool transfer_active_ = false;
+  // Cancel() ran: a transfer still delivering bytes is stopped, not drained.
+  bool cancelled_ = false;
   CurlMultiLoop::TransferId transfer_id_ = 0;
   // The current attempt's response.
   int http_status_ = 0;

@@ -1,6 +1,7 @@
 #include "server/store/postgres_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -134,6 +135,9 @@ absl::StatusCode CodeForSqlState(absl::string_view state) {
   if (state == "40001" || state == "40P01" || state == "23505") {
     return absl::StatusCode::kAborted;
   }
+  // A statement or lock wait that ran into its timeout: the database is
+  // overloaded or a row is held too long; worth a retry later.
+  if (state == "57014" || state == "55P03") return absl::StatusCode::kUnavailable;
   // Data exceptions: a value the column cannot hold (e.g. a NUL byte in a
   // system prompt): the request, not the server, is at fault.
   if (absl::StartsWith(state, "22")) return absl::StatusCode::kInvalidArgument;
@@ -182,10 +186,21 @@ class PostgresConversationStore::Connection {
     // expand_dbname lets `dbname` carry a whole URL or key=value string.
     std::string timeout = absl::StrCat(
         std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
-    const char* keys[] = {"connect_timeout", "application_name", "dbname",
-                          nullptr};
-    const char* values[] = {timeout.c_str(), "chat-server", conninfo.c_str(),
-                            nullptr};
+    // Without these a stalled server or a lost network would block a call
+    // (and the store thread it runs on) forever: TCP keepalives and
+    // tcp_user_timeout notice a dead peer, and the server-side timeouts end
+    // a statement or a lock wait that takes too long. Failures surface as
+    // kUnavailable, which callers may retry.
+    const char* keys[] = {"connect_timeout",  "application_name",
+                          "keepalives",       "keepalives_idle",
+                          "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "options",
+                          "dbname",           nullptr};
+    const char* values[] = {
+        timeout.c_str(), "chat-server", "1", "10", "5", "3", "30000",
+        "-c statement_timeout=30s -c lock_timeout=10s "
+        "-c idle_in_transaction_session_timeout=60s",
+        conninfo.c_str(), nullptr};
     PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     auto connection = std::unique_ptr<Connection>(new Connection(conn));
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
@@ -235,6 +250,19 @@ class PostgresConversationStore::Connection {
 
   // False once the connection has failed; it is then dropped, not reused.
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK && !broken_; }
+
+  // Whether an idle connection is still usable. A server that shut down or
+  // restarted has closed it (or sent a termination notice), which shows as
+  // the socket being readable while no query runs; without this check the
+  // first call after a restart would fail on the dead connection and lose,
+  // say, a finished reply.
+  bool StillAlive() {
+    if (!healthy()) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return true;  // Nothing to read: fine.
+    if (PQconsumeInput(conn_) == 0) return false;
+    return PQstatus(conn_) == CONNECTION_OK;
+  }
 
  private:
   explicit Connection(PGconn* conn) : conn_(conn) {}
@@ -390,10 +418,11 @@ PostgresConversationStore::Acquire() {
             absl::FormatDuration(options_.acquire_timeout)));
       }
     }
-    if (!idle_.empty()) {
+    while (!idle_.empty()) {
       std::unique_ptr<Connection> c = std::move(idle_.back());
       idle_.pop_back();
-      return Lease(this, std::move(c));
+      if (c->StillAlive()) return Lease(this, std::move(c));
+      --open_;  // Dead since it was last used: drop it, try the next.
     }
     ++open_;  // Reserve the slot before connecting outside the lock.
   }

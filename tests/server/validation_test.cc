@@ -85,6 +85,15 @@ INSTANTIATE_TEST_SUITE_P(
              With([](auto& r) { r.temperature = std::nan(""); }),
              absl::StatusCode::kInvalidArgument, "temperature"},
         Case{"TemperatureTwo", With([](auto& r) { r.temperature = 2.0; }),
+             absl::StatusCode::kOk, ""},
+        Case{"SystemPromptWithNul",
+             With([](auto& r) { r.system_prompt = std::string("a\0b", 3); }),
+             absl::StatusCode::kInvalidArgument, "NUL"},
+        Case{"ModelWithNul",
+             With([](auto& r) { r.model = std::string("m\0", 2); }),
+             absl::StatusCode::kInvalidArgument, "NUL"},
+        Case{"MessageWithNulIsFine",
+             With([](auto& r) { r.message = std::string("a\0b", 3); }),
              absl::StatusCode::kOk, ""}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 

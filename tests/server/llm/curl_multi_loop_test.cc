@@ -202,6 +202,25 @@ TEST_F(CurlMultiLoopTest, AbortClosesTheConnectionAtOnce) {
   EXPECT_EQ(loop_->active_transfers(), 0);
 }
 
+// A provider starts its transfers on the I/O thread, and a cancel may be
+// queued right behind the start: the abort must find the transfer rather than
+// run before it exists and leave it streaming (and billing) to the end.
+TEST_F(CurlMultiLoopTest, AbortRightAfterAStartOnTheLoopThreadStopsIt) {
+  const std::string model = "hold@loop-start-abort";
+  auto r = std::make_shared<Recorder>(loop_.get());
+  absl::Notification ran;
+  loop_->Post([&] {
+    CurlMultiLoop::TransferId id = loop_->StartTransfer(Request(model), r);
+    loop_->AbortTransfer(id);
+    ran.Notify();
+  });
+  ran.WaitForNotification();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(loop_->active_transfers(), 0) << "the aborted transfer still runs";
+  EXPECT_FALSE(r->done());
+  EXPECT_EQ(Stats(model)["completed"], 0);
+}
+
 TEST_F(CurlMultiLoopTest, FirstByteAndIdleTimeoutsEndStalledTransfers) {
   HttpRequest no_answer = Request("noheaders@loop-fb");
   no_answer.first_byte_timeout = absl::Milliseconds(300);
