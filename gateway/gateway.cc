@@ -22,6 +22,8 @@ namespace chat::gateway {
 namespace {
 
 using google::protobuf::Message;
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
 using google::protobuf::MethodDescriptor;
 
 constexpr absl::string_view kJson = "application/json";
@@ -73,6 +75,8 @@ std::string ReadFileOrEmpty(const std::string& path) {
   return contents.str();
 }
 
+}  // namespace
+
 // One unary call. The context is shared with the client-gone callback,
 // which may run after the call finished (TryCancel is then a no-op).
 struct UnaryCall {
@@ -82,7 +86,52 @@ struct UnaryCall {
   std::shared_ptr<HttpExchange> exchange;
   const MethodDescriptor* method = nullptr;
   HttpHeaders headers;
+  // Set when the answer gathers every page (see FollowsAllPages): the
+  // request to ask again with the next token, what the context carries, and
+  // the pages so far.
+  std::unique_ptr<Message> paged_request;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  std::chrono::system_clock::time_point deadline;
+  std::unique_ptr<Message> gathered;
 };
+
+namespace {
+
+// The template's routes predate paging: its `GET /sessions` listed every
+// session. So a paged list method (a request with page_size and page_token,
+// an answer with next_page_token) reached through a template route with
+// neither set answers every page, gathered by the gateway, up to
+// kMaxUnpagedItems items (then the answer's next_page_token says where to go
+// on). The /v1 routes page as the proto says.
+constexpr int kUnpagedPageSize = 1000;
+constexpr int kMaxUnpagedItems = 10000;
+
+bool FollowsAllPages(const Route& route, const Message& request) {
+  if (!route.additional_binding) return false;
+  const Descriptor* in = route.method->input_type();
+  const FieldDescriptor* size = in->FindFieldByName("page_size");
+  const FieldDescriptor* token = in->FindFieldByName("page_token");
+  if (size == nullptr || token == nullptr ||
+      size->cpp_type() != FieldDescriptor::CPPTYPE_INT32 ||
+      token->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
+      route.method->output_type()->FindFieldByName("next_page_token") == nullptr) {
+    return false;
+  }
+  const google::protobuf::Reflection* r = request.GetReflection();
+  return r->GetInt32(request, size) == 0 && r->GetString(request, token).empty();
+}
+
+// Items gathered so far: the sizes of the answer's repeated fields.
+int GatheredItems(const Message& answer) {
+  int items = 0;
+  const Descriptor* type = answer.GetDescriptor();
+  for (int i = 0; i < type->field_count(); ++i) {
+    if (type->field(i)->is_repeated()) {
+      items += answer.GetReflection()->FieldSize(answer, type->field(i));
+    }
+  }
+  return items;
+}
 
 // One server-streaming call, read one message at a time: the next read
 // starts only once the previous event is written to the client, so a slow
@@ -384,9 +433,24 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);
+  if (FollowsAllPages(route, message)) {
+    call->paged_request.reset(message.New());
+    call->paged_request->CopyFrom(message);
+    call->paged_request->GetReflection()->SetInt32(
+        call->paged_request.get(),
+        route.method->input_type()->FindFieldByName("page_size"),
+        kUnpagedPageSize);
+    call->request = Serialize(*call->paged_request);
+    call->metadata = ForwardedMetadata(request, request_id);
+    call->deadline = absl::ToChronoTime(absl::Now() + timeout);
+  }
+  StartUnary(std::move(call));
+}
+
+void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
   CallStarted(call->context.get());
   stub_.UnaryCall(
-      call->context.get(), GrpcMethodPath(route.method), grpc::StubOptions(),
+      call->context.get(), GrpcMethodPath(call->method), grpc::StubOptions(),
       &call->request, &call->response, [this, call](grpc::Status status) {
         std::unique_ptr<Message> reply;
         if (status.ok()) {
@@ -396,15 +460,44 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                                   "the backend's answer did not parse");
           }
         }
+        CallFinished(call->context.get());
         if (!status.ok()) {
           RespondError(call->exchange, std::move(call->headers),
                        ToHttpError(status));
-        } else {
-          call->headers.emplace_back("Content-Type", std::string(kJson));
-          call->exchange->Respond(200, std::move(call->headers),
-                                  MessageToJson(*reply));
+          return;
         }
-        CallFinished(call->context.get());
+        if (call->paged_request != nullptr) {
+          // Repeated fields append, next_page_token takes the newest value.
+          if (call->gathered == nullptr) {
+            call->gathered = std::move(reply);
+          } else {
+            call->gathered->MergeFrom(*reply);
+          }
+          const FieldDescriptor* next =
+              call->method->output_type()->FindFieldByName("next_page_token");
+          std::string token =
+              call->gathered->GetReflection()->GetString(*call->gathered, next);
+          if (!token.empty() && GatheredItems(*call->gathered) < kMaxUnpagedItems) {
+            call->paged_request->GetReflection()->SetString(
+                call->paged_request.get(),
+                call->method->input_type()->FindFieldByName("page_token"), token);
+            call->request = Serialize(*call->paged_request);
+            call->response.Clear();
+            // A context serves one call: the next page gets a fresh one,
+            // with the same deadline and metadata.
+            call->context = std::make_shared<grpc::ClientContext>();
+            call->context->set_deadline(call->deadline);
+            for (const auto& [key, value] : call->metadata) {
+              call->context->AddMetadata(key, value);
+            }
+            StartUnary(call);
+            return;
+          }
+          reply = std::move(call->gathered);
+        }
+        call->headers.emplace_back("Content-Type", std::string(kJson));
+        call->exchange->Respond(200, std::move(call->headers),
+                                MessageToJson(*reply));
       });
 }
 

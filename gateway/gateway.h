@@ -27,6 +27,8 @@ struct GatewayOptions {
   std::string web_root;
 };
 
+struct UnaryCall;
+
 // The HTTP handler: matches a request to a route, transcodes it to the RPC,
 // calls chat-server through the channel with gRPC's callback API (no thread
 // waits for an answer), and transcodes the answer back. Thread-safe; one
@@ -55,6 +57,9 @@ class Gateway {
   void HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
                      const std::string& path, const std::string& origin,
                      HttpHeaders headers);
+  // Issues `call` (a unary RPC) and answers with its result, following
+  // pages where the call gathers them.
+  void StartUnary(std::shared_ptr<UnaryCall> call);
   // Calls the route's RPC with `message` and answers with its result.
   void CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                    const Route& route, const google::protobuf::Message& message,

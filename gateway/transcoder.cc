@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 
@@ -192,6 +193,12 @@ absl::Status SetFieldFromString(Message* message, absl::string_view field_path,
         return absl::InvalidArgumentError(
             absl::StrCat("field ", field->name(), " cannot be set from a URL"));
       }
+      // A proto3 string must be UTF-8; %-decoding can produce any bytes.
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(text.data(),
+                                                               static_cast<int>(text.size()))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("field ", field->name(), " is not valid UTF-8"));
+      }
       rep ? r->AddString(target, field, text) : r->SetString(target, field, text);
       return absl::OkStatus();
     case FieldDescriptor::CPPTYPE_INT32: {
@@ -291,13 +298,6 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
           absl::StrCat("invalid JSON body: ", status.message().as_string()));
     }
   }
-  for (const Binding& binding : path_bindings) {
-    if (absl::Status s = SetFieldFromString(message.get(), binding.first,
-                                            binding.second);
-        !s.ok()) {
-      return s;
-    }
-  }
   if (body_field != "*") {
     for (const Binding& param : query) {
       // Parameters that name no field are ignored, as unknown JSON fields
@@ -316,6 +316,16 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
           !s.ok()) {
         return s;
       }
+    }
+  }
+  // Path variables go last, so they win: `/history/a?session_id=b` (or a
+  // body naming another session) must not reach session b through a route
+  // that says a; a proxy's rules on the path stay true.
+  for (const Binding& binding : path_bindings) {
+    if (absl::Status s = SetFieldFromString(message.get(), binding.first,
+                                            binding.second);
+        !s.ok()) {
+      return s;
     }
   }
   return message;

@@ -64,7 +64,13 @@ async function* readSse(body) {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      buffer += decoder.decode(value, { stream: true });
+      // Normalise line ends on whole text only: a "\r" at the end of a
+      // chunk may be the first half of a "\r\n" split across two chunks,
+      // and read alone it would end an event early.
+      const keepCr = buffer.endsWith('\r');
+      if (keepCr) buffer = buffer.slice(0, -1);
+      buffer = buffer.replace(/\r\n?/g, '\n') + (keepCr ? '\r' : '');
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end);
@@ -185,12 +191,26 @@ export class ChatClient {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let full = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const chunk = decoder.decode(value, { stream: true });
-      full += chunk;
-      if (chunk) onChunk(chunk);
+    let finished = false;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const chunk = decoder.decode(value, { stream: true });
+        full += chunk;
+        if (chunk) onChunk(chunk);
+      }
+      finished = true;
+    } finally {
+      // A consumer that throws stops the stream (and the turn): the server
+      // sees the connection go instead of finishing an unread reply.
+      if (!finished) await reader.cancel().catch(() => {});
+    }
+    // Bytes of a character cut by the end of the stream.
+    const tail = decoder.decode();
+    if (tail) {
+      full += tail;
+      onChunk(tail);
     }
     return full;
   }

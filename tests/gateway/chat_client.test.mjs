@@ -79,3 +79,50 @@ describe('ChatClient', () => {
     assert.deepEqual(seen, ['Bearer k-1', 'Bearer k-1']);
   });
 });
+
+// Byte streams the client may meet behind other servers and proxies, given
+// through its `fetch` option: no gateway needed.
+function fakeFetch(chunks, onCancel = () => {}) {
+  return async () => new Response(new ReadableStream({
+    start(controller) {
+      for (const c of chunks) controller.enqueue(new TextEncoder().encode(c));
+      controller.close();
+    },
+    cancel: onCancel,
+  }), { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+describe('ChatClient stream parsing', () => {
+  it('keeps an event whose CRLF is split between two chunks', async () => {
+    const client = new ChatClient('http://unused', {
+      fetch: fakeFetch(['event: delta\r', '\ndata: {"text":"a"}\r\n\r\n',
+        'event: done\r\ndata: {"response":"a","turn_count":1}\r\n\r\n']),
+    });
+    const chunks = [];
+    const turn = await client.chatStream('x', (t) => chunks.push(t));
+    assert.deepEqual(chunks, ['a']);
+    assert.equal(turn.response, 'a');
+  });
+
+  it('chatStreamText keeps a character cut by the end, and cancels when the consumer throws', async () => {
+    const euro = new TextEncoder().encode('€');  // 3 bytes
+    const bytes = [new TextEncoder().encode('ab'), euro.slice(0, 2)];
+    const client = new ChatClient('http://unused', {
+      fetch: async () => new Response(new ReadableStream({
+        start(controller) { for (const b of bytes) controller.enqueue(b); controller.close(); },
+      }), { status: 200 }),
+    });
+    const text = await client.chatStreamText('x');
+    assert.equal(text, 'ab\uFFFD');  // The cut character shows, as TextDecoder ends it.
+
+    let cancelled = false;
+    const throwing = new ChatClient('http://unused', {
+      fetch: async () => new Response(new ReadableStream({
+        pull(controller) { controller.enqueue(new TextEncoder().encode('chunk')); },
+        cancel() { cancelled = true; },
+      }), { status: 200 }),
+    });
+    await assert.rejects(throwing.chatStreamText('x', () => { throw new Error('stop'); }), /stop/);
+    assert.ok(cancelled, 'the stream was cancelled');
+  });
+});

@@ -147,6 +147,54 @@ describe('template routes', () => {
   });
 });
 
+describe('template routes beyond the basics', () => {
+  let stack;
+  before(async () => { stack = await startStack({ echoDelay: '0s' }); });
+  after(async () => { await stack?.stop(); });
+
+  it('GET /sessions lists every session, as the template did (not one page)', async () => {
+    const N = 230;
+    for (let i = 0; i < N; i += 23) {
+      await Promise.all(Array.from({ length: 23 }, (_, j) =>
+        postJson(stack.base, '/chat', { message: 'x', session_id: `many-${i + j}` })
+          .then((r) => assert.equal(r.status, 200))));
+    }
+    const all = await (await fetch(stack.base + '/sessions')).json();
+    assert.equal(all.sessions.length, N);
+    assert.equal(new Set(all.sessions.map((x) => x.session_id)).size, N);
+    // The versioned route pages, as the proto says.
+    const page = await (await fetch(stack.base + '/v1/sessions')).json();
+    assert.equal(page.sessions.length, 100);
+    assert.ok(page.next_page_token.length > 0);
+  });
+
+  it('a path variable wins over a query parameter of the same field', async () => {
+    await postJson(stack.base, '/chat', { message: 'mine', session_id: 'path-owner' });
+    await postJson(stack.base, '/chat', { message: 'theirs', session_id: 'path-victim' });
+    const res = await fetch(stack.base + '/history/path-owner?session_id=path-victim');
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.session_id, 'path-owner');
+    assert.equal(body.messages[0].content, 'mine');
+    const del = await (await fetch(stack.base + '/history/path-nobody?session_id=path-victim',
+      { method: 'DELETE' })).json();
+    assert.deepEqual(del, { status: 'not_found', session_id: 'path-nobody' });
+    assert.equal((await fetch(stack.base + '/history/path-victim')).status, 200);
+  });
+
+  it('invalid UTF-8 in a path or query value is 400, not a server error', async () => {
+    for (const path of ['/history/%ff%fe', '/v1/sessions?page_token=%ff']) {
+      const res = await fetch(stack.base + path);
+      assert.equal(res.status, 400, path);
+      const body = await res.json();
+      assert.equal(body.code, 3);
+      assert.match(body.message, /UTF-8/);
+    }
+    const reset = await fetch(stack.base + '/reset/%c3%28', { method: 'POST' });
+    assert.equal(reset.status, 400);
+  });
+});
+
 describe('versioned routes', () => {
   let stack;
   before(async () => { stack = await startStack(); });
