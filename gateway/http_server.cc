@@ -55,11 +55,13 @@ std::string ReasonPhrase(int status) {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const HttpServerOptions& options,
-             const HttpHandler& handler, std::atomic<int>* busy)
+             const HttpHandler& handler, std::atomic<int>* busy,
+             const std::atomic<bool>* draining)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
-        server_busy_(busy) {}
+        server_busy_(busy),
+        draining_(draining) {}
   ~Connection() { SetBusy(false); }
 
   void Start() {
@@ -220,6 +222,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     stream_.expires_never();
+    if (draining_->load()) {
+      // Shutting down: requests already running finish, but a keep-alive
+      // connection gets no new call started, which could outlive the
+      // server; the client retries elsewhere.
+      RejectRequest(503, "the gateway is shutting down; retry");
+      return;
+    }
     HttpRequest request = parser_->release();
     keep_alive_ = request.keep_alive();
     head_request_ = request.method() == http::verb::head;
@@ -266,7 +275,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_started_ = true;
     response_complete_ = true;
     // The gRPC code that goes with each status (google.rpc.Code docs).
-    int code = status == 413 ? 8 : 3;
+    int code = status == 413 ? 8 : status == 503 ? 14 : 3;
     std::string body = absl::StrCat("{\"code\":", code, ",\"message\":\"",
                                     message, "\",\"details\":[]}");
     Enqueue(Head(status, {{"Content-Type", "application/json"}}, false,
@@ -425,6 +434,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;               // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;
+  const std::atomic<bool>* const draining_;
   uint64_t sequence_ = 0;           // Of the request being handled.
   bool busy_ = false;               // Counted in *server_busy_.
   std::function<void()> on_gone_;
@@ -510,7 +520,7 @@ void HttpServer::Accept() {
           beast::error_code ignored;
           socket.set_option(tcp::no_delay(true), ignored);
           std::make_shared<Connection>(std::move(socket), options_, handler_,
-                                       &busy_)
+                                       &busy_, &draining_)
               ->Start();
         } else {
           // Out of descriptors, say: keep serving the open connections.
@@ -521,6 +531,7 @@ void HttpServer::Accept() {
 }
 
 void HttpServer::StopAccepting() {
+  draining_.store(true);
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);

@@ -94,7 +94,9 @@ class HttpServer {
   // Binds `host:port` (port 0: the OS picks), starts the I/O threads and
   // returns the bound port. UNAVAILABLE if the address cannot be bound.
   absl::StatusOr<int> Start(const std::string& host, int port);
-  // Stops accepting new connections; open ones keep being served.
+  // Stops accepting new connections. Requests being handled go on; a new
+  // request on an open connection is answered 503 and the connection closed,
+  // so no call starts that could outlive the server.
   void StopAccepting();
   // Waits until no request is being handled (every answer written, or its
   // client gone) or `timeout` passes; true if none is.
@@ -112,6 +114,8 @@ class HttpServer {
   std::vector<std::thread> threads_;
   // Requests handed to the handler whose answer is not yet written.
   std::atomic<int> busy_{0};
+  // Set by StopAccepting(): new requests on open connections answer 503.
+  std::atomic<bool> draining_{false};
   bool stopped_ = false;
 };
 

@@ -7,6 +7,7 @@
 // open" is a fact we can observe without timing anything.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startStack, postJson, words } from './harness.mjs';
 
 // The template's ChatClient.chatStream, verbatim in spirit: fetch, a reader,
@@ -214,6 +215,36 @@ describe('gateway shutdown', () => {
       text += new TextDecoder().decode(value);
     }
     assert.match(text, /event: done\n/);
+    assert.equal(await exited, 0);
+  });
+});
+
+describe('gateway shutdown with keep-alive connections', () => {
+  let stack;
+  before(async () => { stack = await startStack({ echoDelay: '20ms' }); });
+  after(async () => { await stack?.stop(); });
+
+  it('answers new requests on open connections 503 and closes them while draining', async () => {
+    // An idle keep-alive connection, opened before the signal.
+    const socket = net.connect(stack.gateway.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // A running stream keeps the gateway draining for a while.
+    const res = await postJson(stack.base, '/v1/chat:stream',
+      { message: words(40), session_id: 'drain-2' });
+    const reader = res.body.getReader();
+    await reader.read();
+    const exited = new Promise((resolve) => stack.gateway.child.once('exit', (code) => resolve(code)));
+    stack.gateway.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    let reply = '';
+    socket.on('data', (d) => { reply += d.toString(); });
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write('GET /stats HTTP/1.1\r\nHost: x\r\n\r\n');
+    await closed;
+    assert.match(reply, /^HTTP\/1\.1 503 /);
+    assert.match(reply, /Connection: close/i);
+    assert.match(reply, /shutting down/);
+    for (;;) { if ((await reader.read()).done) break; }
     assert.equal(await exited, 0);
   });
 });
