@@ -18,17 +18,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tm
 ulimit -n 65536 2>/dev/null || true
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 
-# wait_listen LOG: prints the HOST:PORT the process logged.
-wait_listen() {
-  for _ in $(seq 100); do
-    a=$(grep -o 'listening on [0-9.:]*' "$1" | awk '{print $3}' || true)
-    [[ -n "$a" ]] && { echo "$a"; return 0; }
-    sleep 0.1
-  done
-  echo "did not start:" >&2; cat "$1" >&2; exit 1
-}
-rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
-threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
+source bench/lib.sh
 
 # start DELAY: chat-server (memory store, echo) + chat-gateway; sets pids.
 start() {
@@ -59,13 +49,7 @@ start 50ms
 echo "== ${streams} concurrent SSE streams (POST /v1/chat:stream)"
 node bench/gateway_streams.mjs "http://$gw_addr" "$streams" > "$tmp/streams.out" &
 load_pid=$!
-peak_rss=0; peak_threads=0
-while kill -0 "$load_pid" 2>/dev/null; do
-  r=$(rss_mib "$gw_pid"); t=$(threads "$gw_pid")
-  peak_rss=$(awk -v a="$r" -v b="$peak_rss" 'BEGIN{print (a>b)?a:b}')
-  (( t > peak_threads )) && peak_threads=$t
-  sleep 0.2
-done
+watch_peak "$gw_pid" "$load_pid"
 wait "$load_pid" || true
 cat "$tmp/streams.out"
 echo "gateway peak: ${peak_threads} threads, ${peak_rss} MiB RSS"

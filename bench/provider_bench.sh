@@ -19,16 +19,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 ulimit -n 65536 2>/dev/null || true
 
-wait_addr() {  # wait_addr LOG: prints the HOST:PORT the process logged.
-  for _ in $(seq 100); do
-    a=$(grep -o 'listening on [0-9.:]*' "$1" | awk '{print $3}' || true)
-    [[ -n "$a" ]] && { echo "$a"; return 0; }
-    sleep 0.1
-  done
-  echo "did not start:" >&2; cat "$1" >&2; exit 1
-}
-rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
-threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
+source bench/lib.sh
 
 echo "== machine: $(nproc) cores, $(date -u +%FT%TZ)"
 for n in "${levels[@]}"; do
@@ -39,23 +30,17 @@ for n in "${levels[@]}"; do
   fi
   node tests/fake_upstream/server.mjs "${tls_args[@]}" 2>"$tmp/up.log" &
   up_pid=$!; pids+=("$up_pid")
-  up=$(wait_addr "$tmp/up.log")
+  up=$(wait_listen "$tmp/up.log")
   ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="$scheme://$up" \
     "$bin/chat-server" --listen=127.0.0.1:0 --store=memory --provider=anthropic \
     --model="slow:50@bench" --first_byte_timeout=60s "${server_tls[@]}" 2>"$tmp/server.log" &
   server_pid=$!; pids+=("$server_pid")
-  addr=$(wait_addr "$tmp/server.log")
+  addr=$(wait_listen "$tmp/server.log")
   echo "== $n concurrent ChatStream calls through the anthropic provider over $scheme ($((2 * n)) calls)"
   "$bin/grpc_load" --target="$addr" --mode=stream --concurrency="$n" --calls=$((2 * n)) \
     --sessions=$((2 * n)) --channels=8 > "$tmp/load.out" &
   load_pid=$!
-  peak_rss=0; peak_threads=0
-  while kill -0 "$load_pid" 2>/dev/null; do
-    r=$(rss_mib "$server_pid"); t=$(threads "$server_pid")
-    peak_rss=$(awk -v a="$r" -v b="$peak_rss" 'BEGIN{print (a>b)?a:b}')
-    (( t > peak_threads )) && peak_threads=$t
-    sleep 0.2
-  done
+  watch_peak "$server_pid" "$load_pid"
   wait "$load_pid" || true
   cat "$tmp/load.out"
   echo "chat-server peak: ${peak_threads} threads, ${peak_rss} MiB RSS"

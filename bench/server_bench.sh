@@ -21,16 +21,10 @@ start_server() {
   "$bin/chat-server" --listen=127.0.0.1:0 "$@" 2>"$log" &
   server_pid=$!
   pids+=("$server_pid")
-  for _ in $(seq 100); do
-    addr=$(grep -o 'listening on [0-9.:]*' "$log" | awk '{print $3}' || true)
-    [[ -n "$addr" ]] && return 0
-    sleep 0.1
-  done
-  echo "server did not start" >&2; cat "$log" >&2; exit 1
+  addr=$(wait_listen "$log")
 }
 stop_server() { kill -TERM "$server_pid"; wait "$server_pid" || true; }
-rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
-threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
+source bench/lib.sh
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(date -u +%F)"
 
@@ -48,13 +42,7 @@ echo "== 10000 concurrent streams of ~1 s each (20000 calls)"
 "$bin/grpc_load" --target="$addr" --mode=stream --concurrency=10000 --calls=20000 \
   --sessions=20000 --channels=16 > "$tmp/stream.out" &
 load_pid=$!
-peak_rss=0; peak_threads=0
-while kill -0 "$load_pid" 2>/dev/null; do
-  r=$(rss_mib "$server_pid"); t=$(threads "$server_pid")
-  peak_rss=$(awk -v a="$r" -v b="$peak_rss" 'BEGIN{print (a>b)?a:b}')
-  (( t > peak_threads )) && peak_threads=$t
-  sleep 0.2
-done
+watch_peak "$server_pid" "$load_pid"
 cat "$tmp/stream.out"
 echo "server peak: ${peak_threads} threads, ${peak_rss} MiB RSS"
 stop_server

@@ -34,11 +34,14 @@
 #include "gtest/gtest.h"
 #include "tests/testing/postgres_test_db.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/store_turns.h"
 
 namespace chat::store {
 namespace {
 
 using ::chat::testing::IsOk;
+using ::chat::testing::At;
+using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::Field;
@@ -46,23 +49,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-// A fixed, whole-second origin; tests add microseconds to order events.
-const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 
-absl::Time At(int64_t micros) { return kT0 + absl::Microseconds(micros); }
-
-Turn MakeTurn(std::string user, std::string assistant, absl::Time created_at,
-              int64_t input_tokens = 0, int64_t output_tokens = 0) {
-  Turn turn;
-  turn.user_message = std::move(user);
-  turn.assistant_message = std::move(assistant);
-  turn.model = "test-model";
-  turn.stop_reason = "end_turn";
-  turn.input_tokens = input_tokens;
-  turn.output_tokens = output_tokens;
-  turn.created_at = created_at;
-  return turn;
-}
 
 // status_matchers.h has no IsOkAndHolds yet.
 MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {

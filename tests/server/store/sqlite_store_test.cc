@@ -27,29 +27,19 @@
 #include "gtest/gtest.h"
 #include "server/store/conversation_store.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/store_turns.h"
 
 namespace chat::store {
 namespace {
 
 using ::chat::testing::IsOk;
+using ::chat::testing::kT0;
+using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
-const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 
-Turn MakeTurn(std::string user, std::string assistant, absl::Time created_at,
-              int64_t input_tokens = 0, int64_t output_tokens = 0) {
-  Turn turn;
-  turn.user_message = std::move(user);
-  turn.assistant_message = std::move(assistant);
-  turn.model = "test-model";
-  turn.stop_reason = "end_turn";
-  turn.input_tokens = input_tokens;
-  turn.output_tokens = output_tokens;
-  turn.created_at = created_at;
-  return turn;
-}
 
 // A second connection to the store's file, for looking behind the interface.
 class RawDb {
