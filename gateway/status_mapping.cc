@@ -1,6 +1,8 @@
 #include "gateway/status_mapping.h"
 
+#include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
+#include "server/logging.h"
 
 namespace chat::gateway {
 
@@ -48,11 +50,29 @@ int HttpStatusFromGrpc(grpc::StatusCode code) {
   }
 }
 
+bool IsChannelFailure(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  // Raised by the gRPC channel itself, not by chat-server: they name the
+  // backends' internal addresses and socket errors.
+  // (gRPC core's wording: chat-server's own messages never start so.)
+  for (const char* phrase :
+       {"connections to all backends failing", "failed to connect to all addresses",
+        "Socket closed"}) {
+    if (absl::StrContains(status.error_message(), phrase)) return true;
+  }
+  return false;
+}
+
 HttpError ToHttpError(const grpc::Status& status) {
   HttpError error;
   error.http_status = HttpStatusFromGrpc(status.error_code());
   error.grpc_code = static_cast<int>(status.error_code());
   error.message = status.error_message();
+  if (IsChannelFailure(status)) {
+    // The details stay in the gateway's log, not in a client's hands.
+    LogWarning("backend unreachable: ", status.error_message());
+    error.message = "chat-server is unavailable; retry later";
+  }
   return error;
 }
 

@@ -21,7 +21,12 @@ struct HttpError {
 // googleapis google/rpc/code.proto). The one place the gateway maps codes.
 int HttpStatusFromGrpc(grpc::StatusCode code);
 
-// The gateway's answer for a failed call.
+// Whether `status` comes from the gRPC channel failing to reach chat-server
+// (rather than from chat-server itself).
+bool IsChannelFailure(const grpc::Status& status);
+
+// The gateway's answer for a failed call. A channel failure's message, which
+// names internal addresses, is replaced by a generic one (and logged).
 HttpError ToHttpError(const grpc::Status& status);
 
 // An error the gateway itself raises (bad JSON, unknown route...): the HTTP

@@ -47,6 +47,22 @@ INSTANTIATE_TEST_SUITE_P(
                       Row{grpc::StatusCode::DEADLINE_EXCEEDED, 504, "DeadlineExceeded"}),
     [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
 
+TEST(ToHttpErrorTest, ChannelFailuresHideInternalAddresses) {
+  HttpError error = ToHttpError(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      "connections to all backends failing; last error: UNKNOWN: "
+      "ipv4:10.1.2.3:50051: Failed to connect to remote host: Connection refused"));
+  EXPECT_EQ(error.http_status, 503);
+  EXPECT_EQ(error.grpc_code, 14);
+  EXPECT_EQ(error.message, "chat-server is unavailable; retry later");
+  // chat-server's own UNAVAILABLE messages are meant for clients and pass.
+  HttpError own = ToHttpError(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE, "postgres: cannot connect: server closed"));
+  EXPECT_EQ(own.message, "postgres: cannot connect: server closed");
+  EXPECT_FALSE(IsChannelFailure(grpc::Status(
+      grpc::StatusCode::INTERNAL, "connections to all backends failing")));
+}
+
 TEST(StatusMappingTest, UndefinedCodeIs500) {
   EXPECT_EQ(HttpStatusFromGrpc(static_cast<grpc::StatusCode>(99)), 500);
 }
