@@ -417,15 +417,37 @@ void CurlMultiLoop::Loop() {
     RunDueTimers();
     ReapFinished();
   }
-  // Shutting down: nobody may wait forever for a transfer.
-  while (!transfers_.empty()) {
-    Transfer* t = transfers_.begin()->second.get();
-    TransferOutcome outcome;
-    outcome.curl_code = CURLE_ABORTED_BY_CALLBACK;
-    outcome.error = "the server is shutting down";
-    std::shared_ptr<TransferHandler> handler = t->handler;
-    RemoveTransfer(t);
-    handler->OnDone(outcome);
+  // Shutting down: nobody may wait forever. Every transfer ends with an
+  // error, and posted work and the timers pending at each round still run,
+  // whatever their time (a retry's timer starts an attempt, which the next
+  // round ends), until nothing is left. Timers scheduled by a round run in
+  // the next one, so a self-rescheduling check cannot spin; bounded in case
+  // handlers keep scheduling work.
+  auto end_all_transfers = [this] {
+    while (!transfers_.empty()) {
+      Transfer* t = transfers_.begin()->second.get();
+      TransferOutcome outcome;
+      outcome.curl_code = CURLE_ABORTED_BY_CALLBACK;
+      outcome.error = "the server is shutting down";
+      std::shared_ptr<TransferHandler> handler = t->handler;
+      RemoveTransfer(t);
+      handler->OnDone(outcome);
+    }
+  };
+  for (int round = 0; round < 100; ++round) {
+    RunPosted();
+    end_all_transfers();
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [when, fn] : new_timers_) timers_.emplace(when, std::move(fn));
+      new_timers_.clear();
+    }
+    std::multimap<absl::Time, std::function<void()>> pending;
+    pending.swap(timers_);
+    for (auto& [when, fn] : pending) fn();
+    end_all_transfers();
+    absl::MutexLock lock(&mu_);
+    if (posted_.empty() && new_timers_.empty() && timers_.empty()) break;
   }
   timers_.clear();
 }

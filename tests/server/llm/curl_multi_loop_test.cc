@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/llm/provider_factory.h"
 #include "tests/testing/server_process.h"
 
 namespace chat::llm {
@@ -219,6 +220,43 @@ TEST_F(CurlMultiLoopTest, AbortRightAfterAStartOnTheLoopThreadStopsIt) {
   EXPECT_EQ(loop_->active_transfers(), 0) << "the aborted transfer still runs";
   EXPECT_FALSE(r->done());
   EXPECT_EQ(Stats(model)["completed"], 0);
+}
+
+// A provider destroyed while a call waits to retry (the upstream said 503,
+// retry after 10 s) still ends that call: its sink is answered rather than
+// left waiting forever.
+TEST_F(CurlMultiLoopTest, DestroyingTheProviderEndsCallsWaitingToRetry) {
+  class Sink final : public CompletionSink {
+   public:
+    void OnDelta(absl::string_view) override {}
+    void OnComplete(absl::StatusOr<CompletionResult> result) override {
+      status = result.status();
+      done.Notify();
+    }
+    absl::Status status;
+    absl::Notification done;
+  };
+  const std::string model = "status:503:10@loop-shutdown";
+  ProviderConfig config;
+  config.name = "anthropic";
+  config.anthropic_api_key = "k";
+  config.anthropic_base_url = absl::StrCat("http://", upstream_->address());
+  absl::StatusOr<std::unique_ptr<LlmProvider>> provider = MakeLlmProvider(config);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  auto sink = std::make_shared<Sink>();
+  CompletionRequest request;
+  request.model = model;
+  request.messages.push_back({"user", "hi"});
+  (*provider)->Start(request, sink);
+  for (int i = 0; i < 100 && Stats(model)["attempts"] < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Stats(model)["attempts"], 1);
+  absl::SleepFor(absl::Milliseconds(100));  // Now waiting out retry-after.
+  EXPECT_FALSE(sink->done.HasBeenNotified());
+  provider->reset();
+  EXPECT_TRUE(sink->done.HasBeenNotified()) << "the call was dropped, not ended";
+  EXPECT_FALSE(sink->status.ok());
 }
 
 TEST_F(CurlMultiLoopTest, FirstByteAndIdleTimeoutsEndStalledTransfers) {
