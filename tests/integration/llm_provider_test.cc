@@ -7,7 +7,6 @@
 // the client closed the connection early. Each test then checks the gRPC
 // status and that the stored history holds whole turns only.
 
-#include <curl/curl.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -28,11 +27,13 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
+#include "tests/testing/fake_upstream.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
 namespace {
 
+using ::chat::testing::FakeUpstream;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::ServerProcess;
 using ::chat::v1::ChatRequest;
@@ -44,43 +45,14 @@ using ::testing::Not;
 
 const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
 
-size_t AppendToString(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// The fake's certificate, for its --tls mode.
-const char kFakeCert[] = CHAT_FAKE_UPSTREAM_DIR "/tls/cert.pem";
-
-// A blocking HTTP call to the fake's control endpoints.
-std::string HttpCall(const std::string& url, bool post) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CAINFO, kFakeCert);
-  if (post) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return body;
-}
-
-std::string Escape(const std::string& s) {
-  char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
-  std::string out(e);
-  curl_free(e);
-  return out;
-}
-
 class LlmProviderTest : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     if (std::string(CHAT_NODE_BINARY).empty()) return;
-    upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT});
-    absl::Status started = upstream_->Start();
-    ASSERT_TRUE(started.ok()) << started << upstream_->Log();
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> started =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+    ASSERT_TRUE(started.ok()) << started.status();
+    upstream_ = started->release();
   }
   static void TearDownTestSuite() {
     delete upstream_;
@@ -105,7 +77,7 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
         "--idle_timeout=1s",
         "--shutdown_grace=5s"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    const std::string base = absl::StrCat("http://", upstream_->address());
+    const std::string base = upstream_->base_url();
     std::map<std::string, std::string> env = {
         {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},
         {"ANTHROPIC_BASE_URL", base},
@@ -126,15 +98,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
     return absl::StrCat(behaviour, "@", provider(), "/", info->name());
   }
 
-  nlohmann::json Stats(const std::string& model) {
-    return nlohmann::json::parse(HttpCall(
-        absl::StrCat("http://", upstream_->address(), "/_stats?key=", Escape(model)),
-        false));
-  }
-  void Release(const std::string& model) {
-    HttpCall(absl::StrCat("http://", upstream_->address(), "/_release?key=", Escape(model)),
-             true);
-  }
+  nlohmann::json Stats(const std::string& model) { return upstream_->Stats(model); }
+  void Release(const std::string& model) { upstream_->Release(model); }
   // Polls the fake until `field` of `model`'s stats reaches `value`.
   bool WaitForStat(const std::string& model, const std::string& field, int value) {
     for (int i = 0; i < 100; ++i) {
@@ -167,14 +132,14 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
     return ::chat::testing::CallGetHistory(*stub_, session, status);
   }
 
-  static ServerProcess* upstream_;
+  static FakeUpstream* upstream_;
   std::string dir_;
   std::unique_ptr<ServerProcess> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<ChatService::Stub> stub_;
 };
 
-ServerProcess* LlmProviderTest::upstream_ = nullptr;
+FakeUpstream* LlmProviderTest::upstream_ = nullptr;
 
 TEST_P(LlmProviderTest, DeltasArriveOneByOneWhileTheUpstreamStillStreams) {
   StartServer();
@@ -421,8 +386,8 @@ TEST_P(LlmProviderTest, DotEnvInTheWorkingDirectorySuppliesTheKey) {
     GTEST_SKIP() << "a provider key in the test's environment would win over .env";
   }
   const std::string prefix = provider() == "anthropic" ? "ANTHROPIC" : "OPENAI";
-  const std::string base = absl::StrCat("http://", upstream_->address(),
-                                        provider() == "openai" ? "/v1" : "");
+  const std::string base =
+      absl::StrCat(upstream_->base_url(), provider() == "openai" ? "/v1" : "");
   std::ofstream(dir_ + "/.env") << "# as the Python template had it\n"
                                 << prefix << "_API_KEY=\"sk-dotenv-secret\"\n"
                                 << "export " << prefix << "_BASE_URL=" << base << "\n";
@@ -449,9 +414,10 @@ class Http2Test : public LlmProviderTest {
  protected:
   static void SetUpTestSuite() {
     if (std::string(CHAT_NODE_BINARY).empty()) return;
-    tls_upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT, "--tls"});
-    absl::Status started = tls_upstream_->Start();
-    ASSERT_TRUE(started.ok()) << started << tls_upstream_->Log();
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> started =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR, /*tls=*/true);
+    ASSERT_TRUE(started.ok()) << started.status();
+    tls_upstream_ = started->release();
   }
   static void TearDownTestSuite() {
     delete tls_upstream_;
@@ -462,18 +428,18 @@ class Http2Test : public LlmProviderTest {
     dir_ = MakeTempDir();
   }
 
-  static ServerProcess* tls_upstream_;
+  static FakeUpstream* tls_upstream_;
 };
 
-ServerProcess* Http2Test::tls_upstream_ = nullptr;
+FakeUpstream* Http2Test::tls_upstream_ = nullptr;
 
 TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
-  const std::string base = absl::StrCat("https://", tls_upstream_->address());
+  const std::string base = tls_upstream_->base_url();
   server_ = std::make_unique<ServerProcess>(
       CHAT_SERVER_BINARY,
       std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory",
                                absl::StrCat("--provider=", provider()),
-                               absl::StrCat("--provider_ca_file=", kFakeCert)},
+                               absl::StrCat("--provider_ca_file=", tls_upstream_->cert_file())},
       std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "k"},
                                          {"ANTHROPIC_BASE_URL", base},
                                          {"OPENAI_API_KEY", "k"},
@@ -482,8 +448,7 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
   stub_ = ChatService::NewStub(
       grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   const std::string model = Model("slow:30");
-  const nlohmann::json before = nlohmann::json::parse(
-      HttpCall(absl::StrCat(base, "/_server"), false));
+  const nlohmann::json before = tls_upstream_->ServerStats();
   constexpr int kStreams = 20;
   std::vector<std::thread> clients;
   std::vector<grpc::Status> statuses(kStreams);
@@ -496,14 +461,12 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
   }
   for (std::thread& t : clients) t.join();
   for (const grpc::Status& s : statuses) EXPECT_TRUE(s.ok()) << s.error_message();
-  const nlohmann::json after = nlohmann::json::parse(
-      HttpCall(absl::StrCat(base, "/_server"), false));
+  const nlohmann::json after = tls_upstream_->ServerStats();
   // The replies were answered at their final event; the fake ends each
   // body a moment later.
   nlohmann::json stats;
   for (int i = 0; i < 100; ++i) {
-    stats = nlohmann::json::parse(
-        HttpCall(absl::StrCat(base, "/_stats?key=", Escape(model)), false));
+    stats = tls_upstream_->Stats(model);
     if (stats["completed"] == kStreams) break;
     absl::SleepFor(absl::Milliseconds(50));
   }

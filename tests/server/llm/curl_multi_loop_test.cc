@@ -20,12 +20,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/llm/provider_factory.h"
-#include "tests/testing/server_process.h"
+#include "tests/testing/fake_upstream.h"
 
 namespace chat::llm {
 namespace {
 
-using ::chat::testing::ServerProcess;
+using ::chat::testing::FakeUpstream;
 using ::testing::HasSubstr;
 
 // Records one transfer's callbacks.
@@ -92,18 +92,14 @@ class Recorder final : public TransferHandler {
   absl::Notification done_;
 };
 
-size_t Append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
 class CurlMultiLoopTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (std::string(CHAT_NODE_BINARY).empty()) return;
-    upstream_ = new ServerProcess(CHAT_NODE_BINARY, {CHAT_FAKE_UPSTREAM_SCRIPT});
-    absl::Status started = upstream_->Start();
-    ASSERT_TRUE(started.ok()) << started << upstream_->Log();
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> started =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+    ASSERT_TRUE(started.ok()) << started.status();
+    upstream_ = started->release();
   }
   static void TearDownTestSuite() {
     delete upstream_;
@@ -120,7 +116,7 @@ class CurlMultiLoopTest : public ::testing::Test {
   // An Anthropic-style streaming request the fake answers as `model` says.
   HttpRequest Request(const std::string& model) {
     HttpRequest r;
-    r.url = absl::StrCat("http://", upstream_->address(), "/v1/messages");
+    r.url = upstream_->base_url() + "/v1/messages";
     r.headers = {"x-api-key: k", "anthropic-version: 2023-06-01",
                  "content-type: application/json"};
     r.body = nlohmann::json{{"model", model},
@@ -131,25 +127,13 @@ class CurlMultiLoopTest : public ::testing::Test {
     return r;
   }
 
-  nlohmann::json Stats(const std::string& model) {
-    std::string body;
-    CURL* curl = curl_easy_init();
-    char* key = curl_easy_escape(curl, model.c_str(), 0);
-    std::string url = absl::StrCat("http://", upstream_->address(), "/_stats?key=", key);
-    curl_free(key);
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    return nlohmann::json::parse(body);
-  }
+  nlohmann::json Stats(const std::string& model) { return upstream_->Stats(model); }
 
-  static ServerProcess* upstream_;
+  static FakeUpstream* upstream_;
   std::unique_ptr<CurlMultiLoop> loop_;
 };
 
-ServerProcess* CurlMultiLoopTest::upstream_ = nullptr;
+FakeUpstream* CurlMultiLoopTest::upstream_ = nullptr;
 
 TEST_F(CurlMultiLoopTest, StreamsAResponseOnTheLoopThread) {
   auto r = std::make_shared<Recorder>(loop_.get());
@@ -240,7 +224,7 @@ TEST_F(CurlMultiLoopTest, DestroyingTheProviderEndsCallsWaitingToRetry) {
   ProviderConfig config;
   config.name = "anthropic";
   config.anthropic_api_key = "k";
-  config.anthropic_base_url = absl::StrCat("http://", upstream_->address());
+  config.anthropic_base_url = upstream_->base_url();
   absl::StatusOr<std::unique_ptr<LlmProvider>> provider = MakeLlmProvider(config);
   ASSERT_TRUE(provider.ok()) << provider.status();
   auto sink = std::make_shared<Sink>();
