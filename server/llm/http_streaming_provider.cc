@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/llm/provider_error.h"
-#include "server/logging.h"
+#include "common/logging.h"
 
 namespace chat::llm {
 namespace {

@@ -1,0 +1,525 @@
+#include "gateway/app/gateway.h"
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "gateway/transcode/metadata.h"
+#include "gateway/openapi/openapi.h"
+#include "gateway/openapi/proto_docs.h"
+#include "gateway/transcode/sse_writer.h"
+#include "gateway/transcode/status_mapping.h"
+#include "gateway/transcode/transcoder.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/client_callback.h"
+
+namespace chat::gateway {
+namespace {
+
+using google::protobuf::Message;
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::MethodDescriptor;
+
+constexpr absl::string_view kJson = "application/json";
+
+void RespondError(const std::shared_ptr<HttpExchange>& exchange,
+                  HttpHeaders headers, const HttpError& error) {
+  headers.emplace_back("Content-Type", std::string(kJson));
+  exchange->Respond(error.http_status, std::move(headers), ErrorBody(error));
+}
+
+std::string Header(const HttpRequest& request, absl::string_view name) {
+  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
+  if (it == request.end()) return "";
+  return std::string(it->value().data(), it->value().size());
+}
+
+grpc::ByteBuffer Serialize(const Message& message) {
+  std::string bytes = message.SerializeAsString();
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// Parses `buffer` as a message of `type`; nullptr if it does not parse.
+std::unique_ptr<Message> Parse(const grpc::ByteBuffer& buffer,
+                               const google::protobuf::Descriptor* type) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return nullptr;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  const Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(type);
+  if (prototype == nullptr) return nullptr;
+  std::unique_ptr<Message> message(prototype->New());
+  if (!message->ParseFromString(bytes)) return nullptr;
+  return message;
+}
+
+std::string GrpcMethodPath(const MethodDescriptor* method) {
+  return absl::StrCat("/", method->service()->full_name(), "/", method->name());
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+}  // namespace
+
+// One unary call. The context is shared with the client-gone callback,
+// which may run after the call finished (TryCancel is then a no-op).
+struct UnaryCall {
+  std::shared_ptr<grpc::ClientContext> context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  std::shared_ptr<HttpExchange> exchange;
+  const MethodDescriptor* method = nullptr;
+  HttpHeaders headers;
+  // Set when the answer gathers every page (see FollowsAllPages): the
+  // request to ask again with the next token, what the context carries, and
+  // the pages so far.
+  std::unique_ptr<Message> paged_request;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  std::chrono::system_clock::time_point deadline;
+  std::unique_ptr<Message> gathered;
+};
+
+namespace {
+
+// The template's routes predate paging: its `GET /sessions` listed every
+// session. So a paged list method (a request with page_size and page_token,
+// an answer with next_page_token) reached through a template route with
+// neither set answers every page, gathered by the gateway, up to
+// kMaxUnpagedItems items (then the answer's next_page_token says where to go
+// on). The /v1 routes page as the proto says.
+constexpr int kUnpagedPageSize = 1000;
+constexpr int kMaxUnpagedItems = 10000;
+
+bool FollowsAllPages(const Route& route, const Message& request) {
+  if (!route.additional_binding) return false;
+  const Descriptor* in = route.method->input_type();
+  const FieldDescriptor* size = in->FindFieldByName("page_size");
+  const FieldDescriptor* token = in->FindFieldByName("page_token");
+  if (size == nullptr || token == nullptr ||
+      size->cpp_type() != FieldDescriptor::CPPTYPE_INT32 ||
+      token->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
+      route.method->output_type()->FindFieldByName("next_page_token") == nullptr) {
+    return false;
+  }
+  const google::protobuf::Reflection* r = request.GetReflection();
+  return r->GetInt32(request, size) == 0 && r->GetString(request, token).empty();
+}
+
+// Items gathered so far: the sizes of the answer's repeated fields.
+int GatheredItems(const Message& answer) {
+  int items = 0;
+  const Descriptor* type = answer.GetDescriptor();
+  for (int i = 0; i < type->field_count(); ++i) {
+    if (type->field(i)->is_repeated()) {
+      items += answer.GetReflection()->FieldSize(answer, type->field(i));
+    }
+  }
+  return items;
+}
+
+// One server-streaming call, read one message at a time: the next read
+// starts only once the previous event is written to the client, so a slow
+// client slows the stream (gRPC flow control reaches chat-server) instead
+// of queueing without bound. Deletes itself in OnDone, the reactor's last
+// callback.
+class StreamCall final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamCall(Gateway* gateway, std::shared_ptr<grpc::ClientContext> context,
+             std::shared_ptr<HttpExchange> exchange,
+             const MethodDescriptor* method, StreamFormat format,
+             HttpHeaders headers, grpc::ByteBuffer request)
+      : gateway_(gateway),
+        context_(std::move(context)),
+        exchange_(std::move(exchange)),
+        method_(method),
+        format_(format),
+        headers_(std::move(headers)),
+        request_(std::move(request)) {}
+
+  void Start(grpc::GenericStub* stub) {
+    gateway_->CallStarted(context_.get());
+    stub->PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
+                                   grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnWriteDone(bool /*ok*/) override {}
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // End of stream or failure: OnDone says which.
+    std::unique_ptr<Message> event = Parse(response_, method_->output_type());
+    if (event == nullptr) {
+      context_->TryCancel();
+      StartRead(&response_);
+      return;
+    }
+    std::string out;
+    StreamEventParts parts = SplitStreamEvent(*event);
+    switch (format_) {
+      case StreamFormat::kRawText:
+        if (parts.has_text && parts.name != "done") out = parts.text;
+        break;
+      case StreamFormat::kSse:
+        out = SseEvent(parts.name, parts.json);
+        break;
+      case StreamFormat::kNdjson:
+        out = NdjsonResult(MessageToJson(*event));
+        break;
+    }
+    if (out.empty()) {
+      StartRead(&response_);
+      return;
+    }
+    EnsureStarted();
+    // The next read starts outside a reaction, so a hold keeps the call
+    // (and this reactor) from finishing in between: without it, a stream
+    // whose status arrives while no read is pending would reach OnDone and
+    // be deleted before the write's callback runs.
+    AddHold();
+    exchange_->Write(std::move(out), [this](bool written) {
+      if (!written) context_->TryCancel();  // The client left.
+      StartRead(&response_);
+      RemoveHold();
+    });
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (status.ok()) {
+      EnsureStarted();
+      exchange_->FinishStream();
+    } else {
+      HttpError error = ToHttpError(status);
+      if (!started_) {
+        // Nothing sent yet: an ordinary HTTP error (grpc-gateway's
+        // line-delimited shape for an ndjson client).
+        if (format_ == StreamFormat::kNdjson) {
+          headers_.emplace_back("Content-Type",
+                                std::string(StreamContentType(format_)));
+          exchange_->Respond(error.http_status, std::move(headers_),
+                             NdjsonError(error));
+        } else {
+          RespondError(exchange_, std::move(headers_), error);
+        }
+      } else {
+        std::string tail;
+        switch (format_) {
+          case StreamFormat::kRawText:
+            tail = RawTextError(error);
+            break;
+          case StreamFormat::kSse:
+            tail = SseEvent("error", ErrorBody(error));
+            break;
+          case StreamFormat::kNdjson:
+            tail = NdjsonError(error);
+            break;
+        }
+        exchange_->Write(std::move(tail), nullptr);
+        exchange_->FinishStream();
+      }
+    }
+    // After the last exchange call above: once the gateway sees no call in
+    // flight, nothing posts to the HTTP side any more.
+    gateway_->CallFinished(context_.get());
+    delete this;
+  }
+
+ private:
+  void EnsureStarted() {
+    if (started_) return;
+    started_ = true;
+    HttpHeaders headers = headers_;
+    headers.emplace_back("Content-Type", std::string(StreamContentType(format_)));
+    headers.emplace_back("Cache-Control", "no-cache");
+    // Tells nginx-style proxies in front of us not to buffer the stream.
+    headers.emplace_back("X-Accel-Buffering", "no");
+    exchange_->StartStream(200, std::move(headers));
+  }
+
+  Gateway* const gateway_;
+  std::shared_ptr<grpc::ClientContext> context_;
+  std::shared_ptr<HttpExchange> exchange_;
+  const MethodDescriptor* method_;
+  const StreamFormat format_;
+  HttpHeaders headers_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  bool started_ = false;  // Touched only by reactor callbacks, one at a time.
+};
+
+}  // namespace
+
+Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
+                 GatewayOptions options)
+    : channel_(std::move(channel)),
+      stub_(channel_),
+      routes_(std::move(routes)),
+      options_(std::move(options)),
+      cors_(options_.cors_origins),
+      openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
+                                    &ChatProtoDocs())) {
+  if (options_.web_root.empty()) return;
+  const std::string page = ReadFileOrEmpty(options_.web_root + "/web/index.html");
+  if (!page.empty()) {
+    for (const char* path : {"/web", "/web/", "/web/index.html"}) {
+      static_files_[path] = {"text/html; charset=utf-8", page};
+    }
+  }
+  const std::string client = ReadFileOrEmpty(options_.web_root + "/js/chat-client.js");
+  if (!client.empty()) {
+    static_files_["/js/chat-client.js"] = {"text/javascript; charset=utf-8", client};
+  }
+}
+
+void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
+                            const std::string& path, const std::string& origin,
+                            HttpHeaders headers) {
+  std::vector<std::string> allowed;
+  if (path == "/openapi.json" || static_files_.contains(path)) {
+    allowed = {"GET"};
+  } else {
+    allowed = routes_.Match("OPTIONS", path).allowed;
+  }
+  if (allowed.empty()) {
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
+                               absl::StrCat("no route for ", path)));
+    return;
+  }
+  for (auto& h : cors_.PreflightHeaders(
+           origin, allowed,
+           Header(exchange->request(), "access-control-request-headers"))) {
+    headers.push_back(std::move(h));
+  }
+  allowed.push_back("OPTIONS");
+  headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+  exchange->Respond(204, std::move(headers), "");
+}
+
+void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
+  const HttpRequest& request = exchange->request();
+  const std::string request_id = RequestIdFor(request);
+  const std::string origin = Header(request, "origin");
+  HttpHeaders headers = {{"x-request-id", request_id}};
+  for (auto& h : cors_.ResponseHeaders(origin)) headers.push_back(std::move(h));
+
+  const std::string target(request.target().data(), request.target().size());
+  const size_t question = target.find('?');
+  const std::string path = target.substr(0, question);
+  const std::string query =
+      question == std::string::npos ? "" : target.substr(question + 1);
+  // HEAD is GET without the body (the connection leaves the body out).
+  const std::string method =
+      request.method() == boost::beast::http::verb::head
+          ? std::string("GET")
+          : std::string(request.method_string().data(),
+                        request.method_string().size());
+
+  if (method == "OPTIONS") {
+    HandleOptions(exchange, path, origin, std::move(headers));
+    return;
+  }
+  // The gateway's own documents: the OpenAPI description and the web page.
+  const bool is_openapi = path == "/openapi.json";
+  auto file = static_files_.find(path);
+  if (is_openapi || file != static_files_.end()) {
+    if (method != "GET") {
+      headers.emplace_back("Allow", "GET, OPTIONS");
+      RespondError(exchange, std::move(headers),
+                   MakeHttpError(405, grpc::StatusCode::UNIMPLEMENTED,
+                                 absl::StrCat("method ", method,
+                                              " is not allowed on ", path)));
+      return;
+    }
+    headers.emplace_back("Content-Type", is_openapi ? std::string(kJson)
+                                                    : file->second.content_type);
+    if (!is_openapi) headers.emplace_back("Cache-Control", "no-cache");
+    exchange->Respond(200, std::move(headers),
+                      is_openapi ? openapi_json_ : file->second.body);
+    return;
+  }
+
+  RouteMatch match = routes_.Match(method, path);
+  if (match.kind == RouteMatch::kNotFound) {
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
+                               absl::StrCat("no route for ", method, " ", path)));
+    return;
+  }
+  if (match.kind == RouteMatch::kMethodNotAllowed) {
+    match.allowed.push_back("OPTIONS");
+    headers.emplace_back("Allow", absl::StrJoin(match.allowed, ", "));
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(405, grpc::StatusCode::UNIMPLEMENTED,
+                               absl::StrCat("method ", method,
+                                            " is not allowed on ", path)));
+    return;
+  }
+  const Route& route = *match.route;
+  absl::StatusOr<std::unique_ptr<Message>> message =
+      BuildRequest(route.method->input_type(), route.body, request.body(),
+                   match.bindings, ParseQueryString(query));
+  if (!message.ok()) {
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(400, grpc::StatusCode::INVALID_ARGUMENT,
+                               std::string(message.status().message())));
+    return;
+  }
+
+  CallBackend(exchange, *match.route, **message, request_id, std::move(headers));
+}
+
+void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
+                          const Route& route, const Message& message,
+                          const std::string& request_id, HttpHeaders headers) {
+  const HttpRequest& request = exchange->request();
+  absl::Duration timeout = options_.request_timeout;
+  if (std::string value = Header(request, "grpc-timeout"); !value.empty()) {
+    absl::StatusOr<absl::Duration> asked = ParseGrpcTimeout(value);
+    if (!asked.ok()) {
+      RespondError(exchange, std::move(headers),
+                   MakeHttpError(400, grpc::StatusCode::INVALID_ARGUMENT,
+                                 std::string(asked.status().message())));
+      return;
+    }
+    timeout = std::min(timeout, *asked);
+  }
+  auto context = std::make_shared<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  for (const auto& [key, value] : ForwardedMetadata(request, request_id)) {
+    context->AddMetadata(key, value);
+  }
+  // A client that leaves cancels the call, and chat-server then cancels the
+  // provider request.
+  exchange->OnClientGone(
+      [weak = std::weak_ptr<grpc::ClientContext>(context)] {
+        if (auto c = weak.lock()) c->TryCancel();
+      });
+
+  if (route.method->server_streaming()) {
+    StreamFormat format = StreamFormat::kSse;
+    if (route.additional_binding) {
+      format = StreamFormat::kRawText;
+    } else if (absl::StrContains(Header(request, "accept"), "application/x-ndjson")) {
+      format = StreamFormat::kNdjson;
+    }
+    auto* call = new StreamCall(this, context, exchange, route.method, format,
+                                std::move(headers), Serialize(message));
+    call->Start(&stub_);
+    return;
+  }
+
+  auto call = std::make_shared<UnaryCall>();
+  call->context = context;
+  call->request = Serialize(message);
+  call->exchange = exchange;
+  call->method = route.method;
+  call->headers = std::move(headers);
+  if (FollowsAllPages(route, message)) {
+    call->paged_request.reset(message.New());
+    call->paged_request->CopyFrom(message);
+    call->paged_request->GetReflection()->SetInt32(
+        call->paged_request.get(),
+        route.method->input_type()->FindFieldByName("page_size"),
+        kUnpagedPageSize);
+    call->request = Serialize(*call->paged_request);
+    call->metadata = ForwardedMetadata(request, request_id);
+    call->deadline = absl::ToChronoTime(absl::Now() + timeout);
+  }
+  StartUnary(std::move(call));
+}
+
+void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
+  CallStarted(call->context.get());
+  stub_.UnaryCall(
+      call->context.get(), GrpcMethodPath(call->method), grpc::StubOptions(),
+      &call->request, &call->response, [this, call](grpc::Status status) {
+        std::unique_ptr<Message> reply;
+        if (status.ok()) {
+          reply = Parse(call->response, call->method->output_type());
+          if (reply == nullptr) {
+            status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                  "the backend's answer did not parse");
+          }
+        }
+        CallFinished(call->context.get());
+        if (!status.ok()) {
+          RespondError(call->exchange, std::move(call->headers),
+                       ToHttpError(status));
+          return;
+        }
+        if (call->paged_request != nullptr) {
+          // Repeated fields append, next_page_token takes the newest value.
+          if (call->gathered == nullptr) {
+            call->gathered = std::move(reply);
+          } else {
+            call->gathered->MergeFrom(*reply);
+          }
+          const FieldDescriptor* next =
+              call->method->output_type()->FindFieldByName("next_page_token");
+          std::string token =
+              call->gathered->GetReflection()->GetString(*call->gathered, next);
+          if (!token.empty() && GatheredItems(*call->gathered) < kMaxUnpagedItems) {
+            call->paged_request->GetReflection()->SetString(
+                call->paged_request.get(),
+                call->method->input_type()->FindFieldByName("page_token"), token);
+            call->request = Serialize(*call->paged_request);
+            call->response.Clear();
+            // A context serves one call: the next page gets a fresh one,
+            // with the same deadline and metadata.
+            call->context = std::make_shared<grpc::ClientContext>();
+            call->context->set_deadline(call->deadline);
+            for (const auto& [key, value] : call->metadata) {
+              call->context->AddMetadata(key, value);
+            }
+            StartUnary(call);
+            return;
+          }
+          reply = std::move(call->gathered);
+        }
+        call->headers.emplace_back("Content-Type", std::string(kJson));
+        call->exchange->Respond(200, std::move(call->headers),
+                                MessageToJson(*reply));
+      });
+}
+
+void Gateway::CallStarted(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.insert(context);
+}
+
+void Gateway::CallFinished(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(context);
+}
+
+void Gateway::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (grpc::ClientContext* context : calls_) context->TryCancel();
+}
+
+bool Gateway::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,88 @@
+#ifndef CHAT_GATEWAY_APP_GATEWAY_H_
+#define CHAT_GATEWAY_APP_GATEWAY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gateway/http/cors.h"
+#include "gateway/http/http_server.h"
+#include "gateway/transcode/routes.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/generic/generic_stub.h"
+
+namespace chat::gateway {
+
+struct GatewayOptions {
+  // Deadline of a call whose request has no (shorter) Grpc-Timeout.
+  absl::Duration request_timeout = absl::Minutes(5);
+  // See CorsPolicy.
+  std::string cors_origins;
+  // Directory holding the web chat page (index.html) and the JS client
+  // (chat-client.js), served at /web/ and /js/chat-client.js; empty: none.
+  // Read at start-up.
+  std::string web_root;
+};
+
+struct UnaryCall;
+
+// The HTTP handler: matches a request to a route, transcodes it to the RPC,
+// calls chat-server through the channel with gRPC's callback API (no thread
+// waits for an answer), and transcodes the answer back. Thread-safe; one
+// instance serves every connection.
+class Gateway {
+ public:
+  Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
+          GatewayOptions options);
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  void Handle(std::shared_ptr<HttpExchange> exchange);
+
+  // For shutdown: cancels every gRPC call in flight (each then finishes
+  // with CANCELLED), and waits up to `timeout` until none is; true if none
+  // is. Once idle, no gRPC callback touches an HttpExchange any more.
+  void CancelAll();
+  bool WaitIdle(absl::Duration timeout);
+
+  // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
+  void CallStarted(grpc::ClientContext* context);
+  void CallFinished(grpc::ClientContext* context);
+
+ private:
+  // Preflight and `Allow` for OPTIONS on `path`.
+  void HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
+                     const std::string& path, const std::string& origin,
+                     HttpHeaders headers);
+  // Issues `call` (a unary RPC) and answers with its result, following
+  // pages where the call gathers them.
+  void StartUnary(std::shared_ptr<UnaryCall> call);
+  // Calls the route's RPC with `message` and answers with its result.
+  void CallBackend(const std::shared_ptr<HttpExchange>& exchange,
+                   const Route& route, const google::protobuf::Message& message,
+                   const std::string& request_id, HttpHeaders headers);
+
+  struct StaticFile {
+    std::string content_type;
+    std::string body;
+  };
+
+  std::shared_ptr<grpc::Channel> channel_;
+  grpc::GenericStub stub_;
+  const RouteTable routes_;
+  const GatewayOptions options_;
+  const CorsPolicy cors_;
+  const std::string openapi_json_;
+  // The web page and JS client by URL path, read once at start-up so that
+  // no I/O thread ever waits for the disk.
+  absl::flat_hash_map<std::string, StaticFile> static_files_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_APP_GATEWAY_H_

@@ -1,0 +1,559 @@
+#include "gateway/http/http_server.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <deque>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "boost/asio/bind_executor.hpp"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+#include "boost/beast/http/error.hpp"
+#include "boost/beast/http/parser.hpp"
+#include "boost/beast/http/read.hpp"
+#include "boost/beast/http/status.hpp"
+#include "common/logging.h"
+
+namespace chat::gateway {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return absl::ToChronoNanoseconds(d);
+}
+
+std::string ReasonPhrase(int status) {
+  if (status == 499) return "Client Closed Request";
+  beast::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  if (reason.empty() || reason == "<unknown-status>") return "Status";
+  return std::string(reason);
+}
+
+}  // namespace
+
+// One client connection. All members are touched only on the connection's
+// strand (the socket's executor).
+//
+// States: reading a request -> handling (the exchange holds the connection;
+// a watch on the socket notices the client leaving) -> writing the answer
+// -> reading the next request, or closing.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const HttpServerOptions& options,
+             const HttpHandler& handler, std::atomic<int>* busy,
+             const std::atomic<bool>* draining)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        server_busy_(busy),
+        draining_(draining) {}
+  ~Connection() { SetBusy(false); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  template <typename F>
+  void Post(F&& f) {
+    net::post(stream_.get_executor(), std::forward<F>(f));
+  }
+
+  // The HttpExchange methods, run on the strand.
+  // Each takes the sequence number of the exchange calling it: calls from an
+  // exchange whose request is over are ignored.
+  void DoRespond(uint64_t seq, int status, HttpHeaders headers, std::string body) {
+    if (seq != sequence_ || gone_ || response_started_) return;
+    response_started_ = true;
+    std::string out = Head(status, headers, /*streamed=*/false, body.size());
+    // A HEAD answer has GET's headers (Content-Length included) and no body.
+    if (!head_request_) out += body;
+    Enqueue(std::move(out), nullptr);
+    response_complete_ = true;
+    MaybeWriteNext();
+  }
+
+  void DoStartStream(uint64_t seq, int status, HttpHeaders headers) {
+    if (seq != sequence_ || gone_ || response_started_) return;
+    response_started_ = true;
+    streamed_ = true;
+    Enqueue(Head(status, headers, /*streamed=*/true, 0), nullptr);
+    MaybeWriteNext();
+  }
+
+  void DoWrite(uint64_t seq, std::string data, std::function<void(bool)> done) {
+    if (seq != sequence_ || gone_ || !streamed_ || response_complete_) {
+      if (done) done(false);
+      return;
+    }
+    if (data.empty()) {
+      if (done) done(true);
+      return;
+    }
+    if (chunked_) {
+      std::string framed = absl::StrCat(absl::Hex(data.size()), "\r\n");
+      framed += data;
+      framed += "\r\n";
+      data = std::move(framed);
+    }
+    Enqueue(std::move(data), std::move(done));
+    MaybeWriteNext();
+  }
+
+  void DoFinishStream(uint64_t seq) {
+    if (seq != sequence_ || gone_ || !streamed_ || response_complete_) return;
+    response_complete_ = true;
+    if (chunked_) {
+      Enqueue("0\r\n\r\n", nullptr);
+    } else {
+      keep_alive_ = false;  // An HTTP/1.0 stream ends when the socket closes.
+    }
+    MaybeWriteNext();
+  }
+
+  void DoOnClientGone(uint64_t seq, std::function<void()> callback) {
+    if (seq != sequence_) return;
+    if (gone_) {
+      callback();
+      return;
+    }
+    on_gone_ = std::move(callback);
+  }
+
+ private:
+  struct PendingWrite {
+    std::string data;
+    std::function<void(bool)> done;
+  };
+
+  std::string Head(int status, const HttpHeaders& headers, bool streamed,
+                   size_t content_length) {
+    std::string out = absl::StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status),
+                                   "\r\n");
+    status_ = status;
+    for (const auto& [name, value] : headers) {
+      absl::StrAppend(&out, name, ": ", value, "\r\n");
+      if (name == "x-request-id") request_id_ = value;
+    }
+    if (status == 204 || status == 304) {
+      // No body and, per RFC 9110 section 8.6, no Content-Length.
+    } else if (!streamed) {
+      absl::StrAppend(&out, "Content-Length: ", content_length, "\r\n");
+    } else if (chunked_) {
+      absl::StrAppend(&out, "Transfer-Encoding: chunked\r\n");
+    } else {
+      keep_alive_ = false;
+    }
+    absl::StrAppend(&out, "Connection: ", keep_alive_ ? "keep-alive" : "close",
+                    "\r\n\r\n");
+    return out;
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(options_.max_body_bytes);
+    stream_.expires_after(ToChrono(options_.read_timeout));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->OnHeader(ec);
+        });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& header = parser_->get();
+    boost::optional<uint64_t> length = parser_->content_length();
+    if (length && *length > options_.max_body_bytes) {
+      RejectRequest(413, absl::StrCat("the request body is ", *length,
+                                      " bytes; the limit is ",
+                                      options_.max_body_bytes, " bytes"));
+      return;
+    }
+    if (absl::EqualsIgnoreCase(
+            std::string(header[http::field::expect]), "100-continue") &&
+        header.version() >= 11) {
+      // The client waits for this before sending the body (curl does for
+      // bodies over 1 KiB); its write is queued ahead of everything else.
+      boost::asio::async_write(
+          stream_, net::buffer(kContinue, sizeof(kContinue) - 1),
+          [self = shared_from_this()](beast::error_code ec, size_t) {
+            if (ec) {
+              self->Close();
+              return;
+            }
+            self->ReadBody();
+          });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    stream_.expires_after(ToChrono(options_.read_timeout));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnBody(ec);
+                     });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    stream_.expires_never();
+    if (draining_->load()) {
+      // Shutting down: requests already running finish, but a keep-alive
+      // connection gets no new call started, which could outlive the
+      // server; the client retries elsewhere.
+      RejectRequest(503, "the gateway is shutting down; retry");
+      return;
+    }
+    HttpRequest request = parser_->release();
+    keep_alive_ = request.keep_alive();
+    head_request_ = request.method() == http::verb::head;
+    if (options_.access_log) {
+      started_ = absl::Now();
+      request_line_ = absl::StrCat(std::string(request.method_string()), " ",
+                                   std::string(request.target()));
+      status_ = 0;
+      request_id_.clear();
+    }
+    chunked_ = request.version() >= 11;
+    response_started_ = response_complete_ = streamed_ = false;
+    on_gone_ = nullptr;
+    SetBusy(true);
+    Watch();
+    ++sequence_;
+    handler_(std::make_shared<HttpExchange>(shared_from_this(), sequence_,
+                                            std::move(request)));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      RejectRequest(413, absl::StrCat("the request body is over the limit of ",
+                                      options_.max_body_bytes, " bytes"));
+    } else if (ec == http::error::header_limit) {
+      RejectRequest(431, "the request headers are too large");
+    } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+               ec == net::error::operation_aborted ||
+               ec == net::error::connection_reset || ec == net::error::eof) {
+      // The client left, or the read timed out: an idle keep-alive
+      // connection, or a request that never completed. tcp_stream has
+      // already closed the socket on a timeout, so no 408 can be sent.
+      Close();
+    } else {
+      RejectRequest(400, absl::StrCat("malformed HTTP request: ", ec.message()));
+    }
+  }
+
+  // Answers an unreadable request and closes: the rest of the stream cannot
+  // be trusted to start at a request boundary.
+  void RejectRequest(int status, const std::string& message) {
+    keep_alive_ = false;
+    chunked_ = true;
+    response_started_ = true;
+    response_complete_ = true;
+    // The gRPC code that goes with each status (google.rpc.Code docs).
+    int code = status == 413 ? 8 : status == 503 ? 14 : 3;
+    std::string body = absl::StrCat("{\"code\":", code, ",\"message\":\"",
+                                    message, "\",\"details\":[]}");
+    Enqueue(Head(status, {{"Content-Type", "application/json"}}, false,
+                 body.size()) +
+                body,
+            nullptr);
+    MaybeWriteNext();
+  }
+
+  void Enqueue(std::string data, std::function<void(bool)> done) {
+    queue_.push_back(PendingWrite{std::move(data), std::move(done)});
+  }
+
+  void MaybeWriteNext() {
+    if (writing_ || gone_) return;
+    if (queue_.empty()) {
+      if (response_complete_) AfterResponse();
+      return;
+    }
+    // The buffer being written lives in `in_flight_`, out of the queue, so
+    // that ClientGone() can drop the queue while the write is pending.
+    writing_ = true;
+    in_flight_ = std::move(queue_.front());
+    queue_.pop_front();
+    stream_.expires_after(ToChrono(options_.write_timeout));
+    net::async_write(stream_, net::buffer(in_flight_.data),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnWrite(ec);
+                     });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    writing_ = false;
+    PendingWrite done = std::move(in_flight_);
+    in_flight_ = PendingWrite{};
+    if (ec) {
+      ClientGone();
+      if (done.done) done.done(false);
+      return;
+    }
+    if (done.done) done.done(true);
+    MaybeWriteNext();
+  }
+
+  // The answer is written: stop watching and read the next request, or
+  // close.
+  void AfterResponse() {
+    LogAccess("");
+    SetBusy(false);
+    ++watch_generation_;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+    on_gone_ = nullptr;
+    if (!keep_alive_) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      Close();
+      return;
+    }
+    ReadHeader();
+  }
+
+  // While a request is being handled, waits for the socket to turn
+  // readable: end of stream or an error means the client left (its stream
+  // must be cancelled); data means a pipelined request, read later.
+  void Watch() {
+    const uint64_t generation = ++watch_generation_;
+    stream_.socket().async_wait(
+        tcp::socket::wait_read,
+        [self = shared_from_this(), generation](beast::error_code ec) {
+          self->OnWatch(ec, generation);
+        });
+  }
+
+  void OnWatch(beast::error_code ec, uint64_t generation) {
+    if (generation != watch_generation_ || ec == net::error::operation_aborted ||
+        gone_) {
+      return;
+    }
+    if (ec) {
+      ClientGone();
+      return;
+    }
+    char byte;
+    ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
+                       MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                   errno != EINTR)) {
+      ClientGone();
+    } else if (n < 0) {
+      Watch();
+    }
+    // n > 0: a pipelined request waits in the socket; stop watching.
+  }
+
+  void ClientGone() {
+    if (gone_) return;
+    gone_ = true;
+    if (busy_) LogAccess(" (client gone)");
+    SetBusy(false);
+    std::function<void()> callback = std::move(on_gone_);
+    on_gone_ = nullptr;
+    Close();  // A pending write now fails, and OnWrite reports it.
+    std::deque<PendingWrite> dropped;
+    dropped.swap(queue_);
+    for (PendingWrite& w : dropped) {
+      if (w.done) w.done(false);
+    }
+    if (callback) callback();
+  }
+
+  // One line per request handled (--access_log): what, the status, how
+  // long until the answer was written, and the request id to find it in
+  // chat-server's logs.
+  void LogAccess(absl::string_view note) {
+    if (!options_.access_log || request_line_.empty()) return;
+    LogInfo(request_line_, " ", status_, " ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - started_,
+                                             absl::Microseconds(100))),
+            " rid=", request_id_, note);
+    request_line_.clear();
+  }
+
+  // Keeps the server's count of requests being handled.
+  void SetBusy(bool busy) {
+    if (busy == busy_) return;
+    busy_ = busy;
+    busy ? server_busy_->fetch_add(1) : server_busy_->fetch_sub(1);
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+  }
+
+  static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+  beast::tcp_stream stream_;
+  const HttpServerOptions& options_;
+  const HttpHandler& handler_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<PendingWrite> queue_;  // Not yet written.
+  PendingWrite in_flight_;          // Being written while `writing_`.
+  bool writing_ = false;
+  bool keep_alive_ = true;
+  bool chunked_ = true;             // HTTP/1.1 client: streams are chunked.
+  bool response_started_ = false;   // Head queued.
+  bool response_complete_ = false;  // Everything of the answer queued.
+  bool streamed_ = false;
+  bool head_request_ = false;
+  // For the access log (only kept with --access_log).
+  absl::Time started_;
+  std::string request_line_;
+  std::string request_id_;
+  int status_ = 0;
+  bool gone_ = false;               // The client left; the socket is closed.
+  uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
+  std::atomic<int>* const server_busy_;
+  const std::atomic<bool>* const draining_;
+  uint64_t sequence_ = 0;           // Of the request being handled.
+  bool busy_ = false;               // Counted in *server_busy_.
+  std::function<void()> on_gone_;
+};
+
+HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
+                           uint64_t sequence, HttpRequest request)
+    : connection_(std::move(connection)),
+      sequence_(sequence),
+      request_(std::move(request)) {}
+
+void HttpExchange::Respond(int status, HttpHeaders headers, std::string body) {
+  connection_->Post([c = connection_, seq = sequence_, status,
+                     headers = std::move(headers), body = std::move(body)]() mutable {
+    c->DoRespond(seq, status, std::move(headers), std::move(body));
+  });
+}
+
+void HttpExchange::StartStream(int status, HttpHeaders headers) {
+  connection_->Post(
+      [c = connection_, seq = sequence_, status, headers = std::move(headers)]() mutable {
+        c->DoStartStream(seq, status, std::move(headers));
+      });
+}
+
+void HttpExchange::Write(std::string data, std::function<void(bool)> done) {
+  connection_->Post([c = connection_, seq = sequence_, data = std::move(data),
+                     done = std::move(done)]() mutable {
+    c->DoWrite(seq, std::move(data), std::move(done));
+  });
+}
+
+void HttpExchange::FinishStream() {
+  connection_->Post([c = connection_, seq = sequence_] { c->DoFinishStream(seq); });
+}
+
+void HttpExchange::OnClientGone(std::function<void()> callback) {
+  connection_->Post(
+      [c = connection_, seq = sequence_, callback = std::move(callback)]() mutable {
+        c->DoOnClientGone(seq, std::move(callback));
+      });
+}
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      acceptor_(net::make_strand(io_context_)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
+  beast::error_code ec;
+  tcp::resolver resolver(io_context_);
+  auto results = resolver.resolve(host, std::to_string(port),
+                                  tcp::resolver::passive, ec);
+  if (ec || results.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot resolve ", host, ": ", ec.message()));
+  }
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
+                                               port, ": ", ec.message()));
+  }
+  const int bound = acceptor_.local_endpoint(ec).port();
+  Accept();
+  for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+    threads_.emplace_back([this] { io_context_.run(); });
+  }
+  return bound;
+}
+
+void HttpServer::Accept() {
+  acceptor_.async_accept(
+      net::make_strand(io_context_),
+      [this](beast::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+        if (!ec) {
+          beast::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
+          std::make_shared<Connection>(std::move(socket), options_, handler_,
+                                       &busy_, &draining_)
+              ->Start();
+        } else {
+          // Out of descriptors, say: keep serving the open connections.
+          LogWarning("accept failed: ", ec.message());
+        }
+        Accept();
+      });
+}
+
+void HttpServer::StopAccepting() {
+  draining_.store(true);
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+}
+
+bool HttpServer::WaitIdle(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (busy_.load() > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+void HttpServer::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  StopAccepting();
+  io_context_.stop();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,124 @@
+#ifndef CHAT_GATEWAY_HTTP_HTTP_SERVER_H_
+#define CHAT_GATEWAY_HTTP_HTTP_SERVER_H_
+
+// An asynchronous HTTP/1.1 server on Boost.Beast and Asio, shaped like
+// boostorg/beast example/http/server/async/http_server_async.cpp: a few I/O
+// threads run every connection, each connection's work is serialized on its
+// own strand, and an idle keep-alive connection or an open stream costs a
+// socket and some memory, never a thread.
+//
+// One request per connection is in flight at a time: the next request is
+// read only after the answer to the previous one is fully written, so
+// pipelined requests are answered in order (RFC 9112 section 9.3.2).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/beast/http/message.hpp"
+#include "boost/beast/http/string_body.hpp"
+
+namespace chat::gateway {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+class Connection;
+
+// One request and the means to answer it, handed to the handler. Answer
+// with exactly one Respond(), or StartStream() + Write()s + FinishStream().
+// Every method may be called from any thread (each posts to the
+// connection's strand); calls after the client went away are ignored, and
+// Write() then reports false.
+class HttpExchange {
+ public:
+  // `sequence` numbers the connection's requests; calls of an exchange
+  // whose request is over are ignored.
+  HttpExchange(std::shared_ptr<Connection> connection, uint64_t sequence,
+               HttpRequest request);
+
+  const HttpRequest& request() const { return request_; }
+
+  // The whole answer. Content-Length and Connection are added.
+  void Respond(int status, HttpHeaders headers, std::string body);
+  // Sends the status line and headers of a streamed answer (chunked).
+  void StartStream(int status, HttpHeaders headers);
+  // Sends `data` as one chunk, flushed at once; `done(true)` once written,
+  // `done(false)` if the client is gone. Empty data writes nothing.
+  void Write(std::string data, std::function<void(bool ok)> done);
+  // Ends the streamed answer.
+  void FinishStream();
+  // `callback` runs once (on an I/O thread) if the client closes the
+  // connection or a write fails before the answer is complete; at once if
+  // that already happened.
+  void OnClientGone(std::function<void()> callback);
+
+ private:
+  std::shared_ptr<Connection> connection_;
+  const uint64_t sequence_;
+  HttpRequest request_;
+};
+
+using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
+
+struct HttpServerOptions {
+  // Largest request body; a larger one is answered 413 and the connection
+  // closed.
+  size_t max_body_bytes = 1 << 20;
+  // Time allowed to read one request (headers and body), and how long an
+  // idle keep-alive connection stays open.
+  absl::Duration read_timeout = absl::Seconds(30);
+  // Time allowed for one write to a slow client.
+  absl::Duration write_timeout = absl::Seconds(60);
+  int io_threads = 2;
+  // Logs one line per request (method, target, status, duration, request id).
+  bool access_log = false;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler);
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+  ~HttpServer();  // Stop()s.
+
+  // Binds `host:port` (port 0: the OS picks), starts the I/O threads and
+  // returns the bound port. UNAVAILABLE if the address cannot be bound.
+  absl::StatusOr<int> Start(const std::string& host, int port);
+  // Stops accepting new connections. Requests being handled go on; a new
+  // request on an open connection is answered 503 and the connection closed,
+  // so no call starts that could outlive the server.
+  void StopAccepting();
+  // Waits until no request is being handled (every answer written, or its
+  // client gone) or `timeout` passes; true if none is.
+  bool WaitIdle(absl::Duration timeout);
+  // Stops the I/O threads, dropping every connection, and joins them.
+  void Stop();
+
+ private:
+  void Accept();
+
+  const HttpServerOptions options_;
+  const HttpHandler handler_;
+  boost::asio::io_context io_context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  // Requests handed to the handler whose answer is not yet written.
+  std::atomic<int> busy_{0};
+  // Set by StopAccepting(): new requests on open connections answer 503.
+  std::atomic<bool> draining_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_HTTP_HTTP_SERVER_H_

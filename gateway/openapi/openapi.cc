@@ -1,0 +1,223 @@
+#include "gateway/openapi/openapi.h"
+
+#include <cctype>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "google/protobuf/descriptor.h"
+#include "nlohmann/json.hpp"
+
+namespace chat::gateway {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using Json = nlohmann::ordered_json;
+
+std::string SchemaName(const Descriptor* type) { return type->full_name(); }
+
+std::string Ref(const Descriptor* type) {
+  return absl::StrCat("#/components/schemas/", SchemaName(type));
+}
+
+// The schema of one value of `field` (ignoring `repeated`).
+Json ScalarSchema(const FieldDescriptor* field) {
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return {{"type", "integer"}, {"format", "int32"}};
+    case FieldDescriptor::CPPTYPE_UINT32:
+      return {{"type", "integer"}, {"format", "int64"}, {"minimum", 0}};
+    case FieldDescriptor::CPPTYPE_INT64:
+      return {{"type", "integer"}, {"format", "int64"}};
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return {{"type", "integer"}, {"minimum", 0}};
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      return {{"type", "number"}, {"format", "double"}};
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return {{"type", "number"}, {"format", "float"}};
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return {{"type", "boolean"}};
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      Json values = Json::array();
+      for (int i = 0; i < field->enum_type()->value_count(); ++i) {
+        values.push_back(field->enum_type()->value(i)->name());
+      }
+      return {{"type", "string"}, {"enum", values}};
+    }
+    case FieldDescriptor::CPPTYPE_STRING:
+      if (field->type() == FieldDescriptor::TYPE_BYTES) {
+        return {{"type", "string"}, {"format", "byte"}};
+      }
+      return {{"type", "string"}};
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      return {{"$ref", Ref(field->message_type())}};
+  }
+  return Json::object();
+}
+
+Json FieldSchema(const FieldDescriptor* field) {
+  if (field->is_map()) {
+    return {{"type", "object"},
+            {"additionalProperties",
+             ScalarSchema(field->message_type()->map_value())}};
+  }
+  if (field->is_repeated()) return {{"type", "array"}, {"items", ScalarSchema(field)}};
+  Json schema = ScalarSchema(field);
+  if (field->has_presence() && field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+    schema["nullable"] = true;  // proto3 `optional`: null means absent.
+  }
+  return schema;
+}
+
+std::string Describe(const ProtoDocs* docs, const std::string& full_name) {
+  return docs == nullptr ? "" : docs->Comment(full_name);
+}
+
+void AddSchema(const Descriptor* type, const ProtoDocs* docs, Json* schemas) {
+  std::string name = SchemaName(type);
+  if (schemas->contains(name)) return;
+  Json properties = Json::object();
+  (*schemas)[name] = Json::object();  // Placeholder: stops recursion.
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* field = type->field(i);
+    Json schema = FieldSchema(field);
+    // A description beside "$ref" would be ignored (OpenAPI 3.0), so only
+    // inline schemas get one.
+    std::string description = Describe(docs, field->full_name());
+    if (!description.empty() && !schema.contains("$ref")) {
+      schema["description"] = description;
+    }
+    properties[field->name()] = schema;
+    const FieldDescriptor* nested = field->is_map() ? field->message_type()->map_value() : field;
+    if (nested->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      AddSchema(nested->message_type(), docs, schemas);
+    }
+  }
+  Json schema = {{"type", "object"}, {"properties", properties}};
+  std::string description = Describe(docs, type->full_name());
+  if (!description.empty()) schema["description"] = description;
+  (*schemas)[name] = schema;
+}
+
+// OpenAPI path templates have no `{f=**}` and no verb syntax; ours are plain
+// `{f}`, which OpenAPI reads the same, and ":verb" is an ordinary character.
+std::string OpenApiPath(const PathTemplate& path) {
+  std::string text = path.text();
+  return absl::StrReplaceAll(text, {{"=*}", "}"}, {"=**}", "}"}});
+}
+
+Json ErrorResponse() {
+  return {{"description", "An error, with the gRPC status code and message."},
+          {"content",
+           {{"application/json",
+             {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+}
+
+}  // namespace
+
+std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
+                            const std::string& version, const ProtoDocs* docs) {
+  Json doc;
+  doc["openapi"] = "3.0.3";
+  doc["info"] = {{"title", title},
+                 {"version", version},
+                 {"description",
+                  "REST/JSON transcoding of chat.v1.ChatService. Generated at "
+                  "start-up from the proto's google.api.http annotations."}};
+  Json paths = Json::object();
+  Json schemas = Json::object();
+  schemas["Error"] = {
+      {"type", "object"},
+      {"required", Json::array({"code", "message", "details"})},
+      {"properties",
+       {{"code", {{"type", "integer"}, {"format", "int32"},
+                  {"description", "The gRPC status code."}}},
+        {"message", {{"type", "string"}}},
+        {"details", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}};
+
+  for (const Route& route : routes.routes()) {
+    const google::protobuf::MethodDescriptor* method = route.method;
+    const Descriptor* input = method->input_type();
+    const Descriptor* output = method->output_type();
+    AddSchema(input, docs, &schemas);
+    AddSchema(output, docs, &schemas);
+
+    Json op;
+    op["operationId"] = route.operation_id;
+    op["summary"] = absl::StrCat(method->service()->name(), ".", method->name(),
+                                 route.additional_binding
+                                     ? " (the Python template's route)"
+                                     : "");
+    op["tags"] = Json::array({method->service()->name()});
+    if (std::string d = Describe(docs, method->full_name()); !d.empty()) {
+      op["description"] = d;
+    }
+    Json parameters = Json::array();
+    std::set<std::string> bound;
+    for (const std::string& variable : route.path.VariableNames()) {
+      bound.insert(variable);
+      parameters.push_back({{"name", variable},
+                            {"in", "path"},
+                            {"required", true},
+                            {"schema", {{"type", "string"}}}});
+    }
+    if (route.body != "*") {
+      for (int i = 0; i < input->field_count(); ++i) {
+        const FieldDescriptor* field = input->field(i);
+        if (bound.count(field->name()) || field->name() == route.body ||
+            field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          continue;
+        }
+        parameters.push_back({{"name", field->name()},
+                              {"in", "query"},
+                              {"required", false},
+                              {"schema", FieldSchema(field)}});
+      }
+    }
+    if (!parameters.empty()) op["parameters"] = parameters;
+    if (!route.body.empty()) {
+      op["requestBody"] = {
+          {"required", true},
+          {"content",
+           {{"application/json", {{"schema", {{"$ref", Ref(input)}}}}}}}};
+    }
+    Json ok;
+    if (!method->server_streaming()) {
+      ok = {{"description", "OK"},
+            {"content",
+             {{"application/json", {{"schema", {{"$ref", Ref(output)}}}}}}}};
+    } else if (route.additional_binding) {
+      ok = {{"description",
+             "The reply's text, streamed raw as it is produced (chunked). An "
+             "error after the first byte is appended as \"\\nError: "
+             "<message>\"."},
+            {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}};
+    } else {
+      ok = {{"description",
+             "Server-Sent Events: `event: delta` (data {\"text\": ...}) as "
+             "the reply is produced, then `event: done` with the stored turn, "
+             "or `event: error` with an Error. With `Accept: "
+             "application/x-ndjson`, one {\"result\": event} line per event "
+             "and a final {\"error\": Error} line on failure."},
+            {"content",
+             {{"text/event-stream", {{"schema", {{"type", "string"}}}}},
+              {"application/x-ndjson",
+               {{"schema",
+                 {{"type", "object"},
+                  {"properties",
+                   {{"result", {{"$ref", Ref(output)}}},
+                    {"error", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
+    }
+    op["responses"] = {{"200", ok}, {"default", ErrorResponse()}};
+
+    std::string verb = route.http_method;
+    for (char& c : verb) c = static_cast<char>(std::tolower(c));
+    paths[OpenApiPath(route.path)][verb] = op;
+  }
+  doc["paths"] = paths;
+  doc["components"] = {{"schemas", schemas}};
+  return doc.dump(2);
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,112 @@
+#include "gateway/transcode/metadata.h"
+
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+
+namespace chat::gateway {
+namespace {
+
+constexpr absl::string_view kMetadataPrefix = "grpc-metadata-";
+
+bool IsPrintableAscii(absl::string_view value) {
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+bool IsValidKey(absl::string_view key) {
+  if (key.empty() || absl::StartsWith(key, "grpc-") || absl::EndsWith(key, "-bin")) {
+    return false;
+  }
+  for (char c : key) {
+    if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
+          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+          c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
+    const HttpRequest& request, absl::string_view request_id) {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.emplace_back("x-request-id", std::string(request_id));
+  for (const auto& field : request) {
+    std::string name = absl::AsciiStrToLower(
+        absl::string_view(field.name_string().data(), field.name_string().size()));
+    std::string value(field.value().data(), field.value().size());
+    std::string key;
+    if (name == "authorization") {
+      key = name;
+    } else if (absl::StartsWith(name, kMetadataPrefix)) {
+      key = name.substr(kMetadataPrefix.size());
+    } else {
+      continue;
+    }
+    if (!IsValidKey(key) || key == "x-request-id" || !IsPrintableAscii(value)) {
+      continue;
+    }
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
+absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
+  value = absl::StripAsciiWhitespace(value);
+  if (value.size() < 2 || value.size() > 9) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("malformed Grpc-Timeout \"%s\"", value));
+  }
+  int64_t amount = 0;
+  absl::string_view digits = value.substr(0, value.size() - 1);
+  for (char c : digits) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("malformed Grpc-Timeout \"%s\"", value));
+    }
+  }
+  if (!absl::SimpleAtoi(digits, &amount)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("malformed Grpc-Timeout \"%s\"", value));
+  }
+  switch (value.back()) {
+    case 'H':
+      return absl::Hours(amount);
+    case 'M':
+      return absl::Minutes(amount);
+    case 'S':
+      return absl::Seconds(amount);
+    case 'm':
+      return absl::Milliseconds(amount);
+    case 'u':
+      return absl::Microseconds(amount);
+    case 'n':
+      return absl::Nanoseconds(amount);
+    default:
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "malformed Grpc-Timeout \"%s\": the unit must be one of H M S m u n",
+          value));
+  }
+}
+
+std::string RequestIdFor(const HttpRequest& request) {
+  auto it = request.find("x-request-id");
+  if (it != request.end()) {
+    absl::string_view id(it->value().data(), it->value().size());
+    if (!id.empty() && id.size() <= 128 && IsPrintableAscii(id)) {
+      return std::string(id);
+    }
+  }
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("%016x%016x", rng(), rng());
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,97 @@
+#include "gateway/transcode/status_mapping.h"
+
+#include "absl/strings/match.h"
+#include "nlohmann/json.hpp"
+#include "common/logging.h"
+
+namespace chat::gateway {
+
+int HttpStatusFromGrpc(grpc::StatusCode code) {
+  // Source: envoyproxy/envoy source/common/grpc/status.cc (grpcToHttpStatus),
+  // the same table as grpc-gateway's HTTPStatusFromCode and
+  // docs/ARCHITECTURE.md.
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;  // Client Closed Request (nginx's convention).
+    case grpc::StatusCode::UNKNOWN:
+      return 500;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return 400;
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::INTERNAL:
+      return 500;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    case grpc::StatusCode::DATA_LOSS:
+      return 500;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    default:
+      return 500;  // A code gRPC does not define.
+  }
+}
+
+bool IsChannelFailure(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  // Raised by the gRPC channel itself, not by chat-server: they name the
+  // backends' internal addresses and socket errors.
+  // (gRPC core's wording: chat-server's own messages never start so.)
+  for (const char* phrase :
+       {"connections to all backends failing", "failed to connect to all addresses",
+        "Socket closed"}) {
+    if (absl::StrContains(status.error_message(), phrase)) return true;
+  }
+  return false;
+}
+
+HttpError ToHttpError(const grpc::Status& status) {
+  HttpError error;
+  error.http_status = HttpStatusFromGrpc(status.error_code());
+  error.grpc_code = static_cast<int>(status.error_code());
+  error.message = status.error_message();
+  if (IsChannelFailure(status)) {
+    // The details stay in the gateway's log, not in a client's hands.
+    LogWarning("backend unreachable: ", status.error_message());
+    error.message = "chat-server is unavailable; retry later";
+  }
+  return error;
+}
+
+HttpError MakeHttpError(int http_status, grpc::StatusCode code,
+                        std::string message) {
+  HttpError error;
+  error.http_status = http_status;
+  error.grpc_code = static_cast<int>(code);
+  error.message = std::move(message);
+  return error;
+}
+
+std::string ErrorBody(const HttpError& error) {
+  nlohmann::ordered_json body;
+  body["code"] = error.grpc_code;
+  body["message"] = error.message;
+  body["details"] = nlohmann::ordered_json::array();
+  // `replace` keeps invalid UTF-8 from a backend message from throwing.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,42 @@
+#ifndef CHAT_GATEWAY_TRANSCODE_STATUS_MAPPING_H_
+#define CHAT_GATEWAY_TRANSCODE_STATUS_MAPPING_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "grpcpp/support/status.h"
+
+namespace chat::gateway {
+
+// An error as the gateway answers it: the HTTP status and a JSON body shaped
+// like google.rpc.Status, {"code": <grpc code>, "message": str, "details": []}.
+struct HttpError {
+  int http_status = 500;
+  int grpc_code = 2;
+  std::string message;
+};
+
+// The HTTP status for a gRPC status code: the table grpc-gateway and Google
+// APIs use (envoyproxy/envoy source/common/grpc/status.cc, grpcToHttpStatus;
+// googleapis google/rpc/code.proto). The one place the gateway maps codes.
+int HttpStatusFromGrpc(grpc::StatusCode code);
+
+// Whether `status` comes from the gRPC channel failing to reach chat-server
+// (rather than from chat-server itself).
+bool IsChannelFailure(const grpc::Status& status);
+
+// The gateway's answer for a failed call. A channel failure's message, which
+// names internal addresses, is replaced by a generic one (and logged).
+HttpError ToHttpError(const grpc::Status& status);
+
+// An error the gateway itself raises (bad JSON, unknown route...): the HTTP
+// status given, with the gRPC code that means the same.
+HttpError MakeHttpError(int http_status, grpc::StatusCode code,
+                        std::string message);
+
+// {"code":..,"message":..,"details":[]}.
+std::string ErrorBody(const HttpError& error);
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_TRANSCODE_STATUS_MAPPING_H_

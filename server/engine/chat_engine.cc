@@ -1,0 +1,288 @@
+#include "server/engine/chat_engine.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "server/engine/context_window.h"
+
+namespace chat {
+
+// One turn's life: queued behind earlier turns of its session, running
+// (history loaded, provider streaming), then committing on the pool, then
+// done. Every path ends in Finish(), which calls the observer's OnComplete
+// once. The provider's final callback and the commit run on the pool, never
+// on the provider's I/O thread, so store I/O never stalls other streams.
+class ChatEngine::Turn final : public TurnHandle,
+                               public llm::CompletionSink,
+                               public std::enable_shared_from_this<Turn> {
+ public:
+  Turn(ChatEngine* engine, ChatTurnRequest request, TurnObserver* observer)
+      : engine_(engine),
+        request_(std::move(request)),
+        observer_(observer),
+        serializer_key_(
+            absl::StrCat(request_.tenant, "\n", request_.session_id)) {}
+
+  const std::string& serializer_key() const { return serializer_key_; }
+
+  // Runs on the pool when every earlier turn of the session is done.
+  void Run() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (state_ == State::kDone) {  // Cancelled while it waited.
+        engine_->serializer_.Release(serializer_key_);
+        engine_->TurnEnded();
+        return;
+      }
+      state_ = State::kRunning;
+    }
+    StartCompletion();
+  }
+
+  void Cancel() override {
+    std::shared_ptr<llm::CompletionCall> call;
+    bool ended_while_queued = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (state_ == State::kDone || cancelled_) return;
+      cancelled_ = true;
+      if (state_ == State::kQueued) {
+        // Answer now rather than after the turns ahead of it; Run() later
+        // sees kDone and just passes the session on.
+        state_ = State::kDone;
+        ended_while_queued = true;
+      } else {
+        call = call_;  // Null while history loads: Run() checks cancelled_.
+      }
+    }
+    if (ended_while_queued) {
+      observer_->OnComplete(absl::CancelledError("the call was cancelled"));
+    } else if (call != nullptr) {
+      call->Cancel();
+    }
+  }
+
+  // Reads the history and starts the provider; on the pool.
+  void StartCompletion() {
+    absl::StatusOr<llm::CompletionRequest> completion = PrepareCompletion();
+    if (!completion.ok()) {
+      Finish(completion.status());
+      return;
+    }
+    std::shared_ptr<llm::CompletionCall> call =
+        engine_->provider_->Start(*std::move(completion), shared_from_this());
+    {
+      absl::MutexLock lock(&mu_);
+      call_ = call;
+    }
+    if (IsCancelled()) call->Cancel();
+  }
+
+  void OnDelta(absl::string_view text) override {
+    reply_.append(text.data(), text.size());
+    observer_->OnDelta(text);
+  }
+
+  void OnComplete(absl::StatusOr<llm::CompletionResult> result) override {
+    engine_->pool_->Schedule(
+        [self = shared_from_this(), result = std::move(result)]() mutable {
+          if (!result.ok()) {
+            self->Finish(result.status());
+          } else {
+            self->Commit(*std::move(result));
+          }
+        });
+  }
+
+ private:
+  enum class State { kQueued, kRunning, kDone };
+
+  bool IsCancelled() {
+    absl::MutexLock lock(&mu_);
+    return cancelled_;
+  }
+
+  // Reads the session (or the defaults of a new one) and builds the prompt.
+  absl::StatusOr<llm::CompletionRequest> PrepareCompletion() {
+    store::SessionKey key{request_.tenant, request_.session_id};
+    store::ConversationStore& store = *engine_->store_;
+    llm::CompletionRequest completion;
+    absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
+    const ChatEngineOptions& options = engine_->options_;
+    if (session.ok()) {
+      if (options.max_turns_per_session > 0 &&
+          session->turn_count >= options.max_turns_per_session) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "session ", request_.session_id, " has reached the limit of ",
+            options.max_turns_per_session,
+            " turns (max_turns_per_session); reset or delete it"));
+      }
+      completion.system_prompt = session->system_prompt;
+      expected_turns_ = session->turn_count;
+      absl::StatusOr<std::vector<store::StoredMessage>> history =
+          store.LoadHistory(key);
+      if (!history.ok()) return history.status();
+      completion.messages.reserve(history->size() + 1);
+      for (store::StoredMessage& m : *history) {
+        llm::PromptMessage& prompt = completion.messages.emplace_back();
+        prompt.role = std::move(m.role);
+        prompt.content = std::move(m.content);
+        // The provider's own count, where it reported one, beats bytes/4.
+        if (m.tokens > 0) prompt.tokens = m.tokens;
+      }
+    } else if (absl::IsNotFound(session.status())) {
+      if (options.max_sessions_per_tenant > 0) {
+        // A soft bound: turns creating sessions at the same moment on
+        // several replicas may each pass it.
+        absl::StatusOr<store::StoreStats> stats =
+            store.GetStats(request_.tenant);
+        if (!stats.ok()) return stats.status();
+        if (stats->total_sessions >= options.max_sessions_per_tenant) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "the limit of ", options.max_sessions_per_tenant,
+              " sessions (max_sessions_per_tenant) is reached; delete a "
+              "session first"));
+        }
+      }
+      completion.system_prompt = request_.system_prompt.value_or(
+          options.default_system_prompt);
+      expected_turns_ = 0;
+    } else {
+      return session.status();
+    }
+    system_prompt_ = completion.system_prompt;
+    completion.messages.push_back({"user", request_.message});
+    // Only the prompt is trimmed; the stored history stays whole.
+    truncated_turns_ = TrimToContextWindow(engine_->options_.max_context_tokens,
+                                           completion.system_prompt,
+                                           &completion.messages);
+    completion.model = request_.model.value_or("");
+    completion.max_tokens = request_.max_tokens;
+    completion.temperature = request_.temperature;
+    completion.deadline = request_.deadline;
+    if (IsCancelled()) return absl::CancelledError("the call was cancelled");
+    return completion;
+  }
+
+  // Stores the finished turn, unless the caller has gone.
+  void Commit(llm::CompletionResult result) {
+    if (IsCancelled()) {
+      Finish(absl::CancelledError("the call was cancelled"));
+      return;
+    }
+    store::Turn turn;
+    turn.user_message = request_.message;
+    turn.assistant_message = reply_;
+    turn.model = result.model;
+    turn.stop_reason = result.stop_reason;
+    turn.input_tokens = result.input_tokens;
+    turn.output_tokens = result.output_tokens;
+    turn.created_at = absl::Now();
+    absl::StatusOr<int> turns = engine_->store_->AppendTurn(
+        {request_.tenant, request_.session_id}, expected_turns_,
+        system_prompt_, turn);
+    if (!turns.ok()) {
+      if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
+          !retried_) {
+        // Another replica stored a turn meanwhile. Nothing reached this
+        // caller yet, so ask again against the fresh history, once.
+        retried_ = true;
+        reply_.clear();
+        StartCompletion();
+        return;
+      }
+      if (absl::IsAborted(turns.status())) {
+        Finish(absl::AbortedError(absl::StrCat(
+            "session ", request_.session_id,
+            " is busy: another turn was stored while this one ran; retry")));
+      } else {
+        Finish(turns.status());
+      }
+      return;
+    }
+    ChatTurnResult answer;
+    answer.session_id = request_.session_id;
+    answer.response = std::move(reply_);
+    answer.timestamp = turn.created_at;
+    answer.turn_count = *turns;
+    answer.model = std::move(result.model);
+    answer.stop_reason = std::move(result.stop_reason);
+    answer.input_tokens = result.input_tokens;
+    answer.output_tokens = result.output_tokens;
+    answer.truncated_turns = truncated_turns_;
+    Finish(std::move(answer));
+  }
+
+  // Ends a turn that was running: tells the observer, then lets the
+  // session's next turn start.
+  void Finish(absl::StatusOr<ChatTurnResult> result) {
+    {
+      absl::MutexLock lock(&mu_);
+      state_ = State::kDone;
+    }
+    observer_->OnComplete(std::move(result));
+    engine_->serializer_.Release(serializer_key_);
+    engine_->TurnEnded();  // The last use of engine_.
+  }
+
+  ChatEngine* const engine_;
+  const ChatTurnRequest request_;
+  TurnObserver* const observer_;
+  const std::string serializer_key_;
+
+  // Written by Run() before the provider starts, read by Commit() after it
+  // ends: ordered by the provider's callbacks, so unguarded.
+  int expected_turns_ = 0;
+  int truncated_turns_ = 0;
+  std::string system_prompt_;
+  // Appended only by OnDelta, whose calls never overlap.
+  std::string reply_;
+  // A conflicting append was already retried once.
+  bool retried_ = false;
+
+  absl::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kQueued;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<llm::CompletionCall> call_ ABSL_GUARDED_BY(mu_);
+};
+
+ChatEngine::ChatEngine(store::ConversationStore* store,
+                       llm::LlmProvider* provider, ThreadPool* pool,
+                       ChatEngineOptions options)
+    : store_(store),
+      provider_(provider),
+      pool_(pool),
+      options_(std::move(options)),
+      serializer_(pool) {}
+
+ChatEngine::~ChatEngine() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+}
+
+void ChatEngine::TurnEnded() {
+  absl::MutexLock lock(&mu_);
+  --live_turns_;
+}
+
+absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
+    ChatTurnRequest request, TurnObserver* observer) {
+  if (absl::Status valid = ValidateChatTurnRequest(request, options_.limits);
+      !valid.ok()) {
+    return valid;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++live_turns_;
+  }
+  auto turn = std::make_shared<Turn>(this, std::move(request), observer);
+  serializer_.Enqueue(turn->serializer_key(), [turn] { turn->Run(); });
+  return turn;
+}
+
+}  // namespace chat

@@ -1,0 +1,95 @@
+#ifndef CHAT_SERVER_ENGINE_CHAT_ENGINE_H_
+#define CHAT_SERVER_ENGINE_CHAT_ENGINE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/engine/chat_types.h"
+#include "common/thread_pool.h"
+#include "server/llm/llm_provider.h"
+#include "server/engine/session_serializer.h"
+#include "server/store/conversation_store.h"
+#include "server/engine/validation.h"
+
+namespace chat {
+
+struct ChatEngineOptions {
+  std::string default_system_prompt = "You are a helpful AI assistant.";
+  RequestLimits limits;
+  // 0: unlimited. Beyond them a turn fails with kResourceExhausted before
+  // the provider is asked.
+  int max_turns_per_session = 0;
+  int64_t max_sessions_per_tenant = 0;
+  // Prompt budget in estimated tokens: older turns are left out of the
+  // prompt (never out of the store) to fit it. 0: no limit.
+  int64_t max_context_tokens = 0;
+};
+
+// Receives the outcome of one turn: OnDelta for each piece of the reply as
+// the provider produces it, then OnComplete exactly once, after the turn was
+// stored (or with the reason it was not). Calls never overlap and may come
+// from any thread; they must not block.
+class TurnObserver {
+ public:
+  virtual ~TurnObserver() = default;
+  virtual void OnDelta(absl::string_view text) = 0;
+  virtual void OnComplete(absl::StatusOr<ChatTurnResult> result) = 0;
+};
+
+// Ends a running turn early.
+class TurnHandle {
+ public:
+  virtual ~TurnHandle() = default;
+  // Stops the turn: the provider call is cancelled, nothing is stored, and
+  // the observer's OnComplete says kCancelled, unless the turn had already
+  // been stored. Safe from any thread, more than once.
+  virtual void Cancel() = 0;
+};
+
+// Runs chat turns: loads a session's history, asks the provider, and stores
+// the user message and the reply together once the reply is complete. A
+// failed or cancelled turn leaves the history as it was. Turns of one session
+// run one after another in arrival order; no thread waits for a provider or
+// a queued turn. Thread-safe.
+class ChatEngine {
+ public:
+  // `store`, `provider` and `pool` must outlive the engine; store I/O runs on
+  // `pool`.
+  ChatEngine(store::ConversationStore* store, llm::LlmProvider* provider,
+             ThreadPool* pool, ChatEngineOptions options);
+  ChatEngine(const ChatEngine&) = delete;
+  ChatEngine& operator=(const ChatEngine&) = delete;
+  // Waits until every turn started has ended (its observer answered and its
+  // session passed on); the pool must still run.
+  ~ChatEngine();
+
+  // Validates `request` (kInvalidArgument, and the observer is never called)
+  // and queues the turn. `observer` must stay valid until its OnComplete.
+  absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(
+      ChatTurnRequest request, TurnObserver* observer);
+
+  const ChatEngineOptions& options() const { return options_; }
+
+ private:
+  class Turn;
+  void TurnEnded();
+
+  store::ConversationStore* const store_;
+  llm::LlmProvider* const provider_;
+  ThreadPool* const pool_;
+  const ChatEngineOptions options_;
+  SessionSerializer serializer_;
+
+  absl::Mutex mu_;
+  int live_turns_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_ENGINE_CHAT_ENGINE_H_

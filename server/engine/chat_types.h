@@ -1,0 +1,50 @@
+#ifndef CHAT_SERVER_ENGINE_CHAT_TYPES_H_
+#define CHAT_SERVER_ENGINE_CHAT_TYPES_H_
+
+// What one chat turn asks for and what it produces, free of gRPC types so the
+// engine can be driven from tests and any front end.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace chat {
+
+struct ChatTurnRequest {
+  std::string tenant = "default";
+  std::string session_id;
+  std::string message;
+  // Used only when the session is created by this turn.
+  std::optional<std::string> system_prompt;
+  std::optional<std::string> model;
+  std::optional<int> max_tokens;
+  std::optional<double> temperature;
+  // The caller shows nothing until the turn is stored (unary Chat), so when
+  // another replica stores a turn on the session first, the engine may ask
+  // the provider again against the fresh history instead of failing.
+  bool retry_on_conflict = false;
+  // The caller's deadline; the provider call is bounded by it.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct ChatTurnResult {
+  std::string session_id;
+  std::string response;
+  // When the turn was stored.
+  absl::Time timestamp;
+  // Completed turns in the session, this one included.
+  int turn_count = 0;
+  std::string model;
+  std::string stop_reason;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  // Earlier turns left out of the prompt to fit the context window (they
+  // stay stored).
+  int truncated_turns = 0;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_ENGINE_CHAT_TYPES_H_

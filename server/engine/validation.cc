@@ -1,0 +1,89 @@
+#include "server/engine/validation.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace chat {
+namespace {
+
+bool IsSessionIdChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+         c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+}  // namespace
+
+absl::Status ValidateSessionId(absl::string_view session_id) {
+  if (session_id.empty()) {
+    return absl::InvalidArgumentError("session_id is required");
+  }
+  if (session_id.size() > kMaxSessionIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session_id is ", session_id.size(),
+                     " bytes; the limit is ", kMaxSessionIdBytes));
+  }
+  for (char c : session_id) {
+    if (!IsSessionIdChar(c)) {
+      return absl::InvalidArgumentError(
+          "session_id may contain only letters, digits and . _ : @ -");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
+                                     const RequestLimits& limits) {
+  if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) return s;
+  if (request.message.empty()) {
+    return absl::InvalidArgumentError("message is required and must not be empty");
+  }
+  if (request.message.size() > limits.max_message_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message is ", request.message.size(),
+                     " bytes; the limit is ", limits.max_message_bytes));
+  }
+  if (request.system_prompt.has_value() &&
+      request.system_prompt->size() > limits.max_system_prompt_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("system_prompt is ", request.system_prompt->size(),
+                     " bytes; the limit is ", limits.max_system_prompt_bytes));
+  }
+  if (request.max_tokens.has_value() &&
+      (*request.max_tokens < 1 || *request.max_tokens > limits.max_tokens_ceiling)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens must be between 1 and ",
+                     limits.max_tokens_ceiling, "; got ", *request.max_tokens));
+  }
+  // The negated form also rejects NaN.
+  if (request.temperature.has_value() &&
+      !(*request.temperature >= 0.0 && *request.temperature <= 2.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature must be between 0 and 2; got ",
+                     *request.temperature));
+  }
+  if (request.model.has_value() && request.model->size() > 256) {
+    return absl::InvalidArgumentError("model name is longer than 256 bytes");
+  }
+  // PostgreSQL's TEXT cannot hold a NUL byte (messages are stored as bytes
+  // and may), so refuse it rather than store a cut value.
+  if (request.system_prompt.has_value() &&
+      request.system_prompt->find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("system_prompt must not contain NUL bytes");
+  }
+  if (request.model.has_value() && request.model->find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("model must not contain NUL bytes");
+  }
+  if (request.model.has_value() && !limits.allowed_models.empty() &&
+      std::find(limits.allowed_models.begin(), limits.allowed_models.end(),
+                *request.model) == limits.allowed_models.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", *request.model, "' is not allowed on this server; allowed: ",
+        absl::StrJoin(limits.allowed_models, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace chat

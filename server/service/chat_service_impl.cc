@@ -1,0 +1,274 @@
+#include "server/service/chat_service_impl.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "server/service/chat_stream_reactor.h"
+#include "server/service/grpc_status.h"
+#include "server/service/proto_convert.h"
+#include "common/time_format.h"
+#include "server/engine/validation.h"
+
+namespace chat {
+namespace {
+
+using chat::v1::ChatRequest;
+using chat::v1::ChatResponse;
+
+// Authentication will map a caller's API key to its tenant; until then every
+// caller shares one.
+std::string TenantOf(const grpc::CallbackServerContext& /*context*/) {
+  return "default";
+}
+
+// The call's deadline for the engine; gRPC's "none" is a far-off time point.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+// The engine's request for a Chat or ChatStream call.
+ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
+                              const ChatRequest& request) {
+  ChatTurnRequest turn = ToTurnRequest(request, TenantOf(context));
+  turn.deadline = DeadlineOf(context);
+  return turn;
+}
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+
+// Serves one unary Chat. Deletes itself once gRPC has called OnDone and the
+// engine has called OnComplete, whichever comes last.
+class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
+                               public TurnObserver {
+ public:
+  ChatUnaryReactor(ChatEngine* engine, ChatTurnRequest request,
+                   ChatResponse* response)
+      : response_(response) {
+    absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+        engine->StartTurn(std::move(request), this);
+    if (!turn.ok()) {
+      Finish(ToGrpcStatus(turn.status()));
+      Release(/*grpc_side=*/false);
+      return;
+    }
+    turn_ = *std::move(turn);
+  }
+
+  void OnDelta(absl::string_view /*text*/) override {}
+
+  void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
+    if (result.ok()) {
+      FillChatResponse(*result, response_);
+      Finish(grpc::Status::OK);
+    } else {
+      Finish(ToGrpcStatus(result.status()));
+    }
+    Release(/*grpc_side=*/false);
+  }
+
+  void OnCancel() override {
+    if (turn_ != nullptr) turn_->Cancel();
+  }
+
+  void OnDone() override { Release(/*grpc_side=*/true); }
+
+ private:
+  void Release(bool grpc_side) {
+    bool both;
+    {
+      absl::MutexLock lock(&mu_);
+      (grpc_side ? grpc_done_ : engine_done_) = true;
+      both = grpc_done_ && engine_done_;
+    }
+    if (both) delete this;
+  }
+
+  ChatResponse* const response_;
+  std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
+  absl::Mutex mu_;
+  bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Runs `work` (store I/O, returning the call's status) on `pool` and finishes
+// the call with its result, so no gRPC thread waits on the store.
+template <typename Work>
+grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
+                                       ThreadPool* pool, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  pool->Schedule([reactor, work = std::move(work)]() mutable {
+    reactor->Finish(ToGrpcStatus(work()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
+                                 store::ConversationStore* store,
+                                 ThreadPool* pool)
+    : engine_(engine), store_(store), pool_(pool) {}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
+    grpc::CallbackServerContext* context,
+    const chat::v1::GetStatusRequest* /*request*/,
+    chat::v1::GetStatusResponse* response) {
+  response->set_status("ok");
+  response->set_service("chat-api");
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
+    grpc::CallbackServerContext* context, const ChatRequest* request,
+    ChatResponse* response) {
+  ChatTurnRequest turn = TurnRequestOf(*context, *request);
+  turn.retry_on_conflict = true;  // Deltas are not shown; a retry is unseen.
+  return new ChatUnaryReactor(engine_, std::move(turn), response);
+}
+
+grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>*
+ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
+                            const ChatRequest* request) {
+  return new ChatStreamReactor(engine_, TurnRequestOf(*context, *request));
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(
+    grpc::CallbackServerContext* context,
+    const chat::v1::GetHistoryRequest* request,
+    chat::v1::GetHistoryResponse* response) {
+  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  store::SessionKey key{TenantOf(*context), request->session_id()};
+  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
+    absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
+    if (absl::IsNotFound(session.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("session ", key.session_id, " not found"));
+    }
+    if (!session.ok()) return session.status();
+    absl::StatusOr<std::vector<store::StoredMessage>> history =
+        store_->LoadHistory(key);
+    if (!history.ok()) return history.status();
+    response->set_session_id(key.session_id);
+    response->set_turn_count(session->turn_count);
+    response->set_system_prompt(session->system_prompt);
+    response->set_created_at(FormatTimestamp(session->created_at));
+    response->mutable_messages()->Reserve(static_cast<int>(history->size()));
+    for (store::StoredMessage& m : *history) {
+      chat::v1::Message* message = response->add_messages();
+      message->set_role(std::move(m.role));
+      message->set_content(std::move(m.content));
+      message->set_timestamp(FormatTimestamp(m.created_at));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::DeleteSession(
+    grpc::CallbackServerContext* context,
+    const chat::v1::DeleteSessionRequest* request,
+    chat::v1::DeleteSessionResponse* response) {
+  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  store::SessionKey key{TenantOf(*context), request->session_id()};
+  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
+    absl::StatusOr<bool> deleted = store_->DeleteSession(key);
+    if (!deleted.ok()) return deleted.status();
+    response->set_status(*deleted ? "cleared" : "not_found");
+    response->set_session_id(key.session_id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ResetSession(
+    grpc::CallbackServerContext* context,
+    const chat::v1::ResetSessionRequest* request,
+    chat::v1::ResetSessionResponse* response) {
+  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  store::SessionKey key{TenantOf(*context), request->session_id()};
+  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
+    absl::StatusOr<int> previous = store_->ResetSession(key, absl::Now());
+    response->set_session_id(key.session_id);
+    if (absl::IsNotFound(previous.status())) {
+      response->set_status("not_found");
+      return absl::OkStatus();
+    }
+    if (!previous.ok()) return previous.status();
+    response->set_status("reset");
+    response->set_previous_turns(*previous);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
+    grpc::CallbackServerContext* context,
+    const chat::v1::ListSessionsRequest* request,
+    chat::v1::ListSessionsResponse* response) {
+  int page_size = request->page_size();
+  if (page_size < 0 || page_size > kMaxPageSize) {
+    return FinishNow(context,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "page_size must be between 0 and ", kMaxPageSize,
+                         " (0 means ", kDefaultPageSize, "); got ", page_size)));
+  }
+  if (page_size == 0) page_size = kDefaultPageSize;
+  return FinishOnPool(
+      context, pool_,
+      [this, tenant = TenantOf(*context), page_size,
+       token = request->page_token(), response]() -> absl::Status {
+        absl::StatusOr<store::SessionPage> page =
+            store_->ListSessions(tenant, page_size, token);
+        if (!page.ok()) return page.status();
+        for (const store::SessionInfo& info : page->sessions) {
+          chat::v1::SessionSummary* summary = response->add_sessions();
+          summary->set_session_id(info.session_id);
+          summary->set_turns(info.turn_count);
+          summary->set_created_at(FormatTimestamp(info.created_at));
+          summary->set_updated_at(FormatTimestamp(info.updated_at));
+        }
+        response->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
+    grpc::CallbackServerContext* context,
+    const chat::v1::GetStatsRequest* /*request*/,
+    chat::v1::GetStatsResponse* response) {
+  return FinishOnPool(
+      context, pool_,
+      [this, tenant = TenantOf(*context), response]() -> absl::Status {
+        absl::StatusOr<store::StoreStats> stats = store_->GetStats(tenant);
+        if (!stats.ok()) return stats.status();
+        response->set_total_sessions(stats->total_sessions);
+        response->set_total_messages(stats->total_messages);
+        response->set_avg_messages_per_session(
+            stats->total_sessions == 0
+                ? 0.0
+                : static_cast<double>(stats->total_messages) /
+                      static_cast<double>(stats->total_sessions));
+        response->set_total_input_tokens(stats->total_input_tokens);
+        response->set_total_output_tokens(stats->total_output_tokens);
+        return absl::OkStatus();
+      });
+}
+
+}  // namespace chat

@@ -1,0 +1,60 @@
+#ifndef CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
+#define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
+
+#include "chat/v1/chat.grpc.pb.h"
+#include "server/engine/chat_engine.h"
+#include "common/thread_pool.h"
+#include "server/store/conversation_store.h"
+
+namespace chat {
+
+// The gRPC edge of chat.v1.ChatService, on the callback API: a call holds no
+// thread while it waits for the provider or the store. Converts between
+// protobuf messages and the engine's types, and statuses with ToGrpcStatus.
+class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
+ public:
+  // All three must outlive the service. Store calls of the history RPCs run
+  // on `pool`.
+  ChatServiceImpl(ChatEngine* engine, store::ConversationStore* store,
+                  ThreadPool* pool);
+
+  grpc::ServerUnaryReactor* GetStatus(
+      grpc::CallbackServerContext* context,
+      const chat::v1::GetStatusRequest* request,
+      chat::v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* Chat(grpc::CallbackServerContext* context,
+                                 const chat::v1::ChatRequest* request,
+                                 chat::v1::ChatResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>* ChatStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ChatRequest* request) override;
+  grpc::ServerUnaryReactor* GetHistory(
+      grpc::CallbackServerContext* context,
+      const chat::v1::GetHistoryRequest* request,
+      chat::v1::GetHistoryResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::DeleteSessionRequest* request,
+      chat::v1::DeleteSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ResetSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ResetSessionRequest* request,
+      chat::v1::ResetSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ListSessions(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ListSessionsRequest* request,
+      chat::v1::ListSessionsResponse* response) override;
+  grpc::ServerUnaryReactor* GetStats(
+      grpc::CallbackServerContext* context,
+      const chat::v1::GetStatsRequest* request,
+      chat::v1::GetStatsResponse* response) override;
+
+ private:
+  ChatEngine* const engine_;
+  store::ConversationStore* const store_;
+  ThreadPool* const pool_;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_

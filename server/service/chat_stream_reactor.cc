@@ -1,0 +1,102 @@
+#include "server/service/chat_stream_reactor.h"
+
+#include <utility>
+
+#include "server/service/grpc_status.h"
+#include "server/service/proto_convert.h"
+
+namespace chat {
+
+ChatStreamReactor::ChatStreamReactor(ChatEngine* engine,
+                                     ChatTurnRequest request) {
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine->StartTurn(std::move(request), this);
+  absl::MutexLock lock(&mu_);
+  if (!turn.ok()) {
+    // The engine will never call back: it is done already.
+    engine_done_ = true;
+    final_status_ = ToGrpcStatus(turn.status());
+    WriteOrFinishLocked();
+    return;
+  }
+  turn_ = *std::move(turn);
+}
+
+void ChatStreamReactor::OnDelta(absl::string_view text) {
+  absl::MutexLock lock(&mu_);
+  if (client_gone_) return;
+  chat::v1::ChatStreamEvent event;
+  event.mutable_delta()->set_text(std::string(text));
+  pending_.push_back(std::move(event));
+  WriteOrFinishLocked();
+}
+
+void ChatStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (result.ok()) {
+      chat::v1::ChatStreamEvent event;
+      FillChatResponse(*result, event.mutable_done());
+      pending_.push_back(std::move(event));
+      final_status_ = grpc::Status::OK;
+    } else {
+      final_status_ = ToGrpcStatus(result.status());
+    }
+    WriteOrFinishLocked();
+  }
+  Release(/*grpc_side=*/false);
+}
+
+void ChatStreamReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  write_in_flight_ = false;
+  if (!ok) {
+    // Client gone; the turn is cancelled through OnCancel.
+    client_gone_ = true;
+    pending_.clear();
+  }
+  WriteOrFinishLocked();
+}
+
+void ChatStreamReactor::OnCancel() {
+  // turn_ is null only when the engine refused the call, which is finished.
+  if (turn_ != nullptr) turn_->Cancel();
+}
+
+void ChatStreamReactor::OnDone() { Release(/*grpc_side=*/true); }
+
+void ChatStreamReactor::WriteOrFinishLocked() {
+  if (write_in_flight_ || finish_called_) return;
+  if (!pending_.empty()) {
+    in_flight_ = std::move(pending_.front());
+    pending_.pop_front();
+    // Deltas that queued up behind a slow write go out as one: the client
+    // sees the same text in fewer, larger pieces, and a loaded server makes
+    // fewer writes instead of a longer queue.
+    while (in_flight_.has_delta() && !pending_.empty() &&
+           pending_.front().has_delta()) {
+      in_flight_.mutable_delta()->mutable_text()->append(
+          pending_.front().delta().text());
+      pending_.pop_front();
+    }
+    write_in_flight_ = true;
+    StartWrite(&in_flight_);
+    return;
+  }
+  if (final_status_.has_value()) {
+    finish_called_ = true;
+    Finish(*final_status_);
+  }
+}
+
+void ChatStreamReactor::Release(bool grpc_side) {
+  bool both;
+  {
+    absl::MutexLock lock(&mu_);
+    (grpc_side ? grpc_done_ : engine_done_) = true;
+    both = grpc_done_ && engine_done_;
+  }
+  if (both) delete this;
+}
+
+}  // namespace chat

@@ -1,0 +1,58 @@
+#ifndef CHAT_SERVER_SERVICE_CHAT_STREAM_REACTOR_H_
+#define CHAT_SERVER_SERVICE_CHAT_STREAM_REACTOR_H_
+
+#include <deque>
+#include <memory>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "server/engine/chat_engine.h"
+
+namespace chat {
+
+// Serves one ChatStream call. The constructor starts the turn; the engine's
+// deltas are queued and written one at a time (the event being written stays
+// untouched until OnWriteDone); the turn's outcome becomes a final `done`
+// event and the call's status. The object deletes itself once gRPC has called
+// OnDone and the engine has called OnComplete, whichever comes last.
+class ChatStreamReactor final
+    : public grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>,
+      public TurnObserver {
+ public:
+  ChatStreamReactor(ChatEngine* engine, ChatTurnRequest request);
+
+  // grpc::ServerWriteReactor
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  // TurnObserver
+  void OnDelta(absl::string_view text) override;
+  void OnComplete(absl::StatusOr<ChatTurnResult> result) override;
+
+ private:
+  void WriteOrFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records that one of the two owners is done; deletes on the second.
+  void Release(bool grpc_side);
+
+  std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
+
+  absl::Mutex mu_;
+  std::deque<chat::v1::ChatStreamEvent> pending_ ABSL_GUARDED_BY(mu_);
+  chat::v1::ChatStreamEvent in_flight_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // A write failed: the client is gone, later events are dropped.
+  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by OnComplete; sent by Finish once the queue is written.
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_SERVICE_CHAT_STREAM_REACTOR_H_

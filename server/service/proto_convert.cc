@@ -1,0 +1,35 @@
+#include "server/service/proto_convert.h"
+
+#include "common/time_format.h"
+
+namespace chat {
+
+ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
+                              const std::string& tenant) {
+  ChatTurnRequest turn;
+  turn.tenant = tenant;
+  turn.session_id = request.session_id();
+  turn.message = request.message();
+  if (request.has_system_prompt()) turn.system_prompt = request.system_prompt();
+  if (request.has_model()) turn.model = request.model();
+  if (request.has_max_tokens()) turn.max_tokens = request.max_tokens();
+  if (request.has_temperature()) turn.temperature = request.temperature();
+  return turn;
+}
+
+void FillChatResponse(const ChatTurnResult& result,
+                      chat::v1::ChatResponse* response) {
+  response->set_response(result.response);
+  response->set_session_id(result.session_id);
+  response->set_timestamp(FormatTimestamp(result.timestamp));
+  response->set_turn_count(result.turn_count);
+  response->set_model(result.model);
+  response->set_stop_reason(result.stop_reason);
+  response->mutable_usage()->set_input_tokens(
+      static_cast<int32_t>(result.input_tokens));
+  response->mutable_usage()->set_output_tokens(
+      static_cast<int32_t>(result.output_tokens));
+  response->set_truncated_turns(result.truncated_turns);
+}
+
+}  // namespace chat

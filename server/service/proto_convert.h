@@ -1,0 +1,21 @@
+#ifndef CHAT_SERVER_SERVICE_PROTO_CONVERT_H_
+#define CHAT_SERVER_SERVICE_PROTO_CONVERT_H_
+
+#include <string>
+
+#include "chat/v1/chat.pb.h"
+#include "server/engine/chat_types.h"
+
+namespace chat {
+
+// The engine's view of a ChatRequest made by a caller of `tenant`.
+ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
+                              const std::string& tenant);
+
+// Fills `response` with a stored turn's outcome.
+void FillChatResponse(const ChatTurnResult& result,
+                      chat::v1::ChatResponse* response);
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_SERVICE_PROTO_CONVERT_H_

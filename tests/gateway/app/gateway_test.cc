@@ -1,0 +1,262 @@
+// Gateway (the HTTP handler) in process, in front of a scripted fake
+// chat.v1.ChatService, so the tests can make the backend answer anything:
+// every gRPC status, errors in the middle of a stream, and a report of the
+// metadata and deadline it received. Requests go over a real socket to a
+// real HttpServer. The request's `message` is the script: "status:<code>",
+// "stream-error:<code>" (one delta, then the error), "metadata".
+
+#include "gateway/app/gateway.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "gateway/app/backend_channel.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest.h"
+
+namespace chat::gateway {
+namespace {
+
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string MetadataValue(const grpc::ServerContext& context, const std::string& key) {
+  auto it = context.client_metadata().find(key);
+  if (it == context.client_metadata().end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// The scripted backend. Synchronous API: this is a test double.
+class FakeChatService final : public chat::v1::ChatService::Service {
+ public:
+  grpc::Status Chat(grpc::ServerContext* context, const chat::v1::ChatRequest* request,
+                    chat::v1::ChatResponse* response) override {
+    int code = 0;
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"), &code)) {
+      return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
+    }
+    if (request->message() == "metadata") {
+      response->set_response(absl::StrCat(
+          "authorization=", MetadataValue(*context, "authorization"),
+          ";x-request-id=", MetadataValue(*context, "x-request-id"),
+          ";tenant=", MetadataValue(*context, "tenant")));
+      const absl::Duration left =
+          absl::FromChrono(context->deadline()) - absl::Now();
+      response->set_turn_count(static_cast<int>(absl::ToInt64Seconds(left + absl::Milliseconds(500))));
+    }
+    response->set_session_id(request->session_id());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ChatStream(grpc::ServerContext* /*context*/,
+                          const chat::v1::ChatRequest* request,
+                          grpc::ServerWriter<chat::v1::ChatStreamEvent>* writer) override {
+    int code = 0;
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"), &code)) {
+      return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
+    }
+    chat::v1::ChatStreamEvent delta;
+    delta.mutable_delta()->set_text("partial ");
+    writer->Write(delta);
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "stream-error:"), &code)) {
+      return grpc::Status(static_cast<grpc::StatusCode>(code), "went wrong");
+    }
+    chat::v1::ChatStreamEvent done;
+    done.mutable_done()->set_response("partial ");
+    writer->Write(done);
+    return grpc::Status::OK;
+  }
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The gateway's channel health-checks chat.v1.ChatService (as
+    // chat-server serves it); gRPC's default health service answers here.
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int backend_port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &backend_port);
+    builder.RegisterService(&service_);
+    backend_ = builder.BuildAndStart();
+    ASSERT_NE(backend_, nullptr);
+    backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port));
+    ASSERT_TRUE(channel.ok());
+    absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
+        {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
+    ASSERT_TRUE(routes.ok());
+    gateway_ = std::make_unique<Gateway>(*channel, *std::move(routes), GatewayOptions{});
+    http_ = std::make_unique<HttpServer>(HttpServerOptions{},
+                                         [this](std::shared_ptr<HttpExchange> e) {
+                                           gateway_->Handle(std::move(e));
+                                         });
+    absl::StatusOr<int> port = http_->Start("127.0.0.1", 0);
+    ASSERT_TRUE(port.ok());
+    port_ = *port;
+  }
+
+  void TearDown() override {
+    http_->StopAccepting();
+    gateway_->CancelAll();
+    gateway_->WaitIdle(absl::Seconds(10));
+    http_->Stop();
+    backend_->Shutdown();
+  }
+
+  // Sends one request (Connection: close) and returns the whole answer.
+  std::string Request(const std::string& method, const std::string& path,
+                      const std::string& body, const std::string& extra_headers = "") {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    std::string request = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: x\r\n",
+                                       "Connection: close\r\n", extra_headers,
+                                       "Content-Length: ", body.size(), "\r\n\r\n", body);
+    EXPECT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    std::string answer;
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    return answer;
+  }
+
+  static std::string ChatBody(const std::string& message) {
+    return absl::StrCat(R"({"message":")", message, R"(","session_id":"s1"})");
+  }
+
+  FakeChatService service_;
+  std::unique_ptr<grpc::Server> backend_;
+  std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<HttpServer> http_;
+  int port_ = 0;
+};
+
+TEST_F(GatewayTest, ForwardsHeadersAsMetadataAndGrpcTimeoutAsDeadline) {
+  std::string answer = Request("POST", "/v1/chat", ChatBody("metadata"),
+                               "Authorization: Bearer k-1\r\nX-Request-Id: rid-7\r\n"
+                               "Grpc-Metadata-Tenant: acme\r\nGrpc-Timeout: 5S\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("x-request-id: rid-7\r\n"));
+  EXPECT_THAT(answer, HasSubstr(
+      R"("response":"authorization=Bearer k-1;x-request-id=rid-7;tenant=acme")"));
+  // The deadline the backend saw: about 5 s away (rounded to seconds).
+  EXPECT_THAT(answer, ::testing::AnyOf(HasSubstr(R"("turn_count":5)"),
+                                       HasSubstr(R"("turn_count":4)")));
+}
+
+struct StatusRow {
+  int grpc_code;
+  int http_status;
+};
+
+class GatewayStatusTest : public GatewayTest,
+                          public ::testing::WithParamInterface<StatusRow> {};
+
+TEST_P(GatewayStatusTest, BackendStatusBecomesHttpStatusAndErrorBody) {
+  const StatusRow& row = GetParam();
+  std::string answer =
+      Request("POST", "/chat", ChatBody(absl::StrCat("status:", row.grpc_code)));
+  EXPECT_THAT(answer, StartsWith(absl::StrCat("HTTP/1.1 ", row.http_status, " ")));
+  EXPECT_THAT(answer, EndsWith(absl::StrCat(R"({"code":)", row.grpc_code,
+                                            R"(,"message":"scripted failure","details":[]})")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Codes, GatewayStatusTest,
+    ::testing::Values(StatusRow{3, 400}, StatusRow{9, 400}, StatusRow{11, 400},
+                      StatusRow{16, 401}, StatusRow{7, 403}, StatusRow{5, 404},
+                      StatusRow{10, 409}, StatusRow{6, 409}, StatusRow{8, 429},
+                      StatusRow{2, 500}, StatusRow{13, 500}, StatusRow{15, 500},
+                      StatusRow{12, 501}, StatusRow{14, 503}, StatusRow{4, 504}),
+    [](const ::testing::TestParamInfo<StatusRow>& info) {
+      return absl::StrCat("Grpc", info.param.grpc_code, "Http", info.param.http_status);
+    });
+
+TEST_F(GatewayTest, SseErrorAfterTheFirstEventIsAnErrorEvent) {
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("stream-error:8"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
+  EXPECT_THAT(answer, HasSubstr("event: error\ndata: "
+                                R"({"code":8,"message":"went wrong","details":[]})"
+                                "\n\n"));
+}
+
+TEST_F(GatewayTest, SseErrorBeforeAnyEventIsAnHttpError) {
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("status:8"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 429 Too Many Requests\r\n"));
+  EXPECT_THAT(answer, EndsWith(R"({"code":8,"message":"scripted failure","details":[]})"));
+}
+
+TEST_F(GatewayTest, RawTextErrorAfterTheFirstByteIsAppended) {
+  std::string answer = Request("POST", "/chat-stream", ChatBody("stream-error:14"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("Content-Type: text/plain; charset=utf-8\r\n"));
+  // Chunked: "partial " then "\nError: went wrong", then the last chunk.
+  EXPECT_THAT(answer, HasSubstr("8\r\npartial \r\n12\r\n\nError: went wrong\r\n0\r\n\r\n"));
+}
+
+TEST_F(GatewayTest, NdjsonErrorAfterTheFirstLine) {
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("stream-error:4"),
+                               "Accept: application/x-ndjson\r\n");
+  EXPECT_THAT(answer, HasSubstr(R"({"result":{"delta":{"text":"partial "}}})"));
+  EXPECT_THAT(answer,
+              HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
+}
+
+TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
+  // gRPC's client-side health checking (the channel's service config)
+  // watches the backend: NOT_SERVING takes it out of the balancer.
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", false);
+  std::string answer;
+  for (int i = 0; i < 100; ++i) {  // The Watch update arrives asynchronously.
+    answer = Request("GET", "/stats", "");
+    if (absl::StartsWith(answer, "HTTP/1.1 503")) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_THAT(answer, HasSubstr(R"("code":14)"));
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
+  for (int i = 0; i < 100; ++i) {
+    answer = Request("GET", "/stats", "");
+    if (!absl::StartsWith(answer, "HTTP/1.1 503")) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  // GetStats is not scripted in the fake: UNIMPLEMENTED, but it got there.
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 501 "));
+}
+
+TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("fine"));
+  EXPECT_THAT(answer, HasSubstr("event: done\ndata: {\"response\":\"partial \""));
+  EXPECT_THAT(answer, EndsWith("0\r\n\r\n"));
+}
+
+}  // namespace
+}  // namespace chat::gateway

@@ -1,0 +1,80 @@
+// The OpenAPI document generated from chat.proto: its structure (the
+// standard validator runs on it in openapi.test.mjs).
+
+#include "gateway/openapi/openapi.h"
+
+#include "chat/v1/chat.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace chat::gateway {
+namespace {
+
+nlohmann::json Document() {
+  absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
+      {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
+  EXPECT_TRUE(routes.ok());
+  return nlohmann::json::parse(GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()),
+                               nullptr, false);
+}
+
+TEST(OpenApiTest, ProtoCommentsBecomeDescriptions) {
+  nlohmann::json doc = Document();
+  const nlohmann::json& request = doc["components"]["schemas"]["chat.v1.ChatRequest"];
+  EXPECT_EQ(request["description"], "One user message for a session.");
+  EXPECT_THAT(request["properties"]["message"]["description"].get<std::string>(),
+              ::testing::StartsWith("The user's message. Required,"));
+  EXPECT_THAT(doc["paths"]["/v1/chat"]["post"]["description"].get<std::string>(),
+              ::testing::StartsWith("Sends one user message"));
+}
+
+TEST(ProtoDocsTest, UnreadableSetGivesNoComments) {
+  EXPECT_EQ(ProtoDocs::FromDescriptorSet("\xff\xff").Comment("chat.v1.ChatRequest"), "");
+  EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.NoSuchThing"), "");
+  EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.ChatService.GetStats"),
+            "Counts sessions, messages and tokens.");
+}
+
+TEST(OpenApiTest, HasEveryPathAndMethod) {
+  nlohmann::json doc = Document();
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_EQ(doc["openapi"], "3.0.3");
+  EXPECT_TRUE(doc["paths"]["/"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/chat"].contains("post"));
+  EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
+  EXPECT_EQ(doc["paths"].size(), 15u);  // 16 routes; two share /history/{session_id}.
+}
+
+TEST(OpenApiTest, ParametersAndBodies) {
+  nlohmann::json doc = Document();
+  const nlohmann::json& history = doc["paths"]["/history/{session_id}"]["get"];
+  ASSERT_EQ(history["parameters"].size(), 1u);
+  EXPECT_EQ(history["parameters"][0]["in"], "path");
+  EXPECT_EQ(history["parameters"][0]["required"], true);
+  EXPECT_FALSE(history.contains("requestBody"));
+  const nlohmann::json& chat = doc["paths"]["/v1/chat"]["post"];
+  EXPECT_EQ(chat["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/chat.v1.ChatRequest");
+  EXPECT_EQ(chat["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error");
+  EXPECT_TRUE(doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
+                 .contains("text/plain"));
+}
+
+TEST(OpenApiTest, SchemasFollowTheJsonMapping) {
+  nlohmann::json schemas = Document()["components"]["schemas"];
+  const nlohmann::json& stats = schemas["chat.v1.GetStatsResponse"]["properties"];
+  EXPECT_EQ(stats["total_sessions"]["type"], "integer");
+  EXPECT_EQ(stats["avg_messages_per_session"]["type"], "number");
+  const nlohmann::json& history = schemas["chat.v1.GetHistoryResponse"]["properties"];
+  EXPECT_EQ(history["messages"]["type"], "array");
+  EXPECT_EQ(history["messages"]["items"]["$ref"], "#/components/schemas/chat.v1.Message");
+  EXPECT_EQ(schemas["chat.v1.ChatRequest"]["properties"]["system_prompt"]["nullable"], true);
+  EXPECT_TRUE(schemas.contains("chat.v1.Usage"));
+}
+
+}  // namespace
+}  // namespace chat::gateway

@@ -1,0 +1,383 @@
+// ChatEngine against a scripted provider and the in-memory store. Strategy:
+// every test drives turns through the engine's public API and then reads the
+// store directly, so what is asserted is what a later call would see. The
+// fake provider runs each call on its own thread, like the real providers,
+// and can hold a call open so a test can cancel it or queue turns behind it.
+
+#include "server/engine/chat_engine.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+#include "tests/testing/fake_llm_provider.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::FakeLlmProvider;
+using ::chat::testing::FakeScript;
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+// Records what the engine reports for one turn.
+class RecordingObserver final : public TurnObserver {
+ public:
+  void OnDelta(absl::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    deltas_.emplace_back(text);
+  }
+  void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
+    {
+      absl::MutexLock lock(&mu_);
+      result_ = std::move(result);
+    }
+    done_.Notify();
+  }
+  absl::StatusOr<ChatTurnResult> Wait() {
+    done_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+  bool HasCompleted() { return done_.HasBeenNotified(); }
+  std::vector<std::string> deltas() {
+    absl::MutexLock lock(&mu_);
+    return deltas_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> deltas_ ABSL_GUARDED_BY(mu_);
+  absl::StatusOr<ChatTurnResult> result_ ABSL_GUARDED_BY(mu_) =
+      absl::UnknownError("not completed");
+  absl::Notification done_;
+};
+
+ChatTurnRequest Request(std::string session, std::string message) {
+  ChatTurnRequest request;
+  request.session_id = std::move(session);
+  request.message = std::move(message);
+  return request;
+}
+
+ChatEngineOptions Limited() {
+  ChatEngineOptions options;
+  options.max_turns_per_session = 2;
+  options.max_sessions_per_tenant = 2;
+  return options;
+}
+
+class ChatEngineTest : public ::testing::Test {
+ protected:
+  explicit ChatEngineTest(ChatEngineOptions options = {})
+      : pool_(2), engine_(&store_, &provider_, &pool_, std::move(options)) {}
+
+  absl::StatusOr<ChatTurnResult> RunTurn(ChatTurnRequest request) {
+    RecordingObserver observer;
+    absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+        engine_.StartTurn(std::move(request), &observer);
+    if (!turn.ok()) return turn.status();
+    return observer.Wait();
+  }
+
+  std::vector<store::StoredMessage> History(const std::string& session) {
+    absl::StatusOr<std::vector<store::StoredMessage>> history =
+        store_.LoadHistory({"default", session});
+    return history.ok() ? *history : std::vector<store::StoredMessage>{};
+  }
+
+  store::MemoryConversationStore store_;
+  FakeLlmProvider provider_;
+  ThreadPool pool_;
+  ChatEngine engine_;
+};
+
+TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "Hi"), &observer), IsOk());
+  absl::StatusOr<ChatTurnResult> result = observer.Wait();
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->response, "Hello there");
+  EXPECT_EQ(result->turn_count, 1);
+  EXPECT_EQ(result->model, "fake-model");
+  EXPECT_EQ(result->input_tokens, 10);
+  EXPECT_THAT(observer.deltas(), ElementsAre("Hello", " there"));
+  EXPECT_THAT(History("s1"),
+              ElementsAre(Field(&store::StoredMessage::content, "Hi"),
+                          Field(&store::StoredMessage::content, "Hello there")));
+}
+
+TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
+  ChatTurnRequest first = Request("s1", "one");
+  first.system_prompt = "Be brief.";
+  ASSERT_THAT(RunTurn(first), IsOk());
+  ChatTurnRequest second = Request("s1", "two");
+  second.system_prompt = "Ignored: the session exists.";
+  ASSERT_THAT(RunTurn(second), IsOk());
+
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].system_prompt, "Be brief.");
+  EXPECT_THAT(requests[1].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "two")));
+}
+
+TEST_F(ChatEngineTest, DefaultSystemPromptForNewSessions) {
+  ASSERT_THAT(RunTurn(Request("s1", "Hi")), IsOk());
+  EXPECT_EQ(provider_.requests()[0].system_prompt,
+            "You are a helpful AI assistant.");
+  absl::StatusOr<store::SessionInfo> session =
+      store_.GetSession({"default", "s1"});
+  ASSERT_THAT(session, IsOk());
+  EXPECT_EQ(session->system_prompt, "You are a helpful AI assistant.");
+}
+
+TEST_F(ChatEngineTest, ProviderFailingHalfwayLeavesHistoryAsItWas) {
+  ASSERT_THAT(RunTurn(Request("s1", "first")), IsOk());
+  FakeScript failing;
+  failing.deltas = {"partial ", "answer"};
+  failing.error = absl::UnavailableError("upstream overloaded");
+  provider_.SetScript(failing);
+
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "second"), &observer), IsOk());
+  EXPECT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(observer.deltas(), ElementsAre("partial ", "answer"));
+  EXPECT_EQ(History("s1").size(), 2u);
+
+  // A new session whose first turn fails is not created at all.
+  EXPECT_THAT(RunTurn(Request("s2", "hello")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_.GetSession({"default", "s2"}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ChatEngineTest, CancellingARunningTurnStoresNothing) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver observer;
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine_.StartTurn(Request("s1", "Hi"), &observer);
+  ASSERT_THAT(turn, IsOk());
+  provider_.WaitForStarted(1);
+  (*turn)->Cancel();
+  EXPECT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(provider_.cancelled_calls(), 1);
+  EXPECT_THAT(store_.GetSession({"default", "s1"}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver first, second, third;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "1"), &first), IsOk());
+  provider_.WaitForStarted(1);
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "2"), &second), IsOk());
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "3"), &third), IsOk());
+  provider_.Release();
+  ASSERT_THAT(first.Wait(), IsOk());
+  ASSERT_THAT(second.Wait(), IsOk());
+  ASSERT_THAT(third.Wait(), IsOk());
+  EXPECT_EQ(first.Wait()->turn_count, 1);
+  EXPECT_EQ(second.Wait()->turn_count, 2);
+  EXPECT_EQ(third.Wait()->turn_count, 3);
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_EQ(history[0].content, "1");
+  EXPECT_EQ(history[2].content, "2");
+  EXPECT_EQ(history[4].content, "3");
+  // Each turn saw the turns before it.
+  EXPECT_EQ(provider_.requests()[2].messages.size(), 5u);
+}
+
+TEST_F(ChatEngineTest, CancellingAQueuedTurnAnswersAtOnceAndSkipsIt) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver running, queued;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "running"), &running), IsOk());
+  provider_.WaitForStarted(1);
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine_.StartTurn(Request("s1", "queued"), &queued);
+  ASSERT_THAT(turn, IsOk());
+  (*turn)->Cancel();
+  EXPECT_THAT(queued.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_FALSE(running.HasCompleted());
+  provider_.Release();
+  ASSERT_THAT(running.Wait(), IsOk());
+  EXPECT_EQ(provider_.requests().size(), 1u);
+  EXPECT_EQ(History("s1").size(), 2u);
+}
+
+TEST_F(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver busy, other;
+  ASSERT_THAT(engine_.StartTurn(Request("busy", "x"), &busy), IsOk());
+  ASSERT_THAT(engine_.StartTurn(Request("other", "y"), &other), IsOk());
+  provider_.WaitForStarted(2);  // Both reached the provider at once.
+  provider_.Release();
+  EXPECT_THAT(busy.Wait(), IsOk());
+  EXPECT_THAT(other.Wait(), IsOk());
+}
+
+TEST_F(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
+  RecordingObserver observer;
+  EXPECT_THAT(engine_.StartTurn(Request("s1", ""), &observer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("message")));
+  EXPECT_THAT(engine_.StartTurn(Request("bad id", "x"), &observer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("session_id")));
+  EXPECT_TRUE(provider_.requests().empty());
+  EXPECT_FALSE(observer.HasCompleted());
+}
+
+// Another replica stores a turn on the session while this one's provider
+// runs: the append conflicts.
+class ConflictTest : public ChatEngineTest {
+ protected:
+  // Starts a held turn on "s1" (which has one turn), lets a rival append a
+  // turn meanwhile, then releases the provider.
+  absl::StatusOr<ChatTurnResult> TurnRacingARival(bool retry_on_conflict) {
+    EXPECT_THAT(RunTurn(Request("s1", "first")), IsOk());
+    FakeScript held;
+    held.hold = true;
+    provider_.SetScript(held);
+    ChatTurnRequest request = Request("s1", "mine");
+    request.retry_on_conflict = retry_on_conflict;
+    RecordingObserver observer;
+    EXPECT_THAT(engine_.StartTurn(request, &observer), IsOk());
+    provider_.WaitForStarted(2);
+    store::Turn rival;
+    rival.user_message = "rival";
+    rival.assistant_message = "rival reply";
+    rival.created_at = absl::Now();
+    EXPECT_THAT(store_.AppendTurn({"default", "s1"}, 1, "", rival), IsOk());
+    provider_.Release();
+    return observer.Wait();
+  }
+};
+
+TEST_F(ConflictTest, UnaryTurnIsAskedAgainAgainstFreshHistory) {
+  absl::StatusOr<ChatTurnResult> result = TurnRacingARival(true);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_count, 3);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  // The retry saw the rival's turn.
+  EXPECT_EQ(requests[2].messages.size(), 5u);
+  EXPECT_EQ(requests[2].messages[2].content, "rival");
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_EQ(history[2].content, "rival");
+  EXPECT_EQ(history[4].content, "mine");
+}
+
+TEST_F(ConflictTest, StreamedTurnFailsAbortedAndStoresNothing) {
+  absl::StatusOr<ChatTurnResult> result = TurnRacingARival(false);
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kAborted, HasSubstr("busy")));
+  EXPECT_EQ(History("s1").size(), 4u);
+}
+
+class LimitsTest : public ChatEngineTest {
+ protected:
+  LimitsTest() : ChatEngineTest(Limited()) {}
+};
+
+TEST_F(LimitsTest, TurnsPerSessionAreCapped) {
+  ASSERT_THAT(RunTurn(Request("s1", "1")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "2")), IsOk());
+  EXPECT_THAT(RunTurn(Request("s1", "3")),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_turns_per_session")));
+  EXPECT_EQ(provider_.requests().size(), 2u);  // Refused before the provider.
+  ASSERT_THAT(store_.ResetSession({"default", "s1"}, absl::Now()), IsOk());
+  EXPECT_THAT(RunTurn(Request("s1", "after reset")), IsOk());
+}
+
+TEST_F(LimitsTest, SessionsPerTenantAreCapped) {
+  ASSERT_THAT(RunTurn(Request("a", "x")), IsOk());
+  ASSERT_THAT(RunTurn(Request("b", "x")), IsOk());
+  EXPECT_THAT(RunTurn(Request("c", "x")),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_sessions_per_tenant")));
+  // Existing sessions go on; another tenant has its own count.
+  EXPECT_THAT(RunTurn(Request("a", "y")), IsOk());
+  ChatTurnRequest other = Request("c", "x");
+  other.tenant = "other";
+  EXPECT_THAT(RunTurn(other), IsOk());
+}
+
+// The prompt is trimmed to the context window, the history is not, and the
+// caller's deadline reaches the provider.
+class ContextWindowTest : public ChatEngineTest {
+ protected:
+  static ChatEngineOptions Options() {
+    ChatEngineOptions options;
+    options.default_system_prompt = "";
+    // Each message below is 100 bytes: 25 estimated tokens.
+    options.max_context_tokens = 80;
+    return options;
+  }
+  ContextWindowTest() : ChatEngineTest(Options()) {}
+};
+
+TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
+  FakeScript script;
+  script.deltas = {std::string(100, 'r')};
+  script.result.output_tokens = 25;  // What bytes/4 would say, too.
+  provider_.SetScript(script);
+  std::vector<int> truncated;
+  for (int i = 0; i < 3; ++i) {
+    ChatTurnRequest request = Request("s1", std::string(100, 'a' + i));
+    request.deadline = absl::Now() + absl::Minutes(i + 1);
+    absl::StatusOr<ChatTurnResult> result = RunTurn(request);
+    ASSERT_THAT(result, IsOk());
+    truncated.push_back(result->truncated_turns);
+  }
+  // 25 per message: the new one alone, then 75 with one turn, then 125
+  // with two turns, over 80, so the oldest goes.
+  EXPECT_THAT(truncated, ::testing::ElementsAre(0, 0, 1));
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  ASSERT_EQ(requests[2].messages.size(), 3u);
+  EXPECT_EQ(requests[2].messages[0].content, std::string(100, 'b'));
+  EXPECT_NE(requests[2].deadline, absl::InfiniteFuture());
+  EXPECT_GT(requests[2].deadline, requests[1].deadline);
+  EXPECT_EQ(History("s1").size(), 6u);
+}
+
+TEST_F(ContextWindowTest, ReportedOutputTokensCountInsteadOfBytes) {
+  // Short replies the provider says were long: its count is what matters.
+  FakeScript script;
+  script.deltas = {"ok"};
+  script.result.output_tokens = 60;
+  provider_.SetScript(script);
+  ASSERT_THAT(RunTurn(Request("s1", std::string(100, 'a'))), IsOk());
+  absl::StatusOr<ChatTurnResult> second =
+      RunTurn(Request("s1", std::string(100, 'b')));
+  ASSERT_THAT(second, IsOk());
+  // 25 + 60 + 25 > 80: the first turn is left out, though its reply is
+  // 2 bytes.
+  EXPECT_EQ(second->truncated_turns, 1);
+  EXPECT_EQ(provider_.requests()[1].messages.size(), 1u);
+}
+
+}  // namespace
+}  // namespace chat
