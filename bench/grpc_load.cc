@@ -37,7 +37,7 @@ namespace {
 
 using chat::v1::ChatRequest;
 using chat::v1::ChatResponse;
-using chat::v1::ChatStreamEvent;
+using chat::v1::ChatStreamResponse;
 
 class Load {
  public:
@@ -95,16 +95,20 @@ class Load {
       --in_flight_;
       return;
     }
-    ChatRequest request;
-    request.set_session_id(absl::StrCat("bench-", n % absl::GetFlag(FLAGS_sessions)));
-    request.set_message(message_);
+    const std::string session_id =
+        absl::StrCat("bench-", n % absl::GetFlag(FLAGS_sessions));
     auto* stub = stubs_[id % stubs_.size()].get();
     if (absl::GetFlag(FLAGS_mode) == "stream") {
+      chat::v1::ChatStreamRequest request;
+      request.set_session_id(session_id);
+      request.set_message(message_);
       new StreamCall(this, id, stub, std::move(request));
     } else {
       auto* context = new grpc::ClientContext;
       auto* response = new ChatResponse;
-      auto* req = new ChatRequest(std::move(request));
+      auto* req = new ChatRequest;
+      req->set_session_id(session_id);
+      req->set_message(message_);
       const absl::Time begin = absl::Now();
       stub->async()->Chat(context, req, response,
                           [this, id, context, response, req, begin](grpc::Status s) {
@@ -129,10 +133,10 @@ class Load {
   }
 
   // One ChatStream read to its end.
-  class StreamCall final : public grpc::ClientReadReactor<ChatStreamEvent> {
+  class StreamCall final : public grpc::ClientReadReactor<ChatStreamResponse> {
    public:
     StreamCall(Load* load, int id, chat::v1::ChatService::Stub* stub,
-               ChatRequest request)
+               chat::v1::ChatStreamRequest request)
         : load_(load), id_(id), request_(std::move(request)), begin_(absl::Now()) {
       stub->async()->ChatStream(&context_, &request_, this);
       StartRead(&event_);
@@ -153,8 +157,8 @@ class Load {
     Load* const load_;
     const int id_;
     grpc::ClientContext context_;
-    ChatRequest request_;
-    ChatStreamEvent event_;
+    chat::v1::ChatStreamRequest request_;
+    ChatStreamResponse event_;
     const absl::Time begin_;
   };
 

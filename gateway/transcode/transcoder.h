@@ -46,7 +46,7 @@ absl::Status SetFieldFromString(google::protobuf::Message* message,
                                 absl::string_view value);
 
 // One event of a server stream, split for the streaming formats: a message
-// whose single set oneof field is a message (ChatStreamEvent's `delta` /
+// whose single set oneof field is a message (ChatStreamResponse's `delta` /
 // `done`) becomes that field's name and JSON; any other message is
 // ("message", whole JSON).
 struct StreamEventParts {

@@ -33,8 +33,9 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
 }
 
 // The engine's request for a Chat or ChatStream call.
+template <typename Request>
 ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
-                              const ChatRequest& request) {
+                              const Request& request) {
   ChatTurnRequest turn = ToTurnRequest(request, TenantOf(context));
   turn.deadline = DeadlineOf(context);
   return turn;
@@ -140,9 +141,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
   return new ChatUnaryReactor(engine_, std::move(turn), response);
 }
 
-grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>*
+grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
-                            const ChatRequest* request) {
+                            const chat::v1::ChatStreamRequest* request) {
   return new ChatStreamReactor(engine_, TurnRequestOf(*context, *request));
 }
 

@@ -25,9 +25,9 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   grpc::ServerUnaryReactor* Chat(grpc::CallbackServerContext* context,
                                  const chat::v1::ChatRequest* request,
                                  chat::v1::ChatResponse* response) override;
-  grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>* ChatStream(
+  grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>* ChatStream(
       grpc::CallbackServerContext* context,
-      const chat::v1::ChatRequest* request) override;
+      const chat::v1::ChatStreamRequest* request) override;
   grpc::ServerUnaryReactor* GetHistory(
       grpc::CallbackServerContext* context,
       const chat::v1::GetHistoryRequest* request,

@@ -25,7 +25,7 @@ ChatStreamReactor::ChatStreamReactor(ChatEngine* engine,
 void ChatStreamReactor::OnDelta(absl::string_view text) {
   absl::MutexLock lock(&mu_);
   if (client_gone_) return;
-  chat::v1::ChatStreamEvent event;
+  chat::v1::ChatStreamResponse event;
   event.mutable_delta()->set_text(std::string(text));
   pending_.push_back(std::move(event));
   WriteOrFinishLocked();
@@ -35,7 +35,7 @@ void ChatStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
   {
     absl::MutexLock lock(&mu_);
     if (result.ok()) {
-      chat::v1::ChatStreamEvent event;
+      chat::v1::ChatStreamResponse event;
       FillChatResponse(*result, event.mutable_done());
       pending_.push_back(std::move(event));
       final_status_ = grpc::Status::OK;

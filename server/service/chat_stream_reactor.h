@@ -19,7 +19,7 @@ namespace chat {
 // event and the call's status. The object deletes itself once gRPC has called
 // OnDone and the engine has called OnComplete, whichever comes last.
 class ChatStreamReactor final
-    : public grpc::ServerWriteReactor<chat::v1::ChatStreamEvent>,
+    : public grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>,
       public TurnObserver {
  public:
   ChatStreamReactor(ChatEngine* engine, ChatTurnRequest request);
@@ -41,8 +41,8 @@ class ChatStreamReactor final
   std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
 
   absl::Mutex mu_;
-  std::deque<chat::v1::ChatStreamEvent> pending_ ABSL_GUARDED_BY(mu_);
-  chat::v1::ChatStreamEvent in_flight_ ABSL_GUARDED_BY(mu_);
+  std::deque<chat::v1::ChatStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
+  chat::v1::ChatStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   // A write failed: the client is gone, later events are dropped.
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,9 +3,12 @@
 #include "common/time_format.h"
 
 namespace chat {
+namespace {
 
-ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
-                              const std::string& tenant) {
+// ChatRequest and ChatStreamRequest carry the same fields.
+template <typename Request>
+ChatTurnRequest TurnRequestFrom(const Request& request,
+                                const std::string& tenant) {
   ChatTurnRequest turn;
   turn.tenant = tenant;
   turn.session_id = request.session_id();
@@ -15,6 +18,18 @@ ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
   if (request.has_max_tokens()) turn.max_tokens = request.max_tokens();
   if (request.has_temperature()) turn.temperature = request.temperature();
   return turn;
+}
+
+}  // namespace
+
+ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
+                              const std::string& tenant) {
+  return TurnRequestFrom(request, tenant);
+}
+
+ChatTurnRequest ToTurnRequest(const chat::v1::ChatStreamRequest& request,
+                              const std::string& tenant) {
+  return TurnRequestFrom(request, tenant);
 }
 
 void FillChatResponse(const ChatTurnResult& result,

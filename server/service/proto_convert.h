@@ -8,8 +8,11 @@
 
 namespace chat {
 
-// The engine's view of a ChatRequest made by a caller of `tenant`.
+// The engine's view of a Chat or ChatStream request made by a caller of
+// `tenant` (the two messages have the same fields).
 ChatTurnRequest ToTurnRequest(const chat::v1::ChatRequest& request,
+                              const std::string& tenant);
+ChatTurnRequest ToTurnRequest(const chat::v1::ChatStreamRequest& request,
                               const std::string& tenant);
 
 // Fills `response` with a stored turn's outcome.

@@ -33,7 +33,7 @@ using ::chat::testing::ServerProcess;
 using ::chat::v1::ChatRequest;
 using ::chat::v1::ChatResponse;
 using ::chat::v1::ChatService;
-using ::chat::v1::ChatStreamEvent;
+using ::chat::v1::ChatStreamResponse;
 using ::testing::HasSubstr;
 
 const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
@@ -330,12 +330,12 @@ TEST_F(ChatServerTest, CancelledStreamStoresNothing) {
   ASSERT_TRUE(Chat("c", "kept", &response).ok());
 
   grpc::ClientContext context;
-  ChatRequest request;
+  chat::v1::ChatStreamRequest request;
   request.set_session_id("c");
   request.set_message("cancelled");
-  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
       stub_->ChatStream(&context, request);
-  ChatStreamEvent event;
+  ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_TRUE(event.has_delta());
   context.TryCancel();
@@ -435,12 +435,12 @@ TEST_F(ChatServerTest, HealthCheckServesAndWatchEndsOnShutdown) {
 TEST_F(ChatServerTest, ShutdownLetsARunningStreamFinish) {
   StartServer({"--echo_delay=50ms"});
   grpc::ClientContext context;
-  ChatRequest request;
+  chat::v1::ChatStreamRequest request;
   request.set_session_id("graceful");
   request.set_message("finish me please even while stopping");
-  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
       stub_->ChatStream(&context, request);
-  ChatStreamEvent event;
+  ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
   bool got_done = false;

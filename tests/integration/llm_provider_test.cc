@@ -39,7 +39,7 @@ using ::chat::testing::ServerProcess;
 using ::chat::v1::ChatRequest;
 using ::chat::v1::ChatResponse;
 using ::chat::v1::ChatService;
-using ::chat::v1::ChatStreamEvent;
+using ::chat::v1::ChatStreamResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -146,11 +146,11 @@ TEST_P(LlmProviderTest, DeltasArriveOneByOneWhileTheUpstreamStillStreams) {
   const std::string model = Model("hold");
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
-      stub_->ChatStream(&context, Request("s1", "hello there", model));
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
+      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("s1", "hello there", model)));
   // The fake has sent only its first delta and waits for our release: if
   // this read returns, the delta crossed gRPC while the upstream streams.
-  ChatStreamEvent event;
+  ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   ASSERT_TRUE(event.has_delta());
   EXPECT_EQ(event.delta().text(), "Echo ");
@@ -300,8 +300,8 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
   const std::string waiting = Model("status:429:30");
   {
     grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
-        stub_->ChatStream(&context, Request("backoff", "x", waiting));
+    std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
+        stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("backoff", "x", waiting)));
     ASSERT_TRUE(WaitForStat(waiting, "attempts", 1));
     absl::SleepFor(absl::Milliseconds(100));
     const absl::Time cancelled_at = absl::Now();
@@ -331,9 +331,9 @@ TEST_P(LlmProviderTest, CancellationClosesTheUpstreamConnectionAndStoresNothing)
   StartServer();
   const std::string model = Model("hold");
   grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<ChatStreamEvent>> reader =
-      stub_->ChatStream(&context, Request("cancel", "hello", model));
-  ChatStreamEvent event;
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
+      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("cancel", "hello", model)));
+  ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   context.TryCancel();
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);

@@ -37,7 +37,7 @@ using ::chat::testing::ServerProcess;
 using ::chat::v1::ChatRequest;
 using ::chat::v1::ChatResponse;
 using ::chat::v1::ChatService;
-using ::chat::v1::ChatStreamEvent;
+using ::chat::v1::ChatStreamResponse;
 using ::testing::HasSubstr;
 
 const bool kFastClientPolling = ::chat::testing::PollIdleChannelsOften();
@@ -170,8 +170,8 @@ TEST(ReplicasTest, OneSessionHammeredThroughTwoReplicasNeverInterleaves) {
         ChatRequest request;
         request.set_session_id("shared");
         request.set_message(absl::StrCat("client ", c, " call ", i));
-        auto reader = replicas[c % 2]->ChatStream(&context, request);
-        ChatStreamEvent event;
+        auto reader = replicas[c % 2]->ChatStream(&context, ::chat::testing::ToStreamRequest(request));
+        ChatStreamResponse event;
         while (reader->Read(&event)) {
         }
         grpc::Status status = reader->Finish();
@@ -239,8 +239,8 @@ void CrashMidStream(const std::string& store) {
         ChatRequest request;
         request.set_session_id(session);
         request.set_message(absl::StrCat("message ", i));
-        auto reader = stub.ChatStream(&context, request);
-        ChatStreamEvent event;
+        auto reader = stub.ChatStream(&context, ::chat::testing::ToStreamRequest(request));
+        ChatStreamResponse event;
         bool done = false;
         while (reader->Read(&event)) done = done || event.has_done();
         if (reader->Finish().ok() && done) {

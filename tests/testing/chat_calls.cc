@@ -32,9 +32,9 @@ grpc::Status CallChatStream(chat::v1::ChatService::Stub& stub,
                             chat::v1::ChatResponse* done) {
   grpc::ClientContext context;
   SetDeadline(&context);
-  std::unique_ptr<grpc::ClientReader<chat::v1::ChatStreamEvent>> reader =
-      stub.ChatStream(&context, request);
-  chat::v1::ChatStreamEvent event;
+  std::unique_ptr<grpc::ClientReader<chat::v1::ChatStreamResponse>> reader =
+      stub.ChatStream(&context, ToStreamRequest(request));
+  chat::v1::ChatStreamResponse event;
   while (reader->Read(&event)) {
     if (event.has_delta()) deltas->push_back(event.delta().text());
     if (event.has_done()) *done = event.done();
@@ -53,6 +53,12 @@ chat::v1::GetHistoryResponse CallGetHistory(chat::v1::ChatService::Stub& stub,
   grpc::Status s = stub.GetHistory(&context, request, &response);
   if (status != nullptr) *status = s;
   return response;
+}
+
+chat::v1::ChatStreamRequest ToStreamRequest(const chat::v1::ChatRequest& request) {
+  chat::v1::ChatStreamRequest stream_request;
+  stream_request.ParseFromString(request.SerializeAsString());
+  return stream_request;
 }
 
 chat::v1::ChatRequest MakeChatRequest(const std::string& session_id,

@@ -33,6 +33,10 @@ chat::v1::GetHistoryResponse CallGetHistory(chat::v1::ChatService::Stub& stub,
                                             const std::string& session_id,
                                             grpc::Status* status = nullptr);
 
+// ChatStream's request with the fields of `request`: the two messages have
+// the same fields and numbers, so one's bytes parse as the other.
+chat::v1::ChatStreamRequest ToStreamRequest(const chat::v1::ChatRequest& request);
+
 chat::v1::ChatRequest MakeChatRequest(const std::string& session_id,
                                       const std::string& message);
 

@@ -64,19 +64,19 @@ class FakeChatService final : public chat::v1::ChatService::Service {
   }
 
   grpc::Status ChatStream(grpc::ServerContext* /*context*/,
-                          const chat::v1::ChatRequest* request,
-                          grpc::ServerWriter<chat::v1::ChatStreamEvent>* writer) override {
+                          const chat::v1::ChatStreamRequest* request,
+                          grpc::ServerWriter<chat::v1::ChatStreamResponse>* writer) override {
     int code = 0;
     if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"), &code)) {
       return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
     }
-    chat::v1::ChatStreamEvent delta;
+    chat::v1::ChatStreamResponse delta;
     delta.mutable_delta()->set_text("partial ");
     writer->Write(delta);
     if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "stream-error:"), &code)) {
       return grpc::Status(static_cast<grpc::StatusCode>(code), "went wrong");
     }
-    chat::v1::ChatStreamEvent done;
+    chat::v1::ChatStreamResponse done;
     done.mutable_done()->set_response("partial ");
     writer->Write(done);
     return grpc::Status::OK;

@@ -125,7 +125,7 @@ TEST(TranscoderTest, ResetNotFoundKeepsPreviousTurns) {
 }
 
 TEST(TranscoderTest, SplitsStreamEvents) {
-  chat::v1::ChatStreamEvent delta;
+  chat::v1::ChatStreamResponse delta;
   delta.mutable_delta()->set_text("Hel");
   StreamEventParts parts = SplitStreamEvent(delta);
   EXPECT_EQ(parts.name, "delta");
@@ -133,7 +133,7 @@ TEST(TranscoderTest, SplitsStreamEvents) {
   EXPECT_TRUE(parts.has_text);
   EXPECT_EQ(parts.text, "Hel");
 
-  chat::v1::ChatStreamEvent done;
+  chat::v1::ChatStreamResponse done;
   done.mutable_done()->set_response("Hello");
   done.mutable_done()->set_turn_count(1);
   parts = SplitStreamEvent(done);
