@@ -265,7 +265,7 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
 
 TEST_P(LlmProviderTest, RetriesRecoverBeforeTheFirstByte) {
   StartServer();
-  for (const std::string& b : {"flaky:500:2", "flaky:529:1", "flaky:429:2", "flaky:503:1"}) {
+  for (const char* b : {"flaky:500:2", "flaky:529:1", "flaky:429:2", "flaky:503:1"}) {
     SCOPED_TRACE(b);
     const std::string model = Model(b);
     ChatResponse response;
