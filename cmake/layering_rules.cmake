@@ -1,0 +1,28 @@
+# Which includes each layer may not use. Dependencies point down:
+#   server: app -> service -> engine -> {llm, store} -> common
+#   gateway: app -> {compat, openapi} -> transcode -> http -> common
+# and the gateway never reaches into server/. Read by
+# cmake/check_layering.cmake (a ctest entry) and cmake/Layering.cmake.
+#
+# Each rule: FOLDER|FORBIDDEN-PREFIX,FORBIDDEN-PREFIX,...
+set(CHAT_LAYERING_RULES
+  "common|server/,gateway/,clients/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/,boost/,curl/,sqlite3.h,libpq-fe.h,nlohmann/"
+  "server/store|server/llm/,server/engine/,server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
+  "server/llm|server/store/,server/engine/,server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
+  "server/engine|server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/"
+  "server/service|server/app/,gateway/"
+  "server/app|gateway/"
+  "gateway/http|server/,gateway/transcode/,gateway/openapi/,gateway/compat/,gateway/app/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
+  "gateway/transcode|server/,gateway/openapi/,gateway/compat/,gateway/app/"
+  "gateway/openapi|server/,gateway/compat/,gateway/app/"
+  "gateway/compat|server/,gateway/app/"
+  "gateway/app|server/"
+)
+
+# Targets a library must not link, directly or through another library.
+set(CHAT_LINK_RULES
+  "chat_common|gRPC::grpc++,gRPC::grpc,protobuf::libprotobuf,chat_proto,CURL::libcurl,SQLite::SQLite3,PostgreSQL::PostgreSQL"
+  "chat_engine|gRPC::grpc++,gRPC::grpc,gRPC::grpc++_reflection,protobuf::libprotobuf,chat_proto,chat_service"
+  "chat_gateway_http|gRPC::grpc++,gRPC::grpc,protobuf::libprotobuf,chat_proto,chat_store,chat_llm,chat_engine,chat_service"
+  "chat_gateway_app|chat_store,chat_llm,chat_engine,chat_service,chat_server_app"
+)
