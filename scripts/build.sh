@@ -4,5 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh "$@"
-cmake -S . -B build -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-cmake --build build -j"${JOBS:-2}"
+# BUILD_DIR and CMAKE_ARGS (space-separated) pick another configuration, as
+# scripts/test.sh does for its checks.
+build_dir="${BUILD_DIR:-build}"
+read -r -a extra_args <<<"${CMAKE_ARGS:-}"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
+  "${extra_args[@]}" >/dev/null
+cmake --build "$build_dir" -j"${JOBS:-2}"
