@@ -384,8 +384,10 @@ class Connection {
 
   sqlite3* db() const { return db_; }
 
-  // The statement `id`, ready to bind and run. Using the same `id` twice at
-  // once works (the second gets a fresh copy), but costs a prepare.
+  // The statement `id`, ready to bind and run. The caller holds the lock
+  // guarding this connection until the Statement is destroyed (it goes back
+  // to this cache then). Using the same `id` twice at once works (the second
+  // gets a fresh copy, finalized on return), but costs a prepare.
   absl::StatusOr<Statement> Prepare(Sql id) {
     sqlite3_stmt** const home = &statements_[static_cast<size_t>(id)];
     sqlite3_stmt* stmt = std::exchange(*home, nullptr);

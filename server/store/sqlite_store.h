@@ -120,7 +120,9 @@ class SqliteConversationStore final : public ConversationStore {
   // Holds a connection to read on, locked for its lifetime: a reader, or the
   // writer under mu_ when there are no readers (an in-memory database). The
   // lock is taken in AcquireReader() and released here, which the thread
-  // safety analysis cannot follow through the return value.
+  // safety analysis cannot follow through the return value. Declare it
+  // before the statements borrowed from its connection: they go back to the
+  // connection's cache when destroyed, which must happen under the lock.
   class Reader {
    public:
     Reader(absl::Mutex* mu, Connection* connection)
