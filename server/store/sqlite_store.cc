@@ -612,9 +612,10 @@ SqliteConversationStore::Open(absl::string_view path) {
           nullptr);
       auto owned = std::make_unique<Connection>(reader);
       if (read_rc != SQLITE_OK) {
-        return absl::UnavailableError(absl::StrCat(
-            "sqlite: cannot open a reader on ", file, ": ",
-            reader == nullptr ? sqlite3_errstr(read_rc) : sqlite3_errmsg(reader)));
+        return absl::UnavailableError(
+            absl::StrCat("sqlite: cannot open a reader on ", file, ": ",
+                         reader == nullptr ? sqlite3_errstr(read_rc)
+                                           : sqlite3_errmsg(reader)));
       }
       sqlite3_busy_timeout(reader, kBusyTimeoutMs);
       store->readers_.push_back(
@@ -709,8 +710,8 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
   // This call leads: it writes everything queued so far, its own turn first.
   constexpr size_t kMaxBatch = 256;
   std::vector<Writer*> batch(
-      writers_.begin(),
-      writers_.begin() + static_cast<long>(std::min(writers_.size(), kMaxBatch)));
+      writers_.begin(), writers_.begin() + static_cast<long>(std::min(
+                                               writers_.size(), kMaxBatch)));
   queue_mu_.Unlock();
   CommitBatch(batch);
   queue_mu_.Lock();
@@ -746,8 +747,8 @@ void SqliteConversationStore::CommitBatch(const std::vector<Writer*>& batch) {
       // running on would write the rest outside a transaction.
       const absl::Status lost = w->result.status();
       for (Writer* other : batch) {
-        if (other->result.ok() || other->result.status().code() ==
-                                      absl::StatusCode::kUnknown) {
+        if (other->result.ok() ||
+            other->result.status().code() == absl::StatusCode::kUnknown) {
           other->result = lost;
         }
       }

@@ -127,9 +127,10 @@ Catalogue ReadSqliteCatalogue(const std::string& path) {
   EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
             SQLITE_OK);
   // SQLite's own tables (sqlite_sequence, sqlite_stat1) are not ours.
-  for (const auto& table : SqliteRows(
-           db, "SELECT name FROM sqlite_schema WHERE type = 'table' "
-               "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")) {
+  for (const auto& table :
+       SqliteRows(db,
+                  "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                  "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")) {
     const std::string& name = table[0];
     catalogue.tables.insert(name);
     // cid, name, type, notnull, dflt_value, pk. A primary key column is
@@ -144,8 +145,8 @@ Catalogue ReadSqliteCatalogue(const std::string& path) {
          SqliteRows(db, absl::StrCat("PRAGMA index_list(", name, ")"))) {
       std::vector<std::string> columns;
       // seqno, cid, name, desc, coll, key: key = 0 rows are the rowid.
-      for (const auto& part : SqliteRows(
-               db, absl::StrCat("PRAGMA index_xinfo(", index[1], ")"))) {
+      for (const auto& part :
+           SqliteRows(db, absl::StrCat("PRAGMA index_xinfo(", index[1], ")"))) {
         if (part[5] != "1") continue;
         columns.push_back(part[3] == "1" ? part[2] + " DESC" : part[2]);
       }
@@ -187,8 +188,7 @@ std::vector<std::vector<std::string>> PostgresRows(PGconn* conn,
 Catalogue ReadPostgresCatalogue(const std::string& conninfo) {
   Catalogue catalogue;
   std::unique_ptr<PGconn, PgConnCloser> conn(PQconnectdb(conninfo.c_str()));
-  EXPECT_EQ(PQstatus(conn.get()), CONNECTION_OK)
-      << PQerrorMessage(conn.get());
+  EXPECT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
   // The store's schema version; SQLite keeps it in the file header instead.
   for (const auto& table : PostgresRows(conn.get(), R"sql(
       SELECT table_name FROM information_schema.tables

@@ -345,8 +345,9 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
       store->LoadHistory({"acme", "old"});
   ASSERT_THAT(history, IsOk());
   EXPECT_THAT(*history, SizeIs(2));
-  EXPECT_THAT(store->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
-              IsOk());
+  EXPECT_THAT(
+      store->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
+      IsOk());
 }
 
 TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
@@ -363,18 +364,20 @@ TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
   {
     // The statement DeleteSessionsIdleSince runs, planned on the file.
     RawDb raw(path_);
-    EXPECT_THAT(raw.Column("EXPLAIN QUERY PLAN DELETE FROM sessions "
-                           "WHERE updated_at_us < 100",
-                           /*column=*/3),
-                ElementsAre(HasSubstr("INDEX sessions_by_idle (updated_at_us<?)")));
+    EXPECT_THAT(
+        raw.Column("EXPLAIN QUERY PLAN DELETE FROM sessions "
+                   "WHERE updated_at_us < 100",
+                   /*column=*/3),
+        ElementsAre(HasSubstr("INDEX sessions_by_idle (updated_at_us<?)")));
   }
 
   // And the statement the store ran never scanned the table: with 200
   // sessions, 100 of them idle, a scan would have stepped through them all.
   for (int i = 0; i < 200; ++i) {
-    ASSERT_THAT(store->AppendTurn({absl::StrCat("t", i % 7), absl::StrCat(i)},
-                                  0, "", MakeTurn("q", "a", absl::FromUnixMicros(i))),
-                IsOk());
+    ASSERT_THAT(
+        store->AppendTurn({absl::StrCat("t", i % 7), absl::StrCat(i)}, 0, "",
+                          MakeTurn("q", "a", absl::FromUnixMicros(i))),
+        IsOk());
   }
   absl::StatusOr<int64_t> deleted =
       store->DeleteSessionsIdleSince(absl::FromUnixMicros(100));
@@ -384,9 +387,9 @@ TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
   for (const StatementInfo& statement : PreparedStatements({writer})) {
     if (!absl::StrContains(statement.sql, "updated_at_us < ?1")) continue;
     ++sweeps;
-    EXPECT_EQ(sqlite3_stmt_status(statement.stmt,
-                                  SQLITE_STMTSTATUS_FULLSCAN_STEP, 0),
-              0)
+    EXPECT_EQ(
+        sqlite3_stmt_status(statement.stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0),
+        0)
         << statement.sql;
   }
   EXPECT_EQ(sweeps, 1);
