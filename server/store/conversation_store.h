@@ -126,20 +126,21 @@ class ConversationStore {
   virtual absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) = 0;
 };
 
-// Opens the store named by `url`:
-//   "memory"            process memory, lost at exit (tests, demos);
-//   "sqlite:PATH"       a SQLite file, created with its directory if absent
-//                       ("sqlite::memory:" for a private in-memory database);
-//   "postgres://..." or "postgresql://..."   a PostgreSQL database (libpq URL);
-//   "postgres:KEY=VALUE ..."                 the same, as a libpq key=value
-//                                            connection string.
-// kInvalidArgument for an unknown scheme; kUnavailable if it cannot be opened.
 // Settings that apply to some kinds of store only.
 struct StoreOptions {
   // PostgreSQL: the most connections the store opens.
   int max_connections = 8;
 };
 
+// Opens the store named by `url`, creating or migrating its schema:
+//   "memory"            process memory, lost at exit (tests, demos);
+//   "sqlite:PATH"       a SQLite file, created with its directory if absent
+//                       ("sqlite::memory:" for a private in-memory database);
+//   "postgres://..." or "postgresql://..."   a PostgreSQL database (libpq URL);
+//   "postgres:KEY=VALUE ..."                 the same, as a libpq key=value
+//                                            connection string.
+// kInvalidArgument for an unknown scheme; kUnavailable if it cannot be
+// opened; kFailedPrecondition if its schema is newer than this build.
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     absl::string_view url, const StoreOptions& options = {});
 

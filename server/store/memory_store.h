@@ -17,9 +17,9 @@
 namespace chat::store {
 
 // A ConversationStore in process memory: everything is lost at exit. For
-// tests and demos. It follows the same contract as the SQLite store, down to
-// timestamps kept at microsecond precision and the same page tokens, so the
-// two are interchangeable. Thread-safe: one mutex guards all state.
+// tests and demos. It follows the same contract as the SQLite and PostgreSQL
+// stores, down to timestamps kept at microsecond precision and the same page
+// tokens, so they are interchangeable. Thread-safe: one mutex guards all state.
 class MemoryConversationStore final : public ConversationStore {
  public:
   MemoryConversationStore() = default;

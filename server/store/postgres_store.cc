@@ -183,11 +183,13 @@ class PostgresConversationStore::Connection {
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
       const std::string& conninfo, absl::Duration connect_timeout) {
     // Keywords override what the conninfo says only where it is silent:
-    // expand_dbname lets `dbname` carry a whole URL or key=value string.
+    // expand_dbname lets `dbname` carry a whole URL or key=value string, and
+    // libpq lets the last value of a keyword win. So a conninfo that sets
+    // `options` replaces the one below whole, server-side timeouts included.
     std::string timeout = absl::StrCat(
         std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
     // Without these a stalled server or a lost network would block a call
-    // (and the store thread it runs on) forever: TCP keepalives and
+    // (and the worker thread it runs on) forever: TCP keepalives and
     // tcp_user_timeout notice a dead peer, and the server-side timeouts end
     // a statement or a lock wait that takes too long. Failures surface as
     // kUnavailable, which callers may retry.

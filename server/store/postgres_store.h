@@ -28,8 +28,9 @@ struct PostgresOptions {
 };
 
 // A ConversationStore in PostgreSQL, shared by any number of chat-server
-// replicas. Same layout as the SQLite store: a row per session (with its turn
-// count and token sums) and a row per message.
+// replicas. Same layout as the SQLite store (tables, columns, indexes;
+// tests/server/store/schema_test.cc compares them): a row per session (with
+// its turn count and token sums) and a row per message.
 //
 // Concurrency across replicas: AppendTurn locks the session row (SELECT ...
 // FOR UPDATE) and appends only if the turn count is the one the caller read,

@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <iterator>
@@ -76,6 +78,13 @@ CREATE TABLE messages (
     ON DELETE CASCADE
 );
 )sql",
+    // 2: an index for the retention sweep (DeleteSessionsIdleSince), which
+    // deletes by updated_at_us across all tenants. sessions_by_recency leads
+    // with tenant and cannot serve it, so without this index every sweep
+    // reads every session. PostgreSQL has had it since its schema 1.
+    R"sql(
+CREATE INDEX sessions_by_idle ON sessions (updated_at_us);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -106,13 +115,132 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
 
-struct ConnectionCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+// The statements the store runs, each prepared once per connection and kept
+// (see SqliteConversationStore::Connection).
+enum class Sql {
+  kBegin,
+  kCommit,
+  kSavepoint,
+  kRollbackToSavepoint,
+  kReleaseSavepoint,
+  kGetSession,
+  kLoadHistory,
+  kReadTurnCount,
+  kInsertSession,
+  kInsertMessage,
+  kCountTurn,
+  kClearMessages,
+  kResetSession,
+  kDeleteSession,
+  kListFirst,
+  kListAfter,
+  kStats,
+  kDeleteIdle,
 };
-using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+constexpr size_t kSqlCount = static_cast<size_t>(Sql::kDeleteIdle) + 1;
 
-// Owns one prepared statement. A failed Bind() is remembered and returned by
-// the next Step(), so a call site binds all its values and checks once.
+const char* SqlText(Sql id) {
+  switch (id) {
+    // BEGIN IMMEDIATE takes the write lock at once rather than at the first
+    // write (see Transaction).
+    case Sql::kBegin:
+      return "BEGIN IMMEDIATE";
+    case Sql::kCommit:
+      return "COMMIT";
+    case Sql::kSavepoint:
+      return "SAVEPOINT turn";
+    case Sql::kRollbackToSavepoint:
+      return "ROLLBACK TO turn";
+    case Sql::kReleaseSavepoint:
+      return "RELEASE turn";
+    case Sql::kGetSession:
+      return R"sql(
+      SELECT system_prompt, created_at_us, updated_at_us, turn_count
+      FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql";
+    // One statement, so one snapshot: the session's existence and its
+    // messages cannot disagree even with writers in other processes. A
+    // session without messages yields a single row of NULLs.
+    case Sql::kLoadHistory:
+      return R"sql(
+      SELECT m.role, m.content, m.created_at_us, m.output_tokens
+      FROM sessions AS s
+      LEFT JOIN messages AS m
+        ON m.tenant = s.tenant AND m.session_id = s.session_id
+      WHERE s.tenant = ?1 AND s.session_id = ?2
+      ORDER BY m.seq)sql";
+    case Sql::kReadTurnCount:
+      return "SELECT turn_count FROM sessions "
+             "WHERE tenant = ?1 AND session_id = ?2";
+    case Sql::kInsertSession:
+      return R"sql(
+      INSERT INTO sessions (tenant, session_id, system_prompt, created_at_us,
+                            updated_at_us, turn_count, input_tokens,
+                            output_tokens)
+      VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0))sql";
+    case Sql::kInsertMessage:
+      return R"sql(
+      INSERT INTO messages (tenant, session_id, seq, role, content,
+                            created_at_us, model, stop_reason, input_tokens,
+                            output_tokens)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql";
+    case Sql::kCountTurn:
+      return R"sql(
+      UPDATE sessions
+      SET turn_count = turn_count + 1,
+          updated_at_us = ?3,
+          input_tokens = input_tokens + ?4,
+          output_tokens = output_tokens + ?5
+      WHERE tenant = ?1 AND session_id = ?2)sql";
+    case Sql::kClearMessages:
+      return "DELETE FROM messages WHERE tenant = ?1 AND session_id = ?2";
+    case Sql::kResetSession:
+      return R"sql(
+      UPDATE sessions
+      SET turn_count = 0, input_tokens = 0, output_tokens = 0,
+          updated_at_us = ?3
+      WHERE tenant = ?1 AND session_id = ?2)sql";
+    // ON DELETE CASCADE removes the messages in the same statement.
+    case Sql::kDeleteSession:
+      return "DELETE FROM sessions WHERE tenant = ?1 AND session_id = ?2";
+    // The condition after the cursor is written as a range on updated_at_us
+    // plus a filter, so SQLite seeks into sessions_by_recency and reads it in
+    // order rather than sorting.
+    case Sql::kListFirst:
+      return R"sql(
+      SELECT session_id, system_prompt, created_at_us, updated_at_us,
+             turn_count
+      FROM sessions
+      WHERE tenant = ?1
+      ORDER BY updated_at_us DESC, session_id
+      LIMIT ?2)sql";
+    case Sql::kListAfter:
+      return R"sql(
+      SELECT session_id, system_prompt, created_at_us, updated_at_us,
+             turn_count
+      FROM sessions
+      WHERE tenant = ?1
+        AND updated_at_us <= ?3
+        AND (updated_at_us < ?3 OR session_id > ?4)
+      ORDER BY updated_at_us DESC, session_id
+      LIMIT ?2)sql";
+    // Session rows carry the per-session sums, so this reads one row per
+    // session and never the messages.
+    case Sql::kStats:
+      return R"sql(
+      SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
+             COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+      FROM sessions WHERE tenant = ?1)sql";
+    // A range on sessions_by_idle; ON DELETE CASCADE takes the messages.
+    case Sql::kDeleteIdle:
+      return "DELETE FROM sessions WHERE updated_at_us < ?1";
+  }
+  return "";  // Unreachable: the switch names every Sql.
+}
+
+// One prepared statement, for one call. A failed Bind() is remembered and
+// returned by the next Step(), so a call site binds all its values and checks
+// once. Either owned (Prepare: finalized when destroyed) or borrowed from a
+// connection's cache (Borrow: reset, unbound and put back when destroyed).
 class Statement {
  public:
   static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view sql) {
@@ -124,17 +252,40 @@ class Statement {
       sqlite3_finalize(stmt);
       return SqliteError(db, rc, "prepare");
     }
-    return Statement(db, stmt);
+    return Statement(db, stmt, /*home=*/nullptr);
+  }
+
+  // Lends `stmt`, taken out of the cache slot `home`, which must be empty
+  // and outlive the Statement; it goes back there when the Statement dies.
+  static Statement Borrow(sqlite3* db, sqlite3_stmt* stmt,
+                          sqlite3_stmt** home) {
+    return Statement(db, stmt, home);
   }
 
   Statement(Statement&& other) noexcept
       : db_(other.db_),
         stmt_(std::exchange(other.stmt_, nullptr)),
+        home_(other.home_),
         status_(std::move(other.status_)) {}
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
   Statement& operator=(Statement&&) = delete;
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    if (home_ == nullptr) {
+      sqlite3_finalize(stmt_);
+      return;
+    }
+    // Reset also ends the statement's read of the database: a statement
+    // left mid-way would pin a reader's snapshot (it would never see newer
+    // commits) and hold back WAL checkpoints.
+    Reset();
+    if (*home_ == nullptr) {
+      *home_ = stmt_;
+    } else {
+      sqlite3_finalize(stmt_);  // A second copy, lent while the first was out.
+    }
+  }
 
   Statement& Bind(int index, absl::string_view text) {
     // A null pointer would bind SQL NULL, not an empty string; and the
@@ -189,7 +340,8 @@ class Statement {
   }
 
  private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt** home)
+      : db_(db), stmt_(stmt), home_(home) {}
 
   Statement& Check(int rc) {
     if (rc != SQLITE_OK && status_.ok()) status_ = SqliteError(db_, rc, "bind");
@@ -198,6 +350,7 @@ class Statement {
 
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  sqlite3_stmt** home_;  // The cache slot to return to; null if owned.
   absl::Status status_;  // The first Bind() failure.
 };
 
@@ -208,6 +361,68 @@ absl::Status Exec(sqlite3* db, absl::string_view what, const char* sql) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+namespace sqlite_internal {
+
+// Prepares each statement the first time the connection runs it and keeps
+// it until the connection closes: a call borrows it, and its Statement
+// resets it and puts it back. SQLite re-prepares a kept statement by itself
+// if the schema changes underneath (sqlite3_prepare_v3).
+class Connection {
+ public:
+  // Takes ownership of `db` (which may be null after a failed open).
+  explicit Connection(sqlite3* db) : db_(db) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() {
+    // Every Statement is back by now; close_v2 would otherwise keep the
+    // connection alive as a zombie until they were finalized.
+    for (sqlite3_stmt* stmt : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  sqlite3* db() const { return db_; }
+
+  // The statement `id`, ready to bind and run. The caller holds the lock
+  // guarding this connection until the Statement is destroyed (it goes back
+  // to this cache then). Using the same `id` twice at once works (the second
+  // gets a fresh copy, finalized on return), but costs a prepare.
+  absl::StatusOr<Statement> Prepare(Sql id) {
+    sqlite3_stmt** const home = &statements_[static_cast<size_t>(id)];
+    sqlite3_stmt* stmt = std::exchange(*home, nullptr);
+    if (stmt == nullptr) {
+      // PERSISTENT: kept for long, so SQLite allocates it outside its
+      // lookaside memory, which is meant for short-lived objects.
+      const int rc = sqlite3_prepare_v3(db_, SqlText(id), -1,
+                                        SQLITE_PREPARE_PERSISTENT, &stmt,
+                                        /*pzTail=*/nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return SqliteError(db_, rc, "prepare");
+      }
+    }
+    return Statement::Borrow(db_, stmt, home);
+  }
+
+  // Runs the statement `id`, which returns no rows.
+  absl::Status Run(Sql id) {
+    absl::StatusOr<Statement> stmt = Prepare(id);
+    if (!stmt.ok()) return stmt.status();
+    return stmt->Run();
+  }
+
+ private:
+  sqlite3* const db_;
+  std::array<sqlite3_stmt*, kSqlCount> statements_{};  // Null: not prepared.
+};
+
+}  // namespace sqlite_internal
+
+namespace {
+
+using sqlite_internal::Connection;
+
 // A write transaction. It takes the write lock at Begin() (BEGIN IMMEDIATE)
 // rather than at the first write, so two read-then-write transactions in
 // different processes cannot deadlock; the loser waits for busy_timeout. If
@@ -215,21 +430,21 @@ absl::Status Exec(sqlite3* db, absl::string_view what, const char* sql) {
 // database as it was.
 class Transaction {
  public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
+  explicit Transaction(Connection& connection) : connection_(connection) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   ~Transaction() {
     // Also covers a failed COMMIT, which can leave the transaction open.
-    if (sqlite3_get_autocommit(db_) == 0) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (sqlite3_get_autocommit(connection_.db()) == 0) {
+      sqlite3_exec(connection_.db(), "ROLLBACK", nullptr, nullptr, nullptr);
     }
   }
 
-  absl::Status Begin() { return Exec(db_, "begin", "BEGIN IMMEDIATE"); }
-  absl::Status Commit() { return Exec(db_, "commit", "COMMIT"); }
+  absl::Status Begin() { return connection_.Run(Sql::kBegin); }
+  absl::Status Commit() { return connection_.Run(Sql::kCommit); }
 
  private:
-  sqlite3* const db_;
+  Connection& connection_;
 };
 
 absl::StatusOr<int> ReadUserVersion(sqlite3* db) {
@@ -255,12 +470,13 @@ absl::StatusOr<int> ReadUserVersion(sqlite3* db) {
   return static_cast<int>(version);
 }
 
-absl::Status Migrate(sqlite3* db) {
+absl::Status Migrate(Connection& connection) {
+  sqlite3* const db = connection.db();
   for (;;) {
     absl::StatusOr<int> version = ReadUserVersion(db);
     if (!version.ok()) return version.status();
     if (*version == kSqliteSchemaVersion) return absl::OkStatus();
-    Transaction txn(db);
+    Transaction txn(connection);
     if (absl::Status s = txn.Begin(); !s.ok()) return s;
     // Read again under the write lock: another process opening the same file
     // may have migrated it meanwhile.
@@ -326,10 +542,9 @@ absl::Status SessionNotFound(const SessionKey& key) {
 
 // The session's turn count, or nullopt if it does not exist. Inside a write
 // transaction, the value cannot change before the transaction ends.
-absl::StatusOr<std::optional<int64_t>> ReadTurnCount(sqlite3* db,
+absl::StatusOr<std::optional<int64_t>> ReadTurnCount(Connection& connection,
                                                      const SessionKey& key) {
-  absl::StatusOr<Statement> select = Statement::Prepare(
-      db, "SELECT turn_count FROM sessions WHERE tenant = ?1 AND session_id = ?2");
+  absl::StatusOr<Statement> select = connection.Prepare(Sql::kReadTurnCount);
   if (!select.ok()) return select.status();
   select->Bind(1, key.tenant).Bind(2, key.session_id);
   absl::StatusOr<bool> row = select->Step();
@@ -363,25 +578,27 @@ SqliteConversationStore::Open(absl::string_view path) {
   }
 
   sqlite3* raw = nullptr;
-  // NOMUTEX: mu_ already serializes use of the connection. EXRESCODE: error
-  // messages and codes carry the precise cause (e.g. SQLITE_IOERR_FSYNC).
+  // NOMUTEX: each connection is used under a mutex of ours (mu_ for the
+  // writer, ReadConnection::mu for a reader). EXRESCODE: error messages and
+  // codes carry the precise cause (e.g. SQLITE_IOERR_FSYNC).
   const int rc =
       sqlite3_open_v2(file.c_str(), &raw,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
                       /*zVfs=*/nullptr);
-  Connection db(raw);  // Closed on every error path, even a failed open.
+  // Closed on every error path, even a failed open.
+  auto writer = std::make_unique<Connection>(raw);
   if (rc != SQLITE_OK) {
     // Whatever the cause, the caller can only fix the path or retry.
     return absl::UnavailableError(absl::StrCat(
         "sqlite: cannot open ", file, ": ",
         raw == nullptr ? sqlite3_errstr(rc) : sqlite3_errmsg(raw)));
   }
-  if (absl::Status s = Configure(db.get(), in_memory); !s.ok()) return s;
-  if (absl::Status s = Migrate(db.get()); !s.ok()) return s;
+  if (absl::Status s = Configure(raw, in_memory); !s.ok()) return s;
+  if (absl::Status s = Migrate(*writer); !s.ok()) return s;
   // The constructor is private, so make_unique cannot call it.
   auto store = std::unique_ptr<SqliteConversationStore>(
-      new SqliteConversationStore(db.release()));
+      new SqliteConversationStore(std::move(writer)));
 
   // Read-only connections: in WAL mode they read the last committed state
   // while the writer commits, so a read never waits behind an fsync. A
@@ -393,47 +610,53 @@ SqliteConversationStore::Open(absl::string_view path) {
           file.c_str(), &reader,
           SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
           nullptr);
-      Connection owned(reader);
+      auto owned = std::make_unique<Connection>(reader);
       if (read_rc != SQLITE_OK) {
-        return absl::UnavailableError(absl::StrCat(
-            "sqlite: cannot open a reader on ", file, ": ",
-            reader == nullptr ? sqlite3_errstr(read_rc) : sqlite3_errmsg(reader)));
+        return absl::UnavailableError(
+            absl::StrCat("sqlite: cannot open a reader on ", file, ": ",
+                         reader == nullptr ? sqlite3_errstr(read_rc)
+                                           : sqlite3_errmsg(reader)));
       }
       sqlite3_busy_timeout(reader, kBusyTimeoutMs);
-      auto connection = std::make_unique<ReadConnection>();
-      connection->db = owned.release();
-      store->readers_.push_back(std::move(connection));
+      store->readers_.push_back(
+          std::make_unique<ReadConnection>(std::move(owned)));
     }
   }
   return store;
 }
 
-SqliteConversationStore::SqliteConversationStore(sqlite3* db) : db_(db) {}
+SqliteConversationStore::SqliteConversationStore(
+    std::unique_ptr<Connection> writer)
+    : writer_(std::move(writer)) {}
 
-SqliteConversationStore::~SqliteConversationStore() {
-  for (auto& reader : readers_) sqlite3_close_v2(reader->db);
-  sqlite3_close_v2(db_);
-}
+// Out of line, where Connection is complete.
+SqliteConversationStore::~SqliteConversationStore() = default;
+SqliteConversationStore::ReadConnection::ReadConnection(
+    std::unique_ptr<Connection> c)
+    : connection(std::move(c)) {}
+SqliteConversationStore::ReadConnection::~ReadConnection() = default;
 
 SqliteConversationStore::Reader SqliteConversationStore::AcquireReader() {
-  if (readers_.empty()) return Reader(&mu_, db_);
+  if (readers_.empty()) {
+    mu_.Lock();
+    return Reader(&mu_, writer_.get());
+  }
   // Round robin, preferring an idle connection.
   const size_t start = next_reader_.fetch_add(1);
   for (size_t i = 0; i < readers_.size(); ++i) {
     ReadConnection& c = *readers_[(start + i) % readers_.size()];
-    if (c.mu.TryLock()) return Reader(&c.mu, c.db, /*locked=*/true);
+    if (c.mu.TryLock()) return Reader(&c.mu, c.connection.get());
   }
   ReadConnection& c = *readers_[start % readers_.size()];
-  return Reader(&c.mu, c.db);
+  c.mu.Lock();
+  return Reader(&c.mu, c.connection.get());
 }
 
 absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
     const SessionKey& key) {
   Reader reader = AcquireReader();
-  sqlite3* const db = reader.db();
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
-      SELECT system_prompt, created_at_us, updated_at_us, turn_count
-      FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql");
+  absl::StatusOr<Statement> stmt =
+      reader.connection().Prepare(Sql::kGetSession);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key.tenant).Bind(2, key.session_id);
   absl::StatusOr<bool> row = stmt->Step();
@@ -451,17 +674,8 @@ absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
 absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     const SessionKey& key) {
   Reader reader = AcquireReader();
-  sqlite3* const db = reader.db();
-  // One statement, so one snapshot: the session's existence and its messages
-  // cannot disagree even with writers in other processes. A session without
-  // messages yields a single row of NULLs.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
-      SELECT m.role, m.content, m.created_at_us, m.output_tokens
-      FROM sessions AS s
-      LEFT JOIN messages AS m
-        ON m.tenant = s.tenant AND m.session_id = s.session_id
-      WHERE s.tenant = ?1 AND s.session_id = ?2
-      ORDER BY m.seq)sql");
+  absl::StatusOr<Statement> stmt =
+      reader.connection().Prepare(Sql::kLoadHistory);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key.tenant).Bind(2, key.session_id);
   std::vector<StoredMessage> messages;
@@ -471,7 +685,7 @@ absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     if (!row.ok()) return row.status();
     if (!*row) break;
     session_exists = true;
-    if (stmt->IsNull(0)) continue;
+    if (stmt->IsNull(0)) continue;  // A session without messages.
     // NULL (a user message) reads as 0: unknown.
     messages.push_back({stmt->Text(0), stmt->Text(1),
                         FromMicros(stmt->Int64(2)), stmt->Int64(3)});
@@ -487,7 +701,7 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
     return absl::InvalidArgumentError(absl::StrCat(
         "expected_turn_count must be >= 0, got ", expected_turn_count));
   }
-  Writer w{&key, expected_turn_count, system_prompt, &turn};
+  Writer w(&key, expected_turn_count, system_prompt, &turn);
   absl::MutexLock lock(&queue_mu_);
   writers_.push_back(&w);
   while (!w.done && &w != writers_.front()) w.cv.Wait(&queue_mu_);
@@ -496,8 +710,8 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
   // This call leads: it writes everything queued so far, its own turn first.
   constexpr size_t kMaxBatch = 256;
   std::vector<Writer*> batch(
-      writers_.begin(),
-      writers_.begin() + static_cast<long>(std::min(writers_.size(), kMaxBatch)));
+      writers_.begin(), writers_.begin() + static_cast<long>(std::min(
+                                               writers_.size(), kMaxBatch)));
   queue_mu_.Unlock();
   CommitBatch(batch);
   queue_mu_.Lock();
@@ -514,35 +728,34 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
 
 void SqliteConversationStore::CommitBatch(const std::vector<Writer*>& batch) {
   absl::MutexLock lock(&mu_);
-  Transaction txn(db_);
+  Connection& db = *writer_;
+  Transaction txn(db);
   if (absl::Status s = txn.Begin(); !s.ok()) {
     for (Writer* w : batch) w->result = s;
     return;
   }
   for (Writer* w : batch) {
     // A savepoint per turn: a turn that fails halfway is undone alone.
-    if (absl::Status s = Exec(db_, "savepoint", "SAVEPOINT turn"); !s.ok()) {
+    if (absl::Status s = db.Run(Sql::kSavepoint); !s.ok()) {
       w->result = s;
       continue;
     }
     w->result = AppendLocked(*w);
-    if (!w->result.ok() && sqlite3_get_autocommit(db_) != 0) {
+    if (!w->result.ok() && sqlite3_get_autocommit(db.db()) != 0) {
       // Some errors (a full disk, I/O, out of memory) make SQLite roll the
       // whole transaction back: every turn of the batch is gone, and
       // running on would write the rest outside a transaction.
       const absl::Status lost = w->result.status();
       for (Writer* other : batch) {
-        if (other->result.ok() || other->result.status().code() ==
-                                      absl::StatusCode::kUnknown) {
+        if (other->result.ok() ||
+            other->result.status().code() == absl::StatusCode::kUnknown) {
           other->result = lost;
         }
       }
       return;
     }
-    if (!w->result.ok()) {
-      (void)Exec(db_, "rollback to savepoint", "ROLLBACK TO turn");
-    }
-    (void)Exec(db_, "release savepoint", "RELEASE turn");
+    if (!w->result.ok()) (void)db.Run(Sql::kRollbackToSavepoint);
+    (void)db.Run(Sql::kReleaseSavepoint);
   }
   if (absl::Status s = txn.Commit(); !s.ok()) {
     // Nothing of the batch is stored; the destructor rolls back.
@@ -553,12 +766,12 @@ void SqliteConversationStore::CommitBatch(const std::vector<Writer*>& batch) {
 }
 
 absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
+  Connection& db = *writer_;
   const SessionKey& key = *w.key;
   const Turn& turn = *w.turn;
   const int expected_turn_count = w.expected_turn_count;
-  const absl::string_view system_prompt = w.system_prompt;
   const int64_t created_at_us = ToMicros(turn.created_at);
-  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db_, key);
+  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db, key);
   if (!read.ok()) return read.status();
   std::optional<int64_t> turn_count = *read;
   if (!turn_count.has_value()) {
@@ -567,15 +780,11 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
           "session ", key.session_id, " changed concurrently: expected ",
           expected_turn_count, " turns, found no session"));
     }
-    absl::StatusOr<Statement> insert = Statement::Prepare(db_, R"sql(
-        INSERT INTO sessions (tenant, session_id, system_prompt, created_at_us,
-                              updated_at_us, turn_count, input_tokens,
-                              output_tokens)
-        VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0))sql");
+    absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertSession);
     if (!insert.ok()) return insert.status();
     insert->Bind(1, key.tenant)
         .Bind(2, key.session_id)
-        .Bind(3, system_prompt)
+        .Bind(3, w.system_prompt)
         .Bind(4, created_at_us);
     if (absl::Status s = insert->Run(); !s.ok()) return s;
     turn_count = 0;
@@ -585,11 +794,7 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
         expected_turn_count, " turns, found ", *turn_count));
   }
 
-  absl::StatusOr<Statement> insert = Statement::Prepare(db_, R"sql(
-      INSERT INTO messages (tenant, session_id, seq, role, content,
-                            created_at_us, model, stop_reason, input_tokens,
-                            output_tokens)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql");
+  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
   if (!insert.ok()) return insert.status();
   const int64_t user_seq = 2 * *turn_count;
   insert->Bind(1, key.tenant)
@@ -612,13 +817,7 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
       .Bind(10, turn.output_tokens);
   if (absl::Status s = insert->Run(); !s.ok()) return s;
 
-  absl::StatusOr<Statement> update = Statement::Prepare(db_, R"sql(
-      UPDATE sessions
-      SET turn_count = turn_count + 1,
-          updated_at_us = ?3,
-          input_tokens = input_tokens + ?4,
-          output_tokens = output_tokens + ?5
-      WHERE tenant = ?1 AND session_id = ?2)sql");
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
   if (!update.ok()) return update.status();
   update->Bind(1, key.tenant)
       .Bind(2, key.session_id)
@@ -633,25 +832,21 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
 absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,
                                                           absl::Time now) {
   absl::MutexLock lock(&mu_);
-  Transaction txn(db_);
+  Connection& db = *writer_;
+  Transaction txn(db);
   if (absl::Status s = txn.Begin(); !s.ok()) return s;
 
-  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db_, key);
+  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db, key);
   if (!read.ok()) return read.status();
   if (!read->has_value()) return SessionNotFound(key);
   const int64_t turn_count = **read;
 
-  absl::StatusOr<Statement> remove = Statement::Prepare(
-      db_, "DELETE FROM messages WHERE tenant = ?1 AND session_id = ?2");
+  absl::StatusOr<Statement> remove = db.Prepare(Sql::kClearMessages);
   if (!remove.ok()) return remove.status();
   remove->Bind(1, key.tenant).Bind(2, key.session_id);
   if (absl::Status s = remove->Run(); !s.ok()) return s;
 
-  absl::StatusOr<Statement> update = Statement::Prepare(db_, R"sql(
-      UPDATE sessions
-      SET turn_count = 0, input_tokens = 0, output_tokens = 0,
-          updated_at_us = ?3
-      WHERE tenant = ?1 AND session_id = ?2)sql");
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kResetSession);
   if (!update.ok()) return update.status();
   update->Bind(1, key.tenant).Bind(2, key.session_id).Bind(3, ToMicros(now));
   if (absl::Status s = update->Run(); !s.ok()) return s;
@@ -663,15 +858,13 @@ absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,
 absl::StatusOr<bool> SqliteConversationStore::DeleteSession(
     const SessionKey& key) {
   absl::MutexLock lock(&mu_);
-  // One statement is its own transaction; ON DELETE CASCADE removes the
-  // messages in it.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(
-      db_, "DELETE FROM sessions WHERE tenant = ?1 AND session_id = ?2");
+  // One statement is its own transaction.
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteSession);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key.tenant).Bind(2, key.session_id);
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
   // Counts only the session row, not the cascaded messages.
-  return sqlite3_changes(db_) > 0;
+  return sqlite3_changes(writer_->db()) > 0;
 }
 
 absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
@@ -682,28 +875,10 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
   const std::optional<PageCursor>& cursor = *parsed;
 
   Reader reader = AcquireReader();
-  sqlite3* const db = reader.db();
-  // The condition after the cursor is written as a range on updated_at_us
-  // plus a filter, so SQLite seeks into sessions_by_recency and reads it in
-  // order rather than sorting. One row past the page tells whether another
-  // page follows, so the last page never carries a token.
-  absl::StatusOr<Statement> stmt =
-      Statement::Prepare(db, cursor.has_value() ? R"sql(
-          SELECT session_id, system_prompt, created_at_us, updated_at_us,
-                 turn_count
-          FROM sessions
-          WHERE tenant = ?1
-            AND updated_at_us <= ?3
-            AND (updated_at_us < ?3 OR session_id > ?4)
-          ORDER BY updated_at_us DESC, session_id
-          LIMIT ?2)sql"
-                                                 : R"sql(
-          SELECT session_id, system_prompt, created_at_us, updated_at_us,
-                 turn_count
-          FROM sessions
-          WHERE tenant = ?1
-          ORDER BY updated_at_us DESC, session_id
-          LIMIT ?2)sql");
+  // One row past the page tells whether another page follows, so the last
+  // page never carries a token.
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(
+      cursor.has_value() ? Sql::kListAfter : Sql::kListFirst);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, tenant).Bind(2, int64_t{page_size} + 1);
   if (cursor.has_value()) {
@@ -734,13 +909,7 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
 absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
     absl::string_view tenant) {
   Reader reader = AcquireReader();
-  sqlite3* const db = reader.db();
-  // Session rows carry the per-session sums, so this reads one row per
-  // session and never the messages.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(db, R"sql(
-      SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
-             COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
-      FROM sessions WHERE tenant = ?1)sql");
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(Sql::kStats);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, tenant);
   absl::StatusOr<bool> row = stmt->Step();
@@ -757,13 +926,12 @@ absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
 absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
     absl::Time cutoff) {
   absl::MutexLock lock(&mu_);
-  // One statement, one transaction; ON DELETE CASCADE takes the messages.
-  absl::StatusOr<Statement> stmt = Statement::Prepare(
-      db_, "DELETE FROM sessions WHERE updated_at_us < ?1");
+  // One statement, one transaction.
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteIdle);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, ToMicros(cutoff));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
-  return static_cast<int64_t>(sqlite3_changes(db_));
+  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(

@@ -14,14 +14,19 @@
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
 
-struct sqlite3;
-
 namespace chat::store {
+
+namespace sqlite_internal {
+// One sqlite3 connection and the statements prepared on it; defined in
+// sqlite_store.cc. Not thread-safe: used by whoever holds the mutex guarding
+// it.
+class Connection;
+}  // namespace sqlite_internal
 
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 // A ConversationStore in a SQLite database file.
 //
@@ -38,10 +43,15 @@ inline constexpr int kSqliteSchemaVersion = 1;
 // LevelDB's writers queue does. Every caller still returns only after the
 // COMMIT that holds its turn.
 //
-// Thread-safe: one connection, used under a mutex, so calls from this
-// process are serialized. Other processes may open the same file; writers
-// take the write lock up front (BEGIN IMMEDIATE) and wait for it up to a busy
-// timeout, after which the call fails with kUnavailable.
+// Connections: one read-write connection, used under mu_, for every write;
+// and, for a file, a few read-only connections, each used under a mutex of
+// its own, so reads run beside each other and beside a commit (WAL). Each
+// connection prepares a statement the first time it runs it and keeps it
+// until the store closes.
+//
+// Thread-safe. Other processes may open the same file; writers take the
+// write lock up front (BEGIN IMMEDIATE) and wait for it up to a busy timeout,
+// after which the call fails with kUnavailable.
 class SqliteConversationStore final : public ConversationStore {
  public:
   // Opens (creating if absent) the database at `path`, creating its parent
@@ -72,17 +82,26 @@ class SqliteConversationStore final : public ConversationStore {
  private:
   // One queued AppendTurn call.
   struct Writer {
-    const SessionKey* key;
-    int expected_turn_count;
-    absl::string_view system_prompt;
-    const Turn* turn;
+    Writer(const SessionKey* key, int expected_turn_count,
+           absl::string_view system_prompt, const Turn* turn)
+        : key(key),
+          expected_turn_count(expected_turn_count),
+          system_prompt(system_prompt),
+          turn(turn) {}
+
+    const SessionKey* const key;
+    const int expected_turn_count;
+    const absl::string_view system_prompt;
+    const Turn* const turn;
     absl::StatusOr<int> result = absl::UnknownError("not written");
     bool done = false;
     absl::CondVar cv;
   };
 
+  using Connection = sqlite_internal::Connection;
+
   // Takes ownership of an open, configured and migrated connection.
-  explicit SqliteConversationStore(sqlite3* db);
+  explicit SqliteConversationStore(std::unique_ptr<Connection> writer);
 
   // Writes `batch` in one transaction; sets each writer's result.
   void CommitBatch(const std::vector<Writer*>& batch) ABSL_LOCKS_EXCLUDED(mu_);
@@ -92,25 +111,32 @@ class SqliteConversationStore final : public ConversationStore {
 
   // A read-only connection and the lock that gives one call use of it.
   struct ReadConnection {
+    explicit ReadConnection(std::unique_ptr<Connection> c);
+    ~ReadConnection();
+
     absl::Mutex mu;
-    sqlite3* db = nullptr;
+    const std::unique_ptr<Connection> connection ABSL_PT_GUARDED_BY(mu);
   };
-  // Holds a connection to read on: a reader, or the writer under mu_.
+  // Holds a connection to read on, locked for its lifetime: a reader, or the
+  // writer under mu_ when there are no readers (an in-memory database). The
+  // lock is taken in AcquireReader() and released here, which the thread
+  // safety analysis cannot follow through the return value. Declare it
+  // before the statements borrowed from its connection: they go back to the
+  // connection's cache when destroyed, which must happen under the lock.
   class Reader {
    public:
-    Reader(absl::Mutex* mu, sqlite3* db, bool locked = false) : mu_(mu), db_(db) {
-      if (!locked) mu_->Lock();
-    }
+    Reader(absl::Mutex* mu, Connection* connection)
+        : mu_(mu), connection_(connection) {}
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
-    ~Reader() { mu_->Unlock(); }
-    sqlite3* db() const { return db_; }
+    ~Reader() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_->Unlock(); }
+    Connection& connection() const { return *connection_; }
 
    private:
     absl::Mutex* const mu_;
-    sqlite3* const db_;
+    Connection* const connection_;
   };
-  Reader AcquireReader();
+  Reader AcquireReader() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   std::vector<std::unique_ptr<ReadConnection>> readers_;  // Fixed after Open.
   std::atomic<size_t> next_reader_{0};
@@ -121,9 +147,10 @@ class SqliteConversationStore final : public ConversationStore {
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
 
   absl::Mutex mu_;
-  // A connection must not run two statements' transactions at once; mu_ also
-  // keeps sqlite3_errmsg() tied to the call that failed.
-  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  // A connection runs one transaction at a time, and its cached statements
+  // are used by one call at a time; mu_ also keeps sqlite3_errmsg() tied to
+  // the call that failed.
+  const std::unique_ptr<Connection> writer_ ABSL_PT_GUARDED_BY(mu_);
 };
 
 // Same as SqliteConversationStore::Open(path), typed as the interface.

@@ -1,9 +1,10 @@
 // Conformance suite for ConversationStore: every test runs against every
-// implementation (memory, a SQLite file, SQLite in memory), each opened
-// through OpenConversationStore() so the URL forms are exercised too. The
-// tests only use the interface, so they state the contract itself: a new
-// store (PostgreSQL) joins by adding a factory to kStores. Each test gets a
-// fresh, empty store and its own temporary directory.
+// implementation (memory, a SQLite file, SQLite in memory, and PostgreSQL
+// when CHAT_TEST_POSTGRES_DSN is set), each opened through
+// OpenConversationStore() so the URL forms are exercised too. The tests only
+// use the interface, so they state the contract itself: a new store joins by
+// adding a factory to Stores(). Each test gets a fresh, empty store (on
+// PostgreSQL, a schema of its own) and its own temporary directory.
 //
 // Times are whole microseconds apart, the precision every store keeps, so
 // stored times compare equal to the ones written. The concurrency test runs

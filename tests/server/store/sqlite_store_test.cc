@@ -1,9 +1,11 @@
 // Tests of what only the SQLite store has: a file that outlives the process,
 // its schema version and migrations, its journal and durability settings,
-// and atomicity when a write fails halfway. The shared contract is covered by
+// atomicity when a write fails halfway, and the prepared statements each
+// connection keeps. The shared contract is covered by
 // conversation_store_test.cc. Each test works in its own temporary directory
 // and inspects the file through a second, raw sqlite3 connection, as another
-// process would see it.
+// process would see it; the statement tests look at the store's own
+// connections, caught as SQLite opens them (ConnectionSpy).
 
 #include "server/store/sqlite_store.h"
 
@@ -15,13 +17,17 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,10 +42,134 @@ using ::chat::testing::IsOk;
 using ::chat::testing::kT0;
 using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
+using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
+// Records every connection SQLite opens in this process while one exists, so
+// a test can look at the store's own connections (the statements prepared on
+// them, their counters) without the store offering an accessor. An automatic
+// extension is SQLite's hook that runs on every sqlite3_open_v2().
+class ConnectionSpy {
+ public:
+  ConnectionSpy() {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(current_, nullptr);
+    current_ = this;
+    // void(*)(void) is how SQLite takes any entry point.
+    sqlite3_auto_extension(reinterpret_cast<void (*)(void)>(&Record));
+  }
+  ConnectionSpy(const ConnectionSpy&) = delete;
+  ConnectionSpy& operator=(const ConnectionSpy&) = delete;
+  ~ConnectionSpy() { Stop(); }
 
+  // Stops recording; connections() keeps what was recorded.
+  void Stop() {
+    sqlite3_cancel_auto_extension(reinterpret_cast<void (*)(void)>(&Record));
+    absl::MutexLock lock(&mu_);
+    if (current_ == this) current_ = nullptr;
+  }
+
+  // In the order they were opened.
+  std::vector<sqlite3*> connections() const {
+    absl::MutexLock lock(&mu_);
+    return connections_;
+  }
+
+ private:
+  static int Record(sqlite3* db, char** /*error*/,
+                    const sqlite3_api_routines* /*api*/) {
+    absl::MutexLock lock(&mu_);
+    if (current_ != nullptr) current_->connections_.push_back(db);
+    return SQLITE_OK;
+  }
+
+  static absl::Mutex mu_;
+  static ConnectionSpy* current_ ABSL_GUARDED_BY(mu_);
+  std::vector<sqlite3*> connections_ ABSL_GUARDED_BY(mu_);
+};
+absl::Mutex ConnectionSpy::mu_;
+ConnectionSpy* ConnectionSpy::current_ = nullptr;
+
+// A prepared statement as seen from outside: which connection, which SQL, and
+// how often it has run.
+struct StatementInfo {
+  sqlite3* db;
+  sqlite3_stmt* stmt;
+  std::string sql;
+  int runs;
+  int reprepares;
+  bool busy;  // Mid-way through a run: not reset.
+};
+
+// Every statement currently prepared on `connections`.
+std::vector<StatementInfo> PreparedStatements(
+    const std::vector<sqlite3*>& connections) {
+  std::vector<StatementInfo> statements;
+  for (sqlite3* db : connections) {
+    for (sqlite3_stmt* stmt = sqlite3_next_stmt(db, nullptr); stmt != nullptr;
+         stmt = sqlite3_next_stmt(db, stmt)) {
+      statements.push_back(
+          {db, stmt, sqlite3_sql(stmt),
+           sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_RUN, /*reset=*/0),
+           sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0),
+           sqlite3_stmt_busy(stmt) != 0});
+    }
+  }
+  return statements;
+}
+
+// One use of every ConversationStore method, on session `id`.
+void UseEveryMethod(ConversationStore& store, int id) {
+  const SessionKey key{"acme", absl::StrCat("s", id)};
+  ASSERT_THAT(store.AppendTurn(key, 0, "prompt", MakeTurn("q", "a", kT0)),
+              IsOk());
+  ASSERT_THAT(store.AppendTurn(key, 1, "", MakeTurn("q2", "a2", kT0)), IsOk());
+  ASSERT_THAT(store.GetSession(key), IsOk());
+  ASSERT_THAT(store.LoadHistory(key), IsOk());
+  absl::StatusOr<SessionPage> page = store.ListSessions("acme", 1, "");
+  ASSERT_THAT(page, IsOk());
+  ASSERT_THAT(store.ListSessions("acme", 1, page->next_page_token), IsOk());
+  ASSERT_THAT(store.GetStats("acme"), IsOk());
+  ASSERT_THAT(store.ResetSession(key, kT0), IsOk());
+  ASSERT_THAT(store.DeleteSession(key), IsOk());
+  ASSERT_THAT(store.DeleteSessionsIdleSince(kT0 - absl::Hours(1)), IsOk());
+}
+
+// The schema 1 DDL exactly as it shipped, to make files of that version.
+constexpr char kSchemaVersion1[] = R"sql(
+CREATE TABLE sessions (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  system_prompt TEXT    NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  updated_at_us INTEGER NOT NULL,
+  turn_count    INTEGER NOT NULL,
+  input_tokens  INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  PRIMARY KEY (tenant, session_id)
+);
+CREATE INDEX sessions_by_recency
+  ON sessions (tenant, updated_at_us DESC, session_id);
+CREATE TABLE messages (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  seq           INTEGER NOT NULL,
+  role          TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+  content       TEXT    NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  model         TEXT,
+  stop_reason   TEXT,
+  input_tokens  INTEGER,
+  output_tokens INTEGER,
+  PRIMARY KEY (tenant, session_id, seq),
+  FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, session_id)
+    ON DELETE CASCADE
+);
+PRAGMA user_version = 1;
+)sql";
 
 // A second connection to the store's file, for looking behind the interface.
 class RawDb {
@@ -63,15 +193,15 @@ class RawDb {
     sqlite3_free(error);
   }
 
-  // The first column of each row of `sql`, as text.
-  std::vector<std::string> Column(const std::string& sql) {
+  // Column `column` of each row of `sql`, as text.
+  std::vector<std::string> Column(const std::string& sql, int column = 0) {
     std::vector<std::string> values;
     sqlite3_stmt* stmt = nullptr;
     EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr),
               SQLITE_OK)
         << sql << ": " << sqlite3_errmsg(db_);
     while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      const unsigned char* text = sqlite3_column_text(stmt, column);
       values.emplace_back(text ? reinterpret_cast<const char*>(text) : "NULL");
     }
     sqlite3_finalize(stmt);
@@ -187,6 +317,82 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
             absl::StrCat(kSqliteSchemaVersion));
+}
+
+TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
+  {
+    RawDb raw(path_);
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(R"sql(
+        INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 1, 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 0, 'user', 'q', 1,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant', 'a', 1,
+                                     'm', 'end', 3, 4);)sql");
+  }
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "2");
+  EXPECT_EQ(kSqliteSchemaVersion, 2);
+  EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
+              Contains("sessions_by_idle"));
+  EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
+              ElementsAre("updated_at_us"));
+  // The rows written before are still there and usable.
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      store->LoadHistory({"acme", "old"});
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(*history, SizeIs(2));
+  EXPECT_THAT(
+      store->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
+      IsOk());
+}
+
+TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
+  std::unique_ptr<SqliteConversationStore> store;
+  std::vector<sqlite3*> connections;
+  {
+    ConnectionSpy spy;
+    store = OpenOrDie(path_);
+    ASSERT_NE(store, nullptr);
+    connections = spy.connections();
+  }
+  ASSERT_THAT(connections, ::testing::Not(IsEmpty()));
+  sqlite3* const writer = connections.front();  // Opened first.
+  {
+    // The statement DeleteSessionsIdleSince runs, planned on the file.
+    RawDb raw(path_);
+    EXPECT_THAT(
+        raw.Column("EXPLAIN QUERY PLAN DELETE FROM sessions "
+                   "WHERE updated_at_us < 100",
+                   /*column=*/3),
+        ElementsAre(HasSubstr("INDEX sessions_by_idle (updated_at_us<?)")));
+  }
+
+  // And the statement the store ran never scanned the table: with 200
+  // sessions, 100 of them idle, a scan would have stepped through them all.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_THAT(
+        store->AppendTurn({absl::StrCat("t", i % 7), absl::StrCat(i)}, 0, "",
+                          MakeTurn("q", "a", absl::FromUnixMicros(i))),
+        IsOk());
+  }
+  absl::StatusOr<int64_t> deleted =
+      store->DeleteSessionsIdleSince(absl::FromUnixMicros(100));
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(*deleted, 100);
+  int sweeps = 0;
+  for (const StatementInfo& statement : PreparedStatements({writer})) {
+    if (!absl::StrContains(statement.sql, "updated_at_us < ?1")) continue;
+    ++sweeps;
+    EXPECT_EQ(
+        sqlite3_stmt_status(statement.stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0),
+        0)
+        << statement.sql;
+  }
+  EXPECT_EQ(sweeps, 1);
 }
 
 TEST_F(SqliteStoreTest, RefusesSchemaNewerThanThisBuild) {
@@ -312,6 +518,75 @@ TEST_F(SqliteStoreTest, StoresOnOneFileSerializeAppends) {
     EXPECT_EQ((*history)[i].role, "user");
     EXPECT_EQ((*history)[i + 1].role, "assistant");
     EXPECT_EQ((*history)[i + 1].content, "re: " + (*history)[i].content);
+  }
+}
+
+// The statement cache, seen through sqlite3_next_stmt() and the statements'
+// own counters: after a first use of every method, further calls run the
+// same statements again (their run counts grow) and prepare no new ones.
+TEST(SqliteStatementCacheTest, InMemoryStoreReusesItsStatements) {
+  ConnectionSpy spy;
+  absl::StatusOr<std::unique_ptr<SqliteConversationStore>> store =
+      SqliteConversationStore::Open(":memory:");
+  spy.Stop();
+  ASSERT_THAT(store, IsOk());
+  const std::vector<sqlite3*> connections = spy.connections();
+  ASSERT_THAT(connections, SizeIs(1));  // Reads run on the writer.
+
+  UseEveryMethod(**store, 0);
+  const std::vector<StatementInfo> before = PreparedStatements(connections);
+  // Finalizing after each call would leave none.
+  ASSERT_THAT(before, ::testing::Not(IsEmpty()));
+  constexpr int kRounds = 50;
+  for (int i = 1; i <= kRounds; ++i) UseEveryMethod(**store, i);
+  const std::vector<StatementInfo> after = PreparedStatements(connections);
+
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    SCOPED_TRACE(after[i].sql);
+    EXPECT_EQ(after[i].stmt, before[i].stmt);
+    EXPECT_GE(after[i].runs, before[i].runs + kRounds);
+    // BEGIN and COMMIT, first run by the migration, were re-prepared once
+    // after it changed the schema; nothing is re-prepared since.
+    EXPECT_EQ(after[i].reprepares, before[i].reprepares);
+    EXPECT_FALSE(after[i].busy);  // Reset after use.
+  }
+}
+
+TEST_F(SqliteStoreTest, EveryConnectionKeepsOneCopyOfEachStatement) {
+  ConnectionSpy spy;
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  spy.Stop();
+  ASSERT_NE(store, nullptr);
+  const std::vector<sqlite3*> connections = spy.connections();
+  ASSERT_THAT(connections, SizeIs(::testing::Gt(1)));  // Writer and readers.
+
+  // Reads go round the readers; enough rounds to reach each with each read.
+  for (int i = 0; i < 10; ++i) UseEveryMethod(*store, i);
+  const std::vector<StatementInfo> before = PreparedStatements(connections);
+  constexpr int kRounds = 50;
+  for (int i = 10; i < 10 + kRounds; ++i) UseEveryMethod(*store, i);
+  const std::vector<StatementInfo> after = PreparedStatements(connections);
+
+  ASSERT_EQ(after.size(), before.size());
+  int64_t runs_before = 0;
+  int64_t runs_after = 0;
+  for (size_t i = 0; i < after.size(); ++i) {
+    SCOPED_TRACE(after[i].sql);
+    EXPECT_EQ(after[i].stmt, before[i].stmt);
+    EXPECT_FALSE(after[i].busy);  // A reader pins no snapshot between calls.
+    runs_before += before[i].runs;
+    runs_after += after[i].runs;
+  }
+  EXPECT_GE(runs_after - runs_before, int64_t{kRounds} * 10);
+  for (sqlite3* db : connections) {
+    std::vector<std::string> sql;
+    for (const StatementInfo& statement : PreparedStatements({db})) {
+      sql.push_back(statement.sql);
+    }
+    EXPECT_THAT(sql, ::testing::Not(IsEmpty())) << "an unused connection";
+    EXPECT_EQ(std::set<std::string>(sql.begin(), sql.end()).size(), sql.size())
+        << "a statement prepared twice on one connection";
   }
 }
 
