@@ -68,10 +68,10 @@ void InstallUsageOnce(const FlagLoadOptions& options) {
   static std::once_flag once;
   std::call_once(once, [&options] {
     absl::FlagsUsageConfig config;
-    config.contains_help_flags = [files = options.help_files](
-                                     absl::string_view file) {
-      return absl::StrContains(file, files);
-    };
+    config.contains_help_flags =
+        [files = options.help_files](absl::string_view file) {
+          return absl::StrContains(file, files);
+        };
     absl::SetFlagsUsageConfig(config);
     absl::SetProgramUsageMessage(options.usage);
   });
@@ -142,8 +142,8 @@ absl::Status ParseCommandLineFlags(int argc, char** argv,
     absl::string_view name, value;
     bool has_value = false;
     if (!SplitFlag(arg, &name, &value, &has_value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", arg, "' (flags are --NAME=VALUE)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg, "' (flags are --NAME=VALUE)"));
     }
     if (IsUnsupportedBuiltin(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -201,8 +201,8 @@ absl::StatusOr<FlagSources> LoadFlags(const FlagLoadOptions& options, int argc,
     }
   }
   FlagSources sources;
-  if (absl::Status status =
-          ApplyEnvironmentToFlags(options.env_prefix, options.env_flags, &sources);
+  if (absl::Status status = ApplyEnvironmentToFlags(
+          options.env_prefix, options.env_flags, &sources);
       !status.ok()) {
     return status;
   }
@@ -232,7 +232,8 @@ absl::Status CheckDurationInRange(absl::string_view flag, absl::Duration value,
 
 absl::Status CheckNotEmpty(absl::string_view flag, absl::string_view value) {
   if (!value.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("--", flag, " must not be empty"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must not be empty"));
 }
 
 absl::Status CheckOneOf(absl::string_view flag, absl::string_view value,
@@ -240,18 +241,17 @@ absl::Status CheckOneOf(absl::string_view flag, absl::string_view value,
   for (absl::string_view candidate : accepted) {
     if (value == candidate) return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, " must be one of ", absl::StrJoin(accepted, ", "),
-                   "; got '", value, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be one of ",
+                                                 absl::StrJoin(accepted, ", "),
+                                                 "; got '", value, "'"));
 }
 
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view flag,
                                        absl::string_view value) {
   auto error = [&] {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag,
-                     " must be HOST:PORT with a port between 0 and 65535; got '",
-                     value, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " must be HOST:PORT with a port between 0 and 65535; got '",
+        value, "'"));
   };
   const size_t colon = value.rfind(':');
   if (colon == absl::string_view::npos) return error();

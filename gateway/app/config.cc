@@ -48,9 +48,9 @@ constexpr int kMaxIoThreads = 256;
 
 const std::vector<std::string>& GatewayFlagNames() {
   static const auto* const kNames = new std::vector<std::string>{
-      "listen",     "backend",      "max_body_bytes", "request_timeout",
-      "read_timeout", "cors_origins", "io_threads",   "web_root",
-      "access_log", "shutdown_grace"};
+      "listen",       "backend",       "max_body_bytes", "request_timeout",
+      "read_timeout", "cors_origins",  "io_threads",     "web_root",
+      "access_log",   "shutdown_grace"};
   return *kNames;
 }
 

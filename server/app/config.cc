@@ -197,10 +197,10 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   if (engine.default_system_prompt.size() >
       engine.limits.max_system_prompt_bytes) {
     // Requests' own prompts are held to the same limit.
-    errors.Check(absl::InvalidArgumentError(absl::StrCat(
-        "--default_system_prompt must be at most ",
-        engine.limits.max_system_prompt_bytes, " bytes; got ",
-        engine.default_system_prompt.size())));
+    errors.Check(absl::InvalidArgumentError(
+        absl::StrCat("--default_system_prompt must be at most ",
+                     engine.limits.max_system_prompt_bytes, " bytes; got ",
+                     engine.default_system_prompt.size())));
   }
   const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   if (errors.Check(CheckIntInRange("max_message_bytes", max_message_bytes, 1,

@@ -101,7 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
                       DurationCase{"Hour", absl::Hours(1), true},
                       DurationCase{"Negative", absl::Seconds(-1), false},
                       DurationCase{"TooLong", absl::Minutes(61), false},
-                      DurationCase{"Infinite", absl::InfiniteDuration(), false}),
+                      DurationCase{"Infinite", absl::InfiniteDuration(),
+                                   false}),
     [](const ::testing::TestParamInfo<DurationCase>& info) {
       return info.param.label;
     });
@@ -311,17 +312,17 @@ TEST_F(FlagLoadingTest, DotEnvThenEnvironmentThenCommandLine) {
   absl::StatusOr<FlagSources> sources =
       LoadFlags(options, argv.argc(), argv.argv());
   ASSERT_THAT(sources, IsOk());
-  EXPECT_EQ(absl::GetFlag(FLAGS_fc_threads), 2);          // .env
-  EXPECT_EQ(absl::GetFlag(FLAGS_fc_name), "from-env");    // environment
+  EXPECT_EQ(absl::GetFlag(FLAGS_fc_threads), 2);               // .env
+  EXPECT_EQ(absl::GetFlag(FLAGS_fc_name), "from-env");         // environment
   EXPECT_EQ(absl::GetFlag(FLAGS_fc_grace), absl::Seconds(3));  // command line
   EXPECT_EQ(sources->EnvironmentVariable("fc_threads"), "FC_FC_THREADS");
   EXPECT_EQ(sources->EnvironmentVariable("fc_grace"), "");
   EXPECT_THAT(sources->Annotate(CheckIntInRange("fc_threads", 2, 3, 4)),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("(from FC_FC_THREADS)")));
-  EXPECT_THAT(sources->Annotate(CheckIntInRange("fc_grace", 2, 3, 4)),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       Not(HasSubstr("(from"))));
+  EXPECT_THAT(
+      sources->Annotate(CheckIntInRange("fc_grace", 2, 3, 4)),
+      StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("(from"))));
 }
 
 TEST_F(FlagLoadingTest, LoadFlagsStopsAtABadEnvironmentValue) {
@@ -331,9 +332,9 @@ TEST_F(FlagLoadingTest, LoadFlagsStopsAtABadEnvironmentValue) {
   options.env_flags = flag_names_;
   options.dotenv_path = "";
   Argv argv({"--fc_threads=3"});
-  EXPECT_THAT(LoadFlags(options, argv.argc(), argv.argv()),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("FC_FC_THREADS")));
+  EXPECT_THAT(
+      LoadFlags(options, argv.argc(), argv.argv()),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("FC_FC_THREADS")));
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ using ::testing::HasSubstr;
 // Runs `binary` with `args` and the extra `env` ("NAME=VALUE") through
 // /usr/bin/env; returns the exit code and fills `output`.
 int RunBinary(const std::string& binary, const std::vector<std::string>& env,
-        const std::vector<std::string>& args, std::string* output) {
+              const std::vector<std::string>& args, std::string* output) {
   std::vector<std::string> argv = {"/usr/bin/env"};
   argv.insert(argv.end(), env.begin(), env.end());
   argv.push_back(binary);
@@ -159,14 +159,17 @@ std::string HttpGet(int port, const std::string& target) {
   timeval timeout{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+      0) {
     const std::string request = absl::StrCat(
-        "GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        "GET ", target,
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     if (write(fd, request.data(), request.size()) ==
         static_cast<ssize_t>(request.size())) {
       char buffer[4096];
       ssize_t n = 0;
-      while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+      while ((n = read(fd, buffer, sizeof(buffer))) > 0)
+        response.append(buffer, n);
     }
   }
   close(fd);
@@ -180,12 +183,13 @@ TEST(BusyPortTest, SecondServerExitsAndFirstKeepsServing) {
 
   std::string output;
   EXPECT_EQ(RunBinary(CHAT_SERVER_BINARY, {},
-                {absl::StrCat("--listen=", first->address()), "--store=memory",
-                 "--provider=echo"},
-                &output),
+                      {absl::StrCat("--listen=", first->address()),
+                       "--store=memory", "--provider=echo"},
+                      &output),
             1)
       << output;
-  EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot listen on ", first->address())));
+  EXPECT_THAT(output,
+              HasSubstr(absl::StrCat("cannot listen on ", first->address())));
   EXPECT_THAT(output, ::testing::Not(HasSubstr("listening on")));
 
   // Several fresh connections: none may land on a second listener.
@@ -201,20 +205,21 @@ TEST(BusyPortTest, SecondServerExitsAndFirstKeepsServing) {
 TEST(BusyPortTest, SecondGatewayExitsAndFirstKeepsServing) {
   std::unique_ptr<ServerProcess> server = StartServer();
   ASSERT_NE(server, nullptr);
-  ServerProcess first(CHAT_GATEWAY_BINARY,
-                      {"--listen=127.0.0.1:0",
-                       absl::StrCat("--backend=", server->address())});
+  ServerProcess first(
+      CHAT_GATEWAY_BINARY,
+      {"--listen=127.0.0.1:0", absl::StrCat("--backend=", server->address())});
   ASSERT_TRUE(first.Start().ok()) << first.Log();
   ASSERT_THAT(HttpGet(first.port(), "/v1/status"), HasSubstr("200 OK"));
 
   std::string output;
   EXPECT_EQ(RunBinary(CHAT_GATEWAY_BINARY, {},
-                {absl::StrCat("--listen=", first.address()),
-                 absl::StrCat("--backend=", server->address())},
-                &output),
+                      {absl::StrCat("--listen=", first.address()),
+                       absl::StrCat("--backend=", server->address())},
+                      &output),
             1)
       << output;
-  EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot listen on ", first.address())));
+  EXPECT_THAT(output,
+              HasSubstr(absl::StrCat("cannot listen on ", first.address())));
   EXPECT_THAT(output, HasSubstr("in use"));
 
   const std::string response = HttpGet(first.port(), "/v1/status");

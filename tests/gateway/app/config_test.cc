@@ -97,22 +97,18 @@ INSTANTIATE_TEST_SUITE_P(
                      "got 0"},
         BadValueCase{"BackendEmpty", [] { absl::SetFlag(&FLAGS_backend, ""); },
                      "--backend must be HOST:PORT or comma-separated"},
-        BadValueCase{"RequestTimeoutZero",
-                     [] {
-                       absl::SetFlag(&FLAGS_request_timeout,
-                                     absl::ZeroDuration());
-                     },
-                     "--request_timeout must be between 1ms and 24h; got 0"},
-        BadValueCase{"ReadTimeoutNegative",
-                     [] {
-                       absl::SetFlag(&FLAGS_read_timeout, absl::Seconds(-1));
-                     },
-                     "--read_timeout must be between 1ms and 1h; got -1s"},
-        BadValueCase{"ShutdownGraceTooLong",
-                     [] {
-                       absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2));
-                     },
-                     "--shutdown_grace must be between 0 and 1h; got 2h"}),
+        BadValueCase{
+            "RequestTimeoutZero",
+            [] { absl::SetFlag(&FLAGS_request_timeout, absl::ZeroDuration()); },
+            "--request_timeout must be between 1ms and 24h; got 0"},
+        BadValueCase{
+            "ReadTimeoutNegative",
+            [] { absl::SetFlag(&FLAGS_read_timeout, absl::Seconds(-1)); },
+            "--read_timeout must be between 1ms and 1h; got -1s"},
+        BadValueCase{
+            "ShutdownGraceTooLong",
+            [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2)); },
+            "--shutdown_grace must be between 0 and 1h; got 2h"}),
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
       return info.param.label;
     });
@@ -150,10 +146,9 @@ TEST_F(GatewayConfigEnvironmentTest, ServerVariablesAreNotTheGateways) {
 
 TEST_F(GatewayConfigEnvironmentTest, UnparsableEnvironmentValue) {
   setenv("CHAT_GATEWAY_READ_TIMEOUT", "30", 1);  // No unit.
-  EXPECT_THAT(Parse({}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--read_timeout cannot be set from "
-                                 "CHAT_GATEWAY_READ_TIMEOUT")));
+  EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  HasSubstr("--read_timeout cannot be set from "
+                                            "CHAT_GATEWAY_READ_TIMEOUT")));
 }
 
 TEST_F(GatewayConfigEnvironmentTest, BadCommandLineValue) {

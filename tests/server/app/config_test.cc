@@ -130,25 +130,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadValueCase{"MaxContextTokensNegative",
                      [] { absl::SetFlag(&FLAGS_max_context_tokens, -5); },
                      "--max_context_tokens must be between 0 and"},
-        BadValueCase{"ShutdownGraceNegative",
-                     [] {
-                       absl::SetFlag(&FLAGS_shutdown_grace, absl::Seconds(-1));
-                     },
-                     "--shutdown_grace must be between 0 and 1h; got -1s"},
-        BadValueCase{"SessionTtlNegative",
-                     [] {
-                       absl::SetFlag(&FLAGS_session_ttl, absl::Minutes(-1));
-                     },
-                     "--session_ttl must be between 0 and 87600h; got -1m"},
+        BadValueCase{
+            "ShutdownGraceNegative",
+            [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Seconds(-1)); },
+            "--shutdown_grace must be between 0 and 1h; got -1s"},
+        BadValueCase{
+            "SessionTtlNegative",
+            [] { absl::SetFlag(&FLAGS_session_ttl, absl::Minutes(-1)); },
+            "--session_ttl must be between 0 and 87600h; got -1m"},
         BadValueCase{"EchoDelayTooLong",
                      [] { absl::SetFlag(&FLAGS_echo_delay, absl::Minutes(1)); },
                      "--echo_delay must be between 0 and 10s; got 1m"},
-        BadValueCase{"ConnectTimeoutZero",
-                     [] {
-                       absl::SetFlag(&FLAGS_connect_timeout,
-                                     absl::ZeroDuration());
-                     },
-                     "--connect_timeout must be between 1ms and 10m; got 0"},
+        BadValueCase{
+            "ConnectTimeoutZero",
+            [] { absl::SetFlag(&FLAGS_connect_timeout, absl::ZeroDuration()); },
+            "--connect_timeout must be between 1ms and 10m; got 0"},
         BadValueCase{"FirstByteTimeoutInfinite",
                      [] {
                        absl::SetFlag(&FLAGS_first_byte_timeout,
@@ -156,17 +152,14 @@ INSTANTIATE_TEST_SUITE_P(
                      },
                      "--first_byte_timeout must be between 1ms and 1h; got "
                      "inf"},
-        BadValueCase{"IdleTimeoutNegative",
-                     [] {
-                       absl::SetFlag(&FLAGS_idle_timeout, absl::Seconds(-5));
-                     },
-                     "--idle_timeout must be between 1ms and 1h"},
-        BadValueCase{"RetryDelayTooLong",
-                     [] {
-                       absl::SetFlag(&FLAGS_provider_retry_delay,
-                                     absl::Hours(1));
-                     },
-                     "--provider_retry_delay must be between 0 and 1m"},
+        BadValueCase{
+            "IdleTimeoutNegative",
+            [] { absl::SetFlag(&FLAGS_idle_timeout, absl::Seconds(-5)); },
+            "--idle_timeout must be between 1ms and 1h"},
+        BadValueCase{
+            "RetryDelayTooLong",
+            [] { absl::SetFlag(&FLAGS_provider_retry_delay, absl::Hours(1)); },
+            "--provider_retry_delay must be between 0 and 1m"},
         BadValueCase{"AllowedModelsEmptyEntry",
                      [] {
                        absl::SetFlag(&FLAGS_allowed_models,
@@ -187,10 +180,10 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
   absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999");
   absl::SetFlag(&FLAGS_store_threads, 0);
-  EXPECT_THAT(ServerConfigFromFlags(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("--listen"),
-                             HasSubstr("--store_threads"))));
+  EXPECT_THAT(
+      ServerConfigFromFlags(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("--listen"), HasSubstr("--store_threads"))));
 }
 
 // The real path from the environment: CHAT_<NAME>, refused values blaming
