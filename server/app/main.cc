@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
-#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -20,36 +20,24 @@
 #include "server/llm/provider_factory.h"
 #include "common/logging.h"
 #include "server/engine/retention_sweeper.h"
-#include "server/app/server_flags.h"
+#include "server/app/config.h"
 #include "common/process_setup.h"
 #include "server/store/conversation_store.h"
 
 namespace {
 
-int Run() {
+int Run(chat::ServerConfig config) {
   const sigset_t stop_signals = chat::BlockStopSignals();
 
-  const std::string store_url = absl::GetFlag(FLAGS_store);
-  chat::store::StoreOptions store_options;
-  store_options.max_connections = absl::GetFlag(FLAGS_store_connections);
   absl::StatusOr<std::unique_ptr<chat::store::ConversationStore>> store =
-      chat::store::OpenConversationStore(store_url, store_options);
+      chat::store::OpenConversationStore(config.store_url, config.store_options);
   if (!store.ok()) {
-    chat::LogError("cannot open store ", store_url, ": ", store.status().ToString());
+    chat::LogError("cannot open store ", config.store_url, ": ",
+                   store.status().ToString());
     return 1;
   }
 
-  chat::llm::ProviderConfig provider_config;
-  provider_config.name = absl::GetFlag(FLAGS_provider);
-  provider_config.echo_delay = absl::GetFlag(FLAGS_echo_delay);
-  provider_config.model = absl::GetFlag(FLAGS_model);
-  provider_config.max_tokens = absl::GetFlag(FLAGS_max_tokens);
-  provider_config.http.max_retries = std::max(0, absl::GetFlag(FLAGS_provider_retries));
-  provider_config.http.retry_base_delay = absl::GetFlag(FLAGS_provider_retry_delay);
-  provider_config.http.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
-  provider_config.http.first_byte_timeout = absl::GetFlag(FLAGS_first_byte_timeout);
-  provider_config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  provider_config.http.ca_file = absl::GetFlag(FLAGS_provider_ca_file);
+  chat::llm::ProviderConfig& provider_config = config.provider;
   chat::llm::ReadProviderEnvironment(&provider_config);
   if (absl::StatusOr<chat::llm::ProviderChoice> choice =
           chat::llm::ChooseProvider(provider_config);
@@ -63,30 +51,13 @@ int Run() {
     return 1;
   }
 
-  chat::ChatEngineOptions engine_options;
-  engine_options.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
-  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (max_message_bytes < 1) {
-    chat::LogError("--max_message_bytes must be at least 1");
-    return 1;
-  }
-  engine_options.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
-  engine_options.max_turns_per_session = absl::GetFlag(FLAGS_max_turns_per_session);
-  engine_options.max_sessions_per_tenant = absl::GetFlag(FLAGS_max_sessions_per_tenant);
-  engine_options.max_context_tokens = absl::GetFlag(FLAGS_max_context_tokens);
-  engine_options.limits.max_tokens_ceiling =
-      std::max(1, absl::GetFlag(FLAGS_max_tokens_ceiling));
-  engine_options.limits.allowed_models = absl::GetFlag(FLAGS_allowed_models);
-
-  auto pool = std::make_unique<chat::ThreadPool>(
-      std::max(1, absl::GetFlag(FLAGS_store_threads)));
+  auto pool = std::make_unique<chat::ThreadPool>(config.store_threads);
   auto engine = std::make_unique<chat::ChatEngine>(
-      store->get(), provider->get(), pool.get(), engine_options);
+      store->get(), provider->get(), pool.get(), config.engine);
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get());
   chat::HealthService health_service;
   std::unique_ptr<chat::RetentionSweeper> sweeper;
-  if (const absl::Duration ttl = absl::GetFlag(FLAGS_session_ttl);
-      ttl > absl::ZeroDuration()) {
+  if (const absl::Duration ttl = config.session_ttl; ttl > absl::ZeroDuration()) {
     sweeper = std::make_unique<chat::RetentionSweeper>(
         store->get(), ttl, chat::RetentionSweeper::IntervalFor(ttl));
   }
@@ -94,27 +65,34 @@ int Run() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const std::string& listen = config.listen;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  // gRPC sets SO_REUSEPORT by default, which lets a second chat-server bind
+  // a port this one holds and silently take half its connections. Off, a
+  // busy port fails BuildAndStart below.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Leave room above the message limit for the other fields, so an
   // oversized message gets our INVALID_ARGUMENT rather than gRPC's
   // RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
-      std::max<int64_t>(4 << 20, 2 * max_message_bytes + (1 << 20))));
+      std::max<size_t>(4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
   builder.RegisterService(&chat_service);
   builder.RegisterService(&health_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    chat::LogError("cannot listen on ", listen);
+    // Not a configuration error (exit 2): the same flags may work once the
+    // port is free, so a supervisor may retry.
+    chat::LogError("cannot listen on ", listen,
+                   " (port in use by another process, or address not local)");
     return 1;
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port, " (store ",
-                store_url, ", provider ", (*provider)->name(), ")");
+                config.store_url, ", provider ", (*provider)->name(), ")");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  const absl::Duration grace = config.shutdown_grace;
   chat::LogInfo("received ", strsignal(signal_number), "; finishing running calls (up to ",
                 absl::FormatDuration(grace), ")");
   health_service.SetNotServing();
@@ -135,6 +113,10 @@ int Run() {
 
 int main(int argc, char** argv) {
   chat::DisableMutexDeadlockDetection();
-  chat::ParseServerFlags(argc, argv);
-  return Run();
+  absl::StatusOr<chat::ServerConfig> config = chat::ParseServerConfig(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "chat-server: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  return Run(*std::move(config));
 }

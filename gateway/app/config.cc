@@ -1,0 +1,119 @@
+#include "gateway/app/config.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/flag_config.h"
+#include "gateway/app/backend_channel.h"
+
+// Each numeric flag's help states the range GatewayConfigFromFlags accepts;
+// keep the two in step.
+ABSL_FLAG(std::string, listen, "127.0.0.1:8000",
+          "HTTP address to serve (HOST:PORT, port 0 to 65535; 0 picks a free "
+          "one, logged at start; a port in use is an error)");
+ABSL_FLAG(std::string, backend, "127.0.0.1:50051",
+          "chat-server address, or several comma-separated IP:PORT addresses "
+          "(round-robin over the healthy ones)");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
+          "largest request body (1 to 1073741824); larger ones are answered "
+          "413");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
+          "deadline of each gRPC call, 1ms to 24h (a shorter Grpc-Timeout "
+          "header wins)");
+ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(30),
+          "time to receive a request, and idle time before a keep-alive "
+          "connection is closed (1ms to 1h)");
+ABSL_FLAG(std::string, cors_origins, "",
+          "origins allowed to call from a browser: comma-separated, or *; "
+          "empty: none");
+ABSL_FLAG(int, io_threads, 2, "threads serving HTTP connections (1 to 256)");
+ABSL_FLAG(bool, access_log, false,
+          "log one line per request: method, target, status, duration, "
+          "request id");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "how long running requests may finish after SIGTERM (0s to 1h)");
+ABSL_FLAG(std::string, web_root, "",
+          "directory with web/index.html and js/chat-client.js, served at "
+          "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
+
+namespace chat::gateway {
+namespace {
+
+constexpr int64_t kMaxBodyBytesLimit = int64_t{1} << 30;
+constexpr int kMaxIoThreads = 256;
+
+}  // namespace
+
+const std::vector<std::string>& GatewayFlagNames() {
+  static const auto* const kNames = new std::vector<std::string>{
+      "listen",       "backend",       "max_body_bytes", "request_timeout",
+      "read_timeout", "cors_origins",  "io_threads",     "web_root",
+      "access_log",   "shutdown_grace"};
+  return *kNames;
+}
+
+absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
+    const FlagSources& sources) {
+  FlagErrors errors(&sources);
+  GatewayConfig config;
+
+  config.listen = absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<HostPort> listen = ParseHostPort("listen", config.listen);
+  if (errors.Check(listen.status())) config.listen_address = *listen;
+
+  config.backend = absl::GetFlag(FLAGS_backend);
+  if (absl::StatusOr<std::string> target = BackendTarget(config.backend);
+      !target.ok()) {
+    errors.Check(absl::InvalidArgumentError(absl::StrCat(
+        "--backend must be HOST:PORT or comma-separated IP:PORT addresses (",
+        target.status().message(), "); got '", config.backend, "'")));
+  }
+
+  const int64_t max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
+  if (errors.Check(CheckIntInRange("max_body_bytes", max_body_bytes, 1,
+                                   kMaxBodyBytesLimit))) {
+    config.http.max_body_bytes = static_cast<size_t>(max_body_bytes);
+  }
+  config.http.read_timeout = absl::GetFlag(FLAGS_read_timeout);
+  errors.Check(CheckDurationInRange("read_timeout", config.http.read_timeout,
+                                    absl::Milliseconds(1), absl::Hours(1)));
+  config.http.io_threads = absl::GetFlag(FLAGS_io_threads);
+  errors.Check(
+      CheckIntInRange("io_threads", config.http.io_threads, 1, kMaxIoThreads));
+  config.http.access_log = absl::GetFlag(FLAGS_access_log);
+
+  config.gateway.request_timeout = absl::GetFlag(FLAGS_request_timeout);
+  errors.Check(CheckDurationInRange("request_timeout",
+                                    config.gateway.request_timeout,
+                                    absl::Milliseconds(1), absl::Hours(24)));
+  config.gateway.cors_origins = absl::GetFlag(FLAGS_cors_origins);
+  config.gateway.web_root = absl::GetFlag(FLAGS_web_root);
+
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
+                                    absl::ZeroDuration(), absl::Hours(1)));
+
+  if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(int argc, char** argv) {
+  FlagLoadOptions options;
+  options.env_prefix = kGatewayEnvPrefix;
+  options.env_flags = GatewayFlagNames();
+  options.help_files = "gateway/";
+  options.usage =
+      "REST/JSON gateway to chat-server.\n"
+      "Every flag can also be set in the environment as CHAT_GATEWAY_<FLAG "
+      "NAME IN CAPITALS>\n(for example CHAT_GATEWAY_BACKEND=10.0.0.5:50051); "
+      "the command line wins.\n"
+      "Usage: chat-gateway [--listen=HOST:PORT] [--backend=HOST:PORT[,...]] "
+      "...";
+  absl::StatusOr<FlagSources> sources = LoadFlags(options, argc, argv);
+  if (!sources.ok()) return sources.status();
+  return GatewayConfigFromFlags(*sources);
+}
+
+}  // namespace chat::gateway

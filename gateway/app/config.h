@@ -1,0 +1,65 @@
+#ifndef CHAT_GATEWAY_APP_CONFIG_H_
+#define CHAT_GATEWAY_APP_CONFIG_H_
+
+// chat-gateway's configuration: its flags (each also settable as
+// CHAT_GATEWAY_<NAME>, or in ./.env), read and validated into one
+// GatewayConfig.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/flag_config.h"
+#include "gateway/app/gateway.h"
+#include "gateway/http/http_server.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, backend);
+ABSL_DECLARE_FLAG(int64_t, max_body_bytes);
+ABSL_DECLARE_FLAG(absl::Duration, request_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, read_timeout);
+ABSL_DECLARE_FLAG(std::string, cors_origins);
+ABSL_DECLARE_FLAG(int, io_threads);
+ABSL_DECLARE_FLAG(bool, access_log);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
+ABSL_DECLARE_FLAG(std::string, web_root);
+
+namespace chat::gateway {
+
+// Not CHAT_<NAME>: chat-server reads those, and both often share a shell.
+inline constexpr char kGatewayEnvPrefix[] = "CHAT_GATEWAY_";
+
+// The flags chat-gateway reads; each can also be set in the environment as
+// CHAT_GATEWAY_<NAME>. The command line wins.
+const std::vector<std::string>& GatewayFlagNames();
+
+// Everything chat-gateway's main needs, validated.
+struct GatewayConfig {
+  // --listen as given (for the log) and split (for the acceptor).
+  std::string listen;
+  HostPort listen_address;
+  // chat-server: one address or several comma-separated IP:PORT.
+  std::string backend;
+  GatewayOptions gateway;
+  HttpServerOptions http;
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Validates the current flag values. INVALID_ARGUMENT naming every bad flag
+// and the range it accepts (with the CHAT_GATEWAY_ variable that set it, if
+// `sources` records one). Reads flags only, so tests can absl::SetFlag and
+// call it.
+absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
+    const FlagSources& sources = FlagSources());
+
+// The whole path for main: ./.env, CHAT_GATEWAY_<NAME> variables, the command
+// line (see LoadFlags), then GatewayConfigFromFlags. --help prints usage and
+// exits.
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(int argc, char** argv);
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_APP_CONFIG_H_

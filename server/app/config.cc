@@ -1,0 +1,250 @@
+#include "server/app/config.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/flag_config.h"
+
+// Each numeric flag's help states the range ServerConfigFromFlags accepts;
+// keep the two in step.
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "Address to serve gRPC on, HOST:PORT with a port from 0 to 65535 "
+          "(0 picks a free one); a port in use is an error. Env: CHAT_LISTEN.");
+ABSL_FLAG(std::string, store, "sqlite:./data/chat.db",
+          "Where conversations live: 'sqlite:PATH' (a file, its directory "
+          "created), 'postgres://USER:PASSWORD@HOST:PORT/DB' (or "
+          "'postgres:KEY=VALUE ...', a libpq connection string; shared by "
+          "replicas) or 'memory' (lost at exit). Env: CHAT_STORE.");
+ABSL_FLAG(std::string, provider, "auto",
+          "The LLM provider: 'anthropic' (ANTHROPIC_API_KEY, "
+          "ANTHROPIC_BASE_URL), 'openai' (any OpenAI-compatible server: "
+          "OPENAI_API_KEY, OPENAI_BASE_URL), 'echo' (offline, deterministic) "
+          "or 'auto' (anthropic if its key is set, else openai if its key is "
+          "set, else echo). Env: CHAT_PROVIDER.");
+ABSL_FLAG(std::string, default_system_prompt, "You are a helpful AI assistant.",
+          "System prompt of sessions created without one (at most 16384 "
+          "bytes). Env: CHAT_DEFAULT_SYSTEM_PROMPT.");
+ABSL_FLAG(int64_t, max_message_bytes, 64 * 1024,
+          "Largest user message accepted, in bytes (1 to 16777216); larger "
+          "ones answer INVALID_ARGUMENT. Env: CHAT_MAX_MESSAGE_BYTES.");
+ABSL_FLAG(absl::Duration, echo_delay, absl::Milliseconds(20),
+          "Pause between the echo provider's deltas, e.g. '20ms', '0s' (0s to "
+          "10s). Env: CHAT_ECHO_DELAY.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGINT/SIGTERM, how long running calls may take to finish "
+          "before they are cancelled (0s to 1h). Env: CHAT_SHUTDOWN_GRACE.");
+ABSL_FLAG(int, store_threads, 4,
+          "Threads doing store I/O (no call holds one while it waits for the "
+          "provider); 1 to 256. Env: CHAT_STORE_THREADS.");
+
+ABSL_FLAG(int, store_connections, 8,
+          "Most PostgreSQL connections this replica opens (1 to 1000). Env: "
+          "CHAT_STORE_CONNECTIONS.");
+ABSL_FLAG(absl::Duration, session_ttl, absl::ZeroDuration(),
+          "Delete sessions idle longer than this (e.g. '720h'), swept in the "
+          "background (at most 87600h); 0 keeps them forever. Env: "
+          "CHAT_SESSION_TTL.");
+ABSL_FLAG(int64_t, max_sessions_per_tenant, 0,
+          "Most sessions one tenant may have; a turn that would create one "
+          "more fails with RESOURCE_EXHAUSTED. 0 to 1000000000; 0: unlimited. "
+          "Env: CHAT_MAX_SESSIONS_PER_TENANT.");
+ABSL_FLAG(int, max_turns_per_session, 0,
+          "Most turns one session may hold; further turns fail with "
+          "RESOURCE_EXHAUSTED until it is reset. 0 to 1000000; 0: unlimited. "
+          "Env: CHAT_MAX_TURNS_PER_SESSION.");
+
+ABSL_FLAG(std::string, model, "",
+          "Default model ('' picks the provider's: claude-sonnet-4-6, "
+          "gpt-4o-mini); a request's `model` overrides it. Env: CHAT_MODEL.");
+ABSL_FLAG(int, max_tokens, 1024,
+          "Default reply length limit in tokens; a request's `max_tokens` "
+          "overrides it. 1 to 1000000. Env: CHAT_MAX_TOKENS.");
+ABSL_FLAG(int, max_tokens_ceiling, 65536,
+          "Largest `max_tokens` a request may ask for (INVALID_ARGUMENT "
+          "above); 1 to 1000000. Env: CHAT_MAX_TOKENS_CEILING.");
+ABSL_FLAG(std::vector<std::string>, allowed_models, {},
+          "Comma-separated models a request may name in `model` (empty: "
+          "any). Env: CHAT_ALLOWED_MODELS.");
+ABSL_FLAG(int, provider_retries, 2,
+          "Retries of a provider call that failed before any text was "
+          "streamed (connection errors, HTTP 429/500/502/503/529); 0 to 10. "
+          "Env: CHAT_PROVIDER_RETRIES.");
+ABSL_FLAG(absl::Duration, provider_retry_delay, absl::Milliseconds(500),
+          "First retry backoff; doubles per retry, with jitter, at least the "
+          "provider's retry-after; 0s to 1m. Env: CHAT_PROVIDER_RETRY_DELAY.");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
+          "Longest wait to connect to the provider (1ms to 10m). Env: "
+          "CHAT_CONNECT_TIMEOUT.");
+ABSL_FLAG(absl::Duration, first_byte_timeout, absl::Seconds(60),
+          "Longest wait from sending a request to the provider's first byte "
+          "(1ms to 1h). Env: CHAT_FIRST_BYTE_TIMEOUT.");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "Longest silence between two bytes of a provider's stream (1ms to "
+          "1h). Env: CHAT_IDLE_TIMEOUT.");
+ABSL_FLAG(std::string, provider_ca_file, "",
+          "PEM file of CAs to trust for the provider's TLS certificate "
+          "instead of the system's (a private CA in front of a self-hosted "
+          "model). Env: CHAT_PROVIDER_CA_FILE.");
+ABSL_FLAG(int64_t, max_context_tokens, 100000,
+          "Prompt budget in estimated tokens (bytes/4): the oldest turns are "
+          "left out of the prompt to fit (never out of the store); 0 means "
+          "no limit; at most 1000000000. Env: CHAT_MAX_CONTEXT_TOKENS.");
+
+namespace chat {
+namespace {
+
+// Accepted ranges. Wide enough for any deployment we know of, narrow enough
+// that a typo (an extra zero, a negative number) is caught at start-up.
+constexpr int64_t kMaxMessageBytesLimit = 16 << 20;
+constexpr int kMaxStoreThreads = 256;
+constexpr int kMaxStoreConnections = 1000;
+constexpr int64_t kMaxSessionsPerTenantLimit = 1000000000;
+constexpr int kMaxTurnsPerSessionLimit = 1000000;
+constexpr int kMaxTokensLimit = 1000000;
+constexpr int kMaxProviderRetries = 10;
+constexpr int64_t kMaxContextTokensLimit = 1000000000;
+
+}  // namespace
+
+const std::vector<std::string>& ServerFlagNames() {
+  static const auto* const kNames = new std::vector<std::string>{
+      "listen",
+      "store",
+      "provider",
+      "default_system_prompt",
+      "max_message_bytes",
+      "echo_delay",
+      "shutdown_grace",
+      "store_threads",
+      "store_connections",
+      "session_ttl",
+      "max_sessions_per_tenant",
+      "max_turns_per_session",
+      "model",
+      "max_tokens",
+      "max_tokens_ceiling",
+      "allowed_models",
+      "provider_retries",
+      "provider_retry_delay",
+      "connect_timeout",
+      "first_byte_timeout",
+      "idle_timeout",
+      "max_context_tokens",
+      "provider_ca_file",
+  };
+  return *kNames;
+}
+
+absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
+  FlagErrors errors(&sources);
+  ServerConfig config;
+
+  config.listen = absl::GetFlag(FLAGS_listen);
+  errors.Check(ParseHostPort("listen", config.listen).status());
+  config.store_url = absl::GetFlag(FLAGS_store);
+  // The scheme is checked where it is understood: OpenConversationStore
+  // names the accepted forms ("cannot open store", exit 1).
+  errors.Check(CheckNotEmpty("store", config.store_url));
+  config.store_options.max_connections = absl::GetFlag(FLAGS_store_connections);
+  errors.Check(CheckIntInRange("store_connections",
+                               config.store_options.max_connections, 1,
+                               kMaxStoreConnections));
+  config.store_threads = absl::GetFlag(FLAGS_store_threads);
+  errors.Check(CheckIntInRange("store_threads", config.store_threads, 1,
+                               kMaxStoreThreads));
+  config.session_ttl = absl::GetFlag(FLAGS_session_ttl);
+  errors.Check(CheckDurationInRange("session_ttl", config.session_ttl,
+                                    absl::ZeroDuration(), absl::Hours(87600)));
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
+                                    absl::ZeroDuration(), absl::Hours(1)));
+
+  llm::ProviderConfig& provider = config.provider;
+  provider.name = absl::GetFlag(FLAGS_provider);
+  errors.Check(CheckOneOf("provider", provider.name,
+                          {"auto", "anthropic", "openai", "echo"}));
+  provider.echo_delay = absl::GetFlag(FLAGS_echo_delay);
+  errors.Check(CheckDurationInRange("echo_delay", provider.echo_delay,
+                                    absl::ZeroDuration(), absl::Seconds(10)));
+  provider.model = absl::GetFlag(FLAGS_model);
+  provider.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  errors.Check(
+      CheckIntInRange("max_tokens", provider.max_tokens, 1, kMaxTokensLimit));
+  provider.http.max_retries = absl::GetFlag(FLAGS_provider_retries);
+  errors.Check(CheckIntInRange("provider_retries", provider.http.max_retries, 0,
+                               kMaxProviderRetries));
+  provider.http.retry_base_delay = absl::GetFlag(FLAGS_provider_retry_delay);
+  errors.Check(CheckDurationInRange("provider_retry_delay",
+                                    provider.http.retry_base_delay,
+                                    absl::ZeroDuration(), absl::Minutes(1)));
+  provider.http.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  errors.Check(CheckDurationInRange("connect_timeout",
+                                    provider.http.connect_timeout,
+                                    absl::Milliseconds(1), absl::Minutes(10)));
+  provider.http.first_byte_timeout = absl::GetFlag(FLAGS_first_byte_timeout);
+  errors.Check(CheckDurationInRange("first_byte_timeout",
+                                    provider.http.first_byte_timeout,
+                                    absl::Milliseconds(1), absl::Hours(1)));
+  provider.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  errors.Check(CheckDurationInRange("idle_timeout", provider.http.idle_timeout,
+                                    absl::Milliseconds(1), absl::Hours(1)));
+  provider.http.ca_file = absl::GetFlag(FLAGS_provider_ca_file);
+
+  ChatEngineOptions& engine = config.engine;
+  engine.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
+  if (engine.default_system_prompt.size() >
+      engine.limits.max_system_prompt_bytes) {
+    // Requests' own prompts are held to the same limit.
+    errors.Check(absl::InvalidArgumentError(
+        absl::StrCat("--default_system_prompt must be at most ",
+                     engine.limits.max_system_prompt_bytes, " bytes; got ",
+                     engine.default_system_prompt.size())));
+  }
+  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (errors.Check(CheckIntInRange("max_message_bytes", max_message_bytes, 1,
+                                   kMaxMessageBytesLimit))) {
+    engine.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
+  }
+  engine.limits.max_tokens_ceiling = absl::GetFlag(FLAGS_max_tokens_ceiling);
+  errors.Check(CheckIntInRange("max_tokens_ceiling",
+                               engine.limits.max_tokens_ceiling, 1,
+                               kMaxTokensLimit));
+  engine.limits.allowed_models = absl::GetFlag(FLAGS_allowed_models);
+  for (const std::string& model : engine.limits.allowed_models) {
+    if (!errors.Check(CheckNotEmpty("allowed_models", model))) break;
+  }
+  engine.max_turns_per_session = absl::GetFlag(FLAGS_max_turns_per_session);
+  errors.Check(CheckIntInRange("max_turns_per_session",
+                               engine.max_turns_per_session, 0,
+                               kMaxTurnsPerSessionLimit));
+  engine.max_sessions_per_tenant = absl::GetFlag(FLAGS_max_sessions_per_tenant);
+  errors.Check(CheckIntInRange("max_sessions_per_tenant",
+                               engine.max_sessions_per_tenant, 0,
+                               kMaxSessionsPerTenantLimit));
+  engine.max_context_tokens = absl::GetFlag(FLAGS_max_context_tokens);
+  errors.Check(CheckIntInRange("max_context_tokens", engine.max_context_tokens,
+                               0, kMaxContextTokensLimit));
+
+  if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
+  return config;
+}
+
+absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
+  FlagLoadOptions options;
+  options.env_prefix = kServerEnvPrefix;
+  options.env_flags = ServerFlagNames();
+  options.help_files = "server/";
+  options.usage =
+      "serves chat.v1.ChatService over gRPC.\n"
+      "Every flag can also be set in the environment as CHAT_<FLAG NAME IN "
+      "CAPITALS>\n(for example CHAT_STORE=memory); the command line wins.\n"
+      "Usage: chat-server [--listen=HOST:PORT] [--store=sqlite:PATH|memory] "
+      "...";
+  absl::StatusOr<FlagSources> sources = LoadFlags(options, argc, argv);
+  if (!sources.ok()) return sources.status();
+  return ServerConfigFromFlags(*sources);
+}
+
+}  // namespace chat

@@ -1,0 +1,81 @@
+#ifndef CHAT_SERVER_APP_CONFIG_H_
+#define CHAT_SERVER_APP_CONFIG_H_
+
+// chat-server's configuration: its flags (each also settable as CHAT_<NAME>,
+// or in ./.env), read and validated into one ServerConfig.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/flag_config.h"
+#include "server/engine/chat_engine.h"
+#include "server/llm/provider_factory.h"
+#include "server/store/conversation_store.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, store);
+ABSL_DECLARE_FLAG(std::string, provider);
+ABSL_DECLARE_FLAG(std::string, default_system_prompt);
+ABSL_DECLARE_FLAG(int64_t, max_message_bytes);
+ABSL_DECLARE_FLAG(absl::Duration, echo_delay);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
+ABSL_DECLARE_FLAG(int, store_threads);
+ABSL_DECLARE_FLAG(int, store_connections);
+ABSL_DECLARE_FLAG(absl::Duration, session_ttl);
+ABSL_DECLARE_FLAG(int64_t, max_sessions_per_tenant);
+ABSL_DECLARE_FLAG(int, max_turns_per_session);
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(int, max_tokens);
+ABSL_DECLARE_FLAG(int, max_tokens_ceiling);
+ABSL_DECLARE_FLAG(std::vector<std::string>, allowed_models);
+ABSL_DECLARE_FLAG(int, provider_retries);
+ABSL_DECLARE_FLAG(absl::Duration, provider_retry_delay);
+ABSL_DECLARE_FLAG(absl::Duration, connect_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, first_byte_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, idle_timeout);
+ABSL_DECLARE_FLAG(std::string, provider_ca_file);
+ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
+
+namespace chat {
+
+// The environment prefix of chat-server's flags: CHAT_LISTEN, CHAT_STORE, ...
+inline constexpr char kServerEnvPrefix[] = "CHAT_";
+
+// The flags chat-server reads; each can also be set in the environment as
+// CHAT_<NAME>. The command line wins.
+const std::vector<std::string>& ServerFlagNames();
+
+// Everything chat-server's main needs, validated.
+struct ServerConfig {
+  // HOST:PORT for gRPC, as given (port 0: the OS picks one).
+  std::string listen;
+  std::string store_url;
+  store::StoreOptions store_options;
+  // The flag-controlled part; main adds keys and base URLs from the
+  // environment (llm::ReadProviderEnvironment).
+  llm::ProviderConfig provider;
+  ChatEngineOptions engine;
+  int store_threads = 4;
+  // 0: sessions are kept forever.
+  absl::Duration session_ttl = absl::ZeroDuration();
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Validates the current flag values. INVALID_ARGUMENT naming every bad flag
+// and the range it accepts (with the CHAT_ variable that set it, if
+// `sources` records one). Reads flags only, so tests can absl::SetFlag and
+// call it.
+absl::StatusOr<ServerConfig> ServerConfigFromFlags(
+    const FlagSources& sources = FlagSources());
+
+// The whole path for main: ./.env, CHAT_<NAME> variables, the command line
+// (see LoadFlags), then ServerConfigFromFlags. --help prints usage and exits.
+absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv);
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_APP_CONFIG_H_

@@ -1,0 +1,161 @@
+// chat-gateway's configuration. Strategy: set flags as the command line or
+// environment would (absl::SetFlag, restored by absl::FlagSaver;
+// CHAT_GATEWAY_ variables through the real loading path), then check that
+// GatewayConfigFromFlags accepts the defaults and refuses each bad value with
+// a message naming the flag and its range.
+
+#include "gateway/app/config.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::gateway {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class GatewayConfigTest : public ::testing::Test {
+ protected:
+  absl::FlagSaver saver_;
+};
+
+TEST_F(GatewayConfigTest, DefaultsAreAccepted) {
+  absl::StatusOr<GatewayConfig> config = GatewayConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "127.0.0.1:8000");
+  EXPECT_EQ(config->listen_address.host, "127.0.0.1");
+  EXPECT_EQ(config->listen_address.port, 8000);
+  EXPECT_EQ(config->backend, "127.0.0.1:50051");
+  EXPECT_EQ(config->http.io_threads, 2);
+  EXPECT_EQ(config->http.max_body_bytes, size_t{1} << 20);
+  EXPECT_EQ(config->http.read_timeout, absl::Seconds(30));
+  EXPECT_FALSE(config->http.access_log);
+  EXPECT_EQ(config->gateway.request_timeout, absl::Minutes(5));
+  EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
+}
+
+TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
+  absl::SetFlag(&FLAGS_listen, "[::1]:0");
+  absl::SetFlag(&FLAGS_backend, "127.0.0.1:1,127.0.0.1:2");
+  absl::SetFlag(&FLAGS_io_threads, 8);
+  absl::SetFlag(&FLAGS_access_log, true);
+  absl::SetFlag(&FLAGS_cors_origins, "*");
+  absl::SetFlag(&FLAGS_web_root, "clients");
+  absl::StatusOr<GatewayConfig> config = GatewayConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen_address.host, "::1");
+  EXPECT_EQ(config->listen_address.port, 0);
+  EXPECT_EQ(config->backend, "127.0.0.1:1,127.0.0.1:2");
+  EXPECT_EQ(config->http.io_threads, 8);
+  EXPECT_TRUE(config->http.access_log);
+  EXPECT_EQ(config->gateway.cors_origins, "*");
+  EXPECT_EQ(config->gateway.web_root, "clients");
+}
+
+struct BadValueCase {
+  std::string label;
+  void (*set)();
+  std::string message;
+};
+
+class GatewayConfigBadValueTest
+    : public ::testing::TestWithParam<BadValueCase> {
+ protected:
+  absl::FlagSaver saver_;
+};
+
+TEST_P(GatewayConfigBadValueTest, IsRefusedNamingTheFlag) {
+  GetParam().set();
+  EXPECT_THAT(GatewayConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(GetParam().message)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, GatewayConfigBadValueTest,
+    ::testing::Values(
+        BadValueCase{"ListenPortTooBig",
+                     [] { absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999"); },
+                     "--listen must be HOST:PORT with a port between 0 and "
+                     "65535; got '127.0.0.1:99999'"},
+        BadValueCase{"IoThreadsZero",
+                     [] { absl::SetFlag(&FLAGS_io_threads, 0); },
+                     "--io_threads must be between 1 and 256; got 0"},
+        BadValueCase{"MaxBodyBytesZero",
+                     [] { absl::SetFlag(&FLAGS_max_body_bytes, 0); },
+                     "--max_body_bytes must be between 1 and 1073741824; "
+                     "got 0"},
+        BadValueCase{"BackendEmpty", [] { absl::SetFlag(&FLAGS_backend, ""); },
+                     "--backend must be HOST:PORT or comma-separated"},
+        BadValueCase{
+            "RequestTimeoutZero",
+            [] { absl::SetFlag(&FLAGS_request_timeout, absl::ZeroDuration()); },
+            "--request_timeout must be between 1ms and 24h; got 0"},
+        BadValueCase{
+            "ReadTimeoutNegative",
+            [] { absl::SetFlag(&FLAGS_read_timeout, absl::Seconds(-1)); },
+            "--read_timeout must be between 1ms and 1h; got -1s"},
+        BadValueCase{
+            "ShutdownGraceTooLong",
+            [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2)); },
+            "--shutdown_grace must be between 0 and 1h; got 2h"}),
+    [](const ::testing::TestParamInfo<BadValueCase>& info) {
+      return info.param.label;
+    });
+
+class GatewayConfigEnvironmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Unset(); }
+  void TearDown() override { Unset(); }
+  static void Unset() {
+    unsetenv("CHAT_GATEWAY_IO_THREADS");
+    unsetenv("CHAT_GATEWAY_READ_TIMEOUT");
+    unsetenv("CHAT_IO_THREADS");
+  }
+  absl::StatusOr<GatewayConfig> Parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "chat-gateway");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    return ParseGatewayConfig(static_cast<int>(args.size()), argv.data());
+  }
+  absl::FlagSaver saver_;
+};
+
+TEST_F(GatewayConfigEnvironmentTest, ZeroIoThreadsFromEnvironment) {
+  setenv("CHAT_GATEWAY_IO_THREADS", "0", 1);
+  EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  "--io_threads must be between 1 and 256; "
+                                  "got 0 (from CHAT_GATEWAY_IO_THREADS)"));
+}
+
+TEST_F(GatewayConfigEnvironmentTest, ServerVariablesAreNotTheGateways) {
+  setenv("CHAT_IO_THREADS", "0", 1);
+  EXPECT_THAT(Parse({}), IsOk());
+}
+
+TEST_F(GatewayConfigEnvironmentTest, UnparsableEnvironmentValue) {
+  setenv("CHAT_GATEWAY_READ_TIMEOUT", "30", 1);  // No unit.
+  EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  HasSubstr("--read_timeout cannot be set from "
+                                            "CHAT_GATEWAY_READ_TIMEOUT")));
+}
+
+TEST_F(GatewayConfigEnvironmentTest, BadCommandLineValue) {
+  EXPECT_THAT(Parse({"--io_threads=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "--io_threads must be between 1 and 256; got 0"));
+}
+
+}  // namespace
+}  // namespace chat::gateway

@@ -1,0 +1,238 @@
+// chat-server's configuration. Strategy: set flags as the command line or
+// environment would (absl::SetFlag, restored by absl::FlagSaver; CHAT_
+// variables through the real loading path), then check that
+// ServerConfigFromFlags accepts the defaults and refuses each bad value with
+// a message naming the flag and its range, never clamping it.
+
+#include "server/app/config.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  absl::FlagSaver saver_;
+};
+
+TEST_F(ServerConfigTest, DefaultsAreAccepted) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->store_url, "sqlite:./data/chat.db");
+  EXPECT_EQ(config->store_threads, 4);
+  EXPECT_EQ(config->store_options.max_connections, 8);
+  EXPECT_EQ(config->provider.name, "auto");
+  EXPECT_EQ(config->provider.http.max_retries, 2);
+  EXPECT_EQ(config->engine.limits.max_message_bytes, 64u * 1024);
+  EXPECT_EQ(config->engine.limits.max_tokens_ceiling, 65536);
+  EXPECT_EQ(config->engine.max_context_tokens, 100000);
+  EXPECT_EQ(config->session_ttl, absl::ZeroDuration());
+  EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
+}
+
+TEST_F(ServerConfigTest, ValuesAreCarriedOver) {
+  absl::SetFlag(&FLAGS_listen, "[::1]:0");
+  absl::SetFlag(&FLAGS_store, "memory");
+  absl::SetFlag(&FLAGS_store_threads, 256);
+  absl::SetFlag(&FLAGS_provider, "echo");
+  absl::SetFlag(&FLAGS_provider_retries, 0);
+  absl::SetFlag(&FLAGS_session_ttl, absl::Hours(720));
+  absl::SetFlag(&FLAGS_allowed_models, std::vector<std::string>{"a", "b"});
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "[::1]:0");
+  EXPECT_EQ(config->store_url, "memory");
+  EXPECT_EQ(config->store_threads, 256);
+  EXPECT_EQ(config->provider.name, "echo");
+  EXPECT_EQ(config->provider.http.max_retries, 0);
+  EXPECT_EQ(config->session_ttl, absl::Hours(720));
+  EXPECT_THAT(config->engine.limits.allowed_models,
+              ::testing::ElementsAre("a", "b"));
+}
+
+// One bad value per row: the flag, and what its error must say.
+struct BadValueCase {
+  std::string label;
+  void (*set)();
+  std::string message;
+};
+
+class ServerConfigBadValueTest : public ::testing::TestWithParam<BadValueCase> {
+ protected:
+  absl::FlagSaver saver_;
+};
+
+TEST_P(ServerConfigBadValueTest, IsRefusedNamingTheFlag) {
+  GetParam().set();
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(GetParam().message)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ServerConfigBadValueTest,
+    ::testing::Values(
+        BadValueCase{"ListenPortTooBig",
+                     [] { absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999"); },
+                     "--listen must be HOST:PORT with a port between 0 and "
+                     "65535; got '127.0.0.1:99999'"},
+        BadValueCase{"ListenNoPort",
+                     [] { absl::SetFlag(&FLAGS_listen, "localhost"); },
+                     "--listen must be HOST:PORT"},
+        BadValueCase{"StoreThreadsZero",
+                     [] { absl::SetFlag(&FLAGS_store_threads, 0); },
+                     "--store_threads must be between 1 and 256; got 0"},
+        BadValueCase{"StoreConnectionsZero",
+                     [] { absl::SetFlag(&FLAGS_store_connections, 0); },
+                     "--store_connections must be between 1 and 1000; got 0"},
+        BadValueCase{"StoreEmpty", [] { absl::SetFlag(&FLAGS_store, ""); },
+                     "--store must not be empty"},
+        BadValueCase{"ProviderUnknown",
+                     [] { absl::SetFlag(&FLAGS_provider, "gemini"); },
+                     "--provider must be one of auto, anthropic, openai, "
+                     "echo; got 'gemini'"},
+        BadValueCase{"MaxMessageBytesZero",
+                     [] { absl::SetFlag(&FLAGS_max_message_bytes, 0); },
+                     "--max_message_bytes must be between 1 and 16777216; "
+                     "got 0"},
+        BadValueCase{"ProviderRetriesNegative",
+                     [] { absl::SetFlag(&FLAGS_provider_retries, -1); },
+                     "--provider_retries must be between 0 and 10; got -1"},
+        BadValueCase{"MaxTokensCeilingZero",
+                     [] { absl::SetFlag(&FLAGS_max_tokens_ceiling, 0); },
+                     "--max_tokens_ceiling must be between 1 and 1000000; "
+                     "got 0"},
+        BadValueCase{"MaxTokensZero",
+                     [] { absl::SetFlag(&FLAGS_max_tokens, 0); },
+                     "--max_tokens must be between 1 and 1000000; got 0"},
+        BadValueCase{"MaxTurnsNegative",
+                     [] { absl::SetFlag(&FLAGS_max_turns_per_session, -1); },
+                     "--max_turns_per_session must be between 0 and"},
+        BadValueCase{"MaxSessionsNegative",
+                     [] { absl::SetFlag(&FLAGS_max_sessions_per_tenant, -1); },
+                     "--max_sessions_per_tenant must be between 0 and"},
+        BadValueCase{"MaxContextTokensNegative",
+                     [] { absl::SetFlag(&FLAGS_max_context_tokens, -5); },
+                     "--max_context_tokens must be between 0 and"},
+        BadValueCase{
+            "ShutdownGraceNegative",
+            [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Seconds(-1)); },
+            "--shutdown_grace must be between 0 and 1h; got -1s"},
+        BadValueCase{
+            "SessionTtlNegative",
+            [] { absl::SetFlag(&FLAGS_session_ttl, absl::Minutes(-1)); },
+            "--session_ttl must be between 0 and 87600h; got -1m"},
+        BadValueCase{"EchoDelayTooLong",
+                     [] { absl::SetFlag(&FLAGS_echo_delay, absl::Minutes(1)); },
+                     "--echo_delay must be between 0 and 10s; got 1m"},
+        BadValueCase{
+            "ConnectTimeoutZero",
+            [] { absl::SetFlag(&FLAGS_connect_timeout, absl::ZeroDuration()); },
+            "--connect_timeout must be between 1ms and 10m; got 0"},
+        BadValueCase{"FirstByteTimeoutInfinite",
+                     [] {
+                       absl::SetFlag(&FLAGS_first_byte_timeout,
+                                     absl::InfiniteDuration());
+                     },
+                     "--first_byte_timeout must be between 1ms and 1h; got "
+                     "inf"},
+        BadValueCase{
+            "IdleTimeoutNegative",
+            [] { absl::SetFlag(&FLAGS_idle_timeout, absl::Seconds(-5)); },
+            "--idle_timeout must be between 1ms and 1h"},
+        BadValueCase{
+            "RetryDelayTooLong",
+            [] { absl::SetFlag(&FLAGS_provider_retry_delay, absl::Hours(1)); },
+            "--provider_retry_delay must be between 0 and 1m"},
+        BadValueCase{"AllowedModelsEmptyEntry",
+                     [] {
+                       absl::SetFlag(&FLAGS_allowed_models,
+                                     std::vector<std::string>{"a", ""});
+                     },
+                     "--allowed_models must not be empty"},
+        BadValueCase{"SystemPromptTooLong",
+                     [] {
+                       absl::SetFlag(&FLAGS_default_system_prompt,
+                                     std::string(16385, 'x'));
+                     },
+                     "--default_system_prompt must be at most 16384 bytes; "
+                     "got 16385"}),
+    [](const ::testing::TestParamInfo<BadValueCase>& info) {
+      return info.param.label;
+    });
+
+TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
+  absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999");
+  absl::SetFlag(&FLAGS_store_threads, 0);
+  EXPECT_THAT(
+      ServerConfigFromFlags(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("--listen"), HasSubstr("--store_threads"))));
+}
+
+// The real path from the environment: CHAT_<NAME>, refused values blaming
+// the variable, the command line winning.
+class ServerConfigEnvironmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Unset(); }
+  void TearDown() override { Unset(); }
+  static void Unset() {
+    unsetenv("CHAT_STORE_THREADS");
+    unsetenv("CHAT_SHUTDOWN_GRACE");
+  }
+  absl::StatusOr<ServerConfig> Parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "chat-server");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    return ParseServerConfig(static_cast<int>(args.size()), argv.data());
+  }
+  absl::FlagSaver saver_;
+};
+
+TEST_F(ServerConfigEnvironmentTest, ZeroStoreThreadsFromEnvironment) {
+  setenv("CHAT_STORE_THREADS", "0", 1);
+  EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  "--store_threads must be between 1 and 256; "
+                                  "got 0 (from CHAT_STORE_THREADS)"));
+}
+
+TEST_F(ServerConfigEnvironmentTest, UnparsableEnvironmentValue) {
+  setenv("CHAT_SHUTDOWN_GRACE", "ten seconds", 1);
+  EXPECT_THAT(Parse({}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--shutdown_grace cannot be set from "
+                                 "CHAT_SHUTDOWN_GRACE")));
+}
+
+TEST_F(ServerConfigEnvironmentTest, CommandLineWins) {
+  setenv("CHAT_STORE_THREADS", "0", 1);
+  absl::StatusOr<ServerConfig> config = Parse({"--store_threads=3"});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->store_threads, 3);
+}
+
+TEST_F(ServerConfigEnvironmentTest, BadCommandLineDuration) {
+  EXPECT_THAT(Parse({"--shutdown_grace=10"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--shutdown_grace cannot be '10'")));
+}
+
+}  // namespace
+}  // namespace chat
