@@ -478,16 +478,20 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
           return;
         }
         if (call->paged_request != nullptr) {
-          // Repeated fields append, next_page_token takes the newest value.
+          // Repeated fields append; next_page_token is this page's, set by
+          // hand: proto3's MergeFrom skips an empty string, so the last
+          // page's "" would leave the previous token (and ask for the last
+          // page again and again).
+          const FieldDescriptor* next =
+              call->method->output_type()->FindFieldByName("next_page_token");
+          std::string token = reply->GetReflection()->GetString(*reply, next);
           if (call->gathered == nullptr) {
             call->gathered = std::move(reply);
           } else {
             call->gathered->MergeFrom(*reply);
+            call->gathered->GetReflection()->SetString(call->gathered.get(),
+                                                       next, token);
           }
-          const FieldDescriptor* next =
-              call->method->output_type()->FindFieldByName("next_page_token");
-          std::string token =
-              call->gathered->GetReflection()->GetString(*call->gathered, next);
           if (!token.empty() && GatheredItems(*call->gathered) < kMaxUnpagedItems) {
             call->paged_request->GetReflection()->SetString(
                 call->paged_request.get(),

@@ -288,6 +288,17 @@ TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
   EXPECT_THAT(answer, EndsWith("0\r\n\r\n"));
 }
 
+TEST_F(GatewayTest, TemplateListGathersEveryPage) {
+  std::string answer = Request("GET", "/sessions", "");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  // Both pages, each once, and no token: the list is complete.
+  EXPECT_THAT(answer,
+              EndsWith(R"({"sessions":[)"
+                       R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
+                       R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
+                       R"("next_page_token":""})"));
+}
+
 TEST_F(GatewayTest, V1ListAnswersOnePage) {
   std::string answer = Request("GET", "/v1/sessions", "");
   EXPECT_THAT(answer, HasSubstr(R"("session_id":"first")"));
