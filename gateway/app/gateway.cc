@@ -1,5 +1,6 @@
 #include "gateway/app/gateway.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -8,9 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "gateway/transcode/metadata.h"
+#include "common/logging.h"
+#include "gateway/compat/template_routes.h"
 #include "gateway/openapi/openapi.h"
 #include "gateway/openapi/proto_docs.h"
+#include "gateway/transcode/metadata.h"
 #include "gateway/transcode/sse_writer.h"
 #include "gateway/transcode/status_mapping.h"
 #include "gateway/transcode/transcoder.h"
@@ -98,27 +101,34 @@ struct UnaryCall {
 namespace {
 
 // The template's routes predate paging: its `GET /sessions` listed every
-// session. So a paged list method (a request with page_size and page_token,
-// an answer with next_page_token) reached through a template route with
-// neither set answers every page, gathered by the gateway, up to
-// kMaxUnpagedItems items (then the answer's next_page_token says where to go
-// on). The /v1 routes page as the proto says.
+// session. So a paged list reached through a route that compat's table marks
+// gather_all_pages, asked with neither page_size nor page_token, answers
+// every page, gathered by the gateway, up to kMaxUnpagedItems items (then
+// the answer's next_page_token says where to go on). Every other route
+// pages as the proto says.
 constexpr int kUnpagedPageSize = 1000;
 constexpr int kMaxUnpagedItems = 10000;
 
 bool FollowsAllPages(const Route& route, const Message& request) {
-  if (!route.additional_binding) return false;
+  if (!TemplateBehaviourOf(route).gather_all_pages ||
+      !IsPagedList(*route.method)) {
+    return false;
+  }
   const Descriptor* in = route.method->input_type();
   const FieldDescriptor* size = in->FindFieldByName("page_size");
   const FieldDescriptor* token = in->FindFieldByName("page_token");
-  if (size == nullptr || token == nullptr ||
-      size->cpp_type() != FieldDescriptor::CPPTYPE_INT32 ||
-      token->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
-      route.method->output_type()->FindFieldByName("next_page_token") == nullptr) {
-    return false;
-  }
   const google::protobuf::Reflection* r = request.GetReflection();
   return r->GetInt32(request, size) == 0 && r->GetString(request, token).empty();
+}
+
+// A compat table that names a route chat.proto does not declare is a bug
+// in this program: stop before serving anything.
+void CheckTemplateRoutesOrDie() {
+  if (absl::Status s = CheckTemplateRoutesAgainstChatProto(); !s.ok()) {
+    LogError("the template's route table does not match chat.proto: ",
+             s.ToString());
+    std::abort();
+  }
 }
 
 // Items gathered so far: the sizes of the answer's repeated fields.
@@ -276,6 +286,7 @@ Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
       cors_(options_.cors_origins),
       openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
                                     &ChatProtoDocs())) {
+  CheckTemplateRoutesOrDie();
   if (options_.web_root.empty()) return;
   const std::string page = ReadFileOrEmpty(options_.web_root + "/web/index.html");
   if (!page.empty()) {
@@ -416,7 +427,7 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 
   if (route.method->server_streaming()) {
     StreamFormat format = StreamFormat::kSse;
-    if (route.additional_binding) {
+    if (TemplateBehaviourOf(route).raw_text_stream) {
       format = StreamFormat::kRawText;
     } else if (absl::StrContains(Header(request, "accept"), "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
@@ -467,16 +478,20 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
           return;
         }
         if (call->paged_request != nullptr) {
-          // Repeated fields append, next_page_token takes the newest value.
+          // Repeated fields append; next_page_token is this page's, set by
+          // hand: proto3's MergeFrom skips an empty string, so the last
+          // page's "" would leave the previous token (and ask for the last
+          // page again and again).
+          const FieldDescriptor* next =
+              call->method->output_type()->FindFieldByName("next_page_token");
+          std::string token = reply->GetReflection()->GetString(*reply, next);
           if (call->gathered == nullptr) {
             call->gathered = std::move(reply);
           } else {
             call->gathered->MergeFrom(*reply);
+            call->gathered->GetReflection()->SetString(call->gathered.get(),
+                                                       next, token);
           }
-          const FieldDescriptor* next =
-              call->method->output_type()->FindFieldByName("next_page_token");
-          std::string token =
-              call->gathered->GetReflection()->GetString(*call->gathered, next);
           if (!token.empty() && GatheredItems(*call->gathered) < kMaxUnpagedItems) {
             call->paged_request->GetReflection()->SetString(
                 call->paged_request.get(),

@@ -31,10 +31,14 @@ struct UnaryCall;
 
 // The HTTP handler: matches a request to a route, transcodes it to the RPC,
 // calls chat-server through the channel with gRPC's callback API (no thread
-// waits for an answer), and transcodes the answer back. Thread-safe; one
-// instance serves every connection.
+// waits for an answer), and transcodes the answer back. Routes get the
+// standard behaviour (SSE or ndjson streams, one page per list) unless
+// gateway/compat's table names them as the Python template's. Thread-safe;
+// one instance serves every connection.
 class Gateway {
  public:
+  // Serves `routes`. Aborts the process if gateway/compat's table of the
+  // template's routes names one chat.proto does not declare.
   Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
           GatewayOptions options);
   Gateway(const Gateway&) = delete;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "gateway/compat/template_routes.h"
 #include "google/protobuf/descriptor.h"
 #include "nlohmann/json.hpp"
 
@@ -143,16 +144,23 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     AddSchema(input, docs, &schemas);
     AddSchema(output, docs, &schemas);
 
+    const bool template_route = FindTemplateRoute(route) != nullptr;
+    const TemplateBehaviour behaviour = TemplateBehaviourOf(route);
     Json op;
     op["operationId"] = route.operation_id;
-    op["summary"] = absl::StrCat(method->service()->name(), ".", method->name(),
-                                 route.additional_binding
-                                     ? " (the Python template's route)"
-                                     : "");
+    op["summary"] = absl::StrCat(
+        method->service()->name(), ".", method->name(),
+        template_route ? " (the Python template's route)" : "");
     op["tags"] = Json::array({method->service()->name()});
-    if (std::string d = Describe(docs, method->full_name()); !d.empty()) {
-      op["description"] = d;
+    std::string description = Describe(docs, method->full_name());
+    if (behaviour.gather_all_pages) {
+      absl::StrAppend(&description, description.empty() ? "" : "\n\n",
+                      "On this route, a request with neither page_size nor "
+                      "page_token answers every page at once, up to a limit "
+                      "past which next_page_token says where to go on (the "
+                      "template's lists predate paging).");
     }
+    if (!description.empty()) op["description"] = description;
     Json parameters = Json::array();
     std::set<std::string> bound;
     for (const std::string& variable : route.path.VariableNames()) {
@@ -187,7 +195,7 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
       ok = {{"description", "OK"},
             {"content",
              {{"application/json", {{"schema", {{"$ref", Ref(output)}}}}}}}};
-    } else if (route.additional_binding) {
+    } else if (behaviour.raw_text_stream) {
       ok = {{"description",
              "The reply's text, streamed raw as it is produced (chunked). An "
              "error after the first byte is appended as \"\\nError: "

@@ -13,6 +13,8 @@ namespace chat::gateway {
 // and query parameters, request bodies and responses with schemas made from
 // the message descriptors (proto field names, 64-bit integers as integers,
 // as the gateway prints them), the streaming formats, and the error body.
+// The Python template's routes (gateway/compat's table) are marked as such,
+// with their own streaming format and paging.
 // With `docs`, the proto's comments become descriptions.
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                             const std::string& version,

@@ -44,7 +44,7 @@ bool RulePattern(const google::api::HttpRule& rule, std::string* method,
 
 absl::Status AddRule(const google::api::HttpRule& rule,
                      const google::protobuf::MethodDescriptor* method,
-                     bool additional, std::vector<Route>* routes) {
+                     std::vector<Route>* routes) {
   std::string http_method, path;
   if (!RulePattern(rule, &http_method, &path)) return absl::OkStatus();
   absl::StatusOr<PathTemplate> parsed = PathTemplate::Parse(path);
@@ -52,8 +52,7 @@ absl::Status AddRule(const google::api::HttpRule& rule,
     return absl::InvalidArgumentError(absl::StrCat(
         method->full_name(), ": ", parsed.status().message()));
   }
-  Route route{http_method, *std::move(parsed), rule.body(), method, additional,
-              ""};
+  Route route{http_method, *std::move(parsed), rule.body(), method, ""};
   int index = 0;
   for (const Route& r : *routes) index += r.method == method ? 1 : 0;
   route.operation_id = absl::StrCat(method->service()->name(), "_",
@@ -74,12 +73,11 @@ absl::StatusOr<RouteTable> RouteTable::FromServices(
       if (!method->options().HasExtension(google::api::http)) continue;
       const google::api::HttpRule& rule =
           method->options().GetExtension(google::api::http);
-      if (absl::Status s = AddRule(rule, method, false, &table.routes_); !s.ok()) {
+      if (absl::Status s = AddRule(rule, method, &table.routes_); !s.ok()) {
         return s;
       }
       for (const google::api::HttpRule& extra : rule.additional_bindings()) {
-        if (absl::Status s = AddRule(extra, method, true, &table.routes_);
-            !s.ok()) {
+        if (absl::Status s = AddRule(extra, method, &table.routes_); !s.ok()) {
           return s;
         }
       }
@@ -89,7 +87,7 @@ absl::StatusOr<RouteTable> RouteTable::FromServices(
 }
 
 RouteMatch RouteTable::Match(absl::string_view http_method,
-                             absl::string_view path) const {
+                             absl::string_view path) const& {
   RouteMatch match;
   for (const Route& route : routes_) {
     std::vector<Binding> bindings;

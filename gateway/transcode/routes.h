@@ -12,7 +12,9 @@
 
 namespace chat::gateway {
 
-// One REST binding of an RPC, from its google.api.http annotation.
+// One REST binding of an RPC, from its google.api.http annotation (its main
+// rule or one of its `additional_bindings`: both are served alike; which
+// routes behave like the Python template's is gateway/compat's business).
 struct Route {
   std::string http_method;  // "GET", "POST", "PUT", "PATCH", "DELETE".
   PathTemplate path;
@@ -20,15 +22,13 @@ struct Route {
   // a field name (that field is the body).
   std::string body;
   const google::protobuf::MethodDescriptor* method = nullptr;
-  // True for an `additional_bindings` entry. In chat.proto those are the
-  // Python template's routes, whose streaming answer is raw text rather than
-  // Server-Sent Events.
-  bool additional_binding = false;
   // A stable id for OpenAPI's operationId, e.g. "ChatService_Chat_1".
   std::string operation_id;
 };
 
-// What a lookup found.
+// What a lookup found. `route` points into the RouteTable that made it, so a
+// match is valid only while that table lives (RouteTable::Match cannot be
+// called on a temporary table).
 struct RouteMatch {
   enum Kind {
     kFound,             // `route` and `bindings` are set.
@@ -52,9 +52,17 @@ class RouteTable {
 
   // Finds the route for `http_method` and `path` (no query string). Routes are
   // tried in declaration order; the first whose method and path match wins.
-  RouteMatch Match(absl::string_view http_method, absl::string_view path) const;
+  // The match points into this table: there is no overload for a temporary
+  // table, whose match would dangle at the end of the statement.
+  RouteMatch Match(absl::string_view http_method,
+                   absl::string_view path) const&;
+  RouteMatch Match(absl::string_view http_method,
+                   absl::string_view path) && = delete;
 
-  const std::vector<Route>& routes() const { return routes_; }
+  // In declaration order: for each method, its main rule, then its
+  // additional bindings. Likewise not on a temporary table.
+  const std::vector<Route>& routes() const& { return routes_; }
+  const std::vector<Route>& routes() && = delete;
 
  private:
   std::vector<Route> routes_;

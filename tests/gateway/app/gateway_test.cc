@@ -3,7 +3,13 @@
 // every gRPC status, errors in the middle of a stream, and a report of the
 // metadata and deadline it received. Requests go over a real socket to a
 // real HttpServer. The request's `message` is the script: "status:<code>",
-// "stream-error:<code>" (one delta, then the error), "metadata".
+// "stream-error:<code>" (one delta, then the error), "metadata". Sessions
+// list in two pages of one session each.
+//
+// NewBindingGatewayTest serves a variant of chat.v1.ChatService made in the
+// test (a FileDescriptorProto in its own DescriptorPool, same service name,
+// so the same backend answers) whose annotations add new additional
+// bindings: those get the standard behaviour, not the template's.
 
 #include "gateway/app/gateway.h"
 
@@ -24,6 +30,9 @@
 #include "chat/v1/chat.grpc.pb.h"
 #include "gateway/app/backend_channel.h"
 #include "gmock/gmock.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
@@ -33,6 +42,7 @@ namespace {
 
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::string MetadataValue(const grpc::ServerContext& context, const std::string& key) {
@@ -81,6 +91,21 @@ class FakeChatService final : public chat::v1::ChatService::Service {
     writer->Write(done);
     return grpc::Status::OK;
   }
+
+  // Two pages: "first" (then next_page_token "page-2"), "second".
+  grpc::Status ListSessions(grpc::ServerContext* /*context*/,
+                            const chat::v1::ListSessionsRequest* request,
+                            chat::v1::ListSessionsResponse* response) override {
+    if (request->page_token().empty()) {
+      response->add_sessions()->set_session_id("first");
+      response->set_next_page_token("page-2");
+    } else if (request->page_token() == "page-2") {
+      response->add_sessions()->set_session_id("second");
+    } else {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad page_token");
+    }
+    return grpc::Status::OK;
+  }
 };
 
 class GatewayTest : public ::testing::Test {
@@ -99,9 +124,9 @@ class GatewayTest : public ::testing::Test {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port));
     ASSERT_TRUE(channel.ok());
-    absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
-        {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
-    ASSERT_TRUE(routes.ok());
+    ASSERT_NE(Service(), nullptr);
+    absl::StatusOr<RouteTable> routes = RouteTable::FromServices({Service()});
+    ASSERT_TRUE(routes.ok()) << routes.status();
     gateway_ = std::make_unique<Gateway>(*channel, *std::move(routes), GatewayOptions{});
     http_ = std::make_unique<HttpServer>(HttpServerOptions{},
                                          [this](std::shared_ptr<HttpExchange> e) {
@@ -145,6 +170,11 @@ class GatewayTest : public ::testing::Test {
     }
     close(fd);
     return answer;
+  }
+
+  // The service whose annotations the gateway serves.
+  virtual const google::protobuf::ServiceDescriptor* Service() {
+    return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService");
   }
 
   static std::string ChatBody(const std::string& message) {
@@ -256,6 +286,95 @@ TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
   std::string answer = Request("POST", "/v1/chat:stream", ChatBody("fine"));
   EXPECT_THAT(answer, HasSubstr("event: done\ndata: {\"response\":\"partial \""));
   EXPECT_THAT(answer, EndsWith("0\r\n\r\n"));
+}
+
+TEST_F(GatewayTest, TemplateListGathersEveryPage) {
+  std::string answer = Request("GET", "/sessions", "");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  // Both pages, each once, and no token: the list is complete.
+  EXPECT_THAT(answer,
+              EndsWith(R"({"sessions":[)"
+                       R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
+                       R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
+                       R"("next_page_token":""})"));
+}
+
+TEST_F(GatewayTest, V1ListAnswersOnePage) {
+  std::string answer = Request("GET", "/v1/sessions", "");
+  EXPECT_THAT(answer, HasSubstr(R"("session_id":"first")"));
+  EXPECT_THAT(answer, Not(HasSubstr(R"("session_id":"second")")));
+  EXPECT_THAT(answer, HasSubstr(R"("next_page_token":"page-2")"));
+}
+
+// chat.v1.ChatService with one more additional binding on ChatStream
+// (POST /v2/chat-stream) and on ListSessions (GET /v2/sessions), built once
+// into a pool that lives as long as the program (the routes point into it).
+// Its messages are chat.proto's generated ones, from the underlying pool.
+const google::protobuf::ServiceDescriptor* ServiceWithNewBindings() {
+  static const google::protobuf::ServiceDescriptor* const service = [] {
+    auto* pool = new google::protobuf::DescriptorPool(
+        google::protobuf::DescriptorPool::generated_pool());
+    google::protobuf::FileDescriptorProto file;
+    file.set_name("test/chat_service_new_bindings.proto");
+    file.set_package("chat.v1");
+    file.set_syntax("proto3");
+    file.add_dependency("chat/v1/chat.proto");
+    file.add_dependency("google/api/annotations.proto");
+    google::protobuf::ServiceDescriptorProto* service_proto = file.add_service();
+    chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")->CopyTo(
+        service_proto);
+    for (auto& method : *service_proto->mutable_method()) {
+      google::api::HttpRule* rule =
+          method.mutable_options()->MutableExtension(google::api::http);
+      if (method.name() == "ChatStream") {
+        google::api::HttpRule* extra = rule->add_additional_bindings();
+        extra->set_post("/v2/chat-stream");
+        extra->set_body("*");
+      } else if (method.name() == "ListSessions") {
+        rule->add_additional_bindings()->set_get("/v2/sessions");
+      }
+    }
+    const google::protobuf::FileDescriptor* built = pool->BuildFile(file);
+    EXPECT_NE(built, nullptr);
+    return built == nullptr ? nullptr : built->service(0);
+  }();
+  return service;
+}
+
+class NewBindingGatewayTest : public GatewayTest {
+ protected:
+  const google::protobuf::ServiceDescriptor* Service() override {
+    return ServiceWithNewBindings();
+  }
+};
+
+TEST_F(NewBindingGatewayTest, NewAdditionalBindingStreamsSse) {
+  std::string answer = Request("POST", "/v2/chat-stream", ChatBody("fine"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("Content-Type: text/event-stream"));
+  EXPECT_THAT(answer, HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
+  EXPECT_THAT(answer, HasSubstr("event: done\ndata: "));
+  // Also ndjson on Accept, as on any standard route.
+  answer = Request("POST", "/v2/chat-stream", ChatBody("fine"),
+                   "Accept: application/x-ndjson\r\n");
+  EXPECT_THAT(answer, HasSubstr(R"({"result":{"delta":{"text":"partial "}}})"));
+}
+
+TEST_F(NewBindingGatewayTest, NewAdditionalBindingListIsOnePage) {
+  std::string answer = Request("GET", "/v2/sessions", "");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr(R"("session_id":"first")"));
+  EXPECT_THAT(answer, Not(HasSubstr(R"("session_id":"second")")));
+  EXPECT_THAT(answer, HasSubstr(R"("next_page_token":"page-2")"));
+}
+
+// The same service still serves the template's routes the template's way.
+TEST_F(NewBindingGatewayTest, TemplateRoutesKeepTheirBehaviour) {
+  std::string answer = Request("POST", "/chat-stream", ChatBody("fine"));
+  EXPECT_THAT(answer, HasSubstr("Content-Type: text/plain; charset=utf-8\r\n"));
+  EXPECT_THAT(answer, HasSubstr("8\r\npartial \r\n0\r\n\r\n"));
+  answer = Request("GET", "/sessions", "");
+  EXPECT_THAT(answer, HasSubstr(R"({"session_id":"second")"));
 }
 
 }  // namespace

@@ -1,20 +1,29 @@
 // The OpenAPI document generated from chat.proto: its structure (the
-// standard validator runs on it in openapi.test.mjs).
+// standard validator runs on it in openapi.test.mjs), and which routes are
+// documented as the template's (gateway/compat's table, not "is an
+// additional binding": a variant of the service made in the test adds one).
 
 #include "gateway/openapi/openapi.h"
 
 #include "chat/v1/chat.pb.h"
 #include "gmock/gmock.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace chat::gateway {
 namespace {
 
-nlohmann::json Document() {
-  absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
-      {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
+const google::protobuf::ServiceDescriptor* ChatService() {
+  return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService");
+}
+
+nlohmann::json Document(const google::protobuf::ServiceDescriptor* service = ChatService()) {
+  absl::StatusOr<RouteTable> routes = RouteTable::FromServices({service});
   EXPECT_TRUE(routes.ok());
+  if (!routes.ok()) return nlohmann::json();
   return nlohmann::json::parse(GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()),
                                nullptr, false);
 }
@@ -74,6 +83,62 @@ TEST(OpenApiTest, SchemasFollowTheJsonMapping) {
   EXPECT_EQ(history["messages"]["items"]["$ref"], "#/components/schemas/chat.v1.Message");
   EXPECT_EQ(schemas["chat.v1.ChatRequest"]["properties"]["system_prompt"]["nullable"], true);
   EXPECT_TRUE(schemas.contains("chat.v1.Usage"));
+}
+
+TEST(OpenApiTest, TemplateRoutesAreMarkedAndDescribed) {
+  nlohmann::json doc = Document();
+  EXPECT_THAT(doc["paths"]["/sessions"]["get"]["summary"].get<std::string>(),
+              ::testing::EndsWith("(the Python template's route)"));
+  EXPECT_THAT(doc["paths"]["/sessions"]["get"]["description"].get<std::string>(),
+              ::testing::HasSubstr("answers every page at once"));
+  EXPECT_EQ(doc["paths"]["/v1/sessions"]["get"]["summary"], "ChatService.ListSessions");
+  EXPECT_THAT(doc["paths"]["/v1/sessions"]["get"]["description"].get<std::string>(),
+              ::testing::Not(::testing::HasSubstr("every page")));
+  EXPECT_THAT(doc["paths"]["/stats"]["get"]["summary"].get<std::string>(),
+              ::testing::EndsWith("(the Python template's route)"));
+  EXPECT_TRUE(doc["paths"]["/v1/chat:stream"]["post"]["responses"]["200"]["content"]
+                  .contains("text/event-stream"));
+}
+
+// chat.v1.ChatService plus an additional binding POST /v2/chat-stream on
+// ChatStream, in a pool that outlives the test's routes.
+const google::protobuf::ServiceDescriptor* ServiceWithNewBinding() {
+  static const google::protobuf::ServiceDescriptor* const service = [] {
+    auto* pool = new google::protobuf::DescriptorPool(
+        google::protobuf::DescriptorPool::generated_pool());
+    google::protobuf::FileDescriptorProto file;
+    file.set_name("test/chat_service_new_binding.proto");
+    file.set_package("chat.v1");
+    file.set_syntax("proto3");
+    file.add_dependency("chat/v1/chat.proto");
+    file.add_dependency("google/api/annotations.proto");
+    google::protobuf::ServiceDescriptorProto* service_proto = file.add_service();
+    ChatService()->CopyTo(service_proto);
+    for (auto& method : *service_proto->mutable_method()) {
+      if (method.name() != "ChatStream") continue;
+      google::api::HttpRule* extra = method.mutable_options()
+                                         ->MutableExtension(google::api::http)
+                                         ->add_additional_bindings();
+      extra->set_post("/v2/chat-stream");
+      extra->set_body("*");
+    }
+    const google::protobuf::FileDescriptor* built = pool->BuildFile(file);
+    EXPECT_NE(built, nullptr);
+    return built == nullptr ? nullptr : built->service(0);
+  }();
+  return service;
+}
+
+TEST(OpenApiTest, NewAdditionalBindingIsDocumentedAsStandard) {
+  ASSERT_NE(ServiceWithNewBinding(), nullptr);
+  nlohmann::json doc = Document(ServiceWithNewBinding());
+  const nlohmann::json& op = doc["paths"]["/v2/chat-stream"]["post"];
+  EXPECT_EQ(op["summary"], "ChatService.ChatStream");
+  EXPECT_TRUE(op["responses"]["200"]["content"].contains("text/event-stream"));
+  EXPECT_FALSE(op["responses"]["200"]["content"].contains("text/plain"));
+  // The template's own binding in the same document keeps its raw text.
+  EXPECT_TRUE(doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
+                  .contains("text/plain"));
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 // The route table read from chat.proto's annotations: every route of the
-// REST contract, and the 404 / 405 outcomes.
+// REST contract, and the 404 / 405 outcomes. Matches are taken from a table
+// that outlives them (one table for the whole file); that a match cannot be
+// taken from a temporary table is checked at compile time.
 
 #include "gateway/transcode/routes.h"
 
 #include <set>
+#include <type_traits>
+#include <utility>
 
 #include "chat/v1/chat.pb.h"
 #include "gmock/gmock.h"
@@ -16,45 +20,78 @@ using ::testing::ElementsAre;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-RouteTable ChatRoutes() {
-  absl::StatusOr<RouteTable> table =
-      RouteTable::FromServices({chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
-  EXPECT_TRUE(table.ok()) << table.status();
+// Lives for the whole test program, so every match taken from it stays
+// valid.
+const RouteTable& ChatRoutes() {
+  static const RouteTable* const table = [] {
+    absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
+        {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+            "ChatService")});
+    EXPECT_TRUE(routes.ok()) << routes.status();
+    return new RouteTable(routes.ok() ? *std::move(routes) : RouteTable());
+  }();
   return *table;
 }
+
+// Whether `Table` (a value category, as std::declval gives it) has a
+// callable Match / routes().
+template <typename Table, typename = void>
+struct CanMatch : std::false_type {};
+template <typename Table>
+struct CanMatch<Table, std::void_t<decltype(std::declval<Table>().Match(
+                           absl::string_view(), absl::string_view()))>>
+    : std::true_type {};
+template <typename Table, typename = void>
+struct CanListRoutes : std::false_type {};
+template <typename Table>
+struct CanListRoutes<Table,
+                     std::void_t<decltype(std::declval<Table>().routes())>>
+    : std::true_type {};
+
+// A match points into its table: taking one from a temporary table (the
+// match would dangle at the end of the statement) does not compile.
+static_assert(CanMatch<const RouteTable&>::value);
+static_assert(CanMatch<RouteTable&>::value);
+static_assert(!CanMatch<RouteTable>::value);
+static_assert(!CanMatch<RouteTable&&>::value);
+static_assert(CanListRoutes<const RouteTable&>::value);
+static_assert(!CanListRoutes<RouteTable>::value);
 
 struct Case {
   const char* method;
   const char* path;
   const char* rpc;
-  bool additional;
+  const char* path_template;  // The binding that matched, as in the proto.
 };
 
 TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
-  RouteTable table = ChatRoutes();
+  const RouteTable& table = ChatRoutes();
   const Case cases[] = {
-      {"GET", "/", "GetStatus", true},
-      {"GET", "/v1/status", "GetStatus", false},
-      {"POST", "/chat", "Chat", true},
-      {"POST", "/v1/chat", "Chat", false},
-      {"POST", "/chat-stream", "ChatStream", true},
-      {"POST", "/v1/chat:stream", "ChatStream", false},
-      {"GET", "/history/s1", "GetHistory", true},
-      {"GET", "/v1/sessions/s1/history", "GetHistory", false},
-      {"DELETE", "/history/s1", "DeleteSession", true},
-      {"DELETE", "/v1/sessions/s1", "DeleteSession", false},
-      {"POST", "/reset/s1", "ResetSession", true},
-      {"POST", "/v1/sessions/s1:reset", "ResetSession", false},
-      {"GET", "/sessions", "ListSessions", true},
-      {"GET", "/v1/sessions", "ListSessions", false},
-      {"GET", "/stats", "GetStats", true},
-      {"GET", "/v1/stats", "GetStats", false},
+      {"GET", "/", "GetStatus", "/"},
+      {"GET", "/v1/status", "GetStatus", "/v1/status"},
+      {"POST", "/chat", "Chat", "/chat"},
+      {"POST", "/v1/chat", "Chat", "/v1/chat"},
+      {"POST", "/chat-stream", "ChatStream", "/chat-stream"},
+      {"POST", "/v1/chat:stream", "ChatStream", "/v1/chat:stream"},
+      {"GET", "/history/s1", "GetHistory", "/history/{session_id}"},
+      {"GET", "/v1/sessions/s1/history", "GetHistory",
+       "/v1/sessions/{session_id}/history"},
+      {"DELETE", "/history/s1", "DeleteSession", "/history/{session_id}"},
+      {"DELETE", "/v1/sessions/s1", "DeleteSession",
+       "/v1/sessions/{session_id}"},
+      {"POST", "/reset/s1", "ResetSession", "/reset/{session_id}"},
+      {"POST", "/v1/sessions/s1:reset", "ResetSession",
+       "/v1/sessions/{session_id}:reset"},
+      {"GET", "/sessions", "ListSessions", "/sessions"},
+      {"GET", "/v1/sessions", "ListSessions", "/v1/sessions"},
+      {"GET", "/stats", "GetStats", "/stats"},
+      {"GET", "/v1/stats", "GetStats", "/v1/stats"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
     ASSERT_EQ(m.kind, RouteMatch::kFound) << c.method << " " << c.path;
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
-    EXPECT_EQ(m.route->additional_binding, c.additional) << c.path;
+    EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
   EXPECT_EQ(table.routes().size(), 16u);
 }
