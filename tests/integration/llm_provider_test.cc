@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -27,6 +28,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
 #include "tests/testing/server_process.h"
 
@@ -102,11 +104,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
   void Release(const std::string& model) { upstream_->Release(model); }
   // Polls the fake until `field` of `model`'s stats reaches `value`.
   bool WaitForStat(const std::string& model, const std::string& field, int value) {
-    for (int i = 0; i < 100; ++i) {
-      if (Stats(model)[field].get<int>() >= value) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
+    return ::chat::testing::Eventually(
+        [&] { return Stats(model)[field].get<int>() >= value; });
   }
 
   ChatRequest Request(const std::string& session, const std::string& message,
@@ -303,7 +302,11 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
     std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
         stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("backoff", "x", waiting)));
     ASSERT_TRUE(WaitForStat(waiting, "attempts", 1));
-    absl::SleepFor(absl::Milliseconds(100));
+    // The provider logs this just before it schedules the retry: from here
+    // on the call waits out retry-after.
+    ASSERT_TRUE(::chat::testing::Eventually([&] {
+      return absl::StrContains(server_->Log(), "retrying in");
+    })) << server_->Log();
     const absl::Time cancelled_at = absl::Now();
     context.TryCancel();
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
@@ -353,9 +356,13 @@ TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
   grpc::Status status = stub_->Chat(&context, Request("late", "hello", model), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_TRUE(WaitForStat(model, "closed_early", 1)) << Stats(model).dump();
-  absl::SleepFor(absl::Milliseconds(200));
-  History("late", &status);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  // Barrier: a turn on the same session is served only once the expired one
+  // has ended, stored or not; then the history holds the new turn alone.
+  ASSERT_TRUE(Chat(Request("late", "after", Model("ok")), &response).ok());
+  EXPECT_EQ(response.turn_count(), 1);
+  chat::v1::GetHistoryResponse history = History("late", &status);
+  ASSERT_EQ(history.messages_size(), 2) << status.error_message();
+  EXPECT_EQ(history.messages(0).content(), "after");
 }
 
 TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
@@ -465,11 +472,10 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
   // The replies were answered at their final event; the fake ends each
   // body a moment later.
   nlohmann::json stats;
-  for (int i = 0; i < 100; ++i) {
+  ::chat::testing::Eventually([&] {
     stats = tls_upstream_->Stats(model);
-    if (stats["completed"] == kStreams) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+    return stats["completed"] == kStreams;
+  });
   EXPECT_EQ(stats["http_version"], "2.0");
   EXPECT_EQ(stats["completed"], kStreams);
   // Streams overlapped, yet (almost) all rode one connection.

@@ -25,12 +25,14 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/postgres_test_db.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
 namespace {
 
+using ::chat::testing::Eventually;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::RunCommand;
 using ::chat::testing::ServerProcess;
@@ -252,7 +254,21 @@ void CrashMidStream(const std::string& store) {
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(700));
+  // Kill it under load: once every client has had turns acknowledged, while
+  // they all keep streaming.
+  {
+    absl::MutexLock lock(&mu);
+    auto every_client_acknowledged = [&] {
+      if (acknowledged.size() < kClients) return false;
+      for (const auto& [session, acked] : acknowledged) {
+        if (acked.size() < 2) return false;
+      }
+      return true;
+    };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&every_client_acknowledged),
+                                    absl::Seconds(30)))
+        << "the load did not get going";
+  }
   ASSERT_EQ(kill(replica->process->pid(), SIGKILL), 0);
   stop.store(true);
   for (std::thread& c : clients) c.join();
@@ -328,6 +344,9 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
   };
   std::vector<Client> clients(kClients);
   std::atomic<bool> restarted{false}, stop{false};
+  // How many clients have reached each stage: the main thread moves on once
+  // all of them have, rather than after a guessed pause.
+  std::atomic<int> clients_served{0}, clients_failed{0}, clients_recovered{0};
   std::vector<std::thread> threads;
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
@@ -339,22 +358,29 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
         grpc::Status s = Chat(*replica->stub, absl::StrCat("outage-load-", c), message, &r);
         if (s.ok()) {
           client.acknowledged.push_back(message);
-          if (restarted.load()) ++client.successes_after_restart;
+          if (client.acknowledged.size() == 1) ++clients_served;
+          if (restarted.load() && ++client.successes_after_restart == 1) {
+            ++clients_recovered;
+          }
         } else {
-          ++client.failures;
+          if (++client.failures == 1) ++clients_failed;
           if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
             client.unexpected.push_back(s.error_message());
           }
-          absl::SleepFor(absl::Milliseconds(20));
+          absl::SleepFor(absl::Milliseconds(20));  // Paces the retries.
         }
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(Eventually([&] { return clients_served.load() == kClients; },
+                         absl::Seconds(30)))
+      << "the load did not get going";
 
   std::string output;
   ASSERT_EQ(*RunCommand({"/bin/bash", script, "kill", dir}, &output), 0) << output;
-  absl::SleepFor(absl::Milliseconds(500));
+  // Every client has met the outage: the store knows the database is gone.
+  EXPECT_TRUE(Eventually([&] { return clients_failed.load() == kClients; },
+                         absl::Seconds(30)));
   for (int i = 0; i < 3; ++i) {
     grpc::Status status = Chat(*replica->stub, "outage", "while down", &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
@@ -367,15 +393,20 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
   // meet one, after which the store reconnects by itself: no restart of
   // chat-server.
   grpc::Status status;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    status = Chat(*replica->stub, "outage", "after", &response);
-    if (status.ok()) break;
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  Eventually(
+      [&] {
+        status = Chat(*replica->stub, "outage", "after", &response);
+        EXPECT_TRUE(status.ok() ||
+                    status.error_code() == grpc::StatusCode::UNAVAILABLE)
+            << status.error_message();
+        return status.ok();
+      },
+      absl::Seconds(10), absl::Milliseconds(200));
   ASSERT_TRUE(status.ok()) << status.error_message();
-  // Let the load run on the recovered database for a moment.
-  absl::SleepFor(absl::Milliseconds(500));
+  // Let the load run on the recovered database until every client has had
+  // a turn stored on it.
+  EXPECT_TRUE(Eventually([&] { return clients_recovered.load() == kClients; },
+                         absl::Seconds(30)));
   stop.store(true);
   for (std::thread& t : threads) t.join();
 
@@ -451,15 +482,16 @@ TEST(RetentionTest, IdleSessionsAreSweptAway) {
   ASSERT_TRUE(Chat(*replica->stub, "ephemeral", "hi", &response).ok());
   // The sweep runs every second and removes sessions idle for over 1 s.
   grpc::Status status;
-  for (int i = 0; i < 50; ++i) {
-    absl::SleepFor(absl::Milliseconds(200));
-    grpc::ClientContext context;
-    chat::v1::GetHistoryRequest request;
-    request.set_session_id("ephemeral");
-    chat::v1::GetHistoryResponse history;
-    status = replica->stub->GetHistory(&context, request, &history);
-    if (status.error_code() == grpc::StatusCode::NOT_FOUND) break;
-  }
+  Eventually(
+      [&] {
+        grpc::ClientContext context;
+        chat::v1::GetHistoryRequest request;
+        request.set_session_id("ephemeral");
+        chat::v1::GetHistoryResponse history;
+        status = replica->stub->GetHistory(&context, request, &history);
+        return status.error_code() == grpc::StatusCode::NOT_FOUND;
+      },
+      absl::Seconds(10), absl::Milliseconds(200));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(replica->process->Log(), HasSubstr("retention sweep deleted 1 session"));
 }

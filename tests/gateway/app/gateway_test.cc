@@ -36,6 +36,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 
 namespace chat::gateway {
 namespace {
@@ -265,19 +266,18 @@ TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
   // watches the backend: NOT_SERVING takes it out of the balancer.
   backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", false);
   std::string answer;
-  for (int i = 0; i < 100; ++i) {  // The Watch update arrives asynchronously.
+  // The Watch update arrives asynchronously.
+  ::chat::testing::Eventually([&] {
     answer = Request("GET", "/stats", "");
-    if (absl::StartsWith(answer, "HTTP/1.1 503")) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+    return absl::StartsWith(answer, "HTTP/1.1 503");
+  });
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_THAT(answer, HasSubstr(R"("code":14)"));
   backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
-  for (int i = 0; i < 100; ++i) {
+  ::chat::testing::Eventually([&] {
     answer = Request("GET", "/stats", "");
-    if (!absl::StartsWith(answer, "HTTP/1.1 503")) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+    return !absl::StartsWith(answer, "HTTP/1.1 503");
+  });
   // GetStats is not scripted in the fake: UNIMPLEMENTED, but it got there.
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 501 "));
 }

@@ -20,12 +20,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/llm/provider_factory.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
+#include "tests/testing/stderr_capture.h"
 
 namespace chat::llm {
 namespace {
 
+using ::chat::testing::Eventually;
 using ::chat::testing::FakeUpstream;
+using ::chat::testing::StderrCapture;
 using ::testing::HasSubstr;
 
 // Records one transfer's callbacks.
@@ -179,10 +183,8 @@ TEST_F(CurlMultiLoopTest, AbortClosesTheConnectionAtOnce) {
   CurlMultiLoop::TransferId id = loop_->StartTransfer(Request(model), r);
   ASSERT_TRUE(r->WaitForBody("text_delta"));
   loop_->Post([this, id] { loop_->AbortTransfer(id); });
-  for (int i = 0; i < 100 && Stats(model)["closed_early"] != 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_EQ(Stats(model)["closed_early"], 1);
+  EXPECT_TRUE(Eventually([&] { return Stats(model)["closed_early"] == 1; }))
+      << Stats(model).dump();
   EXPECT_FALSE(r->done()) << "an aborted transfer gets no OnDone";
   EXPECT_EQ(loop_->active_transfers(), 0);
 }
@@ -200,7 +202,12 @@ TEST_F(CurlMultiLoopTest, AbortRightAfterAStartOnTheLoopThreadStopsIt) {
     ran.Notify();
   });
   ran.WaitForNotification();
-  absl::SleepFor(absl::Milliseconds(300));
+  // Barrier: posted closures run in order, so once this one has run, a
+  // start that had been posted rather than done at once (the bug) would have
+  // added its transfer, after the abort that missed it.
+  absl::Notification barrier;
+  loop_->Post([&] { barrier.Notify(); });
+  barrier.WaitForNotification();
   EXPECT_EQ(loop_->active_transfers(), 0) << "the aborted transfer still runs";
   EXPECT_FALSE(r->done());
   EXPECT_EQ(Stats(model)["completed"], 0);
@@ -231,12 +238,13 @@ TEST_F(CurlMultiLoopTest, DestroyingTheProviderEndsCallsWaitingToRetry) {
   CompletionRequest request;
   request.model = model;
   request.messages.push_back({"user", "hi"});
+  // The provider logs "retrying in" on its I/O thread just before it
+  // schedules the retry: after that line the call waits out retry-after.
+  StderrCapture log;
   (*provider)->Start(request, sink);
-  for (int i = 0; i < 100 && Stats(model)["attempts"] < 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(Eventually([&] { return log.Contains("retrying in"); }))
+      << log.Text();
   ASSERT_EQ(Stats(model)["attempts"], 1);
-  absl::SleepFor(absl::Milliseconds(100));  // Now waiting out retry-after.
   EXPECT_FALSE(sink->done.HasBeenNotified());
   provider->reset();
   EXPECT_TRUE(sink->done.HasBeenNotified()) << "the call was dropped, not ended";

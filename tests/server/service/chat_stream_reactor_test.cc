@@ -1,0 +1,324 @@
+// ChatStreamReactor through a real gRPC channel to an in-process server
+// (tests/testing/test_server.h) whose provider is scripted and can be held.
+// Strategy: stop the call at each stage of its life -- queued behind another
+// turn of its session, provider held before its first delta, after some
+// deltas, with the final event written but unread, a client that stops
+// reading, a deadline -- and check what the client sees, that the provider
+// was told, and what the history holds. Nothing here sleeps: a stage is
+// reached by waiting for its event (the provider started, the server read the
+// request, the client read a delta), and "nothing was stored" is checked
+// after a later turn of the same session has been served, which the engine
+// starts only once the earlier one has ended. The fixture's teardown waits
+// for every reactor and turn to finish, so a leak or a lost callback shows up
+// as a hang or an ASan report.
+
+#include "server/service/chat_stream_reactor.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "chat/v1/chat.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/chat_calls.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/fake_llm_provider.h"
+#include "tests/testing/test_server.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::FakeScript;
+using ::chat::testing::TestServer;
+using ::chat::v1::ChatResponse;
+using ::chat::v1::ChatStreamRequest;
+using ::chat::v1::ChatStreamResponse;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// One ChatStream call from the client side.
+struct ClientStream {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader;
+  std::string text;  // The deltas read so far, concatenated.
+  bool got_done = false;
+  ChatResponse done;
+
+  // Reads one event; false at the end of the stream.
+  bool ReadOne() {
+    ChatStreamResponse event;
+    if (!reader->Read(&event)) return false;
+    if (event.has_delta()) text += event.delta().text();
+    if (event.has_done()) {
+      got_done = true;
+      done = event.done();
+    }
+    return true;
+  }
+  // Reads until the deltas add up to `want` (however the server batched
+  // them); false if the stream ended first.
+  bool ReadText(const std::string& want) {
+    while (text.size() < want.size()) {
+      if (!ReadOne()) return false;
+    }
+    return text == want;
+  }
+  void ReadToEnd() {
+    while (ReadOne()) {
+    }
+  }
+};
+
+class ChatStreamReactorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ClientStream> Open(
+      const std::string& session, const std::string& message,
+      absl::Duration timeout = absl::Seconds(30)) {
+    auto stream = std::make_unique<ClientStream>();
+    stream->context.set_deadline(std::chrono::system_clock::now() +
+                                 absl::ToChronoMilliseconds(timeout));
+    ChatStreamRequest request;
+    request.set_session_id(session);
+    request.set_message(message);
+    stream->reader = server_.stub().ChatStream(&stream->context, request);
+    return stream;
+  }
+
+  static FakeScript Held(std::vector<std::string> deltas) {
+    FakeScript script;
+    script.deltas = std::move(deltas);
+    script.hold = true;
+    return script;
+  }
+
+  // Serves one more turn on `session` with the default script ("Hello",
+  // " there"). The engine starts it only after every earlier turn of the
+  // session has ended, so afterwards those turns' effects are all visible.
+  ChatResponse ServeNextTurn(const std::string& session) {
+    server_.provider().SetScript(FakeScript());
+    ChatResponse response;
+    grpc::Status status = ::chat::testing::CallChat(
+        server_.stub(), ::chat::testing::MakeChatRequest(session, "next"),
+        &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  // The contents of the stored history of `session`.
+  std::vector<std::string> Contents(const std::string& session) {
+    std::vector<std::string> contents;
+    for (const store::StoredMessage& m : server_.History(session)) {
+      contents.push_back(m.content);
+    }
+    return contents;
+  }
+
+  TestServer server_;
+};
+
+TEST_F(ChatStreamReactorTest, DeltasThenDoneThenOkAndTheTurnIsStored) {
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  stream->ReadToEnd();
+  ASSERT_TRUE(stream->reader->Finish().ok());
+  EXPECT_EQ(stream->text, "Hello there");
+  ASSERT_TRUE(stream->got_done);
+  EXPECT_EQ(stream->done.response(), "Hello there");
+  EXPECT_EQ(stream->done.session_id(), "s");
+  EXPECT_EQ(stream->done.turn_count(), 1);
+  // `done` is sent only once the turn is stored.
+  EXPECT_THAT(Contents("s"), ElementsAre("hi", "Hello there"));
+  EXPECT_EQ(server_.provider().cancelled_calls(), 0);
+}
+
+TEST_F(ChatStreamReactorTest, ARefusedRequestFinishesWithoutATurn) {
+  std::unique_ptr<ClientStream> stream = Open("s", "");  // No message.
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(stream->got_done);
+  EXPECT_THAT(server_.provider().requests(), IsEmpty());
+}
+
+TEST_F(ChatStreamReactorTest, AProviderErrorEndsTheStreamAndStoresNothing) {
+  FakeScript script;
+  script.deltas = {"partial"};
+  script.error = absl::UnavailableError("upstream down");
+  server_.provider().SetScript(script);
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  stream->ReadToEnd();
+  grpc::Status status = stream->reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status.error_message(), "upstream down");
+  EXPECT_EQ(stream->text, "partial");
+  EXPECT_FALSE(stream->got_done);
+  EXPECT_THAT(Contents("s"), IsEmpty());
+}
+
+TEST_F(ChatStreamReactorTest, CancelWhileQueuedBehindAnotherTurn) {
+  server_.provider().SetScript(Held({"first"}));
+  std::unique_ptr<ClientStream> first = Open("s", "one");
+  server_.provider().WaitForStarted(1);  // Running, and held.
+
+  std::unique_ptr<ClientStream> queued = Open("s", "two");
+  ASSERT_TRUE(server_.WaitForCalls("ChatStream", 2));
+  queued->context.TryCancel();
+  queued->ReadToEnd();
+  EXPECT_EQ(queued->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The client's CANCELLED is its own; wait for the server to have ended
+  // the queued call too, before the turn ahead lets it run.
+  ASSERT_TRUE(server_.WaitForFinished("ChatStream", 1));
+
+  server_.provider().Release();
+  first->ReadToEnd();
+  ASSERT_TRUE(first->reader->Finish().ok());
+  EXPECT_EQ(first->done.turn_count(), 1);
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
+  // The cancelled turn never reached the provider and stored nothing.
+  EXPECT_EQ(server_.provider().requests().size(), 2u);
+  EXPECT_THAT(Contents("s"), ElementsAre("one", "first", "next", "Hello there"));
+}
+
+TEST_F(ChatStreamReactorTest, CancelWhileTheProviderHoldsBeforeTheFirstDelta) {
+  server_.provider().SetScript(Held({}));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  server_.provider().WaitForStarted(1);
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(stream->text, "");
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 1);
+  EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
+}
+
+TEST_F(ChatStreamReactorTest, CancelAfterSomeDeltas) {
+  server_.provider().SetScript(Held({"one ", "two "}));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  ASSERT_TRUE(stream->ReadText("one two "));
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_FALSE(stream->got_done);
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 1);
+  EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
+}
+
+// The turn is stored before `done` is queued: a client that goes away while
+// that last event is on its way (or after reading it) is too late to undo it.
+TEST_F(ChatStreamReactorTest, CancelWhileTheFinalEventIsInFlightKeepsTheTurn) {
+  server_.provider().SetScript(Held({"all of it"}));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  ASSERT_TRUE(stream->ReadText("all of it"));
+  server_.provider().Release();
+  // The store has no event to wait on; the turn is committed on the pool.
+  ASSERT_TRUE(::chat::testing::Eventually(
+      [&] { return server_.History("s").size() == 2; }));
+  stream->context.TryCancel();  // `done` unread: written or being written.
+  stream->ReadToEnd();
+  grpc::Status status = stream->reader->Finish();
+  EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::CANCELLED)
+      << status.error_message();
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 0);
+  EXPECT_THAT(Contents("s"), ElementsAre("hi", "all of it", "next", "Hello there"));
+}
+
+TEST_F(ChatStreamReactorTest, CancelAfterDoneChangesNothing) {
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  while (!stream->got_done && stream->ReadOne()) {
+  }
+  ASSERT_TRUE(stream->got_done);
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  grpc::Status status = stream->reader->Finish();
+  EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::CANCELLED)
+      << status.error_message();
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
+  EXPECT_THAT(Contents("s"), ElementsAre("hi", "Hello there", "next", "Hello there"));
+}
+
+// Deltas big enough to fill the HTTP/2 flow-control windows: while the client
+// does not read, they queue in the reactor (and are batched into fewer
+// writes); nothing is lost or reordered when it reads again.
+std::vector<std::string> BigDeltas() {
+  std::vector<std::string> deltas;
+  for (int i = 0; i < 48; ++i) {
+    deltas.push_back(absl::StrCat(i, ":", std::string(32 * 1024, 'a' + i % 26), "\n"));
+  }
+  return deltas;
+}
+
+TEST_F(ChatStreamReactorTest, AClientThatStopsReadingThenResumesGetsEverything) {
+  const std::vector<std::string> deltas = BigDeltas();
+  std::string all;
+  for (const std::string& d : deltas) all += d;
+  server_.provider().SetScript(Held(deltas));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  ASSERT_TRUE(stream->ReadOne());
+  // Every delta has reached the reactor while the client reads nothing.
+  server_.provider().WaitForStarted(1);
+  server_.provider().Release();
+  stream->ReadToEnd();
+  ASSERT_TRUE(stream->reader->Finish().ok());
+  EXPECT_TRUE(stream->text == all) << "the text came back altered";
+  ASSERT_TRUE(stream->got_done);
+  EXPECT_EQ(stream->done.turn_count(), 1);
+  std::vector<store::StoredMessage> history = server_.History("s");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_TRUE(history[1].content == all);
+}
+
+TEST_F(ChatStreamReactorTest, AClientThatStopsReadingThenCancelsStoresNothing) {
+  server_.provider().SetScript(Held(BigDeltas()));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  ASSERT_TRUE(stream->ReadOne());
+  server_.provider().WaitForStarted(1);
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 1);
+  EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
+}
+
+TEST_F(ChatStreamReactorTest, AnExpiredDeadlineCancelsTheProviderAndStoresNothing) {
+  server_.provider().SetScript(Held({"slow"}));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi", absl::Milliseconds(300));
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_FALSE(stream->got_done);
+
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 1);
+  EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
+}
+
+TEST_F(ChatStreamReactorTest, ShutdownCancelsOpenStreamsAndEndsTheirTurns) {
+  server_.provider().SetScript(Held({"x"}));
+  std::unique_ptr<ClientStream> a = Open("a", "hi");
+  std::unique_ptr<ClientStream> b = Open("b", "hi");
+  server_.provider().WaitForStarted(2);
+  server_.Shutdown();  // Returns once both reactors and turns are done.
+  EXPECT_EQ(server_.provider().cancelled_calls(), 2);
+  EXPECT_THAT(Contents("a"), IsEmpty());
+  EXPECT_THAT(Contents("b"), IsEmpty());
+  a->ReadToEnd();
+  b->ReadToEnd();
+  EXPECT_FALSE(a->reader->Finish().ok());
+  EXPECT_FALSE(b->reader->Finish().ok());
+}
+
+}  // namespace
+}  // namespace chat
