@@ -39,7 +39,8 @@ const chat::gateway::RouteTable& Routes() {
   static const chat::gateway::RouteTable* const table = [] {
     absl::StatusOr<chat::gateway::RouteTable> t =
         chat::gateway::RouteTable::FromServices(
-            {chat::v1::ChatService::descriptor()});
+            {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+                "ChatService")});
     FUZZ_CHECK(t.ok() && !t->routes().empty(), "chat.v1's routes do not load");
     return new chat::gateway::RouteTable(*std::move(t));
   }();
