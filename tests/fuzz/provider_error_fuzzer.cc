@@ -17,8 +17,14 @@
 #include "server/llm/provider_error.h"
 #include "tests/fuzz/fuzz_check.h"
 
+using chat::llm::HttpProviderOptions;
+using chat::llm::HttpStatusForErrorType;
+using chat::llm::MapProviderHttpError;
+using chat::llm::ParseErrorBody;
+using chat::llm::ParseRetryAfter;
+using chat::llm::RetryDelay;
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace chat::llm;
   absl::string_view body(reinterpret_cast<const char*>(data), size);
 
   std::string type, message;
