@@ -63,6 +63,12 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
   size_t colon = rest.find(':', search_from);
   if (colon != absl::string_view::npos) {
     t.verb_ = std::string(rest.substr(colon + 1));
+    // Verb = ":" LITERAL: with nothing after the ':' the template would match
+    // the path without it, but never its own text.
+    if (t.verb_.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path template \"", text, "\" has an empty verb"));
+    }
     rest = rest.substr(0, colon);
   }
   if (rest.empty()) return t;  // "/" itself.

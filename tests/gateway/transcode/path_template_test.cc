@@ -85,6 +85,14 @@ TEST(PathTemplateTest, RejectsMalformedTemplates) {
   EXPECT_FALSE(PathTemplate::Parse("/v1/**/x").ok());
 }
 
+// Found by tests/fuzz/path_template_fuzzer: "/a:" parsed with an empty verb
+// and then matched "/a" but not "/a:" itself.
+TEST(PathTemplateTest, RejectsAnEmptyVerb) {
+  EXPECT_FALSE(PathTemplate::Parse("/v1/sessions:").ok());
+  EXPECT_FALSE(PathTemplate::Parse("/v1/{x}:").ok());
+  EXPECT_FALSE(PathTemplate::Parse("/:").ok());
+}
+
 TEST(QueryStringTest, SplitsAndDecodes) {
   EXPECT_THAT(ParseQueryString("page_size=5&page_token=a%2Bb&x=y+z&flag"),
               ElementsAre(Pair("page_size", "5"), Pair("page_token", "a+b"),
