@@ -264,7 +264,8 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
 
 TEST_P(LlmProviderTest, RetriesRecoverBeforeTheFirstByte) {
   StartServer();
-  for (const char* b : {"flaky:500:2", "flaky:529:1", "flaky:429:2", "flaky:503:1"}) {
+  for (const std::string& b : std::vector<std::string>{"flaky:500:2", "flaky:529:1",
+                                               "flaky:429:2", "flaky:503:1"}) {
     SCOPED_TRACE(b);
     const std::string model = Model(b);
     ChatResponse response;
