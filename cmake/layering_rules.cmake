@@ -1,6 +1,6 @@
 # Which includes each layer may not use. Dependencies point down:
 #   server: app -> service -> engine -> {llm, store} -> common
-#   gateway: app -> {compat, openapi} -> transcode -> http -> common
+#   gateway: app -> openapi -> compat -> transcode -> http -> common
 # and the gateway never reaches into server/. Read by
 # cmake/check_layering.cmake (a ctest entry) and cmake/Layering.cmake.
 #
@@ -14,8 +14,8 @@ set(CHAT_LAYERING_RULES
   "server/app|gateway/"
   "gateway/http|server/,gateway/transcode/,gateway/openapi/,gateway/compat/,gateway/app/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
   "gateway/transcode|server/,gateway/openapi/,gateway/compat/,gateway/app/"
-  "gateway/openapi|server/,gateway/compat/,gateway/app/"
-  "gateway/compat|server/,gateway/app/"
+  "gateway/openapi|server/,gateway/app/"
+  "gateway/compat|server/,gateway/openapi/,gateway/app/"
   "gateway/app|server/"
 )
 

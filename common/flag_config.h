@@ -68,7 +68,7 @@ struct FlagLoadOptions {
   std::string usage;
   std::string help_files;
   // Read before the environment, for the variables it lacks; "" for none.
-  std::string dotenv_path = ".env";
+  std::string dotenv_path = "./.env";
 };
 
 // The whole sequence for a binary's main: installs the usage message (once
