@@ -26,7 +26,10 @@ void TimerQueue::Loop() {
       if (stopping_) return;
       // Woken by RunAt or the destructor (Await re-checks on every unlock).
       mu_.Await(absl::Condition(
-          +[](TimerQueue* q) { return q->stopping_ || !q->due_.empty(); },
+          +[](TimerQueue* q) {
+            q->mu_.AssertHeld();  // Await evaluates conditions under mu_.
+            return q->stopping_ || !q->due_.empty();
+          },
           this));
       continue;
     }
@@ -40,6 +43,7 @@ void TimerQueue::Loop() {
       mu_.AwaitWithDeadline(
           absl::Condition(
               +[](Wake* w) {
+                w->q->mu_.AssertHeld();
                 return w->q->stopping_ || w->q->due_.begin()->first.first < w->next;
               },
               &wake),

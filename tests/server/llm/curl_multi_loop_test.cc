@@ -70,7 +70,10 @@ class Recorder final : public TransferHandler {
     } arg{this, part};
     return mu_.AwaitWithTimeout(
         absl::Condition(
-            +[](Arg* a) { return a->r->body_.find(a->part) != std::string::npos; },
+            +[](Arg* a) {
+              a->r->mu_.AssertHeld();  // Conditions run under mu_.
+              return a->r->body_.find(a->part) != std::string::npos;
+            },
             &arg),
         absl::Seconds(10));
   }
