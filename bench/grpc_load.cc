@@ -4,8 +4,8 @@
 // percentiles and errors. Bounded: it stops by itself and only talks to the
 // --target it is given (loopback in bench/*.sh).
 //
-//   grpc_load --target=127.0.0.1:50051 --mode=unary --concurrency=64 --duration=10s
-//   grpc_load --mode=stream --concurrency=10000 --calls=10000
+//   grpc_load --target=127.0.0.1:50051 --mode=unary --concurrency=64
+//   --duration=10s grpc_load --mode=stream --concurrency=10000 --calls=10000
 
 #include <algorithm>
 #include <atomic>
@@ -44,9 +44,11 @@ class Load {
   Load() {
     for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
       grpc::ChannelArguments args;
-      args.SetInt("chatd.bench.channel", i);  // Distinct args: one connection each.
-      stubs_.push_back(chat::v1::ChatService::NewStub(grpc::CreateCustomChannel(
-          absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
+      args.SetInt("chatd.bench.channel",
+                  i);  // Distinct args: one connection each.
+      stubs_.push_back(chat::v1::ChatService::NewStub(
+          grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
+                                    grpc::InsecureChannelCredentials(), args)));
     }
     message_ = std::string(absl::GetFlag(FLAGS_message_bytes), 'm');
     max_calls_ = absl::GetFlag(FLAGS_calls);
@@ -78,11 +80,14 @@ class Load {
     const double seconds = absl::ToDoubleSeconds(elapsed_);
     std::printf(
         "mode=%s concurrency=%d calls=%zu errors=%lld elapsed=%.2fs\n"
-        "throughput=%.1f calls/s  p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n",
+        "throughput=%.1f calls/s  p50=%.2fms p90=%.2fms p99=%.2fms "
+        "max=%.2fms\n",
         absl::GetFlag(FLAGS_mode).c_str(), absl::GetFlag(FLAGS_concurrency),
         latencies_ms_.size(), static_cast<long long>(errors_), seconds,
-        latencies_ms_.size() / seconds, pct(0.5), pct(0.9), pct(0.99), pct(1.0));
-    if (!first_error_.empty()) std::printf("first error: %s\n", first_error_.c_str());
+        latencies_ms_.size() / seconds, pct(0.5), pct(0.9), pct(0.99),
+        pct(1.0));
+    if (!first_error_.empty())
+      std::printf("first error: %s\n", first_error_.c_str());
   }
 
  private:
@@ -110,14 +115,15 @@ class Load {
       req->set_session_id(session_id);
       req->set_message(message_);
       const absl::Time begin = absl::Now();
-      stub->async()->Chat(context, req, response,
-                          [this, id, context, response, req, begin](grpc::Status s) {
-                            Done(begin, s);
-                            delete context;
-                            delete response;
-                            delete req;
-                            StartCall(id);
-                          });
+      stub->async()->Chat(
+          context, req, response,
+          [this, id, context, response, req, begin](grpc::Status s) {
+            Done(begin, s);
+            delete context;
+            delete response;
+            delete req;
+            StartCall(id);
+          });
     }
   }
 
@@ -137,7 +143,10 @@ class Load {
    public:
     StreamCall(Load* load, int id, chat::v1::ChatService::Stub* stub,
                chat::v1::ChatStreamRequest request)
-        : load_(load), id_(id), request_(std::move(request)), begin_(absl::Now()) {
+        : load_(load),
+          id_(id),
+          request_(std::move(request)),
+          begin_(absl::Now()) {
       stub->async()->ChatStream(&context_, &request_, this);
       StartRead(&event_);
       StartCall();

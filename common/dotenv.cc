@@ -15,7 +15,8 @@ namespace {
 bool IsValidName(absl::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (!absl::ascii_isalnum(c) && c != '_' && c != '.' && c != '-') return false;
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '.' && c != '-')
+      return false;
   }
   return true;
 }
@@ -27,11 +28,21 @@ std::string Unescape(absl::string_view quoted) {
     if (c == '\\' && i + 1 < quoted.size()) {
       char next = quoted[++i];
       switch (next) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
         default:
           out.push_back('\\');
           out.push_back(next);
@@ -45,16 +56,19 @@ std::string Unescape(absl::string_view quoted) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> ParseDotEnv(absl::string_view text) {
+std::vector<std::pair<std::string, std::string>> ParseDotEnv(
+    absl::string_view text) {
   std::vector<std::pair<std::string, std::string>> pairs;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     line = absl::StripAsciiWhitespace(line);  // Also drops a '\r'.
     if (line.empty() || line.front() == '#') continue;
-    if (absl::ConsumePrefix(&line, "export ")) line = absl::StripLeadingAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "export "))
+      line = absl::StripLeadingAsciiWhitespace(line);
     size_t eq = line.find('=');
     if (eq == absl::string_view::npos) continue;
     absl::string_view name = absl::StripAsciiWhitespace(line.substr(0, eq));
-    absl::string_view value = absl::StripLeadingAsciiWhitespace(line.substr(eq + 1));
+    absl::string_view value =
+        absl::StripLeadingAsciiWhitespace(line.substr(eq + 1));
     if (!IsValidName(name)) continue;
     std::string parsed;
     if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {
@@ -91,9 +105,11 @@ std::vector<std::pair<std::string, std::string>> ParseDotEnv(absl::string_view t
   return pairs;
 }
 
-absl::StatusOr<std::vector<std::string>> LoadDotEnvFile(const std::string& path) {
+absl::StatusOr<std::vector<std::string>> LoadDotEnvFile(
+    const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(path + " does not exist or cannot be read");
+  if (!in)
+    return absl::NotFoundError(path + " does not exist or cannot be read");
   std::stringstream text;
   text << in.rdbuf();
   std::vector<std::string> set;

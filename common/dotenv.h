@@ -16,13 +16,15 @@ namespace chat {
 // comment after an unquoted value dropped, 'single quotes' taken literally,
 // "double quotes" with \n, \t, \" and \\ escapes. Lines that are not
 // assignments are skipped. Returns the pairs in file order.
-std::vector<std::pair<std::string, std::string>> ParseDotEnv(absl::string_view text);
+std::vector<std::pair<std::string, std::string>> ParseDotEnv(
+    absl::string_view text);
 
 // Reads `path` (if it exists) and sets each variable it assigns that the
 // environment does not already have: the real environment wins. Returns the
 // names it set (never their values, which may be keys). kNotFound if there is
 // no such file.
-absl::StatusOr<std::vector<std::string>> LoadDotEnvFile(const std::string& path);
+absl::StatusOr<std::vector<std::string>> LoadDotEnvFile(
+    const std::string& path);
 
 }  // namespace chat
 

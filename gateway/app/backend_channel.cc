@@ -20,7 +20,8 @@ bool IsIpv4Literal(absl::string_view address) {
   absl::string_view host = address.substr(0, colon);
   if (host.empty()) return false;
   for (char c : host) {
-    if (!(absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.')) return false;
+    if (!(absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'))
+      return false;
   }
   return true;
 }
@@ -33,7 +34,8 @@ bool IsIpv6Literal(absl::string_view address) {
 
 absl::StatusOr<std::string> BackendTarget(absl::string_view backends) {
   std::vector<std::string> addresses;
-  for (absl::string_view a : absl::StrSplit(backends, ',', absl::SkipWhitespace())) {
+  for (absl::string_view a :
+       absl::StrSplit(backends, ',', absl::SkipWhitespace())) {
     addresses.emplace_back(absl::StripAsciiWhitespace(a));
   }
   if (addresses.empty()) {
@@ -62,9 +64,9 @@ absl::StatusOr<std::string> BackendTarget(absl::string_view backends) {
 }
 
 std::string BackendServiceConfig(absl::string_view health_service) {
-  return absl::StrCat(
-      R"({"loadBalancingConfig":[{"round_robin":{}}],)",
-      R"("healthCheckConfig":{"serviceName":")", health_service, R"("}})");
+  return absl::StrCat(R"({"loadBalancingConfig":[{"round_robin":{}}],)",
+                      R"("healthCheckConfig":{"serviceName":")", health_service,
+                      R"("}})");
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
@@ -74,7 +76,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(BackendServiceConfig("chat.v1.ChatService"));
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 }  // namespace chat::gateway

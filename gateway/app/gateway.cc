@@ -24,9 +24,9 @@
 namespace chat::gateway {
 namespace {
 
-using google::protobuf::Message;
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
 using google::protobuf::MethodDescriptor;
 
 constexpr absl::string_view kJson = "application/json";
@@ -118,7 +118,8 @@ bool FollowsAllPages(const Route& route, const Message& request) {
   const FieldDescriptor* size = in->FindFieldByName("page_size");
   const FieldDescriptor* token = in->FindFieldByName("page_token");
   const google::protobuf::Reflection* r = request.GetReflection();
-  return r->GetInt32(request, size) == 0 && r->GetString(request, token).empty();
+  return r->GetInt32(request, size) == 0 &&
+         r->GetString(request, token).empty();
 }
 
 // A compat table that names a route chat.proto does not declare is a bug
@@ -257,7 +258,8 @@ class StreamCall final
     if (started_) return;
     started_ = true;
     HttpHeaders headers = headers_;
-    headers.emplace_back("Content-Type", std::string(StreamContentType(format_)));
+    headers.emplace_back("Content-Type",
+                         std::string(StreamContentType(format_)));
     headers.emplace_back("Cache-Control", "no-cache");
     // Tells nginx-style proxies in front of us not to buffer the stream.
     headers.emplace_back("X-Accel-Buffering", "no");
@@ -288,15 +290,18 @@ Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
                                     &ChatProtoDocs())) {
   CheckTemplateRoutesOrDie();
   if (options_.web_root.empty()) return;
-  const std::string page = ReadFileOrEmpty(options_.web_root + "/web/index.html");
+  const std::string page =
+      ReadFileOrEmpty(options_.web_root + "/web/index.html");
   if (!page.empty()) {
     for (const char* path : {"/web", "/web/", "/web/index.html"}) {
       static_files_[path] = {"text/html; charset=utf-8", page};
     }
   }
-  const std::string client = ReadFileOrEmpty(options_.web_root + "/js/chat-client.js");
+  const std::string client =
+      ReadFileOrEmpty(options_.web_root + "/js/chat-client.js");
   if (!client.empty()) {
-    static_files_["/js/chat-client.js"] = {"text/javascript; charset=utf-8", client};
+    static_files_["/js/chat-client.js"] = {"text/javascript; charset=utf-8",
+                                           client};
   }
 }
 
@@ -338,11 +343,10 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   const std::string query =
       question == std::string::npos ? "" : target.substr(question + 1);
   // HEAD is GET without the body (the connection leaves the body out).
-  const std::string method =
-      request.method() == boost::beast::http::verb::head
-          ? std::string("GET")
-          : std::string(request.method_string().data(),
-                        request.method_string().size());
+  const std::string method = request.method() == boost::beast::http::verb::head
+                                 ? std::string("GET")
+                                 : std::string(request.method_string().data(),
+                                               request.method_string().size());
 
   if (method == "OPTIONS") {
     HandleOptions(exchange, path, origin, std::move(headers));
@@ -360,8 +364,9 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
                                               " is not allowed on ", path)));
       return;
     }
-    headers.emplace_back("Content-Type", is_openapi ? std::string(kJson)
-                                                    : file->second.content_type);
+    headers.emplace_back("Content-Type", is_openapi
+                                             ? std::string(kJson)
+                                             : file->second.content_type);
     if (!is_openapi) headers.emplace_back("Cache-Control", "no-cache");
     exchange->Respond(200, std::move(headers),
                       is_openapi ? openapi_json_ : file->second.body);
@@ -370,9 +375,10 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
 
   RouteMatch match = routes_.Match(method, path);
   if (match.kind == RouteMatch::kNotFound) {
-    RespondError(exchange, std::move(headers),
-                 MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
-                               absl::StrCat("no route for ", method, " ", path)));
+    RespondError(
+        exchange, std::move(headers),
+        MakeHttpError(404, grpc::StatusCode::NOT_FOUND,
+                      absl::StrCat("no route for ", method, " ", path)));
     return;
   }
   if (match.kind == RouteMatch::kMethodNotAllowed) {
@@ -395,7 +401,8 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     return;
   }
 
-  CallBackend(exchange, *match.route, **message, request_id, std::move(headers));
+  CallBackend(exchange, *match.route, **message, request_id,
+              std::move(headers));
 }
 
 void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
@@ -420,16 +427,16 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   }
   // A client that leaves cancels the call, and chat-server then cancels the
   // provider request.
-  exchange->OnClientGone(
-      [weak = std::weak_ptr<grpc::ClientContext>(context)] {
-        if (auto c = weak.lock()) c->TryCancel();
-      });
+  exchange->OnClientGone([weak = std::weak_ptr<grpc::ClientContext>(context)] {
+    if (auto c = weak.lock()) c->TryCancel();
+  });
 
   if (route.method->server_streaming()) {
     StreamFormat format = StreamFormat::kSse;
     if (TemplateBehaviourOf(route).raw_text_stream) {
       format = StreamFormat::kRawText;
-    } else if (absl::StrContains(Header(request, "accept"), "application/x-ndjson")) {
+    } else if (absl::StrContains(Header(request, "accept"),
+                                 "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
     }
     auto* call = new StreamCall(this, context, exchange, route.method, format,
@@ -492,10 +499,12 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
             call->gathered->GetReflection()->SetString(call->gathered.get(),
                                                        next, token);
           }
-          if (!token.empty() && GatheredItems(*call->gathered) < kMaxUnpagedItems) {
+          if (!token.empty() &&
+              GatheredItems(*call->gathered) < kMaxUnpagedItems) {
             call->paged_request->GetReflection()->SetString(
                 call->paged_request.get(),
-                call->method->input_type()->FindFieldByName("page_token"), token);
+                call->method->input_type()->FindFieldByName("page_token"),
+                token);
             call->request = Serialize(*call->paged_request);
             call->response.Clear();
             // A context serves one call: the next page gets a fresh one,
@@ -533,7 +542,8 @@ void Gateway::CancelAll() {
 
 bool Gateway::WaitIdle(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  auto idle = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 

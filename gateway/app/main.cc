@@ -14,13 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "chat/v1/chat.pb.h"
+#include "common/logging.h"
+#include "common/process_setup.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
 #include "gateway/http/http_server.h"
 #include "gateway/transcode/routes.h"
-#include "common/logging.h"
-#include "common/process_setup.h"
 
 namespace {
 
@@ -29,11 +29,13 @@ namespace {
 // as Go's runtime and nginx's worker_rlimit_nofile do.
 void RaiseDescriptorLimit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
   limit.rlim_cur = limit.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    chat::LogWarning("cannot raise the descriptor limit; connections are capped at ",
-                     limit.rlim_cur);
+    chat::LogWarning(
+        "cannot raise the descriptor limit; connections are capped at ",
+        limit.rlim_cur);
   }
 }
 
@@ -43,7 +45,8 @@ int Run(const chat::gateway::GatewayConfig& config) {
 
   absl::StatusOr<chat::gateway::RouteTable> routes =
       chat::gateway::RouteTable::FromServices(
-          {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")});
+          {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+              "ChatService")});
   if (!routes.ok()) {
     chat::LogError(routes.status().ToString());
     return 1;
@@ -73,8 +76,9 @@ int Run(const chat::gateway::GatewayConfig& config) {
     return 1;
   }
   const std::string& listen = config.listen;
-  chat::LogInfo("chat-gateway listening on ", listen.substr(0, listen.rfind(':')), ":",
-                *bound, " (backend ", backend, ", ", route_count, " routes)");
+  chat::LogInfo("chat-gateway listening on ",
+                listen.substr(0, listen.rfind(':')), ":", *bound, " (backend ",
+                backend, ", ", route_count, " routes)");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

@@ -9,7 +9,8 @@
 namespace chat::gateway {
 
 CorsPolicy::CorsPolicy(absl::string_view origins) {
-  for (absl::string_view origin : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
+  for (absl::string_view origin :
+       absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     origin = absl::StripAsciiWhitespace(origin);
     if (origin == "*") {
       any_ = true;
@@ -21,7 +22,8 @@ CorsPolicy::CorsPolicy(absl::string_view origins) {
 
 bool CorsPolicy::Allows(absl::string_view origin) const {
   if (origin.empty()) return false;
-  return any_ || std::find(origins_.begin(), origins_.end(), origin) != origins_.end();
+  return any_ ||
+         std::find(origins_.begin(), origins_.end(), origin) != origins_.end();
 }
 
 HttpHeaders CorsPolicy::ResponseHeaders(absl::string_view origin) const {
@@ -33,9 +35,9 @@ HttpHeaders CorsPolicy::ResponseHeaders(absl::string_view origin) const {
           {"Access-Control-Expose-Headers", "x-request-id"}};
 }
 
-HttpHeaders CorsPolicy::PreflightHeaders(absl::string_view origin,
-                                         const std::vector<std::string>& allowed,
-                                         absl::string_view requested_headers) const {
+HttpHeaders CorsPolicy::PreflightHeaders(
+    absl::string_view origin, const std::vector<std::string>& allowed,
+    absl::string_view requested_headers) const {
   if (!Allows(origin)) return {};
   std::vector<std::string> methods = allowed;
   methods.push_back("OPTIONS");

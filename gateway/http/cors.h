@@ -15,7 +15,8 @@ namespace chat::gateway {
 // Which origins may call the gateway from a browser. Immutable; thread-safe.
 class CorsPolicy {
  public:
-  // `origins`: a comma-separated list ("https://a.example,http://localhost:3000"),
+  // `origins`: a comma-separated list
+  // ("https://a.example,http://localhost:3000"),
   // "*" for any origin, or empty for none (same-origin pages only).
   explicit CorsPolicy(absl::string_view origins);
 

@@ -39,7 +39,8 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
 
 std::string ReasonPhrase(int status) {
   if (status == 499) return "Client Closed Request";
-  beast::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  beast::string_view reason =
+      http::obsolete_reason(http::int_to_status(status));
   if (reason.empty() || reason == "<unknown-status>") return "Status";
   return std::string(reason);
 }
@@ -77,7 +78,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The HttpExchange methods, run on the strand.
   // Each takes the sequence number of the exchange calling it: calls from an
   // exchange whose request is over are ignored.
-  void DoRespond(uint64_t seq, int status, HttpHeaders headers, std::string body) {
+  void DoRespond(uint64_t seq, int status, HttpHeaders headers,
+                 std::string body) {
     if (seq != sequence_ || gone_ || response_started_) return;
     response_started_ = true;
     std::string out = Head(status, headers, /*streamed=*/false, body.size());
@@ -143,8 +145,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::string Head(int status, const HttpHeaders& headers, bool streamed,
                    size_t content_length) {
-    std::string out = absl::StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status),
-                                   "\r\n");
+    std::string out =
+        absl::StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n");
     status_ = status;
     for (const auto& [name, value] : headers) {
       absl::StrAppend(&out, name, ": ", value, "\r\n");
@@ -189,8 +191,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                       options_.max_body_bytes, " bytes"));
       return;
     }
-    if (absl::EqualsIgnoreCase(
-            std::string(header[http::field::expect]), "100-continue") &&
+    if (absl::EqualsIgnoreCase(std::string(header[http::field::expect]),
+                               "100-continue") &&
         header.version() >= 11) {
       // The client waits for this before sending the body (curl does for
       // bodies over 1 KiB); its write is queued ahead of everything else.
@@ -255,7 +257,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                       options_.max_body_bytes, " bytes"));
     } else if (ec == http::error::header_limit) {
       RejectRequest(431, "the request headers are too large");
-    } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+    } else if (ec == http::error::end_of_stream ||
+               ec == beast::error::timeout ||
                ec == net::error::operation_aborted ||
                ec == net::error::connection_reset || ec == net::error::eof) {
       // The client left, or the read timed out: an idle keep-alive
@@ -263,7 +266,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // already closed the socket on a timeout, so no 408 can be sent.
       Close();
     } else {
-      RejectRequest(400, absl::StrCat("malformed HTTP request: ", ec.message()));
+      RejectRequest(400,
+                    absl::StrCat("malformed HTTP request: ", ec.message()));
     }
   }
 
@@ -350,8 +354,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnWatch(beast::error_code ec, uint64_t generation) {
-    if (generation != watch_generation_ || ec == net::error::operation_aborted ||
-        gone_) {
+    if (generation != watch_generation_ ||
+        ec == net::error::operation_aborted || gone_) {
       return;
     }
     if (ec) {
@@ -361,8 +365,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     char byte;
     ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
                        MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                   errno != EINTR)) {
+    if (n == 0 ||
+        (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       ClientGone();
     } else if (n < 0) {
       Watch();
@@ -392,8 +396,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void LogAccess(absl::string_view note) {
     if (!options_.access_log || request_line_.empty()) return;
     LogInfo(request_line_, " ", status_, " ",
-            absl::FormatDuration(absl::Trunc(absl::Now() - started_,
-                                             absl::Microseconds(100))),
+            absl::FormatDuration(
+                absl::Trunc(absl::Now() - started_, absl::Microseconds(100))),
             " rid=", request_id_, note);
     request_line_.clear();
   }
@@ -431,12 +435,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string request_line_;
   std::string request_id_;
   int status_ = 0;
-  bool gone_ = false;               // The client left; the socket is closed.
-  uint64_t watch_generation_ = 0;   // Stale watch callbacks see a mismatch.
+  bool gone_ = false;              // The client left; the socket is closed.
+  uint64_t watch_generation_ = 0;  // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;
   const std::atomic<bool>* const draining_;
-  uint64_t sequence_ = 0;           // Of the request being handled.
-  bool busy_ = false;               // Counted in *server_busy_.
+  uint64_t sequence_ = 0;  // Of the request being handled.
+  bool busy_ = false;      // Counted in *server_busy_.
   std::function<void()> on_gone_;
 };
 
@@ -448,16 +452,17 @@ HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
 
 void HttpExchange::Respond(int status, HttpHeaders headers, std::string body) {
   connection_->Post([c = connection_, seq = sequence_, status,
-                     headers = std::move(headers), body = std::move(body)]() mutable {
+                     headers = std::move(headers),
+                     body = std::move(body)]() mutable {
     c->DoRespond(seq, status, std::move(headers), std::move(body));
   });
 }
 
 void HttpExchange::StartStream(int status, HttpHeaders headers) {
-  connection_->Post(
-      [c = connection_, seq = sequence_, status, headers = std::move(headers)]() mutable {
-        c->DoStartStream(seq, status, std::move(headers));
-      });
+  connection_->Post([c = connection_, seq = sequence_, status,
+                     headers = std::move(headers)]() mutable {
+    c->DoStartStream(seq, status, std::move(headers));
+  });
 }
 
 void HttpExchange::Write(std::string data, std::function<void(bool)> done) {
@@ -468,14 +473,15 @@ void HttpExchange::Write(std::string data, std::function<void(bool)> done) {
 }
 
 void HttpExchange::FinishStream() {
-  connection_->Post([c = connection_, seq = sequence_] { c->DoFinishStream(seq); });
+  connection_->Post(
+      [c = connection_, seq = sequence_] { c->DoFinishStream(seq); });
 }
 
 void HttpExchange::OnClientGone(std::function<void()> callback) {
-  connection_->Post(
-      [c = connection_, seq = sequence_, callback = std::move(callback)]() mutable {
-        c->DoOnClientGone(seq, std::move(callback));
-      });
+  connection_->Post([c = connection_, seq = sequence_,
+                     callback = std::move(callback)]() mutable {
+    c->DoOnClientGone(seq, std::move(callback));
+  });
 }
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
@@ -488,8 +494,8 @@ HttpServer::~HttpServer() { Stop(); }
 absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
   beast::error_code ec;
   tcp::resolver resolver(io_context_);
-  auto results = resolver.resolve(host, std::to_string(port),
-                                  tcp::resolver::passive, ec);
+  auto results =
+      resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
   if (ec || results.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot resolve ", host, ": ", ec.message()));
@@ -500,8 +506,8 @@ absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
-                                               port, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
   }
   const int bound = acceptor_.local_endpoint(ec).port();
   Accept();

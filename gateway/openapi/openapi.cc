@@ -63,9 +63,11 @@ Json FieldSchema(const FieldDescriptor* field) {
             {"additionalProperties",
              ScalarSchema(field->message_type()->map_value())}};
   }
-  if (field->is_repeated()) return {{"type", "array"}, {"items", ScalarSchema(field)}};
+  if (field->is_repeated())
+    return {{"type", "array"}, {"items", ScalarSchema(field)}};
   Json schema = ScalarSchema(field);
-  if (field->has_presence() && field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+  if (field->has_presence() &&
+      field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
     schema["nullable"] = true;  // proto3 `optional`: null means absent.
   }
   return schema;
@@ -90,7 +92,8 @@ void AddSchema(const Descriptor* type, const ProtoDocs* docs, Json* schemas) {
       schema["description"] = description;
     }
     properties[field->name()] = schema;
-    const FieldDescriptor* nested = field->is_map() ? field->message_type()->map_value() : field;
+    const FieldDescriptor* nested =
+        field->is_map() ? field->message_type()->map_value() : field;
     if (nested->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       AddSchema(nested->message_type(), docs, schemas);
     }
@@ -132,8 +135,10 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
       {"type", "object"},
       {"required", Json::array({"code", "message", "details"})},
       {"properties",
-       {{"code", {{"type", "integer"}, {"format", "int32"},
-                  {"description", "The gRPC status code."}}},
+       {{"code",
+         {{"type", "integer"},
+          {"format", "int32"},
+          {"description", "The gRPC status code."}}},
         {"message", {{"type", "string"}}},
         {"details", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}};
 
@@ -148,9 +153,9 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     const TemplateBehaviour behaviour = TemplateBehaviourOf(route);
     Json op;
     op["operationId"] = route.operation_id;
-    op["summary"] = absl::StrCat(
-        method->service()->name(), ".", method->name(),
-        template_route ? " (the Python template's route)" : "");
+    op["summary"] =
+        absl::StrCat(method->service()->name(), ".", method->name(),
+                     template_route ? " (the Python template's route)" : "");
     op["tags"] = Json::array({method->service()->name()});
     std::string description = Describe(docs, method->full_name());
     if (behaviour.gather_all_pages) {
@@ -202,20 +207,21 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
              "<message>\"."},
             {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}};
     } else {
-      ok = {{"description",
-             "Server-Sent Events: `event: delta` (data {\"text\": ...}) as "
-             "the reply is produced, then `event: done` with the stored turn, "
-             "or `event: error` with an Error. With `Accept: "
-             "application/x-ndjson`, one {\"result\": event} line per event "
-             "and a final {\"error\": Error} line on failure."},
-            {"content",
-             {{"text/event-stream", {{"schema", {{"type", "string"}}}}},
-              {"application/x-ndjson",
-               {{"schema",
-                 {{"type", "object"},
-                  {"properties",
-                   {{"result", {{"$ref", Ref(output)}}},
-                    {"error", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
+      ok = {
+          {"description",
+           "Server-Sent Events: `event: delta` (data {\"text\": ...}) as "
+           "the reply is produced, then `event: done` with the stored turn, "
+           "or `event: error` with an Error. With `Accept: "
+           "application/x-ndjson`, one {\"result\": event} line per event "
+           "and a final {\"error\": Error} line on failure."},
+          {"content",
+           {{"text/event-stream", {{"schema", {{"type", "string"}}}}},
+            {"application/x-ndjson",
+             {{"schema",
+               {{"type", "object"},
+                {"properties",
+                 {{"result", {{"$ref", Ref(output)}}},
+                  {"error", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
     }
     op["responses"] = {{"200", ok}, {"default", ErrorResponse()}};
 

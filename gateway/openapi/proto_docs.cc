@@ -18,11 +18,11 @@ namespace {
 using Path = std::vector<int>;
 
 // Field numbers in descriptor.proto that make up source location paths.
-constexpr int kFileMessage = 4;     // FileDescriptorProto.message_type
-constexpr int kFileService = 6;     // FileDescriptorProto.service
-constexpr int kMessageField = 2;    // DescriptorProto.field
-constexpr int kMessageNested = 3;   // DescriptorProto.nested_type
-constexpr int kServiceMethod = 2;   // ServiceDescriptorProto.method
+constexpr int kFileMessage = 4;    // FileDescriptorProto.message_type
+constexpr int kFileService = 6;    // FileDescriptorProto.service
+constexpr int kMessageField = 2;   // DescriptorProto.field
+constexpr int kMessageNested = 3;  // DescriptorProto.nested_type
+constexpr int kServiceMethod = 2;  // ServiceDescriptorProto.method
 
 // "// A.\n// B.\n//\n// C." arrives as " A.\n B.\n\n C.\n": lines of one
 // block are joined with spaces, blocks with a blank line.
@@ -53,7 +53,8 @@ void AddMessage(const google::protobuf::DescriptorProto& message,
     Path field_path = path;
     field_path.insert(field_path.end(), {kMessageField, i});
     auto c = by_path.find(field_path);
-    if (c != by_path.end()) (*out)[absl::StrCat(name, ".", message.field(i).name())] = c->second;
+    if (c != by_path.end())
+      (*out)[absl::StrCat(name, ".", message.field(i).name())] = c->second;
   }
   for (int i = 0; i < message.nested_type_size(); ++i) {
     Path nested = path;
@@ -67,7 +68,8 @@ void AddMessage(const google::protobuf::DescriptorProto& message,
 ProtoDocs ProtoDocs::FromDescriptorSet(absl::string_view serialized) {
   ProtoDocs docs;
   google::protobuf::FileDescriptorSet set;
-  if (!set.ParseFromArray(serialized.data(), static_cast<int>(serialized.size()))) {
+  if (!set.ParseFromArray(serialized.data(),
+                          static_cast<int>(serialized.size()))) {
     return docs;
   }
   for (const google::protobuf::FileDescriptorProto& file : set.file()) {
@@ -78,18 +80,20 @@ ProtoDocs ProtoDocs::FromDescriptorSet(absl::string_view serialized) {
           Clean(location.leading_comments());
     }
     for (int i = 0; i < file.message_type_size(); ++i) {
-      AddMessage(file.message_type(i), file.package(), {kFileMessage, i}, by_path,
-                 &docs.comments_);
+      AddMessage(file.message_type(i), file.package(), {kFileMessage, i},
+                 by_path, &docs.comments_);
     }
     for (int s = 0; s < file.service_size(); ++s) {
       const auto& service = file.service(s);
-      const std::string name = absl::StrCat(file.package(), ".", service.name());
+      const std::string name =
+          absl::StrCat(file.package(), ".", service.name());
       auto c = by_path.find({kFileService, s});
       if (c != by_path.end()) docs.comments_[name] = c->second;
       for (int m = 0; m < service.method_size(); ++m) {
         auto mc = by_path.find({kFileService, s, kServiceMethod, m});
         if (mc != by_path.end()) {
-          docs.comments_[absl::StrCat(name, ".", service.method(m).name())] = mc->second;
+          docs.comments_[absl::StrCat(name, ".", service.method(m).name())] =
+              mc->second;
         }
       }
     }
@@ -103,9 +107,10 @@ std::string ProtoDocs::Comment(absl::string_view full_name) const {
 }
 
 const ProtoDocs& ChatProtoDocs() {
-  static const ProtoDocs* const docs = new ProtoDocs(ProtoDocs::FromDescriptorSet(
-      absl::string_view(reinterpret_cast<const char*>(kChatDescriptorSet),
-                        kChatDescriptorSetSize)));
+  static const ProtoDocs* const docs =
+      new ProtoDocs(ProtoDocs::FromDescriptorSet(
+          absl::string_view(reinterpret_cast<const char*>(kChatDescriptorSet),
+                            kChatDescriptorSetSize)));
   return *docs;
 }
 

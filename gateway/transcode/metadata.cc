@@ -20,7 +20,8 @@ bool IsPrintableAscii(absl::string_view value) {
 }
 
 bool IsValidKey(absl::string_view key) {
-  if (key.empty() || absl::StartsWith(key, "grpc-") || absl::EndsWith(key, "-bin")) {
+  if (key.empty() || absl::StartsWith(key, "grpc-") ||
+      absl::EndsWith(key, "-bin")) {
     return false;
   }
   for (char c : key) {
@@ -40,8 +41,8 @@ std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
   std::vector<std::pair<std::string, std::string>> out;
   out.emplace_back("x-request-id", std::string(request_id));
   for (const auto& field : request) {
-    std::string name = absl::AsciiStrToLower(
-        absl::string_view(field.name_string().data(), field.name_string().size()));
+    std::string name = absl::AsciiStrToLower(absl::string_view(
+        field.name_string().data(), field.name_string().size()));
     std::string value(field.value().data(), field.value().size());
     std::string key;
     if (name == "authorization") {

@@ -40,7 +40,8 @@ std::vector<Binding> ParseQueryString(absl::string_view query) {
   for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(part, absl::MaxSplits('=', 1));
-    out.emplace_back(PercentDecode(kv.first, true), PercentDecode(kv.second, true));
+    out.emplace_back(PercentDecode(kv.first, true),
+                     PercentDecode(kv.second, true));
   }
   return out;
 }
@@ -92,9 +93,9 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
       } else if (kv.second == "**") {
         seg.kind = Segment::kRest;
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "path template \"", text, "\": unsupported variable pattern ",
-            kv.second));
+        return absl::InvalidArgumentError(
+            absl::StrCat("path template \"", text,
+                         "\": unsupported variable pattern ", kv.second));
       }
     } else if (part == "*") {
       seg.kind = Segment::kAny;

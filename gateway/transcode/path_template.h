@@ -15,8 +15,9 @@ namespace chat::gateway {
 using Binding = std::pair<std::string, std::string>;
 
 // A google.api.http path template (googleapis google/api/http.proto):
-//   Template = "/" Segments [ Verb ] ;  Segment = "*" | "**" | LITERAL | Variable
-//   Variable = "{" FieldPath [ "=" Segments ] "}" ;  Verb = ":" LITERAL
+//   Template = "/" Segments [ Verb ] ;  Segment = "*" | "**" | LITERAL |
+//   Variable Variable = "{" FieldPath [ "=" Segments ] "}" ;  Verb = ":"
+//   LITERAL
 // Supported variables are `{f}`, `{f=*}` (one segment) and `{f=**}` (the
 // rest of the path). Immutable once parsed; safe to share between threads.
 class PathTemplate {

@@ -49,15 +49,15 @@ absl::Status AddRule(const google::api::HttpRule& rule,
   if (!RulePattern(rule, &http_method, &path)) return absl::OkStatus();
   absl::StatusOr<PathTemplate> parsed = PathTemplate::Parse(path);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        method->full_name(), ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(method->full_name(), ": ", parsed.status().message()));
   }
   Route route{http_method, *std::move(parsed), rule.body(), method, ""};
   int index = 0;
   for (const Route& r : *routes) index += r.method == method ? 1 : 0;
-  route.operation_id = absl::StrCat(method->service()->name(), "_",
-                                    method->name(),
-                                    index == 0 ? "" : absl::StrCat("_", index));
+  route.operation_id =
+      absl::StrCat(method->service()->name(), "_", method->name(),
+                   index == 0 ? "" : absl::StrCat("_", index));
   routes->push_back(std::move(route));
   return absl::OkStatus();
 }

@@ -28,7 +28,8 @@ std::string SseEvent(absl::string_view event, absl::string_view data);
 // grpc-gateway's line for a stream message: {"result":<message json>}\n.
 std::string NdjsonResult(absl::string_view message_json);
 
-// grpc-gateway's last line on failure: {"error":{"code","message","details"}}\n.
+// grpc-gateway's last line on failure:
+// {"error":{"code","message","details"}}\n.
 std::string NdjsonError(const HttpError& error);
 
 // The template's in-band error after the first byte: "\nError: <message>".

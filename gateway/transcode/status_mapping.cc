@@ -1,8 +1,8 @@
 #include "gateway/transcode/status_mapping.h"
 
 #include "absl/strings/match.h"
-#include "nlohmann/json.hpp"
 #include "common/logging.h"
+#include "nlohmann/json.hpp"
 
 namespace chat::gateway {
 
@@ -56,8 +56,8 @@ bool IsChannelFailure(const grpc::Status& status) {
   // backends' internal addresses and socket errors.
   // (gRPC core's wording: chat-server's own messages never start so.)
   for (const char* phrase :
-       {"connections to all backends failing", "failed to connect to all addresses",
-        "Socket closed"}) {
+       {"connections to all backends failing",
+        "failed to connect to all addresses", "Socket closed"}) {
     if (absl::StrContains(status.error_message(), phrase)) return true;
   }
   return false;

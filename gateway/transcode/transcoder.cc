@@ -26,7 +26,9 @@ class SyntaxChecker final : public nlohmann::json_sax<Json> {
   bool boolean(bool) override { return Value(); }
   bool number_integer(number_integer_t) override { return Value(); }
   bool number_unsigned(number_unsigned_t) override { return Value(); }
-  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override {
+    return Value();
+  }
   bool string(string_t&) override { return Value(); }
   bool binary(binary_t&) override { return Value(); }
   bool start_object(std::size_t) override {
@@ -71,9 +73,11 @@ class SyntaxChecker final : public nlohmann::json_sax<Json> {
   size_t position_ = 0;
 };
 
-const FieldDescriptor* FindField(const Descriptor* type, absl::string_view name) {
+const FieldDescriptor* FindField(const Descriptor* type,
+                                 absl::string_view name) {
   const FieldDescriptor* field = type->FindFieldByName(std::string(name));
-  if (field == nullptr) field = type->FindFieldByCamelcaseName(std::string(name));
+  if (field == nullptr)
+    field = type->FindFieldByCamelcaseName(std::string(name));
   return field;
 }
 
@@ -144,10 +148,11 @@ bool Has64BitField(const Descriptor* type, int depth = 0) {
   return false;
 }
 
-absl::Status InvalidValue(const FieldDescriptor* field, absl::string_view value) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid value \"", value, "\" for field ", field->name(), " (",
-      field->type_name(), ")"));
+absl::Status InvalidValue(const FieldDescriptor* field,
+                          absl::string_view value) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid value \"", value, "\" for field ", field->name(),
+                   " (", field->type_name(), ")"));
 }
 
 }  // namespace
@@ -173,14 +178,16 @@ absl::Status SetFieldFromString(Message* message, absl::string_view field_path,
   Message* target = message;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     const FieldDescriptor* field = FindField(target->GetDescriptor(), parts[i]);
-    if (field == nullptr || field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
+    if (field == nullptr ||
+        field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
         field->is_repeated()) {
       return absl::InvalidArgumentError(
           absl::StrCat("no message field ", parts[i], " in ", field_path));
     }
     target = target->GetReflection()->MutableMessage(target, field);
   }
-  const FieldDescriptor* field = FindField(target->GetDescriptor(), parts.back());
+  const FieldDescriptor* field =
+      FindField(target->GetDescriptor(), parts.back());
   if (field == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("no field ", field_path));
   }
@@ -194,12 +201,13 @@ absl::Status SetFieldFromString(Message* message, absl::string_view field_path,
             absl::StrCat("field ", field->name(), " cannot be set from a URL"));
       }
       // A proto3 string must be UTF-8; %-decoding can produce any bytes.
-      if (!google::protobuf::internal::IsStructurallyValidUTF8(text.data(),
-                                                               static_cast<int>(text.size()))) {
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(
+              text.data(), static_cast<int>(text.size()))) {
         return absl::InvalidArgumentError(
             absl::StrCat("field ", field->name(), " is not valid UTF-8"));
       }
-      rep ? r->AddString(target, field, text) : r->SetString(target, field, text);
+      rep ? r->AddString(target, field, text)
+          : r->SetString(target, field, text);
       return absl::OkStatus();
     case FieldDescriptor::CPPTYPE_INT32: {
       int32_t n;
@@ -291,8 +299,8 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
     }
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;
-    auto status = google::protobuf::util::JsonStringToMessage(json, message.get(),
-                                                              options);
+    auto status = google::protobuf::util::JsonStringToMessage(
+        json, message.get(), options);
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("invalid JSON body: ", status.message().as_string()));
@@ -311,8 +319,8 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
         type = field->message_type();
       }
       if (field == nullptr) continue;
-      if (absl::Status s = SetFieldFromString(message.get(), param.first,
-                                              param.second);
+      if (absl::Status s =
+              SetFieldFromString(message.get(), param.first, param.second);
           !s.ok()) {
         return s;
       }
@@ -322,8 +330,8 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
   // body naming another session) must not reach session b through a route
   // that says a; a proxy's rules on the path stay true.
   for (const Binding& binding : path_bindings) {
-    if (absl::Status s = SetFieldFromString(message.get(), binding.first,
-                                            binding.second);
+    if (absl::Status s =
+            SetFieldFromString(message.get(), binding.first, binding.second);
         !s.ok()) {
       return s;
     }
@@ -337,7 +345,8 @@ std::string MessageToJson(const Message& message) {
   options.always_print_primitive_fields = true;
   std::string out;
   // Printing a valid message cannot fail; a failure is a bug worth seeing.
-  auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+  auto status =
+      google::protobuf::util::MessageToJsonString(message, &out, options);
   if (!status.ok()) return "{}";
   if (!Has64BitField(message.GetDescriptor())) return out;
   Json json = Json::parse(out, nullptr, /*allow_exceptions=*/false);
@@ -351,12 +360,14 @@ StreamEventParts SplitStreamEvent(const Message& event) {
   const Descriptor* type = event.GetDescriptor();
   const Reflection* r = event.GetReflection();
   if (type->real_oneof_decl_count() == 1) {
-    const FieldDescriptor* set = r->GetOneofFieldDescriptor(event, type->oneof_decl(0));
+    const FieldDescriptor* set =
+        r->GetOneofFieldDescriptor(event, type->oneof_decl(0));
     if (set != nullptr && set->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       const Message& payload = r->GetMessage(event, set);
       parts.name = set->name();
       parts.json = MessageToJson(payload);
-      const FieldDescriptor* text = payload.GetDescriptor()->FindFieldByName("text");
+      const FieldDescriptor* text =
+          payload.GetDescriptor()->FindFieldByName("text");
       if (text != nullptr && !text->is_repeated() &&
           text->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         parts.text = payload.GetReflection()->GetString(payload, text);

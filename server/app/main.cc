@@ -11,17 +11,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/process_setup.h"
+#include "common/thread_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "server/engine/chat_engine.h"
-#include "server/service/chat_service_impl.h"
-#include "common/thread_pool.h"
-#include "server/service/health_service.h"
-#include "server/llm/provider_factory.h"
-#include "common/logging.h"
-#include "server/engine/retention_sweeper.h"
 #include "server/app/config.h"
-#include "common/process_setup.h"
+#include "server/engine/chat_engine.h"
+#include "server/engine/retention_sweeper.h"
+#include "server/llm/provider_factory.h"
+#include "server/service/chat_service_impl.h"
+#include "server/service/health_service.h"
 #include "server/store/conversation_store.h"
 
 namespace {
@@ -30,7 +30,8 @@ int Run(chat::ServerConfig config) {
   const sigset_t stop_signals = chat::BlockStopSignals();
 
   absl::StatusOr<std::unique_ptr<chat::store::ConversationStore>> store =
-      chat::store::OpenConversationStore(config.store_url, config.store_options);
+      chat::store::OpenConversationStore(config.store_url,
+                                         config.store_options);
   if (!store.ok()) {
     chat::LogError("cannot open store ", config.store_url, ": ",
                    store.status().ToString());
@@ -57,7 +58,8 @@ int Run(chat::ServerConfig config) {
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get());
   chat::HealthService health_service;
   std::unique_ptr<chat::RetentionSweeper> sweeper;
-  if (const absl::Duration ttl = config.session_ttl; ttl > absl::ZeroDuration()) {
+  if (const absl::Duration ttl = config.session_ttl;
+      ttl > absl::ZeroDuration()) {
     sweeper = std::make_unique<chat::RetentionSweeper>(
         store->get(), ttl, chat::RetentionSweeper::IntervalFor(ttl));
   }
@@ -74,8 +76,8 @@ int Run(chat::ServerConfig config) {
   // Leave room above the message limit for the other fields, so an
   // oversized message gets our INVALID_ARGUMENT rather than gRPC's
   // RESOURCE_EXHAUSTED.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(
-      std::max<size_t>(4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(
+      4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
   builder.RegisterService(&chat_service);
   builder.RegisterService(&health_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -93,7 +95,8 @@ int Run(chat::ServerConfig config) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   const absl::Duration grace = config.shutdown_grace;
-  chat::LogInfo("received ", strsignal(signal_number), "; finishing running calls (up to ",
+  chat::LogInfo("received ", strsignal(signal_number),
+                "; finishing running calls (up to ",
                 absl::FormatDuration(grace), ")");
   health_service.SetNotServing();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
@@ -113,9 +116,11 @@ int Run(chat::ServerConfig config) {
 
 int main(int argc, char** argv) {
   chat::DisableMutexDeadlockDetection();
-  absl::StatusOr<chat::ServerConfig> config = chat::ParseServerConfig(argc, argv);
+  absl::StatusOr<chat::ServerConfig> config =
+      chat::ParseServerConfig(argc, argv);
   if (!config.ok()) {
-    std::fprintf(stderr, "chat-server: %s\n", std::string(config.status().message()).c_str());
+    std::fprintf(stderr, "chat-server: %s\n",
+                 std::string(config.status().message()).c_str());
     return 2;
   }
   return Run(*std::move(config));

@@ -148,8 +148,8 @@ class ChatEngine::Turn final : public TurnHandle,
               "session first"));
         }
       }
-      completion.system_prompt = request_.system_prompt.value_or(
-          options.default_system_prompt);
+      completion.system_prompt =
+          request_.system_prompt.value_or(options.default_system_prompt);
       expected_turns_ = 0;
     } else {
       return session.status();
@@ -157,9 +157,9 @@ class ChatEngine::Turn final : public TurnHandle,
     system_prompt_ = completion.system_prompt;
     completion.messages.push_back({"user", request_.message});
     // Only the prompt is trimmed; the stored history stays whole.
-    truncated_turns_ = TrimToContextWindow(engine_->options_.max_context_tokens,
-                                           completion.system_prompt,
-                                           &completion.messages);
+    truncated_turns_ =
+        TrimToContextWindow(engine_->options_.max_context_tokens,
+                            completion.system_prompt, &completion.messages);
     completion.model = request_.model.value_or("");
     completion.max_tokens = request_.max_tokens;
     completion.temperature = request_.temperature;
@@ -182,9 +182,9 @@ class ChatEngine::Turn final : public TurnHandle,
     turn.input_tokens = result.input_tokens;
     turn.output_tokens = result.output_tokens;
     turn.created_at = absl::Now();
-    absl::StatusOr<int> turns = engine_->store_->AppendTurn(
-        {request_.tenant, request_.session_id}, expected_turns_,
-        system_prompt_, turn);
+    absl::StatusOr<int> turns =
+        engine_->store_->AppendTurn({request_.tenant, request_.session_id},
+                                    expected_turns_, system_prompt_, turn);
     if (!turns.ok()) {
       if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
           !retried_) {

@@ -7,15 +7,15 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/engine/chat_types.h"
+#include "absl/synchronization/mutex.h"
 #include "common/thread_pool.h"
-#include "server/llm/llm_provider.h"
+#include "server/engine/chat_types.h"
 #include "server/engine/session_serializer.h"
-#include "server/store/conversation_store.h"
 #include "server/engine/validation.h"
+#include "server/llm/llm_provider.h"
+#include "server/store/conversation_store.h"
 
 namespace chat {
 
@@ -71,8 +71,8 @@ class ChatEngine {
 
   // Validates `request` (kInvalidArgument, and the observer is never called)
   // and queues the turn. `observer` must stay valid until its OnComplete.
-  absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(
-      ChatTurnRequest request, TurnObserver* observer);
+  absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(ChatTurnRequest request,
+                                                        TurnObserver* observer);
 
   const ChatEngineOptions& options() const { return options_; }
 

@@ -30,7 +30,8 @@ int TrimToContextWindow(int64_t max_context_tokens,
     drop += 2;
     ++turns;
   }
-  messages->erase(messages->begin(), messages->begin() + static_cast<long>(drop));
+  messages->erase(messages->begin(),
+                  messages->begin() + static_cast<long>(drop));
   return turns;
 }
 

@@ -9,7 +9,10 @@ namespace chat {
 
 RetentionSweeper::RetentionSweeper(store::ConversationStore* store,
                                    absl::Duration ttl, absl::Duration interval)
-    : store_(store), ttl_(ttl), interval_(interval), thread_([this] { Loop(); }) {}
+    : store_(store),
+      ttl_(ttl),
+      interval_(interval),
+      thread_([this] { Loop(); }) {}
 
 RetentionSweeper::~RetentionSweeper() {
   {

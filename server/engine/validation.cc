@@ -38,7 +38,8 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                                      const RequestLimits& limits) {
   if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) return s;
   if (request.message.empty()) {
-    return absl::InvalidArgumentError("message is required and must not be empty");
+    return absl::InvalidArgumentError(
+        "message is required and must not be empty");
   }
   if (request.message.size() > limits.max_message_bytes) {
     return absl::InvalidArgumentError(
@@ -52,7 +53,8 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                      " bytes; the limit is ", limits.max_system_prompt_bytes));
   }
   if (request.max_tokens.has_value() &&
-      (*request.max_tokens < 1 || *request.max_tokens > limits.max_tokens_ceiling)) {
+      (*request.max_tokens < 1 ||
+       *request.max_tokens > limits.max_tokens_ceiling)) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_tokens must be between 1 and ",
                      limits.max_tokens_ceiling, "; got ", *request.max_tokens));
@@ -60,9 +62,8 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
   // The negated form also rejects NaN.
   if (request.temperature.has_value() &&
       !(*request.temperature >= 0.0 && *request.temperature <= 2.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature must be between 0 and 2; got ",
-                     *request.temperature));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "temperature must be between 0 and 2; got ", *request.temperature));
   }
   if (request.model.has_value() && request.model->size() > 256) {
     return absl::InvalidArgumentError("model name is longer than 256 bytes");
@@ -71,9 +72,11 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
   // and may), so refuse it rather than store a cut value.
   if (request.system_prompt.has_value() &&
       request.system_prompt->find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError("system_prompt must not contain NUL bytes");
+    return absl::InvalidArgumentError(
+        "system_prompt must not contain NUL bytes");
   }
-  if (request.model.has_value() && request.model->find('\0') != std::string::npos) {
+  if (request.model.has_value() &&
+      request.model->find('\0') != std::string::npos) {
     return absl::InvalidArgumentError("model must not contain NUL bytes");
   }
   if (request.model.has_value() && !limits.allowed_models.empty() &&

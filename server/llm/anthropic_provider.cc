@@ -21,12 +21,14 @@ std::string StringAt(const json& object, const char* key) {
 // An integer member, or `fallback`.
 int64_t IntAt(const json& object, const char* key, int64_t fallback = 0) {
   auto it = object.find(key);
-  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+  return it != object.end() && it->is_number_integer() ? it->get<int64_t>()
+                                                       : fallback;
 }
 
 // Input tokens as billed: the uncached part plus cache reads and writes.
 int64_t InputTokens(const json& usage) {
-  return IntAt(usage, "input_tokens") + IntAt(usage, "cache_read_input_tokens") +
+  return IntAt(usage, "input_tokens") +
+         IntAt(usage, "cache_read_input_tokens") +
          IntAt(usage, "cache_creation_input_tokens");
 }
 
@@ -57,7 +59,8 @@ class AnthropicDecoder final : public StreamDecoder {
       auto message = payload.find("message");
       if (message != payload.end() && message->is_object()) {
         result_.model = StringAt(*message, "model");
-        if (auto u = message->find("usage"); u != message->end() && u->is_object()) {
+        if (auto u = message->find("usage");
+            u != message->end() && u->is_object()) {
           result_.input_tokens = InputTokens(*u);
           result_.output_tokens = IntAt(*u, "output_tokens");
         }
@@ -76,14 +79,17 @@ class AnthropicDecoder final : public StreamDecoder {
       }
       // Other deltas (thinking, tool input) are not part of the reply text.
     } else if (type == "message_delta") {
-      if (auto d = payload.find("delta"); d != payload.end() && d->is_object()) {
+      if (auto d = payload.find("delta");
+          d != payload.end() && d->is_object()) {
         if (std::string stop = StringAt(*d, "stop_reason"); !stop.empty()) {
           result_.stop_reason = stop;
         }
       }
-      if (auto u = payload.find("usage"); u != payload.end() && u->is_object()) {
+      if (auto u = payload.find("usage");
+          u != payload.end() && u->is_object()) {
         // Cumulative counts: the latest wins.
-        result_.output_tokens = IntAt(*u, "output_tokens", result_.output_tokens);
+        result_.output_tokens =
+            IntAt(*u, "output_tokens", result_.output_tokens);
         if (u->contains("input_tokens")) result_.input_tokens = InputTokens(*u);
       }
     } else if (type == "message_stop") {
@@ -138,7 +144,8 @@ class AnthropicDecoder final : public StreamDecoder {
 
 }  // namespace
 
-HttpRequest AnthropicProtocol::BuildRequest(const CompletionRequest& request) const {
+HttpRequest AnthropicProtocol::BuildRequest(
+    const CompletionRequest& request) const {
   json body;
   body["model"] = request.model.empty() ? config_.default_model : request.model;
   body["max_tokens"] = request.max_tokens.value_or(config_.default_max_tokens);
@@ -148,11 +155,13 @@ HttpRequest AnthropicProtocol::BuildRequest(const CompletionRequest& request) co
     messages.push_back({{"role", m.role}, {"content", m.content}});
   }
   body["messages"] = std::move(messages);
-  if (request.temperature.has_value()) body["temperature"] = *request.temperature;
+  if (request.temperature.has_value())
+    body["temperature"] = *request.temperature;
   body["stream"] = true;
 
   HttpRequest http;
-  http.url = absl::StrCat(absl::StripSuffix(config_.base_url, "/"), "/v1/messages");
+  http.url =
+      absl::StrCat(absl::StripSuffix(config_.base_url, "/"), "/v1/messages");
   http.headers = {absl::StrCat("x-api-key: ", config_.api_key),
                   "anthropic-version: 2023-06-01",
                   "content-type: application/json",

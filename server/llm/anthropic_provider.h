@@ -23,7 +23,8 @@ struct AnthropicConfig {
 // message_stop; `ping` anywhere; an `error` event may arrive after the 200).
 class AnthropicProtocol final : public WireProtocol {
  public:
-  explicit AnthropicProtocol(AnthropicConfig config) : config_(std::move(config)) {}
+  explicit AnthropicProtocol(AnthropicConfig config)
+      : config_(std::move(config)) {}
   absl::string_view name() const override { return "anthropic"; }
   HttpRequest BuildRequest(const CompletionRequest& request) const override;
   std::unique_ptr<StreamDecoder> NewDecoder() const override;

@@ -31,9 +31,8 @@ class CurlHandle {
   absl::Status SetOption(CURLoption option, T value) {
     CURLcode code = curl_easy_setopt(handle_, option, value);
     if (code == CURLE_OK) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("curl_easy_setopt(", option,
-                                            ") failed: ",
-                                            curl_easy_strerror(code)));
+    return absl::InternalError(absl::StrCat(
+        "curl_easy_setopt(", option, ") failed: ", curl_easy_strerror(code)));
   }
 
   // Sets the request headers ("Name: value" lines); the list lives as long

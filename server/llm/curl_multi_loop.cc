@@ -49,7 +49,8 @@ absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create() {
   InitCurlOnce();
   std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop());
   loop->multi_ = curl_multi_init();
-  if (loop->multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
+  if (loop->multi_ == nullptr)
+    return absl::InternalError("curl_multi_init failed");
   loop->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   loop->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (loop->epoll_fd_ < 0 || loop->wake_fd_ < 0) {
@@ -63,12 +64,15 @@ absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create() {
   }
   CURLM* m = loop->multi_;
   CurlMultiLoop* self = loop.get();
-  if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &CurlMultiLoop::OnSocket) != CURLM_OK ||
+  if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &CurlMultiLoop::OnSocket) !=
+          CURLM_OK ||
       curl_multi_setopt(m, CURLMOPT_SOCKETDATA, self) != CURLM_OK ||
-      curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &CurlMultiLoop::OnCurlTimer) != CURLM_OK ||
+      curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION,
+                        &CurlMultiLoop::OnCurlTimer) != CURLM_OK ||
       curl_multi_setopt(m, CURLMOPT_TIMERDATA, self) != CURLM_OK ||
       // Many streams to one provider share a few HTTP/2 connections.
-      curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK) {
+      curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) !=
+          CURLM_OK) {
     return absl::InternalError("curl_multi_setopt failed");
   }
   loop->thread_ = std::thread([self] { self->Loop(); });
@@ -146,7 +150,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
     handler->OnDone(outcome);
   };
   if (request.deadline <= now) {
-    fail(absl::DeadlineExceededError("deadline passed"), CURLE_OPERATION_TIMEDOUT);
+    fail(absl::DeadlineExceededError("deadline passed"),
+         CURLE_OPERATION_TIMEDOUT);
     return;
   }
   absl::StatusOr<std::unique_ptr<CurlHandle>> handle = CurlHandle::Create();
@@ -163,7 +168,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   long timeout_ms = 0;  // 0: no overall limit.
   if (request.deadline != absl::InfiniteFuture()) {
     timeout_ms = std::max<long>(
-        1, static_cast<long>(absl::ToInt64Milliseconds(request.deadline - now)));
+        1,
+        static_cast<long>(absl::ToInt64Milliseconds(request.deadline - now)));
   }
   absl::Status s = h.SetOption(CURLOPT_URL, request.url.c_str());
   for (absl::Status next : {
@@ -173,15 +179,16 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
            h.SetOption(CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(t->body.size())),
            h.SetOption(CURLOPT_NOSIGNAL, 1L),
-           h.SetOption(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)),
+           h.SetOption(CURLOPT_HTTP_VERSION,
+                       static_cast<long>(CURL_HTTP_VERSION_2TLS)),
            // Wait for a multiplexable HTTP/2 connection rather than open
            // a new one per stream.
            h.SetOption(CURLOPT_PIPEWAIT, 1L),
            h.SetOption(CURLOPT_TCP_KEEPALIVE, 1L),
            h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
            h.SetOption(CURLOPT_CONNECTTIMEOUT_MS,
-                       static_cast<long>(absl::ToInt64Milliseconds(
-                           request.connect_timeout))),
+                       static_cast<long>(
+                           absl::ToInt64Milliseconds(request.connect_timeout))),
            h.SetOption(CURLOPT_TIMEOUT_MS, timeout_ms),
            h.SetOption(CURLOPT_ERRORBUFFER, t->error),
            h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
@@ -192,7 +199,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
        }) {
     s.Update(next);
   }
-  if (!request.ca_file.empty()) s.Update(h.SetOption(CURLOPT_CAINFO, request.ca_file.c_str()));
+  if (!request.ca_file.empty())
+    s.Update(h.SetOption(CURLOPT_CAINFO, request.ca_file.c_str()));
   if (!s.ok()) {
     fail(s, CURLE_FAILED_INIT);
     return;
@@ -205,7 +213,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   t->next_check = check_at;
   transfers_.emplace(id, std::move(t));
   active_count_.fetch_add(1);
-  timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
+  timers_.emplace(check_at,
+                  [this, id, check_at] { CheckStalled(id, check_at); });
 }
 
 void CurlMultiLoop::RemoveTransfer(Transfer* t) {
@@ -228,7 +237,8 @@ void CurlMultiLoop::NoteActivity(Transfer* t) {
     const absl::Time check_at = t->activity_deadline;
     const TransferId id = t->id;
     t->next_check = check_at;
-    timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
+    timers_.emplace(check_at,
+                    [this, id, check_at] { CheckStalled(id, check_at); });
   }
 }
 
@@ -236,25 +246,29 @@ void CurlMultiLoop::CheckStalled(TransferId id, absl::Time scheduled_for) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
   Transfer* t = it->second.get();
-  if (scheduled_for != t->next_check) return;  // Superseded by an earlier check.
+  if (scheduled_for != t->next_check)
+    return;  // Superseded by an earlier check.
   if (absl::Now() < t->activity_deadline) {
     const absl::Time check_at = t->activity_deadline;
     t->next_check = check_at;
-    timers_.emplace(check_at, [this, id, check_at] { CheckStalled(id, check_at); });
+    timers_.emplace(check_at,
+                    [this, id, check_at] { CheckStalled(id, check_at); });
     return;
   }
   TransferOutcome outcome;
   outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
   outcome.stalled = true;
   outcome.got_response = t->response_started;
-  outcome.error = t->response_started ? "no data received within the idle timeout"
-                                      : "no response within the first-byte timeout";
+  outcome.error = t->response_started
+                      ? "no data received within the idle timeout"
+                      : "no response within the first-byte timeout";
   std::shared_ptr<TransferHandler> handler = t->handler;
   RemoveTransfer(t);
   handler->OnDone(outcome);
 }
 
-size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n, void* userp) {
+size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n,
+                                   void* userp) {
   auto* t = static_cast<Transfer*>(userp);
   const size_t bytes = size * n;
   absl::string_view line(data, bytes);
@@ -344,7 +358,8 @@ int CurlMultiLoop::NextTimeoutMs() {
   absl::Duration wait = next - absl::Now();
   if (wait <= absl::ZeroDuration()) return 0;
   return static_cast<int>(std::min<int64_t>(
-      60000, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
+      60000,
+      absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
 }
 
 void CurlMultiLoop::RunDueTimers() {
@@ -376,8 +391,9 @@ void CurlMultiLoop::ReapFinished() {
     outcome.got_response = t->response_started;
     outcome.aborted_by_handler = t->aborted_by_handler;
     if (outcome.curl_code != CURLE_OK) {
-      outcome.error = t->error[0] != '\0' ? std::string(t->error)
-                                           : curl_easy_strerror(outcome.curl_code);
+      outcome.error = t->error[0] != '\0'
+                          ? std::string(t->error)
+                          : curl_easy_strerror(outcome.curl_code);
     }
     std::shared_ptr<TransferHandler> handler = t->handler;
     RemoveTransfer(t);

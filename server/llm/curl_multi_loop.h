@@ -63,8 +63,8 @@ class TransferHandler {
   // The final response's status line and headers arrived (names lowercased;
   // a repeated header keeps its last value). Called at most once, before any
   // OnBody.
-  virtual void OnResponse(int http_status,
-                          const std::map<std::string, std::string>& headers) = 0;
+  virtual void OnResponse(
+      int http_status, const std::map<std::string, std::string>& headers) = 0;
   // The next bytes of the body. Return false to abort the transfer.
   virtual bool OnBody(absl::string_view bytes) = 0;
   // The end, unless the transfer was aborted with AbortTransfer. Called once.

@@ -11,7 +11,9 @@
 namespace chat::llm {
 namespace {
 
-int64_t EstimateTokens(size_t bytes) { return static_cast<int64_t>((bytes + 3) / 4); }
+int64_t EstimateTokens(size_t bytes) {
+  return static_cast<int64_t>((bytes + 3) / 4);
+}
 
 }  // namespace
 
@@ -75,7 +77,8 @@ EchoProvider::EchoProvider(EchoOptions options) : options_(options) {
                     ? options.threads
                     : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::max(threads, 1);
-  for (int i = 0; i < threads; ++i) timers_.push_back(std::make_unique<TimerQueue>());
+  for (int i = 0; i < threads; ++i)
+    timers_.push_back(std::make_unique<TimerQueue>());
 }
 
 EchoProvider::~EchoProvider() = default;
@@ -119,7 +122,8 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
     CompletionRequest request, std::shared_ptr<CompletionSink> sink) {
   std::string reply = Reply(request);
   size_t prompt_bytes = request.system_prompt.size();
-  for (const PromptMessage& m : request.messages) prompt_bytes += m.content.size();
+  for (const PromptMessage& m : request.messages)
+    prompt_bytes += m.content.size();
   CompletionResult result;
   result.model = request.model.empty() ? "echo" : request.model;
   result.stop_reason = "end_turn";
@@ -133,9 +137,9 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
     result.stop_reason = "max_tokens";
     result.output_tokens = *request.max_tokens;
   }
-  auto call = std::make_shared<Call>(std::move(deltas), std::move(result),
-                                     std::move(sink), options_.delta_delay,
-                                     timers_[next_timer_++ % timers_.size()].get());
+  auto call = std::make_shared<Call>(
+      std::move(deltas), std::move(result), std::move(sink),
+      options_.delta_delay, timers_[next_timer_++ % timers_.size()].get());
   call->ScheduleNext();
   return call;
 }

@@ -2,16 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/llm/provider_error.h"
 #include "common/logging.h"
+#include "server/llm/provider_error.h"
 
 namespace chat::llm {
 namespace {
@@ -27,7 +26,8 @@ absl::Duration RetryDelay(int retry, const HttpProviderOptions& options,
                           double jitter,
                           std::optional<absl::Duration> retry_after) {
   absl::Duration backoff = options.retry_base_delay;
-  for (int i = 1; i < retry && backoff < options.retry_max_delay; ++i) backoff *= 2;
+  for (int i = 1; i < retry && backoff < options.retry_max_delay; ++i)
+    backoff *= 2;
   backoff = std::min(backoff, options.retry_max_delay);
   // "Equal jitter": at least half the backoff, so retries of many clients
   // spread out without collapsing to zero.
@@ -40,11 +40,13 @@ std::optional<absl::Duration> ParseRetryAfter(
     const std::map<std::string, std::string>& headers) {
   double value = 0;
   if (auto it = headers.find("retry-after-ms");
-      it != headers.end() && absl::SimpleAtod(it->second, &value) && value >= 0) {
+      it != headers.end() && absl::SimpleAtod(it->second, &value) &&
+      value >= 0) {
     return absl::Milliseconds(value);
   }
   if (auto it = headers.find("retry-after");
-      it != headers.end() && absl::SimpleAtod(it->second, &value) && value >= 0) {
+      it != headers.end() && absl::SimpleAtod(it->second, &value) &&
+      value >= 0) {
     return absl::Seconds(value);
   }
   return std::nullopt;
@@ -96,7 +98,8 @@ class HttpStreamingProvider::Call final
   }
 
   void Begin() {
-    provider_->loop_->Post([self = shared_from_this()] { self->StartAttempt(); });
+    provider_->loop_->Post(
+        [self = shared_from_this()] { self->StartAttempt(); });
   }
 
   void Cancel() override {
@@ -116,7 +119,8 @@ class HttpStreamingProvider::Call final
   void OnResponse(int http_status,
                   const std::map<std::string, std::string>& headers) override {
     http_status_ = http_status;
-    if (auto it = headers.find(std::string(provider_->protocol_->request_id_header()));
+    if (auto it = headers.find(
+            std::string(provider_->protocol_->request_id_header()));
         it != headers.end()) {
       request_id_ = it->second;
     }
@@ -132,8 +136,11 @@ class HttpStreamingProvider::Call final
     // connection can be reused; but a cancelled call's transfer must stop.
     if (sink_ == nullptr) return !cancelled_;
     if (http_status_ < 200 || http_status_ > 299 || whole_body_mode_) {
-      size_t limit = http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
-      body_.append(bytes.data(), std::min(bytes.size(), limit - std::min(limit, body_.size())));
+      size_t limit =
+          http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
+      body_.append(
+          bytes.data(),
+          std::min(bytes.size(), limit - std::min(limit, body_.size())));
       return true;
     }
     std::vector<std::string> deltas;
@@ -165,7 +172,8 @@ class HttpStreamingProvider::Call final
     absl::Status failure;
     if (outcome.aborted_by_handler && !stream_error_.ok()) {
       failure = stream_error_;
-      retryable = absl::IsUnavailable(failure) || absl::IsResourceExhausted(failure);
+      retryable =
+          absl::IsUnavailable(failure) || absl::IsResourceExhausted(failure);
     } else if (outcome.curl_code != CURLE_OK) {
       TransportFailure transport;
       transport.code = outcome.curl_code;
@@ -195,19 +203,22 @@ class HttpStreamingProvider::Call final
       retryable = absl::IsUnavailable(failure);
     }
     LogWarning(name, " attempt ", attempts_, " failed: ", failure.message(),
-               request_id_.empty() ? "" : absl::StrCat(" (request-id ", request_id_, ")"));
+               request_id_.empty()
+                   ? ""
+                   : absl::StrCat(" (request-id ", request_id_, ")"));
     // Nothing is retried once text reached the caller: it would see the
     // reply twice.
-    if (retryable && !emitted_ && attempts_ <= provider_->options_.max_retries) {
+    if (retryable && !emitted_ &&
+        attempts_ <= provider_->options_.max_retries) {
       absl::Duration delay = RetryDelay(
           attempts_, provider_->options_,
           std::uniform_real_distribution<double>(0.0, 1.0)(provider_->random_),
           retry_after_);
       if (absl::Now() + delay < deadline_) {
         LogInfo(name, ": retrying in ", absl::FormatDuration(delay));
-        provider_->loop_->RunAt(absl::Now() + delay, [self = shared_from_this()] {
-          self->StartAttempt();
-        });
+        provider_->loop_->RunAt(
+            absl::Now() + delay,
+            [self = shared_from_this()] { self->StartAttempt(); });
         return;
       }
     }
@@ -232,7 +243,8 @@ class HttpStreamingProvider::Call final
     parser_ = SseParser();
     decoder_ = provider_->protocol_->NewDecoder();
     transfer_active_ = true;
-    transfer_id_ = provider_->loop_->StartTransfer(http_request_, shared_from_this());
+    transfer_id_ =
+        provider_->loop_->StartTransfer(http_request_, shared_from_this());
   }
 
   void Emit(std::vector<std::string>* deltas) {

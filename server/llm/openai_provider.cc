@@ -38,7 +38,8 @@ absl::Status ErrorFrom(const json& payload) {
     type = StringAt(error, "code");
     if (type.empty()) type = StringAt(error, "type");
     message = StringAt(error, "message");
-    if (auto c = error.find("code"); c != error.end() && c->is_number_integer()) {
+    if (auto c = error.find("code");
+        c != error.end() && c->is_number_integer()) {
       status = c->get<int>();
     }
   } else if (error.is_string()) {
@@ -58,9 +59,11 @@ class OpenAiDecoder final : public StreamDecoder {
     }
     json chunk = json::parse(event.data, nullptr, false);
     if (chunk.is_discarded() || !chunk.is_object()) {
-      return absl::InternalError("openai sent an event that is not a JSON object");
+      return absl::InternalError(
+          "openai sent an event that is not a JSON object");
     }
-    if (chunk.contains("error") && !chunk["error"].is_null()) return ErrorFrom(chunk);
+    if (chunk.contains("error") && !chunk["error"].is_null())
+      return ErrorFrom(chunk);
     if (std::string model = StringAt(chunk, "model"); !model.empty()) {
       result_.model = model;
     }
@@ -72,12 +75,14 @@ class OpenAiDecoder final : public StreamDecoder {
             delta != choice.end() && delta->is_object()) {
           deltas->push_back(StringAt(*delta, "content"));
         }
-        if (std::string reason = StringAt(choice, "finish_reason"); !reason.empty()) {
+        if (std::string reason = StringAt(choice, "finish_reason");
+            !reason.empty()) {
           result_.stop_reason = NormalizeFinishReason(reason);
         }
       }
     }
-    if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+    if (auto usage = chunk.find("usage");
+        usage != chunk.end() && usage->is_object()) {
       result_.input_tokens = IntAt(*usage, "prompt_tokens");
       result_.output_tokens = IntAt(*usage, "completion_tokens");
     }
@@ -95,13 +100,15 @@ class OpenAiDecoder final : public StreamDecoder {
     }
     result_.model = StringAt(completion, "model");
     if (auto choices = completion.find("choices");
-        choices != completion.end() && choices->is_array() && !choices->empty() &&
-        (*choices)[0].is_object()) {
+        choices != completion.end() && choices->is_array() &&
+        !choices->empty() && (*choices)[0].is_object()) {
       const json& choice = (*choices)[0];
-      if (auto m = choice.find("message"); m != choice.end() && m->is_object()) {
+      if (auto m = choice.find("message");
+          m != choice.end() && m->is_object()) {
         deltas->push_back(StringAt(*m, "content"));
       }
-      result_.stop_reason = NormalizeFinishReason(StringAt(choice, "finish_reason"));
+      result_.stop_reason =
+          NormalizeFinishReason(StringAt(choice, "finish_reason"));
     }
     if (auto usage = completion.find("usage");
         usage != completion.end() && usage->is_object()) {
@@ -131,10 +138,12 @@ class OpenAiDecoder final : public StreamDecoder {
 
 }  // namespace
 
-HttpRequest OpenAiProtocol::BuildRequest(const CompletionRequest& request) const {
+HttpRequest OpenAiProtocol::BuildRequest(
+    const CompletionRequest& request) const {
   json messages = json::array();
   if (!request.system_prompt.empty()) {
-    messages.push_back({{"role", "system"}, {"content", request.system_prompt}});
+    messages.push_back(
+        {{"role", "system"}, {"content", request.system_prompt}});
   }
   for (const PromptMessage& m : request.messages) {
     messages.push_back({{"role", m.role}, {"content", m.content}});
@@ -144,19 +153,24 @@ HttpRequest OpenAiProtocol::BuildRequest(const CompletionRequest& request) const
   body["messages"] = std::move(messages);
   // OpenAI's own API has deprecated max_tokens (its reasoning models refuse
   // it); compatible servers (Groq, Ollama, vLLM, llama.cpp) all read it.
-  const char* limit_field = absl::StrContains(config_.base_url, "api.openai.com")
-                                ? "max_completion_tokens"
-                                : "max_tokens";
+  const char* limit_field =
+      absl::StrContains(config_.base_url, "api.openai.com")
+          ? "max_completion_tokens"
+          : "max_tokens";
   body[limit_field] = request.max_tokens.value_or(config_.default_max_tokens);
-  if (request.temperature.has_value()) body["temperature"] = *request.temperature;
+  if (request.temperature.has_value())
+    body["temperature"] = *request.temperature;
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
 
   HttpRequest http;
-  http.url = absl::StrCat(absl::StripSuffix(config_.base_url, "/"), "/chat/completions");
-  http.headers = {"content-type: application/json", "accept: text/event-stream"};
+  http.url = absl::StrCat(absl::StripSuffix(config_.base_url, "/"),
+                          "/chat/completions");
+  http.headers = {"content-type: application/json",
+                  "accept: text/event-stream"};
   if (!config_.api_key.empty()) {
-    http.headers.push_back(absl::StrCat("authorization: Bearer ", config_.api_key));
+    http.headers.push_back(
+        absl::StrCat("authorization: Bearer ", config_.api_key));
   }
   http.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return http;

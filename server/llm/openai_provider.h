@@ -34,7 +34,9 @@ class OpenAiProtocol final : public WireProtocol {
   absl::string_view name() const override { return "openai"; }
   HttpRequest BuildRequest(const CompletionRequest& request) const override;
   std::unique_ptr<StreamDecoder> NewDecoder() const override;
-  absl::string_view request_id_header() const override { return "x-request-id"; }
+  absl::string_view request_id_header() const override {
+    return "x-request-id";
+  }
 
  private:
   const OpenAiConfig config_;

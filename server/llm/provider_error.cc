@@ -20,7 +20,8 @@ absl::Status MapProviderHttpError(absl::string_view provider, int http_status,
                                   absl::string_view error_type,
                                   absl::string_view detail) {
   std::string what = absl::StrCat(provider, " returned HTTP ", http_status);
-  if (!error_type.empty()) absl::StrAppend(&what, " (", Shorten(error_type), ")");
+  if (!error_type.empty())
+    absl::StrAppend(&what, " (", Shorten(error_type), ")");
   switch (http_status) {
     case 400:
     case 413:
@@ -29,9 +30,9 @@ absl::Status MapProviderHttpError(absl::string_view provider, int http_status,
       return absl::InvalidArgumentError(what);
     case 401:
     case 403:
-      return absl::InternalError(absl::StrCat(
-          what, ": the server's ", provider,
-          " credentials were refused; check its API key"));
+      return absl::InternalError(
+          absl::StrCat(what, ": the server's ", provider,
+                       " credentials were refused; check its API key"));
     case 404:
       if (!detail.empty()) absl::StrAppend(&what, ": ", Shorten(detail));
       return absl::FailedPreconditionError(absl::StrCat(
@@ -99,7 +100,8 @@ absl::Status MapTransportError(absl::string_view provider,
     return absl::UnavailableError(
         absl::StrCat(what, " (no connection within --connect_timeout)"));
   }
-  if (failure.code == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(what);
+  if (failure.code == CURLE_OPERATION_TIMEDOUT)
+    return absl::DeadlineExceededError(what);
   return absl::UnavailableError(what);
 }
 

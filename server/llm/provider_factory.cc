@@ -29,10 +29,12 @@ absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config) {
   const std::string& name = config.name;
   if (name == "auto") {
     if (!config.anthropic_api_key.empty()) {
-      return ProviderChoice{"anthropic", "--provider=auto and ANTHROPIC_API_KEY is set"};
+      return ProviderChoice{"anthropic",
+                            "--provider=auto and ANTHROPIC_API_KEY is set"};
     }
     if (!config.openai_api_key.empty()) {
-      return ProviderChoice{"openai", "--provider=auto and OPENAI_API_KEY is set"};
+      return ProviderChoice{"openai",
+                            "--provider=auto and OPENAI_API_KEY is set"};
     }
     return ProviderChoice{
         "echo",
@@ -43,7 +45,8 @@ absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config) {
   if (name == "anthropic") {
     if (config.anthropic_api_key.empty()) {
       return absl::FailedPreconditionError(
-          "--provider=anthropic needs ANTHROPIC_API_KEY (in the environment or .env)");
+          "--provider=anthropic needs ANTHROPIC_API_KEY (in the environment or "
+          ".env)");
     }
     return ProviderChoice{"anthropic", "--provider=anthropic"};
   }
@@ -55,8 +58,9 @@ absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config) {
     }
     return ProviderChoice{"openai", "--provider=openai"};
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown provider '", name, "'; known providers: auto, echo, anthropic, openai"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown provider '", name,
+                   "'; known providers: auto, echo, anthropic, openai"));
 }
 
 absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
@@ -70,7 +74,8 @@ absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
   if (choice->name == "anthropic") {
     AnthropicConfig c;
     c.api_key = config.anthropic_api_key;
-    if (!config.anthropic_base_url.empty()) c.base_url = config.anthropic_base_url;
+    if (!config.anthropic_base_url.empty())
+      c.base_url = config.anthropic_base_url;
     if (!config.model.empty()) c.default_model = config.model;
     c.default_max_tokens = config.max_tokens;
     protocol = std::make_unique<AnthropicProtocol>(std::move(c));
@@ -84,8 +89,8 @@ absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
   }
   absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
   if (!loop.ok()) return loop.status();
-  return std::make_unique<HttpStreamingProvider>(std::move(protocol), config.http,
-                                                 *std::move(loop));
+  return std::make_unique<HttpStreamingProvider>(std::move(protocol),
+                                                 config.http, *std::move(loop));
 }
 
 }  // namespace chat::llm

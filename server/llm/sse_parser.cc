@@ -25,7 +25,8 @@ std::vector<SseEvent> SseParser::Feed(absl::string_view bytes) {
   return events;
 }
 
-void SseParser::ProcessLine(absl::string_view line, std::vector<SseEvent>* out) {
+void SseParser::ProcessLine(absl::string_view line,
+                            std::vector<SseEvent>* out) {
   if (!bom_checked_) {
     bom_checked_ = true;
     if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
@@ -54,7 +55,8 @@ void SseParser::ProcessLine(absl::string_view line, std::vector<SseEvent>* out) 
   } else if (field == "event") {
     event_ = std::string(value);
   } else if (field == "id") {
-    if (value.find('\0') == absl::string_view::npos) last_id_ = std::string(value);
+    if (value.find('\0') == absl::string_view::npos)
+      last_id_ = std::string(value);
   }
   // "retry" and unknown fields are ignored.
 }

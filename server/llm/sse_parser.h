@@ -41,8 +41,8 @@ class SseParser {
  private:
   void ProcessLine(absl::string_view line, std::vector<SseEvent>* out);
 
-  std::string line_;          // The unfinished line.
-  bool skip_lf_ = false;      // The last byte was '\r': a '\n' next is part of it.
+  std::string line_;      // The unfinished line.
+  bool skip_lf_ = false;  // The last byte was '\r': a '\n' next is part of it.
   bool bom_checked_ = false;  // A leading UTF-8 BOM is dropped once.
   std::string event_;
   std::string data_;

@@ -40,14 +40,15 @@ void TimerQueue::Loop() {
         TimerQueue* q;
         absl::Time next;
       } wake{this, next};
-      mu_.AwaitWithDeadline(
-          absl::Condition(
-              +[](Wake* w) {
-                w->q->mu_.AssertHeld();
-                return w->q->stopping_ || w->q->due_.begin()->first.first < w->next;
-              },
-              &wake),
-          next);
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](Wake* w) {
+                                  w->q->mu_.AssertHeld();
+                                  return w->q->stopping_ ||
+                                         w->q->due_.begin()->first.first <
+                                             w->next;
+                                },
+                                &wake),
+                            next);
       continue;
     }
     auto node = due_.extract(due_.begin());

@@ -5,11 +5,11 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "common/time_format.h"
+#include "server/engine/validation.h"
 #include "server/service/chat_stream_reactor.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
-#include "common/time_format.h"
-#include "server/engine/validation.h"
 
 namespace chat {
 namespace {
@@ -26,7 +26,8 @@ std::string TenantOf(const grpc::CallbackServerContext& /*context*/) {
 // The call's deadline for the engine; gRPC's "none" is a far-off time point.
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   std::chrono::system_clock::time_point deadline = context.deadline();
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
+  if (deadline >=
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);
@@ -225,10 +226,10 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
     chat::v1::ListSessionsResponse* response) {
   int page_size = request->page_size();
   if (page_size < 0 || page_size > kMaxPageSize) {
-    return FinishNow(context,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "page_size must be between 0 and ", kMaxPageSize,
-                         " (0 means ", kDefaultPageSize, "); got ", page_size)));
+    return FinishNow(
+        context, absl::InvalidArgumentError(absl::StrCat(
+                     "page_size must be between 0 and ", kMaxPageSize,
+                     " (0 means ", kDefaultPageSize, "); got ", page_size)));
   }
   if (page_size == 0) page_size = kDefaultPageSize;
   return FinishOnPool(

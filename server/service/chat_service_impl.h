@@ -2,8 +2,8 @@
 #define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 
 #include "chat/v1/chat.grpc.pb.h"
-#include "server/engine/chat_engine.h"
 #include "common/thread_pool.h"
+#include "server/engine/chat_engine.h"
 #include "server/store/conversation_store.h"
 
 namespace chat {

@@ -123,7 +123,8 @@ class ConversationStore {
 
   // Deletes every session, of every tenant, last updated before `cutoff`,
   // with its messages (the retention sweep). Returns how many were deleted.
-  virtual absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) = 0;
+  virtual absl::StatusOr<int64_t> DeleteSessionsIdleSince(
+      absl::Time cutoff) = 0;
 };
 
 // Settings that apply to some kinds of store only.

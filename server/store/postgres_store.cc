@@ -12,9 +12,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/store/page_token.h"
 
@@ -137,7 +137,8 @@ absl::StatusCode CodeForSqlState(absl::string_view state) {
   }
   // A statement or lock wait that ran into its timeout: the database is
   // overloaded or a row is held too long; worth a retry later.
-  if (state == "57014" || state == "55P03") return absl::StatusCode::kUnavailable;
+  if (state == "57014" || state == "55P03")
+    return absl::StatusCode::kUnavailable;
   // Data exceptions: a value the column cannot hold (e.g. a NUL byte in a
   // system prompt): the request, not the server, is at fault.
   if (absl::StartsWith(state, "22")) return absl::StatusCode::kInvalidArgument;
@@ -164,7 +165,8 @@ std::string HexBytes(absl::string_view bytes) {
 
 // Reads a bytea column returned in text format ("\x..." hex).
 std::string BytesAt(const PGresult* r, int row, int column) {
-  absl::string_view hex(PQgetvalue(r, row, column), PQgetlength(r, row, column));
+  absl::string_view hex(PQgetvalue(r, row, column),
+                        PQgetlength(r, row, column));
   absl::ConsumePrefix(&hex, "\\x");
   return absl::HexStringToBytes(hex);
 }
@@ -193,22 +195,33 @@ class PostgresConversationStore::Connection {
     // tcp_user_timeout notice a dead peer, and the server-side timeouts end
     // a statement or a lock wait that takes too long. Failures surface as
     // kUnavailable, which callers may retry.
-    const char* keys[] = {"connect_timeout",  "application_name",
-                          "keepalives",       "keepalives_idle",
-                          "keepalives_interval", "keepalives_count",
-                          "tcp_user_timeout", "options",
-                          "dbname",           nullptr};
-    const char* values[] = {
-        timeout.c_str(), "chat-server", "1", "10", "5", "3", "30000",
-        "-c statement_timeout=30s -c lock_timeout=10s "
-        "-c idle_in_transaction_session_timeout=60s",
-        conninfo.c_str(), nullptr};
+    const char* keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "options",
+                          "dbname",
+                          nullptr};
+    const char* values[] = {timeout.c_str(),
+                            "chat-server",
+                            "1",
+                            "10",
+                            "5",
+                            "3",
+                            "30000",
+                            "-c statement_timeout=30s -c lock_timeout=10s "
+                            "-c idle_in_transaction_session_timeout=60s",
+                            conninfo.c_str(),
+                            nullptr};
     PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     auto connection = std::unique_ptr<Connection>(new Connection(conn));
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-      return absl::UnavailableError(
-          absl::StrCat("postgres: cannot connect: ",
-                       conn == nullptr ? "out of memory" : PQerrorMessage(conn)));
+      return absl::UnavailableError(absl::StrCat(
+          "postgres: cannot connect: ",
+          conn == nullptr ? "out of memory" : PQerrorMessage(conn)));
     }
     return connection;
   }
@@ -224,8 +237,9 @@ class PostgresConversationStore::Connection {
   }
 
   // Runs a prepared statement with text parameters.
-  absl::StatusOr<Result> Run(const char* name,
-                             std::initializer_list<std::optional<std::string>> params) {
+  absl::StatusOr<Result> Run(
+      const char* name,
+      std::initializer_list<std::optional<std::string>> params) {
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const std::optional<std::string>& p : params) {
@@ -270,7 +284,8 @@ class PostgresConversationStore::Connection {
   explicit Connection(PGconn* conn) : conn_(conn) {}
 
   absl::Status Check(const PGresult* r, absl::string_view what) {
-    ExecStatusType status = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
+    ExecStatusType status =
+        r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
       return absl::OkStatus();
     }
@@ -279,8 +294,8 @@ class PostgresConversationStore::Connection {
     absl::StatusCode code = state == nullptr ? absl::StatusCode::kUnavailable
                                              : CodeForSqlState(state);
     if (code == absl::StatusCode::kUnavailable) broken_ = true;
-    std::string message = r == nullptr ? PQerrorMessage(conn_)
-                                       : PQresultErrorMessage(r);
+    std::string message =
+        r == nullptr ? PQerrorMessage(conn_) : PQresultErrorMessage(r);
     while (!message.empty() && message.back() == '\n') message.pop_back();
     return absl::Status(code, absl::StrCat("postgres: ", what, ": ", message));
   }
@@ -370,22 +385,23 @@ absl::Status PostgresConversationStore::MigrateSchema(Connection& c) {
   if (absl::Status s = txn.Begin(); !s.ok()) return s;
   const std::string lock =
       absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockId, ")");
-  if (absl::Status s = c.Exec(lock.c_str(), "migration lock"); !s.ok()) return s;
+  if (absl::Status s = c.Exec(lock.c_str(), "migration lock"); !s.ok())
+    return s;
   if (absl::Status s = c.Exec(
           "CREATE TABLE IF NOT EXISTS chatd_schema (version INTEGER NOT NULL)",
           "schema table");
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<Result> rows =
-      c.Query("SELECT COALESCE(MAX(version), 0) FROM chatd_schema", "schema version");
+  absl::StatusOr<Result> rows = c.Query(
+      "SELECT COALESCE(MAX(version), 0) FROM chatd_schema", "schema version");
   if (!rows.ok()) return rows.status();
   const int64_t version = Int64At(rows->get(), 0, 0);
   if (version > kPostgresSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "postgres: database schema version ", version,
-        " is newer than this build supports (", kPostgresSchemaVersion,
-        "): upgrade chat-server"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("postgres: database schema version ", version,
+                     " is newer than this build supports (",
+                     kPostgresSchemaVersion, "): upgrade chat-server"));
   }
   for (int64_t step = version; step < kPostgresSchemaVersion; ++step) {
     const std::string what = absl::StrCat("migrate to schema ", step + 1);
@@ -414,10 +430,10 @@ PostgresConversationStore::Acquire() {
     while (!available()) {
       if (mu_.AwaitWithDeadline(absl::Condition(&available), deadline)) break;
       if (!available()) {
-        return absl::UnavailableError(absl::StrCat(
-            "postgres: all ", options_.max_connections,
-            " connections busy for ",
-            absl::FormatDuration(options_.acquire_timeout)));
+        return absl::UnavailableError(
+            absl::StrCat("postgres: all ", options_.max_connections,
+                         " connections busy for ",
+                         absl::FormatDuration(options_.acquire_timeout)));
       }
     }
     while (!idle_.empty()) {
@@ -453,7 +469,8 @@ absl::StatusOr<SessionInfo> PostgresConversationStore::GetSession(
     const SessionKey& key) {
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
-  absl::StatusOr<Result> r = (*c)->Run("get_session", {key.tenant, key.session_id});
+  absl::StatusOr<Result> r =
+      (*c)->Run("get_session", {key.tenant, key.session_id});
   if (!r.ok()) return r.status();
   const PGresult* rows = r->get();
   if (PQntuples(rows) == 0) return SessionNotFound(key);
@@ -533,14 +550,13 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
       "insert_turn",
       {key.tenant, key.session_id, absl::StrCat(2 * turn_count),
        HexBytes(turn.user_message), created_at,
-       HexBytes(turn.assistant_message), turn.model,
-       turn.stop_reason, absl::StrCat(turn.input_tokens),
-       absl::StrCat(turn.output_tokens)});
+       HexBytes(turn.assistant_message), turn.model, turn.stop_reason,
+       absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens)});
   if (!inserted.ok()) return inserted.status();
-  absl::StatusOr<Result> counted = (*c)->Run(
-      "count_turn",
-      {key.tenant, key.session_id, created_at, absl::StrCat(turn.input_tokens),
-       absl::StrCat(turn.output_tokens)});
+  absl::StatusOr<Result> counted =
+      (*c)->Run("count_turn", {key.tenant, key.session_id, created_at,
+                               absl::StrCat(turn.input_tokens),
+                               absl::StrCat(turn.output_tokens)});
   if (!counted.ok()) return counted.status();
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
@@ -562,8 +578,9 @@ absl::StatusOr<int> PostgresConversationStore::ResetSession(
   absl::StatusOr<Result> cleared =
       (*c)->Run("clear_messages", {key.tenant, key.session_id});
   if (!cleared.ok()) return cleared.status();
-  absl::StatusOr<Result> reset = (*c)->Run(
-      "reset_session", {key.tenant, key.session_id, absl::StrCat(ToMicros(now))});
+  absl::StatusOr<Result> reset =
+      (*c)->Run("reset_session",
+                {key.tenant, key.session_id, absl::StrCat(ToMicros(now))});
   if (!reset.ok()) return reset.status();
   if (absl::Status s = txn.Commit(); !s.ok()) return s;
   return static_cast<int>(turn_count);

@@ -41,7 +41,8 @@ TEST(ParseDotEnvTest, CommonShapes) {
 
 TEST(LoadDotEnvFileTest, RealEnvironmentWins) {
   std::string path = chat::testing::MakeTempDir() + "/.env";
-  std::ofstream(path) << "CHAT_DOTENV_TEST_A=from-file\nCHAT_DOTENV_TEST_B=from-file\n";
+  std::ofstream(path)
+      << "CHAT_DOTENV_TEST_A=from-file\nCHAT_DOTENV_TEST_B=from-file\n";
   setenv("CHAT_DOTENV_TEST_A", "from-env", 1);
   unsetenv("CHAT_DOTENV_TEST_B");
   absl::StatusOr<std::vector<std::string>> set = LoadDotEnvFile(path);

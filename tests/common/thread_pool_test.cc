@@ -81,9 +81,10 @@ TEST(ThreadPoolTest, NWorkersRunNTasksAtOnce) {
       absl::MutexLock lock(&mu);
       ++arrived;
       // Only possible if all kWorkers tasks are running at the same time.
-      if (mu.AwaitWithTimeout(absl::Condition(
-                                  +[](int* n) { return *n == kWorkers; }, &arrived),
-                              absl::Seconds(10))) {
+      if (mu.AwaitWithTimeout(
+              absl::Condition(
+                  +[](int* n) { return *n == kWorkers; }, &arrived),
+              absl::Seconds(10))) {
         ++met;
       }
       done.DecrementCount();

@@ -16,15 +16,17 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view text(reinterpret_cast<const char*>(data), size);
-  std::vector<std::pair<std::string, std::string>> pairs = chat::ParseDotEnv(text);
+  std::vector<std::pair<std::string, std::string>> pairs =
+      chat::ParseDotEnv(text);
 
-  const size_t lines = 1 + static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  const size_t lines =
+      1 + static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
   FUZZ_CHECK(pairs.size() <= lines, "more assignments than lines");
   for (const auto& [name, value] : pairs) {
     FUZZ_CHECK(!name.empty(), "an empty name");
     for (char c : name) {
-      FUZZ_CHECK(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                     c == '.' || c == '-',
+      FUZZ_CHECK(absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                     c == '_' || c == '.' || c == '-',
                  "a name with a character names may not have");
     }
     FUZZ_CHECK(value.size() <= text.size(), "a value longer than the file");

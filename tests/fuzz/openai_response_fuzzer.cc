@@ -1,6 +1,6 @@
 // OpenAI-compatible response parsers (OpenAiProtocol's decoder) on arbitrary
-// bytes: as an SSE stream of chat.completion.chunk events and as a whole JSON body.
-// See provider_decoder_fuzz.h for what is checked.
+// bytes: as an SSE stream of chat.completion.chunk events and as a whole JSON
+// body. See provider_decoder_fuzz.h for what is checked.
 
 #include <cstddef>
 #include <cstdint>

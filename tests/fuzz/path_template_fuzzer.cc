@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using chat::gateway::Binding;
   using chat::gateway::PathTemplate;
   absl::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<absl::string_view> lines = absl::StrSplit(input, absl::MaxSplits('\n', 2));
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(input, absl::MaxSplits('\n', 2));
   lines.resize(3);
   const absl::string_view text = lines[0], path = lines[1], query = lines[2];
 
@@ -51,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (!absl::StrContains(text, '{') && !absl::StrContains(text, '*')) {
     std::vector<Binding> own;
-    FUZZ_CHECK(parsed->Match(text, &own), "a literal template does not match itself");
+    FUZZ_CHECK(parsed->Match(text, &own),
+               "a literal template does not match itself");
     FUZZ_CHECK(own.empty(), "a literal template bound something");
   }
   return 0;

@@ -19,7 +19,8 @@ namespace chat::llm {
 // Decodes `body` as an SSE stream (each event to OnEvent until one fails, as
 // the provider does), then, with a fresh decoder, as a
 // whole JSON body. A decoder that says it is done must give a result.
-inline void DecodeResponse(const WireProtocol& protocol, absl::string_view body) {
+inline void DecodeResponse(const WireProtocol& protocol,
+                           absl::string_view body) {
   {
     std::unique_ptr<StreamDecoder> decoder = protocol.NewDecoder();
     SseParser parser;
@@ -43,7 +44,8 @@ inline void DecodeResponse(const WireProtocol& protocol, absl::string_view body)
     absl::Status status = decoder->OnWholeBody(body, &deltas);
     if (status.ok()) {
       FUZZ_CHECK(decoder->done(), "a whole body decoded, yet not done");
-      FUZZ_CHECK(decoder->Finish().ok(), "a whole body decoded, yet Finish() failed");
+      FUZZ_CHECK(decoder->Finish().ok(),
+                 "a whole body decoded, yet Finish() failed");
     } else {
       FUZZ_CHECK(deltas.empty(), "a failed body still produced text");
     }

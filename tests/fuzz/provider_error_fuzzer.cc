@@ -31,14 +31,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ParseErrorBody(body, &type, &message);
 
   const int from_type = HttpStatusForErrorType(type);
-  FUZZ_CHECK(from_type >= 400 && from_type <= 599, "error type mapped outside 4xx/5xx");
+  FUZZ_CHECK(from_type >= 400 && from_type <= 599,
+             "error type mapped outside 4xx/5xx");
   for (absl::string_view provider : {"anthropic", "openai"}) {
-    for (int http_status : {from_type, 400, 401, 403, 404, 408, 413, 429, 500, 503, 529, 302}) {
-      absl::Status status = MapProviderHttpError(provider, http_status, type, message);
+    for (int http_status :
+         {from_type, 400, 401, 403, 404, 408, 413, 429, 500, 503, 529, 302}) {
+      absl::Status status =
+          MapProviderHttpError(provider, http_status, type, message);
       FUZZ_CHECK(!status.ok(), "an HTTP error mapped to OK");
       if (http_status == 401 || http_status == 403) {
-        FUZZ_CHECK(status == MapProviderHttpError(provider, http_status, type, ""),
-                   "a credential error quotes the provider's message");
+        FUZZ_CHECK(
+            status == MapProviderHttpError(provider, http_status, type, ""),
+            "a credential error quotes the provider's message");
       }
     }
   }
@@ -50,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (wait.has_value()) {
       FUZZ_CHECK(*wait >= absl::ZeroDuration(), "a negative retry-after");
       absl::Duration delay = RetryDelay(1, HttpProviderOptions{}, 0.5, wait);
-      FUZZ_CHECK(delay >= *wait, "the retry came before the server's retry-after");
+      FUZZ_CHECK(delay >= *wait,
+                 "the retry came before the server's retry-after");
     }
   }
   return 0;

@@ -26,7 +26,8 @@ std::vector<SseEvent> FeedAll(SseParser& parser, absl::string_view bytes,
   for (size_t i = 0; at < bytes.size(); ++i) {
     size_t n = chunks.empty() ? bytes.size() : chunks[i % chunks.size()];
     n = std::min(n, bytes.size() - at);
-    for (SseEvent& e : parser.Feed(bytes.substr(at, n))) events.push_back(std::move(e));
+    for (SseEvent& e : parser.Feed(bytes.substr(at, n)))
+      events.push_back(std::move(e));
     at += n;
   }
   return events;
@@ -52,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Chunk sizes 1..16 taken from the input's bytes, so each input has its
   // own (reproducible) split.
   std::vector<size_t> chunks;
-  for (size_t i = 0; i < size && i < 16; ++i) chunks.push_back(1 + data[i] % 16);
+  for (size_t i = 0; i < size && i < 16; ++i)
+    chunks.push_back(1 + data[i] % 16);
   SseParser chunked;
   FUZZ_CHECK(FeedAll(chunked, input, chunks) == expected,
              "feeding in chunks changed the events");

@@ -61,7 +61,8 @@ void CheckRoundTrip(const Message& message) {
   absl::StatusOr<std::unique_ptr<Message>> again =
       BuildRequest(message.GetDescriptor(), "*", json, {}, {});
   FUZZ_CHECK(again.ok(), "printed JSON does not read back");
-  FUZZ_CHECK(Equal(message, **again), "printed JSON reads back as another message");
+  FUZZ_CHECK(Equal(message, **again),
+             "printed JSON reads back as another message");
 }
 
 }  // namespace
@@ -90,13 +91,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     match.bindings.clear();
   }
 
-  absl::StatusOr<std::unique_ptr<Message>> request =
-      BuildRequest(route->method->input_type(), route->body, body, match.bindings,
-                   chat::gateway::ParseQueryString(path_query.second));
+  absl::StatusOr<std::unique_ptr<Message>> request = BuildRequest(
+      route->method->input_type(), route->body, body, match.bindings,
+      chat::gateway::ParseQueryString(path_query.second));
   if (request.ok()) {
     CheckRoundTrip(**request);
   } else {
-    FUZZ_CHECK(!request.status().message().empty(), "a refusal that says nothing");
+    FUZZ_CHECK(!request.status().message().empty(),
+               "a refusal that says nothing");
   }
 
   const Descriptor* response_type = route->method->output_type();

@@ -46,7 +46,8 @@ class ChatServerTest : public ::testing::Test {
   // restarts within a test).
   void StartServer(std::vector<std::string> extra_args = {}) {
     std::vector<std::string> args = {
-        "--listen=127.0.0.1:0", absl::StrCat("--store=sqlite:", dir_, "/data/chat.db"),
+        "--listen=127.0.0.1:0",
+        absl::StrCat("--store=sqlite:", dir_, "/data/chat.db"),
         "--echo_delay=2ms", "--shutdown_grace=5s",
         // Whatever keys the environment holds, these tests use echo.
         "--provider=echo"};
@@ -76,7 +77,8 @@ class ChatServerTest : public ::testing::Test {
   grpc::Status Stream(const std::string& session, const std::string& message,
                       std::vector<std::string>* deltas, ChatResponse* done) {
     return ::chat::testing::CallChatStream(
-        *stub_, ::chat::testing::MakeChatRequest(session, message), deltas, done);
+        *stub_, ::chat::testing::MakeChatRequest(session, message), deltas,
+        done);
   }
 
   chat::v1::GetHistoryResponse History(const std::string& session,
@@ -110,8 +112,8 @@ TEST_F(ChatServerTest, ChatThenStreamThenHistoryShowsBothTurnsInOrder) {
   EXPECT_EQ(first.stop_reason(), "end_turn");
   EXPECT_GT(first.usage().input_tokens(), 0);
   EXPECT_GT(first.usage().output_tokens(), 0);
-  EXPECT_THAT(first.timestamp(), ::testing::MatchesRegex(
-                                     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"));
+  EXPECT_THAT(first.timestamp(),
+              ::testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"));
 
   std::vector<std::string> deltas;
   ChatResponse done;
@@ -120,7 +122,8 @@ TEST_F(ChatServerTest, ChatThenStreamThenHistoryShowsBothTurnsInOrder) {
   EXPECT_EQ(absl::StrJoin(deltas, ""), done.response());
   EXPECT_EQ(done.turn_count(), 2);
   // The echo provider quotes the previous user message: memory works.
-  EXPECT_THAT(done.response(), HasSubstr("Before that you said: \"Hello! What can you do?\""));
+  EXPECT_THAT(done.response(),
+              HasSubstr("Before that you said: \"Hello! What can you do?\""));
 
   chat::v1::GetHistoryResponse history = History("test-1");
   EXPECT_EQ(history.turn_count(), 2);
@@ -149,7 +152,8 @@ TEST_F(ChatServerTest, HistorySurvivesARestartWhole) {
   chat::v1::GetHistoryResponse after = History("durable");
   EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString());
   ASSERT_EQ(after.messages_size(), 6);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(after.messages(2 * i).content(), sent[i]);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(after.messages(2 * i).content(), sent[i]);
   // The conversation continues where it stopped.
   ChatResponse next;
   ASSERT_TRUE(Chat("durable", "again", &next).ok());
@@ -171,7 +175,8 @@ TEST_F(ChatServerTest, InvalidRequestsSayWhatIsWrong) {
   for (const Case& c : cases) {
     ChatResponse response;
     grpc::Status status = Chat(c.session, c.message, &response);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expected;
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.expected;
     EXPECT_THAT(status.error_message(), HasSubstr(c.expected));
   }
   ChatRequest request;
@@ -203,7 +208,8 @@ TEST_F(ChatServerTest, InvalidRequestsSayWhatIsWrong) {
 TEST_F(ChatServerTest, MessageLimitIsConfigurable) {
   StartServer({"--max_message_bytes=10"});
   ChatResponse response;
-  EXPECT_EQ(Chat("s", "0123456789", &response).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(Chat("s", "0123456789", &response).error_code(),
+            grpc::StatusCode::OK);
   grpc::Status status = Chat("s", "0123456789a", &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("limit is 10"));
@@ -356,7 +362,8 @@ TEST_F(ChatServerTest, CancelledStreamStoresNothing) {
 TEST_F(ChatServerTest, ExpiredDeadlineStoresNothing) {
   StartServer({"--echo_delay=200ms"});
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(300));
   ChatRequest request;
   request.set_session_id("d");
   request.set_message("too slow");
@@ -380,7 +387,8 @@ TEST_F(ChatServerTest, ConcurrentCallsOnOneSessionAreServedOneAfterAnother) {
   std::vector<ChatResponse> responses(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     clients.emplace_back([&, i] {
-      statuses[i] = Chat("shared", absl::StrCat("from client ", i), &responses[i]);
+      statuses[i] =
+          Chat("shared", absl::StrCat("from client ", i), &responses[i]);
     });
   }
   for (std::thread& t : clients) t.join();
@@ -412,7 +420,8 @@ TEST_F(ChatServerTest, HealthCheckServesAndWatchEndsOnShutdown) {
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     ASSERT_TRUE(health->Check(&context, request, &response).ok());
-    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+    EXPECT_EQ(response.status(),
+              grpc::health::v1::HealthCheckResponse::SERVING);
   }
   grpc::ClientContext unknown_context;
   grpc::health::v1::HealthCheckRequest unknown;
@@ -430,7 +439,8 @@ TEST_F(ChatServerTest, HealthCheckServesAndWatchEndsOnShutdown) {
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   std::thread stopper([this] { StopServer(); });
   ASSERT_TRUE(watch->Read(&response));
-  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(response.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   stopper.join();
 }
 
@@ -466,7 +476,8 @@ TEST_F(ChatServerTest, EnvironmentVariablesSetFlags) {
           {"CHAT_DEFAULT_SYSTEM_PROMPT", "From the environment."}});
   ASSERT_TRUE(server_->Start().ok()) << server_->Log();
   EXPECT_THAT(server_->Log(), HasSubstr("store memory"));
-  channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  channel_ = grpc::CreateChannel(server_->address(),
+                                 grpc::InsecureChannelCredentials());
   stub_ = ChatService::NewStub(channel_);
   ChatResponse response;
   ASSERT_TRUE(Chat("env", "hi", &response).ok());
@@ -475,7 +486,8 @@ TEST_F(ChatServerTest, EnvironmentVariablesSetFlags) {
 
 TEST_F(ChatServerTest, HelpExplainsTheFlags) {
   std::string output;
-  absl::StatusOr<int> code = RunCommand({CHAT_SERVER_BINARY, "--help"}, &output);
+  absl::StatusOr<int> code =
+      RunCommand({CHAT_SERVER_BINARY, "--help"}, &output);
   ASSERT_TRUE(code.ok());
   for (const char* flag : {"--listen", "--store", "--provider",
                            "--default_system_prompt", "--max_message_bytes"}) {
@@ -501,7 +513,8 @@ class ReflectionTest : public ChatServerTest {
     ChatServerTest::SetUp();
     const char* buf = std::getenv("CHAT_TEST_BUF");
     if (buf == nullptr || std::string(buf).empty()) {
-      GTEST_FAIL() << "CHAT_TEST_BUF must name the buf binary (scripts/test.sh sets it)";
+      GTEST_FAIL()
+          << "CHAT_TEST_BUF must name the buf binary (scripts/test.sh sets it)";
     }
     buf_ = buf;
   }
@@ -545,18 +558,21 @@ TEST_F(ReflectionTest, ListsDescribesAndCallsEveryService) {
     EXPECT_THAT(methods, HasSubstr(method));
   }
 
-  std::string health = Buf({"-d", "{}", Url("grpc.health.v1.Health/Check")}, &code);
+  std::string health =
+      Buf({"-d", "{}", Url("grpc.health.v1.Health/Check")}, &code);
   ASSERT_EQ(code, 0) << health;
   EXPECT_THAT(health, HasSubstr("SERVING"));
 
-  std::string chat = Buf({"-d", R"({"message":"via reflection","session_id":"buf-1"})",
-                          Url("chat.v1.ChatService/Chat")},
-                         &code);
+  std::string chat =
+      Buf({"-d", R"({"message":"via reflection","session_id":"buf-1"})",
+           Url("chat.v1.ChatService/Chat")},
+          &code);
   ASSERT_EQ(code, 0) << chat;
   EXPECT_THAT(chat, HasSubstr("\"turnCount\": 1"));
-  std::string stream = Buf({"-d", R"({"message":"streamed","session_id":"buf-1"})",
-                            Url("chat.v1.ChatService/ChatStream")},
-                           &code);
+  std::string stream =
+      Buf({"-d", R"({"message":"streamed","session_id":"buf-1"})",
+           Url("chat.v1.ChatService/ChatStream")},
+          &code);
   ASSERT_EQ(code, 0) << stream;
   EXPECT_THAT(stream, HasSubstr("\"delta\""));
   EXPECT_THAT(stream, HasSubstr("\"turnCount\": 2"));

@@ -32,14 +32,16 @@ class GatewayTest : public ::testing::Test {
     const std::string dir = MakeTempDir();
     server_ = std::make_unique<ServerProcess>(
         CHAT_SERVER_BINARY,
-        std::vector<std::string>{"--listen=127.0.0.1:0", "--provider=echo",
-                                 absl::StrCat("--store=sqlite:", dir, "/chat.db"),
-                                 "--echo_delay=1ms", "--shutdown_grace=5s"});
+        std::vector<std::string>{
+            "--listen=127.0.0.1:0", "--provider=echo",
+            absl::StrCat("--store=sqlite:", dir, "/chat.db"),
+            "--echo_delay=1ms", "--shutdown_grace=5s"});
     ASSERT_TRUE(server_->Start().ok()) << server_->Log();
     gateway_ = std::make_unique<ServerProcess>(
         CHAT_GATEWAY_BINARY,
-        std::vector<std::string>{"--listen=127.0.0.1:0",
-                                 absl::StrCat("--backend=", server_->address())});
+        std::vector<std::string>{
+            "--listen=127.0.0.1:0",
+            absl::StrCat("--backend=", server_->address())});
     ASSERT_TRUE(gateway_->Start().ok()) << gateway_->Log();
     base_ = absl::StrCat("http://localhost:", gateway_->port());
   }
@@ -61,11 +63,13 @@ class GatewayTest : public ::testing::Test {
 
 TEST_F(GatewayTest, ReadmeCurlCommands) {
   nlohmann::json chat = nlohmann::json::parse(
-      Curl({"-X", "POST", base_ + "/chat", "-H", "Content-Type: application/json",
-            "-d", R"({"message":"Hello! What can you do?", "session_id":"test-1"})"}),
+      Curl({"-X", "POST", base_ + "/chat", "-H",
+            "Content-Type: application/json", "-d",
+            R"({"message":"Hello! What can you do?", "session_id":"test-1"})"}),
       nullptr, false);
   ASSERT_TRUE(chat.is_object()) << gateway_->Log();
-  EXPECT_THAT(chat["response"].get<std::string>(), HasSubstr("Hello! What can you do?"));
+  EXPECT_THAT(chat["response"].get<std::string>(),
+              HasSubstr("Hello! What can you do?"));
   EXPECT_EQ(chat["session_id"], "test-1");
   EXPECT_TRUE(chat["timestamp"].is_string());
   EXPECT_EQ(chat["turn_count"], 1);
@@ -81,7 +85,8 @@ TEST_F(GatewayTest, ReadmeCurlCommands) {
   EXPECT_EQ(history["turn_count"], 1);
 
   EXPECT_EQ(Curl({base_ + "/"}), R"({"status":"ok","service":"chat-api"})");
-  EXPECT_EQ(Curl({"-o", "/dev/null", "-w", "%{http_code}", base_ + "/history/nobody"}),
+  EXPECT_EQ(Curl({"-o", "/dev/null", "-w", "%{http_code}",
+                  base_ + "/history/nobody"}),
             "404");
   const std::string streamed =
       Curl({"-N", "-X", "POST", base_ + "/chat-stream", "-d",

@@ -13,11 +13,10 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -62,7 +61,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
   }
 
   void SetUp() override {
-    if (upstream_ == nullptr) GTEST_SKIP() << "node was not found at configure time";
+    if (upstream_ == nullptr)
+      GTEST_SKIP() << "node was not found at configure time";
     dir_ = MakeTempDir();
   }
 
@@ -89,7 +89,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
     server_ = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args, env);
     absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started << server_->Log();
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(server_->address(),
+                                   grpc::InsecureChannelCredentials());
     stub_ = ChatService::NewStub(channel_);
   }
 
@@ -100,10 +101,13 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
     return absl::StrCat(behaviour, "@", provider(), "/", info->name());
   }
 
-  nlohmann::json Stats(const std::string& model) { return upstream_->Stats(model); }
+  nlohmann::json Stats(const std::string& model) {
+    return upstream_->Stats(model);
+  }
   void Release(const std::string& model) { upstream_->Release(model); }
   // Polls the fake until `field` of `model`'s stats reaches `value`.
-  bool WaitForStat(const std::string& model, const std::string& field, int value) {
+  bool WaitForStat(const std::string& model, const std::string& field,
+                   int value) {
     return ::chat::testing::Eventually(
         [&] { return Stats(model)[field].get<int>() >= value; });
   }
@@ -121,8 +125,8 @@ class LlmProviderTest : public ::testing::TestWithParam<std::string> {
     return ::chat::testing::CallChat(*stub_, request, response);
   }
 
-  grpc::Status Stream(const ChatRequest& request, std::vector<std::string>* deltas,
-                      ChatResponse* done) {
+  grpc::Status Stream(const ChatRequest& request,
+                      std::vector<std::string>* deltas, ChatResponse* done) {
     return ::chat::testing::CallChatStream(*stub_, request, deltas, done);
   }
 
@@ -144,9 +148,11 @@ TEST_P(LlmProviderTest, DeltasArriveOneByOneWhileTheUpstreamStillStreams) {
   StartServer();
   const std::string model = Model("hold");
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
   std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
-      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("s1", "hello there", model)));
+      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(
+                                      Request("s1", "hello there", model)));
   // The fake has sent only its first delta and waits for our release: if
   // this read returns, the delta crossed gRPC while the upstream streams.
   ChatStreamResponse event;
@@ -181,14 +187,16 @@ TEST_P(LlmProviderTest, SplitPingsAndQuirksGiveTheSameReply) {
   StartServer();
   // "linger" never ends its body: the reply is complete at the final event
   // (with --idle_timeout=1s, waiting for the body would fail).
-  std::vector<std::string> behaviours = {"ok", "split", "ping", "slow:20", "linger"};
+  std::vector<std::string> behaviours = {"ok", "split", "ping", "slow:20",
+                                         "linger"};
   if (provider() == "openai") behaviours.push_back("vllm");
   int turn = 0;
   for (const std::string& b : behaviours) {
     SCOPED_TRACE(b);
     std::vector<std::string> deltas;
     ChatResponse done;
-    ASSERT_TRUE(Stream(Request("quirks", "say it", Model(b)), &deltas, &done).ok())
+    ASSERT_TRUE(
+        Stream(Request("quirks", "say it", Model(b)), &deltas, &done).ok())
         << server_->Log();
     ++turn;
     // Each turn sends the history so far: 2 messages per earlier turn.
@@ -221,7 +229,8 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
   StartServer();
   std::vector<std::string> deltas;
   ChatResponse done;
-  ASSERT_TRUE(Stream(Request("whole", "first", Model("ok")), &deltas, &done).ok());
+  ASSERT_TRUE(
+      Stream(Request("whole", "first", Model("ok")), &deltas, &done).ok());
   const FailureCase cases[] = {
       {"status:400", grpc::StatusCode::INVALID_ARGUMENT, 1, "HTTP 400"},
       {"status:401", grpc::StatusCode::INTERNAL, 1, "credentials"},
@@ -243,7 +252,8 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
     SCOPED_TRACE(c.behaviour);
     const std::string model = Model(c.behaviour);
     deltas.clear();
-    grpc::Status status = Stream(Request("whole", "doomed", model), &deltas, &done);
+    grpc::Status status =
+        Stream(Request("whole", "doomed", model), &deltas, &done);
     EXPECT_EQ(status.error_code(), c.code) << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(provider()));
     EXPECT_THAT(status.error_message(), HasSubstr(c.message));
@@ -254,7 +264,8 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
     EXPECT_EQ(history.messages(0).content(), "first");
   }
   // A first turn that fails creates no session.
-  grpc::Status status = Stream(Request("never", "x", Model("status:500")), &deltas, &done);
+  grpc::Status status =
+      Stream(Request("never", "x", Model("status:500")), &deltas, &done);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   History("never", &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
@@ -264,8 +275,8 @@ TEST_P(LlmProviderTest, FailuresMapToTheDocumentedStatusAndLeaveHistoryWhole) {
 
 TEST_P(LlmProviderTest, RetriesRecoverBeforeTheFirstByte) {
   StartServer();
-  for (const std::string& b : std::vector<std::string>{"flaky:500:2", "flaky:529:1",
-                                               "flaky:429:2", "flaky:503:1"}) {
+  for (const std::string& b : std::vector<std::string>{
+           "flaky:500:2", "flaky:529:1", "flaky:429:2", "flaky:503:1"}) {
     SCOPED_TRACE(b);
     const std::string model = Model(b);
     ChatResponse response;
@@ -301,7 +312,8 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
   {
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
-        stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("backoff", "x", waiting)));
+        stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(
+                                        Request("backoff", "x", waiting)));
     ASSERT_TRUE(WaitForStat(waiting, "attempts", 1));
     // The provider logs this just before it schedules the retry: from here
     // on the call waits out retry-after.
@@ -317,10 +329,12 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
   // provider's answer comes back at once.
   const std::string too_late = Model("status:429:60");
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
   ChatResponse response;
   const absl::Time start = absl::Now();
-  grpc::Status status = stub_->Chat(&context, Request("backoff", "y", too_late), &response);
+  grpc::Status status =
+      stub_->Chat(&context, Request("backoff", "y", too_late), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << status.error_message() << server_->Log();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
@@ -331,12 +345,14 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
   EXPECT_EQ(history.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_P(LlmProviderTest, CancellationClosesTheUpstreamConnectionAndStoresNothing) {
+TEST_P(LlmProviderTest,
+       CancellationClosesTheUpstreamConnectionAndStoresNothing) {
   StartServer();
   const std::string model = Model("hold");
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
-      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(Request("cancel", "hello", model)));
+      stub_->ChatStream(&context, ::chat::testing::ToStreamRequest(
+                                      Request("cancel", "hello", model)));
   ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   context.TryCancel();
@@ -352,9 +368,11 @@ TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
   StartServer();
   const std::string model = Model("hold");
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(700));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(700));
   ChatResponse response;
-  grpc::Status status = stub_->Chat(&context, Request("late", "hello", model), &response);
+  grpc::Status status =
+      stub_->Chat(&context, Request("late", "hello", model), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_TRUE(WaitForStat(model, "closed_early", 1)) << Stats(model).dump();
   // Barrier: a turn on the same session is served only once the expired one
@@ -378,40 +396,48 @@ TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
   std::vector<int> truncated;
   for (int i = 0; i < 4; ++i) {
     ChatResponse response;
-    ChatRequest request = Request("window", std::string(399, 'a' + i) + " ", model);
+    ChatRequest request =
+        Request("window", std::string(399, 'a' + i) + " ", model);
     ASSERT_TRUE(Chat(request, &response).ok());
     truncated.push_back(response.truncated_turns());
   }
   EXPECT_THAT(truncated, ::testing::ElementsAre(0, 0, 1, 2));
   nlohmann::json sent = Stats(model)["last_request"]["messages"];
   const size_t system_messages = provider() == "openai" ? 1 : 0;
-  EXPECT_EQ(sent.size(), system_messages + 3);  // One earlier turn and the new message.
+  EXPECT_EQ(sent.size(),
+            system_messages + 3);  // One earlier turn and the new message.
   EXPECT_EQ(History("window").messages_size(), 8);  // Stored whole.
 }
 
 TEST_P(LlmProviderTest, DotEnvInTheWorkingDirectorySuppliesTheKey) {
-  if (std::getenv("ANTHROPIC_API_KEY") != nullptr || std::getenv("OPENAI_API_KEY") != nullptr) {
-    GTEST_SKIP() << "a provider key in the test's environment would win over .env";
+  if (std::getenv("ANTHROPIC_API_KEY") != nullptr ||
+      std::getenv("OPENAI_API_KEY") != nullptr) {
+    GTEST_SKIP()
+        << "a provider key in the test's environment would win over .env";
   }
   const std::string prefix = provider() == "anthropic" ? "ANTHROPIC" : "OPENAI";
   const std::string base =
       absl::StrCat(upstream_->base_url(), provider() == "openai" ? "/v1" : "");
-  std::ofstream(dir_ + "/.env") << "# as the Python template had it\n"
-                                << prefix << "_API_KEY=\"sk-dotenv-secret\"\n"
-                                << "export " << prefix << "_BASE_URL=" << base << "\n";
+  std::ofstream(dir_ + "/.env")
+      << "# as the Python template had it\n"
+      << prefix << "_API_KEY=\"sk-dotenv-secret\"\n"
+      << "export " << prefix << "_BASE_URL=" << base << "\n";
   server_ = std::make_unique<ServerProcess>(
-      CHAT_SERVER_BINARY, std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory"});
+      CHAT_SERVER_BINARY,
+      std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory"});
   server_->set_working_dir(dir_);
   ASSERT_TRUE(server_->Start().ok()) << server_->Log();
-  stub_ = ChatService::NewStub(
-      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  EXPECT_THAT(server_->Log(),
-              HasSubstr(absl::StrCat("provider ", provider(), ": --provider=auto and ",
-                                     prefix, "_API_KEY is set")));
+  stub_ = ChatService::NewStub(grpc::CreateChannel(
+      server_->address(), grpc::InsecureChannelCredentials()));
+  EXPECT_THAT(
+      server_->Log(),
+      HasSubstr(absl::StrCat("provider ", provider(), ": --provider=auto and ",
+                             prefix, "_API_KEY is set")));
   EXPECT_THAT(server_->Log(), HasSubstr("from ./.env"));
   const std::string model = Model("ok");
   ChatResponse response;
-  ASSERT_TRUE(Chat(Request("dotenv", "hi", model), &response).ok()) << server_->Log();
+  ASSERT_TRUE(Chat(Request("dotenv", "hi", model), &response).ok())
+      << server_->Log();
   EXPECT_TRUE(Stats(model)["saw_credentials"].get<bool>());
   EXPECT_THAT(server_->Log(), Not(HasSubstr("secret")));
 }
@@ -422,8 +448,8 @@ class Http2Test : public LlmProviderTest {
  protected:
   static void SetUpTestSuite() {
     if (std::string(CHAT_NODE_BINARY).empty()) return;
-    absl::StatusOr<std::unique_ptr<FakeUpstream>> started =
-        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR, /*tls=*/true);
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> started = FakeUpstream::Start(
+        CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR, /*tls=*/true);
     ASSERT_TRUE(started.ok()) << started.status();
     tls_upstream_ = started->release();
   }
@@ -432,7 +458,8 @@ class Http2Test : public LlmProviderTest {
     tls_upstream_ = nullptr;
   }
   void SetUp() override {
-    if (tls_upstream_ == nullptr) GTEST_SKIP() << "node was not found at configure time";
+    if (tls_upstream_ == nullptr)
+      GTEST_SKIP() << "node was not found at configure time";
     dir_ = MakeTempDir();
   }
 
@@ -445,16 +472,17 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
   const std::string base = tls_upstream_->base_url();
   server_ = std::make_unique<ServerProcess>(
       CHAT_SERVER_BINARY,
-      std::vector<std::string>{"--listen=127.0.0.1:0", "--store=memory",
-                               absl::StrCat("--provider=", provider()),
-                               absl::StrCat("--provider_ca_file=", tls_upstream_->cert_file())},
+      std::vector<std::string>{
+          "--listen=127.0.0.1:0", "--store=memory",
+          absl::StrCat("--provider=", provider()),
+          absl::StrCat("--provider_ca_file=", tls_upstream_->cert_file())},
       std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "k"},
                                          {"ANTHROPIC_BASE_URL", base},
                                          {"OPENAI_API_KEY", "k"},
                                          {"OPENAI_BASE_URL", base + "/v1"}});
   ASSERT_TRUE(server_->Start().ok()) << server_->Log();
-  stub_ = ChatService::NewStub(
-      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  stub_ = ChatService::NewStub(grpc::CreateChannel(
+      server_->address(), grpc::InsecureChannelCredentials()));
   const std::string model = Model("slow:30");
   const nlohmann::json before = tls_upstream_->ServerStats();
   constexpr int kStreams = 20;
@@ -464,11 +492,13 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
     clients.emplace_back([&, i] {
       std::vector<std::string> deltas;
       ChatResponse done;
-      statuses[i] = Stream(Request(absl::StrCat("h2-", i), "over h2", model), &deltas, &done);
+      statuses[i] = Stream(Request(absl::StrCat("h2-", i), "over h2", model),
+                           &deltas, &done);
     });
   }
   for (std::thread& t : clients) t.join();
-  for (const grpc::Status& s : statuses) EXPECT_TRUE(s.ok()) << s.error_message();
+  for (const grpc::Status& s : statuses)
+    EXPECT_TRUE(s.ok()) << s.error_message();
   const nlohmann::json after = tls_upstream_->ServerStats();
   // The replies were answered at their final event; the fake ends each
   // body a moment later.
@@ -481,10 +511,13 @@ TEST_P(Http2Test, ConcurrentStreamsShareOneMultiplexedConnection) {
   EXPECT_EQ(stats["completed"], kStreams);
   // Streams overlapped, yet (almost) all rode one connection.
   EXPECT_GT(after["peak_streams"].get<int>(), 1);
-  EXPECT_LE(after["http2_sessions"].get<int>() - before["http2_sessions"].get<int>(), 2);
+  EXPECT_LE(
+      after["http2_sessions"].get<int>() - before["http2_sessions"].get<int>(),
+      2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Providers, Http2Test, ::testing::Values("anthropic", "openai"),
+INSTANTIATE_TEST_SUITE_P(Providers, Http2Test,
+                         ::testing::Values("anthropic", "openai"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

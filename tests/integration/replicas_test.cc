@@ -52,10 +52,9 @@ struct Replica {
 
 absl::StatusOr<Replica> StartReplica(const std::string& store,
                                      std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--listen=127.0.0.1:0",
-                                   absl::StrCat("--store=", store),
-                                   "--provider=echo", "--echo_delay=0s",
-                                   "--shutdown_grace=5s"};
+  std::vector<std::string> args = {
+      "--listen=127.0.0.1:0", absl::StrCat("--store=", store),
+      "--provider=echo", "--echo_delay=0s", "--shutdown_grace=5s"};
   args.insert(args.end(), extra.begin(), extra.end());
   Replica replica;
   replica.process = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args);
@@ -97,19 +96,20 @@ void ExpectWholeTurns(const chat::v1::GetHistoryResponse& history) {
 }
 
 std::string PostgresStoreOrSkip() {
-  absl::StatusOr<std::string> conninfo = ::chat::testing::MakeFreshPostgresSchema();
+  absl::StatusOr<std::string> conninfo =
+      ::chat::testing::MakeFreshPostgresSchema();
   if (!conninfo.ok()) return "";
   return absl::StrCat("postgres:", *conninfo);
 }
 
-#define REQUIRE_POSTGRES(store_var)                                        \
-  std::string store_var = PostgresStoreOrSkip();                           \
-  if (store_var.empty()) {                                                 \
-    if (::chat::testing::PostgresRequired()) {                             \
+#define REQUIRE_POSTGRES(store_var)                                         \
+  std::string store_var = PostgresStoreOrSkip();                            \
+  if (store_var.empty()) {                                                  \
+    if (::chat::testing::PostgresRequired()) {                              \
       GTEST_FAIL() << "PostgreSQL required (CHAT_TEST_REQUIRE_POSTGRES=1) " \
-                      "but CHAT_TEST_POSTGRES_DSN is unusable";            \
-    }                                                                      \
-    GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run";                   \
+                      "but CHAT_TEST_POSTGRES_DSN is unusable";             \
+    }                                                                       \
+    GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run";                    \
   }
 
 TEST(ReplicasTest, TwoReplicasOnePostgresKeepEveryConversationWhole) {
@@ -131,8 +131,9 @@ TEST(ReplicasTest, TwoReplicasOnePostgresKeepEveryConversationWhole) {
     clients.emplace_back([&, s] {
       for (int t = 0; t < kTurns; ++t) {
         ChatResponse response;
-        grpc::Status status = Chat(*replicas[(s + t) % 2], absl::StrCat("s", s),
-                                   absl::StrCat("session ", s, " turn ", t), &response);
+        grpc::Status status =
+            Chat(*replicas[(s + t) % 2], absl::StrCat("s", s),
+                 absl::StrCat("session ", s, " turn ", t), &response);
         if (!status.ok() || response.turn_count() != t + 1) ++failures;
       }
     });
@@ -141,7 +142,8 @@ TEST(ReplicasTest, TwoReplicasOnePostgresKeepEveryConversationWhole) {
   EXPECT_EQ(failures.load(), 0);
 
   for (int s = 0; s < kSessions; ++s) {
-    chat::v1::GetHistoryResponse history = History(*replicas[s % 2], absl::StrCat("s", s));
+    chat::v1::GetHistoryResponse history =
+        History(*replicas[s % 2], absl::StrCat("s", s));
     ASSERT_EQ(history.messages_size(), 2 * kTurns);
     ExpectWholeTurns(history);
     for (int t = 0; t < kTurns; ++t) {
@@ -172,7 +174,8 @@ TEST(ReplicasTest, OneSessionHammeredThroughTwoReplicasNeverInterleaves) {
         ChatRequest request;
         request.set_session_id("shared");
         request.set_message(absl::StrCat("client ", c, " call ", i));
-        auto reader = replicas[c % 2]->ChatStream(&context, ::chat::testing::ToStreamRequest(request));
+        auto reader = replicas[c % 2]->ChatStream(
+            &context, ::chat::testing::ToStreamRequest(request));
         ChatStreamResponse event;
         while (reader->Read(&event)) {
         }
@@ -191,7 +194,8 @@ TEST(ReplicasTest, OneSessionHammeredThroughTwoReplicasNeverInterleaves) {
   }
   for (std::thread& c : clients) c.join();
   EXPECT_EQ(other.load(), 0);
-  EXPECT_GT(aborted.load(), 0) << "the replicas never raced; the test proves nothing";
+  EXPECT_GT(aborted.load(), 0)
+      << "the replicas never raced; the test proves nothing";
   chat::v1::GetHistoryResponse history = History(*replicas[0], "shared");
   ExpectWholeTurns(history);
   EXPECT_EQ(history.turn_count(), stored.load());
@@ -204,8 +208,9 @@ TEST(ReplicasTest, OneSessionHammeredThroughTwoReplicasNeverInterleaves) {
     clients.emplace_back([&, c] {
       for (int i = 0; i < kCallsEach; ++i) {
         ChatResponse response;
-        grpc::Status status = Chat(*replicas[c % 2], "shared",
-                                   absl::StrCat("unary ", c, " ", i), &response);
+        grpc::Status status =
+            Chat(*replicas[c % 2], "shared", absl::StrCat("unary ", c, " ", i),
+                 &response);
         if (status.ok()) {
           ++unary_stored;
         } else {
@@ -228,7 +233,8 @@ void CrashMidStream(const std::string& store) {
   ASSERT_TRUE(replica.ok()) << replica.status();
   constexpr int kClients = 6;
   absl::Mutex mu;
-  std::map<std::string, std::vector<std::string>> acknowledged;  // session -> messages
+  std::map<std::string, std::vector<std::string>>
+      acknowledged;  // session -> messages
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
@@ -237,11 +243,13 @@ void CrashMidStream(const std::string& store) {
       const std::string session = absl::StrCat("crash-", c);
       for (int i = 0; i < 200 && !stop.load(); ++i) {
         grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(10));
         ChatRequest request;
         request.set_session_id(session);
         request.set_message(absl::StrCat("message ", i));
-        auto reader = stub.ChatStream(&context, ::chat::testing::ToStreamRequest(request));
+        auto reader = stub.ChatStream(
+            &context, ::chat::testing::ToStreamRequest(request));
         ChatStreamResponse event;
         bool done = false;
         while (reader->Read(&event)) done = done || event.has_done();
@@ -294,7 +302,8 @@ void CrashMidStream(const std::string& store) {
       EXPECT_EQ(history.messages(2 * i).content(), acked[i]);
     }
   }
-  EXPECT_GT(total_acknowledged, kClients) << "no load reached the server before the crash";
+  EXPECT_GT(total_acknowledged, kClients)
+      << "no load reached the server before the crash";
 }
 
 TEST(CrashTest, KilledSqliteReplicaLosesNoAcknowledgedTurn) {
@@ -306,10 +315,12 @@ TEST(CrashTest, KilledPostgresReplicaLosesNoAcknowledgedTurn) {
   CrashMidStream(store);
 }
 
-TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart) {
+TEST(PostgresOutageTest,
+     UnderLoadCallsFailUnavailableThenRecoverWithoutRestart) {
   const char* script = std::getenv("CHAT_TEST_PG_CLUSTER_SCRIPT");
   if (script == nullptr) {
-    if (::chat::testing::PostgresRequired()) GTEST_FAIL() << "CHAT_TEST_PG_CLUSTER_SCRIPT unset";
+    if (::chat::testing::PostgresRequired())
+      GTEST_FAIL() << "CHAT_TEST_PG_CLUSTER_SCRIPT unset";
     GTEST_SKIP() << "set CHAT_TEST_PG_CLUSTER_SCRIPT (scripts/test.sh does)";
   }
   // A private cluster: stopping the shared one would break other tests.
@@ -317,7 +328,8 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
   chmod(parent.c_str(), 0755);  // The server runs as `postgres` under root.
   const std::string dir = parent + "/pg";
   std::string dsn;
-  absl::StatusOr<int> started = RunCommand({"/bin/bash", script, "start", dir}, &dsn);
+  absl::StatusOr<int> started =
+      RunCommand({"/bin/bash", script, "start", dir}, &dsn);
   ASSERT_TRUE(started.ok() && *started == 0) << dsn;
   while (!dsn.empty() && dsn.back() == '\n') dsn.pop_back();
   struct StopCluster {
@@ -355,7 +367,8 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
         const std::string message = absl::StrCat("load ", c, " call ", i);
         client.attempted.push_back(message);
         ChatResponse r;
-        grpc::Status s = Chat(*replica->stub, absl::StrCat("outage-load-", c), message, &r);
+        grpc::Status s =
+            Chat(*replica->stub, absl::StrCat("outage-load-", c), message, &r);
         if (s.ok()) {
           client.acknowledged.push_back(message);
           if (client.acknowledged.size() == 1) ++clients_served;
@@ -377,17 +390,21 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
       << "the load did not get going";
 
   std::string output;
-  ASSERT_EQ(*RunCommand({"/bin/bash", script, "kill", dir}, &output), 0) << output;
+  ASSERT_EQ(*RunCommand({"/bin/bash", script, "kill", dir}, &output), 0)
+      << output;
   // Every client has met the outage: the store knows the database is gone.
   EXPECT_TRUE(Eventually([&] { return clients_failed.load() == kClients; },
                          absl::Seconds(30)));
   for (int i = 0; i < 3; ++i) {
-    grpc::Status status = Chat(*replica->stub, "outage", "while down", &response);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    grpc::Status status =
+        Chat(*replica->stub, "outage", "while down", &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr("postgres"));
   }
 
-  ASSERT_EQ(*RunCommand({"/bin/bash", script, "start", dir}, &output), 0) << output;
+  ASSERT_EQ(*RunCommand({"/bin/bash", script, "start", dir}, &output), 0)
+      << output;
   restarted.store(true);
   // Pooled connections died with the server; the first calls may still
   // meet one, after which the store reconnects by itself: no restart of
@@ -418,21 +435,26 @@ TEST(PostgresOutageTest, UnderLoadCallsFailUnavailableThenRecoverWithoutRestart)
     const Client& client = clients[c];
     EXPECT_THAT(client.unexpected, ::testing::IsEmpty());
     EXPECT_GT(client.failures, 0) << "client " << c << " never saw the outage";
-    EXPECT_GT(client.successes_after_restart, 0) << "client " << c << " never recovered";
-    chat::v1::GetHistoryResponse h = History(*replica->stub, absl::StrCat("outage-load-", c));
+    EXPECT_GT(client.successes_after_restart, 0)
+        << "client " << c << " never recovered";
+    chat::v1::GetHistoryResponse h =
+        History(*replica->stub, absl::StrCat("outage-load-", c));
     ExpectWholeTurns(h);
     // Stored turns are attempted messages in order, and include every
     // acknowledged one (a turn committed as the server died may be stored
     // though its answer was lost).
     std::vector<std::string> stored;
-    for (int i = 0; i < h.messages_size(); i += 2) stored.push_back(h.messages(i).content());
+    for (int i = 0; i < h.messages_size(); i += 2)
+      stored.push_back(h.messages(i).content());
     size_t a = 0, k = 0;
     for (const std::string& m : stored) {
       while (a < client.attempted.size() && client.attempted[a] != m) ++a;
-      ASSERT_LT(a, client.attempted.size()) << m << " was stored out of order or never sent";
+      ASSERT_LT(a, client.attempted.size())
+          << m << " was stored out of order or never sent";
       if (k < client.acknowledged.size() && client.acknowledged[k] == m) ++k;
     }
-    EXPECT_EQ(k, client.acknowledged.size()) << "an acknowledged turn is missing";
+    EXPECT_EQ(k, client.acknowledged.size())
+        << "an acknowledged turn is missing";
   }
 }
 
@@ -442,8 +464,8 @@ TEST(DiskFullTest, TurnThatDoesNotFitFailsWhole) {
   const std::string disk = MakeTempDir() + "/disk";
   std::string output;
   mkdir(disk.c_str(), 0755);
-  absl::StatusOr<int> mounted =
-      RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk}, &output);
+  absl::StatusOr<int> mounted = RunCommand(
+      {"/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk}, &output);
   if (!mounted.ok() || *mounted != 0) {
     GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): " << output;
   }
@@ -455,7 +477,8 @@ TEST(DiskFullTest, TurnThatDoesNotFitFailsWhole) {
     }
   } unmount{disk};
 
-  absl::StatusOr<Replica> replica = StartReplica(absl::StrCat("sqlite:", disk, "/chat.db"));
+  absl::StatusOr<Replica> replica =
+      StartReplica(absl::StrCat("sqlite:", disk, "/chat.db"));
   ASSERT_TRUE(replica.ok()) << replica.status();
   const std::string big(60 * 1024, 'x');
   int stored = 0;
@@ -467,7 +490,8 @@ TEST(DiskFullTest, TurnThatDoesNotFitFailsWhole) {
     ++stored;
   }
   ASSERT_FALSE(status.ok()) << "the disk never filled up";
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
   EXPECT_GT(stored, 0);
   chat::v1::GetHistoryResponse history = History(*replica->stub, "full");
   ExpectWholeTurns(history);
@@ -493,12 +517,13 @@ TEST(RetentionTest, IdleSessionsAreSweptAway) {
       },
       absl::Seconds(10), absl::Milliseconds(200));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_THAT(replica->process->Log(), HasSubstr("retention sweep deleted 1 session"));
+  EXPECT_THAT(replica->process->Log(),
+              HasSubstr("retention sweep deleted 1 session"));
 }
 
 TEST(LimitsTest, TurnAndSessionCapsAnswerResourceExhausted) {
-  absl::StatusOr<Replica> replica =
-      StartReplica("memory", {"--max_turns_per_session=1", "--max_sessions_per_tenant=1"});
+  absl::StatusOr<Replica> replica = StartReplica(
+      "memory", {"--max_turns_per_session=1", "--max_sessions_per_tenant=1"});
   ASSERT_TRUE(replica.ok()) << replica.status();
   ChatResponse response;
   ASSERT_TRUE(Chat(*replica->stub, "one", "hi", &response).ok());

@@ -8,7 +8,8 @@ namespace chat::testing {
 namespace {
 
 void SetDeadline(grpc::ClientContext* context) {
-  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(30));
 }
 
 }  // namespace
@@ -55,7 +56,8 @@ chat::v1::GetHistoryResponse CallGetHistory(chat::v1::ChatService::Stub& stub,
   return response;
 }
 
-chat::v1::ChatStreamRequest ToStreamRequest(const chat::v1::ChatRequest& request) {
+chat::v1::ChatStreamRequest ToStreamRequest(
+    const chat::v1::ChatRequest& request) {
   chat::v1::ChatStreamRequest stream_request;
   stream_request.ParseFromString(request.SerializeAsString());
   return stream_request;

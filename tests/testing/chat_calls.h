@@ -35,7 +35,8 @@ chat::v1::GetHistoryResponse CallGetHistory(chat::v1::ChatService::Stub& stub,
 
 // ChatStream's request with the fields of `request`: the two messages have
 // the same fields and numbers, so one's bytes parse as the other.
-chat::v1::ChatStreamRequest ToStreamRequest(const chat::v1::ChatRequest& request);
+chat::v1::ChatStreamRequest ToStreamRequest(
+    const chat::v1::ChatRequest& request);
 
 chat::v1::ChatRequest MakeChatRequest(const std::string& session_id,
                                       const std::string& message);

@@ -17,8 +17,7 @@ namespace chat::testing {
 // the calling thread and may have side effects, e.g. keep the last answer it
 // saw for the failure message.
 template <typename Predicate>
-bool Eventually(Predicate predicate,
-                absl::Duration timeout = absl::Seconds(10),
+bool Eventually(Predicate predicate, absl::Duration timeout = absl::Seconds(10),
                 absl::Duration interval = absl::Milliseconds(20)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {

@@ -58,35 +58,36 @@ std::shared_ptr<llm::CompletionCall> FakeLlmProvider::Start(
   absl::MutexLock lock(&mu_);
   requests_.push_back(std::move(request));
   FakeScript script = script_;
-  threads_.emplace_back([this, call, sink = std::move(sink),
-                         script = std::move(script)] {
-    for (const std::string& delta : script.deltas) {
-      if (call->cancelled.load()) break;
-      sink->OnDelta(delta);
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      ++started_;
-    }
-    if (script.hold) {
-      absl::MutexLock lock(&mu_);
-      // Polls for cancellation too: Cancel() does not signal mu_.
-      while (!released_ && !call->cancelled.load()) {
-        mu_.AwaitWithTimeout(absl::Condition(&released_), absl::Milliseconds(5));
-      }
-    }
-    if (call->cancelled.load()) {
-      {
-        absl::MutexLock lock(&mu_);
-        ++cancelled_;
-      }
-      sink->OnComplete(absl::CancelledError("cancelled"));
-    } else if (!script.error.ok()) {
-      sink->OnComplete(script.error);
-    } else {
-      sink->OnComplete(script.result);
-    }
-  });
+  threads_.emplace_back(
+      [this, call, sink = std::move(sink), script = std::move(script)] {
+        for (const std::string& delta : script.deltas) {
+          if (call->cancelled.load()) break;
+          sink->OnDelta(delta);
+        }
+        {
+          absl::MutexLock lock(&mu_);
+          ++started_;
+        }
+        if (script.hold) {
+          absl::MutexLock lock(&mu_);
+          // Polls for cancellation too: Cancel() does not signal mu_.
+          while (!released_ && !call->cancelled.load()) {
+            mu_.AwaitWithTimeout(absl::Condition(&released_),
+                                 absl::Milliseconds(5));
+          }
+        }
+        if (call->cancelled.load()) {
+          {
+            absl::MutexLock lock(&mu_);
+            ++cancelled_;
+          }
+          sink->OnComplete(absl::CancelledError("cancelled"));
+        } else if (!script.error.ok()) {
+          sink->OnComplete(script.error);
+        } else {
+          sink->OnComplete(script.result);
+        }
+      });
   return call;
 }
 

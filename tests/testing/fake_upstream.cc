@@ -27,20 +27,24 @@ std::string Escape(const std::string& s) {
 absl::StatusOr<std::unique_ptr<FakeUpstream>> FakeUpstream::Start(
     const std::string& node, const std::string& dir, bool tls) {
   if (node.empty()) {
-    return absl::FailedPreconditionError("node was not found at configure time");
+    return absl::FailedPreconditionError(
+        "node was not found at configure time");
   }
   std::vector<std::string> args = {dir + "/server.mjs"};
   if (tls) args.push_back("--tls");
   auto process = std::make_unique<ServerProcess>(node, args);
   if (absl::Status started = process->Start(); !started.ok()) {
-    return absl::InternalError(absl::StrCat(started.ToString(), "\n", process->Log()));
+    return absl::InternalError(
+        absl::StrCat(started.ToString(), "\n", process->Log()));
   }
-  std::string base = absl::StrCat(tls ? "https://" : "http://", process->address());
-  return std::unique_ptr<FakeUpstream>(
-      new FakeUpstream(std::move(process), std::move(base), dir + "/tls/cert.pem"));
+  std::string base =
+      absl::StrCat(tls ? "https://" : "http://", process->address());
+  return std::unique_ptr<FakeUpstream>(new FakeUpstream(
+      std::move(process), std::move(base), dir + "/tls/cert.pem"));
 }
 
-std::string FakeUpstream::Call(const std::string& path_and_query, bool post) const {
+std::string FakeUpstream::Call(const std::string& path_and_query,
+                               bool post) const {
   std::string body;
   const std::string url = base_url_ + path_and_query;
   CURL* curl = curl_easy_init();

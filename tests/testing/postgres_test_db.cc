@@ -24,7 +24,8 @@ bool PostgresRequired() {
 
 absl::StatusOr<std::string> MakeFreshPostgresSchema() {
   const std::string dsn = PostgresTestDsn();
-  if (dsn.empty()) return absl::FailedPreconditionError("CHAT_TEST_POSTGRES_DSN is not set");
+  if (dsn.empty())
+    return absl::FailedPreconditionError("CHAT_TEST_POSTGRES_DSN is not set");
   static std::atomic<int> counter{0};
   const std::string schema =
       absl::StrCat("t_", getpid(), "_", absl::ToUnixMicros(absl::Now()), "_",
@@ -33,14 +34,17 @@ absl::StatusOr<std::string> MakeFreshPostgresSchema() {
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string error = PQerrorMessage(conn);
     PQfinish(conn);
-    return absl::UnavailableError(absl::StrCat("cannot reach the test PostgreSQL: ", error));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the test PostgreSQL: ", error));
   }
-  PGresult* result = PQexec(conn, absl::StrCat("CREATE SCHEMA ", schema).c_str());
+  PGresult* result =
+      PQexec(conn, absl::StrCat("CREATE SCHEMA ", schema).c_str());
   const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
   std::string error = PQerrorMessage(conn);
   PQclear(result);
   PQfinish(conn);
-  if (!ok) return absl::InternalError(absl::StrCat("CREATE SCHEMA failed: ", error));
+  if (!ok)
+    return absl::InternalError(absl::StrCat("CREATE SCHEMA failed: ", error));
   // Later keywords override earlier ones in a key=value string.
   return absl::StrCat(dsn, " options='-c search_path=", schema, "'");
 }

@@ -42,13 +42,15 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
     dup2(devnull, 0);
     // A child never outlives a crashed test runner.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    for (const auto& [name, value] : env)
+      setenv(name.c_str(), value.c_str(), 1);
     if (!working_dir.empty() && chdir(working_dir.c_str()) != 0) {
       std::perror("chdir");
       _exit(127);
     }
     std::vector<char*> c_argv;
-    for (const std::string& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
+    for (const std::string& arg : argv)
+      c_argv.push_back(const_cast<char*>(arg.c_str()));
     c_argv.push_back(nullptr);
     execv(c_argv[0], c_argv.data());
     std::perror("execv");
@@ -71,7 +73,8 @@ absl::StatusOr<int> WaitFor(pid_t pid, absl::Duration timeout) {
     }
     if (done < 0) return absl::InternalError("waitpid failed");
     if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("pid ", pid, " still runs"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("pid ", pid, " still runs"));
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -81,7 +84,8 @@ absl::StatusOr<int> WaitFor(pid_t pid, absl::Duration timeout) {
 
 std::string MakeTempDir() {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/chatd-test-XXXXXX");
+  std::string pattern =
+      absl::StrCat(base != nullptr ? base : "/tmp", "/chatd-test-XXXXXX");
   char* dir = mkdtemp(pattern.data());
   return dir == nullptr ? "" : std::string(dir);
 }
@@ -103,7 +107,9 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
 
 ServerProcess::ServerProcess(std::string binary, std::vector<std::string> args,
                              std::map<std::string, std::string> env)
-    : binary_(std::move(binary)), args_(std::move(args)), env_(std::move(env)) {}
+    : binary_(std::move(binary)),
+      args_(std::move(args)),
+      env_(std::move(env)) {}
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
@@ -145,7 +151,8 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return absl::DeadlineExceededError("server did not start listening:\n" + Log());
+  return absl::DeadlineExceededError("server did not start listening:\n" +
+                                     Log());
 }
 
 absl::StatusOr<int> ServerProcess::Stop(int signal, absl::Duration timeout) {

@@ -33,7 +33,8 @@ class ServerProcess {
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
   // Sends `signal` and waits up to `timeout` for the exit; returns the exit
   // code (128 + signal number if a signal ended it).
-  absl::StatusOr<int> Stop(int signal, absl::Duration timeout = absl::Seconds(30));
+  absl::StatusOr<int> Stop(int signal,
+                           absl::Duration timeout = absl::Seconds(30));
 
   // "127.0.0.1:PORT" once started.
   const std::string& address() const { return address_; }

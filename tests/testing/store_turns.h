@@ -16,7 +16,9 @@ namespace chat::testing {
 // A fixed, whole-second origin; tests add microseconds to order events.
 inline const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 
-inline absl::Time At(int64_t micros) { return kT0 + absl::Microseconds(micros); }
+inline absl::Time At(int64_t micros) {
+  return kT0 + absl::Microseconds(micros);
+}
 
 inline store::Turn MakeTurn(std::string user, std::string assistant,
                             absl::Time created_at, int64_t input_tokens = 0,

@@ -33,7 +33,8 @@ class TestServer::CallCounterFactory final
       method_ = std::string(
           slash == absl::string_view::npos ? path : path.substr(slash + 1));
     }
-    void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    void Intercept(
+        grpc::experimental::InterceptorBatchMethods* methods) override {
       if (methods->QueryInterceptionHookPoint(
               grpc::experimental::InterceptionHookPoints::POST_RECV_MESSAGE)) {
         server_->Note(Event::kReceived, method_);
@@ -56,13 +57,15 @@ class TestServer::CallCounterFactory final
 TestServer::TestServer(ChatEngineOptions options)
     : engine_(std::make_unique<ChatEngine>(&store_, &provider_, &pool_,
                                            std::move(options))),
-      service_(std::make_unique<ChatServiceImpl>(engine_.get(), &store_, &pool_)) {
+      service_(
+          std::make_unique<ChatServiceImpl>(engine_.get(), &store_, &pool_)) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(service_.get());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(std::make_unique<CallCounterFactory>(this));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -17,14 +17,15 @@ TEST(BackendTargetTest, OneAddress) {
 }
 
 TEST(BackendTargetTest, SeveralAddresses) {
-  EXPECT_EQ(*BackendTarget("127.0.0.1:1, 127.0.0.1:2"), "ipv4:127.0.0.1:1,127.0.0.1:2");
+  EXPECT_EQ(*BackendTarget("127.0.0.1:1, 127.0.0.1:2"),
+            "ipv4:127.0.0.1:1,127.0.0.1:2");
   EXPECT_FALSE(BackendTarget("a:1,b:2").ok());
   EXPECT_FALSE(BackendTarget("").ok());
 }
 
 TEST(BackendServiceConfigTest, RoundRobinWithHealthChecks) {
-  auto config = nlohmann::json::parse(BackendServiceConfig("chat.v1.ChatService"),
-                                      nullptr, false);
+  auto config = nlohmann::json::parse(
+      BackendServiceConfig("chat.v1.ChatService"), nullptr, false);
   ASSERT_FALSE(config.is_discarded());
   EXPECT_EQ(config["loadBalancingConfig"][0].count("round_robin"), 1u);
   EXPECT_EQ(config["healthCheckConfig"]["serviceName"], "chat.v1.ChatService");

@@ -46,7 +46,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-std::string MetadataValue(const grpc::ServerContext& context, const std::string& key) {
+std::string MetadataValue(const grpc::ServerContext& context,
+                          const std::string& key) {
   auto it = context.client_metadata().find(key);
   if (it == context.client_metadata().end()) return "";
   return std::string(it->second.data(), it->second.size());
@@ -55,11 +56,14 @@ std::string MetadataValue(const grpc::ServerContext& context, const std::string&
 // The scripted backend. Synchronous API: this is a test double.
 class FakeChatService final : public chat::v1::ChatService::Service {
  public:
-  grpc::Status Chat(grpc::ServerContext* context, const chat::v1::ChatRequest* request,
+  grpc::Status Chat(grpc::ServerContext* context,
+                    const chat::v1::ChatRequest* request,
                     chat::v1::ChatResponse* response) override {
     int code = 0;
-    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"), &code)) {
-      return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"),
+                         &code)) {
+      return grpc::Status(static_cast<grpc::StatusCode>(code),
+                          "scripted failure");
     }
     if (request->message() == "metadata") {
       response->set_response(absl::StrCat(
@@ -68,23 +72,28 @@ class FakeChatService final : public chat::v1::ChatService::Service {
           ";tenant=", MetadataValue(*context, "tenant")));
       const absl::Duration left =
           absl::FromChrono(context->deadline()) - absl::Now();
-      response->set_turn_count(static_cast<int>(absl::ToInt64Seconds(left + absl::Milliseconds(500))));
+      response->set_turn_count(static_cast<int>(
+          absl::ToInt64Seconds(left + absl::Milliseconds(500))));
     }
     response->set_session_id(request->session_id());
     return grpc::Status::OK;
   }
 
-  grpc::Status ChatStream(grpc::ServerContext* /*context*/,
-                          const chat::v1::ChatStreamRequest* request,
-                          grpc::ServerWriter<chat::v1::ChatStreamResponse>* writer) override {
+  grpc::Status ChatStream(
+      grpc::ServerContext* /*context*/,
+      const chat::v1::ChatStreamRequest* request,
+      grpc::ServerWriter<chat::v1::ChatStreamResponse>* writer) override {
     int code = 0;
-    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"), &code)) {
-      return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"),
+                         &code)) {
+      return grpc::Status(static_cast<grpc::StatusCode>(code),
+                          "scripted failure");
     }
     chat::v1::ChatStreamResponse delta;
     delta.mutable_delta()->set_text("partial ");
     writer->Write(delta);
-    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "stream-error:"), &code)) {
+    if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "stream-error:"),
+                         &code)) {
       return grpc::Status(static_cast<grpc::StatusCode>(code), "went wrong");
     }
     chat::v1::ChatStreamResponse done;
@@ -117,22 +126,25 @@ class GatewayTest : public ::testing::Test {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     int backend_port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &backend_port);
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &backend_port);
     builder.RegisterService(&service_);
     backend_ = builder.BuildAndStart();
     ASSERT_NE(backend_, nullptr);
-    backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
+    backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
+                                                        true);
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port));
     ASSERT_TRUE(channel.ok());
     ASSERT_NE(Service(), nullptr);
     absl::StatusOr<RouteTable> routes = RouteTable::FromServices({Service()});
     ASSERT_TRUE(routes.ok()) << routes.status();
-    gateway_ = std::make_unique<Gateway>(*channel, *std::move(routes), GatewayOptions{});
-    http_ = std::make_unique<HttpServer>(HttpServerOptions{},
-                                         [this](std::shared_ptr<HttpExchange> e) {
-                                           gateway_->Handle(std::move(e));
-                                         });
+    gateway_ = std::make_unique<Gateway>(*channel, *std::move(routes),
+                                         GatewayOptions{});
+    http_ = std::make_unique<HttpServer>(
+        HttpServerOptions{}, [this](std::shared_ptr<HttpExchange> e) {
+          gateway_->Handle(std::move(e));
+        });
     absl::StatusOr<int> port = http_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok());
     port_ = *port;
@@ -148,17 +160,19 @@ class GatewayTest : public ::testing::Test {
 
   // Sends one request (Connection: close) and returns the whole answer.
   std::string Request(const std::string& method, const std::string& path,
-                      const std::string& body, const std::string& extra_headers = "") {
+                      const std::string& body,
+                      const std::string& extra_headers = "") {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port_));
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    std::string request = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: x\r\n",
-                                       "Connection: close\r\n", extra_headers,
-                                       "Content-Length: ", body.size(), "\r\n\r\n", body);
-    EXPECT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    std::string request = absl::StrCat(
+        method, " ", path, " HTTP/1.1\r\nHost: x\r\n", "Connection: close\r\n",
+        extra_headers, "Content-Length: ", body.size(), "\r\n\r\n", body);
+    EXPECT_EQ(write(fd, request.data(), request.size()),
+              static_cast<ssize_t>(request.size()));
     std::string answer;
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (absl::Now() < deadline) {
@@ -175,7 +189,8 @@ class GatewayTest : public ::testing::Test {
 
   // The service whose annotations the gateway serves.
   virtual const google::protobuf::ServiceDescriptor* Service() {
-    return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService");
+    return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+        "ChatService");
   }
 
   static std::string ChatBody(const std::string& message) {
@@ -190,13 +205,16 @@ class GatewayTest : public ::testing::Test {
 };
 
 TEST_F(GatewayTest, ForwardsHeadersAsMetadataAndGrpcTimeoutAsDeadline) {
-  std::string answer = Request("POST", "/v1/chat", ChatBody("metadata"),
-                               "Authorization: Bearer k-1\r\nX-Request-Id: rid-7\r\n"
-                               "Grpc-Metadata-Tenant: acme\r\nGrpc-Timeout: 5S\r\n");
+  std::string answer =
+      Request("POST", "/v1/chat", ChatBody("metadata"),
+              "Authorization: Bearer k-1\r\nX-Request-Id: rid-7\r\n"
+              "Grpc-Metadata-Tenant: acme\r\nGrpc-Timeout: 5S\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("x-request-id: rid-7\r\n"));
-  EXPECT_THAT(answer, HasSubstr(
-      R"("response":"authorization=Bearer k-1;x-request-id=rid-7;tenant=acme")"));
+  EXPECT_THAT(
+      answer,
+      HasSubstr(
+          R"("response":"authorization=Bearer k-1;x-request-id=rid-7;tenant=acme")"));
   // The deadline the backend saw: about 5 s away (rounded to seconds).
   EXPECT_THAT(answer, ::testing::AnyOf(HasSubstr(R"("turn_count":5)"),
                                        HasSubstr(R"("turn_count":4)")));
@@ -212,11 +230,13 @@ class GatewayStatusTest : public GatewayTest,
 
 TEST_P(GatewayStatusTest, BackendStatusBecomesHttpStatusAndErrorBody) {
   const StatusRow& row = GetParam();
-  std::string answer =
-      Request("POST", "/chat", ChatBody(absl::StrCat("status:", row.grpc_code)));
-  EXPECT_THAT(answer, StartsWith(absl::StrCat("HTTP/1.1 ", row.http_status, " ")));
-  EXPECT_THAT(answer, EndsWith(absl::StrCat(R"({"code":)", row.grpc_code,
-                                            R"(,"message":"scripted failure","details":[]})")));
+  std::string answer = Request(
+      "POST", "/chat", ChatBody(absl::StrCat("status:", row.grpc_code)));
+  EXPECT_THAT(answer,
+              StartsWith(absl::StrCat("HTTP/1.1 ", row.http_status, " ")));
+  EXPECT_THAT(answer, EndsWith(absl::StrCat(
+                          R"({"code":)", row.grpc_code,
+                          R"(,"message":"scripted failure","details":[]})")));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -225,46 +245,59 @@ INSTANTIATE_TEST_SUITE_P(
                       StatusRow{16, 401}, StatusRow{7, 403}, StatusRow{5, 404},
                       StatusRow{10, 409}, StatusRow{6, 409}, StatusRow{8, 429},
                       StatusRow{2, 500}, StatusRow{13, 500}, StatusRow{15, 500},
-                      StatusRow{12, 501}, StatusRow{14, 503}, StatusRow{4, 504}),
+                      StatusRow{12, 501}, StatusRow{14, 503},
+                      StatusRow{4, 504}),
     [](const ::testing::TestParamInfo<StatusRow>& info) {
-      return absl::StrCat("Grpc", info.param.grpc_code, "Http", info.param.http_status);
+      return absl::StrCat("Grpc", info.param.grpc_code, "Http",
+                          info.param.http_status);
     });
 
 TEST_F(GatewayTest, SseErrorAfterTheFirstEventIsAnErrorEvent) {
-  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("stream-error:8"));
+  std::string answer =
+      Request("POST", "/v1/chat:stream", ChatBody("stream-error:8"));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
-  EXPECT_THAT(answer, HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
-  EXPECT_THAT(answer, HasSubstr("event: error\ndata: "
-                                R"({"code":8,"message":"went wrong","details":[]})"
-                                "\n\n"));
+  EXPECT_THAT(answer,
+              HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
+  EXPECT_THAT(answer,
+              HasSubstr("event: error\ndata: "
+                        R"({"code":8,"message":"went wrong","details":[]})"
+                        "\n\n"));
 }
 
 TEST_F(GatewayTest, SseErrorBeforeAnyEventIsAnHttpError) {
   std::string answer = Request("POST", "/v1/chat:stream", ChatBody("status:8"));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 429 Too Many Requests\r\n"));
-  EXPECT_THAT(answer, EndsWith(R"({"code":8,"message":"scripted failure","details":[]})"));
+  EXPECT_THAT(
+      answer,
+      EndsWith(R"({"code":8,"message":"scripted failure","details":[]})"));
 }
 
 TEST_F(GatewayTest, RawTextErrorAfterTheFirstByteIsAppended) {
-  std::string answer = Request("POST", "/chat-stream", ChatBody("stream-error:14"));
+  std::string answer =
+      Request("POST", "/chat-stream", ChatBody("stream-error:14"));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("Content-Type: text/plain; charset=utf-8\r\n"));
   // Chunked: "partial " then "\nError: went wrong", then the last chunk.
-  EXPECT_THAT(answer, HasSubstr("8\r\npartial \r\n12\r\n\nError: went wrong\r\n0\r\n\r\n"));
+  EXPECT_THAT(
+      answer,
+      HasSubstr("8\r\npartial \r\n12\r\n\nError: went wrong\r\n0\r\n\r\n"));
 }
 
 TEST_F(GatewayTest, NdjsonErrorAfterTheFirstLine) {
-  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("stream-error:4"),
-                               "Accept: application/x-ndjson\r\n");
+  std::string answer =
+      Request("POST", "/v1/chat:stream", ChatBody("stream-error:4"),
+              "Accept: application/x-ndjson\r\n");
   EXPECT_THAT(answer, HasSubstr(R"({"result":{"delta":{"text":"partial "}}})"));
-  EXPECT_THAT(answer,
-              HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
+  EXPECT_THAT(
+      answer,
+      HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
 }
 
 TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
   // gRPC's client-side health checking (the channel's service config)
   // watches the backend: NOT_SERVING takes it out of the balancer.
-  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", false);
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
+                                                      false);
   std::string answer;
   // The Watch update arrives asynchronously.
   ::chat::testing::Eventually([&] {
@@ -273,7 +306,8 @@ TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
   });
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_THAT(answer, HasSubstr(R"("code":14)"));
-  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService", true);
+  backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
+                                                      true);
   ::chat::testing::Eventually([&] {
     answer = Request("GET", "/stats", "");
     return !absl::StartsWith(answer, "HTTP/1.1 503");
@@ -284,7 +318,8 @@ TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
 
 TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
   std::string answer = Request("POST", "/v1/chat:stream", ChatBody("fine"));
-  EXPECT_THAT(answer, HasSubstr("event: done\ndata: {\"response\":\"partial \""));
+  EXPECT_THAT(answer,
+              HasSubstr("event: done\ndata: {\"response\":\"partial \""));
   EXPECT_THAT(answer, EndsWith("0\r\n\r\n"));
 }
 
@@ -292,11 +327,13 @@ TEST_F(GatewayTest, TemplateListGathersEveryPage) {
   std::string answer = Request("GET", "/sessions", "");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   // Both pages, each once, and no token: the list is complete.
-  EXPECT_THAT(answer,
-              EndsWith(R"({"sessions":[)"
-                       R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
-                       R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
-                       R"("next_page_token":""})"));
+  EXPECT_THAT(
+      answer,
+      EndsWith(
+          R"({"sessions":[)"
+          R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
+          R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
+          R"("next_page_token":""})"));
 }
 
 TEST_F(GatewayTest, V1ListAnswersOnePage) {
@@ -320,9 +357,12 @@ const google::protobuf::ServiceDescriptor* ServiceWithNewBindings() {
     file.set_syntax("proto3");
     file.add_dependency("chat/v1/chat.proto");
     file.add_dependency("google/api/annotations.proto");
-    google::protobuf::ServiceDescriptorProto* service_proto = file.add_service();
-    chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService")->CopyTo(
-        service_proto);
+    google::protobuf::ServiceDescriptorProto* service_proto =
+        file.add_service();
+    chat::v1::ChatRequest::descriptor()
+        ->file()
+        ->FindServiceByName("ChatService")
+        ->CopyTo(service_proto);
     for (auto& method : *service_proto->mutable_method()) {
       google::api::HttpRule* rule =
           method.mutable_options()->MutableExtension(google::api::http);
@@ -352,7 +392,8 @@ TEST_F(NewBindingGatewayTest, NewAdditionalBindingStreamsSse) {
   std::string answer = Request("POST", "/v2/chat-stream", ChatBody("fine"));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("Content-Type: text/event-stream"));
-  EXPECT_THAT(answer, HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
+  EXPECT_THAT(answer,
+              HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n\n"));
   EXPECT_THAT(answer, HasSubstr("event: done\ndata: "));
   // Also ndjson on Accept, as on any standard route.
   answer = Request("POST", "/v2/chat-stream", ChatBody("fine"),

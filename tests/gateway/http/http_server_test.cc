@@ -51,7 +51,8 @@ class HttpServerTest : public ::testing::Test {
   }
 
   static void Send(int fd, const std::string& data) {
-    ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(write(fd, data.data(), data.size()),
+              static_cast<ssize_t>(data.size()));
   }
 
   // Reads until `done(received)` holds, the peer closes, or 10 s pass.
@@ -82,10 +83,11 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
     e->Respond(200, {{"Content-Type", "text/plain"}}, target);
   });
   int fd = Connect();
-  Send(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n");
-  std::string got = ReadUntil(fd, [](const std::string& r) {
-    return absl::EndsWith(r, "/fast");
-  });
+  Send(fd,
+       "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: "
+       "x\r\n\r\n");
+  std::string got = ReadUntil(
+      fd, [](const std::string& r) { return absl::EndsWith(r, "/fast"); });
   close(fd);
   EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(got, HasSubstr("Connection: keep-alive"));
@@ -103,9 +105,8 @@ TEST_F(HttpServerTest, StreamsAreChunkedAndEmptyWritesSendNothing) {
   });
   int fd = Connect();
   Send(fd, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-  std::string got = ReadUntil(fd, [](const std::string& r) {
-    return absl::EndsWith(r, "0\r\n\r\n");
-  });
+  std::string got = ReadUntil(
+      fd, [](const std::string& r) { return absl::EndsWith(r, "0\r\n\r\n"); });
   close(fd);
   EXPECT_THAT(got, HasSubstr("Transfer-Encoding: chunked\r\n"));
   EXPECT_THAT(got, HasSubstr("\r\n\r\n5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n"));
@@ -161,10 +162,12 @@ TEST_F(HttpServerTest, BodyOverTheLimitIs413BeforeReadingIt) {
   HttpServerOptions options;
   options.max_body_bytes = 10;
   bool called = false;
-  Start([&](std::shared_ptr<HttpExchange> e) {
-    called = true;
-    e->Respond(200, {}, "");
-  }, options);
+  Start(
+      [&](std::shared_ptr<HttpExchange> e) {
+        called = true;
+        e->Respond(200, {}, "");
+      },
+      options);
   int fd = Connect();
   Send(fd, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
   std::string got = ReadUntil(fd, [](const std::string&) { return false; });
@@ -178,10 +181,12 @@ TEST_F(HttpServerTest, BodyOverTheLimitIs413BeforeReadingIt) {
 TEST_F(HttpServerTest, ChunkedBodyOverTheLimitIs413) {
   HttpServerOptions options;
   options.max_body_bytes = 10;
-  Start([](std::shared_ptr<HttpExchange> e) { e->Respond(200, {}, ""); }, options);
+  Start([](std::shared_ptr<HttpExchange> e) { e->Respond(200, {}, ""); },
+        options);
   int fd = Connect();
-  Send(fd, "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-           "14\r\n01234567890123456789\r\n0\r\n\r\n");
+  Send(fd,
+       "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "14\r\n01234567890123456789\r\n0\r\n\r\n");
   std::string got = ReadUntil(fd, [](const std::string&) { return false; });
   close(fd);
   EXPECT_THAT(got, StartsWith("HTTP/1.1 413"));

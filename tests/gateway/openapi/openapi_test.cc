@@ -17,29 +17,36 @@ namespace chat::gateway {
 namespace {
 
 const google::protobuf::ServiceDescriptor* ChatService() {
-  return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService");
+  return chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+      "ChatService");
 }
 
-nlohmann::json Document(const google::protobuf::ServiceDescriptor* service = ChatService()) {
+nlohmann::json Document(
+    const google::protobuf::ServiceDescriptor* service = ChatService()) {
   absl::StatusOr<RouteTable> routes = RouteTable::FromServices({service});
   EXPECT_TRUE(routes.ok());
   if (!routes.ok()) return nlohmann::json();
-  return nlohmann::json::parse(GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()),
-                               nullptr, false);
+  return nlohmann::json::parse(
+      GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()), nullptr, false);
 }
 
 TEST(OpenApiTest, ProtoCommentsBecomeDescriptions) {
   nlohmann::json doc = Document();
-  const nlohmann::json& request = doc["components"]["schemas"]["chat.v1.ChatRequest"];
+  const nlohmann::json& request =
+      doc["components"]["schemas"]["chat.v1.ChatRequest"];
   EXPECT_EQ(request["description"], "One user message for a session.");
-  EXPECT_THAT(request["properties"]["message"]["description"].get<std::string>(),
-              ::testing::StartsWith("The user's message. Required,"));
-  EXPECT_THAT(doc["paths"]["/v1/chat"]["post"]["description"].get<std::string>(),
-              ::testing::StartsWith("Sends one user message"));
+  EXPECT_THAT(
+      request["properties"]["message"]["description"].get<std::string>(),
+      ::testing::StartsWith("The user's message. Required,"));
+  EXPECT_THAT(
+      doc["paths"]["/v1/chat"]["post"]["description"].get<std::string>(),
+      ::testing::StartsWith("Sends one user message"));
 }
 
 TEST(ProtoDocsTest, UnreadableSetGivesNoComments) {
-  EXPECT_EQ(ProtoDocs::FromDescriptorSet("\xff\xff").Comment("chat.v1.ChatRequest"), "");
+  EXPECT_EQ(
+      ProtoDocs::FromDescriptorSet("\xff\xff").Comment("chat.v1.ChatRequest"),
+      "");
   EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.NoSuchThing"), "");
   EXPECT_EQ(ChatProtoDocs().Comment("chat.v1.ChatService.GetStats"),
             "Counts sessions, messages and tokens.");
@@ -54,7 +61,8 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
-  EXPECT_EQ(doc["paths"].size(), 15u);  // 16 routes; two share /history/{session_id}.
+  EXPECT_EQ(doc["paths"].size(),
+            15u);  // 16 routes; two share /history/{session_id}.
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {
@@ -65,23 +73,31 @@ TEST(OpenApiTest, ParametersAndBodies) {
   EXPECT_EQ(history["parameters"][0]["required"], true);
   EXPECT_FALSE(history.contains("requestBody"));
   const nlohmann::json& chat = doc["paths"]["/v1/chat"]["post"];
-  EXPECT_EQ(chat["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/chat.v1.ChatRequest");
-  EXPECT_EQ(chat["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
+  EXPECT_EQ(
+      chat["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+      "#/components/schemas/chat.v1.ChatRequest");
+  EXPECT_EQ(chat["responses"]["default"]["content"]["application/json"]
+                ["schema"]["$ref"],
             "#/components/schemas/Error");
-  EXPECT_TRUE(doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
-                 .contains("text/plain"));
+  EXPECT_TRUE(
+      doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
+          .contains("text/plain"));
 }
 
 TEST(OpenApiTest, SchemasFollowTheJsonMapping) {
   nlohmann::json schemas = Document()["components"]["schemas"];
-  const nlohmann::json& stats = schemas["chat.v1.GetStatsResponse"]["properties"];
+  const nlohmann::json& stats =
+      schemas["chat.v1.GetStatsResponse"]["properties"];
   EXPECT_EQ(stats["total_sessions"]["type"], "integer");
   EXPECT_EQ(stats["avg_messages_per_session"]["type"], "number");
-  const nlohmann::json& history = schemas["chat.v1.GetHistoryResponse"]["properties"];
+  const nlohmann::json& history =
+      schemas["chat.v1.GetHistoryResponse"]["properties"];
   EXPECT_EQ(history["messages"]["type"], "array");
-  EXPECT_EQ(history["messages"]["items"]["$ref"], "#/components/schemas/chat.v1.Message");
-  EXPECT_EQ(schemas["chat.v1.ChatRequest"]["properties"]["system_prompt"]["nullable"], true);
+  EXPECT_EQ(history["messages"]["items"]["$ref"],
+            "#/components/schemas/chat.v1.Message");
+  EXPECT_EQ(
+      schemas["chat.v1.ChatRequest"]["properties"]["system_prompt"]["nullable"],
+      true);
   EXPECT_TRUE(schemas.contains("chat.v1.Usage"));
 }
 
@@ -89,15 +105,19 @@ TEST(OpenApiTest, TemplateRoutesAreMarkedAndDescribed) {
   nlohmann::json doc = Document();
   EXPECT_THAT(doc["paths"]["/sessions"]["get"]["summary"].get<std::string>(),
               ::testing::EndsWith("(the Python template's route)"));
-  EXPECT_THAT(doc["paths"]["/sessions"]["get"]["description"].get<std::string>(),
-              ::testing::HasSubstr("answers every page at once"));
-  EXPECT_EQ(doc["paths"]["/v1/sessions"]["get"]["summary"], "ChatService.ListSessions");
-  EXPECT_THAT(doc["paths"]["/v1/sessions"]["get"]["description"].get<std::string>(),
-              ::testing::Not(::testing::HasSubstr("every page")));
+  EXPECT_THAT(
+      doc["paths"]["/sessions"]["get"]["description"].get<std::string>(),
+      ::testing::HasSubstr("answers every page at once"));
+  EXPECT_EQ(doc["paths"]["/v1/sessions"]["get"]["summary"],
+            "ChatService.ListSessions");
+  EXPECT_THAT(
+      doc["paths"]["/v1/sessions"]["get"]["description"].get<std::string>(),
+      ::testing::Not(::testing::HasSubstr("every page")));
   EXPECT_THAT(doc["paths"]["/stats"]["get"]["summary"].get<std::string>(),
               ::testing::EndsWith("(the Python template's route)"));
-  EXPECT_TRUE(doc["paths"]["/v1/chat:stream"]["post"]["responses"]["200"]["content"]
-                  .contains("text/event-stream"));
+  EXPECT_TRUE(
+      doc["paths"]["/v1/chat:stream"]["post"]["responses"]["200"]["content"]
+          .contains("text/event-stream"));
 }
 
 // chat.v1.ChatService plus an additional binding POST /v2/chat-stream on
@@ -112,7 +132,8 @@ const google::protobuf::ServiceDescriptor* ServiceWithNewBinding() {
     file.set_syntax("proto3");
     file.add_dependency("chat/v1/chat.proto");
     file.add_dependency("google/api/annotations.proto");
-    google::protobuf::ServiceDescriptorProto* service_proto = file.add_service();
+    google::protobuf::ServiceDescriptorProto* service_proto =
+        file.add_service();
     ChatService()->CopyTo(service_proto);
     for (auto& method : *service_proto->mutable_method()) {
       if (method.name() != "ChatStream") continue;
@@ -137,8 +158,9 @@ TEST(OpenApiTest, NewAdditionalBindingIsDocumentedAsStandard) {
   EXPECT_TRUE(op["responses"]["200"]["content"].contains("text/event-stream"));
   EXPECT_FALSE(op["responses"]["200"]["content"].contains("text/plain"));
   // The template's own binding in the same document keeps its raw text.
-  EXPECT_TRUE(doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
-                  .contains("text/plain"));
+  EXPECT_TRUE(
+      doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
+          .contains("text/plain"));
 }
 
 }  // namespace

@@ -112,7 +112,8 @@ TEST(RoutesTest, WrongMethodListsAllowed) {
   RouteMatch m = ChatRoutes().Match("PUT", "/history/s1");
   EXPECT_EQ(m.kind, RouteMatch::kMethodNotAllowed);
   EXPECT_THAT(m.allowed, UnorderedElementsAre("GET", "DELETE"));
-  EXPECT_EQ(ChatRoutes().Match("GET", "/chat").kind, RouteMatch::kMethodNotAllowed);
+  EXPECT_EQ(ChatRoutes().Match("GET", "/chat").kind,
+            RouteMatch::kMethodNotAllowed);
 }
 
 TEST(RoutesTest, UnknownPath) {

@@ -19,8 +19,9 @@ TEST(SseWriterTest, MultilineDataBecomesSeveralDataLines) {
 TEST(SseWriterTest, NdjsonLines) {
   EXPECT_EQ(NdjsonResult(R"({"delta":{"text":"a"}})"),
             "{\"result\":{\"delta\":{\"text\":\"a\"}}}\n");
-  EXPECT_EQ(NdjsonError(MakeHttpError(503, grpc::StatusCode::UNAVAILABLE, "down")),
-            "{\"error\":{\"code\":14,\"message\":\"down\",\"details\":[]}}\n");
+  EXPECT_EQ(
+      NdjsonError(MakeHttpError(503, grpc::StatusCode::UNAVAILABLE, "down")),
+      "{\"error\":{\"code\":14,\"message\":\"down\",\"details\":[]}}\n");
 }
 
 TEST(SseWriterTest, RawTextErrorIsTheTemplates) {
@@ -32,7 +33,8 @@ TEST(SseWriterTest, RawTextErrorIsTheTemplates) {
 TEST(SseWriterTest, ContentTypes) {
   EXPECT_EQ(StreamContentType(StreamFormat::kSse), "text/event-stream");
   EXPECT_EQ(StreamContentType(StreamFormat::kNdjson), "application/x-ndjson");
-  EXPECT_EQ(StreamContentType(StreamFormat::kRawText), "text/plain; charset=utf-8");
+  EXPECT_EQ(StreamContentType(StreamFormat::kRawText),
+            "text/plain; charset=utf-8");
 }
 
 }  // namespace

@@ -28,36 +28,39 @@ TEST_P(StatusMappingTest, MapsToHttpStatus) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllCodes, StatusMappingTest,
-    ::testing::Values(Row{grpc::StatusCode::OK, 200, "Ok"},
-                      Row{grpc::StatusCode::INVALID_ARGUMENT, 400, "InvalidArgument"},
-                      Row{grpc::StatusCode::FAILED_PRECONDITION, 400, "FailedPrecondition"},
-                      Row{grpc::StatusCode::OUT_OF_RANGE, 400, "OutOfRange"},
-                      Row{grpc::StatusCode::UNAUTHENTICATED, 401, "Unauthenticated"},
-                      Row{grpc::StatusCode::PERMISSION_DENIED, 403, "PermissionDenied"},
-                      Row{grpc::StatusCode::NOT_FOUND, 404, "NotFound"},
-                      Row{grpc::StatusCode::ABORTED, 409, "Aborted"},
-                      Row{grpc::StatusCode::ALREADY_EXISTS, 409, "AlreadyExists"},
-                      Row{grpc::StatusCode::RESOURCE_EXHAUSTED, 429, "ResourceExhausted"},
-                      Row{grpc::StatusCode::CANCELLED, 499, "Cancelled"},
-                      Row{grpc::StatusCode::UNKNOWN, 500, "Unknown"},
-                      Row{grpc::StatusCode::INTERNAL, 500, "Internal"},
-                      Row{grpc::StatusCode::DATA_LOSS, 500, "DataLoss"},
-                      Row{grpc::StatusCode::UNIMPLEMENTED, 501, "Unimplemented"},
-                      Row{grpc::StatusCode::UNAVAILABLE, 503, "Unavailable"},
-                      Row{grpc::StatusCode::DEADLINE_EXCEEDED, 504, "DeadlineExceeded"}),
+    ::testing::Values(
+        Row{grpc::StatusCode::OK, 200, "Ok"},
+        Row{grpc::StatusCode::INVALID_ARGUMENT, 400, "InvalidArgument"},
+        Row{grpc::StatusCode::FAILED_PRECONDITION, 400, "FailedPrecondition"},
+        Row{grpc::StatusCode::OUT_OF_RANGE, 400, "OutOfRange"},
+        Row{grpc::StatusCode::UNAUTHENTICATED, 401, "Unauthenticated"},
+        Row{grpc::StatusCode::PERMISSION_DENIED, 403, "PermissionDenied"},
+        Row{grpc::StatusCode::NOT_FOUND, 404, "NotFound"},
+        Row{grpc::StatusCode::ABORTED, 409, "Aborted"},
+        Row{grpc::StatusCode::ALREADY_EXISTS, 409, "AlreadyExists"},
+        Row{grpc::StatusCode::RESOURCE_EXHAUSTED, 429, "ResourceExhausted"},
+        Row{grpc::StatusCode::CANCELLED, 499, "Cancelled"},
+        Row{grpc::StatusCode::UNKNOWN, 500, "Unknown"},
+        Row{grpc::StatusCode::INTERNAL, 500, "Internal"},
+        Row{grpc::StatusCode::DATA_LOSS, 500, "DataLoss"},
+        Row{grpc::StatusCode::UNIMPLEMENTED, 501, "Unimplemented"},
+        Row{grpc::StatusCode::UNAVAILABLE, 503, "Unavailable"},
+        Row{grpc::StatusCode::DEADLINE_EXCEEDED, 504, "DeadlineExceeded"}),
     [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
 
 TEST(ToHttpErrorTest, ChannelFailuresHideInternalAddresses) {
-  HttpError error = ToHttpError(grpc::Status(
-      grpc::StatusCode::UNAVAILABLE,
-      "connections to all backends failing; last error: UNKNOWN: "
-      "ipv4:10.1.2.3:50051: Failed to connect to remote host: Connection refused"));
+  HttpError error = ToHttpError(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                   "connections to all backends failing; last error: UNKNOWN: "
+                   "ipv4:10.1.2.3:50051: Failed to connect to remote host: "
+                   "Connection refused"));
   EXPECT_EQ(error.http_status, 503);
   EXPECT_EQ(error.grpc_code, 14);
   EXPECT_EQ(error.message, "chat-server is unavailable; retry later");
   // chat-server's own UNAVAILABLE messages are meant for clients and pass.
-  HttpError own = ToHttpError(grpc::Status(
-      grpc::StatusCode::UNAVAILABLE, "postgres: cannot connect: server closed"));
+  HttpError own =
+      ToHttpError(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "postgres: cannot connect: server closed"));
   EXPECT_EQ(own.message, "postgres: cannot connect: server closed");
   EXPECT_FALSE(IsChannelFailure(grpc::Status(
       grpc::StatusCode::INTERNAL, "connections to all backends failing")));
@@ -74,7 +77,8 @@ TEST(ErrorBodyTest, IsGoogleRpcStatusShaped) {
 }
 
 TEST(ErrorBodyTest, InvalidUtf8DoesNotThrow) {
-  HttpError error = MakeHttpError(500, grpc::StatusCode::INTERNAL, "bad \xff byte");
+  HttpError error =
+      MakeHttpError(500, grpc::StatusCode::INTERNAL, "bad \xff byte");
   EXPECT_THAT(ErrorBody(error), ::testing::HasSubstr("\"code\":13"));
 }
 

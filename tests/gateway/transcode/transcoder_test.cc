@@ -24,8 +24,9 @@ std::unique_ptr<google::protobuf::Message> Build(
 }
 
 TEST(TranscoderTest, AcceptsBothSpellingsAndIgnoresUnknownFields) {
-  auto m = Build(chat::v1::ChatRequest::descriptor(), "*",
-                 R"({"message":"hi","sessionId":"s1","unknown":{"a":[1]},"max_tokens":5})");
+  auto m = Build(
+      chat::v1::ChatRequest::descriptor(), "*",
+      R"({"message":"hi","sessionId":"s1","unknown":{"a":[1]},"max_tokens":5})");
   auto* req = dynamic_cast<chat::v1::ChatRequest*>(m.get());
   ASSERT_NE(req, nullptr);
   EXPECT_EQ(req->message(), "hi");
@@ -48,8 +49,9 @@ TEST(TranscoderTest, EmptyBodyIsEmptyMessage) {
 }
 
 TEST(TranscoderTest, MalformedJsonSaysWhere) {
-  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> m = BuildRequest(
-      chat::v1::ChatRequest::descriptor(), "*", R"({"message": "hi",})", {}, {});
+  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> m =
+      BuildRequest(chat::v1::ChatRequest::descriptor(), "*",
+                   R"({"message": "hi",})", {}, {});
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(m.status().message(), HasSubstr("malformed JSON body"));
@@ -57,8 +59,9 @@ TEST(TranscoderTest, MalformedJsonSaysWhere) {
 }
 
 TEST(TranscoderTest, WrongTypeNamesTheField) {
-  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> m = BuildRequest(
-      chat::v1::ChatRequest::descriptor(), "*", R"({"max_tokens": "many"})", {}, {});
+  absl::StatusOr<std::unique_ptr<google::protobuf::Message>> m =
+      BuildRequest(chat::v1::ChatRequest::descriptor(), "*",
+                   R"({"max_tokens": "many"})", {}, {});
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(m.status().message(), HasSubstr("max_tokens"));
 }
@@ -79,7 +82,8 @@ TEST(TranscoderTest, PathAndQueryBind) {
 
   auto h = Build(chat::v1::GetHistoryRequest::descriptor(), "", "",
                  {{"session_id", "s 1"}});
-  EXPECT_EQ(dynamic_cast<chat::v1::GetHistoryRequest*>(h.get())->session_id(), "s 1");
+  EXPECT_EQ(dynamic_cast<chat::v1::GetHistoryRequest*>(h.get())->session_id(),
+            "s 1");
 }
 
 TEST(TranscoderTest, BadQueryValueNamesTheField) {

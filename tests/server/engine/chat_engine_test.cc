@@ -111,9 +111,10 @@ TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
   EXPECT_EQ(result->model, "fake-model");
   EXPECT_EQ(result->input_tokens, 10);
   EXPECT_THAT(observer.deltas(), ElementsAre("Hello", " there"));
-  EXPECT_THAT(History("s1"),
-              ElementsAre(Field(&store::StoredMessage::content, "Hi"),
-                          Field(&store::StoredMessage::content, "Hello there")));
+  EXPECT_THAT(
+      History("s1"),
+      ElementsAre(Field(&store::StoredMessage::content, "Hi"),
+                  Field(&store::StoredMessage::content, "Hello there")));
 }
 
 TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
@@ -238,12 +239,12 @@ TEST_F(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
 
 TEST_F(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
   RecordingObserver observer;
-  EXPECT_THAT(engine_.StartTurn(Request("s1", ""), &observer),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("message")));
-  EXPECT_THAT(engine_.StartTurn(Request("bad id", "x"), &observer),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("session_id")));
+  EXPECT_THAT(
+      engine_.StartTurn(Request("s1", ""), &observer),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("message")));
+  EXPECT_THAT(
+      engine_.StartTurn(Request("bad id", "x"), &observer),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_id")));
   EXPECT_TRUE(provider_.requests().empty());
   EXPECT_FALSE(observer.HasCompleted());
 }

@@ -17,7 +17,8 @@ namespace {
 std::vector<llm::PromptMessage> Conversation(int turns, int tokens_each) {
   std::vector<llm::PromptMessage> m;
   for (int i = 0; i < turns; ++i) {
-    m.push_back({"user", std::string(4 * tokens_each, 'u') + std::to_string(i)});
+    m.push_back(
+        {"user", std::string(4 * tokens_each, 'u') + std::to_string(i)});
     m.back().content.resize(4 * tokens_each);
     m.push_back({"assistant", std::string(4 * tokens_each, 'a')});
   }

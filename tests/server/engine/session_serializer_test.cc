@@ -45,7 +45,8 @@ TEST(SessionSerializerTest, ATaskWaitsUntilTheOneBeforeItIsReleased) {
     second_done.Notify();
   });
   DrainOneWorkerPool(pool);
-  EXPECT_FALSE(second_ran.load()) << "ran while the first task held the session";
+  EXPECT_FALSE(second_ran.load())
+      << "ran while the first task held the session";
   EXPECT_EQ(serializer.ActiveSessions(), 1);
 
   serializer.Release("a");
@@ -129,7 +130,8 @@ TEST(SessionSerializerTest, NoTaskIsLostOrRunTwiceUnderContention) {
   absl::Mutex mu;
   std::vector<int> runs(kThreads * kEach, 0);
   std::vector<int> running(kSessions, 0);
-  std::vector<std::vector<int>> seen(kSessions * kThreads);  // Per session, per thread.
+  std::vector<std::vector<int>> seen(kSessions *
+                                     kThreads);  // Per session, per thread.
   bool overlapped = false;
   absl::BlockingCounter done(kThreads * kEach);
   ThreadPool pool(4);

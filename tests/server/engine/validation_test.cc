@@ -99,15 +99,18 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(AllowedModelsTest, OnlyListedModelsWhenAListIsSet) {
   RequestLimits limits;
-  EXPECT_TRUE(ValidateChatTurnRequest(With([](auto& r) { r.model = "any"; }), limits).ok());
+  EXPECT_TRUE(
+      ValidateChatTurnRequest(With([](auto& r) { r.model = "any"; }), limits)
+          .ok());
   limits.allowed_models = {"claude-sonnet-4-6", "claude-haiku-4-5"};
   EXPECT_TRUE(ValidateChatTurnRequest(Valid(), limits).ok());
   EXPECT_TRUE(ValidateChatTurnRequest(
                   With([](auto& r) { r.model = "claude-haiku-4-5"; }), limits)
                   .ok());
-  EXPECT_THAT(ValidateChatTurnRequest(With([](auto& r) { r.model = "gpt-5"; }), limits),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       ::testing::HasSubstr("not allowed")));
+  EXPECT_THAT(
+      ValidateChatTurnRequest(With([](auto& r) { r.model = "gpt-5"; }), limits),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               ::testing::HasSubstr("not allowed")));
 }
 
 }  // namespace

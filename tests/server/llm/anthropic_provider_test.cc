@@ -27,26 +27,43 @@ TEST(AnthropicDecoderTest, DecodesAFullStream) {
   AnthropicProtocol protocol(AnthropicConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  ASSERT_THAT(Feed(*d, "message_start",
-                   R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-6","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}})",
-                   &deltas), IsOk());
-  ASSERT_THAT(Feed(*d, "content_block_start",
-                   R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
-                   &deltas), IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "message_start",
+          R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-6","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}})",
+          &deltas),
+      IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
+          &deltas),
+      IsOk());
   ASSERT_THAT(Feed(*d, "ping", R"({"type": "ping"})", &deltas), IsOk());
-  ASSERT_THAT(Feed(*d, "content_block_delta",
-                   R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})",
-                   &deltas), IsOk());
-  ASSERT_THAT(Feed(*d, "content_block_delta",
-                   R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}})",
-                   &deltas), IsOk());
-  ASSERT_THAT(Feed(*d, "content_block_stop", R"({"type":"content_block_stop","index":0})",
-                   &deltas), IsOk());
-  ASSERT_THAT(Feed(*d, "message_delta",
-                   R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}})",
-                   &deltas), IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})",
+          &deltas),
+      IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}})",
+          &deltas),
+      IsOk());
+  ASSERT_THAT(Feed(*d, "content_block_stop",
+                   R"({"type":"content_block_stop","index":0})", &deltas),
+              IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "message_delta",
+          R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}})",
+          &deltas),
+      IsOk());
   EXPECT_FALSE(d->done());
-  ASSERT_THAT(Feed(*d, "message_stop", R"({"type":"message_stop"})", &deltas), IsOk());
+  ASSERT_THAT(Feed(*d, "message_stop", R"({"type":"message_stop"})", &deltas),
+              IsOk());
   EXPECT_TRUE(d->done());
   EXPECT_THAT(deltas, ElementsAre("", "Hello", "!"));
   absl::StatusOr<CompletionResult> result = d->Finish();
@@ -61,24 +78,31 @@ TEST(AnthropicDecoderTest, ErrorEventAfterTheOkMapsToItsStatus) {
   AnthropicProtocol protocol(AnthropicConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  EXPECT_THAT(Feed(*d, "error",
-                   R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
-                   &deltas),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("overloaded_error")));
+  EXPECT_THAT(
+      Feed(
+          *d, "error",
+          R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+          &deltas),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("overloaded_error")));
   std::unique_ptr<StreamDecoder> d2 = protocol.NewDecoder();
-  EXPECT_THAT(Feed(*d2, "error",
-                   R"({"type":"error","error":{"type":"rate_limit_error","message":"slow down"}})",
-                   &deltas),
-              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(
+      Feed(
+          *d2, "error",
+          R"({"type":"error","error":{"type":"rate_limit_error","message":"slow down"}})",
+          &deltas),
+      StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 TEST(AnthropicDecoderTest, StreamWithoutMessageStopIsUnavailable) {
   AnthropicProtocol protocol(AnthropicConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  ASSERT_THAT(Feed(*d, "content_block_delta",
-                   R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})",
-                   &deltas), IsOk());
+  ASSERT_THAT(
+      Feed(
+          *d, "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})",
+          &deltas),
+      IsOk());
   EXPECT_THAT(d->Finish(), StatusIs(absl::StatusCode::kUnavailable));
 }
 
@@ -86,10 +110,14 @@ TEST(AnthropicDecoderTest, IgnoresUnknownEventsAndNonTextDeltas) {
   AnthropicProtocol protocol(AnthropicConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  EXPECT_THAT(Feed(*d, "brand_new", R"({"type":"brand_new"})", &deltas), IsOk());
-  EXPECT_THAT(Feed(*d, "content_block_delta",
-                   R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})",
-                   &deltas), IsOk());
+  EXPECT_THAT(Feed(*d, "brand_new", R"({"type":"brand_new"})", &deltas),
+              IsOk());
+  EXPECT_THAT(
+      Feed(
+          *d, "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})",
+          &deltas),
+      IsOk());
   EXPECT_TRUE(deltas.empty());
   EXPECT_THAT(Feed(*d, "content_block_delta", "not json", &deltas),
               StatusIs(absl::StatusCode::kInternal));
@@ -99,9 +127,11 @@ TEST(AnthropicDecoderTest, DecodesANonStreamedMessage) {
   AnthropicProtocol protocol(AnthropicConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  ASSERT_THAT(d->OnWholeBody(
-                  R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hi there"}],"stop_reason":"max_tokens","usage":{"input_tokens":10,"output_tokens":3}})",
-                  &deltas), IsOk());
+  ASSERT_THAT(
+      d->OnWholeBody(
+          R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hi there"}],"stop_reason":"max_tokens","usage":{"input_tokens":10,"output_tokens":3}})",
+          &deltas),
+      IsOk());
   EXPECT_THAT(deltas, ElementsAre("Hi there"));
   absl::StatusOr<CompletionResult> result = d->Finish();
   ASSERT_THAT(result, IsOk());
@@ -117,13 +147,15 @@ TEST(AnthropicProtocolTest, BuildsTheMessagesRequest) {
   AnthropicProtocol protocol(config);
   CompletionRequest request;
   request.system_prompt = "Be brief.";
-  request.messages = {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "Again"}};
+  request.messages = {
+      {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Again"}};
   request.temperature = 0.5;
   HttpRequest http = protocol.BuildRequest(request);
   EXPECT_EQ(http.url, "http://127.0.0.1:9/v1/messages");
-  EXPECT_THAT(http.headers, ::testing::IsSupersetOf(
-                                {"x-api-key: sk-ant-test", "anthropic-version: 2023-06-01",
-                                 "content-type: application/json"}));
+  EXPECT_THAT(http.headers,
+              ::testing::IsSupersetOf({"x-api-key: sk-ant-test",
+                                       "anthropic-version: 2023-06-01",
+                                       "content-type: application/json"}));
   nlohmann::json body = nlohmann::json::parse(http.body);
   EXPECT_EQ(body["model"], "claude-sonnet-4-6");
   EXPECT_EQ(body["max_tokens"], 1024);

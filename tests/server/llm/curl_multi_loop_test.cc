@@ -8,10 +8,9 @@
 
 #include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -77,15 +76,27 @@ class Recorder final : public TransferHandler {
             &arg),
         absl::Seconds(10));
   }
-  int status() { absl::MutexLock l(&mu_); return status_; }
-  std::string body() { absl::MutexLock l(&mu_); return body_; }
+  int status() {
+    absl::MutexLock l(&mu_);
+    return status_;
+  }
+  std::string body() {
+    absl::MutexLock l(&mu_);
+    return body_;
+  }
   std::string header(const std::string& name) {
     absl::MutexLock l(&mu_);
     auto it = headers_.find(name);
     return it == headers_.end() ? "" : it->second;
   }
-  TransferOutcome outcome() { absl::MutexLock l(&mu_); return outcome_; }
-  bool off_thread() { absl::MutexLock l(&mu_); return off_thread_; }
+  TransferOutcome outcome() {
+    absl::MutexLock l(&mu_);
+    return outcome_;
+  }
+  bool off_thread() {
+    absl::MutexLock l(&mu_);
+    return off_thread_;
+  }
   bool done() { return done_.HasBeenNotified(); }
 
  private:
@@ -114,8 +125,10 @@ class CurlMultiLoopTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (upstream_ == nullptr) GTEST_SKIP() << "node was not found at configure time";
-    absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
+    if (upstream_ == nullptr)
+      GTEST_SKIP() << "node was not found at configure time";
+    absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop =
+        CurlMultiLoop::Create();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = *std::move(loop);
   }
@@ -126,15 +139,18 @@ class CurlMultiLoopTest : public ::testing::Test {
     r.url = upstream_->base_url() + "/v1/messages";
     r.headers = {"x-api-key: k", "anthropic-version: 2023-06-01",
                  "content-type: application/json"};
-    r.body = nlohmann::json{{"model", model},
-                            {"stream", true},
-                            {"max_tokens", 10},
-                            {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
-                 .dump();
+    r.body =
+        nlohmann::json{{"model", model},
+                       {"stream", true},
+                       {"max_tokens", 10},
+                       {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
+            .dump();
     return r;
   }
 
-  nlohmann::json Stats(const std::string& model) { return upstream_->Stats(model); }
+  nlohmann::json Stats(const std::string& model) {
+    return upstream_->Stats(model);
+  }
 
   static FakeUpstream* upstream_;
   std::unique_ptr<CurlMultiLoop> loop_;
@@ -235,7 +251,8 @@ TEST_F(CurlMultiLoopTest, DestroyingTheProviderEndsCallsWaitingToRetry) {
   config.name = "anthropic";
   config.anthropic_api_key = "k";
   config.anthropic_base_url = upstream_->base_url();
-  absl::StatusOr<std::unique_ptr<LlmProvider>> provider = MakeLlmProvider(config);
+  absl::StatusOr<std::unique_ptr<LlmProvider>> provider =
+      MakeLlmProvider(config);
   ASSERT_TRUE(provider.ok()) << provider.status();
   auto sink = std::make_shared<Sink>();
   CompletionRequest request;
@@ -250,7 +267,8 @@ TEST_F(CurlMultiLoopTest, DestroyingTheProviderEndsCallsWaitingToRetry) {
   ASSERT_EQ(Stats(model)["attempts"], 1);
   EXPECT_FALSE(sink->done.HasBeenNotified());
   provider->reset();
-  EXPECT_TRUE(sink->done.HasBeenNotified()) << "the call was dropped, not ended";
+  EXPECT_TRUE(sink->done.HasBeenNotified())
+      << "the call was dropped, not ended";
   EXPECT_FALSE(sink->status.ok());
 }
 

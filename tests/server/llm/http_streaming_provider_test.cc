@@ -17,7 +17,8 @@ TEST(RetryDelayTest, DoublesWithJitterAndCap) {
   EXPECT_EQ(RetryDelay(1, options, 1.0, std::nullopt), absl::Milliseconds(100));
   EXPECT_EQ(RetryDelay(2, options, 1.0, std::nullopt), absl::Milliseconds(200));
   EXPECT_EQ(RetryDelay(3, options, 1.0, std::nullopt), absl::Milliseconds(350));
-  EXPECT_EQ(RetryDelay(30, options, 1.0, std::nullopt), absl::Milliseconds(350));
+  EXPECT_EQ(RetryDelay(30, options, 1.0, std::nullopt),
+            absl::Milliseconds(350));
 }
 
 TEST(RetryDelayTest, HonoursRetryAfter) {

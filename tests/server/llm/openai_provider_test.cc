@@ -37,8 +37,9 @@ absl::Status Decode(const std::string& sse, std::vector<std::string>* deltas,
 TEST(OpenAiDecoderTest, DecodesAStreamWithUsageChunk) {
   std::vector<std::string> deltas;
   absl::StatusOr<CompletionResult> result;
-  ASSERT_THAT(Decode(
-      R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}
+  ASSERT_THAT(
+      Decode(
+          R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}
 
 data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}
 
@@ -48,7 +49,9 @@ data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mi
 
 data: [DONE]
 
-)", &deltas, &result), IsOk());
+)",
+          &deltas, &result),
+      IsOk());
   EXPECT_THAT(deltas, ElementsAre("", "Hello", ""));
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->model, "gpt-4o-mini");
@@ -60,14 +63,16 @@ data: [DONE]
 TEST(OpenAiDecoderTest, ToleratesNullOrMissingChoicesAndComments) {
   std::vector<std::string> deltas;
   absl::StatusOr<CompletionResult> result;
-  ASSERT_THAT(Decode(
-      ": OPENROUTER PROCESSING\n\n"
-      "data: {\"choices\":null,\"model\":\"m\"}\n\n"
-      "data: {\"model\":\"m\"}\n\n"
-      "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"length\"}]}\n\n"
-      ": keep-alive\n\n"
-      "data: [DONE]\n\n",
-      &deltas, &result), IsOk());
+  ASSERT_THAT(Decode(": OPENROUTER PROCESSING\n\n"
+                     "data: {\"choices\":null,\"model\":\"m\"}\n\n"
+                     "data: {\"model\":\"m\"}\n\n"
+                     "data: "
+                     "{\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_"
+                     "reason\":\"length\"}]}\n\n"
+                     ": keep-alive\n\n"
+                     "data: [DONE]\n\n",
+                     &deltas, &result),
+              IsOk());
   EXPECT_THAT(deltas, ElementsAre("ok"));
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->stop_reason, "max_tokens");
@@ -76,13 +81,16 @@ TEST(OpenAiDecoderTest, ToleratesNullOrMissingChoicesAndComments) {
 TEST(OpenAiDecoderTest, ErrorInsideTheStream) {
   std::vector<std::string> deltas;
   absl::StatusOr<CompletionResult> result;
-  EXPECT_THAT(Decode(
-      "data: {\"choices\":[{\"delta\":{\"content\":\"par\"}}]}\n\n"
-      "data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\",\"code\":502}}\n\n",
-      &deltas, &result),
+  EXPECT_THAT(
+      Decode("data: {\"choices\":[{\"delta\":{\"content\":\"par\"}}]}\n\n"
+             "data: {\"error\":{\"message\":\"upstream "
+             "overloaded\",\"type\":\"server_error\",\"code\":502}}\n\n",
+             &deltas, &result),
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr("502")));
   EXPECT_THAT(deltas, ElementsAre("par"));
-  EXPECT_THAT(Decode("data: {\"error\":{\"message\":\"slow\",\"code\":\"rate_limit_exceeded\"}}\n\n",
+  EXPECT_THAT(Decode("data: "
+                     "{\"error\":{\"message\":\"slow\",\"code\":\"rate_limit_"
+                     "exceeded\"}}\n\n",
                      &deltas, &result),
               StatusIs(absl::StatusCode::kResourceExhausted));
 }
@@ -90,8 +98,10 @@ TEST(OpenAiDecoderTest, ErrorInsideTheStream) {
 TEST(OpenAiDecoderTest, EndWithoutDoneOrFinishReasonIsUnavailable) {
   std::vector<std::string> deltas;
   absl::StatusOr<CompletionResult> result;
-  ASSERT_THAT(Decode("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
-                     &deltas, &result), IsOk());
+  ASSERT_THAT(
+      Decode("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
+             &deltas, &result),
+      IsOk());
   EXPECT_THAT(result, StatusIs(absl::StatusCode::kUnavailable));
 }
 
@@ -99,9 +109,11 @@ TEST(OpenAiDecoderTest, DecodesANonStreamedCompletion) {
   OpenAiProtocol protocol(OpenAiConfig{});
   std::unique_ptr<StreamDecoder> d = protocol.NewDecoder();
   std::vector<std::string> deltas;
-  ASSERT_THAT(d->OnWholeBody(
-                  R"({"model":"llama3","choices":[{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1}})",
-                  &deltas), IsOk());
+  ASSERT_THAT(
+      d->OnWholeBody(
+          R"({"model":"llama3","choices":[{"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1}})",
+          &deltas),
+      IsOk());
   EXPECT_THAT(deltas, ElementsAre("Hi"));
   ASSERT_THAT(d->Finish(), IsOk());
 }
@@ -118,7 +130,8 @@ TEST(OpenAiProtocolTest, BuildsTheChatCompletionsRequest) {
   request.max_tokens = 50;
   HttpRequest http = protocol.BuildRequest(request);
   EXPECT_EQ(http.url, "https://api.groq.com/openai/v1/chat/completions");
-  EXPECT_THAT(http.headers, ::testing::Contains("authorization: Bearer gsk-test"));
+  EXPECT_THAT(http.headers,
+              ::testing::Contains("authorization: Bearer gsk-test"));
   nlohmann::json body = nlohmann::json::parse(http.body);
   EXPECT_EQ(body["model"], "llama-3.1-8b-instant");
   EXPECT_EQ(body["max_tokens"], 50);
@@ -134,7 +147,8 @@ TEST(OpenAiProtocolTest, OpenAiItselfGetsMaxCompletionTokens) {
   OpenAiConfig config;  // The default base URL: api.openai.com.
   CompletionRequest request;
   request.max_tokens = 9;
-  nlohmann::json body = nlohmann::json::parse(OpenAiProtocol(config).BuildRequest(request).body);
+  nlohmann::json body =
+      nlohmann::json::parse(OpenAiProtocol(config).BuildRequest(request).body);
   EXPECT_EQ(body["max_completion_tokens"], 9);
   EXPECT_FALSE(body.contains("max_tokens"));
   EXPECT_EQ(body["model"], "gpt-4o-mini");

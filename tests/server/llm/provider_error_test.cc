@@ -28,39 +28,41 @@ class MapProviderHttpErrorTest : public ::testing::TestWithParam<HttpCase> {};
 
 TEST_P(MapProviderHttpErrorTest, MapsStatusAndNamesProvider) {
   const HttpCase& c = GetParam();
-  absl::Status s = MapProviderHttpError("anthropic", c.http_status, "some_error",
-                                        "detail from upstream");
-  EXPECT_THAT(s, StatusIs(c.code, AllOf(HasSubstr("anthropic"),
-                                        HasSubstr(std::to_string(c.http_status)))));
+  absl::Status s = MapProviderHttpError("anthropic", c.http_status,
+                                        "some_error", "detail from upstream");
+  EXPECT_THAT(
+      s, StatusIs(c.code, AllOf(HasSubstr("anthropic"),
+                                HasSubstr(std::to_string(c.http_status)))));
   EXPECT_EQ(IsRetryableHttpStatus(c.http_status), c.retryable);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, MapProviderHttpErrorTest,
-    ::testing::Values(
-        HttpCase{400, absl::StatusCode::kInvalidArgument, false},
-        HttpCase{401, absl::StatusCode::kInternal, false},
-        HttpCase{403, absl::StatusCode::kInternal, false},
-        HttpCase{404, absl::StatusCode::kFailedPrecondition, false},
-        HttpCase{408, absl::StatusCode::kDeadlineExceeded, false},
-        HttpCase{413, absl::StatusCode::kInvalidArgument, false},
-        HttpCase{422, absl::StatusCode::kInvalidArgument, false},
-        HttpCase{429, absl::StatusCode::kResourceExhausted, true},
-        HttpCase{500, absl::StatusCode::kUnavailable, true},
-        HttpCase{502, absl::StatusCode::kUnavailable, true},
-        HttpCase{503, absl::StatusCode::kUnavailable, true},
-        HttpCase{504, absl::StatusCode::kDeadlineExceeded, false},
-        HttpCase{529, absl::StatusCode::kUnavailable, true},
-        HttpCase{599, absl::StatusCode::kUnavailable, false},
-        HttpCase{302, absl::StatusCode::kUnknown, false}),
+    ::testing::Values(HttpCase{400, absl::StatusCode::kInvalidArgument, false},
+                      HttpCase{401, absl::StatusCode::kInternal, false},
+                      HttpCase{403, absl::StatusCode::kInternal, false},
+                      HttpCase{404, absl::StatusCode::kFailedPrecondition,
+                               false},
+                      HttpCase{408, absl::StatusCode::kDeadlineExceeded, false},
+                      HttpCase{413, absl::StatusCode::kInvalidArgument, false},
+                      HttpCase{422, absl::StatusCode::kInvalidArgument, false},
+                      HttpCase{429, absl::StatusCode::kResourceExhausted, true},
+                      HttpCase{500, absl::StatusCode::kUnavailable, true},
+                      HttpCase{502, absl::StatusCode::kUnavailable, true},
+                      HttpCase{503, absl::StatusCode::kUnavailable, true},
+                      HttpCase{504, absl::StatusCode::kDeadlineExceeded, false},
+                      HttpCase{529, absl::StatusCode::kUnavailable, true},
+                      HttpCase{599, absl::StatusCode::kUnavailable, false},
+                      HttpCase{302, absl::StatusCode::kUnknown, false}),
     [](const ::testing::TestParamInfo<HttpCase>& info) {
       return "Http" + std::to_string(info.param.http_status);
     });
 
 TEST(MapProviderHttpErrorTest, CredentialErrorsNeverQuoteTheUpstreamMessage) {
   // OpenAI's 401 message quotes part of the key.
-  absl::Status s = MapProviderHttpError(
-      "openai", 401, "invalid_api_key", "Incorrect API key provided: sk-abc***xyz");
+  absl::Status s =
+      MapProviderHttpError("openai", 401, "invalid_api_key",
+                           "Incorrect API key provided: sk-abc***xyz");
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal,
                           AllOf(HasSubstr("openai credentials"),
                                 Not(HasSubstr("sk-abc")))));
@@ -123,9 +125,10 @@ INSTANTIATE_TEST_SUITE_P(
                       absl::StatusCode::kUnavailable, true},
         TransportCase{"ConnectTimeout", Failure(CURLE_OPERATION_TIMEDOUT),
                       absl::StatusCode::kUnavailable, true},
-        TransportCase{"FirstByteTimeout",
-                      Failure(CURLE_OPERATION_TIMEDOUT, false, /*stalled=*/true),
-                      absl::StatusCode::kDeadlineExceeded, false},
+        TransportCase{
+            "FirstByteTimeout",
+            Failure(CURLE_OPERATION_TIMEDOUT, false, /*stalled=*/true),
+            absl::StatusCode::kDeadlineExceeded, false},
         TransportCase{"IdleTimeout",
                       Failure(CURLE_OPERATION_TIMEDOUT, true, /*stalled=*/true),
                       absl::StatusCode::kDeadlineExceeded, false},
@@ -133,7 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Failure(CURLE_OPERATION_TIMEDOUT, false, false,
                               /*deadline_passed=*/true),
                       absl::StatusCode::kDeadlineExceeded, false},
-        TransportCase{"ResetMidResponse", Failure(CURLE_RECV_ERROR, /*got_response=*/true),
+        TransportCase{"ResetMidResponse",
+                      Failure(CURLE_RECV_ERROR, /*got_response=*/true),
                       absl::StatusCode::kUnavailable, false},
         TransportCase{"SendErrorAfterResponse",
                       Failure(CURLE_SEND_ERROR, /*got_response=*/true),

@@ -29,13 +29,16 @@ TEST(ChooseProviderTest, AutoPrefersAnthropicThenOpenAiThenEcho) {
 TEST(ChooseProviderTest, ExplicitProviderNeedsItsKey) {
   ProviderConfig config;
   config.name = "anthropic";
-  EXPECT_THAT(ChooseProvider(config), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(ChooseProvider(config),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   config.name = "openai";
-  EXPECT_THAT(ChooseProvider(config), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(ChooseProvider(config),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   config.openai_base_url = "http://127.0.0.1:11434/v1";  // Ollama: no key.
   EXPECT_EQ(ChooseProvider(config)->name, "openai");
   config.name = "gemini";
-  EXPECT_THAT(ChooseProvider(config), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ChooseProvider(config),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   config.name = "echo";
   config.anthropic_api_key = "k";
   EXPECT_EQ(ChooseProvider(config)->name, "echo");

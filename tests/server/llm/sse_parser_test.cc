@@ -30,7 +30,8 @@ std::vector<SseEvent> FeedInPieces(const std::string& input,
     }
     start = cut;
   }
-  for (SseEvent& e : parser.Feed(input.substr(start))) events.push_back(std::move(e));
+  for (SseEvent& e : parser.Feed(input.substr(start)))
+    events.push_back(std::move(e));
   return events;
 }
 
@@ -43,7 +44,8 @@ TEST_P(SseParserTest, WholeInput) {
 TEST_P(SseParserTest, EverySplitInTwo) {
   const std::string& input = GetParam().input;
   for (size_t cut = 0; cut <= input.size(); ++cut) {
-    EXPECT_EQ(FeedInPieces(input, {cut}), GetParam().expected) << "cut at " << cut;
+    EXPECT_EQ(FeedInPieces(input, {cut}), GetParam().expected)
+        << "cut at " << cut;
   }
 }
 
@@ -71,7 +73,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         SseCase{"Empty", "", {}},
         SseCase{"OneEventLf", "data: hello\n\n", {{"", "hello", ""}}},
-        SseCase{"CrLf", "event: ping\r\ndata: {}\r\n\r\n", {{"ping", "{}", ""}}},
+        SseCase{
+            "CrLf", "event: ping\r\ndata: {}\r\n\r\n", {{"ping", "{}", ""}}},
         SseCase{"BareCr", "data: a\rdata: b\r\r", {{"", "a\nb", ""}}},
         SseCase{"MixedEndings",
                 "data: 1\r\n\ndata: 2\n\r\ndata: 3\r\r",
@@ -79,37 +82,52 @@ INSTANTIATE_TEST_SUITE_P(
         SseCase{"Comments",
                 ": OPENROUTER PROCESSING\n\n:\ndata: x\n: mid-event\n\n",
                 {{"", "x", ""}}},
-        SseCase{"MultiLineData", "data: a\ndata:b\ndata:  c\n\n",
+        SseCase{"MultiLineData",
+                "data: a\ndata:b\ndata:  c\n\n",
                 {{"", "a\nb\n c", ""}}},
-        SseCase{"FieldWithoutValue", "data\n\ndata\ndata\n\n",
+        SseCase{"FieldWithoutValue",
+                "data\n\ndata\ndata\n\n",
                 {{"", "", ""}, {"", "\n", ""}}},
-        SseCase{"EventWithoutDataIsDropped", "event: x\n\ndata: y\n\n",
+        SseCase{"EventWithoutDataIsDropped",
+                "event: x\n\ndata: y\n\n",
                 {{"", "y", ""}}},
-        SseCase{"IdIsRemembered", "id: 7\ndata: a\n\ndata: b\n\n",
+        SseCase{"IdIsRemembered",
+                "id: 7\ndata: a\n\ndata: b\n\n",
                 {{"", "a", "7"}, {"", "b", "7"}}},
         SseCase{"UnknownFieldsAndRetryIgnored",
-                "retry: 10\nfoo: bar\ndata: z\n\n", {{"", "z", ""}}},
+                "retry: 10\nfoo: bar\ndata: z\n\n",
+                {{"", "z", ""}}},
         SseCase{"NoSpaceAfterColonAndColonInValue",
                 "event:message_start\ndata:{\"a\":\"b: c\"}\n\n",
                 {{"message_start", "{\"a\":\"b: c\"}", ""}}},
-        SseCase{"UnterminatedEventIsHeld", "data: done\n\ndata: partial\n",
+        SseCase{"UnterminatedEventIsHeld",
+                "data: done\n\ndata: partial\n",
                 {{"", "done", ""}}},
-        SseCase{"LeadingBom", "\xEF\xBB\xBF" "data: b\n\n", {{"", "b", ""}}},
-        SseCase{"AnthropicSequence",
-                "event: message_start\n"
-                "data: {\"type\":\"message_start\"}\n\n"
-                "event: ping\n"
-                "data: {\"type\": \"ping\"}\n\n"
-                "event: content_block_delta\n"
-                "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}\n\n",
-                {{"message_start", "{\"type\":\"message_start\"}", ""},
-                 {"ping", "{\"type\": \"ping\"}", ""},
-                 {"content_block_delta",
-                  "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}",
-                  ""}}},
-        SseCase{"OpenAiDone", "data: {\"choices\":[]}\n\ndata: [DONE]\n\n",
+        SseCase{"LeadingBom",
+                "\xEF\xBB\xBF"
+                "data: b\n\n",
+                {{"", "b", ""}}},
+        SseCase{
+            "AnthropicSequence",
+            "event: message_start\n"
+            "data: {\"type\":\"message_start\"}\n\n"
+            "event: ping\n"
+            "data: {\"type\": \"ping\"}\n\n"
+            "event: content_block_delta\n"
+            "data: "
+            "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}"
+            "\n\n",
+            {{"message_start", "{\"type\":\"message_start\"}", ""},
+             {"ping", "{\"type\": \"ping\"}", ""},
+             {"content_block_delta",
+              "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}",
+              ""}}},
+        SseCase{"OpenAiDone",
+                "data: {\"choices\":[]}\n\ndata: [DONE]\n\n",
                 {{"", "{\"choices\":[]}", ""}, {"", "[DONE]", ""}}}),
-    [](const ::testing::TestParamInfo<SseCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<SseCase>& info) {
+      return info.param.name;
+    });
 
 TEST(SseParserLargeTest, EventLargerThanOneRead) {
   std::string input = "data: " + kBig + "\n\n";

@@ -153,7 +153,8 @@ TEST_F(ChatServiceImplTest, CancelWhileQueuedBehindAnotherTurn) {
 
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
   EXPECT_EQ(server_.provider().requests().size(), 2u);
-  EXPECT_THAT(Contents("s"), ElementsAre("one", "first", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("one", "first", "next", "Hello there"));
 }
 
 TEST_F(ChatServiceImplTest, CancelWhileTheProviderHoldsBeforeTheFirstDelta) {
@@ -197,7 +198,8 @@ TEST_F(ChatServiceImplTest, CancelWhileTheAnswerIsInFlightKeepsTheTurn) {
 
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
   EXPECT_EQ(server_.provider().cancelled_calls(), 0);
-  EXPECT_THAT(Contents("s"), ElementsAre("hi", "all of it", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("hi", "all of it", "next", "Hello there"));
 }
 
 TEST_F(ChatServiceImplTest, CancelAfterTheAnswerChangesNothing) {
@@ -205,10 +207,12 @@ TEST_F(ChatServiceImplTest, CancelAfterTheAnswerChangesNothing) {
   ASSERT_TRUE(call->Wait().ok());
   call->context.TryCancel();
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
-  EXPECT_THAT(Contents("s"), ElementsAre("hi", "Hello there", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("hi", "Hello there", "next", "Hello there"));
 }
 
-TEST_F(ChatServiceImplTest, AnExpiredDeadlineCancelsTheProviderAndStoresNothing) {
+TEST_F(ChatServiceImplTest,
+       AnExpiredDeadlineCancelsTheProviderAndStoresNothing) {
   server_.provider().SetScript(Held({"slow"}));
   std::unique_ptr<UnaryCall> call = Start("s", "hi", absl::Milliseconds(300));
   EXPECT_EQ(call->Wait().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -224,7 +228,8 @@ TEST_F(ChatServiceImplTest, TheCallersDeadlineReachesTheProvider) {
   ASSERT_TRUE(call->Wait().ok());
   ASSERT_EQ(server_.provider().requests().size(), 1u);
   // The deadline travels as a grpc-timeout header, rounded up to its unit.
-  const absl::Duration off = server_.provider().requests()[0].deadline - deadline;
+  const absl::Duration off =
+      server_.provider().requests()[0].deadline - deadline;
   EXPECT_LT(absl::AbsDuration(off), absl::Seconds(1)) << off;
 }
 
@@ -264,16 +269,18 @@ TEST_F(ChatServiceImplTest, ListSessionsChecksItsArguments) {
     chat::v1::ListSessionsRequest request;
     request.set_page_size(page_size);
     chat::v1::ListSessionsResponse response;
-    EXPECT_EQ(server_.stub().ListSessions(&context, request, &response).error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT)
+    EXPECT_EQ(
+        server_.stub().ListSessions(&context, request, &response).error_code(),
+        grpc::StatusCode::INVALID_ARGUMENT)
         << page_size;
   }
   grpc::ClientContext context;
   chat::v1::ListSessionsRequest request;
   request.set_page_token("not a token");
   chat::v1::ListSessionsResponse response;
-  EXPECT_EQ(server_.stub().ListSessions(&context, request, &response).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      server_.stub().ListSessions(&context, request, &response).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(ChatServiceImplTest, ListSessionsPagesThroughEverySession) {

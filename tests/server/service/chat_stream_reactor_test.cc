@@ -181,7 +181,8 @@ TEST_F(ChatStreamReactorTest, CancelWhileQueuedBehindAnotherTurn) {
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
   // The cancelled turn never reached the provider and stored nothing.
   EXPECT_EQ(server_.provider().requests().size(), 2u);
-  EXPECT_THAT(Contents("s"), ElementsAre("one", "first", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("one", "first", "next", "Hello there"));
 }
 
 TEST_F(ChatStreamReactorTest, CancelWhileTheProviderHoldsBeforeTheFirstDelta) {
@@ -230,7 +231,8 @@ TEST_F(ChatStreamReactorTest, CancelWhileTheFinalEventIsInFlightKeepsTheTurn) {
 
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
   EXPECT_EQ(server_.provider().cancelled_calls(), 0);
-  EXPECT_THAT(Contents("s"), ElementsAre("hi", "all of it", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("hi", "all of it", "next", "Hello there"));
 }
 
 TEST_F(ChatStreamReactorTest, CancelAfterDoneChangesNothing) {
@@ -244,7 +246,8 @@ TEST_F(ChatStreamReactorTest, CancelAfterDoneChangesNothing) {
   EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::CANCELLED)
       << status.error_message();
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
-  EXPECT_THAT(Contents("s"), ElementsAre("hi", "Hello there", "next", "Hello there"));
+  EXPECT_THAT(Contents("s"),
+              ElementsAre("hi", "Hello there", "next", "Hello there"));
 }
 
 // Deltas big enough to fill the HTTP/2 flow-control windows: while the client
@@ -253,12 +256,14 @@ TEST_F(ChatStreamReactorTest, CancelAfterDoneChangesNothing) {
 std::vector<std::string> BigDeltas() {
   std::vector<std::string> deltas;
   for (int i = 0; i < 48; ++i) {
-    deltas.push_back(absl::StrCat(i, ":", std::string(32 * 1024, 'a' + i % 26), "\n"));
+    deltas.push_back(
+        absl::StrCat(i, ":", std::string(32 * 1024, 'a' + i % 26), "\n"));
   }
   return deltas;
 }
 
-TEST_F(ChatStreamReactorTest, AClientThatStopsReadingThenResumesGetsEverything) {
+TEST_F(ChatStreamReactorTest,
+       AClientThatStopsReadingThenResumesGetsEverything) {
   const std::vector<std::string> deltas = BigDeltas();
   std::string all;
   for (const std::string& d : deltas) all += d;
@@ -292,9 +297,11 @@ TEST_F(ChatStreamReactorTest, AClientThatStopsReadingThenCancelsStoresNothing) {
   EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
 }
 
-TEST_F(ChatStreamReactorTest, AnExpiredDeadlineCancelsTheProviderAndStoresNothing) {
+TEST_F(ChatStreamReactorTest,
+       AnExpiredDeadlineCancelsTheProviderAndStoresNothing) {
   server_.provider().SetScript(Held({"slow"}));
-  std::unique_ptr<ClientStream> stream = Open("s", "hi", absl::Milliseconds(300));
+  std::unique_ptr<ClientStream> stream =
+      Open("s", "hi", absl::Milliseconds(300));
   stream->ReadToEnd();
   EXPECT_EQ(stream->reader->Finish().error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);

@@ -26,7 +26,8 @@ TEST_P(ToGrpcStatusTest, KeepsTheCodeAndTheMessage) {
   const grpc::Status out = ToGrpcStatus(in);
   EXPECT_EQ(out.error_code(), row.grpc_code);
   // An OK status carries no message, in either library.
-  EXPECT_EQ(out.error_message(), in.ok() ? "" : "what went wrong: \xe2\x9c\x97");
+  EXPECT_EQ(out.error_message(),
+            in.ok() ? "" : "what went wrong: \xe2\x9c\x97");
   EXPECT_EQ(out.ok(), in.ok());
 }
 
@@ -36,20 +37,26 @@ INSTANTIATE_TEST_SUITE_P(
         Row{absl::StatusCode::kOk, grpc::StatusCode::OK},
         Row{absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED},
         Row{absl::StatusCode::kUnknown, grpc::StatusCode::UNKNOWN},
-        Row{absl::StatusCode::kInvalidArgument, grpc::StatusCode::INVALID_ARGUMENT},
-        Row{absl::StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED},
+        Row{absl::StatusCode::kInvalidArgument,
+            grpc::StatusCode::INVALID_ARGUMENT},
+        Row{absl::StatusCode::kDeadlineExceeded,
+            grpc::StatusCode::DEADLINE_EXCEEDED},
         Row{absl::StatusCode::kNotFound, grpc::StatusCode::NOT_FOUND},
         Row{absl::StatusCode::kAlreadyExists, grpc::StatusCode::ALREADY_EXISTS},
-        Row{absl::StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED},
-        Row{absl::StatusCode::kResourceExhausted, grpc::StatusCode::RESOURCE_EXHAUSTED},
-        Row{absl::StatusCode::kFailedPrecondition, grpc::StatusCode::FAILED_PRECONDITION},
+        Row{absl::StatusCode::kPermissionDenied,
+            grpc::StatusCode::PERMISSION_DENIED},
+        Row{absl::StatusCode::kResourceExhausted,
+            grpc::StatusCode::RESOURCE_EXHAUSTED},
+        Row{absl::StatusCode::kFailedPrecondition,
+            grpc::StatusCode::FAILED_PRECONDITION},
         Row{absl::StatusCode::kAborted, grpc::StatusCode::ABORTED},
         Row{absl::StatusCode::kOutOfRange, grpc::StatusCode::OUT_OF_RANGE},
         Row{absl::StatusCode::kUnimplemented, grpc::StatusCode::UNIMPLEMENTED},
         Row{absl::StatusCode::kInternal, grpc::StatusCode::INTERNAL},
         Row{absl::StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE},
         Row{absl::StatusCode::kDataLoss, grpc::StatusCode::DATA_LOSS},
-        Row{absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED}),
+        Row{absl::StatusCode::kUnauthenticated,
+            grpc::StatusCode::UNAUTHENTICATED}),
     [](const ::testing::TestParamInfo<Row>& info) {
       return absl::StatusCodeToString(info.param.absl_code);
     });

@@ -40,8 +40,8 @@
 namespace chat::store {
 namespace {
 
-using ::chat::testing::IsOk;
 using ::chat::testing::At;
+using ::chat::testing::IsOk;
 using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
 using ::testing::ElementsAre;
@@ -49,8 +49,6 @@ using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-
 
 // status_matchers.h has no IsOkAndHolds yet.
 MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
@@ -113,7 +111,8 @@ std::vector<StoreFactory> Stores() {
        }},
       // A fresh schema on the server CHAT_TEST_POSTGRES_DSN names.
       {"Postgres",
-       [](const std::string&) -> absl::StatusOr<std::unique_ptr<ConversationStore>> {
+       [](const std::string&)
+           -> absl::StatusOr<std::unique_ptr<ConversationStore>> {
          absl::StatusOr<std::string> conninfo =
              ::chat::testing::MakeFreshPostgresSchema();
          if (!conninfo.ok()) return conninfo.status();
@@ -128,7 +127,8 @@ class ConversationStoreTest : public ::testing::TestWithParam<StoreFactory> {
     if (GetParam().name == "Postgres" &&
         ::chat::testing::PostgresTestDsn().empty()) {
       if (::chat::testing::PostgresRequired()) {
-        GTEST_FAIL() << "CHAT_TEST_REQUIRE_POSTGRES=1 but CHAT_TEST_POSTGRES_DSN is unset";
+        GTEST_FAIL() << "CHAT_TEST_REQUIRE_POSTGRES=1 but "
+                        "CHAT_TEST_POSTGRES_DSN is unset";
       }
       GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run against PostgreSQL";
     }
@@ -621,8 +621,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // OpenConversationStore's URL forms; opening each kind is covered above.
 TEST(OpenConversationStoreTest, RejectsUnknownUrls) {
-  for (const char* url : {"", "memory:", "Memory", "sqlite", "sqlite:",
-                          "mysql://db/chat", "file:/tmp/chat.db"}) {
+  for (const char* url : {"", "memory:", "Memory", "sqlite",
+                          "sqlite:", "mysql://db/chat", "file:/tmp/chat.db"}) {
     SCOPED_TRACE(url);
     EXPECT_THAT(
         OpenConversationStore(url),

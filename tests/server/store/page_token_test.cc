@@ -36,7 +36,8 @@ TEST_P(PageTokenRoundTripTest, DecodesToTheSameCursor) {
   EXPECT_EQ(decoded->updated_at_us, cursor.updated_at_us);
   EXPECT_EQ(decoded->session_id, cursor.session_id);
 
-  absl::StatusOr<std::optional<PageCursor>> parsed = ParsePageRequest(10, token);
+  absl::StatusOr<std::optional<PageCursor>> parsed =
+      ParsePageRequest(10, token);
   ASSERT_THAT(parsed, IsOk());
   ASSERT_TRUE(parsed->has_value());
   EXPECT_EQ((*parsed)->session_id, cursor.session_id);
@@ -55,7 +56,9 @@ INSTANTIATE_TEST_SUITE_P(
         CursorRow{"Utf8Id", {42, "caf\xc3\xa9-\xe2\x9c\x93"}},
         CursorRow{"LongId", {42, std::string(512, 'x')}},
         CursorRow{"BinaryId", {42, std::string("a\0b\n", 4)}}),
-    [](const ::testing::TestParamInfo<CursorRow>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<CursorRow>& info) {
+      return info.param.name;
+    });
 
 struct BadTokenRow {
   std::string name;
@@ -100,7 +103,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadTokenRow{"OnlyTheVersion", Wrap("v1:")},
         BadTokenRow{"TamperedVersion", Tampered(0, 'A')},
         BadTokenRow{"TamperedIntoBadBase64", Tampered(3, '*')}),
-    [](const ::testing::TestParamInfo<BadTokenRow>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<BadTokenRow>& info) {
+      return info.param.name;
+    });
 
 TEST(ParsePageRequestTest, AnEmptyTokenIsTheFirstPage) {
   absl::StatusOr<std::optional<PageCursor>> parsed = ParsePageRequest(1, "");
@@ -140,7 +145,9 @@ INSTANTIATE_TEST_SUITE_P(
                       OrderRow{"SameTimeLaterId", 100, "n", true},
                       OrderRow{"SameTimeEarlierId", 100, "l", false},
                       OrderRow{"TheCursorItself", 100, "m", false}),
-    [](const ::testing::TestParamInfo<OrderRow>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<OrderRow>& info) {
+      return info.param.name;
+    });
 
 }  // namespace
 }  // namespace chat::store
