@@ -72,7 +72,7 @@ class Load {
   void Report() {
     absl::MutexLock lock(&mu_);
     std::sort(latencies_ms_.begin(), latencies_ms_.end());
-    auto pct = [&](double p) {
+    auto pct = [&](double p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (latencies_ms_.empty()) return 0.0;
       size_t i = static_cast<size_t>(p * (latencies_ms_.size() - 1));
       return latencies_ms_[i];

@@ -37,6 +37,7 @@ void FakeLlmProvider::WaitForStarted(int n) {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](std::pair<FakeLlmProvider*, int>* arg) {
+        arg->first->mu_.AssertHeld();  // Conditions run under mu_.
         return arg->first->started_ >= arg->second;
       },
       &arg));
