@@ -103,6 +103,10 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(int argc, char** argv) {
   FlagLoadOptions options;
   options.env_prefix = kGatewayEnvPrefix;
   options.env_flags = GatewayFlagNames();
+  // No .env: it holds chat-server's settings and provider keys, which the
+  // gateway has no use for, and proxy variables there would reroute the
+  // gateway's own channel to chat-server.
+  options.dotenv_path = "";
   options.help_files = "gateway/";
   options.usage =
       "REST/JSON gateway to chat-server.\n"

@@ -6,44 +6,44 @@
 
 namespace chat::gateway {
 
-int HttpStatusFromGrpc(grpc::StatusCode code) {
+int HttpStatusFromGrpc(int code) {
   // Source: envoyproxy/envoy source/common/grpc/status.cc (grpcToHttpStatus),
   // the same table as grpc-gateway's HTTPStatusFromCode and
   // docs/ARCHITECTURE.md.
   switch (code) {
-    case grpc::StatusCode::OK:
+    case static_cast<int>(grpc::StatusCode::OK):
       return 200;
-    case grpc::StatusCode::CANCELLED:
+    case static_cast<int>(grpc::StatusCode::CANCELLED):
       return 499;  // Client Closed Request (nginx's convention).
-    case grpc::StatusCode::UNKNOWN:
+    case static_cast<int>(grpc::StatusCode::UNKNOWN):
       return 500;
-    case grpc::StatusCode::INVALID_ARGUMENT:
+    case static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT):
       return 400;
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED):
       return 504;
-    case grpc::StatusCode::NOT_FOUND:
+    case static_cast<int>(grpc::StatusCode::NOT_FOUND):
       return 404;
-    case grpc::StatusCode::ALREADY_EXISTS:
+    case static_cast<int>(grpc::StatusCode::ALREADY_EXISTS):
       return 409;
-    case grpc::StatusCode::PERMISSION_DENIED:
+    case static_cast<int>(grpc::StatusCode::PERMISSION_DENIED):
       return 403;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED):
       return 429;
-    case grpc::StatusCode::FAILED_PRECONDITION:
+    case static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION):
       return 400;
-    case grpc::StatusCode::ABORTED:
+    case static_cast<int>(grpc::StatusCode::ABORTED):
       return 409;
-    case grpc::StatusCode::OUT_OF_RANGE:
+    case static_cast<int>(grpc::StatusCode::OUT_OF_RANGE):
       return 400;
-    case grpc::StatusCode::UNIMPLEMENTED:
+    case static_cast<int>(grpc::StatusCode::UNIMPLEMENTED):
       return 501;
-    case grpc::StatusCode::INTERNAL:
+    case static_cast<int>(grpc::StatusCode::INTERNAL):
       return 500;
-    case grpc::StatusCode::UNAVAILABLE:
+    case static_cast<int>(grpc::StatusCode::UNAVAILABLE):
       return 503;
-    case grpc::StatusCode::DATA_LOSS:
+    case static_cast<int>(grpc::StatusCode::DATA_LOSS):
       return 500;
-    case grpc::StatusCode::UNAUTHENTICATED:
+    case static_cast<int>(grpc::StatusCode::UNAUTHENTICATED):
       return 401;
     default:
       return 500;  // A code gRPC does not define.
@@ -65,7 +65,7 @@ bool IsChannelFailure(const grpc::Status& status) {
 
 HttpError ToHttpError(const grpc::Status& status) {
   HttpError error;
-  error.http_status = HttpStatusFromGrpc(status.error_code());
+  error.http_status = HttpStatusFromGrpc(static_cast<int>(status.error_code()));
   error.grpc_code = static_cast<int>(status.error_code());
   error.message = status.error_message();
   if (IsChannelFailure(status)) {

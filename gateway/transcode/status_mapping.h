@@ -19,7 +19,9 @@ struct HttpError {
 // The HTTP status for a gRPC status code: the table grpc-gateway and Google
 // APIs use (envoyproxy/envoy source/common/grpc/status.cc, grpcToHttpStatus;
 // googleapis google/rpc/code.proto). The one place the gateway maps codes.
-int HttpStatusFromGrpc(grpc::StatusCode code);
+// `code` is an int because a peer may send any grpc-status; codes outside
+// the table answer 500.
+int HttpStatusFromGrpc(int code);
 
 // Whether `status` comes from the gRPC channel failing to reach chat-server
 // (rather than from chat-server itself).

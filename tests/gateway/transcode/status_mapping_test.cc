@@ -19,7 +19,8 @@ struct Row {
 class StatusMappingTest : public ::testing::TestWithParam<Row> {};
 
 TEST_P(StatusMappingTest, MapsToHttpStatus) {
-  EXPECT_EQ(HttpStatusFromGrpc(GetParam().code), GetParam().http_status);
+  EXPECT_EQ(HttpStatusFromGrpc(static_cast<int>(GetParam().code)),
+            GetParam().http_status);
   HttpError error = ToHttpError(grpc::Status(GetParam().code, "why"));
   EXPECT_EQ(error.http_status, GetParam().http_status);
   EXPECT_EQ(error.grpc_code, static_cast<int>(GetParam().code));
@@ -67,7 +68,7 @@ TEST(ToHttpErrorTest, ChannelFailuresHideInternalAddresses) {
 }
 
 TEST(StatusMappingTest, UndefinedCodeIs500) {
-  EXPECT_EQ(HttpStatusFromGrpc(static_cast<grpc::StatusCode>(99)), 500);
+  EXPECT_EQ(HttpStatusFromGrpc(99), 500);
 }
 
 TEST(ErrorBodyTest, IsGoogleRpcStatusShaped) {
