@@ -37,6 +37,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
+#include "tests/testing/new_bindings_service.h"
 
 namespace chat::gateway {
 namespace {
@@ -343,48 +344,10 @@ TEST_F(GatewayTest, V1ListAnswersOnePage) {
   EXPECT_THAT(answer, HasSubstr(R"("next_page_token":"page-2")"));
 }
 
-// chat.v1.ChatService with one more additional binding on ChatStream
-// (POST /v2/chat-stream) and on ListSessions (GET /v2/sessions), built once
-// into a pool that lives as long as the program (the routes point into it).
-// Its messages are chat.proto's generated ones, from the underlying pool.
-const google::protobuf::ServiceDescriptor* ServiceWithNewBindings() {
-  static const google::protobuf::ServiceDescriptor* const service = [] {
-    auto* pool = new google::protobuf::DescriptorPool(
-        google::protobuf::DescriptorPool::generated_pool());
-    google::protobuf::FileDescriptorProto file;
-    file.set_name("test/chat_service_new_bindings.proto");
-    file.set_package("chat.v1");
-    file.set_syntax("proto3");
-    file.add_dependency("chat/v1/chat.proto");
-    file.add_dependency("google/api/annotations.proto");
-    google::protobuf::ServiceDescriptorProto* service_proto =
-        file.add_service();
-    chat::v1::ChatRequest::descriptor()
-        ->file()
-        ->FindServiceByName("ChatService")
-        ->CopyTo(service_proto);
-    for (auto& method : *service_proto->mutable_method()) {
-      google::api::HttpRule* rule =
-          method.mutable_options()->MutableExtension(google::api::http);
-      if (method.name() == "ChatStream") {
-        google::api::HttpRule* extra = rule->add_additional_bindings();
-        extra->set_post("/v2/chat-stream");
-        extra->set_body("*");
-      } else if (method.name() == "ListSessions") {
-        rule->add_additional_bindings()->set_get("/v2/sessions");
-      }
-    }
-    const google::protobuf::FileDescriptor* built = pool->BuildFile(file);
-    EXPECT_NE(built, nullptr);
-    return built == nullptr ? nullptr : built->service(0);
-  }();
-  return service;
-}
-
 class NewBindingGatewayTest : public GatewayTest {
  protected:
   const google::protobuf::ServiceDescriptor* Service() override {
-    return ServiceWithNewBindings();
+    return ::chat::testing::ChatServiceWithNewBindings();
   }
 };
 

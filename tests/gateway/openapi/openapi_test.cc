@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/new_bindings_service.h"
 
 namespace chat::gateway {
 namespace {
@@ -120,39 +121,9 @@ TEST(OpenApiTest, TemplateRoutesAreMarkedAndDescribed) {
           .contains("text/event-stream"));
 }
 
-// chat.v1.ChatService plus an additional binding POST /v2/chat-stream on
-// ChatStream, in a pool that outlives the test's routes.
-const google::protobuf::ServiceDescriptor* ServiceWithNewBinding() {
-  static const google::protobuf::ServiceDescriptor* const service = [] {
-    auto* pool = new google::protobuf::DescriptorPool(
-        google::protobuf::DescriptorPool::generated_pool());
-    google::protobuf::FileDescriptorProto file;
-    file.set_name("test/chat_service_new_binding.proto");
-    file.set_package("chat.v1");
-    file.set_syntax("proto3");
-    file.add_dependency("chat/v1/chat.proto");
-    file.add_dependency("google/api/annotations.proto");
-    google::protobuf::ServiceDescriptorProto* service_proto =
-        file.add_service();
-    ChatService()->CopyTo(service_proto);
-    for (auto& method : *service_proto->mutable_method()) {
-      if (method.name() != "ChatStream") continue;
-      google::api::HttpRule* extra = method.mutable_options()
-                                         ->MutableExtension(google::api::http)
-                                         ->add_additional_bindings();
-      extra->set_post("/v2/chat-stream");
-      extra->set_body("*");
-    }
-    const google::protobuf::FileDescriptor* built = pool->BuildFile(file);
-    EXPECT_NE(built, nullptr);
-    return built == nullptr ? nullptr : built->service(0);
-  }();
-  return service;
-}
-
 TEST(OpenApiTest, NewAdditionalBindingIsDocumentedAsStandard) {
-  ASSERT_NE(ServiceWithNewBinding(), nullptr);
-  nlohmann::json doc = Document(ServiceWithNewBinding());
+  ASSERT_NE(::chat::testing::ChatServiceWithNewBindings(), nullptr);
+  nlohmann::json doc = Document(::chat::testing::ChatServiceWithNewBindings());
   const nlohmann::json& op = doc["paths"]["/v2/chat-stream"]["post"];
   EXPECT_EQ(op["summary"], "ChatService.ChatStream");
   EXPECT_TRUE(op["responses"]["200"]["content"].contains("text/event-stream"));

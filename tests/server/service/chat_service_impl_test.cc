@@ -23,6 +23,7 @@
 #include "tests/testing/chat_calls.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/fake_llm_provider.h"
+#include "tests/testing/service_fixture.h"
 #include "tests/testing/test_server.h"
 
 namespace chat {
@@ -56,7 +57,7 @@ struct UnaryCall {
   }
 };
 
-class ChatServiceImplTest : public ::testing::Test {
+class ChatServiceImplTest : public ::chat::testing::ServiceFixture {
  protected:
   std::unique_ptr<UnaryCall> Start(const std::string& session,
                                    const std::string& message,
@@ -74,35 +75,6 @@ class ChatServiceImplTest : public ::testing::Test {
                                  });
     return call;
   }
-
-  static FakeScript Held(std::vector<std::string> deltas) {
-    FakeScript script;
-    script.deltas = std::move(deltas);
-    script.hold = true;
-    return script;
-  }
-
-  // Serves one more turn on `session` with the default script. The engine
-  // starts it only after every earlier turn of the session has ended.
-  ChatResponse ServeNextTurn(const std::string& session) {
-    server_.provider().SetScript(FakeScript());
-    ChatResponse response;
-    grpc::Status status = ::chat::testing::CallChat(
-        server_.stub(), ::chat::testing::MakeChatRequest(session, "next"),
-        &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response;
-  }
-
-  std::vector<std::string> Contents(const std::string& session) {
-    std::vector<std::string> contents;
-    for (const store::StoredMessage& m : server_.History(session)) {
-      contents.push_back(m.content);
-    }
-    return contents;
-  }
-
-  TestServer server_;
 };
 
 TEST_F(ChatServiceImplTest, ChatAnswersWithTheWholeReplyAndStoresTheTurn) {

@@ -28,6 +28,7 @@
 #include "tests/testing/chat_calls.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/fake_llm_provider.h"
+#include "tests/testing/service_fixture.h"
 #include "tests/testing/test_server.h"
 
 namespace chat {
@@ -74,7 +75,7 @@ struct ClientStream {
   }
 };
 
-class ChatStreamReactorTest : public ::testing::Test {
+class ChatStreamReactorTest : public ::chat::testing::ServiceFixture {
  protected:
   std::unique_ptr<ClientStream> Open(
       const std::string& session, const std::string& message,
@@ -88,37 +89,6 @@ class ChatStreamReactorTest : public ::testing::Test {
     stream->reader = server_.stub().ChatStream(&stream->context, request);
     return stream;
   }
-
-  static FakeScript Held(std::vector<std::string> deltas) {
-    FakeScript script;
-    script.deltas = std::move(deltas);
-    script.hold = true;
-    return script;
-  }
-
-  // Serves one more turn on `session` with the default script ("Hello",
-  // " there"). The engine starts it only after every earlier turn of the
-  // session has ended, so afterwards those turns' effects are all visible.
-  ChatResponse ServeNextTurn(const std::string& session) {
-    server_.provider().SetScript(FakeScript());
-    ChatResponse response;
-    grpc::Status status = ::chat::testing::CallChat(
-        server_.stub(), ::chat::testing::MakeChatRequest(session, "next"),
-        &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response;
-  }
-
-  // The contents of the stored history of `session`.
-  std::vector<std::string> Contents(const std::string& session) {
-    std::vector<std::string> contents;
-    for (const store::StoredMessage& m : server_.History(session)) {
-      contents.push_back(m.content);
-    }
-    return contents;
-  }
-
-  TestServer server_;
 };
 
 TEST_F(ChatStreamReactorTest, DeltasThenDoneThenOkAndTheTurnIsStored) {
