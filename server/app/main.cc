@@ -33,7 +33,8 @@ int Run(chat::ServerConfig config) {
       chat::store::OpenConversationStore(config.store_url,
                                          config.store_options);
   if (!store.ok()) {
-    chat::LogError("cannot open store ", config.store_url, ": ",
+    chat::LogError("cannot open store ",
+                   chat::store::RedactStoreUrl(config.store_url), ": ",
                    store.status().ToString());
     return 1;
   }
@@ -90,7 +91,8 @@ int Run(chat::ServerConfig config) {
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port, " (store ",
-                config.store_url, ", provider ", (*provider)->name(), ")");
+                chat::store::RedactStoreUrl(config.store_url), ", provider ",
+                (*provider)->name(), ")");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

@@ -145,6 +145,12 @@ struct StoreOptions {
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     absl::string_view url, const StoreOptions& options = {});
 
+// `url` with any password replaced by "***": the userinfo password and a
+// `password` parameter of a URL (of any scheme, so a mistyped one is masked
+// too), a `password=` keyword of a "postgres:" key=value connection string. For
+// logs and errors, which must never carry a secret.
+std::string RedactStoreUrl(absl::string_view url);
+
 }  // namespace chat::store
 
 #endif  // CHAT_SERVER_STORE_CONVERSATION_STORE_H_

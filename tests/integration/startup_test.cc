@@ -230,5 +230,19 @@ TEST(BusyPortTest, SecondGatewayExitsAndFirstKeepsServing) {
   EXPECT_EQ(*code, 0) << first.Log();
 }
 
+// The store's URL is logged (at start-up, and when it cannot be opened), but
+// never its password. Nothing listens on port 1, so the open fails at once.
+TEST(StoreUrlTest, PasswordStaysOutOfTheLog) {
+  std::string output;
+  EXPECT_EQ(RunBinary(CHAT_SERVER_BINARY, {},
+                      {"--listen=127.0.0.1:0",
+                       "--store=postgres://chat:hunter2@127.0.0.1:1/chat"},
+                      &output),
+            1)
+      << output;
+  EXPECT_THAT(output, HasSubstr("cannot open store postgres://chat:***@"));
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("hunter2")));
+}
+
 }  // namespace
 }  // namespace chat

@@ -48,6 +48,7 @@ using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // status_matchers.h has no IsOkAndHolds yet.
@@ -629,6 +630,57 @@ TEST(OpenConversationStoreTest, RejectsUnknownUrls) {
         StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sqlite:PATH")));
   }
 }
+
+TEST(OpenConversationStoreTest, UnknownUrlErrorCarriesNoPassword) {
+  absl::StatusOr<std::unique_ptr<ConversationStore>> store =
+      OpenConversationStore("mysql://chat:hunter2@db/chat");
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store.status().message(), Not(HasSubstr("hunter2")));
+}
+
+// Logs name the store through RedactStoreUrl: every password form libpq
+// reads is masked, everything else is kept for the operator.
+struct RedactCase {
+  const char* name;
+  const char* url;
+  const char* redacted;
+};
+
+class RedactStoreUrlTest : public ::testing::TestWithParam<RedactCase> {};
+
+TEST_P(RedactStoreUrlTest, MasksPasswordsOnly) {
+  EXPECT_EQ(RedactStoreUrl(GetParam().url), GetParam().redacted);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Urls, RedactStoreUrlTest,
+    ::testing::Values(
+        RedactCase{"Memory", "memory", "memory"},
+        RedactCase{"Sqlite", "sqlite:./data/chat.db", "sqlite:./data/chat.db"},
+        RedactCase{"UrlWithoutPassword", "postgres://chat@db:5432/chat",
+                   "postgres://chat@db:5432/chat"},
+        RedactCase{"UrlUserinfoPassword",
+                   "postgres://chat:hunter2@db:5432/chat",
+                   "postgres://chat:***@db:5432/chat"},
+        RedactCase{"UrlPasswordWithAt", "postgresql://chat:p@ss@db/chat",
+                   "postgresql://chat:***@db/chat"},
+        RedactCase{"UrlPasswordParameter",
+                   "postgres://db/chat?sslmode=require&password=hunter2&x=1",
+                   "postgres://db/chat?sslmode=require&password=***&x=1"},
+        RedactCase{"KeyValue", "postgres:host=db user=chat password=hunter2",
+                   "postgres:host=db user=chat password=***"},
+        RedactCase{"KeyValueSpaces", "postgres:password = hunter2 dbname=chat",
+                   "postgres:password = *** dbname=chat"},
+        RedactCase{"KeyValueQuoted",
+                   "postgres:password='hunter 2\\'x' dbname=chat",
+                   "postgres:password=*** dbname=chat"},
+        RedactCase{"OtherScheme", "mysql://chat:hunter2@db/chat",
+                   "mysql://chat:***@db/chat"},
+        RedactCase{"KeyValueNoPassword", "postgresql:host=db dbname=chat",
+                   "postgresql:host=db dbname=chat"}),
+    [](const ::testing::TestParamInfo<RedactCase>& info) {
+      return std::string(info.param.name);
+    });
 
 }  // namespace
 }  // namespace chat::store
