@@ -12,6 +12,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -155,6 +156,20 @@ TEST_F(GatewayConfigEnvironmentTest, BadCommandLineValue) {
   EXPECT_THAT(Parse({"--io_threads=0"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "--io_threads must be between 1 and 256; got 0"));
+}
+
+// A flag left out of the list would silently ignore its environment
+// variable: every flag this binary defines must be in it.
+TEST(GatewayFlagNamesTest, ListsEveryFlagOfTheBinary) {
+  const std::vector<std::string>& names = GatewayFlagNames();
+  int defined = 0;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::StrContains(flag->Filename(), "gateway/app/")) continue;
+    ++defined;
+    EXPECT_THAT(names, ::testing::Contains(std::string(name)))
+        << "--" << name << " has no environment variable";
+  }
+  EXPECT_EQ(defined, static_cast<int>(names.size()));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -232,6 +233,20 @@ TEST_F(ServerConfigEnvironmentTest, BadCommandLineDuration) {
   EXPECT_THAT(Parse({"--shutdown_grace=10"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--shutdown_grace cannot be '10'")));
+}
+
+// A flag left out of the list would silently ignore its environment
+// variable: every flag this binary defines must be in it.
+TEST(ServerFlagNamesTest, ListsEveryFlagOfTheBinary) {
+  const std::vector<std::string>& names = ServerFlagNames();
+  int defined = 0;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::StrContains(flag->Filename(), "server/app/")) continue;
+    ++defined;
+    EXPECT_THAT(names, ::testing::Contains(std::string(name)))
+        << "--" << name << " has no environment variable";
+  }
+  EXPECT_EQ(defined, static_cast<int>(names.size()));
 }
 
 }  // namespace
