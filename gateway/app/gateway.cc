@@ -1,5 +1,6 @@
 #include "gateway/app/gateway.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -96,6 +97,9 @@ struct UnaryCall {
   std::vector<std::pair<std::string, std::string>> metadata;
   std::chrono::system_clock::time_point deadline;
   std::unique_ptr<Message> gathered;
+  // Set when the HTTP client leaves: no further page is asked for. (Only
+  // the first page's context is cancelled by the client-gone hook.)
+  std::shared_ptr<std::atomic<bool>> client_gone;
 };
 
 namespace {
@@ -427,9 +431,12 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   }
   // A client that leaves cancels the call, and chat-server then cancels the
   // provider request.
-  exchange->OnClientGone([weak = std::weak_ptr<grpc::ClientContext>(context)] {
-    if (auto c = weak.lock()) c->TryCancel();
-  });
+  auto client_gone = std::make_shared<std::atomic<bool>>(false);
+  exchange->OnClientGone(
+      [weak = std::weak_ptr<grpc::ClientContext>(context), client_gone] {
+        client_gone->store(true);
+        if (auto c = weak.lock()) c->TryCancel();
+      });
 
   if (route.method->server_streaming()) {
     StreamFormat format = StreamFormat::kSse;
@@ -451,6 +458,7 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);
+  call->client_gone = std::move(client_gone);
   if (FollowsAllPages(route, message)) {
     call->paged_request.reset(message.New());
     call->paged_request->CopyFrom(message);
@@ -492,6 +500,8 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
           const FieldDescriptor* next =
               call->method->output_type()->FindFieldByName("next_page_token");
           std::string token = reply->GetReflection()->GetString(*reply, next);
+          const int items_before =
+              call->gathered == nullptr ? 0 : GatheredItems(*call->gathered);
           if (call->gathered == nullptr) {
             call->gathered = std::move(reply);
           } else {
@@ -499,8 +509,18 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
             call->gathered->GetReflection()->SetString(call->gathered.get(),
                                                        next, token);
           }
-          if (!token.empty() &&
-              GatheredItems(*call->gathered) < kMaxUnpagedItems) {
+          const int items = GatheredItems(*call->gathered);
+          // A page that adds nothing ends the gathering too: a backend that
+          // kept answering empty pages with a token would otherwise be asked
+          // again until the deadline. Its token is in the answer.
+          if (!token.empty() && items < kMaxUnpagedItems &&
+              items > items_before) {
+            if (call->client_gone->load()) {  // Nobody asks any more.
+              RespondError(call->exchange, std::move(call->headers),
+                           MakeHttpError(499, grpc::StatusCode::CANCELLED,
+                                         "the client went away"));
+              return;
+            }
             call->paged_request->GetReflection()->SetString(
                 call->paged_request.get(),
                 call->method->input_type()->FindFieldByName("page_token"),
@@ -528,6 +548,8 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
 void Gateway::CallStarted(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   calls_.insert(context);
+  // gRPC cancels a call whose context was cancelled before it started.
+  if (cancelling_) context->TryCancel();
 }
 
 void Gateway::CallFinished(grpc::ClientContext* context) {
@@ -537,6 +559,7 @@ void Gateway::CallFinished(grpc::ClientContext* context) {
 
 void Gateway::CancelAll() {
   absl::MutexLock lock(&mu_);
+  cancelling_ = true;
   for (grpc::ClientContext* context : calls_) context->TryCancel();
 }
 

@@ -46,9 +46,10 @@ class Gateway {
 
   void Handle(std::shared_ptr<HttpExchange> exchange);
 
-  // For shutdown: cancels every gRPC call in flight (each then finishes
-  // with CANCELLED), and waits up to `timeout` until none is; true if none
-  // is. Once idle, no gRPC callback touches an HttpExchange any more.
+  // For shutdown: cancels every gRPC call in flight and every call started
+  // from now on (each then finishes with CANCELLED); WaitIdle waits up to
+  // `timeout` until none is in flight, true if none is. Once idle, no gRPC
+  // callback touches an HttpExchange any more.
   void CancelAll();
   bool WaitIdle(absl::Duration timeout);
 
@@ -85,6 +86,9 @@ class Gateway {
   absl::flat_hash_map<std::string, StaticFile> static_files_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  // Set by CancelAll: a call started afterwards (the next page of a gathered
+  // list) is cancelled at once.
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace chat::gateway

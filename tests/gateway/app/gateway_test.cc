@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -109,7 +110,12 @@ class FakeChatService final : public chat::v1::ChatService::Service {
                             chat::v1::ListSessionsResponse* response) override {
     if (request->page_token().empty()) {
       response->add_sessions()->set_session_id("first");
-      response->set_next_page_token("page-2");
+      response->set_next_page_token(empty_pages_after_first ? "empty"
+                                                            : "page-2");
+    } else if (request->page_token() == "empty") {
+      // A backend stuck on empty pages that each promise another.
+      ++empty_pages_served;
+      response->set_next_page_token("empty");
     } else if (request->page_token() == "page-2") {
       response->add_sessions()->set_session_id("second");
     } else {
@@ -117,6 +123,9 @@ class FakeChatService final : public chat::v1::ChatService::Service {
     }
     return grpc::Status::OK;
   }
+
+  std::atomic<bool> empty_pages_after_first{false};
+  std::atomic<int> empty_pages_served{0};
 };
 
 class GatewayTest : public ::testing::Test {
@@ -335,6 +344,16 @@ TEST_F(GatewayTest, TemplateListGathersEveryPage) {
           R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
           R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
           R"("next_page_token":""})"));
+}
+
+TEST_F(GatewayTest, GatheringStopsAtAPageThatAddsNothing) {
+  service_.empty_pages_after_first = true;
+  std::string answer = Request("GET", "/sessions", "");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr(R"("session_id":"first")"));
+  // Where to go on is in the answer, as when the item cap is reached.
+  EXPECT_THAT(answer, HasSubstr(R"("next_page_token":"empty")"));
+  EXPECT_EQ(service_.empty_pages_served.load(), 1);
 }
 
 TEST_F(GatewayTest, V1ListAnswersOnePage) {
