@@ -10,6 +10,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/dispatch.hpp"
@@ -43,6 +45,67 @@ std::string ReasonPhrase(int status) {
       http::obsolete_reason(http::int_to_status(status));
   if (reason.empty() || reason == "<unknown-status>") return "Status";
   return std::string(reason);
+}
+
+// Why a request's framing or Host header cannot be trusted, or "" if they
+// can. Such a request is answered 400 and the connection closed: when two
+// parsers on the path could disagree about where the body ends, the bytes
+// after it must never be read as a request (RFC 9112 section 6.3, request
+// smuggling). Beast already rejects Transfer-Encoding: chunked next to a
+// Content-Length; it reads any other final coding as "no body".
+std::string UntrustedHeader(const HttpRequest::header_type& header) {
+  auto codings = header.equal_range(http::field::transfer_encoding);
+  if (codings.first != codings.second) {
+    if (header.version() < 11) {
+      // RFC 9112 section 6.1: HTTP/1.0 has no transfer codings.
+      return "Transfer-Encoding is not allowed in an HTTP/1.0 request";
+    }
+    if (header.count(http::field::content_length) > 0) {
+      // Rejected rather than letting Transfer-Encoding win (section 6.3).
+      return "a request cannot have both Transfer-Encoding and "
+             "Content-Length";
+    }
+    // The codings of every field line, in order; only the last matters.
+    absl::string_view last;
+    for (auto it = codings.first; it != codings.second; ++it) {
+      const beast::string_view value = it->value();
+      for (absl::string_view coding :
+           absl::StrSplit(absl::string_view(value.data(), value.size()), ',')) {
+        coding = absl::StripAsciiWhitespace(coding);
+        if (!coding.empty()) last = coding;
+      }
+    }
+    if (!absl::EqualsIgnoreCase(last, "chunked")) {
+      return "the final Transfer-Encoding of a request must be chunked";
+    }
+  }
+  // RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host.
+  if (header.version() >= 11 && header.count(http::field::host) != 1) {
+    return "an HTTP/1.1 request must have exactly one Host header";
+  }
+  return "";
+}
+
+// The origin-form ("/path?query") of an absolute-form target
+// ("http://host:port/path?query", RFC 9112 section 3.2.2), so handlers see
+// one form; any other target is returned as it is. The Host header is left
+// as sent.
+std::string OriginForm(absl::string_view target) {
+  const size_t scheme_end = target.find("://");
+  if (scheme_end == absl::string_view::npos || target.empty() ||
+      target.front() == '/') {
+    return std::string(target);
+  }
+  const absl::string_view scheme = target.substr(0, scheme_end);
+  if (!absl::EqualsIgnoreCase(scheme, "http") &&
+      !absl::EqualsIgnoreCase(scheme, "https")) {
+    return std::string(target);
+  }
+  const absl::string_view rest = target.substr(scheme_end + 3);
+  const size_t path_start = rest.find_first_of("/?");
+  if (path_start == absl::string_view::npos) return "/";
+  const absl::string_view path = rest.substr(path_start);
+  return path.front() == '/' ? std::string(path) : absl::StrCat("/", path);
 }
 
 }  // namespace
@@ -184,6 +247,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     const auto& header = parser_->get();
+    if (std::string why = UntrustedHeader(header); !why.empty()) {
+      RejectRequest(400, why);
+      return;
+    }
     boost::optional<uint64_t> length = parser_->content_length();
     if (length && *length > options_.max_body_bytes) {
       RejectRequest(413, absl::StrCat("the request body is ", *length,
@@ -232,6 +299,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     HttpRequest request = parser_->release();
+    const beast::string_view target = request.target();
+    request.target(OriginForm(absl::string_view(target.data(), target.size())));
     keep_alive_ = request.keep_alive();
     head_request_ = request.method() == http::verb::head;
     if (options_.access_log) {

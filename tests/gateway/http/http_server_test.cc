@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <memory>
+#include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
@@ -24,7 +26,10 @@
 namespace chat::gateway {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class HttpServerTest : public ::testing::Test {
@@ -71,8 +76,47 @@ class HttpServerTest : public ::testing::Test {
     return received;
   }
 
+  // Reads until the peer closes (`*closed` set) or 10 s pass.
+  static std::string ReadUntilClosed(int fd, bool* closed) {
+    *closed = false;
+    std::string received;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) {
+        *closed = n == 0;
+        break;
+      }
+      received.append(buf, static_cast<size_t>(n));
+    }
+    return received;
+  }
+
+  // Starts a server whose handler records each target it is called for and
+  // answers 200 with the target as the body.
+  void StartRecording() {
+    Start([this](std::shared_ptr<HttpExchange> e) {
+      std::string target(e->request().target());
+      {
+        absl::MutexLock lock(&mu_);
+        targets_.push_back(target);
+      }
+      e->Respond(200, {{"Content-Type", "text/plain"}}, target);
+    });
+  }
+
+  std::vector<std::string> Targets() {
+    absl::MutexLock lock(&mu_);
+    return targets_;
+  }
+
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
+  absl::Mutex mu_;
+  std::vector<std::string> targets_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
@@ -216,6 +260,173 @@ TEST_F(HttpServerTest, WaitIdleSeesRunningRequests) {
   held->Respond(204, {}, "");
   EXPECT_TRUE(server_->WaitIdle(absl::Seconds(10)));
   close(fd);
+}
+
+// A request whose body framing a proxy in front could read differently
+// (RFC 9112 section 6.3), followed in the same write by a second request
+// hidden where that proxy would see body bytes. The server must answer 400
+// with its usual JSON error, close, and never hand anything to the handler.
+struct SmugglingCase {
+  std::string name;
+  std::string head;  // Request line and headers, without the blank line.
+  std::string body;
+};
+
+void PrintTo(const SmugglingCase& c, std::ostream* os) { *os << c.name; }
+
+class HttpServerSmugglingTest
+    : public HttpServerTest,
+      public ::testing::WithParamInterface<SmugglingCase> {};
+
+TEST_P(HttpServerSmugglingTest, IsAnswered400AndClosedWithoutHandling) {
+  StartRecording();
+  int fd = Connect();
+  Send(fd, GetParam().head + "\r\n\r\n" + GetParam().body +
+               "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+  bool closed = false;
+  std::string got = ReadUntilClosed(fd, &closed);
+  close(fd);
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+  EXPECT_THAT(got, HasSubstr("Connection: close\r\n"));
+  EXPECT_THAT(got, HasSubstr("Content-Type: application/json\r\n"));
+  EXPECT_THAT(got, HasSubstr(R"({"code":3,"message":")"));
+  EXPECT_THAT(got, HasSubstr(R"(","details":[]})"));
+  EXPECT_THAT(got, Not(HasSubstr("/smuggled")));
+  EXPECT_TRUE(closed) << "the server kept the connection open";
+  // The server closed, so every request it read was handled already.
+  EXPECT_THAT(Targets(), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Framing, HttpServerSmugglingTest,
+    ::testing::Values(
+        SmugglingCase{"Gzip",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: gzip",
+                      ""},
+        SmugglingCase{"ChunkedThenIdentity",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: chunked, identity",
+                      "0\r\n\r\n"},
+        SmugglingCase{"ChunkedLineThenGzipLine",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: chunked\r\n"
+                      "Transfer-Encoding: gzip",
+                      "0\r\n\r\n"},
+        SmugglingCase{"GzipAndContentLength",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: gzip\r\nContent-Length: 5",
+                      "0\r\n\r\n"},
+        SmugglingCase{"ContentLengthAndChunked",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: 5\r\nTransfer-Encoding: chunked",
+                      "0\r\n\r\n"},
+        SmugglingCase{"ChunkedAndContentLength",
+                      "POST /chat HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: chunked\r\nContent-Length: 5",
+                      "0\r\n\r\n"},
+        SmugglingCase{"Http10Chunked",
+                      "POST /chat HTTP/1.0\r\nConnection: keep-alive\r\n"
+                      "Transfer-Encoding: chunked",
+                      "0\r\n\r\n"}),
+    [](const ::testing::TestParamInfo<SmugglingCase>& info) {
+      return info.param.name;
+    });
+
+TEST_F(HttpServerTest, ChunkedBodyIsRead) {
+  std::string body;
+  Start([&body](std::shared_ptr<HttpExchange> e) {
+    body = e->request().body();  // Read after the answer arrives.
+    e->Respond(200, {}, "ok");
+  });
+  int fd = Connect();
+  Send(fd,
+       "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+       "\r\n5\r\nhello\r\n0\r\n\r\n");
+  std::string got = ReadUntil(
+      fd, [](const std::string& r) { return absl::EndsWith(r, "ok"); });
+  close(fd);
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(body, "hello");
+}
+
+// RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host header.
+struct HostCase {
+  std::string name;
+  std::string request;
+};
+
+void PrintTo(const HostCase& c, std::ostream* os) { *os << c.name; }
+
+class HttpServerBadHostTest : public HttpServerTest,
+                              public ::testing::WithParamInterface<HostCase> {};
+
+TEST_P(HttpServerBadHostTest, IsAnswered400AndClosed) {
+  StartRecording();
+  int fd = Connect();
+  Send(fd, GetParam().request);
+  bool closed = false;
+  std::string got = ReadUntilClosed(fd, &closed);
+  close(fd);
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+  EXPECT_THAT(got, HasSubstr("Connection: close\r\n"));
+  EXPECT_THAT(got, HasSubstr(R"({"code":3,"message":")"));
+  EXPECT_TRUE(closed) << "the server kept the connection open";
+  EXPECT_THAT(Targets(), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Host, HttpServerBadHostTest,
+    ::testing::Values(
+        HostCase{"Missing", "GET /v1/status HTTP/1.1\r\n\r\n"},
+        HostCase{"Twice",
+                 "GET /v1/status HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
+        HostCase{"MissingWithAbsoluteForm",
+                 "GET http://a/v1/status HTTP/1.1\r\n\r\n"}),
+    [](const ::testing::TestParamInfo<HostCase>& info) {
+      return info.param.name;
+    });
+
+TEST_F(HttpServerTest, Http10WithoutHostIsHandled) {
+  StartRecording();
+  int fd = Connect();
+  Send(fd, "GET /v1/status HTTP/1.0\r\n\r\n");
+  std::string got = ReadUntil(fd, [](const std::string&) { return false; });
+  close(fd);
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(Targets(), ElementsAre("/v1/status"));
+}
+
+// RFC 9112 section 3.2.2: the handler sees an absolute-form target as the
+// origin-form it stands for, and the Host header as sent.
+TEST_F(HttpServerTest, AbsoluteFormTargetIsHandledAsOriginForm) {
+  std::string host;
+  Start([&](std::shared_ptr<HttpExchange> e) {
+    std::string target(e->request().target());
+    if (host.empty()) host = std::string(e->request()["Host"]);
+    e->Respond(200, {}, "<" + target + ">");
+  });
+  const std::string authority = "127.0.0.1:" + std::to_string(port_);
+  int fd = Connect();
+  Send(fd, "GET http://" + authority +
+               "/v1/status HTTP/1.1\r\nHost: elsewhere\r\n\r\n"
+               "GET HTTP://" +
+               authority +
+               "/v1/x?a=1&b=http://y/ HTTP/1.1\r\nHost: " + authority +
+               "\r\n\r\n"
+               "GET http://" +
+               authority + "?q=2 HTTP/1.1\r\nHost: " + authority +
+               "\r\n\r\n"
+               "GET http://" +
+               authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n");
+  std::string got = ReadUntil(
+      fd, [](const std::string& r) { return absl::EndsWith(r, "</>"); });
+  close(fd);
+  EXPECT_THAT(got, HasSubstr("</v1/status>"));
+  EXPECT_THAT(got, HasSubstr("</v1/x?a=1&b=http://y/>"));
+  EXPECT_THAT(got, HasSubstr("</?q=2>"));
+  EXPECT_THAT(got, HasSubstr("</>"));
+  EXPECT_EQ(host, "elsewhere");
 }
 
 }  // namespace
