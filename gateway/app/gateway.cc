@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -97,6 +98,7 @@ struct UnaryCall {
   std::vector<std::pair<std::string, std::string>> metadata;
   std::chrono::system_clock::time_point deadline;
   std::unique_ptr<Message> gathered;
+  std::vector<std::shared_ptr<grpc::ClientContext>> finished_pages;
   // Set when the HTTP client leaves: no further page is asked for. (Only
   // the first page's context is cancelled by the client-gone hook.)
   std::shared_ptr<std::atomic<bool>> client_gone;
@@ -528,7 +530,11 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
             call->request = Serialize(*call->paged_request);
             call->response.Clear();
             // A context serves one call: the next page gets a fresh one,
-            // with the same deadline and metadata.
+            // with the same deadline and metadata. The finished page's
+            // context is kept until the whole call ends rather than
+            // destroyed here, inside the completion callback of the call it
+            // served, so it has the lifetime of a single-page call's.
+            call->finished_pages.push_back(std::move(call->context));
             call->context = std::make_shared<grpc::ClientContext>();
             call->context->set_deadline(call->deadline);
             for (const auto& [key, value] : call->metadata) {
