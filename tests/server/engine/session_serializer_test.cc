@@ -115,8 +115,10 @@ TEST(SessionSerializerTest, ATaskMayBeReleasedFromAnotherThread) {
   SessionSerializer serializer(&pool);
   serializer.Enqueue("a", [&] { first_running.Notify(); });
   serializer.Enqueue("a", [&] {
-    second_done.Notify();
+    // Released before the notification: once the test sees it, nothing
+    // touches the serializer any more and it may be destroyed.
     serializer.Release("a");
+    second_done.Notify();
   });
   first_running.WaitForNotification();
   std::thread([&] { serializer.Release("a"); }).join();
