@@ -9,11 +9,16 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/store/key_store.h"
 
 namespace chat {
 
 struct ChatTurnRequest {
   std::string tenant = "default";
+  // The API key the call was made with (its public id); empty for an
+  // anonymous call. Its limits and budget apply to the turn.
+  std::string key_id;
+  store::KeyLimits key_limits;
   std::string session_id;
   std::string message;
   // Used only when the session is created by this turn.

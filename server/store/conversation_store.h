@@ -10,6 +10,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/store/key_store.h"
+#include "server/store/quota_store.h"
 
 namespace chat::store {
 
@@ -125,6 +127,12 @@ class ConversationStore {
   // with its messages (the retention sweep). Returns how many were deleted.
   virtual absl::StatusOr<int64_t> DeleteSessionsIdleSince(
       absl::Time cutoff) = 0;
+
+  // The API keys and the quota and usage counters kept in the same database,
+  // so every replica that shares the conversations shares them too. Valid as
+  // long as this store.
+  virtual KeyStore& keys() = 0;
+  virtual QuotaStore& quotas() = 0;
 };
 
 // Settings that apply to some kinds of store only.

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
+#include "server/store/memory_key_quota_store.h"
 
 namespace chat::store {
 
@@ -38,6 +39,8 @@ class MemoryConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  KeyStore& keys() override { return keys_; }
+  QuotaStore& quotas() override { return quotas_; }
 
  private:
   struct Session {
@@ -52,6 +55,8 @@ class MemoryConversationStore final : public ConversationStore {
 
   absl::Mutex mu_;
   std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  MemoryKeyStore keys_;
+  MemoryQuotaStore quotas_;
 };
 
 }  // namespace chat::store

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
+#include "server/store/memory_key_quota_store.h"
 
 namespace chat::store {
 
@@ -68,8 +69,13 @@ class PostgresConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  KeyStore& keys() override { return keys_; }
+  QuotaStore& quotas() override { return quotas_; }
 
  private:
+  // Placeholder until the keys and counters move into the database.
+  MemoryKeyStore keys_;
+  MemoryQuotaStore quotas_;
   class Connection;
   class Lease;
   friend class Lease;
