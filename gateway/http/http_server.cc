@@ -108,6 +108,12 @@ std::string OriginForm(absl::string_view target) {
   return path.front() == '/' ? std::string(path) : absl::StrCat("/", path);
 }
 
+std::string ClientAddressOf(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  return ec ? std::string() : peer.address().to_string();
+}
+
 }  // namespace
 
 // One client connection. All members are touched only on the connection's
@@ -121,7 +127,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(tcp::socket socket, const HttpServerOptions& options,
              const HttpHandler& handler, std::atomic<int>* busy,
              const std::atomic<bool>* draining)
-      : stream_(std::move(socket)),
+      : client_address_(ClientAddressOf(socket)),
+        stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         server_busy_(busy),
@@ -132,6 +139,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     net::dispatch(stream_.get_executor(),
                   [self = shared_from_this()] { self->ReadHeader(); });
   }
+
+  // The peer's IP address, as text ("127.0.0.1", "::1").
+  const std::string& client_address() const { return client_address_; }
 
   template <typename F>
   void Post(F&& f) {
@@ -490,6 +500,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+  // Declared before stream_, which takes the socket it is read from.
+  const std::string client_address_;
   beast::tcp_stream stream_;
   const HttpServerOptions& options_;
   const HttpHandler& handler_;
@@ -523,6 +535,10 @@ HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
     : connection_(std::move(connection)),
       sequence_(sequence),
       request_(std::move(request)) {}
+
+const std::string& HttpExchange::client_address() const {
+  return connection_->client_address();
+}
 
 void HttpExchange::Respond(int status, HttpHeaders headers, std::string body) {
   connection_->Post([c = connection_, seq = sequence_, status,

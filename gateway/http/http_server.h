@@ -48,6 +48,9 @@ class HttpExchange {
                HttpRequest request);
 
   const HttpRequest& request() const { return request_; }
+  // The client's IP address as text ("127.0.0.1", "::1"); empty if the
+  // socket could not tell.
+  const std::string& client_address() const;
 
   // The whole answer. Content-Length and Connection are added.
   void Respond(int status, HttpHeaders headers, std::string body);
