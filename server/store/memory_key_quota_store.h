@@ -26,8 +26,7 @@ class MemoryKeyStore final : public KeyStore {
   absl::StatusOr<ApiKey> GetKey(absl::string_view id) override;
   absl::StatusOr<std::vector<ApiKey>> ListKeys(
       absl::string_view tenant) override;
-  absl::StatusOr<bool> RevokeKey(absl::string_view id,
-                                 absl::Time now) override;
+  absl::StatusOr<bool> RevokeKey(absl::string_view id, absl::Time now) override;
   absl::StatusOr<bool> HasActiveKeys(absl::Time now) override;
 
  private:

@@ -60,8 +60,7 @@ class QuotaStore {
   // Adds `amount` (>= 0) to `counter` (created at 0 if absent) if the sum
   // stays <= `limit`; otherwise adds nothing. Atomic across replicas.
   virtual absl::StatusOr<QuotaCharge> Charge(const QuotaCounter& counter,
-                                             int64_t amount,
-                                             int64_t limit) = 0;
+                                             int64_t amount, int64_t limit) = 0;
 
   // Adds `delta` (which may be negative: a reservation that was too large)
   // to `counter` with no limit; a counter never goes below 0.
