@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace chat::store {
@@ -109,12 +110,13 @@ absl::StatusOr<int64_t> MemoryQuotaStore::Read(const QuotaCounter& counter) {
 }
 
 absl::StatusOr<int64_t> MemoryQuotaStore::DeleteCountersBefore(
-    absl::Time cutoff) {
+    absl::string_view scope_prefix, absl::Time cutoff) {
   const int64_t cutoff_micros = absl::ToUnixMicros(cutoff);
   absl::MutexLock lock(&mu_);
   int64_t deleted = 0;
   for (auto it = counters_.begin(); it != counters_.end();) {
-    if (it->first.second < cutoff_micros) {
+    if (it->first.second < cutoff_micros &&
+        absl::StartsWith(it->first.first, scope_prefix)) {
       it = counters_.erase(it);
       ++deleted;
     } else {
