@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/key_columns.h"
 
 namespace chat::store {
 namespace {
@@ -27,6 +28,8 @@ ApiKey Normalized(ApiKey key) {
 }  // namespace
 
 absl::Status MemoryKeyStore::CreateKey(const ApiKey& key) {
+  // The SQL stores' rules, so a key accepted here is accepted there.
+  if (absl::Status s = ValidateApiKey(key); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (!keys_.emplace(key.id, Normalized(key)).second) {
     return absl::AlreadyExistsError(
