@@ -43,9 +43,9 @@ Period BudgetPeriodOf(store::BudgetPeriod period, absl::Time now) {
 }
 
 std::string BudgetScope(store::BudgetPeriod period, absl::string_view key_id) {
-  return absl::StrCat(period == store::BudgetPeriod::kMonth ? "budget-month/"
-                                                            : "budget-day/",
-                      key_id);
+  return absl::StrCat(
+      period == store::BudgetPeriod::kMonth ? "budget-month/" : "budget-day/",
+      key_id);
 }
 
 }  // namespace
@@ -57,14 +57,13 @@ absl::Status RateLimitedError(absl::string_view message,
   error.SetPayload(kRetryAfterPayload,
                    absl::Cord(absl::StrCat(absl::ToInt64Microseconds(
                        std::max(retry_after, absl::ZeroDuration())))));
-  error.SetPayload(
-      kRateLimitPayload,
-      absl::Cord(absl::StrJoin(
-          {status.limit_requests, status.remaining_requests,
-           absl::ToInt64Microseconds(status.reset_requests),
-           status.limit_tokens, status.remaining_tokens,
-           absl::ToInt64Microseconds(status.reset_tokens)},
-          " ")));
+  error.SetPayload(kRateLimitPayload,
+                   absl::Cord(absl::StrJoin(
+                       {status.limit_requests, status.remaining_requests,
+                        absl::ToInt64Microseconds(status.reset_requests),
+                        status.limit_tokens, status.remaining_tokens,
+                        absl::ToInt64Microseconds(status.reset_tokens)},
+                       " ")));
   return error;
 }
 
@@ -81,8 +80,7 @@ std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {
 std::optional<RateLimitStatus> RateLimitStatusOf(const absl::Status& status) {
   auto payload = status.GetPayload(kRateLimitPayload);
   if (!payload.has_value()) return std::nullopt;
-  std::vector<std::string> fields =
-      absl::StrSplit(std::string(*payload), ' ');
+  std::vector<std::string> fields = absl::StrSplit(std::string(*payload), ' ');
   int64_t v[6];
   if (fields.size() != 6) return std::nullopt;
   for (int i = 0; i < 6; ++i) {
@@ -103,15 +101,15 @@ absl::Status KeyQuotas::CheckRequest(const ChatTurnRequest& request) {
     if (std::find(limits.allowed_models.begin(), limits.allowed_models.end(),
                   model) == limits.allowed_models.end()) {
       return absl::PermissionDeniedError(absl::StrCat(
-          "this API key may not use model '", model, "'; it may use: ",
-          absl::StrJoin(limits.allowed_models, ", ")));
+          "this API key may not use model '", model,
+          "'; it may use: ", absl::StrJoin(limits.allowed_models, ", ")));
     }
   }
   if (limits.max_tokens > 0 && request.max_tokens.has_value() &&
       *request.max_tokens > limits.max_tokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_tokens ", *request.max_tokens,
-                     " is above this API key's ceiling of ", limits.max_tokens));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens ", *request.max_tokens,
+        " is above this API key's ceiling of ", limits.max_tokens));
   }
   return absl::OkStatus();
 }
@@ -175,11 +173,10 @@ absl::StatusOr<QuotaAdmission> KeyQuotas::Admit(const std::string& key_id,
     status.reset_requests = minute_left;
     if (!charge->accepted) {
       return RateLimitedError(
-          absl::StrCat("rate limit reached: this API key may make ",
-                       limits.requests_per_minute,
-                       " requests per minute; retry in ",
-                       absl::FormatDuration(absl::Ceil(minute_left,
-                                                       absl::Seconds(1)))),
+          absl::StrCat(
+              "rate limit reached: this API key may make ",
+              limits.requests_per_minute, " requests per minute; retry in ",
+              absl::FormatDuration(absl::Ceil(minute_left, absl::Seconds(1)))),
           minute_left, status);
     }
     charged.emplace_back(std::move(counter), 1);
@@ -210,12 +207,12 @@ absl::StatusOr<QuotaAdmission> KeyQuotas::Admit(const std::string& key_id,
             minute_left, status);
       }
       return RateLimitedError(
-          absl::StrCat("rate limit reached: this API key may use ",
-                       limits.tokens_per_minute,
-                       " tokens per minute and this turn may use up to ",
-                       tokens, "; retry in ",
-                       absl::FormatDuration(absl::Ceil(minute_left,
-                                                       absl::Seconds(1)))),
+          absl::StrCat(
+              "rate limit reached: this API key may use ",
+              limits.tokens_per_minute,
+              " tokens per minute and this turn may use up to ", tokens,
+              "; retry in ",
+              absl::FormatDuration(absl::Ceil(minute_left, absl::Seconds(1)))),
           minute_left, status);
     }
     charged.emplace_back(counter, tokens);
@@ -237,8 +234,9 @@ absl::StatusOr<QuotaAdmission> KeyQuotas::Admit(const std::string& key_id,
       undo();
       return RateLimitedError(
           absl::StrCat("token budget exceeded: this API key's budget is ",
-                       limits.budget_tokens, " tokens per ", period.name,
-                       ", ", charge->used, " are used and this turn may use up "
+                       limits.budget_tokens, " tokens per ", period.name, ", ",
+                       charge->used,
+                       " are used and this turn may use up "
                        "to ",
                        tokens, "; the budget resets at ",
                        FormatTimestamp(period.end)),
@@ -271,12 +269,12 @@ absl::Status KeyQuotas::DeleteFinishedWindows(absl::Time now) {
         store_->DeleteCountersBefore(prefix, minute - absl::Minutes(1))
             .status());
   }
-  result.Update(store_->DeleteCountersBefore(
-                          "budget-day/", now - absl::Hours(48))
-                    .status());
-  result.Update(store_->DeleteCountersBefore(
-                          "budget-month/", now - absl::Hours(24 * 62))
-                    .status());
+  result.Update(
+      store_->DeleteCountersBefore("budget-day/", now - absl::Hours(48))
+          .status());
+  result.Update(
+      store_->DeleteCountersBefore("budget-month/", now - absl::Hours(24 * 62))
+          .status());
   return result;
 }
 

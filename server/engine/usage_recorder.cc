@@ -28,8 +28,8 @@ void UsageRecorder::Record(absl::string_view tenant, absl::string_view key_id,
                            absl::Time when, int64_t input_tokens,
                            int64_t output_tokens) {
   const absl::TimeZone utc = absl::UTCTimeZone();
-  const int64_t day = absl::ToUnixSeconds(
-      absl::FromCivil(absl::ToCivilDay(when, utc), utc));
+  const int64_t day =
+      absl::ToUnixSeconds(absl::FromCivil(absl::ToCivilDay(when, utc), utc));
   absl::MutexLock lock(&mu_);
   Sums& sums = pending_[Key(std::string(tenant), std::string(key_id), day)];
   ++sums.calls;

@@ -11,8 +11,8 @@ namespace chat {
 std::string FormatResetDuration(absl::Duration d) {
   if (d < absl::Seconds(1)) {
     return absl::StrCat(
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(
-                                 absl::Ceil(d, absl::Milliseconds(1)))),
+        std::max<int64_t>(
+            0, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1)))),
         "ms");
   }
   const int64_t seconds = absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1)));
@@ -47,10 +47,10 @@ MetadataPairs RefusalMetadata(const absl::Status& status) {
     pairs = RateLimitMetadata(*standing);
   }
   if (std::optional<absl::Duration> retry_after = RetryAfterOf(status)) {
-    pairs.emplace_back(
-        "retry-after",
-        absl::StrCat(std::max<int64_t>(
-            1, absl::ToInt64Seconds(absl::Ceil(*retry_after, absl::Seconds(1))))));
+    pairs.emplace_back("retry-after",
+                       absl::StrCat(std::max<int64_t>(
+                           1, absl::ToInt64Seconds(absl::Ceil(
+                                  *retry_after, absl::Seconds(1))))));
   }
   return pairs;
 }

@@ -209,7 +209,8 @@ constexpr PreparedSql kStatements[] = {
      "ON CONFLICT (scope, window_start_us) DO UPDATE "
      "SET used = GREATEST(0, quota_counters.used + $3::bigint)"},
     {"delete_counters",
-     "DELETE FROM quota_counters WHERE window_start_us < $1"},
+     "DELETE FROM quota_counters "
+     "WHERE starts_with(scope, $1) AND window_start_us < $2"},
     {"add_usage",
      "INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens, "
      "output_tokens) VALUES ($1, $2, $3, $4, $5, $6) "
@@ -924,11 +925,12 @@ absl::StatusOr<int64_t> PostgresConversationStore::Read(
 }
 
 absl::StatusOr<int64_t> PostgresConversationStore::DeleteCountersBefore(
-    absl::Time cutoff) {
+    absl::string_view scope_prefix, absl::Time cutoff) {
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
   absl::StatusOr<Result> r =
-      (*c)->Run("delete_counters", {absl::StrCat(ToMicros(cutoff))});
+      (*c)->Run("delete_counters",
+                {std::string(scope_prefix), absl::StrCat(ToMicros(cutoff))});
   if (!r.ok()) return r.status();
   int64_t deleted = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);

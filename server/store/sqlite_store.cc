@@ -361,7 +361,8 @@ const char* SqlText(Sql id) {
       ON CONFLICT (scope, window_start_us) DO UPDATE
         SET used = MAX(0, used + ?3))sql";
     case Sql::kDeleteCounters:
-      return "DELETE FROM quota_counters WHERE window_start_us < ?1";
+      return "DELETE FROM quota_counters WHERE window_start_us < ?1 AND "
+             "substr(scope, 1, length(?2)) = ?2";
     case Sql::kAddUsage:
       return R"sql(
       INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens,
@@ -1276,11 +1277,12 @@ absl::StatusOr<int64_t> SqliteConversationStore::Read(
 }
 
 absl::StatusOr<int64_t> SqliteConversationStore::DeleteCountersBefore(
-    absl::Time cutoff) {
+    absl::string_view scope_prefix, absl::Time cutoff) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteCounters);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, ToMicros(cutoff));
+  stmt->Bind(2, scope_prefix);
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
   return static_cast<int64_t>(sqlite3_changes(writer_->db()));
 }

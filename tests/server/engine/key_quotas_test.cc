@@ -21,8 +21,7 @@ using ::chat::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Optional;
 
-absl::Time At(int year, int month, int day, int hour, int minute,
-              int second) {
+absl::Time At(int year, int month, int day, int hour, int minute, int second) {
   return absl::FromCivil(
       absl::CivilSecond(year, month, day, hour, minute, second),
       absl::UTCTimeZone());
@@ -51,8 +50,7 @@ TEST_F(KeyQuotasTest, RequestsPerMinuteAdmitsExactlyTheLimitThenRefuses) {
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
                                 HasSubstr("3 requests per minute")));
   EXPECT_THAT(RetryAfterOf(refused.status()), Optional(absl::Seconds(15)));
-  std::optional<RateLimitStatus> standing =
-      RateLimitStatusOf(refused.status());
+  std::optional<RateLimitStatus> standing = RateLimitStatusOf(refused.status());
   ASSERT_TRUE(standing.has_value());
   EXPECT_EQ(standing->remaining_requests, 0);
   // Another key has its own counter; the next minute starts afresh.
@@ -125,8 +123,7 @@ TEST_F(KeyQuotasTest, MonthlyBudgetResetsOnTheFirstOfTheMonth) {
   limits.budget_period = store::BudgetPeriod::kMonth;
   ASSERT_THAT(quotas_.Admit("k1", limits, 100, At(2026, 11, 1, 0, 0, 0)),
               IsOk());
-  absl::StatusOr<QuotaAdmission> refused =
-      quotas_.Admit("k1", limits, 1, now_);
+  absl::StatusOr<QuotaAdmission> refused = quotas_.Admit("k1", limits, 1, now_);
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
                                 HasSubstr("per month")));
   EXPECT_THAT(refused.status().message(), HasSubstr("2026-12-01T00:00:00"));
@@ -137,9 +134,9 @@ TEST_F(KeyQuotasTest, ModelsAndMaxTokensAreCheckedAgainstTheKey) {
   request.key_limits.allowed_models = {"claude-small"};
   request.key_limits.max_tokens = 500;
   request.model = "claude-large";
-  EXPECT_THAT(KeyQuotas::CheckRequest(request),
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr("claude-large")));
+  EXPECT_THAT(
+      KeyQuotas::CheckRequest(request),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("claude-large")));
   request.model = "claude-small";
   EXPECT_THAT(KeyQuotas::CheckRequest(request), IsOk());
   request.max_tokens = 501;
@@ -150,9 +147,9 @@ TEST_F(KeyQuotasTest, ModelsAndMaxTokensAreCheckedAgainstTheKey) {
 TEST_F(KeyQuotasTest, StreamSlotsAreCountedPerKey) {
   ASSERT_THAT(quotas_.AcquireStream("k1", 2), IsOk());
   ASSERT_THAT(quotas_.AcquireStream("k1", 2), IsOk());
-  EXPECT_THAT(quotas_.AcquireStream("k1", 2),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("max_streams")));
+  EXPECT_THAT(
+      quotas_.AcquireStream("k1", 2),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("max_streams")));
   EXPECT_THAT(quotas_.AcquireStream("k2", 2), IsOk());
   quotas_.ReleaseStream("k1");
   EXPECT_THAT(quotas_.AcquireStream("k1", 2), IsOk());

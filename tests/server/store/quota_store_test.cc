@@ -143,12 +143,20 @@ TEST_P(QuotaStoreTest, DeleteCountersBeforeDropsOnlyOlderWindows) {
     ASSERT_THAT(quotas().Charge(counter, 2, 10), IsOk());
   }
   // Strictly before the cutoff: the window starting at it stays.
-  EXPECT_THAT(quotas().DeleteCountersBefore(At(60'000'000)), IsOkAndHolds(2));
+  EXPECT_THAT(quotas().DeleteCountersBefore("rpm/", At(60'000'000)),
+              IsOkAndHolds(2));
   EXPECT_THAT(quotas().Read(old_a), IsOkAndHolds(0));
   EXPECT_THAT(quotas().Read(old_b), IsOkAndHolds(0));
   EXPECT_THAT(quotas().Read(edge), IsOkAndHolds(2));
   EXPECT_THAT(quotas().Read(recent), IsOkAndHolds(2));
-  EXPECT_THAT(quotas().DeleteCountersBefore(At(60'000'000)), IsOkAndHolds(0));
+  EXPECT_THAT(quotas().DeleteCountersBefore("rpm/", At(60'000'000)),
+              IsOkAndHolds(0));
+  // Only the scopes named by the prefix go.
+  const QuotaCounter other_scope{"budget-day/a", At(0)};
+  ASSERT_THAT(quotas().Charge(other_scope, 3, 10), IsOk());
+  EXPECT_THAT(quotas().DeleteCountersBefore("rpm/", At(60'000'000)),
+              IsOkAndHolds(0));
+  EXPECT_THAT(quotas().Read(other_scope), IsOkAndHolds(3));
   // A deleted counter starts again from zero.
   EXPECT_THAT(quotas().Charge(old_a, 10, 10),
               IsOkAndHolds(FieldsAre(true, 10)));
@@ -254,7 +262,8 @@ TEST_P(SharedQuotaStoreTest, CountersAndUsageAreShared) {
   EXPECT_THAT(quotas(0).GetUsage("acme", "k1", Day(0), Day(1)),
               IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 11, 22))));
 
-  EXPECT_THAT(quotas(1).DeleteCountersBefore(At(60'000'001)), IsOkAndHolds(1));
+  EXPECT_THAT(quotas(1).DeleteCountersBefore("rpm/", At(60'000'001)),
+              IsOkAndHolds(1));
   EXPECT_THAT(quotas(0).Read(kRpm), IsOkAndHolds(0));
 }
 
