@@ -60,17 +60,23 @@ const std::set<std::string>& OptionsOf(const std::string& command) {
 absl::StatusOr<Invocation> Split(int argc, char** argv) {
   Invocation invocation;
   invocation.server_args.push_back(argv[0]);
-  if (argc < 3) {
+  // The command is the first word; chat-server's flags may come before it.
+  int command_index = 2;
+  while (command_index < argc && absl::StartsWith(argv[command_index], "-")) {
+    ++command_index;
+  }
+  if (command_index >= argc) {
     return absl::InvalidArgumentError("needs a command: create, list, revoke");
   }
-  invocation.command = argv[2];
+  invocation.command = argv[command_index];
   if (invocation.command != "create" && invocation.command != "list" &&
       invocation.command != "revoke") {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", invocation.command, "' (create, list, revoke)"));
   }
   const std::set<std::string>& options = OptionsOf(invocation.command);
-  for (int i = 3; i < argc; ++i) {
+  for (int i = 2; i < argc; ++i) {
+    if (i == command_index) continue;
     absl::string_view arg = argv[i];
     if (!absl::StartsWith(arg, "-")) {
       invocation.positional.emplace_back(arg);
