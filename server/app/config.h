@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flag_config.h"
+#include "server/app/grpc_transport.h"
 #include "server/engine/chat_engine.h"
 #include "server/llm/provider_factory.h"
 #include "server/store/conversation_store.h"
@@ -39,6 +40,12 @@ ABSL_DECLARE_FLAG(absl::Duration, first_byte_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, idle_timeout);
 ABSL_DECLARE_FLAG(std::string, provider_ca_file);
 ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_client_ca);
+ABSL_DECLARE_FLAG(int64_t, grpc_max_memory_mb);
+ABSL_DECLARE_FLAG(int, max_concurrent_streams);
+ABSL_DECLARE_FLAG(absl::Duration, max_connection_idle);
 
 namespace chat {
 
@@ -63,6 +70,8 @@ struct ServerConfig {
   // 0: sessions are kept forever.
   absl::Duration session_ttl = absl::ZeroDuration();
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // TLS and transport limits of the gRPC port.
+  GrpcTransportOptions transport;
 };
 
 // Validates the current flag values. INVALID_ARGUMENT naming every bad flag
