@@ -102,10 +102,10 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CAs for mutual TLS: clients must present a certificate they "
           "signed (needs --tls_cert; re-read on SIGHUP). Env: "
           "CHAT_TLS_CLIENT_CA.");
-ABSL_FLAG(int64_t, grpc_max_memory_mb, 256,
+ABSL_FLAG(int64_t, grpc_max_memory_mb, 1024,
           "Cap on the memory gRPC's transport may use for connections and "
-          "calls, in MiB (16 to 1048576; 0: no cap); past it gRPC refuses "
-          "new streams rather than grow. Env: CHAT_GRPC_MAX_MEMORY_MB.");
+          "calls (a grpc::ResourceQuota), in MiB (16 to 1048576; 0: no cap). "
+          "Env: CHAT_GRPC_MAX_MEMORY_MB.");
 ABSL_FLAG(int, max_concurrent_streams, 0,
           "Most concurrent calls per client connection (HTTP/2 "
           "MAX_CONCURRENT_STREAMS), 0 to 1000000; 0: no limit. Env: "
