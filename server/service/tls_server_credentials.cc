@@ -190,23 +190,26 @@ int ReloadableTlsCredentials::generation() const {
 
 grpc_ssl_certificate_config_reload_status ReloadableTlsCredentials::FetchConfig(
     void* self, grpc_ssl_server_certificate_config** config) {
-  auto* credentials = static_cast<ReloadableTlsCredentials*>(self);
-  absl::MutexLock lock(&credentials->mu_);
-  if (!credentials->pending_)
-    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-  const TlsMaterial& m = credentials->material_;
-  grpc_ssl_pem_key_cert_pair pair = {m.private_key.c_str(),
-                                     m.cert_chain.c_str()};
+  return static_cast<ReloadableTlsCredentials*>(self)->Fetch(config);
+}
+
+grpc_ssl_certificate_config_reload_status ReloadableTlsCredentials::Fetch(
+    grpc_ssl_server_certificate_config** config) {
+  absl::MutexLock lock(&mu_);
+  if (!pending_) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  grpc_ssl_pem_key_cert_pair pair = {material_.private_key.c_str(),
+                                     material_.cert_chain.c_str()};
   // gRPC 1.51 asserts (and Debian's build aborts) when a fetched config has
   // no root certificates, though it only uses them to verify client
   // certificates. Without --tls_client_ca clients are not asked for one
   // (GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE), so the server's own chain is
   // a harmless stand-in. Copies the strings.
   *config = grpc_ssl_server_certificate_config_create(
-      m.client_ca.empty() ? m.cert_chain.c_str() : m.client_ca.c_str(), &pair,
-      1);
-  credentials->pending_ = false;
-  ++credentials->generation_;
+      material_.client_ca.empty() ? material_.cert_chain.c_str()
+                                  : material_.client_ca.c_str(),
+      &pair, 1);
+  pending_ = false;
+  ++generation_;
   return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 

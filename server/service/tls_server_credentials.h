@@ -82,6 +82,8 @@ class ReloadableTlsCredentials {
   // construction) has not been fetched yet, else UNCHANGED.
   static grpc_ssl_certificate_config_reload_status FetchConfig(
       void* self, grpc_ssl_server_certificate_config** config);
+  grpc_ssl_certificate_config_reload_status Fetch(
+      grpc_ssl_server_certificate_config** config);
 
   const TlsFiles files_;
   std::shared_ptr<grpc::ServerCredentials> credentials_;

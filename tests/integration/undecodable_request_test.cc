@@ -6,6 +6,7 @@
 // only a few lines to the log (one a second at most, per source of lines),
 // where gRPC 1.51 with protobuf's default handler logged one per request.
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>

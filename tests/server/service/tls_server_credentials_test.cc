@@ -5,6 +5,8 @@
 
 #include "server/service/tls_server_credentials.h"
 
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -77,11 +79,22 @@ TEST_F(LoadTlsMaterialTest, RefusesNamingTheFlag) {
   }
 }
 
-TEST_F(LoadTlsMaterialTest, ReloadKeepsTheOldSetOnError) {
+TEST_F(LoadTlsMaterialTest, ReloadRevalidatesTheFiles) {
+  const std::string cert = dir_ + "/live.pem";
+  const std::string key = dir_ + "/live.key";
+  std::filesystem::copy_file(a_.server_cert, cert);
+  std::filesystem::copy_file(a_.server_key, key);
   absl::StatusOr<std::unique_ptr<ReloadableTlsCredentials>> creds =
-      ReloadableTlsCredentials::Create({a_.server_cert, a_.server_key, ""});
+      ReloadableTlsCredentials::Create({cert, key, ""});
   ASSERT_THAT(creds.status(), IsOk());
   EXPECT_NE((*creds)->credentials(), nullptr);
+
+  // Half-way through a rotation: b's key, still a's certificate.
+  std::filesystem::copy_file(b_.server_key, key,
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_THAT((*creds)->Reload(), StatusIs(absl::StatusCode::kInvalidArgument));
+  std::filesystem::copy_file(b_.server_cert, cert,
+                             std::filesystem::copy_options::overwrite_existing);
   EXPECT_THAT((*creds)->Reload(), IsOk());
 }
 
