@@ -1,5 +1,9 @@
 #include "gateway/app/backend_channel.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -28,6 +32,24 @@ bool IsIpv4Literal(absl::string_view address) {
 
 bool IsIpv6Literal(absl::string_view address) {
   return !address.empty() && address.front() == '[';
+}
+
+// The PEM file `path` given to --`flag`. Says nothing of the contents: a key
+// is a secret.
+absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
+                                        const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": cannot read '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (contents.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": '", path, "' holds no PEM block"));
+  }
+  return contents.str();
 }
 
 }  // namespace
@@ -69,15 +91,59 @@ std::string BackendServiceConfig(absl::string_view health_service) {
                       R"("}})");
 }
 
+absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files) {
+  BackendTlsOptions tls;
+  if (files.ca_path.empty()) {
+    if (!files.client_cert_path.empty() || !files.client_key_path.empty() ||
+        !files.server_name.empty()) {
+      return absl::InvalidArgumentError(
+          "--backend_client_cert, --backend_client_key and "
+          "--backend_tls_server_name need --backend_ca");
+    }
+    return tls;
+  }
+  if (files.client_cert_path.empty() != files.client_key_path.empty()) {
+    return absl::InvalidArgumentError(
+        files.client_cert_path.empty()
+            ? "--backend_client_key needs --backend_client_cert"
+            : "--backend_client_cert needs --backend_client_key");
+  }
+  absl::StatusOr<std::string> ca = ReadPemFile("backend_ca", files.ca_path);
+  if (!ca.ok()) return ca.status();
+  tls.root_certs = *std::move(ca);
+  if (!files.client_cert_path.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadPemFile("backend_client_cert", files.client_cert_path);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key =
+        ReadPemFile("backend_client_key", files.client_key_path);
+    if (!key.ok()) return key.status();
+    tls.client_cert_chain = *std::move(cert);
+    tls.client_key = *std::move(key);
+  }
+  tls.server_name = files.server_name;
+  return tls;
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
-    absl::string_view backends) {
+    absl::string_view backends, const BackendTlsOptions& tls) {
   absl::StatusOr<std::string> target = BackendTarget(backends);
   if (!target.ok()) return target.status();
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(BackendServiceConfig("chat.v1.ChatService"));
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(),
-                                   args);
+  if (tls.root_certs.empty()) {
+    return grpc::CreateCustomChannel(*target,
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = tls.root_certs;
+  ssl.pem_cert_chain = tls.client_cert_chain;
+  ssl.pem_private_key = tls.client_key;
+  if (!tls.server_name.empty()) {
+    args.SetSslTargetNameOverride(tls.server_name);
+  }
+  return grpc::CreateCustomChannel(*target, grpc::SslCredentials(ssl), args);
 }
 
 }  // namespace chat::gateway

@@ -23,9 +23,39 @@ absl::StatusOr<std::string> BackendTarget(absl::string_view backends);
 // does from SIGTERM on, gets no new calls.
 std::string BackendServiceConfig(absl::string_view health_service);
 
-// A channel to chat-server with that target and service config.
+// TLS to chat-server. `root_certs` empty: plaintext.
+struct BackendTlsOptions {
+  // PEM CAs that sign chat-server's certificate.
+  std::string root_certs;
+  // PEM client certificate chain and key, for chat-server's mutual TLS;
+  // both empty or both set.
+  std::string client_cert_chain;
+  std::string client_key;
+  // The name to verify chat-server's certificate against instead of the
+  // --backend host (needed when connecting by IP to a certificate for a
+  // DNS name). Empty: the host.
+  std::string server_name;
+};
+
+// Paths of the PEM files (as given to --backend_ca, --backend_client_cert,
+// --backend_client_key) and the server name override.
+struct BackendTlsFiles {
+  std::string ca_path;
+  std::string client_cert_path;
+  std::string client_key_path;
+  std::string server_name;
+};
+
+// Reads `files` into options. INVALID_ARGUMENT naming the flag for an
+// unreadable file or one with no PEM block, a client certificate without its
+// key (or the reverse), or client files or a server name without
+// --backend_ca. All paths empty: plaintext options.
+absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files);
+
+// A channel to chat-server with that target and service config, over TLS if
+// `tls.root_certs` is set.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
-    absl::string_view backends);
+    absl::string_view backends, const BackendTlsOptions& tls = {});
 
 }  // namespace chat::gateway
 

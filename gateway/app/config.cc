@@ -1,6 +1,7 @@
 #include "gateway/app/config.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -38,6 +39,18 @@ ABSL_FLAG(std::string, web_root, "",
           "directory with web/index.html and js/chat-client.js, served at "
           "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
 
+ABSL_FLAG(std::string, backend_ca, "",
+          "PEM CAs that sign chat-server's certificate; set, calls to "
+          "--backend use TLS");
+ABSL_FLAG(std::string, backend_client_cert, "",
+          "PEM client certificate for chat-server's mutual TLS (with "
+          "--backend_client_key and --backend_ca)");
+ABSL_FLAG(std::string, backend_client_key, "",
+          "PEM private key of --backend_client_cert");
+ABSL_FLAG(std::string, backend_tls_server_name, "",
+          "name to check chat-server's certificate against instead of the "
+          "--backend host (needs --backend_ca)");
+
 namespace chat::gateway {
 namespace {
 
@@ -47,10 +60,21 @@ constexpr int kMaxIoThreads = 256;
 }  // namespace
 
 const std::vector<std::string>& GatewayFlagNames() {
-  static const auto* const kNames = new std::vector<std::string>{
-      "listen",       "backend",       "max_body_bytes", "request_timeout",
-      "read_timeout", "cors_origins",  "io_threads",     "web_root",
-      "access_log",   "shutdown_grace"};
+  static const auto* const kNames =
+      new std::vector<std::string>{"listen",
+                                   "backend",
+                                   "max_body_bytes",
+                                   "request_timeout",
+                                   "read_timeout",
+                                   "cors_origins",
+                                   "io_threads",
+                                   "web_root",
+                                   "access_log",
+                                   "shutdown_grace",
+                                   "backend_ca",
+                                   "backend_client_cert",
+                                   "backend_client_key",
+                                   "backend_tls_server_name"};
   return *kNames;
 }
 
@@ -69,6 +93,16 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
     errors.Check(absl::InvalidArgumentError(absl::StrCat(
         "--backend must be HOST:PORT or comma-separated IP:PORT addresses (",
         target.status().message(), "); got '", config.backend, "'")));
+  }
+
+  BackendTlsFiles tls_files;
+  tls_files.ca_path = absl::GetFlag(FLAGS_backend_ca);
+  tls_files.client_cert_path = absl::GetFlag(FLAGS_backend_client_cert);
+  tls_files.client_key_path = absl::GetFlag(FLAGS_backend_client_key);
+  tls_files.server_name = absl::GetFlag(FLAGS_backend_tls_server_name);
+  if (absl::StatusOr<BackendTlsOptions> tls = LoadBackendTls(tls_files);
+      errors.Check(tls.status())) {
+    config.backend_tls = *std::move(tls);
   }
 
   const int64_t max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);

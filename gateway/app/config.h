@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flag_config.h"
+#include "gateway/app/backend_channel.h"
 #include "gateway/app/gateway.h"
 #include "gateway/http/http_server.h"
 
@@ -26,6 +27,10 @@ ABSL_DECLARE_FLAG(int, io_threads);
 ABSL_DECLARE_FLAG(bool, access_log);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(std::string, web_root);
+ABSL_DECLARE_FLAG(std::string, backend_ca);
+ABSL_DECLARE_FLAG(std::string, backend_client_cert);
+ABSL_DECLARE_FLAG(std::string, backend_client_key);
+ABSL_DECLARE_FLAG(std::string, backend_tls_server_name);
 
 namespace chat::gateway {
 
@@ -43,6 +48,8 @@ struct GatewayConfig {
   HostPort listen_address;
   // chat-server: one address or several comma-separated IP:PORT.
   std::string backend;
+  // TLS to chat-server (the files' contents, read at start).
+  BackendTlsOptions backend_tls;
   GatewayOptions gateway;
   HttpServerOptions http;
   absl::Duration shutdown_grace = absl::Seconds(10);

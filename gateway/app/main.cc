@@ -53,7 +53,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
   }
   const std::string& backend = config.backend;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      chat::gateway::MakeBackendChannel(backend);
+      chat::gateway::MakeBackendChannel(backend, config.backend_tls);
   if (!channel.ok()) {
     chat::LogError(channel.status().ToString());
     return 1;

@@ -107,6 +107,27 @@ ABSL_FLAG(bool, allow_anonymous, false,
           "'default'. Without it, such calls are served only while the store "
           "holds no active key and both the listener and the caller are on "
           "loopback. Env: CHAT_ALLOW_ANONYMOUS.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve gRPC over TLS (with --tls_key; "
+          "both or neither; re-read on SIGHUP). Env: CHAT_TLS_CERT.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert (unencrypted; re-read on SIGHUP). "
+          "Env: CHAT_TLS_KEY.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CAs for mutual TLS: clients must present a certificate they "
+          "signed (needs --tls_cert; re-read on SIGHUP). Env: "
+          "CHAT_TLS_CLIENT_CA.");
+ABSL_FLAG(int64_t, grpc_max_memory_mb, 1024,
+          "Cap on the memory gRPC's transport may use for connections and "
+          "calls (a grpc::ResourceQuota), in MiB (16 to 1048576; 0: no cap). "
+          "Env: CHAT_GRPC_MAX_MEMORY_MB.");
+ABSL_FLAG(int, max_concurrent_streams, 0,
+          "Most concurrent calls per client connection (HTTP/2 "
+          "MAX_CONCURRENT_STREAMS), 0 to 1000000; 0: no limit. Env: "
+          "CHAT_MAX_CONCURRENT_STREAMS.");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(30),
+          "Close client connections that had no call for this long (0s: "
+          "never; at most 87600h). Env: CHAT_MAX_CONNECTION_IDLE.");
 
 namespace chat {
 namespace {
@@ -121,6 +142,41 @@ constexpr int kMaxTurnsPerSessionLimit = 1000000;
 constexpr int kMaxTokensLimit = 1000000;
 constexpr int kMaxProviderRetries = 10;
 constexpr int64_t kMaxContextTokensLimit = 1000000000;
+constexpr int64_t kMaxGrpcMemoryMb = 1 << 20;
+constexpr int kMaxConcurrentStreamsLimit = 1000000;
+
+// The TLS and transport flags, into config->transport.
+void ReadTransportFlags(FlagErrors& errors, ServerConfig* config) {
+  GrpcTransportOptions& transport = config->transport;
+  transport.tls.cert_path = absl::GetFlag(FLAGS_tls_cert);
+  transport.tls.key_path = absl::GetFlag(FLAGS_tls_key);
+  transport.tls.client_ca_path = absl::GetFlag(FLAGS_tls_client_ca);
+  if (transport.tls.cert_path.empty() != transport.tls.key_path.empty()) {
+    errors.Check(absl::InvalidArgumentError(
+        transport.tls.cert_path.empty()
+            ? "--tls_key needs --tls_cert (give both or neither)"
+            : "--tls_cert needs --tls_key (give both or neither)"));
+  } else if (transport.tls.cert_path.empty() &&
+             !transport.tls.client_ca_path.empty()) {
+    errors.Check(absl::InvalidArgumentError(
+        "--tls_client_ca needs --tls_cert and --tls_key"));
+  }
+  const int64_t memory_mb = absl::GetFlag(FLAGS_grpc_max_memory_mb);
+  if (memory_mb != 0 &&
+      errors.Check(CheckIntInRange("grpc_max_memory_mb", memory_mb, 16,
+                                   kMaxGrpcMemoryMb))) {
+    transport.max_memory_bytes = memory_mb << 20;
+  }
+  transport.max_concurrent_streams =
+      absl::GetFlag(FLAGS_max_concurrent_streams);
+  errors.Check(CheckIntInRange("max_concurrent_streams",
+                               transport.max_concurrent_streams, 0,
+                               kMaxConcurrentStreamsLimit));
+  transport.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  errors.Check(CheckDurationInRange("max_connection_idle",
+                                    transport.max_connection_idle,
+                                    absl::ZeroDuration(), absl::Hours(87600)));
+}
 
 // Reads the admin key from --admin_key_file, else CHAT_ADMIN_KEY, trimming
 // trailing whitespace (a file's final newline). Errors never quote the key.
@@ -185,6 +241,12 @@ const std::vector<std::string>& ServerFlagNames() {
       "provider_ca_file",
       "admin_key_file",
       "allow_anonymous",
+      "tls_cert",
+      "tls_key",
+      "tls_client_ca",
+      "grpc_max_memory_mb",
+      "max_concurrent_streams",
+      "max_connection_idle",
   };
   return *kNames;
 }
@@ -212,6 +274,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
                                     absl::ZeroDuration(), absl::Hours(1)));
+  ReadTransportFlags(errors, &config);
 
   llm::ProviderConfig& provider = config.provider;
   provider.name = absl::GetFlag(FLAGS_provider);

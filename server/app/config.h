@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flag_config.h"
+#include "server/app/grpc_transport.h"
 #include "server/engine/chat_engine.h"
 #include "server/llm/provider_factory.h"
 #include "server/store/conversation_store.h"
@@ -41,6 +42,12 @@ ABSL_DECLARE_FLAG(std::string, provider_ca_file);
 ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
 ABSL_DECLARE_FLAG(std::string, admin_key_file);
 ABSL_DECLARE_FLAG(bool, allow_anonymous);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_client_ca);
+ABSL_DECLARE_FLAG(int64_t, grpc_max_memory_mb);
+ABSL_DECLARE_FLAG(int, max_concurrent_streams);
+ABSL_DECLARE_FLAG(absl::Duration, max_connection_idle);
 
 namespace chat {
 
@@ -72,6 +79,8 @@ struct ServerConfig {
   bool allow_anonymous = false;
   // --listen names a loopback address (127.x, ::1, localhost).
   bool listener_is_loopback = false;
+  // TLS and transport limits of the gRPC port.
+  GrpcTransportOptions transport;
 };
 
 // The shortest admin key accepted.
