@@ -23,8 +23,20 @@ ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
           "deadline of each gRPC call, 1ms to 24h (a shorter Grpc-Timeout "
           "header wins)");
 ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(30),
-          "time to receive a request, and idle time before a keep-alive "
-          "connection is closed (1ms to 1h)");
+          "time to receive a request's body once its head is in (1ms to 1h)");
+ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
+          "time to receive a request's head (request line and headers): from "
+          "the connection's start for its first request, from the first byte "
+          "for later ones; answered 408 on expiry (1ms to 1h)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "how long a keep-alive connection may wait for its next request "
+          "before it is closed (1ms to 24h)");
+ABSL_FLAG(int, max_connections, 10000,
+          "most open connections; one more is accepted and closed at once "
+          "(1 to 1000000)");
+ABSL_FLAG(int, max_connections_per_client, 1000,
+          "most open connections from one client IP address (1 to "
+          "1000000); behind a proxy, set it to --max_connections");
 ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
@@ -43,14 +55,17 @@ namespace {
 
 constexpr int64_t kMaxBodyBytesLimit = int64_t{1} << 30;
 constexpr int kMaxIoThreads = 256;
+constexpr int kMaxConnectionsLimit = 1000000;
 
 }  // namespace
 
 const std::vector<std::string>& GatewayFlagNames() {
   static const auto* const kNames = new std::vector<std::string>{
-      "listen",       "backend",       "max_body_bytes", "request_timeout",
-      "read_timeout", "cors_origins",  "io_threads",     "web_root",
-      "access_log",   "shutdown_grace"};
+      "listen",          "backend",         "max_body_bytes",
+      "request_timeout", "read_timeout",    "header_timeout",
+      "idle_timeout",    "max_connections", "max_connections_per_client",
+      "cors_origins",    "io_threads",      "web_root",
+      "access_log",      "shutdown_grace"};
   return *kNames;
 }
 
@@ -79,6 +94,21 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   config.http.read_timeout = absl::GetFlag(FLAGS_read_timeout);
   errors.Check(CheckDurationInRange("read_timeout", config.http.read_timeout,
                                     absl::Milliseconds(1), absl::Hours(1)));
+  config.http.header_timeout = absl::GetFlag(FLAGS_header_timeout);
+  errors.Check(CheckDurationInRange("header_timeout",
+                                    config.http.header_timeout,
+                                    absl::Milliseconds(1), absl::Hours(1)));
+  config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  errors.Check(CheckDurationInRange("idle_timeout", config.http.idle_timeout,
+                                    absl::Milliseconds(1), absl::Hours(24)));
+  config.http.max_connections = absl::GetFlag(FLAGS_max_connections);
+  errors.Check(CheckIntInRange("max_connections", config.http.max_connections,
+                               1, kMaxConnectionsLimit));
+  config.http.max_connections_per_client =
+      absl::GetFlag(FLAGS_max_connections_per_client);
+  errors.Check(CheckIntInRange("max_connections_per_client",
+                               config.http.max_connections_per_client, 1,
+                               kMaxConnectionsLimit));
   config.http.io_threads = absl::GetFlag(FLAGS_io_threads);
   errors.Check(
       CheckIntInRange("io_threads", config.http.io_threads, 1, kMaxIoThreads));

@@ -16,6 +16,7 @@
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -25,6 +26,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/status.hpp"
 #include "common/logging.h"
+#include "gateway/http/connection_limiter.h"
 
 namespace chat::gateway {
 
@@ -111,7 +113,14 @@ std::string OriginForm(absl::string_view target) {
 std::string ClientAddressOf(const tcp::socket& socket) {
   boost::system::error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
-  return ec ? std::string() : peer.address().to_string();
+  if (ec) return std::string();
+  net::ip::address address = peer.address();
+  // On a dual-stack listener an IPv4 client is ::ffff:a.b.c.d; one client,
+  // one key, however it arrived.
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return address.to_string();
 }
 
 }  // namespace
@@ -119,25 +128,41 @@ std::string ClientAddressOf(const tcp::socket& socket) {
 // One client connection. All members are touched only on the connection's
 // strand (the socket's executor).
 //
-// States: reading a request -> handling (the exchange holds the connection;
-// a watch on the socket notices the client leaving) -> writing the answer
-// -> reading the next request, or closing.
+// States: waiting for a request (idle: --idle_timeout) -> reading its head
+// (--header_timeout, 408 on expiry) -> reading its body (--read_timeout) ->
+// handling (the exchange holds the connection; a watch on the socket
+// notices the client leaving) -> writing the answer -> waiting for the next
+// request, or closing.
+//
+// The connection holds one slot of the server's ConnectionLimiter from its
+// start until its socket is closed.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const HttpServerOptions& options,
-             const HttpHandler& handler, std::atomic<int>* busy,
-             const std::atomic<bool>* draining)
-      : client_address_(ClientAddressOf(socket)),
+  Connection(tcp::socket socket, std::string client_address,
+             const HttpServerOptions& options, const HttpHandler& handler,
+             std::atomic<int>* busy, const std::atomic<bool>* draining,
+             std::shared_ptr<ConnectionLimiter> limiter)
+      : client_address_(std::move(client_address)),
         stream_(std::move(socket)),
+        header_timer_(stream_.get_executor()),
         options_(options),
         handler_(handler),
         server_busy_(busy),
-        draining_(draining) {}
-  ~Connection() { SetBusy(false); }
+        draining_(draining),
+        limiter_(std::move(limiter)) {}
+  ~Connection() {
+    SetBusy(false);
+    ReleaseSlot();
+  }
 
   void Start() {
-    net::dispatch(stream_.get_executor(),
-                  [self = shared_from_this()] { self->ReadHeader(); });
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      // The first request's head is due within --header_timeout of the
+      // connection's start: a client that connects and sends nothing, or
+      // sends slowly, is cut off as one that sends half a head is.
+      self->StartHeaderTimer();
+      self->ReadHeader();
+    });
   }
 
   // The peer's IP address, as text ("127.0.0.1", "::1").
@@ -239,11 +264,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return out;
   }
 
+  // Reads the next request's head. On a keep-alive connection with nothing
+  // buffered, first waits (up to --idle_timeout) for its first byte, which
+  // starts the header timer.
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(options_.max_body_bytes);
-    stream_.expires_after(ToChrono(options_.read_timeout));
+    if (!header_timer_running_) {
+      if (buffer_.size() == 0) {
+        WaitForRequest();
+        return;
+      }
+      StartHeaderTimer();  // A pipelined request is already here.
+    }
+    // The header timer bounds this read; tcp_stream's own timeout would
+    // close the socket before a 408 could be written.
+    stream_.expires_never();
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -251,8 +288,60 @@ class Connection : public std::enable_shared_from_this<Connection> {
         });
   }
 
+  void WaitForRequest() {
+    stream_.expires_after(ToChrono(options_.idle_timeout));
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->buffer_.commit(n);
+          if (ec) {
+            // Idle too long (tcp_stream closed the socket), or the client
+            // left: closed without an answer, as no request was started.
+            self->Close();
+            return;
+          }
+          self->StartHeaderTimer();
+          self->ReadHeader();
+        });
+  }
+
+  void StartHeaderTimer() {
+    header_timer_running_ = true;
+    const uint64_t generation = ++header_generation_;
+    header_timer_.expires_after(ToChrono(options_.header_timeout));
+    header_timer_.async_wait(
+        [self = shared_from_this(), generation](beast::error_code ec) {
+          // A stale expiry (the head arrived after the timer had already
+          // fired, with its handler queued) sees a newer generation.
+          if (ec || generation != self->header_generation_) return;
+          self->header_timed_out_ = true;
+          beast::error_code ignored;
+          self->stream_.socket().cancel(ignored);
+        });
+  }
+
+  void StopHeaderTimer() {
+    header_timer_running_ = false;
+    ++header_generation_;
+    header_timer_.cancel();
+  }
+
   void OnHeader(beast::error_code ec) {
+    StopHeaderTimer();
     if (ec) {
+      if (header_timed_out_ && ec == net::error::operation_aborted) {
+        if (!parser_->got_some() && buffer_.size() == 0) {
+          // Not a byte of a request: a browser's preconnected socket, say.
+          // Closed without an answer, as nginx does.
+          Close();
+          return;
+        }
+        RejectRequest(
+            408, absl::StrCat("the request head was not received "
+                              "within ",
+                              absl::FormatDuration(options_.header_timeout)));
+        return;
+      }
       OnReadError(ec);
       return;
     }
@@ -418,6 +507,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.socket().cancel(ignored);
     on_gone_ = nullptr;
     if (!keep_alive_) {
+      // The slot is free before the client can see the end of the stream,
+      // so a client that waits for it can connect again at once.
+      ReleaseSlot();
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
       Close();
       return;
@@ -494,8 +586,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Close() {
+    StopHeaderTimer();
     beast::error_code ignored;
     stream_.socket().close(ignored);
+    ReleaseSlot();
+  }
+
+  void ReleaseSlot() {
+    if (slot_released_) return;
+    slot_released_ = true;
+    limiter_->Release(client_address_);
   }
 
   static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -503,6 +603,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Declared before stream_, which takes the socket it is read from.
   const std::string client_address_;
   beast::tcp_stream stream_;
+  // Bounds the wait for a request's head (--header_timeout); runs on the
+  // connection's strand.
+  net::steady_timer header_timer_;
+  bool header_timer_running_ = false;
+  bool header_timed_out_ = false;  // The timer cancelled the head's read.
+  uint64_t header_generation_ = 0;
   const HttpServerOptions& options_;
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;
@@ -528,6 +634,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t sequence_ = 0;  // Of the request being handled.
   bool busy_ = false;      // Counted in *server_busy_.
   std::function<void()> on_gone_;
+  const std::shared_ptr<ConnectionLimiter> limiter_;
+  bool slot_released_ = false;
 };
 
 HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
@@ -577,6 +685,9 @@ void HttpExchange::OnClientGone(std::function<void()> callback) {
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : options_(std::move(options)),
       handler_(std::move(handler)),
+      limiter_(std::make_shared<ConnectionLimiter>(
+          std::max(1, options_.max_connections),
+          std::max(1, options_.max_connections_per_client))),
       acceptor_(net::make_strand(io_context_)) {}
 
 HttpServer::~HttpServer() { Stop(); }
@@ -614,16 +725,38 @@ void HttpServer::Accept() {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         if (!ec) {
           beast::error_code ignored;
-          socket.set_option(tcp::no_delay(true), ignored);
-          std::make_shared<Connection>(std::move(socket), options_, handler_,
-                                       &busy_, &draining_)
-              ->Start();
+          std::string client = ClientAddressOf(socket);
+          if (!limiter_->TryAcquire(client)) {
+            socket.close(ignored);
+            LogRefused(client);
+          } else {
+            socket.set_option(tcp::no_delay(true), ignored);
+            std::make_shared<Connection>(std::move(socket), std::move(client),
+                                         options_, handler_, &busy_, &draining_,
+                                         limiter_)
+                ->Start();
+          }
         } else {
           // Out of descriptors, say: keep serving the open connections.
           LogWarning("accept failed: ", ec.message());
         }
         Accept();
       });
+}
+
+void HttpServer::LogRefused(const std::string& client) {
+  ++refused_unlogged_;
+  const absl::Time now = absl::Now();
+  if (now - refused_logged_ < absl::Seconds(10)) return;
+  LogWarning("refused ", refused_unlogged_,
+             " connection(s) over the connection caps (latest from ", client,
+             "; ", limiter_->open(),
+             " open of --max_connections=", options_.max_connections, ", ",
+             limiter_->open_from(client),
+             " from that address of --max_connections_per_client=",
+             options_.max_connections_per_client, ")");
+  refused_unlogged_ = 0;
+  refused_logged_ = now;
 }
 
 void HttpServer::StopAccepting() {

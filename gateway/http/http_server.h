@@ -34,6 +34,7 @@ using HttpRequest =
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 class Connection;
+class ConnectionLimiter;
 
 // One request and the means to answer it, handed to the handler. Answer
 // with exactly one Respond(), or StartStream() + Write()s + FinishStream().
@@ -78,8 +79,23 @@ struct HttpServerOptions {
   // Largest request body; a larger one is answered 413 and the connection
   // closed.
   size_t max_body_bytes = 1 << 20;
-  // Time allowed to read one request (headers and body), and how long an
-  // idle keep-alive connection stays open.
+  // Most open connections in total, and from one client IP address. A
+  // connection over either cap is accepted and closed at once, before a
+  // byte is read or written: refusing costs no TLS handshake and no parsing,
+  // and the client sees the connection closed (curl: "Empty reply from
+  // server") and retries later.
+  int max_connections = 10000;
+  int max_connections_per_client = 1000;
+  // Time to receive a request's head (request line and headers): for a
+  // connection's first request from the moment it is accepted (the TLS
+  // handshake included), for later ones from their first byte. On expiry
+  // the server answers 408 and closes; a slow sender (slowloris) holds a
+  // connection this long at most.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // How long a keep-alive connection may wait for the first byte of its
+  // next request before it is closed (without an answer).
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Time to receive a request's body once its head is in.
   absl::Duration read_timeout = absl::Seconds(30);
   // Time allowed for one write to a slow client.
   absl::Duration write_timeout = absl::Seconds(60);
@@ -110,9 +126,18 @@ class HttpServer {
 
  private:
   void Accept();
+  // Logs a refused connection, at most once per 10 s (on the acceptor's
+  // strand): the refusals themselves may be an attack on the log.
+  void LogRefused(const std::string& client);
 
   const HttpServerOptions options_;
   const HttpHandler handler_;
+  // Shared with every connection, which may outlive the server by a little
+  // (a handler still holding its exchange).
+  const std::shared_ptr<ConnectionLimiter> limiter_;
+  // Refusals since the last log line, and when that was (acceptor strand).
+  int64_t refused_unlogged_ = 0;
+  absl::Time refused_logged_ = absl::InfinitePast();
   boost::asio::io_context io_context_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
