@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
 #include "gateway/app/backend_channel.h"
+#include "gateway/http/tls_context.h"
 
 // Each numeric flag's help states the range GatewayConfigFromFlags accepts;
 // keep the two in step.
@@ -37,6 +38,11 @@ ABSL_FLAG(int, max_connections, 10000,
 ABSL_FLAG(int, max_connections_per_client, 1000,
           "most open connections from one client IP address (1 to "
           "1000000); behind a proxy, set it to --max_connections");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first): serve HTTPS instead of HTTP "
+          "on --listen; needs --tls_key; re-read on SIGHUP");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert; re-read on SIGHUP");
 ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
@@ -64,8 +70,9 @@ const std::vector<std::string>& GatewayFlagNames() {
       "listen",          "backend",         "max_body_bytes",
       "request_timeout", "read_timeout",    "header_timeout",
       "idle_timeout",    "max_connections", "max_connections_per_client",
-      "cors_origins",    "io_threads",      "web_root",
-      "access_log",      "shutdown_grace"};
+      "tls_cert",        "tls_key",         "cors_origins",
+      "io_threads",      "web_root",        "access_log",
+      "shutdown_grace"};
   return *kNames;
 }
 
@@ -109,6 +116,20 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   errors.Check(CheckIntInRange("max_connections_per_client",
                                config.http.max_connections_per_client, 1,
                                kMaxConnectionsLimit));
+  config.http.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  config.http.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  if (config.http.tls_cert_file.empty() != config.http.tls_key_file.empty()) {
+    errors.Check(absl::InvalidArgumentError(
+        config.http.tls_cert_file.empty()
+            ? "--tls_cert must be set with --tls_key (HTTPS needs both)"
+            : "--tls_key must be set with --tls_cert (HTTPS needs both)"));
+  } else if (!config.http.tls_cert_file.empty()) {
+    // Loaded once here so that an unreadable or mismatched pair stops the
+    // start with exit 2; the server loads its own copy.
+    errors.Check(LoadServerTlsContext(config.http.tls_cert_file,
+                                      config.http.tls_key_file)
+                     .status());
+  }
   config.http.io_threads = absl::GetFlag(FLAGS_io_threads);
   errors.Check(
       CheckIntInRange("io_threads", config.http.io_threads, 1, kMaxIoThreads));

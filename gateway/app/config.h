@@ -25,6 +25,8 @@ ABSL_DECLARE_FLAG(absl::Duration, header_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, idle_timeout);
 ABSL_DECLARE_FLAG(int, max_connections);
 ABSL_DECLARE_FLAG(int, max_connections_per_client);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, cors_origins);
 ABSL_DECLARE_FLAG(int, io_threads);
 ABSL_DECLARE_FLAG(bool, access_log);

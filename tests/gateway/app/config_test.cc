@@ -134,6 +134,18 @@ INSTANTIATE_TEST_SUITE_P(
             [] { absl::SetFlag(&FLAGS_max_connections_per_client, -1); },
             "--max_connections_per_client must be between 1 and 1000000; "
             "got -1"},
+        BadValueCase{"TlsCertWithoutKey",
+                     [] { absl::SetFlag(&FLAGS_tls_cert, "/nonexistent.pem"); },
+                     "--tls_key must be set with --tls_cert"},
+        BadValueCase{"TlsKeyWithoutCert",
+                     [] { absl::SetFlag(&FLAGS_tls_key, "/nonexistent.pem"); },
+                     "--tls_cert must be set with --tls_key"},
+        BadValueCase{"TlsCertUnreadable",
+                     [] {
+                       absl::SetFlag(&FLAGS_tls_cert, "/nonexistent/c.pem");
+                       absl::SetFlag(&FLAGS_tls_key, "/nonexistent/k.pem");
+                     },
+                     "--tls_cert cannot read '/nonexistent/c.pem'"},
         BadValueCase{
             "ShutdownGraceTooLong",
             [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2)); },
