@@ -26,7 +26,9 @@ start() {
     --echo_delay="$1" 2>"$tmp/server.log" &
   server_pid=$!; pids+=("$server_pid")
   server_addr=$(wait_listen "$tmp/server.log")
-  "$bin/chat-gateway" --listen=127.0.0.1:0 --backend="$server_addr" 2>"$tmp/gw.log" &
+  # One client address opens every stream: the per-client cap is lifted.
+  "$bin/chat-gateway" --listen=127.0.0.1:0 --backend="$server_addr" \
+    --max_connections=100000 --max_connections_per_client=100000 2>"$tmp/gw.log" &
   gw_pid=$!; pids+=("$gw_pid")
   gw_addr=$(wait_listen "$tmp/gw.log")
 }

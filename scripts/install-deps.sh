@@ -7,13 +7,14 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev nlohmann-json3-dev libboost-dev
+  libssl-dev
   libgtest-dev libgmock-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
   # Test-only: Node for the reflection client (buf curl) and the JS tests,
   # a PostgreSQL server for the store and replica tests, and Chromium for
   # the browser tests.
-  packages+=(nodejs npm curl postgresql chromium)
+  packages+=(nodejs npm curl postgresql chromium openssl)
   # The checks' second build: clang for -Wthread-safety, the sanitizers and
   # libFuzzer; clang-format for the format check.
   packages+=(clang libclang-rt-dev clang-format)

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
 #include "gateway/app/backend_channel.h"
+#include "gateway/http/tls_context.h"
 
 // Each numeric flag's help states the range GatewayConfigFromFlags accepts;
 // keep the two in step.
@@ -24,8 +25,25 @@ ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
           "deadline of each gRPC call, 1ms to 24h (a shorter Grpc-Timeout "
           "header wins)");
 ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(30),
-          "time to receive a request, and idle time before a keep-alive "
-          "connection is closed (1ms to 1h)");
+          "time to receive a request's body once its head is in (1ms to 1h)");
+ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
+          "time to receive a request's head (request line and headers): from "
+          "the connection's start for its first request, from the first byte "
+          "for later ones; answered 408 on expiry (1ms to 1h)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "how long a keep-alive connection may wait for its next request "
+          "before it is closed (1ms to 24h)");
+ABSL_FLAG(int, max_connections, 10000,
+          "most open connections; one more is accepted and closed at once "
+          "(1 to 1000000)");
+ABSL_FLAG(int, max_connections_per_client, 1000,
+          "most open connections from one client IP address (1 to "
+          "1000000); behind a proxy, set it to --max_connections");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first): serve HTTPS instead of HTTP "
+          "on --listen; needs --tls_key; re-read on SIGHUP");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert; re-read on SIGHUP");
 ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
@@ -56,6 +74,7 @@ namespace {
 
 constexpr int64_t kMaxBodyBytesLimit = int64_t{1} << 30;
 constexpr int kMaxIoThreads = 256;
+constexpr int kMaxConnectionsLimit = 1000000;
 
 }  // namespace
 
@@ -66,6 +85,12 @@ const std::vector<std::string>& GatewayFlagNames() {
                                    "max_body_bytes",
                                    "request_timeout",
                                    "read_timeout",
+                                   "header_timeout",
+                                   "idle_timeout",
+                                   "max_connections",
+                                   "max_connections_per_client",
+                                   "tls_cert",
+                                   "tls_key",
                                    "cors_origins",
                                    "io_threads",
                                    "web_root",
@@ -113,6 +138,35 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   config.http.read_timeout = absl::GetFlag(FLAGS_read_timeout);
   errors.Check(CheckDurationInRange("read_timeout", config.http.read_timeout,
                                     absl::Milliseconds(1), absl::Hours(1)));
+  config.http.header_timeout = absl::GetFlag(FLAGS_header_timeout);
+  errors.Check(CheckDurationInRange("header_timeout",
+                                    config.http.header_timeout,
+                                    absl::Milliseconds(1), absl::Hours(1)));
+  config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  errors.Check(CheckDurationInRange("idle_timeout", config.http.idle_timeout,
+                                    absl::Milliseconds(1), absl::Hours(24)));
+  config.http.max_connections = absl::GetFlag(FLAGS_max_connections);
+  errors.Check(CheckIntInRange("max_connections", config.http.max_connections,
+                               1, kMaxConnectionsLimit));
+  config.http.max_connections_per_client =
+      absl::GetFlag(FLAGS_max_connections_per_client);
+  errors.Check(CheckIntInRange("max_connections_per_client",
+                               config.http.max_connections_per_client, 1,
+                               kMaxConnectionsLimit));
+  config.http.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  config.http.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  if (config.http.tls_cert_file.empty() != config.http.tls_key_file.empty()) {
+    errors.Check(absl::InvalidArgumentError(
+        config.http.tls_cert_file.empty()
+            ? "--tls_cert must be set with --tls_key (HTTPS needs both)"
+            : "--tls_key must be set with --tls_cert (HTTPS needs both)"));
+  } else if (!config.http.tls_cert_file.empty()) {
+    // Loaded once here so that an unreadable or mismatched pair stops the
+    // start with exit 2; the server loads its own copy.
+    errors.Check(LoadServerTlsContext(config.http.tls_cert_file,
+                                      config.http.tls_key_file)
+                     .status());
+  }
   config.http.io_threads = absl::GetFlag(FLAGS_io_threads);
   errors.Check(
       CheckIntInRange("io_threads", config.http.io_threads, 1, kMaxIoThreads));

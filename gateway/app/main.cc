@@ -1,7 +1,9 @@
 // chat-gateway: REST/JSON in front of chat-server. Serves the routes of the
-// proto's google.api.http annotations over HTTP/1.1, transcoded to gRPC
-// calls on chat-server, until SIGINT or SIGTERM.
+// proto's google.api.http annotations over HTTP/1.1 (or HTTPS), transcoded
+// to gRPC calls on chat-server, until SIGINT or SIGTERM. SIGHUP re-reads the
+// TLS certificate and key.
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -40,7 +42,14 @@ void RaiseDescriptorLimit() {
 }
 
 int Run(const chat::gateway::GatewayConfig& config) {
-  const sigset_t stop_signals = chat::BlockStopSignals();
+  sigset_t signals = chat::BlockStopSignals();
+  // SIGHUP re-reads the certificate; its default action (ending the
+  // process) must never run, nor may an inherited "ignore" swallow it. Like
+  // the stop signals it is blocked before any thread starts and taken by
+  // sigwait below.
+  signal(SIGHUP, SIG_DFL);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   RaiseDescriptorLimit();
 
   absl::StatusOr<chat::gateway::RouteTable> routes =
@@ -77,11 +86,32 @@ int Run(const chat::gateway::GatewayConfig& config) {
   }
   const std::string& listen = config.listen;
   chat::LogInfo("chat-gateway listening on ",
-                listen.substr(0, listen.rfind(':')), ":", *bound, " (backend ",
-                backend, ", ", route_count, " routes)");
+                listen.substr(0, listen.rfind(':')), ":", *bound, " (",
+                server.serves_tls() ? "HTTPS" : "HTTP", ", backend ", backend,
+                ", ", route_count, " routes)");
+  if (server.serves_tls()) {
+    chat::LogInfo("TLS certificate ", server.DescribeTls());
+  }
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    if (!server.serves_tls()) {
+      chat::LogInfo("SIGHUP: not serving HTTPS, nothing to reload");
+      continue;
+    }
+    // New connections get the new certificate; open ones keep theirs.
+    absl::StatusOr<std::string> reloaded = server.ReloadTls();
+    if (reloaded.ok()) {
+      chat::LogInfo("SIGHUP: reloaded TLS certificate ", *reloaded);
+    } else {
+      chat::LogError(
+          "SIGHUP: TLS reload failed, keeping the current "
+          "certificate: ",
+          reloaded.status().message());
+    }
+  }
   const absl::Duration grace = config.shutdown_grace;
   chat::LogInfo("received ", strsignal(signal_number),
                 "; finishing running requests (up to ",

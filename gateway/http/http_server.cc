@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <optional>
+#include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,6 +17,7 @@
 #include "boost/asio/bind_executor.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -24,16 +26,34 @@
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/status.hpp"
+#include "boost/beast/ssl/ssl_stream.hpp"
 #include "common/logging.h"
+#include "gateway/http/connection_limiter.h"
+#include "gateway/http/tls_context.h"
 
 namespace chat::gateway {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
 namespace {
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// A connection's byte stream: plain TCP, or TLS over TCP. One Connection
+// class serves both; it reaches the stream through std::visit where Beast's
+// algorithms take the stream, and through the TCP layer for timeouts and
+// the socket.
+using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
+
+AnyStream MakeStream(tcp::socket socket, ssl::context* tls) {
+  return tls != nullptr
+             ? AnyStream(std::in_place_type<TlsStream>, std::move(socket), *tls)
+             : AnyStream(std::in_place_type<beast::tcp_stream>,
+                         std::move(socket));
+}
 
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
@@ -111,7 +131,14 @@ std::string OriginForm(absl::string_view target) {
 std::string ClientAddressOf(const tcp::socket& socket) {
   boost::system::error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
-  return ec ? std::string() : peer.address().to_string();
+  if (ec) return std::string();
+  net::ip::address address = peer.address();
+  // On a dual-stack listener an IPv4 client is ::ffff:a.b.c.d; one client,
+  // one key, however it arrived.
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return address.to_string();
 }
 
 }  // namespace
@@ -119,25 +146,61 @@ std::string ClientAddressOf(const tcp::socket& socket) {
 // One client connection. All members are touched only on the connection's
 // strand (the socket's executor).
 //
-// States: reading a request -> handling (the exchange holds the connection;
-// a watch on the socket notices the client leaving) -> writing the answer
-// -> reading the next request, or closing.
+// States: waiting for a request (idle: --idle_timeout) -> reading its head
+// (--header_timeout, 408 on expiry) -> reading its body (--read_timeout) ->
+// handling (the exchange holds the connection; a watch on the socket
+// notices the client leaving) -> writing the answer -> waiting for the next
+// request, or closing.
+//
+// The connection holds one slot of the server's ConnectionLimiter from its
+// start until its socket is closed. With HTTPS a TLS handshake comes first,
+// under the first request's header timer.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const HttpServerOptions& options,
-             const HttpHandler& handler, std::atomic<int>* busy,
-             const std::atomic<bool>* draining)
-      : client_address_(ClientAddressOf(socket)),
-        stream_(std::move(socket)),
+  // `tls`: the context of an HTTPS connection (kept alive by the
+  // connection, so a reload swapping the server's context leaves it be), or
+  // null for HTTP.
+  Connection(tcp::socket socket, std::string client_address,
+             std::shared_ptr<ssl::context> tls,
+             const HttpServerOptions& options, const HttpHandler& handler,
+             std::atomic<int>* busy, const std::atomic<bool>* draining,
+             std::shared_ptr<ConnectionLimiter> limiter)
+      : tls_context_(std::move(tls)),
+        client_address_(std::move(client_address)),
+        stream_(MakeStream(std::move(socket), tls_context_.get())),
+        header_timer_(Tcp().get_executor()),
         options_(options),
         handler_(handler),
         server_busy_(busy),
-        draining_(draining) {}
-  ~Connection() { SetBusy(false); }
+        draining_(draining),
+        limiter_(std::move(limiter)) {}
+  ~Connection() {
+    SetBusy(false);
+    ReleaseSlot();
+  }
 
   void Start() {
-    net::dispatch(stream_.get_executor(),
-                  [self = shared_from_this()] { self->ReadHeader(); });
+    net::dispatch(Tcp().get_executor(), [self = shared_from_this()] {
+      // The first request's head is due within --header_timeout of the
+      // connection's start: a client that connects and sends nothing, or
+      // sends slowly, is cut off as one that sends half a head is.
+      self->StartHeaderTimer();
+      if (TlsStream* tls = std::get_if<TlsStream>(&self->stream_)) {
+        tls->async_handshake(ssl::stream_base::server,
+                             [self](beast::error_code ec) {
+                               // Not TLS (plain HTTP to the HTTPS port), a
+                               // failed handshake or the header timer:
+                               // nothing can be answered.
+                               if (ec) {
+                                 self->Close();
+                                 return;
+                               }
+                               self->ReadHeader();
+                             });
+        return;
+      }
+      self->ReadHeader();
+    });
   }
 
   // The peer's IP address, as text ("127.0.0.1", "::1").
@@ -145,7 +208,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <typename F>
   void Post(F&& f) {
-    net::post(stream_.get_executor(), std::forward<F>(f));
+    net::post(Tcp().get_executor(), std::forward<F>(f));
   }
 
   // The HttpExchange methods, run on the strand.
@@ -239,20 +302,93 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return out;
   }
 
+  // Reads the next request's head. On a keep-alive connection with nothing
+  // buffered, first waits (up to --idle_timeout) for its first byte, which
+  // starts the header timer.
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(options_.max_body_bytes);
-    stream_.expires_after(ToChrono(options_.read_timeout));
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnHeader(ec);
+    if (!header_timer_running_) {
+      if (buffer_.size() == 0) {
+        WaitForRequest();
+        return;
+      }
+      StartHeaderTimer();  // A pipelined request is already here.
+    }
+    // The header timer bounds this read; tcp_stream's own timeout would
+    // close the socket before a 408 could be written.
+    Tcp().expires_never();
+    std::visit(
+        [this](auto& stream) {
+          http::async_read_header(
+              stream, buffer_, *parser_,
+              [self = shared_from_this()](beast::error_code ec, size_t) {
+                self->OnHeader(ec);
+              });
+        },
+        stream_);
+  }
+
+  void WaitForRequest() {
+    Tcp().expires_after(ToChrono(options_.idle_timeout));
+    std::visit(
+        [this](auto& stream) {
+          stream.async_read_some(
+              buffer_.prepare(4096),
+              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                self->buffer_.commit(n);
+                if (ec) {
+                  // Idle too long (tcp_stream closed the socket), or the
+                  // client left: closed without an answer, as no request
+                  // was started.
+                  self->Close();
+                  return;
+                }
+                self->StartHeaderTimer();
+                self->ReadHeader();
+              });
+        },
+        stream_);
+  }
+
+  void StartHeaderTimer() {
+    header_timer_running_ = true;
+    const uint64_t generation = ++header_generation_;
+    header_timer_.expires_after(ToChrono(options_.header_timeout));
+    header_timer_.async_wait(
+        [self = shared_from_this(), generation](beast::error_code ec) {
+          // A stale expiry (the head arrived after the timer had already
+          // fired, with its handler queued) sees a newer generation.
+          if (ec || generation != self->header_generation_) return;
+          self->header_timed_out_ = true;
+          beast::error_code ignored;
+          self->Tcp().socket().cancel(ignored);
         });
   }
 
+  void StopHeaderTimer() {
+    header_timer_running_ = false;
+    ++header_generation_;
+    header_timer_.cancel();
+  }
+
   void OnHeader(beast::error_code ec) {
+    StopHeaderTimer();
     if (ec) {
+      if (header_timed_out_ && ec == net::error::operation_aborted) {
+        if (!parser_->got_some() && buffer_.size() == 0) {
+          // Not a byte of a request: a browser's preconnected socket, say.
+          // Closed without an answer, as nginx does.
+          Close();
+          return;
+        }
+        RejectRequest(
+            408, absl::StrCat("the request head was not received "
+                              "within ",
+                              absl::FormatDuration(options_.header_timeout)));
+        return;
+      }
       OnReadError(ec);
       return;
     }
@@ -273,26 +409,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
         header.version() >= 11) {
       // The client waits for this before sending the body (curl does for
       // bodies over 1 KiB); its write is queued ahead of everything else.
-      boost::asio::async_write(
-          stream_, net::buffer(kContinue, sizeof(kContinue) - 1),
-          [self = shared_from_this()](beast::error_code ec, size_t) {
-            if (ec) {
-              self->Close();
-              return;
-            }
-            self->ReadBody();
-          });
+      std::visit(
+          [this](auto& stream) {
+            net::async_write(
+                stream, net::buffer(kContinue, sizeof(kContinue) - 1),
+                [self = shared_from_this()](beast::error_code ec, size_t) {
+                  if (ec) {
+                    self->Close();
+                    return;
+                  }
+                  self->ReadBody();
+                });
+          },
+          stream_);
       return;
     }
     ReadBody();
   }
 
   void ReadBody() {
-    stream_.expires_after(ToChrono(options_.read_timeout));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnBody(ec);
-                     });
+    Tcp().expires_after(ToChrono(options_.read_timeout));
+    std::visit(
+        [this](auto& stream) {
+          http::async_read(
+              stream, buffer_, *parser_,
+              [self = shared_from_this()](beast::error_code ec, size_t) {
+                self->OnBody(ec);
+              });
+        },
+        stream_);
   }
 
   void OnBody(beast::error_code ec) {
@@ -300,7 +445,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       OnReadError(ec);
       return;
     }
-    stream_.expires_never();
+    Tcp().expires_never();
     if (draining_->load()) {
       // Shutting down: requests already running finish, but a keep-alive
       // connection gets no new call started, which could outlive the
@@ -388,11 +533,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_ = true;
     in_flight_ = std::move(queue_.front());
     queue_.pop_front();
-    stream_.expires_after(ToChrono(options_.write_timeout));
-    net::async_write(stream_, net::buffer(in_flight_.data),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnWrite(ec);
-                     });
+    Tcp().expires_after(ToChrono(options_.write_timeout));
+    std::visit(
+        [this](auto& stream) {
+          net::async_write(
+              stream, net::buffer(in_flight_.data),
+              [self = shared_from_this()](beast::error_code ec, size_t) {
+                self->OnWrite(ec);
+              });
+        },
+        stream_);
   }
 
   void OnWrite(beast::error_code ec) {
@@ -415,10 +565,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     SetBusy(false);
     ++watch_generation_;
     beast::error_code ignored;
-    stream_.socket().cancel(ignored);
+    Tcp().socket().cancel(ignored);
     on_gone_ = nullptr;
     if (!keep_alive_) {
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      // The slot is free before the client can see the end of the stream,
+      // so a client that waits for it can connect again at once.
+      ReleaseSlot();
+      if (TlsStream* tls = std::get_if<TlsStream>(&stream_)) {
+        // close_notify, so the client can tell the end from a truncation;
+        // the peer's own close_notify is awaited briefly, then the socket
+        // is closed either way.
+        Tcp().expires_after(std::chrono::seconds(2));
+        tls->async_shutdown(
+            [self = shared_from_this()](beast::error_code) { self->Close(); });
+        return;
+      }
+      Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
       Close();
       return;
     }
@@ -430,7 +592,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // must be cancelled); data means a pipelined request, read later.
   void Watch() {
     const uint64_t generation = ++watch_generation_;
-    stream_.socket().async_wait(
+    Tcp().socket().async_wait(
         tcp::socket::wait_read,
         [self = shared_from_this(), generation](beast::error_code ec) {
           self->OnWatch(ec, generation);
@@ -447,7 +609,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     char byte;
-    ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
+    ssize_t n = ::recv(Tcp().socket().native_handle(), &byte, 1,
                        MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 ||
         (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -494,15 +656,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Close() {
+    StopHeaderTimer();
     beast::error_code ignored;
-    stream_.socket().close(ignored);
+    Tcp().socket().close(ignored);
+    ReleaseSlot();
+  }
+
+  // The TCP layer, for timeouts and the socket.
+  beast::tcp_stream& Tcp() {
+    if (TlsStream* tls = std::get_if<TlsStream>(&stream_)) {
+      return tls->next_layer();
+    }
+    return std::get<beast::tcp_stream>(stream_);
+  }
+
+  void ReleaseSlot() {
+    if (slot_released_) return;
+    slot_released_ = true;
+    limiter_->Release(client_address_);
   }
 
   static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-  // Declared before stream_, which takes the socket it is read from.
+  // Declared before stream_, which uses it.
+  const std::shared_ptr<ssl::context> tls_context_;
   const std::string client_address_;
-  beast::tcp_stream stream_;
+  AnyStream stream_;
+  // Bounds the wait for a request's head (--header_timeout); runs on the
+  // connection's strand.
+  net::steady_timer header_timer_;
+  bool header_timer_running_ = false;
+  bool header_timed_out_ = false;  // The timer cancelled the head's read.
+  uint64_t header_generation_ = 0;
   const HttpServerOptions& options_;
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;
@@ -528,6 +713,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t sequence_ = 0;  // Of the request being handled.
   bool busy_ = false;      // Counted in *server_busy_.
   std::function<void()> on_gone_;
+  const std::shared_ptr<ConnectionLimiter> limiter_;
+  bool slot_released_ = false;
 };
 
 HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
@@ -577,11 +764,21 @@ void HttpExchange::OnClientGone(std::function<void()> callback) {
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : options_(std::move(options)),
       handler_(std::move(handler)),
+      limiter_(std::make_shared<ConnectionLimiter>(
+          std::max(1, options_.max_connections),
+          std::max(1, options_.max_connections_per_client))),
       acceptor_(net::make_strand(io_context_)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
 absl::StatusOr<int> HttpServer::Start(const std::string& host, int port) {
+  if (serves_tls()) {
+    absl::StatusOr<std::shared_ptr<ssl::context>> tls =
+        LoadServerTlsContext(options_.tls_cert_file, options_.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    absl::MutexLock lock(&tls_mu_);
+    tls_context_ = *std::move(tls);
+  }
   beast::error_code ec;
   tcp::resolver resolver(io_context_);
   auto results =
@@ -614,16 +811,61 @@ void HttpServer::Accept() {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         if (!ec) {
           beast::error_code ignored;
-          socket.set_option(tcp::no_delay(true), ignored);
-          std::make_shared<Connection>(std::move(socket), options_, handler_,
-                                       &busy_, &draining_)
-              ->Start();
+          std::string client = ClientAddressOf(socket);
+          if (!limiter_->TryAcquire(client)) {
+            socket.close(ignored);
+            LogRefused(client);
+          } else {
+            socket.set_option(tcp::no_delay(true), ignored);
+            std::make_shared<Connection>(std::move(socket), std::move(client),
+                                         CurrentTlsContext(), options_,
+                                         handler_, &busy_, &draining_, limiter_)
+                ->Start();
+          }
         } else {
           // Out of descriptors, say: keep serving the open connections.
           LogWarning("accept failed: ", ec.message());
         }
         Accept();
       });
+}
+
+std::shared_ptr<ssl::context> HttpServer::CurrentTlsContext() const {
+  absl::MutexLock lock(&tls_mu_);
+  return tls_context_;
+}
+
+absl::StatusOr<std::string> HttpServer::ReloadTls() {
+  if (!serves_tls()) {
+    return absl::FailedPreconditionError("not serving HTTPS");
+  }
+  absl::StatusOr<std::shared_ptr<ssl::context>> tls =
+      LoadServerTlsContext(options_.tls_cert_file, options_.tls_key_file);
+  if (!tls.ok()) return tls.status();
+  std::string description = DescribeCertificate(**tls);
+  absl::MutexLock lock(&tls_mu_);
+  tls_context_ = *std::move(tls);
+  return description;
+}
+
+std::string HttpServer::DescribeTls() const {
+  std::shared_ptr<ssl::context> tls = CurrentTlsContext();
+  return tls == nullptr ? std::string() : DescribeCertificate(*tls);
+}
+
+void HttpServer::LogRefused(const std::string& client) {
+  ++refused_unlogged_;
+  const absl::Time now = absl::Now();
+  if (now - refused_logged_ < absl::Seconds(10)) return;
+  LogWarning("refused ", refused_unlogged_,
+             " connection(s) over the connection caps (latest from ", client,
+             "; ", limiter_->open(),
+             " open of --max_connections=", options_.max_connections, ", ",
+             limiter_->open_from(client),
+             " from that address of --max_connections_per_client=",
+             options_.max_connections_per_client, ")");
+  refused_unlogged_ = 0;
+  refused_logged_ = now;
 }
 
 void HttpServer::StopAccepting() {

@@ -20,10 +20,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/ssl/context.hpp"
 #include "boost/beast/http/message.hpp"
 #include "boost/beast/http/string_body.hpp"
 
@@ -34,6 +37,7 @@ using HttpRequest =
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 class Connection;
+class ConnectionLimiter;
 
 // One request and the means to answer it, handed to the handler. Answer
 // with exactly one Respond(), or StartStream() + Write()s + FinishStream().
@@ -78,12 +82,32 @@ struct HttpServerOptions {
   // Largest request body; a larger one is answered 413 and the connection
   // closed.
   size_t max_body_bytes = 1 << 20;
-  // Time allowed to read one request (headers and body), and how long an
-  // idle keep-alive connection stays open.
+  // Most open connections in total, and from one client IP address. A
+  // connection over either cap is accepted and closed at once, before a
+  // byte is read or written: refusing costs no TLS handshake and no parsing,
+  // and the client sees the connection closed (curl: "Empty reply from
+  // server") and retries later.
+  int max_connections = 10000;
+  int max_connections_per_client = 1000;
+  // Time to receive a request's head (request line and headers): for a
+  // connection's first request from the moment it is accepted (the TLS
+  // handshake included), for later ones from their first byte. On expiry
+  // the server answers 408 and closes; a slow sender (slowloris) holds a
+  // connection this long at most.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // How long a keep-alive connection may wait for the first byte of its
+  // next request before it is closed (without an answer).
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Time to receive a request's body once its head is in.
   absl::Duration read_timeout = absl::Seconds(30);
   // Time allowed for one write to a slow client.
   absl::Duration write_timeout = absl::Seconds(60);
   int io_threads = 2;
+  // PEM files of the certificate chain and its private key: both set, the
+  // server speaks HTTPS (TLS 1.2+, ALPN http/1.1) instead of HTTP on its
+  // listener; both empty, plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Logs one line per request (method, target, status, duration, request id).
   bool access_log = false;
 };
@@ -96,8 +120,18 @@ class HttpServer {
   ~HttpServer();  // Stop()s.
 
   // Binds `host:port` (port 0: the OS picks), starts the I/O threads and
-  // returns the bound port. UNAVAILABLE if the address cannot be bound.
+  // returns the bound port. UNAVAILABLE if the address cannot be bound;
+  // INVALID_ARGUMENT (naming --tls_cert or --tls_key) if the TLS files
+  // cannot be loaded.
   absl::StatusOr<int> Start(const std::string& host, int port);
+  bool serves_tls() const { return !options_.tls_cert_file.empty(); }
+  // Re-reads the TLS files (on SIGHUP): connections accepted from now on
+  // use the new certificate, open ones keep the one they started with.
+  // Returns the new certificate's description; on failure the current
+  // certificate stays. FAILED_PRECONDITION if not serving HTTPS.
+  absl::StatusOr<std::string> ReloadTls();
+  // The current certificate (subject, serial, expiry), "" without HTTPS.
+  std::string DescribeTls() const;
   // Stops accepting new connections. Requests being handled go on; a new
   // request on an open connection is answered 503 and the connection closed,
   // so no call starts that could outlive the server.
@@ -110,9 +144,23 @@ class HttpServer {
 
  private:
   void Accept();
+  std::shared_ptr<boost::asio::ssl::context> CurrentTlsContext() const;
+  // Logs a refused connection, at most once per 10 s (on the acceptor's
+  // strand): the refusals themselves may be an attack on the log.
+  void LogRefused(const std::string& client);
 
   const HttpServerOptions options_;
   const HttpHandler handler_;
+  // Shared with every connection, which may outlive the server by a little
+  // (a handler still holding its exchange).
+  const std::shared_ptr<ConnectionLimiter> limiter_;
+  // Refusals since the last log line, and when that was (acceptor strand).
+  int64_t refused_unlogged_ = 0;
+  absl::Time refused_logged_ = absl::InfinitePast();
+  // With HTTPS, the context new connections take; swapped by ReloadTls().
+  mutable absl::Mutex tls_mu_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_
+      ABSL_GUARDED_BY(tls_mu_);
   boost::asio::io_context io_context_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

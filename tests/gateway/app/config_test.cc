@@ -40,6 +40,10 @@ TEST_F(GatewayConfigTest, DefaultsAreAccepted) {
   EXPECT_EQ(config->http.io_threads, 2);
   EXPECT_EQ(config->http.max_body_bytes, size_t{1} << 20);
   EXPECT_EQ(config->http.read_timeout, absl::Seconds(30));
+  EXPECT_EQ(config->http.header_timeout, absl::Seconds(10));
+  EXPECT_EQ(config->http.idle_timeout, absl::Seconds(60));
+  EXPECT_EQ(config->http.max_connections, 10000);
+  EXPECT_EQ(config->http.max_connections_per_client, 1000);
   EXPECT_FALSE(config->http.access_log);
   EXPECT_EQ(config->gateway.request_timeout, absl::Minutes(5));
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
@@ -52,6 +56,10 @@ TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
   absl::SetFlag(&FLAGS_access_log, true);
   absl::SetFlag(&FLAGS_cors_origins, "*");
   absl::SetFlag(&FLAGS_web_root, "clients");
+  absl::SetFlag(&FLAGS_header_timeout, absl::Seconds(2));
+  absl::SetFlag(&FLAGS_idle_timeout, absl::Seconds(5));
+  absl::SetFlag(&FLAGS_max_connections, 50);
+  absl::SetFlag(&FLAGS_max_connections_per_client, 7);
   absl::StatusOr<GatewayConfig> config = GatewayConfigFromFlags();
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->listen_address.host, "::1");
@@ -61,6 +69,10 @@ TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
   EXPECT_TRUE(config->http.access_log);
   EXPECT_EQ(config->gateway.cors_origins, "*");
   EXPECT_EQ(config->gateway.web_root, "clients");
+  EXPECT_EQ(config->http.header_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->http.idle_timeout, absl::Seconds(5));
+  EXPECT_EQ(config->http.max_connections, 50);
+  EXPECT_EQ(config->http.max_connections_per_client, 7);
 }
 
 struct BadValueCase {
@@ -106,6 +118,34 @@ INSTANTIATE_TEST_SUITE_P(
             "ReadTimeoutNegative",
             [] { absl::SetFlag(&FLAGS_read_timeout, absl::Seconds(-1)); },
             "--read_timeout must be between 1ms and 1h; got -1s"},
+        BadValueCase{
+            "HeaderTimeoutZero",
+            [] { absl::SetFlag(&FLAGS_header_timeout, absl::ZeroDuration()); },
+            "--header_timeout must be between 1ms and 1h; got 0"},
+        BadValueCase{
+            "IdleTimeoutTooLong",
+            [] { absl::SetFlag(&FLAGS_idle_timeout, absl::Hours(25)); },
+            "--idle_timeout must be between 1ms and 24h; got 25h"},
+        BadValueCase{"MaxConnectionsZero",
+                     [] { absl::SetFlag(&FLAGS_max_connections, 0); },
+                     "--max_connections must be between 1 and 1000000; got 0"},
+        BadValueCase{
+            "MaxConnectionsPerClientNegative",
+            [] { absl::SetFlag(&FLAGS_max_connections_per_client, -1); },
+            "--max_connections_per_client must be between 1 and 1000000; "
+            "got -1"},
+        BadValueCase{"TlsCertWithoutKey",
+                     [] { absl::SetFlag(&FLAGS_tls_cert, "/nonexistent.pem"); },
+                     "--tls_key must be set with --tls_cert"},
+        BadValueCase{"TlsKeyWithoutCert",
+                     [] { absl::SetFlag(&FLAGS_tls_key, "/nonexistent.pem"); },
+                     "--tls_cert must be set with --tls_key"},
+        BadValueCase{"TlsCertUnreadable",
+                     [] {
+                       absl::SetFlag(&FLAGS_tls_cert, "/nonexistent/c.pem");
+                       absl::SetFlag(&FLAGS_tls_key, "/nonexistent/k.pem");
+                     },
+                     "--tls_cert cannot read '/nonexistent/c.pem'"},
         BadValueCase{
             "ShutdownGraceTooLong",
             [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2)); },
