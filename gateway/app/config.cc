@@ -38,6 +38,14 @@ ABSL_FLAG(std::string, web_root, "",
           "directory with web/index.html and js/chat-client.js, served at "
           "/web/ and /js/chat-client.js (e.g. the repository's clients/)");
 
+ABSL_FLAG(bool, allow_anonymous, false,
+          "serve on a non-loopback --listen address even though chat-server "
+          "answers callers without an API key (by default the gateway then "
+          "refuses to start; create keys on chat-server instead)");
+ABSL_FLAG(absl::Duration, backend_wait, absl::Seconds(30),
+          "on a non-loopback --listen address, how long start-up waits for "
+          "chat-server to say whether it requires API keys (1ms to 1h)");
+
 namespace chat::gateway {
 namespace {
 
@@ -48,9 +56,9 @@ constexpr int kMaxIoThreads = 256;
 
 const std::vector<std::string>& GatewayFlagNames() {
   static const auto* const kNames = new std::vector<std::string>{
-      "listen",       "backend",       "max_body_bytes", "request_timeout",
-      "read_timeout", "cors_origins",  "io_threads",     "web_root",
-      "access_log",   "shutdown_grace"};
+      "listen",       "backend",        "max_body_bytes",  "request_timeout",
+      "read_timeout", "cors_origins",   "io_threads",      "web_root",
+      "access_log",   "shutdown_grace", "allow_anonymous", "backend_wait"};
   return *kNames;
 }
 
@@ -94,6 +102,11 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
                                     absl::ZeroDuration(), absl::Hours(1)));
+
+  config.allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  config.backend_wait = absl::GetFlag(FLAGS_backend_wait);
+  errors.Check(CheckDurationInRange("backend_wait", config.backend_wait,
+                                    absl::Milliseconds(1), absl::Hours(1)));
 
   if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
   return config;

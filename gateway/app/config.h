@@ -26,6 +26,8 @@ ABSL_DECLARE_FLAG(int, io_threads);
 ABSL_DECLARE_FLAG(bool, access_log);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(std::string, web_root);
+ABSL_DECLARE_FLAG(bool, allow_anonymous);
+ABSL_DECLARE_FLAG(absl::Duration, backend_wait);
 
 namespace chat::gateway {
 
@@ -46,6 +48,11 @@ struct GatewayConfig {
   GatewayOptions gateway;
   HttpServerOptions http;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Serve on a non-loopback address even if chat-server would answer
+  // callers that carry no API key (see CheckBackendAuthPolicy).
+  bool allow_anonymous = false;
+  // How long start-up waits for chat-server to answer GetAuthPolicy.
+  absl::Duration backend_wait = absl::Seconds(30);
 };
 
 // Validates the current flag values. INVALID_ARGUMENT naming every bad flag

@@ -1,6 +1,7 @@
 // chat-gateway: REST/JSON in front of chat-server. Serves the routes of the
-// proto's google.api.http annotations over HTTP/1.1, transcoded to gRPC
-// calls on chat-server, until SIGINT or SIGTERM.
+// proto's google.api.http annotations (chat.v1.ChatService and
+// chat.admin.v1.AdminService) over HTTP/1.1, transcoded to gRPC calls on
+// chat-server, until SIGINT or SIGTERM.
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -13,9 +14,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/logging.h"
 #include "common/process_setup.h"
+#include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
@@ -39,6 +42,11 @@ void RaiseDescriptorLimit() {
   }
 }
 
+// Exit codes of main: 2 for a configuration that must change (bad flags, or
+// no authentication in front of a network), 1 for a failure that may pass.
+constexpr int kExitFailure = 1;
+constexpr int kExitBadConfiguration = 2;
+
 int Run(const chat::gateway::GatewayConfig& config) {
   const sigset_t stop_signals = chat::BlockStopSignals();
   RaiseDescriptorLimit();
@@ -46,19 +54,40 @@ int Run(const chat::gateway::GatewayConfig& config) {
   absl::StatusOr<chat::gateway::RouteTable> routes =
       chat::gateway::RouteTable::FromServices(
           {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
-              "ChatService")});
+               "ChatService"),
+           chat::admin::v1::CreateKeyRequest::descriptor()
+               ->file()
+               ->FindServiceByName("AdminService")});
   if (!routes.ok()) {
     chat::LogError(routes.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const std::string& backend = config.backend;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       chat::gateway::MakeBackendChannel(backend);
   if (!channel.ok()) {
     chat::LogError(channel.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const size_t route_count = routes->routes().size();
+
+  // The safe default: on a network, only in front of a chat-server that
+  // requires API keys (or when told so). Asked before binding, so a refused
+  // gateway never accepts a connection.
+  if (!chat::gateway::IsLoopbackHost(config.listen_address.host)) {
+    if (config.allow_anonymous) {
+      chat::LogWarning(
+          "--allow_anonymous: not checking whether chat-server requires API "
+          "keys on non-loopback --listen=",
+          config.listen);
+    } else if (absl::Status policy = chat::gateway::CheckBackendAuthPolicy(
+                   *channel, config.backend_wait);
+               !policy.ok()) {
+      chat::LogError(policy.message());
+      return absl::IsFailedPrecondition(policy) ? kExitBadConfiguration
+                                                : kExitFailure;
+    }
+  }
 
   chat::gateway::Gateway gateway(*channel, *std::move(routes), config.gateway);
 
@@ -73,7 +102,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
       server.Start(config.listen_address.host, config.listen_address.port);
   if (!bound.ok()) {
     chat::LogError(bound.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const std::string& listen = config.listen;
   chat::LogInfo("chat-gateway listening on ",
@@ -110,7 +139,7 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "chat-gateway: %s\n",
                  std::string(config.status().message()).c_str());
-    return 2;
+    return kExitBadConfiguration;
   }
   return Run(*config);
 }
