@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -17,6 +18,8 @@ namespace {
 // Between attempts that failed at once (chat-server answering UNAVAILABLE
 // while it starts or stops): not a busy loop, and well below --backend_wait.
 constexpr absl::Duration kRetryPause = absl::Milliseconds(200);
+// The longest one attempt waits, so that a stop request is noticed.
+constexpr absl::Duration kAttemptWait = absl::Seconds(1);
 
 constexpr char kWhatToDo[] =
     "create an API key on chat-server (`chat-server keys create "
@@ -42,13 +45,19 @@ bool IsLoopbackHost(absl::string_view host) {
 }
 
 absl::Status CheckBackendAuthPolicy(
-    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait) {
+    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,
+    const std::function<bool()>& stop_requested) {
   chat::admin::v1::AdminService::Stub stub(channel);
   const absl::Time deadline = absl::Now() + wait;
   grpc::Status last;
   while (true) {
+    if (stop_requested()) {
+      return absl::CancelledError(
+          "stopped while waiting for chat-server's answer");
+    }
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
+    context.set_deadline(
+        absl::ToChronoTime(std::min(deadline, absl::Now() + kAttemptWait)));
     // Waits for the channel to connect (and for chat-server's health check
     // to say SERVING) instead of failing at once while it starts.
     context.set_wait_for_ready(true);
@@ -70,8 +79,13 @@ absl::Status CheckBackendAuthPolicy(
           "address: upgrade chat-server and ",
           kWhatToDo));
     }
-    if (absl::Now() + kRetryPause >= deadline) break;
-    absl::SleepFor(kRetryPause);
+    if (absl::Now() >= deadline) break;
+    // An attempt that ran out its own wait already paused; one refused at
+    // once (UNAVAILABLE) pauses here.
+    if (last.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      if (absl::Now() + kRetryPause >= deadline) break;
+      absl::SleepFor(kRetryPause);
+    }
   }
   return absl::UnavailableError(absl::StrCat(
       "chat-server did not say whether it requires API keys within "

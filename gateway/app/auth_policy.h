@@ -5,6 +5,7 @@
 // while chat-server answers callers that carry no API key. chat-server
 // decides who a caller is; the gateway only asks it, once, at start-up.
 
+#include <functional>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -22,13 +23,17 @@ bool IsLoopbackHost(absl::string_view host);
 
 // Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
 // whether it would serve a caller with no API key from another host, waiting
-// for it to come up and retrying for up to `wait`.
+// for it to come up and retrying for up to `wait`. `stop_requested` is asked
+// about once a second while it waits (main's stop signals are blocked, so a
+// SIGTERM during a long wait would otherwise go unnoticed).
 // - OK: it would not (it requires API keys).
 // - FAILED_PRECONDITION: it would, or it has no AdminService (it predates
 //   API keys, so it serves everyone); the message says what to do.
 // - UNAVAILABLE: no answer within `wait` (the last error in the message).
+// - CANCELLED: `stop_requested` said so before an answer came.
 absl::Status CheckBackendAuthPolicy(
-    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait);
+    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,
+    const std::function<bool()>& stop_requested = [] { return false; });
 
 }  // namespace chat::gateway
 

@@ -42,6 +42,19 @@ void RaiseDescriptorLimit() {
   }
 }
 
+// Whether one of `stop_signals` (blocked, so only pending) has arrived.
+bool StopSignalPending(const sigset_t& stop_signals) {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return false;
+  for (int signal_number : {SIGINT, SIGTERM}) {
+    if (sigismember(&stop_signals, signal_number) == 1 &&
+        sigismember(&pending, signal_number) == 1) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Exit codes of main: 2 for a configuration that must change (bad flags, or
 // no authentication in front of a network), 1 for a failure that may pass.
 constexpr int kExitFailure = 1;
@@ -80,12 +93,23 @@ int Run(const chat::gateway::GatewayConfig& config) {
           "--allow_anonymous: not checking whether chat-server requires API "
           "keys on non-loopback --listen=",
           config.listen);
-    } else if (absl::Status policy = chat::gateway::CheckBackendAuthPolicy(
-                   *channel, config.backend_wait);
-               !policy.ok()) {
-      chat::LogError(policy.message());
-      return absl::IsFailedPrecondition(policy) ? kExitBadConfiguration
-                                                : kExitFailure;
+    } else {
+      chat::LogInfo("--listen=", config.listen,
+                    " is not loopback: asking chat-server at ", backend,
+                    " whether it requires API keys (waiting up to ",
+                    absl::FormatDuration(config.backend_wait), ")");
+      absl::Status policy = chat::gateway::CheckBackendAuthPolicy(
+          *channel, config.backend_wait,
+          [&stop_signals] { return StopSignalPending(stop_signals); });
+      if (absl::IsCancelled(policy)) {
+        chat::LogInfo("chat-gateway stopped before it started");
+        return 0;
+      }
+      if (!policy.ok()) {
+        chat::LogError(policy.message());
+        return absl::IsFailedPrecondition(policy) ? kExitBadConfiguration
+                                                  : kExitFailure;
+      }
     }
   }
 

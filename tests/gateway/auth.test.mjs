@@ -108,6 +108,25 @@ describe('safe default on a non-loopback address', () => {
     assert.match(log, /did not say whether it requires API keys within --backend_wait=300ms/);
   });
 
+  it('stops at once on SIGTERM while it waits for chat-server', async () => {
+    const child = spawn(GATEWAY, [
+      `--listen=${OFF_LOOPBACK}`, `--backend=127.0.0.1:${await deadPort()}`, '--backend_wait=1h',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise((resolve) => {
+      const onData = (d) => {
+        log += d;
+        if (log.includes('whether it requires API keys (waiting up to 1h)')) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+    });
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, log);
+    assert.match(log, /stopped before it started/);
+  });
+
   it('skips the check with --allow_anonymous (CHAT_GATEWAY_ALLOW_ANONYMOUS)', async () => {
     const port = await deadPort();
     for (const [args, env] of [

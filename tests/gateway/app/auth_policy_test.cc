@@ -138,6 +138,21 @@ TEST(AuthPolicyTest, UnreachableBackendFailsAfterTheWait) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(400));
 }
 
+// main's stop signals are blocked, so the wait asks whether to stop.
+TEST(AuthPolicyTest, StopRequestEndsTheWait) {
+  FakeAdminService admin;
+  int port = 0;
+  std::unique_ptr<grpc::Server> gone = StartBackend(&admin, &port);
+  ASSERT_NE(gone, nullptr);
+  gone->Shutdown();
+  gone.reset();
+  int asked = 0;
+  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Hours(1),
+                                     [&asked] { return ++asked == 2; }),
+              StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(asked, 2);
+}
+
 // Start-up order does not matter: the check waits for chat-server to come
 // up, within --backend_wait.
 TEST(AuthPolicyTest, WaitsForABackendThatComesUpLater) {
