@@ -6,10 +6,12 @@
 //
 //   grpc_load --target=127.0.0.1:50051 --mode=unary --concurrency=64
 //   --duration=10s grpc_load --mode=stream --concurrency=10000 --calls=10000
+//   grpc_load --rate=20 --duration=60s --api_key=...   (rate-limit accuracy)
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +34,11 @@ ABSL_FLAG(int64_t, calls, 0, "stop after this many calls (0: use --duration)");
 ABSL_FLAG(int, sessions, 1000, "distinct session ids to spread calls over");
 ABSL_FLAG(int, channels, 8, "gRPC connections to spread calls over");
 ABSL_FLAG(int, message_bytes, 32, "size of each user message");
+ABSL_FLAG(double, rate, 0,
+          "open loop: start this many calls per second, whatever their "
+          "answers (0: closed loop, --concurrency calls always in flight)");
+ABSL_FLAG(std::string, api_key, "",
+          "sent as `authorization: Bearer KEY` (or set CHAT_API_KEY)");
 
 namespace {
 
@@ -51,18 +58,56 @@ class Load {
                                     grpc::InsecureChannelCredentials(), args)));
     }
     message_ = std::string(absl::GetFlag(FLAGS_message_bytes), 'm');
+    api_key_ = absl::GetFlag(FLAGS_api_key);
+    if (api_key_.empty() && std::getenv("CHAT_API_KEY") != nullptr) {
+      api_key_ = std::getenv("CHAT_API_KEY");
+    }
     max_calls_ = absl::GetFlag(FLAGS_calls);
     end_ = absl::Now() + absl::GetFlag(FLAGS_duration);
   }
 
   void Run() {
     start_ = absl::Now();
+    if (absl::GetFlag(FLAGS_rate) > 0) {
+      RunOpenLoop();
+      return;
+    }
     const int concurrency = absl::GetFlag(FLAGS_concurrency);
     {
       absl::MutexLock lock(&mu_);
       in_flight_ = concurrency;
     }
     for (int i = 0; i < concurrency; ++i) StartCall(i);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &in_flight_));
+    elapsed_ = absl::Now() - start_;
+  }
+
+  // Starts calls at --rate per second until the end; a worker id beyond the
+  // in-flight cap waits for the slot, so the tool stays bounded.
+  void RunOpenLoop() {
+    open_loop_ = true;
+    const absl::Duration interval =
+        absl::Seconds(1) / absl::GetFlag(FLAGS_rate);
+    for (int64_t n = 0;; ++n) {
+      const absl::Time due = start_ + n * interval;
+      if ((max_calls_ > 0 && n >= max_calls_) ||
+          (max_calls_ == 0 && due >= end_)) {
+        break;
+      }
+      absl::SleepFor(due - absl::Now());
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Load* load) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return load->in_flight_ < absl::GetFlag(FLAGS_concurrency);
+            },
+            this));
+        ++in_flight_;
+      }
+      StartCall(static_cast<int>(n % absl::GetFlag(FLAGS_concurrency)));
+    }
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](int* in_flight) { return *in_flight == 0; }, &in_flight_));
@@ -88,14 +133,16 @@ class Load {
         pct(1.0));
     if (!first_error_.empty())
       std::printf("first error: %s\n", first_error_.c_str());
+    std::printf("ok=%zu resource_exhausted=%lld\n", latencies_ms_.size(),
+                static_cast<long long>(resource_exhausted_));
   }
 
  private:
   // Starts the next call for worker `id`, or retires the worker.
   void StartCall(int id) {
     const int64_t n = started_.fetch_add(1);
-    if ((max_calls_ > 0 && n >= max_calls_) ||
-        (max_calls_ == 0 && absl::Now() >= end_)) {
+    if (!open_loop_ && ((max_calls_ > 0 && n >= max_calls_) ||
+                        (max_calls_ == 0 && absl::Now() >= end_))) {
       absl::MutexLock lock(&mu_);
       --in_flight_;
       return;
@@ -110,6 +157,7 @@ class Load {
       new StreamCall(this, id, stub, std::move(request));
     } else {
       auto* context = new grpc::ClientContext;
+      Authorize(context);
       auto* response = new ChatResponse;
       auto* req = new ChatRequest;
       req->set_session_id(session_id);
@@ -122,14 +170,34 @@ class Load {
             delete context;
             delete response;
             delete req;
-            StartCall(id);
+            Next(id);
           });
     }
+  }
+
+  void Authorize(grpc::ClientContext* context) const {
+    if (!api_key_.empty()) {
+      context->AddMetadata("authorization", "Bearer " + api_key_);
+    }
+  }
+
+  // After a call ends: the closed loop starts the worker's next call; the
+  // open loop frees its slot.
+  void Next(int id) {
+    if (!open_loop_) {
+      StartCall(id);
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
   }
 
   void Done(absl::Time begin, const grpc::Status& status) {
     const double ms = absl::ToDoubleMilliseconds(absl::Now() - begin);
     absl::MutexLock lock(&mu_);
+    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++resource_exhausted_;
+    }
     if (status.ok()) {
       latencies_ms_.push_back(ms);
     } else {
@@ -147,6 +215,7 @@ class Load {
           id_(id),
           request_(std::move(request)),
           begin_(absl::Now()) {
+      load_->Authorize(&context_);
       stub->async()->ChatStream(&context_, &request_, this);
       StartRead(&event_);
       StartCall();
@@ -159,7 +228,7 @@ class Load {
       Load* load = load_;
       int id = id_;
       delete this;
-      load->StartCall(id);
+      load->Next(id);
     }
 
    private:
@@ -174,6 +243,8 @@ class Load {
   std::vector<std::unique_ptr<chat::v1::ChatService::Stub>> stubs_;
   std::string message_;
   int64_t max_calls_ = 0;
+  std::string api_key_;
+  bool open_loop_ = false;
   absl::Time start_, end_;
   absl::Duration elapsed_;
   std::atomic<int64_t> started_{0};
@@ -181,6 +252,7 @@ class Load {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<double> latencies_ms_ ABSL_GUARDED_BY(mu_);
   int64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t resource_exhausted_ ABSL_GUARDED_BY(mu_) = 0;
   std::string first_error_ ABSL_GUARDED_BY(mu_);
 };
 

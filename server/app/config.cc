@@ -208,6 +208,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
     engine.limits.max_message_bytes = static_cast<size_t>(max_message_bytes);
   }
   engine.limits.max_tokens_ceiling = absl::GetFlag(FLAGS_max_tokens_ceiling);
+  engine.default_max_tokens = absl::GetFlag(FLAGS_max_tokens);
   errors.Check(CheckIntInRange("max_tokens_ceiling",
                                engine.limits.max_tokens_ceiling, 1,
                                kMaxTokensLimit));

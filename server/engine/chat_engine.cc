@@ -1,5 +1,6 @@
 #include "server/engine/chat_engine.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
 #include "server/engine/context_window.h"
 
 namespace chat {
@@ -35,7 +37,7 @@ class ChatEngine::Turn final : public TurnHandle,
       absl::MutexLock lock(&mu_);
       if (state_ == State::kDone) {  // Cancelled while it waited.
         engine_->serializer_.Release(serializer_key_);
-        engine_->TurnEnded();
+        Ended();
         return;
       }
       state_ = State::kRunning;
@@ -165,7 +167,35 @@ class ChatEngine::Turn final : public TurnHandle,
     completion.temperature = request_.temperature;
     completion.deadline = request_.deadline;
     if (IsCancelled()) return absl::CancelledError("the call was cancelled");
+    if (absl::Status admitted = Admit(&completion); !admitted.ok()) {
+      return admitted;
+    }
     return completion;
+  }
+
+  // Charges the turn to its API key's per-minute limits and budget, once
+  // (a retry after a conflicting append is the same turn). The reservation
+  // is the most the turn can use: its prompt's estimate and its max_tokens,
+  // which is then sent to the provider, so the answer cannot outgrow it.
+  absl::Status Admit(llm::CompletionRequest* completion) {
+    const store::KeyLimits& limits = request_.key_limits;
+    if (admission_.has_value() || request_.key_id.empty() ||
+        !KeyQuotas::HasCounters(limits)) {
+      return absl::OkStatus();
+    }
+    const int max_tokens =
+        completion->max_tokens.value_or(engine_->options_.default_max_tokens);
+    completion->max_tokens = max_tokens;
+    int64_t tokens = EstimateTokens(completion->system_prompt) + max_tokens;
+    for (const llm::PromptMessage& message : completion->messages) {
+      tokens += message.tokens.value_or(EstimateTokens(message.content));
+    }
+    absl::StatusOr<QuotaAdmission> admission =
+        engine_->quotas_.Admit(request_.key_id, limits, tokens, absl::Now());
+    if (!admission.ok()) return admission.status();
+    admission_ = *std::move(admission);
+    observer_->OnAdmitted(admission_->status);
+    return absl::OkStatus();
   }
 
   // Stores the finished turn, unless the caller has gone.
@@ -224,11 +254,47 @@ class ChatEngine::Turn final : public TurnHandle,
       absl::MutexLock lock(&mu_);
       state_ = State::kDone;
     }
+    const int64_t used_tokens =
+        result.ok() ? result->input_tokens + result->output_tokens : 0;
+    if (result.ok()) {
+      engine_->usage_.Record(request_.tenant, request_.key_id,
+                             result->timestamp, result->input_tokens,
+                             result->output_tokens);
+    }
+    if (admission_.has_value()) {
+      // Before OnComplete, so a caller that saw the answer sees the
+      // counters that include it.
+      if (absl::Status settled =
+              engine_->quotas_.Settle(*admission_, used_tokens);
+          !settled.ok()) {
+        LogWarning("token counters of key ", request_.key_id,
+                   " not settled: ", settled.ToString());
+      }
+    }
+    // Before OnComplete too: a client that saw its stream end may start
+    // the next one at once.
+    ReleaseStreamSlot();
     observer_->OnComplete(std::move(result));
     engine_->serializer_.Release(serializer_key_);
-    engine_->TurnEnded();  // The last use of engine_.
+    Ended();  // The last use of engine_.
   }
 
+  void ReleaseStreamSlot() {
+    if (stream_slot_) engine_->quotas_.ReleaseStream(request_.key_id);
+    stream_slot_ = false;
+  }
+
+  // Gives back what the turn held from the moment StartTurn accepted it.
+  void Ended() {
+    ReleaseStreamSlot();
+    engine_->TurnEnded();
+  }
+
+ public:
+  // Set by StartTurn when the turn took one of its key's stream slots.
+  void set_stream_slot() { stream_slot_ = true; }
+
+ private:
   ChatEngine* const engine_;
   const ChatTurnRequest request_;
   TurnObserver* const observer_;
@@ -243,6 +309,11 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string reply_;
   // A conflicting append was already retried once.
   bool retried_ = false;
+  // Set once the key's counters were charged; settled by Finish.
+  std::optional<QuotaAdmission> admission_;
+  // Holds one of the key's stream slots. Set before the turn is queued,
+  // cleared by whichever of Finish or Run ends it: never both.
+  bool stream_slot_ = false;
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kQueued;
@@ -257,7 +328,9 @@ ChatEngine::ChatEngine(store::ConversationStore* store,
       provider_(provider),
       pool_(pool),
       options_(std::move(options)),
-      serializer_(pool) {}
+      serializer_(pool),
+      quotas_(&store->quotas()),
+      usage_(&store->quotas(), &quotas_, options_.usage_flush_interval) {}
 
 ChatEngine::~ChatEngine() {
   absl::MutexLock lock(&mu_);
@@ -276,11 +349,24 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
       !valid.ok()) {
     return valid;
   }
+  if (absl::Status allowed = KeyQuotas::CheckRequest(request); !allowed.ok()) {
+    return allowed;
+  }
+  const bool takes_stream_slot = request.streamed && !request.key_id.empty() &&
+                                 request.key_limits.max_streams > 0;
+  if (takes_stream_slot) {
+    if (absl::Status slot = quotas_.AcquireStream(
+            request.key_id, request.key_limits.max_streams);
+        !slot.ok()) {
+      return slot;
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     ++live_turns_;
   }
   auto turn = std::make_shared<Turn>(this, std::move(request), observer);
+  if (takes_stream_slot) turn->set_stream_slot();
   serializer_.Enqueue(turn->serializer_key(), [turn] { turn->Run(); });
   return turn;
 }

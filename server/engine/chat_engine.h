@@ -10,9 +10,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_types.h"
+#include "server/engine/key_quotas.h"
 #include "server/engine/session_serializer.h"
+#include "server/engine/usage_recorder.h"
 #include "server/engine/validation.h"
 #include "server/llm/llm_provider.h"
 #include "server/store/conversation_store.h"
@@ -29,6 +32,11 @@ struct ChatEngineOptions {
   // Prompt budget in estimated tokens: older turns are left out of the
   // prompt (never out of the store) to fit it. 0: no limit.
   int64_t max_context_tokens = 0;
+  // The provider's reply length when a request sets no max_tokens: what a
+  // turn of a key with token limits reserves for its answer.
+  int default_max_tokens = 1024;
+  // How often usage is added to the store.
+  absl::Duration usage_flush_interval = absl::Seconds(1);
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
@@ -38,6 +46,9 @@ struct ChatEngineOptions {
 class TurnObserver {
  public:
   virtual ~TurnObserver() = default;
+  // Once the turn's API key was charged for it, before the first OnDelta;
+  // only for keys with per-minute limits or a budget.
+  virtual void OnAdmitted(const RateLimitStatus& /*status*/) {}
   virtual void OnDelta(absl::string_view text) = 0;
   virtual void OnComplete(absl::StatusOr<ChatTurnResult> result) = 0;
 };
@@ -69,12 +80,20 @@ class ChatEngine {
   // session passed on); the pool must still run.
   ~ChatEngine();
 
-  // Validates `request` (kInvalidArgument, and the observer is never called)
-  // and queues the turn. `observer` must stay valid until its OnComplete.
+  // Validates `request` (kInvalidArgument, and the observer is never called),
+  // checks it against its API key's allowed models, max_tokens ceiling and
+  // stream slots (kPermissionDenied, kInvalidArgument, kResourceExhausted),
+  // and queues the turn. The key's per-minute limits and budget are charged
+  // when the turn starts, before the provider is called; a refusal ends the
+  // turn with kResourceExhausted (see RateLimitedError). `observer` must stay
+  // valid until its OnComplete.
   absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(ChatTurnRequest request,
                                                         TurnObserver* observer);
 
   const ChatEngineOptions& options() const { return options_; }
+
+  // Adds the usage counted so far to the store now (tests, shutdown).
+  void FlushUsage() { usage_.Flush(); }
 
  private:
   class Turn;
@@ -85,6 +104,8 @@ class ChatEngine {
   ThreadPool* const pool_;
   const ChatEngineOptions options_;
   SessionSerializer serializer_;
+  KeyQuotas quotas_;
+  UsageRecorder usage_;
 
   absl::Mutex mu_;
   int live_turns_ ABSL_GUARDED_BY(mu_) = 0;

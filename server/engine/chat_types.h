@@ -30,6 +30,8 @@ struct ChatTurnRequest {
   // another replica stores a turn on the session first, the engine may ask
   // the provider again against the fresh history instead of failing.
   bool retry_on_conflict = false;
+  // A ChatStream call: counts against the key's max_streams.
+  bool streamed = false;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
 };

@@ -10,6 +10,7 @@
 #include "server/service/chat_stream_reactor.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
+#include "server/service/rate_limit_metadata.h"
 
 namespace chat {
 namespace {
@@ -50,17 +51,24 @@ constexpr int kMaxPageSize = 1000;
 class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
                                public TurnObserver {
  public:
-  ChatUnaryReactor(ChatEngine* engine, ChatTurnRequest request,
-                   ChatResponse* response)
-      : response_(response) {
+  ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
+                   ChatTurnRequest request, ChatResponse* response)
+      : context_(context), response_(response) {
     absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
         engine->StartTurn(std::move(request), this);
     if (!turn.ok()) {
-      Finish(ToGrpcStatus(turn.status()));
+      FinishWithError(turn.status());
       Release(/*grpc_side=*/false);
       return;
     }
     turn_ = *std::move(turn);
+  }
+
+  void OnAdmitted(const RateLimitStatus& status) override {
+    // Runs before OnComplete, so before Finish sends the metadata.
+    for (const auto& [key, value] : RateLimitMetadata(status)) {
+      context_->AddInitialMetadata(key, value);
+    }
   }
 
   void OnDelta(absl::string_view /*text*/) override {}
@@ -70,7 +78,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
       FillChatResponse(*result, response_);
       Finish(grpc::Status::OK);
     } else {
-      Finish(ToGrpcStatus(result.status()));
+      FinishWithError(result.status());
     }
     Release(/*grpc_side=*/false);
   }
@@ -82,6 +90,13 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   void OnDone() override { Release(/*grpc_side=*/true); }
 
  private:
+  void FinishWithError(const absl::Status& status) {
+    for (const auto& [key, value] : RefusalMetadata(status)) {
+      context_->AddTrailingMetadata(key, value);
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
   void Release(bool grpc_side) {
     bool both;
     {
@@ -92,6 +107,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
     if (both) delete this;
   }
 
+  grpc::CallbackServerContext* const context_;
   ChatResponse* const response_;
   std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
   absl::Mutex mu_;
@@ -139,13 +155,14 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     ChatResponse* response) {
   ChatTurnRequest turn = TurnRequestOf(*context, *request);
   turn.retry_on_conflict = true;  // Deltas are not shown; a retry is unseen.
-  return new ChatUnaryReactor(engine_, std::move(turn), response);
+  return new ChatUnaryReactor(context, engine_, std::move(turn), response);
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
                             const chat::v1::ChatStreamRequest* request) {
-  return new ChatStreamReactor(engine_, TurnRequestOf(*context, *request));
+  return new ChatStreamReactor(context, engine_,
+                               TurnRequestOf(*context, *request));
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(

@@ -4,22 +4,41 @@
 
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
+#include "server/service/rate_limit_metadata.h"
 
 namespace chat {
 
-ChatStreamReactor::ChatStreamReactor(ChatEngine* engine,
-                                     ChatTurnRequest request) {
+ChatStreamReactor::ChatStreamReactor(grpc::CallbackServerContext* context,
+                                     ChatEngine* engine,
+                                     ChatTurnRequest request)
+    : context_(context) {
+  request.streamed = true;
   absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
       engine->StartTurn(std::move(request), this);
   absl::MutexLock lock(&mu_);
   if (!turn.ok()) {
     // The engine will never call back: it is done already.
     engine_done_ = true;
-    final_status_ = ToGrpcStatus(turn.status());
+    SetFinalErrorLocked(turn.status());
     WriteOrFinishLocked();
     return;
   }
   turn_ = *std::move(turn);
+}
+
+void ChatStreamReactor::OnAdmitted(const RateLimitStatus& status) {
+  // Before the first delta, so these go out with the stream's headers.
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, value] : RateLimitMetadata(status)) {
+    context_->AddInitialMetadata(key, value);
+  }
+}
+
+void ChatStreamReactor::SetFinalErrorLocked(const absl::Status& status) {
+  for (const auto& [key, value] : RefusalMetadata(status)) {
+    context_->AddTrailingMetadata(key, value);
+  }
+  final_status_ = ToGrpcStatus(status);
 }
 
 void ChatStreamReactor::OnDelta(absl::string_view text) {
@@ -40,7 +59,7 @@ void ChatStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
       pending_.push_back(std::move(event));
       final_status_ = grpc::Status::OK;
     } else {
-      final_status_ = ToGrpcStatus(result.status());
+      SetFinalErrorLocked(result.status());
     }
     WriteOrFinishLocked();
   }

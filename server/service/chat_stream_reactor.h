@@ -22,7 +22,9 @@ class ChatStreamReactor final
     : public grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>,
       public TurnObserver {
  public:
-  ChatStreamReactor(ChatEngine* engine, ChatTurnRequest request);
+  // `context` is the call's; it outlives the reactor.
+  ChatStreamReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
+                    ChatTurnRequest request);
 
   // grpc::ServerWriteReactor
   void OnWriteDone(bool ok) override;
@@ -30,6 +32,7 @@ class ChatStreamReactor final
   void OnDone() override;
 
   // TurnObserver
+  void OnAdmitted(const RateLimitStatus& status) override;
   void OnDelta(absl::string_view text) override;
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override;
 
@@ -38,6 +41,11 @@ class ChatStreamReactor final
   // Records that one of the two owners is done; deletes on the second.
   void Release(bool grpc_side);
 
+  // Ends the call with `status`, its rate-limit refusal metadata attached.
+  void SetFinalErrorLocked(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  grpc::CallbackServerContext* const context_;
   std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
 
   absl::Mutex mu_;

@@ -9,7 +9,8 @@ namespace chat {
 // The one conversion from an internal status to the status a gRPC client
 // sees. absl::StatusCode and grpc::StatusCode share their numbering (both
 // follow google.rpc.Code), so the code passes through and the message is
-// kept.
+// kept. A status that says when to retry (RateLimitedError) also carries
+// google.rpc.RetryInfo in the standard grpc-status-details-bin trailer.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace chat

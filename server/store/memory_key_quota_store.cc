@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/key_columns.h"
 
 namespace chat::store {
 namespace {
@@ -26,6 +28,8 @@ ApiKey Normalized(ApiKey key) {
 }  // namespace
 
 absl::Status MemoryKeyStore::CreateKey(const ApiKey& key) {
+  // The SQL stores' rules, so a key accepted here is accepted there.
+  if (absl::Status s = ValidateApiKey(key); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (!keys_.emplace(key.id, Normalized(key)).second) {
     return absl::AlreadyExistsError(
@@ -109,12 +113,13 @@ absl::StatusOr<int64_t> MemoryQuotaStore::Read(const QuotaCounter& counter) {
 }
 
 absl::StatusOr<int64_t> MemoryQuotaStore::DeleteCountersBefore(
-    absl::Time cutoff) {
+    absl::string_view scope_prefix, absl::Time cutoff) {
   const int64_t cutoff_micros = absl::ToUnixMicros(cutoff);
   absl::MutexLock lock(&mu_);
   int64_t deleted = 0;
   for (auto it = counters_.begin(); it != counters_.end();) {
-    if (it->first.second < cutoff_micros) {
+    if (it->first.second < cutoff_micros &&
+        absl::StartsWith(it->first.first, scope_prefix)) {
       it = counters_.erase(it);
       ++deleted;
     } else {

@@ -41,7 +41,8 @@ class MemoryQuotaStore final : public QuotaStore {
                                      int64_t amount, int64_t limit) override;
   absl::Status Adjust(const QuotaCounter& counter, int64_t delta) override;
   absl::StatusOr<int64_t> Read(const QuotaCounter& counter) override;
-  absl::StatusOr<int64_t> DeleteCountersBefore(absl::Time cutoff) override;
+  absl::StatusOr<int64_t> DeleteCountersBefore(absl::string_view scope_prefix,
+                                               absl::Time cutoff) override;
   absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
   absl::StatusOr<std::vector<UsageTotals>> GetUsage(absl::string_view tenant,
                                                     absl::string_view key_id,

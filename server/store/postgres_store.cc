@@ -3,12 +3,15 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -16,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "server/store/key_columns.h"
 #include "server/store/page_token.h"
 
 namespace chat::store {
@@ -59,6 +63,44 @@ CREATE TABLE messages (
   PRIMARY KEY (tenant, session_id, seq),
   FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, session_id)
     ON DELETE CASCADE
+);
+)sql",
+    // 2: API keys, quota counters and daily usage (SQLite schema 3; the
+    // comments there say what each column holds).
+    R"sql(
+CREATE TABLE api_keys (
+  id                  TEXT    NOT NULL PRIMARY KEY,
+  tenant              TEXT    NOT NULL,
+  name                TEXT    NOT NULL,
+  secret_hash         TEXT    NOT NULL,
+  created_at_us       BIGINT  NOT NULL,
+  expires_at_us       BIGINT,
+  revoked_at_us       BIGINT,
+  requests_per_minute BIGINT  NOT NULL,
+  tokens_per_minute   BIGINT  NOT NULL,
+  max_streams         BIGINT  NOT NULL,
+  max_tokens          BIGINT  NOT NULL,
+  allowed_models      TEXT    NOT NULL,
+  budget_tokens       BIGINT  NOT NULL,
+  budget_period       TEXT    NOT NULL
+    CHECK (budget_period IN ('', 'day', 'month'))
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at_us, id);
+CREATE TABLE quota_counters (
+  scope           TEXT    NOT NULL,
+  window_start_us BIGINT  NOT NULL,
+  used            BIGINT  NOT NULL,
+  PRIMARY KEY (scope, window_start_us)
+);
+CREATE INDEX quota_counters_by_window ON quota_counters (window_start_us);
+CREATE TABLE usage_daily (
+  tenant        TEXT    NOT NULL,
+  key_id        TEXT    NOT NULL,
+  day_us        BIGINT  NOT NULL,
+  calls         BIGINT  NOT NULL,
+  input_tokens  BIGINT  NOT NULL,
+  output_tokens BIGINT  NOT NULL,
+  PRIMARY KEY (tenant, key_id, day_us)
 );
 )sql",
 };
@@ -116,6 +158,74 @@ constexpr PreparedSql kStatements[] = {
      "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) "
      "FROM sessions WHERE tenant = $1"},
     {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
+    // DO NOTHING: a taken id is told apart by the row count, and does not
+    // abort anything.
+    {"insert_key",
+     "INSERT INTO api_keys (id, tenant, name, secret_hash, created_at_us, "
+     "expires_at_us, revoked_at_us, requests_per_minute, tokens_per_minute, "
+     "max_streams, max_tokens, allowed_models, budget_tokens, budget_period) "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+     "ON CONFLICT (id) DO NOTHING"},
+    // The key reads select the columns in the order KeyAt() takes. Ids
+    // compare as bytes (COLLATE "C"), as in the other stores, whatever the
+    // database's locale.
+    {"get_key",
+     "SELECT id, tenant, name, secret_hash, created_at_us, expires_at_us, "
+     "revoked_at_us, requests_per_minute, tokens_per_minute, max_streams, "
+     "max_tokens, allowed_models, budget_tokens, budget_period "
+     "FROM api_keys WHERE id = $1"},
+    {"list_keys",
+     "SELECT id, tenant, name, secret_hash, created_at_us, expires_at_us, "
+     "revoked_at_us, requests_per_minute, tokens_per_minute, max_streams, "
+     "max_tokens, allowed_models, budget_tokens, budget_period "
+     "FROM api_keys WHERE $1::text = '' OR tenant = $1 "
+     "ORDER BY created_at_us, id COLLATE \"C\""},
+    // COALESCE keeps the first revocation time; the row count includes a
+    // key already revoked, so it tells whether the key exists.
+    {"revoke_key",
+     "UPDATE api_keys SET revoked_at_us = COALESCE(revoked_at_us, $2) "
+     "WHERE id = $1"},
+    {"has_active_keys",
+     "SELECT EXISTS (SELECT 1 FROM api_keys "
+     "WHERE (revoked_at_us IS NULL OR revoked_at_us > $1) "
+     "AND (expires_at_us IS NULL OR expires_at_us > $1))"},
+    // Check and add in one statement: the conflicting row is locked, so
+    // concurrent charges of one counter apply one after the other, each
+    // seeing the sum the previous one committed. No row comes back when the
+    // sum would pass the limit $4. A new counter takes the amount $3 as it
+    // is; Charge() never runs this with $3 > $4.
+    {"charge_counter",
+     "INSERT INTO quota_counters (scope, window_start_us, used) "
+     "VALUES ($1, $2, $3) ON CONFLICT (scope, window_start_us) DO UPDATE "
+     "SET used = quota_counters.used + EXCLUDED.used "
+     "WHERE quota_counters.used + EXCLUDED.used <= $4::bigint "
+     "RETURNING used"},
+    {"read_counter",
+     "SELECT used FROM quota_counters "
+     "WHERE scope = $1 AND window_start_us = $2"},
+    {"adjust_counter",
+     "INSERT INTO quota_counters (scope, window_start_us, used) "
+     "VALUES ($1, $2, GREATEST(0, $3::bigint)) "
+     "ON CONFLICT (scope, window_start_us) DO UPDATE "
+     "SET used = GREATEST(0, quota_counters.used + $3::bigint)"},
+    {"delete_counters",
+     "DELETE FROM quota_counters "
+     "WHERE starts_with(scope, $1) AND window_start_us < $2"},
+    {"add_usage",
+     "INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens, "
+     "output_tokens) VALUES ($1, $2, $3, $4, $5, $6) "
+     "ON CONFLICT (tenant, key_id, day_us) DO UPDATE "
+     "SET calls = usage_daily.calls + EXCLUDED.calls, "
+     "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
+     "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens"},
+    // An empty $1 or $2 matches every tenant or key.
+    {"get_usage",
+     "SELECT tenant, key_id, SUM(calls), SUM(input_tokens), "
+     "SUM(output_tokens) FROM usage_daily "
+     "WHERE ($1::text = '' OR tenant = $1) AND ($2::text = '' OR key_id = $2) "
+     "AND day_us >= $3 AND day_us < $4 "
+     "GROUP BY tenant, key_id "
+     "ORDER BY tenant COLLATE \"C\", key_id COLLATE \"C\""},
 };
 
 struct ResultDeleter {
@@ -174,6 +284,46 @@ std::string BytesAt(const PGresult* r, int row, int column) {
 absl::Status SessionNotFound(const SessionKey& key) {
   return absl::NotFoundError(
       absl::StrCat("session ", key.session_id, " not found"));
+}
+
+// A time that may be InfiniteFuture ("never"), kept as NULL.
+std::optional<std::string> OptionalMicros(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return std::nullopt;
+  return absl::StrCat(ToMicros(t));
+}
+
+absl::Time OptionalTimeAt(const PGresult* r, int row, int column) {
+  return PQgetisnull(r, row, column)
+             ? absl::InfiniteFuture()
+             : absl::FromUnixMicros(Int64At(r, row, column));
+}
+
+// Usage days are kept, and compared, at whole seconds, as the memory store
+// keeps them; stored in microseconds like every other time.
+std::string WholeSecondMicros(absl::Time t) {
+  return absl::StrCat(ToMicros(absl::FromUnixSeconds(absl::ToUnixSeconds(t))));
+}
+
+// Row `row` of get_key or list_keys.
+absl::StatusOr<ApiKey> KeyAt(const PGresult* r, int row) {
+  ApiKey key;
+  key.id = TextAt(r, row, 0);
+  key.tenant = TextAt(r, row, 1);
+  key.name = TextAt(r, row, 2);
+  key.secret_hash = TextAt(r, row, 3);
+  key.created_at = absl::FromUnixMicros(Int64At(r, row, 4));
+  key.expires_at = OptionalTimeAt(r, row, 5);
+  key.revoked_at = OptionalTimeAt(r, row, 6);
+  key.limits.requests_per_minute = Int64At(r, row, 7);
+  key.limits.tokens_per_minute = Int64At(r, row, 8);
+  key.limits.max_streams = Int64At(r, row, 9);
+  key.limits.max_tokens = Int64At(r, row, 10);
+  key.limits.allowed_models = SplitModels(TextAt(r, row, 11));
+  key.limits.budget_tokens = Int64At(r, row, 12);
+  absl::StatusOr<BudgetPeriod> period = ParseBudgetPeriod(TextAt(r, row, 13));
+  if (!period.ok()) return period.status();
+  key.limits.budget_period = *period;
+  return key;
 }
 
 }  // namespace
@@ -656,6 +806,182 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteSessionsIdleSince(
   int64_t deleted = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
   return deleted;
+}
+
+absl::Status PostgresConversationStore::CreateKey(const ApiKey& key) {
+  if (absl::Status s = ValidateApiKey(key); !s.ok()) return s;
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  const KeyLimits& limits = key.limits;
+  absl::StatusOr<Result> r = (*c)->Run(
+      "insert_key",
+      {key.id, key.tenant, key.name, key.secret_hash,
+       absl::StrCat(ToMicros(key.created_at)), OptionalMicros(key.expires_at),
+       OptionalMicros(key.revoked_at), absl::StrCat(limits.requests_per_minute),
+       absl::StrCat(limits.tokens_per_minute), absl::StrCat(limits.max_streams),
+       absl::StrCat(limits.max_tokens), JoinModels(limits.allowed_models),
+       absl::StrCat(limits.budget_tokens),
+       std::string(BudgetPeriodName(limits.budget_period))});
+  if (!r.ok()) return r.status();
+  if (std::string(PQcmdTuples(r->get())) == "0") {
+    return absl::AlreadyExistsError(
+        absl::StrCat("key ", key.id, " already exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ApiKey> PostgresConversationStore::GetKey(absl::string_view id) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run("get_key", {std::string(id)});
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) == 0) {
+    return absl::NotFoundError(absl::StrCat("key ", id, " not found"));
+  }
+  return KeyAt(r->get(), 0);
+}
+
+absl::StatusOr<std::vector<ApiKey>> PostgresConversationStore::ListKeys(
+    absl::string_view tenant) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run("list_keys", {std::string(tenant)});
+  if (!r.ok()) return r.status();
+  std::vector<ApiKey> keys;
+  keys.reserve(PQntuples(r->get()));
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    absl::StatusOr<ApiKey> key = KeyAt(r->get(), i);
+    if (!key.ok()) return key.status();
+    keys.push_back(*std::move(key));
+  }
+  return keys;
+}
+
+absl::StatusOr<bool> PostgresConversationStore::RevokeKey(absl::string_view id,
+                                                          absl::Time now) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("revoke_key", {std::string(id), absl::StrCat(ToMicros(now))});
+  if (!r.ok()) return r.status();
+  return std::string(PQcmdTuples(r->get())) != "0";
+}
+
+absl::StatusOr<bool> PostgresConversationStore::HasActiveKeys(absl::Time now) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("has_active_keys", {absl::StrCat(ToMicros(now))});
+  if (!r.ok()) return r.status();
+  return TextAt(r->get(), 0, 0) == "t";
+}
+
+absl::StatusOr<QuotaCharge> PostgresConversationStore::Charge(
+    const QuotaCounter& counter, int64_t amount, int64_t limit) {
+  if (amount < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("quota charge must be >= 0, got ", amount));
+  }
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  const std::string window = absl::StrCat(ToMicros(counter.window_start));
+  // More than the limit on its own is refused without writing a row.
+  if (amount <= limit) {
+    absl::StatusOr<Result> r = (*c)->Run(
+        "charge_counter",
+        {counter.scope, window, absl::StrCat(amount), absl::StrCat(limit)});
+    if (!r.ok()) return r.status();
+    if (PQntuples(r->get()) == 1)
+      return QuotaCharge{true, Int64At(r->get(), 0, 0)};
+  }
+  // Refused: report the value as it is now, read by a statement of its own
+  // (the charge's snapshot may predate the row it conflicted with).
+  absl::StatusOr<Result> r = (*c)->Run("read_counter", {counter.scope, window});
+  if (!r.ok()) return r.status();
+  return QuotaCharge{false,
+                     PQntuples(r->get()) == 0 ? 0 : Int64At(r->get(), 0, 0)};
+}
+
+absl::Status PostgresConversationStore::Adjust(const QuotaCounter& counter,
+                                               int64_t delta) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  return (*c)
+      ->Run("adjust_counter",
+            {counter.scope, absl::StrCat(ToMicros(counter.window_start)),
+             absl::StrCat(delta)})
+      .status();
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::Read(
+    const QuotaCounter& counter) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("read_counter",
+                {counter.scope, absl::StrCat(ToMicros(counter.window_start))});
+  if (!r.ok()) return r.status();
+  return PQntuples(r->get()) == 0 ? 0 : Int64At(r->get(), 0, 0);
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::DeleteCountersBefore(
+    absl::string_view scope_prefix, absl::Time cutoff) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("delete_counters",
+                {std::string(scope_prefix), absl::StrCat(ToMicros(cutoff))});
+  if (!r.ok()) return r.status();
+  int64_t deleted = 0;
+  (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
+  return deleted;
+}
+
+absl::Status PostgresConversationStore::AddUsage(
+    const std::vector<UsageDelta>& deltas) {
+  if (deltas.empty()) return absl::OkStatus();
+  // Rows are locked in one order whatever the caller's, so two replicas
+  // adding the same rows wait for each other instead of deadlocking.
+  std::vector<const UsageDelta*> ordered;
+  ordered.reserve(deltas.size());
+  for (const UsageDelta& delta : deltas) ordered.push_back(&delta);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const UsageDelta* a, const UsageDelta* b) {
+              return std::tie(a->tenant, a->key_id, a->day) <
+                     std::tie(b->tenant, b->key_id, b->day);
+            });
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  for (const UsageDelta* delta : ordered) {
+    absl::StatusOr<Result> r = (*c)->Run(
+        "add_usage",
+        {delta->tenant, delta->key_id, WholeSecondMicros(delta->day),
+         absl::StrCat(delta->calls), absl::StrCat(delta->input_tokens),
+         absl::StrCat(delta->output_tokens)});
+    if (!r.ok()) return r.status();
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<UsageTotals>> PostgresConversationStore::GetUsage(
+    absl::string_view tenant, absl::string_view key_id, absl::Time since,
+    absl::Time until) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run(
+      "get_usage", {std::string(tenant), std::string(key_id),
+                    WholeSecondMicros(since), WholeSecondMicros(until)});
+  if (!r.ok()) return r.status();
+  std::vector<UsageTotals> totals;
+  totals.reserve(PQntuples(r->get()));
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    totals.push_back(UsageTotals{
+        TextAt(r->get(), i, 0), TextAt(r->get(), i, 1), Int64At(r->get(), i, 2),
+        Int64At(r->get(), i, 3), Int64At(r->get(), i, 4)});
+  }
+  return totals;
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>>

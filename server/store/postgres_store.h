@@ -1,6 +1,7 @@
 #ifndef CHAT_SERVER_STORE_POSTGRES_STORE_H_
 #define CHAT_SERVER_STORE_POSTGRES_STORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,12 +13,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
-#include "server/store/memory_key_quota_store.h"
+#include "server/store/key_store.h"
+#include "server/store/quota_store.h"
 
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 1;
+inline constexpr int kPostgresSchemaVersion = 2;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to
@@ -42,8 +44,15 @@ struct PostgresOptions {
 // is down, calls fail with kUnavailable. Every write is one transaction, and
 // a turn is acknowledged only after COMMIT returned.
 //
+// Keys and counters: keys() and quotas() are this object, on the same pool.
+// A quota charge is one INSERT ... ON CONFLICT DO UPDATE whose update runs
+// only while the sum stays within the limit, so replicas charging the same
+// counter at once never both take the last unit.
+//
 // Thread-safe: calls take a connection from a bounded pool.
-class PostgresConversationStore final : public ConversationStore {
+class PostgresConversationStore final : public ConversationStore,
+                                        private KeyStore,
+                                        private QuotaStore {
  public:
   // Connects to `conninfo` (a postgres:// URL or a libpq "key=value" string),
   // creates or migrates the schema under an advisory lock (replicas starting
@@ -69,13 +78,31 @@ class PostgresConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
-  KeyStore& keys() override { return keys_; }
-  QuotaStore& quotas() override { return quotas_; }
+  KeyStore& keys() override { return *this; }
+  QuotaStore& quotas() override { return *this; }
 
  private:
-  // Placeholder until the keys and counters move into the database.
-  MemoryKeyStore keys_;
-  MemoryQuotaStore quotas_;
+  // KeyStore, reached through keys().
+  absl::Status CreateKey(const ApiKey& key) override;
+  absl::StatusOr<ApiKey> GetKey(absl::string_view id) override;
+  absl::StatusOr<std::vector<ApiKey>> ListKeys(
+      absl::string_view tenant) override;
+  absl::StatusOr<bool> RevokeKey(absl::string_view id, absl::Time now) override;
+  absl::StatusOr<bool> HasActiveKeys(absl::Time now) override;
+
+  // QuotaStore, reached through quotas().
+  absl::StatusOr<QuotaCharge> Charge(const QuotaCounter& counter,
+                                     int64_t amount, int64_t limit) override;
+  absl::Status Adjust(const QuotaCounter& counter, int64_t delta) override;
+  absl::StatusOr<int64_t> Read(const QuotaCounter& counter) override;
+  absl::StatusOr<int64_t> DeleteCountersBefore(absl::string_view scope_prefix,
+                                               absl::Time cutoff) override;
+  absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<std::vector<UsageTotals>> GetUsage(absl::string_view tenant,
+                                                    absl::string_view key_id,
+                                                    absl::Time since,
+                                                    absl::Time until) override;
+
   class Connection;
   class Lease;
   friend class Lease;

@@ -69,8 +69,11 @@ class QuotaStore {
   // The counter's value; 0 if absent.
   virtual absl::StatusOr<int64_t> Read(const QuotaCounter& counter) = 0;
 
-  // Deletes counters whose window started before `cutoff`. Returns how many.
-  virtual absl::StatusOr<int64_t> DeleteCountersBefore(absl::Time cutoff) = 0;
+  // Deletes the counters whose scope starts with `scope_prefix` and whose
+  // window started before `cutoff` (the sweep of windows that are over).
+  // Returns how many.
+  virtual absl::StatusOr<int64_t> DeleteCountersBefore(
+      absl::string_view scope_prefix, absl::Time cutoff) = 0;
 
   // Adds each delta to the usage of its (tenant, key_id, day), in one
   // transaction.

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/key_columns.h"
 #include "server/store/page_token.h"
 
 namespace chat::store {
@@ -85,6 +86,57 @@ CREATE TABLE messages (
     R"sql(
 CREATE INDEX sessions_by_idle ON sessions (updated_at_us);
 )sql",
+    // 3: API keys, quota counters and daily usage (PostgreSQL schema 2).
+    R"sql(
+CREATE TABLE api_keys (
+  -- The public part of chatd_<id>_<secret>.
+  id                  TEXT    NOT NULL PRIMARY KEY,
+  tenant              TEXT    NOT NULL,
+  name                TEXT    NOT NULL,
+  -- Lowercase hex SHA-256 of the secret; the key itself is never stored.
+  secret_hash         TEXT    NOT NULL,
+  created_at_us       INTEGER NOT NULL,
+  -- NULL: never expires; not revoked.
+  expires_at_us       INTEGER,
+  revoked_at_us       INTEGER,
+  -- KeyLimits; 0 (or '') means no limit of that kind.
+  requests_per_minute INTEGER NOT NULL,
+  tokens_per_minute   INTEGER NOT NULL,
+  max_streams         INTEGER NOT NULL,
+  max_tokens          INTEGER NOT NULL,
+  -- Model names joined with newlines (see key_columns.h).
+  allowed_models      TEXT    NOT NULL,
+  budget_tokens       INTEGER NOT NULL,
+  budget_period       TEXT    NOT NULL
+    CHECK (budget_period IN ('', 'day', 'month'))
+);
+
+-- ListKeys of one tenant reads this index in listing order.
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at_us, id);
+
+-- One fixed window of one limit ("rpm/KEY_ID" from a minute's start).
+CREATE TABLE quota_counters (
+  scope           TEXT    NOT NULL,
+  window_start_us INTEGER NOT NULL,
+  used            INTEGER NOT NULL,
+  PRIMARY KEY (scope, window_start_us)
+);
+
+-- DeleteCountersBefore deletes by window across every scope.
+CREATE INDEX quota_counters_by_window ON quota_counters (window_start_us);
+
+CREATE TABLE usage_daily (
+  tenant        TEXT    NOT NULL,
+  -- '' for anonymous calls.
+  key_id        TEXT    NOT NULL,
+  -- Midnight UTC, whole seconds.
+  day_us        INTEGER NOT NULL,
+  calls         INTEGER NOT NULL,
+  input_tokens  INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  PRIMARY KEY (tenant, key_id, day_us)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -136,8 +188,20 @@ enum class Sql {
   kListAfter,
   kStats,
   kDeleteIdle,
+  kInsertKey,
+  kGetKey,
+  kListKeys,
+  kListTenantKeys,
+  kRevokeKey,
+  kHasActiveKeys,
+  kChargeCounter,
+  kReadCounter,
+  kAdjustCounter,
+  kDeleteCounters,
+  kAddUsage,
+  kGetUsage,
 };
-constexpr size_t kSqlCount = static_cast<size_t>(Sql::kDeleteIdle) + 1;
+constexpr size_t kSqlCount = static_cast<size_t>(Sql::kGetUsage) + 1;
 
 const char* SqlText(Sql id) {
   switch (id) {
@@ -233,6 +297,91 @@ const char* SqlText(Sql id) {
     // A range on sessions_by_idle; ON DELETE CASCADE takes the messages.
     case Sql::kDeleteIdle:
       return "DELETE FROM sessions WHERE updated_at_us < ?1";
+    // DO NOTHING rather than a constraint error: a taken id is an answer
+    // (kAlreadyExists), told apart by the change count.
+    case Sql::kInsertKey:
+      return "INSERT INTO api_keys (id, tenant, name, secret_hash, "
+             "created_at_us, expires_at_us, revoked_at_us, "
+             "requests_per_minute, tokens_per_minute, max_streams, "
+             "max_tokens, allowed_models, budget_tokens, budget_period) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+             "?13, ?14) ON CONFLICT (id) DO NOTHING";
+    // The three key reads select the columns in the order ReadKey() takes.
+    case Sql::kGetKey:
+      return "SELECT id, tenant, name, secret_hash, created_at_us, "
+             "expires_at_us, "
+             "revoked_at_us, requests_per_minute, tokens_per_minute, "
+             "max_streams, max_tokens, allowed_models, budget_tokens, "
+             "budget_period FROM api_keys "
+             "WHERE id = ?1";
+    case Sql::kListKeys:
+      return "SELECT id, tenant, name, secret_hash, created_at_us, "
+             "expires_at_us, "
+             "revoked_at_us, requests_per_minute, tokens_per_minute, "
+             "max_streams, max_tokens, allowed_models, budget_tokens, "
+             "budget_period FROM api_keys "
+             "ORDER BY created_at_us, id";
+    case Sql::kListTenantKeys:
+      return "SELECT id, tenant, name, secret_hash, created_at_us, "
+             "expires_at_us, "
+             "revoked_at_us, requests_per_minute, tokens_per_minute, "
+             "max_streams, max_tokens, allowed_models, budget_tokens, "
+             "budget_period FROM api_keys "
+             "WHERE tenant = ?1 ORDER BY created_at_us, id";
+    // COALESCE keeps the first revocation time. The change count includes
+    // a row set to the value it had, so it tells whether the key exists.
+    case Sql::kRevokeKey:
+      return "UPDATE api_keys SET revoked_at_us = COALESCE(revoked_at_us, ?2) "
+             "WHERE id = ?1";
+    case Sql::kHasActiveKeys:
+      return R"sql(
+      SELECT EXISTS (
+        SELECT 1 FROM api_keys
+        WHERE (revoked_at_us IS NULL OR revoked_at_us > ?1)
+          AND (expires_at_us IS NULL OR expires_at_us > ?1)))sql";
+    // Check and add in one statement, under the write lock: no row comes
+    // back when the sum would pass the limit ?4. A new counter takes the
+    // amount ?3 as it is; Charge() never runs this with ?3 > ?4.
+    case Sql::kChargeCounter:
+      return R"sql(
+      INSERT INTO quota_counters (scope, window_start_us, used)
+      VALUES (?1, ?2, ?3)
+      ON CONFLICT (scope, window_start_us) DO UPDATE
+        SET used = used + excluded.used
+        WHERE used + excluded.used <= ?4
+      RETURNING used)sql";
+    case Sql::kReadCounter:
+      return "SELECT used FROM quota_counters "
+             "WHERE scope = ?1 AND window_start_us = ?2";
+    // Two-argument MAX is SQLite's scalar maximum: the floor at 0.
+    case Sql::kAdjustCounter:
+      return R"sql(
+      INSERT INTO quota_counters (scope, window_start_us, used)
+      VALUES (?1, ?2, MAX(0, ?3))
+      ON CONFLICT (scope, window_start_us) DO UPDATE
+        SET used = MAX(0, used + ?3))sql";
+    case Sql::kDeleteCounters:
+      return "DELETE FROM quota_counters WHERE window_start_us < ?1 AND "
+             "substr(scope, 1, length(?2)) = ?2";
+    case Sql::kAddUsage:
+      return R"sql(
+      INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens,
+                               output_tokens)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      ON CONFLICT (tenant, key_id, day_us) DO UPDATE
+        SET calls = calls + excluded.calls,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens)sql";
+    // An empty ?1 or ?2 matches every tenant or key.
+    case Sql::kGetUsage:
+      return R"sql(
+      SELECT tenant, key_id, SUM(calls), SUM(input_tokens),
+             SUM(output_tokens)
+      FROM usage_daily
+      WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR key_id = ?2)
+        AND day_us >= ?3 AND day_us < ?4
+      GROUP BY tenant, key_id
+      ORDER BY tenant, key_id)sql";
   }
   return "";  // Unreachable: the switch names every Sql.
 }
@@ -296,6 +445,9 @@ class Statement {
   }
   Statement& Bind(int index, int64_t value) {
     return Check(sqlite3_bind_int64(stmt_, index, value));
+  }
+  Statement& BindNull(int index) {
+    return Check(sqlite3_bind_null(stmt_, index));
   }
 
   // Advances to the next row: true if there is one, false when done.
@@ -551,6 +703,72 @@ absl::StatusOr<std::optional<int64_t>> ReadTurnCount(Connection& connection,
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<int64_t>();
   return std::optional<int64_t>(select->Int64(0));
+}
+
+// A time that may be InfiniteFuture ("never"), kept as NULL.
+void BindOptionalTime(Statement& stmt, int index, absl::Time t) {
+  if (t == absl::InfiniteFuture()) {
+    stmt.BindNull(index);
+  } else {
+    stmt.Bind(index, ToMicros(t));
+  }
+}
+
+absl::Time OptionalTimeAt(const Statement& row, int column) {
+  return row.IsNull(column) ? absl::InfiniteFuture()
+                            : FromMicros(row.Int64(column));
+}
+
+// Usage days are kept, and compared, at whole seconds, as the memory store
+// keeps them; stored in microseconds like every other time.
+int64_t WholeSecondMicros(absl::Time t) {
+  return ToMicros(absl::FromUnixSeconds(absl::ToUnixSeconds(t)));
+}
+
+// The current row of kGetKey, kListKeys or kListTenantKeys.
+absl::StatusOr<ApiKey> ReadKey(const Statement& row) {
+  ApiKey key;
+  key.id = row.Text(0);
+  key.tenant = row.Text(1);
+  key.name = row.Text(2);
+  key.secret_hash = row.Text(3);
+  key.created_at = FromMicros(row.Int64(4));
+  key.expires_at = OptionalTimeAt(row, 5);
+  key.revoked_at = OptionalTimeAt(row, 6);
+  key.limits.requests_per_minute = row.Int64(7);
+  key.limits.tokens_per_minute = row.Int64(8);
+  key.limits.max_streams = row.Int64(9);
+  key.limits.max_tokens = row.Int64(10);
+  key.limits.allowed_models = SplitModels(row.Text(11));
+  key.limits.budget_tokens = row.Int64(12);
+  absl::StatusOr<BudgetPeriod> period = ParseBudgetPeriod(row.Text(13));
+  if (!period.ok()) return period.status();
+  key.limits.budget_period = *period;
+  return key;
+}
+
+// Reads every row of a key query.
+absl::StatusOr<std::vector<ApiKey>> ReadKeys(Statement& stmt) {
+  std::vector<ApiKey> keys;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return keys;
+    absl::StatusOr<ApiKey> key = ReadKey(stmt);
+    if (!key.ok()) return key.status();
+    keys.push_back(*std::move(key));
+  }
+}
+
+// The counter's value, 0 if it has no row.
+absl::StatusOr<int64_t> ReadCounter(Connection& connection,
+                                    const QuotaCounter& counter) {
+  absl::StatusOr<Statement> stmt = connection.Prepare(Sql::kReadCounter);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, counter.scope).Bind(2, ToMicros(counter.window_start));
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt->Int64(0) : 0;
 }
 
 }  // namespace
@@ -932,6 +1150,184 @@ absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
   stmt->Bind(1, ToMicros(cutoff));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
   return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+}
+
+absl::Status SqliteConversationStore::CreateKey(const ApiKey& key) {
+  if (absl::Status s = ValidateApiKey(key); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kInsertKey);
+  if (!stmt.ok()) return stmt.status();
+  const KeyLimits& limits = key.limits;
+  stmt->Bind(1, key.id)
+      .Bind(2, key.tenant)
+      .Bind(3, key.name)
+      .Bind(4, key.secret_hash)
+      .Bind(5, ToMicros(key.created_at));
+  BindOptionalTime(*stmt, 6, key.expires_at);
+  BindOptionalTime(*stmt, 7, key.revoked_at);
+  stmt->Bind(8, limits.requests_per_minute)
+      .Bind(9, limits.tokens_per_minute)
+      .Bind(10, limits.max_streams)
+      .Bind(11, limits.max_tokens)
+      .Bind(12, JoinModels(limits.allowed_models))
+      .Bind(13, limits.budget_tokens)
+      .Bind(14, BudgetPeriodName(limits.budget_period));
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(writer_->db()) == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("key ", key.id, " already exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ApiKey> SqliteConversationStore::GetKey(absl::string_view id) {
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(Sql::kGetKey);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, id);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat("key ", id, " not found"));
+  return ReadKey(*stmt);
+}
+
+absl::StatusOr<std::vector<ApiKey>> SqliteConversationStore::ListKeys(
+    absl::string_view tenant) {
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(
+      tenant.empty() ? Sql::kListKeys : Sql::kListTenantKeys);
+  if (!stmt.ok()) return stmt.status();
+  if (!tenant.empty()) stmt->Bind(1, tenant);
+  return ReadKeys(*stmt);
+}
+
+absl::StatusOr<bool> SqliteConversationStore::RevokeKey(absl::string_view id,
+                                                        absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kRevokeKey);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, id).Bind(2, ToMicros(now));
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return sqlite3_changes(writer_->db()) > 0;
+}
+
+absl::StatusOr<bool> SqliteConversationStore::HasActiveKeys(absl::Time now) {
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt =
+      reader.connection().Prepare(Sql::kHasActiveKeys);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, ToMicros(now));
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("sqlite: EXISTS returned no row");
+  return stmt->Int64(0) != 0;
+}
+
+absl::StatusOr<QuotaCharge> SqliteConversationStore::Charge(
+    const QuotaCounter& counter, int64_t amount, int64_t limit) {
+  if (amount < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("quota charge must be >= 0, got ", amount));
+  }
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  // BEGIN IMMEDIATE: the check, the add and the read of a refused charge
+  // all happen under the write lock, which other processes wait for.
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  QuotaCharge charge;
+  // More than the limit on its own is refused without writing a row.
+  if (amount <= limit) {
+    // Scoped: the statement must be reset before COMMIT.
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kChargeCounter);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, counter.scope)
+        .Bind(2, ToMicros(counter.window_start))
+        .Bind(3, amount)
+        .Bind(4, limit);
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (*row) charge = QuotaCharge{true, stmt->Int64(0)};
+  }
+  if (!charge.accepted) {
+    absl::StatusOr<int64_t> used = ReadCounter(db, counter);
+    if (!used.ok()) return used.status();
+    charge.used = *used;
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return charge;
+}
+
+absl::Status SqliteConversationStore::Adjust(const QuotaCounter& counter,
+                                             int64_t delta) {
+  absl::MutexLock lock(&mu_);
+  // One statement, one transaction.
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kAdjustCounter);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, counter.scope)
+      .Bind(2, ToMicros(counter.window_start))
+      .Bind(3, delta);
+  return stmt->Run();
+}
+
+absl::StatusOr<int64_t> SqliteConversationStore::Read(
+    const QuotaCounter& counter) {
+  Reader reader = AcquireReader();
+  return ReadCounter(reader.connection(), counter);
+}
+
+absl::StatusOr<int64_t> SqliteConversationStore::DeleteCountersBefore(
+    absl::string_view scope_prefix, absl::Time cutoff) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteCounters);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, ToMicros(cutoff));
+  stmt->Bind(2, scope_prefix);
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+}
+
+absl::Status SqliteConversationStore::AddUsage(
+    const std::vector<UsageDelta>& deltas) {
+  if (deltas.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt = db.Prepare(Sql::kAddUsage);
+  if (!stmt.ok()) return stmt.status();
+  for (const UsageDelta& delta : deltas) {
+    stmt->Reset();
+    stmt->Bind(1, delta.tenant)
+        .Bind(2, delta.key_id)
+        .Bind(3, WholeSecondMicros(delta.day))
+        .Bind(4, delta.calls)
+        .Bind(5, delta.input_tokens)
+        .Bind(6, delta.output_tokens);
+    if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  }
+  stmt->Reset();
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<UsageTotals>> SqliteConversationStore::GetUsage(
+    absl::string_view tenant, absl::string_view key_id, absl::Time since,
+    absl::Time until) {
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(Sql::kGetUsage);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, tenant)
+      .Bind(2, key_id)
+      .Bind(3, WholeSecondMicros(since))
+      .Bind(4, WholeSecondMicros(until));
+  std::vector<UsageTotals> totals;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return totals;
+    totals.push_back(UsageTotals{stmt->Text(0), stmt->Text(1), stmt->Int64(2),
+                                 stmt->Int64(3), stmt->Int64(4)});
+  }
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(

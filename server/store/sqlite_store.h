@@ -2,6 +2,7 @@
 #define CHAT_SERVER_STORE_SQLITE_STORE_H_
 
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -13,7 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
-#include "server/store/memory_key_quota_store.h"
+#include "server/store/key_store.h"
+#include "server/store/quota_store.h"
 
 namespace chat::store {
 
@@ -27,7 +29,7 @@ class Connection;
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 2;
+inline constexpr int kSqliteSchemaVersion = 3;
 
 // A ConversationStore in a SQLite database file.
 //
@@ -50,10 +52,19 @@ inline constexpr int kSqliteSchemaVersion = 2;
 // connection prepares a statement the first time it runs it and keeps it
 // until the store closes.
 //
+// Keys and counters: keys() and quotas() are this object, on the same
+// connections. Their writes run on the writer connection under mu_ (each one
+// statement or one BEGIN IMMEDIATE transaction), outside the turn queue;
+// their reads use the read-only connections. Every process that opens the
+// file shares them, and a quota charge is atomic across those processes: it
+// checks and adds under SQLite's write lock.
+//
 // Thread-safe. Other processes may open the same file; writers take the
 // write lock up front (BEGIN IMMEDIATE) and wait for it up to a busy timeout,
 // after which the call fails with kUnavailable.
-class SqliteConversationStore final : public ConversationStore {
+class SqliteConversationStore final : public ConversationStore,
+                                      private KeyStore,
+                                      private QuotaStore {
  public:
   // Opens (creating if absent) the database at `path`, creating its parent
   // directory if needed, and migrates its schema to kSqliteSchemaVersion.
@@ -79,13 +90,31 @@ class SqliteConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
-  KeyStore& keys() override { return keys_; }
-  QuotaStore& quotas() override { return quotas_; }
+  KeyStore& keys() override { return *this; }
+  QuotaStore& quotas() override { return *this; }
 
  private:
-  // Placeholder until the keys and counters move into the database.
-  MemoryKeyStore keys_;
-  MemoryQuotaStore quotas_;
+  // KeyStore, reached through keys().
+  absl::Status CreateKey(const ApiKey& key) override;
+  absl::StatusOr<ApiKey> GetKey(absl::string_view id) override;
+  absl::StatusOr<std::vector<ApiKey>> ListKeys(
+      absl::string_view tenant) override;
+  absl::StatusOr<bool> RevokeKey(absl::string_view id, absl::Time now) override;
+  absl::StatusOr<bool> HasActiveKeys(absl::Time now) override;
+
+  // QuotaStore, reached through quotas().
+  absl::StatusOr<QuotaCharge> Charge(const QuotaCounter& counter,
+                                     int64_t amount, int64_t limit) override;
+  absl::Status Adjust(const QuotaCounter& counter, int64_t delta) override;
+  absl::StatusOr<int64_t> Read(const QuotaCounter& counter) override;
+  absl::StatusOr<int64_t> DeleteCountersBefore(absl::string_view scope_prefix,
+                                               absl::Time cutoff) override;
+  absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<std::vector<UsageTotals>> GetUsage(absl::string_view tenant,
+                                                    absl::string_view key_id,
+                                                    absl::Time since,
+                                                    absl::Time until) override;
+
   // One queued AppendTurn call.
   struct Writer {
     Writer(const SessionKey* key, int expected_turn_count,

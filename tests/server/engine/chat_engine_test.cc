@@ -7,6 +7,7 @@
 #include "server/engine/chat_engine.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -378,6 +379,171 @@ TEST_F(ContextWindowTest, ReportedOutputTokensCountInsteadOfBytes) {
   // 2 bytes.
   EXPECT_EQ(second->truncated_turns, 1);
   EXPECT_EQ(provider_.requests()[1].messages.size(), 1u);
+}
+
+// A key's limits, enforced by the engine before the provider is called.
+class KeyLimitsTest : public ChatEngineTest {
+ protected:
+  static ChatTurnRequest KeyRequest(std::string session, std::string message,
+                                    store::KeyLimits limits) {
+    ChatTurnRequest request = Request(std::move(session), std::move(message));
+    request.tenant = "acme";
+    request.key_id = "key1";
+    request.key_limits = std::move(limits);
+    return request;
+  }
+};
+
+// Records the rate-limit standing the engine reports before the answer.
+class AdmissionObserver final : public TurnObserver {
+ public:
+  void OnAdmitted(const RateLimitStatus& status) override {
+    absl::MutexLock lock(&mu_);
+    admitted_ = status;
+    deltas_before_admission_ = deltas_;
+  }
+  void OnDelta(absl::string_view /*text*/) override {
+    absl::MutexLock lock(&mu_);
+    ++deltas_;
+  }
+  void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
+    {
+      absl::MutexLock lock(&mu_);
+      result_ = std::move(result);
+    }
+    done_.Notify();
+  }
+  absl::StatusOr<ChatTurnResult> Wait() {
+    done_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+  std::optional<RateLimitStatus> admitted() {
+    absl::MutexLock lock(&mu_);
+    return admitted_;
+  }
+  int deltas_before_admission() {
+    absl::MutexLock lock(&mu_);
+    return deltas_before_admission_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::optional<RateLimitStatus> admitted_ ABSL_GUARDED_BY(mu_);
+  int deltas_ ABSL_GUARDED_BY(mu_) = 0;
+  int deltas_before_admission_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::StatusOr<ChatTurnResult> result_ ABSL_GUARDED_BY(mu_) =
+      absl::UnknownError("not completed");
+  absl::Notification done_;
+};
+
+TEST_F(KeyLimitsTest, ABudgetRefusesBeforeTheProviderIsCalled) {
+  store::KeyLimits limits;
+  limits.budget_tokens = 1100;
+  limits.budget_period = store::BudgetPeriod::kDay;
+  ChatTurnRequest first = KeyRequest("s1", "Hi", limits);
+  first.max_tokens = 1000;
+  ASSERT_THAT(RunTurn(first), IsOk());
+  // The reservation (prompt + max_tokens) became the reported usage: 10 in,
+  // 2 out. A turn that may need 1,100 more is refused; the provider never
+  // sees it and nothing is stored.
+  ChatTurnRequest second = KeyRequest("s1", "Again", limits);
+  second.max_tokens = 1090;
+  EXPECT_THAT(
+      RunTurn(second),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               HasSubstr("budget is 1100 tokens per day, 12 are used")));
+  EXPECT_EQ(provider_.requests().size(), 1u);
+  absl::StatusOr<std::vector<store::StoredMessage>> history =
+      store_.LoadHistory({"acme", "s1"});
+  ASSERT_THAT(history, IsOk());
+  EXPECT_EQ(history->size(), 2u);
+}
+
+TEST_F(KeyLimitsTest, TheReservedMaxTokensIsSentToTheProvider) {
+  store::KeyLimits limits;
+  limits.tokens_per_minute = 100000;
+  ASSERT_THAT(RunTurn(KeyRequest("s1", "Hi", limits)), IsOk());
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].max_tokens, engine_.options().default_max_tokens);
+}
+
+TEST_F(KeyLimitsTest, TheStandingIsReportedBeforeTheFirstDelta) {
+  store::KeyLimits limits;
+  limits.requests_per_minute = 5;
+  AdmissionObserver observer;
+  ASSERT_THAT(engine_.StartTurn(KeyRequest("s1", "Hi", limits), &observer),
+              IsOk());
+  ASSERT_THAT(observer.Wait(), IsOk());
+  std::optional<RateLimitStatus> admitted = observer.admitted();
+  ASSERT_TRUE(admitted.has_value());
+  EXPECT_EQ(admitted->limit_requests, 5);
+  EXPECT_EQ(admitted->remaining_requests, 4);
+  EXPECT_EQ(observer.deltas_before_admission(), 0);
+}
+
+TEST_F(KeyLimitsTest, RequestsPerMinuteRefusesTheTurnAfterTheLimit) {
+  store::KeyLimits limits;
+  limits.requests_per_minute = 2;
+  ASSERT_THAT(RunTurn(KeyRequest("s1", "one", limits)), IsOk());
+  ASSERT_THAT(RunTurn(KeyRequest("s2", "two", limits)), IsOk());
+  absl::StatusOr<ChatTurnResult> third =
+      RunTurn(KeyRequest("s3", "three", limits));
+  // Unless the minute turned between the calls, which a retry sees.
+  if (!third.ok()) {
+    EXPECT_THAT(third, StatusIs(absl::StatusCode::kResourceExhausted,
+                                HasSubstr("2 requests per minute")));
+    EXPECT_TRUE(RetryAfterOf(third.status()).has_value());
+    EXPECT_EQ(provider_.requests().size(), 2u);
+  }
+}
+
+TEST_F(KeyLimitsTest, StreamsBeyondTheKeysLimitAreRefusedUntilOneEnds) {
+  store::KeyLimits limits;
+  limits.max_streams = 1;
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  ChatTurnRequest stream = KeyRequest("s1", "Hi", limits);
+  stream.streamed = true;
+  RecordingObserver first;
+  ASSERT_THAT(engine_.StartTurn(stream, &first), IsOk());
+  RecordingObserver second;
+  ChatTurnRequest other = stream;
+  other.session_id = "s2";
+  EXPECT_THAT(
+      engine_.StartTurn(other, &second),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("max_streams")));
+  // A unary call is not a stream.
+  provider_.Release();
+  ChatTurnRequest unary = other;
+  unary.streamed = false;
+  ASSERT_THAT(RunTurn(unary), IsOk());
+  ASSERT_THAT(first.Wait(), IsOk());
+  RecordingObserver third;
+  ASSERT_THAT(engine_.StartTurn(other, &third), IsOk());
+  EXPECT_THAT(third.Wait(), IsOk());
+}
+
+TEST_F(KeyLimitsTest, UsageIsRecordedPerTenantAndKey) {
+  ASSERT_THAT(RunTurn(KeyRequest("s1", "one", {})), IsOk());
+  ASSERT_THAT(RunTurn(KeyRequest("s1", "two", {})), IsOk());
+  ASSERT_THAT(RunTurn(Request("s9", "anonymous")), IsOk());
+  engine_.FlushUsage();
+  absl::StatusOr<std::vector<store::UsageTotals>> usage =
+      store_.quotas().GetUsage("", "", absl::Now() - absl::Hours(48),
+                               absl::Now() + absl::Hours(48));
+  ASSERT_THAT(usage, IsOk());
+  ASSERT_EQ(usage->size(), 2u);
+  EXPECT_EQ((*usage)[0].tenant, "acme");
+  EXPECT_EQ((*usage)[0].key_id, "key1");
+  EXPECT_EQ((*usage)[0].calls, 2);
+  EXPECT_EQ((*usage)[0].input_tokens, 20);
+  EXPECT_EQ((*usage)[0].output_tokens, 4);
+  EXPECT_EQ((*usage)[1].tenant, "default");
+  EXPECT_EQ((*usage)[1].key_id, "");
+  EXPECT_EQ((*usage)[1].calls, 1);
 }
 
 }  // namespace

@@ -264,7 +264,9 @@ class SchemaTest : public ::testing::Test {
 // there; also shows the comparison below has something to compare.
 TEST_F(SchemaTest, SqliteCatalogueReadsAsExpected) {
   const Catalogue sqlite = SqliteCatalogue();
-  EXPECT_THAT(sqlite.tables, ElementsAre("messages", "sessions"));
+  EXPECT_THAT(sqlite.tables,
+              ElementsAre("api_keys", "messages", "quota_counters", "sessions",
+                          "usage_daily"));
   EXPECT_THAT(sqlite.columns,
               Contains(Pair("sessions.updated_at_us", "integer not null")));
   EXPECT_THAT(sqlite.columns, Contains(Pair("messages.model", "text null")));
@@ -275,6 +277,16 @@ TEST_F(SchemaTest, SqliteCatalogueReadsAsExpected) {
                             "(tenant, updated_at_us DESC, session_id)")));
   EXPECT_THAT(sqlite.indexes,
               Contains(Pair("sessions.sessions_by_idle", "(updated_at_us)")));
+  // Schema 3: keys, counters and usage. "Never" is NULL.
+  EXPECT_THAT(sqlite.columns,
+              Contains(Pair("api_keys.expires_at_us", "integer null")));
+  EXPECT_THAT(sqlite.columns,
+              Contains(Pair("api_keys.allowed_models", "text not null")));
+  EXPECT_THAT(sqlite.indexes, Contains(Pair("api_keys.(primary key)", "(id)")));
+  EXPECT_THAT(sqlite.indexes, Contains(Pair("quota_counters.(primary key)",
+                                            "(scope, window_start_us)")));
+  EXPECT_THAT(sqlite.indexes, Contains(Pair("usage_daily.(primary key)",
+                                            "(tenant, key_id, day_us)")));
 }
 
 TEST_F(SchemaTest, SqliteAndPostgresSchemasMatch) {

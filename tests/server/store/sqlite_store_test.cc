@@ -312,7 +312,8 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
             absl::StrCat(kSqliteSchemaVersion));
   EXPECT_THAT(raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
                          "ORDER BY name"),
-              ::testing::ElementsAre("messages", "sessions"));
+              ::testing::ElementsAre("api_keys", "messages", "quota_counters",
+                                     "sessions", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
@@ -334,12 +335,16 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "2");
-  EXPECT_EQ(kSqliteSchemaVersion, 2);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "3");
+  EXPECT_EQ(kSqliteSchemaVersion, 3);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
               ElementsAre("updated_at_us"));
+  // Schema 3: the key, counter and usage tables, empty.
+  EXPECT_EQ(raw.Value("SELECT COUNT(*) FROM api_keys"), "0");
+  EXPECT_EQ(raw.Value("SELECT COUNT(*) FROM quota_counters"), "0");
+  EXPECT_EQ(raw.Value("SELECT COUNT(*) FROM usage_daily"), "0");
   // The rows written before are still there and usable.
   absl::StatusOr<std::vector<StoredMessage>> history =
       store->LoadHistory({"acme", "old"});

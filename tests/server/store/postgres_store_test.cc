@@ -1,0 +1,161 @@
+// PostgreSQL-specific behaviour of PostgresConversationStore; the contract
+// itself is tested in conversation_store_test, key_store_test and
+// quota_store_test. Here: a database written by an older build (schema
+// version 1, before keys and counters) is migrated in place, keeping its
+// rows. Needs CHAT_TEST_POSTGRES_DSN (a fresh schema per test); skipped
+// without it, or failed under CHAT_TEST_REQUIRE_POSTGRES=1.
+
+#include "server/store/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/postgres_test_db.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/store_turns.h"
+
+namespace chat::store {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::kT0;
+using ::chat::testing::MakeTurn;
+using ::testing::SizeIs;
+
+// What a schema-1 build created, as it shipped (postgres_store.cc,
+// kMigrations[0]), and recorded.
+constexpr char kSchemaVersion1[] = R"sql(
+CREATE TABLE chatd_schema (version INTEGER NOT NULL);
+INSERT INTO chatd_schema VALUES (1);
+CREATE TABLE sessions (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  system_prompt TEXT    NOT NULL,
+  created_at_us BIGINT  NOT NULL,
+  updated_at_us BIGINT  NOT NULL,
+  turn_count    INTEGER NOT NULL,
+  input_tokens  BIGINT  NOT NULL,
+  output_tokens BIGINT  NOT NULL,
+  PRIMARY KEY (tenant, session_id)
+);
+CREATE INDEX sessions_by_recency
+  ON sessions (tenant, updated_at_us DESC, session_id);
+CREATE INDEX sessions_by_idle ON sessions (updated_at_us);
+CREATE TABLE messages (
+  tenant        TEXT    NOT NULL,
+  session_id    TEXT    NOT NULL,
+  seq           INTEGER NOT NULL,
+  role          TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+  content       BYTEA   NOT NULL,
+  created_at_us BIGINT  NOT NULL,
+  model         TEXT,
+  stop_reason   TEXT,
+  input_tokens  BIGINT,
+  output_tokens BIGINT,
+  PRIMARY KEY (tenant, session_id, seq),
+  FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, session_id)
+    ON DELETE CASCADE
+);
+INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 1, 3, 4);
+INSERT INTO messages VALUES ('acme', 'old', 0, 'user', '\x71', 1,
+                             NULL, NULL, NULL, NULL);
+INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant', '\x61', 1,
+                             'm', 'end', 3, 4);
+)sql";
+
+struct ConnCloser {
+  void operator()(PGconn* conn) const { PQfinish(conn); }
+};
+struct ResultCloser {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+
+// The first column of every row of `sql`.
+std::vector<std::string> Column(PGconn* conn, const char* sql) {
+  std::unique_ptr<PGresult, ResultCloser> result(PQexec(conn, sql));
+  EXPECT_EQ(PQresultStatus(result.get()), PGRES_TUPLES_OK)
+      << sql << ": " << PQerrorMessage(conn);
+  std::vector<std::string> values;
+  for (int r = 0; r < PQntuples(result.get()); ++r) {
+    values.emplace_back(PQgetvalue(result.get(), r, 0));
+  }
+  return values;
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::chat::testing::PostgresTestDsn().empty()) {
+      if (::chat::testing::PostgresRequired()) {
+        GTEST_FAIL() << "CHAT_TEST_REQUIRE_POSTGRES=1 but "
+                        "CHAT_TEST_POSTGRES_DSN is unset";
+      }
+      GTEST_SKIP() << "set CHAT_TEST_POSTGRES_DSN to run against PostgreSQL";
+    }
+    absl::StatusOr<std::string> conninfo =
+        ::chat::testing::MakeFreshPostgresSchema();
+    ASSERT_THAT(conninfo, IsOk());
+    conninfo_ = *conninfo;
+    conn_.reset(PQconnectdb(conninfo_.c_str()));
+    ASSERT_EQ(PQstatus(conn_.get()), CONNECTION_OK)
+        << PQerrorMessage(conn_.get());
+  }
+
+  std::string conninfo_;
+  std::unique_ptr<PGconn, ConnCloser> conn_;
+};
+
+TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
+  {
+    std::unique_ptr<PGresult, ResultCloser> created(
+        PQexec(conn_.get(), kSchemaVersion1));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK)
+        << PQerrorMessage(conn_.get());
+  }
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo_);
+  ASSERT_THAT(store, IsOk());
+
+  EXPECT_EQ(kPostgresSchemaVersion, 2);
+  EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
+              ::testing::ElementsAre("2"));
+  EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
+              ::testing::ElementsAre("0"));
+  EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM quota_counters"),
+              ::testing::ElementsAre("0"));
+  EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM usage_daily"),
+              ::testing::ElementsAre("0"));
+  // The rows written before are still there and usable, and the new tables
+  // work.
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      (*store)->LoadHistory({"acme", "old"});
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(*history, SizeIs(2));
+  EXPECT_THAT(
+      (*store)->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
+      IsOk());
+  ApiKey key;
+  key.id = "k1";
+  key.tenant = "acme";
+  key.created_at = kT0;
+  EXPECT_THAT((*store)->keys().CreateKey(key), IsOk());
+  EXPECT_THAT((*store)->quotas().Charge({"rpm/k1", kT0}, 1, 1), IsOk());
+
+  // Opening an up-to-date database again changes nothing.
+  store->reset();
+  ASSERT_THAT(PostgresConversationStore::Open(conninfo_), IsOk());
+  EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
+              ::testing::ElementsAre("2"));
+  EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
+              ::testing::ElementsAre("1"));
+}
+
+}  // namespace
+}  // namespace chat::store
