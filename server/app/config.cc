@@ -1,11 +1,16 @@
 #include "server/app/config.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
+#include "server/service/authenticator.h"
 
 // Each numeric flag's help states the range ServerConfigFromFlags accepts;
 // keep the two in step.
@@ -92,6 +97,17 @@ ABSL_FLAG(int64_t, max_context_tokens, 100000,
           "left out of the prompt to fit (never out of the store); 0 means "
           "no limit; at most 1000000000. Env: CHAT_MAX_CONTEXT_TOKENS.");
 
+ABSL_FLAG(std::string, admin_key_file, "",
+          "File holding the admin key that AdminService calls must present "
+          "(trailing whitespace is ignored; at least 24 characters). "
+          "CHAT_ADMIN_KEY may hold the key itself instead; the file wins. "
+          "Env: CHAT_ADMIN_KEY_FILE.");
+ABSL_FLAG(bool, allow_anonymous, false,
+          "Serve calls that carry no API key, from any host, as tenant "
+          "'default'. Without it, such calls are served only while the store "
+          "holds no active key and both the listener and the caller are on "
+          "loopback. Env: CHAT_ALLOW_ANONYMOUS.");
+
 namespace chat {
 namespace {
 
@@ -105,6 +121,40 @@ constexpr int kMaxTurnsPerSessionLimit = 1000000;
 constexpr int kMaxTokensLimit = 1000000;
 constexpr int kMaxProviderRetries = 10;
 constexpr int64_t kMaxContextTokensLimit = 1000000000;
+
+// Reads the admin key from --admin_key_file, else CHAT_ADMIN_KEY, trimming
+// trailing whitespace (a file's final newline). Errors never quote the key.
+absl::Status ReadAdminKey(std::string* admin_key) {
+  const std::string path = absl::GetFlag(FLAGS_admin_key_file);
+  std::string source;
+  if (!path.empty()) {
+    std::ifstream file(path, std::ios::binary);
+    std::ostringstream contents;
+    if (file) contents << file.rdbuf();
+    if (!file || file.bad()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--admin_key_file cannot be read: '", path, "'"));
+    }
+    *admin_key = contents.str();
+    source = "--admin_key_file";
+  } else if (const char* value = std::getenv(kAdminKeyVariable);
+             value != nullptr && value[0] != '\0') {
+    *admin_key = value;
+    source = absl::StrCat(kAdminKeyVariable, " (or --admin_key_file)");
+  } else {
+    admin_key->clear();
+    return absl::OkStatus();
+  }
+  admin_key->erase(absl::StripTrailingAsciiWhitespace(*admin_key).size());
+  if (admin_key->size() < kMinAdminKeyLength) {
+    const size_t length = admin_key->size();
+    admin_key->clear();
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, " must hold an admin key of at least ",
+                     kMinAdminKeyLength, " characters; got ", length));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -133,6 +183,8 @@ const std::vector<std::string>& ServerFlagNames() {
       "idle_timeout",
       "max_context_tokens",
       "provider_ca_file",
+      "admin_key_file",
+      "allow_anonymous",
   };
   return *kNames;
 }
@@ -228,8 +280,31 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   errors.Check(CheckIntInRange("max_context_tokens", engine.max_context_tokens,
                                0, kMaxContextTokensLimit));
 
+  config.allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  if (absl::StatusOr<HostPort> listen = ParseHostPort("listen", config.listen);
+      listen.ok()) {
+    config.listener_is_loopback = IsLoopbackHost(listen->host);
+  }
+  errors.Check(ReadAdminKey(&config.admin_key));
+
   if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
   return config;
+}
+
+absl::Status CheckSafeDefault(const ServerConfig& config,
+                              bool has_active_keys) {
+  if (config.listener_is_loopback || config.allow_anonymous ||
+      !config.admin_key.empty() || has_active_keys) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing to listen on ", config.listen,
+      " (not loopback) with no authentication: the store holds no active API "
+      "key and no admin key is set. Do one of: create a key with "
+      "'chat-server keys create --tenant=NAME --name=NAME' (same --store); "
+      "set an admin key with --admin_key_file (or CHAT_ADMIN_KEY) and create "
+      "keys through AdminService; or pass --allow_anonymous to serve every "
+      "caller without a key as tenant 'default'"));
 }
 
 absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {

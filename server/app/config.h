@@ -39,6 +39,8 @@ ABSL_DECLARE_FLAG(absl::Duration, first_byte_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, idle_timeout);
 ABSL_DECLARE_FLAG(std::string, provider_ca_file);
 ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
+ABSL_DECLARE_FLAG(std::string, admin_key_file);
+ABSL_DECLARE_FLAG(bool, allow_anonymous);
 
 namespace chat {
 
@@ -63,7 +65,26 @@ struct ServerConfig {
   // 0: sessions are kept forever.
   absl::Duration session_ttl = absl::ZeroDuration();
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // The admin key (from --admin_key_file, else CHAT_ADMIN_KEY); empty: none,
+  // and AdminService answers only GetAuthPolicy.
+  std::string admin_key;
+  // Serve calls without an API key from anywhere, as tenant "default".
+  bool allow_anonymous = false;
+  // --listen names a loopback address (127.x, ::1, localhost).
+  bool listener_is_loopback = false;
 };
+
+// The shortest admin key accepted.
+inline constexpr size_t kMinAdminKeyLength = 24;
+
+// The environment variable holding the admin key itself.
+inline constexpr char kAdminKeyVariable[] = "CHAT_ADMIN_KEY";
+
+// The safe default: a server reachable from other hosts must authenticate.
+// FAILED_PRECONDITION, saying what to do, if `config` listens off loopback
+// with no admin key and no --allow_anonymous while the store holds no active
+// API key (`has_active_keys`).
+absl::Status CheckSafeDefault(const ServerConfig& config, bool has_active_keys);
 
 // Validates the current flag values. INVALID_ARGUMENT naming every bad flag
 // and the range it accepts (with the CHAT_ variable that set it, if

@@ -1,5 +1,7 @@
-// chat-server: serves chat.v1.ChatService (with reflection and health) until
-// SIGINT or SIGTERM, then drains running calls and exits 0.
+// chat-server: serves chat.v1.ChatService and chat.admin.v1.AdminService
+// (with reflection and health) until SIGINT or SIGTERM, then drains running
+// calls and exits 0. `chat-server keys ...` manages API keys on the
+// configured store instead (server/app/keys_command.h).
 
 #include <signal.h>
 
@@ -17,9 +19,12 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "server/app/config.h"
+#include "server/app/keys_command.h"
 #include "server/engine/chat_engine.h"
 #include "server/engine/retention_sweeper.h"
 #include "server/llm/provider_factory.h"
+#include "server/service/admin_service_impl.h"
+#include "server/service/authenticator.h"
 #include "server/service/chat_service_impl.h"
 #include "server/service/health_service.h"
 #include "server/store/conversation_store.h"
@@ -39,6 +44,20 @@ int Run(chat::ServerConfig config) {
     return 1;
   }
 
+  // Blocking is fine here: nothing is served yet.
+  absl::StatusOr<bool> has_active_keys =
+      (*store)->keys().HasActiveKeys(absl::Now());
+  if (!has_active_keys.ok()) {
+    chat::LogError("cannot read API keys: ",
+                   has_active_keys.status().ToString());
+    return 1;
+  }
+  if (absl::Status safe = chat::CheckSafeDefault(config, *has_active_keys);
+      !safe.ok()) {
+    chat::LogError(safe.message());
+    return 2;
+  }
+
   chat::llm::ProviderConfig& provider_config = config.provider;
   chat::llm::ReadProviderEnvironment(&provider_config);
   if (absl::StatusOr<chat::llm::ProviderChoice> choice =
@@ -56,7 +75,16 @@ int Run(chat::ServerConfig config) {
   auto pool = std::make_unique<chat::ThreadPool>(config.store_threads);
   auto engine = std::make_unique<chat::ChatEngine>(
       store->get(), provider->get(), pool.get(), config.engine);
-  chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get());
+  chat::AuthenticatorOptions auth_options;
+  auth_options.allow_anonymous = config.allow_anonymous;
+  auth_options.listener_is_loopback = config.listener_is_loopback;
+  auth_options.admin_key = config.admin_key;
+  auto authenticator = std::make_unique<chat::Authenticator>(
+      &(*store)->keys(), pool.get(), std::move(auth_options));
+  chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get(),
+                                     authenticator.get());
+  chat::AdminServiceImpl admin_service(store->get(), pool.get(),
+                                       authenticator.get());
   chat::HealthService health_service;
   std::unique_ptr<chat::RetentionSweeper> sweeper;
   if (const absl::Duration ttl = config.session_ttl;
@@ -80,6 +108,7 @@ int Run(chat::ServerConfig config) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(
       4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
   builder.RegisterService(&chat_service);
+  builder.RegisterService(&admin_service);
   builder.RegisterService(&health_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -92,7 +121,12 @@ int Run(chat::ServerConfig config) {
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port, " (store ",
                 chat::store::RedactStoreUrl(config.store_url), ", provider ",
-                (*provider)->name(), ")");
+                (*provider)->name(), ", authentication: ",
+                config.allow_anonymous ? "API keys, anonymous allowed"
+                : config.listener_is_loopback
+                    ? "API keys; anonymous on loopback while no key exists"
+                    : "API keys",
+                config.admin_key.empty() ? "" : ", admin key set", ")");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
@@ -108,7 +142,8 @@ int Run(chat::ServerConfig config) {
   sweeper.reset();
   engine.reset();
   provider->reset();
-  pool.reset();
+  pool.reset();  // Runs its last authentication lookups first.
+  authenticator.reset();
   store->reset();
   chat::LogInfo("chat-server stopped");
   return 0;
@@ -118,6 +153,9 @@ int Run(chat::ServerConfig config) {
 
 int main(int argc, char** argv) {
   chat::DisableMutexDeadlockDetection();
+  if (argc > 1 && std::string(argv[1]) == "keys") {
+    return chat::RunKeysCommand(argc, argv);
+  }
   absl::StatusOr<chat::ServerConfig> config =
       chat::ParseServerConfig(argc, argv);
   if (!config.ok()) {

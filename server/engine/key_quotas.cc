@@ -94,10 +94,11 @@ KeyQuotas::KeyQuotas(store::QuotaStore* store) : store_(store) {}
 
 absl::Status KeyQuotas::CheckRequest(const ChatTurnRequest& request) {
   const store::KeyLimits& limits = request.key_limits;
-  if (!limits.allowed_models.empty()) {
-    // A request that names no model gets the server's default, which the
-    // key's list must then name too: "" stands for it.
-    const std::string model = request.model.value_or("");
+  // A request that names no model gets the server's default (--model),
+  // which the operator chose, so every key may use it.
+  if (!limits.allowed_models.empty() && request.model.has_value() &&
+      !request.model->empty()) {
+    const std::string& model = *request.model;
     if (std::find(limits.allowed_models.begin(), limits.allowed_models.end(),
                   model) == limits.allowed_models.end()) {
       return absl::PermissionDeniedError(absl::StrCat(

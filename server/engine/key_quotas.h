@@ -59,7 +59,8 @@ class KeyQuotas {
   // `store` must outlive this.
   explicit KeyQuotas(store::QuotaStore* store);
 
-  // No I/O. kPermissionDenied for a model the key may not use;
+  // No I/O. kPermissionDenied for a model the key may not use (naming no
+  // model, a request gets the server's default, which any key may use);
   // kInvalidArgument for a max_tokens above the key's ceiling.
   static absl::Status CheckRequest(const ChatTurnRequest& request);
 

@@ -18,12 +18,6 @@ namespace {
 using chat::v1::ChatRequest;
 using chat::v1::ChatResponse;
 
-// Authentication will map a caller's API key to its tenant; until then every
-// caller shares one.
-std::string TenantOf(const grpc::CallbackServerContext& /*context*/) {
-  return "default";
-}
-
 // The call's deadline for the engine; gRPC's "none" is a far-off time point.
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   std::chrono::system_clock::time_point deadline = context.deadline();
@@ -34,11 +28,13 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// The engine's request for a Chat or ChatStream call.
+// The engine's request for a Chat or ChatStream call by `caller`.
 template <typename Request>
 ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
-                              const Request& request) {
-  ChatTurnRequest turn = ToTurnRequest(request, TenantOf(context));
+                              const Request& request, const Caller& caller) {
+  ChatTurnRequest turn = ToTurnRequest(request, caller.tenant);
+  turn.key_id = caller.key_id;
+  turn.key_limits = caller.limits;
   turn.deadline = DeadlineOf(context);
   return turn;
 }
@@ -46,22 +42,42 @@ ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
-// Serves one unary Chat. Deletes itself once gRPC has called OnDone and the
-// engine has called OnComplete, whichever comes last.
+// Serves one unary Chat. Start() begins the turn once the caller is known.
+// Deletes itself once gRPC has called OnDone and the engine has called
+// OnComplete (or Start refused the call), whichever comes last.
 class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
                                public TurnObserver {
  public:
   ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
-                   ChatTurnRequest request, ChatResponse* response)
-      : context_(context), response_(response) {
-    absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
-        engine->StartTurn(std::move(request), this);
-    if (!turn.ok()) {
-      FinishWithError(turn.status());
-      Release(/*grpc_side=*/false);
-      return;
+                   ChatResponse* response)
+      : context_(context), engine_(engine), response_(response) {}
+
+  // Starts the turn, or finishes the call with `request`'s error. Called
+  // once, from any thread.
+  void Start(absl::StatusOr<ChatTurnRequest> request) {
+    absl::Status refused;
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) refused = absl::CancelledError("the call was cancelled");
     }
-    turn_ = *std::move(turn);
+    if (refused.ok() && !request.ok()) refused = request.status();
+    if (refused.ok()) {
+      absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+          engine_->StartTurn(*std::move(request), this);
+      if (turn.ok()) {
+        bool cancel;
+        {
+          absl::MutexLock lock(&mu_);
+          turn_ = *turn;
+          cancel = cancelled_;  // OnCancel ran while the turn was starting.
+        }
+        if (cancel) (*turn)->Cancel();
+        return;
+      }
+      refused = turn.status();
+    }
+    FinishWithError(refused);
+    Release(/*grpc_side=*/false);
   }
 
   void OnAdmitted(const RateLimitStatus& status) override {
@@ -84,7 +100,13 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   }
 
   void OnCancel() override {
-    if (turn_ != nullptr) turn_->Cancel();
+    std::shared_ptr<TurnHandle> turn;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      turn = turn_;
+    }
+    if (turn != nullptr) turn->Cancel();
   }
 
   void OnDone() override { Release(/*grpc_side=*/true); }
@@ -108,22 +130,35 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   }
 
   grpc::CallbackServerContext* const context_;
+  ChatEngine* const engine_;
   ChatResponse* const response_;
-  std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
   absl::Mutex mu_;
+  // Set once the engine accepted the turn.
+  std::shared_ptr<TurnHandle> turn_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Runs `work` (store I/O, returning the call's status) on `pool` and finishes
-// the call with its result, so no gRPC thread waits on the store.
+// Authenticates the call, then runs `work(caller)` (store I/O, returning the
+// call's status) on `pool` and finishes the call with its result, so no gRPC
+// thread waits on the store.
 template <typename Work>
 grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
+                                       Authenticator* authenticator,
                                        ThreadPool* pool, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  pool->Schedule([reactor, work = std::move(work)]() mutable {
-    reactor->Finish(ToGrpcStatus(work()));
-  });
+  authenticator->Authenticate(
+      CredentialsOf(*context),
+      [reactor, pool, work = std::move(work)](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) {
+          reactor->Finish(ToGrpcStatus(caller.status()));
+          return;
+        }
+        pool->Schedule([reactor, work, caller = *std::move(caller)]() mutable {
+          reactor->Finish(ToGrpcStatus(work(caller)));
+        });
+      });
   return reactor;
 }
 
@@ -138,8 +173,11 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
                                  store::ConversationStore* store,
-                                 ThreadPool* pool)
-    : engine_(engine), store_(store), pool_(pool) {}
+                                 ThreadPool* pool, Authenticator* authenticator)
+    : engine_(engine),
+      store_(store),
+      pool_(pool),
+      authenticator_(authenticator) {}
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
@@ -153,108 +191,129 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  ChatTurnRequest turn = TurnRequestOf(*context, *request);
-  turn.retry_on_conflict = true;  // Deltas are not shown; a retry is unseen.
-  return new ChatUnaryReactor(context, engine_, std::move(turn), response);
+  auto* reactor = new ChatUnaryReactor(context, engine_, response);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = TurnRequestOf(*context, *request, *caller);
+        turn.retry_on_conflict = true;  // Deltas are not shown; unseen retry.
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
                             const chat::v1::ChatStreamRequest* request) {
-  return new ChatStreamReactor(context, engine_,
-                               TurnRequestOf(*context, *request));
+  auto* reactor = new ChatStreamReactor(context, engine_);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        reactor->Start(TurnRequestOf(*context, *request, *caller));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(
     grpc::CallbackServerContext* context,
     const chat::v1::GetHistoryRequest* request,
     chat::v1::GetHistoryResponse* response) {
-  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  store::SessionKey key{TenantOf(*context), request->session_id()};
-  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
-    absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
-    if (absl::IsNotFound(session.status())) {
-      return absl::NotFoundError(
-          absl::StrCat("session ", key.session_id, " not found"));
-    }
-    if (!session.ok()) return session.status();
-    absl::StatusOr<std::vector<store::StoredMessage>> history =
-        store_->LoadHistory(key);
-    if (!history.ok()) return history.status();
-    response->set_session_id(key.session_id);
-    response->set_turn_count(session->turn_count);
-    response->set_system_prompt(session->system_prompt);
-    response->set_created_at(FormatTimestamp(session->created_at));
-    response->mutable_messages()->Reserve(static_cast<int>(history->size()));
-    for (store::StoredMessage& m : *history) {
-      chat::v1::Message* message = response->add_messages();
-      message->set_role(std::move(m.role));
-      message->set_content(std::move(m.content));
-      message->set_timestamp(FormatTimestamp(m.created_at));
-    }
-    return absl::OkStatus();
-  });
+  return FinishOnPool(
+      context, authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
+        if (absl::IsNotFound(session.status())) {
+          return absl::NotFoundError(
+              absl::StrCat("session ", key.session_id, " not found"));
+        }
+        if (!session.ok()) return session.status();
+        absl::StatusOr<std::vector<store::StoredMessage>> history =
+            store_->LoadHistory(key);
+        if (!history.ok()) return history.status();
+        response->set_session_id(key.session_id);
+        response->set_turn_count(session->turn_count);
+        response->set_system_prompt(session->system_prompt);
+        response->set_created_at(FormatTimestamp(session->created_at));
+        response->mutable_messages()->Reserve(
+            static_cast<int>(history->size()));
+        for (store::StoredMessage& m : *history) {
+          chat::v1::Message* message = response->add_messages();
+          message->set_role(std::move(m.role));
+          message->set_content(std::move(m.content));
+          message->set_timestamp(FormatTimestamp(m.created_at));
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::DeleteSession(
     grpc::CallbackServerContext* context,
     const chat::v1::DeleteSessionRequest* request,
     chat::v1::DeleteSessionResponse* response) {
-  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  store::SessionKey key{TenantOf(*context), request->session_id()};
-  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
-    absl::StatusOr<bool> deleted = store_->DeleteSession(key);
-    if (!deleted.ok()) return deleted.status();
-    response->set_status(*deleted ? "cleared" : "not_found");
-    response->set_session_id(key.session_id);
-    return absl::OkStatus();
-  });
+  return FinishOnPool(
+      context, authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        absl::StatusOr<bool> deleted = store_->DeleteSession(key);
+        if (!deleted.ok()) return deleted.status();
+        response->set_status(*deleted ? "cleared" : "not_found");
+        response->set_session_id(key.session_id);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ResetSession(
     grpc::CallbackServerContext* context,
     const chat::v1::ResetSessionRequest* request,
     chat::v1::ResetSessionResponse* response) {
-  if (absl::Status s = ValidateSessionId(request->session_id()); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  store::SessionKey key{TenantOf(*context), request->session_id()};
-  return FinishOnPool(context, pool_, [this, key, response]() -> absl::Status {
-    absl::StatusOr<int> previous = store_->ResetSession(key, absl::Now());
-    response->set_session_id(key.session_id);
-    if (absl::IsNotFound(previous.status())) {
-      response->set_status("not_found");
-      return absl::OkStatus();
-    }
-    if (!previous.ok()) return previous.status();
-    response->set_status("reset");
-    response->set_previous_turns(*previous);
-    return absl::OkStatus();
-  });
+  return FinishOnPool(
+      context, authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        absl::StatusOr<int> previous = store_->ResetSession(key, absl::Now());
+        response->set_session_id(key.session_id);
+        if (absl::IsNotFound(previous.status())) {
+          response->set_status("not_found");
+          return absl::OkStatus();
+        }
+        if (!previous.ok()) return previous.status();
+        response->set_status("reset");
+        response->set_previous_turns(*previous);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
     grpc::CallbackServerContext* context,
     const chat::v1::ListSessionsRequest* request,
     chat::v1::ListSessionsResponse* response) {
-  int page_size = request->page_size();
-  if (page_size < 0 || page_size > kMaxPageSize) {
-    return FinishNow(
-        context, absl::InvalidArgumentError(absl::StrCat(
-                     "page_size must be between 0 and ", kMaxPageSize,
-                     " (0 means ", kDefaultPageSize, "); got ", page_size)));
-  }
-  if (page_size == 0) page_size = kDefaultPageSize;
   return FinishOnPool(
-      context, pool_,
-      [this, tenant = TenantOf(*context), page_size,
-       token = request->page_token(), response]() -> absl::Status {
-        absl::StatusOr<store::SessionPage> page =
-            store_->ListSessions(tenant, page_size, token);
+      context, authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        int page_size = request->page_size();
+        if (page_size < 0 || page_size > kMaxPageSize) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "page_size must be between 0 and ", kMaxPageSize, " (0 means ",
+              kDefaultPageSize, "); got ", page_size));
+        }
+        if (page_size == 0) page_size = kDefaultPageSize;
+        absl::StatusOr<store::SessionPage> page = store_->ListSessions(
+            caller.tenant, page_size, request->page_token());
         if (!page.ok()) return page.status();
         for (const store::SessionInfo& info : page->sessions) {
           chat::v1::SessionSummary* summary = response->add_sessions();
@@ -273,9 +332,10 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
     const chat::v1::GetStatsRequest* /*request*/,
     chat::v1::GetStatsResponse* response) {
   return FinishOnPool(
-      context, pool_,
-      [this, tenant = TenantOf(*context), response]() -> absl::Status {
-        absl::StatusOr<store::StoreStats> stats = store_->GetStats(tenant);
+      context, authenticator_, pool_,
+      [this, response](const Caller& caller) -> absl::Status {
+        absl::StatusOr<store::StoreStats> stats =
+            store_->GetStats(caller.tenant);
         if (!stats.ok()) return stats.status();
         response->set_total_sessions(stats->total_sessions);
         response->set_total_messages(stats->total_messages);

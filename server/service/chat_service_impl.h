@@ -4,6 +4,7 @@
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_engine.h"
+#include "server/service/authenticator.h"
 #include "server/store/conversation_store.h"
 
 namespace chat {
@@ -11,12 +12,18 @@ namespace chat {
 // The gRPC edge of chat.v1.ChatService, on the callback API: a call holds no
 // thread while it waits for the provider or the store. Converts between
 // protobuf messages and the engine's types, and statuses with ToGrpcStatus.
+//
+// Every RPC but GetStatus (the liveness route, `GET /`) first asks the
+// Authenticator who the caller is: the caller's tenant scopes every session it
+// names, and its key's id and limits go with its turns. A refused call
+// answers UNAUTHENTICATED before its request is looked at, so the answer
+// says nothing about the sessions it names.
 class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
  public:
-  // All three must outlive the service. Store calls of the history RPCs run
+  // All four must outlive the service. Store calls of the history RPCs run
   // on `pool`.
   ChatServiceImpl(ChatEngine* engine, store::ConversationStore* store,
-                  ThreadPool* pool);
+                  ThreadPool* pool, Authenticator* authenticator);
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,
@@ -53,6 +60,7 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   ChatEngine* const engine_;
   store::ConversationStore* const store_;
   ThreadPool* const pool_;
+  Authenticator* const authenticator_;
 };
 
 }  // namespace chat

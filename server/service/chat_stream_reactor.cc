@@ -11,19 +11,47 @@ namespace chat {
 ChatStreamReactor::ChatStreamReactor(grpc::CallbackServerContext* context,
                                      ChatEngine* engine,
                                      ChatTurnRequest request)
-    : context_(context) {
-  request.streamed = true;
-  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
-      engine->StartTurn(std::move(request), this);
-  absl::MutexLock lock(&mu_);
-  if (!turn.ok()) {
-    // The engine will never call back: it is done already.
-    engine_done_ = true;
-    SetFinalErrorLocked(turn.status());
-    WriteOrFinishLocked();
-    return;
+    : context_(context), engine_(engine) {
+  Start(std::move(request));
+}
+
+ChatStreamReactor::ChatStreamReactor(grpc::CallbackServerContext* context,
+                                     ChatEngine* engine)
+    : context_(context), engine_(engine) {}
+
+void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) refused = absl::CancelledError("the call was cancelled");
   }
-  turn_ = *std::move(turn);
+  if (refused.ok() && !request.ok()) refused = request.status();
+  std::shared_ptr<TurnHandle> handle;
+  if (refused.ok()) {
+    request->streamed = true;
+    // Not under mu_: the engine may call OnDelta from its threads at once.
+    absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+        engine_->StartTurn(*std::move(request), this);
+    if (turn.ok()) {
+      handle = *std::move(turn);
+    } else {
+      refused = turn.status();
+    }
+  }
+  bool cancel = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!refused.ok()) {
+      // The engine will never call back: it is done already.
+      engine_done_ = true;
+      SetFinalErrorLocked(refused);
+      WriteOrFinishLocked();
+      return;
+    }
+    turn_ = handle;
+    cancel = cancelled_;  // OnCancel ran while the turn was starting.
+  }
+  if (cancel) handle->Cancel();
 }
 
 void ChatStreamReactor::OnAdmitted(const RateLimitStatus& status) {
@@ -78,8 +106,13 @@ void ChatStreamReactor::OnWriteDone(bool ok) {
 }
 
 void ChatStreamReactor::OnCancel() {
-  // turn_ is null only when the engine refused the call, which is finished.
-  if (turn_ != nullptr) turn_->Cancel();
+  std::shared_ptr<TurnHandle> turn;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    turn = turn_;  // Null until Start, and when the engine refused the call.
+  }
+  if (turn != nullptr) turn->Cancel();
 }
 
 void ChatStreamReactor::OnDone() { Release(/*grpc_side=*/true); }

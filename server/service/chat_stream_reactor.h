@@ -13,7 +13,8 @@
 
 namespace chat {
 
-// Serves one ChatStream call. The constructor starts the turn; the engine's
+// Serves one ChatStream call. Start() (or the two-argument constructor)
+// starts the turn once the caller is known; the engine's
 // deltas are queued and written one at a time (the event being written stays
 // untouched until OnWriteDone); the turn's outcome becomes a final `done`
 // event and the call's status. The object deletes itself once gRPC has called
@@ -23,8 +24,16 @@ class ChatStreamReactor final
       public TurnObserver {
  public:
   // `context` is the call's; it outlives the reactor.
+  // Starts `request` at once.
   ChatStreamReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
                     ChatTurnRequest request);
+  // Waits for Start(): the call is authenticated first (possibly on another
+  // thread). A cancel before Start() is honoured by Start().
+  ChatStreamReactor(grpc::CallbackServerContext* context, ChatEngine* engine);
+
+  // Starts the turn, or finishes the call with `request`'s error. Call once,
+  // from any thread, on a reactor made with the one-argument constructor.
+  void Start(absl::StatusOr<ChatTurnRequest> request);
 
   // grpc::ServerWriteReactor
   void OnWriteDone(bool ok) override;
@@ -46,9 +55,13 @@ class ChatStreamReactor final
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   grpc::CallbackServerContext* const context_;
-  std::shared_ptr<TurnHandle> turn_;  // Set in the constructor, then read-only.
+  ChatEngine* const engine_;
 
   absl::Mutex mu_;
+  // Set once the engine accepted the turn.
+  std::shared_ptr<TurnHandle> turn_ ABSL_GUARDED_BY(mu_);
+  // OnCancel came; a turn started later is cancelled at once.
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<chat::v1::ChatStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
   chat::v1::ChatStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

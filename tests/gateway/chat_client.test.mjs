@@ -72,11 +72,13 @@ describe('ChatClient', () => {
       apiKey: 'k-1',
       fetch: (url, init) => { seen.push(init.headers.Authorization); return fetch(url, init); },
     });
-    const page = await client.listSessions({ pageSize: 1 });
-    assert.equal(page.sessions.length, 1);
-    const stats = await client.stats();
-    assert.equal(typeof stats.total_sessions, 'number');
+    // chat-server refuses a key it does not know, which proves it got it.
+    await assert.rejects(client.listSessions({ pageSize: 1 }), (e) => e.status === 401);
+    await assert.rejects(client.stats(), (e) => e.status === 401);
     assert.deepEqual(seen, ['Bearer k-1', 'Bearer k-1']);
+    const anonymous = new ChatClient(stack.base);
+    const page = await anonymous.listSessions({ pageSize: 1 });
+    assert.equal(page.sessions.length, 1);
   });
 });
 

@@ -330,10 +330,15 @@ describe('headers, CORS and connections', () => {
   });
 
   it('forwards Authorization and Grpc-Metadata-* without breaking the call', async () => {
-    const res = await postJson(stack.base, '/chat', { message: 'm', session_id: 'h1' }, {
-      Authorization: 'Bearer k-123', 'Grpc-Metadata-Tenant-Hint': 'x',
+    let res = await postJson(stack.base, '/chat', { message: 'm', session_id: 'h1' }, {
+      'Grpc-Metadata-Tenant-Hint': 'x',
     });
     assert.equal(res.status, 200);
+    // chat-server sees the key and refuses it: no key of that name exists.
+    res = await postJson(stack.base, '/chat', { message: 'm', session_id: 'h1' }, {
+      Authorization: 'Bearer k-123',
+    });
+    assert.equal(res.status, 401);
   });
 
   it('answers a CORS preflight for an allowed origin', async () => {

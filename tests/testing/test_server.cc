@@ -54,11 +54,13 @@ class TestServer::CallCounterFactory final
   TestServer* const server_;
 };
 
-TestServer::TestServer(ChatEngineOptions options)
+TestServer::TestServer(ChatEngineOptions options, AuthenticatorOptions auth)
     : engine_(std::make_unique<ChatEngine>(&store_, &provider_, &pool_,
                                            std::move(options))),
-      service_(
-          std::make_unique<ChatServiceImpl>(engine_.get(), &store_, &pool_)) {
+      authenticator_(std::make_unique<Authenticator>(&store_.keys(), &pool_,
+                                                     std::move(auth))),
+      service_(std::make_unique<ChatServiceImpl>(engine_.get(), &store_, &pool_,
+                                                 authenticator_.get())) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -156,9 +158,9 @@ bool TestServer::WaitForFinished(const std::string& method, int n,
 }
 
 std::vector<store::StoredMessage> TestServer::History(
-    const std::string& session_id) {
+    const std::string& session_id, const std::string& tenant) {
   absl::StatusOr<std::vector<store::StoredMessage>> history =
-      store_.LoadHistory({"default", session_id});
+      store_.LoadHistory({tenant, session_id});
   if (!history.ok()) return {};
   return *std::move(history);
 }

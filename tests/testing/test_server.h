@@ -19,6 +19,7 @@
 #include "common/thread_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "server/engine/chat_engine.h"
+#include "server/service/authenticator.h"
 #include "server/service/chat_service_impl.h"
 #include "server/store/memory_store.h"
 #include "tests/testing/fake_llm_provider.h"
@@ -27,8 +28,12 @@ namespace chat::testing {
 
 class TestServer {
  public:
-  // Starts serving at once; the engine uses `options`.
-  explicit TestServer(ChatEngineOptions options = {});
+  // Starts serving at once; the engine uses `options`. Authentication uses
+  // `auth` over the memory store's keys; by default it is what a server on
+  // loopback does: while the store holds no key, every call is tenant
+  // "default".
+  explicit TestServer(ChatEngineOptions options = {},
+                      AuthenticatorOptions auth = DefaultAuthOptions());
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
   // Shutdown(), then frees the rest.
@@ -46,7 +51,14 @@ class TestServer {
   chat::v1::ChatService::Stub& stub() { return *stub_; }
   const std::string& address() const { return address_; }
 
+  static AuthenticatorOptions DefaultAuthOptions() {
+    AuthenticatorOptions options;
+    options.listener_is_loopback = true;
+    return options;
+  }
+
   FakeLlmProvider& provider() { return provider_; }
+  Authenticator& authenticator() { return *authenticator_; }
   store::MemoryConversationStore& store() { return store_; }
 
   // Calls of `method` (e.g. "ChatStream") whose request the server has read:
@@ -63,9 +75,10 @@ class TestServer {
   bool WaitForFinished(const std::string& method, int n,
                        absl::Duration timeout = absl::Seconds(10));
 
-  // The stored history of `session_id` (tenant "default", as every caller
-  // is until authentication exists); empty if there is no such session.
-  std::vector<store::StoredMessage> History(const std::string& session_id);
+  // The stored history of `session_id` of `tenant` (an anonymous caller's by
+  // default); empty if there is no such session.
+  std::vector<store::StoredMessage> History(
+      const std::string& session_id, const std::string& tenant = "default");
 
  private:
   class CallCounterFactory;
@@ -87,6 +100,7 @@ class TestServer {
   ThreadPool pool_{4};
   FakeLlmProvider provider_;
   std::unique_ptr<ChatEngine> engine_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<ChatServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;

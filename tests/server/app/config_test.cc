@@ -7,6 +7,7 @@
 #include "server/app/config.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ServerConfigTest : public ::testing::Test {
  protected:
@@ -234,6 +236,121 @@ TEST_F(ServerConfigEnvironmentTest, BadCommandLineDuration) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--shutdown_grace cannot be '10'")));
 }
+
+// Authentication settings: the admin key (file or CHAT_ADMIN_KEY), never
+// quoted in an error, and the safe default.
+class AdminKeyConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override { unsetenv("CHAT_ADMIN_KEY"); }
+  void TearDown() override { unsetenv("CHAT_ADMIN_KEY"); }
+  // A file holding `contents`; its path.
+  static std::string WriteFile(const std::string& contents) {
+    std::string path =
+        ::testing::TempDir() + "/admin_key_" + std::to_string(counter_++);
+    std::ofstream(path) << contents;
+    return path;
+  }
+  static inline int counter_ = 0;
+  absl::FlagSaver saver_;
+};
+
+TEST_F(AdminKeyConfigTest, NoneByDefault) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "");
+  EXPECT_FALSE(config->allow_anonymous);
+  EXPECT_TRUE(config->listener_is_loopback);
+}
+
+TEST_F(AdminKeyConfigTest, FromAFileWithTrailingWhitespaceTrimmed) {
+  absl::SetFlag(&FLAGS_admin_key_file,
+                WriteFile("file-admin-key-0123456789abcdef \n\n"));
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "file-admin-key-0123456789abcdef");
+}
+
+TEST_F(AdminKeyConfigTest, FromTheEnvironmentUnlessAFileIsGiven) {
+  setenv("CHAT_ADMIN_KEY", "env-admin-key-0123456789abcdef", 1);
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "env-admin-key-0123456789abcdef");
+  absl::SetFlag(&FLAGS_admin_key_file,
+                WriteFile("file-admin-key-0123456789abcdef\n"));
+  config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "file-admin-key-0123456789abcdef");
+}
+
+TEST_F(AdminKeyConfigTest, AShortKeyIsRefusedWithoutQuotingIt) {
+  absl::SetFlag(&FLAGS_admin_key_file, WriteFile("tiny-secret\n"));
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("--admin_key_file"),
+                                     HasSubstr("at least 24 characters"),
+                                     Not(HasSubstr("tiny-secret")))));
+  absl::SetFlag(&FLAGS_admin_key_file, "");
+  setenv("CHAT_ADMIN_KEY", "tiny-secret", 1);
+  EXPECT_THAT(
+      ServerConfigFromFlags(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("CHAT_ADMIN_KEY"), HasSubstr("--admin_key_file"),
+                     Not(HasSubstr("tiny-secret")))));
+}
+
+TEST_F(AdminKeyConfigTest, AnUnreadableFileIsRefused) {
+  absl::SetFlag(&FLAGS_admin_key_file, "/nonexistent/admin.key");
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--admin_key_file cannot be read")));
+}
+
+struct SafeDefaultCase {
+  std::string label;
+  std::string listen;
+  bool allow_anonymous;
+  bool admin_key;
+  bool has_active_keys;
+  bool starts;
+};
+
+class SafeDefaultTest : public ::testing::TestWithParam<SafeDefaultCase> {};
+
+TEST_P(SafeDefaultTest, RefusesOnlyAnOpenNetworkListener) {
+  const SafeDefaultCase& c = GetParam();
+  absl::FlagSaver saver;
+  absl::SetFlag(&FLAGS_listen, c.listen);
+  absl::SetFlag(&FLAGS_allow_anonymous, c.allow_anonymous);
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  if (c.admin_key) config->admin_key = "admin-key-0123456789abcdef";
+  absl::Status status = CheckSafeDefault(*config, c.has_active_keys);
+  if (c.starts) {
+    EXPECT_THAT(status, IsOk());
+  } else {
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                 AllOf(HasSubstr("chat-server keys create"),
+                                       HasSubstr("--admin_key_file"),
+                                       HasSubstr("--allow_anonymous"))));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SafeDefaultTest,
+    ::testing::Values(
+        SafeDefaultCase{"Loopback", "127.0.0.1:0", false, false, false, true},
+        SafeDefaultCase{"LoopbackV6", "[::1]:0", false, false, false, true},
+        SafeDefaultCase{"Localhost", "localhost:0", false, false, false, true},
+        SafeDefaultCase{"AnyNoAuth", "0.0.0.0:0", false, false, false, false},
+        SafeDefaultCase{"EmptyHostNoAuth", ":0", false, false, false, false},
+        SafeDefaultCase{"V6AnyNoAuth", "[::]:0", false, false, false, false},
+        SafeDefaultCase{"AnyAllowAnonymous", "0.0.0.0:0", true, false, false,
+                        true},
+        SafeDefaultCase{"AnyAdminKey", "0.0.0.0:0", false, true, false, true},
+        SafeDefaultCase{"AnyWithKeys", "0.0.0.0:0", false, false, true, true}),
+    [](const ::testing::TestParamInfo<SafeDefaultCase>& info) {
+      return info.param.label;
+    });
 
 // A flag left out of the list would silently ignore its environment
 // variable: every flag this binary defines must be in it.

@@ -139,6 +139,8 @@ TEST_F(KeyQuotasTest, ModelsAndMaxTokensAreCheckedAgainstTheKey) {
       StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("claude-large")));
   request.model = "claude-small";
   EXPECT_THAT(KeyQuotas::CheckRequest(request), IsOk());
+  request.model.reset();  // The server's default.
+  EXPECT_THAT(KeyQuotas::CheckRequest(request), IsOk());
   request.max_tokens = 501;
   EXPECT_THAT(KeyQuotas::CheckRequest(request),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("500")));

@@ -1,0 +1,217 @@
+#include "server/service/authenticator.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "server/service/api_key.h"
+
+namespace chat {
+namespace {
+
+absl::string_view ToView(const grpc::string_ref& s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+absl::Status Unauthenticated(const char* message) {
+  return absl::UnauthenticatedError(message);
+}
+
+Caller AnonymousCaller() {
+  Caller caller;
+  caller.tenant = kAnonymousTenant;
+  return caller;
+}
+
+}  // namespace
+
+bool IsLoopbackHost(absl::string_view host) {
+  host = absl::StripAsciiWhitespace(host);
+  if (absl::StartsWith(host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    host = host.substr(0, host.find(':'));  // IPv4 or name, with a port.
+  }
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  const std::string address(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+bool IsLoopbackPeer(absl::string_view peer) {
+  if (absl::ConsumePrefix(&peer, "ipv4:") ||
+      absl::ConsumePrefix(&peer, "ipv6:")) {
+    return IsLoopbackHost(peer);
+  }
+  return false;  // unix:, or a transport we do not know.
+}
+
+CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
+  CallCredentials credentials;
+  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata =
+      context.client_metadata();
+  std::optional<std::string> bearer;
+  std::optional<std::string> api_key;
+  bool from_loopback = IsLoopbackPeer(context.peer());
+  for (const auto& [name, value] : metadata) {
+    const absl::string_view key = ToView(name);
+    const absl::string_view text = absl::StripAsciiWhitespace(ToView(value));
+    if (key == "authorization") {
+      if (text.empty() || bearer.has_value()) continue;
+      absl::string_view token = text;
+      if (token.size() > 7 &&
+          absl::EqualsIgnoreCase(token.substr(0, 7), "bearer ")) {
+        bearer = std::string(absl::StripAsciiWhitespace(token.substr(7)));
+      } else {
+        bearer = "";  // Another scheme: presented, and matches nothing.
+      }
+    } else if (key == "x-api-key") {
+      if (!text.empty() && !api_key.has_value()) api_key = std::string(text);
+    } else if (key == "x-forwarded-for") {
+      for (absl::string_view hop : absl::StrSplit(text, ',')) {
+        if (!IsLoopbackHost(hop)) from_loopback = false;
+      }
+    }
+  }
+  credentials.key = bearer.has_value() ? std::move(bearer) : std::move(api_key);
+  credentials.from_loopback = from_loopback;
+  return credentials;
+}
+
+Authenticator::Authenticator(store::KeyStore* keys, ThreadPool* pool,
+                             AuthenticatorOptions options)
+    : keys_(keys), pool_(pool), options_(std::move(options)) {}
+
+void Authenticator::Authenticate(const CallCredentials& credentials,
+                                 Done done) {
+  const absl::Time now = options_.clock();
+  if (!credentials.key.has_value()) {
+    if (options_.allow_anonymous) return done(AnonymousCaller());
+    if (!options_.listener_is_loopback || !credentials.from_loopback) {
+      return done(Unauthenticated(kMissingApiKey));
+    }
+    std::optional<bool> known;
+    {
+      absl::MutexLock lock(&mu_);
+      if (has_active_keys_.has_value() &&
+          now - has_active_keys_at_ < options_.cache_ttl) {
+        known = has_active_keys_;
+      }
+    }
+    if (known.has_value()) return done(AnonymousAnswer(*known));
+    pool_->Schedule([this, done = std::move(done)] {
+      done(AnonymousAnswer(FetchHasActiveKeys()));
+    });
+    return;
+  }
+
+  absl::StatusOr<ParsedApiKey> parsed = ParseApiKey(*credentials.key);
+  if (!parsed.ok()) return done(Unauthenticated(kInvalidApiKey));
+  std::optional<CacheEntry> cached;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(parsed->id);
+    if (it != cache_.end() &&
+        now - it->second.fetched_at < options_.cache_ttl) {
+      cached = it->second;
+    }
+  }
+  if (cached.has_value()) return done(Decide(*cached, parsed->secret, now));
+  pool_->Schedule([this, parsed = *std::move(parsed), done = std::move(done)] {
+    absl::StatusOr<CacheEntry> entry = FetchKey(parsed.id);
+    if (!entry.ok()) return done(entry.status());
+    done(Decide(*entry, parsed.secret, options_.clock()));
+  });
+}
+
+absl::StatusOr<Caller> Authenticator::Decide(const CacheEntry& entry,
+                                             absl::string_view secret,
+                                             absl::Time now) {
+  if (!entry.key.has_value()) return Unauthenticated(kInvalidApiKey);
+  const store::ApiKey& key = *entry.key;
+  // Every check runs, so the answer's timing does not tell which failed.
+  const bool secret_ok = VerifySecret(secret, key);
+  const bool live = key.revoked_at > now && key.expires_at > now;
+  if (!secret_ok || !live) return Unauthenticated(kInvalidApiKey);
+  return Caller{key.tenant, key.id, key.limits};
+}
+
+absl::StatusOr<Authenticator::CacheEntry> Authenticator::FetchKey(
+    const std::string& id) {
+  absl::StatusOr<store::ApiKey> key = keys_->GetKey(id);
+  CacheEntry entry;
+  entry.fetched_at = options_.clock();
+  if (key.ok()) {
+    entry.key = *std::move(key);
+  } else if (!absl::IsNotFound(key.status())) {
+    // The id is public; the store's message may carry a database address.
+    LogError("cannot read API key ", id, ": ", key.status().ToString());
+    return absl::UnavailableError("cannot check the API key now; try again");
+  }
+  absl::MutexLock lock(&mu_);
+  if (cache_.size() >= options_.max_cache_entries) {
+    // Drop what is stale; if every entry is fresh (a flood of made-up ids),
+    // start over: the cost is one more lookup per key.
+    absl::erase_if(cache_, [&](const auto& item) {
+      return entry.fetched_at - item.second.fetched_at >= options_.cache_ttl;
+    });
+    if (cache_.size() >= options_.max_cache_entries) cache_.clear();
+  }
+  cache_[id] = entry;
+  return entry;
+}
+
+absl::StatusOr<bool> Authenticator::FetchHasActiveKeys() {
+  const absl::Time now = options_.clock();
+  absl::StatusOr<bool> active = keys_->HasActiveKeys(now);
+  if (!active.ok()) {
+    LogError("cannot read API keys: ", active.status().ToString());
+    return absl::UnavailableError("cannot check API keys now; try again");
+  }
+  absl::MutexLock lock(&mu_);
+  has_active_keys_ = *active;
+  has_active_keys_at_ = now;
+  return *active;
+}
+
+absl::StatusOr<Caller> Authenticator::AnonymousAnswer(
+    absl::StatusOr<bool> has_active_keys) {
+  if (!has_active_keys.ok()) return has_active_keys.status();
+  if (*has_active_keys) return Unauthenticated(kMissingApiKey);
+  return AnonymousCaller();
+}
+
+absl::Status Authenticator::CheckAdmin(
+    const CallCredentials& credentials) const {
+  if (!credentials.key.has_value()) return Unauthenticated(kMissingAdminKey);
+  if (options_.admin_key.empty() ||
+      !ConstantTimeEquals(*credentials.key, options_.admin_key)) {
+    return Unauthenticated(kInvalidAdminKey);
+  }
+  return absl::OkStatus();
+}
+
+void Authenticator::Forget(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  cache_.erase(id);
+  has_active_keys_.reset();
+}
+
+}  // namespace chat

@@ -1,0 +1,327 @@
+// The Authenticator. Strategy: a real memory KeyStore behind a counting
+// wrapper (to see which answers came from the cache), a real ThreadPool, and a
+// fake clock that the test moves, so cache lifetimes are crossed by setting
+// the time, never by sleeping. Each call waits on the notification its `done`
+// fires. Refusals are checked for the exact fixed message.
+
+#include "server/service/authenticator.h"
+
+#include <atomic>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/service/api_key.h"
+#include "server/store/memory_key_quota_store.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+
+// The memory KeyStore, counting the lookups that reach it.
+class CountingKeyStore final : public store::KeyStore {
+ public:
+  absl::Status CreateKey(const store::ApiKey& key) override {
+    return keys_.CreateKey(key);
+  }
+  absl::StatusOr<store::ApiKey> GetKey(absl::string_view id) override {
+    ++get_key_calls;
+    return keys_.GetKey(id);
+  }
+  absl::StatusOr<std::vector<store::ApiKey>> ListKeys(
+      absl::string_view tenant) override {
+    return keys_.ListKeys(tenant);
+  }
+  absl::StatusOr<bool> RevokeKey(absl::string_view id,
+                                 absl::Time now) override {
+    return keys_.RevokeKey(id, now);
+  }
+  absl::StatusOr<bool> HasActiveKeys(absl::Time now) override {
+    ++has_active_keys_calls;
+    return keys_.HasActiveKeys(now);
+  }
+
+  std::atomic<int> get_key_calls{0};
+  std::atomic<int> has_active_keys_calls{0};
+
+ private:
+  store::MemoryKeyStore keys_;
+};
+
+// A clock the test sets; read from pool threads too.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1700000000);
+};
+
+class AuthenticatorTest : public ::testing::Test {
+ protected:
+  AuthenticatorOptions Options() {
+    AuthenticatorOptions options;
+    options.listener_is_loopback = true;
+    options.admin_key = "admin-key-0123456789abcdef";
+    options.clock = [this] { return clock_.Now(); };
+    return options;
+  }
+
+  // Authenticates and waits for the answer.
+  absl::StatusOr<Caller> Authenticate(Authenticator& auth,
+                                      CallCredentials credentials,
+                                      bool* answered_inline = nullptr) {
+    absl::Notification done;
+    absl::StatusOr<Caller> result;
+    auth.Authenticate(credentials, [&](absl::StatusOr<Caller> caller) {
+      result = std::move(caller);
+      done.Notify();
+    });
+    if (answered_inline != nullptr) *answered_inline = done.HasBeenNotified();
+    done.WaitForNotification();
+    return result;
+  }
+
+  static CallCredentials WithKey(std::string key, bool loopback = true) {
+    CallCredentials credentials;
+    credentials.key = std::move(key);
+    credentials.from_loopback = loopback;
+    return credentials;
+  }
+  static CallCredentials NoKey(bool loopback) {
+    CallCredentials credentials;
+    credentials.from_loopback = loopback;
+    return credentials;
+  }
+
+  // Stores a key for `tenant`; returns its plaintext.
+  GeneratedApiKey AddKey(const std::string& tenant,
+                         absl::Time expires_at = absl::InfiniteFuture()) {
+    store::KeyLimits limits;
+    limits.requests_per_minute = 60;
+    absl::StatusOr<GeneratedApiKey> key = CreateStoredApiKey(
+        keys_, tenant, "test", clock_.Now(), expires_at, limits);
+    EXPECT_THAT(key, IsOk());
+    return *std::move(key);
+  }
+
+  FakeClock clock_;
+  CountingKeyStore keys_;
+  ThreadPool pool_{2};
+};
+
+TEST_F(AuthenticatorTest, AValidKeyIsItsTenantWithItsIdAndLimits) {
+  Authenticator auth(&keys_, &pool_, Options());
+  GeneratedApiKey key = AddKey("acme");
+  absl::StatusOr<Caller> caller =
+      Authenticate(auth, WithKey(key.plaintext, /*loopback=*/false));
+  ASSERT_THAT(caller, IsOk());
+  EXPECT_EQ(caller->tenant, "acme");
+  EXPECT_EQ(caller->key_id, key.record.id);
+  EXPECT_EQ(caller->limits.requests_per_minute, 60);
+}
+
+TEST_F(AuthenticatorTest, EveryBadKeyGetsTheSameAnswer) {
+  Authenticator auth(&keys_, &pool_, Options());
+  GeneratedApiKey good = AddKey("acme");
+  GeneratedApiKey revoked = AddKey("acme");
+  ASSERT_THAT(keys_.RevokeKey(revoked.record.id, clock_.Now()), IsOk());
+  GeneratedApiKey expired = AddKey("acme", clock_.Now() + absl::Seconds(1));
+  clock_.Advance(absl::Seconds(1));
+  std::string wrong_secret = good.plaintext;
+  wrong_secret.back() = wrong_secret.back() == 'a' ? 'b' : 'a';
+  const std::string unknown = "chatd_000000000000_" + std::string(64, 'a');
+
+  for (const std::string& key :
+       {wrong_secret, unknown, revoked.plaintext, expired.plaintext,
+        std::string("chatd_garbage"), std::string(""),
+        std::string("Bearer x")}) {
+    SCOPED_TRACE(key);
+    absl::StatusOr<Caller> caller = Authenticate(auth, WithKey(key));
+    EXPECT_THAT(caller, StatusIs(absl::StatusCode::kUnauthenticated,
+                                 "invalid API key"));
+  }
+}
+
+TEST_F(AuthenticatorTest, NoKeyOnLoopbackWithNoKeysIsTheDefaultTenant) {
+  Authenticator auth(&keys_, &pool_, Options());
+  absl::StatusOr<Caller> caller = Authenticate(auth, NoKey(true));
+  ASSERT_THAT(caller, IsOk());
+  EXPECT_EQ(caller->tenant, "default");
+  EXPECT_EQ(caller->key_id, "");
+}
+
+TEST_F(AuthenticatorTest, NoKeyFromAnotherHostIsRefused) {
+  Authenticator auth(&keys_, &pool_, Options());
+  EXPECT_THAT(Authenticate(auth, NoKey(false)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "missing API key"));
+}
+
+TEST_F(AuthenticatorTest, NoKeyIsRefusedWhenTheListenerIsNotLoopback) {
+  AuthenticatorOptions options = Options();
+  options.listener_is_loopback = false;
+  Authenticator auth(&keys_, &pool_, std::move(options));
+  EXPECT_THAT(Authenticate(auth, NoKey(true)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "missing API key"));
+}
+
+TEST_F(AuthenticatorTest, AllowAnonymousServesNoKeyFromAnywhere) {
+  AuthenticatorOptions options = Options();
+  options.listener_is_loopback = false;
+  options.allow_anonymous = true;
+  Authenticator auth(&keys_, &pool_, std::move(options));
+  AddKey("acme");
+  absl::StatusOr<Caller> caller = Authenticate(auth, NoKey(false));
+  ASSERT_THAT(caller, IsOk());
+  EXPECT_EQ(caller->tenant, "default");
+  EXPECT_TRUE(auth.anonymous_remote_allowed());
+  // A key that is presented is still checked.
+  EXPECT_THAT(Authenticate(auth, WithKey("chatd_x")),
+              StatusIs(absl::StatusCode::kUnauthenticated, "invalid API key"));
+}
+
+TEST_F(AuthenticatorTest, AnonymousStopsWithinTheCacheLifetimeOfTheFirstKey) {
+  Authenticator auth(&keys_, &pool_, Options());
+  ASSERT_THAT(Authenticate(auth, NoKey(true)), IsOk());
+  AddKey("acme");
+  // Still the cached "no keys" answer, from the cache, on this thread.
+  bool answered_inline = false;
+  EXPECT_THAT(Authenticate(auth, NoKey(true), &answered_inline), IsOk());
+  EXPECT_TRUE(answered_inline);
+  EXPECT_EQ(keys_.has_active_keys_calls, 1);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(Authenticate(auth, NoKey(true)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "missing API key"));
+  EXPECT_EQ(keys_.has_active_keys_calls, 2);
+}
+
+TEST_F(AuthenticatorTest, ARevokedKeyStopsWhenItsCacheEntryExpires) {
+  Authenticator auth(&keys_, &pool_, Options());
+  GeneratedApiKey key = AddKey("acme");
+  bool answered_inline = true;
+  ASSERT_THAT(Authenticate(auth, WithKey(key.plaintext), &answered_inline),
+              IsOk());
+  EXPECT_FALSE(answered_inline);  // A miss: looked up on the pool.
+  ASSERT_THAT(keys_.RevokeKey(key.record.id, clock_.Now()), IsOk());
+  clock_.Advance(absl::Milliseconds(1999));
+  EXPECT_THAT(Authenticate(auth, WithKey(key.plaintext), &answered_inline),
+              IsOk());
+  EXPECT_TRUE(answered_inline);
+  EXPECT_EQ(keys_.get_key_calls, 1);
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_THAT(Authenticate(auth, WithKey(key.plaintext)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "invalid API key"));
+  EXPECT_EQ(keys_.get_key_calls, 2);
+}
+
+TEST_F(AuthenticatorTest, ForgetDropsTheCachedKeyAtOnce) {
+  Authenticator auth(&keys_, &pool_, Options());
+  GeneratedApiKey key = AddKey("acme");
+  ASSERT_THAT(Authenticate(auth, WithKey(key.plaintext)), IsOk());
+  ASSERT_THAT(keys_.RevokeKey(key.record.id, clock_.Now()), IsOk());
+  auth.Forget(key.record.id);
+  EXPECT_THAT(Authenticate(auth, WithKey(key.plaintext)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "invalid API key"));
+}
+
+TEST_F(AuthenticatorTest, UnknownIdsAreCachedToo) {
+  Authenticator auth(&keys_, &pool_, Options());
+  const std::string unknown = "chatd_000000000000_" + std::string(64, 'a');
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(Authenticate(auth, WithKey(unknown)),
+                StatusIs(absl::StatusCode::kUnauthenticated));
+  }
+  EXPECT_EQ(keys_.get_key_calls, 1);
+}
+
+TEST_F(AuthenticatorTest, TheCacheStaysWithinItsBound) {
+  AuthenticatorOptions options = Options();
+  options.max_cache_entries = 2;
+  Authenticator auth(&keys_, &pool_, std::move(options));
+  GeneratedApiKey key = AddKey("acme");
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = absl::StrCat("00000000000", i);
+    EXPECT_THAT(
+        Authenticate(auth, WithKey("chatd_" + id + "_" + std::string(64, 'a'))),
+        StatusIs(absl::StatusCode::kUnauthenticated));
+  }
+  // Still correct after evictions.
+  EXPECT_THAT(Authenticate(auth, WithKey(key.plaintext)), IsOk());
+  EXPECT_EQ(keys_.get_key_calls, 6);
+}
+
+TEST_F(AuthenticatorTest, AdminKey) {
+  Authenticator auth(&keys_, &pool_, Options());
+  EXPECT_THAT(
+      auth.CheckAdmin(NoKey(true)),
+      StatusIs(absl::StatusCode::kUnauthenticated, "missing admin key"));
+  EXPECT_THAT(
+      auth.CheckAdmin(WithKey("admin-key-0123456789abcdeX")),
+      StatusIs(absl::StatusCode::kUnauthenticated, "invalid admin key"));
+  GeneratedApiKey key = AddKey("acme");
+  EXPECT_THAT(
+      auth.CheckAdmin(WithKey(key.plaintext)),
+      StatusIs(absl::StatusCode::kUnauthenticated, "invalid admin key"));
+  EXPECT_THAT(auth.CheckAdmin(WithKey("admin-key-0123456789abcdef")), IsOk());
+
+  AuthenticatorOptions none = Options();
+  none.admin_key = "";
+  Authenticator no_admin(&keys_, &pool_, std::move(none));
+  EXPECT_THAT(
+      no_admin.CheckAdmin(WithKey("")),
+      StatusIs(absl::StatusCode::kUnauthenticated, "invalid admin key"));
+}
+
+struct LoopbackCase {
+  std::string address;
+  bool loopback;
+};
+
+class LoopbackTest : public ::testing::TestWithParam<LoopbackCase> {};
+
+TEST_P(LoopbackTest, IsLoopbackHost) {
+  EXPECT_EQ(IsLoopbackHost(GetParam().address), GetParam().loopback);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, LoopbackTest,
+    ::testing::Values(
+        LoopbackCase{"127.0.0.1", true}, LoopbackCase{"127.1.2.3:8080", true},
+        LoopbackCase{"::1", true}, LoopbackCase{"[::1]", true},
+        LoopbackCase{"[::1]:50051", true},
+        LoopbackCase{"::ffff:127.0.0.1", true}, LoopbackCase{"localhost", true},
+        LoopbackCase{" 127.0.0.1 ", true}, LoopbackCase{"0.0.0.0", false},
+        LoopbackCase{"", false}, LoopbackCase{"::", false},
+        LoopbackCase{"10.0.0.1", false}, LoopbackCase{"192.168.1.2:80", false},
+        LoopbackCase{"[2001:db8::1]:80", false},
+        LoopbackCase{"::ffff:10.0.0.1", false},
+        LoopbackCase{"example.com", false}, LoopbackCase{"128.0.0.1", false}),
+    [](const ::testing::TestParamInfo<LoopbackCase>& info) {
+      return "Case" + std::to_string(info.index);
+    });
+
+TEST(LoopbackPeerTest, ReadsGrpcPeerStrings) {
+  EXPECT_TRUE(IsLoopbackPeer("ipv4:127.0.0.1:5555"));
+  EXPECT_TRUE(IsLoopbackPeer("ipv6:[::1]:5555"));
+  EXPECT_FALSE(IsLoopbackPeer("ipv4:10.1.2.3:5555"));
+  EXPECT_FALSE(IsLoopbackPeer("ipv6:[2001:db8::1]:5555"));
+  EXPECT_FALSE(IsLoopbackPeer("unix:/tmp/socket"));
+  EXPECT_FALSE(IsLoopbackPeer("127.0.0.1:5555"));
+}
+
+}  // namespace
+}  // namespace chat
