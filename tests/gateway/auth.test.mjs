@@ -6,15 +6,15 @@
 // backend (exit 1, "did not say") and a skipped check (exit 1 from the bind)
 // are told apart by the exit code and the log, and no test ever opens a port
 // off loopback. The key tests start chat-server with an admin key from the
-// environment, create a key through POST /v1/admin/keys and use it through
-// the gateway; they need a chat-server that authenticates (one that has
-// --admin_key_file) and are skipped with a note otherwise. That the client
+// environment, create keys through POST /v1/admin/keys and use them through
+// the gateway (one with a limit of 2 requests a minute, for the rate-limit
+// headers and the 429). That the client
 // cannot claim to be loopback with X-Forwarded-For is tested where it can
 // be seen, in tests/gateway/transcode/metadata_test.cc and
 // tests/gateway/app/gateway_test.cc (every client here is on loopback).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import {
   GATEWAY, SERVER, SOURCE_DIR, postJson, startProcess, startStack,
@@ -23,12 +23,6 @@ import {
 // Not on this host: binding it fails, after the start-up check.
 const OFF_LOOPBACK = '192.0.2.1:0';
 const ADMIN_KEY = 'admin-secret-7c1e9f-0a8b4d6e';
-
-// Whether this chat-server authenticates callers (the auth-server work).
-function serverHasKeys() {
-  const help = spawnSync(SERVER, ['--helpfull'], { encoding: 'utf8' });
-  return `${help.stdout}${help.stderr}`.includes('admin_key_file');
-}
 
 // Runs chat-gateway until it exits on its own; resolves to its code and log.
 function runGatewayToExit(args, timeoutMs = 30000) {
@@ -61,12 +55,9 @@ function deadPort() {
 
 describe('safe default on a non-loopback address', () => {
   it('refuses to start in front of a chat-server that serves callers without a key', async () => {
-    // A chat-server with keys is told to serve anonymous callers anyway; an
-    // older one has no AdminService and serves everyone: both are refused.
-    const hasKeys = serverHasKeys();
+    // chat-server told to serve callers without a key from anywhere.
     const server = await startProcess(SERVER, [
-      '--listen=127.0.0.1:0', '--provider=echo', '--store=memory',
-      ...(hasKeys ? ['--allow_anonymous'] : []),
+      '--listen=127.0.0.1:0', '--provider=echo', '--store=memory', '--allow_anonymous',
     ]);
     try {
       const { code, log } = await runGatewayToExit([
@@ -81,9 +72,7 @@ describe('safe default on a non-loopback address', () => {
     }
   });
 
-  it('starts in front of a chat-server that requires keys', {
-    skip: serverHasKeys() ? false : 'chat-server does not authenticate (no --admin_key_file)',
-  }, async () => {
+  it('starts in front of a chat-server that requires keys', async () => {
     const server = await startProcess(SERVER, [
       '--listen=127.0.0.1:0', '--provider=echo', '--store=memory',
     ]);
@@ -155,11 +144,9 @@ describe('safe default on a non-loopback address', () => {
 });
 
 describe('API keys through the gateway', () => {
-  const hasKeys = serverHasKeys();
   let stack;
   let key;
   before(async () => {
-    if (!hasKeys) return;
     stack = await startStack({
       serverEnv: { CHAT_ADMIN_KEY: ADMIN_KEY },
       gatewayArgs: ['--access_log', `--web_root=${SOURCE_DIR}/clients`],
@@ -167,9 +154,7 @@ describe('API keys through the gateway', () => {
   });
   after(async () => { await stack?.stop(); });
 
-  const skip = hasKeys ? false : 'chat-server does not authenticate (no --admin_key_file)';
-
-  it('creates a key with the admin key, and refuses without it', { skip }, async () => {
+  it('creates a key with the admin key, and refuses without it', async () => {
     let res = await postJson(stack.base, '/v1/admin/keys', { tenant: 'acme', name: 'web' });
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), 'Bearer');
@@ -190,7 +175,7 @@ describe('API keys through the gateway', () => {
     assert.doesNotMatch(await res.text(), new RegExp(key));
   });
 
-  it('serves the key as Authorization: Bearer and as x-api-key', { skip }, async () => {
+  it('serves the key as Authorization: Bearer and as x-api-key', async () => {
     assert.ok(key, 'the key was created');
     for (const auth of [{ Authorization: `Bearer ${key}` }, { 'x-api-key': key }]) {
       let res = await postJson(stack.base, '/chat', { message: 'hello there', session_id: 's1' }, auth);
@@ -203,7 +188,7 @@ describe('API keys through the gateway', () => {
     }
   });
 
-  it('answers 401 with WWW-Authenticate: Bearer for a missing or bad key', { skip }, async () => {
+  it('answers 401 with WWW-Authenticate: Bearer for a missing or bad key', async () => {
     const bad = 'chatd_nosuchid_0123456789abcdef';
     for (const [path, method, headers] of [
       ['/chat', 'POST', {}],
@@ -226,14 +211,40 @@ describe('API keys through the gateway', () => {
     }
   });
 
-  it('keeps /, /openapi.json and /web/ open', { skip }, async () => {
+  it('keeps /, /openapi.json and /web/ open', async () => {
     for (const path of ['/', '/openapi.json', '/web/']) {
       const res = await fetch(stack.base + path);
       assert.equal(res.status, 200, path);
     }
   });
 
-  it('never logs a key', { skip }, async () => {
+  it('passes the rate-limit headers on, and Retry-After on a 429', async () => {
+    let res = await postJson(stack.base, '/v1/admin/keys',
+      { tenant: 'acme', name: 'limited', limits: { requests_per_minute: 2 } },
+      { Authorization: `Bearer ${ADMIN_KEY}` });
+    assert.equal(res.status, 200, await res.clone().text());
+    const limited = (await res.json()).key;
+    const auth = { Authorization: `Bearer ${limited}` };
+    res = await postJson(stack.base, '/chat', { message: 'one', session_id: 'rl' }, auth);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(res.headers.get('x-ratelimit-limit-requests'), '2');
+    assert.equal(res.headers.get('x-ratelimit-remaining-requests'), '1');
+    assert.ok(res.headers.get('x-ratelimit-reset-requests'));
+    // A stream carries them with its headers.
+    res = await postJson(stack.base, '/v1/chat:stream', { message: 'two', session_id: 'rl' }, auth);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-ratelimit-remaining-requests'), '0');
+    await res.text();
+    for (const path of ['/chat', '/v1/chat:stream']) {
+      res = await postJson(stack.base, path, { message: 'three', session_id: 'rl' }, auth);
+      assert.equal(res.status, 429, path);
+      assert.match(res.headers.get('retry-after') ?? '', /^[1-9][0-9]*$/, path);
+      assert.equal(res.headers.get('x-ratelimit-remaining-requests'), '0', path);
+      assert.equal((await res.json()).code, 8, path);
+    }
+  });
+
+  it('never logs a key', async () => {
     // Requests above carried the admin key, the API key and a bad key; the
     // access log names each request, never its credentials.
     const log = stack.gateway.log();
