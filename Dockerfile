@@ -2,13 +2,24 @@
 # README and CI: what builds here is what CI builds.
 #
 #   docker build -t chatd .
-#   docker run -p 50051:50051 -v chatd-data:/var/lib/chatd chatd
+#   export CHAT_ADMIN_KEY=$(openssl rand -hex 32)   # the admin key, 24+ characters
+#   docker run -p 50051:50051 -e CHAT_ADMIN_KEY -v chatd-data:/var/lib/chatd chatd
+#
+# Off loopback, both binaries refuse to start without authentication: chat-server
+# wants an admin key (CHAT_ADMIN_KEY or --admin_key_file) or API keys in its
+# store, and chat-gateway asks chat-server at start-up and refuses (exit 2) if it
+# would serve callers that have no key. --allow_anonymous (CHAT_ALLOW_ANONYMOUS,
+# CHAT_GATEWAY_ALLOW_ANONYMOUS) opts out, on purpose. Create API keys with the
+# admin key (POST /v1/admin/keys) or `chat-server keys create`.
 #
 # The REST gateway is in the same image, run as a second container:
 #   docker network create chatd
-#   docker run -d --network chatd --name chat-server -v chatd-data:/var/lib/chatd chatd
+#   docker run -d --network chatd --name chat-server -e CHAT_ADMIN_KEY \
+#     -v chatd-data:/var/lib/chatd chatd
 #   docker run -d --network chatd -p 8000:8000 --entrypoint chat-gateway chatd \
 #     --listen=0.0.0.0:8000 --backend=chat-server:50051 --web_root=/usr/local/share/chatd
+#   curl -X POST localhost:8000/v1/admin/keys -H "Authorization: Bearer $CHAT_ADMIN_KEY" \
+#     -H 'Content-Type: application/json' -d '{"tenant":"acme","name":"web"}'
 
 FROM debian:bookworm AS build
 WORKDIR /src

@@ -68,6 +68,13 @@ ABSL_FLAG(std::string, backend_client_key, "",
 ABSL_FLAG(std::string, backend_tls_server_name, "",
           "name to check chat-server's certificate against instead of the "
           "--backend host (needs --backend_ca)");
+ABSL_FLAG(bool, allow_anonymous, false,
+          "serve on a non-loopback --listen address even though chat-server "
+          "answers callers without an API key (by default the gateway then "
+          "refuses to start; create keys on chat-server instead)");
+ABSL_FLAG(absl::Duration, backend_wait, absl::Seconds(30),
+          "on a non-loopback --listen address, how long start-up waits for "
+          "chat-server to say whether it requires API keys (1ms to 1h)");
 
 namespace chat::gateway {
 namespace {
@@ -99,7 +106,9 @@ const std::vector<std::string>& GatewayFlagNames() {
                                    "backend_ca",
                                    "backend_client_cert",
                                    "backend_client_key",
-                                   "backend_tls_server_name"};
+                                   "backend_tls_server_name",
+                                   "allow_anonymous",
+                                   "backend_wait"};
   return *kNames;
 }
 
@@ -182,6 +191,11 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
                                     absl::ZeroDuration(), absl::Hours(1)));
+
+  config.allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  config.backend_wait = absl::GetFlag(FLAGS_backend_wait);
+  errors.Check(CheckDurationInRange("backend_wait", config.backend_wait,
+                                    absl::Milliseconds(1), absl::Hours(1)));
 
   if (absl::Status status = errors.ToStatus(); !status.ok()) return status;
   return config;

@@ -37,6 +37,8 @@ ABSL_DECLARE_FLAG(std::string, backend_ca);
 ABSL_DECLARE_FLAG(std::string, backend_client_cert);
 ABSL_DECLARE_FLAG(std::string, backend_client_key);
 ABSL_DECLARE_FLAG(std::string, backend_tls_server_name);
+ABSL_DECLARE_FLAG(bool, allow_anonymous);
+ABSL_DECLARE_FLAG(absl::Duration, backend_wait);
 
 namespace chat::gateway {
 
@@ -59,6 +61,11 @@ struct GatewayConfig {
   GatewayOptions gateway;
   HttpServerOptions http;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Serve on a non-loopback address even if chat-server would answer
+  // callers that carry no API key (see CheckBackendAuthPolicy).
+  bool allow_anonymous = false;
+  // How long start-up waits for chat-server to answer GetAuthPolicy.
+  absl::Duration backend_wait = absl::Seconds(30);
 };
 
 // Validates the current flag values. INVALID_ARGUMENT naming every bad flag

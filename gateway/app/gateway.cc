@@ -33,8 +33,13 @@ using google::protobuf::MethodDescriptor;
 
 constexpr absl::string_view kJson = "application/json";
 
+void AppendHeaders(HttpHeaders more, HttpHeaders* headers) {
+  for (auto& h : more) headers->push_back(std::move(h));
+}
+
 void RespondError(const std::shared_ptr<HttpExchange>& exchange,
                   HttpHeaders headers, const HttpError& error) {
+  AppendHeaders(ErrorHeaders(error), &headers);
   headers.emplace_back("Content-Type", std::string(kJson));
   exchange->Respond(error.http_status, std::move(headers), ErrorBody(error));
 }
@@ -102,6 +107,8 @@ struct UnaryCall {
   // Set when the HTTP client leaves: no further page is asked for. (Only
   // the first page's context is cancelled by the client-gone hook.)
   std::shared_ptr<std::atomic<bool>> client_gone;
+  // The headers made from the last call's response metadata.
+  HttpHeaders limit_headers;
 };
 
 namespace {
@@ -175,8 +182,15 @@ class StreamCall final
     stub->PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
                                    grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
-    StartRead(&response_);
     StartCall();
+  }
+
+  // The first read starts only here, so that the stream's headers (made
+  // from the initial metadata) are read after gRPC has filled them in.
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (!ok) return;  // The call failed: OnDone says how.
+    initial_metadata_ = true;
+    StartRead(&response_);
   }
 
   void OnWriteDone(bool /*ok*/) override {}
@@ -227,8 +241,16 @@ class StreamCall final
       HttpError error = ToHttpError(status);
       if (!started_) {
         // Nothing sent yet: an ordinary HTTP error (grpc-gateway's
-        // line-delimited shape for an ndjson client).
+        // line-delimited shape for an ndjson client), with the rate-limit
+        // headers chat-server sent along with the error.
+        AppendHeaders(
+            ResponseHeadersFromMetadata(
+                initial_metadata_ ? &context_->GetServerInitialMetadata()
+                                  : nullptr,
+                &context_->GetServerTrailingMetadata()),
+            &headers_);
         if (format_ == StreamFormat::kNdjson) {
+          AppendHeaders(ErrorHeaders(error), &headers_);
           headers_.emplace_back("Content-Type",
                                 std::string(StreamContentType(format_)));
           exchange_->Respond(error.http_status, std::move(headers_),
@@ -264,6 +286,11 @@ class StreamCall final
     if (started_) return;
     started_ = true;
     HttpHeaders headers = headers_;
+    AppendHeaders(
+        ResponseHeadersFromMetadata(
+            initial_metadata_ ? &context_->GetServerInitialMetadata() : nullptr,
+            nullptr),
+        &headers);
     headers.emplace_back("Content-Type",
                          std::string(StreamContentType(format_)));
     headers.emplace_back("Cache-Control", "no-cache");
@@ -281,6 +308,8 @@ class StreamCall final
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
   bool started_ = false;  // Touched only by reactor callbacks, one at a time.
+  // Set by OnReadInitialMetadataDone, before the first read starts.
+  bool initial_metadata_ = false;
 };
 
 }  // namespace
@@ -341,7 +370,15 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   const std::string request_id = RequestIdFor(request);
   const std::string origin = Header(request, "origin");
   HttpHeaders headers = {{"x-request-id", request_id}};
-  for (auto& h : cors_.ResponseHeaders(origin)) headers.push_back(std::move(h));
+  for (auto& h : cors_.ResponseHeaders(origin)) {
+    // A browser's script reads the rate-limit headers too.
+    if (h.first == "Access-Control-Expose-Headers") {
+      for (absl::string_view key : ResponseHeaderAllowList()) {
+        absl::StrAppend(&h.second, ", ", key);
+      }
+    }
+    headers.push_back(std::move(h));
+  }
 
   const std::string target(request.target().data(), request.target().size());
   const size_t question = target.find('?');
@@ -428,7 +465,8 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   }
   auto context = std::make_shared<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  for (const auto& [key, value] : ForwardedMetadata(request, request_id)) {
+  for (const auto& [key, value] :
+       ForwardedMetadata(request, request_id, exchange->client_address())) {
     context->AddMetadata(key, value);
   }
   // A client that leaves cancels the call, and chat-server then cancels the
@@ -469,7 +507,8 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
         route.method->input_type()->FindFieldByName("page_size"),
         kUnpagedPageSize);
     call->request = Serialize(*call->paged_request);
-    call->metadata = ForwardedMetadata(request, request_id);
+    call->metadata =
+        ForwardedMetadata(request, request_id, exchange->client_address());
     call->deadline = absl::ToChronoTime(absl::Now() + timeout);
   }
   StartUnary(std::move(call));
@@ -489,7 +528,13 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
           }
         }
         CallFinished(call->context.get());
+        // Every page's rate-limit headers replace the previous page's: the
+        // last call's say what is left.
+        call->limit_headers = ResponseHeadersFromMetadata(
+            &call->context->GetServerInitialMetadata(),
+            &call->context->GetServerTrailingMetadata());
         if (!status.ok()) {
+          AppendHeaders(std::move(call->limit_headers), &call->headers);
           RespondError(call->exchange, std::move(call->headers),
                        ToHttpError(status));
           return;
@@ -545,6 +590,7 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
           }
           reply = std::move(call->gathered);
         }
+        AppendHeaders(std::move(call->limit_headers), &call->headers);
         call->headers.emplace_back("Content-Type", std::string(kJson));
         call->exchange->Respond(200, std::move(call->headers),
                                 MessageToJson(*reply));

@@ -1,7 +1,8 @@
 // chat-gateway: REST/JSON in front of chat-server. Serves the routes of the
-// proto's google.api.http annotations over HTTP/1.1 (or HTTPS), transcoded
-// to gRPC calls on chat-server, until SIGINT or SIGTERM. SIGHUP re-reads the
-// TLS certificate and key.
+// proto's google.api.http annotations (chat.v1.ChatService and
+// chat.admin.v1.AdminService) over HTTP/1.1 (or HTTPS), transcoded to gRPC
+// calls on chat-server, until SIGINT or SIGTERM. SIGHUP re-reads the TLS
+// certificate and key.
 
 #include <pthread.h>
 #include <signal.h>
@@ -15,9 +16,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/logging.h"
 #include "common/process_setup.h"
+#include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
@@ -41,8 +44,27 @@ void RaiseDescriptorLimit() {
   }
 }
 
+// Whether one of `stop_signals` (blocked, so only pending) has arrived.
+bool StopSignalPending(const sigset_t& stop_signals) {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return false;
+  for (int signal_number : {SIGINT, SIGTERM}) {
+    if (sigismember(&stop_signals, signal_number) == 1 &&
+        sigismember(&pending, signal_number) == 1) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Exit codes of main: 2 for a configuration that must change (bad flags, or
+// no authentication in front of a network), 1 for a failure that may pass.
+constexpr int kExitFailure = 1;
+constexpr int kExitBadConfiguration = 2;
+
 int Run(const chat::gateway::GatewayConfig& config) {
-  sigset_t signals = chat::BlockStopSignals();
+  const sigset_t stop_signals = chat::BlockStopSignals();
+  sigset_t signals = stop_signals;
   // SIGHUP re-reads the certificate; its default action (ending the
   // process) must never run, nor may an inherited "ignore" swallow it. Like
   // the stop signals it is blocked before any thread starts and taken by
@@ -55,19 +77,51 @@ int Run(const chat::gateway::GatewayConfig& config) {
   absl::StatusOr<chat::gateway::RouteTable> routes =
       chat::gateway::RouteTable::FromServices(
           {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
-              "ChatService")});
+               "ChatService"),
+           chat::admin::v1::CreateKeyRequest::descriptor()
+               ->file()
+               ->FindServiceByName("AdminService")});
   if (!routes.ok()) {
     chat::LogError(routes.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const std::string& backend = config.backend;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       chat::gateway::MakeBackendChannel(backend, config.backend_tls);
   if (!channel.ok()) {
     chat::LogError(channel.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const size_t route_count = routes->routes().size();
+
+  // The safe default: on a network, only in front of a chat-server that
+  // requires API keys (or when told so). Asked before binding, so a refused
+  // gateway never accepts a connection.
+  if (!chat::gateway::IsLoopbackHost(config.listen_address.host)) {
+    if (config.allow_anonymous) {
+      chat::LogWarning(
+          "--allow_anonymous: not checking whether chat-server requires API "
+          "keys on non-loopback --listen=",
+          config.listen);
+    } else {
+      chat::LogInfo("--listen=", config.listen,
+                    " is not loopback: asking chat-server at ", backend,
+                    " whether it requires API keys (waiting up to ",
+                    absl::FormatDuration(config.backend_wait), ")");
+      absl::Status policy = chat::gateway::CheckBackendAuthPolicy(
+          *channel, config.backend_wait,
+          [&stop_signals] { return StopSignalPending(stop_signals); });
+      if (absl::IsCancelled(policy)) {
+        chat::LogInfo("chat-gateway stopped before it started");
+        return 0;
+      }
+      if (!policy.ok()) {
+        chat::LogError(policy.message());
+        return absl::IsFailedPrecondition(policy) ? kExitBadConfiguration
+                                                  : kExitFailure;
+      }
+    }
+  }
 
   chat::gateway::Gateway gateway(*channel, *std::move(routes), config.gateway);
 
@@ -82,7 +136,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
       server.Start(config.listen_address.host, config.listen_address.port);
   if (!bound.ok()) {
     chat::LogError(bound.status().ToString());
-    return 1;
+    return kExitFailure;
   }
   const std::string& listen = config.listen;
   chat::LogInfo("chat-gateway listening on ",
@@ -140,7 +194,7 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "chat-gateway: %s\n",
                  std::string(config.status().message()).c_str());
-    return 2;
+    return kExitBadConfiguration;
   }
   return Run(*config);
 }

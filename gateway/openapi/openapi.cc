@@ -111,6 +111,35 @@ std::string OpenApiPath(const PathTemplate& path) {
   return absl::StrReplaceAll(text, {{"=*}", "}"}, {"=**}", "}"}});
 }
 
+// RPCs chat-server answers without an API key (health and the status page
+// stay open to probes and to people finding their way); every other
+// operation names the key schemes. chat-server decides, this only documents.
+constexpr absl::string_view kOpenRpcs[] = {
+    "chat.v1.ChatService.GetStatus",
+    "chat.admin.v1.AdminService.GetAuthPolicy",
+};
+
+bool NeedsKey(const google::protobuf::MethodDescriptor& method) {
+  for (absl::string_view open : kOpenRpcs) {
+    if (method.full_name() == open) return false;
+  }
+  return true;
+}
+
+Json SecuritySchemes() {
+  return {{"bearerAuth",
+           {{"type", "http"},
+            {"scheme", "bearer"},
+            {"description",
+             "An API key, `Authorization: Bearer chatd_<id>_<secret>`. The "
+             "/v1/admin routes need the admin key."}}},
+          {"apiKeyHeader",
+           {{"type", "apiKey"},
+            {"in", "header"},
+            {"name", "x-api-key"},
+            {"description", "The same API key in an x-api-key header."}}}};
+}
+
 Json ErrorResponse() {
   return {{"description", "An error, with the gRPC status code and message."},
           {"content",
@@ -127,8 +156,14 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
   doc["info"] = {{"title", title},
                  {"version", version},
                  {"description",
-                  "REST/JSON transcoding of chat.v1.ChatService. Generated at "
-                  "start-up from the proto's google.api.http annotations."}};
+                  "REST/JSON transcoding of chat.v1.ChatService and "
+                  "chat.admin.v1.AdminService. Generated at start-up from the "
+                  "proto's google.api.http annotations.\n\nCalls carry an API "
+                  "key (`Authorization: Bearer <key>` or `x-api-key: <key>`); "
+                  "without a valid one they answer 401 with `WWW-Authenticate: "
+                  "Bearer`. A chat-server with no keys serves callers on its "
+                  "own host without one. Answers carry OpenAI's rate-limit "
+                  "headers (`x-ratelimit-*`) and, on 429, `Retry-After`."}};
   Json paths = Json::object();
   Json schemas = Json::object();
   schemas["Error"] = {
@@ -223,14 +258,27 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                  {{"result", {{"$ref", Ref(output)}}},
                   {"error", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
     }
-    op["responses"] = {{"200", ok}, {"default", ErrorResponse()}};
+    op["responses"] = {{"200", ok}};
+    if (NeedsKey(*method)) {
+      op["security"] = Json::array(
+          {{{"bearerAuth", Json::array()}}, {{"apiKeyHeader", Json::array()}}});
+      op["responses"]["401"] = {
+          {"description",
+           "No API key, or one that is unknown, revoked or expired. Carries "
+           "`WWW-Authenticate: Bearer`."},
+          {"content",
+           {{"application/json",
+             {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+    }
+    op["responses"]["default"] = ErrorResponse();
 
     std::string verb = route.http_method;
     for (char& c : verb) c = static_cast<char>(std::tolower(c));
     paths[OpenApiPath(route.path)][verb] = op;
   }
   doc["paths"] = paths;
-  doc["components"] = {{"schemas", schemas}};
+  doc["components"] = {{"schemas", schemas},
+                       {"securitySchemes", SecuritySchemes()}};
   return doc.dump(2);
 }
 

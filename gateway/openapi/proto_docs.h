@@ -27,7 +27,8 @@ class ProtoDocs {
   absl::flat_hash_map<std::string, std::string> comments_;
 };
 
-// The comments of proto/chat/v1/chat.proto, embedded at build time.
+// The comments of proto/chat/v1/chat.proto and
+// proto/chat/admin/v1/admin.proto, embedded at build time.
 const ProtoDocs& ChatProtoDocs();
 
 }  // namespace chat::gateway

@@ -12,6 +12,34 @@ namespace {
 
 constexpr absl::string_view kMetadataPrefix = "grpc-metadata-";
 
+// Keys the gateway sets itself, or only from their own header: never from a
+// Grpc-Metadata-<name> header.
+constexpr absl::string_view kReservedKeys[] = {
+    "x-request-id", "x-forwarded-for", "authorization", "x-api-key"};
+
+// OpenAI's rate-limit headers and Retry-After, as OpenAI spells them (HTTP
+// header names are case-insensitive; gRPC keys are lowercase).
+constexpr absl::string_view kResponseHeaders[] = {
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "retry-after"};
+
+bool IsReservedKey(absl::string_view key) {
+  for (absl::string_view reserved : kReservedKeys) {
+    if (key == reserved) return true;
+  }
+  return false;
+}
+
+std::string HttpHeaderName(absl::string_view key) {
+  if (key == "retry-after") return "Retry-After";
+  return std::string(key);
+}
+
 bool IsPrintableAscii(absl::string_view value) {
   for (char c : value) {
     if (c < 0x20 || c > 0x7e) return false;
@@ -37,25 +65,53 @@ bool IsValidKey(absl::string_view key) {
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
-    const HttpRequest& request, absl::string_view request_id) {
+    const HttpRequest& request, absl::string_view request_id,
+    absl::string_view client_address) {
   std::vector<std::pair<std::string, std::string>> out;
   out.emplace_back("x-request-id", std::string(request_id));
+  // "unknown" (RFC 7239's word for an unknown node) rather than nothing: with
+  // no x-forwarded-for, chat-server would judge the gateway's own loopback
+  // address instead.
+  out.emplace_back("x-forwarded-for", client_address.empty()
+                                          ? std::string("unknown")
+                                          : std::string(client_address));
   for (const auto& field : request) {
     std::string name = absl::AsciiStrToLower(absl::string_view(
         field.name_string().data(), field.name_string().size()));
     std::string value(field.value().data(), field.value().size());
     std::string key;
-    if (name == "authorization") {
+    if (name == "authorization" || name == "x-api-key") {
       key = name;
     } else if (absl::StartsWith(name, kMetadataPrefix)) {
       key = name.substr(kMetadataPrefix.size());
+      if (IsReservedKey(key)) continue;
     } else {
       continue;
     }
-    if (!IsValidKey(key) || key == "x-request-id" || !IsPrintableAscii(value)) {
-      continue;
-    }
+    if (!IsValidKey(key) || !IsPrintableAscii(value)) continue;
     out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
+absl::Span<const absl::string_view> ResponseHeaderAllowList() {
+  return kResponseHeaders;
+}
+
+HttpHeaders ResponseHeadersFromMetadata(const GrpcMetadata* initial,
+                                        const GrpcMetadata* trailing) {
+  HttpHeaders out;
+  for (absl::string_view key : kResponseHeaders) {
+    for (const GrpcMetadata* metadata : {initial, trailing}) {
+      if (metadata == nullptr) continue;
+      auto it = metadata->find(grpc::string_ref(key.data(), key.size()));
+      if (it == metadata->end()) continue;
+      absl::string_view value(it->second.data(), it->second.size());
+      // A value that could split the header block never reaches the client.
+      if (value.empty() || !IsPrintableAscii(value)) continue;
+      out.emplace_back(HttpHeaderName(key), std::string(value));
+      break;
+    }
   }
   return out;
 }

@@ -94,4 +94,9 @@ std::string ErrorBody(const HttpError& error) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+HttpHeaders ErrorHeaders(const HttpError& error) {
+  if (error.http_status == 401) return {{"WWW-Authenticate", "Bearer"}};
+  return {};
+}
+
 }  // namespace chat::gateway

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "gateway/http/http_server.h"
 #include "grpcpp/support/status.h"
 
 namespace chat::gateway {
@@ -38,6 +39,12 @@ HttpError MakeHttpError(int http_status, grpc::StatusCode code,
 
 // {"code":..,"message":..,"details":[]}.
 std::string ErrorBody(const HttpError& error);
+
+// The headers an error answer carries besides its body's: a 401 (an API key
+// missing, unknown, revoked or expired) says how to authenticate,
+// `WWW-Authenticate: Bearer` (RFC 6750 section 3; RFC 9110 section 15.5.2
+// requires the header on a 401), and names no key.
+HttpHeaders ErrorHeaders(const HttpError& error);
 
 }  // namespace chat::gateway
 

@@ -357,10 +357,13 @@ describe('headers, CORS and connections', () => {
     assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
   });
 
-  it('marks answers for allowed origins only, exposing x-request-id', async () => {
+  it('marks answers for allowed origins only, exposing x-request-id and the rate-limit headers', async () => {
     let res = await fetch(stack.base + '/', { headers: { Origin: 'http://other.example' } });
     assert.equal(res.headers.get('access-control-allow-origin'), 'http://other.example');
-    assert.equal(res.headers.get('access-control-expose-headers'), 'x-request-id');
+    assert.equal(res.headers.get('access-control-expose-headers'),
+      'x-request-id, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, '
+      + 'x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, '
+      + 'x-ratelimit-reset-tokens, retry-after');
     res = await fetch(stack.base + '/', { headers: { Origin: 'http://evil.example' } });
     assert.equal(res.headers.get('access-control-allow-origin'), null);
     res = await fetch(stack.base + '/nope', { method: 'OPTIONS' });

@@ -47,6 +47,8 @@ TEST_F(GatewayConfigTest, DefaultsAreAccepted) {
   EXPECT_FALSE(config->http.access_log);
   EXPECT_EQ(config->gateway.request_timeout, absl::Minutes(5));
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
+  EXPECT_FALSE(config->allow_anonymous);
+  EXPECT_EQ(config->backend_wait, absl::Seconds(30));
 }
 
 TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
@@ -60,6 +62,8 @@ TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
   absl::SetFlag(&FLAGS_idle_timeout, absl::Seconds(5));
   absl::SetFlag(&FLAGS_max_connections, 50);
   absl::SetFlag(&FLAGS_max_connections_per_client, 7);
+  absl::SetFlag(&FLAGS_allow_anonymous, true);
+  absl::SetFlag(&FLAGS_backend_wait, absl::Seconds(5));
   absl::StatusOr<GatewayConfig> config = GatewayConfigFromFlags();
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->listen_address.host, "::1");
@@ -73,6 +77,8 @@ TEST_F(GatewayConfigTest, ValuesAreCarriedOver) {
   EXPECT_EQ(config->http.idle_timeout, absl::Seconds(5));
   EXPECT_EQ(config->http.max_connections, 50);
   EXPECT_EQ(config->http.max_connections_per_client, 7);
+  EXPECT_TRUE(config->allow_anonymous);
+  EXPECT_EQ(config->backend_wait, absl::Seconds(5));
 }
 
 struct BadValueCase {
@@ -149,7 +155,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadValueCase{
             "ShutdownGraceTooLong",
             [] { absl::SetFlag(&FLAGS_shutdown_grace, absl::Hours(2)); },
-            "--shutdown_grace must be between 0 and 1h; got 2h"}),
+            "--shutdown_grace must be between 0 and 1h; got 2h"},
+        BadValueCase{
+            "BackendWaitZero",
+            [] { absl::SetFlag(&FLAGS_backend_wait, absl::ZeroDuration()); },
+            "--backend_wait must be between 1ms and 1h; got 0"}),
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
       return info.param.label;
     });
@@ -162,6 +172,8 @@ class GatewayConfigEnvironmentTest : public ::testing::Test {
     unsetenv("CHAT_GATEWAY_IO_THREADS");
     unsetenv("CHAT_GATEWAY_READ_TIMEOUT");
     unsetenv("CHAT_IO_THREADS");
+    unsetenv("CHAT_GATEWAY_ALLOW_ANONYMOUS");
+    unsetenv("CHAT_GATEWAY_BACKEND_WAIT");
   }
   absl::StatusOr<GatewayConfig> Parse(std::vector<std::string> args) {
     args.insert(args.begin(), "chat-gateway");
@@ -178,6 +190,19 @@ TEST_F(GatewayConfigEnvironmentTest, ZeroIoThreadsFromEnvironment) {
   EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
                                   "--io_threads must be between 1 and 256; "
                                   "got 0 (from CHAT_GATEWAY_IO_THREADS)"));
+}
+
+TEST_F(GatewayConfigEnvironmentTest, AuthFlagsFromEnvironment) {
+  setenv("CHAT_GATEWAY_ALLOW_ANONYMOUS", "true", 1);
+  setenv("CHAT_GATEWAY_BACKEND_WAIT", "2s", 1);
+  absl::StatusOr<GatewayConfig> config = Parse({});
+  ASSERT_THAT(config, IsOk());
+  EXPECT_TRUE(config->allow_anonymous);
+  EXPECT_EQ(config->backend_wait, absl::Seconds(2));
+  setenv("CHAT_GATEWAY_BACKEND_WAIT", "2h", 1);
+  EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  "--backend_wait must be between 1ms and 1h; "
+                                  "got 2h (from CHAT_GATEWAY_BACKEND_WAIT)"));
 }
 
 TEST_F(GatewayConfigEnvironmentTest, ServerVariablesAreNotTheGateways) {

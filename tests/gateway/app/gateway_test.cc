@@ -2,9 +2,11 @@
 // chat.v1.ChatService, so the tests can make the backend answer anything:
 // every gRPC status, errors in the middle of a stream, and a report of the
 // metadata and deadline it received. Requests go over a real socket to a
-// real HttpServer. The request's `message` is the script: "status:<code>",
-// "stream-error:<code>" (one delta, then the error), "metadata". Sessions
-// list in two pages of one session each.
+// real HttpServer. The request's `message` is the script: "status:<code>"
+// (RESOURCE_EXHAUSTED with a retry-after in the trailing metadata),
+// "stream-error:<code>" (one delta, then the error), "metadata", "limits"
+// (rate-limit metadata, and one key that is not for clients). Sessions list
+// in two pages of one session each.
 //
 // NewBindingGatewayTest serves a variant of chat.v1.ChatService made in the
 // test (a FileDescriptorProto in its own DescriptorPool, same service name,
@@ -55,6 +57,25 @@ std::string MetadataValue(const grpc::ServerContext& context,
   return std::string(it->second.data(), it->second.size());
 }
 
+// What chat-server sends with a rate-limited answer, as OpenAI would.
+void AddLimitMetadata(grpc::ServerContext* context) {
+  context->AddInitialMetadata("x-ratelimit-limit-requests", "60");
+  context->AddInitialMetadata("x-ratelimit-remaining-requests", "59");
+  context->AddInitialMetadata("x-ratelimit-reset-requests", "1s");
+  context->AddInitialMetadata("x-ratelimit-limit-tokens", "150000");
+  context->AddInitialMetadata("x-ratelimit-remaining-tokens", "149984");
+  context->AddInitialMetadata("x-ratelimit-reset-tokens", "6m0s");
+  context->AddInitialMetadata("x-backend-detail", "internal");
+}
+
+grpc::Status ScriptedFailure(grpc::ServerContext* context, int code) {
+  if (code == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) {
+    context->AddTrailingMetadata("x-ratelimit-remaining-requests", "0");
+    context->AddTrailingMetadata("retry-after", "7");
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure");
+}
+
 // The scripted backend. Synchronous API: this is a test double.
 class FakeChatService final : public chat::v1::ChatService::Service {
  public:
@@ -64,12 +85,14 @@ class FakeChatService final : public chat::v1::ChatService::Service {
     int code = 0;
     if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"),
                          &code)) {
-      return grpc::Status(static_cast<grpc::StatusCode>(code),
-                          "scripted failure");
+      return ScriptedFailure(context, code);
     }
+    if (request->message() == "limits") AddLimitMetadata(context);
     if (request->message() == "metadata") {
       response->set_response(absl::StrCat(
           "authorization=", MetadataValue(*context, "authorization"),
+          ";x-api-key=", MetadataValue(*context, "x-api-key"),
+          ";x-forwarded-for=", MetadataValue(*context, "x-forwarded-for"),
           ";x-request-id=", MetadataValue(*context, "x-request-id"),
           ";tenant=", MetadataValue(*context, "tenant")));
       const absl::Duration left =
@@ -82,15 +105,14 @@ class FakeChatService final : public chat::v1::ChatService::Service {
   }
 
   grpc::Status ChatStream(
-      grpc::ServerContext* /*context*/,
-      const chat::v1::ChatStreamRequest* request,
+      grpc::ServerContext* context, const chat::v1::ChatStreamRequest* request,
       grpc::ServerWriter<chat::v1::ChatStreamResponse>* writer) override {
     int code = 0;
     if (absl::SimpleAtoi(absl::StripPrefix(request->message(), "status:"),
                          &code)) {
-      return grpc::Status(static_cast<grpc::StatusCode>(code),
-                          "scripted failure");
+      return ScriptedFailure(context, code);
     }
+    if (request->message() == "limits") AddLimitMetadata(context);
     chat::v1::ChatStreamResponse delta;
     delta.mutable_delta()->set_text("partial ");
     writer->Write(delta);
@@ -215,16 +237,18 @@ class GatewayTest : public ::testing::Test {
 };
 
 TEST_F(GatewayTest, ForwardsHeadersAsMetadataAndGrpcTimeoutAsDeadline) {
+  // The client's X-Forwarded-For is replaced by the connection's address.
   std::string answer =
       Request("POST", "/v1/chat", ChatBody("metadata"),
-              "Authorization: Bearer k-1\r\nX-Request-Id: rid-7\r\n"
+              "Authorization: Bearer k-1\r\nX-Api-Key: k-2\r\n"
+              "X-Forwarded-For: 10.9.9.9\r\nX-Request-Id: rid-7\r\n"
               "Grpc-Metadata-Tenant: acme\r\nGrpc-Timeout: 5S\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("x-request-id: rid-7\r\n"));
-  EXPECT_THAT(
-      answer,
-      HasSubstr(
-          R"("response":"authorization=Bearer k-1;x-request-id=rid-7;tenant=acme")"));
+  EXPECT_THAT(answer,
+              HasSubstr(R"("response":"authorization=Bearer k-1;x-api-key=k-2;)"
+                        R"(x-forwarded-for=127.0.0.1;x-request-id=rid-7;)"
+                        R"(tenant=acme")"));
   // The deadline the backend saw: about 5 s away (rounded to seconds).
   EXPECT_THAT(answer, ::testing::AnyOf(HasSubstr(R"("turn_count":5)"),
                                        HasSubstr(R"("turn_count":4)")));
@@ -261,6 +285,55 @@ INSTANTIATE_TEST_SUITE_P(
       return absl::StrCat("Grpc", info.param.grpc_code, "Http",
                           info.param.http_status);
     });
+
+// A 401 says how to authenticate, on every shape of answer; the body is
+// the ordinary error body.
+TEST_F(GatewayTest, UnauthenticatedAsksForABearerKey) {
+  for (const char* path : {"/chat", "/v1/chat", "/v1/chat:stream"}) {
+    std::string answer = Request("POST", path, ChatBody("status:16"),
+                                 "Authorization: Bearer wrong-key\r\n");
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 401 Unauthorized\r\n")) << path;
+    EXPECT_THAT(answer, HasSubstr("WWW-Authenticate: Bearer\r\n")) << path;
+    EXPECT_THAT(answer, Not(HasSubstr("wrong-key"))) << path;
+    EXPECT_THAT(answer, EndsWith(R"({"code":16,"message":"scripted failure",)"
+                                 R"("details":[]})"))
+        << path;
+  }
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("status:16"),
+                               "Accept: application/x-ndjson\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 401 Unauthorized\r\n"));
+  EXPECT_THAT(answer, HasSubstr("WWW-Authenticate: Bearer\r\n"));
+}
+
+TEST_F(GatewayTest, RateLimitMetadataBecomesHeaders) {
+  for (const char* path : {"/chat", "/v1/chat", "/v1/chat:stream"}) {
+    std::string answer = Request("POST", path, ChatBody("limits"));
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n")) << path;
+    for (const char* header : {"x-ratelimit-limit-requests: 60\r\n",
+                               "x-ratelimit-remaining-requests: 59\r\n",
+                               "x-ratelimit-reset-requests: 1s\r\n",
+                               "x-ratelimit-limit-tokens: 150000\r\n",
+                               "x-ratelimit-remaining-tokens: 149984\r\n",
+                               "x-ratelimit-reset-tokens: 6m0s\r\n"}) {
+      EXPECT_THAT(answer, HasSubstr(header)) << path;
+    }
+    EXPECT_THAT(answer, Not(HasSubstr("x-backend-detail"))) << path;
+  }
+}
+
+// RESOURCE_EXHAUSTED is 429, with chat-server's Retry-After from the
+// trailing metadata: on a unary answer and on a stream refused before its
+// first event.
+TEST_F(GatewayTest, TooManyRequestsCarriesRetryAfter) {
+  for (const char* path : {"/chat", "/v1/chat:stream", "/chat-stream"}) {
+    std::string answer = Request("POST", path, ChatBody("status:8"));
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 429 Too Many Requests\r\n"))
+        << path;
+    EXPECT_THAT(answer, HasSubstr("Retry-After: 7\r\n")) << path;
+    EXPECT_THAT(answer, HasSubstr("x-ratelimit-remaining-requests: 0\r\n"))
+        << path;
+  }
+}
 
 TEST_F(GatewayTest, SseErrorAfterTheFirstEventIsAnErrorEvent) {
   std::string answer =

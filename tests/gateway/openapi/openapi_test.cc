@@ -5,6 +5,7 @@
 
 #include "gateway/openapi/openapi.h"
 
+#include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "gmock/gmock.h"
 #include "google/api/annotations.pb.h"
@@ -29,6 +30,63 @@ nlohmann::json Document(
   if (!routes.ok()) return nlohmann::json();
   return nlohmann::json::parse(
       GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()), nullptr, false);
+}
+
+// Both services, as chat-gateway serves them.
+nlohmann::json ServedDocument() {
+  absl::StatusOr<RouteTable> routes = RouteTable::FromServices(
+      {ChatService(), chat::admin::v1::CreateKeyRequest::descriptor()
+                          ->file()
+                          ->FindServiceByName("AdminService")});
+  EXPECT_TRUE(routes.ok());
+  if (!routes.ok()) return nlohmann::json();
+  return nlohmann::json::parse(
+      GenerateOpenApi(*routes, "t", "1", &ChatProtoDocs()), nullptr, false);
+}
+
+TEST(OpenApiTest, AdminRoutesAreDocumentedWithTheirComments) {
+  nlohmann::json doc = ServedDocument();
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_TRUE(doc["paths"]["/v1/admin/keys"].contains("post"));
+  EXPECT_TRUE(doc["paths"]["/v1/admin/keys"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/v1/admin/keys/{key_id}:revoke"].contains("post"));
+  EXPECT_TRUE(doc["paths"]["/v1/admin/usage"].contains("get"));
+  EXPECT_THAT(
+      doc["paths"]["/v1/admin/keys"]["post"]["description"].get<std::string>(),
+      ::testing::StartsWith("Creates an API key"));
+  EXPECT_TRUE(
+      doc["components"]["schemas"].contains("chat.admin.v1.CreateKeyResponse"));
+}
+
+// Every operation but the status page names the key schemes and its 401;
+// the status page stays open, as GET / does on chat-server.
+TEST(OpenApiTest, OperationsThatNeedAKeySaySo) {
+  nlohmann::json doc = ServedDocument();
+  const nlohmann::json& schemes = doc["components"]["securitySchemes"];
+  EXPECT_EQ(schemes["bearerAuth"]["type"], "http");
+  EXPECT_EQ(schemes["bearerAuth"]["scheme"], "bearer");
+  EXPECT_EQ(schemes["apiKeyHeader"]["type"], "apiKey");
+  EXPECT_EQ(schemes["apiKeyHeader"]["in"], "header");
+  EXPECT_EQ(schemes["apiKeyHeader"]["name"], "x-api-key");
+  const nlohmann::json expected_security =
+      nlohmann::json::parse(R"([{"bearerAuth":[]},{"apiKeyHeader":[]}])");
+  int secured = 0;
+  for (const auto& [path, item] : doc["paths"].items()) {
+    for (const auto& [verb, op] : item.items()) {
+      const bool open = op["operationId"].get<std::string>().find(
+                            "GetStatus") != std::string::npos;
+      if (open) {
+        EXPECT_FALSE(op.contains("security")) << verb << " " << path;
+        EXPECT_FALSE(op["responses"].contains("401")) << verb << " " << path;
+      } else {
+        EXPECT_EQ(op["security"], expected_security) << verb << " " << path;
+        EXPECT_TRUE(op["responses"].contains("401")) << verb << " " << path;
+        ++secured;
+      }
+    }
+  }
+  EXPECT_GT(secured, 10);
+  EXPECT_FALSE(doc["paths"]["/"]["get"].contains("security"));
 }
 
 TEST(OpenApiTest, ProtoCommentsBecomeDescriptions) {

@@ -1,4 +1,6 @@
-// Which headers become gRPC metadata, and Grpc-Timeout parsing.
+// Which headers become gRPC metadata (credentials forwarded, the client's
+// address set by the gateway and never by the client), which response
+// metadata become headers, and Grpc-Timeout parsing.
 
 #include "gateway/transcode/metadata.h"
 
@@ -9,8 +11,12 @@ namespace chat::gateway {
 namespace {
 
 using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Key;
 using ::testing::Not;
 using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
 
 TEST(MetadataTest, ForwardsAuthorizationRequestIdAndGrpcMetadata) {
   HttpRequest request;
@@ -20,11 +26,110 @@ TEST(MetadataTest, ForwardsAuthorizationRequestIdAndGrpcMetadata) {
   request.set("Grpc-Metadata-Blob-Bin", "no");
   request.set("Grpc-Metadata-Bad", "a\x01z");
   request.set("Cookie", "secret");
-  auto md = ForwardedMetadata(request, "rid-1");
-  EXPECT_THAT(md, Contains(Pair("authorization", "Bearer k")));
-  EXPECT_THAT(md, Contains(Pair("x-request-id", "rid-1")));
-  EXPECT_THAT(md, Contains(Pair("tenant", "acme")));
-  EXPECT_EQ(md.size(), 3u);
+  auto md = ForwardedMetadata(request, "rid-1", "10.1.2.3");
+  EXPECT_THAT(md, UnorderedElementsAre(Pair("authorization", "Bearer k"),
+                                       Pair("x-request-id", "rid-1"),
+                                       Pair("x-forwarded-for", "10.1.2.3"),
+                                       Pair("tenant", "acme")));
+}
+
+TEST(MetadataTest, ForwardsXApiKey) {
+  HttpRequest request;
+  request.set("X-Api-Key", "chatd_abc_secret");
+  auto md = ForwardedMetadata(request, "rid-1", "192.0.2.7");
+  EXPECT_THAT(md, Contains(Pair("x-api-key", "chatd_abc_secret")));
+  EXPECT_THAT(md, Not(Contains(Key("authorization"))));
+}
+
+// chat-server lets anonymous callers in from loopback only, judging the
+// x-forwarded-for the gateway sends: a remote client claiming 127.0.0.1, by
+// either header, is still its own address.
+TEST(MetadataTest, ClientCannotClaimToBeLoopback) {
+  HttpRequest request;
+  request.set("X-Forwarded-For", "127.0.0.1");
+  request.insert("Grpc-Metadata-X-Forwarded-For", "127.0.0.1");
+  request.set("Forwarded", "for=127.0.0.1");
+  auto md = ForwardedMetadata(request, "rid-1", "203.0.113.9");
+  int forwarded_for = 0;
+  for (const auto& [key, value] : md) {
+    if (key == "x-forwarded-for") {
+      ++forwarded_for;
+      EXPECT_EQ(value, "203.0.113.9");
+    }
+    EXPECT_NE(key, "forwarded");
+  }
+  EXPECT_EQ(forwarded_for, 1);
+}
+
+TEST(MetadataTest, UnknownClientAddressIsNotLoopback) {
+  HttpRequest request;
+  EXPECT_THAT(ForwardedMetadata(request, "rid-1", ""),
+              Contains(Pair("x-forwarded-for", "unknown")));
+}
+
+// Credentials and the request id come only from their own headers, so a
+// Grpc-Metadata- header cannot add a second key behind the first.
+TEST(MetadataTest, ReservedKeysAreNotSetThroughGrpcMetadata) {
+  HttpRequest request;
+  request.set("Grpc-Metadata-Authorization", "Bearer other");
+  request.set("Grpc-Metadata-X-Api-Key", "other");
+  request.set("Grpc-Metadata-X-Request-Id", "other");
+  auto md = ForwardedMetadata(request, "rid-1", "10.0.0.1");
+  EXPECT_THAT(md, UnorderedElementsAre(Pair("x-request-id", "rid-1"),
+                                       Pair("x-forwarded-for", "10.0.0.1")));
+}
+
+TEST(ResponseHeadersTest, AllowListedKeysBecomeHeaders) {
+  GrpcMetadata initial = {
+      {"x-ratelimit-limit-requests", "60"},
+      {"x-ratelimit-remaining-requests", "59"},
+      {"x-ratelimit-reset-requests", "1s"},
+      {"x-ratelimit-limit-tokens", "150000"},
+      {"x-ratelimit-remaining-tokens", "149984"},
+      {"x-ratelimit-reset-tokens", "6m0s"},
+      {"x-internal-detail", "not for clients"},
+      {"content-type", "application/grpc"},
+  };
+  GrpcMetadata trailing = {{"retry-after", "2"}};
+  EXPECT_THAT(ResponseHeadersFromMetadata(&initial, &trailing),
+              ElementsAre(Pair("x-ratelimit-limit-requests", "60"),
+                          Pair("x-ratelimit-remaining-requests", "59"),
+                          Pair("x-ratelimit-reset-requests", "1s"),
+                          Pair("x-ratelimit-limit-tokens", "150000"),
+                          Pair("x-ratelimit-remaining-tokens", "149984"),
+                          Pair("x-ratelimit-reset-tokens", "6m0s"),
+                          Pair("Retry-After", "2")));
+}
+
+TEST(ResponseHeadersTest, EachKeyOnceInitialFirst) {
+  GrpcMetadata initial = {{"x-ratelimit-remaining-requests", "5"}};
+  GrpcMetadata trailing = {{"x-ratelimit-remaining-requests", "4"},
+                           {"retry-after", "1"}};
+  EXPECT_THAT(ResponseHeadersFromMetadata(&initial, &trailing),
+              ElementsAre(Pair("x-ratelimit-remaining-requests", "5"),
+                          Pair("Retry-After", "1")));
+  EXPECT_THAT(ResponseHeadersFromMetadata(nullptr, &trailing),
+              ElementsAre(Pair("x-ratelimit-remaining-requests", "4"),
+                          Pair("Retry-After", "1")));
+  EXPECT_THAT(ResponseHeadersFromMetadata(nullptr, nullptr), IsEmpty());
+}
+
+// A value that could end the header block early (response splitting) or is
+// not text is dropped, not passed on.
+TEST(ResponseHeadersTest, UnsafeValuesAreDropped) {
+  GrpcMetadata trailing = {{"retry-after", "1\r\nSet-Cookie: x=y"},
+                           {"x-ratelimit-reset-tokens", ""}};
+  EXPECT_THAT(ResponseHeadersFromMetadata(nullptr, &trailing), IsEmpty());
+}
+
+TEST(ResponseHeadersTest, AllowListIsOpenAisHeaders) {
+  EXPECT_THAT(
+      ResponseHeaderAllowList(),
+      ElementsAre("x-ratelimit-limit-requests",
+                  "x-ratelimit-remaining-requests",
+                  "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
+                  "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+                  "retry-after"));
 }
 
 TEST(MetadataTest, RequestIdIsKeptOrMade) {

@@ -83,5 +83,20 @@ TEST(ErrorBodyTest, InvalidUtf8DoesNotThrow) {
   EXPECT_THAT(ErrorBody(error), ::testing::HasSubstr("\"code\":13"));
 }
 
+// RFC 9110 section 15.5.2: a 401 says how to authenticate; nothing else
+// gets extra headers.
+TEST(ErrorHeadersTest, UnauthenticatedAsksForABearerKey) {
+  EXPECT_THAT(
+      ErrorHeaders(ToHttpError(
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing API key"))),
+      ::testing::ElementsAre(::testing::Pair("WWW-Authenticate", "Bearer")));
+  EXPECT_THAT(ErrorHeaders(ToHttpError(
+                  grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no"))),
+              ::testing::IsEmpty());
+  EXPECT_THAT(ErrorHeaders(ToHttpError(grpc::Status(
+                  grpc::StatusCode::RESOURCE_EXHAUSTED, "slow down"))),
+              ::testing::IsEmpty());
+}
+
 }  // namespace
 }  // namespace chat::gateway

@@ -1,0 +1,40 @@
+#ifndef CHAT_GATEWAY_APP_AUTH_POLICY_H_
+#define CHAT_GATEWAY_APP_AUTH_POLICY_H_
+
+// The gateway's safe default: it does not open chat-server to a network
+// while chat-server answers callers that carry no API key. chat-server
+// decides who a caller is; the gateway only asks it, once, at start-up.
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+
+namespace chat::gateway {
+
+// Whether `host` (the host part of --listen) names only loopback: an IPv4
+// address in 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z), or "localhost" (RFC
+// 6761 keeps it on loopback). An empty host or 0.0.0.0 / :: (every
+// interface) and any other name are not loopback.
+bool IsLoopbackHost(absl::string_view host);
+
+// Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
+// whether it would serve a caller with no API key from another host, waiting
+// for it to come up and retrying for up to `wait`. `stop_requested` is asked
+// about once a second while it waits (main's stop signals are blocked, so a
+// SIGTERM during a long wait would otherwise go unnoticed).
+// - OK: it would not (it requires API keys).
+// - FAILED_PRECONDITION: it would, or it has no AdminService (it predates
+//   API keys, so it serves everyone); the message says what to do.
+// - UNAVAILABLE: no answer within `wait` (the last error in the message).
+// - CANCELLED: `stop_requested` said so before an answer came.
+absl::Status CheckBackendAuthPolicy(
+    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,
+    const std::function<bool()>& stop_requested = [] { return false; });
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_APP_AUTH_POLICY_H_
