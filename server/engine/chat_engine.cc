@@ -1,5 +1,6 @@
 #include "server/engine/chat_engine.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -22,25 +23,31 @@ class ChatEngine::Turn final : public TurnHandle,
                                public llm::CompletionSink,
                                public std::enable_shared_from_this<Turn> {
  public:
-  Turn(ChatEngine* engine, ChatTurnRequest request, TurnObserver* observer)
+  // `holds_stream_slot`: StartTurn took one of the key's stream slots for
+  // this turn, which gives it back when it ends.
+  Turn(ChatEngine* engine, ChatTurnRequest request, TurnObserver* observer,
+       bool holds_stream_slot)
       : engine_(engine),
         request_(std::move(request)),
         observer_(observer),
         serializer_key_(
-            absl::StrCat(request_.tenant, "\n", request_.session_id)) {}
+            absl::StrCat(request_.tenant, "\n", request_.session_id)),
+        stream_slot_(holds_stream_slot) {}
 
   const std::string& serializer_key() const { return serializer_key_; }
 
   // Runs on the pool when every earlier turn of the session is done.
   void Run() {
+    bool cancelled_while_queued = false;
     {
       absl::MutexLock lock(&mu_);
-      if (state_ == State::kDone) {  // Cancelled while it waited.
-        engine_->serializer_.Release(serializer_key_);
-        Ended();
-        return;
-      }
-      state_ = State::kRunning;
+      cancelled_while_queued = state_ == State::kDone;
+      if (!cancelled_while_queued) state_ = State::kRunning;
+    }
+    if (cancelled_while_queued) {
+      engine_->serializer_.Release(serializer_key_);
+      Ended();
+      return;
     }
     StartCompletion();
   }
@@ -62,6 +69,8 @@ class ChatEngine::Turn final : public TurnHandle,
       }
     }
     if (ended_while_queued) {
+      // The slot goes now, not when the turns ahead of it end.
+      ReleaseStreamSlot();
       observer_->OnComplete(absl::CancelledError("the call was cancelled"));
     } else if (call != nullptr) {
       call->Cancel();
@@ -179,6 +188,17 @@ class ChatEngine::Turn final : public TurnHandle,
   // which is then sent to the provider, so the answer cannot outgrow it.
   absl::Status Admit(llm::CompletionRequest* completion) {
     const store::KeyLimits& limits = request_.key_limits;
+    if (limits.max_tokens > 0) {
+      // The key's ceiling holds for a request that names no max_tokens too.
+      completion->max_tokens = static_cast<int>(std::min<int64_t>(
+          completion->max_tokens.value_or(engine_->options_.default_max_tokens),
+          limits.max_tokens));
+    }
+    prompt_tokens_ = EstimateTokens(completion->system_prompt);
+    for (const llm::PromptMessage& message : completion->messages) {
+      prompt_tokens_ +=
+          message.tokens.value_or(EstimateTokens(message.content));
+    }
     if (admission_.has_value() || request_.key_id.empty() ||
         !KeyQuotas::HasCounters(limits)) {
       return absl::OkStatus();
@@ -186,10 +206,7 @@ class ChatEngine::Turn final : public TurnHandle,
     const int max_tokens =
         completion->max_tokens.value_or(engine_->options_.default_max_tokens);
     completion->max_tokens = max_tokens;
-    int64_t tokens = EstimateTokens(completion->system_prompt) + max_tokens;
-    for (const llm::PromptMessage& message : completion->messages) {
-      tokens += message.tokens.value_or(EstimateTokens(message.content));
-    }
+    const int64_t tokens = prompt_tokens_ + max_tokens;
     absl::StatusOr<QuotaAdmission> admission =
         engine_->quotas_.Admit(request_.key_id, limits, tokens, absl::Now());
     if (!admission.ok()) return admission.status();
@@ -221,6 +238,9 @@ class ChatEngine::Turn final : public TurnHandle,
         // Another replica stored a turn meanwhile. Nothing reached this
         // caller yet, so ask again against the fresh history, once.
         retried_ = true;
+        // The first answer was generated (and billed) even though it is
+        // thrown away: it counts against the key.
+        spent_tokens_ += result.input_tokens + result.output_tokens;
         reply_.clear();
         StartCompletion();
         return;
@@ -254,12 +274,24 @@ class ChatEngine::Turn final : public TurnHandle,
       absl::MutexLock lock(&mu_);
       state_ = State::kDone;
     }
-    const int64_t used_tokens =
-        result.ok() ? result->input_tokens + result->output_tokens : 0;
+    // What the turn cost at the provider: its reported usage, or, for a
+    // turn that ended after the model had started answering (cancelled, cut
+    // off, failed), the prompt and the reply so far, estimated. A provider
+    // that failed before any output billed nothing.
+    int64_t input_tokens = 0;
+    int64_t output_tokens = 0;
     if (result.ok()) {
+      input_tokens = result->input_tokens;
+      output_tokens = result->output_tokens;
+    } else if (!reply_.empty()) {
+      input_tokens = prompt_tokens_;
+      output_tokens = EstimateTokens(reply_);
+    }
+    const int64_t used_tokens = spent_tokens_ + input_tokens + output_tokens;
+    if (result.ok() || used_tokens > 0) {
       engine_->usage_.Record(request_.tenant, request_.key_id,
-                             result->timestamp, result->input_tokens,
-                             result->output_tokens);
+                             result.ok() ? result->timestamp : absl::Now(),
+                             input_tokens, output_tokens + spent_tokens_);
     }
     if (admission_.has_value()) {
       // Before OnComplete, so a caller that saw the answer sees the
@@ -280,8 +312,13 @@ class ChatEngine::Turn final : public TurnHandle,
   }
 
   void ReleaseStreamSlot() {
-    if (stream_slot_) engine_->quotas_.ReleaseStream(request_.key_id);
-    stream_slot_ = false;
+    bool held;
+    {
+      absl::MutexLock lock(&mu_);
+      held = stream_slot_;
+      stream_slot_ = false;
+    }
+    if (held) engine_->quotas_.ReleaseStream(request_.key_id);
   }
 
   // Gives back what the turn held from the moment StartTurn accepted it.
@@ -290,11 +327,6 @@ class ChatEngine::Turn final : public TurnHandle,
     engine_->TurnEnded();
   }
 
- public:
-  // Set by StartTurn when the turn took one of its key's stream slots.
-  void set_stream_slot() { stream_slot_ = true; }
-
- private:
   ChatEngine* const engine_;
   const ChatTurnRequest request_;
   TurnObserver* const observer_;
@@ -309,16 +341,20 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string reply_;
   // A conflicting append was already retried once.
   bool retried_ = false;
+  // The prompt's estimated tokens, and the tokens of answers generated and
+  // then thrown away (a retried conflicting append).
+  int64_t prompt_tokens_ = 0;
+  int64_t spent_tokens_ = 0;
   // Set once the key's counters were charged; settled by Finish.
   std::optional<QuotaAdmission> admission_;
-  // Holds one of the key's stream slots. Set before the turn is queued,
-  // cleared by whichever of Finish or Run ends it: never both.
-  bool stream_slot_ = false;
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kQueued;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<llm::CompletionCall> call_ ABSL_GUARDED_BY(mu_);
+  // Holds one of the key's stream slots until the turn ends: released once,
+  // by whichever of Cancel (while queued), Finish or Run gets there first.
+  bool stream_slot_ ABSL_GUARDED_BY(mu_);
 };
 
 ChatEngine::ChatEngine(store::ConversationStore* store,
@@ -365,8 +401,8 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
     absl::MutexLock lock(&mu_);
     ++live_turns_;
   }
-  auto turn = std::make_shared<Turn>(this, std::move(request), observer);
-  if (takes_stream_slot) turn->set_stream_slot();
+  auto turn = std::make_shared<Turn>(this, std::move(request), observer,
+                                     takes_stream_slot);
   serializer_.Enqueue(turn->serializer_key(), [turn] { turn->Run(); });
   return turn;
 }

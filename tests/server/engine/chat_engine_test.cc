@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/engine/context_window.h"
 #include "server/store/memory_store.h"
 #include "tests/testing/fake_llm_provider.h"
 #include "tests/testing/status_matchers.h"
@@ -524,6 +525,75 @@ TEST_F(KeyLimitsTest, StreamsBeyondTheKeysLimitAreRefusedUntilOneEnds) {
   RecordingObserver third;
   ASSERT_THAT(engine_.StartTurn(other, &third), IsOk());
   EXPECT_THAT(third.Wait(), IsOk());
+}
+
+TEST_F(KeyLimitsTest, ATurnCancelledMidAnswerIsChargedForWhatItUsed) {
+  store::KeyLimits limits;
+  limits.budget_tokens = 100000;
+  limits.budget_period = store::BudgetPeriod::kDay;
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  RecordingObserver observer;
+  absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
+      engine_.StartTurn(KeyRequest("s1", "Hi", limits), &observer);
+  ASSERT_THAT(turn, IsOk());
+  provider_.WaitForStarted(1);  // "Hello there" was streamed.
+  (*turn)->Cancel();
+  ASSERT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  engine_.FlushUsage();
+  absl::StatusOr<std::vector<store::UsageTotals>> usage =
+      store_.quotas().GetUsage("acme", "key1", absl::Now() - absl::Hours(48),
+                               absl::Now() + absl::Hours(48));
+  ASSERT_THAT(usage, IsOk());
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_EQ((*usage)[0].calls, 1);
+  EXPECT_GT((*usage)[0].input_tokens, 0);
+  EXPECT_EQ((*usage)[0].output_tokens, EstimateTokens("Hello there"));
+  // The budget keeps the same charge: the reservation was not refunded.
+  const absl::Time day = absl::FromCivil(
+      absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()), absl::UTCTimeZone());
+  EXPECT_EQ(store_.quotas().Read({"budget-day/key1", day}).value_or(-1),
+            (*usage)[0].input_tokens + (*usage)[0].output_tokens);
+}
+
+TEST_F(KeyLimitsTest, TheKeysMaxTokensCeilingHoldsWhenTheRequestNamesNone) {
+  store::KeyLimits limits;
+  limits.max_tokens = 3;
+  ASSERT_THAT(RunTurn(KeyRequest("s1", "Hi", limits)), IsOk());
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].max_tokens, 3);
+}
+
+TEST_F(KeyLimitsTest, AStreamCancelledWhileQueuedGivesItsSlotBackAtOnce) {
+  store::KeyLimits limits;
+  limits.max_streams = 2;
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  ChatTurnRequest stream = KeyRequest("s1", "one", limits);
+  stream.streamed = true;
+  RecordingObserver running;
+  ASSERT_THAT(engine_.StartTurn(stream, &running), IsOk());
+  provider_.WaitForStarted(1);
+  // Queued behind the first turn of the same session.
+  RecordingObserver queued;
+  ChatTurnRequest second = stream;
+  second.message = "two";
+  absl::StatusOr<std::shared_ptr<TurnHandle>> queued_turn =
+      engine_.StartTurn(second, &queued);
+  ASSERT_THAT(queued_turn, IsOk());
+  (*queued_turn)->Cancel();
+  ASSERT_THAT(queued.Wait(), StatusIs(absl::StatusCode::kCancelled));
+  // One slot is held by the running stream; the cancelled one is free.
+  RecordingObserver other;
+  ChatTurnRequest third = stream;
+  third.session_id = "s2";
+  EXPECT_THAT(engine_.StartTurn(third, &other), IsOk());
+  provider_.Release();
+  EXPECT_THAT(running.Wait(), IsOk());
+  EXPECT_THAT(other.Wait(), IsOk());
 }
 
 TEST_F(KeyLimitsTest, UsageIsRecordedPerTenantAndKey) {
