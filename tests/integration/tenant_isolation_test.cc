@@ -133,8 +133,7 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
   std::unique_ptr<Replica> Start(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {
         "--listen=127.0.0.1:0", absl::StrCat("--store=", store_),
-        "--provider=echo",      "--echo_delay=0s",
-        "--shutdown_grace=2s"};
+        "--provider=echo", "--echo_delay=0s", "--shutdown_grace=2s"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto replica = std::make_unique<Replica>();
     replica->process = std::make_unique<ServerProcess>(
@@ -168,7 +167,8 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
     request.set_tenant(name);
     request.set_name("isolation");
     adminpb::CreateKeyResponse response;
-    grpc::Status status = replica.admin->CreateKey(&context, request, &response);
+    grpc::Status status =
+        replica.admin->CreateKey(&context, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return {name, response.key()};
   }
@@ -180,7 +180,8 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
                            std::optional<std::string> system_prompt = {}) {
     grpc::ClientContext context;
     Prepare(&context, t.key);
-    v1::ChatRequest request = ::chat::testing::MakeChatRequest(session, message);
+    v1::ChatRequest request =
+        ::chat::testing::MakeChatRequest(session, message);
     if (system_prompt.has_value()) request.set_system_prompt(*system_prompt);
     return r.chat->Chat(&context, request, response);
   }
@@ -292,8 +293,8 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
   // B: history, reset, delete, history.
   static std::vector<Answer> ProbeSession(Replica& r, const Tenant& t,
                                           const std::string& session) {
-    return {History(r, t, session), Reset(r, t, session),
-            Delete(r, t, session), History(r, t, session)};
+    return {History(r, t, session), Reset(r, t, session), Delete(r, t, session),
+            History(r, t, session)};
   }
 
   std::string dir_;
@@ -317,8 +318,8 @@ TEST_P(TenantIsolationTest, AnotherTenantsSessionAnswersLikeOneThatIsNowhere) {
   ASSERT_TRUE(Chat(s, a_, "shared", absl::StrCat(kAMarker, " 1"), &response,
                    kASystemPrompt)
                   .ok());
-  ASSERT_TRUE(Stream(s, a_, "shared", absl::StrCat(kAMarker, " 2"), &response)
-                  .ok());
+  ASSERT_TRUE(
+      Stream(s, a_, "shared", absl::StrCat(kAMarker, " 2"), &response).ok());
   ASSERT_EQ(response.turn_count(), 2);
   v1::GetHistoryResponse before;
   ASSERT_EQ(History(s, a_, "shared", &before).code, grpc::StatusCode::OK);
@@ -408,7 +409,8 @@ TEST_P(TenantIsolationTest, ListingsAndStatsShowOnlyTheCallersSessions) {
   for (int i = 0; i < 5; ++i) {
     const std::string id = absl::StrCat("s-", i);
     v1::ChatResponse response;
-    ASSERT_TRUE(Chat(s, a_, id, absl::StrCat(kAMarker, " ", i), &response).ok());
+    ASSERT_TRUE(
+        Chat(s, a_, id, absl::StrCat(kAMarker, " ", i), &response).ok());
     a_input += response.usage().input_tokens();
     a_output += response.usage().output_tokens();
     ASSERT_TRUE(
@@ -447,8 +449,8 @@ TEST_P(TenantIsolationTest, ListingsAndStatsShowOnlyTheCallersSessions) {
     for (const v1::SessionSummary& summary : replayed.sessions()) {
       ASSERT_EQ(b_sessions.count(summary.session_id()), 1u)
           << summary.session_id() << " is not B's";
-      EXPECT_EQ(summary.turns(), 1) << "A's turn count of "
-                                    << summary.session_id();
+      EXPECT_EQ(summary.turns(), 1)
+          << "A's turn count of " << summary.session_id();
     }
   }
 
@@ -544,10 +546,10 @@ TEST_P(TenantIsolationTest, UsageIsCountedUnderEachTenantOnly) {
     ASSERT_TRUE(Usage(s, t->name, &one).ok());
     ASSERT_EQ(one.tenants_size(), 1) << one.DebugString();
     EXPECT_EQ(one.tenants(0).tenant(), t->name);
-    EXPECT_EQ(std::make_tuple(one.tenants(0).calls(),
-                              one.tenants(0).input_tokens(),
-                              one.tenants(0).output_tokens()),
-              expected.at(t->name));
+    EXPECT_EQ(
+        std::make_tuple(one.tenants(0).calls(), one.tenants(0).input_tokens(),
+                        one.tenants(0).output_tokens()),
+        expected.at(t->name));
     ASSERT_EQ(one.keys_size(), 1) << one.DebugString();
     EXPECT_EQ(one.keys(0).tenant(), t->name);
     EXPECT_EQ(one.keys(0).key_id(), t->key_id());
