@@ -10,10 +10,13 @@
 // with B's answer for that id recorded before anyone created it: exactly what
 // a session that exists nowhere gets. A's history must be identical
 // afterwards. Every message A sends carries a marker that must never appear
-// in anything B receives. The gRPC matrix (tests/integration/
-// tenant_isolation_test.cc) runs the same checks on SQLite and PostgreSQL.
+// in anything B receives. The matrix runs on a SQLite file, and on a fresh
+// schema of the PostgreSQL server CHAT_TEST_POSTGRES_DSN names when it is set
+// (made with psql); tests/integration/tenant_isolation_test.cc runs the same
+// checks over gRPC.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { postJson, startStack } from './harness.mjs';
 
 const ADMIN_KEY = 'isolation-admin-key-0123456789';
@@ -120,13 +123,36 @@ async function listAll(base, route, tenant, pageSize) {
   return sessions;
 }
 
-describe('tenant isolation through chat-gateway', () => {
+// The --store of a new, empty schema on the test PostgreSQL server.
+function freshPostgresStore(dsn) {
+  const schema = `gw_isolation_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [dsn, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE SCHEMA ${schema}`],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Later keywords override earlier ones in a key=value string.
+  return `--store=postgres:${dsn} options='-c search_path=${schema}'`;
+}
+
+const STORES = [['SQLite', () => [], /\(store sqlite:/]];
+const POSTGRES_DSN = process.env.CHAT_TEST_POSTGRES_DSN ?? '';
+if (POSTGRES_DSN) {
+  STORES.push(['PostgreSQL', () => [freshPostgresStore(POSTGRES_DSN)], /\(store postgres:/]);
+} else if (process.env.CHAT_TEST_REQUIRE_POSTGRES === '1') {
+  it('has PostgreSQL (CHAT_TEST_REQUIRE_POSTGRES=1)', () => {
+    assert.fail('CHAT_TEST_POSTGRES_DSN is not set');
+  });
+}
+
+for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolation through chat-gateway on ${storeName}`, () => {
   let stack;
   let base;
   let a;
   let b;
   before(async () => {
-    stack = await startStack({ echoDelay: '0s', serverEnv: { CHAT_ADMIN_KEY: ADMIN_KEY } });
+    // A --store after the harness's SQLite one replaces it.
+    stack = await startStack({
+      echoDelay: '0s', serverEnv: { CHAT_ADMIN_KEY: ADMIN_KEY }, serverArgs: storeArgs(),
+    });
+    assert.match(stack.server.log(), storeLine);
     base = stack.base;
     a = await newKey(base, 'tenant-a');
     b = await newKey(base, 'tenant-b');
