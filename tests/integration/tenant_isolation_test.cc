@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -58,6 +59,10 @@ constexpr char kAMarker[] = "alpha-secret";
 constexpr char kASystemPrompt[] = "alpha-secret system prompt";
 
 enum class StoreKind { kSqlite, kPostgres };
+
+void PrintTo(StoreKind kind, std::ostream* os) {
+  *os << (kind == StoreKind::kSqlite ? "SQLite" : "PostgreSQL");
+}
 
 std::string StoreName(const ::testing::TestParamInfo<StoreKind>& info) {
   return info.param == StoreKind::kSqlite ? "Sqlite" : "Postgres";
