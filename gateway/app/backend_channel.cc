@@ -1,8 +1,16 @@
 #include "gateway/app/backend_channel.h"
 
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -50,6 +58,35 @@ absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
         absl::StrCat("--", flag, ": '", path, "' holds no PEM block"));
   }
   return contents.str();
+}
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Free {
+  void operator()(X509* cert) const { X509_free(cert); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+BioPtr MemoryBio(const std::string& pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+// An encrypted key would make OpenSSL prompt on the terminal; refusing the
+// passphrase makes it fail instead.
+int NoPassword(char*, int, int, void*) { return 0; }
+
+// The first certificate in `pem`, or null if it holds none that parses.
+X509Ptr FirstCertificate(const std::string& pem) {
+  BioPtr bio = MemoryBio(pem);
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassword, nullptr));
+  ERR_clear_error();  // OpenSSL queues errors per thread; leave none.
+  return cert;
 }
 
 }  // namespace
@@ -110,6 +147,10 @@ absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files) {
   }
   absl::StatusOr<std::string> ca = ReadPemFile("backend_ca", files.ca_path);
   if (!ca.ok()) return ca.status();
+  if (FirstCertificate(*ca) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--backend_ca: '", files.ca_path, "' holds no PEM certificate"));
+  }
   tls.root_certs = *std::move(ca);
   if (!files.client_cert_path.empty()) {
     absl::StatusOr<std::string> cert =
@@ -118,11 +159,57 @@ absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files) {
     absl::StatusOr<std::string> key =
         ReadPemFile("backend_client_key", files.client_key_path);
     if (!key.ok()) return key.status();
+    // Checked here because gRPC would only fail each handshake later (and
+    // a reload must not swap in a set that cannot work). Errors name the
+    // files, never the key's contents.
+    X509Ptr leaf = FirstCertificate(*cert);
+    if (leaf == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend_client_cert: '", files.client_cert_path,
+                       "' holds no PEM certificate"));
+    }
+    BioPtr key_bio = MemoryBio(*key);
+    PkeyPtr pkey(
+        PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassword, nullptr));
+    ERR_clear_error();
+    if (pkey == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend_client_key: '", files.client_key_path,
+                       "' holds no unencrypted PEM private key"));
+    }
+    const bool match = X509_check_private_key(leaf.get(), pkey.get()) == 1;
+    ERR_clear_error();
+    if (!match) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--backend_client_key: the key in '", files.client_key_path,
+          "' does not match the certificate in --backend_client_cert '",
+          files.client_cert_path, "'"));
+    }
     tls.client_cert_chain = *std::move(cert);
     tls.client_key = *std::move(key);
   }
   tls.server_name = files.server_name;
   return tls;
+}
+
+std::string DescribeBackendTls(const BackendTlsOptions& tls) {
+  if (tls.root_certs.empty()) return "plaintext";
+  if (tls.client_cert_chain.empty()) return "TLS, no client certificate";
+  X509Ptr cert = FirstCertificate(tls.client_cert_chain);
+  if (cert == nullptr) return "TLS, client certificate unreadable";
+  std::string out = "TLS, client certificate subject=";
+  char name[512];
+  X509_NAME_oneline(X509_get_subject_name(cert.get()), name, sizeof(name));
+  out += name;
+  if (BIGNUM* serial =
+          ASN1_INTEGER_to_BN(X509_get_serialNumber(cert.get()), nullptr)) {
+    if (char* hex = BN_bn2hex(serial)) {
+      absl::StrAppend(&out, " serial=", hex);
+      OPENSSL_free(hex);
+    }
+    BN_free(serial);
+  }
+  return out;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(

@@ -46,14 +46,24 @@ struct BackendTlsFiles {
   std::string server_name;
 };
 
-// Reads `files` into options. INVALID_ARGUMENT naming the flag for an
-// unreadable file or one with no PEM block, a client certificate without its
-// key (or the reverse), or client files or a server name without
-// --backend_ca. All paths empty: plaintext options.
+// Reads `files` into options. INVALID_ARGUMENT naming the flag and the path
+// (never a key's contents) for an unreadable file, a CA or client
+// certificate file with no PEM certificate, a key file with no unencrypted
+// PEM key or a key that does not match the client certificate, a client
+// certificate without its key (or the reverse), or client files or a server
+// name without --backend_ca. All paths empty: plaintext options. Used at
+// start and again on each SIGHUP, so that a bad set is refused before any
+// channel is built with it.
 absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files);
 
+// For a log line: "plaintext", "TLS, no client certificate", or "TLS, client
+// certificate subject=/CN=... serial=1A2B".
+std::string DescribeBackendTls(const BackendTlsOptions& tls);
+
 // A channel to chat-server with that target and service config, over TLS if
-// `tls.root_certs` is set.
+// `tls.root_certs` is set. Each channel runs its own health watches (the
+// service config's healthCheckConfig), so a channel built on SIGHUP to
+// replace another watches the replicas afresh with the new credentials.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
     absl::string_view backends, const BackendTlsOptions& tls = {});
 

@@ -138,6 +138,7 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
       errors.Check(tls.status())) {
     config.backend_tls = *std::move(tls);
   }
+  config.backend_tls_files = std::move(tls_files);
 
   const int64_t max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
   if (errors.Check(CheckIntInRange("max_body_bytes", max_body_bytes, 1,

@@ -56,8 +56,10 @@ struct GatewayConfig {
   HostPort listen_address;
   // chat-server: one address or several comma-separated IP:PORT.
   std::string backend;
-  // TLS to chat-server (the files' contents, read at start).
+  // TLS to chat-server (the files' contents, read at start) and where the
+  // files are, to re-read them on SIGHUP.
   BackendTlsOptions backend_tls;
+  BackendTlsFiles backend_tls_files;
   GatewayOptions gateway;
   HttpServerOptions http;
   absl::Duration shutdown_grace = absl::Seconds(10);

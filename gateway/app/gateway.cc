@@ -316,8 +316,7 @@ class StreamCall final
 
 Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
                  GatewayOptions options)
-    : channel_(std::move(channel)),
-      stub_(channel_),
+    : stub_(std::make_shared<grpc::GenericStub>(std::move(channel))),
       routes_(std::move(routes)),
       options_(std::move(options)),
       cors_(options_.cors_origins),
@@ -488,7 +487,7 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
     }
     auto* call = new StreamCall(this, context, exchange, route.method, format,
                                 std::move(headers), Serialize(message));
-    call->Start(&stub_);
+    call->Start(Stub().get());
     return;
   }
 
@@ -516,7 +515,7 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 
 void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
   CallStarted(call->context.get());
-  stub_.UnaryCall(
+  Stub()->UnaryCall(
       call->context.get(), GrpcMethodPath(call->method), grpc::StubOptions(),
       &call->request, &call->response, [this, call](grpc::Status status) {
         std::unique_ptr<Message> reply;
@@ -607,6 +606,19 @@ void Gateway::CallStarted(grpc::ClientContext* context) {
 void Gateway::CallFinished(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   calls_.erase(context);
+}
+
+void Gateway::SetChannel(std::shared_ptr<grpc::Channel> channel) {
+  auto stub = std::make_shared<grpc::GenericStub>(std::move(channel));
+  absl::MutexLock lock(&stub_mu_);
+  // The old stub may be the last holder of the old channel; then the
+  // channel is destroyed here, outside any gRPC callback.
+  stub_.swap(stub);
+}
+
+std::shared_ptr<grpc::GenericStub> Gateway::Stub() {
+  absl::MutexLock lock(&stub_mu_);
+  return stub_;
 }
 
 void Gateway::CancelAll() {

@@ -46,6 +46,12 @@ class Gateway {
 
   void Handle(std::shared_ptr<HttpExchange> exchange);
 
+  // Calls started from now on (the next page of a gathered list included)
+  // go through `channel`. Calls already running finish on the channel they
+  // started on: their ClientContext holds it, and it is closed once the
+  // last of them is done. For SIGHUP's re-read of the backend TLS files.
+  void SetChannel(std::shared_ptr<grpc::Channel> channel);
+
   // For shutdown: cancels every gRPC call in flight and every call started
   // from now on (each then finishes with CANCELLED); WaitIdle waits up to
   // `timeout` until none is in flight, true if none is. Once idle, no gRPC
@@ -75,8 +81,12 @@ class Gateway {
     std::string body;
   };
 
-  std::shared_ptr<grpc::Channel> channel_;
-  grpc::GenericStub stub_;
+  // The stub over the current channel; a call takes a reference while it
+  // starts.
+  std::shared_ptr<grpc::GenericStub> Stub();
+
+  absl::Mutex stub_mu_;
+  std::shared_ptr<grpc::GenericStub> stub_ ABSL_GUARDED_BY(stub_mu_);
   const RouteTable routes_;
   const GatewayOptions options_;
   const CorsPolicy cors_;

@@ -2,7 +2,8 @@
 // proto's google.api.http annotations (chat.v1.ChatService and
 // chat.admin.v1.AdminService) over HTTP/1.1 (or HTTPS), transcoded to gRPC
 // calls on chat-server, until SIGINT or SIGTERM. SIGHUP re-reads the TLS
-// certificate and key.
+// certificate and key, and the files of TLS to chat-server (--backend_ca,
+// --backend_client_cert, --backend_client_key).
 
 #include <pthread.h>
 #include <signal.h>
@@ -57,6 +58,33 @@ bool StopSignalPending(const sigset_t& stop_signals) {
   return false;
 }
 
+// Re-reads --backend_ca and the client certificate and key; if they are
+// good, calls started from now on go through a new channel built with them,
+// and calls already running finish on the old one. A bad set is logged (the
+// message names files, never a key's contents) and the current channel kept.
+void ReloadBackendTls(const chat::gateway::GatewayConfig& config,
+                      chat::gateway::Gateway& gateway) {
+  absl::StatusOr<chat::gateway::BackendTlsOptions> tls =
+      chat::gateway::LoadBackendTls(config.backend_tls_files);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      tls.ok() ? chat::gateway::MakeBackendChannel(config.backend, *tls)
+               : absl::StatusOr<std::shared_ptr<grpc::Channel>>(tls.status());
+  if (!channel.ok()) {
+    chat::LogError(
+        "SIGHUP: backend TLS reload failed, keeping the current channel to "
+        "chat-server: ",
+        channel.status().message());
+    return;
+  }
+  // Connects (and starts the health watches) now rather than on the first
+  // call, so that call does not wait for the handshake.
+  (*channel)->GetState(/*try_to_connect=*/true);
+  gateway.SetChannel(*std::move(channel));
+  chat::LogInfo("SIGHUP: reloaded backend TLS files; new calls to ",
+                config.backend, " use ",
+                chat::gateway::DescribeBackendTls(*tls));
+}
+
 // Exit codes of main: 2 for a configuration that must change (bad flags, or
 // no authentication in front of a network), 1 for a failure that may pass.
 constexpr int kExitFailure = 1;
@@ -65,7 +93,7 @@ constexpr int kExitBadConfiguration = 2;
 int Run(const chat::gateway::GatewayConfig& config) {
   const sigset_t stop_signals = chat::BlockStopSignals();
   sigset_t signals = stop_signals;
-  // SIGHUP re-reads the certificate; its default action (ending the
+  // SIGHUP re-reads the certificates; its default action (ending the
   // process) must never run, nor may an inherited "ignore" swallow it. Like
   // the stop signals it is blocked before any thread starts and taken by
   // sigwait below.
@@ -147,24 +175,33 @@ int Run(const chat::gateway::GatewayConfig& config) {
     chat::LogInfo("TLS certificate ", server.DescribeTls());
   }
 
+  const bool backend_tls = !config.backend_tls.root_certs.empty();
+  if (backend_tls) {
+    chat::LogInfo("backend ",
+                  chat::gateway::DescribeBackendTls(config.backend_tls));
+  }
+
   int signal_number = 0;
   for (;;) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
-    if (!server.serves_tls()) {
+    if (!server.serves_tls() && !backend_tls) {
       chat::LogInfo("SIGHUP: not serving HTTPS, nothing to reload");
       continue;
     }
-    // New connections get the new certificate; open ones keep theirs.
-    absl::StatusOr<std::string> reloaded = server.ReloadTls();
-    if (reloaded.ok()) {
-      chat::LogInfo("SIGHUP: reloaded TLS certificate ", *reloaded);
-    } else {
-      chat::LogError(
-          "SIGHUP: TLS reload failed, keeping the current "
-          "certificate: ",
-          reloaded.status().message());
+    if (server.serves_tls()) {
+      // New connections get the new certificate; open ones keep theirs.
+      absl::StatusOr<std::string> reloaded = server.ReloadTls();
+      if (reloaded.ok()) {
+        chat::LogInfo("SIGHUP: reloaded TLS certificate ", *reloaded);
+      } else {
+        chat::LogError(
+            "SIGHUP: TLS reload failed, keeping the current "
+            "certificate: ",
+            reloaded.status().message());
+      }
     }
+    if (backend_tls) ReloadBackendTls(config, gateway);
   }
   const absl::Duration grace = config.shutdown_grace;
   chat::LogInfo("received ", strsignal(signal_number),

@@ -4,7 +4,9 @@
 // Node's tls.connect (to read the certificate the gateway presents) and the
 // JS client under NODE_EXTRA_CA_CERTS. The reload test swaps the files,
 // sends SIGHUP and waits for the gateway's own log line saying it reloaded;
-// nothing sleeps.
+// nothing sleeps. The backend reload test does the same for the gateway's
+// client certificate to a mutual-TLS chat-server, while a stream started
+// before the reloads runs on.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -14,7 +16,7 @@ import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startStack, GATEWAY, SOURCE_DIR } from './harness.mjs';
+import { startStack, postJson, words, GATEWAY, SOURCE_DIR } from './harness.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'chatd-tls-'));
 const file = (name) => join(dir, name);
@@ -35,6 +37,32 @@ function makeCertificates() {
       '-CAkey', file('ca.key'), '-set_serial', serial, '-days', '2',
       '-extfile', file('san.ext'), '-out', file(`${name}.crt`));
   }
+}
+
+// CAs for client certificates ('ca' signs chat-server's certificate and the
+// first client certificate), and client certificates signed by them (EC
+// keys: quicker to make).
+function makeClientCertificates() {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const name of ['newca', 'rogueca']) {
+    openssl('req', '-x509', ...ec, '-days', '2', '-subj', `/CN=chatd test ${name}`,
+      '-keyout', file(`${name}.key`), '-out', file(`${name}.crt`));
+  }
+  writeFileSync(file('client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const [name, ca, serial] of [['clientold', 'ca', '0x3003'], ['clientnew', 'newca', '0x4004'],
+    ['clientrogue', 'rogueca', '0x5005']]) {
+    openssl('req', ...ec, '-subj', `/CN=gateway ${name}`,
+      '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
+    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.crt`),
+      '-CAkey', file(`${ca}.key`), '-set_serial', serial, '-days', '2',
+      '-extfile', file('client.ext'), '-out', file(`${name}.crt`));
+  }
+}
+
+// Replaces file `to` whole with a copy of `from`.
+function replaceFile(from, to) {
+  copyFileSync(file(from), file(`${to}.tmp`));
+  renameSync(file(`${to}.tmp`), file(to));
 }
 
 // Installs certificate `name` as the files the gateway reads; each file is
@@ -107,6 +135,7 @@ function runGateway(args) {
 }
 
 makeCertificates();
+makeClientCertificates();
 install('one');
 
 describe('HTTPS', () => {
@@ -276,5 +305,95 @@ describe('HTTPS transport limits', () => {
       socket.write('GET /v1/status HTTP/1.1\r\nHost: x\r\n');
     });
     assert.match(data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  });
+});
+
+describe('SIGHUP re-reads the backend TLS files', () => {
+  let stack;
+  before(async () => {
+    // chat-server: certificate 'one' (signed by 'ca'), client certificates
+    // signed by the CA in clientca.crt, which starts as 'ca'.
+    replaceFile('ca.crt', 'clientca.crt');
+    replaceFile('clientold.crt', 'backend.crt');
+    replaceFile('clientold.key', 'backend.key');
+    stack = await startStack({
+      echoDelay: '20ms',
+      serverArgs: [`--tls_cert=${file('one.crt')}`, `--tls_key=${file('one.key')}`,
+        `--tls_client_ca=${file('clientca.crt')}`],
+      gatewayArgs: [`--backend_ca=${file('ca.crt')}`, `--backend_client_cert=${file('backend.crt')}`,
+        `--backend_client_key=${file('backend.key')}`, '--request_timeout=60s'],
+    });
+  });
+  after(async () => { await stack?.stop(); });
+
+  const chat = (sessionId) => postJson(stack.base, '/v1/chat', { message: 'hi', session_id: sessionId });
+
+  it('new calls use the new client certificate; a stream started before finishes', async () => {
+    await waitForLog(stack.gateway, /backend TLS, client certificate subject=.*serial=3003/);
+    assert.equal((await chat('before')).status, 200);
+
+    // 400 words at 20 ms each: the stream outlives the reloads by seconds.
+    const response = await postJson(stack.base, '/v1/chat:stream',
+      { message: words(400), session_id: 'long' });
+    assert.equal(response.status, 200);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let streamed = '';
+    let finished = false;
+    const firstEvent = (async () => {
+      while (!streamed.includes('event: delta')) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        streamed += decoder.decode(value, { stream: true });
+      }
+    })();
+    await firstEvent;
+    assert.match(streamed, /event: delta/);
+    const rest = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        streamed += decoder.decode(value, { stream: true });
+      }
+      finished = true;
+    })();
+
+    // A bad set (the key of another certificate): logged, old channel kept.
+    replaceFile('clientnew.key', 'backend.key');
+    stack.gateway.child.kill('SIGHUP');
+    await waitForLog(stack.gateway,
+      /backend TLS reload failed, keeping the current channel to chat-server: --backend_client_key: the key in '.*backend\.key' does not match/);
+    assert.equal((await chat('kept')).status, 200);
+    const keyLines = readFileSync(file('clientnew.key'), 'utf8').split('\n')
+      .filter((l) => l.length > 20 && !l.startsWith('-----'));
+    for (const line of keyLines) assert.ok(!stack.gateway.log().includes(line));
+
+    // A good set that chat-server does not trust: new calls fail, so they
+    // do go through the new channel.
+    replaceFile('clientrogue.crt', 'backend.crt');
+    replaceFile('clientrogue.key', 'backend.key');
+    stack.gateway.child.kill('SIGHUP');
+    await waitForLog(stack.gateway, /reloaded backend TLS files; new calls to .* use TLS, client certificate .*serial=5005/);
+    assert.notEqual((await chat('rogue')).status, 200);
+
+    // The rotation: chat-server trusts the new CA (only), then the gateway
+    // takes the certificate it signed.
+    replaceFile('newca.crt', 'clientca.crt');
+    stack.server.child.kill('SIGHUP');
+    await waitForLog(stack.server, /re-read the TLS certificate, key and client CA/);
+    replaceFile('clientnew.crt', 'backend.crt');
+    replaceFile('clientnew.key', 'backend.key');
+    stack.gateway.child.kill('SIGHUP');
+    await waitForLog(stack.gateway, /reloaded backend TLS files; new calls to .* use TLS, client certificate .*serial=4004/);
+    const after = await chat('after');
+    assert.equal(after.status, 200, await after.text());
+    assert.equal(finished, false, 'the stream ended before the reloads: make it longer');
+
+    // The stream opened before all this runs to its end on the old channel.
+    await rest;
+    assert.match(streamed, /event: done/);
+    assert.doesNotMatch(streamed, /event: error/);
+    assert.ok(streamed.includes('w399'));
+    assert.doesNotMatch(stack.gateway.log(), /PRIVATE KEY/);
   });
 });

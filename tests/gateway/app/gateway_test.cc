@@ -157,16 +157,15 @@ class GatewayTest : public ::testing::Test {
     // chat-server serves it); gRPC's default health service answers here.
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
-    int backend_port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &backend_port);
+                             &backend_port_);
     builder.RegisterService(&service_);
     backend_ = builder.BuildAndStart();
     ASSERT_NE(backend_, nullptr);
     backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
                                                         true);
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port));
+        MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port_));
     ASSERT_TRUE(channel.ok());
     ASSERT_NE(Service(), nullptr);
     absl::StatusOr<RouteTable> routes = RouteTable::FromServices({Service()});
@@ -231,6 +230,7 @@ class GatewayTest : public ::testing::Test {
 
   FakeChatService service_;
   std::unique_ptr<grpc::Server> backend_;
+  int backend_port_ = 0;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<HttpServer> http_;
   int port_ = 0;
@@ -397,6 +397,24 @@ TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
   });
   // GetStats is not scripted in the fake: UNIMPLEMENTED, but it got there.
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 501 "));
+}
+
+TEST_F(GatewayTest, SetChannelSendsNewCallsThroughTheNewChannel) {
+  EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
+              StartsWith("HTTP/1.1 200 "));
+  // Port 1 on loopback refuses connections: calls through that channel fail.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> nowhere =
+      MakeBackendChannel("127.0.0.1:1");
+  ASSERT_TRUE(nowhere.ok());
+  gateway_->SetChannel(*nowhere);
+  EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
+              StartsWith("HTTP/1.1 503 "));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> back =
+      MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port_));
+  ASSERT_TRUE(back.ok());
+  gateway_->SetChannel(*back);
+  EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
+              StartsWith("HTTP/1.1 200 "));
 }
 
 TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
