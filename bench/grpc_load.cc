@@ -7,6 +7,7 @@
 //   grpc_load --target=127.0.0.1:50051 --mode=unary --concurrency=64
 //   --duration=10s grpc_load --mode=stream --concurrency=10000 --calls=10000
 //   grpc_load --rate=20 --duration=60s --api_key=...   (rate-limit accuracy)
+//   grpc_load --start_at=2025-01-01T12:00:00Z ...     (a common start)
 
 #include <algorithm>
 #include <atomic>
@@ -39,6 +40,13 @@ ABSL_FLAG(double, rate, 0,
           "answers (0: closed loop, --concurrency calls always in flight)");
 ABSL_FLAG(std::string, api_key, "",
           "sent as `authorization: Bearer KEY` (or set CHAT_API_KEY)");
+ABSL_FLAG(absl::Time, start_at, absl::InfinitePast(),
+          "connect, then wait until this time (RFC 3339, e.g. "
+          "2025-01-01T12:00:00Z) to send the first call; --duration counts "
+          "from it, so several processes can load one exact window");
+ABSL_FLAG(std::string, session_prefix, "bench-",
+          "session ids are PREFIX0, PREFIX1, ...: give concurrent processes "
+          "different prefixes, or their turns race on shared sessions");
 
 namespace {
 
@@ -53,9 +61,10 @@ class Load {
       grpc::ChannelArguments args;
       args.SetInt("chatd.bench.channel",
                   i);  // Distinct args: one connection each.
-      stubs_.push_back(chat::v1::ChatService::NewStub(
+      channels_.push_back(
           grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
-                                    grpc::InsecureChannelCredentials(), args)));
+                                    grpc::InsecureChannelCredentials(), args));
+      stubs_.push_back(chat::v1::ChatService::NewStub(channels_.back()));
     }
     message_ = std::string(absl::GetFlag(FLAGS_message_bytes), 'm');
     api_key_ = absl::GetFlag(FLAGS_api_key);
@@ -63,11 +72,21 @@ class Load {
       api_key_ = std::getenv("CHAT_API_KEY");
     }
     max_calls_ = absl::GetFlag(FLAGS_calls);
-    end_ = absl::Now() + absl::GetFlag(FLAGS_duration);
   }
 
   void Run() {
-    start_ = absl::Now();
+    const absl::Time start_at = absl::GetFlag(FLAGS_start_at);
+    if (start_at > absl::Now()) {
+      // Connected first, so the first calls at start_at pay no handshake.
+      for (auto& channel : channels_) {
+        channel->WaitForConnected(absl::ToChronoTime(start_at));
+      }
+      absl::SleepFor(start_at - absl::Now());
+      start_ = start_at;
+    } else {
+      start_ = absl::Now();
+    }
+    end_ = start_ + absl::GetFlag(FLAGS_duration);
     if (absl::GetFlag(FLAGS_rate) > 0) {
       RunOpenLoop();
       return;
@@ -147,8 +166,8 @@ class Load {
       --in_flight_;
       return;
     }
-    const std::string session_id =
-        absl::StrCat("bench-", n % absl::GetFlag(FLAGS_sessions));
+    const std::string session_id = absl::StrCat(
+        absl::GetFlag(FLAGS_session_prefix), n % absl::GetFlag(FLAGS_sessions));
     auto* stub = stubs_[id % stubs_.size()].get();
     if (absl::GetFlag(FLAGS_mode) == "stream") {
       chat::v1::ChatStreamRequest request;
@@ -240,6 +259,7 @@ class Load {
     const absl::Time begin_;
   };
 
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<chat::v1::ChatService::Stub>> stubs_;
   std::string message_;
   int64_t max_calls_ = 0;

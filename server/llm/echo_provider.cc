@@ -135,7 +135,12 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
     // One word stands for one token here: honour the limit as a model would.
     deltas.resize(*request.max_tokens);
     result.stop_reason = "max_tokens";
-    result.output_tokens = *request.max_tokens;
+  }
+  if (request.max_tokens.has_value()) {
+    // A model never reports more output than it was allowed: quotas rely
+    // on it.
+    result.output_tokens =
+        std::min<int64_t>(result.output_tokens, *request.max_tokens);
   }
   auto call = std::make_shared<Call>(
       std::move(deltas), std::move(result), std::move(sink),
