@@ -29,15 +29,6 @@
 
 namespace chat::testing {
 
-// status_matchers.h has no IsOkAndHolds yet.
-MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
-  if (!arg.ok()) {
-    *result_listener << "status: " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
-}
-
 using StoreList = std::vector<std::unique_ptr<store::ConversationStore>>;
 
 struct KeyQuotaStoreFactory {
