@@ -105,8 +105,8 @@ class FallbackProvider::AttemptSink final : public CompletionSink {
       if (index_ > 0) {
         const FallbackProvider& p = *call_->provider();
         LogInfo("provider fallback: ", p.entries_[index_]->name,
-                " served model ", result->model, " after ",
-                p.entries_[0]->name, " failed");
+                " served model ", result->model, " after ", p.entries_[0]->name,
+                " failed");
       }
       call_->Finish(std::move(result));
       return;
@@ -215,9 +215,7 @@ std::shared_ptr<CompletionCall> FallbackProvider::Start(
   return call;
 }
 
-absl::string_view FallbackProvider::name() const {
-  return entries_[0]->name;
-}
+absl::string_view FallbackProvider::name() const { return entries_[0]->name; }
 
 bool FallbackProvider::IsCoolingDown(size_t i) {
   return entries_[i]->breaker.IsOpen();
