@@ -56,6 +56,7 @@ class FallbackProvider::Call final
   void Finish(absl::StatusOr<CompletionResult> result) {
     {
       absl::MutexLock lock(&mu_);
+      finished_ = true;
       current_.reset();
     }
     sink_->OnComplete(std::move(result));
@@ -74,6 +75,12 @@ class FallbackProvider::Call final
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // The running attempt (or the last one); reset at the end.
   std::shared_ptr<CompletionCall> current_ ABSL_GUARDED_BY(mu_);
+  // Attempts started so far. An attempt may end (and the next begin) on
+  // another thread before its Start has returned: only the latest attempt
+  // becomes current_, and none after Finish (which would keep the call
+  // alive through its own attempt's sink).
+  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Watches one attempt: its first delta proves the entry healthy and commits
@@ -175,13 +182,18 @@ void FallbackProvider::Call::StartAttempt(size_t index,
   if (!entry.model.empty()) request.model = entry.model;
   auto sink = std::make_shared<AttemptSink>(shared_from_this(), index,
                                             admission, request.model);
+  int attempt;
+  {
+    absl::MutexLock lock(&mu_);
+    attempt = ++attempts_;
+  }
   // Not under mu_: Start may take the inner provider's lock.
   std::shared_ptr<CompletionCall> call =
       entry.provider->Start(std::move(request), std::move(sink));
   bool cancelled;
   {
     absl::MutexLock lock(&mu_);
-    current_ = call;
+    if (attempt == attempts_ && !finished_) current_ = call;
     cancelled = cancelled_;
   }
   // A Cancel that came while the attempt was being started did not see it.
