@@ -176,11 +176,13 @@ TEST_F(FallbackTest, AFailingPrimaryIsSkippedUntilItsCooldownPasses) {
   // After the cooldown, one call probes the primary (and, still failing,
   // is served by the fallback); not before.
   absl::Time probed;
-  ASSERT_TRUE(::chat::testing::Eventually([&] {
-    if (!Chat(failing, &response).ok()) return false;
-    probed = absl::Now();
-    return Attempts(failing) > 6;
-  }, absl::Seconds(20), absl::Milliseconds(100)));
+  ASSERT_TRUE(::chat::testing::Eventually(
+      [&] {
+        if (!Chat(failing, &response).ok()) return false;
+        probed = absl::Now();
+        return Attempts(failing) > 6;
+      },
+      absl::Seconds(20), absl::Milliseconds(100)));
   EXPECT_GE(probed, before_third + cooldown);
   EXPECT_EQ(Attempts(failing), 8);  // The probe and its retry.
   EXPECT_EQ(response.model(), FallbackModel());
@@ -188,9 +190,11 @@ TEST_F(FallbackTest, AFailingPrimaryIsSkippedUntilItsCooldownPasses) {
   // The failed probe reopened it; once the primary answers again, the next
   // probe closes the breaker and the primary serves.
   const std::string healthy = Model("ok", "anthropic");
-  ASSERT_TRUE(::chat::testing::Eventually([&] {
-    return Chat(healthy, &response).ok() && response.model() == healthy;
-  }, absl::Seconds(20), absl::Milliseconds(100)));
+  ASSERT_TRUE(::chat::testing::Eventually(
+      [&] {
+        return Chat(healthy, &response).ok() && response.model() == healthy;
+      },
+      absl::Seconds(20), absl::Milliseconds(100)));
   ASSERT_TRUE(Chat(healthy, &response).ok());
   EXPECT_EQ(response.model(), healthy);
 }
