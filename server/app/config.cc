@@ -92,6 +92,15 @@ ABSL_FLAG(std::string, provider_ca_file, "",
           "PEM file of CAs to trust for the provider's TLS certificate "
           "instead of the system's (a private CA in front of a self-hosted "
           "model). Env: CHAT_PROVIDER_CA_FILE.");
+ABSL_FLAG(std::vector<std::string>, fallback, {},
+          "Comma-separated PROVIDER:MODEL list (e.g. 'openai:gpt-4o-mini') "
+          "tried in order when the provider fails before its first byte with "
+          "an outage, an overload or a 429 after its retries; each needs its "
+          "provider's key. Env: CHAT_FALLBACK.");
+ABSL_FLAG(absl::Duration, fallback_cooldown, absl::Seconds(30),
+          "With --fallback: how long a provider that failed 3 calls in a row "
+          "is skipped before one call probes it (0s to 24h). Env: "
+          "CHAT_FALLBACK_COOLDOWN.");
 ABSL_FLAG(int64_t, max_context_tokens, 100000,
           "Prompt budget in estimated tokens (bytes/4): the oldest turns are "
           "left out of the prompt to fit (never out of the store); 0 means "
@@ -178,6 +187,30 @@ void ReadTransportFlags(FlagErrors& errors, ServerConfig* config) {
                                     absl::ZeroDuration(), absl::Hours(87600)));
 }
 
+// --fallback and --fallback_cooldown, into `provider`. A fallback whose
+// provider has no key is refused here, at start-up, rather than on the first
+// outage it was meant to cover.
+void ReadFallbackFlags(FlagErrors& errors, llm::ProviderConfig* provider) {
+  bool parsed = true;
+  for (const std::string& spec : absl::GetFlag(FLAGS_fallback)) {
+    absl::StatusOr<llm::FallbackTarget> target = llm::ParseFallbackTarget(spec);
+    if (!errors.Check(target.status())) {
+      parsed = false;
+      continue;
+    }
+    provider->fallbacks.push_back(*std::move(target));
+  }
+  if (parsed) {
+    llm::ProviderConfig with_keys = *provider;
+    llm::ReadProviderEnvironment(&with_keys);
+    errors.Check(llm::CheckFallbackCredentials(with_keys));
+  }
+  provider->fallback_cooldown = absl::GetFlag(FLAGS_fallback_cooldown);
+  errors.Check(CheckDurationInRange("fallback_cooldown",
+                                    provider->fallback_cooldown,
+                                    absl::ZeroDuration(), absl::Hours(24)));
+}
+
 // Reads the admin key from --admin_key_file, else CHAT_ADMIN_KEY, trimming
 // trailing whitespace (a file's final newline). Errors never quote the key.
 absl::Status ReadAdminKey(std::string* admin_key) {
@@ -239,6 +272,8 @@ const std::vector<std::string>& ServerFlagNames() {
       "idle_timeout",
       "max_context_tokens",
       "provider_ca_file",
+      "fallback",
+      "fallback_cooldown",
       "admin_key_file",
       "allow_anonymous",
       "tls_cert",
@@ -306,6 +341,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   errors.Check(CheckDurationInRange("idle_timeout", provider.http.idle_timeout,
                                     absl::Milliseconds(1), absl::Hours(1)));
   provider.http.ca_file = absl::GetFlag(FLAGS_provider_ca_file);
+  ReadFallbackFlags(errors, &provider);
 
   ChatEngineOptions& engine = config.engine;
   engine.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);

@@ -1,11 +1,15 @@
 #include "server/llm/provider_factory.h"
 
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "server/llm/anthropic_provider.h"
 #include "server/llm/curl_multi_loop.h"
 #include "server/llm/echo_provider.h"
+#include "server/llm/fallback_provider.h"
 #include "server/llm/openai_provider.h"
 
 namespace chat::llm {
@@ -63,15 +67,56 @@ absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config) {
                    "'; known providers: auto, echo, anthropic, openai"));
 }
 
-absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
-    const ProviderConfig& config) {
-  absl::StatusOr<ProviderChoice> choice = ChooseProvider(config);
-  if (!choice.ok()) return choice.status();
-  if (choice->name == "echo") {
+absl::StatusOr<FallbackTarget> ParseFallbackTarget(absl::string_view spec) {
+  const size_t colon = spec.find(':');
+  FallbackTarget target;
+  target.provider = std::string(spec.substr(0, colon));
+  if (target.provider != "anthropic" && target.provider != "openai" &&
+      target.provider != "echo") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--fallback entry '", spec, "' names unknown provider '",
+        target.provider,
+        "'; write PROVIDER:MODEL with PROVIDER one of anthropic, openai, "
+        "echo"));
+  }
+  if (colon != absl::string_view::npos) {
+    target.model = std::string(spec.substr(colon + 1));
+  }
+  if (target.model.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--fallback entry '", spec,
+                     "' names no model; write PROVIDER:MODEL, e.g. "
+                     "openai:gpt-4o-mini"));
+  }
+  return target;
+}
+
+absl::Status CheckFallbackCredentials(const ProviderConfig& config) {
+  for (const FallbackTarget& target : config.fallbacks) {
+    ProviderConfig named = config;
+    named.name = target.provider;
+    absl::StatusOr<ProviderChoice> choice = ChooseProvider(named);
+    if (!choice.ok()) {
+      return absl::InvalidArgumentError(absl::StrReplaceAll(
+          choice.status().message(),
+          {{absl::StrCat("--provider=", target.provider),
+            absl::StrCat("--fallback entry '", target.provider, ":",
+                         target.model, "'")}}));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One provider, `name` as ChooseProvider resolved it.
+absl::StatusOr<std::unique_ptr<LlmProvider>> MakeOneProvider(
+    const ProviderConfig& config, const std::string& name) {
+  if (name == "echo") {
     return std::make_unique<EchoProvider>(EchoOptions{config.echo_delay});
   }
   std::unique_ptr<WireProtocol> protocol;
-  if (choice->name == "anthropic") {
+  if (name == "anthropic") {
     AnthropicConfig c;
     c.api_key = config.anthropic_api_key;
     if (!config.anthropic_base_url.empty())
@@ -91,6 +136,35 @@ absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
   if (!loop.ok()) return loop.status();
   return std::make_unique<HttpStreamingProvider>(std::move(protocol),
                                                  config.http, *std::move(loop));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
+    const ProviderConfig& config) {
+  absl::StatusOr<ProviderChoice> choice = ChooseProvider(config);
+  if (!choice.ok()) return choice.status();
+  absl::StatusOr<std::unique_ptr<LlmProvider>> primary =
+      MakeOneProvider(config, choice->name);
+  if (!primary.ok() || config.fallbacks.empty()) return primary;
+  if (absl::Status s = CheckFallbackCredentials(config); !s.ok()) return s;
+  std::vector<FallbackEntry> entries;
+  entries.push_back({*std::move(primary), ""});
+  for (const FallbackTarget& target : config.fallbacks) {
+    ProviderConfig own = config;
+    // The fallback's model is sent with each request; --model is the
+    // primary's.
+    own.model = target.model;
+    absl::StatusOr<std::unique_ptr<LlmProvider>> provider =
+        MakeOneProvider(own, target.provider);
+    if (!provider.ok()) return provider.status();
+    entries.push_back({*std::move(provider), target.model});
+  }
+  CircuitBreakerOptions breaker;
+  breaker.failure_threshold = kFallbackFailureThreshold;
+  breaker.cooldown = config.fallback_cooldown;
+  return std::make_unique<FallbackProvider>(std::move(entries),
+                                            std::move(breaker));
 }
 
 }  // namespace chat::llm

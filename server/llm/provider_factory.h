@@ -3,13 +3,22 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/llm/http_streaming_provider.h"
 #include "server/llm/llm_provider.h"
 
 namespace chat::llm {
+
+// One entry of --fallback: a provider and the model to ask it for.
+struct FallbackTarget {
+  std::string provider;  // "anthropic", "openai" or "echo"
+  std::string model;
+};
 
 struct ProviderConfig {
   // "auto", "echo", "anthropic" or "openai".
@@ -25,7 +34,27 @@ struct ProviderConfig {
   std::string anthropic_base_url;
   std::string openai_api_key;
   std::string openai_base_url;
+  // Tried in order after the primary fails before its first delta (see
+  // FallbackProvider); empty: no fallback, and no circuit breaker.
+  std::vector<FallbackTarget> fallbacks;
+  // How long a provider entry that failed kFallbackFailureThreshold times in
+  // a row is skipped.
+  absl::Duration fallback_cooldown = absl::Seconds(30);
 };
+
+// Consecutive retryable failures after which an entry is skipped for the
+// cooldown. Three: one failure is noise, and the provider's own retries
+// already ran inside each.
+inline constexpr int kFallbackFailureThreshold = 3;
+
+// Parses one --fallback entry, "PROVIDER:MODEL" (the model may hold colons,
+// as Ollama's "llama3:8b" does). kInvalidArgument naming --fallback for an
+// unknown provider or a missing model.
+absl::StatusOr<FallbackTarget> ParseFallbackTarget(absl::string_view spec);
+
+// kInvalidArgument naming --fallback if a fallback's provider lacks its key
+// (as ChooseProvider decides for --provider). Needs the environment read.
+absl::Status CheckFallbackCredentials(const ProviderConfig& config);
 
 // Fills the credentials and base URLs of `config` from the environment.
 void ReadProviderEnvironment(ProviderConfig* config);
@@ -41,7 +70,8 @@ struct ProviderChoice {
 };
 absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config);
 
-// The provider `config` selects (see ChooseProvider), ready to use.
+// The provider `config` selects (see ChooseProvider), ready to use; with
+// fallbacks, a FallbackProvider over it and them.
 absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
     const ProviderConfig& config);
 

@@ -189,6 +189,75 @@ TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
                AllOf(HasSubstr("--listen"), HasSubstr("--store_threads"))));
 }
 
+// --fallback: each entry parsed, its provider's key required at start-up.
+class FallbackConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : kVariables) unsetenv(name);
+  }
+  void TearDown() override {
+    for (const char* name : kVariables) unsetenv(name);
+  }
+  static constexpr const char* kVariables[] = {
+      "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY",
+      "OPENAI_BASE_URL"};
+  absl::FlagSaver saver_;
+};
+
+TEST_F(FallbackConfigTest, NoneByDefault) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_TRUE(config->provider.fallbacks.empty());
+  EXPECT_EQ(config->provider.fallback_cooldown, absl::Seconds(30));
+}
+
+TEST_F(FallbackConfigTest, EntriesAndCooldownAreCarriedOver) {
+  setenv("OPENAI_API_KEY", "sk-openai-secret", 1);
+  absl::SetFlag(&FLAGS_fallback,
+                {"openai:gpt-4o-mini", "openai:llama3:8b", "echo:echo"});
+  absl::SetFlag(&FLAGS_fallback_cooldown, absl::Seconds(5));
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  ASSERT_EQ(config->provider.fallbacks.size(), 3u);
+  EXPECT_EQ(config->provider.fallbacks[0].provider, "openai");
+  EXPECT_EQ(config->provider.fallbacks[0].model, "gpt-4o-mini");
+  EXPECT_EQ(config->provider.fallbacks[1].model, "llama3:8b");
+  EXPECT_EQ(config->provider.fallbacks[2].provider, "echo");
+  EXPECT_EQ(config->provider.fallback_cooldown, absl::Seconds(5));
+}
+
+TEST_F(FallbackConfigTest, BadEntriesAreRefusedNamingTheFlag) {
+  absl::SetFlag(&FLAGS_fallback, {"gemini:pro"});
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("--fallback"), HasSubstr("gemini"))));
+  absl::SetFlag(&FLAGS_fallback, {"openai"});
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("--fallback"), HasSubstr("no model"))));
+  absl::SetFlag(&FLAGS_fallback, {"openai:"});
+  EXPECT_THAT(
+      ServerConfigFromFlags(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--fallback")));
+  absl::SetFlag(&FLAGS_fallback, {});
+  absl::SetFlag(&FLAGS_fallback_cooldown, absl::Seconds(-1));
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--fallback_cooldown")));
+}
+
+TEST_F(FallbackConfigTest, AFallbackWithoutItsKeyIsRefusedWithoutQuotingKeys) {
+  setenv("OPENAI_API_KEY", "sk-openai-secret", 1);
+  absl::SetFlag(&FLAGS_fallback, {"anthropic:claude-haiku-4-5"});
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("--fallback"),
+                                     HasSubstr("ANTHROPIC_API_KEY"),
+                                     Not(HasSubstr("secret")))));
+  setenv("ANTHROPIC_API_KEY", "sk-ant-secret", 1);
+  EXPECT_THAT(ServerConfigFromFlags(), IsOk());
+}
+
 // The real path from the environment: CHAT_<NAME>, refused values blaming
 // the variable, the command line winning.
 class ServerConfigEnvironmentTest : public ::testing::Test {
