@@ -20,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
 #include "tests/testing/metrics_scrape.h"
 #include "tests/testing/server_process.h"
@@ -37,6 +38,7 @@ using ::chat::testing::StatusIs;
 using ::chat::v1::ChatResponse;
 using ::chat::v1::ChatService;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Optional;
 
 // The port of the "metrics on http://HOST:PORT/metrics" line, or 0.
@@ -213,6 +215,109 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
               Optional(2.0))
       << text << server_->Log();
   ExpectPromtoolAccepts(text);
+}
+
+class GatewayMetricsTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> gateway_args = {}) {
+    server_ = std::make_unique<ServerProcess>(
+        CHAT_SERVER_BINARY,
+        std::vector<std::string>{"--listen=127.0.0.1:0", "--provider=echo",
+                                 "--store=memory", "--echo_delay=1ms"});
+    ASSERT_TRUE(server_->Start().ok()) << server_->Log();
+    std::vector<std::string> args = {"--listen=127.0.0.1:0",
+                                     "--backend=" + server_->address()};
+    args.insert(args.end(), gateway_args.begin(), gateway_args.end());
+    gateway_ = std::make_unique<ServerProcess>(CHAT_GATEWAY_BINARY, args);
+    ASSERT_TRUE(gateway_->Start().ok()) << gateway_->Log();
+  }
+
+  // The HTTP status of `method` `path` with `body` (JSON) on the gateway.
+  std::string Call(const std::string& method, const std::string& path,
+                   const std::string& body = "") {
+    std::vector<std::string> argv = {
+        "/usr/bin/curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        method,
+        absl::StrCat("http://127.0.0.1:", gateway_->port(), path)};
+    if (!body.empty()) {
+      argv.insert(argv.end(),
+                  {"-H", "Content-Type: application/json", "-d", body});
+    }
+    std::string output;
+    absl::StatusOr<int> code = testing::RunCommand(argv, &output);
+    EXPECT_THAT(code, IsOk());
+    return output;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<ServerProcess> gateway_;
+};
+
+TEST_F(GatewayMetricsTest, RequestsByRouteTemplateAfterTraffic) {
+  Start();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Call("POST", "/v1/chat",
+                   R"({"session_id":"gw-metrics","message":"hi"})"),
+              "200");
+  }
+  ASSERT_EQ(Call("GET", "/v1/sessions/gw-metrics/history"), "200");
+  ASSERT_EQ(Call("POST", "/v1/chat:stream",
+                 R"({"session_id":"gw-stream","message":"a b c"})"),
+            "200");
+  ASSERT_EQ(Call("GET", "/no/such/path"), "404");
+
+  // A request is counted once its answer is written, which the client may
+  // see a moment before the server notes it: wait for the last one.
+  const std::string unmatched =
+      "chatd_gateway_http_requests_total{route=\"unmatched\",code=\"404\"}";
+  std::string text;
+  ASSERT_TRUE(testing::Eventually([&] {
+    text = HttpGetBody(gateway_->port(), "/metrics").value_or("");
+    return SampleValue(text, unmatched).has_value();
+  })) << text;
+  EXPECT_THAT(SampleValue(text,
+                          "chatd_gateway_http_requests_total{route=\"POST "
+                          "/v1/chat\",code=\"200\"}"),
+              Optional(3.0));
+  EXPECT_THAT(SampleValue(text,
+                          "chatd_gateway_http_requests_total{route=\"GET "
+                          "/v1/sessions/{session_id}/history\",code=\"200\"}"),
+              Optional(1.0));
+  EXPECT_THAT(SampleValue(text,
+                          "chatd_gateway_http_requests_total{route=\"POST "
+                          "/v1/chat:stream\",code=\"200\"}"),
+              Optional(1.0));
+  EXPECT_THAT(SampleValue(text, unmatched), Optional(1.0));
+  EXPECT_THAT(SampleValue(text,
+                          "chatd_gateway_http_request_duration_seconds_count{"
+                          "route=\"POST /v1/chat\"}"),
+              Optional(3.0));
+  // The raw path never becomes a label.
+  EXPECT_THAT(text, Not(HasSubstr("gw-metrics")));
+  EXPECT_THAT(SampleValue(text, "chatd_gateway_open_streams"), Optional(0.0));
+  // The scrape's own connection.
+  EXPECT_THAT(SampleValue(text, "chatd_gateway_open_connections"),
+              Optional(1.0));
+  EXPECT_THAT(text, HasSubstr("binary=\"chat-gateway\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nprocess_resident_memory_bytes "));
+  ExpectPromtoolAccepts(text);
+}
+
+TEST_F(GatewayMetricsTest, MetricsListenMovesTheEndpoint) {
+  Start({"--metrics_listen=127.0.0.1:0"});
+  const int metrics_port = MetricsPort(gateway_->Log());
+  ASSERT_GT(metrics_port, 0) << gateway_->Log();
+  EXPECT_EQ(Call("GET", "/metrics"), "404");
+  absl::StatusOr<std::string> text = HttpGetBody(metrics_port, "/metrics");
+  ASSERT_THAT(text, IsOk());
+  EXPECT_THAT(*text, HasSubstr("# TYPE chatd_gateway_http_requests_total"));
+  ExpectPromtoolAccepts(*text);
 }
 
 }  // namespace
