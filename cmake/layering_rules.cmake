@@ -6,7 +6,7 @@
 #
 # Each rule: FOLDER|FORBIDDEN-PREFIX,FORBIDDEN-PREFIX,...
 set(CHAT_LAYERING_RULES
-  "common|server/,gateway/,clients/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/,boost/,curl/,sqlite3.h,libpq-fe.h,nlohmann/"
+  "common|server/,gateway/,clients/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/,curl/,sqlite3.h,libpq-fe.h,nlohmann/"
   "server/store|server/llm/,server/engine/,server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
   "server/llm|server/store/,server/engine/,server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
   "server/engine|server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/"

@@ -15,6 +15,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # a PostgreSQL server for the store and replica tests, and Chromium for
   # the browser tests.
   packages+=(nodejs npm curl postgresql chromium openssl)
+  # promtool (in Debian's prometheus package) lints the /metrics text.
+  packages+=(prometheus)
   # The checks' second build: clang for -Wthread-safety, the sanitizers and
   # libFuzzer; clang-format for the format check.
   packages+=(clang libclang-rt-dev clang-format)

@@ -15,7 +15,8 @@ for arg in "$@"; do
   case "$arg" in --listen=*) backend="${arg#--listen=}" ;; esac
 done
 
-build/bin/chat-server "$@" &
+# Prometheus metrics on 127.0.0.1:9464/metrics (a later --metrics_listen wins).
+build/bin/chat-server --metrics_listen=127.0.0.1:9464 "$@" &
 server_pid=$!
 gateway_pid=""
 

@@ -36,6 +36,7 @@ trap 'bash scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm
 CHAT_TEST_POSTGRES_DSN=$(bash scripts/pg-test-cluster.sh start "$pg_dir")
 export CHAT_TEST_POSTGRES_DSN CHAT_TEST_REQUIRE_POSTGRES=1
 export CHAT_TEST_REQUIRE_BROWSER=1
+export CHAT_TEST_REQUIRE_PROMTOOL=1
 export CHAT_TEST_PG_CLUSTER_SCRIPT="$PWD/scripts/pg-test-cluster.sh"
 
 stage "GCC build, warnings as errors"

@@ -15,6 +15,10 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8000",
           "HTTP address to serve (HOST:PORT, port 0 to 65535; 0 picks a free "
           "one, logged at start; a port in use is an error)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics on (GET /metrics, plain "
+          "HTTP); empty (the default): they are served at /metrics on "
+          "--listen instead");
 ABSL_FLAG(std::string, backend, "127.0.0.1:50051",
           "chat-server address, or several comma-separated IP:PORT addresses "
           "(round-robin over the healthy ones)");
@@ -88,6 +92,7 @@ constexpr int kMaxConnectionsLimit = 1000000;
 const std::vector<std::string>& GatewayFlagNames() {
   static const auto* const kNames =
       new std::vector<std::string>{"listen",
+                                   "metrics_listen",
                                    "backend",
                                    "max_body_bytes",
                                    "request_timeout",
@@ -120,6 +125,13 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   config.listen = absl::GetFlag(FLAGS_listen);
   absl::StatusOr<HostPort> listen = ParseHostPort("listen", config.listen);
   if (errors.Check(listen.status())) config.listen_address = *listen;
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<HostPort> metrics =
+        ParseHostPort("metrics_listen", config.metrics_listen);
+    if (errors.Check(metrics.status())) config.metrics_address = *metrics;
+    config.gateway.serve_metrics = false;
+  }
 
   config.backend = absl::GetFlag(FLAGS_backend);
   if (absl::StatusOr<std::string> target = BackendTarget(config.backend);

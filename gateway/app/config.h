@@ -38,6 +38,7 @@ ABSL_DECLARE_FLAG(std::string, backend_client_cert);
 ABSL_DECLARE_FLAG(std::string, backend_client_key);
 ABSL_DECLARE_FLAG(std::string, backend_tls_server_name);
 ABSL_DECLARE_FLAG(bool, allow_anonymous);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
 ABSL_DECLARE_FLAG(absl::Duration, backend_wait);
 
 namespace chat::gateway {
@@ -54,6 +55,9 @@ struct GatewayConfig {
   // --listen as given (for the log) and split (for the acceptor).
   std::string listen;
   HostPort listen_address;
+  // --metrics_listen: empty, /metrics is served on --listen.
+  std::string metrics_listen;
+  HostPort metrics_address;
   // chat-server: one address or several comma-separated IP:PORT.
   std::string backend;
   // TLS to chat-server (the files' contents, read at start) and where the

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "gateway/compat/template_routes.h"
 #include "gateway/openapi/openapi.h"
 #include "gateway/openapi/proto_docs.h"
@@ -391,13 +392,24 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
                                                request.method_string().size());
 
   if (method == "OPTIONS") {
+    exchange->SetRoute("OPTIONS");
     HandleOptions(exchange, path, origin, std::move(headers));
+    return;
+  }
+  // The gateway's own metrics: outside authentication, like the documents
+  // below, since no backend call is made.
+  if (options_.serve_metrics && path == "/metrics" && method == "GET") {
+    exchange->SetRoute("GET /metrics");
+    headers.emplace_back("Content-Type", std::string(kMetricsContentType));
+    exchange->Respond(200, std::move(headers),
+                      MetricsRegistry::Default().Render());
     return;
   }
   // The gateway's own documents: the OpenAPI description and the web page.
   const bool is_openapi = path == "/openapi.json";
   auto file = static_files_.find(path);
   if (is_openapi || file != static_files_.end()) {
+    exchange->SetRoute(absl::StrCat("GET ", path));  // A fixed set of paths.
     if (method != "GET") {
       headers.emplace_back("Allow", "GET, OPTIONS");
       RespondError(exchange, std::move(headers),
@@ -433,6 +445,7 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     return;
   }
   const Route& route = *match.route;
+  exchange->SetRoute(absl::StrCat(route.http_method, " ", route.path.text()));
   absl::StatusOr<std::unique_ptr<Message>> message =
       BuildRequest(route.method->input_type(), route.body, request.body(),
                    match.bindings, ParseQueryString(query));

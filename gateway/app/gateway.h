@@ -25,6 +25,9 @@ struct GatewayOptions {
   // (chat-client.js), served at /web/ and /js/chat-client.js; empty: none.
   // Read at start-up.
   std::string web_root;
+  // Answers GET /metrics with MetricsRegistry::Default() (false when
+  // --metrics_listen serves them elsewhere: /metrics is then 404 here).
+  bool serve_metrics = true;
 };
 
 struct UnaryCall;

@@ -20,11 +20,14 @@
 #include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_http_server.h"
 #include "common/process_setup.h"
 #include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
+#include "gateway/http/http_metrics.h"
 #include "gateway/http/http_server.h"
 #include "gateway/transcode/routes.h"
 
@@ -149,6 +152,25 @@ int Run(const chat::gateway::GatewayConfig& config) {
                                                   : kExitFailure;
       }
     }
+  }
+
+  chat::MetricsRegistry& registry = chat::MetricsRegistry::Default();
+  chat::AddProcessMetrics(registry);
+  chat::AddBuildInfo(registry, chat::BuildVersion(), "chat-gateway");
+  chat::gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
+  std::unique_ptr<chat::MetricsHttpServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> started =
+        chat::MetricsHttpServer::Start(
+            config.metrics_address.host, config.metrics_address.port,
+            [&registry] { return registry.Render(); });
+    if (!started.ok()) {
+      chat::LogError(started.status().message());
+      return kExitFailure;
+    }
+    metrics_server = *std::move(started);
+    chat::LogInfo("metrics on http://", config.metrics_address.host, ":",
+                  metrics_server->port(), "/metrics");
   }
 
   chat::gateway::Gateway gateway(*channel, *std::move(routes), config.gateway);

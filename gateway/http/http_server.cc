@@ -29,6 +29,7 @@
 #include "boost/beast/ssl/ssl_stream.hpp"
 #include "common/logging.h"
 #include "gateway/http/connection_limiter.h"
+#include "gateway/http/http_metrics.h"
 #include "gateway/http/tls_context.h"
 
 namespace chat::gateway {
@@ -173,10 +174,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
         handler_(handler),
         server_busy_(busy),
         draining_(draining),
-        limiter_(std::move(limiter)) {}
+        limiter_(std::move(limiter)),
+        metrics_(GatewayHttpMetrics::Get()) {
+    metrics_.open_connections.Increment();
+  }
   ~Connection() {
     SetBusy(false);
     ReleaseSlot();
+    if (stream_counted_) metrics_.open_streams.Decrement();
   }
 
   void Start() {
@@ -230,6 +235,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (seq != sequence_ || gone_ || response_started_) return;
     response_started_ = true;
     streamed_ = true;
+    if (!stream_counted_) {
+      stream_counted_ = true;
+      metrics_.open_streams.Increment();
+    }
     Enqueue(Head(status, headers, /*streamed=*/true, 0), nullptr);
     MaybeWriteNext();
   }
@@ -262,6 +271,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       keep_alive_ = false;  // An HTTP/1.0 stream ends when the socket closes.
     }
     MaybeWriteNext();
+  }
+
+  void DoSetRoute(uint64_t seq, std::string route) {
+    if (seq != sequence_) return;
+    route_ = std::move(route);
   }
 
   void DoOnClientGone(uint64_t seq, std::function<void()> callback) {
@@ -463,8 +477,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     keep_alive_ = request.keep_alive();
     head_request_ = request.method() == http::verb::head;
+    started_ = absl::Now();
+    status_ = 0;
+    route_ = kUnmatchedRoute;
+    unrecorded_ = true;
     if (options_.access_log) {
-      started_ = absl::Now();
       request_line_ = absl::StrCat(std::string(request.method_string()), " ",
                                    std::string(request.target()));
       status_ = 0;
@@ -503,6 +520,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Answers an unreadable request and closes: the rest of the stream cannot
   // be trusted to start at a request boundary.
   void RejectRequest(int status, const std::string& message) {
+    if (!unrecorded_) {  // No request of ours is open: this answer is one.
+      started_ = absl::Now();
+      route_ = kUnmatchedRoute;
+      unrecorded_ = true;
+    }
     keep_alive_ = false;
     chunked_ = true;
     response_started_ = true;
@@ -562,6 +584,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // close.
   void AfterResponse() {
     LogAccess("");
+    RecordRequest(status_);
     SetBusy(false);
     ++watch_generation_;
     beast::error_code ignored;
@@ -624,6 +647,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (gone_) return;
     gone_ = true;
     if (busy_) LogAccess(" (client gone)");
+    // Whatever was sent, the client did not get all of it.
+    RecordRequest(499);
     SetBusy(false);
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
@@ -646,6 +671,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
                 absl::Trunc(absl::Now() - started_, absl::Microseconds(100))),
             " rid=", request_id_, note);
     request_line_.clear();
+  }
+
+  // Counts the request being answered, once, and ends its stream's count.
+  void RecordRequest(int status) {
+    if (stream_counted_) {
+      stream_counted_ = false;
+      metrics_.open_streams.Decrement();
+    }
+    if (!unrecorded_) return;
+    unrecorded_ = false;
+    metrics_.requests.WithLabels({route_, absl::StrCat(status)}).Increment();
+    metrics_.duration.WithLabels({route_}).Observe(
+        absl::ToDoubleSeconds(absl::Now() - started_));
   }
 
   // Keeps the server's count of requests being handled.
@@ -673,6 +711,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReleaseSlot() {
     if (slot_released_) return;
     slot_released_ = true;
+    metrics_.open_connections.Decrement();
     limiter_->Release(client_address_);
   }
 
@@ -701,11 +740,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool response_complete_ = false;  // Everything of the answer queued.
   bool streamed_ = false;
   bool head_request_ = false;
-  // For the access log (only kept with --access_log).
+  // For the metrics and the access log (request_line_ and request_id_ only
+  // with --access_log).
   absl::Time started_;
   std::string request_line_;
   std::string request_id_;
   int status_ = 0;
+  // The handler's name for the request's route (HttpExchange::SetRoute).
+  std::string route_ = kUnmatchedRoute;
+  // A request (or a rejection) is under way and not yet counted.
+  bool unrecorded_ = false;
+  // The answer is a stream counted in open_streams.
+  bool stream_counted_ = false;
   bool gone_ = false;              // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;  // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;
@@ -715,6 +761,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::function<void()> on_gone_;
   const std::shared_ptr<ConnectionLimiter> limiter_;
   bool slot_released_ = false;
+  GatewayHttpMetrics& metrics_;
 };
 
 HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
@@ -752,6 +799,13 @@ void HttpExchange::Write(std::string data, std::function<void(bool)> done) {
 void HttpExchange::FinishStream() {
   connection_->Post(
       [c = connection_, seq = sequence_] { c->DoFinishStream(seq); });
+}
+
+void HttpExchange::SetRoute(std::string route) {
+  connection_->Post(
+      [c = connection_, seq = sequence_, route = std::move(route)]() mutable {
+        c->DoSetRoute(seq, std::move(route));
+      });
 }
 
 void HttpExchange::OnClientGone(std::function<void()> callback) {

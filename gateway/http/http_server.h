@@ -65,6 +65,10 @@ class HttpExchange {
   void Write(std::string data, std::function<void(bool ok)> done);
   // Ends the streamed answer.
   void FinishStream();
+  // Names the request's route for the metrics (the route's template, such
+  // as "POST /v1/chat", never the raw path); call before answering. A
+  // request left unnamed is counted as "unmatched".
+  void SetRoute(std::string route);
   // `callback` runs once (on an I/O thread) if the client closes the
   // connection or a write fails before the answer is complete; at once if
   // that already happened.

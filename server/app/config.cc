@@ -17,6 +17,10 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, HOST:PORT with a port from 0 to 65535 "
           "(0 picks a free one); a port in use is an error. Env: CHAT_LISTEN.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Address to serve Prometheus metrics on (GET /metrics over plain "
+          "HTTP), HOST:PORT like --listen; empty (the default): no metrics "
+          "listener. Env: CHAT_METRICS_LISTEN.");
 ABSL_FLAG(std::string, store, "sqlite:./data/chat.db",
           "Where conversations live: 'sqlite:PATH' (a file, its directory "
           "created), 'postgres://USER:PASSWORD@HOST:PORT/DB' (or "
@@ -250,6 +254,7 @@ absl::Status ReadAdminKey(std::string* admin_key) {
 const std::vector<std::string>& ServerFlagNames() {
   static const auto* const kNames = new std::vector<std::string>{
       "listen",
+      "metrics_listen",
       "store",
       "provider",
       "default_system_prompt",
@@ -292,6 +297,11 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
 
   config.listen = absl::GetFlag(FLAGS_listen);
   errors.Check(ParseHostPort("listen", config.listen).status());
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!config.metrics_listen.empty()) {
+    errors.Check(
+        ParseHostPort("metrics_listen", config.metrics_listen).status());
+  }
   config.store_url = absl::GetFlag(FLAGS_store);
   // The scheme is checked where it is understood: OpenConversationStore
   // names the accepted forms ("cannot open store", exit 1).

@@ -18,6 +18,7 @@
 #include "server/store/conversation_store.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
 ABSL_DECLARE_FLAG(std::string, store);
 ABSL_DECLARE_FLAG(std::string, provider);
 ABSL_DECLARE_FLAG(std::string, default_system_prompt);
@@ -64,6 +65,8 @@ const std::vector<std::string>& ServerFlagNames();
 struct ServerConfig {
   // HOST:PORT for gRPC, as given (port 0: the OS picks one).
   std::string listen;
+  // HOST:PORT for GET /metrics; empty: not served.
+  std::string metrics_listen;
   std::string store_url;
   store::StoreOptions store_options;
   // The flag-controlled part; main adds keys and base URLs from the

@@ -17,7 +17,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/flag_config.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_http_server.h"
 #include "common/process_setup.h"
 #include "common/thread_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -26,15 +29,19 @@
 #include "server/app/grpc_transport.h"
 #include "server/app/keys_command.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/engine_metrics.h"
 #include "server/engine/retention_sweeper.h"
 #include "server/llm/provider_factory.h"
+#include "server/llm/provider_metrics.h"
 #include "server/service/admin_service_impl.h"
 #include "server/service/authenticator.h"
 #include "server/service/chat_service_impl.h"
 #include "server/service/decode_error_interceptor.h"
+#include "server/service/grpc_metrics_interceptor.h"
 #include "server/service/health_service.h"
 #include "server/service/tls_server_credentials.h"
 #include "server/store/conversation_store.h"
+#include "server/store/instrumented_store.h"
 
 namespace {
 
@@ -48,6 +55,29 @@ constexpr absl::Duration kMemoryTrimInterval = absl::Seconds(10);
 
 // SIGHUP: new connections get the files' current contents; open ones keep
 // theirs. A bad set (unreadable, key not matching) leaves the old in use.
+// Serves MetricsRegistry::Default() on `address` (validated by the config).
+// Each layer registers its metrics on first use; they are registered here
+// first, so that a scrape before any traffic already lists them.
+absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> StartMetrics(
+    const std::string& address) {
+  chat::MetricsRegistry& registry = chat::MetricsRegistry::Default();
+  chat::AddProcessMetrics(registry);
+  chat::AddBuildInfo(registry, chat::BuildVersion(), "chat-server");
+  chat::GrpcMetrics::Get();
+  chat::EngineMetrics::Get();
+  chat::llm::ProviderMetrics::Get();
+  absl::StatusOr<chat::HostPort> host_port =
+      chat::ParseHostPort("metrics_listen", address);
+  if (!host_port.ok()) return host_port.status();
+  absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> server =
+      chat::MetricsHttpServer::Start(host_port->host, host_port->port,
+                                     [&registry] { return registry.Render(); });
+  if (!server.ok()) return server.status();
+  chat::LogInfo("metrics on http://", host_port->host, ":", (*server)->port(),
+                "/metrics");
+  return server;
+}
+
 void ReloadTls(chat::ReloadableTlsCredentials* tls) {
   if (tls == nullptr) {
     chat::LogInfo("received SIGHUP; no TLS configured, nothing to reload");
@@ -93,6 +123,9 @@ int Run(chat::ServerConfig config) {
                    store.status().ToString());
     return 1;
   }
+  // Every operation timed and its failures counted (chatd_store_...).
+  *store = std::make_unique<chat::store::InstrumentedConversationStore>(
+      *std::move(store));
 
   // Blocking is fine here: nothing is served yet.
   absl::StatusOr<bool> has_active_keys =
@@ -157,6 +190,9 @@ int Run(chat::ServerConfig config) {
       interceptors;
   interceptors.push_back(
       std::make_unique<chat::DecodeErrorInterceptorFactory>());
+  // After the decode-error one, so it counts the status actually sent.
+  interceptors.push_back(
+      std::make_unique<chat::GrpcMetricsInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // gRPC sets SO_REUSEPORT by default, which lets a second chat-server bind
   // a port this one holds and silently take half its connections. Off, a
@@ -167,6 +203,16 @@ int Run(chat::ServerConfig config) {
   // RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(
       4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
+  std::unique_ptr<chat::MetricsHttpServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> started =
+        StartMetrics(config.metrics_listen);
+    if (!started.ok()) {
+      chat::LogError(started.status().message());
+      return 1;
+    }
+    metrics_server = *std::move(started);
+  }
   builder.RegisterService(&chat_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&health_service);
@@ -218,6 +264,7 @@ int Run(chat::ServerConfig config) {
   pool.reset();  // Runs its last authentication lookups first.
   authenticator.reset();
   store->reset();
+  metrics_server.reset();
   chat::LogInfo("chat-server stopped");
   return 0;
 }

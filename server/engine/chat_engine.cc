@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "server/engine/context_window.h"
+#include "server/engine/engine_metrics.h"
 
 namespace chat {
 
@@ -32,12 +33,14 @@ class ChatEngine::Turn final : public TurnHandle,
         observer_(observer),
         serializer_key_(
             absl::StrCat(request_.tenant, "\n", request_.session_id)),
+        accepted_at_(absl::Now()),
         stream_slot_(holds_stream_slot) {}
 
   const std::string& serializer_key() const { return serializer_key_; }
 
   // Runs on the pool when every earlier turn of the session is done.
   void Run() {
+    EngineMetrics::Get().turns_queued.Decrement();
     bool cancelled_while_queued = false;
     {
       absl::MutexLock lock(&mu_);
@@ -94,11 +97,25 @@ class ChatEngine::Turn final : public TurnHandle,
   }
 
   void OnDelta(absl::string_view text) override {
+    if (!first_delta_at_.has_value()) {
+      first_delta_at_ = absl::Now();
+      EngineMetrics::Get().time_to_first_token.Observe(
+          absl::ToDoubleSeconds(*first_delta_at_ - accepted_at_));
+    }
     reply_.append(text.data(), text.size());
     observer_->OnDelta(text);
   }
 
   void OnComplete(absl::StatusOr<llm::CompletionResult> result) override {
+    if (result.ok() && first_delta_at_.has_value() &&
+        result->output_tokens > 0) {
+      const double seconds =
+          absl::ToDoubleSeconds(absl::Now() - *first_delta_at_);
+      if (seconds > 0) {
+        EngineMetrics::Get().output_tokens_per_second.Observe(
+            static_cast<double>(result->output_tokens) / seconds);
+      }
+    }
     engine_->pool_->Schedule(
         [self = shared_from_this(), result = std::move(result)]() mutable {
           if (!result.ok()) {
@@ -283,6 +300,11 @@ class ChatEngine::Turn final : public TurnHandle,
     if (result.ok()) {
       input_tokens = result->input_tokens;
       output_tokens = result->output_tokens;
+      CounterFamily& tokens = EngineMetrics::Get().tokens;
+      tokens.WithLabels({"input", result->model, request_.tenant})
+          .Increment(static_cast<double>(result->input_tokens));
+      tokens.WithLabels({"output", result->model, request_.tenant})
+          .Increment(static_cast<double>(result->output_tokens));
     } else if (!reply_.empty()) {
       input_tokens = prompt_tokens_;
       output_tokens = EstimateTokens(reply_);
@@ -331,6 +353,9 @@ class ChatEngine::Turn final : public TurnHandle,
   const ChatTurnRequest request_;
   TurnObserver* const observer_;
   const std::string serializer_key_;
+  // When StartTurn accepted the turn: time to first token counts from here,
+  // queueing included, as the caller waits through it.
+  const absl::Time accepted_at_;
 
   // Written by Run() before the provider starts, read by Commit() after it
   // ends: ordered by the provider's callbacks, so unguarded.
@@ -339,6 +364,8 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string system_prompt_;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
+  // Set by the first OnDelta (a retried turn keeps its first one).
+  std::optional<absl::Time> first_delta_at_;
   // A conflicting append was already retried once.
   bool retried_ = false;
   // The prompt's estimated tokens, and the tokens of answers generated and
@@ -403,6 +430,7 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
   }
   auto turn = std::make_shared<Turn>(this, std::move(request), observer,
                                      takes_stream_slot);
+  EngineMetrics::Get().turns_queued.Increment();
   serializer_.Enqueue(turn->serializer_key(), [turn] { turn->Run(); });
   return turn;
 }

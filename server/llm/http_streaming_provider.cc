@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "server/llm/provider_error.h"
+#include "server/llm/provider_metrics.h"
 
 namespace chat::llm {
 namespace {
@@ -153,6 +154,7 @@ class HttpStreamingProvider::Call final
       }
     }
     if (decoder_->done()) {
+      RecordAttempt(http_status_);
       End(decoder_->Finish());
       return true;
     }
@@ -166,6 +168,9 @@ class HttpStreamingProvider::Call final
 
   void OnDone(const TransferOutcome& outcome) override {
     transfer_active_ = false;
+    if (!cancelled_) {
+      RecordAttempt(outcome.curl_code == CURLE_OK ? http_status_ : 0);
+    }
     if (sink_ == nullptr) return;
     absl::string_view name = provider_->protocol_->name();
     bool retryable = false;
@@ -216,6 +221,7 @@ class HttpStreamingProvider::Call final
           retry_after_);
       if (absl::Now() + delay < deadline_) {
         LogInfo(name, ": retrying in ", absl::FormatDuration(delay));
+        ProviderMetrics::Get().retries.WithLabels({name}).Increment();
         provider_->loop_->RunAt(
             absl::Now() + delay,
             [self = shared_from_this()] { self->StartAttempt(); });
@@ -234,6 +240,8 @@ class HttpStreamingProvider::Call final
       return;
     }
     ++attempts_;
+    attempt_started_ = absl::Now();
+    attempt_recorded_ = false;
     http_status_ = 0;
     whole_body_mode_ = false;
     retry_after_.reset();
@@ -245,6 +253,18 @@ class HttpStreamingProvider::Call final
     transfer_active_ = true;
     transfer_id_ =
         provider_->loop_->StartTransfer(http_request_, shared_from_this());
+  }
+
+  // Counts this attempt once, by `http_status` (0: no response).
+  void RecordAttempt(int http_status) {
+    if (attempt_recorded_) return;
+    attempt_recorded_ = true;
+    absl::string_view name = provider_->protocol_->name();
+    ProviderMetrics& metrics = ProviderMetrics::Get();
+    metrics.requests.WithLabels({name, ProviderStatusLabel(http_status)})
+        .Increment();
+    metrics.duration.WithLabels({name}).Observe(
+        absl::ToDoubleSeconds(absl::Now() - attempt_started_));
   }
 
   void Emit(std::vector<std::string>* deltas) {
@@ -275,6 +295,10 @@ class HttpStreamingProvider::Call final
   CurlMultiLoop::TransferId transfer_id_ = 0;
   // The current attempt's response.
   int http_status_ = 0;
+  absl::Time attempt_started_;
+  // The attempt was counted: when its stream ended, or else when its
+  // transfer did. A cancelled attempt is not counted.
+  bool attempt_recorded_ = false;
   bool whole_body_mode_ = false;
   std::optional<absl::Duration> retry_after_;
   std::string request_id_;

@@ -1,0 +1,32 @@
+#ifndef CHAT_SERVER_LLM_PROVIDER_METRICS_H_
+#define CHAT_SERVER_LLM_PROVIDER_METRICS_H_
+
+// The providers' metrics, on MetricsRegistry::Default(): every HTTP attempt
+// by provider and status, the retries, and how long attempts took.
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "common/metrics.h"
+
+namespace chat::llm {
+
+struct ProviderMetrics {
+  // chatd_provider_requests_total{provider,status}: status is the HTTP
+  // status, or "error" when no response came (connection, timeout).
+  CounterFamily& requests;
+  CounterFamily& retries;  // chatd_provider_retries_total{provider}
+  // chatd_provider_request_duration_seconds{provider}: one attempt, from
+  // its start to its end (the whole stream).
+  HistogramFamily& duration;
+
+  // Registered on first use.
+  static ProviderMetrics& Get();
+};
+
+// The status label of an attempt: "200", "429", ..., or "error" for 0.
+std::string ProviderStatusLabel(int http_status);
+
+}  // namespace chat::llm
+
+#endif  // CHAT_SERVER_LLM_PROVIDER_METRICS_H_
