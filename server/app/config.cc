@@ -201,7 +201,9 @@ absl::Status ReadAdminKey(std::string* admin_key) {
     admin_key->clear();
     return absl::OkStatus();
   }
-  admin_key->erase(absl::StripTrailingAsciiWhitespace(*admin_key).size());
+  // Both sides, as a presented Bearer token is stripped: a key that kept
+  // leading whitespace would match no request.
+  absl::StripAsciiWhitespace(admin_key);
   if (admin_key->size() < kMinAdminKeyLength) {
     const size_t length = admin_key->size();
     admin_key->clear();
