@@ -1,12 +1,8 @@
 #include "gateway/app/auth_policy.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
@@ -28,21 +24,6 @@ constexpr char kWhatToDo[] =
     "(CHAT_GATEWAY_ALLOW_ANONYMOUS=true) to serve without keys on purpose";
 
 }  // namespace
-
-bool IsLoopbackHost(absl::string_view host) {
-  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
-  const std::string text(host);
-  in_addr v4{};
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
-}
 
 absl::Status CheckBackendAuthPolicy(
     const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,

@@ -15,12 +15,6 @@
 
 namespace chat::gateway {
 
-// Whether `host` (the host part of --listen) names only loopback: an IPv4
-// address in 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z), or "localhost" (RFC
-// 6761 keeps it on loopback). An empty host or 0.0.0.0 / :: (every
-// interface) and any other name are not loopback.
-bool IsLoopbackHost(absl::string_view host);
-
 // Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
 // whether it would serve a caller with no API key from another host, waiting
 // for it to come up and retrying for up to `wait`. `stop_requested` is asked

@@ -20,6 +20,7 @@
 #include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/logging.h"
+#include "common/net_address.h"
 #include "common/process_setup.h"
 #include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
@@ -125,7 +126,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
   // The safe default: on a network, only in front of a chat-server that
   // requires API keys (or when told so). Asked before binding, so a refused
   // gateway never accepts a connection.
-  if (!chat::gateway::IsLoopbackHost(config.listen_address.host)) {
+  if (!chat::IsLoopbackHost(config.listen_address.host)) {
     if (config.allow_anonymous) {
       chat::LogWarning(
           "--allow_anonymous: not checking whether chat-server requires API "

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
+#include "common/net_address.h"
 #include "server/service/authenticator.h"
 
 // Each numeric flag's help states the range ServerConfigFromFlags accepts;

@@ -1,8 +1,5 @@
 #include "server/service/authenticator.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -11,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
+#include "common/net_address.h"
 #include "server/service/api_key.h"
 
 namespace chat {
@@ -31,29 +29,6 @@ Caller AnonymousCaller() {
 }
 
 }  // namespace
-
-bool IsLoopbackHost(absl::string_view host) {
-  host = absl::StripAsciiWhitespace(host);
-  if (absl::StartsWith(host, "[")) {
-    const size_t close = host.find(']');
-    if (close == absl::string_view::npos) return false;
-    host = host.substr(1, close - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    host = host.substr(0, host.find(':'));  // IPv4 or name, with a port.
-  }
-  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
-  const std::string address(host);
-  in_addr v4{};
-  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
-}
 
 bool IsLoopbackPeer(absl::string_view peer) {
   if (absl::ConsumePrefix(&peer, "ipv4:") ||

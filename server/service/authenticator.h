@@ -59,10 +59,6 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context);
 // a loopback address.
 bool IsLoopbackPeer(absl::string_view peer);
 
-// Whether `host` (an IP address, bracketed or not, optionally with a port, or
-// "localhost") is loopback: 127.0.0.0/8, ::1, or ::ffff:127.x.
-bool IsLoopbackHost(absl::string_view host);
-
 struct AuthenticatorOptions {
   // Serve calls without a key (as tenant "default") from anywhere.
   bool allow_anonymous = false;

@@ -286,34 +286,6 @@ TEST_F(AuthenticatorTest, AdminKey) {
       StatusIs(absl::StatusCode::kUnauthenticated, "invalid admin key"));
 }
 
-struct LoopbackCase {
-  std::string address;
-  bool loopback;
-};
-
-class LoopbackTest : public ::testing::TestWithParam<LoopbackCase> {};
-
-TEST_P(LoopbackTest, IsLoopbackHost) {
-  EXPECT_EQ(IsLoopbackHost(GetParam().address), GetParam().loopback);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Table, LoopbackTest,
-    ::testing::Values(
-        LoopbackCase{"127.0.0.1", true}, LoopbackCase{"127.1.2.3:8080", true},
-        LoopbackCase{"::1", true}, LoopbackCase{"[::1]", true},
-        LoopbackCase{"[::1]:50051", true},
-        LoopbackCase{"::ffff:127.0.0.1", true}, LoopbackCase{"localhost", true},
-        LoopbackCase{" 127.0.0.1 ", true}, LoopbackCase{"0.0.0.0", false},
-        LoopbackCase{"", false}, LoopbackCase{"::", false},
-        LoopbackCase{"10.0.0.1", false}, LoopbackCase{"192.168.1.2:80", false},
-        LoopbackCase{"[2001:db8::1]:80", false},
-        LoopbackCase{"::ffff:10.0.0.1", false},
-        LoopbackCase{"example.com", false}, LoopbackCase{"128.0.0.1", false}),
-    [](const ::testing::TestParamInfo<LoopbackCase>& info) {
-      return "Case" + std::to_string(info.index);
-    });
-
 TEST(LoopbackPeerTest, ReadsGrpcPeerStrings) {
   EXPECT_TRUE(IsLoopbackPeer("ipv4:127.0.0.1:5555"));
   EXPECT_TRUE(IsLoopbackPeer("ipv6:[::1]:5555"));
