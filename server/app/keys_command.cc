@@ -181,15 +181,10 @@ absl::StatusOr<CreateSpec> ParseCreate(const Invocation& invocation) {
   }
   if (const std::string expires = Option(invocation, "expires");
       !expires.empty() || invocation.options.count("expires") > 0) {
-    absl::Duration lifetime;
-    if (!absl::ParseDuration(expires, &lifetime) ||
-        lifetime <= absl::ZeroDuration() ||
-        lifetime == absl::InfiniteDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--expires must be a duration > 0 such as '720h'; got '",
-                       expires, "'"));
-    }
-    spec.lifetime = lifetime;
+    absl::StatusOr<absl::Duration> lifetime =
+        ParseKeyLifetime("--expires", expires);
+    if (!lifetime.ok()) return lifetime.status();
+    spec.lifetime = *lifetime;
   }
   return spec;
 }

@@ -19,6 +19,8 @@ namespace adminpb = ::chat::admin::v1;
 
 constexpr size_t kMaxTenantBytes = 64;
 constexpr size_t kMaxKeyNameBytes = 128;
+// The longest key lifetime: 100 years of 365.25 days.
+constexpr absl::Duration kMaxKeyLifetime = absl::Hours(100 * 8766);
 // GetUsage with no `since`: this many days before `until`.
 constexpr int kDefaultUsageDays = 30;
 
@@ -156,6 +158,20 @@ absl::Status ValidateKeyName(absl::string_view field, absl::string_view name) {
       field, " must be 1 to ", kMaxKeyNameBytes, " bytes; got ", name.size()));
 }
 
+absl::StatusOr<absl::Duration> ParseKeyLifetime(absl::string_view field,
+                                                absl::string_view text) {
+  absl::Duration lifetime;
+  if (!absl::ParseDuration(text, &lifetime) ||
+      lifetime <= absl::ZeroDuration() || lifetime > kMaxKeyLifetime) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     " must be a duration > 0 and at most 876600h (100 "
+                     "years) such as '720h'; got '",
+                     text, "'"));
+  }
+  return lifetime;
+}
+
 void ToProto(const store::ApiKey& key, adminpb::ApiKey* proto) {
   proto->set_id(key.id);
   proto->set_tenant(key.tenant);
@@ -202,16 +218,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateKey(
         const absl::Time now = absl::Now();
         absl::Time expires_at = absl::InfiniteFuture();
         if (!request->expires_in().empty()) {
-          absl::Duration lifetime;
-          if (!absl::ParseDuration(request->expires_in(), &lifetime) ||
-              lifetime <= absl::ZeroDuration() ||
-              lifetime == absl::InfiniteDuration()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("expires_in must be a duration > 0 such as "
-                             "'720h'; got '",
-                             request->expires_in(), "'"));
-          }
-          expires_at = now + lifetime;
+          absl::StatusOr<absl::Duration> lifetime =
+              ParseKeyLifetime("expires_in", request->expires_in());
+          if (!lifetime.ok()) return lifetime.status();
+          expires_at = now + *lifetime;
         }
         absl::StatusOr<store::KeyLimits> limits =
             LimitsFromProto(request->limits());

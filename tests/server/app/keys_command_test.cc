@@ -79,6 +79,8 @@ TEST_F(KeysCommandTest, UsageErrorsExitTwoNamingTheFlag) {
             "--budget_period needs --budget_tokens"},
            {{"create", "--tenant=acme", "--name=w", "--expires=forever"},
             "--expires"},
+           {{"create", "--tenant=acme", "--name=w", "--expires=9999999999h"},
+            "--expires must be"},
            {{"list", "--tenant=bad tenant"}, "--tenant"},
            {{"list", "extra"}, "unexpected argument 'extra'"},
            {{"revoke", "a", "b"}, "exactly one key id"},
