@@ -1,5 +1,6 @@
 #include "server/service/admin_service_impl.h"
 
+#include <cstdint>
 #include <map>
 #include <utility>
 #include <vector>
@@ -134,6 +135,47 @@ void FillUsage(const store::UsageTotals& totals, adminpb::Usage* usage) {
   usage->set_output_tokens(totals.output_tokens);
 }
 
+// Whether `text` is well-formed UTF-8 holding no control character: C0
+// (U+0000-U+001F), DEL (U+007F) or C1 (U+0080-U+009F). Names are printed raw
+// by `keys list` and shown in consoles; a control character could rewrite
+// the operator's terminal.
+bool IsPrintableUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char lead = static_cast<unsigned char>(text[i]);
+    uint32_t code_point;
+    size_t length;
+    uint32_t min;
+    if (lead < 0x80) {
+      code_point = lead, length = 1, min = 0;
+    } else if ((lead & 0xE0) == 0xC0) {
+      code_point = lead & 0x1F, length = 2, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      code_point = lead & 0x0F, length = 3, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      code_point = lead & 0x07, length = 4, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (text.size() - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and beyond U+10FFFF are not UTF-8.
+    if (code_point < min || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return false;
+    }
+    if (code_point < 0x20 || (code_point >= 0x7F && code_point <= 0x9F)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant) {
@@ -151,11 +193,17 @@ absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant) {
 }
 
 absl::Status ValidateKeyName(absl::string_view field, absl::string_view name) {
-  if (!name.empty() && name.size() <= kMaxKeyNameBytes) {
-    return absl::OkStatus();
+  if (name.empty() || name.size() > kMaxKeyNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be 1 to ", kMaxKeyNameBytes, " bytes; got ",
+                     name.size()));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, " must be 1 to ", kMaxKeyNameBytes, " bytes; got ", name.size()));
+  // The name is not quoted: it is what could not be printed safely.
+  if (!IsPrintableUtf8(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be printable UTF-8 (no control characters)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<absl::Duration> ParseKeyLifetime(absl::string_view field,

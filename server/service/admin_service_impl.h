@@ -57,7 +57,8 @@ class AdminServiceImpl final
 // Checks shared with `chat-server keys`: INVALID_ARGUMENT naming `field`.
 // A tenant is 1 to 64 characters of [A-Za-z0-9._-].
 absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant);
-// A key's name is 1 to 128 bytes.
+// A key's name is 1 to 128 bytes of printable UTF-8: no C0 or C1 control
+// character, no DEL.
 absl::Status ValidateKeyName(absl::string_view field, absl::string_view name);
 // A key's lifetime (`text` such as "720h"): more than 0 and at most 100
 // years, so that now + lifetime is a date every store and client can hold.
