@@ -4,8 +4,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
+#include "common/net_address.h"
 #include "grpcpp/client_context.h"
 
 namespace chat::gateway {
@@ -24,6 +26,15 @@ constexpr char kWhatToDo[] =
     "(CHAT_GATEWAY_ALLOW_ANONYMOUS=true) to serve without keys on purpose";
 
 }  // namespace
+
+bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls) {
+  if (backend_tls) return false;
+  for (absl::string_view address :
+       absl::StrSplit(backend, ',', absl::SkipWhitespace())) {
+    if (!IsLoopbackHost(address)) return true;
+  }
+  return false;
+}
 
 absl::Status CheckBackendAuthPolicy(
     const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,

@@ -15,6 +15,12 @@
 
 namespace chat::gateway {
 
+// Whether API keys (and everything else) go to chat-server unencrypted over
+// a network: some address in `backend` (--backend: HOST:PORT, or several
+// comma-separated) is not loopback, and `backend_tls` (--backend_ca set) is
+// false. main warns once at start when so.
+bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls);
+
 // Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
 // whether it would serve a caller with no API key from another host, waiting
 // for it to come up and retrying for up to `wait`. `stop_requested` is asked

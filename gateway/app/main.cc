@@ -122,6 +122,14 @@ int Run(const chat::gateway::GatewayConfig& config) {
     return kExitFailure;
   }
   const size_t route_count = routes->routes().size();
+  if (chat::gateway::KeysCrossNetworkInClear(
+          backend, !config.backend_tls.root_certs.empty())) {
+    chat::LogWarning(
+        "--backend=", backend,
+        " is not loopback and --backend_ca is not set: API keys and "
+        "conversations cross the network to chat-server unencrypted; set "
+        "--backend_ca (CHAT_GATEWAY_BACKEND_CA) to use TLS");
+  }
 
   // The safe default: on a network, only in front of a chat-server that
   // requires API keys (or when told so). Asked before binding, so a refused

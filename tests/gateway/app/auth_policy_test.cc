@@ -172,5 +172,21 @@ TEST(AuthPolicyTest, WaitsForABackendThatComesUpLater) {
   backend->Shutdown();
 }
 
+TEST(KeysCrossNetworkInClearTest, OnlyPlaintextToAHostOffLoopback) {
+  EXPECT_FALSE(KeysCrossNetworkInClear("127.0.0.1:50051", false));
+  EXPECT_FALSE(KeysCrossNetworkInClear("localhost:50051", false));
+  EXPECT_FALSE(KeysCrossNetworkInClear("[::1]:50051", false));
+  EXPECT_FALSE(
+      KeysCrossNetworkInClear("127.0.0.1:50051, 127.0.0.2:50052", false));
+  EXPECT_TRUE(KeysCrossNetworkInClear("10.0.0.5:50051", false));
+  EXPECT_TRUE(KeysCrossNetworkInClear("chat.internal:50051", false));
+  EXPECT_TRUE(KeysCrossNetworkInClear("[2001:db8::1]:50051", false));
+  // One replica off loopback is enough for keys to cross in clear.
+  EXPECT_TRUE(KeysCrossNetworkInClear("127.0.0.1:50051,10.0.0.6:50051", false));
+  // --backend_ca set: TLS to every address.
+  EXPECT_FALSE(KeysCrossNetworkInClear("10.0.0.5:50051", true));
+  EXPECT_FALSE(KeysCrossNetworkInClear("chat.internal:50051", true));
+}
+
 }  // namespace
 }  // namespace chat::gateway
