@@ -1,15 +1,13 @@
 #include "gateway/app/auth_policy.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
+#include "common/net_address.h"
 #include "grpcpp/client_context.h"
 
 namespace chat::gateway {
@@ -29,17 +27,11 @@ constexpr char kWhatToDo[] =
 
 }  // namespace
 
-bool IsLoopbackHost(absl::string_view host) {
-  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
-  const std::string text(host);
-  in_addr v4{};
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls) {
+  if (backend_tls) return false;
+  for (absl::string_view address :
+       absl::StrSplit(backend, ',', absl::SkipWhitespace())) {
+    if (!IsLoopbackHost(address)) return true;
   }
   return false;
 }

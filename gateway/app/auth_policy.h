@@ -15,11 +15,11 @@
 
 namespace chat::gateway {
 
-// Whether `host` (the host part of --listen) names only loopback: an IPv4
-// address in 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z), or "localhost" (RFC
-// 6761 keeps it on loopback). An empty host or 0.0.0.0 / :: (every
-// interface) and any other name are not loopback.
-bool IsLoopbackHost(absl::string_view host);
+// Whether API keys (and everything else) go to chat-server unencrypted over
+// a network: some address in `backend` (--backend: HOST:PORT, or several
+// comma-separated) is not loopback, and `backend_tls` (--backend_ca set) is
+// false. main warns once at start when so.
+bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls);
 
 // Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
 // whether it would serve a caller with no API key from another host, waiting

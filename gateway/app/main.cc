@@ -22,6 +22,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_http_server.h"
+#include "common/net_address.h"
 #include "common/process_setup.h"
 #include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
@@ -124,11 +125,19 @@ int Run(const chat::gateway::GatewayConfig& config) {
     return kExitFailure;
   }
   const size_t route_count = routes->routes().size();
+  if (chat::gateway::KeysCrossNetworkInClear(
+          backend, !config.backend_tls.root_certs.empty())) {
+    chat::LogWarning(
+        "--backend=", backend,
+        " is not loopback and --backend_ca is not set: API keys and "
+        "conversations cross the network to chat-server unencrypted; set "
+        "--backend_ca (CHAT_GATEWAY_BACKEND_CA) to use TLS");
+  }
 
   // The safe default: on a network, only in front of a chat-server that
   // requires API keys (or when told so). Asked before binding, so a refused
   // gateway never accepts a connection.
-  if (!chat::gateway::IsLoopbackHost(config.listen_address.host)) {
+  if (!chat::IsLoopbackHost(config.listen_address.host)) {
     if (config.allow_anonymous) {
       chat::LogWarning(
           "--allow_anonymous: not checking whether chat-server requires API "

@@ -10,9 +10,11 @@
 
 namespace chat::gateway {
 
-// Counts the open connections, in total and per client IP address, against
-// two caps (--max_connections, --max_connections_per_client). Thread-safe:
-// the acceptor takes slots and each connection's strand gives its slot back.
+// Counts the open connections, in total and per client, against two caps
+// (--max_connections, --max_connections_per_client). A client is an IPv4
+// address (also when it arrives IPv4-mapped, ::ffff:a.b.c.d) or an IPv6 /64.
+// Thread-safe: the acceptor takes slots and each connection's strand gives
+// its slot back.
 class ConnectionLimiter {
  public:
   // Both caps must be at least 1.
@@ -27,7 +29,13 @@ class ConnectionLimiter {
   void Release(absl::string_view client);
 
   int open() const;
+  // Open connections counted against `client`'s cap (its /64 for IPv6).
   int open_from(absl::string_view client) const;
+
+  // The client `address` counts as: the IPv4 address for IPv4 and
+  // IPv4-mapped IPv6, "<prefix>::/64" for other IPv6, and anything that is
+  // not an IP address as it is.
+  static std::string ClientKey(absl::string_view address);
 
  private:
   const int max_total_;

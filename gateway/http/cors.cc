@@ -43,7 +43,10 @@ HttpHeaders CorsPolicy::PreflightHeaders(
   methods.push_back("OPTIONS");
   std::string headers(absl::StripAsciiWhitespace(requested_headers));
   if (headers.empty()) {
-    headers = "Content-Type, Authorization, X-Request-Id, Grpc-Timeout, Accept";
+    // X-Api-Key: the other header an API key travels in.
+    headers =
+        "Content-Type, Authorization, X-Api-Key, X-Request-Id, Grpc-Timeout, "
+        "Accept";
   }
   return {{"Access-Control-Allow-Methods", absl::StrJoin(methods, ", ")},
           {"Access-Control-Allow-Headers", headers},

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
+#include "common/net_address.h"
 #include "server/service/authenticator.h"
 
 // Each numeric flag's help states the range ServerConfigFromFlags accepts;
@@ -238,7 +239,9 @@ absl::Status ReadAdminKey(std::string* admin_key) {
     admin_key->clear();
     return absl::OkStatus();
   }
-  admin_key->erase(absl::StripTrailingAsciiWhitespace(*admin_key).size());
+  // Both sides, as a presented Bearer token is stripped: a key that kept
+  // leading whitespace would match no request.
+  absl::StripAsciiWhitespace(admin_key);
   if (admin_key->size() < kMinAdminKeyLength) {
     const size_t length = admin_key->size();
     admin_key->clear();

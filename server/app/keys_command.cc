@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -181,15 +182,10 @@ absl::StatusOr<CreateSpec> ParseCreate(const Invocation& invocation) {
   }
   if (const std::string expires = Option(invocation, "expires");
       !expires.empty() || invocation.options.count("expires") > 0) {
-    absl::Duration lifetime;
-    if (!absl::ParseDuration(expires, &lifetime) ||
-        lifetime <= absl::ZeroDuration() ||
-        lifetime == absl::InfiniteDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--expires must be a duration > 0 such as '720h'; got '",
-                       expires, "'"));
-    }
-    spec.lifetime = lifetime;
+    absl::StatusOr<absl::Duration> lifetime =
+        ParseKeyLifetime("--expires", expires);
+    if (!lifetime.ok()) return lifetime.status();
+    spec.lifetime = *lifetime;
   }
   return spec;
 }
@@ -222,6 +218,13 @@ std::string LimitsSummary(const store::KeyLimits& limits) {
 
 std::string TimeOrDash(absl::Time t) {
   return t == absl::InfiniteFuture() ? "-" : FormatTimestamp(t);
+}
+
+// A stored name as `keys list` prints it: names stored before names had to be
+// printable are escaped, so none reaches the terminal raw.
+std::string PrintableName(const std::string& name) {
+  if (ValidateKeyName("name", name).ok()) return name;
+  return absl::CHexEscape(name);
 }
 
 void PrintTable(const std::vector<std::vector<std::string>>& rows,
@@ -273,7 +276,7 @@ int List(store::KeyStore& keys, const std::string& tenant, std::ostream& out,
   std::vector<std::vector<std::string>> rows = {
       {"ID", "TENANT", "NAME", "CREATED", "EXPIRES", "REVOKED", "LIMITS"}};
   for (const store::ApiKey& key : *list) {
-    rows.push_back({key.id, key.tenant, key.name,
+    rows.push_back({key.id, key.tenant, PrintableName(key.name),
                     FormatTimestamp(key.created_at), TimeOrDash(key.expires_at),
                     TimeOrDash(key.revoked_at), LimitsSummary(key.limits)});
   }

@@ -1,5 +1,6 @@
 #include "server/service/admin_service_impl.h"
 
+#include <cstdint>
 #include <map>
 #include <utility>
 #include <vector>
@@ -19,6 +20,8 @@ namespace adminpb = ::chat::admin::v1;
 
 constexpr size_t kMaxTenantBytes = 64;
 constexpr size_t kMaxKeyNameBytes = 128;
+// The longest key lifetime: 100 years of 365.25 days.
+constexpr absl::Duration kMaxKeyLifetime = absl::Hours(100 * 8766);
 // GetUsage with no `since`: this many days before `until`.
 constexpr int kDefaultUsageDays = 30;
 
@@ -132,6 +135,47 @@ void FillUsage(const store::UsageTotals& totals, adminpb::Usage* usage) {
   usage->set_output_tokens(totals.output_tokens);
 }
 
+// Whether `text` is well-formed UTF-8 holding no control character: C0
+// (U+0000-U+001F), DEL (U+007F) or C1 (U+0080-U+009F). Names are printed raw
+// by `keys list` and shown in consoles; a control character could rewrite
+// the operator's terminal.
+bool IsPrintableUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char lead = static_cast<unsigned char>(text[i]);
+    uint32_t code_point;
+    size_t length;
+    uint32_t min;
+    if (lead < 0x80) {
+      code_point = lead, length = 1, min = 0;
+    } else if ((lead & 0xE0) == 0xC0) {
+      code_point = lead & 0x1F, length = 2, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      code_point = lead & 0x0F, length = 3, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      code_point = lead & 0x07, length = 4, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (text.size() - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and beyond U+10FFFF are not UTF-8.
+    if (code_point < min || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return false;
+    }
+    if (code_point < 0x20 || (code_point >= 0x7F && code_point <= 0x9F)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant) {
@@ -149,11 +193,31 @@ absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant) {
 }
 
 absl::Status ValidateKeyName(absl::string_view field, absl::string_view name) {
-  if (!name.empty() && name.size() <= kMaxKeyNameBytes) {
-    return absl::OkStatus();
+  if (name.empty() || name.size() > kMaxKeyNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be 1 to ", kMaxKeyNameBytes, " bytes; got ",
+                     name.size()));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, " must be 1 to ", kMaxKeyNameBytes, " bytes; got ", name.size()));
+  // The name is not quoted: it is what could not be printed safely.
+  if (!IsPrintableUtf8(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be printable UTF-8 (no control characters)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::Duration> ParseKeyLifetime(absl::string_view field,
+                                                absl::string_view text) {
+  absl::Duration lifetime;
+  if (!absl::ParseDuration(text, &lifetime) ||
+      lifetime <= absl::ZeroDuration() || lifetime > kMaxKeyLifetime) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     " must be a duration > 0 and at most 876600h (100 "
+                     "years) such as '720h'; got '",
+                     text, "'"));
+  }
+  return lifetime;
 }
 
 void ToProto(const store::ApiKey& key, adminpb::ApiKey* proto) {
@@ -202,16 +266,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateKey(
         const absl::Time now = absl::Now();
         absl::Time expires_at = absl::InfiniteFuture();
         if (!request->expires_in().empty()) {
-          absl::Duration lifetime;
-          if (!absl::ParseDuration(request->expires_in(), &lifetime) ||
-              lifetime <= absl::ZeroDuration() ||
-              lifetime == absl::InfiniteDuration()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("expires_in must be a duration > 0 such as "
-                             "'720h'; got '",
-                             request->expires_in(), "'"));
-          }
-          expires_at = now + lifetime;
+          absl::StatusOr<absl::Duration> lifetime =
+              ParseKeyLifetime("expires_in", request->expires_in());
+          if (!lifetime.ok()) return lifetime.status();
+          expires_at = now + *lifetime;
         }
         absl::StatusOr<store::KeyLimits> limits =
             LimitsFromProto(request->limits());

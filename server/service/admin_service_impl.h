@@ -4,7 +4,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
 #include "common/thread_pool.h"
 #include "server/service/authenticator.h"
@@ -55,8 +57,13 @@ class AdminServiceImpl final
 // Checks shared with `chat-server keys`: INVALID_ARGUMENT naming `field`.
 // A tenant is 1 to 64 characters of [A-Za-z0-9._-].
 absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant);
-// A key's name is 1 to 128 bytes.
+// A key's name is 1 to 128 bytes of printable UTF-8: no C0 or C1 control
+// character, no DEL.
 absl::Status ValidateKeyName(absl::string_view field, absl::string_view name);
+// A key's lifetime (`text` such as "720h"): more than 0 and at most 100
+// years, so that now + lifetime is a date every store and client can hold.
+absl::StatusOr<absl::Duration> ParseKeyLifetime(absl::string_view field,
+                                                absl::string_view text);
 
 // The proto form of a stored key (never its hash).
 void ToProto(const store::ApiKey& key, chat::admin::v1::ApiKey* proto);

@@ -1,8 +1,5 @@
 #include "server/service/authenticator.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -11,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
+#include "common/net_address.h"
 #include "server/service/api_key.h"
 
 namespace chat {
@@ -31,29 +29,6 @@ Caller AnonymousCaller() {
 }
 
 }  // namespace
-
-bool IsLoopbackHost(absl::string_view host) {
-  host = absl::StripAsciiWhitespace(host);
-  if (absl::StartsWith(host, "[")) {
-    const size_t close = host.find(']');
-    if (close == absl::string_view::npos) return false;
-    host = host.substr(1, close - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    host = host.substr(0, host.find(':'));  // IPv4 or name, with a port.
-  }
-  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
-  const std::string address(host);
-  in_addr v4{};
-  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
-}
 
 bool IsLoopbackPeer(absl::string_view peer) {
   if (absl::ConsumePrefix(&peer, "ipv4:") ||
@@ -125,20 +100,38 @@ void Authenticator::Authenticate(const CallCredentials& credentials,
   absl::StatusOr<ParsedApiKey> parsed = ParseApiKey(*credentials.key);
   if (!parsed.ok()) return done(Unauthenticated(kInvalidApiKey));
   std::optional<CacheEntry> cached;
+  std::shared_ptr<PendingLookup> new_lookup;
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(parsed->id);
-    if (it != cache_.end() &&
-        now - it->second.fetched_at < options_.cache_ttl) {
-      cached = it->second;
+    cached = CachedEntry(parsed->id, now);
+    if (!cached.has_value()) {
+      std::shared_ptr<PendingLookup>& lookup = pending_[parsed->id];
+      if (lookup == nullptr) {
+        lookup = std::make_shared<PendingLookup>();
+        new_lookup = lookup;
+      }
+      lookup->waiters.push_back({parsed->secret, std::move(done)});
     }
   }
   if (cached.has_value()) return done(Decide(*cached, parsed->secret, now));
-  pool_->Schedule([this, parsed = *std::move(parsed), done = std::move(done)] {
-    absl::StatusOr<CacheEntry> entry = FetchKey(parsed.id);
-    if (!entry.ok()) return done(entry.status());
-    done(Decide(*entry, parsed.secret, options_.clock()));
-  });
+  if (new_lookup != nullptr) {
+    pool_->Schedule([this, id = std::move(parsed->id),
+                     lookup = std::move(new_lookup)]() mutable {
+      RunLookup(id, std::move(lookup));
+    });
+  }
+}
+
+std::optional<Authenticator::CacheEntry> Authenticator::CachedEntry(
+    const std::string& id, absl::Time now) {
+  for (const auto* cache : {&present_, &absent_}) {
+    auto it = cache->find(id);
+    if (it != cache->end() &&
+        now - it->second.fetched_at < options_.cache_ttl) {
+      return it->second;
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<Caller> Authenticator::Decide(const CacheEntry& entry,
@@ -153,29 +146,55 @@ absl::StatusOr<Caller> Authenticator::Decide(const CacheEntry& entry,
   return Caller{key.tenant, key.id, key.limits};
 }
 
-absl::StatusOr<Authenticator::CacheEntry> Authenticator::FetchKey(
-    const std::string& id) {
+void Authenticator::RunLookup(const std::string& id,
+                              std::shared_ptr<PendingLookup> lookup) {
   absl::StatusOr<store::ApiKey> key = keys_->GetKey(id);
   CacheEntry entry;
   entry.fetched_at = options_.clock();
+  absl::Status failure;
   if (key.ok()) {
     entry.key = *std::move(key);
   } else if (!absl::IsNotFound(key.status())) {
     // The id is public; the store's message may carry a database address.
     LogError("cannot read API key ", id, ": ", key.status().ToString());
-    return absl::UnavailableError("cannot check the API key now; try again");
+    failure = absl::UnavailableError("cannot check the API key now; try again");
   }
-  absl::MutexLock lock(&mu_);
-  if (cache_.size() >= options_.max_cache_entries) {
-    // Drop what is stale; if every entry is fresh (a flood of made-up ids),
-    // start over: the cost is one more lookup per key.
-    absl::erase_if(cache_, [&](const auto& item) {
+  std::vector<Waiter> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(id);
+    // Not ours any more: Forget(id) ran during the read, whose answer may
+    // predate the change, so it answers its waiters but is not cached.
+    if (it != pending_.end() && it->second == lookup) {
+      pending_.erase(it);
+      if (failure.ok()) Remember(id, entry);
+    }
+    waiters = std::move(lookup->waiters);
+  }
+  const absl::Time now = options_.clock();
+  for (Waiter& waiter : waiters) {
+    if (!failure.ok()) {
+      waiter.done(failure);
+    } else {
+      waiter.done(Decide(entry, waiter.secret, now));
+    }
+  }
+}
+
+void Authenticator::Remember(const std::string& id, const CacheEntry& entry) {
+  auto& cache = entry.key.has_value() ? present_ : absent_;
+  auto& other = entry.key.has_value() ? absent_ : present_;
+  other.erase(id);
+  if (cache.size() >= options_.max_cache_entries) {
+    // Drop what is stale; if every entry is fresh, start this map over: for
+    // absent ids (a flood of made-up ones) that costs one more lookup per
+    // made-up id, and real keys, in the other map, stay.
+    absl::erase_if(cache, [&](const auto& item) {
       return entry.fetched_at - item.second.fetched_at >= options_.cache_ttl;
     });
-    if (cache_.size() >= options_.max_cache_entries) cache_.clear();
+    if (cache.size() >= options_.max_cache_entries) cache.clear();
   }
-  cache_[id] = entry;
-  return entry;
+  cache[id] = entry;
 }
 
 absl::StatusOr<bool> Authenticator::FetchHasActiveKeys() {
@@ -210,7 +229,12 @@ absl::Status Authenticator::CheckAdmin(
 
 void Authenticator::Forget(absl::string_view id) {
   absl::MutexLock lock(&mu_);
-  cache_.erase(id);
+  const std::string key_id(id);
+  present_.erase(key_id);
+  absent_.erase(key_id);
+  // A read already running keeps its waiters but caches nothing; the next
+  // call starts a fresh one.
+  pending_.erase(key_id);
   has_active_keys_.reset();
 }
 

@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -59,10 +61,6 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context);
 // a loopback address.
 bool IsLoopbackPeer(absl::string_view peer);
 
-// Whether `host` (an IP address, bracketed or not, optionally with a port, or
-// "localhost") is loopback: 127.0.0.0/8, ::1, or ::ffff:127.x.
-bool IsLoopbackHost(absl::string_view host);
-
 struct AuthenticatorOptions {
   // Serve calls without a key (as tenant "default") from anywhere.
   bool allow_anonymous = false;
@@ -74,7 +72,9 @@ struct AuthenticatorOptions {
   // How long a key looked up in the store (or found absent), and whether any
   // active key exists, is believed: a revoked key stops working within this.
   absl::Duration cache_ttl = absl::Seconds(2);
-  // Most key ids remembered; bounds the memory a stream of made-up ids costs.
+  // Most key ids remembered, counted apart for ids found and ids the store
+  // does not have: the bound on memory a stream of made-up ids costs, which
+  // never pushes out a real key.
   size_t max_cache_entries = 10000;
   // The time; tests pass a fake one.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
@@ -118,12 +118,30 @@ class Authenticator {
     absl::Time fetched_at;
   };
 
+  // A call waiting for a store lookup of its key's id.
+  struct Waiter {
+    std::string secret;
+    Done done;
+  };
+  // One store read of an id in flight, and every call waiting for it.
+  // `waiters` is written under mu_, only while the lookup is in pending_.
+  struct PendingLookup {
+    std::vector<Waiter> waiters;
+  };
+
   // The caller `secret` makes of `entry` at `now`.
   static absl::StatusOr<Caller> Decide(const CacheEntry& entry,
                                        absl::string_view secret,
                                        absl::Time now);
-  // Reads key `id` from the store (blocking) and caches the answer.
-  absl::StatusOr<CacheEntry> FetchKey(const std::string& id);
+  // What the cache knows about `id` at `now`, if fresh.
+  std::optional<CacheEntry> CachedEntry(const std::string& id, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads key `id` from the store (blocking), caches the answer unless
+  // Forget(id) ran meanwhile, and answers every waiter of `lookup`.
+  void RunLookup(const std::string& id, std::shared_ptr<PendingLookup> lookup);
+  // Caches `entry` for `id`, within max_cache_entries.
+  void Remember(const std::string& id, const CacheEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether active keys exist, from the store (blocking), cached.
   absl::StatusOr<bool> FetchHasActiveKeys();
   absl::StatusOr<Caller> AnonymousAnswer(absl::StatusOr<bool> has_active_keys);
@@ -133,7 +151,14 @@ class Authenticator {
   const AuthenticatorOptions options_;
 
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);
+  // Ids the store has, and ids it does not (made-up ones, in a flood), apart
+  // so that filling one never evicts the other.
+  absl::flat_hash_map<std::string, CacheEntry> present_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CacheEntry> absent_ ABSL_GUARDED_BY(mu_);
+  // Ids being read from the store; a call for one of them waits for that
+  // read instead of starting another.
+  absl::flat_hash_map<std::string, std::shared_ptr<PendingLookup>> pending_
+      ABSL_GUARDED_BY(mu_);
   std::optional<bool> has_active_keys_ ABSL_GUARDED_BY(mu_);
   absl::Time has_active_keys_at_ ABSL_GUARDED_BY(mu_);
 };

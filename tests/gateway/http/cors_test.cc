@@ -53,5 +53,14 @@ TEST(CorsPolicyTest, PreflightListsMethodsAndHeaders) {
                                       ::testing::HasSubstr("Authorization"))));
 }
 
+// Browsers send x-api-key cross-origin only if the preflight allows it, and
+// it is the other header a key can travel in.
+TEST(CorsPolicyTest, DefaultPreflightAllowsTheApiKeyHeader) {
+  CorsPolicy policy("*");
+  EXPECT_THAT(policy.PreflightHeaders("http://z.example", {"POST"}, ""),
+              Contains(Pair("Access-Control-Allow-Headers",
+                            ::testing::HasSubstr("X-Api-Key"))));
+}
+
 }  // namespace
 }  // namespace chat::gateway

@@ -339,6 +339,21 @@ TEST_F(AdminKeyConfigTest, FromAFileWithTrailingWhitespaceTrimmed) {
   EXPECT_EQ(config->admin_key, "file-admin-key-0123456789abcdef");
 }
 
+// Presented Bearer tokens are stripped on both sides, so the configured key
+// must be too, or a key file with leading whitespace never matches.
+TEST_F(AdminKeyConfigTest, LeadingWhitespaceTrimmedToo) {
+  absl::SetFlag(&FLAGS_admin_key_file,
+                WriteFile(" \tfile-admin-key-0123456789abcdef\n"));
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "file-admin-key-0123456789abcdef");
+  absl::SetFlag(&FLAGS_admin_key_file, "");
+  setenv("CHAT_ADMIN_KEY", "  env-admin-key-0123456789abcdef ", 1);
+  config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->admin_key, "env-admin-key-0123456789abcdef");
+}
+
 TEST_F(AdminKeyConfigTest, FromTheEnvironmentUnlessAFileIsGiven) {
   setenv("CHAT_ADMIN_KEY", "env-admin-key-0123456789abcdef", 1);
   absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();

@@ -6,13 +6,19 @@
 
 #include "server/app/keys_command.h"
 
+#include <cstdio>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/reflection.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/service/api_key.h"
+#include "server/store/conversation_store.h"
 
 namespace chat {
 namespace {
@@ -20,6 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 
 class KeysCommandTest : public ::testing::Test {
  protected:
@@ -79,6 +86,10 @@ TEST_F(KeysCommandTest, UsageErrorsExitTwoNamingTheFlag) {
             "--budget_period needs --budget_tokens"},
            {{"create", "--tenant=acme", "--name=w", "--expires=forever"},
             "--expires"},
+           {{"create", "--tenant=acme", "--name=w", "--expires=9999999999h"},
+            "--expires must be"},
+           {{"create", "--tenant=acme", "--name=a\x1b[2Jb"},
+            "--name must be printable UTF-8"},
            {{"list", "--tenant=bad tenant"}, "--tenant"},
            {{"list", "extra"}, "unexpected argument 'extra'"},
            {{"revoke", "a", "b"}, "exactly one key id"},
@@ -91,6 +102,25 @@ TEST_F(KeysCommandTest, UsageErrorsExitTwoNamingTheFlag) {
     EXPECT_THAT(err_.str(), HasSubstr(c.message));
     EXPECT_THAT(out_.str(), IsEmpty());
   }
+}
+
+// A name stored before names had to be printable (or by another writer) is
+// listed escaped, never raw to the terminal.
+TEST_F(KeysCommandTest, ListEscapesAStoredNameWithControlCharacters) {
+  const std::string path = ::testing::TempDir() + "/keys_list_escape.db";
+  std::remove(path.c_str());
+  {
+    absl::StatusOr<std::unique_ptr<store::ConversationStore>> store =
+        store::OpenConversationStore("sqlite:" + path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(CreateStoredApiKey((*store)->keys(), "acme",
+                                   "evil\x1b]0;owned\x07", absl::Now(),
+                                   absl::InfiniteFuture(), {})
+                    .ok());
+  }
+  ASSERT_EQ(Run({"list", "--store=sqlite:" + path}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("evil\\x1b]0;owned\\x07"));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("\x1b")));
 }
 
 TEST_F(KeysCommandTest, HelpPrintsUsage) {
