@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -212,6 +213,11 @@ std::string DescribeBackendTls(const BackendTlsOptions& tls) {
     BN_free(serial);
   }
   return out;
+}
+
+void PollBackendConnectionsOften() {
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "200",
+         /*overwrite=*/0);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(

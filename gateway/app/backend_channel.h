@@ -69,6 +69,13 @@ inline constexpr int kBackendMaxReconnectBackoffMs = 1000;
 inline constexpr int kBackendConnectTimeoutMs = 5000;
 inline constexpr int kBackendDnsMinIntervalMs = 1000;
 
+// gRPC 1.51 notices a connection or health change on a channel with no call
+// in flight only when its backup poller runs, every 5 s by default: a
+// backend that came back, and /readyz, would lag that long. Sets the
+// interval to 200 ms unless GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS is
+// already set. Call first thing in main, before gRPC starts.
+void PollBackendConnectionsOften();
+
 // A channel to chat-server with that target and service config, over TLS if
 // `tls.root_certs` is set, reconnecting as the constants above say, and
 // never going idle (so its state says whether a backend is SERVING). Each
