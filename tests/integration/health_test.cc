@@ -182,28 +182,30 @@ TEST_F(HealthTest, CallsDuringARestartWaitAndTheBackendIsUsedAtOnce) {
     });
   }
   ASSERT_TRUE(Eventually([&] { return started.load() == kClients; }));
-  // The length of the outage is the scenario, not a wait for an event: with
-  // gRPC's default backoff (1 s growing by 1.6x) the next connection attempt
-  // after 6 s down would come up to ~4 s after the backend is back; capped
-  // at 1 s it comes within a second.
-  absl::SleepFor(absl::Seconds(6));
+  // The length of the outage is the scenario (issue 10's), not a wait for
+  // an event: with gRPC's default backoff (1 s growing by 1.6x, attempts
+  // about 9.4 s and 16 s after the loss) the backend back after 10 s would
+  // be tried again only ~5 s later; capped at 1 s it is tried within a
+  // second.
+  absl::SleepFor(absl::Seconds(10));
   server = MakeServer(backend, store_);
   ASSERT_TRUE(server->Start().ok()) << server->Log();
+  // The first call after the backend is back.
   const absl::Time back = absl::Now();
+  HttpResult after = PostChat("after", "back");
+  const absl::Duration first_call = absl::Now() - back;
+  EXPECT_EQ(after.status, 200) << after.body;
   for (std::thread& t : clients) t.join();
 
   absl::MutexLock lock(&outcome.mu);
   EXPECT_THAT(outcome.failures, ::testing::IsEmpty()) << gateway->Log();
-  ASSERT_EQ(outcome.answered.size(), static_cast<size_t>(kClients));
-  absl::Time first = outcome.answered[0];
-  for (absl::Time t : outcome.answered) first = std::min(first, t);
+  EXPECT_EQ(outcome.answered.size(), static_cast<size_t>(kClients));
+  std::fprintf(stderr, "first call after the restart answered in %s\n",
+               absl::FormatDuration(first_call).c_str());
   // A correctness bound on the reconnect backoff (about 1 s), with room for
-  // a loaded machine; not a performance figure.
-  std::printf("first answer %s after chat-server listened again\n",
-              absl::FormatDuration(first - back).c_str());
-  EXPECT_LT(first - back, absl::Seconds(3))
-      << "first answer " << absl::FormatDuration(first - back)
-      << " after chat-server listened again";
+  // a loaded machine; not a performance figure. Uncapped, this call waited
+  // about 6 s.
+  EXPECT_LT(first_call, absl::Seconds(3));
 }
 
 // A call that finds no backend waits only until its deadline.
