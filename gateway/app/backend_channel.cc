@@ -8,6 +8,8 @@
 #include <openssl/x509.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -19,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -212,6 +215,11 @@ std::string DescribeBackendTls(const BackendTlsOptions& tls) {
   return out;
 }
 
+void PollBackendConnectionsOften() {
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "200",
+         /*overwrite=*/0);
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
     absl::string_view backends, const BackendTlsOptions& tls) {
   absl::StatusOr<std::string> target = BackendTarget(backends);
@@ -219,6 +227,25 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(BackendServiceConfig("chat.v1.ChatService"));
   args.SetMaxReceiveMessageSize(64 << 20);
+  // gRPC's defaults (1 s growing by 1.6x up to 120 s) leave a backend that
+  // restarted unused for as long as it was gone; capped at 1 s, it is used
+  // within about a second whatever the outage lasted.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              kBackendInitialReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kBackendMaxReconnectBackoffMs);
+  // In 1.51 this is the deadline of one connection attempt (default 20 s),
+  // not a wait between attempts: a refused connection fails at once anyway,
+  // and an address that swallows packets (a replaced container's) is given
+  // up after this long.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kBackendConnectTimeoutMs);
+  // round_robin asks the resolver again whenever a backend's connection
+  // fails or drops; the default cooldown of 30 s between DNS lookups kept a
+  // replaced container's old address that long.
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
+              kBackendDnsMinIntervalMs);
+  // An idle channel drops its connections and health watches, and /readyz
+  // would then read "not ready" from a gateway merely left alone.
+  args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);
   if (tls.root_certs.empty()) {
     return grpc::CreateCustomChannel(*target,
                                      grpc::InsecureChannelCredentials(), args);

@@ -60,10 +60,28 @@ absl::StatusOr<BackendTlsOptions> LoadBackendTls(const BackendTlsFiles& files);
 // certificate subject=/CN=... serial=1A2B".
 std::string DescribeBackendTls(const BackendTlsOptions& tls);
 
+// How the backend channel reconnects and re-resolves (see
+// MakeBackendChannel): a backend that comes back is used within about
+// kBackendMaxReconnectBackoffMs, and a DNS name is looked up again at most
+// every kBackendDnsMinIntervalMs after a connection fails.
+inline constexpr int kBackendInitialReconnectBackoffMs = 100;
+inline constexpr int kBackendMaxReconnectBackoffMs = 1000;
+inline constexpr int kBackendConnectTimeoutMs = 5000;
+inline constexpr int kBackendDnsMinIntervalMs = 1000;
+
+// gRPC 1.51 notices a connection or health change on a channel with no call
+// in flight only when its backup poller runs, every 5 s by default: a
+// backend that came back, and /readyz, would lag that long. Sets the
+// interval to 200 ms unless GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS is
+// already set. Call first thing in main, before gRPC starts.
+void PollBackendConnectionsOften();
+
 // A channel to chat-server with that target and service config, over TLS if
-// `tls.root_certs` is set. Each channel runs its own health watches (the
-// service config's healthCheckConfig), so a channel built on SIGHUP to
-// replace another watches the replicas afresh with the new credentials.
+// `tls.root_certs` is set, reconnecting as the constants above say, and
+// never going idle (so its state says whether a backend is SERVING). Each
+// channel runs its own health watches (the service config's healthCheckConfig),
+// so a channel built on SIGHUP to replace another watches the replicas afresh
+// with the new credentials.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
     absl::string_view backends, const BackendTlsOptions& tls = {});
 

@@ -234,7 +234,8 @@ class StreamCall final
     });
   }
 
-  void OnDone(const grpc::Status& status) override {
+  void OnDone(const grpc::Status& grpc_status) override {
+    const grpc::Status status = gateway_->ClientVisibleStatus(grpc_status);
     if (status.ok()) {
       EnsureStarted();
       exchange_->FinishStream();
@@ -317,7 +318,8 @@ class StreamCall final
 
 Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
                  GatewayOptions options)
-    : stub_(std::make_shared<grpc::GenericStub>(std::move(channel))),
+    : channel_(channel),
+      stub_(std::make_shared<grpc::GenericStub>(std::move(channel))),
       routes_(std::move(routes)),
       options_(std::move(options)),
       cors_(options_.cors_origins),
@@ -344,7 +346,8 @@ void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
                             const std::string& path, const std::string& origin,
                             HttpHeaders headers) {
   std::vector<std::string> allowed;
-  if (path == "/openapi.json" || static_files_.contains(path)) {
+  if (path == "/openapi.json" || path == "/healthz" || path == "/readyz" ||
+      static_files_.contains(path)) {
     allowed = {"GET"};
   } else {
     allowed = routes_.Match("OPTIONS", path).allowed;
@@ -405,6 +408,7 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
                       MetricsRegistry::Default().Render());
     return;
   }
+  if (HandleProbe(exchange, method, path, headers)) return;
   // The gateway's own documents: the OpenAPI description and the web page.
   const bool is_openapi = path == "/openapi.json";
   auto file = static_files_.find(path);
@@ -477,6 +481,10 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   }
   auto context = std::make_shared<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  // While no backend is SERVING (the only one restarts, or all are
+  // reconnecting) the call waits for one until its deadline instead of
+  // failing at once.
+  context->set_wait_for_ready(true);
   for (const auto& [key, value] :
        ForwardedMetadata(request, request_id, exchange->client_address())) {
     context->AddMetadata(key, value);
@@ -531,6 +539,7 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
   Stub()->UnaryCall(
       call->context.get(), GrpcMethodPath(call->method), grpc::StubOptions(),
       &call->request, &call->response, [this, call](grpc::Status status) {
+        status = ClientVisibleStatus(status);
         std::unique_ptr<Message> reply;
         if (status.ok()) {
           reply = Parse(call->response, call->method->output_type());
@@ -594,6 +603,7 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
             call->finished_pages.push_back(std::move(call->context));
             call->context = std::make_shared<grpc::ClientContext>();
             call->context->set_deadline(call->deadline);
+            call->context->set_wait_for_ready(true);
             for (const auto& [key, value] : call->metadata) {
               call->context->AddMetadata(key, value);
             }
@@ -622,11 +632,58 @@ void Gateway::CallFinished(grpc::ClientContext* context) {
 }
 
 void Gateway::SetChannel(std::shared_ptr<grpc::Channel> channel) {
-  auto stub = std::make_shared<grpc::GenericStub>(std::move(channel));
+  auto stub = std::make_shared<grpc::GenericStub>(channel);
   absl::MutexLock lock(&stub_mu_);
   // The old stub may be the last holder of the old channel; then the
   // channel is destroyed here, outside any gRPC callback.
+  channel_.swap(channel);
   stub_.swap(stub);
+}
+
+grpc::Status Gateway::ClientVisibleStatus(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::CANCELLED) return status;
+  absl::MutexLock lock(&mu_);
+  if (!cancelling_) return status;
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "chat-gateway is shutting down; try again");
+}
+
+bool Gateway::Ready() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelling_) return false;
+  }
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    absl::MutexLock lock(&stub_mu_);
+    channel = channel_;
+  }
+  return channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
+}
+
+bool Gateway::HandleProbe(const std::shared_ptr<HttpExchange>& exchange,
+                          const std::string& method, const std::string& path,
+                          HttpHeaders& headers) {
+  if (path != "/healthz" && path != "/readyz") return false;
+  if (method != "GET") {
+    headers.emplace_back("Allow", "GET, OPTIONS");
+    RespondError(exchange, std::move(headers),
+                 MakeHttpError(405, grpc::StatusCode::UNIMPLEMENTED,
+                               absl::StrCat("method ", method,
+                                            " is not allowed on ", path)));
+    return true;
+  }
+  exchange->SetRoute(absl::StrCat("GET ", path));  // One of two paths.
+  headers.emplace_back("Cache-Control", "no-store");
+  if (path == "/healthz" || Ready()) {
+    headers.emplace_back("Content-Type", std::string(kJson));
+    exchange->Respond(200, std::move(headers), R"({"status":"ok"})");
+    return true;
+  }
+  RespondError(exchange, std::move(headers),
+               MakeHttpError(503, grpc::StatusCode::UNAVAILABLE,
+                             "no backend is serving"));
+  return true;
 }
 
 std::shared_ptr<grpc::GenericStub> Gateway::Stub() {

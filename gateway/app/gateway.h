@@ -66,6 +66,18 @@ class Gateway {
   void CallStarted(grpc::ClientContext* context);
   void CallFinished(grpc::ClientContext* context);
 
+  // A call's final status as the HTTP client should see it: a call that
+  // CancelAll() cut is UNAVAILABLE (503, try again: another gateway or this
+  // one restarted will serve it), not the CANCELLED (499, "client closed
+  // request") gRPC reports, since the client did nothing.
+  grpc::Status ClientVisibleStatus(const grpc::Status& status);
+
+  // Whether a backend can take calls: the channel is READY, which with
+  // round_robin and health checking means at least one backend answers
+  // SERVING. Asks the channel to connect if it is idle. False from
+  // CancelAll() on. What GET /readyz answers.
+  bool Ready();
+
  private:
   // Preflight and `Allow` for OPTIONS on `path`.
   void HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
@@ -84,11 +96,18 @@ class Gateway {
     std::string body;
   };
 
+  // GET /healthz and /readyz: liveness and readiness probes, open without
+  // keys. False if `path` is neither.
+  bool HandleProbe(const std::shared_ptr<HttpExchange>& exchange,
+                   const std::string& method, const std::string& path,
+                   HttpHeaders& headers);
+
   // The stub over the current channel; a call takes a reference while it
   // starts.
   std::shared_ptr<grpc::GenericStub> Stub();
 
   absl::Mutex stub_mu_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(stub_mu_);
   std::shared_ptr<grpc::GenericStub> stub_ ABSL_GUARDED_BY(stub_mu_);
   const RouteTable routes_;
   const GatewayOptions options_;

@@ -256,6 +256,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  chat::gateway::PollBackendConnectionsOften();
   chat::DisableMutexDeadlockDetection();
   absl::StatusOr<chat::gateway::GatewayConfig> config =
       chat::gateway::ParseGatewayConfig(argc, argv);

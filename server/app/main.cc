@@ -169,6 +169,10 @@ int Run(chat::ServerConfig config) {
   chat::AdminServiceImpl admin_service(store->get(), pool.get(),
                                        authenticator.get());
   chat::HealthService health_service;
+  // NOT_SERVING while the store does not answer, so that gateways send this
+  // replica's calls to one that still has its database.
+  auto store_probe =
+      std::make_unique<chat::StoreHealthProbe>(store->get(), &health_service);
   std::unique_ptr<chat::RetentionSweeper> sweeper;
   if (const absl::Duration ttl = config.session_ttl;
       ttl > absl::ZeroDuration()) {
@@ -259,6 +263,7 @@ int Run(chat::ServerConfig config) {
   // Order matters: the engine waits for its turns, whose last steps run on
   // the pool and may come from the provider; the store goes last.
   sweeper.reset();
+  store_probe.reset();
   engine.reset();
   provider->reset();
   pool.reset();  // Runs its last authentication lookups first.

@@ -302,11 +302,14 @@ describe('errors', () => {
     }
   });
 
-  it('an unreachable backend is 503', async () => {
-    const lone = await startGateway(['--backend=127.0.0.1:1', '--request_timeout=5s']);
+  it('a call waits for an unreachable backend until its deadline, then 504', async () => {
+    const lone = await startGateway(['--backend=127.0.0.1:1', '--request_timeout=1s']);
     try {
+      const ready = await fetch(`http://127.0.0.1:${lone.port}/readyz`);
+      assert.equal(ready.status, 503);
+      await ready.text();
       const res = await fetch(`http://127.0.0.1:${lone.port}/stats`);
-      await expectError(res, 503, 14);
+      await expectError(res, 504, 4);
     } finally {
       await lone.stop();
     }

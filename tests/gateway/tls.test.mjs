@@ -326,7 +326,10 @@ describe('SIGHUP re-reads the backend TLS files', () => {
   });
   after(async () => { await stack?.stop(); });
 
-  const chat = (sessionId) => postJson(stack.base, '/v1/chat', { message: 'hi', session_id: sessionId });
+  // A call that finds no backend waits for one until its deadline: 2 s here,
+  // so the untrusted certificate's calls end well within the stream.
+  const chat = (sessionId) => postJson(stack.base, '/v1/chat', { message: 'hi', session_id: sessionId },
+    { 'grpc-timeout': '2S' });
 
   it('new calls use the new client certificate; a stream started before finishes', async () => {
     await waitForLog(stack.gateway, /backend TLS, client certificate subject=.*serial=3003/);

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -376,39 +377,78 @@ TEST_F(GatewayTest, NdjsonErrorAfterTheFirstLine) {
       HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
 }
 
-TEST_F(GatewayTest, BackendNotServingGetsNoCalls) {
+TEST_F(GatewayTest, BackendNotServingGetsNoCallsAndReadyzSays503) {
+  auto readyz_is = [&](absl::string_view status) {
+    // The Watch update arrives asynchronously.
+    return ::chat::testing::Eventually([&] {
+      return absl::StartsWith(Request("GET", "/readyz", ""),
+                              absl::StrCat("HTTP/1.1 ", status));
+    });
+  };
+  EXPECT_TRUE(readyz_is("200"));
   // gRPC's client-side health checking (the channel's service config)
   // watches the backend: NOT_SERVING takes it out of the balancer.
   backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
                                                       false);
-  std::string answer;
-  // The Watch update arrives asynchronously.
-  ::chat::testing::Eventually([&] {
-    answer = Request("GET", "/stats", "");
-    return absl::StartsWith(answer, "HTTP/1.1 503");
-  });
-  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_TRUE(readyz_is("503"));
+  std::string answer = Request("GET", "/readyz", "");
   EXPECT_THAT(answer, HasSubstr(R"("code":14)"));
+  EXPECT_THAT(answer, HasSubstr("no backend is serving"));
+  // A call waits for a SERVING backend until its deadline.
+  answer = Request("GET", "/stats", "", "Grpc-Timeout: 500m\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 504 "));
+  EXPECT_THAT(answer, HasSubstr(R"("code":4)"));
+  EXPECT_THAT(Request("GET", "/healthz", ""), StartsWith("HTTP/1.1 200 "));
+
+  // A call made around the time the backend turns SERVING again is served,
+  // whichever comes first (tests/integration/health_test shows a call
+  // waiting through a restart).
+  std::string waited;
+  std::thread waiting(
+      [&] { waited = Request("GET", "/stats", "", "Grpc-Timeout: 15S\r\n"); });
   backend_->GetHealthCheckService()->SetServingStatus("chat.v1.ChatService",
                                                       true);
-  ::chat::testing::Eventually([&] {
-    answer = Request("GET", "/stats", "");
-    return !absl::StartsWith(answer, "HTTP/1.1 503");
-  });
+  waiting.join();
   // GetStats is not scripted in the fake: UNIMPLEMENTED, but it got there.
-  EXPECT_THAT(answer, StartsWith("HTTP/1.1 501 "));
+  EXPECT_THAT(waited, StartsWith("HTTP/1.1 501 "));
+  EXPECT_TRUE(readyz_is("200"));
+}
+
+TEST_F(GatewayTest, HealthzAndReadyzAnswerGetOnly) {
+  std::string answer = Request("GET", "/healthz", "");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("Cache-Control: no-store\r\n"));
+  EXPECT_THAT(answer, EndsWith(R"({"status":"ok"})"));
+  EXPECT_THAT(Request("POST", "/healthz", ""), StartsWith("HTTP/1.1 405 "));
+  EXPECT_THAT(Request("DELETE", "/readyz", ""), StartsWith("HTTP/1.1 405 "));
+  EXPECT_THAT(Request("HEAD", "/healthz", ""), StartsWith("HTTP/1.1 200 "));
+}
+
+TEST_F(GatewayTest, ReadyzIs503FromShutdownOn) {
+  ::chat::testing::Eventually([&] {
+    return absl::StartsWith(Request("GET", "/readyz", ""), "HTTP/1.1 200");
+  });
+  gateway_->CancelAll();
+  EXPECT_THAT(Request("GET", "/readyz", ""), StartsWith("HTTP/1.1 503 "));
+  // A call started from now on is cut by the shutdown, not by its client.
+  std::string answer = Request("POST", "/v1/chat", ChatBody("hi"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 "));
+  EXPECT_THAT(answer, HasSubstr("chat-gateway is shutting down"));
 }
 
 TEST_F(GatewayTest, SetChannelSendsNewCallsThroughTheNewChannel) {
   EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
               StartsWith("HTTP/1.1 200 "));
-  // Port 1 on loopback refuses connections: calls through that channel fail.
+  // Port 1 on loopback refuses connections: calls through that channel wait
+  // for a backend until their deadline.
   absl::StatusOr<std::shared_ptr<grpc::Channel>> nowhere =
       MakeBackendChannel("127.0.0.1:1");
   ASSERT_TRUE(nowhere.ok());
   gateway_->SetChannel(*nowhere);
-  EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
-              StartsWith("HTTP/1.1 503 "));
+  EXPECT_THAT(
+      Request("POST", "/v1/chat", ChatBody("hi"), "Grpc-Timeout: 500m\r\n"),
+      StartsWith("HTTP/1.1 504 "));
+  EXPECT_THAT(Request("GET", "/readyz", ""), StartsWith("HTTP/1.1 503 "));
   absl::StatusOr<std::shared_ptr<grpc::Channel>> back =
       MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port_));
   ASSERT_TRUE(back.ok());
