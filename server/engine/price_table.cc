@@ -2,10 +2,9 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -99,9 +98,8 @@ absl::StatusOr<PriceTable> PriceTable::BuiltInWith(absl::string_view text) {
       return absl::InvalidArgumentError("a model name is empty");
     }
     if (!entry.is_object()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model \"", model,
-                       "\": expected {\"input\": N, \"output\": N}"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model \"", model, "\": expected {\"input\": N, \"output\": N}"));
     }
     for (const auto& [field, value] : entry.items()) {
       if (field != "input" && field != "output") {
@@ -144,7 +142,8 @@ std::optional<ModelPrice> PriceTable::Find(absl::string_view model) const {
   if (auto it = prices_.find(model); it != prices_.end()) return it->second;
   // A dated snapshot: "NAME-" followed by the date, the rest of the name.
   for (size_t dash = model.rfind('-'); dash != absl::string_view::npos;
-       dash = dash == 0 ? absl::string_view::npos : model.rfind('-', dash - 1)) {
+       dash = dash == 0 ? absl::string_view::npos
+                        : model.rfind('-', dash - 1)) {
     if (!IsSnapshotDate(model.substr(dash + 1))) continue;
     if (auto it = prices_.find(model.substr(0, dash)); it != prices_.end()) {
       return it->second;

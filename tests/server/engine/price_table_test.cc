@@ -79,9 +79,9 @@ TEST(PriceTableTest, BadJsonSaysWhatIsWrong) {
   EXPECT_THAT(PriceTable::BuiltInWith("{"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("not valid JSON")));
-  EXPECT_THAT(PriceTable::BuiltInWith("[1]"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("JSON object")));
+  EXPECT_THAT(
+      PriceTable::BuiltInWith("[1]"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON object")));
   EXPECT_THAT(PriceTable::BuiltInWith(R"({"m": 3})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"m\"")));
   EXPECT_THAT(PriceTable::BuiltInWith(R"({"m": {"input": 1}})"),
@@ -93,7 +93,8 @@ TEST(PriceTableTest, BadJsonSaysWhatIsWrong) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("\"input\" must be a number")));
   EXPECT_THAT(
-      PriceTable::BuiltInWith(R"({"m": {"input": 1, "output": 1, "cache": 1}})"),
+      PriceTable::BuiltInWith(
+          R"({"m": {"input": 1, "output": 1, "cache": 1}})"),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"cache\"")));
   EXPECT_THAT(PriceTable::BuiltInWith(R"({"": {"input": 1, "output": 1}})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
