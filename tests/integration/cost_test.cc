@@ -12,20 +12,26 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "chat/admin/v1/admin.grpc.pb.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
 namespace {
 
+namespace adminpb = ::chat::admin::v1;
+
+using ::chat::testing::Eventually;
 using ::chat::testing::FakeUpstream;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::RunCommand;
@@ -75,8 +81,10 @@ class CostTest : public ::testing::Test {
   }
   std::map<std::string, std::string> ServerEnv() const {
     return {{"ANTHROPIC_API_KEY", "sk-ant-test-secret"},
-            {"ANTHROPIC_BASE_URL", upstream_->base_url()}};
+            {"ANTHROPIC_BASE_URL", upstream_->base_url()},
+            {"CHAT_ADMIN_KEY", kAdminKey}};
   }
+  static constexpr char kAdminKey[] = "cost-test-admin-key-0123456789";
 
   void StartServer(std::vector<std::string> extra_args = {}) {
     std::vector<std::string> args = ServerArgs();
@@ -192,6 +200,56 @@ TEST_F(CostTest, ABadPricesFileExitsTwoNamingTheFlag) {
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 2) << output;
   EXPECT_THAT(output, HasSubstr("--prices_file"));
+}
+
+// AdminService.GetUsage sums the cost per key and per tenant; a call of an
+// unpriced model adds a call but no cost.
+TEST_F(CostTest, UsageSumsTheCostPerKeyAndTenant) {
+  StartServer();
+  auto admin = adminpb::AdminService::NewStub(grpc::CreateChannel(
+      server_->address(), grpc::InsecureChannelCredentials()));
+  adminpb::CreateKeyRequest create;
+  create.set_tenant("acme");
+  create.set_name("cost");
+  adminpb::CreateKeyResponse key;
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
+    grpc::Status status = admin->CreateKey(&context, create, &key);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ChatResponse priced;
+  ChatResponse unpriced;
+  for (auto [model, response] : {std::pair{"claude-sonnet-4-6", &priced},
+                                 std::pair{"ok@usage-unknown", &unpriced}}) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", key.key()));
+    ChatRequest request;
+    request.set_session_id("s1");
+    request.set_message("hi");
+    request.set_model(model);
+    grpc::Status status = stub_->Chat(&context, request, response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_TRUE(priced.has_cost_usd());
+  ASSERT_FALSE(unpriced.has_cost_usd());
+
+  // Usage reaches the store within --usage_flush_interval of the answers:
+  // no event says when, so poll.
+  adminpb::GetUsageResponse usage;
+  EXPECT_TRUE(Eventually([&] {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
+    usage.Clear();
+    return admin->GetUsage(&context, adminpb::GetUsageRequest(), &usage).ok() &&
+           usage.keys_size() == 1 && usage.keys(0).calls() == 2;
+  })) << usage.DebugString();
+  ASSERT_EQ(usage.keys_size(), 1);
+  EXPECT_EQ(usage.keys(0).key_id(), key.api_key().id());
+  EXPECT_DOUBLE_EQ(usage.keys(0).cost_usd(), priced.cost_usd());
+  ASSERT_EQ(usage.tenants_size(), 1);
+  EXPECT_EQ(usage.tenants(0).tenant(), "acme");
+  EXPECT_DOUBLE_EQ(usage.tenants(0).cost_usd(), priced.cost_usd());
 }
 
 // Through chat-gateway's JSON: the field is there for a priced model and
