@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flag_config.h"
 #include "common/net_address.h"
+#include "server/engine/price_table.h"
 #include "server/service/authenticator.h"
 
 // Each numeric flag's help states the range ServerConfigFromFlags accepts;
@@ -110,6 +113,11 @@ ABSL_FLAG(int64_t, max_context_tokens, 100000,
           "Prompt budget in estimated tokens (bytes/4): the oldest turns are "
           "left out of the prompt to fit (never out of the store); 0 means "
           "no limit; at most 1000000000. Env: CHAT_MAX_CONTEXT_TOKENS.");
+ABSL_FLAG(std::string, prices_file, "",
+          "JSON file of model prices in USD per million tokens, "
+          "{\"MODEL\": {\"input\": 3.0, \"output\": 15.0}, ...}, added to "
+          "(or replacing) the built-in prices; answers of a model without a "
+          "price carry no cost. Env: CHAT_PRICES_FILE.");
 
 ABSL_FLAG(std::string, admin_key_file, "",
           "File holding the admin key that AdminService calls must present "
@@ -282,6 +290,7 @@ const std::vector<std::string>& ServerFlagNames() {
       "provider_ca_file",
       "fallback",
       "fallback_cooldown",
+      "prices_file",
       "admin_key_file",
       "allow_anonymous",
       "tls_cert",
@@ -391,6 +400,17 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   engine.max_context_tokens = absl::GetFlag(FLAGS_max_context_tokens);
   errors.Check(CheckIntInRange("max_context_tokens", engine.max_context_tokens,
                                0, kMaxContextTokensLimit));
+  if (const std::string prices_file = absl::GetFlag(FLAGS_prices_file);
+      prices_file.empty()) {
+    engine.prices = std::make_shared<const PriceTable>(PriceTable::BuiltIn());
+  } else if (absl::StatusOr<PriceTable> prices =
+                 PriceTable::BuiltInWithFile(prices_file);
+             prices.ok()) {
+    engine.prices = std::make_shared<const PriceTable>(*std::move(prices));
+  } else {
+    errors.Check(absl::InvalidArgumentError(
+        absl::StrCat("--prices_file: ", prices.status().message())));
+  }
 
   config.allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous);
   if (absl::StatusOr<HostPort> listen = ParseHostPort("listen", config.listen);

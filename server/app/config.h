@@ -43,6 +43,7 @@ ABSL_DECLARE_FLAG(std::string, provider_ca_file);
 ABSL_DECLARE_FLAG(std::vector<std::string>, fallback);
 ABSL_DECLARE_FLAG(absl::Duration, fallback_cooldown);
 ABSL_DECLARE_FLAG(int64_t, max_context_tokens);
+ABSL_DECLARE_FLAG(std::string, prices_file);
 ABSL_DECLARE_FLAG(std::string, admin_key_file);
 ABSL_DECLARE_FLAG(bool, allow_anonymous);
 ABSL_DECLARE_FLAG(std::string, tls_cert);

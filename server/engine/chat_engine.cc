@@ -245,6 +245,8 @@ class ChatEngine::Turn final : public TurnHandle,
     turn.stop_reason = result.stop_reason;
     turn.input_tokens = result.input_tokens;
     turn.output_tokens = result.output_tokens;
+    turn.cost_usd = engine_->CostOf(result.model, result.input_tokens,
+                                    result.output_tokens);
     turn.created_at = absl::Now();
     absl::StatusOr<int> turns =
         engine_->store_->AppendTurn({request_.tenant, request_.session_id},
@@ -258,6 +260,10 @@ class ChatEngine::Turn final : public TurnHandle,
         // The first answer was generated (and billed) even though it is
         // thrown away: it counts against the key.
         spent_tokens_ += result.input_tokens + result.output_tokens;
+        if (std::optional<double> cost = engine_->CostOf(
+                result.model, result.input_tokens, result.output_tokens)) {
+          spent_cost_usd_ += *cost;
+        }
         reply_.clear();
         StartCompletion();
         return;
@@ -280,6 +286,7 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.stop_reason = std::move(result.stop_reason);
     answer.input_tokens = result.input_tokens;
     answer.output_tokens = result.output_tokens;
+    answer.cost_usd = turn.cost_usd;
     answer.truncated_turns = truncated_turns_;
     Finish(std::move(answer));
   }
@@ -311,9 +318,14 @@ class ChatEngine::Turn final : public TurnHandle,
     }
     const int64_t used_tokens = spent_tokens_ + input_tokens + output_tokens;
     if (result.ok() || used_tokens > 0) {
+      // Only answers priced by the model they name add to the cost; a turn
+      // that ended early has no reported model, so its estimate adds none.
+      const double cost_usd =
+          spent_cost_usd_ + (result.ok() ? result->cost_usd.value_or(0) : 0);
       engine_->usage_.Record(request_.tenant, request_.key_id,
                              result.ok() ? result->timestamp : absl::Now(),
-                             input_tokens, output_tokens + spent_tokens_);
+                             input_tokens, output_tokens + spent_tokens_,
+                             cost_usd);
     }
     if (admission_.has_value()) {
       // Before OnComplete, so a caller that saw the answer sees the
@@ -372,6 +384,8 @@ class ChatEngine::Turn final : public TurnHandle,
   // then thrown away (a retried conflicting append).
   int64_t prompt_tokens_ = 0;
   int64_t spent_tokens_ = 0;
+  // The cost of those thrown-away answers, where their model has a price.
+  double spent_cost_usd_ = 0;
   // Set once the key's counters were charged; settled by Finish.
   std::optional<QuotaAdmission> admission_;
 
@@ -399,6 +413,13 @@ ChatEngine::~ChatEngine() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+}
+
+std::optional<double> ChatEngine::CostOf(absl::string_view model,
+                                         int64_t input_tokens,
+                                         int64_t output_tokens) const {
+  if (options_.prices == nullptr) return std::nullopt;
+  return options_.prices->Cost(model, input_tokens, output_tokens);
 }
 
 void ChatEngine::TurnEnded() {

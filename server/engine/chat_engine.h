@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +15,7 @@
 #include "common/thread_pool.h"
 #include "server/engine/chat_types.h"
 #include "server/engine/key_quotas.h"
+#include "server/engine/price_table.h"
 #include "server/engine/session_serializer.h"
 #include "server/engine/usage_recorder.h"
 #include "server/engine/validation.h"
@@ -37,6 +39,9 @@ struct ChatEngineOptions {
   int default_max_tokens = 1024;
   // How often usage is added to the store.
   absl::Duration usage_flush_interval = absl::Seconds(1);
+  // Prices each answer by the model that gave it; null: no answer has a
+  // cost.
+  std::shared_ptr<const PriceTable> prices;
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
@@ -96,6 +101,10 @@ class ChatEngine {
   void FlushUsage() { usage_.Flush(); }
 
  private:
+  // What the tokens of `model` cost; nullopt without a price.
+  std::optional<double> CostOf(absl::string_view model, int64_t input_tokens,
+                               int64_t output_tokens) const;
+
   class Turn;
   void TurnEnded();
 

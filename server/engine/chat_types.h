@@ -47,6 +47,10 @@ struct ChatTurnResult {
   std::string stop_reason;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  // What the turn cost in US dollars at `model`'s price (ChatEngineOptions::
+  // prices); nullopt when the model has no price. Observers that count spend
+  // (metrics, logs) read it here.
+  std::optional<double> cost_usd;
   // Earlier turns left out of the prompt to fit the context window (they
   // stay stored).
   int truncated_turns = 0;

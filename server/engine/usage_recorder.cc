@@ -26,7 +26,7 @@ UsageRecorder::~UsageRecorder() {
 
 void UsageRecorder::Record(absl::string_view tenant, absl::string_view key_id,
                            absl::Time when, int64_t input_tokens,
-                           int64_t output_tokens) {
+                           int64_t output_tokens, double cost_usd) {
   const absl::TimeZone utc = absl::UTCTimeZone();
   const int64_t day =
       absl::ToUnixSeconds(absl::FromCivil(absl::ToCivilDay(when, utc), utc));
@@ -35,6 +35,7 @@ void UsageRecorder::Record(absl::string_view tenant, absl::string_view key_id,
   ++sums.calls;
   sums.input_tokens += input_tokens;
   sums.output_tokens += output_tokens;
+  sums.cost_usd += cost_usd;
 }
 
 void UsageRecorder::Flush() {
@@ -50,7 +51,7 @@ void UsageRecorder::Flush() {
   for (const auto& [key, sums] : taken) {
     const auto& [tenant, key_id, day] = key;
     deltas.push_back({tenant, key_id, absl::FromUnixSeconds(day), sums.calls,
-                      sums.input_tokens, sums.output_tokens});
+                      sums.input_tokens, sums.output_tokens, sums.cost_usd});
   }
   if (absl::Status written = store_->AddUsage(deltas); !written.ok()) {
     LogWarning("usage not recorded yet (kept for the next try): ",
@@ -61,6 +62,7 @@ void UsageRecorder::Flush() {
       back.calls += sums.calls;
       back.input_tokens += sums.input_tokens;
       back.output_tokens += sums.output_tokens;
+      back.cost_usd += sums.cost_usd;
     }
   }
 }

@@ -16,7 +16,7 @@
 
 namespace chat {
 
-// Sums the calls and tokens of finished turns per (tenant, key, day) in
+// Sums the calls, tokens and cost of finished turns per (tenant, key, day) in
 // memory and adds them to the store every `flush_interval`, so a turn costs
 // no extra store write: usage trails by at most one interval (and a crash
 // loses at most that). The same thread deletes finished rate-limit windows
@@ -33,7 +33,8 @@ class UsageRecorder {
 
   // Counts one answered call that ended at `when`.
   void Record(absl::string_view tenant, absl::string_view key_id,
-              absl::Time when, int64_t input_tokens, int64_t output_tokens);
+              absl::Time when, int64_t input_tokens, int64_t output_tokens,
+              double cost_usd = 0);
 
   // Writes what is pending now; returns once it is in the store (or the
   // write failed and was logged; the deltas are kept for the next try).
@@ -45,6 +46,7 @@ class UsageRecorder {
     int64_t calls = 0;
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
+    double cost_usd = 0;
   };
 
   void Loop();

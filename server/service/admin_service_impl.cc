@@ -133,6 +133,7 @@ void FillUsage(const store::UsageTotals& totals, adminpb::Usage* usage) {
   usage->set_calls(totals.calls);
   usage->set_input_tokens(totals.input_tokens);
   usage->set_output_tokens(totals.output_tokens);
+  usage->set_cost_usd(totals.cost_usd);
 }
 
 // Whether `text` is well-formed UTF-8 holding no control character: C0
@@ -376,6 +377,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetUsage(
           sum.calls += row.calls;
           sum.input_tokens += row.input_tokens;
           sum.output_tokens += row.output_tokens;
+          sum.cost_usd += row.cost_usd;
         }
         for (const auto& [tenant, sum] : tenants) {
           FillUsage(sum, response->add_tenants());

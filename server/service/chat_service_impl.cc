@@ -346,6 +346,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
                       static_cast<double>(stats->total_sessions));
         response->set_total_input_tokens(stats->total_input_tokens);
         response->set_total_output_tokens(stats->total_output_tokens);
+        if (stats->total_cost_usd.has_value()) {
+          response->set_total_cost_usd(*stats->total_cost_usd);
+        }
         return absl::OkStatus();
       });
 }

@@ -45,6 +45,8 @@ void FillChatResponse(const ChatTurnResult& result,
   response->mutable_usage()->set_output_tokens(
       static_cast<int32_t>(result.output_tokens));
   response->set_truncated_turns(result.truncated_turns);
+  // Left unset for a model without a price: absent, not 0.
+  if (result.cost_usd.has_value()) response->set_cost_usd(*result.cost_usd);
 }
 
 }  // namespace chat

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct Turn {
   std::string stop_reason;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  // In US dollars; nullopt when the model had no price (kept as NULL).
+  std::optional<double> cost_usd;
   absl::Time created_at;
 };
 
@@ -67,6 +70,9 @@ struct StoreStats {
   int64_t total_messages = 0;
   int64_t total_input_tokens = 0;
   int64_t total_output_tokens = 0;
+  // Sum of the stored turns' costs; turns without one are left out, and
+  // nullopt when no stored turn has one.
+  std::optional<double> total_cost_usd;
 };
 
 // Persistent history of conversations, keyed by (tenant, session_id).

@@ -137,6 +137,7 @@ absl::Status MemoryQuotaStore::AddUsage(const std::vector<UsageDelta>& deltas) {
     usage.calls += delta.calls;
     usage.input_tokens += delta.input_tokens;
     usage.output_tokens += delta.output_tokens;
+    usage.cost_usd += delta.cost_usd;
   }
   return absl::OkStatus();
 }
@@ -161,6 +162,7 @@ absl::StatusOr<std::vector<UsageTotals>> MemoryQuotaStore::GetUsage(
     totals.back().calls += usage.calls;
     totals.back().input_tokens += usage.input_tokens;
     totals.back().output_tokens += usage.output_tokens;
+    totals.back().cost_usd += usage.cost_usd;
   }
   return totals;
 }

@@ -58,6 +58,7 @@ class MemoryQuotaStore final : public QuotaStore {
     int64_t calls = 0;
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
+    double cost_usd = 0;
   };
 
   absl::Mutex mu_;

@@ -81,6 +81,9 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
       {"assistant", turn.assistant_message, created_at, turn.output_tokens});
   session.input_tokens += turn.input_tokens;
   session.output_tokens += turn.output_tokens;
+  if (turn.cost_usd.has_value()) {
+    session.cost_usd = session.cost_usd.value_or(0) + *turn.cost_usd;
+  }
   session.info.updated_at = created_at;
   return ++session.info.turn_count;
 }
@@ -95,6 +98,7 @@ absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
   session.messages.clear();
   session.input_tokens = 0;
   session.output_tokens = 0;
+  session.cost_usd.reset();
   session.info.turn_count = 0;
   session.info.updated_at = TruncateToMicros(now);
   return previous;
@@ -159,6 +163,10 @@ absl::StatusOr<StoreStats> MemoryConversationStore::GetStats(
     stats.total_messages += static_cast<int64_t>(it->second.messages.size());
     stats.total_input_tokens += it->second.input_tokens;
     stats.total_output_tokens += it->second.output_tokens;
+    if (it->second.cost_usd.has_value()) {
+      stats.total_cost_usd =
+          stats.total_cost_usd.value_or(0) + *it->second.cost_usd;
+    }
   }
   return stats;
 }

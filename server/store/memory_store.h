@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,7 @@ class MemoryConversationStore final : public ConversationStore {
     // Sums over the turns in `messages`, for GetStats.
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
+    std::optional<double> cost_usd;
   };
   // (tenant, session_id). Ordered so one tenant's sessions are contiguous.
   using Key = std::pair<std::string, std::string>;

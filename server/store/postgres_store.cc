@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/store/key_columns.h"
@@ -103,6 +104,14 @@ CREATE TABLE usage_daily (
   PRIMARY KEY (tenant, key_id, day_us)
 );
 )sql",
+    // 3: the cost of each answer in US dollars (SQLite schema 4); NULL on a
+    // message or session: no price, no cost.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN cost_usd DOUBLE PRECISION;
+ALTER TABLE messages ADD COLUMN cost_usd DOUBLE PRECISION;
+ALTER TABLE usage_daily
+  ADD COLUMN cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion,
               "kPostgresSchemaVersion must equal the number of migrations");
@@ -130,18 +139,23 @@ constexpr PreparedSql kStatements[] = {
      "VALUES ($1, $2, $3, $4, $4, 0, 0, 0) ON CONFLICT DO NOTHING"},
     {"insert_turn",
      "INSERT INTO messages (tenant, session_id, seq, role, content, "
-     "created_at_us, model, stop_reason, input_tokens, output_tokens) "
-     "VALUES ($1, $2, $3, 'user', $4, $5, NULL, NULL, NULL, NULL), "
-     "($1, $2, $3 + 1, 'assistant', $6, $5, $7, $8, $9, $10)"},
+     "created_at_us, model, stop_reason, input_tokens, output_tokens, "
+     "cost_usd) "
+     "VALUES ($1, $2, $3, 'user', $4, $5, NULL, NULL, NULL, NULL, NULL), "
+     "($1, $2, $3 + 1, 'assistant', $6, $5, $7, $8, $9, $10, "
+     "$11::double precision)"},
     {"count_turn",
      "UPDATE sessions SET turn_count = turn_count + 1, updated_at_us = $3, "
-     "input_tokens = input_tokens + $4, output_tokens = output_tokens + $5 "
+     "input_tokens = input_tokens + $4, output_tokens = output_tokens + $5, "
+     "cost_usd = CASE WHEN $6::double precision IS NULL THEN cost_usd "
+     "ELSE COALESCE(cost_usd, 0) + $6::double precision END "
      "WHERE tenant = $1 AND session_id = $2"},
     {"clear_messages",
      "DELETE FROM messages WHERE tenant = $1 AND session_id = $2"},
     {"reset_session",
      "UPDATE sessions SET turn_count = 0, input_tokens = 0, output_tokens = 0, "
-     "updated_at_us = $3 WHERE tenant = $1 AND session_id = $2"},
+     "cost_usd = NULL, updated_at_us = $3 WHERE tenant = $1 AND session_id = "
+     "$2"},
     {"delete_session",
      "DELETE FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"list_first",
@@ -155,8 +169,8 @@ constexpr PreparedSql kStatements[] = {
      "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
     {"stats",
      "SELECT COUNT(*), COALESCE(SUM(turn_count), 0), "
-     "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) "
-     "FROM sessions WHERE tenant = $1"},
+     "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+     "SUM(cost_usd) FROM sessions WHERE tenant = $1"},
     {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
     // DO NOTHING: a taken id is told apart by the row count, and does not
     // abort anything.
@@ -213,15 +227,16 @@ constexpr PreparedSql kStatements[] = {
      "WHERE starts_with(scope, $1) AND window_start_us < $2"},
     {"add_usage",
      "INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens, "
-     "output_tokens) VALUES ($1, $2, $3, $4, $5, $6) "
+     "output_tokens, cost_usd) VALUES ($1, $2, $3, $4, $5, $6, $7) "
      "ON CONFLICT (tenant, key_id, day_us) DO UPDATE "
      "SET calls = usage_daily.calls + EXCLUDED.calls, "
      "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
-     "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens"},
+     "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
+     "cost_usd = usage_daily.cost_usd + EXCLUDED.cost_usd"},
     // An empty $1 or $2 matches every tenant or key.
     {"get_usage",
      "SELECT tenant, key_id, SUM(calls), SUM(input_tokens), "
-     "SUM(output_tokens) FROM usage_daily "
+     "SUM(output_tokens), SUM(cost_usd) FROM usage_daily "
      "WHERE ($1::text = '' OR tenant = $1) AND ($2::text = '' OR key_id = $2) "
      "AND day_us >= $3 AND day_us < $4 "
      "GROUP BY tenant, key_id "
@@ -261,6 +276,20 @@ int64_t Int64At(const PGresult* r, int row, int column) {
   int64_t value = 0;
   (void)absl::SimpleAtoi(PQgetvalue(r, row, column), &value);
   return value;
+}
+
+double DoubleAt(const PGresult* r, int row, int column) {
+  double value = 0;
+  (void)absl::SimpleAtod(PQgetvalue(r, row, column), &value);
+  return value;
+}
+
+// Every digit a double needs to read back the same (StrCat keeps six).
+std::string DoubleText(double value) { return absl::StrFormat("%.17g", value); }
+
+std::optional<std::string> OptionalDoubleText(std::optional<double> value) {
+  if (!value.has_value()) return std::nullopt;
+  return DoubleText(*value);
 }
 
 std::string TextAt(const PGresult* r, int row, int column) {
@@ -701,12 +730,13 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
       {key.tenant, key.session_id, absl::StrCat(2 * turn_count),
        HexBytes(turn.user_message), created_at,
        HexBytes(turn.assistant_message), turn.model, turn.stop_reason,
-       absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens)});
+       absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens),
+       OptionalDoubleText(turn.cost_usd)});
   if (!inserted.ok()) return inserted.status();
-  absl::StatusOr<Result> counted =
-      (*c)->Run("count_turn", {key.tenant, key.session_id, created_at,
-                               absl::StrCat(turn.input_tokens),
-                               absl::StrCat(turn.output_tokens)});
+  absl::StatusOr<Result> counted = (*c)->Run(
+      "count_turn",
+      {key.tenant, key.session_id, created_at, absl::StrCat(turn.input_tokens),
+       absl::StrCat(turn.output_tokens), OptionalDoubleText(turn.cost_usd)});
   if (!counted.ok()) return counted.status();
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
@@ -793,6 +823,9 @@ absl::StatusOr<StoreStats> PostgresConversationStore::GetStats(
   stats.total_messages = 2 * Int64At(r->get(), 0, 1);
   stats.total_input_tokens = Int64At(r->get(), 0, 2);
   stats.total_output_tokens = Int64At(r->get(), 0, 3);
+  if (!PQgetisnull(r->get(), 0, 4)) {
+    stats.total_cost_usd = DoubleAt(r->get(), 0, 4);
+  }
   return stats;
 }
 
@@ -959,7 +992,7 @@ absl::Status PostgresConversationStore::AddUsage(
         "add_usage",
         {delta->tenant, delta->key_id, WholeSecondMicros(delta->day),
          absl::StrCat(delta->calls), absl::StrCat(delta->input_tokens),
-         absl::StrCat(delta->output_tokens)});
+         absl::StrCat(delta->output_tokens), DoubleText(delta->cost_usd)});
     if (!r.ok()) return r.status();
   }
   return txn.Commit();
@@ -977,9 +1010,10 @@ absl::StatusOr<std::vector<UsageTotals>> PostgresConversationStore::GetUsage(
   std::vector<UsageTotals> totals;
   totals.reserve(PQntuples(r->get()));
   for (int i = 0; i < PQntuples(r->get()); ++i) {
-    totals.push_back(UsageTotals{
-        TextAt(r->get(), i, 0), TextAt(r->get(), i, 1), Int64At(r->get(), i, 2),
-        Int64At(r->get(), i, 3), Int64At(r->get(), i, 4)});
+    totals.push_back(
+        UsageTotals{TextAt(r->get(), i, 0), TextAt(r->get(), i, 1),
+                    Int64At(r->get(), i, 2), Int64At(r->get(), i, 3),
+                    Int64At(r->get(), i, 4), DoubleAt(r->get(), i, 5)});
   }
   return totals;
 }

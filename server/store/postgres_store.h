@@ -19,7 +19,7 @@
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 2;
+inline constexpr int kPostgresSchemaVersion = 3;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to

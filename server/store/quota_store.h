@@ -28,7 +28,7 @@ struct QuotaCharge {
   int64_t used = 0;
 };
 
-// Calls and tokens used through one key on one UTC day.
+// Calls, tokens and cost used through one key on one UTC day.
 struct UsageDelta {
   std::string tenant;
   // Empty for anonymous calls.
@@ -38,6 +38,8 @@ struct UsageDelta {
   int64_t calls = 0;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  // US dollars of the calls whose model had a price.
+  double cost_usd = 0;
 };
 
 // Sums of usage over a range of days, for one key (or for a whole tenant when
@@ -48,6 +50,7 @@ struct UsageTotals {
   int64_t calls = 0;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  double cost_usd = 0;
 };
 
 // Counters shared by every replica on one store, exact under concurrency:

@@ -137,6 +137,14 @@ CREATE TABLE usage_daily (
   PRIMARY KEY (tenant, key_id, day_us)
 );
 )sql",
+    // 4: the cost of each answer in US dollars (PostgreSQL schema 3). NULL
+    // on a message: its model had no price; NULL on a session: none of its
+    // stored turns has a cost. Rows written before this version have none.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN cost_usd REAL;
+ALTER TABLE messages ADD COLUMN cost_usd REAL;
+ALTER TABLE usage_daily ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -245,15 +253,18 @@ const char* SqlText(Sql id) {
       return R"sql(
       INSERT INTO messages (tenant, session_id, seq, role, content,
                             created_at_us, model, stop_reason, input_tokens,
-                            output_tokens)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql";
+                            output_tokens, cost_usd)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11))sql";
     case Sql::kCountTurn:
       return R"sql(
       UPDATE sessions
       SET turn_count = turn_count + 1,
           updated_at_us = ?3,
           input_tokens = input_tokens + ?4,
-          output_tokens = output_tokens + ?5
+          output_tokens = output_tokens + ?5,
+          -- A turn without a cost (NULL ?6) leaves the sum as it was.
+          cost_usd = CASE WHEN ?6 IS NULL THEN cost_usd
+                          ELSE COALESCE(cost_usd, 0) + ?6 END
       WHERE tenant = ?1 AND session_id = ?2)sql";
     case Sql::kClearMessages:
       return "DELETE FROM messages WHERE tenant = ?1 AND session_id = ?2";
@@ -261,7 +272,7 @@ const char* SqlText(Sql id) {
       return R"sql(
       UPDATE sessions
       SET turn_count = 0, input_tokens = 0, output_tokens = 0,
-          updated_at_us = ?3
+          cost_usd = NULL, updated_at_us = ?3
       WHERE tenant = ?1 AND session_id = ?2)sql";
     // ON DELETE CASCADE removes the messages in the same statement.
     case Sql::kDeleteSession:
@@ -292,7 +303,8 @@ const char* SqlText(Sql id) {
     case Sql::kStats:
       return R"sql(
       SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
-             COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+             COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+             SUM(cost_usd)
       FROM sessions WHERE tenant = ?1)sql";
     // A range on sessions_by_idle; ON DELETE CASCADE takes the messages.
     case Sql::kDeleteIdle:
@@ -366,17 +378,18 @@ const char* SqlText(Sql id) {
     case Sql::kAddUsage:
       return R"sql(
       INSERT INTO usage_daily (tenant, key_id, day_us, calls, input_tokens,
-                               output_tokens)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                               output_tokens, cost_usd)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
       ON CONFLICT (tenant, key_id, day_us) DO UPDATE
         SET calls = calls + excluded.calls,
             input_tokens = input_tokens + excluded.input_tokens,
-            output_tokens = output_tokens + excluded.output_tokens)sql";
+            output_tokens = output_tokens + excluded.output_tokens,
+            cost_usd = cost_usd + excluded.cost_usd)sql";
     // An empty ?1 or ?2 matches every tenant or key.
     case Sql::kGetUsage:
       return R"sql(
       SELECT tenant, key_id, SUM(calls), SUM(input_tokens),
-             SUM(output_tokens)
+             SUM(output_tokens), SUM(cost_usd)
       FROM usage_daily
       WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR key_id = ?2)
         AND day_us >= ?3 AND day_us < ?4
@@ -449,6 +462,13 @@ class Statement {
   Statement& BindNull(int index) {
     return Check(sqlite3_bind_null(stmt_, index));
   }
+  // Named apart from Bind so an integer literal is never ambiguous.
+  Statement& BindDouble(int index, double value) {
+    return Check(sqlite3_bind_double(stmt_, index, value));
+  }
+  Statement& BindDouble(int index, std::optional<double> value) {
+    return value.has_value() ? BindDouble(index, *value) : BindNull(index);
+  }
 
   // Advances to the next row: true if there is one, false when done.
   absl::StatusOr<bool> Step() {
@@ -481,6 +501,9 @@ class Statement {
   }
   int64_t Int64(int column) const {
     return sqlite3_column_int64(stmt_, column);
+  }
+  double Double(int column) const {
+    return sqlite3_column_double(stmt_, column);
   }
   std::string Text(int column) const {
     // sqlite3_column_bytes() must follow sqlite3_column_text(): the text
@@ -1032,7 +1055,8 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
       .Bind(7, turn.model)
       .Bind(8, turn.stop_reason)
       .Bind(9, turn.input_tokens)
-      .Bind(10, turn.output_tokens);
+      .Bind(10, turn.output_tokens)
+      .BindDouble(11, turn.cost_usd);
   if (absl::Status s = insert->Run(); !s.ok()) return s;
 
   absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
@@ -1041,7 +1065,8 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
       .Bind(2, key.session_id)
       .Bind(3, created_at_us)
       .Bind(4, turn.input_tokens)
-      .Bind(5, turn.output_tokens);
+      .Bind(5, turn.output_tokens)
+      .BindDouble(6, turn.cost_usd);
   if (absl::Status s = update->Run(); !s.ok()) return s;
 
   return static_cast<int>(*turn_count + 1);
@@ -1138,6 +1163,7 @@ absl::StatusOr<StoreStats> SqliteConversationStore::GetStats(
   stats.total_messages = 2 * stmt->Int64(1);
   stats.total_input_tokens = stmt->Int64(2);
   stats.total_output_tokens = stmt->Int64(3);
+  if (!stmt->IsNull(4)) stats.total_cost_usd = stmt->Double(4);
   return stats;
 }
 
@@ -1303,7 +1329,8 @@ absl::Status SqliteConversationStore::AddUsage(
         .Bind(3, WholeSecondMicros(delta.day))
         .Bind(4, delta.calls)
         .Bind(5, delta.input_tokens)
-        .Bind(6, delta.output_tokens);
+        .Bind(6, delta.output_tokens)
+        .BindDouble(7, delta.cost_usd);
     if (absl::Status s = stmt->Run(); !s.ok()) return s;
   }
   stmt->Reset();
@@ -1326,7 +1353,8 @@ absl::StatusOr<std::vector<UsageTotals>> SqliteConversationStore::GetUsage(
     if (!row.ok()) return row.status();
     if (!*row) return totals;
     totals.push_back(UsageTotals{stmt->Text(0), stmt->Text(1), stmt->Int64(2),
-                                 stmt->Int64(3), stmt->Int64(4)});
+                                 stmt->Int64(3), stmt->Int64(4),
+                                 stmt->Double(5)});
   }
 }
 

@@ -29,7 +29,7 @@ class Connection;
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 3;
+inline constexpr int kSqliteSchemaVersion = 4;
 
 // A ConversationStore in a SQLite database file.
 //

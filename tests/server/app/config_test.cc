@@ -6,8 +6,10 @@
 
 #include "server/app/config.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -244,6 +246,29 @@ TEST_F(FallbackConfigTest, BadEntriesAreRefusedNamingTheFlag) {
   EXPECT_THAT(ServerConfigFromFlags(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--fallback_cooldown")));
+}
+
+TEST_F(ServerConfigTest, PricesAreBuiltInUnlessAFileAddsTo) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  ASSERT_NE(config->engine.prices, nullptr);
+  EXPECT_NE(config->engine.prices->Find("claude-sonnet-4-6"), std::nullopt);
+  EXPECT_EQ(config->engine.prices->Find("my-model"), std::nullopt);
+
+  const std::string path = ::testing::TempDir() + "config_test_prices.json";
+  std::ofstream(path) << R"({"my-model": {"input": 1, "output": 2}})";
+  absl::SetFlag(&FLAGS_prices_file, path);
+  config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  ASSERT_NE(config->engine.prices, nullptr);
+  EXPECT_NE(config->engine.prices->Find("my-model"), std::nullopt);
+  EXPECT_NE(config->engine.prices->Find("claude-sonnet-4-6"), std::nullopt);
+
+  std::ofstream(path) << "not json";
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("--prices_file"), HasSubstr(path))));
+  std::remove(path.c_str());
 }
 
 TEST_F(FallbackConfigTest, AFallbackWithoutItsKeyIsRefusedWithoutQuotingKeys) {

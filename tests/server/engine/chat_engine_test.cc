@@ -616,5 +616,67 @@ TEST_F(KeyLimitsTest, UsageIsRecordedPerTenantAndKey) {
   EXPECT_EQ((*usage)[1].calls, 1);
 }
 
+// The cost of an answer: the model the provider reported, priced by the
+// engine's table. The fake provider reports "fake-model", 10 tokens in and
+// 2 out.
+ChatEngineOptions Priced(std::optional<ModelPrice> fake_model_price) {
+  auto prices = std::make_shared<PriceTable>();
+  prices->Set("other-model", {100.0, 100.0});
+  if (fake_model_price.has_value())
+    prices->Set("fake-model", *fake_model_price);
+  ChatEngineOptions options;
+  options.prices = std::move(prices);
+  return options;
+}
+
+class PricedTest : public ChatEngineTest {
+ protected:
+  PricedTest() : ChatEngineTest(Priced(ModelPrice{3.0, 15.0})) {}
+};
+
+TEST_F(PricedTest, AnAnswerCostsItsTokensAtItsModelsPrice) {
+  absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
+  ASSERT_THAT(result, IsOk());
+  ASSERT_TRUE(result->cost_usd.has_value());
+  EXPECT_DOUBLE_EQ(*result->cost_usd, (10 * 3.0 + 2 * 15.0) / 1e6);
+}
+
+TEST_F(PricedTest, TheStoreAndTheUsageSumTheCost) {
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s2", "two")), IsOk());
+  absl::StatusOr<store::StoreStats> stats = store_.GetStats("default");
+  ASSERT_THAT(stats, IsOk());
+  ASSERT_TRUE(stats->total_cost_usd.has_value());
+  EXPECT_DOUBLE_EQ(*stats->total_cost_usd, 2 * 60e-6);
+  engine_.FlushUsage();
+  absl::StatusOr<std::vector<store::UsageTotals>> usage =
+      store_.quotas().GetUsage("", "", absl::Now() - absl::Hours(48),
+                               absl::Now() + absl::Hours(48));
+  ASSERT_THAT(usage, IsOk());
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_DOUBLE_EQ((*usage)[0].cost_usd, 2 * 60e-6);
+}
+
+class UnpricedModelTest : public ChatEngineTest {
+ protected:
+  UnpricedModelTest() : ChatEngineTest(Priced(std::nullopt)) {}
+};
+
+TEST_F(UnpricedModelTest, AnAnswerOfAModelWithoutAPriceHasNoCost) {
+  absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->cost_usd, std::nullopt);
+  absl::StatusOr<store::StoreStats> stats = store_.GetStats("default");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, std::nullopt);
+  EXPECT_EQ(stats->total_output_tokens, 2);
+}
+
+TEST_F(ChatEngineTest, WithoutAPriceTableNoAnswerHasACost) {
+  absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->cost_usd, std::nullopt);
+}
+
 }  // namespace
 }  // namespace chat

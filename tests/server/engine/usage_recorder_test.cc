@@ -62,20 +62,19 @@ TEST(UsageRecorderTest, SumsPerTenantKeyAndDayAndWritesOnFlush) {
   KeyQuotas quotas(&store);
   // An interval long enough that only Flush writes during the test.
   UsageRecorder recorder(&store, &quotas, absl::Hours(1));
-  recorder.Record("acme", "k1", Day(30) + absl::Hours(10), 10, 2);
-  recorder.Record("acme", "k1", Day(30) + absl::Hours(23), 5, 1);
+  recorder.Record("acme", "k1", Day(30) + absl::Hours(10), 10, 2, 0.5);
+  recorder.Record("acme", "k1", Day(30) + absl::Hours(23), 5, 1, 0.25);
   recorder.Record("acme", "k1", Day(29) + absl::Hours(1), 7, 7);
   recorder.Record("beta", "", Day(30), 1, 1);
   EXPECT_THAT(store.GetUsage("", "", Day(1), Day(31) + absl::Hours(24)),
               IsOkAndHolds(IsEmpty()));
   recorder.Flush();
-  EXPECT_THAT(store.GetUsage("acme", "k1", Day(30), Day(30) + absl::Hours(24)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 2, 15, 3))));
+  EXPECT_THAT(
+      store.GetUsage("acme", "k1", Day(30), Day(30) + absl::Hours(24)),
+      IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 15, 3, 0.75))));
   EXPECT_THAT(store.GetUsage("", "", Day(29), Day(30) + absl::Hours(24)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 3, 22, 10),
-                              FieldsAre("beta", "", 1, 1, 1))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 22, 10, 0.75),
+                                       FieldsAre("beta", "", 1, 1, 1, 0))));
 }
 
 TEST(UsageRecorderTest, KeepsWhatAFailedWriteHeldForTheNextOne) {
@@ -83,14 +82,14 @@ TEST(UsageRecorderTest, KeepsWhatAFailedWriteHeldForTheNextOne) {
   KeyQuotas quotas(&store);
   UsageRecorder recorder(&store, &quotas, absl::Hours(1));
   store.set_failing(true);
-  recorder.Record("acme", "k1", Day(30), 10, 2);
+  recorder.Record("acme", "k1", Day(30), 10, 2, 0.5);
   recorder.Flush();
-  recorder.Record("acme", "k1", Day(30), 1, 1);
+  recorder.Record("acme", "k1", Day(30), 1, 1, 0.25);
   store.set_failing(false);
   recorder.Flush();
-  EXPECT_THAT(store.GetUsage("acme", "k1", Day(30), Day(31)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 2, 11, 3))));
+  EXPECT_THAT(
+      store.GetUsage("acme", "k1", Day(30), Day(31)),
+      IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 11, 3, 0.75))));
 }
 
 TEST(UsageRecorderTest, WritesWhatIsPendingWhenDestroyed) {
@@ -101,8 +100,7 @@ TEST(UsageRecorderTest, WritesWhatIsPendingWhenDestroyed) {
     recorder.Record("acme", "k1", Day(30), 3, 4);
   }
   EXPECT_THAT(store.GetUsage("acme", "", Day(30), Day(31)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 1, 3, 4))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 1, 3, 4, 0))));
 }
 
 }  // namespace

@@ -305,6 +305,37 @@ TEST_P(ConversationStoreTest, ResetSessionKeepsSessionAndPromptOnly) {
   EXPECT_THAT(store_->ResetSession(key, At(60)), IsOkAndHolds(1));
 }
 
+// A turn's cost is kept (NULL when unknown); GetStats sums the known ones,
+// and has no sum when no stored turn has a cost.
+TEST_P(ConversationStoreTest, StatsSumTheCostOfTurnsThatHaveOne) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("one", "1", At(10), 3, 4)), 1);
+  absl::StatusOr<StoreStats> stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, std::nullopt);
+
+  Turn priced = MakeTurn("two", "2", At(20), 3, 4);
+  priced.cost_usd = 0.125;
+  ASSERT_EQ(Append(key, 1, priced), 2);
+  priced.cost_usd = 0.0625;
+  ASSERT_EQ(Append({"acme", "s2"}, 0, priced), 1);
+  ASSERT_EQ(Append({"other", "s1"}, 0, priced), 1);
+  stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, 0.1875);
+  EXPECT_EQ(stats->total_output_tokens, 12);
+
+  // A reset takes its turns' cost out of the sum.
+  ASSERT_THAT(store_->ResetSession(key, At(30)), IsOk());
+  stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, 0.0625);
+  ASSERT_THAT(store_->DeleteSession({"acme", "s2"}), IsOk());
+  stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, std::nullopt);
+}
+
 TEST_P(ConversationStoreTest, DeleteSessionRemovesOnlyThatSession) {
   const SessionKey doomed{"acme", "doomed"};
   const SessionKey kept{"acme", "kept"};

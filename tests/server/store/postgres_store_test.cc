@@ -123,9 +123,9 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
       PostgresConversationStore::Open(conninfo_);
   ASSERT_THAT(store, IsOk());
 
-  EXPECT_EQ(kPostgresSchemaVersion, 2);
+  EXPECT_EQ(kPostgresSchemaVersion, 3);
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("2"));
+              ::testing::ElementsAre("3"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("0"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM quota_counters"),
@@ -152,9 +152,88 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
   store->reset();
   ASSERT_THAT(PostgresConversationStore::Open(conninfo_), IsOk());
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("2"));
+              ::testing::ElementsAre("3"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("1"));
+}
+
+// Schema 2 as it shipped (kMigrations[1]): with kSchemaVersion1 first, a
+// database of version 2, the one before costs.
+constexpr char kSchemaVersion2Step[] = R"sql(
+UPDATE chatd_schema SET version = 2;
+CREATE TABLE api_keys (
+  id                  TEXT    NOT NULL PRIMARY KEY,
+  tenant              TEXT    NOT NULL,
+  name                TEXT    NOT NULL,
+  secret_hash         TEXT    NOT NULL,
+  created_at_us       BIGINT  NOT NULL,
+  expires_at_us       BIGINT,
+  revoked_at_us       BIGINT,
+  requests_per_minute BIGINT  NOT NULL,
+  tokens_per_minute   BIGINT  NOT NULL,
+  max_streams         BIGINT  NOT NULL,
+  max_tokens          BIGINT  NOT NULL,
+  allowed_models      TEXT    NOT NULL,
+  budget_tokens       BIGINT  NOT NULL,
+  budget_period       TEXT    NOT NULL
+    CHECK (budget_period IN ('', 'day', 'month'))
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at_us, id);
+CREATE TABLE quota_counters (
+  scope           TEXT    NOT NULL,
+  window_start_us BIGINT  NOT NULL,
+  used            BIGINT  NOT NULL,
+  PRIMARY KEY (scope, window_start_us)
+);
+CREATE INDEX quota_counters_by_window ON quota_counters (window_start_us);
+CREATE TABLE usage_daily (
+  tenant        TEXT    NOT NULL,
+  key_id        TEXT    NOT NULL,
+  day_us        BIGINT  NOT NULL,
+  calls         BIGINT  NOT NULL,
+  input_tokens  BIGINT  NOT NULL,
+  output_tokens BIGINT  NOT NULL,
+  PRIMARY KEY (tenant, key_id, day_us)
+);
+INSERT INTO usage_daily VALUES ('acme', 'k1', 0, 1, 3, 4);
+)sql";
+
+// Schema 3 adds costs: rows from before have none (NULL, or 0 in the usage
+// sums), and turns stored after have theirs.
+TEST_F(PostgresStoreTest, MigratesVersionTwoDatabaseToCosts) {
+  for (const char* sql : {kSchemaVersion1, kSchemaVersion2Step}) {
+    std::unique_ptr<PGresult, ResultCloser> created(PQexec(conn_.get(), sql));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK)
+        << PQerrorMessage(conn_.get());
+  }
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo_);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
+              ::testing::ElementsAre("3"));
+  EXPECT_THAT(Column(conn_.get(),
+                     "SELECT COALESCE(cost_usd::text, 'NULL') "
+                     "FROM messages WHERE seq = 1"),
+              ::testing::ElementsAre("NULL"));
+
+  absl::StatusOr<StoreStats> stats = (*store)->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, std::nullopt);
+  absl::StatusOr<std::vector<UsageTotals>> usage = (*store)->quotas().GetUsage(
+      "acme", "", absl::UnixEpoch(), kT0 + absl::Hours(24));
+  ASSERT_THAT(usage, IsOk());
+  ASSERT_THAT(*usage, SizeIs(1));
+  EXPECT_EQ((*usage)[0].cost_usd, 0.0);
+
+  Turn priced = MakeTurn("q2", "a2", kT0, 10, 2);
+  priced.cost_usd = 0.25;
+  ASSERT_THAT((*store)->AppendTurn({"acme", "old"}, 1, "", priced), IsOk());
+  EXPECT_THAT(
+      Column(conn_.get(), "SELECT cost_usd FROM messages WHERE seq = 3"),
+      ::testing::ElementsAre("0.25"));
+  stats = (*store)->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, 0.25);
 }
 
 }  // namespace

@@ -186,27 +186,43 @@ TEST_P(QuotaStoreTest, UsageSumsPerTenantAndKeyOverTheDayRange) {
 
   // One tenant, every key, ordered by key_id ("" first).
   EXPECT_THAT(quotas().GetUsage("acme", "", Day(0), Day(3)),
-              IsOkAndHolds(ElementsAre(FieldsAre("acme", "", 1, 2, 3),
-                                       FieldsAre("acme", "k1", 6, 117, 127),
-                                       FieldsAre("acme", "k2", 1, 1, 1))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "", 1, 2, 3, 0),
+                                       FieldsAre("acme", "k1", 6, 117, 127, 0),
+                                       FieldsAre("acme", "k2", 1, 1, 1, 0))));
   // Every tenant, ordered by tenant.
-  EXPECT_THAT(quotas().GetUsage("", "", Day(0), Day(1)),
-              IsOkAndHolds(ElementsAre(FieldsAre("acme", "", 1, 2, 3),
-                                       FieldsAre("acme", "k1", 3, 12, 22),
-                                       FieldsAre("acme", "k2", 1, 1, 1),
-                                       FieldsAre("other", "k3", 4, 40, 400))));
+  EXPECT_THAT(
+      quotas().GetUsage("", "", Day(0), Day(1)),
+      IsOkAndHolds(ElementsAre(FieldsAre("acme", "", 1, 2, 3, 0),
+                               FieldsAre("acme", "k1", 3, 12, 22, 0),
+                               FieldsAre("acme", "k2", 1, 1, 1, 0),
+                               FieldsAre("other", "k3", 4, 40, 400, 0))));
   // One key; `until` is exclusive, `since` inclusive.
   EXPECT_THAT(quotas().GetUsage("acme", "k1", Day(1), Day(2)),
-              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 5, 5))));
-  EXPECT_THAT(quotas().GetUsage("acme", "k1", Day(1), Day(3)),
-              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 105, 105))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 5, 5, 0))));
+  EXPECT_THAT(
+      quotas().GetUsage("acme", "k1", Day(1), Day(3)),
+      IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 105, 105, 0))));
   // A key id on its own matches across tenants.
-  EXPECT_THAT(quotas().GetUsage("", "k3", Day(0), Day(3)),
-              IsOkAndHolds(ElementsAre(FieldsAre("other", "k3", 4, 40, 400))));
+  EXPECT_THAT(
+      quotas().GetUsage("", "k3", Day(0), Day(3)),
+      IsOkAndHolds(ElementsAre(FieldsAre("other", "k3", 4, 40, 400, 0))));
   EXPECT_THAT(quotas().GetUsage("other", "k1", Day(0), Day(3)),
               IsOkAndHolds(IsEmpty()));
   EXPECT_THAT(quotas().GetUsage("acme", "", Day(3), Day(10)),
               IsOkAndHolds(IsEmpty()));
+}
+
+TEST_P(QuotaStoreTest, UsageSumsCost) {
+  UsageDelta first{"acme", "k1", Day(0), 1, 10, 20};
+  first.cost_usd = 0.5;
+  UsageDelta second{"acme", "k1", Day(1), 1, 10, 20};
+  second.cost_usd = 0.25;
+  UsageDelta unpriced{"acme", "k2", Day(0), 1, 10, 20};
+  ASSERT_THAT(quotas().AddUsage({first, second, unpriced}), IsOk());
+  ASSERT_THAT(quotas().AddUsage({first}), IsOk());
+  EXPECT_THAT(quotas().GetUsage("acme", "", Day(0), Day(3)),
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 30, 60, 1.25),
+                                       FieldsAre("acme", "k2", 1, 10, 20, 0))));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -260,7 +276,7 @@ TEST_P(SharedQuotaStoreTest, CountersAndUsageAreShared) {
   ASSERT_THAT(quotas(0).AddUsage({{"acme", "k1", Day(0), 1, 10, 20}}), IsOk());
   ASSERT_THAT(quotas(1).AddUsage({{"acme", "k1", Day(0), 2, 1, 2}}), IsOk());
   EXPECT_THAT(quotas(0).GetUsage("acme", "k1", Day(0), Day(1)),
-              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 11, 22))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 11, 22, 0))));
 
   EXPECT_THAT(quotas(1).DeleteCountersBefore("rpm/", At(60'000'001)),
               IsOkAndHolds(1));

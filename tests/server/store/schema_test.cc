@@ -87,6 +87,7 @@ std::string CommonType(std::string type) {
   }
   if (type == "text" || type == "character varying") return "text";
   if (type == "blob" || type == "bytea") return "bytes";
+  if (type == "real" || type == "double precision") return "real";
   return type;
 }
 
@@ -287,6 +288,11 @@ TEST_F(SchemaTest, SqliteCatalogueReadsAsExpected) {
                                             "(scope, window_start_us)")));
   EXPECT_THAT(sqlite.indexes, Contains(Pair("usage_daily.(primary key)",
                                             "(tenant, key_id, day_us)")));
+  // Schema 4: costs. NULL is "no price", not 0; usage sums start at 0.
+  EXPECT_THAT(sqlite.columns, Contains(Pair("sessions.cost_usd", "real null")));
+  EXPECT_THAT(sqlite.columns, Contains(Pair("messages.cost_usd", "real null")));
+  EXPECT_THAT(sqlite.columns,
+              Contains(Pair("usage_daily.cost_usd", "real not null")));
 }
 
 TEST_F(SchemaTest, SqliteAndPostgresSchemasMatch) {

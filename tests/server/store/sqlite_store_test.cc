@@ -171,6 +171,47 @@ CREATE TABLE messages (
 PRAGMA user_version = 1;
 )sql";
 
+// Schema 2 and 3 exactly as they shipped (kMigrations[1] and [2]): with
+// kSchemaVersion1 first, a file of version 3, the one before costs.
+constexpr char kSchemaVersion3Steps[] = R"sql(
+CREATE INDEX sessions_by_idle ON sessions (updated_at_us);
+CREATE TABLE api_keys (
+  id                  TEXT    NOT NULL PRIMARY KEY,
+  tenant              TEXT    NOT NULL,
+  name                TEXT    NOT NULL,
+  secret_hash         TEXT    NOT NULL,
+  created_at_us       INTEGER NOT NULL,
+  expires_at_us       INTEGER,
+  revoked_at_us       INTEGER,
+  requests_per_minute INTEGER NOT NULL,
+  tokens_per_minute   INTEGER NOT NULL,
+  max_streams         INTEGER NOT NULL,
+  max_tokens          INTEGER NOT NULL,
+  allowed_models      TEXT    NOT NULL,
+  budget_tokens       INTEGER NOT NULL,
+  budget_period       TEXT    NOT NULL
+    CHECK (budget_period IN ('', 'day', 'month'))
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at_us, id);
+CREATE TABLE quota_counters (
+  scope           TEXT    NOT NULL,
+  window_start_us INTEGER NOT NULL,
+  used            INTEGER NOT NULL,
+  PRIMARY KEY (scope, window_start_us)
+);
+CREATE INDEX quota_counters_by_window ON quota_counters (window_start_us);
+CREATE TABLE usage_daily (
+  tenant        TEXT    NOT NULL,
+  key_id        TEXT    NOT NULL,
+  day_us        INTEGER NOT NULL,
+  calls         INTEGER NOT NULL,
+  input_tokens  INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  PRIMARY KEY (tenant, key_id, day_us)
+);
+PRAGMA user_version = 3;
+)sql";
+
 // A second connection to the store's file, for looking behind the interface.
 class RawDb {
  public:
@@ -335,8 +376,8 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "3");
-  EXPECT_EQ(kSqliteSchemaVersion, 3);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
+  EXPECT_EQ(kSqliteSchemaVersion, 4);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
@@ -353,6 +394,48 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   EXPECT_THAT(
       store->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
       IsOk());
+}
+
+// Schema 4 adds costs: rows from before have none (NULL, or 0 in the usage
+// sums), and turns stored after have theirs.
+TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
+  {
+    RawDb raw(path_);
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(kSchemaVersion3Steps);
+    raw.Exec(R"sql(
+        INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 1, 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 0, 'user', 'q', 1,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant', 'a', 1,
+                                     'm', 'end', 3, 4);
+        INSERT INTO usage_daily VALUES ('acme', 'k1', 0, 1, 3, 4);)sql");
+  }
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.Value("SELECT quote(cost_usd) FROM messages WHERE seq = 1"),
+            "NULL");
+
+  absl::StatusOr<StoreStats> stats = store->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, std::nullopt);
+  EXPECT_EQ(stats->total_output_tokens, 4);
+  absl::StatusOr<std::vector<UsageTotals>> usage = store->quotas().GetUsage(
+      "acme", "", absl::UnixEpoch(), kT0 + absl::Hours(24));
+  ASSERT_THAT(usage, IsOk());
+  ASSERT_THAT(*usage, SizeIs(1));
+  EXPECT_EQ((*usage)[0].cost_usd, 0.0);
+  EXPECT_EQ((*usage)[0].output_tokens, 4);
+
+  Turn priced = MakeTurn("q2", "a2", kT0, 10, 2);
+  priced.cost_usd = 0.25;
+  ASSERT_THAT(store->AppendTurn({"acme", "old"}, 1, "", priced), IsOk());
+  EXPECT_EQ(raw.Value("SELECT cost_usd FROM messages WHERE seq = 3"), "0.25");
+  stats = store->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_cost_usd, 0.25);
 }
 
 TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
