@@ -312,6 +312,11 @@ class ChatEngine::Turn final : public TurnHandle,
           .Increment(static_cast<double>(result->input_tokens));
       tokens.WithLabels({"output", result->model, request_.tenant})
           .Increment(static_cast<double>(result->output_tokens));
+      if (result->cost_usd.has_value()) {
+        EngineMetrics::Get()
+            .cost.WithLabels({request_.tenant})
+            .Increment(*result->cost_usd);
+      }
     } else if (!reply_.empty()) {
       input_tokens = prompt_tokens_;
       output_tokens = EstimateTokens(reply_);

@@ -23,6 +23,10 @@ EngineMetrics& EngineMetrics::Get() {
                            "Tokens of stored turns, by direction "
                            "(input|output), model and tenant.",
                            {"direction", "model", "tenant"}),
+        r.AddCounterFamily("chatd_cost_usd_total",
+                           "Cost in US dollars of answered turns whose model "
+                           "has a price, by tenant.",
+                           {"tenant"}),
     };
   }();
   return *metrics;

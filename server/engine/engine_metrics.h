@@ -14,6 +14,7 @@ struct EngineMetrics {
   Histogram& time_to_first_token;       // chatd_time_to_first_token_seconds
   Histogram& output_tokens_per_second;  // chatd_output_tokens_per_second
   CounterFamily& tokens;  // chatd_tokens_total{direction,model,tenant}
+  CounterFamily& cost;    // chatd_cost_usd_total{tenant}
 
   // Registered on first use.
   static EngineMetrics& Get();

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/engine/context_window.h"
@@ -639,6 +640,11 @@ TEST_F(PricedTest, AnAnswerCostsItsTokensAtItsModelsPrice) {
   ASSERT_THAT(result, IsOk());
   ASSERT_TRUE(result->cost_usd.has_value());
   EXPECT_DOUBLE_EQ(*result->cost_usd, (10 * 3.0 + 2 * 15.0) / 1e6);
+  // Metrics count it per tenant.
+  EXPECT_NE(MetricsRegistry::Default().Render().find(
+                "chatd_cost_usd_total{tenant=\"default\"} 6e-05"),
+            std::string::npos)
+      << MetricsRegistry::Default().Render();
 }
 
 TEST_F(PricedTest, TheStoreAndTheUsageSumTheCost) {

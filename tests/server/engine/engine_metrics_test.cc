@@ -17,7 +17,8 @@ TEST(EngineMetricsTest, RegistersItsSeriesOnce) {
   for (const char* type : {"# TYPE chatd_turns_queued gauge",
                            "# TYPE chatd_time_to_first_token_seconds histogram",
                            "# TYPE chatd_output_tokens_per_second histogram",
-                           "# TYPE chatd_tokens_total counter"}) {
+                           "# TYPE chatd_tokens_total counter",
+                           "# TYPE chatd_cost_usd_total counter"}) {
     EXPECT_NE(text.find(type), std::string::npos) << type;
   }
 }
