@@ -85,6 +85,12 @@ bool LogEnabled(LogSeverity severity) {
 void SetLogContent(bool enabled) { log_content.store(enabled); }
 bool LogContentEnabled() { return log_content.load(std::memory_order_relaxed); }
 
+void ApplyLogOptions(const LogOptions& options) {
+  SetLogFormat(options.format);
+  SetMinLogLevel(options.level);
+  SetLogContent(options.content);
+}
+
 LogFields& LogFields::Add(absl::string_view key, absl::string_view value) {
   if (!value.empty()) {
     fields_.push_back({std::string(key), std::string(value), true});

@@ -105,6 +105,15 @@ void LogError(const Args&... args) {
 void SetLogContent(bool enabled);
 bool LogContentEnabled();
 
+// The logging flags of a binary (--log_format, --log_level, --log_content).
+struct LogOptions {
+  LogFormat format = LogFormat::kText;
+  LogSeverity level = LogSeverity::kInfo;
+  bool content = false;
+};
+// Makes `options` the process's settings; once, early in main.
+void ApplyLogOptions(const LogOptions& options);
+
 }  // namespace chat
 
 #endif  // CHAT_COMMON_LOGGING_H_

@@ -12,8 +12,8 @@
 namespace chat {
 
 struct TraceContext {
-  std::string trace_id;   // 32 lowercase hex digits, not all zero.
-  std::string parent_id;  // 16 lowercase hex digits, not all zero.
+  std::string trace_id;      // 32 lowercase hex digits, not all zero.
+  std::string parent_id;     // 16 lowercase hex digits, not all zero.
   std::string flags = "01";  // 2 hex digits; 01: sampled.
 };
 

@@ -32,6 +32,7 @@ class ChatEngine::Turn final : public TurnHandle,
         observer_(observer),
         serializer_key_(
             absl::StrCat(request_.tenant, "\n", request_.session_id)),
+        started_(absl::Now()),
         stream_slot_(holds_stream_slot) {}
 
   const std::string& serializer_key() const { return serializer_key_; }
@@ -94,6 +95,7 @@ class ChatEngine::Turn final : public TurnHandle,
   }
 
   void OnDelta(absl::string_view text) override {
+    if (!first_token_.has_value()) first_token_ = absl::Now() - started_;
     reply_.append(text.data(), text.size());
     observer_->OnDelta(text);
   }
@@ -175,6 +177,7 @@ class ChatEngine::Turn final : public TurnHandle,
     completion.max_tokens = request_.max_tokens;
     completion.temperature = request_.temperature;
     completion.deadline = request_.deadline;
+    completion.traceparent = request_.traceparent;
     if (IsCancelled()) return absl::CancelledError("the call was cancelled");
     if (absl::Status admitted = Admit(&completion); !admitted.ok()) {
       return admitted;
@@ -264,6 +267,10 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.input_tokens = result.input_tokens;
     answer.output_tokens = result.output_tokens;
     answer.truncated_turns = truncated_turns_;
+    answer.time_to_first_token = first_token_;
+    answer.provider = std::move(result.provider);
+    answer.provider_request_id = std::move(result.provider_request_id);
+    answer.provider_retries = result.retries;
     Finish(std::move(answer));
   }
 
@@ -339,6 +346,9 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string system_prompt_;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
+  const absl::Time started_;
+  // Set by the first OnDelta; read by Commit, after the provider's end.
+  std::optional<absl::Duration> first_token_;
   // A conflicting append was already retried once.
   bool retried_ = false;
   // The prompt's estimated tokens, and the tokens of answers generated and

@@ -82,15 +82,15 @@ TEST(FormatLogLineTest, TextLineQuotesOnlyValuesThatNeedIt) {
 TEST(ParseLogFlagsTest, AcceptsKnownNamesOnly) {
   EXPECT_THAT(ParseLogFormat("json"), IsOkAndHolds(LogFormat::kJson));
   EXPECT_THAT(ParseLogFormat("TEXT"), IsOkAndHolds(LogFormat::kText));
-  EXPECT_THAT(ParseLogFormat("xml").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--log_format")));
+  EXPECT_THAT(
+      ParseLogFormat("xml").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--log_format")));
   EXPECT_THAT(ParseLogLevel("debug"), IsOkAndHolds(LogSeverity::kDebug));
   EXPECT_THAT(ParseLogLevel("warning"), IsOkAndHolds(LogSeverity::kWarning));
   EXPECT_THAT(ParseLogLevel("error"), IsOkAndHolds(LogSeverity::kError));
-  EXPECT_THAT(ParseLogLevel("loud").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--log_level")));
+  EXPECT_THAT(
+      ParseLogLevel("loud").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--log_level")));
 }
 
 TEST(LogLevelTest, MessagesBelowTheMinimumAreDropped) {

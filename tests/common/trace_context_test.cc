@@ -42,9 +42,9 @@ TEST(ParseTraceparentTest, RejectsWhatTheSpecRejects) {
 }
 
 TEST(ParseTraceparentTest, ReadsALaterVersionAsVersion00) {
-  EXPECT_TRUE(
-      ParseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-          .has_value());
+  EXPECT_TRUE(ParseTraceparent(
+                  "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                  .has_value());
   EXPECT_TRUE(ParseTraceparent(
                   "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz")
                   .has_value());

@@ -70,12 +70,10 @@ TEST(UsageRecorderTest, SumsPerTenantKeyAndDayAndWritesOnFlush) {
               IsOkAndHolds(IsEmpty()));
   recorder.Flush();
   EXPECT_THAT(store.GetUsage("acme", "k1", Day(30), Day(30) + absl::Hours(24)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 2, 15, 3))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 15, 3))));
   EXPECT_THAT(store.GetUsage("", "", Day(29), Day(30) + absl::Hours(24)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 3, 22, 10),
-                              FieldsAre("beta", "", 1, 1, 1))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 3, 22, 10),
+                                       FieldsAre("beta", "", 1, 1, 1))));
 }
 
 TEST(UsageRecorderTest, KeepsWhatAFailedWriteHeldForTheNextOne) {
@@ -89,8 +87,7 @@ TEST(UsageRecorderTest, KeepsWhatAFailedWriteHeldForTheNextOne) {
   store.set_failing(false);
   recorder.Flush();
   EXPECT_THAT(store.GetUsage("acme", "k1", Day(30), Day(31)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 2, 11, 3))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 2, 11, 3))));
 }
 
 TEST(UsageRecorderTest, WritesWhatIsPendingWhenDestroyed) {
@@ -101,8 +98,7 @@ TEST(UsageRecorderTest, WritesWhatIsPendingWhenDestroyed) {
     recorder.Record("acme", "k1", Day(30), 3, 4);
   }
   EXPECT_THAT(store.GetUsage("acme", "", Day(30), Day(31)),
-              IsOkAndHolds(
-                  ElementsAre(FieldsAre("acme", "k1", 1, 3, 4))));
+              IsOkAndHolds(ElementsAre(FieldsAre("acme", "k1", 1, 3, 4))));
 }
 
 }  // namespace

@@ -47,13 +47,12 @@ TEST(RefusalMetadataTest, AddsRetryAfterInWholeSecondsAtLeastOne) {
   RateLimitStatus standing;
   standing.limit_requests = 2;
   standing.reset_requests = absl::Milliseconds(1500);
-  EXPECT_THAT(
-      RefusalMetadata(RateLimitedError("slow down", absl::Milliseconds(1500),
-                                       standing)),
-      ElementsAre(Pair("x-ratelimit-limit-requests", "2"),
-                  Pair("x-ratelimit-remaining-requests", "0"),
-                  Pair("x-ratelimit-reset-requests", "2s"),
-                  Pair("retry-after", "2")));
+  EXPECT_THAT(RefusalMetadata(RateLimitedError(
+                  "slow down", absl::Milliseconds(1500), standing)),
+              ElementsAre(Pair("x-ratelimit-limit-requests", "2"),
+                          Pair("x-ratelimit-remaining-requests", "0"),
+                          Pair("x-ratelimit-reset-requests", "2s"),
+                          Pair("retry-after", "2")));
   EXPECT_THAT(RefusalMetadata(RateLimitedError("now", absl::ZeroDuration(),
                                                RateLimitStatus{})),
               ElementsAre(Pair("retry-after", "1")));
