@@ -73,8 +73,7 @@ void LogTurnCall(const CallLog& log,
     fields.Add("message", log.message);
     if (result.ok()) fields.Add("response", result->response);
   }
-  Log(result.ok() ? LogSeverity::kInfo : LogSeverity::kWarning, "turn",
-      fields);
+  Log(result.ok() ? LogSeverity::kInfo : LogSeverity::kWarning, "turn", fields);
 }
 
 void LogCall(const CallLog& log, const absl::Status& status) {
