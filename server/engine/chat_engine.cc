@@ -306,8 +306,10 @@ class ChatEngine::Turn final : public TurnHandle,
       if (absl::Status settled =
               engine_->quotas_.Settle(*admission_, used_tokens);
           !settled.ok()) {
-        LogWarning("token counters of key ", request_.key_id,
-                   " not settled: ", settled.ToString());
+        Log(LogSeverity::kWarning,
+            absl::StrCat("token counters of key ", request_.key_id,
+                         " not settled: ", settled.ToString()),
+            LogFields().Add("traceparent", request_.traceparent));
       }
     }
     // Before OnComplete too: a client that saw its stream end may start

@@ -1,5 +1,8 @@
 #include "server/service/call_log.h"
 
+#include <optional>
+#include <utility>
+
 #include "absl/status/status.h"
 #include "common/logging.h"
 

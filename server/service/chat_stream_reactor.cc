@@ -41,10 +41,10 @@ void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
     }
   }
   bool cancel = false;
+  if (!refused.ok()) LogTurnCall(call_log_, refused);
   {
     absl::MutexLock lock(&mu_);
     if (!refused.ok()) {
-      LogTurnCall(call_log_, refused);
       // The engine will never call back: it is done already.
       engine_done_ = true;
       SetFinalErrorLocked(refused);
