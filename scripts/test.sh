@@ -59,6 +59,7 @@ stage "unit and integration tests under ASan + UBSan"
 # lost because its test only checked an answer.
 export ASAN_OPTIONS="log_path=$sanitizer_logs/asan:abort_on_error=0:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$sanitizer_logs/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 status=0
 # The browser test drives Chromium, which is not ours to sanitize; the rest run.
 (cd build-clang && ctest --output-on-failure -j"$jobs" --timeout 900 -LE fuzz \
@@ -69,7 +70,7 @@ if compgen -G "$sanitizer_logs/*" >/dev/null; then
   status=1
 fi
 ((status == 0)) || exit "$status"
-unset ASAN_OPTIONS UBSAN_OPTIONS
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 stage "fuzzers, ${CHAT_FUZZ_SECONDS:-30}s each"
 (cd build-clang && ctest --output-on-failure -j"$jobs" -L fuzz)

@@ -52,6 +52,10 @@ ABSL_FLAG(std::string, cors_origins, "",
           "origins allowed to call from a browser: comma-separated, or *; "
           "empty: none");
 ABSL_FLAG(int, io_threads, 2, "threads serving HTTP connections (1 to 256)");
+ABSL_FLAG(std::string, log_format, "text",
+          "log lines as text (for people) or json (one object per line)");
+ABSL_FLAG(std::string, log_level, "info",
+          "the least severe lines logged: debug, info, warning or error");
 ABSL_FLAG(bool, access_log, false,
           "log one line per request: method, target, status, duration, "
           "request id");
@@ -107,6 +111,8 @@ const std::vector<std::string>& GatewayFlagNames() {
                                    "io_threads",
                                    "web_root",
                                    "access_log",
+                                   "log_format",
+                                   "log_level",
                                    "shutdown_grace",
                                    "backend_ca",
                                    "backend_client_cert",
@@ -193,6 +199,16 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   errors.Check(
       CheckIntInRange("io_threads", config.http.io_threads, 1, kMaxIoThreads));
   config.http.access_log = absl::GetFlag(FLAGS_access_log);
+  if (absl::StatusOr<LogFormat> format =
+          ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+      errors.Check(format.status())) {
+    config.log.format = *format;
+  }
+  if (absl::StatusOr<LogSeverity> level =
+          ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+      errors.Check(level.status())) {
+    config.log.level = *level;
+  }
 
   config.gateway.request_timeout = absl::GetFlag(FLAGS_request_timeout);
   errors.Check(CheckDurationInRange("request_timeout",

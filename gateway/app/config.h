@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flag_config.h"
+#include "common/logging.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/gateway.h"
 #include "gateway/http/http_server.h"
@@ -31,6 +32,8 @@ ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, cors_origins);
 ABSL_DECLARE_FLAG(int, io_threads);
 ABSL_DECLARE_FLAG(bool, access_log);
+ABSL_DECLARE_FLAG(std::string, log_format);
+ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(std::string, web_root);
 ABSL_DECLARE_FLAG(std::string, backend_ca);
@@ -66,6 +69,7 @@ struct GatewayConfig {
   BackendTlsFiles backend_tls_files;
   GatewayOptions gateway;
   HttpServerOptions http;
+  LogOptions log;
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Serve on a non-loopback address even if chat-server would answer
   // callers that carry no API key (see CheckBackendAuthPolicy).

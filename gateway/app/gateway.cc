@@ -372,7 +372,11 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
   const HttpRequest& request = exchange->request();
   const std::string request_id = RequestIdFor(request);
   const std::string origin = Header(request, "origin");
-  HttpHeaders headers = {{"x-request-id", request_id}};
+  // Returned to the client too, so it can find the call in the logs; the
+  // access log reads the trace id from it.
+  HttpHeaders headers = {
+      {"x-request-id", request_id},
+      {"traceparent", FormatTraceparent(GatewayTraceFor(request))}};
   for (auto& h : cors_.ResponseHeaders(origin)) {
     // A browser's script reads the rate-limit headers too.
     if (h.first == "Access-Control-Expose-Headers") {
@@ -485,8 +489,13 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   // reconnecting) the call waits for one until its deadline instead of
   // failing at once.
   context->set_wait_for_ready(true);
-  for (const auto& [key, value] :
-       ForwardedMetadata(request, request_id, exchange->client_address())) {
+  // The traceparent Handle put first among the response headers.
+  std::string traceparent;
+  for (const auto& [name, value] : headers) {
+    if (name == "traceparent") traceparent = value;
+  }
+  for (const auto& [key, value] : ForwardedMetadata(
+           request, request_id, exchange->client_address(), traceparent)) {
     context->AddMetadata(key, value);
   }
   // A client that leaves cancels the call, and chat-server then cancels the
@@ -527,8 +536,8 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
         route.method->input_type()->FindFieldByName("page_size"),
         kUnpagedPageSize);
     call->request = Serialize(*call->paged_request);
-    call->metadata =
-        ForwardedMetadata(request, request_id, exchange->client_address());
+    call->metadata = ForwardedMetadata(request, request_id,
+                                       exchange->client_address(), traceparent);
     call->deadline = absl::ToChronoTime(absl::Now() + timeout);
   }
   StartUnary(std::move(call));

@@ -95,6 +95,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitBadConfiguration = 2;
 
 int Run(const chat::gateway::GatewayConfig& config) {
+  chat::ApplyLogOptions(config.log);
   const sigset_t stop_signals = chat::BlockStopSignals();
   sigset_t signals = stop_signals;
   // SIGHUP re-reads the certificates; its default action (ending the

@@ -301,6 +301,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (const auto& [name, value] : headers) {
       absl::StrAppend(&out, name, ": ", value, "\r\n");
       if (name == "x-request-id") request_id_ = value;
+      if (name == "traceparent") traceparent_ = value;
     }
     if (status == 204 || status == 304) {
       // No body and, per RFC 9110 section 8.6, no Content-Length.
@@ -486,6 +487,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                    std::string(request.target()));
       status_ = 0;
       request_id_.clear();
+      traceparent_.clear();
     }
     chunked_ = request.version() >= 11;
     response_started_ = response_complete_ = streamed_ = false;
@@ -647,8 +649,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (gone_) return;
     gone_ = true;
     if (busy_) LogAccess(" (client gone)");
-    // Whatever was sent, the client did not get all of it.
-    RecordRequest(499);
+    // A client that closes as soon as it has read the answer can be seen
+    // leaving before the write's completion runs: once the whole answer was
+    // handed to the socket, it counts as answered. Otherwise the client did
+    // not get all of it.
+    RecordRequest(response_complete_ && queue_.empty() ? status_ : 499);
     SetBusy(false);
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
@@ -666,10 +671,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // chat-server's logs.
   void LogAccess(absl::string_view note) {
     if (!options_.access_log || request_line_.empty()) return;
-    LogInfo(request_line_, " ", status_, " ",
-            absl::FormatDuration(
-                absl::Trunc(absl::Now() - started_, absl::Microseconds(100))),
-            " rid=", request_id_, note);
+    LogFields fields;
+    fields.Add("request", request_line_)
+        .Add("status", status_)
+        .AddMillis("latency_ms",
+                   absl::Trunc(absl::Now() - started_, absl::Microseconds(100)))
+        .Add("request_id", request_id_);
+    // 00-<trace id>-<span id>-<flags>, as the handler set it.
+    if (traceparent_.size() == 55) {
+      fields.Add("trace_id", absl::string_view(traceparent_).substr(3, 32))
+          .Add("span_id", absl::string_view(traceparent_).substr(36, 16));
+    }
+    fields.Add("note", absl::StripLeadingAsciiWhitespace(note));
+    Log(LogSeverity::kInfo, "access", fields);
     request_line_.clear();
   }
 
@@ -745,6 +759,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   absl::Time started_;
   std::string request_line_;
   std::string request_id_;
+  std::string traceparent_;
   int status_ = 0;
   // The handler's name for the request's route (HttpExchange::SetRoute).
   std::string route_ = kUnmatchedRoute;

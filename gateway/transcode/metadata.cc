@@ -15,7 +15,8 @@ constexpr absl::string_view kMetadataPrefix = "grpc-metadata-";
 // Keys the gateway sets itself, or only from their own header: never from a
 // Grpc-Metadata-<name> header.
 constexpr absl::string_view kReservedKeys[] = {
-    "x-request-id", "x-forwarded-for", "authorization", "x-api-key"};
+    "x-request-id", "x-forwarded-for", "authorization", "x-api-key",
+    "traceparent"};
 
 // OpenAI's rate-limit headers and Retry-After, as OpenAI spells them (HTTP
 // header names are case-insensitive; gRPC keys are lowercase).
@@ -66,9 +67,12 @@ bool IsValidKey(absl::string_view key) {
 
 std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
     const HttpRequest& request, absl::string_view request_id,
-    absl::string_view client_address) {
+    absl::string_view client_address, absl::string_view traceparent) {
   std::vector<std::pair<std::string, std::string>> out;
   out.emplace_back("x-request-id", std::string(request_id));
+  if (!traceparent.empty()) {
+    out.emplace_back("traceparent", std::string(traceparent));
+  }
   // "unknown" (RFC 7239's word for an unknown node) rather than nothing: with
   // no x-forwarded-for, chat-server would judge the gateway's own loopback
   // address instead.
@@ -164,6 +168,23 @@ std::string RequestIdFor(const HttpRequest& request) {
   }
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return absl::StrFormat("%016x%016x", rng(), rng());
+}
+
+}  // namespace chat::gateway
+
+namespace chat::gateway {
+
+TraceContext GatewayTraceFor(const HttpRequest& request) {
+  std::optional<TraceContext> trace;
+  // Several traceparent headers make it invalid (W3C Trace Context 3.2).
+  if (request.count("traceparent") == 1) {
+    auto it = request.find("traceparent");
+    trace = ParseTraceparent(
+        absl::string_view(it->value().data(), it->value().size()));
+  }
+  if (!trace.has_value()) trace = NewTraceContext();
+  trace->parent_id = NewSpanId();
+  return *std::move(trace);
 }
 
 }  // namespace chat::gateway

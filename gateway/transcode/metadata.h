@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/trace_context.h"
 #include "gateway/http/http_server.h"
 #include "grpcpp/support/string_ref.h"
 
@@ -22,6 +23,7 @@ namespace chat::gateway {
 // - `authorization` and `x-api-key`, the caller's credentials, as sent
 //   (chat-server decides who the caller is; the gateway only forwards);
 // - `x-request-id`: `request_id`, the client's or one the gateway made;
+// - `traceparent`: `traceparent` if not empty (GatewayTraceFor's);
 // - `x-forwarded-for`: `client_address`, the peer of the HTTP connection, or
 //   "unknown" if the socket could not tell. Whatever the client sent as
 //   X-Forwarded-For (or Grpc-Metadata-X-Forwarded-For) is dropped: chat-server
@@ -34,7 +36,7 @@ namespace chat::gateway {
 // characters) is left out rather than failing the call.
 std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
     const HttpRequest& request, absl::string_view request_id,
-    absl::string_view client_address);
+    absl::string_view client_address, absl::string_view traceparent = "");
 
 // The response metadata chat-server sends that the gateway passes on as
 // HTTP headers, by lowercase key: OpenAI's rate-limit headers
@@ -59,6 +61,11 @@ absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value);
 // The client's x-request-id when it is a sane token (1-128 printable
 // ASCII characters), else a new random one (32 hex digits).
 std::string RequestIdFor(const HttpRequest& request);
+
+// The request's trace: the client's `traceparent` when it is one valid
+// header (W3C Trace Context), else a new trace; either way with a new span
+// id for the gateway's part as parent_id, which is what chat-server gets.
+TraceContext GatewayTraceFor(const HttpRequest& request);
 
 }  // namespace chat::gateway
 

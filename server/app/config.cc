@@ -18,6 +18,13 @@
 
 // Each numeric flag's help states the range ServerConfigFromFlags accepts;
 // keep the two in step.
+ABSL_FLAG(std::string, log_format, "text",
+          "log lines as text (for people) or json (one object per line)");
+ABSL_FLAG(std::string, log_level, "info",
+          "the least severe lines logged: debug, info, warning or error");
+ABSL_FLAG(bool, log_content, false,
+          "put message content (prompts and replies) in the per-turn log "
+          "line; off, content never reaches the logs");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, HOST:PORT with a port from 0 to 65535 "
           "(0 picks a free one); a port in use is an error. Env: CHAT_LISTEN.");
@@ -266,6 +273,9 @@ const std::vector<std::string>& ServerFlagNames() {
   static const auto* const kNames = new std::vector<std::string>{
       "listen",
       "metrics_listen",
+      "log_format",
+      "log_level",
+      "log_content",
       "store",
       "provider",
       "default_system_prompt",
@@ -314,6 +324,17 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
     errors.Check(
         ParseHostPort("metrics_listen", config.metrics_listen).status());
   }
+  if (absl::StatusOr<LogFormat> format =
+          ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+      errors.Check(format.status())) {
+    config.log.format = *format;
+  }
+  if (absl::StatusOr<LogSeverity> level =
+          ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+      errors.Check(level.status())) {
+    config.log.level = *level;
+  }
+  config.log.content = absl::GetFlag(FLAGS_log_content);
   config.store_url = absl::GetFlag(FLAGS_store);
   // The scheme is checked where it is understood: OpenConversationStore
   // names the accepted forms ("cannot open store", exit 1).

@@ -12,11 +12,15 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flag_config.h"
+#include "common/logging.h"
 #include "server/app/grpc_transport.h"
 #include "server/engine/chat_engine.h"
 #include "server/llm/provider_factory.h"
 #include "server/store/conversation_store.h"
 
+ABSL_DECLARE_FLAG(std::string, log_format);
+ABSL_DECLARE_FLAG(std::string, log_level);
+ABSL_DECLARE_FLAG(bool, log_content);
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
 ABSL_DECLARE_FLAG(std::string, store);
@@ -69,6 +73,7 @@ struct ServerConfig {
   // HOST:PORT for GET /metrics; empty: not served.
   std::string metrics_listen;
   std::string store_url;
+  LogOptions log;
   store::StoreOptions store_options;
   // The flag-controlled part; main adds keys and base URLs from the
   // environment (llm::ReadProviderEnvironment).

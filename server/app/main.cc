@@ -94,6 +94,7 @@ void ReloadTls(chat::ReloadableTlsCredentials* tls) {
 }
 
 int Run(chat::ServerConfig config) {
+  chat::ApplyLogOptions(config.log);
   sigset_t signals = chat::BlockStopSignals();
   // Blocked in every thread and taken by sigwait below, so SIGHUP never
   // stops the process.

@@ -192,6 +192,7 @@ class ChatEngine::Turn final : public TurnHandle,
     completion.max_tokens = request_.max_tokens;
     completion.temperature = request_.temperature;
     completion.deadline = request_.deadline;
+    completion.traceparent = request_.traceparent;
     if (IsCancelled()) return absl::CancelledError("the call was cancelled");
     if (absl::Status admitted = Admit(&completion); !admitted.ok()) {
       return admitted;
@@ -288,6 +289,12 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.output_tokens = result.output_tokens;
     answer.cost_usd = turn.cost_usd;
     answer.truncated_turns = truncated_turns_;
+    if (first_delta_at_.has_value()) {
+      answer.time_to_first_token = *first_delta_at_ - accepted_at_;
+    }
+    answer.provider = std::move(result.provider);
+    answer.provider_request_id = std::move(result.provider_request_id);
+    answer.provider_retries = result.retries;
     Finish(std::move(answer));
   }
 
@@ -338,8 +345,10 @@ class ChatEngine::Turn final : public TurnHandle,
       if (absl::Status settled =
               engine_->quotas_.Settle(*admission_, used_tokens);
           !settled.ok()) {
-        LogWarning("token counters of key ", request_.key_id,
-                   " not settled: ", settled.ToString());
+        Log(LogSeverity::kWarning,
+            absl::StrCat("token counters of key ", request_.key_id,
+                         " not settled: ", settled.ToString()),
+            LogFields().Add("traceparent", request_.traceparent));
       }
     }
     // Before OnComplete too: a client that saw its stream end may start
@@ -381,7 +390,8 @@ class ChatEngine::Turn final : public TurnHandle,
   std::string system_prompt_;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
-  // Set by the first OnDelta (a retried turn keeps its first one).
+  // Set by the first OnDelta (a retried turn keeps its first one); read by
+  // Commit, after the provider's end.
   std::optional<absl::Time> first_delta_at_;
   // A conflicting append was already retried once.
   bool retried_ = false;

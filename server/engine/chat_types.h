@@ -34,6 +34,9 @@ struct ChatTurnRequest {
   bool streamed = false;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
+  // The W3C traceparent passed to the provider (the trace this turn belongs
+  // to, the caller's span as parent); empty: none.
+  std::string traceparent;
 };
 
 struct ChatTurnResult {
@@ -54,6 +57,13 @@ struct ChatTurnResult {
   // Earlier turns left out of the prompt to fit the context window (they
   // stay stored).
   int truncated_turns = 0;
+  // For the logs: from the turn's start until the provider's first text
+  // (none if it sent none), who answered, their id for the request, and the
+  // provider's failed attempts before the answer.
+  std::optional<absl::Duration> time_to_first_token;
+  std::string provider;
+  std::string provider_request_id;
+  int provider_retries = 0;
 };
 
 }  // namespace chat

@@ -126,6 +126,7 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
     prompt_bytes += m.content.size();
   CompletionResult result;
   result.model = request.model.empty() ? "echo" : request.model;
+  result.provider = "echo";
   result.stop_reason = "end_turn";
   result.input_tokens = EstimateTokens(prompt_bytes);
   result.output_tokens = EstimateTokens(reply.size());

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/trace_context.h"
 #include "server/llm/provider_error.h"
 #include "server/llm/provider_metrics.h"
 
@@ -20,6 +21,12 @@ namespace {
 constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 constexpr size_t kMaxWholeBodyBytes = 16 * 1024 * 1024;
 constexpr size_t kMaxPendingEventBytes = 16 * 1024 * 1024;
+
+// The trace id of a traceparent the engine built ("00-<id>-<span>-<flags>").
+std::string TraceIdOf(absl::string_view traceparent) {
+  std::optional<TraceContext> context = ParseTraceparent(traceparent);
+  return context.has_value() ? context->trace_id : std::string();
+}
 
 }  // namespace
 
@@ -96,6 +103,11 @@ class HttpStreamingProvider::Call final
     http_request_.idle_timeout = provider_->options_.idle_timeout;
     http_request_.deadline = deadline_;
     http_request_.ca_file = provider_->options_.ca_file;
+    if (!request.traceparent.empty()) {
+      http_request_.headers.push_back(
+          absl::StrCat("traceparent: ", request.traceparent));
+    }
+    trace_id_ = TraceIdOf(request.traceparent);
   }
 
   void Begin() {
@@ -207,10 +219,14 @@ class HttpStreamingProvider::Call final
       failure = result.status();
       retryable = absl::IsUnavailable(failure);
     }
-    LogWarning(name, " attempt ", attempts_, " failed: ", failure.message(),
-               request_id_.empty()
-                   ? ""
-                   : absl::StrCat(" (request-id ", request_id_, ")"));
+    Log(LogSeverity::kWarning,
+        absl::StrCat(name, " attempt ", attempts_,
+                     " failed: ", failure.message()),
+        LogFields()
+            .Add("trace_id", trace_id_)
+            .Add("provider", name)
+            .Add("provider_request_id", request_id_)
+            .Add("http_status", http_status_));
     // Nothing is retried once text reached the caller: it would see the
     // reply twice.
     if (retryable && !emitted_ &&
@@ -220,7 +236,9 @@ class HttpStreamingProvider::Call final
           std::uniform_real_distribution<double>(0.0, 1.0)(provider_->random_),
           retry_after_);
       if (absl::Now() + delay < deadline_) {
-        LogInfo(name, ": retrying in ", absl::FormatDuration(delay));
+        Log(LogSeverity::kInfo,
+            absl::StrCat(name, ": retrying in ", absl::FormatDuration(delay)),
+            LogFields().Add("trace_id", trace_id_));
         ProviderMetrics::Get().retries.WithLabels({name}).Increment();
         provider_->loop_->RunAt(
             absl::Now() + delay,
@@ -277,12 +295,19 @@ class HttpStreamingProvider::Call final
   }
 
   void End(absl::StatusOr<CompletionResult> result) {
+    if (result.ok()) {
+      result->provider = std::string(provider_->protocol_->name());
+      result->provider_request_id = request_id_;
+      result->retries = std::max(0, attempts_ - 1);
+    }
     std::shared_ptr<CompletionSink> sink = std::move(sink_);
     sink->OnComplete(std::move(result));
   }
 
   HttpStreamingProvider* const provider_;
   const absl::Time deadline_;
+  // For log lines about this call; empty without a traceparent.
+  std::string trace_id_;
   HttpRequest http_request_;
   // Null once OnComplete was called.
   std::shared_ptr<CompletionSink> sink_;

@@ -36,6 +36,9 @@ struct CompletionRequest {
   // The caller's deadline (its gRPC deadline): the completion fails with
   // kDeadlineExceeded rather than run past it, retries included.
   absl::Time deadline = absl::InfiniteFuture();
+  // The W3C traceparent to send upstream (its parent id this call's span);
+  // empty: none is sent.
+  std::string traceparent;
 };
 
 // How a completion ended.
@@ -44,6 +47,12 @@ struct CompletionResult {
   std::string stop_reason;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  // For the logs: the provider that answered ("anthropic", "openai",
+  // "echo"), its id for the request (a response header), and how many
+  // attempts failed before this one.
+  std::string provider;
+  std::string provider_request_id;
+  int retries = 0;
 };
 
 // Receives one completion's output. The provider calls OnDelta zero or more

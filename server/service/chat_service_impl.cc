@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/time_format.h"
 #include "server/engine/validation.h"
+#include "server/service/call_log.h"
 #include "server/service/chat_stream_reactor.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
@@ -50,7 +51,10 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
  public:
   ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
                    ChatResponse* response)
-      : context_(context), engine_(engine), response_(response) {}
+      : context_(context),
+        engine_(engine),
+        response_(response),
+        call_log_(StartCallLog(*context, "Chat")) {}
 
   // Starts the turn, or finishes the call with `request`'s error. Called
   // once, from any thread.
@@ -62,6 +66,8 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
     }
     if (refused.ok() && !request.ok()) refused = request.status();
     if (refused.ok()) {
+      request->traceparent = ProviderTraceparent(call_log_);
+      call_log_.SetTurn(*request);
       absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
           engine_->StartTurn(*std::move(request), this);
       if (turn.ok()) {
@@ -76,6 +82,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
       }
       refused = turn.status();
     }
+    LogTurnCall(call_log_, refused);
     FinishWithError(refused);
     Release(/*grpc_side=*/false);
   }
@@ -90,6 +97,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   void OnDelta(absl::string_view /*text*/) override {}
 
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
+    LogTurnCall(call_log_, result);
     if (result.ok()) {
       FillChatResponse(*result, response_);
       Finish(grpc::Status::OK);
@@ -132,6 +140,9 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   grpc::CallbackServerContext* const context_;
   ChatEngine* const engine_;
   ChatResponse* const response_;
+  // Completed by Start, logged when the turn ends; the engine's callbacks
+  // order the accesses.
+  CallLog call_log_;
   absl::Mutex mu_;
   // Set once the engine accepted the turn.
   std::shared_ptr<TurnHandle> turn_ ABSL_GUARDED_BY(mu_);
@@ -145,18 +156,26 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
 // thread waits on the store.
 template <typename Work>
 grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
+                                       absl::string_view rpc,
                                        Authenticator* authenticator,
                                        ThreadPool* pool, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   authenticator->Authenticate(
-      CredentialsOf(*context),
-      [reactor, pool, work = std::move(work)](absl::StatusOr<Caller> caller) {
+      CredentialsOf(*context), [reactor, pool, work = std::move(work),
+                                log = StartCallLog(*context, rpc)](
+                                   absl::StatusOr<Caller> caller) mutable {
         if (!caller.ok()) {
+          LogCall(log, caller.status());
           reactor->Finish(ToGrpcStatus(caller.status()));
           return;
         }
-        pool->Schedule([reactor, work, caller = *std::move(caller)]() mutable {
-          reactor->Finish(ToGrpcStatus(work(caller)));
+        log.tenant = caller->tenant;
+        log.key_id = caller->key_id;
+        pool->Schedule([reactor, work, log = std::move(log),
+                        caller = *std::move(caller)]() mutable {
+          absl::Status status = work(caller);
+          LogCall(log, status);
+          reactor->Finish(ToGrpcStatus(status));
         });
       });
   return reactor;
@@ -207,6 +226,7 @@ grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
                             const chat::v1::ChatStreamRequest* request) {
   auto* reactor = new ChatStreamReactor(context, engine_);
+  reactor->set_call_log(StartCallLog(*context, "ChatStream"));
   authenticator_->Authenticate(
       CredentialsOf(*context),
       [reactor, context, request](absl::StatusOr<Caller> caller) {
@@ -221,7 +241,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(
     const chat::v1::GetHistoryRequest* request,
     chat::v1::GetHistoryResponse* response) {
   return FinishOnPool(
-      context, authenticator_, pool_,
+      context, "GetHistory", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
             !s.ok()) {
@@ -258,7 +278,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::DeleteSession(
     const chat::v1::DeleteSessionRequest* request,
     chat::v1::DeleteSessionResponse* response) {
   return FinishOnPool(
-      context, authenticator_, pool_,
+      context, "DeleteSession", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
             !s.ok()) {
@@ -278,7 +298,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ResetSession(
     const chat::v1::ResetSessionRequest* request,
     chat::v1::ResetSessionResponse* response) {
   return FinishOnPool(
-      context, authenticator_, pool_,
+      context, "ResetSession", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
             !s.ok()) {
@@ -303,7 +323,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
     const chat::v1::ListSessionsRequest* request,
     chat::v1::ListSessionsResponse* response) {
   return FinishOnPool(
-      context, authenticator_, pool_,
+      context, "ListSessions", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         int page_size = request->page_size();
         if (page_size < 0 || page_size > kMaxPageSize) {
@@ -332,7 +352,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
     const chat::v1::GetStatsRequest* /*request*/,
     chat::v1::GetStatsResponse* response) {
   return FinishOnPool(
-      context, authenticator_, pool_,
+      context, "GetStats", authenticator_, pool_,
       [this, response](const Caller& caller) -> absl::Status {
         absl::StatusOr<store::StoreStats> stats =
             store_->GetStats(caller.tenant);

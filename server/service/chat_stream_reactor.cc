@@ -29,6 +29,8 @@ void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
   std::shared_ptr<TurnHandle> handle;
   if (refused.ok()) {
     request->streamed = true;
+    request->traceparent = ProviderTraceparent(call_log_);
+    call_log_.SetTurn(*request);
     // Not under mu_: the engine may call OnDelta from its threads at once.
     absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
         engine_->StartTurn(*std::move(request), this);
@@ -39,6 +41,7 @@ void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
     }
   }
   bool cancel = false;
+  if (!refused.ok()) LogTurnCall(call_log_, refused);
   {
     absl::MutexLock lock(&mu_);
     if (!refused.ok()) {
@@ -79,6 +82,7 @@ void ChatStreamReactor::OnDelta(absl::string_view text) {
 }
 
 void ChatStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
+  LogTurnCall(call_log_, result);
   {
     absl::MutexLock lock(&mu_);
     if (result.ok()) {

@@ -10,6 +10,7 @@
 #include "chat/v1/chat.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "server/engine/chat_engine.h"
+#include "server/service/call_log.h"
 
 namespace chat {
 
@@ -35,6 +36,9 @@ class ChatStreamReactor final
   // from any thread, on a reactor made with the one-argument constructor.
   void Start(absl::StatusOr<ChatTurnRequest> request);
 
+  // The call's log record (StartCallLog); before Start.
+  void set_call_log(CallLog log) { call_log_ = std::move(log); }
+
   // grpc::ServerWriteReactor
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -56,6 +60,9 @@ class ChatStreamReactor final
 
   grpc::CallbackServerContext* const context_;
   ChatEngine* const engine_;
+  // Completed by Start, logged when the call ends; the engine's callbacks
+  // order the accesses.
+  CallLog call_log_;
 
   absl::Mutex mu_;
   // Set once the engine accepted the turn.

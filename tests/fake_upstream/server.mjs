@@ -28,7 +28,7 @@
 // 127.0.0.1); /_stats then reports each model's "http_version".
 // Control: GET /_server -> connections opened, peak open, requests, peak
 // concurrent streams; GET /_stats?key=MODEL -> {"attempts", "closed_early",
-// "completed", "last_request", "saw_credentials"}; POST /_release?key=MODEL
+// "completed", "last_request", "last_traceparent", "saw_credentials"}; POST /_release?key=MODEL
 // ends held streams. Prints "fake-upstream listening on 127.0.0.1:PORT".
 
 import fs from 'node:fs';
@@ -155,6 +155,7 @@ async function serveCompletion(api, req, res, body) {
   const s = statsFor(model);
   s.attempts += 1;
   s.last_request = body;
+  s.last_traceparent = req.headers.traceparent ?? null;
   s.http_version = req.httpVersion;
   let closed = false;
   let ended = false;

@@ -248,7 +248,7 @@ describe('API keys through the gateway', () => {
     // Requests above carried the admin key, the API key and a bad key; the
     // access log names each request, never its credentials.
     const log = stack.gateway.log();
-    assert.match(log, /POST \/chat /);
+    assert.match(log, /request="POST \/chat"/);
     assert.ok(!log.includes(ADMIN_KEY), 'admin key in the gateway log');
     assert.ok(!key || !log.includes(key), 'API key in the gateway log');
     assert.ok(!log.includes('chatd_nosuchid'), 'bad key in the gateway log');

@@ -6,7 +6,8 @@
 // that is gone), so a new route cannot be left out of the matrix. Tenants A
 // and B each get a key from POST /v1/admin/keys and use the same session ids.
 // For every route that names a session, B's answer for A's session is
-// compared byte for byte (status, headers but x-request-id and date, body)
+// compared byte for byte (status, headers but x-request-id, traceparent and
+// date, body)
 // with B's answer for that id recorded before anyone created it: exactly what
 // a session that exists nowhere gets. A's history must be identical
 // afterwards. Every message A sends carries a marker that must never appear
@@ -75,7 +76,8 @@ async function call(base, route, key, { params = {}, body, query = '' } = {}) {
   });
   const seen = {};
   for (const [name, value] of res.headers) {
-    if (name !== 'x-request-id' && name !== 'date') seen[name] = value;
+    // Per request by design: the request id and the trace.
+    if (!['x-request-id', 'traceparent', 'date'].includes(name)) seen[name] = value;
   }
   return { route, status: res.status, headers: seen, body: await res.text() };
 }

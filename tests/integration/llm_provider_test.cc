@@ -287,6 +287,25 @@ TEST_P(LlmProviderTest, RetriesRecoverBeforeTheFirstByte) {
   EXPECT_EQ(History("retry").messages_size(), 8);
 }
 
+TEST_P(LlmProviderTest, TheCallersTraceReachesTheUpstreamWithTheServersSpan) {
+  StartServer();
+  const std::string model = Model("flaky:503:1");
+  grpc::ClientContext context;
+  context.AddMetadata(
+      "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  ChatResponse response;
+  grpc::Status status =
+      stub_->Chat(&context, Request("trace", "hi", model), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The retry carries it too.
+  EXPECT_EQ(Stats(model)["attempts"], 2);
+  const std::string sent = Stats(model)["last_traceparent"].get<std::string>();
+  ASSERT_EQ(sent.size(), 55u) << sent;
+  EXPECT_EQ(sent.substr(0, 36), "00-4bf92f3577b34da6a3ce929d0e0e4736-");
+  EXPECT_NE(sent.substr(36, 16), "00f067aa0ba902b7");
+  EXPECT_EQ(sent.substr(52), "-01");
+}
+
 TEST_P(LlmProviderTest, RetriesAreBoundedByTheFlagAndHonourRetryAfter) {
   StartServer({"--provider_retries=1"});
   const std::string model = Model("status:429:1");

@@ -114,6 +114,12 @@ INSTANTIATE_TEST_SUITE_P(
                      [] { absl::SetFlag(&FLAGS_max_body_bytes, 0); },
                      "--max_body_bytes must be between 1 and 1073741824; "
                      "got 0"},
+        BadValueCase{"LogFormatUnknown",
+                     [] { absl::SetFlag(&FLAGS_log_format, "xml"); },
+                     "--log_format must be json or text"},
+        BadValueCase{"LogLevelUnknown",
+                     [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
+                     "--log_level must be debug, info, warning or error"},
         BadValueCase{"BackendEmpty", [] { absl::SetFlag(&FLAGS_backend, ""); },
                      "--backend must be HOST:PORT or comma-separated"},
         BadValueCase{

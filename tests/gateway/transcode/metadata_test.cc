@@ -33,6 +33,47 @@ TEST(MetadataTest, ForwardsAuthorizationRequestIdAndGrpcMetadata) {
                                        Pair("tenant", "acme")));
 }
 
+TEST(MetadataTest, ForwardsTheGatewaysTraceparentNotTheClients) {
+  HttpRequest request;
+  request.set("Grpc-Metadata-Traceparent", "00-forged");
+  auto md = ForwardedMetadata(
+      request, "rid-1", "10.1.2.3",
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_THAT(md, Contains(Pair("traceparent",
+                                "00-4bf92f3577b34da6a3ce929d0e0e4736-"
+                                "00f067aa0ba902b7-01")));
+  EXPECT_THAT(md, Not(Contains(Pair("traceparent", "00-forged"))));
+}
+
+TEST(GatewayTraceForTest, KeepsAValidTraceWithANewSpan) {
+  HttpRequest request;
+  request.set("traceparent",
+              "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  TraceContext trace = GatewayTraceFor(request);
+  EXPECT_EQ(trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(trace.flags, "00");
+  EXPECT_EQ(trace.parent_id.size(), 16u);
+  EXPECT_NE(trace.parent_id, "00f067aa0ba902b7");
+}
+
+TEST(GatewayTraceForTest, StartsANewTraceForAMissingOrInvalidOne) {
+  HttpRequest none;
+  HttpRequest invalid;
+  invalid.set("traceparent",
+              "00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+  HttpRequest twice;
+  twice.insert("traceparent",
+               "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  twice.insert("traceparent",
+               "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-01");
+  for (const HttpRequest* request : {&none, &invalid, &twice}) {
+    TraceContext trace = GatewayTraceFor(*request);
+    EXPECT_TRUE(ParseTraceparent(FormatTraceparent(trace)).has_value());
+    EXPECT_NE(trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    EXPECT_NE(trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4737");
+  }
+}
+
 TEST(MetadataTest, ForwardsXApiKey) {
   HttpRequest request;
   request.set("X-Api-Key", "chatd_abc_secret");

@@ -120,6 +120,26 @@ TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
                   Field(&store::StoredMessage::content, "Hello there")));
 }
 
+TEST_F(ChatEngineTest, PassesTheTraceUpstreamAndReportsWhatTheLogsNeed) {
+  FakeScript script;
+  script.result.provider = "anthropic";
+  script.result.provider_request_id = "req_1";
+  script.result.retries = 1;
+  provider_.SetScript(script);
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.traceparent =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  absl::StatusOr<ChatTurnResult> result = RunTurn(request);
+  ASSERT_THAT(result, IsOk());
+  ASSERT_EQ(provider_.requests().size(), 1u);
+  EXPECT_EQ(provider_.requests()[0].traceparent, request.traceparent);
+  EXPECT_EQ(result->provider, "anthropic");
+  EXPECT_EQ(result->provider_request_id, "req_1");
+  EXPECT_EQ(result->provider_retries, 1);
+  ASSERT_TRUE(result->time_to_first_token.has_value());
+  EXPECT_GE(*result->time_to_first_token, absl::ZeroDuration());
+}
+
 TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
   ChatTurnRequest first = Request("s1", "one");
   first.system_prompt = "Be brief.";
