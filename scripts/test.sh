@@ -59,7 +59,7 @@ stage "unit and integration tests under ASan + UBSan"
 # lost because its test only checked an answer.
 export ASAN_OPTIONS="log_path=$sanitizer_logs/asan:abort_on_error=0:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$sanitizer_logs/ubsan:print_stacktrace=1:halt_on_error=1"
-export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 status=0
 # The browser test drives Chromium, which is not ours to sanitize; the rest run.
 (cd build-clang && ctest --output-on-failure -j"$jobs" --timeout 900 -LE fuzz \
