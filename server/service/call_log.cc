@@ -71,6 +71,8 @@ void LogTurnCall(const CallLog& log,
         .Add("provider", result->provider)
         .Add("provider_request_id", result->provider_request_id)
         .Add("retries", result->provider_retries);
+    // Absent when the model has no price: no cost, not a zero cost.
+    if (result->cost_usd.has_value()) fields.Add("cost_usd", *result->cost_usd);
   }
   if (LogContentEnabled()) {
     fields.Add("message", log.message);

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
 #include "chat/v1/chat.grpc.pb.h"
@@ -134,6 +135,10 @@ TEST_F(CostTest, AKnownModelCostsItsTokensAtItsPrice) {
   ASSERT_TRUE(response.has_cost_usd());
   EXPECT_DOUBLE_EQ(response.cost_usd(),
                    CostOf(response, kSonnetInput, kSonnetOutput));
+  // The turn's log line carries it too (written as the call ends).
+  EXPECT_TRUE(::chat::testing::Eventually([&] {
+    return absl::StrContains(server_->Log(), "cost_usd=");
+  })) << server_->Log();
 
   // Streamed: the cost is in `done`.
   ChatRequest request;
