@@ -71,18 +71,28 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
       absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
           engine_->StartTurn(*std::move(request), this);
       if (turn.ok()) {
+        // The turn may already have ended and gRPC called OnDone: this
+        // object lives on because start_done_ is still false.
         bool cancel;
+        bool all_done;
         {
           absl::MutexLock lock(&mu_);
           turn_ = *turn;
           cancel = cancelled_;  // OnCancel ran while the turn was starting.
+          start_done_ = true;
+          all_done = grpc_done_ && engine_done_;
         }
         if (cancel) (*turn)->Cancel();
+        if (all_done) delete this;
         return;
       }
       refused = turn.status();
     }
     LogTurnCall(call_log_, refused);
+    {
+      absl::MutexLock lock(&mu_);
+      start_done_ = true;
+    }
     FinishWithError(refused);
     Release(/*grpc_side=*/false);
   }
@@ -132,7 +142,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
     {
       absl::MutexLock lock(&mu_);
       (grpc_side ? grpc_done_ : engine_done_) = true;
-      both = grpc_done_ && engine_done_;
+      both = grpc_done_ && engine_done_ && start_done_;
     }
     if (both) delete this;
   }
@@ -149,6 +159,9 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Start has returned from the engine: until then the turn may end (and
+  // gRPC finish the call) on other threads while Start still needs `this`.
+  bool start_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Authenticates the call, then runs `work(caller)` (store I/O, returning the

@@ -41,9 +41,11 @@ void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
     }
   }
   bool cancel = false;
+  bool all_done = false;
   if (!refused.ok()) LogTurnCall(call_log_, refused);
   {
     absl::MutexLock lock(&mu_);
+    start_done_ = true;
     if (!refused.ok()) {
       // The engine will never call back: it is done already.
       engine_done_ = true;
@@ -53,8 +55,12 @@ void ChatStreamReactor::Start(absl::StatusOr<ChatTurnRequest> request) {
     }
     turn_ = handle;
     cancel = cancelled_;  // OnCancel ran while the turn was starting.
+    // The turn may already have ended and gRPC called OnDone: this object
+    // lived on only because start_done_ was false.
+    all_done = grpc_done_ && engine_done_;
   }
   if (cancel) handle->Cancel();
+  if (all_done) delete this;
 }
 
 void ChatStreamReactor::OnAdmitted(const RateLimitStatus& status) {
@@ -150,7 +156,7 @@ void ChatStreamReactor::Release(bool grpc_side) {
   {
     absl::MutexLock lock(&mu_);
     (grpc_side ? grpc_done_ : engine_done_) = true;
-    both = grpc_done_ && engine_done_;
+    both = grpc_done_ && engine_done_ && start_done_;
   }
   if (both) delete this;
 }

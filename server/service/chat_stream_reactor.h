@@ -79,6 +79,9 @@ class ChatStreamReactor final
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Start has returned from the engine: until then the turn may end (and
+  // gRPC finish the call) on other threads while Start still needs `this`.
+  bool start_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace chat
