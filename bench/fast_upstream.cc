@@ -67,10 +67,10 @@ std::string Event(absl::string_view name, absl::string_view data) {
 
 // The reply's parts; only message_start depends on the request.
 struct Reply {
-  std::string head;  // Status line and headers.
+  std::string head;         // Status line and headers.
   std::string after_start;  // content_block_start and ping.
   std::vector<std::string> deltas;
-  std::string end;  // content_block_stop .. message_stop, last chunk.
+  std::string end;         // content_block_stop .. message_stop, last chunk.
   std::string whole_tail;  // after_start + deltas + end (no delay).
 };
 
@@ -84,18 +84,17 @@ Reply BuildReply(int tokens) {
       "Connection: keep-alive\r\n"
       "Keep-Alive: timeout=30\r\n"
       "Transfer-Encoding: chunked\r\n\r\n";
-  r.after_start =
-      Event("content_block_start",
-            R"({"type":"content_block_start","index":0,)"
-            R"("content_block":{"type":"text","text":""}})") +
-      Event("ping", R"({"type": "ping"})");
+  r.after_start = Event("content_block_start",
+                        R"({"type":"content_block_start","index":0,)"
+                        R"("content_block":{"type":"text","text":""}})") +
+                  Event("ping", R"({"type": "ping"})");
   for (int i = 0; i < tokens; ++i) {
     std::string word = absl::StrCat("word", i + 1, i + 1 < tokens ? " " : "");
-    r.deltas.push_back(Event(
-        "content_block_delta",
-        absl::StrCat(R"({"type":"content_block_delta","index":0,)",
-                     R"("delta":{"type":"text_delta","text":")", word,
-                     R"("}})")));
+    r.deltas.push_back(
+        Event("content_block_delta",
+              absl::StrCat(R"({"type":"content_block_delta","index":0,)",
+                           R"("delta":{"type":"text_delta","text":")", word,
+                           R"("}})")));
   }
   r.end = Event("content_block_stop",
                 R"({"type":"content_block_stop","index":0})") +
@@ -211,8 +210,8 @@ class Server {
 
   void Accept() {
     for (;;) {
-      int fd = accept4(listen_fd_, nullptr, nullptr,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd =
+          accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) perror("accept4");
@@ -281,7 +280,8 @@ class Server {
           size_t colon = h.find(':');
           if (colon == h.npos) continue;
           absl::string_view name = h.substr(0, colon);
-          absl::string_view value = absl::StripAsciiWhitespace(h.substr(colon + 1));
+          absl::string_view value =
+              absl::StripAsciiWhitespace(h.substr(colon + 1));
           if (absl::EqualsIgnoreCase(name, "content-length")) {
             if (!absl::SimpleAtoi(value, &content_length)) return Close(fd);
           } else if (absl::EqualsIgnoreCase(name, "connection")) {
@@ -417,8 +417,8 @@ int main(int argc, char** argv) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  if (inet_pton(AF_INET, listen_addr.substr(0, colon).c_str(), &addr.sin_addr) !=
-      1) {
+  if (inet_pton(AF_INET, listen_addr.substr(0, colon).c_str(),
+                &addr.sin_addr) != 1) {
     std::fprintf(stderr, "fast-upstream: --listen: not an IPv4 address\n");
     return 2;
   }

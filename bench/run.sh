@@ -21,7 +21,8 @@
 #   QUICK=1           64 connections and 1,000 streams only, DURATION=5
 #   ALLOCATOR=jemalloc|tcmalloc   LD_PRELOAD Debian's allocator into both
 #                     chatd binaries (libjemalloc2 / libtcmalloc-minimal4)
-#   OUT=DIR           output directory (default bench/out, gitignored)
+#   OUT=DIR           output directory (default bench/out, gitignored;
+#                     bench/out/ALLOCATOR with ALLOCATOR set)
 #   BUILD_DIR=DIR     build tree (default build; configured if missing)
 #   STORES="memory sqlite", CONNS="1 16 64 256", STREAMS="100 1000 3000 10000"
 #                     override the levels
@@ -41,7 +42,7 @@ else
   read -r -a stream_levels <<<"${STREAMS:-100 1000 3000 10000}"
 fi
 read -r -a stores <<<"${STORES:-memory sqlite}"
-out=${OUT:-bench/out}
+out=${OUT:-bench/out${ALLOCATOR:+/$ALLOCATOR}}
 build_dir=${BUILD_DIR:-build}
 bin=$build_dir/bin
 allocator=${ALLOCATOR:-}
@@ -145,8 +146,15 @@ start_stack() {
     --max_connections=100000 --max_connections_per_client=100000 2>"$tmp/gateway.log" &
   gw_pid=$!
   gw_addr=$(wait_listen "$tmp/gateway.log")
-  srv_metrics=$(grep -o 'metrics on http://[0-9.:]*' "$tmp/server.log" | awk '{print $3}')
-  gw_metrics=$(grep -o 'metrics on http://[0-9.:]*' "$tmp/gateway.log" | awk '{print $3}')
+  srv_metrics=$(grep -o 'metrics on http://[0-9.:]*/metrics' "$tmp/server.log" | awk '{print $3}')
+  gw_metrics=$(grep -o 'metrics on http://[0-9.:]*/metrics' "$tmp/gateway.log" | awk '{print $3}')
+  if (( ${#preload[@]} )); then
+    local p
+    for p in "$srv_pid" "$gw_pid"; do
+      grep -q "${preload[0]#LD_PRELOAD=}" "/proc/$p/maps" ||
+        { echo "the $allocator allocator is not loaded in $p" >&2; exit 1; }
+    done
+  fi
   # One turn before measuring: on fresh processes the first concurrent
   # calls wait about a second (the gateway's channel to the server and the
   # provider's first upstream connection are set up lazily); the bench
