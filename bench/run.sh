@@ -235,7 +235,7 @@ if [[ " ${conns[*]} " == *" 1 "* ]]; then
 fi
 
 echo "store,conns,rps,p50_ms,p99_ms,gw_cpu_ms,srv_cpu_ms,requests,errors" >"$out/chat.csv"
-echo "store,streams,ok,failed,wall_s,fb_p50_ms,fb_p99_ms,peak_rss_mib,peak_gw_mib,peak_srv_mib,rss_5s_mib,rss_10s_mib,rss_20s_mib,rss_30s_mib,rss_30s_gw_mib,rss_30s_srv_mib,error" \
+echo "store,streams,ok,failed,wall_s,fb_p50_ms,fb_p99_ms,peak_rss_mib,peak_gw_mib,peak_srv_mib,rss_5s_mib,rss_10s_mib,rss_20s_mib,rss_30s_mib,rss_30s_gw_mib,rss_30s_srv_mib,cpu_gw_s,cpu_srv_s,cpu_client_s,error" \
   >"$out/streams.csv"
 
 for store in "${stores[@]}"; do
@@ -273,8 +273,11 @@ for store in "${stores[@]}"; do
     start_stack "$store" 50
     node bench/run_streams.mjs "http://$gw_addr" "$n" >"$tmp/streams.out" 2>&1 &
     load_pid=$!
-    peak=0 peak_gw=0 peak_srv=0
+    peak=0 peak_gw=0 peak_srv=0 client_ticks=0
+    g0=$(cpu_ticks "$gw_pid"); s0=$(cpu_ticks "$srv_pid")
     while kill -0 "$load_pid" 2>/dev/null; do
+      # The client's CPU, last seen alive: is node the limit?
+      client_ticks=$(cpu_ticks "$load_pid" 2>/dev/null || echo "$client_ticks")
       rss_kib "$gw_pid"; g=$REPLY
       rss_kib "$srv_pid"; s=$REPLY
       (( g + s > peak )) && peak=$(( g + s ))
@@ -285,6 +288,9 @@ for store in "${stores[@]}"; do
     wait "$load_pid" || true
     load_pid=""
     ended=$(now_us)
+    g1=$(cpu_ticks "$gw_pid"); s1=$(cpu_ticks "$srv_pid")
+    read -r cpu_gw cpu_srv cpu_client < <(awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) \
+      -v c="$client_ticks" -v hz="$clk" 'BEGIN{printf "%.2f %.2f %.2f\n", g / hz, s / hz, c / hz}')
     line=$(grep '^RESULT' "$tmp/streams.out" || true)
     [[ -n "$line" ]] || { echo "streams client failed:" >&2; cat "$tmp/streams.out" >&2; exit 1; }
     get() { sed -E "s/.* $1=([^ ]+).*/\\1/" <<<" $line"; }
@@ -305,10 +311,10 @@ for store in "${stores[@]}"; do
       after_gw=$(mib "$g") after_srv=$(mib "$s")
     fi
     stop_stack
-    echo "$store,$n,$ok,$failed,$wall,$fb50,$fb99,$(mib $peak),$(mib $peak_gw),$(mib $peak_srv),${after[0]},${after[1]},${after[2]},${after[3]},$after_gw,$after_srv,$err" \
+    echo "$store,$n,$ok,$failed,$wall,$fb50,$fb99,$(mib $peak),$(mib $peak_gw),$(mib $peak_srv),${after[0]},${after[1]},${after[2]},${after[3]},$after_gw,$after_srv,$cpu_gw,$cpu_srv,$cpu_client,$err" \
       >>"$out/streams.csv"
     echo "$n $ok $failed $wall $fb50 $fb99 $(mib $peak) ${after[*]}" >>"$out/streams_$store.dat"
-    echo "$store streams, $n concurrent: $ok ok, $failed failed${err:+ ($err)}, wall $wall s, first byte p50 $fb50 ms p99 $fb99 ms, peak RSS $(mib $peak) MiB (gateway $(mib $peak_gw), server $(mib $peak_srv)), after: ${after[*]} MiB" >&2
+    echo "$store streams, $n concurrent: $ok ok, $failed failed${err:+ ($err)}, wall $wall s, first byte p50 $fb50 ms p99 $fb99 ms, peak RSS $(mib $peak) MiB (gateway $(mib $peak_gw), server $(mib $peak_srv)), after: ${after[*]} MiB; CPU s gateway $cpu_gw, server $cpu_srv, client $cpu_client" >&2
     fig[$store,s$n]="$wall s, $fb99 ms"
     fig[$store,s${n}_rss]="$wall s, $(mib $peak) MiB"
     fig[$store,s${n}_after]="${after[3]} MiB ($after_gw + $after_srv)"
@@ -348,9 +354,9 @@ row() {  # row NAME GOAL KEY: one line, a column per store.
   echo "|---|---|---|---|---|---|---|---|"
   tail -n +2 "$out/chat.csv" | awk -F, '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $9}'
   echo
-  echo "| store | streams | ok / failed | wall (s) | first byte p50 / p99 (ms) | peak RSS gw + srv (MiB) | RSS after +5 / +10 / +20 / +30 s (MiB) |"
-  echo "|---|---|---|---|---|---|---|"
-  tail -n +2 "$out/streams.csv" | awk -F, '{printf "| %s | %s | %s / %s | %s | %s / %s | %s (%s + %s) | %s / %s / %s / %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}'
+  echo "| store | streams | ok / failed | wall (s) | first byte p50 / p99 (ms) | peak RSS gw + srv (MiB) | RSS after +5 / +10 / +20 / +30 s (MiB) | CPU s gw / srv / client |"
+  echo "|---|---|---|---|---|---|---|---|"
+  tail -n +2 "$out/streams.csv" | awk -F, '{printf "| %s | %s | %s / %s | %s | %s / %s | %s (%s + %s) | %s / %s / %s / %s | %s / %s / %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17, $18, $19}'
 } >"$out/table.md"
 echo
 cat "$out/table.md"
