@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
   addr.sin_family = AF_INET;
   if (host_port.size() != 2 || !absl::SimpleAtoi(host_port[1], &port) ||
       inet_pton(AF_INET, host_port[0].c_str(), &addr.sin_addr) != 1 || n < 1) {
-    std::fprintf(stderr, "sse_streams: --target must be IPv4:PORT, --streams > 0\n");
+    std::fprintf(stderr,
+                 "sse_streams: --target must be IPv4:PORT, --streams > 0\n");
     return 2;
   }
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -129,8 +130,8 @@ int main(int argc, char** argv) {
         absl::StrCat(R"({"message":")", absl::GetFlag(FLAGS_message),
                      R"(","session_id":"sse-)", getpid(), "-", i, R"("})");
     s.request = absl::StrCat(
-        "POST ", absl::GetFlag(FLAGS_path), " HTTP/1.1\r\nHost: ",
-        absl::GetFlag(FLAGS_target), "\r\n", auth,
+        "POST ", absl::GetFlag(FLAGS_path),
+        " HTTP/1.1\r\nHost: ", absl::GetFlag(FLAGS_target), "\r\n", auth,
         "Content-Type: application/json\r\nContent-Length: ", body.size(),
         "\r\n\r\n", body);
     s.start = absl::Now();
@@ -159,8 +160,8 @@ int main(int argc, char** argv) {
   std::vector<epoll_event> events(1024);
   char buffer[16384];
   while (open > 0 && absl::Now() < deadline) {
-    const int ready = epoll_wait(epoll, events.data(),
-                                 static_cast<int>(events.size()), 100);
+    const int ready =
+        epoll_wait(epoll, events.data(), static_cast<int>(events.size()), 100);
     const absl::Time now = absl::Now();
     for (int e = 0; e < ready; ++e) {
       Stream& s = streams[events[e].data.u32];
@@ -178,8 +179,8 @@ int main(int argc, char** argv) {
           epoll_ctl(epoll, EPOLL_CTL_MOD, s.fd, &ev);
         }
       }
-      if (!s.done && (events[e].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP |
-                                          EPOLLERR))) {
+      if (!s.done &&
+          (events[e].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
         for (;;) {
           ssize_t r = recv(s.fd, buffer, sizeof(buffer), 0);
           if (r > 0) {
@@ -220,10 +221,10 @@ int main(int argc, char** argv) {
   std::sort(first_ms.begin(), first_ms.end());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("streams: %d concurrent, %zu completed, %d failed%s\n", n,
-              first_ms.size(), failed,
-              failed ? absl::StrCat(" (first error: ", first_error, ")").c_str()
-                     : "");
+  std::printf(
+      "streams: %d concurrent, %zu completed, %d failed%s\n", n,
+      first_ms.size(), failed,
+      failed ? absl::StrCat(" (first error: ", first_error, ")").c_str() : "");
   if (!first_ms.empty()) {
     std::printf("first delta: p50 %.1f ms, p99 %.1f ms; wall %.2f s\n",
                 Percentile(first_ms, 50), Percentile(first_ms, 99), wall);

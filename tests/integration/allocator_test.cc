@@ -49,7 +49,8 @@ void ExpectJemallocBackgroundThread(const ServerProcess& process) {
   EXPECT_TRUE(Eventually([&] {
     last = ThreadNames(process.pid());
     return last.count("jemalloc_bg_thd") > 0;
-  })) << "threads seen: " << absl::StrJoin(last, ", ");
+  })) << "threads seen: "
+      << absl::StrJoin(last, ", ");
 }
 
 class AllocatorTest : public ::testing::Test {
@@ -72,9 +73,9 @@ TEST_F(AllocatorTest, GatewayRunsJemallocBackgroundThread) {
   ServerProcess server(CHAT_SERVER_BINARY,
                        {"--listen=127.0.0.1:0", "--store=memory"});
   ASSERT_THAT(server.Start(), IsOk());
-  ServerProcess gateway(CHAT_GATEWAY_BINARY,
-                        {"--listen=127.0.0.1:0",
-                         absl::StrCat("--backend=", server.address())});
+  ServerProcess gateway(
+      CHAT_GATEWAY_BINARY,
+      {"--listen=127.0.0.1:0", absl::StrCat("--backend=", server.address())});
   ASSERT_THAT(gateway.Start(), IsOk());
   ExpectJemallocBackgroundThread(gateway);
 }
