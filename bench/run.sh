@@ -20,13 +20,16 @@
 #   DURATION=S        seconds per wrk run (default 10)
 #   QUICK=1           64 connections and 1,000 streams only, DURATION=5
 #   ALLOCATOR=jemalloc|tcmalloc   LD_PRELOAD Debian's allocator into both
-#                     chatd binaries (libjemalloc2 / libtcmalloc-minimal4)
+#                     chatd binaries (libjemalloc2 / libtcmalloc-minimal4).
+#                     They link jemalloc already (cmake/Allocator.cmake); for
+#                     glibc's malloc use a build configured with
+#                     -DCHAT_ALLOCATOR=system: BUILD_DIR=build-system.
 #   OUT=DIR           output directory (default bench/out, gitignored;
 #                     bench/out/ALLOCATOR with ALLOCATOR set)
 #   BUILD_DIR=DIR     build tree (default build; configured if missing)
 #   STORES="memory sqlite", CONNS="1 16 64 256", STREAMS="100 1000 3000 10000"
 #                     override the levels
-# Needs node and wrk; installs wrk, gnuplot-nox and the allocator with
+# Needs wrk; installs wrk, gnuplot-nox and the allocator with
 # apt-get if missing. Every load is bounded (a duration or a stream count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +62,6 @@ apt_install() {
 }
 have_pkg() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
 
-command -v node >/dev/null || { echo "needs node (scripts/install-deps.sh)" >&2; exit 1; }
 command -v wrk >/dev/null || apt_install wrk || { echo "needs wrk" >&2; exit 1; }
 plot=1
 command -v gnuplot >/dev/null || apt_install gnuplot-nox ||
@@ -86,7 +88,7 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     "${launcher[@]}" >/dev/null
 fi
-cmake --build "$build_dir" -j"${JOBS:-2}" --target chat-server chat-gateway fast_upstream \
+cmake --build "$build_dir" -j"${JOBS:-2}" --target chat-server chat-gateway fast_upstream sse_streams \
   >/dev/null
 build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/{print $2}' "$build_dir/CMakeCache.txt")
 
@@ -271,12 +273,12 @@ for store in "${stores[@]}"; do
   last=${stream_levels[-1]}
   for n in "${stream_levels[@]}"; do
     start_stack "$store" 50
-    node bench/run_streams.mjs "http://$gw_addr" "$n" >"$tmp/streams.out" 2>&1 &
+    "$build_dir/bin/sse_streams" --target="$gw_addr" --streams="$n" >"$tmp/streams.out" 2>&1 &
     load_pid=$!
     peak=0 peak_gw=0 peak_srv=0 client_ticks=0
     g0=$(cpu_ticks "$gw_pid"); s0=$(cpu_ticks "$srv_pid")
     while kill -0 "$load_pid" 2>/dev/null; do
-      # The client's CPU, last seen alive: is node the limit?
+      # The client's CPU, last seen alive: is the load generator the limit?
       client_ticks=$(cpu_ticks "$load_pid" 2>/dev/null || echo "$client_ticks")
       rss_kib "$gw_pid"; g=$REPLY
       rss_kib "$srv_pid"; s=$REPLY

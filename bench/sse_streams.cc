@@ -9,7 +9,8 @@
 //
 //   sse_streams --target=127.0.0.1:8000 --streams=10000
 //
-// The output's first two lines have bench/gateway_streams.mjs's format.
+// The output's first two lines have bench/gateway_streams.mjs's format; the
+// last, RESULT, is for bench/run.sh.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -229,8 +230,18 @@ int main(int argc, char** argv) {
     std::printf("first delta: p50 %.1f ms, p99 %.1f ms; wall %.2f s\n",
                 Percentile(first_ms, 50), Percentile(first_ms, 99), wall);
   }
-  std::printf("load generator CPU: %.2f s\n",
-              usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-                  (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6);
+  const double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                     (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::printf("load generator CPU: %.2f s\n", cpu);
+  // One line for scripts (bench/run.sh).
+  std::string error = first_error;
+  for (char& c : error) {
+    if (c == ' ' || c == '"') c = '_';
+  }
+  std::printf(
+      "RESULT n=%d ok=%zu failed=%d wall_s=%.3f fb_p50_ms=%.1f fb_p99_ms=%.1f "
+      "cpu_s=%.2f error=\"%s\"\n",
+      n, first_ms.size(), failed, wall, Percentile(first_ms, 50),
+      Percentile(first_ms, 99), cpu, error.c_str());
   return failed == 0 ? 0 : 1;
 }
