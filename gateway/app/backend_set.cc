@@ -7,6 +7,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace chat::gateway {
 namespace {
@@ -16,6 +17,16 @@ void* TagOf(size_t i) {
 }
 size_t IndexOf(void* tag) {
   return static_cast<size_t>(reinterpret_cast<uintptr_t>(tag));
+}
+
+// Calls of every set waiting for a READY backend: above zero only while no
+// backend of a multi-name --backend is READY.
+Gauge& WaitingCalls() {
+  static Gauge* gauge = &MetricsRegistry::Default().AddGauge(
+      "chatd_gateway_backend_waiting_calls",
+      "Calls waiting for a backend to be READY (several --backend names, "
+      "none READY).");
+  return *gauge;
 }
 
 }  // namespace
@@ -31,6 +42,7 @@ BackendSet::BackendSet(std::vector<std::shared_ptr<grpc::Channel>> channels)
   for (const auto& channel : channels_) {
     channel->GetState(/*try_to_connect=*/true);
   }
+  WaitingCalls();  // Listed from the start, at 0.
   if (channels_.size() > 1) watcher_ = std::thread([this] { Watch(); });
 }
 
@@ -92,6 +104,7 @@ void BackendSet::StartWhenReady(absl::Time deadline, Abandoned abandoned,
       waiting_.push_back(
           Waiting{deadline, std::move(abandoned), std::move(start)});
       start = nullptr;
+      WaitingCalls().Increment();
     }
   }
   if (start != nullptr) {
@@ -129,6 +142,7 @@ void BackendSet::StartWaiting(bool release) {
       }
       waiting_.swap(still);
     }
+    WaitingCalls().Decrement(static_cast<double>(now.size()));
   }
   // Outside mu_: a start may come back here (StartWhenReady, for the next
   // page of a list).
