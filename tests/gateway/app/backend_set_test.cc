@@ -8,13 +8,25 @@
 // with a store each, behind `--backend=localhost:P1,127.0.0.1:P2` (a name and
 // an IP); each replica's GetStats says which calls it served. HTTP goes
 // through curl; those tests skip without it.
+//
+// Following a name whose address changes (a replaced container) needs a
+// DNS server the test controls, without root: the gateway's targets name
+// one ("dns://127.0.0.1:PORT/replica-a.test:P", gRPC's c-ares resolver
+// then asks it), a few lines of UDP in this file that answer A queries
+// from a table the test changes. 127.0.0.2 is loopback too, so the
+// "replaced" replica listens there on the same port.
 
 #include "gateway/app/backend_set.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,6 +107,11 @@ class BackendSetTest : public ::testing::Test {
       channels_.push_back(*channel);
     }
     set_ = std::make_unique<BackendSet>(channels_);
+    // Both connected and SERVING first: a NOT_SERVING set while a channel
+    // still connects could be seen after its first SERVING (READY for a
+    // moment, later than a test's check that it is not).
+    ASSERT_TRUE(BecomesReady(0, true));
+    ASSERT_TRUE(BecomesReady(1, true));
   }
 
   // Waits until channel `i` is READY (`ready`) or not.
@@ -120,8 +137,6 @@ class BackendSetTest : public ::testing::Test {
 };
 
 TEST_F(BackendSetTest, PicksTheReadyChannelsInTurn) {
-  ASSERT_TRUE(BecomesReady(0, true));
-  ASSERT_TRUE(BecomesReady(1, true));
   std::map<grpc::Channel*, int> picks;
   for (int i = 0; i < 10; ++i) ++picks[set_->Pick().get()];
   EXPECT_EQ(picks[channels_[0].get()], 5);
@@ -130,7 +145,6 @@ TEST_F(BackendSetTest, PicksTheReadyChannelsInTurn) {
 }
 
 TEST_F(BackendSetTest, ANotServingBackendGetsNoCalls) {
-  ASSERT_TRUE(BecomesReady(1, true));
   a_.SetServing(false);
   ASSERT_TRUE(BecomesReady(0, false));
   for (int i = 0; i < 10; ++i) {
@@ -370,6 +384,159 @@ TEST_F(GatewayOverTwoReplicasTest, CallsWaitingWhileBothAreDownAreServed) {
   EXPECT_THAT(SampleValue(Curl({base_ + "/metrics"}).body,
                           "chatd_gateway_backend_waiting_calls"),
               Optional(0.0));
+}
+
+// A DNS server on 127.0.0.1 (UDP, a port from the OS) that answers A
+// queries for the names in its table with TTL 0, and every other query (AAAA,
+// TXT) with no records. Just enough of RFC 1035 for c-ares.
+class FakeDnsServer {
+ public:
+  FakeDnsServer() {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeDnsServer() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+
+  // From now on `name` resolves to `ipv4`.
+  void Set(const std::string& name, const std::string& ipv4) {
+    absl::MutexLock lock(&mu_);
+    table_[name] = ipv4;
+  }
+  int port() const { return port_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      unsigned char query[512];
+      sockaddr_in from{};
+      socklen_t from_len = sizeof(from);
+      ssize_t n = recvfrom(fd_, query, sizeof(query), 0,
+                           reinterpret_cast<sockaddr*>(&from), &from_len);
+      if (n < 12) continue;
+      // The question: labels up to a zero byte, then type and class.
+      std::string name;
+      size_t at = 12;
+      while (at < static_cast<size_t>(n) && query[at] != 0) {
+        const size_t label = query[at];
+        if (!name.empty()) name += '.';
+        name.append(reinterpret_cast<const char*>(query) + at + 1, label);
+        at += label + 1;
+      }
+      const size_t question_end = at + 5;
+      if (question_end > static_cast<size_t>(n)) continue;
+      const int type = query[at + 1] << 8 | query[at + 2];
+      std::string address;
+      if (type == 1) {
+        absl::MutexLock lock(&mu_);
+        auto it = table_.find(name);
+        if (it != table_.end()) address = it->second;
+      }
+      std::string answer(reinterpret_cast<const char*>(query), question_end);
+      answer[2] = static_cast<char>(0x80 | (query[2] & 0x01));  // QR, RD.
+      answer[3] = static_cast<char>(0x80);                      // RA, NOERROR.
+      answer[4] = 0, answer[5] = 1;                             // One question,
+      answer[6] = 0, answer[7] = address.empty() ? 0 : 1;       // one answer,
+      for (int i = 8; i < 12; ++i) answer[i] = 0;               // nothing else.
+      if (!address.empty()) {
+        const unsigned char record[] = {0xc0, 0x0c, 0, 1, 0, 1,
+                                        0,    0,    0, 0, 0, 4};
+        answer.append(reinterpret_cast<const char*>(record), sizeof(record));
+        in_addr ip{};
+        inet_pton(AF_INET, address.c_str(), &ip);
+        answer.append(reinterpret_cast<const char*>(&ip), 4);
+      }
+      sendto(fd_, answer.data(), answer.size(), 0,
+             reinterpret_cast<sockaddr*>(&from), from_len);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  absl::Mutex mu_;
+  std::map<std::string, std::string> table_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// The compose layout: each replica has a name of its own. The container
+// behind replica-a is replaced (a new one at another address, the old one
+// killed), and the gateway, never restarted, serves calls through the new
+// one within a few seconds: the failed connection makes gRPC resolve the
+// name again, at most a second after the last lookup.
+TEST_F(GatewayOverTwoReplicasTest, ANameWhoseAddressChangesIsFollowed) {
+  FakeDnsServer dns;
+  ASSERT_NE(dns.port(), 0);
+  dns.Set("replica-a.test", "127.0.0.1");
+  dns.Set("replica-b.test", "127.0.0.1");
+  const std::string server = absl::StrCat("dns://127.0.0.1:", dns.port(), "/");
+  ServerProcess gateway(
+      CHAT_GATEWAY_BINARY,
+      {"--listen=127.0.0.1:0",
+       absl::StrCat("--backend=", server, "replica-a.test:", ports_[0], ",",
+                    server, "replica-b.test:", ports_[1])});
+  ASSERT_TRUE(gateway.Start().ok()) << gateway.Log();
+  base_ = absl::StrCat("http://127.0.0.1:", gateway.port());
+  int calls = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        EXPECT_EQ(PostChat(absl::StrCat("before-", calls++)).status, 200);
+        return SessionsOn(0) > 0 && SessionsOn(1) > 0;
+      },
+      absl::Seconds(20)))
+      << gateway.Log();
+
+  // The new replica-a: another address, the same port, a fresh store.
+  auto replaced = std::make_unique<ServerProcess>(
+      CHAT_SERVER_BINARY,
+      std::vector<std::string>{
+          absl::StrCat("--listen=127.0.0.2:", ports_[0]),
+          absl::StrCat("--store=sqlite:", dir_, "/replaced.db"),
+          "--provider=echo", "--echo_delay=1ms", "--shutdown_grace=2s"});
+  ASSERT_TRUE(replaced->Start().ok()) << replaced->Log();
+  dns.Set("replica-a.test", "127.0.0.2");
+  ASSERT_TRUE(replicas_[0]->Stop(SIGKILL).ok());
+  const absl::Time replaced_at = absl::Now();
+
+  auto sessions_on_replaced = [&] {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.2:", ports_[0]),
+                                       grpc::InsecureChannelCredentials());
+    chat::v1::ChatService::Stub stub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    chat::v1::GetStatsResponse response;
+    if (!stub.GetStats(&context, chat::v1::GetStatsRequest(), &response).ok())
+      return int64_t{-1};
+    return response.total_sessions();
+  };
+  // Every call is served meanwhile (by replica-b), and soon replica-a's new
+  // container takes its share.
+  calls = 0;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        HttpResult r = PostChat(absl::StrCat("after-", calls++));
+        EXPECT_EQ(r.status, 200) << r.body;
+        return sessions_on_replaced() > 0;
+      },
+      absl::Seconds(20)))
+      << gateway.Log();
+  const absl::Duration followed_after = absl::Now() - replaced_at;
+  EXPECT_LT(followed_after, absl::Seconds(5));
+  std::cout << "replica-a's new address served a call "
+            << absl::FormatDuration(followed_after)
+            << " after the old one died (" << calls << " calls)\n";
 }
 
 }  // namespace
