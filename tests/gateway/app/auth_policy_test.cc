@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -170,6 +171,22 @@ TEST(AuthPolicyTest, WaitsForABackendThatComesUpLater) {
   ASSERT_NE(backend, nullptr);
   check.join();
   EXPECT_THAT(result, IsOk());
+  backend->Shutdown();
+}
+
+// With several backends (--backend by names), one that is down does not
+// hold the check up: each attempt goes to a READY one.
+TEST(AuthPolicyTest, SeveralBackendsOneDownAsksTheOneUp) {
+  FakeAdminService admin;
+  int port = 0;
+  std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
+  ASSERT_NE(backend, nullptr);
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
+      MakeBackendChannels(absl::StrCat("localhost:1,127.0.0.1:", port));
+  ASSERT_THAT(channels.status(), IsOk());
+  ASSERT_EQ(channels->size(), 2u);
+  BackendSet backends(*std::move(channels));
+  EXPECT_THAT(CheckBackendAuthPolicy(backends, absl::Seconds(10)), IsOk());
   backend->Shutdown();
 }
 
