@@ -9,6 +9,10 @@
 // one-shot message run on a pseudo-terminal and synchronise on what it
 // shows, never on time. No test may find the API key in chat-cli's output.
 
+#include <signal.h>
+
+#include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "chat/admin/v1/admin.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
