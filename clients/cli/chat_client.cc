@@ -1,6 +1,8 @@
 #include "clients/cli/chat_client.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -94,17 +96,21 @@ void StreamCall::OnDone(const grpc::Status& status) {
   {
     absl::MutexLock lock(&mu_);
     status_ = status;
-    finished_ = true;
   }
   const char byte = 1;
-  // A pipe with room for 64 KiB takes the one byte; the waiter only needs
-  // readability, so a failure here would only mean it was already readable.
+  // Last: once the byte is there the owner may destroy this object
+  // (Await). An empty pipe always takes one byte.
   (void)!write(done_pipe_[1], &byte, 1);
 }
 
 grpc::Status StreamCall::Await(chat::v1::ChatResponse* done) {
+  // The pipe says the call ended: its byte is the last thing
+  // OnDone does, so once it is readable nothing touches this object any more
+  // and the owner may destroy it.
+  pollfd fd = {done_pipe_[0], POLLIN, 0};
+  while (poll(&fd, 1, -1) < 0 && errno == EINTR) {
+  }
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(&finished_));
   if (done != nullptr) *done = done_;
   return status_;
 }

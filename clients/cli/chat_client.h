@@ -65,7 +65,6 @@ class StreamCall final
   int done_pipe_[2] = {-1, -1};
 
   absl::Mutex mu_;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   chat::v1::ChatResponse done_ ABSL_GUARDED_BY(mu_);
 };
