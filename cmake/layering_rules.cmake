@@ -1,7 +1,8 @@
 # Which includes each layer may not use. Dependencies point down:
 #   server: app -> service -> engine -> {llm, store} -> common
 #   gateway: app -> openapi -> compat -> transcode -> http -> common
-# and the gateway never reaches into server/. Read by
+# and the gateway never reaches into server/. clients/cli (chat-cli) sits on
+# the generated stubs, gRPC and common/, beside both binaries, never in them. Read by
 # cmake/check_layering.cmake (a ctest entry) and cmake/Layering.cmake.
 #
 # Each rule: FOLDER|FORBIDDEN-PREFIX,FORBIDDEN-PREFIX,...
@@ -17,6 +18,7 @@ set(CHAT_LAYERING_RULES
   "gateway/openapi|server/,gateway/app/"
   "gateway/compat|server/,gateway/openapi/,gateway/app/"
   "gateway/app|server/"
+  "clients/cli|server/,gateway/"
 )
 
 # Targets a library must not link, directly or through another library.
@@ -25,4 +27,5 @@ set(CHAT_LINK_RULES
   "chat_engine|gRPC::grpc++,gRPC::grpc,gRPC::grpc++_reflection,protobuf::libprotobuf,chat_proto,chat_service"
   "chat_gateway_http|gRPC::grpc++,gRPC::grpc,protobuf::libprotobuf,chat_proto,chat_store,chat_llm,chat_engine,chat_service"
   "chat_gateway_app|chat_store,chat_llm,chat_engine,chat_service,chat_server_app"
+  "chat_cli|chat_store,chat_llm,chat_engine,chat_service,chat_server_app,chat_gateway_http,chat_gateway_transcode,chat_gateway_openapi,chat_gateway_compat,chat_gateway_app"
 )
