@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
 
 namespace chat::llm {
@@ -46,6 +47,11 @@ class AnthropicDecoder final : public StreamDecoder {
  public:
   absl::Status OnEvent(const SseEvent& event,
                        std::vector<std::string>* deltas) override {
+    // Nearly every event is a text delta: read those without a JSON document.
+    if (std::string text; ScanAnthropicTextDelta(event.data, &text)) {
+      deltas->push_back(std::move(text));
+      return absl::OkStatus();
+    }
     json payload = json::parse(event.data, nullptr, false);
     if (payload.is_discarded() || !payload.is_object()) {
       return absl::InternalError(absl::StrCat(

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
 
 namespace chat::llm {
@@ -55,6 +56,16 @@ class OpenAiDecoder final : public StreamDecoder {
                        std::vector<std::string>* deltas) override {
     if (event.data == "[DONE]") {
       done_ = true;
+      return absl::OkStatus();
+    }
+    // Nearly every chunk is a content delta: read those without a JSON
+    // document.
+    if (OpenAiChunkFields fields; ScanOpenAiChunk(event.data, &fields)) {
+      if (!fields.model.empty()) result_.model = std::move(fields.model);
+      if (fields.has_delta) deltas->push_back(std::move(fields.content));
+      if (!fields.finish_reason.empty()) {
+        result_.stop_reason = NormalizeFinishReason(fields.finish_reason);
+      }
       return absl::OkStatus();
     }
     json chunk = json::parse(event.data, nullptr, false);
