@@ -323,7 +323,8 @@ bool ReadTextDelta(Scanner& s, std::string* text) {
       return s.ReadString(text);
     }
     return s.SkipValue(2);
-  }) && seen_type && seen_text;
+  }) && seen_type &&
+         seen_text;
 }
 
 // A string or null ("").
@@ -380,7 +381,8 @@ bool ScanAnthropicTextDelta(absl::string_view data, std::string* text) {
       return ReadTextDelta(s, text);
     }
     return s.SkipValue(1);
-  }) && s.AtEnd() && seen_type && seen_delta;
+  }) && s.AtEnd() &&
+         seen_type && seen_delta;
 }
 
 bool ScanOpenAiChunk(absl::string_view data, OpenAiChunkFields* fields) {
