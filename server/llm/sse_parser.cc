@@ -4,23 +4,37 @@ namespace chat::llm {
 
 std::vector<SseEvent> SseParser::Feed(absl::string_view bytes) {
   std::vector<SseEvent> events;
-  for (size_t i = 0; i < bytes.size(); ++i) {
+  size_t i = 0;
+  while (i < bytes.size()) {
     char c = bytes[i];
     if (skip_lf_) {
       skip_lf_ = false;
-      if (c == '\n') continue;
+      if (c == '\n') {
+        ++i;
+        continue;
+      }
     }
     if (c == '\r' || c == '\n') {
       skip_lf_ = c == '\r';
       ProcessLine(line_, &events);
       line_.clear();
+      ++i;
       continue;
     }
-    // Copy runs of ordinary bytes at once rather than byte by byte.
-    size_t end = bytes.find_first_of("\r\n", i);
-    if (end == absl::string_view::npos) end = bytes.size();
+    // Take runs of ordinary bytes at once rather than byte by byte (a plain
+    // loop: string_view::find_first_of builds a lookup table per call).
+    size_t end = i + 1;
+    while (end < bytes.size() && bytes[end] != '\n' && bytes[end] != '\r')
+      ++end;
+    if (end < bytes.size() && line_.empty()) {
+      // A whole line within `bytes`: read in place, not copied.
+      skip_lf_ = bytes[end] == '\r';
+      ProcessLine(bytes.substr(i, end - i), &events);
+      i = end + 1;
+      continue;
+    }
     line_.append(bytes.data() + i, end - i);
-    i = end - 1;
+    i = end;
   }
   return events;
 }
