@@ -183,6 +183,30 @@ class Scanner {
     }
   }
 
+  // An integer of at most 18 digits (so exact in an int64_t, and an integer
+  // to nlohmann too), not followed by a fraction or an exponent.
+  bool ReadInt(int64_t* value) {
+    SkipSpace();
+    bool negative = p_ < end_ && *p_ == '-';
+    if (negative) ++p_;
+    if (p_ == end_ || !IsDigit(*p_)) return false;
+    int64_t v = 0;
+    int digits = 0;
+    if (*p_ == '0') {
+      ++p_;
+      digits = 1;
+    } else {
+      while (p_ < end_ && IsDigit(*p_)) {
+        if (++digits > 18) return false;
+        v = v * 10 + (*p_++ - '0');
+      }
+    }
+    if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E' || IsDigit(*p_)))
+      return false;
+    *value = negative ? -v : v;
+    return true;
+  }
+
   // `null` (after whitespace).
   bool ReadNull() {
     SkipSpace();
@@ -307,24 +331,39 @@ class Scanner {
   const char* const end_;
 };
 
-// {"type":"text_delta","text":TEXT,...}
-bool ReadTextDelta(Scanner& s, std::string* text) {
-  bool seen_type = false, seen_text = false;
+// True the first time a field is met: a second occurrence of a key is left
+// to the full parse, where the last one wins.
+bool Once(bool* seen) {
+  if (*seen) return false;
+  *seen = true;
+  return true;
+}
+
+// {"input_tokens": N, "output_tokens": N, ...}
+bool ReadUsage(Scanner& s, AnthropicUsage* usage) {
+  auto read = [&](std::optional<int64_t>* field) {
+    if (field->has_value()) return false;
+    int64_t v = 0;
+    if (!s.ReadInt(&v)) return false;
+    *field = v;
+    return true;
+  };
   return s.ReadObject([&](absl::string_view key) {
-    if (key == "type") {
-      absl::string_view type;
-      if (seen_type || !s.ReadPlainString(&type)) return false;
-      seen_type = true;
-      return type == "text_delta";
-    }
-    if (key == "text") {
-      if (seen_text) return false;
-      seen_text = true;
-      return s.ReadString(text);
-    }
-    return s.SkipValue(2);
-  }) && seen_type &&
-         seen_text;
+    if (key == "input_tokens") return read(&usage->input_tokens);
+    if (key == "cache_read_input_tokens")
+      return read(&usage->cache_read_input_tokens);
+    if (key == "cache_creation_input_tokens")
+      return read(&usage->cache_creation_input_tokens);
+    if (key == "output_tokens") return read(&usage->output_tokens);
+    return s.SkipValue(3);
+  });
+}
+
+// A string, once, into an optional.
+bool ReadOptionalString(Scanner& s, std::optional<std::string>* out) {
+  if (out->has_value()) return false;
+  out->emplace();
+  return s.ReadString(&**out);
 }
 
 // A string or null ("").
@@ -364,25 +403,75 @@ bool ReadChoice(Scanner& s, OpenAiChunkFields* fields) {
 
 }  // namespace
 
-bool ScanAnthropicTextDelta(absl::string_view data, std::string* text) {
+bool ScanAnthropicEvent(absl::string_view data, AnthropicEventFields* fields) {
+  *fields = AnthropicEventFields();
   Scanner s(data);
-  bool seen_type = false, seen_delta = false;
-  return s.ReadObject([&](absl::string_view key) {
+  bool seen_type = false;
+  bool ok = s.ReadObject([&](absl::string_view key) {
     if (key == "type") {
       absl::string_view type;
-      if (seen_type || !s.ReadPlainString(&type)) return false;
-      seen_type = true;
-      // Any other event goes to the full parse, at once.
-      return type == "content_block_delta";
+      if (!Once(&seen_type) || !s.ReadPlainString(&type)) return false;
+      fields->type = std::string(type);
+      return true;
     }
     if (key == "delta") {
-      if (seen_delta) return false;
-      seen_delta = true;
-      return ReadTextDelta(s, text);
+      if (!Once(&fields->has_delta)) return false;
+      bool seen_delta_type = false, seen_stop = false;
+      return s.ReadObject([&](absl::string_view k) {
+        if (k == "type") {
+          absl::string_view type;
+          if (!Once(&seen_delta_type) || !s.ReadPlainString(&type))
+            return false;
+          fields->delta_type = std::string(type);
+          return true;
+        }
+        if (k == "text") return ReadOptionalString(s, &fields->delta_text);
+        if (k == "stop_reason") {
+          return Once(&seen_stop) && ReadStringOrNull(s, &fields->stop_reason);
+        }
+        return s.SkipValue(2);
+      });
     }
+    if (key == "usage") {
+      if (fields->usage.has_value()) return false;
+      return ReadUsage(s, &fields->usage.emplace());
+    }
+    if (key == "message") {
+      if (!Once(&fields->has_message)) return false;
+      bool seen_model = false;
+      return s.ReadObject([&](absl::string_view k) {
+        if (k == "model")
+          return Once(&seen_model) && s.ReadString(&fields->model);
+        if (k == "usage") {
+          if (fields->message_usage.has_value()) return false;
+          return ReadUsage(s, &fields->message_usage.emplace());
+        }
+        return s.SkipValue(2);
+      });
+    }
+    if (key == "content_block") {
+      if (!Once(&fields->has_block)) return false;
+      bool seen_block_type = false;
+      return s.ReadObject([&](absl::string_view k) {
+        if (k == "type") {
+          absl::string_view type;
+          if (!Once(&seen_block_type) || !s.ReadPlainString(&type))
+            return false;
+          fields->block_type = std::string(type);
+          return true;
+        }
+        if (k == "text") return ReadOptionalString(s, &fields->block_text);
+        return s.SkipValue(2);
+      });
+    }
+    if (key == "error") return false;
     return s.SkipValue(1);
-  }) && s.AtEnd() &&
-         seen_type && seen_delta;
+  });
+  if (!ok || !s.AtEnd() || !seen_type) return false;
+  const std::string& t = fields->type;
+  return t == "content_block_delta" || t == "message_start" ||
+         t == "message_delta" || t == "message_stop" ||
+         t == "content_block_start" || t == "content_block_stop" || t == "ping";
 }
 
 bool ScanOpenAiChunk(absl::string_view data, OpenAiChunkFields* fields) {

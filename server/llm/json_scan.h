@@ -14,15 +14,51 @@
 // decoded text never depends on which path read it; the tests and the
 // anthropic_response / openai_response fuzzers compare the two.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
 
 namespace chat::llm {
 
-// Anthropic: {"type":"content_block_delta",...,"delta":{"type":"text_delta",
-// "text":TEXT,...},...}, keys in any order. Sets `*text` to TEXT, decoded.
-bool ScanAnthropicTextDelta(absl::string_view data, std::string* text);
+// The usage counts of an Anthropic event; each is absent unless the event
+// had it.
+struct AnthropicUsage {
+  std::optional<int64_t> input_tokens;
+  std::optional<int64_t> cache_read_input_tokens;
+  std::optional<int64_t> cache_creation_input_tokens;
+  std::optional<int64_t> output_tokens;
+};
+
+// What AnthropicDecoder reads from an event of a Messages API stream.
+struct AnthropicEventFields {
+  std::string type;
+  // "delta": content_block_delta's {type, text}, message_delta's
+  // {stop_reason}.
+  bool has_delta = false;
+  std::string delta_type;                 // "" when absent.
+  std::optional<std::string> delta_text;  // Absent: no "text".
+  std::string stop_reason;                // "" when absent or null.
+  std::optional<AnthropicUsage> usage;    // message_delta's "usage".
+  // message_start's "message".
+  bool has_message = false;
+  std::string model;  // "" when absent.
+  std::optional<AnthropicUsage> message_usage;
+  // content_block_start's "content_block".
+  bool has_block = false;
+  std::string block_type;
+  std::optional<std::string> block_text;
+};
+
+// Anthropic: an object whose "type" is message_start, content_block_start,
+// content_block_delta, message_delta, message_stop,
+// content_block_stop or ping (error events and unknown types go to the full
+// parse), whose "delta", "usage", "message" and "content_block" are objects
+// when present, and whose fields read above have the JSON types the API
+// documents (token counts: integers of at most 18 digits). Other members may
+// be anything.
+bool ScanAnthropicEvent(absl::string_view data, AnthropicEventFields* fields);
 
 // What OpenAiDecoder reads from a chat.completion.chunk.
 struct OpenAiChunkFields {

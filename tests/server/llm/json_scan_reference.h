@@ -1,101 +1,73 @@
 #ifndef CHAT_TESTS_SERVER_LLM_JSON_SCAN_REFERENCE_H_
 #define CHAT_TESTS_SERVER_LLM_JSON_SCAN_REFERENCE_H_
 
-// The full-parse reading of the events server/llm/json_scan.h reads fast,
-// written the way the decoders read them with nlohmann::json, for tests and
-// fuzzers to compare the two (json_scan_test, anthropic_response_fuzzer,
-// openai_response_fuzzer).
+// Compares a decoder that reads events with the fast scanners of
+// server/llm/json_scan.h against one that parses every event fully, for
+// json_scan_test and the anthropic_response / openai_response fuzzers.
 
-#include <nlohmann/json.hpp>
-#include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "absl/strings/string_view.h"
-#include "server/llm/json_scan.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "server/llm/anthropic_provider.h"
+#include "server/llm/http_streaming_provider.h"
+#include "server/llm/openai_provider.h"
+#include "server/llm/sse_parser.h"
 
 namespace chat::llm {
 
-// The text AnthropicDecoder's full parse takes from `data`, if it is a
-// content_block_delta event with a text_delta; nullopt otherwise (other
-// events, or not JSON).
-inline std::optional<std::string> ReferenceAnthropicTextDelta(
-    absl::string_view data) {
-  using nlohmann::json;
-  json payload = json::parse(data, nullptr, false);
-  if (payload.is_discarded() || !payload.is_object()) return std::nullopt;
-  auto type = payload.find("type");
-  if (type == payload.end() || !type->is_string() ||
-      type->get<std::string>() != "content_block_delta") {
-    return std::nullopt;
+// Feeds `events` to a fast-path and a full-parse decoder (made by `make`,
+// NewAnthropicDecoder or NewOpenAiDecoder), stopping at the first error as
+// the provider does. Returns "" if every status, delta, done() and the
+// Finish() result are the same, else what differed.
+inline std::string CompareDecoders(std::unique_ptr<StreamDecoder> (*make)(bool),
+                                   const std::vector<SseEvent>& events) {
+  std::unique_ptr<StreamDecoder> fast = make(true);
+  std::unique_ptr<StreamDecoder> full = make(false);
+  std::vector<std::string> fast_deltas, full_deltas;
+  for (size_t i = 0; i < events.size(); ++i) {
+    absl::Status a = fast->OnEvent(events[i], &fast_deltas);
+    absl::Status b = full->OnEvent(events[i], &full_deltas);
+    if (a != b) {
+      return absl::StrCat("event ", i, ": status ", a.ToString(), " vs ",
+                          b.ToString());
+    }
+    if (fast_deltas != full_deltas)
+      return absl::StrCat("event ", i, ": deltas");
+    if (fast->done() != full->done())
+      return absl::StrCat("event ", i, ": done()");
+    if (!a.ok()) return "";
   }
-  auto delta = payload.find("delta");
-  if (delta == payload.end() || !delta->is_object()) return std::nullopt;
-  auto delta_type = delta->find("type");
-  if (delta_type == delta->end() || !delta_type->is_string() ||
-      delta_type->get<std::string>() != "text_delta") {
-    return std::nullopt;
+  absl::StatusOr<CompletionResult> a = fast->Finish();
+  absl::StatusOr<CompletionResult> b = full->Finish();
+  if (a.status() != b.status()) return "Finish() status";
+  if (a.ok() && (a->model != b->model || a->stop_reason != b->stop_reason ||
+                 a->input_tokens != b->input_tokens ||
+                 a->output_tokens != b->output_tokens)) {
+    return absl::StrCat("Finish(): ", a->model, "/", a->stop_reason, "/",
+                        a->input_tokens, "/", a->output_tokens, " vs ",
+                        b->model, "/", b->stop_reason, "/", b->input_tokens,
+                        "/", b->output_tokens);
   }
-  auto text = delta->find("text");
-  return text != delta->end() && text->is_string() ? text->get<std::string>()
-                                                   : std::string();
+  return "";
 }
 
-// What OpenAiDecoder's full parse takes from `data`, if it is a JSON object
-// with no error and no usage object (the chunks ScanOpenAiChunk may read);
-// nullopt otherwise.
-inline std::optional<OpenAiChunkFields> ReferenceOpenAiChunk(
-    absl::string_view data) {
-  using nlohmann::json;
-  json chunk = json::parse(data, nullptr, false);
-  if (chunk.is_discarded() || !chunk.is_object()) return std::nullopt;
-  if (chunk.contains("error") && !chunk["error"].is_null()) return std::nullopt;
-  if (auto usage = chunk.find("usage");
-      usage != chunk.end() && usage->is_object()) {
-    return std::nullopt;
-  }
-  auto string_at = [](const json& object, const char* key) {
-    auto it = object.find(key);
-    return it != object.end() && it->is_string() ? it->get<std::string>()
-                                                 : std::string();
-  };
-  OpenAiChunkFields fields;
-  fields.model = string_at(chunk, "model");
-  if (auto choices = chunk.find("choices");
-      choices != chunk.end() && choices->is_array() && !choices->empty()) {
-    const json& choice = (*choices)[0];
-    if (choice.is_object()) {
-      if (auto delta = choice.find("delta");
-          delta != choice.end() && delta->is_object()) {
-        fields.has_delta = true;
-        fields.content = string_at(*delta, "content");
-      }
-      fields.finish_reason = string_at(choice, "finish_reason");
+// Both protocols' decoders on the events of `body` read as SSE, and on
+// `body` as the data of one event.
+inline std::string CompareDecodersOn(absl::string_view body) {
+  SseParser parser;
+  std::vector<SseEvent> events = parser.Feed(body);
+  std::vector<SseEvent> one = {SseEvent{"", std::string(body), ""}};
+  for (auto make : {&NewAnthropicDecoder, &NewOpenAiDecoder}) {
+    for (const std::vector<SseEvent>* e : {&events, &one}) {
+      if (std::string diff = CompareDecoders(make, *e); !diff.empty())
+        return diff;
     }
   }
-  return fields;
-}
-
-inline bool SameChunkFields(const OpenAiChunkFields& a,
-                            const OpenAiChunkFields& b) {
-  return a.model == b.model && a.has_delta == b.has_delta &&
-         a.content == b.content && a.finish_reason == b.finish_reason;
-}
-
-// True if the fast path either declines `data` or reads exactly what the
-// full parse reads.
-inline bool ScanAgreesWithFullParse(absl::string_view data) {
-  std::string text;
-  if (ScanAnthropicTextDelta(data, &text)) {
-    std::optional<std::string> expected = ReferenceAnthropicTextDelta(data);
-    if (!expected.has_value() || *expected != text) return false;
-  }
-  OpenAiChunkFields fields;
-  if (ScanOpenAiChunk(data, &fields)) {
-    std::optional<OpenAiChunkFields> expected = ReferenceOpenAiChunk(data);
-    if (!expected.has_value() || !SameChunkFields(*expected, fields))
-      return false;
-  }
-  return true;
+  return "";
 }
 
 }  // namespace chat::llm
