@@ -1,8 +1,9 @@
 #ifndef CHAT_SERVER_LLM_JSON_SCAN_H_
 #define CHAT_SERVER_LLM_JSON_SCAN_H_
 
-// Fast paths for the SSE events that make up almost all of a streamed reply
-// (one per token), read without building a JSON document.
+// Fast paths for the SSE events of an ordinary streamed reply (the text
+// deltas, one per token, and the events around them), read without building
+// a JSON document.
 //
 // Each function is a strict scanner of one shape: it returns true only when
 // `data` is valid JSON (exactly as nlohmann::json::parse judges it: RFC 8259
@@ -10,9 +11,10 @@
 // that shape, and then the fields it returns are exactly what the full parse
 // would give. Anything it is not sure of (an escaped key, a duplicate of a
 // field it reads, a number with an exponent, nesting deeper than 64, another
-// event type) returns false, and the caller parses the event fully. So the
-// decoded text never depends on which path read it; the tests and the
-// anthropic_response / openai_response fuzzers compare the two.
+// event type, an error) returns false, and the caller parses the event
+// fully. So what a decoder reads never depends on which path read it:
+// json_scan_test and the anthropic_response / openai_response fuzzers
+// compare a decoder using these with one that parses every event.
 
 #include <cstdint>
 #include <optional>
