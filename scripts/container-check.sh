@@ -99,20 +99,25 @@ if [[ ! -x "$buf" ]]; then
 fi
 
 # ------------------------------------------------- cleanup, on every exit
+# What this script starts carries the label chatd-check; what podman-compose
+# starts, its project label. -v: the images' VOLUMEs make anonymous volumes.
+labels=("$label" io.podman.compose.project=chatd-check-compose)
 clean_up() {
-  local ids
-  ids=$(podman ps -aq --filter "label=$label" 2>/dev/null || true)
-  [[ -z "$ids" ]] || podman rm -f -t 2 $ids >/dev/null 2>&1 || true
-  ids=$(podman network ls -q --filter "label=$label" 2>/dev/null || true)
-  [[ -z "$ids" ]] || podman network rm -f $ids >/dev/null 2>&1 || true
-  ids=$(podman volume ls -q --filter "label=$label" 2>/dev/null || true)
-  [[ -z "$ids" ]] || podman volume rm -f $ids >/dev/null 2>&1 || true
+  local ids l
+  for l in "${labels[@]}"; do
+    ids=$(podman ps -aq --filter "label=$l" 2>/dev/null || true)
+    [[ -z "$ids" ]] || podman rm -f -v -t 2 $ids >/dev/null 2>&1 || true
+    ids=$(podman network ls -q --filter "label=$l" 2>/dev/null || true)
+    [[ -z "$ids" ]] || podman network rm -f $ids >/dev/null 2>&1 || true
+    ids=$(podman volume ls -q --filter "label=$l" 2>/dev/null || true)
+    [[ -z "$ids" ]] || podman volume rm -f $ids >/dev/null 2>&1 || true
+  done
 }
 on_exit() {
   local rc=$?
   [[ -n "${prober_pid:-}" ]] && kill "$prober_pid" 2>/dev/null
   if ((rc != 0)); then
-    for c in $(podman ps -a --filter "label=$label" --format '{{.Names}}' 2>/dev/null); do
+    for c in $(for l in "${labels[@]}"; do podman ps -a --filter "label=$l" --format '{{.Names}}'; done 2>/dev/null); do
       echo "--- last lines of $c ($(podman inspect -f '{{.State.Status}} exit {{.State.ExitCode}}' "$c" 2>/dev/null))" >&2
       podman logs --tail 15 "$c" 2>&1 | sed 's/^/    /' >&2
     done
@@ -275,7 +280,7 @@ log "the data volume holds: $(echo $files)"
 start_prober "$a_http" "$tmp/probe-a"
 wait_probe_ok "$tmp/probe-a" 30 "prober's first answer"
 old_ip=$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' chatd-check-server)
-podman rm -f -t 10 chatd-check-server >/dev/null
+podman rm -f -v -t 10 chatd-check-server >/dev/null
 podman run -d --label "$label" --network chatd-check --ip 10.89.201.250 --name chatd-check-server \
   -e CHAT_ADMIN_KEY -v chatd-check-data:/var/lib/chatd -p "127.0.0.1:$a_grpc:50051" chatd >/dev/null
 wait_probe_ok "$tmp/probe-a" 120 "gateway answering after the server was replaced"
@@ -287,7 +292,7 @@ show_failures "$tmp/probe-a"
 reply=$(rest "$a_http" GET /v1/sessions/check-a/history)
 [[ "$reply" == *"Hello from gRPC"* ]] || fail "history lost across the replacement: $reply"
 watch=()
-podman rm -f -t 5 chatd-check-gateway chatd-check-server >/dev/null
+podman rm -f -v -t 5 chatd-check-gateway chatd-check-server >/dev/null
 
 # ------------------------------------------- 4. the compose layout, by hand
 log "docker-compose.yml, read as podman-compose 1.0.3 reads it"
@@ -311,7 +316,42 @@ if [[ -n "${CHECK_BACKEND:-}" ]]; then
   backends=$CHECK_BACKEND
 fi
 
-log "compose layout: postgres, replica-a, replica-b, gateway --backend=$backends"
+# The file as it is, under podman-compose 1.0.3, in a copy whose only changes
+# are the published port (127.0.0.1 instead of 8000 on every interface) and no
+# build: (the image is built above); .env beside it holds the admin key.
+c_first_ms="" c_restarts=""
+if [[ -n "${CHECK_BACKEND:-}" ]]; then
+  log "podman-compose up: skipped (CHECK_BACKEND overrides the file's --backend)"
+else
+  log "podman-compose up -d with docker-compose.yml (published on 127.0.0.1:$b_http)"
+  mkdir "$tmp/compose"
+  sed -e "s|\"8000:8000\"|\"127.0.0.1:$b_http:8000\"|" -e '/^ *build: \.$/d' docker-compose.yml \
+    >"$tmp/compose/docker-compose.yml"
+  grep -q "127.0.0.1:$b_http:8000" "$tmp/compose/docker-compose.yml" ||
+    fail "docker-compose.yml does not publish \"8000:8000\""
+  printf 'CHATD_ADMIN_KEY=%s\n' "$CHAT_ADMIN_KEY" >"$tmp/compose/.env"
+  compose=(podman-compose -p chatd-check-compose -f "$tmp/compose/docker-compose.yml")
+  t=$(now_ms)
+  "${compose[@]}" up -d >"$tmp/compose-up.log" 2>&1 || { tail -20 "$tmp/compose-up.log"; fail "podman-compose up"; }
+  poll "podman-compose's gateway ready" 120 curl -sf -m 2 "http://127.0.0.1:$b_http/readyz"
+  api_key=$(create_key "$b_http" acme) || fail "creating an API key with the admin key"
+  rest "$b_http" POST /v1/chat '{"message":"compose one","session_id":"check-c"}' >/dev/null ||
+    fail "REST chat through podman-compose's gateway"
+  c_first_ms=$(($(now_ms) - t))
+  reply=$(rest "$b_http" POST /v1/chat '{"message":"compose two","session_id":"check-c"}') ||
+    fail "REST chat through podman-compose's gateway: $reply"
+  [[ "$(jget turn_count <<<"$reply")" == 2 ]] || fail "podman-compose layout lost the session: $reply"
+  c_restarts=$(for svc in replica-a replica-b gateway; do
+    printf '%s %s, ' "$svc" "$(podman inspect -f '{{.RestartCount}}' "chatd-check-compose_${svc}_1")"
+  done)
+  c_restarts=${c_restarts%, }
+  log "podman-compose's layout answered $(secs $c_first_ms) s after up; restarts: $c_restarts"
+  # Not `down -v`: it leaves the network and the replicas' anonymous volumes.
+  clean_up
+  port_free "$b_http" || fail "port $b_http still held after podman-compose down"
+fi
+
+log "the same layout by hand: postgres, replica-a, replica-b, gateway --backend=$backends"
 podman network create --label "$label" --subnet 10.89.202.0/24 chatd-check-compose >/dev/null
 podman volume create --label "$label" chatd-check-pgdata >/dev/null
 net=(--network chatd-check-compose)
@@ -322,6 +362,7 @@ podman run -d --label "$label" "${net[@]}" --network-alias postgres --name chatd
 watch=(chatd-check-postgres)
 # docker-compose.yml's health check, polled here (podman's needs systemd).
 poll "postgres healthy" 60 podman exec chatd-check-postgres pg_isready -U chatd -q
+log "postgres accepts connections after $(secs $(($(now_ms) - t))) s"
 run_replica() {  # run_replica NAME PORT [podman run options...]
   local name=$1 port=$2
   shift 2
@@ -334,10 +375,12 @@ run_replica replica-b "$b_grpc_b"
 watch+=(chatd-check-replica-a chatd-check-replica-b)
 poll "replica-a SERVING" 60 grpc_serving "$b_grpc_a"
 poll "replica-b SERVING" 60 grpc_serving "$b_grpc_b"
+log "both replicas SERVING after $(secs $(($(now_ms) - t))) s"
 podman run -d --label "$label" "${net[@]}" --name chatd-check-gateway -p "127.0.0.1:$b_http:8000" \
   --entrypoint chat-gateway chatd "${gateway_args[@]}" >/dev/null
 watch+=(chatd-check-gateway)
 poll "gateway ready" 60 curl -sf -m 2 "http://127.0.0.1:$b_http/readyz"
+log "gateway ready after $(secs $(($(now_ms) - t))) s"
 api_key=$(create_key "$b_http" acme) || fail "creating an API key with the admin key"
 reply=$(rest "$b_http" POST /v1/chat '{"message":"Hello through the gateway","session_id":"check-b"}') ||
   fail "REST chat through the gateway: $reply"
@@ -363,7 +406,7 @@ log "one session: gateway, then replica-a, then replica-b; history the same on B
 # address by its name.
 start_prober "$b_http" "$tmp/probe-b"
 wait_probe_ok "$tmp/probe-b" 30 "prober's first answer"
-podman rm -f -t 10 chatd-check-replica-a >/dev/null
+podman rm -f -v -t 10 chatd-check-replica-a >/dev/null
 run_replica replica-a "$b_grpc_a" --ip 10.89.202.250
 poll "new replica-a SERVING" 60 grpc_serving "$b_grpc_a"
 wait_probe_ok "$tmp/probe-b" 30 "gateway answering after replica-a was replaced"
@@ -374,7 +417,7 @@ show_failures "$tmp/probe-b"
 start_prober "$b_http" "$tmp/probe-b2"
 wait_probe_ok "$tmp/probe-b2" 30 "prober's first answer"
 watch=(chatd-check-postgres chatd-check-replica-a chatd-check-gateway)
-podman rm -f -t 10 chatd-check-replica-b >/dev/null
+podman rm -f -v -t 10 chatd-check-replica-b >/dev/null
 wait_probe_ok "$tmp/probe-b2" 60 "gateway answering through the new replica-a alone"
 stop_prober
 b_gap_ms=$(longest_gap "$tmp/probe-b2")
@@ -387,13 +430,16 @@ history=$(rest "$b_http" GET /v1/sessions/check-b/history)
 watch=()
 
 # ------------------------------------------------------------ 5. figures
+compose_figure="skipped (CHECK_BACKEND)"
+[[ -z "$c_first_ms" ]] || compose_figure="$(secs $c_first_ms) s to the first answer; restarts: $c_restarts"
 cat <<EOF
 
 container check passed in ${SECONDS}s
   image build:                  $(secs $build_ms) s$( ((build_ms < 60000)) && echo " (cached layers; --no-cache for a cold build)")
   image size:                   ${image_mb} MB
   first answer, server+gateway: $(secs $a_first_ms) s after podman run (REST, with key creation)
-  first answer, compose layout: $(secs $b_first_ms) s after postgres started
+  first answer, compose layout: $(secs $b_first_ms) s after postgres started (by hand)
+  podman-compose up:            $compose_figure
   outage, server replaced:      $(secs $a_gap_ms) s longest gap between answers, $a_fail failed calls
   replica-a replaced:           $b_replace_fail failed calls, longest gap $(secs $b_replace_gap_ms) s
   replica-b removed:            $(secs $b_gap_ms) s longest gap, $b_fail failed calls
