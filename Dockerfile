@@ -35,11 +35,12 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
  && strip build/bin/chat-server build/bin/chat-gateway
 
 FROM debian:bookworm-slim AS runtime
-# Runtime libraries only: gRPC, protobuf, Abseil, SQLite, libpq, curl.
+# Runtime libraries only: gRPC, protobuf, Abseil, SQLite, libpq, curl, jemalloc
+# (both binaries link it: cmake/Allocator.cmake).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libpq5 libcurl4 ca-certificates \
-      libabsl20220623 \
+      libabsl20220623 libjemalloc2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/chatd --no-create-home --shell /usr/sbin/nologin chatd \
  && install -d -o chatd -g chatd -m 0750 /var/lib/chatd
