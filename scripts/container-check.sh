@@ -208,14 +208,20 @@ prober() {
     sleep 0.1
   done
 }
-start_prober() { rm -f "$tmp/stop-probe" "$2"; prober "$1" "$2" & prober_pid=$!; }
+start_prober() {
+  [[ -z "${prober_pid:-}" ]] || fail "a prober is already running"
+  rm -f "$tmp/stop-probe" "$2"
+  prober "$1" "$2" &
+  prober_pid=$!
+}
 stop_prober() { touch "$tmp/stop-probe"; wait "$prober_pid" || true; prober_pid=""; }
 # Longest time between two answered calls, in ms; failed calls.
 longest_gap() { awk '$3=="ok" { if (last) { g = $2 - last; if (g > m) m = g } last = $2 } END { print m + 0 }' "$1"; }
 failures() { awk '$3=="fail"' "$1" | wc -l; }
 # show_failures FILE: what the failed calls answered, once each.
 show_failures() { awk '$3=="fail" { $1=$2=$3=""; print "    failed call:" $0 }' "$1" | sort | uniq -c; }
-# wait_probe_ok FILE SECONDS: until the prober logged an answer after now.
+# wait_probe_ok FILE SECONDS DESCRIPTION: until the prober logged an answer to
+# a call it started after now.
 wait_probe_ok() {
   local from
   from=$(now_ms)
@@ -410,6 +416,7 @@ podman rm -f -v -t 10 chatd-check-replica-a >/dev/null
 run_replica replica-a "$b_grpc_a" --ip 10.89.202.250
 poll "new replica-a SERVING" 60 grpc_serving "$b_grpc_a"
 wait_probe_ok "$tmp/probe-b" 30 "gateway answering after replica-a was replaced"
+stop_prober
 b_replace_fail=$(failures "$tmp/probe-b")
 b_replace_gap_ms=$(longest_gap "$tmp/probe-b")
 log "replica-a replaced: $b_replace_fail failed calls, longest gap $(secs $b_replace_gap_ms) s"
