@@ -29,7 +29,8 @@ fi
 import() {  # import DIR NAME CHANGES...
   local dir=$1 name=$2
   shift 2
-  tar --numeric-owner -C "$dir" -c . | podman import "$@" - "$name" >/dev/null
+  tar --numeric-owner -C "$dir" -c . | podman import "$@" - "$name" >"$work/import.log" 2>&1 ||
+    { cat "$work/import.log"; exit 1; }
   podman tag "$name" "docker.io/library/$name"
 }
 
@@ -81,7 +82,9 @@ fi
 
 if ! have postgres:15; then
   echo "building postgres:15 from Debian's postgresql-15 ..."
-  podman build --pull=never -q -t postgres:15 postgres/ >/dev/null
+  podman build --pull=never -t postgres:15 postgres/ >"${TMPDIR:-/tmp}/chatd-postgres-build.log" 2>&1 ||
+    { tail -30 "${TMPDIR:-/tmp}/chatd-postgres-build.log"; exit 1; }
+  rm -f "${TMPDIR:-/tmp}/chatd-postgres-build.log"
   podman tag postgres:15 docker.io/library/postgres:15
   echo "made postgres:15"
 fi
