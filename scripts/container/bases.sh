@@ -29,9 +29,12 @@ fi
 import() {  # import DIR NAME CHANGES...
   local dir=$1 name=$2
   shift 2
-  tar --numeric-owner -C "$dir" -c . | podman import "$@" - "$name" >"$work/import.log" 2>&1 ||
+  # Fully qualified: a short name would resolve to whichever of the two tags
+  # exists, and --rebuild would leave the old image under the other.
+  tar --numeric-owner -C "$dir" -c . |
+    podman import "$@" - "docker.io/library/$name" >"$work/import.log" 2>&1 ||
     { cat "$work/import.log"; exit 1; }
-  podman tag "$name" "docker.io/library/$name"
+  podman tag "docker.io/library/$name" "localhost/$name"
 }
 
 if ! have debian:bookworm || ! have debian:bookworm-slim; then
@@ -82,9 +85,12 @@ fi
 
 if ! have postgres:15; then
   echo "building postgres:15 from Debian's postgresql-15 ..."
-  podman build --pull=never -t postgres:15 postgres/ >"${TMPDIR:-/tmp}/chatd-postgres-build.log" 2>&1 ||
+  no_cache=()
+  ((rebuild == 0)) || no_cache=(--no-cache)
+  podman build --pull=never "${no_cache[@]}" -t docker.io/library/postgres:15 postgres/ \
+    >"${TMPDIR:-/tmp}/chatd-postgres-build.log" 2>&1 ||
     { tail -30 "${TMPDIR:-/tmp}/chatd-postgres-build.log"; exit 1; }
   rm -f "${TMPDIR:-/tmp}/chatd-postgres-build.log"
-  podman tag postgres:15 docker.io/library/postgres:15
+  podman tag docker.io/library/postgres:15 localhost/postgres:15
   echo "made postgres:15"
 fi
