@@ -55,9 +55,10 @@ ABSL_FLAG(absl::Duration, echo_delay, absl::Milliseconds(20),
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM, how long running calls may take to finish "
           "before they are cancelled (0s to 1h). Env: CHAT_SHUTDOWN_GRACE.");
-ABSL_FLAG(int, store_threads, 4,
+ABSL_FLAG(int, store_threads, 0,
           "Threads doing store I/O (no call holds one while it waits for the "
-          "provider); 1 to 256. Env: CHAT_STORE_THREADS.");
+          "provider); 1 to 256, or 0: 4 for the memory store, 64 for SQLite "
+          "and PostgreSQL. Env: CHAT_STORE_THREADS.");
 
 ABSL_FLAG(int, store_connections, 8,
           "Most PostgreSQL connections this replica opens (1 to 1000). Env: "
@@ -313,6 +314,11 @@ const std::vector<std::string>& ServerFlagNames() {
   return *kNames;
 }
 
+int StoreThreadsFor(int flag_value, const store::ConversationStore& store) {
+  if (flag_value > 0) return flag_value;
+  return store.MayBlock() ? 64 : 4;
+}
+
 absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   FlagErrors errors(&sources);
   ServerConfig config;
@@ -344,7 +350,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
                                config.store_options.max_connections, 1,
                                kMaxStoreConnections));
   config.store_threads = absl::GetFlag(FLAGS_store_threads);
-  errors.Check(CheckIntInRange("store_threads", config.store_threads, 1,
+  errors.Check(CheckIntInRange("store_threads", config.store_threads, 0,
                                kMaxStoreThreads));
   config.session_ttl = absl::GetFlag(FLAGS_session_ttl);
   errors.Check(CheckDurationInRange("session_ttl", config.session_ttl,

@@ -79,7 +79,8 @@ struct ServerConfig {
   // environment (llm::ReadProviderEnvironment).
   llm::ProviderConfig provider;
   ChatEngineOptions engine;
-  int store_threads = 4;
+  // 0: chosen by the store (StoreThreadsFor).
+  int store_threads = 0;
   // 0: sessions are kept forever.
   absl::Duration session_ttl = absl::ZeroDuration();
   absl::Duration shutdown_grace = absl::Seconds(10);
@@ -93,6 +94,15 @@ struct ServerConfig {
   // TLS and transport limits of the gRPC port.
   GrpcTransportOptions transport;
 };
+
+// The store pool's size: `flag_value` when set, else 4 for a store whose
+// calls never block (memory) and 64 for one whose calls do (SQLite,
+// PostgreSQL). A blocking store's commit holds a pool thread until its
+// group commit is durable, so the pool bounds how many turns one commit can
+// carry: at 64 connections, 4 threads gave SQLite 1,350 turns/s and 64 gave
+// 2,600 (bench/RESULTS.md). For the memory store more threads only add
+// wake-ups and cost CPU.
+int StoreThreadsFor(int flag_value, const store::ConversationStore& store);
 
 // The shortest admin key accepted.
 inline constexpr size_t kMinAdminKeyLength = 24;

@@ -156,7 +156,8 @@ int Run(chat::ServerConfig config) {
     return 1;
   }
 
-  auto pool = std::make_unique<chat::ThreadPool>(config.store_threads);
+  auto pool = std::make_unique<chat::ThreadPool>(
+      chat::StoreThreadsFor(config.store_threads, **store));
   auto engine = std::make_unique<chat::ChatEngine>(
       store->get(), provider->get(), pool.get(), config.engine);
   chat::AuthenticatorOptions auth_options;

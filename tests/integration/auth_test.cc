@@ -516,7 +516,7 @@ TEST_F(AuthTest, KeysCommandRefusesBadFlags) {
             "--budget_period"},
            {{"create", "--tenant=acme", "--name=w", "--expires=0s"},
             "--expires"},
-           {{"create", "--tenant=acme", "--name=w", "--store_threads=0"},
+           {{"create", "--tenant=acme", "--name=w", "--store_threads=-1"},
             "--store_threads"},
            {{"revoke"}, "revoke"},
            {{"frobnicate"}, "frobnicate"},

@@ -70,18 +70,18 @@ INSTANTIATE_TEST_SUITE_P(
                       {"--listen=127.0.0.1:99999", "--store=memory"},
                       "chat-server: --listen must be HOST:PORT with a port "
                       "between 0 and 65535; got '127.0.0.1:99999'"},
-        BadConfigCase{"ServerStoreThreadsZero",
+        BadConfigCase{"ServerStoreThreadsNegative",
                       CHAT_SERVER_BINARY,
                       {},
-                      {"--store_threads=0", "--store=memory"},
-                      "chat-server: --store_threads must be between 1 and "
-                      "256; got 0"},
-        BadConfigCase{"ServerStoreThreadsZeroFromEnvironment",
+                      {"--store_threads=-1", "--store=memory"},
+                      "chat-server: --store_threads must be between 0 and "
+                      "256; got -1"},
+        BadConfigCase{"ServerStoreThreadsNegativeFromEnvironment",
                       CHAT_SERVER_BINARY,
-                      {"CHAT_STORE_THREADS=0"},
+                      {"CHAT_STORE_THREADS=-1"},
                       {"--store=memory"},
-                      "chat-server: --store_threads must be between 1 and "
-                      "256; got 0 (from CHAT_STORE_THREADS)"},
+                      "chat-server: --store_threads must be between 0 and "
+                      "256; got -1 (from CHAT_STORE_THREADS)"},
         BadConfigCase{"ServerUnparsableDuration",
                       CHAT_SERVER_BINARY,
                       {},

@@ -19,6 +19,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+#include "server/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat {
@@ -40,7 +42,7 @@ TEST_F(ServerConfigTest, DefaultsAreAccepted) {
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->listen, "127.0.0.1:50051");
   EXPECT_EQ(config->store_url, "sqlite:./data/chat.db");
-  EXPECT_EQ(config->store_threads, 4);
+  EXPECT_EQ(config->store_threads, 0);
   EXPECT_EQ(config->store_options.max_connections, 8);
   EXPECT_EQ(config->provider.name, "auto");
   EXPECT_EQ(config->provider.http.max_retries, 2);
@@ -100,9 +102,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadValueCase{"ListenNoPort",
                      [] { absl::SetFlag(&FLAGS_listen, "localhost"); },
                      "--listen must be HOST:PORT"},
-        BadValueCase{"StoreThreadsZero",
-                     [] { absl::SetFlag(&FLAGS_store_threads, 0); },
-                     "--store_threads must be between 1 and 256; got 0"},
+        BadValueCase{"StoreThreadsNegative",
+                     [] { absl::SetFlag(&FLAGS_store_threads, -1); },
+                     "--store_threads must be between 0 and 256; got -1"},
         BadValueCase{"StoreConnectionsZero",
                      [] { absl::SetFlag(&FLAGS_store_connections, 0); },
                      "--store_connections must be between 1 and 1000; got 0"},
@@ -190,7 +192,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
   absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999");
-  absl::SetFlag(&FLAGS_store_threads, 0);
+  absl::SetFlag(&FLAGS_store_threads, -1);
   EXPECT_THAT(
       ServerConfigFromFlags(),
       StatusIs(absl::StatusCode::kInvalidArgument,
@@ -309,11 +311,11 @@ class ServerConfigEnvironmentTest : public ::testing::Test {
   absl::FlagSaver saver_;
 };
 
-TEST_F(ServerConfigEnvironmentTest, ZeroStoreThreadsFromEnvironment) {
-  setenv("CHAT_STORE_THREADS", "0", 1);
+TEST_F(ServerConfigEnvironmentTest, NegativeStoreThreadsFromEnvironment) {
+  setenv("CHAT_STORE_THREADS", "-1", 1);
   EXPECT_THAT(Parse({}), StatusIs(absl::StatusCode::kInvalidArgument,
-                                  "--store_threads must be between 1 and 256; "
-                                  "got 0 (from CHAT_STORE_THREADS)"));
+                                  "--store_threads must be between 0 and 256; "
+                                  "got -1 (from CHAT_STORE_THREADS)"));
 }
 
 TEST_F(ServerConfigEnvironmentTest, UnparsableEnvironmentValue) {
@@ -325,7 +327,7 @@ TEST_F(ServerConfigEnvironmentTest, UnparsableEnvironmentValue) {
 }
 
 TEST_F(ServerConfigEnvironmentTest, CommandLineWins) {
-  setenv("CHAT_STORE_THREADS", "0", 1);
+  setenv("CHAT_STORE_THREADS", "-1", 1);
   absl::StatusOr<ServerConfig> config = Parse({"--store_threads=3"});
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->store_threads, 3);
@@ -479,6 +481,20 @@ TEST(ServerFlagNamesTest, ListsEveryFlagOfTheBinary) {
         << "--" << name << " has no environment variable";
   }
   EXPECT_EQ(defined, static_cast<int>(names.size()));
+}
+
+// --store_threads=0 sizes the pool by the store: group commit on a blocking
+// store gathers one turn per waiting thread.
+TEST(StoreThreadsForTest, ZeroPicksByWhetherTheStoreBlocks) {
+  store::MemoryConversationStore memory;
+  ASSERT_FALSE(memory.MayBlock());
+  EXPECT_EQ(StoreThreadsFor(0, memory), 4);
+  absl::StatusOr<std::unique_ptr<store::SqliteConversationStore>> sqlite =
+      store::SqliteConversationStore::Open(":memory:");
+  ASSERT_THAT(sqlite.status(), IsOk());
+  EXPECT_EQ(StoreThreadsFor(0, **sqlite), 64);
+  EXPECT_EQ(StoreThreadsFor(3, **sqlite), 3);
+  EXPECT_EQ(StoreThreadsFor(3, memory), 3);
 }
 
 }  // namespace
