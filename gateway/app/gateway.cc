@@ -662,6 +662,7 @@ bool Gateway::Ready() {
     absl::MutexLock lock(&mu_);
     if (cancelling_) return false;
   }
+  if (options_.ready) return options_.ready();
   std::shared_ptr<grpc::Channel> channel;
   {
     absl::MutexLock lock(&stub_mu_);

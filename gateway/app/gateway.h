@@ -1,6 +1,7 @@
 #ifndef CHAT_GATEWAY_APP_GATEWAY_H_
 #define CHAT_GATEWAY_APP_GATEWAY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,10 @@ struct GatewayOptions {
   // Answers GET /metrics with MetricsRegistry::Default() (false when
   // --metrics_listen serves them elsewhere: /metrics is then 404 here).
   bool serve_metrics = true;
+  // Whether a backend can take calls (GET /readyz); empty: the channel is
+  // READY. For a channel with no connectivity state, such as chat-server's
+  // in-process one (server/app/embedded_http.*).
+  std::function<bool()> ready;
 };
 
 struct UnaryCall;
