@@ -47,9 +47,9 @@ class HealthWatch final
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows.
-    serving_.store(response_.status() ==
-                       grpc::health::v1::HealthCheckResponse::SERVING,
-                   std::memory_order_release);
+    serving_.store(
+        response_.status() == grpc::health::v1::HealthCheckResponse::SERVING,
+        std::memory_order_release);
     StartRead(&response_);
   }
   void OnDone(const grpc::Status& /*status*/) override {
@@ -73,7 +73,7 @@ absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "refusing to serve HTTP on ", http.listen,
+      "refusing to serve HTTP on --http_listen=", http.listen,
       " (not loopback): --allow_anonymous serves callers without an API key "
       "from any host, so anyone who reaches this port could use it. Do one "
       "of: drop --allow_anonymous and create a key with 'chat-server keys "
@@ -110,18 +110,16 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
   http->gateway_ = std::make_unique<gateway::Gateway>(
       std::move(channel), *std::move(routes), std::move(options.gateway));
   http->server_ = std::make_unique<gateway::HttpServer>(
-      options.http,
-      [gateway = http->gateway_.get()](
-          std::shared_ptr<gateway::HttpExchange> exchange) {
+      options.http, [gateway = http->gateway_.get()](
+                        std::shared_ptr<gateway::HttpExchange> exchange) {
         gateway->Handle(std::move(exchange));
       });
   absl::StatusOr<int> bound =
       http->server_->Start(options.address.host, options.address.port);
   if (!bound.ok()) {
     http->Shutdown(absl::Now());
-    return absl::UnavailableError(
-        absl::StrCat("--http_listen=", options.listen, ": ",
-                     bound.status().message()));
+    return absl::UnavailableError(absl::StrCat("--http_listen=", options.listen,
+                                               ": ", bound.status().message()));
   }
   http->port_ = *bound;
   return http;
