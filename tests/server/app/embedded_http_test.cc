@@ -136,9 +136,9 @@ class EmbeddedHttpTest : public ::testing::Test {
   }
   HttpAnswer PostJson(const std::string& path, const std::string& body,
                       std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"-X", "POST", base_ + path, "-H",
-                                     "Content-Type: application/json", "-d",
-                                     body};
+    std::vector<std::string> args = {
+        "-X", "POST", base_ + path, "-H", "Content-Type: application/json",
+        "-d", body};
     args.insert(args.end(), extra.begin(), extra.end());
     return Curl(args);
   }
@@ -172,13 +172,13 @@ TEST_F(EmbeddedHttpTest, ChatHistoryAndStreamAsThroughTheGateway) {
 
   HttpAnswer history = Curl({base_ + "/history/s1"});
   EXPECT_EQ(history.status, 200);
-  EXPECT_THAT(history.body, HasSubstr(R"("role":"user","content":"Hello there")"));
+  EXPECT_THAT(history.body,
+              HasSubstr(R"("role":"user","content":"Hello there")"));
   EXPECT_THAT(history.body, HasSubstr(R"("role":"assistant")"));
   EXPECT_EQ(Curl({base_ + "/history/nobody"}).status, 404);
 
   HttpAnswer stream = PostJson(
-      "/v1/chat:stream", R"({"message":"And now?","session_id":"s1"})",
-      {"-N"});
+      "/v1/chat:stream", R"({"message":"And now?","session_id":"s1"})", {"-N"});
   EXPECT_EQ(stream.status, 200);
   EXPECT_THAT(stream.headers, HasSubstr("content-type: text/event-stream"));
   EXPECT_THAT(stream.body, HasSubstr("event: delta\n"));
@@ -226,9 +226,9 @@ TEST_F(EmbeddedHttpTest, ProbesDocumentsHeadersAndLogs) {
               HasSubstr("traceparent: 00-0af7651916cd43dd8448eb211c80319c-"));
   EXPECT_THAT(traced.headers, HasSubstr("access-control-allow-origin: "
                                         "https://app.example\n"));
-  HttpAnswer preflight = Curl(
-      {"-X", "OPTIONS", base_ + "/v1/chat", "-H", "Origin: https://app.example",
-       "-H", "Access-Control-Request-Method: POST"});
+  HttpAnswer preflight = Curl({"-X", "OPTIONS", base_ + "/v1/chat", "-H",
+                               "Origin: https://app.example", "-H",
+                               "Access-Control-Request-Method: POST"});
   EXPECT_EQ(preflight.status, 204);
   EXPECT_THAT(preflight.headers, HasSubstr("access-control-allow-methods: "));
 
@@ -259,8 +259,8 @@ TEST_F(EmbeddedHttpTest, MetricsListenServesTheGatewaysMetricsToo) {
   ASSERT_NE(at, std::string::npos) << log;
   const size_t start = at + marker.size();
   const std::string port = log.substr(start, log.find('/', start) - start);
-  HttpAnswer metrics = Curl({absl::StrCat("http://127.0.0.1:", port,
-                                          "/metrics")});
+  HttpAnswer metrics =
+      Curl({absl::StrCat("http://127.0.0.1:", port, "/metrics")});
   EXPECT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.body, HasSubstr("chatd_gateway_http_requests_total{"));
 }
@@ -296,10 +296,10 @@ TEST_F(EmbeddedHttpTest, AClientCannotChooseItsForwardedAddress) {
   // sends: a loopback client stays the anonymous local caller (no key exists)
   // even when it claims another address, here or in Grpc-Metadata-.
   Start();
-  HttpAnswer answer = PostJson(
-      "/chat", R"({"message":"spoof","session_id":"f1"})",
-      {"-H", "X-Forwarded-For: 203.0.113.7", "-H",
-       "Grpc-Metadata-X-Forwarded-For: 203.0.113.7"});
+  HttpAnswer answer =
+      PostJson("/chat", R"({"message":"spoof","session_id":"f1"})",
+               {"-H", "X-Forwarded-For: 203.0.113.7", "-H",
+                "Grpc-Metadata-X-Forwarded-For: 203.0.113.7"});
   EXPECT_EQ(answer.status, 200) << answer.body;
   EXPECT_THAT(server_->Log(), HasSubstr("tenant=default"));
 }
@@ -319,13 +319,14 @@ TEST_F(EmbeddedHttpTest, AnonymousOnANetworkIsRefusedAtStart) {
 TEST_F(EmbeddedHttpTest, BadFlagsExitTwoNamingThem) {
   for (const char* flag : {"--http_listen=nowhere", "--http_io_threads=0"}) {
     std::string output;
-    absl::StatusOr<int> code = RunCommand(
-        {CHAT_SERVER_BINARY, "--listen=127.0.0.1:0", flag, "--store=memory",
-         "--provider=echo"},
-        &output);
+    absl::StatusOr<int> code =
+        RunCommand({CHAT_SERVER_BINARY, "--listen=127.0.0.1:0", flag,
+                    "--store=memory", "--provider=echo"},
+                   &output);
     ASSERT_THAT(code, IsOk());
     EXPECT_EQ(*code, 2) << output;
-    const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
+    const std::string name =
+        std::string(flag).substr(0, std::string(flag).find('='));
     EXPECT_THAT(output, HasSubstr(name));
   }
 }
@@ -333,11 +334,11 @@ TEST_F(EmbeddedHttpTest, BadFlagsExitTwoNamingThem) {
 TEST_F(EmbeddedHttpTest, ABusyHttpPortExitsOne) {
   Start();
   std::string output;
-  absl::StatusOr<int> code = RunCommand(
-      {CHAT_SERVER_BINARY, "--listen=127.0.0.1:0",
-       absl::StrCat("--http_listen=127.0.0.1:", http_port_), "--store=memory",
-       "--provider=echo"},
-      &output);
+  absl::StatusOr<int> code =
+      RunCommand({CHAT_SERVER_BINARY, "--listen=127.0.0.1:0",
+                  absl::StrCat("--http_listen=127.0.0.1:", http_port_),
+                  "--store=memory", "--provider=echo"},
+                 &output);
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 1) << output;
   EXPECT_THAT(output, HasSubstr("--http_listen"));
