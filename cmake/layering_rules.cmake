@@ -1,10 +1,12 @@
 # Which includes each layer may not use. Dependencies point down:
 #   server: app -> service -> engine -> {llm, store} -> common
 #   gateway: app -> openapi -> compat -> transcode -> http -> common
-# and the gateway never reaches into server/. server/app may use the
-# gateway's layers (not the reverse): chat-server's --http_listen serves
-# chat-gateway's routes in its own process (server/app/embedded_http.*),
-# but not gateway/app/config.h, whose flags share names with chat-server's. Read by
+# and the gateway never reaches into server/. clients/cli (chat-cli) sits on
+# the generated stubs, gRPC and common/, beside both binaries, never in them.
+# server/app may use the gateway's layers (not the reverse): chat-server's
+# --http_listen serves chat-gateway's routes in its own process
+# (server/app/embedded_http.*), but not gateway/app/config.h, whose flags
+# share names with chat-server's. Read by
 # cmake/check_layering.cmake (a ctest entry) and cmake/Layering.cmake.
 #
 # Each rule: FOLDER|FORBIDDEN-PREFIX,FORBIDDEN-PREFIX,...
@@ -20,6 +22,7 @@ set(CHAT_LAYERING_RULES
   "gateway/openapi|server/,gateway/app/"
   "gateway/compat|server/,gateway/openapi/,gateway/app/"
   "gateway/app|server/"
+  "clients/cli|server/,gateway/"
 )
 
 # Targets a library must not link, directly or through another library.
@@ -29,4 +32,5 @@ set(CHAT_LINK_RULES
   "chat_gateway_http|gRPC::grpc++,gRPC::grpc,protobuf::libprotobuf,chat_proto,chat_store,chat_llm,chat_engine,chat_service"
   "chat_gateway_app|chat_store,chat_llm,chat_engine,chat_service,chat_server_app"
   "chat_server_app|chat_gateway_config"
+  "chat_cli|chat_store,chat_llm,chat_engine,chat_service,chat_server_app,chat_gateway_http,chat_gateway_transcode,chat_gateway_openapi,chat_gateway_compat,chat_gateway_app"
 )

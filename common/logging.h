@@ -2,7 +2,8 @@
 #define CHAT_COMMON_LOGGING_H_
 
 // A minimal thread-safe logger: Abseil 20220623 has no absl/log. One line per
-// call on stderr, so that lines from concurrent threads never interleave.
+// call on stderr, written with one write(2) (no stdio buffer, nothing to
+// flush), so that lines from concurrent threads never interleave.
 // Two formats (SetLogFormat): text, "<UTC time> <LEVEL> <msg> key=value ...",
 // for people; JSON, one object per line ({"ts","level","msg", fields...}),
 // for log collectors. Messages below the minimum level (SetMinLogLevel) are
@@ -65,6 +66,9 @@ class LogFields {
   const std::vector<LogField>& fields() const { return fields_; }
 
  private:
+  // A new field named `key`, its value empty.
+  LogField& Append(absl::string_view key, bool quoted);
+
   std::vector<LogField> fields_;
 };
 

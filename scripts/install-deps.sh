@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev nlohmann-json3-dev libboost-dev
+  libjemalloc-dev
   libssl-dev
   libgtest-dev libgmock-dev
 )

@@ -37,9 +37,8 @@ bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls) {
 }
 
 absl::Status CheckBackendAuthPolicy(
-    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,
+    BackendSet& backends, absl::Duration wait,
     const std::function<bool()>& stop_requested) {
-  chat::admin::v1::AdminService::Stub stub(channel);
   const absl::Time deadline = absl::Now() + wait;
   grpc::Status last;
   while (true) {
@@ -55,6 +54,9 @@ absl::Status CheckBackendAuthPolicy(
     context.set_wait_for_ready(true);
     chat::admin::v1::GetAuthPolicyRequest request;
     chat::admin::v1::GetAuthPolicyResponse response;
+    // Picked again for each attempt: with several backends, the one that
+    // comes up first answers.
+    chat::admin::v1::AdminService::Stub stub(backends.Pick());
     last = stub.GetAuthPolicy(&context, request, &response);
     if (last.ok()) {
       if (!response.anonymous_remote_allowed()) return absl::OkStatus();

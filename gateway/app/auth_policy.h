@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "grpcpp/channel.h"
+#include "gateway/app/backend_set.h"
 
 namespace chat::gateway {
 
@@ -21,9 +21,11 @@ namespace chat::gateway {
 // false. main warns once at start when so.
 bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls);
 
-// Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy over `channel`)
-// whether it would serve a caller with no API key from another host, waiting
-// for it to come up and retrying for up to `wait`. `stop_requested` is asked
+// Asks chat-server (chat.admin.v1.AdminService/GetAuthPolicy, each attempt
+// on the channel `backends` picks: a READY one if any) whether it would serve
+// a caller with no API key from another host, waiting for one to come up and
+// retrying for up to `wait`. Every replica shares the store that holds the
+// keys, so one answer speaks for all. `stop_requested` is asked
 // about once a second while it waits (main's stop signals are blocked, so a
 // SIGTERM during a long wait would otherwise go unnoticed).
 // - OK: it would not (it requires API keys).
@@ -32,7 +34,7 @@ bool KeysCrossNetworkInClear(absl::string_view backend, bool backend_tls);
 // - UNAVAILABLE: no answer within `wait` (the last error in the message).
 // - CANCELLED: `stop_requested` said so before an answer came.
 absl::Status CheckBackendAuthPolicy(
-    const std::shared_ptr<grpc::Channel>& channel, absl::Duration wait,
+    BackendSet& backends, absl::Duration wait,
     const std::function<bool()>& stop_requested = [] { return false; });
 
 }  // namespace chat::gateway

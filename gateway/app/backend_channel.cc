@@ -45,6 +45,18 @@ bool IsIpv6Literal(absl::string_view address) {
   return !address.empty() && address.front() == '[';
 }
 
+// The gRPC target for one --backend entry.
+std::string TargetOf(const std::string& address) {
+  if (absl::StrContains(address, "://") || absl::StartsWith(address, "ipv4:") ||
+      absl::StartsWith(address, "ipv6:") ||
+      absl::StartsWith(address, "unix:")) {
+    return address;  // Already a gRPC target URI.
+  }
+  if (IsIpv4Literal(address)) return absl::StrCat("ipv4:", address);
+  if (IsIpv6Literal(address)) return absl::StrCat("ipv6:", address);
+  return absl::StrCat("dns:///", address);
+}
+
 // The PEM file `path` given to --`flag`. Says nothing of the contents: a key
 // is a secret.
 absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
@@ -94,7 +106,8 @@ X509Ptr FirstCertificate(const std::string& pem) {
 
 }  // namespace
 
-absl::StatusOr<std::string> BackendTarget(absl::string_view backends) {
+absl::StatusOr<std::vector<std::string>> BackendTargets(
+    absl::string_view backends) {
   std::vector<std::string> addresses;
   for (absl::string_view a :
        absl::StrSplit(backends, ',', absl::SkipWhitespace())) {
@@ -103,26 +116,27 @@ absl::StatusOr<std::string> BackendTarget(absl::string_view backends) {
   if (addresses.empty()) {
     return absl::InvalidArgumentError("--backend names no address");
   }
-  if (addresses.size() == 1) {
-    const std::string& a = addresses[0];
-    if (a.find(":///") != std::string::npos || absl::StartsWith(a, "ipv4:") ||
-        absl::StartsWith(a, "ipv6:") || absl::StartsWith(a, "unix:")) {
-      return a;  // Already a gRPC target URI.
+  if (addresses.size() > 1) {
+    bool all_v4 = true, all_v6 = true;
+    for (const std::string& a : addresses) {
+      all_v4 = all_v4 && IsIpv4Literal(a);
+      all_v6 = all_v6 && IsIpv6Literal(a);
     }
-    if (IsIpv4Literal(a)) return absl::StrCat("ipv4:", a);
-    if (IsIpv6Literal(a)) return absl::StrCat("ipv6:", a);
-    return absl::StrCat("dns:///", a);
+    // Fixed addresses: one channel, balanced by gRPC's round_robin.
+    if (all_v4)
+      return std::vector<std::string>{
+          absl::StrCat("ipv4:", absl::StrJoin(addresses, ","))};
+    if (all_v6)
+      return std::vector<std::string>{
+          absl::StrCat("ipv6:", absl::StrJoin(addresses, ","))};
   }
-  bool all_v4 = true, all_v6 = true;
-  for (const std::string& a : addresses) {
-    all_v4 = all_v4 && IsIpv4Literal(a);
-    all_v6 = all_v6 && IsIpv6Literal(a);
-  }
-  if (all_v4) return absl::StrCat("ipv4:", absl::StrJoin(addresses, ","));
-  if (all_v6) return absl::StrCat("ipv6:", absl::StrJoin(addresses, ","));
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--backend=", backends,
-      ": several backends must all be IPv4 or all IPv6 addresses with ports"));
+  // A name each: gRPC 1.51's resolvers give a channel one name, so each
+  // entry gets a channel of its own (each resolving its name again as it
+  // changes) and BackendSet balances over them.
+  std::vector<std::string> targets;
+  targets.reserve(addresses.size());
+  for (const std::string& a : addresses) targets.push_back(TargetOf(a));
+  return targets;
 }
 
 std::string BackendServiceConfig(absl::string_view health_service) {
@@ -220,10 +234,10 @@ void PollBackendConnectionsOften() {
          /*overwrite=*/0);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
-    absl::string_view backends, const BackendTlsOptions& tls) {
-  absl::StatusOr<std::string> target = BackendTarget(backends);
-  if (!target.ok()) return target.status();
+namespace {
+
+std::shared_ptr<grpc::Channel> MakeChannelToTarget(
+    const std::string& target, const BackendTlsOptions& tls) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(BackendServiceConfig("chat.v1.ChatService"));
   args.SetMaxReceiveMessageSize(64 << 20);
@@ -247,8 +261,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
   // would then read "not ready" from a gateway merely left alone.
   args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);
   if (tls.root_certs.empty()) {
-    return grpc::CreateCustomChannel(*target,
-                                     grpc::InsecureChannelCredentials(), args);
+    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                     args);
   }
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = tls.root_certs;
@@ -257,7 +271,33 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
   if (!tls.server_name.empty()) {
     args.SetSslTargetNameOverride(tls.server_name);
   }
-  return grpc::CreateCustomChannel(*target, grpc::SslCredentials(ssl), args);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
+    absl::string_view backends, const BackendTlsOptions& tls) {
+  absl::StatusOr<std::vector<std::string>> targets = BackendTargets(backends);
+  if (!targets.ok()) return targets.status();
+  if (targets->size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend=", backends,
+                     " names several backends that need a channel each"));
+  }
+  return MakeChannelToTarget(targets->front(), tls);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeBackendChannels(
+    absl::string_view backends, const BackendTlsOptions& tls) {
+  absl::StatusOr<std::vector<std::string>> targets = BackendTargets(backends);
+  if (!targets.ok()) return targets.status();
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  channels.reserve(targets->size());
+  for (const std::string& target : *targets) {
+    channels.push_back(MakeChannelToTarget(target, tls));
+  }
+  return channels;
 }
 
 }  // namespace chat::gateway

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -10,12 +11,16 @@
 
 namespace chat::gateway {
 
-// The gRPC target for `--backend`: one address ("127.0.0.1:50051",
-// "localhost:50051") or several comma-separated IP addresses, which become
-// one "ipv4:a,b" / "ipv6:a,b" target so gRPC balances over all of them.
-// INVALID_ARGUMENT for an empty list, or several names that need DNS (a
-// DNS name is one target; give it several A records instead).
-absl::StatusOr<std::string> BackendTarget(absl::string_view backends);
+// The gRPC targets for `--backend`, one per channel the gateway opens: one
+// address ("127.0.0.1:50051", "localhost:50051", or a gRPC target URI such
+// as "dns://10.0.0.2:53/chat:50051") is one target; several comma-separated
+// IP addresses (all IPv4 or all IPv6) are one "ipv4:a,b" / "ipv6:a,b"
+// target, so gRPC balances over them on one channel; several entries of
+// which any is a DNS name (replica-a:50051,replica-b:50051, or a mix of
+// names and IPs) are one target each, balanced by BackendSet. INVALID_ARGUMENT
+// for a list that names no address.
+absl::StatusOr<std::vector<std::string>> BackendTargets(
+    absl::string_view backends);
 
 // The service config the channel uses: round_robin over every address, and
 // gRPC's client-side health checking (grpc.health.v1 Watch on
@@ -76,13 +81,19 @@ inline constexpr int kBackendDnsMinIntervalMs = 1000;
 // already set. Call first thing in main, before gRPC starts.
 void PollBackendConnectionsOften();
 
-// A channel to chat-server with that target and service config, over TLS if
-// `tls.root_certs` is set, reconnecting as the constants above say, and
-// never going idle (so its state says whether a backend is SERVING). Each
-// channel runs its own health watches (the service config's healthCheckConfig),
-// so a channel built on SIGHUP to replace another watches the replicas afresh
-// with the new credentials.
+// A channel to chat-server for `backends` (a --backend value that makes one
+// target, see BackendTargets), over TLS if `tls.root_certs` is set,
+// reconnecting as the constants above say, and never going idle (so its
+// state says whether a backend is SERVING). Each channel runs its own health
+// watches (the service config's healthCheckConfig), so a channel built on
+// SIGHUP to replace another watches the replicas afresh with the new
+// credentials. INVALID_ARGUMENT if `backends` makes several targets (use
+// MakeBackendChannels).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
+    absl::string_view backends, const BackendTlsOptions& tls = {});
+
+// One such channel per target of `backends` (BackendTargets), in order.
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeBackendChannels(
     absl::string_view backends, const BackendTlsOptions& tls = {});
 
 }  // namespace chat::gateway

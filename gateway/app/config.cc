@@ -20,8 +20,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "HTTP); empty (the default): they are served at /metrics on "
           "--listen instead");
 ABSL_FLAG(std::string, backend, "127.0.0.1:50051",
-          "chat-server address, or several comma-separated IP:PORT addresses "
-          "(round-robin over the healthy ones)");
+          "chat-server address, or several comma-separated HOST:PORT "
+          "addresses (names or IPs; round-robin over the healthy ones)");
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
           "largest request body (1 to 1073741824); larger ones are answered "
           "413");
@@ -140,11 +140,13 @@ absl::StatusOr<GatewayConfig> GatewayConfigFromFlags(
   }
 
   config.backend = absl::GetFlag(FLAGS_backend);
-  if (absl::StatusOr<std::string> target = BackendTarget(config.backend);
-      !target.ok()) {
+  if (absl::StatusOr<std::vector<std::string>> targets =
+          BackendTargets(config.backend);
+      !targets.ok()) {
     errors.Check(absl::InvalidArgumentError(absl::StrCat(
-        "--backend must be HOST:PORT or comma-separated IP:PORT addresses (",
-        target.status().message(), "); got '", config.backend, "'")));
+        "--backend must be HOST:PORT or several comma-separated HOST:PORT "
+        "addresses (",
+        targets.status().message(), "); got '", config.backend, "'")));
   }
 
   BackendTlsFiles tls_files;

@@ -167,23 +167,28 @@ class StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(Gateway* gateway, std::shared_ptr<grpc::ClientContext> context,
+             std::shared_ptr<std::atomic<bool>> client_gone,
              std::shared_ptr<HttpExchange> exchange,
              const MethodDescriptor* method, StreamFormat format,
              HttpHeaders headers, grpc::ByteBuffer request)
       : gateway_(gateway),
         context_(std::move(context)),
+        client_gone_(std::move(client_gone)),
         exchange_(std::move(exchange)),
         method_(method),
         format_(format),
         headers_(std::move(headers)),
         request_(std::move(request)) {}
 
-  void Start(grpc::GenericStub* stub) {
+  void Start() {
     gateway_->CallStarted(context_.get());
-    stub->PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
-                                   grpc::StubOptions(), this);
-    StartWriteLast(&request_, grpc::WriteOptions());
-    StartCall();
+    gateway_->StartOnBackend(
+        *context_, client_gone_, [this](grpc::GenericStub& stub) {
+          stub.PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
+                                        grpc::StubOptions(), this);
+          StartWriteLast(&request_, grpc::WriteOptions());
+          StartCall();
+        });
   }
 
   // The first read starts only here, so that the stream's headers (made
@@ -303,6 +308,7 @@ class StreamCall final
 
   Gateway* const gateway_;
   std::shared_ptr<grpc::ClientContext> context_;
+  const std::shared_ptr<std::atomic<bool>> client_gone_;
   std::shared_ptr<HttpExchange> exchange_;
   const MethodDescriptor* method_;
   const StreamFormat format_;
@@ -316,10 +322,9 @@ class StreamCall final
 
 }  // namespace
 
-Gateway::Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
+Gateway::Gateway(std::shared_ptr<BackendSet> backends, RouteTable routes,
                  GatewayOptions options)
-    : channel_(channel),
-      stub_(std::make_shared<grpc::GenericStub>(std::move(channel))),
+    : backends_(std::move(backends)),
       routes_(std::move(routes)),
       options_(std::move(options)),
       cors_(options_.cors_origins),
@@ -515,9 +520,10 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                                  "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
     }
-    auto* call = new StreamCall(this, context, exchange, route.method, format,
-                                std::move(headers), Serialize(message));
-    call->Start(Stub().get());
+    auto* call =
+        new StreamCall(this, context, client_gone, exchange, route.method,
+                       format, std::move(headers), Serialize(message));
+    call->Start();
     return;
   }
 
@@ -545,87 +551,91 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 
 void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
   CallStarted(call->context.get());
-  Stub()->UnaryCall(
-      call->context.get(), GrpcMethodPath(call->method), grpc::StubOptions(),
-      &call->request, &call->response, [this, call](grpc::Status status) {
-        status = ClientVisibleStatus(status);
-        std::unique_ptr<Message> reply;
-        if (status.ok()) {
-          reply = Parse(call->response, call->method->output_type());
-          if (reply == nullptr) {
-            status = grpc::Status(grpc::StatusCode::INTERNAL,
-                                  "the backend's answer did not parse");
-          }
-        }
-        CallFinished(call->context.get());
-        // Every page's rate-limit headers replace the previous page's: the
-        // last call's say what is left.
-        call->limit_headers = ResponseHeadersFromMetadata(
-            &call->context->GetServerInitialMetadata(),
-            &call->context->GetServerTrailingMetadata());
-        if (!status.ok()) {
-          AppendHeaders(std::move(call->limit_headers), &call->headers);
-          RespondError(call->exchange, std::move(call->headers),
-                       ToHttpError(status));
-          return;
-        }
-        if (call->paged_request != nullptr) {
-          // Repeated fields append; next_page_token is this page's, set by
-          // hand: proto3's MergeFrom skips an empty string, so the last
-          // page's "" would leave the previous token (and ask for the last
-          // page again and again).
-          const FieldDescriptor* next =
-              call->method->output_type()->FindFieldByName("next_page_token");
-          std::string token = reply->GetReflection()->GetString(*reply, next);
-          const int items_before =
-              call->gathered == nullptr ? 0 : GatheredItems(*call->gathered);
-          if (call->gathered == nullptr) {
-            call->gathered = std::move(reply);
-          } else {
-            call->gathered->MergeFrom(*reply);
-            call->gathered->GetReflection()->SetString(call->gathered.get(),
-                                                       next, token);
-          }
-          const int items = GatheredItems(*call->gathered);
-          // A page that adds nothing ends the gathering too: a backend that
-          // kept answering empty pages with a token would otherwise be asked
-          // again until the deadline. Its token is in the answer.
-          if (!token.empty() && items < kMaxUnpagedItems &&
-              items > items_before) {
-            if (call->client_gone->load()) {  // Nobody asks any more.
-              RespondError(call->exchange, std::move(call->headers),
-                           MakeHttpError(499, grpc::StatusCode::CANCELLED,
-                                         "the client went away"));
-              return;
-            }
-            call->paged_request->GetReflection()->SetString(
-                call->paged_request.get(),
-                call->method->input_type()->FindFieldByName("page_token"),
-                token);
-            call->request = Serialize(*call->paged_request);
-            call->response.Clear();
-            // A context serves one call: the next page gets a fresh one,
-            // with the same deadline and metadata. The finished page's
-            // context is kept until the whole call ends rather than
-            // destroyed here, inside the completion callback of the call it
-            // served, so it has the lifetime of a single-page call's.
-            call->finished_pages.push_back(std::move(call->context));
-            call->context = std::make_shared<grpc::ClientContext>();
-            call->context->set_deadline(call->deadline);
-            call->context->set_wait_for_ready(true);
-            for (const auto& [key, value] : call->metadata) {
-              call->context->AddMetadata(key, value);
-            }
-            StartUnary(call);
-            return;
-          }
-          reply = std::move(call->gathered);
-        }
-        AppendHeaders(std::move(call->limit_headers), &call->headers);
-        call->headers.emplace_back("Content-Type", std::string(kJson));
-        call->exchange->Respond(200, std::move(call->headers),
-                                MessageToJson(*reply));
+  StartOnBackend(
+      *call->context, call->client_gone, [this, call](grpc::GenericStub& stub) {
+        stub.UnaryCall(call->context.get(), GrpcMethodPath(call->method),
+                       grpc::StubOptions(), &call->request, &call->response,
+                       [this, call](grpc::Status status) {
+                         FinishUnary(call, std::move(status));
+                       });
       });
+}
+
+void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
+                          grpc::Status status) {
+  status = ClientVisibleStatus(status);
+  std::unique_ptr<Message> reply;
+  if (status.ok()) {
+    reply = Parse(call->response, call->method->output_type());
+    if (reply == nullptr) {
+      status = grpc::Status(grpc::StatusCode::INTERNAL,
+                            "the backend's answer did not parse");
+    }
+  }
+  CallFinished(call->context.get());
+  // Every page's rate-limit headers replace the previous page's: the
+  // last call's say what is left.
+  call->limit_headers =
+      ResponseHeadersFromMetadata(&call->context->GetServerInitialMetadata(),
+                                  &call->context->GetServerTrailingMetadata());
+  if (!status.ok()) {
+    AppendHeaders(std::move(call->limit_headers), &call->headers);
+    RespondError(call->exchange, std::move(call->headers), ToHttpError(status));
+    return;
+  }
+  if (call->paged_request != nullptr) {
+    // Repeated fields append; next_page_token is this page's, set by
+    // hand: proto3's MergeFrom skips an empty string, so the last
+    // page's "" would leave the previous token (and ask for the last
+    // page again and again).
+    const FieldDescriptor* next =
+        call->method->output_type()->FindFieldByName("next_page_token");
+    std::string token = reply->GetReflection()->GetString(*reply, next);
+    const int items_before =
+        call->gathered == nullptr ? 0 : GatheredItems(*call->gathered);
+    if (call->gathered == nullptr) {
+      call->gathered = std::move(reply);
+    } else {
+      call->gathered->MergeFrom(*reply);
+      call->gathered->GetReflection()->SetString(call->gathered.get(), next,
+                                                 token);
+    }
+    const int items = GatheredItems(*call->gathered);
+    // A page that adds nothing ends the gathering too: a backend that
+    // kept answering empty pages with a token would otherwise be asked
+    // again until the deadline. Its token is in the answer.
+    if (!token.empty() && items < kMaxUnpagedItems && items > items_before) {
+      if (call->client_gone->load()) {  // Nobody asks any more.
+        RespondError(call->exchange, std::move(call->headers),
+                     MakeHttpError(499, grpc::StatusCode::CANCELLED,
+                                   "the client went away"));
+        return;
+      }
+      call->paged_request->GetReflection()->SetString(
+          call->paged_request.get(),
+          call->method->input_type()->FindFieldByName("page_token"), token);
+      call->request = Serialize(*call->paged_request);
+      call->response.Clear();
+      // A context serves one call: the next page gets a fresh one,
+      // with the same deadline and metadata. The finished page's
+      // context is kept until the whole call ends rather than
+      // destroyed here, inside the completion callback of the call it
+      // served, so it has the lifetime of a single-page call's.
+      call->finished_pages.push_back(std::move(call->context));
+      call->context = std::make_shared<grpc::ClientContext>();
+      call->context->set_deadline(call->deadline);
+      call->context->set_wait_for_ready(true);
+      for (const auto& [key, value] : call->metadata) {
+        call->context->AddMetadata(key, value);
+      }
+      StartUnary(call);
+      return;
+    }
+    reply = std::move(call->gathered);
+  }
+  AppendHeaders(std::move(call->limit_headers), &call->headers);
+  call->headers.emplace_back("Content-Type", std::string(kJson));
+  call->exchange->Respond(200, std::move(call->headers), MessageToJson(*reply));
 }
 
 void Gateway::CallStarted(grpc::ClientContext* context) {
@@ -640,13 +650,29 @@ void Gateway::CallFinished(grpc::ClientContext* context) {
   calls_.erase(context);
 }
 
-void Gateway::SetChannel(std::shared_ptr<grpc::Channel> channel) {
-  auto stub = std::make_shared<grpc::GenericStub>(channel);
-  absl::MutexLock lock(&stub_mu_);
-  // The old stub may be the last holder of the old channel; then the
-  // channel is destroyed here, outside any gRPC callback.
-  channel_.swap(channel);
-  stub_.swap(stub);
+void Gateway::SetBackends(std::shared_ptr<BackendSet> backends) {
+  {
+    absl::MutexLock lock(&backends_mu_);
+    backends_.swap(backends);
+  }
+  // Usually the last holder of the old set (and of its channels, but for
+  // the calls running on them): it is destroyed here, outside any gRPC
+  // callback and outside backends_mu_, starting the calls it held waiting.
+  backends.reset();
+}
+
+void Gateway::StartOnBackend(const grpc::ClientContext& context,
+                             std::shared_ptr<std::atomic<bool>> client_gone,
+                             std::function<void(grpc::GenericStub&)> start) {
+  Backends()->StartWhenReady(
+      absl::FromChrono(context.deadline()),
+      [client_gone = std::move(client_gone)] {
+        return client_gone != nullptr && client_gone->load();
+      },
+      [start = std::move(start)](std::shared_ptr<grpc::Channel> channel) {
+        grpc::GenericStub stub(std::move(channel));
+        start(stub);
+      });
 }
 
 grpc::Status Gateway::ClientVisibleStatus(const grpc::Status& status) {
@@ -663,12 +689,7 @@ bool Gateway::Ready() {
     if (cancelling_) return false;
   }
   if (options_.ready) return options_.ready();
-  std::shared_ptr<grpc::Channel> channel;
-  {
-    absl::MutexLock lock(&stub_mu_);
-    channel = channel_;
-  }
-  return channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
+  return Backends()->AnyReady();
 }
 
 bool Gateway::HandleProbe(const std::shared_ptr<HttpExchange>& exchange,
@@ -696,15 +717,19 @@ bool Gateway::HandleProbe(const std::shared_ptr<HttpExchange>& exchange,
   return true;
 }
 
-std::shared_ptr<grpc::GenericStub> Gateway::Stub() {
-  absl::MutexLock lock(&stub_mu_);
-  return stub_;
+std::shared_ptr<BackendSet> Gateway::Backends() {
+  absl::MutexLock lock(&backends_mu_);
+  return backends_;
 }
 
 void Gateway::CancelAll() {
-  absl::MutexLock lock(&mu_);
-  cancelling_ = true;
-  for (grpc::ClientContext* context : calls_) context->TryCancel();
+  {
+    absl::MutexLock lock(&mu_);
+    cancelling_ = true;
+    for (grpc::ClientContext* context : calls_) context->TryCancel();
+  }
+  // Calls waiting for a READY backend start now, and finish CANCELLED.
+  Backends()->ReleaseWaiting();
 }
 
 bool Gateway::WaitIdle(absl::Duration timeout) {

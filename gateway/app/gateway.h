@@ -1,6 +1,7 @@
 #ifndef CHAT_GATEWAY_APP_GATEWAY_H_
 #define CHAT_GATEWAY_APP_GATEWAY_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/app/backend_set.h"
 #include "gateway/http/cors.h"
 #include "gateway/http/http_server.h"
 #include "gateway/transcode/routes.h"
@@ -29,25 +31,26 @@ struct GatewayOptions {
   // Answers GET /metrics with MetricsRegistry::Default() (false when
   // --metrics_listen serves them elsewhere: /metrics is then 404 here).
   bool serve_metrics = true;
-  // Whether a backend can take calls (GET /readyz); empty: the channel is
-  // READY. For a channel with no connectivity state, such as chat-server's
-  // in-process one (server/app/embedded_http.*).
+  // Whether a backend can take calls (GET /readyz); empty: a backend
+  // channel is READY (BackendSet::AnyReady). For a channel with no
+  // connectivity state, such as chat-server's in-process one
+  // (server/app/embedded_http.*).
   std::function<bool()> ready;
 };
 
 struct UnaryCall;
 
 // The HTTP handler: matches a request to a route, transcodes it to the RPC,
-// calls chat-server through the channel with gRPC's callback API (no thread
-// waits for an answer), and transcodes the answer back. Routes get the
-// standard behaviour (SSE or ndjson streams, one page per list) unless
-// gateway/compat's table names them as the Python template's. Thread-safe;
-// one instance serves every connection.
+// calls chat-server through one of the backend channels with gRPC's
+// callback API (no thread waits for an answer), and transcodes the answer back.
+// Routes get the standard behaviour (SSE or ndjson streams, one page per list)
+// unless gateway/compat's table names them as the Python template's.
+// Thread-safe; one instance serves every connection.
 class Gateway {
  public:
   // Serves `routes`. Aborts the process if gateway/compat's table of the
   // template's routes names one chat.proto does not declare.
-  Gateway(std::shared_ptr<grpc::Channel> channel, RouteTable routes,
+  Gateway(std::shared_ptr<BackendSet> backends, RouteTable routes,
           GatewayOptions options);
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -55,10 +58,12 @@ class Gateway {
   void Handle(std::shared_ptr<HttpExchange> exchange);
 
   // Calls started from now on (the next page of a gathered list included)
-  // go through `channel`. Calls already running finish on the channel they
+  // go through `backends`. Calls already running finish on the channel they
   // started on: their ClientContext holds it, and it is closed once the
-  // last of them is done. For SIGHUP's re-read of the backend TLS files.
-  void SetChannel(std::shared_ptr<grpc::Channel> channel);
+  // last of them is done; calls still waiting for a READY channel of the
+  // old set start on one of its channels. For SIGHUP's re-read of the
+  // backend TLS files.
+  void SetBackends(std::shared_ptr<BackendSet> backends);
 
   // For shutdown: cancels every gRPC call in flight and every call started
   // from now on (each then finishes with CANCELLED); WaitIdle waits up to
@@ -66,6 +71,13 @@ class Gateway {
   // callback touches an HttpExchange any more.
   void CancelAll();
   bool WaitIdle(absl::Duration timeout);
+
+  // For the calls: calls `start` with a stub over the channel a new call with
+  // `context` should use (see BackendSet::StartWhenReady); `client_gone` says
+  // the call is no longer wanted.
+  void StartOnBackend(const grpc::ClientContext& context,
+                      std::shared_ptr<std::atomic<bool>> client_gone,
+                      std::function<void(grpc::GenericStub&)> start);
 
   // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
   void CallStarted(grpc::ClientContext* context);
@@ -77,10 +89,10 @@ class Gateway {
   // request") gRPC reports, since the client did nothing.
   grpc::Status ClientVisibleStatus(const grpc::Status& status);
 
-  // Whether a backend can take calls: the channel is READY, which with
-  // round_robin and health checking means at least one backend answers
-  // SERVING. Asks the channel to connect if it is idle. False from
-  // CancelAll() on. What GET /readyz answers.
+  // Whether a backend can take calls: a backend channel is READY, which
+  // with round_robin and health checking means at least one backend answers
+  // SERVING. Asks idle channels to connect. False from CancelAll() on. What
+  // GET /readyz answers.
   bool Ready();
 
  private:
@@ -91,6 +103,9 @@ class Gateway {
   // Issues `call` (a unary RPC) and answers with its result, following
   // pages where the call gathers them.
   void StartUnary(std::shared_ptr<UnaryCall> call);
+  // The completion of one of StartUnary's calls: answers, or asks for the
+  // next page.
+  void FinishUnary(const std::shared_ptr<UnaryCall>& call, grpc::Status status);
   // Calls the route's RPC with `message` and answers with its result.
   void CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                    const Route& route, const google::protobuf::Message& message,
@@ -107,13 +122,11 @@ class Gateway {
                    const std::string& method, const std::string& path,
                    HttpHeaders& headers);
 
-  // The stub over the current channel; a call takes a reference while it
-  // starts.
-  std::shared_ptr<grpc::GenericStub> Stub();
+  // The current backends; a call takes a reference while it picks one.
+  std::shared_ptr<BackendSet> Backends();
 
-  absl::Mutex stub_mu_;
-  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(stub_mu_);
-  std::shared_ptr<grpc::GenericStub> stub_ ABSL_GUARDED_BY(stub_mu_);
+  absl::Mutex backends_mu_;
+  std::shared_ptr<BackendSet> backends_ ABSL_GUARDED_BY(backends_mu_);
   const RouteTable routes_;
   const GatewayOptions options_;
   const CorsPolicy cors_;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -26,6 +27,7 @@
 #include "common/process_setup.h"
 #include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
+#include "gateway/app/backend_set.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
 #include "gateway/http/http_metrics.h"
@@ -70,20 +72,21 @@ void ReloadBackendTls(const chat::gateway::GatewayConfig& config,
                       chat::gateway::Gateway& gateway) {
   absl::StatusOr<chat::gateway::BackendTlsOptions> tls =
       chat::gateway::LoadBackendTls(config.backend_tls_files);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      tls.ok() ? chat::gateway::MakeBackendChannel(config.backend, *tls)
-               : absl::StatusOr<std::shared_ptr<grpc::Channel>>(tls.status());
-  if (!channel.ok()) {
+  using Channels = std::vector<std::shared_ptr<grpc::Channel>>;
+  absl::StatusOr<Channels> channels =
+      tls.ok() ? chat::gateway::MakeBackendChannels(config.backend, *tls)
+               : absl::StatusOr<Channels>(tls.status());
+  if (!channels.ok()) {
     chat::LogError(
         "SIGHUP: backend TLS reload failed, keeping the current channel to "
         "chat-server: ",
-        channel.status().message());
+        channels.status().message());
     return;
   }
-  // Connects (and starts the health watches) now rather than on the first
-  // call, so that call does not wait for the handshake.
-  (*channel)->GetState(/*try_to_connect=*/true);
-  gateway.SetChannel(*std::move(channel));
+  // The set connects (and starts the health watches) now rather than on
+  // the first call, so that call does not wait for the handshake.
+  gateway.SetBackends(
+      std::make_shared<chat::gateway::BackendSet>(*std::move(channels)));
   chat::LogInfo("SIGHUP: reloaded backend TLS files; new calls to ",
                 config.backend, " use ",
                 chat::gateway::DescribeBackendTls(*tls));
@@ -119,12 +122,14 @@ int Run(const chat::gateway::GatewayConfig& config) {
     return kExitFailure;
   }
   const std::string& backend = config.backend;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      chat::gateway::MakeBackendChannel(backend, config.backend_tls);
-  if (!channel.ok()) {
-    chat::LogError(channel.status().ToString());
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
+      chat::gateway::MakeBackendChannels(backend, config.backend_tls);
+  if (!channels.ok()) {
+    chat::LogError(channels.status().ToString());
     return kExitFailure;
   }
+  auto backends =
+      std::make_shared<chat::gateway::BackendSet>(*std::move(channels));
   const size_t route_count = routes->routes().size();
   if (chat::gateway::KeysCrossNetworkInClear(
           backend, !config.backend_tls.root_certs.empty())) {
@@ -150,7 +155,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
                     " whether it requires API keys (waiting up to ",
                     absl::FormatDuration(config.backend_wait), ")");
       absl::Status policy = chat::gateway::CheckBackendAuthPolicy(
-          *channel, config.backend_wait,
+          *backends, config.backend_wait,
           [&stop_signals] { return StopSignalPending(stop_signals); });
       if (absl::IsCancelled(policy)) {
         chat::LogInfo("chat-gateway stopped before it started");
@@ -183,7 +188,8 @@ int Run(const chat::gateway::GatewayConfig& config) {
                   metrics_server->port(), "/metrics");
   }
 
-  chat::gateway::Gateway gateway(*channel, *std::move(routes), config.gateway);
+  chat::gateway::Gateway gateway(backends, *std::move(routes), config.gateway);
+  backends.reset();  // The gateway holds the set (SIGHUP replaces it).
 
   chat::gateway::HttpServer server(
       config.http, [&gateway](std::shared_ptr<chat::gateway::HttpExchange> e) {

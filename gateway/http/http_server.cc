@@ -7,6 +7,7 @@
 #include <deque>
 #include <optional>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -552,16 +553,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (response_complete_) AfterResponse();
       return;
     }
-    // The buffer being written lives in `in_flight_`, out of the queue, so
-    // that ClientGone() can drop the queue while the write is pending.
+    // Everything queued goes out in one gather write: a stream's last delta,
+    // its done event and the chunked terminator usually queue together, and
+    // each write is a system call and a trip through the loopback's TCP
+    // stack. The buffers being written live in `in_flight_`, out of the
+    // queue, so that ClientGone() can drop the queue while the write is
+    // pending.
     writing_ = true;
-    in_flight_ = std::move(queue_.front());
-    queue_.pop_front();
+    in_flight_.clear();
+    in_flight_buffers_.clear();
+    while (!queue_.empty()) {
+      in_flight_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    for (const PendingWrite& w : in_flight_) {
+      in_flight_buffers_.push_back(net::buffer(w.data));
+    }
     Tcp().expires_after(ToChrono(options_.write_timeout));
     std::visit(
         [this](auto& stream) {
           net::async_write(
-              stream, net::buffer(in_flight_.data),
+              stream, in_flight_buffers_,
               [self = shared_from_this()](beast::error_code ec, size_t) {
                 self->OnWrite(ec);
               });
@@ -571,14 +583,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    PendingWrite done = std::move(in_flight_);
-    in_flight_ = PendingWrite{};
+    std::vector<PendingWrite> done;
+    done.swap(in_flight_);
+    in_flight_buffers_.clear();
     if (ec) {
       ClientGone();
-      if (done.done) done.done(false);
+      for (PendingWrite& w : done) {
+        if (w.done) w.done(false);
+      }
       return;
     }
-    if (done.done) done.done(true);
+    for (PendingWrite& w : done) {
+      if (w.done) w.done(true);
+    }
     MaybeWriteNext();
   }
 
@@ -745,8 +762,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::deque<PendingWrite> queue_;  // Not yet written.
-  PendingWrite in_flight_;          // Being written while `writing_`.
+  std::deque<PendingWrite> queue_;       // Not yet written.
+  std::vector<PendingWrite> in_flight_;  // Being written while `writing_`.
+  std::vector<net::const_buffer> in_flight_buffers_;  // Into `in_flight_`.
   bool writing_ = false;
   bool keep_alive_ = true;
   bool chunked_ = true;             // HTTP/1.1 client: streams are chunked.

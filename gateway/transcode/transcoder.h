@@ -38,6 +38,12 @@ absl::Status CheckJsonObject(absl::string_view text);
 // as numbers. Compact (no spaces).
 std::string MessageToJson(const google::protobuf::Message& message);
 
+// The same through util::MessageToJsonString (and, for types with a 64-bit
+// field, an nlohmann parse that makes them numbers): what MessageToJson
+// falls back to for what its one-pass printer does not handle, and the
+// reference the differential tests compare it with.
+std::string MessageToJsonViaProtobuf(const google::protobuf::Message& message);
+
 // Sets the field at `field_path` ("a.b" for nested messages; proto or JSON
 // names) from its text form, as a path variable or query parameter gives
 // it. A repeated field gets `value` appended.

@@ -11,6 +11,7 @@
 #include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/net_address.h"
+#include "gateway/app/backend_set.h"
 #include "gateway/http/http_metrics.h"
 #include "gateway/transcode/routes.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -107,8 +108,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
     return health->serving();
   };
   gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
+  // One channel: every call starts on it at once (BackendSet never waits for
+  // a READY state, which an in-process channel does not have).
   http->gateway_ = std::make_unique<gateway::Gateway>(
-      std::move(channel), *std::move(routes), std::move(options.gateway));
+      std::make_shared<gateway::BackendSet>(std::move(channel)),
+      *std::move(routes), std::move(options.gateway));
   http->server_ = std::make_unique<gateway::HttpServer>(
       options.http, [gateway = http->gateway_.get()](
                         std::shared_ptr<gateway::HttpExchange> exchange) {

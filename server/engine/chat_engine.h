@@ -75,8 +75,10 @@ class TurnHandle {
 // a queued turn. Thread-safe.
 class ChatEngine {
  public:
-  // `store`, `provider` and `pool` must outlive the engine; store I/O runs on
-  // `pool`.
+  // `store`, `provider` and `pool` must outlive the engine. Store I/O runs
+  // on `pool`, except that with a store that does not block
+  // (ConversationStore::MayBlock) a turn of an idle session reads its
+  // history on the thread that called StartTurn.
   ChatEngine(store::ConversationStore* store, llm::LlmProvider* provider,
              ThreadPool* pool, ChatEngineOptions options);
   ChatEngine(const ChatEngine&) = delete;
@@ -91,7 +93,10 @@ class ChatEngine {
   // and queues the turn. The key's per-minute limits and budget are charged
   // when the turn starts, before the provider is called; a refusal ends the
   // turn with kResourceExhausted (see RateLimitedError). `observer` must stay
-  // valid until its OnComplete.
+  // valid until its OnComplete. With a store that does not block, a turn
+  // that ends before its provider starts (a limit, a refusal) calls the
+  // observer's OnAdmitted and OnComplete before StartTurn returns: the caller
+  // must not hold a lock those take.
   absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(ChatTurnRequest request,
                                                         TurnObserver* observer);
 
@@ -111,6 +116,9 @@ class ChatEngine {
   store::ConversationStore* const store_;
   llm::LlmProvider* const provider_;
   ThreadPool* const pool_;
+  // store_->MayBlock(): whether turns start on the pool (true) or, when their
+  // session is idle, on the thread that calls StartTurn (false).
+  const bool store_may_block_;
   const ChatEngineOptions options_;
   SessionSerializer serializer_;
   KeyQuotas quotas_;

@@ -17,6 +17,19 @@ void SessionSerializer::Enqueue(const std::string& key,
   pool_->Schedule(std::move(task));
 }
 
+void SessionSerializer::RunOrEnqueue(const std::string& key,
+                                     std::function<void()> task) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = waiting_.try_emplace(key);
+    if (!inserted) {
+      it->second.push_back(std::move(task));
+      return;
+    }
+  }
+  task();
+}
+
 void SessionSerializer::Release(const std::string& key) {
   std::function<void()> next;
   {

@@ -28,6 +28,11 @@ class SessionSerializer {
   // must eventually call Release(key) exactly once, from any thread.
   void Enqueue(const std::string& key, std::function<void()> task);
 
+  // Like Enqueue, but when no task for `key` is running or queued, runs
+  // `task` on the calling thread before returning rather than on the pool:
+  // one hand-off fewer, for tasks that do not block.
+  void RunOrEnqueue(const std::string& key, std::function<void()> task);
+
   // Marks the running task for `key` finished and schedules the next one.
   void Release(const std::string& key);
 

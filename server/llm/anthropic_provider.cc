@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
 
 namespace chat::llm {
@@ -42,10 +43,25 @@ absl::Status ErrorFrom(const json& payload) {
                               message);
 }
 
+int64_t InputTokens(const AnthropicUsage& usage) {
+  return usage.input_tokens.value_or(0) +
+         usage.cache_read_input_tokens.value_or(0) +
+         usage.cache_creation_input_tokens.value_or(0);
+}
+
 class AnthropicDecoder final : public StreamDecoder {
  public:
+  explicit AnthropicDecoder(bool fast_path) : fast_path_(fast_path) {}
+
   absl::Status OnEvent(const SseEvent& event,
                        std::vector<std::string>* deltas) override {
+    // The events of an ordinary reply are read without a JSON document;
+    // errors, unknown events and anything unusual take the full parse.
+    if (AnthropicEventFields fields;
+        fast_path_ && ScanAnthropicEvent(event.data, &fields)) {
+      Apply(fields, deltas);
+      return absl::OkStatus();
+    }
     json payload = json::parse(event.data, nullptr, false);
     if (payload.is_discarded() || !payload.is_object()) {
       return absl::InternalError(absl::StrCat(
@@ -138,6 +154,41 @@ class AnthropicDecoder final : public StreamDecoder {
   }
 
  private:
+  // What OnEvent's full parse does, from the fields the scanner read.
+  void Apply(AnthropicEventFields& f, std::vector<std::string>* deltas) {
+    if (f.type == "message_start") {
+      if (f.has_message) {
+        result_.model = std::move(f.model);
+        if (const std::optional<AnthropicUsage>& u = f.message_usage) {
+          result_.input_tokens = InputTokens(*u);
+          result_.output_tokens = u->output_tokens.value_or(0);
+        }
+      }
+    } else if (f.type == "content_block_start") {
+      if (f.has_block && f.block_type == "text") {
+        deltas->push_back(f.block_text.has_value() ? std::move(*f.block_text)
+                                                   : std::string());
+      }
+    } else if (f.type == "content_block_delta") {
+      if (f.has_delta && f.delta_type == "text_delta") {
+        deltas->push_back(f.delta_text.has_value() ? std::move(*f.delta_text)
+                                                   : std::string());
+      }
+    } else if (f.type == "message_delta") {
+      if (f.has_delta && !f.stop_reason.empty()) {
+        result_.stop_reason = std::move(f.stop_reason);
+      }
+      if (const std::optional<AnthropicUsage>& u = f.usage) {
+        result_.output_tokens =
+            u->output_tokens.value_or(result_.output_tokens);
+        if (u->input_tokens.has_value()) result_.input_tokens = InputTokens(*u);
+      }
+    } else if (f.type == "message_stop") {
+      stopped_ = true;
+    }
+  }
+
+  const bool fast_path_;
   CompletionResult result_;
   bool stopped_ = false;
 };
@@ -171,8 +222,12 @@ HttpRequest AnthropicProtocol::BuildRequest(
   return http;
 }
 
+std::unique_ptr<StreamDecoder> NewAnthropicDecoder(bool fast_path) {
+  return std::make_unique<AnthropicDecoder>(fast_path);
+}
+
 std::unique_ptr<StreamDecoder> AnthropicProtocol::NewDecoder() const {
-  return std::make_unique<AnthropicDecoder>();
+  return NewAnthropicDecoder(/*fast_path=*/true);
 }
 
 }  // namespace chat::llm

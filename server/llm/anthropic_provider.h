@@ -34,6 +34,10 @@ class AnthropicProtocol final : public WireProtocol {
   const AnthropicConfig config_;
 };
 
+// AnthropicProtocol's decoder. With `fast_path` false every event goes
+// through the full JSON parse: tests and fuzzers check both read the same.
+std::unique_ptr<StreamDecoder> NewAnthropicDecoder(bool fast_path);
+
 }  // namespace chat::llm
 
 #endif  // CHAT_SERVER_LLM_ANTHROPIC_PROVIDER_H_

@@ -14,23 +14,33 @@ CurlHandle::~CurlHandle() {
 }
 
 absl::Status CurlHandle::SetHeaders(const std::vector<std::string>& headers) {
-  curl_slist* list = nullptr;
-  for (const std::string& h : headers) {
-    curl_slist* next = curl_slist_append(list, h.c_str());
-    if (next == nullptr) {
-      curl_slist_free_all(list);
+  // Keep the longest prefix of the current list that is unchanged.
+  size_t kept = 0;
+  curl_slist* last_kept = nullptr;
+  for (curl_slist* node = headers_;
+       node != nullptr && kept < headers.size() && headers[kept] == node->data;
+       node = node->next) {
+    last_kept = node;
+    ++kept;
+  }
+  curl_slist* rest = last_kept == nullptr ? headers_ : last_kept->next;
+  if (last_kept == nullptr) {
+    headers_ = nullptr;
+  } else {
+    last_kept->next = nullptr;
+  }
+  curl_slist_free_all(rest);
+  for (size_t i = kept; i < headers.size(); ++i) {
+    curl_slist* list = curl_slist_append(headers_, headers[i].c_str());
+    if (list == nullptr) {
+      curl_easy_setopt(handle_, CURLOPT_HTTPHEADER, nullptr);
+      curl_slist_free_all(headers_);
+      headers_ = nullptr;
       return absl::InternalError("curl_slist_append failed");
     }
-    list = next;
+    headers_ = list;
   }
-  absl::Status s = SetOption(CURLOPT_HTTPHEADER, list);
-  if (!s.ok()) {
-    curl_slist_free_all(list);
-    return s;
-  }
-  curl_slist_free_all(headers_);
-  headers_ = list;
-  return absl::OkStatus();
+  return SetOption(CURLOPT_HTTPHEADER, headers_);
 }
 
 }  // namespace chat::llm

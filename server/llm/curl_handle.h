@@ -27,6 +27,10 @@ class CurlHandle {
 
   CURL* get() const { return handle_; }
 
+  // Back to libcurl's defaults (curl_easy_reset); the header list stays for
+  // SetHeaders to reuse.
+  void Reset() { curl_easy_reset(handle_); }
+
   template <typename T>
   absl::Status SetOption(CURLoption option, T value) {
     CURLcode code = curl_easy_setopt(handle_, option, value);
@@ -36,7 +40,9 @@ class CurlHandle {
   }
 
   // Sets the request headers ("Name: value" lines); the list lives as long
-  // as the handle.
+  // as the handle. A handle reused for another request keeps the nodes of
+  // the leading lines that did not change (credentials, content type), so
+  // put the lines that change per request last.
   absl::Status SetHeaders(const std::vector<std::string>& headers);
 
  private:

@@ -17,6 +17,10 @@
 namespace chat::llm {
 namespace {
 
+// Idle easy handles kept for reuse: enough for a burst of turns, few enough
+// that memory goes back once a peak of streams is over.
+constexpr size_t kMaxIdleHandles = 64;
+
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -29,6 +33,7 @@ struct CurlMultiLoop::Transfer {
   TransferId id = 0;
   CurlMultiLoop* loop = nullptr;
   std::unique_ptr<CurlHandle> handle;
+  std::string ca_file;  // As configured on `handle`.
   std::shared_ptr<TransferHandler> handler;
   // CURLOPT_POSTFIELDS does not copy: the body lives here.
   std::string body;
@@ -154,17 +159,30 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
          CURLE_OPERATION_TIMEDOUT);
     return;
   }
-  absl::StatusOr<std::unique_ptr<CurlHandle>> handle = CurlHandle::Create();
-  if (!handle.ok()) {
-    fail(handle.status(), CURLE_OUT_OF_MEMORY);
-    return;
+  // A handle from an earlier transfer keeps the options every request
+  // shares; one configured for another CA file starts over.
+  bool configured = false;
+  if (!idle_handles_.empty()) {
+    IdleHandle idle = std::move(idle_handles_.back());
+    idle_handles_.pop_back();
+    t->handle = std::move(idle.handle);
+    configured = idle.ca_file == request.ca_file;
+    if (!configured) t->handle->Reset();
+  } else {
+    absl::StatusOr<std::unique_ptr<CurlHandle>> handle = CurlHandle::Create();
+    if (!handle.ok()) {
+      fail(handle.status(), CURLE_OUT_OF_MEMORY);
+      return;
+    }
+    t->handle = *std::move(handle);
   }
-  t->handle = *std::move(handle);
+  t->ca_file = std::move(request.ca_file);
   CurlHandle& h = *t->handle;
   std::vector<std::string> headers = std::move(request.headers);
   // curl would otherwise send "Expect: 100-continue" for large bodies and
-  // wait a second for an answer many servers never send.
-  headers.push_back("Expect:");
+  // wait a second for an answer many servers never send. First, so the
+  // header lines a reused handle keeps are the ones that do not change.
+  headers.insert(headers.begin(), "Expect:");
   long timeout_ms = 0;  // 0: no overall limit.
   if (request.deadline != absl::InfiniteFuture()) {
     timeout_ms = std::max<long>(
@@ -174,33 +192,39 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   absl::Status s = h.SetOption(CURLOPT_URL, request.url.c_str());
   for (absl::Status next : {
            h.SetHeaders(headers),
-           h.SetOption(CURLOPT_POST, 1L),
            h.SetOption(CURLOPT_POSTFIELDS, t->body.data()),
            h.SetOption(CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(t->body.size())),
-           h.SetOption(CURLOPT_NOSIGNAL, 1L),
-           h.SetOption(CURLOPT_HTTP_VERSION,
-                       static_cast<long>(CURL_HTTP_VERSION_2TLS)),
-           // Wait for a multiplexable HTTP/2 connection rather than open
-           // a new one per stream.
-           h.SetOption(CURLOPT_PIPEWAIT, 1L),
-           h.SetOption(CURLOPT_TCP_KEEPALIVE, 1L),
-           h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
            h.SetOption(CURLOPT_CONNECTTIMEOUT_MS,
                        static_cast<long>(
                            absl::ToInt64Milliseconds(request.connect_timeout))),
            h.SetOption(CURLOPT_TIMEOUT_MS, timeout_ms),
            h.SetOption(CURLOPT_ERRORBUFFER, t->error),
            h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
-           h.SetOption(CURLOPT_HEADERFUNCTION, &CurlMultiLoop::OnHeaderLine),
            h.SetOption(CURLOPT_HEADERDATA, static_cast<void*>(t.get())),
-           h.SetOption(CURLOPT_WRITEFUNCTION, &CurlMultiLoop::OnWrite),
            h.SetOption(CURLOPT_WRITEDATA, static_cast<void*>(t.get())),
        }) {
     s.Update(next);
   }
-  if (!request.ca_file.empty())
-    s.Update(h.SetOption(CURLOPT_CAINFO, request.ca_file.c_str()));
+  if (!configured) {
+    for (absl::Status next : {
+             h.SetOption(CURLOPT_POST, 1L),
+             h.SetOption(CURLOPT_NOSIGNAL, 1L),
+             h.SetOption(CURLOPT_HTTP_VERSION,
+                         static_cast<long>(CURL_HTTP_VERSION_2TLS)),
+             // Wait for a multiplexable HTTP/2 connection rather than open
+             // a new one per stream.
+             h.SetOption(CURLOPT_PIPEWAIT, 1L),
+             h.SetOption(CURLOPT_TCP_KEEPALIVE, 1L),
+             h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
+             h.SetOption(CURLOPT_HEADERFUNCTION, &CurlMultiLoop::OnHeaderLine),
+             h.SetOption(CURLOPT_WRITEFUNCTION, &CurlMultiLoop::OnWrite),
+         }) {
+      s.Update(next);
+    }
+    if (!t->ca_file.empty())
+      s.Update(h.SetOption(CURLOPT_CAINFO, t->ca_file.c_str()));
+  }
   if (!s.ok()) {
     fail(s, CURLE_FAILED_INIT);
     return;
@@ -217,9 +241,14 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
                   [this, id, check_at] { CheckStalled(id, check_at); });
 }
 
-void CurlMultiLoop::RemoveTransfer(Transfer* t) {
+void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
   curl_multi_remove_handle(multi_, t->handle->get());
   active_count_.fetch_sub(1);
+  if (reuse && idle_handles_.size() < kMaxIdleHandles) {
+    // Nothing may point at the transfer's error buffer once it is gone.
+    curl_easy_setopt(t->handle->get(), CURLOPT_ERRORBUFFER, nullptr);
+    idle_handles_.push_back({std::move(t->handle), std::move(t->ca_file)});
+  }
   transfers_.erase(t->id);  // Destroys t (and closes a connection in use).
 }
 
@@ -396,7 +425,7 @@ void CurlMultiLoop::ReapFinished() {
                           : curl_easy_strerror(outcome.curl_code);
     }
     std::shared_ptr<TransferHandler> handler = t->handler;
-    RemoveTransfer(t);
+    RemoveTransfer(t, /*reuse=*/outcome.curl_code == CURLE_OK);
     handler->OnDone(outcome);
   }
 }
@@ -466,6 +495,7 @@ void CurlMultiLoop::Loop() {
     if (posted_.empty() && new_timers_.empty() && timers_.empty()) break;
   }
   timers_.clear();
+  idle_handles_.clear();  // Before the multi handle goes.
 }
 
 }  // namespace chat::llm

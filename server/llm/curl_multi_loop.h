@@ -24,6 +24,8 @@
 
 namespace chat::llm {
 
+class CurlHandle;
+
 // One HTTP POST to send upstream.
 struct HttpRequest {
   std::string url;
@@ -120,7 +122,9 @@ class CurlMultiLoop {
   void Loop();
   void AddTransfer(TransferId id, HttpRequest request,
                    std::shared_ptr<TransferHandler> handler);
-  void RemoveTransfer(Transfer* t);
+  // `reuse`: the transfer ended cleanly and its easy handle may serve the
+  // next one.
+  void RemoveTransfer(Transfer* t, bool reuse = false);
   void NoteActivity(Transfer* t);
   void CheckStalled(TransferId id, absl::Time scheduled_for);
   void ReapFinished();
@@ -146,6 +150,15 @@ class CurlMultiLoop {
   absl::flat_hash_map<TransferId, std::unique_ptr<Transfer>> transfers_;
   std::multimap<absl::Time, std::function<void()>> timers_;
   absl::Time curl_deadline_ = absl::InfiniteFuture();
+  // Easy handles of transfers that ended cleanly, still configured with
+  // everything but what differs per request (a fresh handle costs an
+  // allocation of several KiB and its set-up). The connections themselves
+  // live in the multi handle's cache either way.
+  struct IdleHandle {
+    std::unique_ptr<CurlHandle> handle;
+    std::string ca_file;  // The CURLOPT_CAINFO it was configured with.
+  };
+  std::vector<IdleHandle> idle_handles_;
 
   absl::Mutex mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);

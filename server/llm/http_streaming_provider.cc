@@ -156,15 +156,16 @@ class HttpStreamingProvider::Call final
           std::min(bytes.size(), limit - std::min(limit, body_.size())));
       return true;
     }
-    std::vector<std::string> deltas;
-    for (const SseEvent& event : parser_.Feed(bytes)) {
-      absl::Status s = decoder_->OnEvent(event, &deltas);
-      Emit(&deltas);
+    const bool go_on = parser_.FeedEach(bytes, [this](const SseEvent& event) {
+      absl::Status s = decoder_->OnEvent(event, &deltas_);
+      Emit(&deltas_);
       if (!s.ok()) {
         stream_error_ = s;
         return false;
       }
-    }
+      return true;
+    });
+    if (!go_on) return false;
     if (decoder_->done()) {
       RecordAttempt(http_status_);
       End(decoder_->Finish());
@@ -279,9 +280,20 @@ class HttpStreamingProvider::Call final
     attempt_recorded_ = true;
     absl::string_view name = provider_->protocol_->name();
     ProviderMetrics& metrics = ProviderMetrics::Get();
-    metrics.requests.WithLabels({name, ProviderStatusLabel(http_status)})
-        .Increment();
-    metrics.duration.WithLabels({name}).Observe(
+    if (http_status == 200) {
+      if (provider_->ok_requests_ == nullptr) {
+        provider_->ok_requests_ =
+            &metrics.requests.WithLabels({name, ProviderStatusLabel(200)});
+      }
+      provider_->ok_requests_->Increment();
+    } else {
+      metrics.requests.WithLabels({name, ProviderStatusLabel(http_status)})
+          .Increment();
+    }
+    if (provider_->duration_ == nullptr) {
+      provider_->duration_ = &metrics.duration.WithLabels({name});
+    }
+    provider_->duration_->Observe(
         absl::ToDoubleSeconds(absl::Now() - attempt_started_));
   }
 
@@ -331,6 +343,7 @@ class HttpStreamingProvider::Call final
   absl::Status stream_error_;
   SseParser parser_;
   std::unique_ptr<StreamDecoder> decoder_;
+  std::vector<std::string> deltas_;  // Reused by OnBody; empty between calls.
 };
 
 HttpStreamingProvider::HttpStreamingProvider(

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "server/llm/curl_multi_loop.h"
 #include "server/llm/llm_provider.h"
 #include "server/llm/sse_parser.h"
@@ -110,6 +111,10 @@ class HttpStreamingProvider final : public LlmProvider {
   const HttpProviderOptions options_;
   const std::unique_ptr<CurlMultiLoop> loop_;
   std::mt19937 random_;  // I/O thread only.
+  // The metric children of a successful attempt, looked up on the first
+  // (I/O thread only): the lookup builds the label strings and locks.
+  Counter* ok_requests_ = nullptr;
+  Histogram* duration_ = nullptr;
 };
 
 }  // namespace chat::llm

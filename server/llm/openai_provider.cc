@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
 
 namespace chat::llm {
@@ -51,10 +52,23 @@ absl::Status ErrorFrom(const json& payload) {
 
 class OpenAiDecoder final : public StreamDecoder {
  public:
+  explicit OpenAiDecoder(bool fast_path) : fast_path_(fast_path) {}
+
   absl::Status OnEvent(const SseEvent& event,
                        std::vector<std::string>* deltas) override {
     if (event.data == "[DONE]") {
       done_ = true;
+      return absl::OkStatus();
+    }
+    // Nearly every chunk is a content delta: read those without a JSON
+    // document.
+    if (OpenAiChunkFields fields;
+        fast_path_ && ScanOpenAiChunk(event.data, &fields)) {
+      if (!fields.model.empty()) result_.model = std::move(fields.model);
+      if (fields.has_delta) deltas->push_back(std::move(fields.content));
+      if (!fields.finish_reason.empty()) {
+        result_.stop_reason = NormalizeFinishReason(fields.finish_reason);
+      }
       return absl::OkStatus();
     }
     json chunk = json::parse(event.data, nullptr, false);
@@ -132,6 +146,7 @@ class OpenAiDecoder final : public StreamDecoder {
   }
 
  private:
+  const bool fast_path_;
   CompletionResult result_;
   bool done_ = false;
 };
@@ -176,8 +191,12 @@ HttpRequest OpenAiProtocol::BuildRequest(
   return http;
 }
 
+std::unique_ptr<StreamDecoder> NewOpenAiDecoder(bool fast_path) {
+  return std::make_unique<OpenAiDecoder>(fast_path);
+}
+
 std::unique_ptr<StreamDecoder> OpenAiProtocol::NewDecoder() const {
-  return std::make_unique<OpenAiDecoder>();
+  return NewOpenAiDecoder(/*fast_path=*/true);
 }
 
 }  // namespace chat::llm

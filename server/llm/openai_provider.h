@@ -42,6 +42,10 @@ class OpenAiProtocol final : public WireProtocol {
   const OpenAiConfig config_;
 };
 
+// OpenAiProtocol's decoder. With `fast_path` false every event goes through
+// the full JSON parse: tests and fuzzers check both read the same.
+std::unique_ptr<StreamDecoder> NewOpenAiDecoder(bool fast_path);
+
 }  // namespace chat::llm
 
 #endif  // CHAT_SERVER_LLM_OPENAI_PROVIDER_H_

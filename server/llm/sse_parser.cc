@@ -4,43 +4,28 @@ namespace chat::llm {
 
 std::vector<SseEvent> SseParser::Feed(absl::string_view bytes) {
   std::vector<SseEvent> events;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    char c = bytes[i];
-    if (skip_lf_) {
-      skip_lf_ = false;
-      if (c == '\n') continue;
-    }
-    if (c == '\r' || c == '\n') {
-      skip_lf_ = c == '\r';
-      ProcessLine(line_, &events);
-      line_.clear();
-      continue;
-    }
-    // Copy runs of ordinary bytes at once rather than byte by byte.
-    size_t end = bytes.find_first_of("\r\n", i);
-    if (end == absl::string_view::npos) end = bytes.size();
-    line_.append(bytes.data() + i, end - i);
-    i = end - 1;
-  }
+  FeedEach(bytes, [&](const SseEvent& event) {
+    events.push_back(event);
+    return true;
+  });
   return events;
 }
 
-void SseParser::ProcessLine(absl::string_view line,
-                            std::vector<SseEvent>* out) {
+bool SseParser::ProcessLine(absl::string_view line) {
   if (!bom_checked_) {
     bom_checked_ = true;
     if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
   }
   if (line.empty()) {
     if (has_data_) {
-      out->push_back(SseEvent{std::move(event_), std::move(data_), last_id_});
+      event_.id = last_id_;
+      return true;
     }
-    event_.clear();
-    data_.clear();
-    has_data_ = false;
-    return;
+    ResetEvent();
+    return false;
   }
-  if (line.front() == ':') return;  // A comment (keep-alives, OpenRouter).
+  if (line.front() == ':')
+    return false;  // A comment (keep-alives, OpenRouter).
   absl::string_view field = line;
   absl::string_view value;
   if (size_t colon = line.find(':'); colon != absl::string_view::npos) {
@@ -49,16 +34,17 @@ void SseParser::ProcessLine(absl::string_view line,
     if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   }
   if (field == "data") {
-    if (has_data_) data_.push_back('\n');
-    data_.append(value.data(), value.size());
+    if (has_data_) event_.data.push_back('\n');
+    event_.data.append(value.data(), value.size());
     has_data_ = true;
   } else if (field == "event") {
-    event_ = std::string(value);
+    event_.event.assign(value.data(), value.size());
   } else if (field == "id") {
     if (value.find('\0') == absl::string_view::npos)
-      last_id_ = std::string(value);
+      last_id_.assign(value.data(), value.size());
   }
   // "retry" and unknown fields are ignored.
+  return false;
 }
 
 }  // namespace chat::llm

@@ -35,20 +35,77 @@ class SseParser {
   // Consumes `bytes` and returns the events they complete, in order.
   std::vector<SseEvent> Feed(absl::string_view bytes);
 
+  // Consumes `bytes`, handing each event they complete to `on_event`
+  // (bool(const SseEvent&), the event valid during the call only), in
+  // order, without copying it. `on_event` returns false to stop: FeedEach
+  // then returns false and the rest of `bytes` is dropped.
+  template <typename OnEvent>
+  bool FeedEach(absl::string_view bytes, OnEvent&& on_event);
+
   // Bytes buffered in an unfinished line (for bounding memory).
-  size_t buffered_bytes() const { return line_.size() + data_.size(); }
+  size_t buffered_bytes() const { return line_.size() + event_.data.size(); }
 
  private:
-  void ProcessLine(absl::string_view line, std::vector<SseEvent>* out);
+  // Takes one line; true if it completed the event in event_.
+  bool ProcessLine(absl::string_view line);
+  // Empties event_ for the next one, keeping its buffers.
+  void ResetEvent() {
+    event_.event.clear();
+    event_.data.clear();
+    has_data_ = false;
+  }
 
   std::string line_;      // The unfinished line.
   bool skip_lf_ = false;  // The last byte was '\r': a '\n' next is part of it.
   bool bom_checked_ = false;  // A leading UTF-8 BOM is dropped once.
-  std::string event_;
-  std::string data_;
+  SseEvent event_;            // The event being read.
   bool has_data_ = false;
   std::string last_id_;
 };
+
+template <typename OnEvent>
+bool SseParser::FeedEach(absl::string_view bytes, OnEvent&& on_event) {
+  auto dispatch = [&] {
+    bool go_on = on_event(static_cast<const SseEvent&>(event_));
+    ResetEvent();
+    return go_on;
+  };
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const char c = bytes[i];
+    if (skip_lf_) {
+      skip_lf_ = false;
+      if (c == '\n') {
+        ++i;
+        continue;
+      }
+    }
+    if (c == '\r' || c == '\n') {
+      skip_lf_ = c == '\r';
+      ++i;
+      const bool ready = ProcessLine(line_);
+      line_.clear();
+      if (ready && !dispatch()) return false;
+      continue;
+    }
+    // Take runs of ordinary bytes at once rather than byte by byte (a plain
+    // loop: string_view::find_first_of builds a lookup table per call).
+    size_t end = i + 1;
+    while (end < bytes.size() && bytes[end] != '\n' && bytes[end] != '\r')
+      ++end;
+    if (end < bytes.size() && line_.empty()) {
+      // A whole line within `bytes`: read in place, not copied.
+      skip_lf_ = bytes[end] == '\r';
+      const bool ready = ProcessLine(bytes.substr(i, end - i));
+      i = end + 1;
+      if (ready && !dispatch()) return false;
+      continue;
+    }
+    line_.append(bytes.data() + i, end - i);
+    i = end;
+  }
+  return true;
+}
 
 }  // namespace chat::llm
 

@@ -77,8 +77,9 @@ struct StoreStats {
 
 // Persistent history of conversations, keyed by (tenant, session_id).
 //
-// Safe for concurrent use from any number of threads. Calls block on I/O:
-// callers on latency-sensitive threads hand them to a worker. Every method
+// Safe for concurrent use from any number of threads. Calls block on I/O
+// (unless MayBlock() says otherwise): callers on latency-sensitive threads
+// hand them to a worker. Every method
 // that fails for an infrastructure reason (disk, database) returns
 // kUnavailable or kInternal and leaves stored data as it was.
 class ConversationStore {
@@ -139,6 +140,13 @@ class ConversationStore {
   // long as this store.
   virtual KeyStore& keys() = 0;
   virtual QuotaStore& quotas() = 0;
+
+  // Whether a call (of this store, its keys() or its quotas()) may wait on
+  // disk or the network. A store that says false answers every call from
+  // memory, under locks held only for the call itself, so a caller may run
+  // it on a thread that must not block (the provider's I/O thread, a gRPC
+  // callback thread) instead of handing it to a worker.
+  virtual bool MayBlock() const { return true; }
 };
 
 // Settings that apply to some kinds of store only.

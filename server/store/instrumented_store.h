@@ -46,6 +46,7 @@ class InstrumentedConversationStore final : public ConversationStore {
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
+  bool MayBlock() const override { return inner_->MayBlock(); }
 
  private:
   // One operation's series, looked up once so that timing takes no lock.

@@ -42,6 +42,7 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }
+  bool MayBlock() const override { return false; }
 
  private:
   struct Session {

@@ -3,9 +3,13 @@
 
 #include "common/logging.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -77,6 +81,59 @@ TEST(FormatLogLineTest, TextLineQuotesOnlyValuesThatNeedIt) {
                           fields.fields()),
             "2026-01-01T00:00:00.123Z ERROR call rpc=Chat "
             "status=\"deadline exceeded\" n=3");
+}
+
+TEST(FormatLogLineTest, TimestampsReadAsAbslFormatsThem) {
+  for (absl::Time t :
+       {kTime, absl::UnixEpoch(), absl::FromUnixMicros(1767225599999999),
+        absl::FromCivil(absl::CivilSecond(2024, 2, 29, 23, 59, 59),
+                        absl::UTCTimeZone()) +
+            absl::Nanoseconds(999999999)}) {
+    std::string line = FormatLogLine(LogFormat::kText, t, LogSeverity::kInfo,
+                                     "m", LogFields().fields());
+    EXPECT_EQ(line,
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()) +
+                  " INFO m");
+  }
+}
+
+TEST(FormatLogLineTest, MillisecondsReadAsPrintfWritesThem) {
+  for (absl::Duration d :
+       {absl::ZeroDuration(), absl::Microseconds(1500), absl::Nanoseconds(1499),
+        absl::Nanoseconds(12345678), absl::Microseconds(-2500),
+        absl::Hours(2) + absl::Nanoseconds(999600)}) {
+    LogFields fields;
+    fields.AddMillis("latency_ms", d);
+    ASSERT_EQ(fields.fields().size(), 1u);
+    EXPECT_EQ(fields.fields()[0].value,
+              absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(d)))
+        << d;
+  }
+}
+
+// Log writes each line whole to file descriptor 2.
+TEST(LogTest, WritesOneWholeLineToStandardError) {
+  std::FILE* captured = std::tmpfile();
+  ASSERT_NE(captured, nullptr);
+  const int saved = ::dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_GE(::dup2(::fileno(captured), STDERR_FILENO), 0);
+  Log(LogSeverity::kWarning, "turn",
+      LogFields().Add("rpc", "Chat").Add("input_tokens", 7));
+  LogInfo("second ", 2);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::rewind(captured);
+  std::string text;
+  char buffer[512];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), captured)) > 0) {
+    text.append(buffer, n);
+  }
+  std::fclose(captured);
+  EXPECT_THAT(text, ::testing::MatchesRegex(
+                        "[0-9T:.-]+Z WARN turn rpc=Chat input_tokens=7\n"
+                        "[0-9T:.-]+Z INFO second 2\n"));
 }
 
 TEST(ParseLogFlagsTest, AcceptsKnownNamesOnly) {

@@ -13,12 +13,15 @@
 #include "server/llm/http_streaming_provider.h"
 #include "server/llm/sse_parser.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/server/llm/json_scan_reference.h"
 
 namespace chat::llm {
 
 // Decodes `body` as an SSE stream (each event to OnEvent until one fails, as
 // the provider does), then, with a fresh decoder, as a
-// whole JSON body. A decoder that says it is done must give a result.
+// whole JSON body. A decoder that says it is done must give a result. The
+// fast readers of events (server/llm/json_scan.h) must read the events,
+// and the whole body as one event, exactly as the full parse does.
 inline void DecodeResponse(const WireProtocol& protocol,
                            absl::string_view body) {
   {
@@ -38,6 +41,8 @@ inline void DecodeResponse(const WireProtocol& protocol,
       (void)decoder->Finish();
     }
   }
+  FUZZ_CHECK(CompareDecodersOn(body).empty(),
+             "the fast path read events unlike the full parse");
   {
     std::unique_ptr<StreamDecoder> decoder = protocol.NewDecoder();
     std::vector<std::string> deltas;

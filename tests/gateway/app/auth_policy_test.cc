@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -69,11 +70,11 @@ std::unique_ptr<grpc::Server> StartBackend(grpc::Service* service, int* port) {
   return server;
 }
 
-std::shared_ptr<grpc::Channel> ChannelTo(int port) {
+std::shared_ptr<BackendSet> BackendsAt(int port) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       MakeBackendChannel(absl::StrCat("127.0.0.1:", port));
   EXPECT_THAT(channel, IsOk());
-  return *channel;
+  return std::make_shared<BackendSet>(*channel);
 }
 
 TEST(AuthPolicyTest, BackendThatRequiresKeysPasses) {
@@ -81,7 +82,7 @@ TEST(AuthPolicyTest, BackendThatRequiresKeysPasses) {
   int port = 0;
   std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
   ASSERT_NE(backend, nullptr);
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Seconds(10)),
+  EXPECT_THAT(CheckBackendAuthPolicy(*BackendsAt(port), absl::Seconds(10)),
               IsOk());
   backend->Shutdown();
 }
@@ -92,7 +93,7 @@ TEST(AuthPolicyTest, BackendServingAnonymousCallersIsRefused) {
   int port = 0;
   std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
   ASSERT_NE(backend, nullptr);
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Seconds(10)),
+  EXPECT_THAT(CheckBackendAuthPolicy(*BackendsAt(port), absl::Seconds(10)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr("create an API key on chat-server"),
                              HasSubstr("--allow_anonymous"))));
@@ -104,7 +105,7 @@ TEST(AuthPolicyTest, BackendWithoutAdminServiceIsRefused) {
   int port = 0;
   std::unique_ptr<grpc::Server> backend = StartBackend(&chat, &port);
   ASSERT_NE(backend, nullptr);
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Seconds(10)),
+  EXPECT_THAT(CheckBackendAuthPolicy(*BackendsAt(port), absl::Seconds(10)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("--allow_anonymous")));
   backend->Shutdown();
@@ -116,7 +117,7 @@ TEST(AuthPolicyTest, UnavailableAnswersAreRetried) {
   int port = 0;
   std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
   ASSERT_NE(backend, nullptr);
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Seconds(10)),
+  EXPECT_THAT(CheckBackendAuthPolicy(*BackendsAt(port), absl::Seconds(10)),
               IsOk());
   EXPECT_EQ(admin.calls.load(), 3);
   backend->Shutdown();
@@ -131,9 +132,10 @@ TEST(AuthPolicyTest, UnreachableBackendFailsAfterTheWait) {
   gone->Shutdown();
   gone.reset();
   const absl::Time start = absl::Now();
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Milliseconds(500)),
-              StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("--backend_wait=500ms")));
+  EXPECT_THAT(
+      CheckBackendAuthPolicy(*BackendsAt(port), absl::Milliseconds(500)),
+      StatusIs(absl::StatusCode::kUnavailable,
+               HasSubstr("--backend_wait=500ms")));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(400));
 }
 
@@ -146,7 +148,7 @@ TEST(AuthPolicyTest, StopRequestEndsTheWait) {
   gone->Shutdown();
   gone.reset();
   int asked = 0;
-  EXPECT_THAT(CheckBackendAuthPolicy(ChannelTo(port), absl::Hours(1),
+  EXPECT_THAT(CheckBackendAuthPolicy(*BackendsAt(port), absl::Hours(1),
                                      [&asked] { return ++asked == 2; }),
               StatusIs(absl::StatusCode::kCancelled));
   EXPECT_EQ(asked, 2);
@@ -161,14 +163,30 @@ TEST(AuthPolicyTest, WaitsForABackendThatComesUpLater) {
   ASSERT_NE(first, nullptr);
   first->Shutdown();
   first.reset();
-  std::shared_ptr<grpc::Channel> channel = ChannelTo(port);
+  std::shared_ptr<BackendSet> backends = BackendsAt(port);
   absl::Status result = absl::UnknownError("not run");
   std::thread check(
-      [&] { result = CheckBackendAuthPolicy(channel, absl::Seconds(30)); });
+      [&] { result = CheckBackendAuthPolicy(*backends, absl::Seconds(30)); });
   std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
   ASSERT_NE(backend, nullptr);
   check.join();
   EXPECT_THAT(result, IsOk());
+  backend->Shutdown();
+}
+
+// With several backends (--backend by names), one that is down does not
+// hold the check up: each attempt goes to a READY one.
+TEST(AuthPolicyTest, SeveralBackendsOneDownAsksTheOneUp) {
+  FakeAdminService admin;
+  int port = 0;
+  std::unique_ptr<grpc::Server> backend = StartBackend(&admin, &port);
+  ASSERT_NE(backend, nullptr);
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
+      MakeBackendChannels(absl::StrCat("localhost:1,127.0.0.1:", port));
+  ASSERT_THAT(channels.status(), IsOk());
+  ASSERT_EQ(channels->size(), 2u);
+  BackendSet backends(*std::move(channels));
+  EXPECT_THAT(CheckBackendAuthPolicy(backends, absl::Seconds(10)), IsOk());
   backend->Shutdown();
 }
 

@@ -1,11 +1,14 @@
-// --backend values and the gRPC targets they become; the backend TLS files
+// --backend values and the gRPC targets they become (one channel, or one
+// per entry when names are among several); the backend TLS files
 // (read at start and on each SIGHUP), checked with certificates openssl makes
 // at test time: a good set loads, and every bad set is refused naming the
 // flag and the file, never the key's contents.
 
 #include "gateway/app/backend_channel.h"
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,18 +30,55 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(BackendTargetTest, OneAddress) {
-  EXPECT_EQ(*BackendTarget("127.0.0.1:50051"), "ipv4:127.0.0.1:50051");
-  EXPECT_EQ(*BackendTarget("localhost:50051"), "dns:///localhost:50051");
-  EXPECT_EQ(*BackendTarget("[::1]:50051"), "ipv6:[::1]:50051");
-  EXPECT_EQ(*BackendTarget("dns:///chat:50051"), "dns:///chat:50051");
+using Targets = std::vector<std::string>;
+
+TEST(BackendTargetsTest, OneAddressIsOneTarget) {
+  EXPECT_EQ(*BackendTargets("127.0.0.1:50051"),
+            Targets{"ipv4:127.0.0.1:50051"});
+  EXPECT_EQ(*BackendTargets("localhost:50051"),
+            Targets{"dns:///localhost:50051"});
+  EXPECT_EQ(*BackendTargets("[::1]:50051"), Targets{"ipv6:[::1]:50051"});
+  EXPECT_EQ(*BackendTargets("dns:///chat:50051"), Targets{"dns:///chat:50051"});
+  // A name looked up on a DNS server of one's choice stays as given.
+  EXPECT_EQ(*BackendTargets("dns://127.0.0.1:5353/chat:50051"),
+            Targets{"dns://127.0.0.1:5353/chat:50051"});
 }
 
-TEST(BackendTargetTest, SeveralAddresses) {
-  EXPECT_EQ(*BackendTarget("127.0.0.1:1, 127.0.0.1:2"),
-            "ipv4:127.0.0.1:1,127.0.0.1:2");
-  EXPECT_FALSE(BackendTarget("a:1,b:2").ok());
-  EXPECT_FALSE(BackendTarget("").ok());
+TEST(BackendTargetsTest, SeveralIpAddressesAreOneTarget) {
+  EXPECT_EQ(*BackendTargets("127.0.0.1:1, 127.0.0.1:2"),
+            Targets{"ipv4:127.0.0.1:1,127.0.0.1:2"});
+  EXPECT_EQ(*BackendTargets("[::1]:1,[::1]:2"),
+            Targets{"ipv6:[::1]:1,[::1]:2"});
+}
+
+TEST(BackendTargetsTest, SeveralNamesAreATargetEach) {
+  EXPECT_EQ(*BackendTargets("replica-a:50051,replica-b:50051"),
+            (Targets{"dns:///replica-a:50051", "dns:///replica-b:50051"}));
+  // Names and IPs mixed, IPv4 and IPv6 mixed: a channel each too.
+  EXPECT_EQ(*BackendTargets(" localhost:1 , 127.0.0.1:2,"),
+            (Targets{"dns:///localhost:1", "ipv4:127.0.0.1:2"}));
+  EXPECT_EQ(*BackendTargets("127.0.0.1:1,[::1]:2"),
+            (Targets{"ipv4:127.0.0.1:1", "ipv6:[::1]:2"}));
+}
+
+TEST(BackendTargetsTest, NoAddressIsRefused) {
+  EXPECT_THAT(BackendTargets("").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(BackendTargets(" , ").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(MakeBackendChannelsTest, AChannelPerTarget) {
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
+      MakeBackendChannels("localhost:1,127.0.0.1:2");
+  ASSERT_THAT(channels.status(), IsOk());
+  EXPECT_EQ(channels->size(), 2u);
+  channels = MakeBackendChannels("127.0.0.1:1,127.0.0.1:2");
+  ASSERT_THAT(channels.status(), IsOk());
+  EXPECT_EQ(channels->size(), 1u);
+  // MakeBackendChannel is for one target only.
+  EXPECT_THAT(MakeBackendChannel("localhost:1,127.0.0.1:2").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(BackendServiceConfigTest, RoundRobinWithHealthChecks) {

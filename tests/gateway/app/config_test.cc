@@ -121,7 +121,7 @@ INSTANTIATE_TEST_SUITE_P(
                      [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
                      "--log_level must be debug, info, warning or error"},
         BadValueCase{"BackendEmpty", [] { absl::SetFlag(&FLAGS_backend, ""); },
-                     "--backend must be HOST:PORT or comma-separated"},
+                     "--backend must be HOST:PORT or several comma-separated"},
         BadValueCase{
             "RequestTimeoutZero",
             [] { absl::SetFlag(&FLAGS_request_timeout, absl::ZeroDuration()); },

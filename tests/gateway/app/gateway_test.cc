@@ -171,8 +171,8 @@ class GatewayTest : public ::testing::Test {
     ASSERT_NE(Service(), nullptr);
     absl::StatusOr<RouteTable> routes = RouteTable::FromServices({Service()});
     ASSERT_TRUE(routes.ok()) << routes.status();
-    gateway_ = std::make_unique<Gateway>(*channel, *std::move(routes),
-                                         GatewayOptions{});
+    gateway_ = std::make_unique<Gateway>(std::make_shared<BackendSet>(*channel),
+                                         *std::move(routes), GatewayOptions{});
     http_ = std::make_unique<HttpServer>(
         HttpServerOptions{}, [this](std::shared_ptr<HttpExchange> e) {
           gateway_->Handle(std::move(e));
@@ -436,7 +436,7 @@ TEST_F(GatewayTest, ReadyzIs503FromShutdownOn) {
   EXPECT_THAT(answer, HasSubstr("chat-gateway is shutting down"));
 }
 
-TEST_F(GatewayTest, SetChannelSendsNewCallsThroughTheNewChannel) {
+TEST_F(GatewayTest, SetBackendsSendsNewCallsThroughTheNewChannels) {
   EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
               StartsWith("HTTP/1.1 200 "));
   // Port 1 on loopback refuses connections: calls through that channel wait
@@ -444,7 +444,7 @@ TEST_F(GatewayTest, SetChannelSendsNewCallsThroughTheNewChannel) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> nowhere =
       MakeBackendChannel("127.0.0.1:1");
   ASSERT_TRUE(nowhere.ok());
-  gateway_->SetChannel(*nowhere);
+  gateway_->SetBackends(std::make_shared<BackendSet>(*nowhere));
   EXPECT_THAT(
       Request("POST", "/v1/chat", ChatBody("hi"), "Grpc-Timeout: 500m\r\n"),
       StartsWith("HTTP/1.1 504 "));
@@ -452,7 +452,7 @@ TEST_F(GatewayTest, SetChannelSendsNewCallsThroughTheNewChannel) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> back =
       MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port_));
   ASSERT_TRUE(back.ok());
-  gateway_->SetChannel(*back);
+  gateway_->SetBackends(std::make_shared<BackendSet>(*back));
   EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
               StartsWith("HTTP/1.1 200 "));
 }

@@ -3,14 +3,20 @@
 // store directly, so what is asserted is what a later call would see. The
 // fake provider runs each call on its own thread, like the real providers,
 // and can hold a call open so a test can cancel it or queue turns behind it.
+// Every test runs twice: with the memory store as it is (it does not block,
+// so a turn of an idle session starts inside StartTurn), and behind a
+// wrapper that says it may block (turns start on the pool, as with SQLite
+// and PostgreSQL).
 
 #include "server/engine/chat_engine.h"
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/metrics.h"
@@ -32,19 +38,29 @@ using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
 
-// Records what the engine reports for one turn.
+// Records what the engine reports for one turn, and on which threads.
 class RecordingObserver final : public TurnObserver {
  public:
   void OnDelta(absl::string_view text) override {
     absl::MutexLock lock(&mu_);
     deltas_.emplace_back(text);
+    delta_thread_ = std::this_thread::get_id();
   }
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
     {
       absl::MutexLock lock(&mu_);
       result_ = std::move(result);
+      complete_thread_ = std::this_thread::get_id();
     }
     done_.Notify();
+  }
+  std::thread::id delta_thread() {
+    absl::MutexLock lock(&mu_);
+    return delta_thread_;
+  }
+  std::thread::id complete_thread() {
+    absl::MutexLock lock(&mu_);
+    return complete_thread_;
   }
   absl::StatusOr<ChatTurnResult> Wait() {
     done_.WaitForNotification();
@@ -62,7 +78,77 @@ class RecordingObserver final : public TurnObserver {
   std::vector<std::string> deltas_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<ChatTurnResult> result_ ABSL_GUARDED_BY(mu_) =
       absl::UnknownError("not completed");
+  std::thread::id delta_thread_ ABSL_GUARDED_BY(mu_);
+  std::thread::id complete_thread_ ABSL_GUARDED_BY(mu_);
   absl::Notification done_;
+};
+
+// The store it wraps, saying it may block, so that the engine runs its
+// calls on the pool as it does for SQLite and PostgreSQL. Records the
+// threads that called it.
+class MayBlockStore final : public store::ConversationStore {
+ public:
+  explicit MayBlockStore(store::ConversationStore* inner) : inner_(inner) {}
+
+  bool MayBlock() const override { return true; }
+  absl::StatusOr<store::SessionInfo> GetSession(
+      const store::SessionKey& key) override {
+    Note();
+    return inner_->GetSession(key);
+  }
+  absl::StatusOr<std::vector<store::StoredMessage>> LoadHistory(
+      const store::SessionKey& key) override {
+    Note();
+    return inner_->LoadHistory(key);
+  }
+  absl::StatusOr<int> AppendTurn(const store::SessionKey& key,
+                                 int expected_turn_count,
+                                 absl::string_view system_prompt,
+                                 const store::Turn& turn) override {
+    Note();
+    return inner_->AppendTurn(key, expected_turn_count, system_prompt, turn);
+  }
+  absl::StatusOr<int> ResetSession(const store::SessionKey& key,
+                                   absl::Time now) override {
+    Note();
+    return inner_->ResetSession(key, now);
+  }
+  absl::StatusOr<bool> DeleteSession(const store::SessionKey& key) override {
+    Note();
+    return inner_->DeleteSession(key);
+  }
+  absl::StatusOr<store::SessionPage> ListSessions(
+      absl::string_view tenant, int page_size,
+      absl::string_view page_token) override {
+    Note();
+    return inner_->ListSessions(tenant, page_size, page_token);
+  }
+  absl::StatusOr<store::StoreStats> GetStats(
+      absl::string_view tenant) override {
+    Note();
+    return inner_->GetStats(tenant);
+  }
+  absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override {
+    Note();
+    return inner_->DeleteSessionsIdleSince(cutoff);
+  }
+  store::KeyStore& keys() override { return inner_->keys(); }
+  store::QuotaStore& quotas() override { return inner_->quotas(); }
+
+  std::vector<std::thread::id> callers() {
+    absl::MutexLock lock(&mu_);
+    return callers_;
+  }
+
+ private:
+  void Note() {
+    absl::MutexLock lock(&mu_);
+    callers_.push_back(std::this_thread::get_id());
+  }
+
+  store::ConversationStore* const inner_;
+  absl::Mutex mu_;
+  std::vector<std::thread::id> callers_ ABSL_GUARDED_BY(mu_);
 };
 
 ChatTurnRequest Request(std::string session, std::string message) {
@@ -79,10 +165,16 @@ ChatEngineOptions Limited() {
   return options;
 }
 
-class ChatEngineTest : public ::testing::Test {
+// The parameter: whether the engine's store says it may block.
+class ChatEngineTest : public ::testing::TestWithParam<bool> {
  protected:
   explicit ChatEngineTest(ChatEngineOptions options = {})
-      : pool_(2), engine_(&store_, &provider_, &pool_, std::move(options)) {}
+      : may_block_store_(&store_),
+        pool_(2),
+        engine_(GetParam()
+                    ? static_cast<store::ConversationStore*>(&may_block_store_)
+                    : &store_,
+                &provider_, &pool_, std::move(options)) {}
 
   absl::StatusOr<ChatTurnResult> RunTurn(ChatTurnRequest request) {
     RecordingObserver observer;
@@ -99,12 +191,13 @@ class ChatEngineTest : public ::testing::Test {
   }
 
   store::MemoryConversationStore store_;
+  MayBlockStore may_block_store_;
   FakeLlmProvider provider_;
   ThreadPool pool_;
   ChatEngine engine_;
 };
 
-TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
+TEST_P(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
   RecordingObserver observer;
   ASSERT_THAT(engine_.StartTurn(Request("s1", "Hi"), &observer), IsOk());
   absl::StatusOr<ChatTurnResult> result = observer.Wait();
@@ -120,7 +213,7 @@ TEST_F(ChatEngineTest, StoresTheWholeTurnAfterTheProviderFinishes) {
                   Field(&store::StoredMessage::content, "Hello there")));
 }
 
-TEST_F(ChatEngineTest, PassesTheTraceUpstreamAndReportsWhatTheLogsNeed) {
+TEST_P(ChatEngineTest, PassesTheTraceUpstreamAndReportsWhatTheLogsNeed) {
   FakeScript script;
   script.result.provider = "anthropic";
   script.result.provider_request_id = "req_1";
@@ -140,7 +233,7 @@ TEST_F(ChatEngineTest, PassesTheTraceUpstreamAndReportsWhatTheLogsNeed) {
   EXPECT_GE(*result->time_to_first_token, absl::ZeroDuration());
 }
 
-TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
+TEST_P(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
   ChatTurnRequest first = Request("s1", "one");
   first.system_prompt = "Be brief.";
   ASSERT_THAT(RunTurn(first), IsOk());
@@ -157,7 +250,7 @@ TEST_F(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
                           Field(&llm::PromptMessage::content, "two")));
 }
 
-TEST_F(ChatEngineTest, DefaultSystemPromptForNewSessions) {
+TEST_P(ChatEngineTest, DefaultSystemPromptForNewSessions) {
   ASSERT_THAT(RunTurn(Request("s1", "Hi")), IsOk());
   EXPECT_EQ(provider_.requests()[0].system_prompt,
             "You are a helpful AI assistant.");
@@ -167,7 +260,7 @@ TEST_F(ChatEngineTest, DefaultSystemPromptForNewSessions) {
   EXPECT_EQ(session->system_prompt, "You are a helpful AI assistant.");
 }
 
-TEST_F(ChatEngineTest, ProviderFailingHalfwayLeavesHistoryAsItWas) {
+TEST_P(ChatEngineTest, ProviderFailingHalfwayLeavesHistoryAsItWas) {
   ASSERT_THAT(RunTurn(Request("s1", "first")), IsOk());
   FakeScript failing;
   failing.deltas = {"partial ", "answer"};
@@ -187,7 +280,7 @@ TEST_F(ChatEngineTest, ProviderFailingHalfwayLeavesHistoryAsItWas) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(ChatEngineTest, CancellingARunningTurnStoresNothing) {
+TEST_P(ChatEngineTest, CancellingARunningTurnStoresNothing) {
   FakeScript held;
   held.hold = true;
   provider_.SetScript(held);
@@ -203,7 +296,7 @@ TEST_F(ChatEngineTest, CancellingARunningTurnStoresNothing) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
+TEST_P(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
   FakeScript held;
   held.hold = true;
   provider_.SetScript(held);
@@ -228,7 +321,7 @@ TEST_F(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
   EXPECT_EQ(provider_.requests()[2].messages.size(), 5u);
 }
 
-TEST_F(ChatEngineTest, CancellingAQueuedTurnAnswersAtOnceAndSkipsIt) {
+TEST_P(ChatEngineTest, CancellingAQueuedTurnAnswersAtOnceAndSkipsIt) {
   FakeScript held;
   held.hold = true;
   provider_.SetScript(held);
@@ -247,7 +340,7 @@ TEST_F(ChatEngineTest, CancellingAQueuedTurnAnswersAtOnceAndSkipsIt) {
   EXPECT_EQ(History("s1").size(), 2u);
 }
 
-TEST_F(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
+TEST_P(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
   FakeScript held;
   held.hold = true;
   provider_.SetScript(held);
@@ -260,7 +353,7 @@ TEST_F(ChatEngineTest, OtherSessionsAreNotQueuedBehindABusyOne) {
   EXPECT_THAT(other.Wait(), IsOk());
 }
 
-TEST_F(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
+TEST_P(ChatEngineTest, InvalidRequestsAreRejectedBeforeAnythingRuns) {
   RecordingObserver observer;
   EXPECT_THAT(
       engine_.StartTurn(Request("s1", ""), &observer),
@@ -298,7 +391,7 @@ class ConflictTest : public ChatEngineTest {
   }
 };
 
-TEST_F(ConflictTest, UnaryTurnIsAskedAgainAgainstFreshHistory) {
+TEST_P(ConflictTest, UnaryTurnIsAskedAgainAgainstFreshHistory) {
   absl::StatusOr<ChatTurnResult> result = TurnRacingARival(true);
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->turn_count, 3);
@@ -313,7 +406,7 @@ TEST_F(ConflictTest, UnaryTurnIsAskedAgainAgainstFreshHistory) {
   EXPECT_EQ(history[4].content, "mine");
 }
 
-TEST_F(ConflictTest, StreamedTurnFailsAbortedAndStoresNothing) {
+TEST_P(ConflictTest, StreamedTurnFailsAbortedAndStoresNothing) {
   absl::StatusOr<ChatTurnResult> result = TurnRacingARival(false);
   EXPECT_THAT(result, StatusIs(absl::StatusCode::kAborted, HasSubstr("busy")));
   EXPECT_EQ(History("s1").size(), 4u);
@@ -324,7 +417,7 @@ class LimitsTest : public ChatEngineTest {
   LimitsTest() : ChatEngineTest(Limited()) {}
 };
 
-TEST_F(LimitsTest, TurnsPerSessionAreCapped) {
+TEST_P(LimitsTest, TurnsPerSessionAreCapped) {
   ASSERT_THAT(RunTurn(Request("s1", "1")), IsOk());
   ASSERT_THAT(RunTurn(Request("s1", "2")), IsOk());
   EXPECT_THAT(RunTurn(Request("s1", "3")),
@@ -335,7 +428,7 @@ TEST_F(LimitsTest, TurnsPerSessionAreCapped) {
   EXPECT_THAT(RunTurn(Request("s1", "after reset")), IsOk());
 }
 
-TEST_F(LimitsTest, SessionsPerTenantAreCapped) {
+TEST_P(LimitsTest, SessionsPerTenantAreCapped) {
   ASSERT_THAT(RunTurn(Request("a", "x")), IsOk());
   ASSERT_THAT(RunTurn(Request("b", "x")), IsOk());
   EXPECT_THAT(RunTurn(Request("c", "x")),
@@ -362,7 +455,7 @@ class ContextWindowTest : public ChatEngineTest {
   ContextWindowTest() : ChatEngineTest(Options()) {}
 };
 
-TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
+TEST_P(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
   FakeScript script;
   script.deltas = {std::string(100, 'r')};
   script.result.output_tokens = 25;  // What bytes/4 would say, too.
@@ -387,7 +480,7 @@ TEST_F(ContextWindowTest, OldTurnsLeaveThePromptNotTheStore) {
   EXPECT_EQ(History("s1").size(), 6u);
 }
 
-TEST_F(ContextWindowTest, ReportedOutputTokensCountInsteadOfBytes) {
+TEST_P(ContextWindowTest, ReportedOutputTokensCountInsteadOfBytes) {
   // Short replies the provider says were long: its count is what matters.
   FakeScript script;
   script.deltas = {"ok"};
@@ -459,7 +552,7 @@ class AdmissionObserver final : public TurnObserver {
   absl::Notification done_;
 };
 
-TEST_F(KeyLimitsTest, ABudgetRefusesBeforeTheProviderIsCalled) {
+TEST_P(KeyLimitsTest, ABudgetRefusesBeforeTheProviderIsCalled) {
   store::KeyLimits limits;
   limits.budget_tokens = 1100;
   limits.budget_period = store::BudgetPeriod::kDay;
@@ -482,7 +575,7 @@ TEST_F(KeyLimitsTest, ABudgetRefusesBeforeTheProviderIsCalled) {
   EXPECT_EQ(history->size(), 2u);
 }
 
-TEST_F(KeyLimitsTest, TheReservedMaxTokensIsSentToTheProvider) {
+TEST_P(KeyLimitsTest, TheReservedMaxTokensIsSentToTheProvider) {
   store::KeyLimits limits;
   limits.tokens_per_minute = 100000;
   ASSERT_THAT(RunTurn(KeyRequest("s1", "Hi", limits)), IsOk());
@@ -491,7 +584,7 @@ TEST_F(KeyLimitsTest, TheReservedMaxTokensIsSentToTheProvider) {
   EXPECT_EQ(requests[0].max_tokens, engine_.options().default_max_tokens);
 }
 
-TEST_F(KeyLimitsTest, TheStandingIsReportedBeforeTheFirstDelta) {
+TEST_P(KeyLimitsTest, TheStandingIsReportedBeforeTheFirstDelta) {
   store::KeyLimits limits;
   limits.requests_per_minute = 5;
   AdmissionObserver observer;
@@ -505,7 +598,7 @@ TEST_F(KeyLimitsTest, TheStandingIsReportedBeforeTheFirstDelta) {
   EXPECT_EQ(observer.deltas_before_admission(), 0);
 }
 
-TEST_F(KeyLimitsTest, RequestsPerMinuteRefusesTheTurnAfterTheLimit) {
+TEST_P(KeyLimitsTest, RequestsPerMinuteRefusesTheTurnAfterTheLimit) {
   store::KeyLimits limits;
   limits.requests_per_minute = 2;
   ASSERT_THAT(RunTurn(KeyRequest("s1", "one", limits)), IsOk());
@@ -521,7 +614,7 @@ TEST_F(KeyLimitsTest, RequestsPerMinuteRefusesTheTurnAfterTheLimit) {
   }
 }
 
-TEST_F(KeyLimitsTest, StreamsBeyondTheKeysLimitAreRefusedUntilOneEnds) {
+TEST_P(KeyLimitsTest, StreamsBeyondTheKeysLimitAreRefusedUntilOneEnds) {
   store::KeyLimits limits;
   limits.max_streams = 1;
   FakeScript held;
@@ -548,7 +641,7 @@ TEST_F(KeyLimitsTest, StreamsBeyondTheKeysLimitAreRefusedUntilOneEnds) {
   EXPECT_THAT(third.Wait(), IsOk());
 }
 
-TEST_F(KeyLimitsTest, ATurnCancelledMidAnswerIsChargedForWhatItUsed) {
+TEST_P(KeyLimitsTest, ATurnCancelledMidAnswerIsChargedForWhatItUsed) {
   store::KeyLimits limits;
   limits.budget_tokens = 100000;
   limits.budget_period = store::BudgetPeriod::kDay;
@@ -578,7 +671,7 @@ TEST_F(KeyLimitsTest, ATurnCancelledMidAnswerIsChargedForWhatItUsed) {
             (*usage)[0].input_tokens + (*usage)[0].output_tokens);
 }
 
-TEST_F(KeyLimitsTest, TheKeysMaxTokensCeilingHoldsWhenTheRequestNamesNone) {
+TEST_P(KeyLimitsTest, TheKeysMaxTokensCeilingHoldsWhenTheRequestNamesNone) {
   store::KeyLimits limits;
   limits.max_tokens = 3;
   ASSERT_THAT(RunTurn(KeyRequest("s1", "Hi", limits)), IsOk());
@@ -587,7 +680,7 @@ TEST_F(KeyLimitsTest, TheKeysMaxTokensCeilingHoldsWhenTheRequestNamesNone) {
   EXPECT_EQ(requests[0].max_tokens, 3);
 }
 
-TEST_F(KeyLimitsTest, AStreamCancelledWhileQueuedGivesItsSlotBackAtOnce) {
+TEST_P(KeyLimitsTest, AStreamCancelledWhileQueuedGivesItsSlotBackAtOnce) {
   store::KeyLimits limits;
   limits.max_streams = 2;
   FakeScript held;
@@ -617,7 +710,7 @@ TEST_F(KeyLimitsTest, AStreamCancelledWhileQueuedGivesItsSlotBackAtOnce) {
   EXPECT_THAT(other.Wait(), IsOk());
 }
 
-TEST_F(KeyLimitsTest, UsageIsRecordedPerTenantAndKey) {
+TEST_P(KeyLimitsTest, UsageIsRecordedPerTenantAndKey) {
   ASSERT_THAT(RunTurn(KeyRequest("s1", "one", {})), IsOk());
   ASSERT_THAT(RunTurn(KeyRequest("s1", "two", {})), IsOk());
   ASSERT_THAT(RunTurn(Request("s9", "anonymous")), IsOk());
@@ -655,19 +748,22 @@ class PricedTest : public ChatEngineTest {
   PricedTest() : ChatEngineTest(Priced(ModelPrice{3.0, 15.0})) {}
 };
 
-TEST_F(PricedTest, AnAnswerCostsItsTokensAtItsModelsPrice) {
-  absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
+TEST_P(PricedTest, AnAnswerCostsItsTokensAtItsModelsPrice) {
+  // A tenant of its own per run: the metrics are the process's.
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.tenant = GetParam() ? "priced-pool" : "priced-inline";
+  absl::StatusOr<ChatTurnResult> result = RunTurn(request);
   ASSERT_THAT(result, IsOk());
   ASSERT_TRUE(result->cost_usd.has_value());
   EXPECT_DOUBLE_EQ(*result->cost_usd, (10 * 3.0 + 2 * 15.0) / 1e6);
   // Metrics count it per tenant.
-  EXPECT_NE(MetricsRegistry::Default().Render().find(
-                "chatd_cost_usd_total{tenant=\"default\"} 6e-05"),
+  EXPECT_NE(MetricsRegistry::Default().Render().find(absl::StrCat(
+                "chatd_cost_usd_total{tenant=\"", request.tenant, "\"} 6e-05")),
             std::string::npos)
       << MetricsRegistry::Default().Render();
 }
 
-TEST_F(PricedTest, TheStoreAndTheUsageSumTheCost) {
+TEST_P(PricedTest, TheStoreAndTheUsageSumTheCost) {
   ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
   ASSERT_THAT(RunTurn(Request("s2", "two")), IsOk());
   absl::StatusOr<store::StoreStats> stats = store_.GetStats("default");
@@ -688,7 +784,7 @@ class UnpricedModelTest : public ChatEngineTest {
   UnpricedModelTest() : ChatEngineTest(Priced(std::nullopt)) {}
 };
 
-TEST_F(UnpricedModelTest, AnAnswerOfAModelWithoutAPriceHasNoCost) {
+TEST_P(UnpricedModelTest, AnAnswerOfAModelWithoutAPriceHasNoCost) {
   absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->cost_usd, std::nullopt);
@@ -698,11 +794,75 @@ TEST_F(UnpricedModelTest, AnAnswerOfAModelWithoutAPriceHasNoCost) {
   EXPECT_EQ(stats->total_output_tokens, 2);
 }
 
-TEST_F(ChatEngineTest, WithoutAPriceTableNoAnswerHasACost) {
+TEST_P(ChatEngineTest, WithoutAPriceTableNoAnswerHasACost) {
   absl::StatusOr<ChatTurnResult> result = RunTurn(Request("s1", "Hi"));
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(result->cost_usd, std::nullopt);
 }
+
+TEST_P(ChatEngineTest, StoreCallsRunWhereTheStoreAllows) {
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("s1", "Hi"), &observer), IsOk());
+  if (!GetParam()) {
+    // The idle session's turn started in place: the provider has it.
+    EXPECT_EQ(provider_.requests().size(), 1u);
+  }
+  ASSERT_THAT(observer.Wait(), IsOk());
+  ASSERT_NE(observer.delta_thread(), std::thread::id());
+  if (GetParam()) {
+    // A store that may block is called on the pool only: neither on the
+    // caller's thread nor on the provider's.
+    std::vector<std::thread::id> callers = may_block_store_.callers();
+    EXPECT_FALSE(callers.empty());
+    for (std::thread::id caller : callers) {
+      EXPECT_NE(caller, std::this_thread::get_id());
+      EXPECT_NE(caller, observer.delta_thread());
+    }
+  }
+  // Committed on the pool, not on the thread that ended the provider's call
+  // (the provider's I/O thread).
+  EXPECT_NE(observer.complete_thread(), observer.delta_thread());
+  EXPECT_NE(observer.complete_thread(), std::this_thread::get_id());
+  EXPECT_EQ(History("s1").size(), 2u);
+}
+
+TEST_P(LimitsTest, ARefusalBeforeTheProviderIsAnsweredOnce) {
+  ASSERT_THAT(RunTurn(Request("a", "x")), IsOk());
+  ASSERT_THAT(RunTurn(Request("b", "x")), IsOk());
+  // "c" is a session no turn has used, so nothing is queued before it.
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(Request("c", "x"), &observer), IsOk());
+  if (!GetParam()) {
+    // Nothing waited: the answer came before StartTurn returned.
+    EXPECT_TRUE(observer.HasCompleted());
+    EXPECT_EQ(observer.complete_thread(), std::this_thread::get_id());
+  }
+  EXPECT_THAT(observer.Wait(), StatusIs(absl::StatusCode::kResourceExhausted));
+  // The session was passed on: its next turn is refused the same way, not
+  // stuck behind this one.
+  EXPECT_THAT(RunTurn(Request("c", "y")),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(provider_.requests().size(), 2u);
+}
+
+std::string StoreKind(const ::testing::TestParamInfo<bool>& info) {
+  return info.param ? "MayBlock" : "InMemory";
+}
+
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, ChatEngineTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, ConflictTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, ContextWindowTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, KeyLimitsTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, LimitsTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, PricedTest, ::testing::Bool(),
+                         StoreKind);
+INSTANTIATE_TEST_SUITE_P(StoreMayBlock, UnpricedModelTest, ::testing::Bool(),
+                         StoreKind);
 
 }  // namespace
 }  // namespace chat

@@ -55,6 +55,46 @@ TEST(SessionSerializerTest, ATaskWaitsUntilTheOneBeforeItIsReleased) {
   EXPECT_EQ(serializer.ActiveSessions(), 0);
 }
 
+TEST(SessionSerializerTest, RunOrEnqueueRunsAnIdleSessionsTaskInPlace) {
+  ThreadPool pool(1);
+  SessionSerializer serializer(&pool);
+  std::thread::id ran_on;
+  serializer.RunOrEnqueue("a", [&] { ran_on = std::this_thread::get_id(); });
+  // Ran before RunOrEnqueue returned, on this thread, and holds "a".
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(serializer.ActiveSessions(), 1);
+  serializer.Release("a");
+  EXPECT_EQ(serializer.ActiveSessions(), 0);
+}
+
+TEST(SessionSerializerTest, RunOrEnqueueWaitsBehindARunningTask) {
+  std::atomic<bool> second_ran{false};
+  absl::Notification second_done;
+  std::thread::id second_ran_on;
+  ThreadPool pool(1);
+  SessionSerializer serializer(&pool);
+  serializer.RunOrEnqueue("a", [] {});  // Keeps "a" until Release.
+  serializer.RunOrEnqueue("a", [&] {
+    second_ran_on = std::this_thread::get_id();
+    second_ran = true;
+    second_done.Notify();
+  });
+  DrainOneWorkerPool(pool);
+  EXPECT_FALSE(second_ran.load())
+      << "ran while the first task held the session";
+  // Another session is not held up by "a".
+  bool other_ran = false;
+  serializer.RunOrEnqueue("b", [&] { other_ran = true; });
+  EXPECT_TRUE(other_ran);
+  serializer.Release("b");
+
+  serializer.Release("a");  // The waiting task goes to the pool.
+  ASSERT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_NE(second_ran_on, std::this_thread::get_id());
+  serializer.Release("a");
+  EXPECT_EQ(serializer.ActiveSessions(), 0);
+}
+
 TEST(SessionSerializerTest, OneSessionsTasksRunInArrivalOrder) {
   constexpr int kTasks = 200;
   absl::Mutex mu;

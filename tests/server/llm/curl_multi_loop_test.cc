@@ -186,6 +186,65 @@ TEST_F(CurlMultiLoopTest, ManyConcurrentTransfersShareTheOneThread) {
   EXPECT_EQ(Stats("slow:10@loop-many")["completed"], 200);
 }
 
+// Each transfer ends before the next starts, so the loop reuses the first
+// one's easy handle: the connection is reused too, and each request carries
+// its own headers only (the header list of the last one is not kept).
+TEST_F(CurlMultiLoopTest, SequentialTransfersReuseTheConnectionNotTheHeaders) {
+  const std::string model = "ok@loop-reuse";
+  // Each control call (Stats, ServerStats) opens a connection of its own.
+  int control_calls = 0;
+  const int opened_before =
+      upstream_->ServerStats()["connections_opened"].get<int>();
+  const std::vector<std::string> traceparents = {
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01", ""};
+  for (const std::string& traceparent : traceparents) {
+    HttpRequest request = Request(model);
+    if (!traceparent.empty())
+      request.headers.push_back("traceparent: " + traceparent);
+    auto r = std::make_shared<Recorder>(loop_.get());
+    loop_->StartTransfer(request, r);
+    ASSERT_TRUE(r->WaitDone());
+    EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+    EXPECT_THAT(r->body(), HasSubstr("event: message_stop"));
+    nlohmann::json stats = Stats(model);
+    ++control_calls;
+    EXPECT_EQ(stats["saw_credentials"], true);
+    if (traceparent.empty()) {
+      EXPECT_TRUE(stats["last_traceparent"].is_null()) << stats.dump();
+    } else {
+      EXPECT_EQ(stats["last_traceparent"], traceparent);
+    }
+  }
+  EXPECT_EQ(Stats(model)["completed"], 3);
+  ++control_calls;
+  ++control_calls;  // The ServerStats below.
+  EXPECT_EQ(upstream_->ServerStats()["connections_opened"].get<int>(),
+            opened_before + control_calls + 1);
+}
+
+// A handle reused for a request without the CA file forgets it: the
+// upstream's private certificate is then refused, and trusted again with it.
+TEST_F(CurlMultiLoopTest, AReusedHandleTrustsOnlyTheCaFileOfItsRequest) {
+  absl::StatusOr<std::unique_ptr<FakeUpstream>> tls = FakeUpstream::Start(
+      CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR, /*tls=*/true);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  auto run = [&](const std::string& ca_file) {
+    HttpRequest request = Request("ok@loop-tls");
+    request.url = (*tls)->base_url() + "/v1/messages";
+    request.ca_file = ca_file;
+    auto r = std::make_shared<Recorder>(loop_.get());
+    loop_->StartTransfer(request, r);
+    EXPECT_TRUE(r->WaitDone());
+    return r->outcome();
+  };
+  EXPECT_EQ(run((*tls)->cert_file()).curl_code, CURLE_OK);
+  EXPECT_EQ(run("").curl_code, CURLE_PEER_FAILED_VERIFICATION);
+  TransferOutcome again = run((*tls)->cert_file());
+  EXPECT_EQ(again.curl_code, CURLE_OK) << again.error;
+  EXPECT_EQ((*tls)->Stats("ok@loop-tls")["completed"], 2);
+}
+
 TEST_F(CurlMultiLoopTest, ErrorResponsesAreResponsesWithTheirHeaders) {
   auto r = std::make_shared<Recorder>(loop_.get());
   loop_->StartTransfer(Request("status:429:3@loop-429"), r);

@@ -143,5 +143,21 @@ TEST(SseParserLargeTest, EventLargerThanOneRead) {
   EXPECT_EQ(parser.buffered_bytes(), 0u);
 }
 
+TEST(SseParserFeedEachTest, HandsOutEachEventAndStopsWhenAsked) {
+  SseParser parser;
+  std::vector<SseEvent> seen;
+  EXPECT_FALSE(parser.FeedEach(
+      "id: 7\nevent: a\ndata: 1\n\nevent: b\ndata: 2\ndata: 3\n\n"
+      "data: never\n\n",
+      [&](const SseEvent& e) {
+        seen.push_back(e);
+        return seen.size() < 2;
+      }));
+  EXPECT_EQ(seen, (std::vector<SseEvent>{{"a", "1", "7"}, {"b", "2\n3", "7"}}));
+  // Nothing of a dispatched event lingers in the next one.
+  EXPECT_EQ(parser.Feed("data: 4\n\n"),
+            (std::vector<SseEvent>{{"", "4", "7"}}));
+}
+
 }  // namespace
 }  // namespace chat::llm

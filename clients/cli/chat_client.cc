@@ -1,0 +1,197 @@
+#include "clients/cli/chat_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace chat::cli {
+namespace {
+
+// The whole of `path`, or INVALID_ARGUMENT naming `flag` (not the contents).
+absl::StatusOr<std::string> ReadPem(absl::string_view flag,
+                                    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream contents;
+  if (in) contents << in.rdbuf();
+  if (!in || contents.str().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " cannot read '", path, "'"));
+  }
+  return contents.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const CliOptions& options) {
+  grpc::ChannelArguments args;
+  if (!options.tls) {
+    return grpc::CreateCustomChannel(options.server,
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) {
+    absl::StatusOr<std::string> roots = ReadPem("ca_file", options.ca_file);
+    if (!roots.ok()) return roots.status();
+    ssl.pem_root_certs = *std::move(roots);
+  }
+  if (!options.client_cert.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadPem("client_cert", options.client_cert);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPem("client_key", options.client_key);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  if (!options.server_name.empty()) {
+    args.SetSslTargetNameOverride(options.server_name);
+  }
+  return grpc::CreateCustomChannel(options.server, grpc::SslCredentials(ssl),
+                                   args);
+}
+
+StreamCall::StreamCall(chat::v1::ChatService::Stub* stub,
+                       std::unique_ptr<grpc::ClientContext> context,
+                       const chat::v1::ChatStreamRequest& request,
+                       DeltaFn on_delta)
+    : context_(std::move(context)),
+      request_(request),
+      on_delta_(std::move(on_delta)) {
+  if (pipe2(done_pipe_, O_CLOEXEC) != 0) {
+    // Without the pipe nobody could wait for the call: a broken process.
+    std::abort();
+  }
+  stub->async()->ChatStream(context_.get(), &request_, this);
+  StartRead(&event_);
+  StartCall();
+}
+
+StreamCall::~StreamCall() {
+  close(done_pipe_[0]);
+  close(done_pipe_[1]);
+}
+
+void StreamCall::Cancel() { context_->TryCancel(); }
+
+void StreamCall::OnReadDone(bool ok) {
+  if (!ok) return;  // The stream ended; OnDone follows.
+  if (event_.has_delta()) {
+    on_delta_(event_.delta().text());
+  } else if (event_.has_done()) {
+    absl::MutexLock lock(&mu_);
+    done_ = event_.done();
+  }
+  StartRead(&event_);
+}
+
+void StreamCall::OnDone(const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+  }
+  const char byte = 1;
+  // Last: once the byte is there the owner may destroy this object
+  // (Await). An empty pipe always takes one byte.
+  (void)!write(done_pipe_[1], &byte, 1);
+}
+
+grpc::Status StreamCall::Await(chat::v1::ChatResponse* done) {
+  // The pipe says the call ended: its byte is the last thing
+  // OnDone does, so once it is readable nothing touches this object any more
+  // and the owner may destroy it.
+  pollfd fd = {done_pipe_[0], POLLIN, 0};
+  while (poll(&fd, 1, -1) < 0 && errno == EINTR) {
+  }
+  absl::MutexLock lock(&mu_);
+  if (done != nullptr) *done = done_;
+  return status_;
+}
+
+ChatClient::ChatClient(std::shared_ptr<grpc::Channel> channel,
+                       std::string api_key, absl::Duration timeout)
+    : stub_(chat::v1::ChatService::NewStub(std::move(channel))),
+      api_key_(std::move(api_key)),
+      timeout_(timeout) {}
+
+std::unique_ptr<grpc::ClientContext> ChatClient::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (timeout_ > absl::ZeroDuration()) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  }
+  if (!api_key_.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", api_key_));
+  }
+  return context;
+}
+
+grpc::Status ChatClient::GetStatus(chat::v1::GetStatusResponse* response) {
+  auto context = NewContext();
+  return stub_->GetStatus(context.get(), chat::v1::GetStatusRequest(),
+                          response);
+}
+
+grpc::Status ChatClient::GetHistory(const std::string& session,
+                                    chat::v1::GetHistoryResponse* response) {
+  auto context = NewContext();
+  chat::v1::GetHistoryRequest request;
+  request.set_session_id(session);
+  return stub_->GetHistory(context.get(), request, response);
+}
+
+grpc::Status ChatClient::ListSessions(
+    chat::v1::ListSessionsResponse* response) {
+  response->Clear();
+  chat::v1::ListSessionsRequest request;
+  request.set_page_size(1000);
+  // Bounded: a server that kept handing out tokens cannot loop us forever.
+  for (int page = 0; page < 100; ++page) {
+    auto context = NewContext();
+    chat::v1::ListSessionsResponse one;
+    grpc::Status status = stub_->ListSessions(context.get(), request, &one);
+    if (!status.ok()) return status;
+    for (chat::v1::SessionSummary& s : *one.mutable_sessions()) {
+      *response->add_sessions() = std::move(s);
+    }
+    if (one.next_page_token().empty()) return grpc::Status::OK;
+    request.set_page_token(one.next_page_token());
+  }
+  response->set_next_page_token(request.page_token());
+  return grpc::Status::OK;
+}
+
+grpc::Status ChatClient::ResetSession(
+    const std::string& session, chat::v1::ResetSessionResponse* response) {
+  auto context = NewContext();
+  chat::v1::ResetSessionRequest request;
+  request.set_session_id(session);
+  return stub_->ResetSession(context.get(), request, response);
+}
+
+grpc::Status ChatClient::DeleteSession(
+    const std::string& session, chat::v1::DeleteSessionResponse* response) {
+  auto context = NewContext();
+  chat::v1::DeleteSessionRequest request;
+  request.set_session_id(session);
+  return stub_->DeleteSession(context.get(), request, response);
+}
+
+grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {
+  auto context = NewContext();
+  return stub_->GetStats(context.get(), chat::v1::GetStatsRequest(), response);
+}
+
+std::unique_ptr<StreamCall> ChatClient::StartChatStream(
+    const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta) {
+  return std::make_unique<StreamCall>(stub_.get(), NewContext(), request,
+                                      std::move(on_delta));
+}
+
+}  // namespace chat::cli

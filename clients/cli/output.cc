@@ -1,0 +1,141 @@
+#include "clients/cli/output.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace chat::cli {
+
+std::string ToJsonLine(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  // Printing a message we hold cannot fail; if it ever did, an empty object
+  // keeps the output parseable.
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
+           .ok()) {
+    json = "{}";
+  }
+  return json + "\n";
+}
+
+std::string FormatHistory(const chat::v1::GetHistoryResponse& history) {
+  std::string out =
+      absl::StrCat("session ", history.session_id(), ": ", history.turn_count(),
+                   " turn", history.turn_count() == 1 ? "" : "s");
+  if (!history.created_at().empty()) {
+    absl::StrAppend(&out, ", created ", history.created_at());
+  }
+  absl::StrAppend(&out, "\n");
+  if (!history.system_prompt().empty()) {
+    absl::StrAppend(&out, "system: ", history.system_prompt(), "\n");
+  }
+  for (const chat::v1::Message& message : history.messages()) {
+    absl::StrAppend(&out, "[", message.timestamp(), "] ", message.role(), ": ",
+                    message.content(), "\n");
+  }
+  return out;
+}
+
+std::string FormatSessions(const chat::v1::ListSessionsResponse& sessions) {
+  if (sessions.sessions().empty()) return "no sessions\n";
+  size_t width = 7;  // "SESSION"
+  for (const chat::v1::SessionSummary& s : sessions.sessions()) {
+    width = std::max(width, s.session_id().size());
+  }
+  std::string out =
+      absl::StrFormat("%-*s  %5s  %s\n", width, "SESSION", "TURNS", "UPDATED");
+  for (const chat::v1::SessionSummary& s : sessions.sessions()) {
+    absl::StrAppend(&out,
+                    absl::StrFormat("%-*s  %5d  %s\n", width, s.session_id(),
+                                    s.turns(), s.updated_at()));
+  }
+  return out;
+}
+
+std::string FormatStats(const chat::v1::GetStatsResponse& stats) {
+  std::string out = absl::StrCat(
+      "sessions:      ", stats.total_sessions(), "\n",
+      "messages:      ", stats.total_messages(), "\n", "per session:   ",
+      absl::StrFormat("%.2f", stats.avg_messages_per_session()), "\n",
+      "input tokens:  ", stats.total_input_tokens(), "\n",
+      "output tokens: ", stats.total_output_tokens(), "\n");
+  if (stats.has_total_cost_usd()) {
+    absl::StrAppend(&out, "cost:          $",
+                    absl::StrFormat("%.6f", stats.total_cost_usd()), "\n");
+  }
+  return out;
+}
+
+std::string FormatStatus(const chat::v1::GetStatusResponse& status) {
+  return absl::StrCat(status.status(), " (", status.service(), ")\n");
+}
+
+std::string FormatReset(const chat::v1::ResetSessionResponse& reset) {
+  if (reset.status() == "not_found") {
+    return absl::StrCat("no session ", reset.session_id(), "\n");
+  }
+  return absl::StrCat("reset ", reset.session_id(), " (had ",
+                      reset.previous_turns(), " turn",
+                      reset.previous_turns() == 1 ? "" : "s", ")\n");
+}
+
+std::string FormatDelete(const chat::v1::DeleteSessionResponse& deleted) {
+  if (deleted.status() == "not_found") {
+    return absl::StrCat("no session ", deleted.session_id(), "\n");
+  }
+  return absl::StrCat("deleted ", deleted.session_id(), "\n");
+}
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return absl::StrCat("CODE_", static_cast<int>(code));
+  }
+}
+
+std::string FormatError(const grpc::Status& status, const std::string& secret) {
+  std::string message = status.error_message();
+  if (!secret.empty()) {
+    absl::StrReplaceAll({{secret, "[api key]"}}, &message);
+  }
+  return absl::StrCat(StatusCodeName(status.error_code()), ": ", message);
+}
+
+}  // namespace chat::cli

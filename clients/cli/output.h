@@ -1,0 +1,40 @@
+#ifndef CHAT_CLIENTS_CLI_OUTPUT_H_
+#define CHAT_CLIENTS_CLI_OUTPUT_H_
+
+// What chat-cli prints, as strings: the text a person reads, the JSON a
+// script reads (protobuf's JSON printer with the proto's field names, one
+// object per line), and error lines. No I/O here, so every shape is tested
+// as a string.
+
+#include <string>
+
+#include "chat/v1/chat.pb.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/support/status.h"
+
+namespace chat::cli {
+
+// `message` as one line of JSON with proto field names (session_id, not
+// sessionId), fields at their default value included so scripts always find
+// them, and a trailing newline.
+std::string ToJsonLine(const google::protobuf::Message& message);
+
+// Text for people, each ending in a newline.
+std::string FormatHistory(const chat::v1::GetHistoryResponse& history);
+std::string FormatSessions(const chat::v1::ListSessionsResponse& sessions);
+std::string FormatStats(const chat::v1::GetStatsResponse& stats);
+std::string FormatStatus(const chat::v1::GetStatusResponse& status);
+std::string FormatReset(const chat::v1::ResetSessionResponse& reset);
+std::string FormatDelete(const chat::v1::DeleteSessionResponse& deleted);
+
+// "CODE: message" for a failed call, e.g. "UNAUTHENTICATED: invalid API
+// key". Any occurrence of `secret` (the API key; skipped when empty) is
+// replaced, so no server or library message can echo the key to a terminal.
+std::string FormatError(const grpc::Status& status, const std::string& secret);
+
+// The status code's name as the gRPC spec spells it ("NOT_FOUND").
+std::string StatusCodeName(grpc::StatusCode code);
+
+}  // namespace chat::cli
+
+#endif  // CHAT_CLIENTS_CLI_OUTPUT_H_

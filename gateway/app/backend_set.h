@@ -1,0 +1,116 @@
+#ifndef CHAT_GATEWAY_APP_BACKEND_SET_H_
+#define CHAT_GATEWAY_APP_BACKEND_SET_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/completion_queue.h"
+
+namespace chat::gateway {
+
+// The channels to chat-server that the gateway's calls are spread over, one
+// per target of --backend (see BackendTargets): usually one channel, on
+// which gRPC's round_robin balances over the addresses; one per entry when
+// --backend lists several names, since a gRPC 1.51 channel resolves one name.
+//
+// With several channels a call goes to a READY channel (one whose
+// connection is up and whose backend's health says SERVING), round robin
+// over the READY ones; a channel that is down or NOT_SERVING gets no new
+// calls. While none is READY a call waits until one is (or until its
+// deadline): a call made with wait_for_ready on one channel would wait for
+// that one alone while another came back. A thread watches the channels'
+// states for those waiting calls. With one channel every call goes to it
+// at once and waits there with wait_for_ready, as before there was a set.
+//
+// Thread-safe.
+class BackendSet {
+ public:
+  // What starts a call on the channel it is given.
+  using StartCall = std::function<void(std::shared_ptr<grpc::Channel>)>;
+  // Whether a waiting call is no longer wanted (its client left).
+  using Abandoned = std::function<bool()>;
+
+  // How often the watcher looks at the channels when no state changes: the
+  // longest a waiting call overstays its deadline or its client, and the
+  // longest it waits past a READY that raced with its arrival.
+  static constexpr absl::Duration kWatchInterval = absl::Milliseconds(200);
+
+  // `channels` is not empty. Asks every channel to connect.
+  explicit BackendSet(std::vector<std::shared_ptr<grpc::Channel>> channels);
+  explicit BackendSet(std::shared_ptr<grpc::Channel> channel);
+  BackendSet(const BackendSet&) = delete;
+  BackendSet& operator=(const BackendSet&) = delete;
+  // Starts the calls still waiting (each on the channel Pick() gives, where
+  // it waits with wait_for_ready or fails at its deadline), then stops the
+  // watcher; waits for up to kWatchInterval. Must not run on a thread that
+  // StartWhenReady's `start` runs on.
+  ~BackendSet();
+
+  size_t size() const { return channels_.size(); }
+
+  // The channel for a new call that does not wait here (the call waits
+  // with wait_for_ready on it): round robin over the READY channels, or
+  // over all of them when none is READY. Asks idle channels to connect.
+  std::shared_ptr<grpc::Channel> Pick();
+
+  // Whether any channel is READY: a backend can take calls. Asks idle
+  // channels to connect.
+  bool AnyReady();
+
+  // Calls `start` with the channel a new call should use: at once, on this
+  // thread, if the set has one channel or a READY one; otherwise on the
+  // watcher thread as soon as a channel is READY, or, with the channel
+  // Pick() then gives, once `deadline` has passed, once `abandoned()` says
+  // so (asked at least every kWatchInterval), or on ReleaseWaiting(). The
+  // call fails then as gRPC fails it (DEADLINE_EXCEEDED, or CANCELLED for
+  // a context already cancelled).
+  void StartWhenReady(absl::Time deadline, Abandoned abandoned,
+                      StartCall start);
+
+  // Starts every waiting call now (for shutdown, after their contexts were
+  // cancelled, so that they finish at once).
+  void ReleaseWaiting();
+
+ private:
+  struct Waiting {
+    absl::Time deadline;
+    Abandoned abandoned;
+    StartCall start;
+  };
+
+  // A READY channel, round robin over the READY ones; null if none is.
+  std::shared_ptr<grpc::Channel> PickReady();
+  // Starts the waiting calls that may start now (all of them when a
+  // channel is READY or `release` is set).
+  void StartWaiting(bool release);
+  // The watcher thread: keeps one state-change watch per channel on cq_
+  // (each ending within kWatchInterval) and starts waiting calls after each.
+  void Watch();
+  // Watches channel `i` from its current state on.
+  void Arm(size_t i);
+
+  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::atomic<uint64_t> turn_{0};
+  grpc::CompletionQueue cq_;
+  absl::Mutex mu_;
+  std::vector<Waiting> waiting_ ABSL_GUARDED_BY(mu_);
+  // Set by the destructor: no more watches are armed, and a call that
+  // would wait starts at once instead.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Watches on cq_ not yet completed; cq_ is shut down when it reaches 0
+  // while stopping_.
+  int armed_ ABSL_GUARDED_BY(mu_) = 0;
+  // Runs Watch(); only with more than one channel.
+  std::thread watcher_;
+};
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_APP_BACKEND_SET_H_

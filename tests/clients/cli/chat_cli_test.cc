@@ -1,0 +1,344 @@
+// chat-cli through the real binary against a real chat-server on loopback.
+//
+// Strategy: start chat-server as a child process (memory store, the echo
+// provider, whose reply is deterministic) and run chat-cli as a person or a
+// script would: one streamed message, every subcommand in text and --json
+// (parsed as JSON), and the exit codes of the status classes that do not need
+// a misbehaving server: NOT_FOUND, UNAUTHENTICATED (a server with API keys),
+// UNAVAILABLE (nothing listening), a bad flag. Streaming and Ctrl-C of a
+// one-shot message run on a pseudo-terminal and synchronise on what it
+// shows, never on time. No test may find the API key in chat-cli's output.
+
+#include <signal.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "chat/admin/v1/admin.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/clients/cli/cli_process.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/server_process.h"
+
+namespace chat {
+namespace {
+
+using ::chat::testing::CliResult;
+using ::chat::testing::Eventually;
+using ::chat::testing::PtyProcess;
+using ::chat::testing::ServerProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr char kAdminKey[] = "cli-test-admin-key-0123456789abcdef";
+
+nlohmann::json ParseJson(const std::string& text) {
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+  EXPECT_FALSE(json.is_discarded()) << "not JSON: " << text;
+  return json;
+}
+
+// Whether the server logged a turn line for `session` with `status`.
+bool LoggedTurn(const ServerProcess& server, const std::string& session,
+                const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(server.Log(), '\n')) {
+    if (absl::StrContains(line, " turn ") &&
+        absl::StrContains(line, absl::StrCat("session=", session, " ")) &&
+        absl::StrContains(line, absl::StrCat("status=", status))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+class ChatCliTest : public ::testing::Test {
+ protected:
+  void StartServer(std::vector<std::string> extra = {},
+                   std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> args = {"--provider=echo", "--store=memory",
+                                     "--listen=127.0.0.1:0",
+                                     "--shutdown_grace=1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<ServerProcess>(CHAT_SERVER_BINARY, args,
+                                              std::move(env));
+    absl::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
+
+  // chat-cli with --server pointing at the test's server.
+  CliResult Cli(std::vector<std::string> args,
+                std::map<std::string, std::string> env = {},
+                const std::string& stdin_text = "") {
+    args.insert(args.begin(), "--server=" + server_->address());
+    absl::StatusOr<CliResult> result =
+        chat::testing::RunCli(CHAT_CLI_BINARY, args, env, stdin_text);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : CliResult();
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(ChatCliTest, HelpListsTheExitCodes) {
+  absl::StatusOr<CliResult> help =
+      chat::testing::RunCli(CHAT_CLI_BINARY, {"--help"});
+  ASSERT_TRUE(help.ok()) << help.status();
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_THAT(help->out, HasSubstr("Exit codes:"));
+  EXPECT_THAT(help->out, HasSubstr("4    UNAUTHENTICATED"));
+  EXPECT_THAT(help->out, HasSubstr("CHAT_API_KEY"));
+}
+
+TEST_F(ChatCliTest, OneMessagePrintsTheReply) {
+  StartServer({"--echo_delay=0s"});
+  CliResult first = Cli({"Hello there", "-s", "one"});
+  EXPECT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out,
+            "You said: \"Hello there\". This is the start of our "
+            "conversation.\n");
+  // The session was given, so nothing is said about it.
+  EXPECT_EQ(first.err, "");
+
+  CliResult second = Cli({"--session=one", "And now?"});
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.out, HasSubstr("Before that you said: \"Hello there\""));
+}
+
+TEST_F(ChatCliTest, AMessageWithoutASessionStartsOneAndNamesIt) {
+  StartServer({"--echo_delay=0s"});
+  // Off a terminal with no argument, the message is stdin.
+  CliResult result = Cli({}, {}, "from a pipe\n");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, StartsWith("You said: \"from a pipe\"."));
+  ASSERT_THAT(result.err, StartsWith("session: cli-"));
+  const std::string session(
+      absl::StripSuffix(result.err.substr(strlen("session: ")), "\n"));
+  CliResult history = Cli({"history", session});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_THAT(history.out, HasSubstr("user: from a pipe"));
+}
+
+TEST_F(ChatCliTest, JsonOfAMessageIsTheFinalResponse) {
+  StartServer({"--echo_delay=0s"});
+  CliResult result = Cli({"--json", "-s", "j1", "--model=echo-2", "hi"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  nlohmann::json json = ParseJson(result.out);
+  EXPECT_EQ(json["session_id"], "j1");
+  EXPECT_EQ(json["turn_count"], 1);
+  EXPECT_EQ(json["model"], "echo-2");
+  EXPECT_EQ(json["response"],
+            "You said: \"hi\". This is the start of our conversation.");
+  EXPECT_TRUE(json["usage"].contains("input_tokens"));
+}
+
+TEST_F(ChatCliTest, EverySubcommandInTextAndJson) {
+  StartServer({"--echo_delay=0s"});
+  ASSERT_EQ(Cli({"-s", "s1", "--system", "Be brief.", "first"}).exit_code, 0);
+  ASSERT_EQ(Cli({"-s", "s1", "second"}).exit_code, 0);
+  ASSERT_EQ(Cli({"-s", "s2", "other"}).exit_code, 0);
+
+  CliResult history = Cli({"history", "s1"});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_THAT(history.out, StartsWith("session s1: 2 turns"));
+  EXPECT_THAT(history.out, HasSubstr("system: Be brief.\n"));
+  EXPECT_THAT(history.out, HasSubstr("] user: second\n"));
+  nlohmann::json history_json = ParseJson(Cli({"history", "s1", "--json"}).out);
+  EXPECT_EQ(history_json["turn_count"], 2);
+  ASSERT_EQ(history_json["messages"].size(), 4u);
+  EXPECT_EQ(history_json["messages"][0]["content"], "first");
+  EXPECT_EQ(history_json["system_prompt"], "Be brief.");
+
+  CliResult sessions = Cli({"sessions"});
+  EXPECT_EQ(sessions.exit_code, 0) << sessions.err;
+  EXPECT_THAT(sessions.out, StartsWith("SESSION"));
+  EXPECT_THAT(sessions.out, HasSubstr("s1 "));
+  nlohmann::json sessions_json = ParseJson(Cli({"--json", "sessions"}).out);
+  ASSERT_EQ(sessions_json["sessions"].size(), 2u);
+  EXPECT_EQ(sessions_json["sessions"][0]["session_id"], "s2");
+  EXPECT_EQ(sessions_json["sessions"][1]["turns"], 2);
+
+  CliResult stats = Cli({"stats"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_THAT(stats.out, HasSubstr("sessions:      2\n"));
+  nlohmann::json stats_json = ParseJson(Cli({"stats", "--json"}).out);
+  EXPECT_EQ(stats_json["total_sessions"], "2");  // int64: a JSON string.
+  EXPECT_EQ(stats_json["total_messages"], "6");
+
+  CliResult status = Cli({"status"});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(status.out, "ok (chat-api)\n");
+  nlohmann::json status_json = ParseJson(Cli({"status", "--json"}).out);
+  EXPECT_EQ(status_json["service"], "chat-api");
+
+  CliResult reset = Cli({"reset", "s1"});
+  EXPECT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_EQ(reset.out, "reset s1 (had 2 turns)\n");
+  nlohmann::json reset_json = ParseJson(Cli({"--json", "reset", "s1"}).out);
+  EXPECT_EQ(reset_json["status"], "reset");
+  EXPECT_EQ(reset_json["previous_turns"], 0);
+
+  CliResult deleted = Cli({"delete", "s2"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "deleted s2\n");
+  nlohmann::json delete_json = ParseJson(Cli({"delete", "s2", "--json"}).out);
+  EXPECT_EQ(delete_json["status"], "not_found");
+  EXPECT_EQ(Cli({"delete", "s2"}).out, "no session s2\n");
+}
+
+TEST_F(ChatCliTest, NotFoundExits6) {
+  StartServer();
+  CliResult result = Cli({"history", "never-was"});
+  EXPECT_EQ(result.exit_code, 6);
+  EXPECT_EQ(result.out, "");
+  EXPECT_THAT(result.err, StartsWith("chat-cli: NOT_FOUND: "));
+}
+
+TEST_F(ChatCliTest, InvalidArgumentExits3) {
+  StartServer();
+  CliResult result = Cli({"-s", "bad session id!", "hi"});
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_THAT(result.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+TEST_F(ChatCliTest, UnreachableServerExits8) {
+  // A port that was just free: bound, read, released.
+  StartServer();
+  const std::string address = server_->address();
+  ASSERT_TRUE(server_->Stop(SIGTERM).ok());
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"status"}, {"-s", "x", "hi"}}) {
+    std::vector<std::string> all = {"--server=" + address, "--timeout=10s"};
+    all.insert(all.end(), args.begin(), args.end());
+    absl::StatusOr<CliResult> result =
+        chat::testing::RunCli(CHAT_CLI_BINARY, all);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->exit_code, 8) << args[0];
+    EXPECT_THAT(result->err, StartsWith("chat-cli: UNAVAILABLE: "));
+  }
+}
+
+TEST_F(ChatCliTest, BadFlagsExit2NamingTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--bogus", "status"}, "unknown flag --bogus"},
+           {{"--timeout=soon", "status"}, "--timeout takes a duration"},
+           {{"--ca_file=/x.pem", "status"}, "--ca_file needs --tls"},
+           {{"--tls", "--ca_file=/no/such.pem", "status"},
+            "--ca_file cannot read '/no/such.pem'"},
+           {{"--server"}, "--server needs a value"},
+           {{"history"}, "history needs a SESSION"},
+           {{"one", "two"}, "unexpected argument 'two'"},
+       }) {
+    absl::StatusOr<CliResult> result =
+        chat::testing::RunCli(CHAT_CLI_BINARY, c.args);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->exit_code, 2) << c.args[0];
+    EXPECT_THAT(result->err, HasSubstr(c.message));
+  }
+}
+
+TEST_F(ChatCliTest, ApiKeysBadKeyExits4AndNoKeyIsEverPrinted) {
+  StartServer({}, {{"CHAT_ADMIN_KEY", kAdminKey}});
+  // A key for tenant acme, made with the admin service; from now on every
+  // call needs a key.
+  auto channel = grpc::CreateChannel(server_->address(),
+                                     grpc::InsecureChannelCredentials());
+  auto admin = chat::admin::v1::AdminService::NewStub(channel);
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
+  chat::admin::v1::CreateKeyRequest request;
+  request.set_tenant("acme");
+  request.set_name("cli");
+  chat::admin::v1::CreateKeyResponse created;
+  grpc::Status status = admin->CreateKey(&context, request, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string key = created.key();
+  ASSERT_FALSE(key.empty());
+  const std::string wrong = key.substr(0, key.size() - 4) + "zzzz";
+
+  // The good key, from the flag and from CHAT_API_KEY.
+  CliResult by_flag = Cli({"--api_key=" + key, "-s", "k1", "hello"});
+  EXPECT_EQ(by_flag.exit_code, 0) << by_flag.err;
+  CliResult by_env = Cli({"history", "k1"}, {{"CHAT_API_KEY", key}});
+  EXPECT_EQ(by_env.exit_code, 0) << by_env.err;
+  EXPECT_THAT(by_env.out, HasSubstr("user: hello"));
+
+  // No key, a wrong key (flag and environment), the admin key.
+  std::vector<CliResult> refused = {
+      Cli({"history", "k1"}),
+      Cli({"--api_key", wrong, "-s", "k1", "hi"}),
+      Cli({"sessions", "--json"}, {{"CHAT_API_KEY", wrong}}),
+      Cli({"stats"}, {{"CHAT_API_KEY", kAdminKey}}),
+  };
+  for (const CliResult& result : refused) {
+    EXPECT_EQ(result.exit_code, 4) << result.err;
+    EXPECT_THAT(result.err, StartsWith("chat-cli: UNAUTHENTICATED: "));
+  }
+  for (const CliResult& result : refused) {
+    for (const std::string& secret : {key, wrong, std::string(kAdminKey)}) {
+      EXPECT_THAT(result.out + result.err, Not(HasSubstr(secret)));
+      // Nor the key's secret part alone.
+      EXPECT_THAT(result.out + result.err,
+                  Not(HasSubstr(secret.substr(secret.size() - 16))));
+    }
+  }
+  for (const CliResult& result : {by_flag, by_env}) {
+    EXPECT_THAT(result.out + result.err, Not(HasSubstr(key)));
+  }
+}
+
+TEST_F(ChatCliTest, ARejectedKeyIsNotEchoedBack) {
+  StartServer();
+  // A key with a character a header may not carry is refused before any
+  // call, without quoting it.
+  absl::StatusOr<CliResult> result = chat::testing::RunCli(
+      CHAT_CLI_BINARY, {"--server=" + server_->address(), "status"},
+      {{"CHAT_API_KEY", "secret\x01value"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 2);
+  EXPECT_THAT(result->err, HasSubstr("CHAT_API_KEY"));
+  EXPECT_THAT(result->err, Not(HasSubstr("secret")));
+}
+
+TEST_F(ChatCliTest, OneMessageStreamsAndCtrlCCancelsIt) {
+  // Slow enough that the reply is still streaming when Ctrl-C comes; the
+  // test waits for words, not for time.
+  StartServer({"--echo_delay=300ms"});
+  PtyProcess cli;
+  ASSERT_TRUE(cli.Start(CHAT_CLI_BINARY,
+                        {"--server=" + server_->address(), "-s", "slow1",
+                         "stream this "
+                         "slowly please"})
+                  .ok());
+  // The first words arrive before the reply is complete: it streams.
+  absl::StatusOr<std::string> seen = cli.WaitFor("You said: ");
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_TRUE(cli.Type("\x03").ok());
+  absl::StatusOr<int> code = cli.WaitForExit();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 130) << cli.output();
+  EXPECT_THAT(cli.output(), HasSubstr("chat-cli: cancelled"));
+  EXPECT_THAT(cli.output(), Not(HasSubstr("conversation.")));
+  // The server cancelled the turn and stored nothing.
+  EXPECT_TRUE(Eventually([&] {
+    return LoggedTurn(*server_, "slow1", "CANCELLED");
+  })) << server_->Log();
+  EXPECT_EQ(Cli({"history", "slow1"}).exit_code, 6);
+}
+
+}  // namespace
+}  // namespace chat
