@@ -688,6 +688,7 @@ bool Gateway::Ready() {
     absl::MutexLock lock(&mu_);
     if (cancelling_) return false;
   }
+  if (options_.ready) return options_.ready();
   return Backends()->AnyReady();
 }
 

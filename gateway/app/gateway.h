@@ -31,6 +31,11 @@ struct GatewayOptions {
   // Answers GET /metrics with MetricsRegistry::Default() (false when
   // --metrics_listen serves them elsewhere: /metrics is then 404 here).
   bool serve_metrics = true;
+  // Whether a backend can take calls (GET /readyz); empty: a backend
+  // channel is READY (BackendSet::AnyReady). For a channel with no
+  // connectivity state, such as chat-server's in-process one
+  // (server/app/embedded_http.*).
+  std::function<bool()> ready;
 };
 
 struct UnaryCall;

@@ -159,6 +159,33 @@ ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(30),
           "Close client connections that had no call for this long (0s: "
           "never; at most 87600h). Env: CHAT_MAX_CONNECTION_IDLE.");
 
+// The REST/JSON port in this process. The rest of chat-gateway's settings
+// keep its defaults; HTTPS, backend TLS and the other limits need the
+// separate chat-gateway.
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT to serve the REST/JSON API on (chat-gateway's routes, "
+          "in this process, calling it through gRPC's in-process channel; "
+          "plain HTTP: HTTPS needs chat-gateway); port 0 picks a free one; "
+          "empty (the default): none. Env: CHAT_HTTP_LISTEN.");
+ABSL_FLAG(std::string, http_web_root, "",
+          "With --http_listen: directory with web/index.html and "
+          "js/chat-client.js, served at /web/ and /js/chat-client.js (e.g. "
+          "the repository's clients/). Env: CHAT_HTTP_WEB_ROOT.");
+ABSL_FLAG(std::string, http_cors_origins, "",
+          "With --http_listen: origins allowed to call from a browser, "
+          "comma-separated, or *; empty: none. Env: CHAT_HTTP_CORS_ORIGINS.");
+ABSL_FLAG(bool, http_access_log, false,
+          "With --http_listen: log one line per HTTP request (method, target, "
+          "status, duration, request id). Env: CHAT_HTTP_ACCESS_LOG.");
+ABSL_FLAG(int, http_io_threads, 2,
+          "With --http_listen: threads serving HTTP connections (1 to 256). "
+          "Env: CHAT_HTTP_IO_THREADS.");
+ABSL_FLAG(bool, http_allow_anonymous, false,
+          "Serve a non-loopback --http_listen even though --allow_anonymous "
+          "answers callers without an API key from any host (by default "
+          "chat-server then refuses to start, as chat-gateway does). Env: "
+          "CHAT_HTTP_ALLOW_ANONYMOUS.");
+
 namespace chat {
 namespace {
 
@@ -174,6 +201,7 @@ constexpr int kMaxProviderRetries = 10;
 constexpr int64_t kMaxContextTokensLimit = 1000000000;
 constexpr int64_t kMaxGrpcMemoryMb = 1 << 20;
 constexpr int kMaxConcurrentStreamsLimit = 1000000;
+constexpr int kMaxHttpIoThreads = 256;
 
 // The TLS and transport flags, into config->transport.
 void ReadTransportFlags(FlagErrors& errors, ServerConfig* config) {
@@ -206,6 +234,26 @@ void ReadTransportFlags(FlagErrors& errors, ServerConfig* config) {
   errors.Check(CheckDurationInRange("max_connection_idle",
                                     transport.max_connection_idle,
                                     absl::ZeroDuration(), absl::Hours(87600)));
+}
+
+// The --http_* flags, into config->http. Reads --metrics_listen too: as on
+// chat-gateway, /metrics is served on the HTTP port unless it has its own.
+void ReadHttpFlags(FlagErrors& errors, ServerConfig* config) {
+  EmbeddedHttpOptions& http = config->http;
+  http.listen = absl::GetFlag(FLAGS_http_listen);
+  if (!http.listen.empty()) {
+    absl::StatusOr<HostPort> address =
+        ParseHostPort("http_listen", http.listen);
+    if (errors.Check(address.status())) http.address = *address;
+  }
+  http.http.io_threads = absl::GetFlag(FLAGS_http_io_threads);
+  errors.Check(CheckIntInRange("http_io_threads", http.http.io_threads, 1,
+                               kMaxHttpIoThreads));
+  http.http.access_log = absl::GetFlag(FLAGS_http_access_log);
+  http.gateway.web_root = absl::GetFlag(FLAGS_http_web_root);
+  http.gateway.cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
+  http.gateway.serve_metrics = config->metrics_listen.empty();
+  http.allow_anonymous = absl::GetFlag(FLAGS_http_allow_anonymous);
 }
 
 // --fallback and --fallback_cooldown, into `provider`. A fallback whose
@@ -310,6 +358,12 @@ const std::vector<std::string>& ServerFlagNames() {
       "grpc_max_memory_mb",
       "max_concurrent_streams",
       "max_connection_idle",
+      "http_listen",
+      "http_web_root",
+      "http_cors_origins",
+      "http_access_log",
+      "http_io_threads",
+      "http_allow_anonymous",
   };
   return *kNames;
 }
@@ -359,6 +413,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   errors.Check(CheckDurationInRange("shutdown_grace", config.shutdown_grace,
                                     absl::ZeroDuration(), absl::Hours(1)));
   ReadTransportFlags(errors, &config);
+  ReadHttpFlags(errors, &config);
 
   llm::ProviderConfig& provider = config.provider;
   provider.name = absl::GetFlag(FLAGS_provider);

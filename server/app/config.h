@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "common/flag_config.h"
 #include "common/logging.h"
+#include "server/app/embedded_http.h"
 #include "server/app/grpc_transport.h"
 #include "server/engine/chat_engine.h"
 #include "server/llm/provider_factory.h"
@@ -56,6 +57,12 @@ ABSL_DECLARE_FLAG(std::string, tls_client_ca);
 ABSL_DECLARE_FLAG(int64_t, grpc_max_memory_mb);
 ABSL_DECLARE_FLAG(int, max_concurrent_streams);
 ABSL_DECLARE_FLAG(absl::Duration, max_connection_idle);
+ABSL_DECLARE_FLAG(std::string, http_listen);
+ABSL_DECLARE_FLAG(std::string, http_web_root);
+ABSL_DECLARE_FLAG(std::string, http_cors_origins);
+ABSL_DECLARE_FLAG(bool, http_access_log);
+ABSL_DECLARE_FLAG(int, http_io_threads);
+ABSL_DECLARE_FLAG(bool, http_allow_anonymous);
 
 namespace chat {
 
@@ -93,6 +100,9 @@ struct ServerConfig {
   bool listener_is_loopback = false;
   // TLS and transport limits of the gRPC port.
   GrpcTransportOptions transport;
+  // The REST/JSON port served in this process (--http_*); http.listen
+  // empty: none.
+  EmbeddedHttpOptions http;
 };
 
 // The store pool's size: `flag_value` when set, else 4 for a store whose

@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,11 +22,13 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_http_server.h"
+#include "common/net_address.h"
 #include "common/process_setup.h"
 #include "common/thread_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "server/app/config.h"
+#include "server/app/embedded_http.h"
 #include "server/app/grpc_transport.h"
 #include "server/app/keys_command.h"
 #include "server/engine/chat_engine.h"
@@ -53,19 +56,36 @@ namespace {
 // millisecond.
 constexpr absl::Duration kMemoryTrimInterval = absl::Seconds(10);
 
-// SIGHUP: new connections get the files' current contents; open ones keep
-// theirs. A bad set (unreadable, key not matching) leaves the old in use.
-// Serves MetricsRegistry::Default() on `address` (validated by the config).
+// With --http_listen each open HTTP connection holds a descriptor, and the
+// usual soft limit (1024) is far below the streams we design for; raised to
+// the hard limit, as chat-gateway does (gateway/app/main.cc).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    chat::LogWarning(
+        "cannot raise the descriptor limit; connections are capped at ",
+        limit.rlim_cur);
+  }
+}
+
 // Each layer registers its metrics on first use; they are registered here
 // first, so that a scrape before any traffic already lists them.
-absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> StartMetrics(
-    const std::string& address) {
+void RegisterMetrics() {
   chat::MetricsRegistry& registry = chat::MetricsRegistry::Default();
   chat::AddProcessMetrics(registry);
   chat::AddBuildInfo(registry, chat::BuildVersion(), "chat-server");
   chat::GrpcMetrics::Get();
   chat::EngineMetrics::Get();
   chat::llm::ProviderMetrics::Get();
+}
+
+// Serves MetricsRegistry::Default() on `address` (validated by the config).
+absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> StartMetrics(
+    const std::string& address) {
+  chat::MetricsRegistry& registry = chat::MetricsRegistry::Default();
   absl::StatusOr<chat::HostPort> host_port =
       chat::ParseHostPort("metrics_listen", address);
   if (!host_port.ok()) return host_port.status();
@@ -78,6 +98,8 @@ absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> StartMetrics(
   return server;
 }
 
+// SIGHUP: new connections get the files' current contents; open ones keep
+// theirs. A bad set (unreadable, key not matching) leaves the old in use.
 void ReloadTls(chat::ReloadableTlsCredentials* tls) {
   if (tls == nullptr) {
     chat::LogInfo("received SIGHUP; no TLS configured, nothing to reload");
@@ -137,6 +159,12 @@ int Run(chat::ServerConfig config) {
     return 1;
   }
   if (absl::Status safe = chat::CheckSafeDefault(config, *has_active_keys);
+      !safe.ok()) {
+    chat::LogError(safe.message());
+    return 2;
+  }
+  if (absl::Status safe = chat::CheckEmbeddedHttpSafeDefault(
+          config.http, config.allow_anonymous);
       !safe.ok()) {
     chat::LogError(safe.message());
     return 2;
@@ -209,6 +237,9 @@ int Run(chat::ServerConfig config) {
   // RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(
       4 << 20, 2 * config.engine.limits.max_message_bytes + (1 << 20))));
+  if (!config.metrics_listen.empty() || !config.http.listen.empty()) {
+    RegisterMetrics();
+  }
   std::unique_ptr<chat::MetricsHttpServer> metrics_server;
   if (!config.metrics_listen.empty()) {
     absl::StatusOr<std::unique_ptr<chat::MetricsHttpServer>> started =
@@ -229,6 +260,33 @@ int Run(chat::ServerConfig config) {
     chat::LogError("cannot listen on ", listen,
                    " (port in use by another process, or address not local)");
     return 1;
+  }
+  // Before the "listening on" line, which tells scripts and tests that
+  // everything is up.
+  std::unique_ptr<chat::EmbeddedHttp> http;
+  if (!config.http.listen.empty()) {
+    RaiseDescriptorLimit();
+    if (!chat::IsLoopbackHost(config.http.address.host) &&
+        config.allow_anonymous) {
+      chat::LogWarning(
+          "--http_allow_anonymous: serving callers without an API key on "
+          "non-loopback --http_listen=",
+          config.http.listen);
+    }
+    absl::StatusOr<std::unique_ptr<chat::EmbeddedHttp>> started =
+        chat::EmbeddedHttp::Start(*server, config.http);
+    if (!started.ok()) {
+      // As for the gRPC port: exit 1, the flags may work once it is free.
+      chat::LogError(started.status().message());
+      server->Shutdown();
+      return 1;
+    }
+    http = *std::move(started);
+    const std::string& http_listen = config.http.listen;
+    chat::LogInfo("REST/JSON on http://",
+                  http_listen.substr(0, http_listen.rfind(':')), ":",
+                  http->port(), " (", http->route_count(),
+                  " routes, through the in-process channel)");
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port,
@@ -259,9 +317,14 @@ int Run(chat::ServerConfig config) {
   chat::LogInfo("received ", strsignal(signal_number),
                 "; finishing running calls (up to ",
                 absl::FormatDuration(grace), ")");
+  const absl::Time deadline = absl::Now() + grace;
   health_service.SetNotServing();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // HTTP first: its running requests need the gRPC server until they end.
+  // gRPC callers meanwhile see NOT_SERVING and go elsewhere.
+  if (http != nullptr) http->Shutdown(deadline);
+  server->Shutdown(absl::ToChronoTime(deadline));
   server->Wait();
+  http.reset();
   // Order matters: the engine waits for its turns, whose last steps run on
   // the pool and may come from the provider; the store goes last.
   sweeper.reset();

@@ -38,13 +38,20 @@ bool IsLoopbackPeer(absl::string_view peer) {
   return false;  // unix:, or a transport we do not know.
 }
 
+bool IsInProcessPeer(absl::string_view peer) {
+  return peer == "unknown" || peer == "inproc";
+}
+
 CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
   CallCredentials credentials;
   const std::multimap<grpc::string_ref, grpc::string_ref>& metadata =
       context.client_metadata();
   std::optional<std::string> bearer;
   std::optional<std::string> api_key;
-  bool from_loopback = IsLoopbackPeer(context.peer());
+  const std::string peer = context.peer();
+  const bool in_process = IsInProcessPeer(peer);
+  bool from_loopback = in_process || IsLoopbackPeer(peer);
+  bool forwarded = false;
   for (const auto& [name, value] : metadata) {
     const absl::string_view key = ToView(name);
     const absl::string_view text = absl::StripAsciiWhitespace(ToView(value));
@@ -60,12 +67,17 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
     } else if (key == "x-api-key") {
       if (!text.empty() && !api_key.has_value()) api_key = std::string(text);
     } else if (key == "x-forwarded-for") {
+      forwarded = true;
       for (absl::string_view hop : absl::StrSplit(text, ',')) {
         if (!IsLoopbackHost(hop)) from_loopback = false;
       }
     }
   }
   credentials.key = bearer.has_value() ? std::move(bearer) : std::move(api_key);
+  // In-process calls come from the embedded gateway, which always names its
+  // HTTP client there ("unknown" if it cannot tell); one that does not is
+  // from nowhere we know.
+  if (in_process && !forwarded) from_loopback = false;
   credentials.from_loopback = from_loopback;
   return credentials;
 }

@@ -50,7 +50,11 @@ struct CallCredentials {
   // matches.
   std::optional<std::string> key;
   // The peer is loopback, and so is every address in x-forwarded-for
-  // (chat-gateway sets it to its HTTP client's address).
+  // (chat-gateway sets it to its HTTP client's address). A call through the
+  // in-process channel (chat-server's own HTTP port, --http_listen) has no
+  // peer address: it counts as loopback only if it carries x-forwarded-for
+  // and every address there is loopback, so the HTTP client's address is
+  // what is judged.
   bool from_loopback = false;
 };
 
@@ -60,6 +64,12 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context);
 // Whether gRPC's peer string ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555") is
 // a loopback address.
 bool IsLoopbackPeer(absl::string_view peer);
+
+// Whether gRPC's peer string is that of a call through
+// grpc::Server::InProcessChannel: gRPC 1.51 gives it "unknown" (the client
+// side reads "inproc"). chat-server listens only on TCP, whose peers are
+// always "ipv4:..." or "ipv6:...".
+bool IsInProcessPeer(absl::string_view peer);
 
 struct AuthenticatorOptions {
   // Serve calls without a key (as tenant "default") from anywhere.

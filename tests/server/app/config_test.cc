@@ -199,6 +199,49 @@ TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
                AllOf(HasSubstr("--listen"), HasSubstr("--store_threads"))));
 }
 
+// --http_*: chat-server's own REST/JSON port.
+TEST_F(ServerConfigTest, NoHttpPortByDefault) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->http.listen, "");
+  EXPECT_EQ(config->http.http.io_threads, 2);
+  EXPECT_FALSE(config->http.http.access_log);
+  EXPECT_FALSE(config->http.allow_anonymous);
+  // As chat-gateway: /metrics on the HTTP port unless it has its own.
+  EXPECT_TRUE(config->http.gateway.serve_metrics);
+}
+
+TEST_F(ServerConfigTest, HttpValuesAreCarriedOver) {
+  absl::SetFlag(&FLAGS_http_listen, "0.0.0.0:8000");
+  absl::SetFlag(&FLAGS_http_web_root, "clients");
+  absl::SetFlag(&FLAGS_http_cors_origins, "https://app.example");
+  absl::SetFlag(&FLAGS_http_access_log, true);
+  absl::SetFlag(&FLAGS_http_io_threads, 256);
+  absl::SetFlag(&FLAGS_http_allow_anonymous, true);
+  absl::SetFlag(&FLAGS_metrics_listen, "127.0.0.1:9464");
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->http.listen, "0.0.0.0:8000");
+  EXPECT_EQ(config->http.address.host, "0.0.0.0");
+  EXPECT_EQ(config->http.address.port, 8000);
+  EXPECT_EQ(config->http.gateway.web_root, "clients");
+  EXPECT_EQ(config->http.gateway.cors_origins, "https://app.example");
+  EXPECT_TRUE(config->http.http.access_log);
+  EXPECT_EQ(config->http.http.io_threads, 256);
+  EXPECT_TRUE(config->http.allow_anonymous);
+  EXPECT_FALSE(config->http.gateway.serve_metrics);
+}
+
+TEST_F(ServerConfigTest, BadHttpFlagsAreRefusedNamingThem) {
+  absl::SetFlag(&FLAGS_http_listen, "localhost");
+  absl::SetFlag(&FLAGS_http_io_threads, 0);
+  EXPECT_THAT(ServerConfigFromFlags(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("--http_listen"),
+                             HasSubstr("--http_io_threads must be between 1 "
+                                       "and 256; got 0"))));
+}
+
 // --fallback: each entry parsed, its provider's key required at start-up.
 class FallbackConfigTest : public ::testing::Test {
  protected:
@@ -324,6 +367,24 @@ TEST_F(ServerConfigEnvironmentTest, UnparsableEnvironmentValue) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--shutdown_grace cannot be set from "
                                  "CHAT_SHUTDOWN_GRACE")));
+}
+
+TEST_F(ServerConfigEnvironmentTest, HttpListenFromEnvironment) {
+  setenv("CHAT_HTTP_LISTEN", "127.0.0.1:0", 1);
+  absl::StatusOr<ServerConfig> config = Parse({});
+  unsetenv("CHAT_HTTP_LISTEN");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->http.listen, "127.0.0.1:0");
+}
+
+TEST_F(ServerConfigEnvironmentTest, BadHttpIoThreadsFromEnvironment) {
+  setenv("CHAT_HTTP_IO_THREADS", "1000", 1);
+  absl::StatusOr<ServerConfig> config = Parse({});
+  unsetenv("CHAT_HTTP_IO_THREADS");
+  EXPECT_THAT(config,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "--http_io_threads must be between 1 and 256; got 1000 "
+                       "(from CHAT_HTTP_IO_THREADS)"));
 }
 
 TEST_F(ServerConfigEnvironmentTest, CommandLineWins) {

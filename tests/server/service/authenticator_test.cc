@@ -7,14 +7,19 @@
 #include "server/service/authenticator.h"
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/api_key.h"
 #include "server/store/memory_key_quota_store.h"
@@ -395,6 +400,141 @@ TEST(LoopbackPeerTest, ReadsGrpcPeerStrings) {
   EXPECT_FALSE(IsLoopbackPeer("ipv6:[2001:db8::1]:5555"));
   EXPECT_FALSE(IsLoopbackPeer("unix:/tmp/socket"));
   EXPECT_FALSE(IsLoopbackPeer("127.0.0.1:5555"));
+}
+
+TEST(LoopbackPeerTest, InProcessPeersAreNotAddresses) {
+  EXPECT_TRUE(IsInProcessPeer("unknown"));
+  EXPECT_TRUE(IsInProcessPeer("inproc"));
+  EXPECT_FALSE(IsLoopbackPeer("unknown"));
+  EXPECT_FALSE(IsInProcessPeer("ipv4:127.0.0.1:5555"));
+  EXPECT_FALSE(IsInProcessPeer("unix:/tmp/socket"));
+}
+
+// CredentialsOf on calls through a real server's in-process channel, as
+// chat-server's own HTTP port (--http_listen) makes them: the peer is no
+// address, so x-forwarded-for (the HTTP client's address) alone decides.
+class InProcessCredentialsTest : public ::testing::Test {
+ protected:
+  // Answers every method with an empty message, keeping the credentials of
+  // the last call.
+  class CaptureService final : public grpc::CallbackGenericService {
+   public:
+    grpc::ServerGenericBidiReactor* CreateReactor(
+        grpc::GenericCallbackServerContext* context) override {
+      {
+        absl::MutexLock lock(&mu_);
+        credentials_ = CredentialsOf(*context);
+        peer_ = context->peer();
+      }
+      class Reactor final : public grpc::ServerGenericBidiReactor {
+       public:
+        Reactor() { Finish(grpc::Status::OK); }
+        void OnDone() override { delete this; }
+      };
+      return new Reactor();
+    }
+    CallCredentials credentials() {
+      absl::MutexLock lock(&mu_);
+      return credentials_;
+    }
+    std::string peer() {
+      absl::MutexLock lock(&mu_);
+      return peer_;
+    }
+
+   private:
+    absl::Mutex mu_;
+    CallCredentials credentials_ ABSL_GUARDED_BY(mu_);
+    std::string peer_ ABSL_GUARDED_BY(mu_);
+  };
+
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.RegisterCallbackGenericService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    channel_ = server_->InProcessChannel(grpc::ChannelArguments());
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown();
+  }
+
+  // One call with `metadata`; the credentials the server read from it.
+  CallCredentials CallWith(
+      const std::vector<std::pair<std::string, std::string>>& metadata) {
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext context;
+    for (const auto& [key, value] : metadata) context.AddMetadata(key, value);
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context, "/test.Capture/Call", grpc::StubOptions(),
+                   &request, &response, [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return service_.credentials();
+  }
+
+  CaptureService service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(InProcessCredentialsTest, ThePeerIsInProcess) {
+  CallWith({});
+  EXPECT_TRUE(IsInProcessPeer(service_.peer())) << service_.peer();
+}
+
+TEST_F(InProcessCredentialsTest, ALoopbackHttpClientIsLoopback) {
+  EXPECT_TRUE(CallWith({{"x-forwarded-for", "127.0.0.1"}}).from_loopback);
+  EXPECT_TRUE(CallWith({{"x-forwarded-for", "::1"}}).from_loopback);
+}
+
+TEST_F(InProcessCredentialsTest, ARemoteHttpClientIsNotLoopback) {
+  EXPECT_FALSE(CallWith({{"x-forwarded-for", "203.0.113.7"}}).from_loopback);
+  EXPECT_FALSE(
+      CallWith({{"x-forwarded-for", "127.0.0.1, 203.0.113.7"}}).from_loopback);
+}
+
+TEST_F(InProcessCredentialsTest, AnUnknownHttpClientIsNotLoopback) {
+  // What the gateway forwards when the socket cannot tell.
+  EXPECT_FALSE(CallWith({{"x-forwarded-for", "unknown"}}).from_loopback);
+}
+
+TEST_F(InProcessCredentialsTest, NoForwardedAddressIsNotLoopback) {
+  EXPECT_FALSE(CallWith({}).from_loopback);
+  EXPECT_FALSE(CallWith({{"x-forwarded-for", ""}}).from_loopback);
+}
+
+TEST_F(InProcessCredentialsTest, TheRemoteCallerNeedsAKeyWhileNoKeyExists) {
+  // The whole rule: a loopback listener with no key in the store serves a
+  // keyless call from a loopback HTTP client, and refuses a remote one.
+  CountingKeyStore keys;
+  ThreadPool pool(1);
+  AuthenticatorOptions options;
+  options.listener_is_loopback = true;
+  Authenticator authenticator(&keys, &pool, std::move(options));
+  auto authenticate = [&](const CallCredentials& credentials) {
+    absl::StatusOr<Caller> caller;
+    absl::Notification done;
+    authenticator.Authenticate(credentials, [&](absl::StatusOr<Caller> c) {
+      caller = std::move(c);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return caller;
+  };
+  absl::StatusOr<Caller> local =
+      authenticate(CallWith({{"x-forwarded-for", "127.0.0.1"}}));
+  ASSERT_THAT(local, IsOk());
+  EXPECT_EQ(local->tenant, kAnonymousTenant);
+  EXPECT_THAT(authenticate(CallWith({{"x-forwarded-for", "198.51.100.2"}})),
+              StatusIs(absl::StatusCode::kUnauthenticated, kMissingApiKey));
 }
 
 }  // namespace

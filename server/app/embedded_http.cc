@@ -1,0 +1,147 @@
+#include "server/app/embedded_http.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "chat/admin/v1/admin.pb.h"
+#include "chat/v1/chat.pb.h"
+#include "common/net_address.h"
+#include "gateway/app/backend_set.h"
+#include "gateway/http/http_metrics.h"
+#include "gateway/transcode/routes.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_callback.h"
+
+namespace chat {
+
+// Whether chat.v1.ChatService is SERVING, kept current by a
+// grpc.health.v1.Health/Watch on the in-process channel: what GET /readyz
+// answers. chat-gateway reads the same from its channel's state, which its
+// health checks drive; an in-process channel has no state to ask (gRPC logs
+// an error and answers SHUTDOWN). The watch ends when the health service
+// goes NOT_SERVING for shutdown, or on destruction.
+class HealthWatch final
+    : public grpc::ClientReadReactor<grpc::health::v1::HealthCheckResponse> {
+ public:
+  explicit HealthWatch(const std::shared_ptr<grpc::Channel>& channel)
+      : stub_(grpc::health::v1::Health::NewStub(channel)) {
+    request_.set_service("chat.v1.ChatService");
+    stub_->async()->Watch(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
+  }
+  HealthWatch(const HealthWatch&) = delete;
+  HealthWatch& operator=(const HealthWatch&) = delete;
+  ~HealthWatch() override {
+    context_.TryCancel();
+    done_.WaitForNotification();
+  }
+
+  bool serving() const { return serving_.load(std::memory_order_acquire); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows.
+    serving_.store(
+        response_.status() == grpc::health::v1::HealthCheckResponse::SERVING,
+        std::memory_order_release);
+    StartRead(&response_);
+  }
+  void OnDone(const grpc::Status& /*status*/) override {
+    serving_.store(false, std::memory_order_release);
+    done_.Notify();
+  }
+
+ private:
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+  grpc::ClientContext context_;
+  grpc::health::v1::HealthCheckRequest request_;
+  grpc::health::v1::HealthCheckResponse response_;
+  std::atomic<bool> serving_{false};
+  absl::Notification done_;
+};
+
+absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
+                                          bool anonymous_remote_allowed) {
+  if (http.listen.empty() || IsLoopbackHost(http.address.host) ||
+      !anonymous_remote_allowed || http.allow_anonymous) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing to serve HTTP on --http_listen=", http.listen,
+      " (not loopback): --allow_anonymous serves callers without an API key "
+      "from any host, so anyone who reaches this port could use it. Do one "
+      "of: drop --allow_anonymous and create a key with 'chat-server keys "
+      "create --tenant=NAME --name=NAME' (or POST /v1/admin/keys with the "
+      "admin key); or pass --http_allow_anonymous "
+      "(CHAT_HTTP_ALLOW_ANONYMOUS=true) to serve without keys on purpose"));
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
+    grpc::Server& server, EmbeddedHttpOptions options) {
+  absl::StatusOr<gateway::RouteTable> routes =
+      gateway::RouteTable::FromServices(
+          {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
+               "ChatService"),
+           chat::admin::v1::CreateKeyRequest::descriptor()
+               ->file()
+               ->FindServiceByName("AdminService")});
+  if (!routes.ok()) return absl::InternalError(routes.status().ToString());
+
+  grpc::ChannelArguments args;
+  // As chat-gateway's channel (gateway/app/backend_channel.cc): a gathered
+  // history may be larger than gRPC's default 4 MiB.
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::shared_ptr<grpc::Channel> channel = server.InProcessChannel(args);
+
+  // Not make_unique: the constructor is private.
+  std::unique_ptr<EmbeddedHttp> http(new EmbeddedHttp());
+  http->route_count_ = static_cast<int>(routes->routes().size());
+  http->health_ = std::make_unique<HealthWatch>(channel);
+  options.gateway.ready = [health = http->health_.get()] {
+    return health->serving();
+  };
+  gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
+  // One channel: every call starts on it at once (BackendSet never waits for
+  // a READY state, which an in-process channel does not have).
+  http->gateway_ = std::make_unique<gateway::Gateway>(
+      std::make_shared<gateway::BackendSet>(std::move(channel)),
+      *std::move(routes), std::move(options.gateway));
+  http->server_ = std::make_unique<gateway::HttpServer>(
+      options.http, [gateway = http->gateway_.get()](
+                        std::shared_ptr<gateway::HttpExchange> exchange) {
+        gateway->Handle(std::move(exchange));
+      });
+  absl::StatusOr<int> bound =
+      http->server_->Start(options.address.host, options.address.port);
+  if (!bound.ok()) {
+    http->Shutdown(absl::Now());
+    return absl::UnavailableError(absl::StrCat("--http_listen=", options.listen,
+                                               ": ", bound.status().message()));
+  }
+  http->port_ = *bound;
+  return http;
+}
+
+EmbeddedHttp::~EmbeddedHttp() { Shutdown(absl::Now()); }
+
+void EmbeddedHttp::Shutdown(absl::Time deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  // chat-gateway's order (gateway/app/main.cc): no gRPC callback may reach an
+  // exchange once the I/O threads stop.
+  server_->StopAccepting();
+  server_->WaitIdle(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  gateway_->CancelAll();
+  gateway_->WaitIdle(absl::Seconds(10));
+  server_->WaitIdle(absl::Seconds(1));  // Lets the last answers be written.
+  server_->Stop();
+}
+
+}  // namespace chat
