@@ -27,6 +27,11 @@
 #   OUT=DIR           output directory (default bench/out, gitignored;
 #                     bench/out/ALLOCATOR with ALLOCATOR set)
 #   BUILD_DIR=DIR     build tree (default build; configured if missing)
+#   EMBEDDED=1        one process: chat-server --http_listen serves the REST
+#                     routes itself (no chat-gateway); CPU and RSS are the one
+#                     process's, shown as the server's. Its HTTP port keeps the
+#                     gateway's default connection caps (1,000 per client), so
+#                     use STREAMS of at most 1000.
 #   STORES="memory sqlite", CONNS="1 16 64 256", STREAMS="100 1000 3000 10000"
 #                     override the levels
 # Needs wrk; installs wrk, gnuplot-nox and the allocator with
@@ -49,6 +54,7 @@ out=${OUT:-bench/out${ALLOCATOR:+/$ALLOCATOR}}
 build_dir=${BUILD_DIR:-build}
 bin=$build_dir/bin
 allocator=${ALLOCATOR:-}
+embedded=${EMBEDDED:-0}
 tokens=20
 
 # --- tools -----------------------------------------------------------------
@@ -138,21 +144,30 @@ start_stack() {
     store_url="sqlite:$d/chat.db"
   fi
   start_upstream "$2"
+  local http=()
+  (( embedded )) && http=(--http_listen=127.0.0.1:0 --http_web_root=clients --http_access_log)
   env ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up_addr" "${preload[@]}" \
     "$bin/chat-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --store="$store_url" --provider=anthropic 2>"$tmp/server.log" &
+    --store="$store_url" --provider=anthropic "${http[@]}" 2>"$tmp/server.log" &
   srv_pid=$!
   srv_addr=$(wait_listen "$tmp/server.log")
-  env "${preload[@]}" "$bin/chat-gateway" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --backend="$srv_addr" --web_root=clients --access_log \
-    --max_connections=100000 --max_connections_per_client=100000 2>"$tmp/gateway.log" &
-  gw_pid=$!
-  gw_addr=$(wait_listen "$tmp/gateway.log")
+  if (( embedded )); then
+    # One process: the REST routes are served by chat-server itself.
+    gw_pid=""
+    gw_addr=$(grep -o 'REST/JSON on http://[0-9.:]*' "$tmp/server.log" | sed 's|.*http://||')
+    cp "$tmp/server.log" "$tmp/gateway.log"
+  else
+    env "${preload[@]}" "$bin/chat-gateway" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+      --backend="$srv_addr" --web_root=clients --access_log \
+      --max_connections=100000 --max_connections_per_client=100000 2>"$tmp/gateway.log" &
+    gw_pid=$!
+    gw_addr=$(wait_listen "$tmp/gateway.log")
+  fi
   srv_metrics=$(grep -o 'metrics on http://[0-9.:]*/metrics' "$tmp/server.log" | awk '{print $3}')
   gw_metrics=$(grep -o 'metrics on http://[0-9.:]*/metrics' "$tmp/gateway.log" | awk '{print $3}')
   if (( ${#preload[@]} )); then
     local p
-    for p in "$srv_pid" "$gw_pid"; do
+    for p in "$srv_pid" ${gw_pid:+"$gw_pid"}; do
       grep -q "${preload[0]#LD_PRELOAD=}" "/proc/$p/maps" ||
         { echo "the $allocator allocator is not loaded in $p" >&2; exit 1; }
     done
@@ -169,6 +184,7 @@ start_stack() {
 clk=$(getconf CLK_TCK)
 # cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() {
+  [[ -n "$1" ]] || { echo 0; return; }  # EMBEDDED=1: no gateway process.
   local s
   read -r s <"/proc/$1/stat"
   s=${s##*) }
@@ -179,6 +195,7 @@ cpu_ticks() {
 rss_kib() {
   local k v rest
   REPLY=0
+  [[ -n "$1" ]] || return 0
   while read -r k v rest; do
     [[ $k == VmRSS: ]] && { REPLY=$v; return; }
   done <"/proc/$1/status" 2>/dev/null || true
@@ -220,7 +237,13 @@ git diff --quiet HEAD 2>/dev/null || rev="$rev (+ uncommitted changes)"
   echo
   echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem/{print $2}') GiB"
   echo "- load: $(uptime)"
-  echo "- git: $rev, build type $build_type, allocator ${allocator:-glibc}"
+  linked=$(ldd "$bin/chat-server" | grep -q libjemalloc && echo jemalloc || echo glibc)
+  echo "- git: $rev, build type $build_type, allocator ${allocator:-$linked (linked)}"
+  if (( embedded )); then
+    echo "- deployment: one process (chat-server --http_listen; CPU and RSS under \"server\")"
+  else
+    echo "- deployment: chat-gateway + chat-server (as scripts/run.sh starts them)"
+  fi
   echo "- /chat: wrk ${duration} s per level, connections ${conns[*]}; streams: ${stream_levels[*]} (20 tokens 50 ms apart upstream)"
   echo "- fd limit $(ulimit -n), somaxconn $(cat /proc/sys/net/core/somaxconn)"
   echo
