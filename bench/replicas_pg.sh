@@ -50,7 +50,7 @@ provider=(--provider=echo --echo_delay=0s)
 upstream="echo provider (no upstream)"
 if [[ -x "$bin/fast_upstream" ]]; then
   "$bin/fast_upstream" --listen=127.0.0.1:0 2>"$tmp/up.log" &
-  up_pid=$!
+  up_pid=$!; pids+=("$up_pid")
   up=$(wait_listen "$tmp/up.log")
   provider=(--provider=anthropic --model=bench)
   export ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up"
