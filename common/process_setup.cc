@@ -1,8 +1,10 @@
 #include "common/process_setup.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "absl/synchronization/mutex.h"
+#include "common/logging.h"
 
 namespace chat {
 
@@ -19,6 +21,17 @@ sigset_t BlockStopSignals() {
 
 void DisableMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    LogWarning("cannot raise the descriptor limit; connections are capped at ",
+               limit.rlim_cur);
+  }
 }
 
 }  // namespace chat

@@ -19,6 +19,12 @@ sigset_t BlockStopSignals();
 // 9% of chat-server's CPU under 10,000 streams. Tests keep it on.
 void DisableMutexDeadlockDetection();
 
+// Raises the soft limit on open descriptors to the hard limit. Each open
+// connection holds a descriptor, and the usual soft limit (1024) is far
+// below the streams we design for; Go's runtime and nginx's
+// worker_rlimit_nofile do the same. Logs a warning if it cannot.
+void RaiseDescriptorLimit();
+
 }  // namespace chat
 
 #endif  // CHAT_COMMON_PROCESS_SETUP_H_

@@ -7,7 +7,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -35,21 +34,6 @@
 #include "gateway/transcode/routes.h"
 
 namespace {
-
-// Each open HTTP connection holds a descriptor, and the usual soft limit
-// (1024) is far below the streams we design for; raise it to the hard limit,
-// as Go's runtime and nginx's worker_rlimit_nofile do.
-void RaiseDescriptorLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
-    return;
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    chat::LogWarning(
-        "cannot raise the descriptor limit; connections are capped at ",
-        limit.rlim_cur);
-  }
-}
 
 // Whether one of `stop_signals` (blocked, so only pending) has arrived.
 bool StopSignalPending(const sigset_t& stop_signals) {
@@ -108,7 +92,7 @@ int Run(const chat::gateway::GatewayConfig& config) {
   signal(SIGHUP, SIG_DFL);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  RaiseDescriptorLimit();
+  chat::RaiseDescriptorLimit();
 
   absl::StatusOr<chat::gateway::RouteTable> routes =
       chat::gateway::RouteTable::FromServices(

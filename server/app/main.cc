@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -55,21 +54,6 @@ namespace {
 // back this often; a trim of an unfragmented heap takes well under a
 // millisecond.
 constexpr absl::Duration kMemoryTrimInterval = absl::Seconds(10);
-
-// With --http_listen each open HTTP connection holds a descriptor, and the
-// usual soft limit (1024) is far below the streams we design for; raised to
-// the hard limit, as chat-gateway does (gateway/app/main.cc).
-void RaiseDescriptorLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
-    return;
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    chat::LogWarning(
-        "cannot raise the descriptor limit; connections are capped at ",
-        limit.rlim_cur);
-  }
-}
 
 // Each layer registers its metrics on first use; they are registered here
 // first, so that a scrape before any traffic already lists them.
@@ -265,7 +249,7 @@ int Run(chat::ServerConfig config) {
   // everything is up.
   std::unique_ptr<chat::EmbeddedHttp> http;
   if (!config.http.listen.empty()) {
-    RaiseDescriptorLimit();
+    chat::RaiseDescriptorLimit();
     if (!chat::IsLoopbackHost(config.http.address.host) &&
         config.allow_anonymous) {
       chat::LogWarning(

@@ -35,6 +35,7 @@ namespace {
 
 using ::chat::testing::CliResult;
 using ::chat::testing::Eventually;
+using ::chat::testing::LoggedTurn;
 using ::chat::testing::PtyProcess;
 using ::chat::testing::ServerProcess;
 using ::testing::HasSubstr;
@@ -47,19 +48,6 @@ nlohmann::json ParseJson(const std::string& text) {
   nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
   EXPECT_FALSE(json.is_discarded()) << "not JSON: " << text;
   return json;
-}
-
-// Whether the server logged a turn line for `session` with `status`.
-bool LoggedTurn(const ServerProcess& server, const std::string& session,
-                const std::string& status) {
-  for (absl::string_view line : absl::StrSplit(server.Log(), '\n')) {
-    if (absl::StrContains(line, " turn ") &&
-        absl::StrContains(line, absl::StrCat("session=", session, " ")) &&
-        absl::StrContains(line, absl::StrCat("status=", status))) {
-      return true;
-    }
-  }
-  return false;
 }
 
 class ChatCliTest : public ::testing::Test {

@@ -16,7 +16,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "tests/testing/server_process.h"
 
@@ -194,6 +197,18 @@ absl::StatusOr<int> PtyProcess::WaitForExit(absl::Duration timeout) {
   }
   return absl::DeadlineExceededError("chat-cli did not exit; it showed:\n" +
                                      output_.substr(cursor_));
+}
+
+bool LoggedTurn(const ServerProcess& server, const std::string& session,
+                const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(server.Log(), '\n')) {
+    if (absl::StrContains(line, " turn ") &&
+        absl::StrContains(line, absl::StrCat("session=", session, " ")) &&
+        absl::StrContains(line, absl::StrCat("status=", status))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace chat::testing

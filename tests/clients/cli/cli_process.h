@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/testing/server_process.h"
 
 namespace chat::testing {
 
@@ -68,6 +69,11 @@ class PtyProcess {
   std::string output_;
   size_t cursor_ = 0;
 };
+
+// Whether `server` logged a turn line for `session` with `status` (OK,
+// CANCELLED, ...).
+bool LoggedTurn(const ServerProcess& server, const std::string& session,
+                const std::string& status);
 
 }  // namespace chat::testing
 

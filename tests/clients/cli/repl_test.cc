@@ -26,24 +26,13 @@ namespace chat {
 namespace {
 
 using ::chat::testing::Eventually;
+using ::chat::testing::LoggedTurn;
 using ::chat::testing::PtyProcess;
 using ::chat::testing::ServerProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kPrompt[] = "\r\n> ";
-
-bool LoggedTurn(const ServerProcess& server, const std::string& session,
-                const std::string& status) {
-  for (absl::string_view line : absl::StrSplit(server.Log(), '\n')) {
-    if (absl::StrContains(line, " turn ") &&
-        absl::StrContains(line, absl::StrCat("session=", session, " ")) &&
-        absl::StrContains(line, absl::StrCat("status=", status))) {
-      return true;
-    }
-  }
-  return false;
-}
 
 class ReplTest : public ::testing::Test {
  protected:
