@@ -60,26 +60,6 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   return pid;
 }
 
-// Waits up to `timeout` for `pid`; the exit code, or kDeadlineExceeded.
-absl::StatusOr<int> WaitFor(pid_t pid, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    int status = 0;
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (done < 0) return absl::InternalError("waitpid failed");
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("pid ", pid, " still runs"));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
 }  // namespace
 
 std::string MakeTempDir() {
@@ -96,10 +76,10 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
   std::string path = dir + "/output";
   absl::StatusOr<pid_t> pid = Spawn(argv, {}, path);
   if (!pid.ok()) return pid.status();
-  absl::StatusOr<int> code = WaitFor(*pid, timeout);
+  absl::StatusOr<int> code = WaitForExit(*pid, timeout);
   if (!code.ok()) {
     kill(*pid, SIGKILL);
-    WaitFor(*pid, absl::Seconds(5)).IgnoreError();
+    WaitForExit(*pid, absl::Seconds(5)).IgnoreError();
   }
   *output = ReadFile(path);
   return code;
@@ -114,7 +94,7 @@ ServerProcess::ServerProcess(std::string binary, std::vector<std::string> args,
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
-    WaitFor(pid_, absl::Seconds(10)).IgnoreError();
+    WaitForExit(pid_, absl::Seconds(10)).IgnoreError();
   }
 }
 
@@ -158,9 +138,28 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
 absl::StatusOr<int> ServerProcess::Stop(int signal, absl::Duration timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
   kill(pid_, signal);
-  absl::StatusOr<int> code = WaitFor(pid_, timeout);
+  absl::StatusOr<int> code = WaitForExit(pid_, timeout);
   if (code.ok()) pid_ = -1;
   return code;
+}
+
+absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    if (done < 0) return absl::InternalError("waitpid failed");
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("pid ", pid, " still runs"));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
 }
 
 }  // namespace chat::testing

@@ -54,6 +54,11 @@ class ServerProcess {
   pid_t pid_ = -1;
 };
 
+// Waits up to `timeout` for the child `pid` to exit (polling waitpid); its
+// exit code (128 + signal number if a signal ended it), or
+// kDeadlineExceeded while it still runs.
+absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout);
+
 // A fresh directory for one test's files.
 std::string MakeTempDir();
 

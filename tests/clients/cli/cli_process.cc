@@ -57,25 +57,6 @@ bool WriteFile(const std::string& path, const std::string& text) {
   _exit(127);
 }
 
-// Waits up to `timeout` for `pid`; the exit code, or DEADLINE_EXCEEDED.
-absl::StatusOr<int> WaitForPid(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    int status = 0;
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (done < 0) return absl::InternalError("waitpid failed");
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("pid ", pid, " runs"));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<CliResult> RunCli(const std::string& binary,
@@ -102,10 +83,10 @@ absl::StatusOr<CliResult> RunCli(const std::string& binary,
     dup2(err, 2);
     ExecChild(binary, args, env);
   }
-  absl::StatusOr<int> code = WaitForPid(pid, timeout);
+  absl::StatusOr<int> code = chat::testing::WaitForExit(pid, timeout);
   if (!code.ok()) {
     kill(pid, SIGKILL);
-    WaitForPid(pid, absl::Seconds(5)).IgnoreError();
+    chat::testing::WaitForExit(pid, absl::Seconds(5)).IgnoreError();
     return code.status();
   }
   CliResult result;
@@ -118,7 +99,7 @@ absl::StatusOr<CliResult> RunCli(const std::string& binary,
 PtyProcess::~PtyProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
-    WaitForPid(pid_, absl::Seconds(10)).IgnoreError();
+    chat::testing::WaitForExit(pid_, absl::Seconds(10)).IgnoreError();
   }
   if (master_ >= 0) close(master_);
 }
@@ -185,7 +166,8 @@ absl::StatusOr<int> PtyProcess::WaitForExit(absl::Duration timeout) {
   // Keep reading so that a process writing to a full terminal is not stuck.
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    absl::StatusOr<int> code = WaitForPid(pid_, absl::ZeroDuration());
+    absl::StatusOr<int> code =
+        chat::testing::WaitForExit(pid_, absl::ZeroDuration());
     if (code.ok()) {
       pid_ = -1;
       // What it wrote before exiting is still in the terminal.
