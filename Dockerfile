@@ -31,7 +31,8 @@ COPY scripts/install-deps.sh scripts/
 RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 ARG JOBS=2
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
+RUN bash scripts/web-assets.sh \
+ && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
  && cmake --build build -j"$JOBS" --target chat-server chat-gateway \
  && strip build/bin/chat-server build/bin/chat-gateway
 
@@ -50,6 +51,8 @@ RUN apt-get update \
 COPY --from=build /src/build/bin/chat-server /src/build/bin/chat-gateway /usr/local/bin/
 COPY --from=build /src/clients/web /usr/local/share/chatd/web
 COPY --from=build /src/clients/js /usr/local/share/chatd/js
+COPY --from=build /src/clients/docs /usr/local/share/chatd/docs
+COPY --from=build /src/clients/vendor /usr/local/share/chatd/vendor
 USER chatd
 VOLUME /var/lib/chatd
 EXPOSE 50051 8000

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh "$@"
+# The browser libraries served under /vendor/ (npm, once; offline after).
+bash scripts/web-assets.sh
 # BUILD_DIR and CMAKE_ARGS (space-separated) pick another configuration, as
 # scripts/test.sh does for its checks.
 build_dir="${BUILD_DIR:-build}"

@@ -10,12 +10,13 @@ packages=(
   libjemalloc-dev
   libssl-dev
   libgtest-dev libgmock-dev
+  # npm fetches the web app's and /docs' browser libraries (scripts/web-assets.sh).
+  nodejs npm
 )
 if [[ "${1:-}" == "--test" ]]; then
-  # Test-only: Node for the reflection client (buf curl) and the JS tests,
-  # a PostgreSQL server for the store and replica tests, and Chromium for
-  # the browser tests.
-  packages+=(nodejs npm curl postgresql chromium openssl)
+  # Test-only: curl, a PostgreSQL server for the store and replica tests,
+  # and Chromium for the browser tests (Node, above, also runs the JS tests).
+  packages+=(curl postgresql chromium openssl)
   # promtool (in Debian's prometheus package) lints the /metrics text.
   packages+=(prometheus)
   # The checks' second build: clang for -Wthread-safety, the sanitizers and

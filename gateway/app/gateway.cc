@@ -2,8 +2,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -76,14 +74,6 @@ std::unique_ptr<Message> Parse(const grpc::ByteBuffer& buffer,
 
 std::string GrpcMethodPath(const MethodDescriptor* method) {
   return absl::StrCat("/", method->service()->full_name(), "/", method->name());
-}
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
 }
 
 }  // namespace
@@ -329,22 +319,9 @@ Gateway::Gateway(std::shared_ptr<BackendSet> backends, RouteTable routes,
       options_(std::move(options)),
       cors_(options_.cors_origins),
       openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
-                                    &ChatProtoDocs())) {
+                                    &ChatProtoDocs())),
+      static_files_(LoadStaticFiles(options_.web_root)) {
   CheckTemplateRoutesOrDie();
-  if (options_.web_root.empty()) return;
-  const std::string page =
-      ReadFileOrEmpty(options_.web_root + "/web/index.html");
-  if (!page.empty()) {
-    for (const char* path : {"/web", "/web/", "/web/index.html"}) {
-      static_files_[path] = {"text/html; charset=utf-8", page};
-    }
-  }
-  const std::string client =
-      ReadFileOrEmpty(options_.web_root + "/js/chat-client.js");
-  if (!client.empty()) {
-    static_files_["/js/chat-client.js"] = {"text/javascript; charset=utf-8",
-                                           client};
-  }
 }
 
 void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/app/backend_set.h"
+#include "gateway/app/static_files.h"
 #include "gateway/http/cors.h"
 #include "gateway/http/http_server.h"
 #include "gateway/transcode/routes.h"
@@ -24,9 +25,9 @@ struct GatewayOptions {
   absl::Duration request_timeout = absl::Minutes(5);
   // See CorsPolicy.
   std::string cors_origins;
-  // Directory holding the web chat page (index.html) and the JS client
-  // (chat-client.js), served at /web/ and /js/chat-client.js; empty: none.
-  // Read at start-up.
+  // Directory holding the web chat app (web/), the API docs page (docs/),
+  // the JS client (js/) and the browser libraries (vendor/), served under
+  // those names (see LoadStaticFiles); empty: none. Read at start-up.
   std::string web_root;
   // Answers GET /metrics with MetricsRegistry::Default() (false when
   // --metrics_listen serves them elsewhere: /metrics is then 404 here).
@@ -111,11 +112,6 @@ class Gateway {
                    const Route& route, const google::protobuf::Message& message,
                    const std::string& request_id, HttpHeaders headers);
 
-  struct StaticFile {
-    std::string content_type;
-    std::string body;
-  };
-
   // GET /healthz and /readyz: liveness and readiness probes, open without
   // keys. False if `path` is neither.
   bool HandleProbe(const std::shared_ptr<HttpExchange>& exchange,
@@ -131,9 +127,7 @@ class Gateway {
   const GatewayOptions options_;
   const CorsPolicy cors_;
   const std::string openapi_json_;
-  // The web page and JS client by URL path, read once at start-up so that
-  // no I/O thread ever waits for the disk.
-  absl::flat_hash_map<std::string, StaticFile> static_files_;
+  const StaticFiles static_files_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
   // Set by CancelAll: a call started afterwards (the next page of a gathered
