@@ -19,6 +19,8 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(curl postgresql chromium openssl)
   # promtool (in Debian's prometheus package) lints the /metrics text.
   packages+=(prometheus)
+  # The Python stub example's runtime (clients/python; stubs from protoc).
+  packages+=(python3-grpcio python3-protobuf)
   # The checks' second build: clang for -Wthread-safety, the sanitizers and
   # libFuzzer; clang-format for the format check.
   packages+=(clang libclang-rt-dev clang-format)

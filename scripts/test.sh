@@ -23,6 +23,8 @@ if [[ ! -x tests/node_modules/.bin/buf || ! -d tests/node_modules/@apidevtools/s
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
 export CHAT_TEST_BUF="$PWD/tests/node_modules/.bin/buf"
+# The Node stub example's grpc-js and proto-loader (clients/node).
+[[ -d clients/node/node_modules/@grpc/proto-loader ]] || (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 
 stage "static checks"
 bash scripts/check-format.sh
@@ -37,6 +39,7 @@ CHAT_TEST_POSTGRES_DSN=$(bash scripts/pg-test-cluster.sh start "$pg_dir")
 export CHAT_TEST_POSTGRES_DSN CHAT_TEST_REQUIRE_POSTGRES=1
 export CHAT_TEST_REQUIRE_BROWSER=1
 export CHAT_TEST_REQUIRE_PROMTOOL=1
+export CHAT_TEST_REQUIRE_CLIENT_EXAMPLES=1
 export CHAT_TEST_PG_CLUSTER_SCRIPT="$PWD/scripts/pg-test-cluster.sh"
 
 stage "GCC build, warnings as errors"
