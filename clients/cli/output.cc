@@ -134,6 +134,11 @@ std::string StatusCodeName(grpc::StatusCode code) {
 
 std::string ConnectionHint(const grpc::Status& status) {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+  // A server that requires a client certificate closes the connection
+  // after the handshake (TLS 1.3), which the client sees either way.
+  static constexpr absl::string_view kClosedHint =
+      "the server closed the connection: it may want TLS (--tls), or a "
+      "client certificate (--client_cert, --client_key)";
   // gRPC 1.51's words for a connection that failed, and what to do about it.
   static constexpr struct {
     absl::string_view seen;
@@ -147,9 +152,8 @@ std::string ConnectionHint(const grpc::Status& status) {
        "--server_name gives the name to check"},
       {"wrong version number",
        "the server does not speak TLS on that port; leave out --tls"},
-      {"Socket closed",
-       "the server closed the connection: it may want TLS (--tls), or a "
-       "client certificate (--client_cert, --client_key)"},
+      {"Socket closed", kClosedHint},
+      {"Connection reset by peer", kClosedHint},
   };
   for (const auto& [seen, hint] : kHints) {
     if (absl::StrContains(status.error_message(), seen)) {

@@ -160,6 +160,11 @@ INSTANTIATE_TEST_SUITE_P(
                  "failed to connect to all addresses; last error: "
                  "UNAVAILABLE: ipv4:127.0.0.1:1: Socket closed",
                  "--client_cert"},
+        HintCase{"ResetByTheServer", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: "
+                 "UNAVAILABLE: ipv4:127.0.0.1:1: recvmsg:Connection reset by "
+                 "peer",
+                 "--client_cert"},
         HintCase{"NothingListening", grpc::StatusCode::UNAVAILABLE,
                  "failed to connect to all addresses; last error: "
                  "UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote "
