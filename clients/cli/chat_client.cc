@@ -5,29 +5,12 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "clients/cli/tls_files.h"
 
 namespace chat::cli {
-namespace {
-
-// The whole of `path`, or INVALID_ARGUMENT naming `flag` (not the contents).
-absl::StatusOr<std::string> ReadPem(absl::string_view flag,
-                                    const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream contents;
-  if (in) contents << in.rdbuf();
-  if (!in || contents.str().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " cannot read '", path, "'"));
-  }
-  return contents.str();
-}
-
-}  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const CliOptions& options) {
@@ -36,21 +19,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     return grpc::CreateCustomChannel(options.server,
                                      grpc::InsecureChannelCredentials(), args);
   }
+  absl::StatusOr<TlsFiles> files = LoadTlsFiles(options);
+  if (!files.ok()) return files.status();
   grpc::SslCredentialsOptions ssl;
-  if (!options.ca_file.empty()) {
-    absl::StatusOr<std::string> roots = ReadPem("ca_file", options.ca_file);
-    if (!roots.ok()) return roots.status();
-    ssl.pem_root_certs = *std::move(roots);
-  }
-  if (!options.client_cert.empty()) {
-    absl::StatusOr<std::string> cert =
-        ReadPem("client_cert", options.client_cert);
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem("client_key", options.client_key);
-    if (!key.ok()) return key.status();
-    ssl.pem_cert_chain = *std::move(cert);
-    ssl.pem_private_key = *std::move(key);
-  }
+  ssl.pem_root_certs = std::move(files->root_certs);
+  ssl.pem_cert_chain = std::move(files->cert_chain);
+  ssl.pem_private_key = std::move(files->private_key);
   if (!options.server_name.empty()) {
     args.SetSslTargetNameOverride(options.server_name);
   }

@@ -22,8 +22,9 @@
 namespace chat::cli {
 
 // The channel the flags describe. INVALID_ARGUMENT naming the flag when a
-// TLS file cannot be read (its contents are never quoted). No connection is
-// made yet: an unreachable server shows as UNAVAILABLE on the first call.
+// TLS file cannot be read or does not hold what it should (LoadTlsFiles). No
+// connection is made yet: an unreachable server shows as UNAVAILABLE on the
+// first call.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const CliOptions& options);
 

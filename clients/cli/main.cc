@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,9 +17,23 @@
 #include "clients/cli/exit_codes.h"
 #include "clients/cli/interrupts.h"
 #include "clients/cli/repl.h"
+#include "grpc/support/log.h"
+
+namespace {
+
+// gRPC logs its own account of a failed connection on stderr (the TLS
+// handshake's error, the channel arguments of a subchannel it could not
+// make), around the one line chat-cli prints for the call's status, which
+// already says it. GRPC_VERBOSITY set in the environment keeps them.
+void DropGrpcLog(gpr_log_func_args* /*args*/) {}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace chat::cli;  // NOLINT(build/namespaces): main only.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) {
+    gpr_set_log_function(DropGrpcLog);
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<CliOptions> options =
       ParseCliOptions(args, ReadEnvironment(), isatty(STDIN_FILENO) == 1);

@@ -1,8 +1,10 @@
 #include "clients/cli/output.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace chat::cli {
@@ -130,12 +132,47 @@ std::string StatusCodeName(grpc::StatusCode code) {
   }
 }
 
+std::string ConnectionHint(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+  // A server that requires a client certificate closes the connection
+  // after the handshake (TLS 1.3), which the client sees either way.
+  static constexpr absl::string_view kClosedHint =
+      "the server closed the connection: it may want TLS (--tls), or a "
+      "client certificate (--client_cert, --client_key)";
+  // gRPC 1.51's words for a connection that failed, and what to do about it.
+  static constexpr struct {
+    absl::string_view seen;
+    absl::string_view hint;
+  } kHints[] = {
+      {"certificate verify failed",
+       "the server's certificate is not signed by a CA chat-cli trusts; "
+       "--ca_file names the CA to trust"},
+      {"is not in peer certificate",
+       "the server's certificate does not name the host in --server; "
+       "--server_name gives the name to check"},
+      {"wrong version number",
+       "the server does not speak TLS on that port; leave out --tls"},
+      {"Socket closed", kClosedHint},
+      {"Connection reset by peer", kClosedHint},
+  };
+  for (const auto& [seen, hint] : kHints) {
+    if (absl::StrContains(status.error_message(), seen)) {
+      return std::string(hint);
+    }
+  }
+  return "";
+}
+
 std::string FormatError(const grpc::Status& status, const std::string& secret) {
   std::string message = status.error_message();
   if (!secret.empty()) {
     absl::StrReplaceAll({{secret, "[api key]"}}, &message);
   }
-  return absl::StrCat(StatusCodeName(status.error_code()), ": ", message);
+  std::string line =
+      absl::StrCat(StatusCodeName(status.error_code()), ": ", message);
+  const std::string hint = ConnectionHint(status);
+  if (!hint.empty()) absl::StrAppend(&line, " (", hint, ")");
+  return line;
 }
 
 }  // namespace chat::cli

@@ -28,9 +28,16 @@ std::string FormatReset(const chat::v1::ResetSessionResponse& reset);
 std::string FormatDelete(const chat::v1::DeleteSessionResponse& deleted);
 
 // "CODE: message" for a failed call, e.g. "UNAUTHENTICATED: invalid API
-// key". Any occurrence of `secret` (the API key; skipped when empty) is
-// replaced, so no server or library message can echo the key to a terminal.
+// key", and the ConnectionHint in parentheses if there is one. Any
+// occurrence of `secret` (the API key; skipped when empty) is replaced, so
+// no server or library message can echo the key to a terminal.
 std::string FormatError(const grpc::Status& status, const std::string& secret);
+
+// For an UNAVAILABLE whose message shows why the connection failed (a TLS
+// handshake that failed on the server's certificate or name, TLS against a
+// plaintext port, a connection the server closed), which flag to look at;
+// else "".
+std::string ConnectionHint(const grpc::Status& status);
 
 // The status code's name as the gRPC spec spells it ("NOT_FOUND").
 std::string StatusCodeName(grpc::StatusCode code);

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -27,13 +26,18 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/curl.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/server_process.h"
 
 namespace chat {
 namespace {
 
+using ::chat::testing::Curl;
 using ::chat::testing::Eventually;
+using ::chat::testing::HaveCurl;
+using ::chat::testing::HttpResult;
+using ::chat::testing::kCurlBinary;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::RunCommand;
 using ::chat::testing::ServerProcess;
@@ -42,33 +46,6 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-struct HttpResult {
-  int status = 0;  // 0: curl failed (no answer).
-  std::string body;
-};
-
-// curl with `args`; the status code comes from -w on the last line.
-HttpResult Curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-w",
-                                   "\n%{http_code}"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::string output;
-  absl::StatusOr<int> code = RunCommand(argv, &output, absl::Seconds(90));
-  HttpResult result;
-  if (!code.ok() || *code != 0) {
-    result.body = output;
-    return result;
-  }
-  const size_t newline = output.rfind('\n');
-  if (newline == std::string::npos ||
-      !absl::SimpleAtoi(output.substr(newline + 1), &result.status)) {
-    result.body = output;
-    return result;
-  }
-  result.body = output.substr(0, newline);
-  return result;
-}
 
 std::unique_ptr<ServerProcess> MakeServer(const std::string& listen,
                                           const std::string& store,
@@ -91,7 +68,7 @@ std::unique_ptr<ServerProcess> MakeGateway(
 class HealthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/curl";
+    if (!HaveCurl()) GTEST_SKIP() << "no " << kCurlBinary;
     dir_ = MakeTempDir();
     store_ = absl::StrCat("sqlite:", dir_, "/chat.db");
   }
@@ -281,7 +258,7 @@ TEST(StoreHealthTest, NotServingWhilePostgresIsDown) {
     }
     GTEST_SKIP() << "set CHAT_TEST_PG_CLUSTER_SCRIPT (scripts/test.sh does)";
   }
-  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/curl";
+  if (!HaveCurl()) GTEST_SKIP() << "no " << kCurlBinary;
   // A private cluster: stopping the shared one would break other tests.
   const std::string parent = MakeTempDir();
   chmod(parent.c_str(), 0755);  // The server runs as `postgres` under root.

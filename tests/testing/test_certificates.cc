@@ -11,7 +11,8 @@
 namespace chat::testing {
 
 absl::StatusOr<TestPki> MakeTestPki(const std::string& dir,
-                                    const std::string& name) {
+                                    const std::string& name,
+                                    const std::string& server_alt_names) {
   const std::string p = absl::StrCat(dir, "/", name);
   TestPki pki;
   pki.ca_cert = p + "-ca.pem";
@@ -22,7 +23,7 @@ absl::StatusOr<TestPki> MakeTestPki(const std::string& dir,
   const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
   // `set -e`: the first failing step fails the whole script.
   const std::string script = absl::StrCat(
-      "set -e\n", "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n",
+      "set -e\n", "printf 'subjectAltName=", server_alt_names, "\\n",
       "extendedKeyUsage=serverAuth\\n' > ", p, "-server.ext\n",
       "printf 'extendedKeyUsage=clientAuth\\n' > ", p, "-client.ext\n",
       "openssl req -x509 ", key, " -nodes -days 1 -subj '/CN=", name,

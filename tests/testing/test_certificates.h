@@ -21,10 +21,13 @@ struct TestPki {
 };
 
 // Makes a CA named `name` and its server and client certificates (EC P-256,
-// valid for a day) in `dir`, files prefixed with `name`. Errors carry
+// valid for a day) in `dir`, files prefixed with `name`. The server
+// certificate's subjectAltName is `server_alt_names` (openssl's syntax), so a
+// test can make one that names neither localhost nor 127.0.0.1. Errors carry
 // openssl's output.
-absl::StatusOr<TestPki> MakeTestPki(const std::string& dir,
-                                    const std::string& name);
+absl::StatusOr<TestPki> MakeTestPki(
+    const std::string& dir, const std::string& name,
+    const std::string& server_alt_names = "DNS:localhost,IP:127.0.0.1");
 
 // The contents of `path` ("" if unreadable).
 std::string ReadTextFile(const std::string& path);

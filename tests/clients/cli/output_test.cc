@@ -1,8 +1,12 @@
 // What chat-cli prints: JSON with proto field names that parses, the text
-// shapes, and error lines scrubbed of the API key.
+// shapes, error lines scrubbed of the API key, and the hint a failed
+// connection gets (a table of gRPC's messages).
 
 #include "clients/cli/output.h"
 
+#include <string>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -110,6 +114,68 @@ TEST(OutputTest, ErrorsNameTheCodeAndNeverTheKey) {
   EXPECT_EQ(FormatError(grpc::Status(grpc::StatusCode::NOT_FOUND, "x"), ""),
             "NOT_FOUND: x");
 }
+
+struct HintCase {
+  std::string label;
+  grpc::StatusCode code;
+  std::string message;  // gRPC 1.51's, as chat-cli received it.
+  std::string hint;     // A part of the hint; "" for none.
+};
+
+class ConnectionHintTest : public ::testing::TestWithParam<HintCase> {};
+
+TEST_P(ConnectionHintTest, NamesTheFlagToLookAt) {
+  const HintCase& c = GetParam();
+  const std::string hint = ConnectionHint(grpc::Status(c.code, c.message));
+  if (c.hint.empty()) {
+    EXPECT_EQ(hint, "");
+  } else {
+    EXPECT_THAT(hint, HasSubstr(c.hint));
+    EXPECT_THAT(FormatError(grpc::Status(c.code, c.message), ""),
+                HasSubstr(absl::StrCat(c.message, " (", hint, ")")));
+  }
+}
+
+constexpr char kUnverified[] =
+    "failed to connect to all addresses; last error: UNKNOWN: "
+    "ipv4:127.0.0.1:35593: Ssl handshake failed: SSL_ERROR_SSL: "
+    "error:0A000086:SSL routines::certificate verify failed";
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConnectionHintTest,
+    ::testing::Values(
+        HintCase{"UntrustedCertificate", grpc::StatusCode::UNAVAILABLE,
+                 kUnverified, "--ca_file"},
+        HintCase{"WrongName", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: UNKNOWN: "
+                 "ipv4:127.0.0.1:1: Peer name other.internal is not in peer "
+                 "certificate",
+                 "--server_name"},
+        HintCase{"TlsToAPlaintextPort", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: UNKNOWN: "
+                 "ipv4:127.0.0.1:1: Ssl handshake failed: SSL_ERROR_SSL: "
+                 "error:0A00010B:SSL routines::wrong version number",
+                 "leave out --tls"},
+        HintCase{"ClosedByTheServer", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: "
+                 "UNAVAILABLE: ipv4:127.0.0.1:1: Socket closed",
+                 "--client_cert"},
+        HintCase{"ResetByTheServer", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: "
+                 "UNAVAILABLE: ipv4:127.0.0.1:1: recvmsg:Connection reset by "
+                 "peer",
+                 "--client_cert"},
+        HintCase{"NothingListening", grpc::StatusCode::UNAVAILABLE,
+                 "failed to connect to all addresses; last error: "
+                 "UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote "
+                 "host: Connection refused",
+                 ""},
+        // Only a connection that failed: a server's own words are its own.
+        HintCase{"NotUnavailable", grpc::StatusCode::INTERNAL, kUnverified,
+                 ""}),
+    [](const ::testing::TestParamInfo<HintCase>& info) {
+      return info.param.label;
+    });
 
 }  // namespace
 }  // namespace chat::cli

@@ -33,7 +33,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -45,6 +44,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "tests/testing/curl.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/metrics_scrape.h"
 #include "tests/testing/server_process.h"
@@ -52,9 +52,12 @@
 namespace chat::gateway {
 namespace {
 
+using ::chat::testing::Curl;
 using ::chat::testing::Eventually;
+using ::chat::testing::HaveCurl;
+using ::chat::testing::HttpResult;
+using ::chat::testing::kCurlBinary;
 using ::chat::testing::MakeTempDir;
-using ::chat::testing::RunCommand;
 using ::chat::testing::SampleValue;
 using ::chat::testing::ServerProcess;
 using ::testing::Optional;
@@ -226,33 +229,10 @@ TEST(BackendSetOneChannelTest, CallsGoToItAtOnce) {
 
 // Through the real binaries.
 
-struct HttpResult {
-  int status = 0;  // 0: curl failed (no answer).
-  std::string body;
-};
-
-// curl with `args`; the status code comes from -w on the last line.
-HttpResult Curl(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-w",
-                                   "\n%{http_code}"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::string output;
-  absl::StatusOr<int> code = RunCommand(argv, &output, absl::Seconds(90));
-  HttpResult result;
-  const size_t newline = output.rfind('\n');
-  if (!code.ok() || *code != 0 || newline == std::string::npos ||
-      !absl::SimpleAtoi(output.substr(newline + 1), &result.status)) {
-    result.body = output;
-    return result;
-  }
-  result.body = output.substr(0, newline);
-  return result;
-}
-
 class GatewayOverTwoReplicasTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/curl";
+    if (!HaveCurl()) GTEST_SKIP() << "no " << kCurlBinary;
     dir_ = MakeTempDir();
     for (int r = 0; r < 2; ++r) {
       replicas_[r] = MakeReplica(r, "127.0.0.1:0");
