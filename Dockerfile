@@ -5,6 +5,7 @@
 # `docker`; scripts/container-check.sh runs them (docs/OPERATIONS.md,
 # "Containers").
 #
+#   scripts/web-assets.sh                   # the browser libraries, from npm, into clients/vendor/
 #   docker build -t chatd .                 # --build-arg JOBS=8 on a bigger machine
 #   export CHAT_ADMIN_KEY=$(openssl rand -hex 32)   # the admin key, 24+ characters
 #   docker run -p 50051:50051 -e CHAT_ADMIN_KEY -v chatd-data:/var/lib/chatd chatd
@@ -28,11 +29,14 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
-RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-deps.sh --no-node && rm -rf /var/lib/apt/lists/*
 COPY . .
 ARG JOBS=2
-RUN bash scripts/web-assets.sh \
- && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
+# The browser libraries come from the build context: npm runs on the host
+# (scripts/web-assets.sh), where its registry and certificates are set up.
+RUN test -f clients/vendor/purify.min.js \
+ || { echo "clients/vendor/ is missing: run scripts/web-assets.sh before the image build" >&2; exit 1; }
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
  && cmake --build build -j"$JOBS" --target chat-server chat-gateway \
  && strip build/bin/chat-server build/bin/chat-gateway
 

@@ -235,6 +235,8 @@ CHAT_ADMIN_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 log "base images (debian:bookworm, debian:bookworm-slim, postgres:15)"
 bash scripts/container/bases.sh "${rebuild_bases[@]}"
 
+log "scripts/web-assets.sh (the browser libraries the image copies from the build context)"
+bash scripts/web-assets.sh
 log "podman build -t chatd . ${no_cache[*]}"
 t=$(now_ms)
 podman build --pull=never "${no_cache[@]}" -t chatd . >"$tmp/build.log" 2>&1 ||

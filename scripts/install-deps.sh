@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs the build and runtime dependencies from Debian 12's archive.
 # Idempotent: packages already present are skipped, so a second run is quick.
+#   --test     also what the tests and checks need
+#   --no-node  leaves out Node and npm (the Dockerfile: the browser libraries
+#              come from the build context, see scripts/web-assets.sh)
 set -euo pipefail
+test_deps=0 node=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) test_deps=1 ;;
+    --no-node) node=0 ;;
+    *) echo "install-deps.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config git ca-certificates
@@ -10,10 +21,10 @@ packages=(
   libjemalloc-dev
   libssl-dev
   libgtest-dev libgmock-dev
-  # npm fetches the web app's and /docs' browser libraries (scripts/web-assets.sh).
-  nodejs npm
 )
-if [[ "${1:-}" == "--test" ]]; then
+# npm fetches the web app's and /docs' browser libraries (scripts/web-assets.sh).
+((node)) && packages+=(nodejs npm)
+if ((test_deps)); then
   # Test-only: curl, a PostgreSQL server for the store and replica tests,
   # and Chromium for the browser tests (Node, above, also runs the JS tests).
   packages+=(curl postgresql chromium openssl)

@@ -40,7 +40,8 @@ void LoadFolder(const std::filesystem::path& root, const std::string& folder,
       continue;
     }
     if (!it->is_regular_file(error)) continue;
-    const absl::string_view type = ContentTypeFor(it->path().filename().string());
+    const absl::string_view type =
+        ContentTypeFor(it->path().filename().string());
     if (type.empty()) continue;
     StaticFile file{std::string(type), ""};
     if (!ReadFile(it->path(), &file.body)) continue;
@@ -59,18 +60,17 @@ void LoadFolder(const std::filesystem::path& root, const std::string& folder,
 }  // namespace
 
 absl::string_view ContentTypeFor(absl::string_view file_name) {
-  static constexpr std::pair<absl::string_view, absl::string_view> kTypes[] =
-      {
-          {".html", "text/html; charset=utf-8"},
-          {".js", "text/javascript; charset=utf-8"},
-          {".mjs", "text/javascript; charset=utf-8"},
-          {".css", "text/css; charset=utf-8"},
-          {".svg", "image/svg+xml"},
-          {".png", "image/png"},
-          {".ico", "image/x-icon"},
-          {".woff2", "font/woff2"},
-          {".webmanifest", "application/manifest+json"},
-      };
+  static constexpr std::pair<absl::string_view, absl::string_view> kTypes[] = {
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".woff2", "font/woff2"},
+      {".webmanifest", "application/manifest+json"},
+  };
   for (const auto& [extension, type] : kTypes) {
     if (absl::EndsWith(file_name, extension)) return type;
   }
