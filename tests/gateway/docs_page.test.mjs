@@ -32,6 +32,12 @@ if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
   throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
 }
 
+// Swagger UI comes from npm through scripts/web-assets.sh (build.sh runs it);
+// without it the page is blank, which would fail below far less clearly.
+if (!existsSync(join(SOURCE_DIR, 'clients/vendor/swagger-ui-bundle.js'))) {
+  throw new Error('clients/vendor/swagger-ui-bundle.js is missing: run scripts/web-assets.sh');
+}
+
 const HOST = 'chatd.test';
 const ADMIN_KEY = 'admin-secret-docs-3f9a1c-77e2b0';
 const WEB_ROOT = () => `--web_root=${SOURCE_DIR}/clients`;
