@@ -126,6 +126,24 @@ bool NeedsKey(const google::protobuf::MethodDescriptor& method) {
   return true;
 }
 
+// What "Try it out" on /docs starts from. Without an example Swagger UI fills
+// every field with a placeholder ("model": "string", "max_tokens": 0), which
+// the server rejects; these are the smallest bodies that succeed, and the
+// session they name is the one the session routes' path parameter suggests,
+// so a chat and then its history work without typing.
+constexpr char kExampleSession[] = "docs-demo";
+
+Json RequestExample(const Descriptor& input) {
+  const std::string& name = input.full_name();
+  if (name == "chat.v1.ChatRequest" || name == "chat.v1.ChatStreamRequest") {
+    return {{"message", "Hello"}, {"session_id", kExampleSession}};
+  }
+  if (name == "chat.admin.v1.CreateKeyRequest") {
+    return {{"tenant", "acme"}, {"name", "docs"}};
+  }
+  return nullptr;
+}
+
 Json SecuritySchemes() {
   return {{"bearerAuth",
            {{"type", "http"},
@@ -205,10 +223,12 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     std::set<std::string> bound;
     for (const std::string& variable : route.path.VariableNames()) {
       bound.insert(variable);
-      parameters.push_back({{"name", variable},
-                            {"in", "path"},
-                            {"required", true},
-                            {"schema", {{"type", "string"}}}});
+      Json parameter = {{"name", variable},
+                        {"in", "path"},
+                        {"required", true},
+                        {"schema", {{"type", "string"}}}};
+      if (variable == "session_id") parameter["example"] = kExampleSession;
+      parameters.push_back(parameter);
     }
     if (route.body != "*") {
       for (int i = 0; i < input->field_count(); ++i) {
@@ -225,10 +245,11 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
     }
     if (!parameters.empty()) op["parameters"] = parameters;
     if (!route.body.empty()) {
-      op["requestBody"] = {
-          {"required", true},
-          {"content",
-           {{"application/json", {{"schema", {{"$ref", Ref(input)}}}}}}}};
+      Json media = {{"schema", {{"$ref", Ref(input)}}}};
+      Json example = RequestExample(*input);
+      if (!example.is_null()) media["example"] = example;
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", media}}}};
     }
     Json ok;
     if (!method->server_streaming()) {

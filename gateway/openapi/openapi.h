@@ -14,7 +14,9 @@ namespace chat::gateway {
 // the message descriptors (proto field names, 64-bit integers as integers,
 // as the gateway prints them), the streaming formats, and the error body.
 // The Python template's routes (gateway/compat's table) are marked as such,
-// with their own streaming format and paging.
+// with their own streaming format and paging. The chat and key-creation
+// bodies and the session_id path parameter carry examples that succeed as
+// they stand, for "Try it out" on /docs.
 // With `docs`, the proto's comments become descriptions.
 std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                             const std::string& version,

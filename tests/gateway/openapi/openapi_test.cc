@@ -143,6 +143,32 @@ TEST(OpenApiTest, ParametersAndBodies) {
           .contains("text/plain"));
 }
 
+// "Try it out" on /docs starts from these: bodies the server accepts as they
+// stand (Swagger UI's own placeholders, "model": "string", it would reject),
+// naming the session the session routes suggest.
+TEST(OpenApiTest, ChatBodiesAndSessionsHaveExamplesThatWork) {
+  nlohmann::json doc = ServedDocument();
+  const nlohmann::json expected =
+      nlohmann::json::parse(R"({"message":"Hello","session_id":"docs-demo"})");
+  for (const char* path :
+       {"/v1/chat", "/chat", "/v1/chat:stream", "/chat-stream"}) {
+    EXPECT_EQ(doc["paths"][path]["post"]["requestBody"]["content"]
+                 ["application/json"]["example"],
+              expected)
+        << path;
+  }
+  EXPECT_EQ(doc["paths"]["/v1/admin/keys"]["post"]["requestBody"]["content"]
+               ["application/json"]["example"],
+            nlohmann::json::parse(R"({"tenant":"acme","name":"docs"})"));
+  const nlohmann::json& history =
+      doc["paths"]["/v1/sessions/{session_id}/history"]["get"];
+  EXPECT_EQ(history["parameters"][0]["example"], "docs-demo");
+  // Only what has a working example gets one.
+  EXPECT_FALSE(
+      doc["paths"]["/v1/admin/keys/{key_id}:revoke"]["post"]["parameters"][0]
+          .contains("example"));
+}
+
 TEST(OpenApiTest, SchemasFollowTheJsonMapping) {
   nlohmann::json schemas = Document()["components"]["schemas"];
   const nlohmann::json& stats =
