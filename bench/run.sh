@@ -29,9 +29,8 @@
 #   BUILD_DIR=DIR     build tree (default build; configured if missing)
 #   EMBEDDED=1        one process: chat-server --http_listen serves the REST
 #                     routes itself (no chat-gateway); CPU and RSS are the one
-#                     process's, shown as the server's. Its HTTP port keeps the
-#                     gateway's default connection caps (1,000 per client), so
-#                     use STREAMS of at most 1000.
+#                     process's, shown as the server's. Its connection caps
+#                     are lifted as the gateway's are (--http_max_connections*).
 #   STORES="memory sqlite", CONNS="1 16 64 256", STREAMS="100 1000 3000 10000"
 #                     override the levels
 # Needs wrk; installs wrk, gnuplot-nox and the allocator with
@@ -134,7 +133,7 @@ start_upstream() {
 # start_stack STORE DELAY_MS: the upstream, chat-server and chat-gateway as
 # scripts/run.sh starts them (metrics on, the gateway's access log and web
 # root), with the anthropic provider, the store, loopback ports picked by
-# the kernel, and the gateway's connection caps lifted (10,000 streams come
+# the kernel, and the HTTP port's connection caps lifted (10,000 streams come
 # from one client address). Sets *_pid, srv_addr, gw_addr, *_metrics.
 start_stack() {
   local store_url=memory
@@ -145,7 +144,8 @@ start_stack() {
   fi
   start_upstream "$2"
   local http=()
-  (( embedded )) && http=(--http_listen=127.0.0.1:0 --http_web_root=clients --http_access_log)
+  (( embedded )) && http=(--http_listen=127.0.0.1:0 --http_web_root=clients --http_access_log
+    --http_max_connections=100000 --http_max_connections_per_client=100000)
   env ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up_addr" "${preload[@]}" \
     "$bin/chat-server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
     --store="$store_url" --provider=anthropic "${http[@]}" 2>"$tmp/server.log" &

@@ -944,13 +944,14 @@ void HttpServer::LogRefused(const std::string& client) {
   ++refused_unlogged_;
   const absl::Time now = absl::Now();
   if (now - refused_logged_ < absl::Seconds(10)) return;
-  LogWarning("refused ", refused_unlogged_,
-             " connection(s) over the connection caps (latest from ", client,
-             "; ", limiter_->open(),
-             " open of --max_connections=", options_.max_connections, ", ",
-             limiter_->open_from(client),
-             " from that address of --max_connections_per_client=",
-             options_.max_connections_per_client, ")");
+  LogWarning(
+      "refused ", refused_unlogged_,
+      " connection(s) over the connection caps (latest from ", client, "; ",
+      limiter_->open(), " open of ", options_.connection_flag_prefix,
+      "max_connections=", options_.max_connections, ", ",
+      limiter_->open_from(client), " from that address of ",
+      options_.connection_flag_prefix,
+      "max_connections_per_client=", options_.max_connections_per_client, ")");
   refused_unlogged_ = 0;
   refused_logged_ = now;
 }

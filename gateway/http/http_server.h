@@ -93,6 +93,10 @@ struct HttpServerOptions {
   // server") and retries later.
   int max_connections = 10000;
   int max_connections_per_client = 1000;
+  // How the log line about refused connections names the flags of those
+  // caps: "--" for chat-gateway's --max_connections*, "--http_" for
+  // chat-server's embedded port.
+  std::string connection_flag_prefix = "--";
   // Time to receive a request's head (request line and headers): for a
   // connection's first request from the moment it is accepted (the TLS
   // handshake included), for later ones from their first byte. On expiry

@@ -161,7 +161,9 @@ ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(30),
 
 // The REST/JSON port in this process. The rest of chat-gateway's settings
 // keep its defaults; HTTPS, backend TLS and the other limits need the
-// separate chat-gateway.
+// separate chat-gateway. The connection caps are here because one process
+// serving many streams from one address (a proxy, a load test) needs them
+// raised, as chat-gateway's are.
 ABSL_FLAG(std::string, http_listen, "",
           "HOST:PORT to serve the REST/JSON API on (chat-gateway's routes, "
           "in this process, calling it through gRPC's in-process channel; "
@@ -180,6 +182,15 @@ ABSL_FLAG(bool, http_access_log, false,
 ABSL_FLAG(int, http_io_threads, 2,
           "With --http_listen: threads serving HTTP connections (1 to 256). "
           "Env: CHAT_HTTP_IO_THREADS.");
+ABSL_FLAG(int, http_max_connections, 10000,
+          "With --http_listen: most open HTTP connections; one more is "
+          "accepted and closed at once (1 to 1000000). Env: "
+          "CHAT_HTTP_MAX_CONNECTIONS.");
+ABSL_FLAG(int, http_max_connections_per_client, 1000,
+          "With --http_listen: most open HTTP connections from one client IP "
+          "address, an IPv6 client counted by its /64 (1 to 1000000); behind "
+          "a proxy, set it to --http_max_connections. Env: "
+          "CHAT_HTTP_MAX_CONNECTIONS_PER_CLIENT.");
 ABSL_FLAG(bool, http_allow_anonymous, false,
           "Serve a non-loopback --http_listen even though --allow_anonymous "
           "answers callers without an API key from any host (by default "
@@ -202,6 +213,8 @@ constexpr int64_t kMaxContextTokensLimit = 1000000000;
 constexpr int64_t kMaxGrpcMemoryMb = 1 << 20;
 constexpr int kMaxConcurrentStreamsLimit = 1000000;
 constexpr int kMaxHttpIoThreads = 256;
+// chat-gateway's range for --max_connections*.
+constexpr int kMaxHttpConnectionsLimit = 1000000;
 
 // The TLS and transport flags, into config->transport.
 void ReadTransportFlags(FlagErrors& errors, ServerConfig* config) {
@@ -249,6 +262,16 @@ void ReadHttpFlags(FlagErrors& errors, ServerConfig* config) {
   http.http.io_threads = absl::GetFlag(FLAGS_http_io_threads);
   errors.Check(CheckIntInRange("http_io_threads", http.http.io_threads, 1,
                                kMaxHttpIoThreads));
+  http.http.connection_flag_prefix = "--http_";
+  http.http.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  errors.Check(CheckIntInRange("http_max_connections",
+                               http.http.max_connections, 1,
+                               kMaxHttpConnectionsLimit));
+  http.http.max_connections_per_client =
+      absl::GetFlag(FLAGS_http_max_connections_per_client);
+  errors.Check(CheckIntInRange("http_max_connections_per_client",
+                               http.http.max_connections_per_client, 1,
+                               kMaxHttpConnectionsLimit));
   http.http.access_log = absl::GetFlag(FLAGS_http_access_log);
   http.gateway.web_root = absl::GetFlag(FLAGS_http_web_root);
   http.gateway.cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
@@ -363,6 +386,8 @@ const std::vector<std::string>& ServerFlagNames() {
       "http_cors_origins",
       "http_access_log",
       "http_io_threads",
+      "http_max_connections",
+      "http_max_connections_per_client",
       "http_allow_anonymous",
   };
   return *kNames;

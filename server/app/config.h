@@ -62,6 +62,8 @@ ABSL_DECLARE_FLAG(std::string, http_web_root);
 ABSL_DECLARE_FLAG(std::string, http_cors_origins);
 ABSL_DECLARE_FLAG(bool, http_access_log);
 ABSL_DECLARE_FLAG(int, http_io_threads);
+ABSL_DECLARE_FLAG(int, http_max_connections);
+ABSL_DECLARE_FLAG(int, http_max_connections_per_client);
 ABSL_DECLARE_FLAG(bool, http_allow_anonymous);
 
 namespace chat {

@@ -205,6 +205,9 @@ TEST_F(ServerConfigTest, NoHttpPortByDefault) {
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->http.listen, "");
   EXPECT_EQ(config->http.http.io_threads, 2);
+  // chat-gateway's --max_connections* defaults.
+  EXPECT_EQ(config->http.http.max_connections, 10000);
+  EXPECT_EQ(config->http.http.max_connections_per_client, 1000);
   EXPECT_FALSE(config->http.http.access_log);
   EXPECT_FALSE(config->http.allow_anonymous);
   // As chat-gateway: /metrics on the HTTP port unless it has its own.
@@ -217,6 +220,8 @@ TEST_F(ServerConfigTest, HttpValuesAreCarriedOver) {
   absl::SetFlag(&FLAGS_http_cors_origins, "https://app.example");
   absl::SetFlag(&FLAGS_http_access_log, true);
   absl::SetFlag(&FLAGS_http_io_threads, 256);
+  absl::SetFlag(&FLAGS_http_max_connections, 50);
+  absl::SetFlag(&FLAGS_http_max_connections_per_client, 7);
   absl::SetFlag(&FLAGS_http_allow_anonymous, true);
   absl::SetFlag(&FLAGS_metrics_listen, "127.0.0.1:9464");
   absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
@@ -228,6 +233,8 @@ TEST_F(ServerConfigTest, HttpValuesAreCarriedOver) {
   EXPECT_EQ(config->http.gateway.cors_origins, "https://app.example");
   EXPECT_TRUE(config->http.http.access_log);
   EXPECT_EQ(config->http.http.io_threads, 256);
+  EXPECT_EQ(config->http.http.max_connections, 50);
+  EXPECT_EQ(config->http.http.max_connections_per_client, 7);
   EXPECT_TRUE(config->http.allow_anonymous);
   EXPECT_FALSE(config->http.gateway.serve_metrics);
 }
@@ -240,6 +247,18 @@ TEST_F(ServerConfigTest, BadHttpFlagsAreRefusedNamingThem) {
                        AllOf(HasSubstr("--http_listen"),
                              HasSubstr("--http_io_threads must be between 1 "
                                        "and 256; got 0"))));
+}
+
+TEST_F(ServerConfigTest, BadHttpConnectionCapsAreRefusedNamingThem) {
+  absl::SetFlag(&FLAGS_http_max_connections, 0);
+  absl::SetFlag(&FLAGS_http_max_connections_per_client, 1000001);
+  EXPECT_THAT(
+      ServerConfigFromFlags(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("--http_max_connections must be between 1 "
+                               "and 1000000; got 0"),
+                     HasSubstr("--http_max_connections_per_client must be "
+                               "between 1 and 1000000; got 1000001"))));
 }
 
 // --fallback: each entry parsed, its provider's key required at start-up.
@@ -385,6 +404,17 @@ TEST_F(ServerConfigEnvironmentTest, BadHttpIoThreadsFromEnvironment) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "--http_io_threads must be between 1 and 256; got 1000 "
                        "(from CHAT_HTTP_IO_THREADS)"));
+}
+
+TEST_F(ServerConfigEnvironmentTest, HttpConnectionCapsFromEnvironment) {
+  setenv("CHAT_HTTP_MAX_CONNECTIONS", "20000", 1);
+  setenv("CHAT_HTTP_MAX_CONNECTIONS_PER_CLIENT", "20000", 1);
+  absl::StatusOr<ServerConfig> config = Parse({});
+  unsetenv("CHAT_HTTP_MAX_CONNECTIONS");
+  unsetenv("CHAT_HTTP_MAX_CONNECTIONS_PER_CLIENT");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->http.http.max_connections, 20000);
+  EXPECT_EQ(config->http.http.max_connections_per_client, 20000);
 }
 
 TEST_F(ServerConfigEnvironmentTest, CommandLineWins) {

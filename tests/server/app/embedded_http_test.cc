@@ -317,7 +317,9 @@ TEST_F(EmbeddedHttpTest, AnonymousOnANetworkIsRefusedAtStart) {
 }
 
 TEST_F(EmbeddedHttpTest, BadFlagsExitTwoNamingThem) {
-  for (const char* flag : {"--http_listen=nowhere", "--http_io_threads=0"}) {
+  for (const char* flag :
+       {"--http_listen=nowhere", "--http_io_threads=0",
+        "--http_max_connections=0", "--http_max_connections_per_client=0"}) {
     std::string output;
     absl::StatusOr<int> code =
         RunCommand({CHAT_SERVER_BINARY, "--listen=127.0.0.1:0", flag,
@@ -399,6 +401,79 @@ TEST_F(EmbeddedHttpTest, ShutdownLetsARunningStreamFinish) {
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 0) << server_->Log();
   EXPECT_THAT(server_->Log(), HasSubstr("chat-server stopped"));
+}
+
+// A socket connected to 127.0.0.1:`port` from `source` (127.0.0.2, ...:
+// another client to the connection caps), or -1.
+int ConnectFrom(const char* source, int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &local.sin_addr);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+          0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A connection from `source` that the server answered once (it was let in),
+// or -1 if the server closed it without a byte (refused over a cap).
+int OpenConnection(const char* source, int port) {
+  const int fd = ConnectFrom(source, port);
+  if (fd < 0) return -1;
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  // MSG_NOSIGNAL: a refused connection may already be closed.
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string received;
+  if (!ReadUntil(fd, "\r\n\r\n", &received)) {
+    EXPECT_EQ(received, "") << "a refused connection got bytes";
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Closes `fd` as the server sees it: asks for Connection: close and waits
+// for the server's end, by which time its slot is free again.
+void CloseByServer(int fd) {
+  const std::string request =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string received;
+  ReadUntil(fd, "never sent", &received);  // Until the server closes.
+  close(fd);
+}
+
+TEST_F(EmbeddedHttpTest, ConnectionCapsAreEnforced) {
+  // As tests/gateway/transport.test.mjs does for chat-gateway's caps: source
+  // addresses 127.0.0.x stand for several clients.
+  Start({"--http_max_connections=3", "--http_max_connections_per_client=2"});
+  const int a = OpenConnection("127.0.0.2", http_port_);
+  const int b = OpenConnection("127.0.0.2", http_port_);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  // A client's third connection is refused; another client's is not.
+  EXPECT_EQ(OpenConnection("127.0.0.2", http_port_), -1);
+  const int other = OpenConnection("127.0.0.3", http_port_);
+  ASSERT_GE(other, 0);
+  // Past the total, any client is refused.
+  EXPECT_EQ(OpenConnection("127.0.0.4", http_port_), -1);
+  // Once one closes, a connection is let in again.
+  CloseByServer(a);
+  const int again = OpenConnection("127.0.0.4", http_port_);
+  EXPECT_GE(again, 0);
+  for (int fd : {b, other, again}) {
+    if (fd >= 0) CloseByServer(fd);
+  }
+  EXPECT_THAT(server_->Log(), HasSubstr("of --http_max_connections=3"));
 }
 
 }  // namespace
