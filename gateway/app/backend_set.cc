@@ -24,7 +24,7 @@ size_t IndexOf(void* tag) {
 Gauge& WaitingCalls() {
   static Gauge* gauge = &MetricsRegistry::Default().AddGauge(
       "chatd_gateway_backend_waiting_calls",
-      "Calls waiting for a backend to be READY (several --backend names, "
+      "Calls waiting for a backend to be READY (--backend names a host, "
       "none READY).");
   return *gauge;
 }

@@ -81,12 +81,12 @@ class BackendSet {
   bool AnyReady();
 
   // Calls `start` with the channel a new call should use: at once, on this
-  // thread, if the set has one channel or a READY one; otherwise on the
-  // watcher thread as soon as a channel is READY, or, with the channel
-  // Pick() then gives, once `deadline` has passed, once `abandoned()` says
-  // so (asked at least every kWatchInterval), or on ReleaseWaiting(). The
-  // call fails then as gRPC fails it (DEADLINE_EXCEEDED, or CANCELLED for
-  // a context already cancelled).
+  // thread, if the set has one channel never remade, or a READY one;
+  // otherwise on the watcher thread as soon as a channel is READY, or, with
+  // the channel Pick() then gives, once `deadline` has passed, once
+  // `abandoned()` says so (asked at least every kWatchInterval), or on
+  // ReleaseWaiting(). The call fails then as gRPC fails it
+  // (DEADLINE_EXCEEDED, or CANCELLED for a context already cancelled).
   void StartWhenReady(absl::Time deadline, Abandoned abandoned,
                       StartCall start);
 
