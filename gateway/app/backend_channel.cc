@@ -300,4 +300,26 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeBackendChannels(
   return channels;
 }
 
+absl::StatusOr<std::vector<BackendChannel>> MakeBackends(
+    absl::string_view backends, const BackendTlsOptions& tls) {
+  absl::StatusOr<std::vector<std::string>> targets = BackendTargets(backends);
+  if (!targets.ok()) return targets.status();
+  std::vector<BackendChannel> out;
+  out.reserve(targets->size());
+  for (const std::string& target : *targets) {
+    BackendChannel backend;
+    backend.target = target;
+    backend.channel = MakeChannelToTarget(target, tls);
+    // "dns:" is what TargetOf makes of a name, and the scheme a user may
+    // write with a DNS server; other schemes resolve nothing that changes.
+    if (absl::StartsWith(target, "dns:")) {
+      backend.remake = [target, tls] {
+        return MakeChannelToTarget(target, tls);
+      };
+    }
+    out.push_back(std::move(backend));
+  }
+  return out;
+}
+
 }  // namespace chat::gateway

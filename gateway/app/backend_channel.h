@@ -1,6 +1,7 @@
 #ifndef CHAT_GATEWAY_APP_BACKEND_CHANNEL_H_
 #define CHAT_GATEWAY_APP_BACKEND_CHANNEL_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,6 +95,24 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeBackendChannel(
 
 // One such channel per target of `backends` (BackendTargets), in order.
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeBackendChannels(
+    absl::string_view backends, const BackendTlsOptions& tls = {});
+
+// A backend channel, and for one that looks a DNS name up, how to make a
+// fresh one like it. gRPC 1.51 waits 1 s, 1.6 s, 2.6 s, ... up to 120 s
+// between failed lookups of a name (a replaced container's name gives
+// NXDOMAIN until the new one is up) and ignores requests to look again
+// meanwhile; grpc::experimental::ChannelResetConnectionBackoff does not
+// reach the resolver in 1.51. A fresh channel looks the name up at once, so
+// BackendSet replaces a channel that stays down with one.
+struct BackendChannel {
+  std::string target;  // As BackendTargets gives it, for log lines.
+  std::shared_ptr<grpc::Channel> channel;
+  // Null for a target that resolves no name (IP addresses, unix:).
+  std::function<std::shared_ptr<grpc::Channel>()> remake;
+};
+
+// MakeBackendChannels, each channel with its `remake`.
+absl::StatusOr<std::vector<BackendChannel>> MakeBackends(
     absl::string_view backends, const BackendTlsOptions& tls = {});
 
 }  // namespace chat::gateway

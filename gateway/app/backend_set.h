@@ -5,11 +5,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/app/backend_channel.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/completion_queue.h"
 
@@ -29,6 +32,14 @@ namespace chat::gateway {
 // states for those waiting calls. With one channel every call goes to it
 // at once and waits there with wait_for_ready, as before there was a set.
 //
+// A channel that looks a DNS name up (BackendChannel::remake) and has not
+// been READY for kRemakeAfter is replaced by a fresh one, at most once per
+// kRemakeAfter: gRPC 1.51 would look the name up again only at the end of
+// a backoff that grows to 120 s (see BackendChannel), so a replaced server
+// was used ~30 s late. The calls of such a set wait in the set even with
+// one channel (in gRPC they would wait on the channel being replaced) and
+// start on the new one once it is READY; the watcher thread runs then too.
+//
 // Thread-safe.
 class BackendSet {
  public:
@@ -41,8 +52,13 @@ class BackendSet {
   // longest a waiting call overstays its deadline or its client, and the
   // longest it waits past a READY that raced with its arrival.
   static constexpr absl::Duration kWatchInterval = absl::Milliseconds(200);
+  // How long a channel that can be remade may be down (since it was made
+  // or last READY) before it is replaced.
+  static constexpr absl::Duration kRemakeAfter = absl::Seconds(1);
 
-  // `channels` is not empty. Asks every channel to connect.
+  // `backends` is not empty. Asks every channel to connect.
+  explicit BackendSet(std::vector<BackendChannel> backends);
+  // Channels that are never remade.
   explicit BackendSet(std::vector<std::shared_ptr<grpc::Channel>> channels);
   explicit BackendSet(std::shared_ptr<grpc::Channel> channel);
   BackendSet(const BackendSet&) = delete;
@@ -53,7 +69,7 @@ class BackendSet {
   // StartWhenReady's `start` runs on.
   ~BackendSet();
 
-  size_t size() const { return channels_.size(); }
+  size_t size() const { return size_; }
 
   // The channel for a new call that does not wait here (the call waits
   // with wait_for_ready on it): round robin over the READY channels, or
@@ -65,12 +81,12 @@ class BackendSet {
   bool AnyReady();
 
   // Calls `start` with the channel a new call should use: at once, on this
-  // thread, if the set has one channel or a READY one; otherwise on the
-  // watcher thread as soon as a channel is READY, or, with the channel
-  // Pick() then gives, once `deadline` has passed, once `abandoned()` says
-  // so (asked at least every kWatchInterval), or on ReleaseWaiting(). The
-  // call fails then as gRPC fails it (DEADLINE_EXCEEDED, or CANCELLED for
-  // a context already cancelled).
+  // thread, if the set has one channel never remade, or a READY one;
+  // otherwise on the watcher thread as soon as a channel is READY, or, with
+  // the channel Pick() then gives, once `deadline` has passed, once
+  // `abandoned()` says so (asked at least every kWatchInterval), or on
+  // ReleaseWaiting(). The call fails then as gRPC fails it
+  // (DEADLINE_EXCEEDED, or CANCELLED for a context already cancelled).
   void StartWhenReady(absl::Time deadline, Abandoned abandoned,
                       StartCall start);
 
@@ -85,18 +101,32 @@ class BackendSet {
     StartCall start;
   };
 
+  // The channel of backend `i` now. Reads channels_ without channels_mu_
+  // when nothing writes it (no remakes).
+  std::shared_ptr<grpc::Channel> ChannelAt(size_t i)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // A READY channel, round robin over the READY ones; null if none is.
   std::shared_ptr<grpc::Channel> PickReady();
   // Starts the waiting calls that may start now (all of them when a
   // channel is READY or `release` is set).
   void StartWaiting(bool release);
   // The watcher thread: keeps one state-change watch per channel on cq_
-  // (each ending within kWatchInterval) and starts waiting calls after each.
+  // (each ending within kWatchInterval), replaces channels down too long,
+  // and starts waiting calls after each.
   void Watch();
-  // Watches channel `i` from its current state on.
-  void Arm(size_t i);
+  // Watches `channel`, backend `i`'s, from its current state on.
+  void Arm(const std::shared_ptr<grpc::Channel>& channel, size_t i);
 
-  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  const size_t size_;
+  // How to remake each backend's channel (null: never remade).
+  const std::vector<std::function<std::shared_ptr<grpc::Channel>()>> remake_;
+  const std::vector<std::string> targets_;
+  // Whether any backend can be remade: only then are channels_ written
+  // after construction, and read under channels_mu_.
+  const bool remakes_;
+  absl::Mutex channels_mu_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_
+      ABSL_GUARDED_BY(channels_mu_);
   std::atomic<uint64_t> turn_{0};
   grpc::CompletionQueue cq_;
   absl::Mutex mu_;
@@ -107,7 +137,8 @@ class BackendSet {
   // Watches on cq_ not yet completed; cq_ is shut down when it reaches 0
   // while stopping_.
   int armed_ ABSL_GUARDED_BY(mu_) = 0;
-  // Runs Watch(); only with more than one channel.
+  // Runs Watch(); only with more than one channel or one that can be
+  // remade.
   std::thread watcher_;
 };
 

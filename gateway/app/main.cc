@@ -56,10 +56,10 @@ void ReloadBackendTls(const chat::gateway::GatewayConfig& config,
                       chat::gateway::Gateway& gateway) {
   absl::StatusOr<chat::gateway::BackendTlsOptions> tls =
       chat::gateway::LoadBackendTls(config.backend_tls_files);
-  using Channels = std::vector<std::shared_ptr<grpc::Channel>>;
-  absl::StatusOr<Channels> channels =
-      tls.ok() ? chat::gateway::MakeBackendChannels(config.backend, *tls)
-               : absl::StatusOr<Channels>(tls.status());
+  using Backends = std::vector<chat::gateway::BackendChannel>;
+  absl::StatusOr<Backends> channels =
+      tls.ok() ? chat::gateway::MakeBackends(config.backend, *tls)
+               : absl::StatusOr<Backends>(tls.status());
   if (!channels.ok()) {
     chat::LogError(
         "SIGHUP: backend TLS reload failed, keeping the current channel to "
@@ -106,8 +106,8 @@ int Run(const chat::gateway::GatewayConfig& config) {
     return kExitFailure;
   }
   const std::string& backend = config.backend;
-  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
-      chat::gateway::MakeBackendChannels(backend, config.backend_tls);
+  absl::StatusOr<std::vector<chat::gateway::BackendChannel>> channels =
+      chat::gateway::MakeBackends(backend, config.backend_tls);
   if (!channels.ok()) {
     chat::LogError(channels.status().ToString());
     return kExitFailure;

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -227,6 +228,38 @@ TEST(BackendSetOneChannelTest, CallsGoToItAtOnce) {
   EXPECT_TRUE(started);
 }
 
+TEST(BackendSetRemakeTest, AChannelDownIsRemadeAndWaitingCallsUseTheNewOne) {
+  // The first channel goes nowhere (nobody listens on port 1); the one
+  // remade from it reaches a backend: as a name that pointed at a server
+  // gone and now names a new one.
+  HealthOnlyBackend backend;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> dead =
+      MakeBackendChannel("127.0.0.1:1");
+  ASSERT_TRUE(dead.ok());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> live =
+      MakeBackendChannel(backend.address());
+  ASSERT_TRUE(live.ok());
+  std::atomic<int> remade{0};
+  BackendChannel b{"dns:///gone.test:1", *dead, [&, live = *live] {
+                     ++remade;
+                     return live;
+                   }};
+  BackendSet set(std::vector<BackendChannel>{b});
+  // With one channel that can be remade a call waits in the set, not on the
+  // channel that is about to be replaced.
+  Started started;
+  set.StartWhenReady(absl::Now() + absl::Seconds(30), nullptr,
+                     [&](std::shared_ptr<grpc::Channel> channel) {
+                       started.channel = std::move(channel);
+                       started.done.Notify();
+                     });
+  ASSERT_TRUE(started.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(started.channel, *live);
+  EXPECT_GE(remade.load(), 1);
+  EXPECT_EQ(set.Pick(), *live);
+  EXPECT_TRUE(set.AnyReady());
+}
+
 // Through the real binaries.
 
 class GatewayOverTwoReplicasTest : public ::testing::Test {
@@ -367,8 +400,10 @@ TEST_F(GatewayOverTwoReplicasTest, CallsWaitingWhileBothAreDownAreServed) {
 }
 
 // A DNS server on 127.0.0.1 (UDP, a port from the OS) that answers A
-// queries for the names in its table with TTL 0, and every other query (AAAA,
-// TXT) with no records. Just enough of RFC 1035 for c-ares.
+// queries for the names in its table with TTL 0, other queries (AAAA, TXT)
+// for those names with no records, and any query for another name with
+// NXDOMAIN, as a container's DNS does once the container is gone. Just
+// enough of RFC 1035 for c-ares.
 class FakeDnsServer {
  public:
   FakeDnsServer() {
@@ -393,7 +428,26 @@ class FakeDnsServer {
     absl::MutexLock lock(&mu_);
     table_[name] = ipv4;
   }
+  // From now on `name` does not exist (NXDOMAIN).
+  void Remove(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    table_.erase(name);
+  }
   int port() const { return port_; }
+
+  // A queries for `name` answered so far: each is one lookup by gRPC.
+  int Lookups(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    return lookups_[name];
+  }
+  // Blocks until Lookups(name) >= n; false after `timeout`.
+  bool WaitForLookups(const std::string& name, int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return lookups_[name] >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
 
  private:
   void Serve() {
@@ -419,14 +473,17 @@ class FakeDnsServer {
       if (question_end > static_cast<size_t>(n)) continue;
       const int type = query[at + 1] << 8 | query[at + 2];
       std::string address;
-      if (type == 1) {
+      bool exists = false;
+      {
         absl::MutexLock lock(&mu_);
         auto it = table_.find(name);
-        if (it != table_.end()) address = it->second;
+        exists = it != table_.end();
+        if (exists && type == 1) address = it->second;
+        if (type == 1) ++lookups_[name];
       }
       std::string answer(reinterpret_cast<const char*>(query), question_end);
       answer[2] = static_cast<char>(0x80 | (query[2] & 0x01));  // QR, RD.
-      answer[3] = static_cast<char>(0x80);                      // RA, NOERROR.
+      answer[3] = static_cast<char>(exists ? 0x80 : 0x83);      // RA; NXDOMAIN?
       answer[4] = 0, answer[5] = 1;                             // One question,
       answer[6] = 0, answer[7] = address.empty() ? 0 : 1;       // one answer,
       for (int i = 8; i < 12; ++i) answer[i] = 0;               // nothing else.
@@ -448,6 +505,7 @@ class FakeDnsServer {
   std::atomic<bool> stop_{false};
   absl::Mutex mu_;
   std::map<std::string, std::string> table_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> lookups_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
@@ -518,6 +576,106 @@ TEST_F(GatewayOverTwoReplicasTest, ANameWhoseAddressChangesIsFollowed) {
             << absl::FormatDuration(followed_after)
             << " after the old one died (" << calls << " calls)\n";
 }
+
+// The server behind a --backend name is replaced (compose's chat-server
+// container): while the old one is gone its name does not resolve
+// (NXDOMAIN), then it names the new server's address. gRPC 1.51's resolver
+// backs off after each failed lookup (1 s, 1.6 s, 2.6 s, ... up to 120 s)
+// and ignores requests to look again meanwhile: before the set remade such
+// channels, six failed lookups took 16 s and the next came 10 s after the
+// name was back, and the waiting call answered 504. Now the name is looked
+// up about every second and the waiting call is served. With one name (a
+// channel) and with two (a channel each).
+class GatewayFollowsANameBackTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GatewayFollowsANameBackTest, ACallWaitingMeanwhileIsServed) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/curl";
+  const bool two_names = GetParam();
+  const std::string dir = MakeTempDir();
+  auto server_on = [&](const std::string& listen, const std::string& db) {
+    return std::make_unique<ServerProcess>(
+        CHAT_SERVER_BINARY,
+        std::vector<std::string>{absl::StrCat("--listen=", listen),
+                                 absl::StrCat("--store=sqlite:", dir, "/", db),
+                                 "--provider=echo", "--echo_delay=1ms",
+                                 "--shutdown_grace=2s"});
+  };
+  std::unique_ptr<ServerProcess> old_server = server_on("127.0.0.2:0", "a.db");
+  ASSERT_TRUE(old_server->Start().ok()) << old_server->Log();
+  const int port = old_server->port();
+
+  FakeDnsServer dns;
+  ASSERT_NE(dns.port(), 0);
+  const std::vector<std::string> names =
+      two_names ? std::vector<std::string>{"chat-a.test", "chat-b.test"}
+                : std::vector<std::string>{"chat-server.test"};
+  std::vector<std::string> targets;
+  for (const std::string& name : names) {
+    dns.Set(name, "127.0.0.2");
+    targets.push_back(
+        absl::StrCat("dns://127.0.0.1:", dns.port(), "/", name, ":", port));
+  }
+  ServerProcess gateway(
+      CHAT_GATEWAY_BINARY,
+      {"--listen=127.0.0.1:0",
+       absl::StrCat("--backend=", absl::StrJoin(targets, ","))});
+  ASSERT_TRUE(gateway.Start().ok()) << gateway.Log();
+  const std::string base = absl::StrCat("http://127.0.0.1:", gateway.port());
+  auto post = [&](const std::string& session) {
+    return Curl(
+        {"--max-time", "60", "-X", "POST", base + "/v1/chat", "-H",
+         "Content-Type: application/json", "-H", "grpc-timeout: 10S", "-d",
+         absl::StrCat(R"({"session_id":")", session, R"(","message":"hi"})")});
+  };
+  HttpResult before = post("before");
+  ASSERT_EQ(before.status, 200) << before.body << gateway.Log();
+
+  // The old server goes, and its name with it, for ten lookups in a row.
+  std::vector<int> lookups;
+  for (const std::string& name : names) {
+    dns.Remove(name);
+    lookups.push_back(dns.Lookups(name));
+  }
+  ASSERT_TRUE(old_server->Stop(SIGKILL).ok());
+  const absl::Time gone_at = absl::Now();
+  constexpr int kFailedLookups = 10;
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_TRUE(dns.WaitForLookups(names[i], lookups[i] + kFailedLookups,
+                                   absl::Seconds(90)))
+        << gateway.Log();
+  }
+  const absl::Duration gone_for = absl::Now() - gone_at;
+
+  // The new server, at another address on the same port; a call arrives
+  // while its name still does not resolve.
+  std::unique_ptr<ServerProcess> new_server =
+      server_on(absl::StrCat("127.0.0.3:", port), "b.db");
+  ASSERT_TRUE(new_server->Start().ok()) << new_server->Log();
+  HttpResult in_flight;
+  std::thread call([&] { in_flight = post("in-flight"); });
+  // Its connection is open (the scrape's own is the other one).
+  EXPECT_TRUE(Eventually([&] {
+    return SampleValue(Curl({base + "/metrics"}).body,
+                       "chatd_gateway_open_connections") >= 2;
+  }));
+  for (const std::string& name : names) dns.Set(name, "127.0.0.3");
+  const absl::Time back_at = absl::Now();
+  call.join();
+  const absl::Duration gap = absl::Now() - back_at;
+  EXPECT_EQ(in_flight.status, 200) << in_flight.body << gateway.Log();
+  HttpResult after = post("after");
+  EXPECT_EQ(after.status, 200) << after.body;
+  std::cout << names.size() << " name(s) gone for "
+            << absl::FormatDuration(gone_for) << " (" << kFailedLookups
+            << " failed lookups each); the call waiting meanwhile was served "
+            << absl::FormatDuration(gap) << " after the name came back\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(OneOrTwoNames, GatewayFollowsANameBackTest,
+                         ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "TwoNames" : "OneName";
+                         });
 
 }  // namespace
 }  // namespace chat::gateway
