@@ -109,6 +109,9 @@ struct BackendChannel {
   std::shared_ptr<grpc::Channel> channel;
   // Null for a target that resolves no name (IP addresses, unix:).
   std::function<std::shared_ptr<grpc::Channel>()> remake;
+  // False for grpc::Server::InProcessChannel, which has no connection to
+  // start and no connectivity state to ask for.
+  bool connects = true;
 };
 
 // MakeBackendChannels, each channel with its `remake`.

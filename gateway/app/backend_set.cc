@@ -88,8 +88,8 @@ BackendSet::BackendSet(std::vector<BackendChannel> backends)
   }
   // Connects (and starts the health watches) now rather than on the first
   // call, so that call does not wait for the handshake.
-  for (size_t i = 0; i < size_; ++i) {
-    ChannelAt(i)->GetState(/*try_to_connect=*/true);
+  for (const BackendChannel& backend : backends) {
+    if (backend.connects) backend.channel->GetState(/*try_to_connect=*/true);
   }
   WaitingCalls();  // Listed from the start, at 0.
   RemadeChannels();

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -11,6 +12,7 @@
 #include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/net_address.h"
+#include "gateway/app/backend_channel.h"
 #include "gateway/app/backend_set.h"
 #include "gateway/http/http_metrics.h"
 #include "gateway/transcode/routes.h"
@@ -111,7 +113,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
   // One channel: every call starts on it at once (BackendSet never waits for
   // a READY state, which an in-process channel does not have).
   http->gateway_ = std::make_unique<gateway::Gateway>(
-      std::make_shared<gateway::BackendSet>(std::move(channel)),
+      std::make_shared<gateway::BackendSet>(
+          std::vector<gateway::BackendChannel>{gateway::BackendChannel{
+              "in-process", std::move(channel), {}, /*connects=*/false}}),
       *std::move(routes), std::move(options.gateway));
   http->server_ = std::make_unique<gateway::HttpServer>(
       options.http, [gateway = http->gateway_.get()](
