@@ -78,7 +78,8 @@ export class SessionList {
     if (known) this.setTitle(li, known);
     else {
       this.setTitle(li, turns === 0 ? 'Empty chat' : id);
-      if (turns !== 0) this.queueTitle(li);
+      // Once the item is in the list (fetches skip items no longer there).
+      if (turns !== 0) queueMicrotask(() => this.queueTitle(li));
     }
     return li;
   }
