@@ -61,10 +61,10 @@ try {
   await page.fill('#model', 'claude-sonnet-4-6');
   await page.fill('#system-prompt', 'You are a concise programming assistant.');
   await page.click('#chat-options summary');
-  await page.fill('#message', CODE_QUESTION);
+  await page.fill('#message', 'Hi! Can you help me with the JS client?');
   await page.keyboard.press('Enter');
   await page.locator('.message.assistant .meta').filter({ hasText: '$' }).waitFor();
-  await page.fill('#message', 'And how do I stop it?');
+  await page.fill('#message', CODE_QUESTION);
   await page.keyboard.press('Enter');
   await page.locator('.message.assistant .meta').nth(1).filter({ hasText: '$' }).waitFor();
   await page.locator('.copy-code').first().focus();
