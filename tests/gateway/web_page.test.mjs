@@ -29,18 +29,23 @@ function launch() {
 }
 
 // A fresh browser profile (its own localStorage) on the app. `dialogs`
-// collects alert/confirm/prompt, `errors` uncaught page errors: both must
-// stay empty.
+// collects alert/confirm/prompt, `errors` uncaught page errors, `blocked`
+// what the page's Content-Security-Policy refused: all must stay empty (the
+// sanitizer, not the policy, is what keeps payloads inert).
 async function openApp(browser, base, contextOptions = {}, hash = '') {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const dialogs = [];
   const errors = [];
+  const blocked = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+  });
   await page.goto(`${base}/web/${hash}`);
   await page.locator('#session-id').filter({ hasText: /./ }).waitFor();
-  return { context, page, dialogs, errors };
+  return { context, page, dialogs, errors, blocked };
 }
 
 const assistant = (page) => page.locator('.message.assistant');
@@ -192,7 +197,7 @@ describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium ins
   });
 
   it('keeps script in a message, a reply, a title or a session id inert and visible as text', async () => {
-    const { page, context, dialogs } = await openApp(browser, stack.base);
+    const { page, context, dialogs, errors, blocked } = await openApp(browser, stack.base);
     const payload = '<img src=x onerror="window.__xss=\'img\';alert(1)"> '
       + '<script>window.__xss="script"</script> '
       + '[click me](javascript:window.__xss=\'link\') '
@@ -234,6 +239,8 @@ describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium ins
     assert.equal(await page.evaluate(() => window.__xss), undefined);
     assert.equal(await page.locator('#notice img').count(), 0);
     assert.deepEqual(dialogs, []);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(blocked, []);
     await context.close();
   });
 
