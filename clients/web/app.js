@@ -251,6 +251,9 @@ async function send(text) {
       title: store.titleFrom(text), model: options.model, temperature: options.temperature,
     });
     if (!current.title) setTitle(record.title);
+    // Listed at once, as the chat it is about to become; taken out again
+    // if its first turn is not stored.
+    sessions.upsert(id, record.title, { pending: true });
   } else {
     options = { model: record.model, temperature: record.temperature };
   }
@@ -284,6 +287,7 @@ async function send(text) {
     if (first) showOptionsFor(current, store.sessionRecord(id), options.systemPrompt);
     announce(`Answer complete. ${describeTurn(turn)}`);
   } catch (e) {
+    if (first && !(current.id === id && current.exists)) sessions.remove(id);
     if (e.name === 'AbortError') {
       answer.stopped(retry);
       announce('Stopped. The reply was not saved.');
@@ -314,6 +318,12 @@ $('conversation').addEventListener('click', (event) => {
 });
 
 document.addEventListener('keydown', (event) => {
+  // Ctrl+Shift+O (Cmd+Shift+O): a new chat, as in ChatGPT.
+  if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === 'o') {
+    event.preventDefault();
+    newChat();
+    return;
+  }
   if (event.key !== 'Escape' || document.querySelector('dialog[open]')) return;
   if (streaming) {
     event.preventDefault();

@@ -21,6 +21,9 @@ export class SessionList {
     this.nextPageToken = '';
     this.titleQueue = [];
     this.titleFetches = 0;
+    // Chats listed before the server has them (first reply streaming):
+    // id -> title, kept through a reload of the list.
+    this.pending = new Map();
     more.addEventListener('click', () => this.load({ append: true }));
     list.addEventListener('click', (event) => {
       const button = event.target.closest('button.delete-session');
@@ -50,6 +53,11 @@ export class SessionList {
       if (!SESSION_ID.test(s.session_id ?? '') || this.item(s.session_id)) continue;
       this.list.append(this.makeItem(s.session_id, s.turns));
     }
+    if (!append) {
+      for (const [id, title] of [...this.pending].reverse()) {
+        if (!this.item(id)) this.list.prepend(this.makeItem(id, 1, title));
+      }
+    }
     this.nextPageToken = page.next_page_token ?? '';
     this.more.hidden = !this.nextPageToken;
     this.update();
@@ -60,7 +68,7 @@ export class SessionList {
     return null;
   }
 
-  makeItem(id, turns) {
+  makeItem(id, turns, knownTitle = '') {
     const li = document.createElement('li');
     li.dataset.id = id;
     const link = document.createElement('a');
@@ -74,7 +82,7 @@ export class SessionList {
     del.className = 'delete-session';
     del.textContent = '×';
     li.append(link, del);
-    const known = sessionRecord(id).title;
+    const known = knownTitle || sessionRecord(id).title;
     if (known) this.setTitle(li, known);
     else {
       this.setTitle(li, turns === 0 ? 'Empty chat' : id);
@@ -116,15 +124,19 @@ export class SessionList {
     }
   }
 
-  // Puts session `id` at the top (it just had a turn), titled `title`.
-  upsert(id, title) {
-    const li = this.item(id) ?? this.makeItem(id, 1);
+  // Puts session `id` at the top (it just had a turn), titled `title`;
+  // `pending` while its first turn is not stored yet.
+  upsert(id, title, { pending = false } = {}) {
+    if (pending) this.pending.set(id, title);
+    else this.pending.delete(id);
+    const li = this.item(id) ?? this.makeItem(id, 1, title);
     if (title) this.setTitle(li, title);
     this.list.prepend(li);
     this.update();
   }
 
   remove(id) {
+    this.pending.delete(id);
     this.item(id)?.remove();
     this.update();
   }

@@ -250,8 +250,14 @@ describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium ins
     await page.fill('#message', words(80));
     await page.click('#send');
     await waitForPartialAnswer(page);
+    // The chat is listed while its first reply streams...
+    const pendingTitle = `${words(80).slice(0, 57)}…`;
+    assert.equal((await sessionTitles(page))[0], pendingTitle);
     await page.click('#stop');
     await page.locator('.turn-stopped', { hasText: 'Stopped. This reply was not saved.' }).waitFor();
+    // ...and no longer once it was stopped: the session does not exist.
+    assert.ok(!(await sessionTitles(page)).includes(pendingTitle));
+    assert.equal((await history(stack.base, session)).status, 404);
     assert.ok(await page.locator('#send').isVisible());
     // The server serves a session's calls in order: once the next turn is
     // answered, the stopped one is over, and it was not stored (the echo
@@ -301,6 +307,13 @@ describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium ins
     await page.keyboard.type('   ');
     await page.keyboard.press('Enter');
     assert.equal(await page.locator('.message.user').count(), 1);
+    // Ctrl+Shift+O starts a new chat, ready to type in.
+    const before = await page.textContent('#session-id');
+    await page.keyboard.press('Control+Shift+O');
+    await page.locator('#welcome').waitFor();
+    assert.notEqual(await page.textContent('#session-id'), before);
+    assert.equal(await page.locator('.message').count(), 0);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'message');
     await context.close();
   });
 
