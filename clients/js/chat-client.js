@@ -8,6 +8,9 @@
 // status and message (ChatError), Server-Sent Events streaming on
 // /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
 // deleteSession() and an optional API key (Authorization: Bearer).
+// getHistory(), reset() and deleteSession() take an optional sessionId, so
+// one client can manage every session (the web app's sidebar); the
+// rate-limit headers of the last answer are kept in `rateLimit`.
 //
 //   import { ChatClient } from './chat-client.js';
 //   const client = new ChatClient('http://localhost:8000');
@@ -22,15 +25,32 @@ const HTTP_STATUS_OF_GRPC_CODE = {
 };
 
 // A failed call: `status` is the HTTP status, `code` the gRPC status code
-// from the gateway's error body ({"code", "message", "details"}).
+// from the gateway's error body ({"code", "message", "details"}),
+// `retryAfter` the seconds of a Retry-After header (429, 503), if any.
 export class ChatError extends Error {
-  constructor(status, message, code = undefined, details = []) {
+  constructor(status, message, code = undefined, details = [], retryAfter = undefined) {
     super(message);
     this.name = 'ChatError';
     this.status = status;
     this.code = code;
     this.details = details;
+    this.retryAfter = retryAfter;
   }
+}
+
+// The x-ratelimit-* headers of an answer (API.md, "Per-key limits") as
+// numbers, or undefined when the key has no limit (no such headers).
+function rateLimitOf(headers) {
+  const out = {};
+  for (const kind of ['requests', 'tokens']) {
+    for (const field of ['limit', 'remaining', 'reset']) {
+      const value = headers?.get?.(`x-ratelimit-${field}-${kind}`);
+      if (value === null || value === undefined) continue;
+      const key = field + kind[0].toUpperCase() + kind.slice(1);
+      out[key] = field === 'reset' ? value : Number(value);
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 function generateSessionId() {
@@ -51,7 +71,9 @@ async function errorFrom(response) {
   // An ndjson error line wraps the body in {"error": ...}.
   if (body && body.error && typeof body.error === 'object') body = body.error;
   const message = body?.message ?? (text || response.statusText || `HTTP ${response.status}`);
-  return new ChatError(response.status, message, body?.code, body?.details ?? []);
+  const retryAfter = Number(response.headers?.get?.('retry-after') ?? NaN);
+  return new ChatError(response.status, message, body?.code, body?.details ?? [],
+    Number.isFinite(retryAfter) ? retryAfter : undefined);
 }
 
 // Yields {event, data} for each Server-Sent Event of `body`, however the
@@ -102,6 +124,18 @@ export class ChatClient {
     this.apiKey = options.apiKey;
     this.systemPrompt = options.systemPrompt;
     this._fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // The x-ratelimit-* headers of the last answer ({limitRequests,
+    // remainingRequests, resetRequests, limitTokens, ...}); undefined
+    // when it had none.
+    this.rateLimit = undefined;
+  }
+
+  _noteResponse(response) {
+    this.rateLimit = rateLimitOf(response.headers);
+  }
+
+  _sessionPath(options, suffix = '') {
+    return `/v1/sessions/${encodeURIComponent(options.sessionId ?? this.sessionId)}${suffix}`;
   }
 
   // The template's name for making a session id.
@@ -122,6 +156,7 @@ export class ChatClient {
       init.body = JSON.stringify(body);
     }
     const response = await this._fetch(this.baseUrl + path, init);
+    this._noteResponse(response);
     if (!response.ok) throw await errorFrom(response);
     return response.json();
   }
@@ -160,6 +195,7 @@ export class ChatClient {
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
     });
+    this._noteResponse(response);
     if (!response.ok) throw await errorFrom(response);
     let finalTurn;
     for await (const { event, data } of readSse(response.body)) {
@@ -216,23 +252,22 @@ export class ChatClient {
   }
 
   // {session_id, messages: [{role, content, timestamp}], turn_count, ...};
-  // ChatError 404 for a session with no stored turn.
+  // ChatError 404 for a session with no stored turn. Options: sessionId
+  // (this client's by default), signal.
   async getHistory(options = {}) {
-    return this._call('GET', `/v1/sessions/${encodeURIComponent(this.sessionId)}/history`,
-      undefined, options.signal);
+    return this._call('GET', this._sessionPath(options, '/history'), undefined, options.signal);
   }
 
   // Empties the session, keeping its system prompt: {status: 'reset' or
-  // 'not_found', session_id, previous_turns}.
+  // 'not_found', session_id, previous_turns}. Options as getHistory's.
   async reset(options = {}) {
-    return this._call('POST', `/v1/sessions/${encodeURIComponent(this.sessionId)}:reset`,
-      undefined, options.signal);
+    return this._call('POST', this._sessionPath(options, ':reset'), undefined, options.signal);
   }
 
   // Deletes the session: {status: 'cleared' or 'not_found', session_id}.
+  // Options as getHistory's.
   async deleteSession(options = {}) {
-    return this._call('DELETE', `/v1/sessions/${encodeURIComponent(this.sessionId)}`,
-      undefined, options.signal);
+    return this._call('DELETE', this._sessionPath(options), undefined, options.signal);
   }
 
   // A page of sessions, most recent first: {sessions: [...], next_page_token}.

@@ -80,6 +80,45 @@ describe('ChatClient', () => {
     const page = await anonymous.listSessions({ pageSize: 1 });
     assert.equal(page.sessions.length, 1);
   });
+
+  it('reads, resets and deletes any session by its id', async () => {
+    await new ChatClient(stack.base, { sessionId: 'js-other' }).chat('kept elsewhere');
+    const client = new ChatClient(stack.base, { sessionId: 'js-mine' });
+    const history = await client.getHistory({ sessionId: 'js-other' });
+    assert.equal(history.session_id, 'js-other');
+    assert.equal(history.messages[0].content, 'kept elsewhere');
+    assert.equal((await client.reset({ sessionId: 'js-other' })).previous_turns, 1);
+    assert.equal((await client.deleteSession({ sessionId: 'js-other' })).status, 'cleared');
+    await assert.rejects(client.getHistory({ sessionId: 'js-other' }), (e) => e.status === 404);
+    // The client's own session is untouched by all of that.
+    assert.equal(client.sessionId, 'js-mine');
+    assert.equal(client.rateLimit, undefined, 'no key, no limits');
+  });
+});
+
+describe('ChatClient rate-limit headers', () => {
+  const limitHeaders = {
+    'x-ratelimit-limit-requests': '2', 'x-ratelimit-remaining-requests': '0',
+    'x-ratelimit-reset-requests': '41s',
+  };
+  it('keeps the last answer\'s x-ratelimit headers and a 429\'s Retry-After', async () => {
+    let status = 200;
+    const client = new ChatClient('http://127.0.0.1:9', {
+      fetch: async () => (status === 200
+        ? Response.json({ sessions: [], next_page_token: '' }, { headers: limitHeaders })
+        : Response.json({ code: 8, message: 'requests_per_minute exceeded', details: [] },
+          { status, headers: { ...limitHeaders, 'retry-after': '41' } })),
+    });
+    await client.listSessions();
+    assert.deepEqual(client.rateLimit,
+      { limitRequests: 2, remainingRequests: 0, resetRequests: '41s' });
+    status = 429;
+    await assert.rejects(client.chat('hi'), (e) => {
+      assert.equal(e.status, 429);
+      assert.equal(e.retryAfter, 41);
+      return true;
+    });
+  });
 });
 
 // Byte streams the client may meet behind other servers and proxies, given
