@@ -19,8 +19,11 @@
 #include "gateway/transcode/status_mapping.h"
 #include "gateway/transcode/transcoder.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/client_callback.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
 
 namespace chat::gateway {
 namespace {
@@ -49,26 +52,31 @@ std::string Header(const HttpRequest& request, absl::string_view name) {
   return std::string(it->value().data(), it->value().size());
 }
 
+// Straight into gRPC's slices (no intermediate string, no copy of it).
 grpc::ByteBuffer Serialize(const Message& message) {
-  std::string bytes = message.SerializeAsString();
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
+  grpc::ByteBuffer buffer;
+  bool own_buffer = false;
+  grpc::Status status =
+      grpc::GenericSerialize<grpc::ProtoBufferWriter, Message>(message, &buffer,
+                                                               &own_buffer);
+  // Serializing a message we built cannot fail unless this program is wrong.
+  if (!status.ok()) std::abort();
+  return buffer;
 }
 
-// Parses `buffer` as a message of `type`; nullptr if it does not parse.
+// Parses `buffer` as a message of `type`, reading gRPC's slices in place;
+// nullptr if it does not parse.
 std::unique_ptr<Message> Parse(const grpc::ByteBuffer& buffer,
                                const google::protobuf::Descriptor* type) {
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return nullptr;
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
   const Message* prototype =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(type);
   if (prototype == nullptr) return nullptr;
+  // The reader consumes the buffer; the copy shares its slices.
+  grpc::ByteBuffer view(buffer);
+  grpc::ProtoBufferReader reader(&view);
+  if (!reader.status().ok()) return nullptr;
   std::unique_ptr<Message> message(prototype->New());
-  if (!message->ParseFromString(bytes)) return nullptr;
+  if (!message->ParseFromZeroCopyStream(&reader)) return nullptr;
   return message;
 }
 

@@ -3,6 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gateway/transcode/flat_json.h"
 #include "gateway/transcode/json_printer.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/stubs/common.h"
@@ -285,7 +286,12 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(
 
   const bool body_is_blank =
       body.find_first_not_of(" \t\r\n") == absl::string_view::npos;
-  if (!body_field.empty() && !body_is_blank) {
+  // The usual body, a flat object of scalars, is read in one pass;
+  // anything else (and every error) through protobuf's parser.
+  const bool read_flat = body_field == "*" && !body_is_blank &&
+                         ReadFlatJsonObject(body, message.get());
+  if (!read_flat && body_field == "*") message->Clear();
+  if (!body_field.empty() && !body_is_blank && !read_flat) {
     if (absl::Status s = CheckJsonObject(body); !s.ok()) return s;
     std::string json;
     if (body_field == "*") {

@@ -7,6 +7,7 @@
 #include "absl/strings/strip.h"
 #include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
+#include "server/llm/request_json.h"
 
 namespace chat::llm {
 namespace {
@@ -197,18 +198,39 @@ class AnthropicDecoder final : public StreamDecoder {
 
 HttpRequest AnthropicProtocol::BuildRequest(
     const CompletionRequest& request) const {
-  json body;
-  body["model"] = request.model.empty() ? config_.default_model : request.model;
-  body["max_tokens"] = request.max_tokens.value_or(config_.default_max_tokens);
-  if (!request.system_prompt.empty()) body["system"] = request.system_prompt;
-  json messages = json::array();
+  // Written in one pass, with the bytes nlohmann's dump of the same document
+  // gave: members in its (sorted) key order, strings escaped its way.
+  std::string body;
+  size_t size = 128 + request.system_prompt.size() + request.model.size() +
+                config_.default_model.size();
   for (const PromptMessage& m : request.messages) {
-    messages.push_back({{"role", m.role}, {"content", m.content}});
+    size += 32 + m.role.size() + m.content.size();
   }
-  body["messages"] = std::move(messages);
-  if (request.temperature.has_value())
-    body["temperature"] = *request.temperature;
-  body["stream"] = true;
+  body.reserve(size);
+  absl::StrAppend(&body, "{\"max_tokens\":",
+                  request.max_tokens.value_or(config_.default_max_tokens),
+                  ",\"messages\":[");
+  for (size_t i = 0; i < request.messages.size(); ++i) {
+    const PromptMessage& m = request.messages[i];
+    body.append(i == 0 ? "{\"content\":" : ",{\"content\":");
+    AppendJsonString(m.content, &body);
+    body.append(",\"role\":");
+    AppendJsonString(m.role, &body);
+    body.push_back('}');
+  }
+  body.append("],\"model\":");
+  AppendJsonString(
+      request.model.empty() ? config_.default_model : request.model, &body);
+  body.append(",\"stream\":true");
+  if (!request.system_prompt.empty()) {
+    body.append(",\"system\":");
+    AppendJsonString(request.system_prompt, &body);
+  }
+  if (request.temperature.has_value()) {
+    body.append(",\"temperature\":");
+    AppendJsonDouble(*request.temperature, &body);
+  }
+  body.push_back('}');
 
   HttpRequest http;
   http.url =
@@ -217,8 +239,7 @@ HttpRequest AnthropicProtocol::BuildRequest(
                   "anthropic-version: 2023-06-01",
                   "content-type: application/json",
                   "accept: text/event-stream"};
-  // Invalid UTF-8 is replaced rather than thrown on.
-  http.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  http.body = std::move(body);
   return http;
 }
 

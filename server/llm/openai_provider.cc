@@ -7,6 +7,7 @@
 #include "absl/strings/strip.h"
 #include "server/llm/json_scan.h"
 #include "server/llm/provider_error.h"
+#include "server/llm/request_json.h"
 
 namespace chat::llm {
 namespace {
@@ -155,28 +156,48 @@ class OpenAiDecoder final : public StreamDecoder {
 
 HttpRequest OpenAiProtocol::BuildRequest(
     const CompletionRequest& request) const {
-  json messages = json::array();
-  if (!request.system_prompt.empty()) {
-    messages.push_back(
-        {{"role", "system"}, {"content", request.system_prompt}});
-  }
-  for (const PromptMessage& m : request.messages) {
-    messages.push_back({{"role", m.role}, {"content", m.content}});
-  }
-  json body;
-  body["model"] = request.model.empty() ? config_.default_model : request.model;
-  body["messages"] = std::move(messages);
   // OpenAI's own API has deprecated max_tokens (its reasoning models refuse
   // it); compatible servers (Groq, Ollama, vLLM, llama.cpp) all read it.
   const char* limit_field =
       absl::StrContains(config_.base_url, "api.openai.com")
-          ? "max_completion_tokens"
-          : "max_tokens";
-  body[limit_field] = request.max_tokens.value_or(config_.default_max_tokens);
-  if (request.temperature.has_value())
-    body["temperature"] = *request.temperature;
-  body["stream"] = true;
-  body["stream_options"] = {{"include_usage", true}};
+          ? "{\"max_completion_tokens\":"
+          : "{\"max_tokens\":";
+  // Written in one pass, with the bytes nlohmann's dump of the same document
+  // gave: members in its (sorted) key order, strings escaped its way.
+  std::string body;
+  size_t size = 160 + request.system_prompt.size() + request.model.size() +
+                config_.default_model.size();
+  for (const PromptMessage& m : request.messages) {
+    size += 32 + m.role.size() + m.content.size();
+  }
+  body.reserve(size);
+  absl::StrAppend(&body, limit_field,
+                  request.max_tokens.value_or(config_.default_max_tokens),
+                  ",\"messages\":[");
+  bool first = true;
+  auto append_message = [&](absl::string_view role, absl::string_view content) {
+    body.append(first ? "{\"content\":" : ",{\"content\":");
+    first = false;
+    AppendJsonString(content, &body);
+    body.append(",\"role\":");
+    AppendJsonString(role, &body);
+    body.push_back('}');
+  };
+  if (!request.system_prompt.empty()) {
+    append_message("system", request.system_prompt);
+  }
+  for (const PromptMessage& m : request.messages) {
+    append_message(m.role, m.content);
+  }
+  body.append("],\"model\":");
+  AppendJsonString(
+      request.model.empty() ? config_.default_model : request.model, &body);
+  body.append(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+  if (request.temperature.has_value()) {
+    body.append(",\"temperature\":");
+    AppendJsonDouble(*request.temperature, &body);
+  }
+  body.push_back('}');
 
   HttpRequest http;
   http.url = absl::StrCat(absl::StripSuffix(config_.base_url, "/"),
@@ -187,7 +208,7 @@ HttpRequest OpenAiProtocol::BuildRequest(
     http.headers.push_back(
         absl::StrCat("authorization: Bearer ", config_.api_key));
   }
-  http.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  http.body = std::move(body);
   return http;
 }
 

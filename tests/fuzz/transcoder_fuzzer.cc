@@ -6,7 +6,8 @@
 // route's response message, which is printed back (MessageToJson,
 // SplitStreamEvent) as the gateway prints answers. Checks: CheckJsonObject
 // agrees with a JSON parser; whatever BuildRequest accepts prints as JSON
-// that reads back into an equal message.
+// that reads back into an equal message; whatever the flat fast path
+// (ReadFlatJsonObject) reads, protobuf's parser reads into the same bytes.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,10 +20,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "chat/v1/chat.pb.h"
+#include "gateway/transcode/flat_json.h"
 #include "gateway/transcode/path_template.h"
 #include "gateway/transcode/routes.h"
 #include "gateway/transcode/transcoder.h"
 #include "google/protobuf/util/field_comparator.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
 #include "tests/fuzz/fuzz_check.h"
@@ -65,6 +68,25 @@ void CheckRoundTrip(const Message& message) {
              "printed JSON reads back as another message");
 }
 
+// The fast path may only take a body protobuf's parser reads the same way.
+void CheckFlatAgrees(const Descriptor* type, absl::string_view body) {
+  const Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(type);
+  std::unique_ptr<Message> fast(prototype->New());
+  if (!chat::gateway::ReadFlatJsonObject(body, fast.get())) return;
+  FUZZ_CHECK(chat::gateway::CheckJsonObject(body).ok(),
+             "the flat reader took malformed JSON");
+  std::unique_ptr<Message> slow(prototype->New());
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  FUZZ_CHECK(google::protobuf::util::JsonStringToMessage(std::string(body),
+                                                         slow.get(), options)
+                 .ok(),
+             "the flat reader took what protobuf refuses");
+  FUZZ_CHECK(fast->SerializeAsString() == slow->SerializeAsString(),
+             "the flat reader and protobuf read different messages");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -91,6 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     match.bindings.clear();
   }
 
+  CheckFlatAgrees(route->method->input_type(), body);
   absl::StatusOr<std::unique_ptr<Message>> request = BuildRequest(
       route->method->input_type(), route->body, body, match.bindings,
       chat::gateway::ParseQueryString(path_query.second));

@@ -175,5 +175,44 @@ TEST(AnthropicProtocolTest, BuildsTheMessagesRequest) {
   EXPECT_FALSE(body.contains("temperature"));
 }
 
+// The body as the provider built it before it wrote JSON itself: an
+// nlohmann document, dumped. The writer must give the same bytes.
+std::string NlohmannBody(const AnthropicConfig& config,
+                         const CompletionRequest& request) {
+  nlohmann::json body;
+  body["model"] = request.model.empty() ? config.default_model : request.model;
+  body["max_tokens"] = request.max_tokens.value_or(config.default_max_tokens);
+  if (!request.system_prompt.empty()) body["system"] = request.system_prompt;
+  nlohmann::json messages = nlohmann::json::array();
+  for (const PromptMessage& m : request.messages) {
+    messages.push_back({{"role", m.role}, {"content", m.content}});
+  }
+  body["messages"] = std::move(messages);
+  if (request.temperature.has_value()) {
+    body["temperature"] = *request.temperature;
+  }
+  body["stream"] = true;
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+TEST(AnthropicProtocolTest, BodyHasTheBytesNlohmannGave) {
+  AnthropicConfig config;
+  AnthropicProtocol protocol(config);
+  CompletionRequest request;
+  request.messages = {{"user", "Hi"}};
+  EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
+  request.system_prompt = "Say \"hi\"\n\t\x01 caf\xc3\xa9 \xff\xfe end";
+  request.messages = {{"user", "a\\b / \x7f \xf0\x9f\x98\x80"},
+                      {"assistant", ""},
+                      {"user", "\xed\xa0\x80 \xc3"}};
+  request.model = "m\"odel";
+  request.max_tokens = 65536;
+  request.temperature = 0.7;
+  EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
+  request.temperature = 1.0;
+  request.messages.clear();
+  EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
+}
+
 }  // namespace
 }  // namespace chat::llm

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/llm/sse_parser.h"
@@ -160,6 +161,57 @@ TEST(OpenAiProtocolTest, NoKeyNoAuthorizationHeader) {
   HttpRequest http = OpenAiProtocol(config).BuildRequest(CompletionRequest{});
   for (const std::string& h : http.headers) {
     EXPECT_THAT(h, ::testing::Not(HasSubstr("authorization")));
+  }
+}
+
+// The body as the provider built it before it wrote JSON itself: an
+// nlohmann document, dumped. The writer must give the same bytes.
+std::string NlohmannBody(const OpenAiConfig& config,
+                         const CompletionRequest& request) {
+  nlohmann::json messages = nlohmann::json::array();
+  if (!request.system_prompt.empty()) {
+    messages.push_back(
+        {{"role", "system"}, {"content", request.system_prompt}});
+  }
+  for (const PromptMessage& m : request.messages) {
+    messages.push_back({{"role", m.role}, {"content", m.content}});
+  }
+  nlohmann::json body;
+  body["model"] = request.model.empty() ? config.default_model : request.model;
+  body["messages"] = std::move(messages);
+  const char* limit_field = absl::StrContains(config.base_url, "api.openai.com")
+                                ? "max_completion_tokens"
+                                : "max_tokens";
+  body[limit_field] = request.max_tokens.value_or(config.default_max_tokens);
+  if (request.temperature.has_value()) {
+    body["temperature"] = *request.temperature;
+  }
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+TEST(OpenAiProtocolTest, BodyHasTheBytesNlohmannGave) {
+  for (const char* base_url :
+       {"https://api.openai.com/v1", "http://127.0.0.1:11434/v1"}) {
+    OpenAiConfig config;
+    config.base_url = base_url;
+    OpenAiProtocol protocol(config);
+    CompletionRequest request;
+    EXPECT_EQ(protocol.BuildRequest(request).body,
+              NlohmannBody(config, request));
+    request.messages = {{"user", "Hi"}};
+    EXPECT_EQ(protocol.BuildRequest(request).body,
+              NlohmannBody(config, request));
+    request.system_prompt = "Say \"hi\"\n\t\x01 caf\xc3\xa9 \xff\xfe end";
+    request.messages = {{"user", "a\\b / \x7f \xf0\x9f\x98\x80"},
+                        {"assistant", ""},
+                        {"user", "\xed\xa0\x80 \xc3"}};
+    request.model = "m\"odel";
+    request.max_tokens = 7;
+    request.temperature = 0.25;
+    EXPECT_EQ(protocol.BuildRequest(request).body,
+              NlohmannBody(config, request));
   }
 }
 
