@@ -23,6 +23,10 @@ using StaticFiles = absl::flat_hash_map<std::string, StaticFile>;
 // copies from npm). A folder's index.html also answers its bare path
 // ("/web" and "/web/"). Only files with a known web type are served;
 // node_modules folders, dotfiles and anything else in the root are not.
+// A symbolic link is followed only to a file inside the root (the root's
+// own path resolved too) that is itself of a served type and in no dot
+// folder; links leaving the root, dangling ones and links to directories
+// are skipped.
 // An empty or missing root gives no files.
 StaticFiles LoadStaticFiles(const std::string& web_root);
 

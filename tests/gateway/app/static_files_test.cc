@@ -72,6 +72,55 @@ TEST_F(StaticFilesTest, LeavesOutPackagesDotfilesUnknownTypesAndOtherFolders) {
                                           Key("/web/sub/index.html")));
 }
 
+TEST_F(StaticFilesTest, LinksLeavingTheRootAreRefused) {
+  // Outside the root: a file beside it, as a key or /etc/passwd would be.
+  const std::filesystem::path outside = root_.string() + "-outside";
+  std::filesystem::remove_all(outside);
+  std::filesystem::create_directories(outside);
+  std::ofstream(outside / "secret.js") << "outside";
+  Write("web/index.html", "app");
+  Write("web/app.js", "app();");
+  Write("shared/common.js", "common();");
+  Write(".env", "SECRET=1");
+  Write("config.yaml", "password: 1");
+  std::filesystem::create_symlink(outside / "secret.js", root_ / "web/leak.js");
+  std::filesystem::create_symlink(
+      "../../" + root_.filename().string() + "-outside/secret.js",
+      root_ / "web/relative-leak.js");
+  std::filesystem::create_symlink(outside, root_ / "web/outdir");
+  std::filesystem::create_symlink(outside, root_ / "vendor");
+  std::filesystem::create_symlink("../.env", root_ / "web/env.js");
+  std::filesystem::create_symlink("../config.yaml", root_ / "web/config.js");
+  std::filesystem::create_symlink("missing.js", root_ / "web/dangling.js");
+  // Inside the root, to a file of a served type: followed.
+  std::filesystem::create_symlink("../shared/common.js",
+                                  root_ / "web/common.js");
+  std::filesystem::create_symlink("app.js", root_ / "web/alias.js");
+
+  const StaticFiles files = LoadStaticFiles(root_.string());
+
+  EXPECT_THAT(
+      files, UnorderedElementsAre(Key("/web"), Key("/web/"),
+                                  Key("/web/index.html"), Key("/web/app.js"),
+                                  Key("/web/common.js"), Key("/web/alias.js")));
+  EXPECT_EQ(files.at("/web/common.js").body, "common();");
+  std::filesystem::remove_all(outside);
+}
+
+TEST_F(StaticFilesTest, ARootReachedThroughALinkIsServed) {
+  // The root's own path may be a link (a deploy's current -> release-7).
+  Write("web/index.html", "app");
+  const std::filesystem::path link = root_.string() + "-link";
+  std::filesystem::remove_all(link);
+  std::filesystem::create_directory_symlink(root_, link);
+
+  const StaticFiles files = LoadStaticFiles(link.string());
+
+  EXPECT_THAT(files, UnorderedElementsAre(Key("/web"), Key("/web/"),
+                                          Key("/web/index.html")));
+  std::filesystem::remove(link);
+}
+
 TEST_F(StaticFilesTest, NoRootOrAMissingRootServesNothing) {
   EXPECT_THAT(LoadStaticFiles(""), IsEmpty());
   EXPECT_THAT(LoadStaticFiles((root_ / "missing").string()), IsEmpty());
