@@ -27,6 +27,8 @@
 #   OUT=DIR           output directory (default bench/out, gitignored;
 #                     bench/out/ALLOCATOR with ALLOCATOR set)
 #   BUILD_DIR=DIR     build tree (default build; configured if missing)
+#   BIN_DIR=DIR       run the binaries in DIR as they are, building nothing
+#                     (an A/B: keep the "before" binaries in a directory)
 #   EMBEDDED=1        one process: chat-server --http_listen serves the REST
 #                     routes itself (no chat-gateway); CPU and RSS are the one
 #                     process's, shown as the server's. Its connection caps
@@ -51,7 +53,7 @@ fi
 read -r -a stores <<<"${STORES:-memory sqlite}"
 out=${OUT:-bench/out${ALLOCATOR:+/$ALLOCATOR}}
 build_dir=${BUILD_DIR:-build}
-bin=$build_dir/bin
+bin=${BIN_DIR:-$build_dir/bin}
 allocator=${ALLOCATOR:-}
 embedded=${EMBEDDED:-0}
 tokens=20
@@ -87,15 +89,20 @@ case "$allocator" in
 esac
 
 # --- build -----------------------------------------------------------------
-if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+if [[ -n "${BIN_DIR:-}" ]]; then
+  build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/{print $2}' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
+  build_type="${build_type:-unknown} (BIN_DIR=$BIN_DIR)"
+elif [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     "${launcher[@]}" >/dev/null
 fi
-cmake --build "$build_dir" -j"${JOBS:-2}" --target chat-server chat-gateway fast_upstream sse_streams \
-  >/dev/null
-build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/{print $2}' "$build_dir/CMakeCache.txt")
+if [[ -z "${BIN_DIR:-}" ]]; then
+  cmake --build "$build_dir" -j"${JOBS:-2}" --target chat-server chat-gateway fast_upstream sse_streams \
+    >/dev/null
+  build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/{print $2}' "$build_dir/CMakeCache.txt")
+fi
 
 # --- processes -------------------------------------------------------------
 # 10,000 streams hold ~10k sockets in each of the gateway, the server, the
@@ -296,7 +303,7 @@ for store in "${stores[@]}"; do
   last=${stream_levels[-1]}
   for n in "${stream_levels[@]}"; do
     start_stack "$store" 50
-    "$build_dir/bin/sse_streams" --target="$gw_addr" --streams="$n" >"$tmp/streams.out" 2>&1 &
+    "$bin/sse_streams" --target="$gw_addr" --streams="$n" >"$tmp/streams.out" 2>&1 &
     load_pid=$!
     peak=0 peak_gw=0 peak_srv=0 client_ticks=0
     g0=$(cpu_ticks "$gw_pid"); s0=$(cpu_ticks "$srv_pid")

@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,9 +51,13 @@ struct CurlMultiLoop::Transfer {
   char error[CURL_ERROR_SIZE] = {0};
 };
 
-absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create() {
+CurlMultiLoop::CurlMultiLoop(CurlMultiLoopOptions options)
+    : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create(
+    CurlMultiLoopOptions options) {
   InitCurlOnce();
-  std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop());
+  std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop(options));
   loop->multi_ = curl_multi_init();
   if (loop->multi_ == nullptr)
     return absl::InternalError("curl_multi_init failed");
@@ -189,6 +194,31 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
         1,
         static_cast<long>(absl::ToInt64Milliseconds(request.deadline - now)));
   }
+  // A plain-HTTP upstream speaks HTTP/1.1 (HTTP/2 is negotiated over TLS
+  // only): each running transfer holds a connection of its own. To reuse one
+  // curl 7.88 walks every connection to the host, busy ones included
+  // (ConnectionExists), and when a transfer ends with its connection kept it
+  // walks the whole cache again (curl_multi_remove_handle): with thousands
+  // of streams in flight that is O(n) per transfer, most of the I/O thread.
+  // So: no search while no connection can be idle (the sockets open are not
+  // more than the running transfers, each holding one or none yet; at worst
+  // an idle one is missed and the next transfer finds it), and under a burst
+  // the connections close at the end instead of piling up idle. Over TLS,
+  // HTTP/2 multiplexes ~100 streams per connection: the walks are short and
+  // the search is what finds a connection to share, so it stays.
+  const bool one_per_transfer =
+      absl::StartsWithIgnoreCase(request.url, "http://");
+  const size_t running = transfers_.size();
+  const long fresh_connect =
+      one_per_transfer &&
+              static_cast<size_t>(std::max(0, open_sockets_.load())) <= running
+          ? 1L
+          : 0L;
+  const long forbid_reuse =
+      one_per_transfer &&
+              running >= static_cast<size_t>(options_.max_reused_connections)
+          ? 1L
+          : 0L;
   absl::Status s = h.SetOption(CURLOPT_URL, request.url.c_str());
   for (absl::Status next : {
            h.SetHeaders(headers),
@@ -203,6 +233,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
            h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_HEADERDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_WRITEDATA, static_cast<void*>(t.get())),
+           h.SetOption(CURLOPT_FRESH_CONNECT, fresh_connect),
+           h.SetOption(CURLOPT_FORBID_REUSE, forbid_reuse),
        }) {
     s.Update(next);
   }
@@ -219,6 +251,13 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
              h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
              h.SetOption(CURLOPT_HEADERFUNCTION, &CurlMultiLoop::OnHeaderLine),
              h.SetOption(CURLOPT_WRITEFUNCTION, &CurlMultiLoop::OnWrite),
+             // The loop, not the transfer: a connection outlives it.
+             h.SetOption(CURLOPT_OPENSOCKETFUNCTION,
+                         &CurlMultiLoop::OnOpenSocket),
+             h.SetOption(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this)),
+             h.SetOption(CURLOPT_CLOSESOCKETFUNCTION,
+                         &CurlMultiLoop::OnCloseSocket),
+             h.SetOption(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this)),
          }) {
       s.Update(next);
     }
@@ -339,6 +378,23 @@ size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
     return 0;  // CURLE_WRITE_ERROR ends the transfer.
   }
   return bytes;
+}
+
+curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
+                                          curlsocktype /*purpose*/,
+                                          curl_sockaddr* address) {
+  auto* loop = static_cast<CurlMultiLoop*>(clientp);
+  int fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
+                  address->protocol);
+  if (fd < 0) return CURL_SOCKET_BAD;
+  loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+  return fd;
+}
+
+int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
+  auto* loop = static_cast<CurlMultiLoop*>(clientp);
+  loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+  return close(s);
 }
 
 int CurlMultiLoop::OnSocket(CURL* /*easy*/, curl_socket_t s, int what,

@@ -73,6 +73,16 @@ class TransferHandler {
   virtual void OnDone(const TransferOutcome& outcome) = 0;
 };
 
+struct CurlMultiLoopOptions {
+  // A transfer to a plain-HTTP upstream (one connection per transfer)
+  // started while this many or more are running closes its connection
+  // when it ends instead of keeping it idle for reuse: curl 7.88 walks
+  // its whole connection cache when a transfer ends, so a cache of
+  // thousands left by a burst of streams would cost O(n) per transfer.
+  // Below it, connections are kept, and reused by the next transfers.
+  int max_reused_connections = 256;
+};
+
 // Runs every upstream HTTP transfer of the process on one libcurl multi
 // handle driven by one I/O thread (curl_multi_socket_action over epoll, the
 // shape of curl's docs/examples/hiperfifo.c), so thousands of concurrent
@@ -86,7 +96,8 @@ class CurlMultiLoop {
   using TransferId = uint64_t;
 
   // kInternal if curl or epoll cannot be set up.
-  static absl::StatusOr<std::unique_ptr<CurlMultiLoop>> Create();
+  static absl::StatusOr<std::unique_ptr<CurlMultiLoop>> Create(
+      CurlMultiLoopOptions options = CurlMultiLoopOptions());
   CurlMultiLoop(const CurlMultiLoop&) = delete;
   CurlMultiLoop& operator=(const CurlMultiLoop&) = delete;
   // Aborts the transfers still running (their handlers get OnDone with
@@ -114,11 +125,13 @@ class CurlMultiLoop {
   }
   // Transfers currently running (for tests and benchmarks).
   int active_transfers() const { return active_count_.load(); }
+  // Sockets curl holds open, to any host (for tests and benchmarks).
+  int open_sockets() const { return open_sockets_.load(); }
 
  private:
   struct Transfer;
 
-  CurlMultiLoop() = default;
+  explicit CurlMultiLoop(CurlMultiLoopOptions options);
   void Loop();
   void AddTransfer(TransferId id, HttpRequest request,
                    std::shared_ptr<TransferHandler> handler);
@@ -138,13 +151,22 @@ class CurlMultiLoop {
   static int OnCurlTimer(CURLM* multi, long timeout_ms, void* userp);
   static size_t OnHeaderLine(char* data, size_t size, size_t n, void* userp);
   static size_t OnWrite(char* data, size_t size, size_t n, void* userp);
+  static curl_socket_t OnOpenSocket(void* clientp, curlsocktype purpose,
+                                    curl_sockaddr* address);
+  static int OnCloseSocket(void* clientp, curl_socket_t s);
 
+  const CurlMultiLoopOptions options_;
   CURLM* multi_ = nullptr;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // An eventfd: Post/RunAt/destructor wake epoll_wait.
   std::thread thread_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int> active_count_{0};
+  // Every socket curl opens and closes goes through OnOpenSocket and
+  // OnCloseSocket: the connections in its cache, idle or not, plus those
+  // being set up. Written on the I/O thread (and by the destructor's
+  // curl_multi_cleanup); atomic for open_sockets().
+  std::atomic<int> open_sockets_{0};
 
   // I/O thread only.
   absl::flat_hash_map<TransferId, std::unique_ptr<Transfer>> transfers_;

@@ -156,15 +156,19 @@ class HttpStreamingProvider::Call final
           std::min(bytes.size(), limit - std::min(limit, body_.size())));
       return true;
     }
+    // The deltas of every event in these bytes go to the sink as one: each
+    // OnDelta is a write down the caller's stream (a lock, a gRPC message, a
+    // hand-off to another thread), and events that arrived together gain
+    // nothing from going out apart.
     const bool go_on = parser_.FeedEach(bytes, [this](const SseEvent& event) {
       absl::Status s = decoder_->OnEvent(event, &deltas_);
-      Emit(&deltas_);
       if (!s.ok()) {
         stream_error_ = s;
         return false;
       }
       return true;
     });
+    Emit(&deltas_);
     if (!go_on) return false;
     if (decoder_->done()) {
       RecordAttempt(http_status_);
@@ -297,11 +301,23 @@ class HttpStreamingProvider::Call final
         absl::ToDoubleSeconds(absl::Now() - attempt_started_));
   }
 
+  // Sends the non-empty `deltas` to the sink as one delta, and clears them.
   void Emit(std::vector<std::string>* deltas) {
+    const std::string* only = nullptr;
+    size_t non_empty = 0;
     for (const std::string& d : *deltas) {
       if (d.empty()) continue;
+      only = &d;
+      ++non_empty;
+    }
+    if (non_empty == 1) {
       emitted_ = true;
-      sink_->OnDelta(d);
+      sink_->OnDelta(*only);
+    } else if (non_empty > 1) {
+      joined_.clear();
+      for (const std::string& d : *deltas) joined_.append(d);
+      emitted_ = true;
+      sink_->OnDelta(joined_);
     }
     deltas->clear();
   }
@@ -344,6 +360,7 @@ class HttpStreamingProvider::Call final
   SseParser parser_;
   std::unique_ptr<StreamDecoder> decoder_;
   std::vector<std::string> deltas_;  // Reused by OnBody; empty between calls.
+  std::string joined_;               // Reused by Emit.
 };
 
 HttpStreamingProvider::HttpStreamingProvider(

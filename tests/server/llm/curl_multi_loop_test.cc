@@ -223,6 +223,57 @@ TEST_F(CurlMultiLoopTest, SequentialTransfersReuseTheConnectionNotTheHeaders) {
             opened_before + control_calls + 1);
 }
 
+// Against a plain-HTTP (HTTP/1.1) upstream, connections are kept for reuse
+// while few transfers run; a transfer started with `max_reused_connections`
+// or more running closes its connection at its end, so a burst leaves no
+// pile of idle connections behind (curl walks them all per transfer). Kept
+// connections are found again by the next transfers, and a transfer started
+// while no connection can be idle opens its own without looking.
+TEST_F(CurlMultiLoopTest, KeepsConnectionsForReuseUpToTheCapOnly) {
+  CurlMultiLoopOptions options;
+  options.max_reused_connections = 2;
+  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> created =
+      CurlMultiLoop::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  CurlMultiLoop& loop = **created;
+
+  // `n` transfers running at once (each has its first delta), then released.
+  auto burst = [&](const std::string& model, int n, int open_while_held) {
+    std::vector<std::shared_ptr<Recorder>> recorders;
+    for (int i = 0; i < n; ++i) {
+      recorders.push_back(std::make_shared<Recorder>(&loop));
+      loop.StartTransfer(Request(model), recorders.back());
+      ASSERT_TRUE(recorders.back()->WaitForBody("text_delta"));
+    }
+    EXPECT_EQ(loop.open_sockets(), open_while_held);
+    upstream_->Release(model);
+    for (auto& r : recorders) {
+      ASSERT_TRUE(r->WaitDone());
+      EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+      EXPECT_THAT(r->body(), HasSubstr("message_stop"));
+    }
+  };
+  // Started with 0 and 1 running: kept; with 2, 3 and 4: closed at the end.
+  burst("hold@loop-cap-1", 5, 5);
+  EXPECT_EQ(loop.open_sockets(), 2);
+
+  // One at a time: each reuses a kept connection.
+  for (int i = 0; i < 3; ++i) {
+    auto r = std::make_shared<Recorder>(&loop);
+    loop.StartTransfer(Request("ok@loop-cap-2"), r);
+    ASSERT_TRUE(r->WaitDone());
+    EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+    EXPECT_EQ(loop.open_sockets(), 2);
+  }
+  EXPECT_EQ(Stats("ok@loop-cap-2")["completed"], 3);
+
+  // Three at once: the first two take the two idle connections, the third
+  // opens one (and closes it at its end, started with 2 running).
+  burst("hold@loop-cap-3", 3, 3);
+  EXPECT_EQ(loop.open_sockets(), 2);
+  EXPECT_EQ(loop.active_transfers(), 0);
+}
+
 // A handle reused for a request without the CA file forgets it: the
 // upstream's private certificate is then refused, and trusted again with it.
 TEST_F(CurlMultiLoopTest, AReusedHandleTrustsOnlyTheCaFileOfItsRequest) {

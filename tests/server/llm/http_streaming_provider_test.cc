@@ -1,13 +1,29 @@
 // The pure pieces of the HTTP provider: backoff, retry-after and error
-// bodies. The transfers themselves are tested end to end against the fake
-// upstream (tests/integration/llm_provider_test.cc).
+// bodies; and how deltas reach the sink, against the fake upstream
+// (tests/fake_upstream/server.mjs). The transfers themselves are tested end
+// to end in tests/integration/llm_provider_test.cc.
 
 #include "server/llm/http_streaming_provider.h"
 
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/llm/anthropic_provider.h"
+#include "tests/testing/fake_upstream.h"
 
 namespace chat::llm {
 namespace {
+
+using ::chat::testing::FakeUpstream;
+using ::testing::Each;
+using ::testing::SizeIs;
 
 TEST(RetryDelayTest, DoublesWithJitterAndCap) {
   HttpProviderOptions options;
@@ -66,6 +82,121 @@ TEST(ParseErrorBodyTest, AnthropicOpenAiAndPlainShapes) {
   ParseErrorBody("<html>Bad Gateway</html>", &type, &message);
   EXPECT_EQ(type, "");
   EXPECT_EQ(message, "");
+}
+
+// Anthropic's decoder, each delta of which comes out as two: its first
+// byte, then the rest.
+class SplittingDecoder final : public StreamDecoder {
+ public:
+  explicit SplittingDecoder(std::unique_ptr<StreamDecoder> inner)
+      : inner_(std::move(inner)) {}
+  absl::Status OnEvent(const SseEvent& event,
+                       std::vector<std::string>* deltas) override {
+    std::vector<std::string> mine;
+    absl::Status s = inner_->OnEvent(event, &mine);
+    for (const std::string& d : mine) {
+      if (d.size() < 2) {
+        deltas->push_back(d);
+        continue;
+      }
+      deltas->push_back(d.substr(0, 1));
+      deltas->push_back(d.substr(1));
+    }
+    return s;
+  }
+  absl::Status OnWholeBody(absl::string_view body,
+                           std::vector<std::string>* deltas) override {
+    return inner_->OnWholeBody(body, deltas);
+  }
+  bool done() const override { return inner_->done(); }
+  absl::StatusOr<CompletionResult> Finish() override {
+    return inner_->Finish();
+  }
+
+ private:
+  std::unique_ptr<StreamDecoder> inner_;
+};
+
+class SplittingProtocol final : public WireProtocol {
+ public:
+  explicit SplittingProtocol(AnthropicConfig config)
+      : inner_(std::move(config)) {}
+  absl::string_view name() const override { return inner_.name(); }
+  HttpRequest BuildRequest(const CompletionRequest& request) const override {
+    return inner_.BuildRequest(request);
+  }
+  std::unique_ptr<StreamDecoder> NewDecoder() const override {
+    return std::make_unique<SplittingDecoder>(inner_.NewDecoder());
+  }
+  absl::string_view request_id_header() const override {
+    return inner_.request_id_header();
+  }
+
+ private:
+  AnthropicProtocol inner_;
+};
+
+class RecordingSink final : public CompletionSink {
+ public:
+  void OnDelta(absl::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    deltas_.emplace_back(text);
+  }
+  void OnComplete(absl::StatusOr<CompletionResult> result) override {
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = result.status();
+    }
+    done_.Notify();
+  }
+  bool WaitDone() {
+    return done_.WaitForNotificationWithTimeout(absl::Seconds(30));
+  }
+  std::vector<std::string> deltas() {
+    absl::MutexLock lock(&mu_);
+    return deltas_;
+  }
+  absl::Status status() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> deltas_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  absl::Notification done_;
+};
+
+// The deltas decoded from one read of the body reach the sink in one
+// OnDelta (each is a write down the caller's stream): a delta the decoder
+// split in two never arrives in halves, and the text is whole.
+TEST(HttpStreamingProviderTest, TheDeltasOfOneReadReachTheSinkAsOne) {
+  if (std::string(CHAT_NODE_BINARY).empty())
+    GTEST_SKIP() << "node was not found at configure time";
+  absl::StatusOr<std::unique_ptr<FakeUpstream>> upstream =
+      FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  AnthropicConfig config;
+  config.api_key = "k";
+  config.base_url = (*upstream)->base_url();
+  HttpStreamingProvider provider(std::make_unique<SplittingProtocol>(config),
+                                 HttpProviderOptions(), *std::move(loop));
+
+  CompletionRequest request;
+  request.model = "ok@provider-split";
+  request.messages.push_back({"user", "hello there", std::nullopt});
+  auto sink = std::make_shared<RecordingSink>();
+  provider.Start(request, sink);
+  ASSERT_TRUE(sink->WaitDone());
+  ASSERT_TRUE(sink->status().ok()) << sink->status();
+  std::vector<std::string> deltas = sink->deltas();
+  EXPECT_EQ(absl::StrJoin(deltas, ""), "Echo of 1 messages: hello there");
+  // Every word of the reply is 2 bytes or more, so a lone byte is the first
+  // half of a split delta.
+  EXPECT_THAT(deltas, Each(SizeIs(::testing::Gt(1u))));
 }
 
 }  // namespace
