@@ -376,8 +376,8 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
-  EXPECT_EQ(kSqliteSchemaVersion, 4);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
+  EXPECT_EQ(kSqliteSchemaVersion, 5);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
@@ -414,7 +414,7 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
   EXPECT_EQ(raw.Value("SELECT quote(cost_usd) FROM messages WHERE seq = 1"),
             "NULL");
 
