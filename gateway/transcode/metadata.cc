@@ -15,8 +15,8 @@ constexpr absl::string_view kMetadataPrefix = "grpc-metadata-";
 // Keys the gateway sets itself, or only from their own header: never from a
 // Grpc-Metadata-<name> header.
 constexpr absl::string_view kReservedKeys[] = {
-    "x-request-id", "x-forwarded-for", "authorization", "x-api-key",
-    "traceparent", "idempotency-key"};
+    "x-request-id", "x-forwarded-for", "authorization",
+    "x-api-key",    "traceparent",     "idempotency-key"};
 
 // OpenAI's rate-limit headers and Retry-After, as OpenAI spells them (HTTP
 // header names are case-insensitive; gRPC keys are lowercase).

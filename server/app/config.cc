@@ -480,8 +480,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   ChatEngineOptions& engine = config.engine;
   engine.idempotency.ttl = absl::GetFlag(FLAGS_idempotency_ttl);
   errors.Check(CheckDurationInRange("idempotency_ttl", engine.idempotency.ttl,
-                                    absl::Microseconds(1),
-                                    absl::Hours(87600)));
+                                    absl::Microseconds(1), absl::Hours(87600)));
   engine.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
   if (engine.default_system_prompt.size() >
       engine.limits.max_system_prompt_bytes) {

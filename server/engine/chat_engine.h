@@ -101,12 +101,12 @@ class ChatEngine {
   // observer's OnAdmitted and OnComplete before StartTurn returns: the caller
   // must not hold a lock those take.
   //
-  // A request with a request id (request_id or idempotency_key; kInvalidArgument
-  // if they differ) is idempotent: see IdempotentTurns. A repeat may get the
-  // stored answer as one OnDelta and OnComplete, wait for the first request's
-  // turn, or end with kFailedPrecondition (the id was used for another
-  // session or message); the observer is then never called before StartTurn
-  // returns.
+  // A request with a request id (request_id or idempotency_key;
+  // kInvalidArgument if they differ) is idempotent: see IdempotentTurns. A
+  // repeat may get the stored answer as one OnDelta and OnComplete, wait for
+  // the first request's turn, or end with kFailedPrecondition (the id was used
+  // for another session or message); the observer is then never called before
+  // StartTurn returns.
   absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(ChatTurnRequest request,
                                                         TurnObserver* observer);
 

@@ -77,15 +77,15 @@ absl::StatusOr<std::string> EffectiveRequestId(const ChatTurnRequest& request) {
         "request_id and the Idempotency-Key header differ; send one, or the "
         "same id in both");
   }
-  std::string id = request.request_id.empty() ? request.idempotency_key
-                                              : request.request_id;
+  std::string id =
+      request.request_id.empty() ? request.idempotency_key : request.request_id;
   if (id.empty()) return id;
   // The same rule as session ids; the message names the field.
   if (absl::Status valid = ValidateSessionId(id); !valid.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request_id (or Idempotency-Key) must be 1..128 bytes of "
-        "[A-Za-z0-9._:@-]: ",
-        valid.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id (or Idempotency-Key) must be 1..128 bytes of "
+                     "[A-Za-z0-9._:@-]: ",
+                     valid.message()));
   }
   return id;
 }
@@ -106,10 +106,9 @@ std::string RequestFingerprint(const ChatTurnRequest& request) {
 // observer), replays a stored answer, or waits for the turn that holds the
 // id. Attempt() runs on the pool, again after each wait. Ends exactly once,
 // in End().
-class IdempotentTurns::Call final
-    : public TurnHandle,
-      public TurnObserver,
-      public std::enable_shared_from_this<Call> {
+class IdempotentTurns::Call final : public TurnHandle,
+                                    public TurnObserver,
+                                    public std::enable_shared_from_this<Call> {
  public:
   Call(IdempotentTurns* turns, ChatTurnRequest request, std::string request_id,
        TurnObserver* observer)
@@ -185,8 +184,7 @@ class IdempotentTurns::Call final
       absl::StatusOr<bool> stored =
           turns_->store_->Complete(key_, owner_, AnswerOf(*result));
       if (!stored.ok() || !*stored) {
-        LogWarning("answer of request_id ", key_.request_id,
-                   " not stored: ",
+        LogWarning("answer of request_id ", key_.request_id, " not stored: ",
                    stored.ok() ? "its claim was taken over"
                                : stored.status().ToString(),
                    "; a repeat may run the turn again once the claim is "
@@ -194,8 +192,8 @@ class IdempotentTurns::Call final
       }
     } else if (absl::Status released = turns_->store_->Release(key_, owner_);
                !released.ok()) {
-      LogWarning("request_id ", key_.request_id, " not released: ",
-                 released.ToString());
+      LogWarning("request_id ", key_.request_id,
+                 " not released: ", released.ToString());
     }
     turns_->Kick();
     std::shared_ptr<Call> keep;

@@ -56,8 +56,9 @@ std::string RequestFingerprint(const ChatTurnRequest& request);
 class IdempotentTurns {
  public:
   // Starts a turn that has been validated (ChatEngine's accepted path).
-  using StartFn = absl::AnyInvocable<absl::StatusOr<std::shared_ptr<TurnHandle>>(
-      ChatTurnRequest, TurnObserver*)>;
+  using StartFn =
+      absl::AnyInvocable<absl::StatusOr<std::shared_ptr<TurnHandle>>(
+          ChatTurnRequest, TurnObserver*)>;
 
   // `store` and `pool` must outlive this object; `start` runs the turn.
   IdempotentTurns(store::IdempotencyStore* store, ThreadPool* pool,

@@ -73,8 +73,7 @@ absl::StatusOr<int64_t> MemoryIdempotencyStore::DeleteExpired(absl::Time now,
   }
   absl::MutexLock lock(&mu_);
   int64_t deleted = 0;
-  for (auto it = records_.begin();
-       it != records_.end() && deleted < limit;) {
+  for (auto it = records_.begin(); it != records_.end() && deleted < limit;) {
     if (it->second.expires_at <= now) {
       it = records_.erase(it);
       ++deleted;

@@ -115,8 +115,7 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
                                     absl::Time stale_before) override;
   absl::StatusOr<bool> Complete(const RequestKey& key, absl::string_view owner,
                                 const IdempotentAnswer& answer) override;
-  absl::Status Release(const RequestKey& key,
-                       absl::string_view owner) override;
+  absl::Status Release(const RequestKey& key, absl::string_view owner) override;
   absl::StatusOr<RequestRecord> Lookup(const RequestKey& key,
                                        absl::Time now) override;
   absl::StatusOr<int64_t> DeleteExpired(absl::Time now, int limit) override;

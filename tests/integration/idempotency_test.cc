@@ -161,15 +161,16 @@ TEST_F(IdempotencySqliteTest, RepeatGetsTheStoredAnswerAndStoresNoTurn) {
 
   // Without an id, the same message is a new turn.
   ChatResponse fresh;
-  ASSERT_TRUE(Chat(*replica_.stub, MakeChatRequest("s1", "hello"), &fresh).ok());
+  ASSERT_TRUE(
+      Chat(*replica_.stub, MakeChatRequest("s1", "hello"), &fresh).ok());
   EXPECT_EQ(fresh.turn_count(), 2);
 }
 
 TEST_F(IdempotencySqliteTest, ReuseWithAnotherMessageOrSessionIsRefused) {
   ChatResponse response;
-  ASSERT_TRUE(Chat(*replica_.stub, WithId(MakeChatRequest("s1", "one"), "r"),
-                   &response)
-                  .ok());
+  ASSERT_TRUE(
+      Chat(*replica_.stub, WithId(MakeChatRequest("s1", "one"), "r"), &response)
+          .ok());
   grpc::Status other_message = Chat(
       *replica_.stub, WithId(MakeChatRequest("s1", "two"), "r"), &response);
   EXPECT_EQ(other_message.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -216,9 +217,9 @@ TEST(IdempotencyReplicasTest, SameRequestAtTwoReplicasAskesTheModelOnce) {
   }
   // A slow echo, so the second request arrives while the first runs and
   // waits for it.
-  absl::StatusOr<Replica> a = StartReplica(store, "500ms");
+  absl::StatusOr<Replica> a = StartReplica(store, "50ms");
   ASSERT_TRUE(a.ok()) << a.status();
-  absl::StatusOr<Replica> b = StartReplica(store, "500ms");
+  absl::StatusOr<Replica> b = StartReplica(store, "50ms");
   ASSERT_TRUE(b.ok()) << b.status();
   Replica* replicas[2] = {&*a, &*b};
 
@@ -248,8 +249,8 @@ TEST(IdempotencyReplicasTest, SameRequestAtTwoReplicasAskesTheModelOnce) {
   // Per round: one provider answer and one replay, between the replicas.
   EXPECT_EQ(Metric(*a, kReplays) + Metric(*b, kReplays), 3);
   ChatResponse one;
-  ASSERT_TRUE(Chat(*a->stub, MakeChatRequest("other", "same question"), &one)
-                  .ok());
+  ASSERT_TRUE(
+      Chat(*a->stub, MakeChatRequest("other", "same question"), &one).ok());
   const double tokens_per_answer = one.usage().output_tokens();
   EXPECT_EQ(Metric(*a, kAnswered) + Metric(*b, kAnswered),
             4 * tokens_per_answer);

@@ -156,9 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
             "--session_ttl must be between 0 and 87600h; got -1m"},
         BadValueCase{
             "IdempotencyTtlZero",
-            [] {
-              absl::SetFlag(&FLAGS_idempotency_ttl, absl::ZeroDuration());
-            },
+            [] { absl::SetFlag(&FLAGS_idempotency_ttl, absl::ZeroDuration()); },
             "--idempotency_ttl must be between 1us and 87600h; got 0"},
         BadValueCase{
             "IdempotencyTtlNegative",

@@ -351,10 +351,11 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
   RawDb raw(path_);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
             absl::StrCat(kSqliteSchemaVersion));
-  EXPECT_THAT(raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
-                         "ORDER BY name"),
-              ::testing::ElementsAre("api_keys", "messages", "quota_counters",
-                                     "sessions", "usage_daily"));
+  EXPECT_THAT(
+      raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                 "ORDER BY name"),
+      ::testing::ElementsAre("api_keys", "idempotency_keys", "messages",
+                             "quota_counters", "sessions", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
