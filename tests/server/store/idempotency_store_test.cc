@@ -124,8 +124,7 @@ TEST_P(IdempotencyStoreTest, ReleasedIdIsFreeAgainButOnlyByItsOwner) {
   ASSERT_THAT(ids().Release(kKey, "owner-b"), IsOk());
   EXPECT_THAT(ids().Lookup(kKey, kNow), IsOk());
   ASSERT_THAT(ids().Release(kKey, "owner-a"), IsOk());
-  EXPECT_THAT(ids().Lookup(kKey, kNow),
-              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ids().Lookup(kKey, kNow), StatusIs(absl::StatusCode::kNotFound));
   absl::StatusOr<ClaimResult> again = Claim(kKey, "fp", "owner-b");
   ASSERT_THAT(again, IsOk());
   EXPECT_TRUE(again->claimed);
@@ -166,8 +165,7 @@ TEST_P(IdempotencyStoreTest, SweepDeletesExpiredRecordsInBoundedBatches) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_THAT(Claim({"acme", absl::StrCat("old-", i)}, "fp", "o"), IsOk());
   }
-  ASSERT_THAT(Claim({"acme", "new"}, "fp", "o", kNow + absl::Hours(1)),
-              IsOk());
+  ASSERT_THAT(Claim({"acme", "new"}, "fp", "o", kNow + absl::Hours(1)), IsOk());
   EXPECT_THAT(ids().DeleteExpired(kExpires, 3), IsOkAndHolds(3));
   EXPECT_THAT(ids().DeleteExpired(kExpires, 3), IsOkAndHolds(2));
   EXPECT_THAT(ids().DeleteExpired(kExpires, 3), IsOkAndHolds(0));
@@ -195,9 +193,8 @@ TEST_P(SharedIdempotencyStoreTest, ExactlyOneOfConcurrentClaimsWins) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         go.WaitForNotification();
-        absl::StatusOr<ClaimResult> claim =
-            store(t % 2).idempotency()->Claim(key, "fp", absl::StrCat("o", t),
-                                              kNow, kExpires, kNotStale);
+        absl::StatusOr<ClaimResult> claim = store(t % 2).idempotency()->Claim(
+            key, "fp", absl::StrCat("o", t), kNow, kExpires, kNotStale);
         ASSERT_THAT(claim, IsOk());
         if (claim->claimed) {
           ++won;
