@@ -27,7 +27,7 @@ constexpr FlagSpec kFlags[] = {
     {"server_name", Kind::kString}, {"timeout", Kind::kDuration},
     {"model", Kind::kString},       {"system", Kind::kString},
     {"session", Kind::kString},     {"json", Kind::kBool},
-    {"help", Kind::kBool},
+    {"help", Kind::kBool},          {"request_id", Kind::kString},
 };
 
 const FlagSpec* FindFlag(absl::string_view name) {
@@ -118,6 +118,9 @@ absl::Status SetFlag(const FlagSpec& flag, absl::string_view value,
     options->model = std::move(text);
   } else if (name == "system") {
     options->system = std::move(text);
+  } else if (name == "request_id") {
+    if (text.empty()) return Invalid(name, "needs an id; got ''");
+    options->request_id = std::move(text);
   } else if (name == "session") {
     if (text.empty()) return Invalid(name, "needs a session id; got ''");
     options->session = std::move(text);
@@ -323,6 +326,9 @@ std::string UsageText() {
       "5m; 0s: none)\n"
       "  --model NAME       model to ask (default: the server's)\n"
       "  --system TEXT      system prompt of a new session\n"
+      "  --request_id ID    make a one-shot message idempotent: a retry with "
+      "the same\n"
+      "                     id gets the stored answer (not for the prompt)\n"
       "  --json             print the response as JSON (proto field "
       "names)\n"
       "  -h, --help         this text\n"

@@ -41,6 +41,8 @@ struct CliOptions {
 
   // Chat.
   std::optional<std::string> model;
+  // --request_id: the one-shot message's ChatRequest.request_id.
+  std::optional<std::string> request_id;
   std::optional<std::string> system;
   // -s / --session; empty: a new session id is made up.
   std::string session;

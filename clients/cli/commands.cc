@@ -59,6 +59,9 @@ chat::v1::ChatStreamRequest MakeChatRequest(const CliOptions& options,
   request.set_session_id(session);
   if (options.model.has_value()) request.set_model(*options.model);
   if (options.system.has_value()) request.set_system_prompt(*options.system);
+  if (options.request_id.has_value()) {
+    request.set_request_id(*options.request_id);
+  }
   return request;
 }
 

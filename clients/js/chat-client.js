@@ -168,6 +168,10 @@ export class ChatClient {
     for (const key of ['model', 'max_tokens', 'temperature']) {
       if (options[key] !== undefined) body[key] = options[key];
     }
+    // options.requestId: makes the turn idempotent (a retry with the same id
+    // gets the stored answer, the model is not asked twice). Sent in the body,
+    // not as Idempotency-Key, so a cross-origin call needs no extra header.
+    if (options.requestId !== undefined) body.request_id = options.requestId;
     return body;
   }
 

@@ -67,6 +67,10 @@ ABSL_FLAG(absl::Duration, session_ttl, absl::ZeroDuration(),
           "Delete sessions idle longer than this (e.g. '720h'), swept in the "
           "background (at most 87600h); 0 keeps them forever. Env: "
           "CHAT_SESSION_TTL.");
+ABSL_FLAG(absl::Duration, idempotency_ttl, absl::Hours(24),
+          "How long a turn's request_id (REST: Idempotency-Key) is kept per "
+          "tenant: a repeat within it gets the stored answer. More than 0, "
+          "at most 87600h. Env: CHAT_IDEMPOTENCY_TTL.");
 ABSL_FLAG(int64_t, max_sessions_per_tenant, 0,
           "Most sessions one tenant may have; a turn that would create one "
           "more fails with RESOURCE_EXHAUSTED. 0 to 1000000000; 0: unlimited. "
@@ -357,6 +361,7 @@ const std::vector<std::string>& ServerFlagNames() {
       "store_threads",
       "store_connections",
       "session_ttl",
+      "idempotency_ttl",
       "max_sessions_per_tenant",
       "max_turns_per_session",
       "model",
@@ -473,6 +478,9 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   ReadFallbackFlags(errors, &provider);
 
   ChatEngineOptions& engine = config.engine;
+  engine.idempotency.ttl = absl::GetFlag(FLAGS_idempotency_ttl);
+  errors.Check(CheckDurationInRange("idempotency_ttl", engine.idempotency.ttl,
+                                    absl::Microseconds(1), absl::Hours(87600)));
   engine.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
   if (engine.default_system_prompt.size() >
       engine.limits.max_system_prompt_bytes) {

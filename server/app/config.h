@@ -33,6 +33,7 @@ ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(int, store_threads);
 ABSL_DECLARE_FLAG(int, store_connections);
 ABSL_DECLARE_FLAG(absl::Duration, session_ttl);
+ABSL_DECLARE_FLAG(absl::Duration, idempotency_ttl);
 ABSL_DECLARE_FLAG(int64_t, max_sessions_per_tenant);
 ABSL_DECLARE_FLAG(int, max_turns_per_session);
 ABSL_DECLARE_FLAG(std::string, model);

@@ -438,9 +438,17 @@ ChatEngine::ChatEngine(store::ConversationStore* store,
       options_(std::move(options)),
       serializer_(pool),
       quotas_(&store->quotas()),
-      usage_(&store->quotas(), &quotas_, options_.usage_flush_interval) {}
+      usage_(&store->quotas(), &quotas_, options_.usage_flush_interval),
+      idempotent_(std::make_unique<IdempotentTurns>(
+          store->idempotency() != nullptr ? store->idempotency()
+                                          : &local_request_ids_,
+          pool, options_.idempotency,
+          [this](ChatTurnRequest request, TurnObserver* observer) {
+            return StartAcceptedTurn(std::move(request), observer);
+          })) {}
 
 ChatEngine::~ChatEngine() {
+  idempotent_.reset();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
@@ -467,6 +475,17 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
   if (absl::Status allowed = KeyQuotas::CheckRequest(request); !allowed.ok()) {
     return allowed;
   }
+  absl::StatusOr<std::string> request_id = EffectiveRequestId(request);
+  if (!request_id.ok()) return request_id.status();
+  if (!request_id->empty()) {
+    return idempotent_->Start(std::move(request), *std::move(request_id),
+                              observer);
+  }
+  return StartAcceptedTurn(std::move(request), observer);
+}
+
+absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartAcceptedTurn(
+    ChatTurnRequest request, TurnObserver* observer) {
   const bool takes_stream_slot = request.streamed && !request.key_id.empty() &&
                                  request.key_limits.max_streams > 0;
   if (takes_stream_slot) {

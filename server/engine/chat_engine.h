@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_types.h"
+#include "server/engine/idempotent_turns.h"
 #include "server/engine/key_quotas.h"
 #include "server/engine/price_table.h"
 #include "server/engine/session_serializer.h"
@@ -42,6 +43,8 @@ struct ChatEngineOptions {
   // Prices each answer by the model that gave it; null: no answer has a
   // cost.
   std::shared_ptr<const PriceTable> prices;
+  // Turns with a request id (--idempotency_ttl and the rest).
+  IdempotencyOptions idempotency;
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
@@ -97,6 +100,13 @@ class ChatEngine {
   // that ends before its provider starts (a limit, a refusal) calls the
   // observer's OnAdmitted and OnComplete before StartTurn returns: the caller
   // must not hold a lock those take.
+  //
+  // A request with a request id (request_id or idempotency_key;
+  // kInvalidArgument if they differ) is idempotent: see IdempotentTurns. A
+  // repeat may get the stored answer as one OnDelta and OnComplete, wait for
+  // the first request's turn, or end with kFailedPrecondition (the id was used
+  // for another session or message); the observer is then never called before
+  // StartTurn returns.
   absl::StatusOr<std::shared_ptr<TurnHandle>> StartTurn(ChatTurnRequest request,
                                                         TurnObserver* observer);
 
@@ -112,6 +122,9 @@ class ChatEngine {
 
   class Turn;
   void TurnEnded();
+  // StartTurn after validation: takes the stream slot and queues the turn.
+  absl::StatusOr<std::shared_ptr<TurnHandle>> StartAcceptedTurn(
+      ChatTurnRequest request, TurnObserver* observer);
 
   store::ConversationStore* const store_;
   llm::LlmProvider* const provider_;
@@ -123,6 +136,12 @@ class ChatEngine {
   SessionSerializer serializer_;
   KeyQuotas quotas_;
   UsageRecorder usage_;
+
+  // Request ids for stores that keep none (store::ConversationStore::
+  // idempotency() null): in this process only.
+  store::MemoryIdempotencyStore local_request_ids_;
+  // Reset first by the destructor: its calls start turns of this engine.
+  std::unique_ptr<IdempotentTurns> idempotent_;
 
   absl::Mutex mu_;
   int live_turns_ ABSL_GUARDED_BY(mu_) = 0;

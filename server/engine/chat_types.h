@@ -32,6 +32,11 @@ struct ChatTurnRequest {
   bool retry_on_conflict = false;
   // A ChatStream call: counts against the key's max_streams.
   bool streamed = false;
+  // The client's id for this turn (ChatRequest.request_id), and the
+  // Idempotency-Key header (gRPC metadata `idempotency-key`); either makes
+  // the turn idempotent (see IdempotentTurns). Empty: none.
+  std::string request_id;
+  std::string idempotency_key;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
   // The W3C traceparent passed to the provider (the trace this turn belongs
@@ -64,6 +69,9 @@ struct ChatTurnResult {
   std::string provider;
   std::string provider_request_id;
   int provider_retries = 0;
+  // A repeat of an idempotent turn answered from the stored answer; no
+  // provider was asked (provider fields and time_to_first_token are empty).
+  bool replayed = false;
 };
 
 }  // namespace chat

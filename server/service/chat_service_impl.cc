@@ -37,6 +37,12 @@ ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
   turn.key_id = caller.key_id;
   turn.key_limits = caller.limits;
   turn.deadline = DeadlineOf(context);
+  // REST's Idempotency-Key header, forwarded by the gateway; the engine
+  // refuses it if it differs from request_id.
+  auto key = context.client_metadata().find("idempotency-key");
+  if (key != context.client_metadata().end()) {
+    turn.idempotency_key.assign(key->second.data(), key->second.size());
+  }
   return turn;
 }
 

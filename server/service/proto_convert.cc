@@ -17,6 +17,7 @@ ChatTurnRequest TurnRequestFrom(const Request& request,
   if (request.has_model()) turn.model = request.model();
   if (request.has_max_tokens()) turn.max_tokens = request.max_tokens();
   if (request.has_temperature()) turn.temperature = request.temperature();
+  turn.request_id = request.request_id();
   return turn;
 }
 

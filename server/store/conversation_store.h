@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
 
@@ -140,6 +141,10 @@ class ConversationStore {
   // long as this store.
   virtual KeyStore& keys() = 0;
   virtual QuotaStore& quotas() = 0;
+  // The request ids of idempotent turns, in the same database; null for a
+  // store that keeps none (the engine then keeps them in its own memory, for
+  // this process only). Valid as long as this store.
+  virtual IdempotencyStore* idempotency() { return nullptr; }
 
   // Whether a call (of this store, its keys() or its quotas()) may wait on
   // disk or the network. A store that says false answers every call from

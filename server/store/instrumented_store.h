@@ -46,6 +46,7 @@ class InstrumentedConversationStore final : public ConversationStore {
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
+  IdempotencyStore* idempotency() override { return inner_->idempotency(); }
   bool MayBlock() const override { return inner_->MayBlock(); }
 
  private:

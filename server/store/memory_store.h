@@ -42,6 +42,7 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }
+  IdempotencyStore* idempotency() override { return &requests_; }
   bool MayBlock() const override { return false; }
 
  private:
@@ -60,6 +61,7 @@ class MemoryConversationStore final : public ConversationStore {
   std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);
   MemoryKeyStore keys_;
   MemoryQuotaStore quotas_;
+  MemoryIdempotencyStore requests_;
 };
 
 }  // namespace chat::store

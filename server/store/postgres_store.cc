@@ -112,6 +112,30 @@ ALTER TABLE messages ADD COLUMN cost_usd DOUBLE PRECISION;
 ALTER TABLE usage_daily
   ADD COLUMN cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
 )sql",
+    // 4: request ids of idempotent turns (SQLite schema 5): who claimed
+    // each, and the answer once stored (answered_at_us NOT NULL). Rows live
+    // until expires_at_us; the sweep deletes them by that index.
+    R"sql(
+CREATE TABLE idempotency_keys (
+  tenant         TEXT    NOT NULL,
+  request_id     TEXT    NOT NULL,
+  fingerprint    TEXT    NOT NULL,
+  owner          TEXT    NOT NULL,
+  claimed_at_us  BIGINT  NOT NULL,
+  expires_at_us  BIGINT  NOT NULL,
+  session_id     TEXT,
+  response       BYTEA,
+  answered_at_us BIGINT,
+  turn_count     BIGINT,
+  model          TEXT,
+  stop_reason    TEXT,
+  input_tokens   BIGINT,
+  output_tokens  BIGINT,
+  cost_usd       DOUBLE PRECISION,
+  PRIMARY KEY (tenant, request_id)
+);
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion,
               "kPostgresSchemaVersion must equal the number of migrations");
@@ -241,6 +265,44 @@ constexpr PreparedSql kStatements[] = {
      "AND day_us >= $3 AND day_us < $4 "
      "GROUP BY tenant, key_id "
      "ORDER BY tenant COLLATE \"C\", key_id COLLATE \"C\""},
+    // A new id, or one whose record expired or whose unanswered claim went
+    // stale ($7) with the same fingerprint, is (re)claimed; anything else
+    // leaves the row as it is and returns nothing. The conflicting row is
+    // locked, so of concurrent claims exactly one returns a row.
+    {"claim_request",
+     "INSERT INTO idempotency_keys (tenant, request_id, fingerprint, owner, "
+     "claimed_at_us, expires_at_us) VALUES ($1, $2, $3, $4, $5, $6) "
+     "ON CONFLICT (tenant, request_id) DO UPDATE SET "
+     "fingerprint = EXCLUDED.fingerprint, owner = EXCLUDED.owner, "
+     "claimed_at_us = EXCLUDED.claimed_at_us, "
+     "expires_at_us = EXCLUDED.expires_at_us, session_id = NULL, "
+     "response = NULL, answered_at_us = NULL, turn_count = NULL, "
+     "model = NULL, stop_reason = NULL, input_tokens = NULL, "
+     "output_tokens = NULL, cost_usd = NULL "
+     "WHERE idempotency_keys.expires_at_us <= $5 OR "
+     "(idempotency_keys.answered_at_us IS NULL AND "
+     "idempotency_keys.fingerprint = EXCLUDED.fingerprint AND "
+     "idempotency_keys.claimed_at_us < $7::bigint) "
+     "RETURNING owner"},
+    {"complete_request",
+     "UPDATE idempotency_keys SET session_id = $4, response = $5, "
+     "answered_at_us = $6, turn_count = $7, model = $8, stop_reason = $9, "
+     "input_tokens = $10, output_tokens = $11, "
+     "cost_usd = $12::double precision "
+     "WHERE tenant = $1 AND request_id = $2 AND owner = $3"},
+    {"release_request",
+     "DELETE FROM idempotency_keys WHERE tenant = $1 AND request_id = $2 "
+     "AND owner = $3 AND answered_at_us IS NULL"},
+    {"lookup_request",
+     "SELECT fingerprint, owner, claimed_at_us, expires_at_us, "
+     "answered_at_us, session_id, response, turn_count, model, stop_reason, "
+     "input_tokens, output_tokens, cost_usd FROM idempotency_keys "
+     "WHERE tenant = $1 AND request_id = $2 AND expires_at_us > $3"},
+    // A bounded batch, skipping rows another sweeper holds: no long lock.
+    {"delete_expired_requests",
+     "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM "
+     "idempotency_keys WHERE expires_at_us <= $1 ORDER BY expires_at_us "
+     "LIMIT $2 FOR UPDATE SKIP LOCKED)"},
 };
 
 struct ResultDeleter {
@@ -353,6 +415,28 @@ absl::StatusOr<ApiKey> KeyAt(const PGresult* r, int row) {
   if (!period.ok()) return period.status();
   key.limits.budget_period = *period;
   return key;
+}
+
+// The row of lookup_request.
+RequestRecord RequestRecordAt(const PGresult* r, int row) {
+  RequestRecord record;
+  record.fingerprint = TextAt(r, row, 0);
+  record.owner = TextAt(r, row, 1);
+  record.claimed_at = absl::FromUnixMicros(Int64At(r, row, 2));
+  record.expires_at = absl::FromUnixMicros(Int64At(r, row, 3));
+  if (!PQgetisnull(r, row, 4)) {
+    IdempotentAnswer& answer = record.answer.emplace();
+    answer.timestamp = absl::FromUnixMicros(Int64At(r, row, 4));
+    answer.session_id = TextAt(r, row, 5);
+    answer.response = BytesAt(r, row, 6);
+    answer.turn_count = static_cast<int>(Int64At(r, row, 7));
+    answer.model = TextAt(r, row, 8);
+    answer.stop_reason = TextAt(r, row, 9);
+    answer.input_tokens = Int64At(r, row, 10);
+    answer.output_tokens = Int64At(r, row, 11);
+    if (!PQgetisnull(r, row, 12)) answer.cost_usd = DoubleAt(r, row, 12);
+  }
+  return record;
 }
 
 }  // namespace
@@ -1016,6 +1100,91 @@ absl::StatusOr<std::vector<UsageTotals>> PostgresConversationStore::GetUsage(
                     Int64At(r->get(), i, 4), DoubleAt(r->get(), i, 5)});
   }
   return totals;
+}
+
+absl::StatusOr<ClaimResult> PostgresConversationStore::Claim(
+    const RequestKey& key, absl::string_view fingerprint,
+    absl::string_view owner, absl::Time now, absl::Time expires_at,
+    absl::Time stale_before) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // The record that refused the claim may be released or swept before it is
+  // read; then the id is free and the claim is tried again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::StatusOr<Result> claimed = (*c)->Run(
+        "claim_request", {key.tenant, key.request_id, std::string(fingerprint),
+                          std::string(owner), absl::StrCat(ToMicros(now)),
+                          absl::StrCat(ToMicros(expires_at)),
+                          absl::StrCat(ToMicros(stale_before))});
+    if (!claimed.ok()) return claimed.status();
+    if (PQntuples(claimed->get()) == 1) return ClaimResult{true, {}};
+    absl::StatusOr<Result> found =
+        (*c)->Run("lookup_request",
+                  {key.tenant, key.request_id, absl::StrCat(ToMicros(now))});
+    if (!found.ok()) return found.status();
+    if (PQntuples(found->get()) == 1) {
+      return ClaimResult{false, RequestRecordAt(found->get(), 0)};
+    }
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "request id ", key.request_id, " is being claimed and released; retry"));
+}
+
+absl::StatusOr<bool> PostgresConversationStore::Complete(
+    const RequestKey& key, absl::string_view owner,
+    const IdempotentAnswer& answer) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run(
+      "complete_request",
+      {key.tenant, key.request_id, std::string(owner), answer.session_id,
+       HexBytes(answer.response), absl::StrCat(ToMicros(answer.timestamp)),
+       absl::StrCat(answer.turn_count), answer.model, answer.stop_reason,
+       absl::StrCat(answer.input_tokens), absl::StrCat(answer.output_tokens),
+       OptionalDoubleText(answer.cost_usd)});
+  if (!r.ok()) return r.status();
+  return std::string(PQcmdTuples(r->get())) == "1";
+}
+
+absl::Status PostgresConversationStore::Release(const RequestKey& key,
+                                                absl::string_view owner) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  return (*c)
+      ->Run("release_request", {key.tenant, key.request_id, std::string(owner)})
+      .status();
+}
+
+absl::StatusOr<RequestRecord> PostgresConversationStore::Lookup(
+    const RequestKey& key, absl::Time now) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("lookup_request",
+                {key.tenant, key.request_id, absl::StrCat(ToMicros(now))});
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("request id ", key.request_id, " not found"));
+  }
+  return RequestRecordAt(r->get(), 0);
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpired(absl::Time now,
+                                                                 int limit) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit must be >= 1, got ", limit));
+  }
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("delete_expired_requests",
+                {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
+  if (!r.ok()) return r.status();
+  int64_t deleted = 0;
+  (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
+  return deleted;
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>>

@@ -13,13 +13,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
 
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 3;
+inline constexpr int kPostgresSchemaVersion = 4;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to
@@ -52,7 +53,8 @@ struct PostgresOptions {
 // Thread-safe: calls take a connection from a bounded pool.
 class PostgresConversationStore final : public ConversationStore,
                                         private KeyStore,
-                                        private QuotaStore {
+                                        private QuotaStore,
+                                        private IdempotencyStore {
  public:
   // Connects to `conninfo` (a postgres:// URL or a libpq "key=value" string),
   // creates or migrates the schema under an advisory lock (replicas starting
@@ -80,6 +82,7 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
+  IdempotencyStore* idempotency() override { return this; }
 
  private:
   // KeyStore, reached through keys().
@@ -102,6 +105,19 @@ class PostgresConversationStore final : public ConversationStore,
                                                     absl::string_view key_id,
                                                     absl::Time since,
                                                     absl::Time until) override;
+
+  // IdempotencyStore, reached through idempotency().
+  absl::StatusOr<ClaimResult> Claim(const RequestKey& key,
+                                    absl::string_view fingerprint,
+                                    absl::string_view owner, absl::Time now,
+                                    absl::Time expires_at,
+                                    absl::Time stale_before) override;
+  absl::StatusOr<bool> Complete(const RequestKey& key, absl::string_view owner,
+                                const IdempotentAnswer& answer) override;
+  absl::Status Release(const RequestKey& key, absl::string_view owner) override;
+  absl::StatusOr<RequestRecord> Lookup(const RequestKey& key,
+                                       absl::Time now) override;
+  absl::StatusOr<int64_t> DeleteExpired(absl::Time now, int limit) override;
 
   class Connection;
   class Lease;

@@ -145,6 +145,32 @@ ALTER TABLE sessions ADD COLUMN cost_usd REAL;
 ALTER TABLE messages ADD COLUMN cost_usd REAL;
 ALTER TABLE usage_daily ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
 )sql",
+    // 5: request ids of idempotent turns (PostgreSQL schema 4): who claimed
+    // each (owner, a token per claim), the request's fingerprint, and the
+    // answer once stored (answered_at_us NOT NULL; the columns say what
+    // ChatResponse said). Rows live until expires_at_us; the sweep deletes
+    // them by that index.
+    R"sql(
+CREATE TABLE idempotency_keys (
+  tenant         TEXT    NOT NULL,
+  request_id     TEXT    NOT NULL,
+  fingerprint    TEXT    NOT NULL,
+  owner          TEXT    NOT NULL,
+  claimed_at_us  INTEGER NOT NULL,
+  expires_at_us  INTEGER NOT NULL,
+  session_id     TEXT,
+  response       BLOB,
+  answered_at_us INTEGER,
+  turn_count     INTEGER,
+  model          TEXT,
+  stop_reason    TEXT,
+  input_tokens   INTEGER,
+  output_tokens  INTEGER,
+  cost_usd       REAL,
+  PRIMARY KEY (tenant, request_id)
+);
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -208,8 +234,14 @@ enum class Sql {
   kDeleteCounters,
   kAddUsage,
   kGetUsage,
+  kClaimRequest,
+  kCompleteRequest,
+  kReleaseRequest,
+  kLookupRequest,
+  kDeleteExpiredRequests,
 };
-constexpr size_t kSqlCount = static_cast<size_t>(Sql::kGetUsage) + 1;
+constexpr size_t kSqlCount =
+    static_cast<size_t>(Sql::kDeleteExpiredRequests) + 1;
 
 const char* SqlText(Sql id) {
   switch (id) {
@@ -395,6 +427,49 @@ const char* SqlText(Sql id) {
         AND day_us >= ?3 AND day_us < ?4
       GROUP BY tenant, key_id
       ORDER BY tenant, key_id)sql";
+    // A new id, or one whose record expired or whose unanswered claim went
+    // stale (?7) with the same fingerprint, is (re)claimed; anything else
+    // leaves the row as it is and returns nothing. Runs under the write
+    // lock, so of concurrent claims exactly one returns a row.
+    case Sql::kClaimRequest:
+      return R"sql(
+      INSERT INTO idempotency_keys (tenant, request_id, fingerprint, owner,
+                                    claimed_at_us, expires_at_us)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      ON CONFLICT (tenant, request_id) DO UPDATE
+        SET fingerprint = excluded.fingerprint, owner = excluded.owner,
+            claimed_at_us = excluded.claimed_at_us,
+            expires_at_us = excluded.expires_at_us, session_id = NULL,
+            response = NULL, answered_at_us = NULL, turn_count = NULL,
+            model = NULL, stop_reason = NULL, input_tokens = NULL,
+            output_tokens = NULL, cost_usd = NULL
+        WHERE expires_at_us <= ?5
+           OR (answered_at_us IS NULL AND fingerprint = excluded.fingerprint
+               AND claimed_at_us < ?7)
+      RETURNING owner)sql";
+    case Sql::kCompleteRequest:
+      return R"sql(
+      UPDATE idempotency_keys
+        SET session_id = ?4, response = ?5, answered_at_us = ?6,
+            turn_count = ?7, model = ?8, stop_reason = ?9, input_tokens = ?10,
+            output_tokens = ?11, cost_usd = ?12
+        WHERE tenant = ?1 AND request_id = ?2 AND owner = ?3)sql";
+    case Sql::kReleaseRequest:
+      return "DELETE FROM idempotency_keys WHERE tenant = ?1 AND "
+             "request_id = ?2 AND owner = ?3 AND answered_at_us IS NULL";
+    case Sql::kLookupRequest:
+      return R"sql(
+      SELECT fingerprint, owner, claimed_at_us, expires_at_us, answered_at_us,
+             session_id, response, turn_count, model, stop_reason,
+             input_tokens, output_tokens, cost_usd
+      FROM idempotency_keys
+      WHERE tenant = ?1 AND request_id = ?2 AND expires_at_us > ?3)sql";
+    // A bounded batch: the write lock is held for one short statement.
+    case Sql::kDeleteExpiredRequests:
+      return R"sql(
+      DELETE FROM idempotency_keys WHERE rowid IN (
+        SELECT rowid FROM idempotency_keys WHERE expires_at_us <= ?1
+        ORDER BY expires_at_us LIMIT ?2))sql";
   }
   return "";  // Unreachable: the switch names every Sql.
 }
@@ -1356,6 +1431,141 @@ absl::StatusOr<std::vector<UsageTotals>> SqliteConversationStore::GetUsage(
                                  stmt->Int64(3), stmt->Int64(4),
                                  stmt->Double(5)});
   }
+}
+
+namespace {
+
+// The row of kLookupRequest.
+RequestRecord RequestRecordAt(const Statement& stmt) {
+  RequestRecord record;
+  record.fingerprint = stmt.Text(0);
+  record.owner = stmt.Text(1);
+  record.claimed_at = FromMicros(stmt.Int64(2));
+  record.expires_at = FromMicros(stmt.Int64(3));
+  if (!stmt.IsNull(4)) {
+    IdempotentAnswer& answer = record.answer.emplace();
+    answer.timestamp = FromMicros(stmt.Int64(4));
+    answer.session_id = stmt.Text(5);
+    answer.response = stmt.Text(6);
+    answer.turn_count = static_cast<int>(stmt.Int64(7));
+    answer.model = stmt.Text(8);
+    answer.stop_reason = stmt.Text(9);
+    answer.input_tokens = stmt.Int64(10);
+    answer.output_tokens = stmt.Int64(11);
+    if (!stmt.IsNull(12)) answer.cost_usd = stmt.Double(12);
+  }
+  return record;
+}
+
+absl::StatusOr<std::optional<RequestRecord>> LookupRequest(
+    Connection& connection, const RequestKey& key, absl::Time now) {
+  absl::StatusOr<Statement> stmt = connection.Prepare(Sql::kLookupRequest);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.request_id).Bind(3, ToMicros(now));
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::nullopt;
+  return RequestRecordAt(*stmt);
+}
+
+}  // namespace
+
+absl::StatusOr<ClaimResult> SqliteConversationStore::Claim(
+    const RequestKey& key, absl::string_view fingerprint,
+    absl::string_view owner, absl::Time now, absl::Time expires_at,
+    absl::Time stale_before) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  // The claim and the read of a refusing record under one write lock: the
+  // record cannot go in between.
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  ClaimResult result;
+  {
+    // Scoped: the statement must be reset before COMMIT.
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kClaimRequest);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, key.tenant)
+        .Bind(2, key.request_id)
+        .Bind(3, fingerprint)
+        .Bind(4, owner)
+        .Bind(5, ToMicros(now))
+        .Bind(6, ToMicros(expires_at))
+        .Bind(7, ToMicros(stale_before));
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    result.claimed = *row;
+  }
+  if (!result.claimed) {
+    absl::StatusOr<std::optional<RequestRecord>> record =
+        LookupRequest(db, key, now);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) {
+      return absl::InternalError("sqlite: a refused claim found no record");
+    }
+    result.existing = **std::move(record);
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<bool> SqliteConversationStore::Complete(
+    const RequestKey& key, absl::string_view owner,
+    const IdempotentAnswer& answer) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kCompleteRequest);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant)
+      .Bind(2, key.request_id)
+      .Bind(3, owner)
+      .Bind(4, answer.session_id)
+      .Bind(5, answer.response)
+      .Bind(6, ToMicros(answer.timestamp))
+      .Bind(7, static_cast<int64_t>(answer.turn_count))
+      .Bind(8, answer.model)
+      .Bind(9, answer.stop_reason)
+      .Bind(10, answer.input_tokens)
+      .Bind(11, answer.output_tokens)
+      .BindDouble(12, answer.cost_usd);
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return sqlite3_changes(writer_->db()) == 1;
+}
+
+absl::Status SqliteConversationStore::Release(const RequestKey& key,
+                                              absl::string_view owner) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kReleaseRequest);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.request_id).Bind(3, owner);
+  return stmt->Run();
+}
+
+absl::StatusOr<RequestRecord> SqliteConversationStore::Lookup(
+    const RequestKey& key, absl::Time now) {
+  Reader reader = AcquireReader();
+  absl::StatusOr<std::optional<RequestRecord>> record =
+      LookupRequest(reader.connection(), key, now);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("request id ", key.request_id, " not found"));
+  }
+  return **std::move(record);
+}
+
+absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpired(absl::Time now,
+                                                               int limit) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit must be >= 1, got ", limit));
+  }
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      writer_->Prepare(Sql::kDeleteExpiredRequests);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(

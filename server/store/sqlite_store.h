@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
 
@@ -29,7 +30,7 @@ class Connection;
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 4;
+inline constexpr int kSqliteSchemaVersion = 5;
 
 // A ConversationStore in a SQLite database file.
 //
@@ -64,7 +65,8 @@ inline constexpr int kSqliteSchemaVersion = 4;
 // after which the call fails with kUnavailable.
 class SqliteConversationStore final : public ConversationStore,
                                       private KeyStore,
-                                      private QuotaStore {
+                                      private QuotaStore,
+                                      private IdempotencyStore {
  public:
   // Opens (creating if absent) the database at `path`, creating its parent
   // directory if needed, and migrates its schema to kSqliteSchemaVersion.
@@ -92,6 +94,7 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
+  IdempotencyStore* idempotency() override { return this; }
 
  private:
   // KeyStore, reached through keys().
@@ -114,6 +117,19 @@ class SqliteConversationStore final : public ConversationStore,
                                                     absl::string_view key_id,
                                                     absl::Time since,
                                                     absl::Time until) override;
+
+  // IdempotencyStore, reached through idempotency().
+  absl::StatusOr<ClaimResult> Claim(const RequestKey& key,
+                                    absl::string_view fingerprint,
+                                    absl::string_view owner, absl::Time now,
+                                    absl::Time expires_at,
+                                    absl::Time stale_before) override;
+  absl::StatusOr<bool> Complete(const RequestKey& key, absl::string_view owner,
+                                const IdempotentAnswer& answer) override;
+  absl::Status Release(const RequestKey& key, absl::string_view owner) override;
+  absl::StatusOr<RequestRecord> Lookup(const RequestKey& key,
+                                       absl::Time now) override;
+  absl::StatusOr<int64_t> DeleteExpired(absl::Time now, int limit) override;
 
   // One queued AppendTurn call.
   struct Writer {

@@ -50,6 +50,7 @@ TEST_F(ServerConfigTest, DefaultsAreAccepted) {
   EXPECT_EQ(config->engine.limits.max_tokens_ceiling, 65536);
   EXPECT_EQ(config->engine.max_context_tokens, 100000);
   EXPECT_EQ(config->session_ttl, absl::ZeroDuration());
+  EXPECT_EQ(config->engine.idempotency.ttl, absl::Hours(24));
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
 }
 
@@ -60,6 +61,7 @@ TEST_F(ServerConfigTest, ValuesAreCarriedOver) {
   absl::SetFlag(&FLAGS_provider, "echo");
   absl::SetFlag(&FLAGS_provider_retries, 0);
   absl::SetFlag(&FLAGS_session_ttl, absl::Hours(720));
+  absl::SetFlag(&FLAGS_idempotency_ttl, absl::Minutes(5));
   absl::SetFlag(&FLAGS_allowed_models, std::vector<std::string>{"a", "b"});
   absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
   ASSERT_THAT(config, IsOk());
@@ -69,6 +71,7 @@ TEST_F(ServerConfigTest, ValuesAreCarriedOver) {
   EXPECT_EQ(config->provider.name, "echo");
   EXPECT_EQ(config->provider.http.max_retries, 0);
   EXPECT_EQ(config->session_ttl, absl::Hours(720));
+  EXPECT_EQ(config->engine.idempotency.ttl, absl::Minutes(5));
   EXPECT_THAT(config->engine.limits.allowed_models,
               ::testing::ElementsAre("a", "b"));
 }
@@ -151,6 +154,14 @@ INSTANTIATE_TEST_SUITE_P(
             "SessionTtlNegative",
             [] { absl::SetFlag(&FLAGS_session_ttl, absl::Minutes(-1)); },
             "--session_ttl must be between 0 and 87600h; got -1m"},
+        BadValueCase{
+            "IdempotencyTtlZero",
+            [] { absl::SetFlag(&FLAGS_idempotency_ttl, absl::ZeroDuration()); },
+            "--idempotency_ttl must be between 1us and 87600h; got 0"},
+        BadValueCase{
+            "IdempotencyTtlNegative",
+            [] { absl::SetFlag(&FLAGS_idempotency_ttl, absl::Hours(-1)); },
+            "--idempotency_ttl must be between 1us and 87600h; got -1h"},
         BadValueCase{"EchoDelayTooLong",
                      [] { absl::SetFlag(&FLAGS_echo_delay, absl::Minutes(1)); },
                      "--echo_delay must be between 0 and 10s; got 1m"},

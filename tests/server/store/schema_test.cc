@@ -266,8 +266,8 @@ class SchemaTest : public ::testing::Test {
 TEST_F(SchemaTest, SqliteCatalogueReadsAsExpected) {
   const Catalogue sqlite = SqliteCatalogue();
   EXPECT_THAT(sqlite.tables,
-              ElementsAre("api_keys", "messages", "quota_counters", "sessions",
-                          "usage_daily"));
+              ElementsAre("api_keys", "idempotency_keys", "messages",
+                          "quota_counters", "sessions", "usage_daily"));
   EXPECT_THAT(sqlite.columns,
               Contains(Pair("sessions.updated_at_us", "integer not null")));
   EXPECT_THAT(sqlite.columns, Contains(Pair("messages.model", "text null")));

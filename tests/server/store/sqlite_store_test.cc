@@ -351,10 +351,11 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
   RawDb raw(path_);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
             absl::StrCat(kSqliteSchemaVersion));
-  EXPECT_THAT(raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
-                         "ORDER BY name"),
-              ::testing::ElementsAre("api_keys", "messages", "quota_counters",
-                                     "sessions", "usage_daily"));
+  EXPECT_THAT(
+      raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                 "ORDER BY name"),
+      ::testing::ElementsAre("api_keys", "idempotency_keys", "messages",
+                             "quota_counters", "sessions", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
@@ -376,8 +377,8 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
-  EXPECT_EQ(kSqliteSchemaVersion, 4);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
+  EXPECT_EQ(kSqliteSchemaVersion, 5);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
@@ -414,7 +415,7 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
   EXPECT_EQ(raw.Value("SELECT quote(cost_usd) FROM messages WHERE seq = 1"),
             "NULL");
 
