@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "common/utf8.h"
 #include "google/protobuf/descriptor.h"
 
 namespace chat::gateway {
@@ -21,26 +22,6 @@ constexpr size_t kMaxExactIntegerDigits = 15;
 
 bool IsJsonSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-// The length of the well-formed UTF-8 sequence (RFC 3629, Unicode's table
-// 3-7: no overlong forms, no surrogates, nothing past U+10FFFF) starting at
-// `p`, or 0.
-size_t Utf8SequenceLength(const unsigned char* p, const unsigned char* end) {
-  const unsigned char c = p[0];
-  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return p + i < end && p[i] >= lo && p[i] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    return cont(1) && cont(2) ? 3 : 0;
-  }
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
 }
 
 class Reader {
@@ -101,9 +82,7 @@ class Reader {
       }
       if (c < 0x20) return false;  // Control characters must be escaped.
       if (c >= 0x80) {
-        size_t n =
-            Utf8SequenceLength(reinterpret_cast<const unsigned char*>(p_),
-                               reinterpret_cast<const unsigned char*>(end_));
+        const size_t n = Utf8SequenceLength(p_, end_);
         if (n == 0) return false;
         out->append(p_, n);
         p_ += n;

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "common/utf8.h"
+
 namespace chat::llm {
 namespace {
 
@@ -12,33 +14,6 @@ constexpr int kMaxDepth = 64;
 constexpr ptrdiff_t kMaxNumberBytes = 64;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-// The length of the well-formed UTF-8 sequence (of two to four bytes) at `p`,
-// or 0: the table of Unicode 15 section 3.9, which nlohmann's lexer checks.
-size_t Utf8SequenceLength(const char* p, const char* end) {
-  auto byte = [&](size_t i) -> unsigned {
-    return p + i < end ? static_cast<unsigned char>(p[i]) : 0x100;
-  };
-  auto in = [](unsigned b, unsigned lo, unsigned hi) {
-    return b >= lo && b <= hi;
-  };
-  const unsigned b0 = byte(0);
-  if (in(b0, 0xC2, 0xDF)) return in(byte(1), 0x80, 0xBF) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80;
-    unsigned hi = b0 == 0xED ? 0x9F : 0xBF;
-    return in(byte(1), lo, hi) && in(byte(2), 0x80, 0xBF) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    unsigned lo = b0 == 0xF0 ? 0x90 : 0x80;
-    unsigned hi = b0 == 0xF4 ? 0x8F : 0xBF;
-    return in(byte(1), lo, hi) && in(byte(2), 0x80, 0xBF) &&
-                   in(byte(3), 0x80, 0xBF)
-               ? 4
-               : 0;
-  }
-  return 0;
-}
 
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {

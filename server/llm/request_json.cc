@@ -2,27 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.h"
+
 namespace chat::llm {
 namespace {
-
-// The length of the well-formed UTF-8 sequence (RFC 3629: no overlong
-// forms, no surrogates, nothing past U+10FFFF) at `p`, or 0.
-size_t Utf8SequenceLength(const unsigned char* p, const unsigned char* end) {
-  const unsigned char c = p[0];
-  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return p + i < end && p[i] >= lo && p[i] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    return cont(1) && cont(2) ? 3 : 0;
-  }
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
 
 bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
@@ -41,7 +24,8 @@ void AppendJsonString(absl::string_view text, std::string* out) {
     if (p == end) break;
     const unsigned char c = *p;
     if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(p, end);
+      const size_t n = Utf8SequenceLength(reinterpret_cast<const char*>(p),
+                                          reinterpret_cast<const char*>(end));
       if (n == 0) {
         // Ill-formed: nlohmann's own replacement rules (how many bytes one
         // U+FFFD stands for) decide, on the whole string.
