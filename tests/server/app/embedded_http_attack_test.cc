@@ -42,18 +42,24 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_socket.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat {
 namespace {
 
+using ::chat::testing::ConnectFrom;
 using ::chat::testing::IsOk;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::RunCommand;
 using ::chat::testing::ServerProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// Reads on a test's sockets give up after this long, so a server that
+// never answers fails the test instead of hanging it.
+constexpr absl::Duration kReadTimeout = absl::Seconds(30);
 
 constexpr char kAdminKey[] = "attack-test-admin-key-0123456789abcdef";
 
@@ -79,31 +85,6 @@ std::optional<std::string> NonLoopbackAddress() {
   return found;
 }
 
-// A socket connected to 127.0.0.1:`port` from `source`, or -1. Reads on it
-// give up after 30 seconds, so a server that never answers fails the test
-// instead of hanging it.
-int ConnectFrom(const std::string& source, int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  timeval bound{};
-  bound.tv_sec = 30;
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  inet_pton(AF_INET, source.c_str(), &local.sin_addr);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-          0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // What the server sent on one connection.
 struct Received {
   std::string bytes;
@@ -115,7 +96,7 @@ struct Received {
 Received Exchange(const std::string& source, int port,
                   const std::string& request) {
   Received received;
-  const int fd = ConnectFrom(source, port);
+  const int fd = ConnectFrom(source, port, kReadTimeout);
   EXPECT_GE(fd, 0) << "cannot connect from " << source;
   if (fd < 0) return received;
   EXPECT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
@@ -492,7 +473,7 @@ TEST_F(EmbeddedHttpAttackTest, ASlowHeadGets408AtTheHeaderTimeout) {
   // port: a client that trickles a head, a byte at a time (slowloris), is
   // answered 408 and closed; it cannot hold the connection by sending.
   Start();
-  const int fd = ConnectFrom("127.0.0.1", port_);
+  const int fd = ConnectFrom("127.0.0.1", port_, kReadTimeout);
   ASSERT_GE(fd, 0);
   const absl::Time start = absl::Now();
   const std::string part = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";

@@ -27,12 +27,14 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_socket.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat {
 namespace {
 
+using ::chat::testing::ConnectFrom;
 using ::chat::testing::IsOk;
 using ::chat::testing::MakeTempDir;
 using ::chat::testing::RunCommand;
@@ -401,27 +403,6 @@ TEST_F(EmbeddedHttpTest, ShutdownLetsARunningStreamFinish) {
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 0) << server_->Log();
   EXPECT_THAT(server_->Log(), HasSubstr("chat-server stopped"));
-}
-
-// A socket connected to 127.0.0.1:`port` from `source` (127.0.0.2, ...:
-// another client to the connection caps), or -1.
-int ConnectFrom(const char* source, int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  inet_pton(AF_INET, source, &local.sin_addr);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-          0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // A connection from `source` that the server answered once (it was let in),
