@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/error_reason.h"
 #include "server/engine/retention_sweeper.h"
 #include "server/engine/validation.h"
 
@@ -145,10 +146,12 @@ class IdempotentTurns::Call final : public TurnHandle,
     }
     const store::RequestRecord& record = claim->existing;
     if (record.fingerprint != fingerprint_) {
-      End(absl::FailedPreconditionError(absl::StrCat(
-          "request_id ", key_.request_id,
-          " was already used for another request (a different message or "
-          "session); use a new request_id")));
+      End(WithErrorReason(
+          absl::FailedPreconditionError(absl::StrCat(
+              "request_id ", key_.request_id,
+              " was already used for another request (a different message or "
+              "session); use a new request_id")),
+          kRequestIdReusedReason));
       return;
     }
     if (record.answer.has_value()) {
