@@ -182,8 +182,9 @@ class IdempotentTurns::Call final : public TurnHandle,
   // The inner turn ended (on the pool, or inside start_ with a store that
   // does not block).
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
-    if (result.ok()) {
-      // Before the caller hears the answer: a retry after it finds it.
+    if (result.ok() && !result->answer_stored) {
+      // A store that keeps no ids: the answer goes to the engine's own
+      // records, before the caller hears it, so a retry after it finds it.
       absl::StatusOr<bool> stored =
           turns_->store_->Complete(key_, owner_, AnswerOf(*result));
       if (!stored.ok() || !*stored) {
@@ -193,6 +194,8 @@ class IdempotentTurns::Call final : public TurnHandle,
                    "; a repeat may run the turn again once the claim is "
                    "stale");
       }
+    } else if (result.ok()) {
+      // Stored with the turn, in its transaction (store::Turn::answers).
     } else if (absl::Status released = turns_->store_->Release(key_, owner_);
                !released.ok()) {
       LogWarning("request_id ", key_.request_id,
@@ -230,8 +233,11 @@ class IdempotentTurns::Call final : public TurnHandle,
       // The inner turn holds `this` as its observer until its OnComplete.
       self_ = shared_from_this();
     }
+    ChatTurnRequest request = request_;
+    // The store writes the answer with the turn, under this claim.
+    request.request_claim = store::RequestClaim{key_, owner_};
     absl::StatusOr<std::shared_ptr<TurnHandle>> handle =
-        turns_->start_(request_, this);
+        turns_->start_(std::move(request), this);
     if (!handle.ok()) {
       OnComplete(handle.status());
       return;

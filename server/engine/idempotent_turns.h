@@ -53,14 +53,14 @@ std::string RequestFingerprint(const ChatTurnRequest& request);
 
 // Runs turns that carry a request id at most once per (tenant, id) while the
 // id is remembered, across every replica of one store. The first request
-// claims the id in the store and runs the turn; its answer is stored with the
-// id once the turn is stored. A repeat of an answered id gets the stored
-// answer (one OnDelta with the whole text, then OnComplete) without a
-// provider call; a repeat of a running one waits for it, then does the same;
-// a repeat with another session or message gets kFailedPrecondition with
-// reason kRequestIdReusedReason. A turn
-// that fails gives its id back, so a repeat runs it again. A background
-// thread wakes waiting repeats and sweeps expired ids. Thread-safe.
+// claims the id in the store and runs the turn; its answer is stored in the
+// id's record with the turn, in the turn's transaction (store::Turn::answers).
+// A repeat of an answered id gets the stored answer (one OnDelta with the whole
+// text, then OnComplete) without a provider call; a repeat of a running one
+// waits for it, then does the same; a repeat with another session or message
+// gets kFailedPrecondition with reason kRequestIdReusedReason. A turn that
+// fails gives its id back, so a repeat runs it again. A background thread wakes
+// waiting repeats and sweeps expired ids. Thread-safe.
 class IdempotentTurns {
  public:
   // Starts a turn that has been validated (ChatEngine's accepted path).
