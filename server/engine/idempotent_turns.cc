@@ -182,9 +182,16 @@ class IdempotentTurns::Call final : public TurnHandle,
   // The inner turn ended (on the pool, or inside start_ with a store that
   // does not block).
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
-    if (result.ok() && !result->answer_stored) {
-      // A store that keeps no ids: the answer goes to the engine's own
-      // records, before the caller hears it, so a retry after it finds it.
+    if (!result.ok()) {
+      if (absl::Status released = turns_->store_->Release(key_, owner_);
+          !released.ok()) {
+        LogWarning("request_id ", key_.request_id,
+                   " not released: ", released.ToString());
+      }
+    } else if (!result->answer_stored) {
+      // Not written with the turn (store::Turn::answers): a store that keeps
+      // no ids, so the engine's own records get it, before the caller hears
+      // the answer, so a retry after it finds it.
       absl::StatusOr<bool> stored =
           turns_->store_->Complete(key_, owner_, AnswerOf(*result));
       if (!stored.ok() || !*stored) {
@@ -194,12 +201,6 @@ class IdempotentTurns::Call final : public TurnHandle,
                    "; a repeat may run the turn again once the claim is "
                    "stale");
       }
-    } else if (result.ok()) {
-      // Stored with the turn, in its transaction (store::Turn::answers).
-    } else if (absl::Status released = turns_->store_->Release(key_, owner_);
-               !released.ok()) {
-      LogWarning("request_id ", key_.request_id,
-                 " not released: ", released.ToString());
     }
     turns_->Kick();
     std::shared_ptr<Call> keep;

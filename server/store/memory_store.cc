@@ -79,12 +79,11 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
   }
   if (turn.answers.has_value()) {
     // Under mu_, before anything changes: the turn and its answer land
-    // together or not at all (requests_ never takes mu_).
-    Turn stored = turn;
-    stored.created_at = created_at;
+    // together or not at all (requests_ never takes mu_). Complete keeps
+    // microseconds, as created_at here.
     absl::StatusOr<bool> answered = requests_.Complete(
         turn.answers->key, turn.answers->owner,
-        AnswerOfTurn(key, stored, it->second.info.turn_count + 1));
+        AnswerOfTurn(key, turn, it->second.info.turn_count + 1));
     if (!answered.ok() || !*answered) {
       if (created) sessions_.erase(it);  // Nothing of the turn stays.
       return answered.ok() ? RequestClaimLostError(*turn.answers)
