@@ -175,6 +175,15 @@ export class ChatClient {
     return body;
   }
 
+  // The headers of a chat call: options.idempotencyKey, the same as
+  // requestId but sent as the standard Idempotency-Key header (API.md,
+  // "Idempotent turns"); a key reused for another message is a ChatError 409.
+  _chatHeaders(options, extra) {
+    const headers = this._headers(extra);
+    if (options.idempotencyKey !== undefined) headers['Idempotency-Key'] = options.idempotencyKey;
+    return headers;
+  }
+
   // Sends one message; resolves to the assistant's reply (a string), as the
   // template's client did. chatTurn() gives the whole answer.
   async chat(message, options = {}) {
@@ -184,7 +193,15 @@ export class ChatClient {
   // Sends one message; resolves to {response, session_id, timestamp,
   // turn_count, model, stop_reason, usage}.
   async chatTurn(message, options = {}) {
-    return this._call('POST', '/v1/chat', this._chatBody(message, options), options.signal);
+    const response = await this._fetch(`${this.baseUrl}/v1/chat`, {
+      method: 'POST',
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify(this._chatBody(message, options)),
+      signal: options.signal,
+    });
+    this._noteResponse(response);
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
   }
 
   // Streams the reply over Server-Sent Events: onChunk(text) for each piece
@@ -195,7 +212,7 @@ export class ChatClient {
   async chatStream(message, onChunk = () => {}, options = {}) {
     const response = await this._fetch(`${this.baseUrl}/v1/chat:stream`, {
       method: 'POST',
-      headers: this._headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
     });
@@ -223,7 +240,7 @@ export class ChatClient {
   async chatStreamText(message, onChunk = () => {}, options = {}) {
     const response = await this._fetch(`${this.baseUrl}/chat-stream`, {
       method: 'POST',
-      headers: this._headers({ 'Content-Type': 'application/json' }),
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json' }),
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
     });

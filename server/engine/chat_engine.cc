@@ -264,6 +264,11 @@ class ChatEngine::Turn final : public TurnHandle,
     turn.cost_usd = engine_->CostOf(result.model, result.input_tokens,
                                     result.output_tokens);
     turn.created_at = absl::Now();
+    // Only a claim in the conversation store can be written with the turn;
+    // IdempotentTurns then keeps its ids there (ChatEngine's constructor).
+    if (engine_->store_->idempotency() != nullptr) {
+      turn.answers = request_.request_claim;
+    }
     absl::StatusOr<int> turns =
         engine_->store_->AppendTurn({request_.tenant, request_.session_id},
                                     expected_turns_, system_prompt_, turn);
@@ -288,6 +293,14 @@ class ChatEngine::Turn final : public TurnHandle,
         Finish(absl::AbortedError(absl::StrCat(
             "session ", request_.session_id,
             " is busy: another turn was stored while this one ran; retry")));
+      } else if (turn.answers.has_value() &&
+                 absl::IsFailedPrecondition(turns.status())) {
+        // Its claim went stale and a repeat took the id over; that repeat's
+        // turn is the one kept.
+        Finish(absl::AbortedError(absl::StrCat(
+            "request_id ", turn.answers->key.request_id,
+            " was taken over by a repeat while this turn ran too long; "
+            "retry with the same request_id for its answer")));
       } else {
         Finish(turns.status());
       }
@@ -310,6 +323,7 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.provider = std::move(result.provider);
     answer.provider_request_id = std::move(result.provider_request_id);
     answer.provider_retries = result.retries;
+    answer.answer_stored = turn.answers.has_value();
     Finish(std::move(answer));
   }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 
 namespace chat {
@@ -37,6 +38,10 @@ struct ChatTurnRequest {
   // the turn idempotent (see IdempotentTurns). Empty: none.
   std::string request_id;
   std::string idempotency_key;
+  // Set by IdempotentTurns on the turn it runs for a claimed id: the store
+  // writes the answer into the id's record with the turn (store::Turn::
+  // answers) when the claim is in the conversation store.
+  std::optional<store::RequestClaim> request_claim;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
   // The W3C traceparent passed to the provider (the trace this turn belongs
@@ -72,6 +77,9 @@ struct ChatTurnResult {
   // A repeat of an idempotent turn answered from the stored answer; no
   // provider was asked (provider fields and time_to_first_token are empty).
   bool replayed = false;
+  // The answer was written to `request_claim`'s record with the turn, in
+  // one transaction; IdempotentTurns need not write it again.
+  bool answer_stored = false;
 };
 
 }  // namespace chat

@@ -55,7 +55,20 @@ struct Turn {
   // In US dollars; nullopt when the model had no price (kept as NULL).
   std::optional<double> cost_usd;
   absl::Time created_at;
+  // The idempotent request this turn answers, if any: AppendTurn then also
+  // stores the turn's answer (AnswerOfTurn) in that id's record, in the
+  // turn's transaction, so no crash can keep the turn and leave its id
+  // running. Only for a claim held in this store's idempotency().
+  std::optional<RequestClaim> answers;
 };
+
+// The answer a request id's record keeps for `turn`, appended to `key` as
+// its `turn_count`th turn: what the caller of the first request was told.
+IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
+                              int turn_count);
+
+// AppendTurn's kFailedPrecondition for a `turn.answers` claim no longer held.
+absl::Status RequestClaimLostError(const RequestClaim& claim);
 
 // One page of ListSessions.
 struct SessionPage {
@@ -105,7 +118,10 @@ class ConversationStore {
   // existing session. Returns the session's turn count after the append.
   // kAborted if the session's turn count is not `expected_turn_count` (or it
   // does not exist and `expected_turn_count` > 0): another writer got there
-  // first, and nothing was written.
+  // first, and nothing was written. With `turn.answers`, the id's record gets
+  // the answer in the same transaction; kFailedPrecondition, and nothing
+  // written, if that claim's owner no longer holds the id (it was taken over
+  // or swept).
   virtual absl::StatusOr<int> AppendTurn(const SessionKey& key,
                                          int expected_turn_count,
                                          absl::string_view system_prompt,

@@ -58,6 +58,7 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
   const absl::Time created_at = TruncateToMicros(turn.created_at);
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(Key(key.tenant, key.session_id));
+  bool created = false;
   if (it == sessions_.end()) {
     if (expected_turn_count != 0) {
       return absl::AbortedError(absl::StrCat(
@@ -70,10 +71,24 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
     session.info.created_at = created_at;
     it = sessions_.emplace(Key(key.tenant, key.session_id), std::move(session))
              .first;
+    created = true;
   } else if (it->second.info.turn_count != expected_turn_count) {
     return absl::AbortedError(absl::StrCat(
         "session ", key.session_id, " changed concurrently: expected ",
         expected_turn_count, " turns, found ", it->second.info.turn_count));
+  }
+  if (turn.answers.has_value()) {
+    // Under mu_, before anything changes: the turn and its answer land
+    // together or not at all (requests_ never takes mu_). Complete keeps
+    // microseconds, as created_at here.
+    absl::StatusOr<bool> answered = requests_.Complete(
+        turn.answers->key, turn.answers->owner,
+        AnswerOfTurn(key, turn, it->second.info.turn_count + 1));
+    if (!answered.ok() || !*answered) {
+      if (created) sessions_.erase(it);  // Nothing of the turn stays.
+      return answered.ok() ? RequestClaimLostError(*turn.answers)
+                           : answered.status();
+    }
   }
   Session& session = it->second;
   session.messages.push_back({"user", turn.user_message, created_at});

@@ -822,6 +822,24 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
       {key.tenant, key.session_id, created_at, absl::StrCat(turn.input_tokens),
        absl::StrCat(turn.output_tokens), OptionalDoubleText(turn.cost_usd)});
   if (!counted.ok()) return counted.status();
+  if (turn.answers.has_value()) {
+    // In the turn's transaction: a lost claim rolls the turn back too. The
+    // UPDATE locks the id's row, so a takeover waits for this COMMIT.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(turn_count + 1));
+    absl::StatusOr<Result> completed = (*c)->Run(
+        "complete_request",
+        {claim.key.tenant, claim.key.request_id, claim.owner, answer.session_id,
+         HexBytes(answer.response), created_at, absl::StrCat(answer.turn_count),
+         answer.model, answer.stop_reason, absl::StrCat(answer.input_tokens),
+         absl::StrCat(answer.output_tokens),
+         OptionalDoubleText(answer.cost_usd)});
+    if (!completed.ok()) return completed.status();
+    if (std::string(PQcmdTuples(completed->get())) != "1") {
+      return RequestClaimLostError(claim);
+    }
+  }
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
   if (absl::Status s = txn.Commit(); !s.ok()) return s;

@@ -1144,6 +1144,29 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
       .BindDouble(6, turn.cost_usd);
   if (absl::Status s = update->Run(); !s.ok()) return s;
 
+  if (turn.answers.has_value()) {
+    // In the turn's savepoint: a lost claim undoes the turn too.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(*turn_count + 1));
+    absl::StatusOr<Statement> complete = db.Prepare(Sql::kCompleteRequest);
+    if (!complete.ok()) return complete.status();
+    complete->Bind(1, claim.key.tenant)
+        .Bind(2, claim.key.request_id)
+        .Bind(3, claim.owner)
+        .Bind(4, answer.session_id)
+        .Bind(5, answer.response)
+        .Bind(6, created_at_us)
+        .Bind(7, static_cast<int64_t>(answer.turn_count))
+        .Bind(8, answer.model)
+        .Bind(9, answer.stop_reason)
+        .Bind(10, answer.input_tokens)
+        .Bind(11, answer.output_tokens)
+        .BindDouble(12, answer.cost_usd);
+    if (absl::Status s = complete->Run(); !s.ok()) return s;
+    if (sqlite3_changes(db.db()) != 1) return RequestClaimLostError(claim);
+  }
+
   return static_cast<int>(*turn_count + 1);
 }
 
