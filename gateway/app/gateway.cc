@@ -341,7 +341,7 @@ void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
       static_files_.contains(path)) {
     allowed = {"GET"};
   } else if (OpenAiApi::Serves(path)) {
-    allowed = {path == "/v1/chat/completions" ? "POST" : "GET"};
+    allowed = OpenAiApi::AllowedMethods(path);
   } else {
     allowed = routes_.Match("OPTIONS", path).allowed;
   }

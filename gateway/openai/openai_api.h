@@ -11,6 +11,14 @@
 //   POST /v1/chat/completions  -> Complete / CompleteStream (stateless)
 //   GET  /v1/models            -> ListModels
 //   GET  /v1/models/{id}       -> ListModels, one entry
+//   POST /v1/responses         -> Chat / ChatStream on a session (stored),
+//                                 Complete / CompleteStream (store: false),
+//                                 after GetHistory for the earlier turns
+//   GET  /v1/responses/{id}    -> GetHistory, one turn
+//   POST /v1/conversations     -> ListModels (checks the key), then an id
+//                                 (see openai_responses.h)
+//   GET  /v1/conversations/{id}, .../items -> GetHistory
+//   DELETE /v1/conversations/{id}          -> DeleteSession
 //
 // Keys travel as OpenAI's SDKs send them, `Authorization: Bearer KEY`,
 // forwarded untouched (ForwardedMetadata) for chat-server to check. Errors on
@@ -22,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gateway/http/http_server.h"
@@ -46,6 +55,8 @@ class BackendCalls {
   virtual grpc::Status ClientVisibleStatus(const grpc::Status& status) = 0;
 };
 
+struct ResponsePlan;
+
 // The OpenAI routes. Thread-safe; one instance serves every connection.
 class OpenAiApi {
  public:
@@ -53,9 +64,11 @@ class OpenAiApi {
   // every call.
   OpenAiApi(BackendCalls* backends, absl::Duration request_timeout);
 
-  // Whether `path` is one of OpenAI's (under /v1/chat/completions or
-  // /v1/models): Handle answers it, unknown methods and sub-paths included.
+  // Whether `path` is one of OpenAI's routes (above): Handle answers it,
+  // unknown methods included.
   static bool Serves(absl::string_view path);
+  // The methods `path` answers (for OPTIONS); empty if not Serves(path).
+  static std::vector<std::string> AllowedMethods(absl::string_view path);
 
   // Answers `exchange`, whose path Serves. `headers` go on the answer
   // (request id, trace, CORS).
@@ -68,6 +81,22 @@ class OpenAiApi {
                        const std::string& request_id, HttpHeaders headers);
   void Models(std::shared_ptr<HttpExchange> exchange, std::string model_id,
               const std::string& request_id, HttpHeaders headers);
+  void CreateResponse(std::shared_ptr<HttpExchange> exchange,
+                      const std::string& request_id, HttpHeaders headers);
+  void RunResponse(std::shared_ptr<HttpExchange> exchange,
+                   const std::string& request_id, HttpHeaders headers,
+                   std::shared_ptr<ResponsePlan> plan);
+  void GetResponse(std::shared_ptr<HttpExchange> exchange, std::string id,
+                   const std::string& request_id, HttpHeaders headers);
+  void CreateConversation(std::shared_ptr<HttpExchange> exchange,
+                          const std::string& request_id, HttpHeaders headers);
+  void GetConversation(std::shared_ptr<HttpExchange> exchange, std::string id,
+                       const std::string& request_id, HttpHeaders headers);
+  void DeleteConversation(std::shared_ptr<HttpExchange> exchange,
+                          std::string id, const std::string& request_id,
+                          HttpHeaders headers);
+  void ConversationItems(std::shared_ptr<HttpExchange> exchange, std::string id,
+                         const std::string& request_id, HttpHeaders headers);
 
   BackendCalls* const backends_;
   const absl::Duration request_timeout_;

@@ -27,8 +27,8 @@ describe('the OpenAI SDK against chat-gateway', () => {
   const upstreamStats = async (model) =>
     (await fetch(`${upstreamBase}/_stats?key=${encodeURIComponent(model)}`)).json();
 
-  async function createKey(name, limits = {}) {
-    const res = await postJson(stack.base, '/v1/admin/keys', { tenant: 'acme', name, limits },
+  async function createKey(name, limits = {}, tenant = 'acme') {
+    const res = await postJson(stack.base, '/v1/admin/keys', { tenant, name, limits },
       { Authorization: `Bearer ${ADMIN_KEY}` });
     assert.equal(res.status, 200, await res.clone().text());
     return (await res.json()).key;
@@ -227,5 +227,184 @@ describe('the OpenAI SDK against chat-gateway', () => {
     const res = await postJson(stack.base, '/v1/chat', { message: 'hi', session_id: 's' });
     assert.equal(res.status, 401);
     assert.equal((await res.json()).code, 16);
+  });
+
+  // Responses and Conversations run on chatd sessions: their own tenants,
+  // so the stateless tests above still see none.
+  const history = async (apiKey, session) => {
+    const res = await fetch(`${stack.base}/v1/sessions/${encodeURIComponent(session)}/history`,
+      { headers: { Authorization: `Bearer ${apiKey}` } });
+    assert.equal(res.status, 200, await res.clone().text());
+    return res.json();
+  };
+
+  it('chains responses.create by previous_response_id, on one session', async () => {
+    const apiKey = await createKey('responses', {}, 'resp-chain');
+    const c = openai(apiKey);
+    const r1 = await c.responses.create({
+      model: 'ok@resp-chain', input: 'First turn', instructions: 'Be brief.',
+    });
+    assert.equal(r1.object, 'response');
+    assert.equal(r1.status, 'completed');
+    assert.equal(r1.store, true);
+    assert.match(r1.output_text, /^Echo of 1 messages: First turn/);
+    assert.equal(r1.output[0].type, 'message');
+    assert.equal(r1.output[0].role, 'assistant');
+    assert.ok(r1.usage.input_tokens > 0);
+    assert.equal((await upstreamStats('ok@resp-chain')).last_request.system, 'Be brief.');
+
+    // The model sees the earlier turn.
+    const r2 = await c.responses.create({
+      model: 'ok@resp-chain', input: 'Second turn', previous_response_id: r1.id,
+    });
+    assert.match(r2.output_text, /^Echo of 3 messages: Second turn/);
+    assert.equal(r2.previous_response_id, r1.id);
+
+    // One chatd session holds both turns, read through chatd's own route.
+    const session = r2.conversation.id;
+    assert.equal(r1.conversation.id, session);
+    const stored = await history(apiKey, session);
+    assert.equal(stored.turn_count, 2);
+    assert.deepEqual(stored.messages.map((m) => m.content.split(':')[0]),
+      ['First turn', 'Echo of 1 messages', 'Second turn', 'Echo of 3 messages']);
+
+    const again = await c.responses.retrieve(r2.id);
+    assert.equal(again.id, r2.id);
+    assert.equal(again.output_text, r2.output_text);
+    assert.equal(again.previous_response_id, r1.id);
+
+    // store: false answers from the same history and stores nothing.
+    const side = await c.responses.create({
+      model: 'ok@resp-chain', input: 'Side question', previous_response_id: r2.id, store: false,
+    });
+    assert.match(side.output_text, /^Echo of 5 messages: Side question/);
+    assert.equal(side.store, false);
+    assert.equal((await history(apiKey, session)).turn_count, 2);
+    await assert.rejects(c.responses.retrieve(side.id), OpenAI.NotFoundError);
+    // From an earlier response: only without storing (sessions do not branch).
+    const fork = await c.responses.create({
+      model: 'ok@resp-chain', input: 'Fork', previous_response_id: r1.id, store: false,
+    });
+    assert.match(fork.output_text, /^Echo of 3 messages: Fork/);
+    await assert.rejects(
+      c.responses.create({ model: 'ok@resp-chain', input: 'Fork', previous_response_id: r1.id }),
+      OpenAI.BadRequestError);
+    await assert.rejects(
+      c.responses.create({ model: 'ok@resp-chain', input: 'x', previous_response_id: 'resp_9_nosuch' }),
+      OpenAI.NotFoundError);
+  });
+
+  it('chains responses.create by conversation, and lists its items', async () => {
+    const apiKey = await createKey('conversations', {}, 'resp-conv');
+    const c = openai(apiKey);
+    const conv = await c.conversations.create({ metadata: { topic: 'tests' } });
+    assert.equal(conv.object, 'conversation');
+    assert.match(conv.id, /^conv_/);
+    assert.deepEqual(conv.metadata, { topic: 'tests' });
+    // Before its first turn: an empty conversation.
+    assert.equal((await c.conversations.retrieve(conv.id)).id, conv.id);
+    assert.deepEqual((await c.conversations.items.list(conv.id)).data, []);
+
+    const r1 = await c.responses.create({ model: 'ok@resp-conv', input: 'One', conversation: conv.id });
+    assert.match(r1.output_text, /^Echo of 1 messages: One/);
+    assert.equal(r1.conversation.id, conv.id);
+    const r2 = await c.responses.create({
+      model: 'ok@resp-conv', input: [{ role: 'user', content: 'Two' }], conversation: { id: conv.id },
+    });
+    assert.match(r2.output_text, /^Echo of 3 messages: Two/);
+
+    // Items, oldest first, a page of one at a time: the SDK follows the pages.
+    const items = [];
+    for await (const item of c.conversations.items.list(conv.id, { order: 'asc', limit: 1 })) {
+      items.push(item);
+    }
+    assert.deepEqual(items.map((i) => i.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.equal(items[0].content[0].type, 'input_text');
+    assert.equal(items[0].content[0].text, 'One');
+    assert.equal(items[3].content[0].type, 'output_text');
+    assert.equal(items[3].content[0].text, r2.output_text);
+    assert.equal(items[3].id, r2.output[0].id);
+    // OpenAI's default order: newest first.
+    const newest = await c.conversations.items.list(conv.id);
+    assert.equal(newest.data[0].content[0].text, r2.output_text);
+
+    // The conversation is the chatd session of that id.
+    assert.equal((await history(apiKey, conv.id)).turn_count, 2);
+
+    const gone = await c.conversations.delete(conv.id);
+    assert.equal(gone.deleted, true);
+    const res = await fetch(`${stack.base}/v1/sessions/${conv.id}/history`,
+      { headers: { Authorization: `Bearer ${apiKey}` } });
+    assert.equal(res.status, 404);
+  });
+
+  it('streams responses.create with OpenAI\'s events', async () => {
+    const c = openai(await createKey('stream', {}, 'resp-stream'));
+    const first = await c.responses.create({ model: 'ok@resp-stream', input: 'Before' });
+    const stream = await c.responses.create({
+      model: 'ok@resp-stream', input: 'Stream me', previous_response_id: first.id, stream: true,
+    });
+    const events = [];
+    for await (const event of stream) events.push(event);
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'response.created');
+    assert.equal(types.at(-1), 'response.completed');
+    assert.ok(types.includes('response.output_text.done'));
+    const deltas = events.filter((e) => e.type === 'response.output_text.delta');
+    assert.ok(deltas.length >= 2, `${deltas.length} deltas`);
+    const text = deltas.map((e) => e.delta).join('');
+    assert.match(text, /^Echo of 3 messages: Stream me/);
+    assert.equal(events.find((e) => e.type === 'response.output_text.done').text, text);
+    const done = events.at(-1).response;
+    assert.equal(done.status, 'completed');
+    assert.equal(done.output[0].content[0].text, text);
+    assert.equal(events[0].response.id, done.id);
+    events.forEach((e, i) => assert.equal(e.sequence_number, i));
+    // Stored: the next response continues from it.
+    const next = await c.responses.create({ model: 'ok@resp-stream', input: 'After', previous_response_id: done.id });
+    assert.match(next.output_text, /^Echo of 5 messages: After/);
+
+    // Not stored, streamed through the stateless path.
+    const loose = await c.responses.create({ model: 'ok@resp-stream', input: 'Loose', store: false, stream: true });
+    let looseText = '';
+    for await (const event of loose) {
+      if (event.type === 'response.output_text.delta') looseText += event.delta;
+    }
+    assert.match(looseText, /^Echo of 1 messages: Loose/);
+  });
+
+  it('answers 404 for another tenant\'s conversation and responses', async () => {
+    const owner = openai(await createKey('owner', {}, 'resp-owner'));
+    const other = openai(await createKey('intruder', {}, 'resp-intruder'));
+    const conv = await owner.conversations.create();
+    const empty = await owner.conversations.create();
+    const r = await owner.responses.create({ model: 'ok@resp-iso', input: 'Secret', conversation: conv.id });
+    const notFound = (e) => {
+      assert.ok(e instanceof OpenAI.NotFoundError, String(e));
+      assert.equal(e.status, 404);
+      return true;
+    };
+    for (const id of [conv.id, empty.id]) {
+      await assert.rejects(other.conversations.retrieve(id), notFound);
+      await assert.rejects(other.conversations.items.list(id), notFound);
+      await assert.rejects(other.conversations.delete(id), notFound);
+      await assert.rejects(
+        other.responses.create({ model: 'ok@resp-iso', input: 'Peek', conversation: id }), notFound);
+    }
+    await assert.rejects(other.responses.retrieve(r.id), notFound);
+    await assert.rejects(
+      other.responses.create({ model: 'ok@resp-iso', input: 'Peek', previous_response_id: r.id }),
+      notFound);
+    await assert.rejects(
+      other.responses.create({ model: 'ok@resp-iso', input: 'Peek', previous_response_id: r.id, store: false }),
+      notFound);
+    // A key chatd does not know is refused before any id is made.
+    const bad = openai('chatd_nosuchid_0123456789abcdef');
+    await assert.rejects(bad.conversations.create(), OpenAI.AuthenticationError);
+    await assert.rejects(bad.responses.create({ model: 'ok@resp-iso', input: 'x' }),
+      OpenAI.AuthenticationError);
+    // The owner's conversation is untouched.
+    const items = await owner.conversations.items.list(conv.id);
+    assert.equal(items.data.length, 2);
   });
 });
