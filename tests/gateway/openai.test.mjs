@@ -373,6 +373,35 @@ describe('the OpenAI SDK against chat-gateway', () => {
     assert.match(looseText, /^Echo of 1 messages: Loose/);
   });
 
+  it('aborting a streamed response cancels the upstream call and stores no turn', async () => {
+    const apiKey = await createKey('abort', {}, 'resp-abort');
+    const c = openai(apiKey);
+    const conv = await c.conversations.create();
+    const model = 'hold@resp-abort';
+    const controller = new AbortController();
+    const stream = await c.responses.create(
+      { model, input: 'Hold on', conversation: conv.id, stream: true },
+      { signal: controller.signal });
+    const iterator = stream[Symbol.asyncIterator]();
+    let got = '';
+    while (!got.includes('Echo')) {
+      const { value, done } = await iterator.next();
+      assert.ok(!done, 'the stream ended early');
+      if (value.type === 'response.output_text.delta') got += value.delta;
+    }
+    controller.abort();
+    const after = await iterator.next().catch((e) => ({ error: e }));
+    assert.ok(after.done || after.error, 'the stream went on after abort()');
+    let stats;
+    for (let i = 0; i < 200; i++) {
+      stats = await upstreamStats(model);
+      if (stats.closed_early >= 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(stats.closed_early, 1);
+    assert.deepEqual((await c.conversations.items.list(conv.id)).data, []);
+  });
+
   it('answers 404 for another tenant\'s conversation and responses', async () => {
     const owner = openai(await createKey('owner', {}, 'resp-owner'));
     const other = openai(await createKey('intruder', {}, 'resp-intruder'));
