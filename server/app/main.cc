@@ -178,8 +178,19 @@ int Run(chat::ServerConfig config) {
   auth_options.admin_key = config.admin_key;
   auto authenticator = std::make_unique<chat::Authenticator>(
       &(*store)->keys(), pool.get(), std::move(auth_options));
+  // What GET /v1/models (ListModels) offers: --allowed_models when set,
+  // else the provider's default model and the fallbacks' models.
+  chat::ModelCatalog models;
+  {
+    std::vector<std::string> configured =
+        chat::llm::ConfiguredModels(provider_config);
+    if (!configured.empty()) models.default_model = configured.front();
+    models.models = config.engine.limits.allowed_models.empty()
+                        ? std::move(configured)
+                        : config.engine.limits.allowed_models;
+  }
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get(),
-                                     authenticator.get());
+                                     authenticator.get(), std::move(models));
   chat::AdminServiceImpl admin_service(store->get(), pool.get(),
                                        authenticator.get());
   chat::HealthService health_service;

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "server/llm/llm_provider.h"
 #include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 
@@ -47,6 +49,17 @@ struct ChatTurnRequest {
   // The W3C traceparent passed to the provider (the trace this turn belongs
   // to, the caller's span as parent); empty: none.
   std::string traceparent;
+  // A completion without memory (the Complete RPCs, OpenAI's Chat
+  // Completions): `messages` is the whole conversation, sent with
+  // `system_prompt` (absent: none) as given; no session is read or written,
+  // no context window trims it, and session_id, message and the request ids
+  // are unused. Keys, limits, budgets, usage and metrics apply as to a turn.
+  bool stateless = false;
+  std::vector<llm::PromptMessage> messages;
+  // Passed to the provider (llm::CompletionRequest): sequences that end the
+  // reply, and the end user the call is for.
+  std::vector<std::string> stop;
+  std::string user;
 };
 
 struct ChatTurnResult {

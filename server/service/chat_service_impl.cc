@@ -4,11 +4,13 @@
 #include <string>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/synchronization/mutex.h"
 #include "common/time_format.h"
 #include "server/engine/validation.h"
 #include "server/service/call_log.h"
 #include "server/service/chat_stream_reactor.h"
+#include "server/service/complete_reactors.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/rate_limit_metadata.h"
@@ -211,11 +213,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
                                  store::ConversationStore* store,
-                                 ThreadPool* pool, Authenticator* authenticator)
+                                 ThreadPool* pool, Authenticator* authenticator,
+                                 ModelCatalog models)
     : engine_(engine),
       store_(store),
       pool_(pool),
-      authenticator_(authenticator) {}
+      authenticator_(authenticator),
+      models_(std::move(models)) {}
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
@@ -390,6 +394,68 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
         }
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Complete(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteRequest* request,
+    chat::v1::CompleteResponse* response) {
+  auto* reactor = new CompleteUnaryReactor(context, engine_, response);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<chat::v1::CompleteStreamResponse>*
+ChatServiceImpl::CompleteStream(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteStreamRequest* request) {
+  auto* reactor = new CompleteStreamReactor(context, engine_);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(
+    grpc::CallbackServerContext* context,
+    const chat::v1::ListModelsRequest* /*request*/,
+    chat::v1::ListModelsResponse* response) {
+  return FinishOnPool(context, "ListModels", authenticator_, pool_,
+                      [this, response](const Caller& caller) -> absl::Status {
+                        const std::vector<std::string>& server_allowed =
+                            engine_->options().limits.allowed_models;
+                        auto server_serves = [&](const std::string& model) {
+                          return server_allowed.empty() ||
+                                 absl::c_linear_search(server_allowed, model);
+                        };
+                        // A key limited to some models may use those (the ones
+                        // the server allows); any other key, what the server
+                        // serves.
+                        const std::vector<std::string>& key_models =
+                            caller.limits.allowed_models;
+                        for (const std::string& model :
+                             key_models.empty() ? models_.models : key_models) {
+                          if (server_serves(model)) response->add_models(model);
+                        }
+                        response->set_default_model(models_.default_model);
+                        return absl::OkStatus();
+                      });
 }
 
 }  // namespace chat

@@ -33,6 +33,8 @@ const A_MARKER = 'alpha-secret';
 //   stats:   B's counts are B's only.
 //   admin:   needs the admin key; a tenant's key gets the same refusal for
 //            A and B, and the admin's per-tenant answers keep tenants apart.
+//   stateless: needs a key but reads and writes no session (Complete,
+//            ListModels): B's answer never holds what A sent.
 const ROUTES = {
   'GET /v1/status': 'open',
   'GET /': 'open',
@@ -54,6 +56,9 @@ const ROUTES = {
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',
   'GET /v1/admin/usage': 'admin',
+  'POST /v1/chat:complete': 'stateless',
+  'POST /v1/chat:completeStream': 'stateless',
+  'GET /v1/chat:models': 'stateless',
 };
 
 const routesOf = (kind) => Object.keys(ROUTES).filter((r) => ROUTES[r] === kind);
@@ -315,6 +320,18 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     }
   });
 
+  it('answers the stateless routes from the caller\'s own request only', async () => {
+    for (const route of routesOf('stateless')) {
+      const body = (text) => ({ messages: [{ role: 'user', content: text }] });
+      const withA = await call(base, route, a.key, { body: body(`${A_MARKER} stateless`) });
+      assert.equal(withA.status, 200, `${route}: ${withA.body}`);
+      const withB = await call(base, route, b.key, { body: body('b asks') });
+      assert.equal(withB.status, 200, `${route}: ${withB.body}`);
+      assert.ok(!withB.body.includes(A_MARKER), `${route}: ${withB.body}`);
+      assert.equal((await call(base, route, '', { body: body('x') })).status, 401, route);
+    }
+  });
+
   it("refuses the admin routes to A's and B's keys alike, and keeps tenants apart in the admin's answers", async () => {
     for (const route of routesOf('admin')) {
       const options = { params: { key_id: a.id }, body: { tenant: 'tenant-b', name: 'x' } };
@@ -331,18 +348,21 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const keysOfB = JSON.parse((await call(base, 'GET /v1/admin/keys', ADMIN_KEY,
       { query: '?tenant=tenant-b' })).body).keys;
     assert.deepEqual(keysOfB.map((k) => [k.tenant, k.id]), [['tenant-b', b.id]]);
+    // B made one turn per chat route (in the separate-histories test) and one
+    // completion per stateless POST route.
+    const callsOfB = routesOf('chat').length +
+      routesOf('stateless').filter((r) => r.startsWith('POST ')).length;
     const deadline = Date.now() + 15000;
     let usage;
     for (;;) {
       usage = JSON.parse((await call(base, 'GET /v1/admin/usage', ADMIN_KEY,
         { query: '?tenant=tenant-b' })).body);
       const calls = Number(usage.tenants?.[0]?.calls ?? 0);
-      if (calls >= routesOf('chat').length || Date.now() > deadline) break;
+      if (calls >= callsOfB || Date.now() > deadline) break;
       await new Promise((resolve) => { setTimeout(resolve, 50); });
     }
-    // B made one turn per chat route (in the separate-histories test).
     assert.deepEqual(usage.tenants.map((u) => [u.tenant, Number(u.calls)]),
-      [['tenant-b', routesOf('chat').length]], JSON.stringify(usage));
+      [['tenant-b', callsOfB]], JSON.stringify(usage));
     assert.deepEqual(usage.keys.map((u) => [u.tenant, u.key_id]), [['tenant-b', b.id]]);
   });
 });

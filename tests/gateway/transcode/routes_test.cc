@@ -86,6 +86,10 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"GET", "/v1/sessions", "ListSessions", "/v1/sessions"},
       {"GET", "/stats", "GetStats", "/stats"},
       {"GET", "/v1/stats", "GetStats", "/v1/stats"},
+      {"POST", "/v1/chat:complete", "Complete", "/v1/chat:complete"},
+      {"POST", "/v1/chat:completeStream", "CompleteStream",
+       "/v1/chat:completeStream"},
+      {"GET", "/v1/chat:models", "ListModels", "/v1/chat:models"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -93,7 +97,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 16u);
+  EXPECT_EQ(table.routes().size(), 19u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {
