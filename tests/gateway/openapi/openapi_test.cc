@@ -120,8 +120,12 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
-  EXPECT_EQ(doc["paths"].size(),
-            15u);  // 16 routes; two share /history/{session_id}.
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
+  EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
+  // 18 routes; two share /history/{session_id}, two
+  // /v1/sessions/{session_id}.
+  EXPECT_EQ(doc["paths"].size(), 16u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

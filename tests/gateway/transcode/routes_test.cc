@@ -86,6 +86,9 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"GET", "/v1/sessions", "ListSessions", "/v1/sessions"},
       {"GET", "/stats", "GetStats", "/stats"},
       {"GET", "/v1/stats", "GetStats", "/v1/stats"},
+      {"PATCH", "/v1/sessions/s1", "UpdateSession",
+       "/v1/sessions/{session_id}"},
+      {"GET", "/v1/search", "SearchMessages", "/v1/search"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -93,7 +96,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 16u);
+  EXPECT_EQ(table.routes().size(), 18u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {
