@@ -84,6 +84,11 @@ ABSL_FLAG(int, max_turns_per_session, 0,
 ABSL_FLAG(std::string, model, "",
           "Default model ('' picks the provider's: claude-sonnet-4-6, "
           "gpt-4o-mini); a request's `model` overrides it. Env: CHAT_MODEL.");
+ABSL_FLAG(bool, session_titles, true,
+          "Give each session a short title after its first turn (see "
+          "--title_model); false: sessions stay untitled until a user "
+          "renames them, and no title call is made. Env: "
+          "CHAT_SESSION_TITLES.");
 ABSL_FLAG(std::string, title_model, "",
           "Model asked for a session's title after its first turn (a short "
           "call, off the turn's path; '' uses the default --model). With "
@@ -371,6 +376,7 @@ const std::vector<std::string>& ServerFlagNames() {
       "max_sessions_per_tenant",
       "max_turns_per_session",
       "model",
+      "session_titles",
       "title_model",
       "max_tokens",
       "max_tokens_ceiling",
@@ -485,7 +491,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   ReadFallbackFlags(errors, &provider);
 
   ChatEngineOptions& engine = config.engine;
-  engine.titles.enabled = true;
+  engine.titles.enabled = absl::GetFlag(FLAGS_session_titles);
   engine.titles.model = absl::GetFlag(FLAGS_title_model);
   if (engine.titles.model.size() > 256 ||
       absl::c_any_of(engine.titles.model, [](char c) {

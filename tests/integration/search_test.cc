@@ -116,8 +116,7 @@ class Server {
   }
 
   grpc::Status Chat(const std::string& key, const std::string& session,
-                    const std::string& message,
-                    const std::string& model = "") {
+                    const std::string& message, const std::string& model = "") {
     grpc::ClientContext context;
     Prepare(&context, key);
     v1::ChatRequest request =
@@ -213,11 +212,10 @@ class EchoSearchTest : public ::testing::TestWithParam<StoreKind> {
       }
       store = absl::StrCat("postgres:", *conninfo);
     }
-    ASSERT_TRUE(server_.Start({"--listen=127.0.0.1:0",
-                               absl::StrCat("--store=", store),
-                               "--provider=echo", "--echo_delay=0s",
-                               "--shutdown_grace=2s"},
-                              {}));
+    ASSERT_TRUE(server_.Start(
+        {"--listen=127.0.0.1:0", absl::StrCat("--store=", store),
+         "--provider=echo", "--echo_delay=0s", "--shutdown_grace=2s"},
+        {}));
     a_ = server_.NewKey("tenant-a");
     b_ = server_.NewKey("tenant-b");
     ASSERT_FALSE(a_.empty());
@@ -255,9 +253,9 @@ TEST_P(EchoSearchTest, FirstWordsBecomeTheTitleAndARenameSticks) {
 TEST_P(EchoSearchTest, BadRenamesAreRefused) {
   ASSERT_TRUE(server_.Chat(a_, "s1", "hello there").ok());
   v1::UpdateSessionResponse updated;
-  EXPECT_EQ(server_.Update(a_, "s1", std::string(201, 'x'), &updated)
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      server_.Update(a_, "s1", std::string(201, 'x'), &updated).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(server_.Update(a_, "s1", "two\nlines", &updated).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(server_.Update(a_, "missing", "x", &updated).error_code(),
@@ -316,8 +314,7 @@ TEST_P(EchoSearchTest, SearchPagesAndRefusesBadQueries) {
     ASSERT_LE(page.hits_size(), 2);
     for (const v1::SearchHit& hit : page.hits()) {
       EXPECT_TRUE(seen.insert({hit.session_id(), hit.message_index()}).second)
-          << "seen twice: " << hit.session_id() << " #"
-          << hit.message_index();
+          << "seen twice: " << hit.session_id() << " #" << hit.message_index();
     }
     token = page.next_page_token();
   } while (!token.empty() && ++pages < 10);
@@ -343,9 +340,8 @@ INSTANTIATE_TEST_SUITE_P(Stores, EchoSearchTest,
                          ::testing::Values(StoreKind::kSqlite,
                                            StoreKind::kPostgres),
                          [](const ::testing::TestParamInfo<StoreKind>& info) {
-                           return info.param == StoreKind::kSqlite
-                                      ? "Sqlite"
-                                      : "Postgres";
+                           return info.param == StoreKind::kSqlite ? "Sqlite"
+                                                                   : "Postgres";
                          });
 
 class ModelTitleTest : public ::testing::Test {
@@ -397,8 +393,8 @@ FakeUpstream* ModelTitleTest::upstream_ = nullptr;
 
 TEST_F(ModelTitleTest, TitleComesFromOneCallToTheTitleModel) {
   ASSERT_TRUE(StartServer("ok@title-model"));
-  ASSERT_TRUE(server_.Chat("", "s1", "Which whale is the largest?", "ok@chat")
-                  .ok());
+  ASSERT_TRUE(
+      server_.Chat("", "s1", "Which whale is the largest?", "ok@chat").ok());
   // The fake answers "Echo of N messages: <last user message>".
   const std::string title = server_.AwaitTitle("", "s1");
   EXPECT_THAT(title, StartsWith("Echo of 1 messages: User: Which whale"));
@@ -419,9 +415,9 @@ TEST_F(ModelTitleTest, FailedTitleCallLeavesNoTitleAndIsCounted) {
   grpc::Status status =
       server_.Chat("", "s1", "Which whale is the largest?", "ok@chat2");
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_TRUE(
-      Eventually([&] { return Metric("chatd_title_failures_total") == 1; }))
-      << server_.process().Log();
+  EXPECT_TRUE(Eventually([&] {
+    return Metric("chatd_title_failures_total") == 1;
+  })) << server_.process().Log();
   EXPECT_EQ(upstream_->Stats("status:500@title-fails")["attempts"], 1);
   EXPECT_EQ(server_.ListedTitle("", "s1"), "");
   // The session is still usable and can be named by hand.

@@ -114,11 +114,11 @@ class SessionSearchTest : public ::testing::TestWithParam<StoreFactory> {
                   const std::vector<std::pair<std::string, std::string>>& turns,
                   int64_t start_us) {
     for (size_t i = 0; i < turns.size(); ++i) {
-      ASSERT_THAT(store_->AppendTurn(
-                      key, static_cast<int>(i), "prompt",
-                      MakeTurn(turns[i].first, turns[i].second,
-                               At(start_us + static_cast<int64_t>(i)))),
-                  IsOk());
+      ASSERT_THAT(
+          store_->AppendTurn(key, static_cast<int>(i), "prompt",
+                             MakeTurn(turns[i].first, turns[i].second,
+                                      At(start_us + static_cast<int64_t>(i)))),
+          IsOk());
     }
   }
 
@@ -210,8 +210,8 @@ TEST_P(SessionSearchTest, FindsMessagesWithMarkedSnippets) {
 }
 
 TEST_P(SessionSearchTest, EveryWordMustOccur) {
-  AddSession({"acme", "s1"},
-             {{"apple and banana", "ok"}, {"apple only", "ok"}}, 10);
+  AddSession({"acme", "s1"}, {{"apple and banana", "ok"}, {"apple only", "ok"}},
+             10);
   SearchPage page = Search("acme", "banana apple");
   ASSERT_THAT(page.hits, SizeIs(1));
   EXPECT_EQ(page.hits[0].message_index, 0);
@@ -308,11 +308,9 @@ TEST_P(SessionSearchTest, QueryOperatorsAndMarkupAreSearchedAsText) {
   AddSession({"acme", "s1"},
              {{"<img src=x onerror=alert(1)> payload word", "ok"}}, 10);
   // Quotes, parentheses and stars must not be query syntax errors.
-  for (absl::string_view query :
-       {"\"payload", "payload)", "payload*", "AND payload", "NEAR(payload",
-        "-", "\"\""}) {
-    EXPECT_THAT(store_->SearchMessages("acme", query, 10, ""), IsOk())
-        << query;
+  for (absl::string_view query : {"\"payload", "payload)", "payload*",
+                                  "AND payload", "NEAR(payload", "-", "\"\""}) {
+    EXPECT_THAT(store_->SearchMessages("acme", query, 10, ""), IsOk()) << query;
   }
   SearchPage page = Search("acme", "payload");
   ASSERT_THAT(page.hits, SizeIs(1));
