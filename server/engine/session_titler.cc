@@ -292,6 +292,12 @@ void SessionTitler::TitleFirstExchange(const store::SessionKey& key,
   call->set_call(provider_->Start(std::move(request), call));
 }
 
+void SessionTitler::WaitUntilIdle() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* jobs) { return *jobs == 0; }, &jobs_));
+}
+
 void SessionTitler::Save(store::SessionKey key, std::string title) {
   if (title.empty()) {
     JobEnded();

@@ -75,6 +75,10 @@ class SessionTitler {
                           absl::string_view user_message,
                           absl::string_view reply);
 
+  // Waits until every title started so far is stored or given up, without
+  // cancelling anything (tests).
+  void WaitUntilIdle();
+
  private:
   class TitleCall;
   // Writes `title` (unless empty) on the pool, then ends the job.
