@@ -73,12 +73,14 @@ class FallbackTest : public ::testing::Test {
     std::vector<std::string> args = {
         "--listen=127.0.0.1:0",
         absl::StrCat("--store=sqlite:", dir_, "/chat.db"),
-        "--provider=anthropic", "--provider_retries=1",
-        "--provider_retry_delay=10ms", "--first_byte_timeout=5s",
+        "--provider=anthropic",
+        "--provider_retries=1",
+        "--provider_retry_delay=10ms",
+        "--first_byte_timeout=5s",
         absl::StrCat("--fallback=openai:", FallbackModel()),
-        absl::StrCat("--fallback_cooldown=", absl::FormatDuration(cooldown)),
-        // A session title would be one more upstream call to count.
-        "--session_titles=false"};
+        absl::StrCat("--fallback_cooldown=", absl::FormatDuration(cooldown))};
+    // A session title would be one more upstream call to count.
+    args.push_back("--session_titles=false");
     const std::string base = upstream_->base_url();
     std::map<std::string, std::string> env = {
         {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},

@@ -52,8 +52,8 @@ INSTANTIATE_TEST_SUITE_P(
         TextCase{"SpacesAndTabsCollapse", "a\t\tb   c", "a b c"},
         TextCase{"Empty", "   \n ", ""},
         TextCase{"LongWordCutAtACharacter",
-                 std::string(58, 'x') + "\xC3\xA9\xC3\xA9", std::string(58, 'x') +
-                                                       "\xC3\xA9"},
+                 std::string(58, 'x') + "\xC3\xA9\xC3\xA9",
+                 std::string(58, 'x') + "\xC3\xA9"},
         TextCase{"Unicode", "Café crème brûlée", "Café crème brûlée"}),
     [](const ::testing::TestParamInfo<TextCase>& info) {
       return info.param.name;
@@ -103,10 +103,10 @@ TEST(NormalizeTitleTest, TrimsAndChecks) {
 class SessionTitlerTest : public ::testing::Test {
  protected:
   SessionTitlerTest() : pool_(2) {
-    EXPECT_THAT(store_.AppendTurn(key_, 0, "prompt",
-                                  ::chat::testing::MakeTurn(
-                                      "Which whale is the largest?",
-                                      "The blue whale.", absl::Now())),
+    EXPECT_THAT(store_.AppendTurn(
+                    key_, 0, "prompt",
+                    ::chat::testing::MakeTurn("Which whale is the largest?",
+                                              "The blue whale.", absl::Now())),
                 IsOk());
   }
 
