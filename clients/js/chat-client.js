@@ -7,7 +7,8 @@
 // sessionId) and adds what the template lacked: errors carrying the HTTP
 // status and message (ChatError), Server-Sent Events streaming on
 // /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
-// deleteSession() and an optional API key (Authorization: Bearer).
+// deleteSession(), updateSession() (titles), searchMessages() and an
+// optional API key (Authorization: Bearer).
 // getHistory(), reset() and deleteSession() take an optional sessionId, so
 // one client can manage every session (the web app's sidebar); the
 // rate-limit headers of the last answer are kept in `rateLimit`.
@@ -304,6 +305,55 @@ export class ChatClient {
   async stats(options = {}) {
     return this._call('GET', '/v1/stats', undefined, options.signal);
   }
+
+  // Renames a session ('' clears its title): resolves to {session:
+  // {session_id, title, turns, created_at, updated_at}}. ChatError 404 for
+  // an unknown session, 400 for a title over 200 bytes or with control
+  // characters. Options: title, sessionId (this client's by default),
+  // signal.
+  async updateSession({ title, sessionId, signal } = {}) {
+    return this._call('PATCH', this._sessionPath({ sessionId }), { title }, signal);
+  }
+
+  // Full-text search over the caller's messages, best match first:
+  // {hits: [{session_id, session_title, message_index, role, snippet,
+  // timestamp}], next_page_token}. Each match in a snippet is wrapped in
+  // SEARCH_MATCH_START and SEARCH_MATCH_END: show snippets as text
+  // (splitSnippet() below), never as HTML. ChatError 400 for an empty or
+  // too long (over 500 bytes) query.
+  async searchMessages(query, { pageSize, pageToken, signal } = {}) {
+    const params = new URLSearchParams({ query });
+    if (pageSize !== undefined) params.set('page_size', String(pageSize));
+    if (pageToken) params.set('page_token', pageToken);
+    return this._call('GET', `/v1/search?${params}`, undefined, signal);
+  }
+}
+
+// The characters around each match in a search snippet (U+E000, U+E001).
+export const SEARCH_MATCH_START = '\uE000';
+export const SEARCH_MATCH_END = '\uE001';
+
+// A snippet as [{text, match}] parts, in order, for rendering as text
+// nodes (and <mark> elements for the matches).
+export function splitSnippet(snippet) {
+  const parts = [];
+  let rest = String(snippet ?? '');
+  while (rest) {
+    const start = rest.indexOf(SEARCH_MATCH_START);
+    if (start < 0) {
+      parts.push({ text: rest, match: false });
+      break;
+    }
+    if (start > 0) parts.push({ text: rest.slice(0, start), match: false });
+    rest = rest.slice(start + 1);
+    let end = rest.indexOf(SEARCH_MATCH_END);
+    if (end < 0) end = rest.length;
+    if (end > 0) parts.push({ text: rest.slice(0, end), match: true });
+    rest = rest.slice(end + 1);
+  }
+  // A stray end marker (typed by a user) is not shown.
+  return parts.map((p) => ({ ...p, text: p.text.replaceAll(SEARCH_MATCH_END, '') }))
+    .filter((p) => p.text);
 }
 
 export default ChatClient;

@@ -170,6 +170,9 @@ int Run(chat::ServerConfig config) {
 
   auto pool = std::make_unique<chat::ThreadPool>(
       chat::StoreThreadsFor(config.store_threads, **store));
+  // The echo provider's answers only repeat the message: its sessions are
+  // named after their first words, without a model call.
+  config.engine.titles.from_first_words = (*provider)->name() == "echo";
   auto engine = std::make_unique<chat::ChatEngine>(
       store->get(), provider->get(), pool.get(), config.engine);
   chat::AuthenticatorOptions auth_options;

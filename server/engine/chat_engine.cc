@@ -359,6 +359,11 @@ class ChatEngine::Turn final : public TurnHandle,
       }
       return;
     }
+    if (*turns == 1) {
+      // Off this turn's path: the title is made after the answer went out.
+      engine_->titler_->TitleFirstExchange(
+          {request_.tenant, request_.session_id}, request_.message, reply_);
+    }
     ChatTurnResult answer;
     answer.session_id = request_.session_id;
     answer.response = std::move(reply_);
@@ -512,13 +517,18 @@ ChatEngine::ChatEngine(store::ConversationStore* store,
           pool, options_.idempotency,
           [this](ChatTurnRequest request, TurnObserver* observer) {
             return StartAcceptedTurn(std::move(request), observer);
-          })) {}
+          })),
+      titler_(std::make_unique<SessionTitler>(store, provider, pool,
+                                              options_.titles)) {}
 
 ChatEngine::~ChatEngine() {
   idempotent_.reset();
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+  }
+  titler_.reset();
 }
 
 std::optional<double> ChatEngine::CostOf(absl::string_view model,

@@ -78,6 +78,14 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::ListModelsRequest* request,
       chat::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::UpdateSessionRequest* request,
+      chat::v1::UpdateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* SearchMessages(
+      grpc::CallbackServerContext* context,
+      const chat::v1::SearchMessagesRequest* request,
+      chat::v1::SearchMessagesResponse* response) override;
 
  private:
   ChatEngine* const engine_;

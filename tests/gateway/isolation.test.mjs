@@ -31,6 +31,7 @@ const A_MARKER = 'alpha-secret';
 //   list:    B's listing holds B's sessions only, paged or not, also with a
 //            page token made for A.
 //   stats:   B's counts are B's only.
+//   search:  B's search never finds A's messages, also with A's page token.
 //   admin:   needs the admin key; a tenant's key gets the same refusal for
 //            A and B, and the admin's per-tenant answers keep tenants apart.
 //   stateless: needs a key but reads and writes no session (Complete,
@@ -52,6 +53,8 @@ const ROUTES = {
   'GET /sessions': 'list',
   'GET /v1/stats': 'stats',
   'GET /stats': 'stats',
+  'PATCH /v1/sessions/{session_id}': 'session',
+  'GET /v1/search': 'search',
   'POST /v1/admin/keys': 'admin',
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',
@@ -73,11 +76,14 @@ async function call(base, route, key, { params = {}, body, query = '' } = {}) {
   const [method, template] = route.split(' ');
   const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
   const headers = { ...auth(key) };
-  if (method === 'POST') headers['Content-Type'] = 'application/json';
+  const hasBody = method === 'POST' || method === 'PATCH';
+  if (hasBody) headers['Content-Type'] = 'application/json';
+  // A PATCH without a body of its own tries to rename the session.
+  const defaultBody = method === 'PATCH' ? { title: 'renamed by bravo' } : {};
   const res = await fetch(base + path + query, {
     method,
     headers,
-    body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
+    body: hasBody ? JSON.stringify(body ?? defaultBody) : undefined,
   });
   const seen = {};
   for (const [name, value] of res.headers) {
@@ -205,8 +211,15 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
         first ? { system_prompt: `${A_MARKER} prompt` } : {});
       first = false;
     }
-    const before = await history(base, a, 'shared');
+    // The session's title is made after its first turn: wait for it, so
+    // that the history compared below cannot change by itself.
+    let before;
+    for (let i = 0; i < 1000; i++) {
+      before = await history(base, a, 'shared');
+      if (JSON.parse(before.body).title) break;
+    }
     assert.equal(before.status, 200);
+    assert.ok(JSON.parse(before.body).title, before.body);
     assert.equal(JSON.parse(before.body).turn_count, routesOf('chat').length);
 
     // Every answer B gets is the "nowhere" one, to the byte; and for an id
@@ -229,6 +242,37 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const unchanged = await history(base, a, 'shared');
     assert.deepEqual(unchanged.body, before.body);
     assert.notEqual(unchanged.status, nowhere[0].status);
+  });
+
+  it("never finds A's messages in B's search, even with A's page token", async () => {
+    // Fresh tenants, so the usage counts the admin test checks stay as they
+    // are: e plays A, f plays B.
+    const e = await newKey(base, 'tenant-e');
+    const f = await newKey(base, 'tenant-f');
+    for (let i = 0; i < 3; i++) {
+      await chat(base, 'POST /v1/chat', e, `searched-${i}`, `${A_MARKER} quokka ${i}`);
+    }
+    await chat(base, 'POST /v1/chat', f, 'searched-b', 'bravo quokka');
+    for (const route of routesOf('search')) {
+      const ofA = await call(base, route, e.key, { query: `?query=quokka&page_size=2` });
+      assert.equal(ofA.status, 200, ofA.body);
+      const pageOfA = JSON.parse(ofA.body);
+      assert.equal(pageOfA.hits.length, 2, ofA.body);
+      assert.ok(pageOfA.next_page_token, ofA.body);
+      for (const query of [`?query=${A_MARKER}`, '?query=quokka', '?query=quokka&page_size=100']) {
+        const ofB = await call(base, route, f.key, { query });
+        assert.equal(ofB.status, 200, ofB.body);
+        assert.ok(!ofB.body.includes(A_MARKER), `${query}: ${ofB.body}`);
+        for (const hit of JSON.parse(ofB.body).hits ?? []) {
+          assert.equal(hit.session_id, 'searched-b', ofB.body);
+        }
+      }
+      const replayed = await call(base, route, f.key, {
+        query: `?query=quokka&page_size=2&page_token=${encodeURIComponent(pageOfA.next_page_token)}`,
+      });
+      assert.ok(!replayed.body.includes(A_MARKER), replayed.body);
+      if (replayed.status !== 400) assert.equal(replayed.status, 200, replayed.body);
+    }
   });
 
   it('keeps separate histories when both chat in one session id through every chat route', async () => {

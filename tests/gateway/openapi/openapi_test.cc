@@ -124,8 +124,12 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
-  EXPECT_EQ(doc["paths"].size(),
-            18u);  // 19 routes; two share /history/{session_id}.
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
+  EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
+  // 21 routes; two share /history/{session_id}, two
+  // /v1/sessions/{session_id}.
+  EXPECT_EQ(doc["paths"].size(), 19u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

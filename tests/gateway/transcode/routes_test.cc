@@ -90,6 +90,9 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"POST", "/v1/chat:completeStream", "CompleteStream",
        "/v1/chat:completeStream"},
       {"GET", "/v1/chat:models", "ListModels", "/v1/chat:models"},
+      {"PATCH", "/v1/sessions/s1", "UpdateSession",
+       "/v1/sessions/{session_id}"},
+      {"GET", "/v1/search", "SearchMessages", "/v1/search"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -97,7 +100,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 19u);
+  EXPECT_EQ(table.routes().size(), 21u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {
