@@ -469,6 +469,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(
                         response->set_default_model(models_.default_model);
                         return absl::OkStatus();
                       });
+}
+
 grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
     grpc::CallbackServerContext* context,
     const chat::v1::UpdateSessionRequest* request,
