@@ -86,6 +86,12 @@ class ChatClient {
   grpc::Status DeleteSession(const std::string& session,
                              chat::v1::DeleteSessionResponse* response);
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
+  grpc::Status RegenerateTurn(const chat::v1::RegenerateTurnRequest& request,
+                              chat::v1::RegenerateTurnResponse* response);
+  grpc::Status EditMessage(const chat::v1::EditMessageRequest& request,
+                           chat::v1::EditMessageResponse* response);
+  grpc::Status SwitchBranch(const std::string& session, int turn_id,
+                            chat::v1::SwitchBranchResponse* response);
 
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(

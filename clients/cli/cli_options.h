@@ -56,6 +56,9 @@ struct CliOptions {
   // delete).
   std::string command;
   std::string command_session;
+  // The arguments after SESSION (regenerate [TURN], edit TURN MESSAGE,
+  // switch TURN).
+  std::vector<std::string> command_args;
 };
 
 // The environment variables that are read, by name ("CHAT_SERVER",
