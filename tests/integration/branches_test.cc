@@ -69,10 +69,9 @@ class BranchesTest : public ::testing::TestWithParam<std::string> {
     }
     server_ = std::make_unique<ServerProcess>(
         CHAT_SERVER_BINARY,
-        std::vector<std::string>{"--listen=127.0.0.1:0",
-                                 absl::StrCat("--store=", store),
-                                 "--echo_delay=1ms", "--shutdown_grace=5s",
-                                 "--provider=echo"});
+        std::vector<std::string>{
+            "--listen=127.0.0.1:0", absl::StrCat("--store=", store),
+            "--echo_delay=1ms", "--shutdown_grace=5s", "--provider=echo"});
     ASSERT_TRUE(server_->Start().ok()) << server_->Log();
     stub_ = ChatService::NewStub(grpc::CreateChannel(
         server_->address(), grpc::InsecureChannelCredentials()));
@@ -167,8 +166,8 @@ TEST_P(BranchesTest, EditKeepsTheOldBranchAndTheModelSeesTheNewOne) {
 
   GetHistoryResponse history = History();
   EXPECT_EQ(history.turn_count(), 2);
-  EXPECT_THAT(Contents(history), ElementsAre("one", "(answer)", "deux",
-                                             "(answer)"));
+  EXPECT_THAT(Contents(history),
+              ElementsAre("one", "(answer)", "deux", "(answer)"));
   EXPECT_THAT(history.messages(2).sibling_turn_ids(), ElementsAre(2, 4));
   EXPECT_EQ(history.messages(2).sibling_index(), 1);
   EXPECT_EQ(history.messages(3).turn_id(), 4);
@@ -189,9 +188,8 @@ TEST_P(BranchesTest, EditKeepsTheOldBranchAndTheModelSeesTheNewOne) {
   EXPECT_EQ(History().turn_count(), 3);
   // And forward again: the edit's branch, with "four".
   ASSERT_TRUE(Switch(4, &history).ok());
-  EXPECT_THAT(Contents(history),
-              ElementsAre("one", "(answer)", "deux", "(answer)", "four",
-                          "(answer)"));
+  EXPECT_THAT(Contents(history), ElementsAre("one", "(answer)", "deux",
+                                             "(answer)", "four", "(answer)"));
 }
 
 TEST_P(BranchesTest, RegenerateAsksTheSameMessageAgainAsASibling) {

@@ -83,9 +83,9 @@ TEST(SelectBranchTest, PicksThePathToTheLeafWithSiblings) {
   std::vector<StoredMessage> all = Messages(SampleTree(), 6);
   std::optional<std::vector<StoredMessage>> branch = SelectBranch(all, 5);
   ASSERT_TRUE(branch.has_value());
-  EXPECT_THAT(Contents(*branch), ElementsAre("user1", "assistant1", "user4",
-                                             "assistant4", "user5",
-                                             "assistant5"));
+  EXPECT_THAT(Contents(*branch),
+              ElementsAre("user1", "assistant1", "user4", "assistant4", "user5",
+                          "assistant5"));
   EXPECT_THAT((*branch)[0].sibling_turn_ids, ElementsAre(1));
   EXPECT_THAT((*branch)[2].sibling_turn_ids, ElementsAre(2, 4));
   EXPECT_THAT((*branch)[5].sibling_turn_ids, ElementsAre(5, 6));
