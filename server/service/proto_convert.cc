@@ -79,7 +79,7 @@ static void FillResponse(const ChatTurnResult& result, Response* response) {
   response->mutable_usage()->set_output_tokens(
       static_cast<int32_t>(result.output_tokens));
   response->set_truncated_turns(result.truncated_turns);
-  response->set_turn_id(result.turn_id);
+  if (result.turn_id > 0) response->set_turn_id(result.turn_id);
   // Left unset for a model without a price: absent, not 0.
   if (result.cost_usd.has_value()) response->set_cost_usd(*result.cost_usd);
 }

@@ -120,8 +120,11 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
+  EXPECT_TRUE(
+      doc["paths"]["/v1/sessions/{session_id}/turns/{turn_id}:edit"].contains(
+          "post"));
   EXPECT_EQ(doc["paths"].size(),
-            15u);  // 16 routes; two share /history/{session_id}.
+            18u);  // 19 routes; two share /history/{session_id}.
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

@@ -86,6 +86,12 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"GET", "/v1/sessions", "ListSessions", "/v1/sessions"},
       {"GET", "/stats", "GetStats", "/stats"},
       {"GET", "/v1/stats", "GetStats", "/v1/stats"},
+      {"POST", "/v1/sessions/s1:regenerate", "RegenerateTurn",
+       "/v1/sessions/{session_id}:regenerate"},
+      {"POST", "/v1/sessions/s1/turns/2:edit", "EditMessage",
+       "/v1/sessions/{session_id}/turns/{turn_id}:edit"},
+      {"POST", "/v1/sessions/s1:switchBranch", "SwitchBranch",
+       "/v1/sessions/{session_id}:switchBranch"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -93,7 +99,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 16u);
+  EXPECT_EQ(table.routes().size(), 19u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {
