@@ -181,6 +181,24 @@ grpc::Status ChatClient::DeleteSession(
   return stub_->DeleteSession(context.get(), request, response);
 }
 
+grpc::Status ChatClient::UpdateSession(
+    const std::string& session, const std::string& title,
+    chat::v1::UpdateSessionResponse* response) {
+  auto context = NewContext();
+  chat::v1::UpdateSessionRequest request;
+  request.set_session_id(session);
+  request.set_title(title);
+  return stub_->UpdateSession(context.get(), request, response);
+}
+
+grpc::Status ChatClient::SearchMessages(
+    const std::string& query, chat::v1::SearchMessagesResponse* response) {
+  auto context = NewContext();
+  chat::v1::SearchMessagesRequest request;
+  request.set_query(query);
+  return stub_->SearchMessages(context.get(), request, response);
+}
+
 grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {
   auto context = NewContext();
   return stub_->GetStats(context.get(), chat::v1::GetStatsRequest(), response);

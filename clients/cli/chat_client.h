@@ -86,6 +86,13 @@ class ChatClient {
   grpc::Status DeleteSession(const std::string& session,
                              chat::v1::DeleteSessionResponse* response);
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
+  // Sets the session's title ("" clears it).
+  grpc::Status UpdateSession(const std::string& session,
+                             const std::string& title,
+                             chat::v1::UpdateSessionResponse* response);
+  // The first page (up to 20 hits) of a search.
+  grpc::Status SearchMessages(const std::string& query,
+                              chat::v1::SearchMessagesResponse* response);
   grpc::Status RegenerateTurn(const chat::v1::RegenerateTurnRequest& request,
                               chat::v1::RegenerateTurnResponse* response);
   grpc::Status EditMessage(const chat::v1::EditMessageRequest& request,

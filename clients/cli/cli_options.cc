@@ -260,6 +260,23 @@ absl::StatusOr<CliOptions> ParseCliOptions(const std::vector<std::string>& args,
     }
     return options;
   }
+  // The two commands that take text: rename SESSION TITLE, search QUERY.
+  if (positional[0] == "rename" || positional[0] == "search") {
+    options.mode = Mode::kCommand;
+    options.command = positional[0];
+    const bool rename = positional[0] == "rename";
+    const size_t wanted = rename ? 3 : 2;
+    if (positional.size() != wanted) {
+      return absl::InvalidArgumentError(
+          rename ? "rename takes SESSION and TITLE (chat-cli rename SESSION "
+                   "\"New title\"; \"\" clears it)"
+                 : "search takes one QUERY (quote it: chat-cli search "
+                   "\"some words\")");
+    }
+    if (rename) options.command_session = positional[1];
+    options.command_text = positional[wanted - 1];
+    return options;
+  }
   if (const CommandSpec* command = FindCommand(positional[0])) {
     options.mode = Mode::kCommand;
     options.command = std::string(command->name);
@@ -327,6 +344,9 @@ std::string UsageText() {
       "  chat-cli [FLAGS] stats                   counts of sessions, "
       "messages, tokens\n"
       "  chat-cli [FLAGS] status                  is the service up\n"
+      "  chat-cli [FLAGS] rename SESSION TITLE    set a session's title\n"
+      "  chat-cli [FLAGS] search QUERY            messages matching QUERY, "
+      "best first\n"
       "  chat-cli [FLAGS] regenerate SESSION [TURN]  a new answer to a turn "
       "(default:\n"
       "                                           the last); the old one "

@@ -211,6 +211,14 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::GetStatsResponse response;
     status = client.GetStats(&response);
     text = options.json ? ToJsonLine(response) : FormatStats(response);
+  } else if (command == "rename") {
+    chat::v1::UpdateSessionResponse response;
+    status = client.UpdateSession(session, options.command_text, &response);
+    text = options.json ? ToJsonLine(response) : FormatUpdate(response);
+  } else if (command == "search") {
+    chat::v1::SearchMessagesResponse response;
+    status = client.SearchMessages(options.command_text, &response);
+    text = options.json ? ToJsonLine(response) : FormatSearch(response);
   } else if (command == "status") {
     chat::v1::GetStatusResponse response;
     status = client.GetStatus(&response);

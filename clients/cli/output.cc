@@ -79,6 +79,28 @@ std::string FormatSessions(const chat::v1::ListSessionsResponse& sessions) {
   return out;
 }
 
+std::string FormatUpdate(const chat::v1::UpdateSessionResponse& updated) {
+  const chat::v1::SessionSummary& s = updated.session();
+  return absl::StrCat(s.session_id(), "  ",
+                      s.title().empty() ? "(no title)" : s.title(), "\n");
+}
+
+std::string FormatSearch(const chat::v1::SearchMessagesResponse& found) {
+  if (found.hits().empty()) return "no matches\n";
+  std::string out;
+  for (const chat::v1::SearchHit& hit : found.hits()) {
+    // Markers U+E000 / U+E001 around each match; newlines kept out of the
+    // one-line listing.
+    std::string snippet = absl::StrReplaceAll(
+        hit.snippet(),
+        {{"\xEE\x80\x80", "["}, {"\xEE\x80\x81", "]"}, {"\n", " "}});
+    absl::StrAppend(&out, hit.session_id(), " #", hit.message_index(), " ",
+                    hit.role(), ": ", snippet, "\n");
+  }
+  if (!found.next_page_token().empty()) absl::StrAppend(&out, "(more)\n");
+  return out;
+}
+
 std::string FormatStats(const chat::v1::GetStatsResponse& stats) {
   std::string out = absl::StrCat(
       "sessions:      ", stats.total_sessions(), "\n",

@@ -10,6 +10,7 @@ import { Composer } from './composer.js';
 import { Conversation, describeTurn } from './conversation.js';
 import { Branches } from './branches.js';
 import { copyCode } from './markdown.js';
+import { SearchBox, enableRename } from './search.js';
 import { SessionList } from './sessions.js';
 import * as store from './store.js';
 
@@ -80,6 +81,26 @@ const sessions = new SessionList({
   onDelete: confirmDelete,
   onError: (e) => showNotice(`Could not list conversations. ${describeError(e)}`,
     e.status === 401 ? keyAction() : { label: 'Retry', run: () => { hideNotice(); sessions.load(); } }),
+});
+
+const search = new SearchBox({
+  client,
+  input: $('search'),
+  results: $('search-results'),
+  sessions: $('session-section'),
+  status: $('search-status'),
+  more: $('more-results'),
+  onOpen: () => { if (narrow.matches) closeSidebar({ focusToggle: false }); },
+});
+enableRename({
+  client,
+  list: $('session-list'),
+  onRenamed: (id, title) => {
+    store.updateSessionRecord(id, { title });
+    sessions.upsertTitle(id, title);
+    if (id === current.id) setTitle(title);
+  },
+  onError: (e) => showNotice(`Could not rename. ${describeError(e)}`),
 });
 
 function sidebarOpen() {
@@ -192,7 +213,11 @@ async function openSession(id) {
   if (seq !== openSeq) return;
   current.exists = true;
   conversation.showHistory(history.messages ?? [], record.turns ?? {});
-  if (!current.title) {
+  if (history.title) {
+    // The server's title (made from the first exchange, or a rename).
+    setTitle(history.title);
+    store.updateSessionRecord(id, { title: history.title });
+  } else if (!current.title) {
     const first = history.messages?.find((m) => m.role === 'user');
     if (first) {
       setTitle(store.titleFrom(first.content));

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "server/llm/llm_provider.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 
 namespace chat {
@@ -46,11 +49,26 @@ struct ChatTurnRequest {
   // one is set; neither: a new turn after the active branch's last.
   std::optional<int> edit_turn_id;
   std::optional<int> regenerate_turn_id;
+  // Set by IdempotentTurns on the turn it runs for a claimed id: the store
+  // writes the answer into the id's record with the turn (store::Turn::
+  // answers) when the claim is in the conversation store.
+  std::optional<store::RequestClaim> request_claim;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
   // The W3C traceparent passed to the provider (the trace this turn belongs
   // to, the caller's span as parent); empty: none.
   std::string traceparent;
+  // A completion without memory (the Complete RPCs, OpenAI's Chat
+  // Completions): `messages` is the whole conversation, sent with
+  // `system_prompt` (absent: none) as given; no session is read or written,
+  // no context window trims it, and session_id, message and the request ids
+  // are unused. Keys, limits, budgets, usage and metrics apply as to a turn.
+  bool stateless = false;
+  std::vector<llm::PromptMessage> messages;
+  // Passed to the provider (llm::CompletionRequest): sequences that end the
+  // reply, and the end user the call is for.
+  std::vector<std::string> stop;
+  std::string user;
 };
 
 struct ChatTurnResult {
@@ -84,6 +102,9 @@ struct ChatTurnResult {
   // A repeat of an idempotent turn answered from the stored answer; no
   // provider was asked (provider fields and time_to_first_token are empty).
   bool replayed = false;
+  // The answer was written to `request_claim`'s record with the turn, in
+  // one transaction; IdempotentTurns need not write it again.
+  bool answer_stored = false;
 };
 
 }  // namespace chat

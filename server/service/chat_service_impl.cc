@@ -4,11 +4,16 @@
 #include <string>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/time_format.h"
+#include "server/engine/session_titler.h"
 #include "server/engine/validation.h"
 #include "server/service/call_log.h"
 #include "server/service/chat_stream_reactor.h"
+#include "server/service/complete_reactors.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/rate_limit_metadata.h"
@@ -48,6 +53,19 @@ ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
+constexpr int kDefaultSearchPageSize = 20;
+constexpr int kMaxSearchPageSize = 100;
+constexpr size_t kMaxSearchQueryBytes = 500;
+
+// `info` as ListSessions shows it.
+void FillSessionSummary(const store::SessionInfo& info,
+                        chat::v1::SessionSummary* summary) {
+  summary->set_session_id(info.session_id);
+  summary->set_turns(info.turn_count);
+  summary->set_created_at(FormatTimestamp(info.created_at));
+  summary->set_updated_at(FormatTimestamp(info.updated_at));
+  summary->set_title(info.title);
+}
 
 // Serves one unary Chat (or RegenerateTurn, EditMessage: `Response` has
 // ChatResponse's fields). Start() begins the turn once the caller is known.
@@ -220,6 +238,7 @@ absl::Status FillHistory(store::ConversationStore& store,
   response->set_turn_count(session->turn_count);
   response->set_system_prompt(session->system_prompt);
   response->set_created_at(FormatTimestamp(session->created_at));
+  response->set_title(session->title);
   response->mutable_messages()->Reserve(static_cast<int>(history->size()));
   for (store::StoredMessage& m : *history) {
     chat::v1::Message* message = response->add_messages();
@@ -248,11 +267,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
                                  store::ConversationStore* store,
-                                 ThreadPool* pool, Authenticator* authenticator)
+                                 ThreadPool* pool, Authenticator* authenticator,
+                                 ModelCatalog models)
     : engine_(engine),
       store_(store),
       pool_(pool),
-      authenticator_(authenticator) {}
+      authenticator_(authenticator),
+      models_(std::move(models)) {}
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
@@ -371,11 +392,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
             caller.tenant, page_size, request->page_token());
         if (!page.ok()) return page.status();
         for (const store::SessionInfo& info : page->sessions) {
-          chat::v1::SessionSummary* summary = response->add_sessions();
-          summary->set_session_id(info.session_id);
-          summary->set_turns(info.turn_count);
-          summary->set_created_at(FormatTimestamp(info.created_at));
-          summary->set_updated_at(FormatTimestamp(info.updated_at));
+          FillSessionSummary(info, response->add_sessions());
         }
         response->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
@@ -404,6 +421,135 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
         if (stats->total_cost_usd.has_value()) {
           response->set_total_cost_usd(*stats->total_cost_usd);
         }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Complete(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteRequest* request,
+    chat::v1::CompleteResponse* response) {
+  auto* reactor = new CompleteUnaryReactor(context, engine_, response);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<chat::v1::CompleteStreamResponse>*
+ChatServiceImpl::CompleteStream(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteStreamRequest* request) {
+  auto* reactor = new CompleteStreamReactor(context, engine_);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(
+    grpc::CallbackServerContext* context,
+    const chat::v1::ListModelsRequest* /*request*/,
+    chat::v1::ListModelsResponse* response) {
+  return FinishOnPool(context, "ListModels", authenticator_, pool_,
+                      [this, response](const Caller& caller) -> absl::Status {
+                        const std::vector<std::string>& server_allowed =
+                            engine_->options().limits.allowed_models;
+                        auto server_serves = [&](const std::string& model) {
+                          return server_allowed.empty() ||
+                                 absl::c_linear_search(server_allowed, model);
+                        };
+                        // A key limited to some models may use those (the ones
+                        // the server allows); any other key, what the server
+                        // serves.
+                        const std::vector<std::string>& key_models =
+                            caller.limits.allowed_models;
+                        for (const std::string& model :
+                             key_models.empty() ? models_.models : key_models) {
+                          if (server_serves(model)) response->add_models(model);
+                        }
+                        response->set_default_model(models_.default_model);
+                        return absl::OkStatus();
+                      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
+    grpc::CallbackServerContext* context,
+    const chat::v1::UpdateSessionRequest* request,
+    chat::v1::UpdateSessionResponse* response) {
+  return FinishOnPool(
+      context, "UpdateSession", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        if (request->has_title()) {
+          absl::StatusOr<std::string> title = NormalizeTitle(request->title());
+          if (!title.ok()) return title.status();
+          absl::StatusOr<bool> set =
+              store_->SetTitle(key, *title, /*only_if_untitled=*/false);
+          if (!set.ok()) return set.status();
+        }
+        absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
+        if (!session.ok()) return session.status();
+        FillSessionSummary(*session, response->mutable_session());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SearchMessages(
+    grpc::CallbackServerContext* context,
+    const chat::v1::SearchMessagesRequest* request,
+    chat::v1::SearchMessagesResponse* response) {
+  return FinishOnPool(
+      context, "SearchMessages", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        const std::string& query = request->query();
+        if (absl::StripAsciiWhitespace(query).empty()) {
+          return absl::InvalidArgumentError("query must not be empty");
+        }
+        if (query.size() > kMaxSearchQueryBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("query must be at most ", kMaxSearchQueryBytes,
+                           " bytes, got ", query.size()));
+        }
+        int page_size = request->page_size();
+        if (page_size < 0 || page_size > kMaxSearchPageSize) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "page_size must be between 0 and ", kMaxSearchPageSize,
+              " (0 means ", kDefaultSearchPageSize, "); got ", page_size));
+        }
+        if (page_size == 0) page_size = kDefaultSearchPageSize;
+        absl::StatusOr<store::SearchPage> page = store_->SearchMessages(
+            caller.tenant, query, page_size, request->page_token());
+        if (!page.ok()) return page.status();
+        response->mutable_hits()->Reserve(static_cast<int>(page->hits.size()));
+        for (store::SearchHit& hit : page->hits) {
+          chat::v1::SearchHit* out = response->add_hits();
+          out->set_session_id(std::move(hit.session_id));
+          out->set_session_title(std::move(hit.session_title));
+          out->set_message_index(hit.message_index);
+          out->set_role(std::move(hit.role));
+          out->set_snippet(std::move(hit.snippet));
+          out->set_timestamp(FormatTimestamp(hit.created_at));
+        }
+        response->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
       });
 }

@@ -1,6 +1,9 @@
 #ifndef CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 #define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 
+#include <string>
+#include <vector>
+
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_engine.h"
@@ -8,6 +11,14 @@
 #include "server/store/conversation_store.h"
 
 namespace chat {
+
+// The models ListModels offers: what a request naming no model gets, and
+// every model the server serves (the default first). See ModelsOf in
+// server/app.
+struct ModelCatalog {
+  std::string default_model;
+  std::vector<std::string> models;
+};
 
 // The gRPC edge of chat.v1.ChatService, on the callback API: a call holds no
 // thread while it waits for the provider or the store. Converts between
@@ -23,7 +34,8 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   // All four must outlive the service. Store calls of the history RPCs run
   // on `pool`.
   ChatServiceImpl(ChatEngine* engine, store::ConversationStore* store,
-                  ThreadPool* pool, Authenticator* authenticator);
+                  ThreadPool* pool, Authenticator* authenticator,
+                  ModelCatalog models = {});
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,
@@ -55,6 +67,25 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::GetStatsRequest* request,
       chat::v1::GetStatsResponse* response) override;
+  grpc::ServerUnaryReactor* Complete(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CompleteRequest* request,
+      chat::v1::CompleteResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::CompleteStreamResponse>* CompleteStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CompleteStreamRequest* request) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ListModelsRequest* request,
+      chat::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::UpdateSessionRequest* request,
+      chat::v1::UpdateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* SearchMessages(
+      grpc::CallbackServerContext* context,
+      const chat::v1::SearchMessagesRequest* request,
+      chat::v1::SearchMessagesResponse* response) override;
   grpc::ServerUnaryReactor* RegenerateTurn(
       grpc::CallbackServerContext* context,
       const chat::v1::RegenerateTurnRequest* request,
@@ -73,6 +104,7 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   store::ConversationStore* const store_;
   ThreadPool* const pool_;
   Authenticator* const authenticator_;
+  const ModelCatalog models_;
 };
 
 }  // namespace chat

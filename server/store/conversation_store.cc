@@ -16,6 +16,28 @@
 
 namespace chat::store {
 
+IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
+                              int turn_count) {
+  IdempotentAnswer answer;
+  answer.session_id = key.session_id;
+  answer.response = turn.assistant_message;
+  answer.timestamp = turn.created_at;
+  answer.turn_count = turn_count;
+  answer.model = turn.model;
+  answer.stop_reason = turn.stop_reason;
+  answer.input_tokens = turn.input_tokens;
+  answer.output_tokens = turn.output_tokens;
+  answer.cost_usd = turn.cost_usd;
+  return answer;
+}
+
+absl::Status RequestClaimLostError(const RequestClaim& claim) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("request id ", claim.key.request_id,
+                   " is no longer held by this turn's claim (taken over or "
+                   "expired); the turn was not stored"));
+}
+
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     absl::string_view url, const StoreOptions& options) {
   if (url == "memory") return std::make_unique<MemoryConversationStore>();

@@ -33,6 +33,9 @@ struct SessionInfo {
   // Completed user/assistant pairs on the active branch (see
   // ConversationStore: branches).
   int turn_count = 0;
+  // A short name for the session: made from its first exchange, or set by
+  // the user (SetTitle). Empty until then.
+  std::string title;
 };
 
 // One stored message. Messages alternate user, assistant, user, ...
@@ -66,8 +69,20 @@ struct Turn {
   // In US dollars; nullopt when the model had no price (kept as NULL).
   std::optional<double> cost_usd;
   absl::Time created_at;
+  // The idempotent request this turn answers, if any: AppendTurn then also
+  // stores the turn's answer (AnswerOfTurn) in that id's record, in the
+  // turn's transaction, so no crash can keep the turn and leave its id
+  // running. Only for a claim held in this store's idempotency().
+  std::optional<RequestClaim> answers;
 };
 
+// The answer a request id's record keeps for `turn`, appended to `key` as
+// its `turn_count`th turn: what the caller of the first request was told.
+IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
+                              int turn_count);
+
+// AppendTurn's kFailedPrecondition for a `turn.answers` claim no longer held.
+absl::Status RequestClaimLostError(const RequestClaim& claim);
 // Where AppendBranchTurn stored a turn.
 struct BranchTurn {
   // The new turn's id.
@@ -80,6 +95,34 @@ struct BranchTurn {
 struct SessionPage {
   std::vector<SessionInfo> sessions;
   // Empty on the last page; otherwise pass it back to get the next page.
+  std::string next_page_token;
+};
+
+// Search snippets mark each match with these two characters (U+E000 and
+// U+E001, from Unicode's private use area, so they never clash with markup
+// or ordinary text): a client splits the snippet on them and renders the
+// parts as text, never as HTML.
+inline constexpr absl::string_view kMatchStart = "\xEE\x80\x80";
+inline constexpr absl::string_view kMatchEnd = "\xEE\x80\x81";
+
+// One message that matches a search.
+struct SearchHit {
+  std::string session_id;
+  std::string session_title;
+  // The message's 0-based position in its session's history (turn n is
+  // 2n for the user message, 2n + 1 for the reply).
+  int64_t message_index = 0;
+  std::string role;
+  // Part of the message around the matches, each wrapped in kMatchStart and
+  // kMatchEnd.
+  std::string snippet;
+  absl::Time created_at;
+};
+
+// One page of SearchMessages, best match first.
+struct SearchPage {
+  std::vector<SearchHit> hits;
+  // Empty on the last page; otherwise pass it back for the next page.
   std::string next_page_token;
 };
 
@@ -133,7 +176,10 @@ class ConversationStore {
   // existing session. Returns the session's turn count after the append.
   // kAborted if the session's turn count is not `expected_turn_count` (or it
   // does not exist and `expected_turn_count` > 0): another writer got there
-  // first, and nothing was written.
+  // first, and nothing was written. With `turn.answers`, the id's record gets
+  // the answer in the same transaction; kFailedPrecondition, and nothing
+  // written, if that claim's owner no longer holds the id (it was taken over
+  // or swept).
   virtual absl::StatusOr<int> AppendTurn(const SessionKey& key,
                                          int expected_turn_count,
                                          absl::string_view system_prompt,
@@ -180,6 +226,32 @@ class ConversationStore {
 
   // Totals over `tenant`'s sessions.
   virtual absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) = 0;
+
+  // Sets the session's title (empty clears it), leaving updated_at as it
+  // was: renaming does not reorder the listing. With `only_if_untitled`,
+  // a session that already has a title keeps it (a generated title never
+  // overwrites a rename). Returns whether the title was written. kNotFound
+  // if the session does not exist.
+  virtual absl::StatusOr<bool> SetTitle(const SessionKey& key,
+                                        absl::string_view title,
+                                        bool only_if_untitled) {
+    (void)key, (void)title, (void)only_if_untitled;
+    return absl::UnimplementedError("this store keeps no titles");
+  }
+
+  // Full-text search over `tenant`'s messages (never another tenant's):
+  // messages containing every word of `query` (a non-empty, user-typed
+  // string), best match first, at most `page_size` (>= 1), starting after
+  // the page that returned `page_token` (empty: from the start).
+  // kInvalidArgument for a token this store did not make for this query.
+  // How words are matched and ranked is the store's own (SQLite FTS5,
+  // PostgreSQL text search, a substring match in memory).
+  virtual absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) {
+    (void)tenant, (void)query, (void)page_size, (void)page_token;
+    return absl::UnimplementedError("this store cannot search");
+  }
 
   // Deletes every session, of every tenant, last updated before `cutoff`,
   // with its messages (the retention sweep). Returns how many were deleted.

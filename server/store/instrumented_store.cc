@@ -37,10 +37,10 @@ struct StoreMetrics {
 
 // The op label of each OpIndex, in order.
 constexpr const char* kOpNames[] = {
-    "get_session",        "load_history",         "append_turn",
-    "reset_session",      "delete_session",       "list_sessions",
-    "get_stats",          "delete_idle_sessions", "load_branch",
-    "append_branch_turn", "switch_branch"};
+    "get_session",    "load_history",    "append_turn", "reset_session",
+    "delete_session", "list_sessions",   "get_stats",   "delete_idle_sessions",
+    "set_title",      "search_messages", "load_branch", "append_branch_turn",
+    "switch_branch"};
 
 template <typename T>
 const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
@@ -147,6 +147,20 @@ absl::StatusOr<int64_t> InstrumentedConversationStore::DeleteSessionsIdleSince(
     absl::Time cutoff) {
   return Timed(kDeleteIdleSessions,
                [&] { return inner_->DeleteSessionsIdleSince(cutoff); });
+}
+
+absl::StatusOr<bool> InstrumentedConversationStore::SetTitle(
+    const SessionKey& key, absl::string_view title, bool only_if_untitled) {
+  return Timed(kSetTitle,
+               [&] { return inner_->SetTitle(key, title, only_if_untitled); });
+}
+
+absl::StatusOr<SearchPage> InstrumentedConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  return Timed(kSearchMessages, [&] {
+    return inner_->SearchMessages(tenant, query, page_size, page_token);
+  });
 }
 
 }  // namespace chat::store

@@ -50,6 +50,11 @@ class InstrumentedConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) override;
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
   IdempotencyStore* idempotency() override { return inner_->idempotency(); }
@@ -70,6 +75,8 @@ class InstrumentedConversationStore final : public ConversationStore {
     kListSessions,
     kGetStats,
     kDeleteIdleSessions,
+    kSetTitle,
+    kSearchMessages,
     kLoadBranch,
     kAppendBranchTurn,
     kSwitchBranch,

@@ -45,6 +45,13 @@ class MemoryConversationStore final : public ConversationStore {
       absl::string_view tenant, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  // A case-insensitive (ASCII) substring match of every word of the query,
+  // ranked by how often they occur, then newest first.
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }

@@ -137,7 +137,32 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
 )sql",
-    // 5: branches (SQLite schema 6; the comment there says what each column
+    // 5: session titles and full-text search (SQLite schema 6). Each
+    // message's tsvector is a stored generated column, so PostgreSQL fills
+    // it for the rows already there when the column is added and keeps it
+    // for every insert; the GIN index serves @@. The 'simple' configuration
+    // (no stemming, no stop words), as SQLite's unicode61 tokenizer: users
+    // write in any language. content is BYTEA (it may hold NUL, which TEXT
+    // cannot): chat_message_text reads it as UTF-8, or, for the rare message
+    // that is not valid UTF-8 or holds NUL, as escaped text, rather than
+    // failing the insert. IMMUTABLE as a generated column requires; true for
+    // the database's fixed encoding.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+CREATE FUNCTION chat_message_text(content BYTEA) RETURNS TEXT
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  RETURN convert_from(content, 'UTF8');
+EXCEPTION WHEN OTHERS THEN
+  RETURN encode(content, 'escape');
+END
+$$;
+ALTER TABLE messages ADD COLUMN search TSVECTOR
+  GENERATED ALWAYS AS
+    (to_tsvector('simple'::regconfig, chat_message_text(content))) STORED;
+CREATE INDEX messages_search ON messages USING GIN (search);
+)sql",
+    // 6: branches (SQLite schema 7; the comment there says what each column
     // holds). A linear history becomes one branch, its last turn active.
     R"sql(
 ALTER TABLE messages ADD COLUMN turn_id INTEGER NOT NULL DEFAULT 0;
@@ -158,7 +183,7 @@ struct PreparedSql {
 };
 constexpr PreparedSql kStatements[] = {
     {"get_session",
-     "SELECT system_prompt, created_at_us, updated_at_us, turn_count "
+     "SELECT system_prompt, created_at_us, updated_at_us, turn_count, title "
      "FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"load_history",
      "SELECT m.role, m.content, m.created_at_us, m.output_tokens, m.turn_id, "
@@ -196,11 +221,12 @@ constexpr PreparedSql kStatements[] = {
      "DELETE FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"list_first",
      "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
-     "turn_count FROM sessions WHERE tenant = $1 "
+     "turn_count, title FROM sessions WHERE tenant = $1 "
      "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
     {"list_after",
      "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
-     "turn_count FROM sessions WHERE tenant = $1 AND updated_at_us <= $3 "
+     "turn_count, title FROM sessions WHERE tenant = $1 "
+     "AND updated_at_us <= $3 "
      "AND (updated_at_us < $3 OR session_id > $4) "
      "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
     {"stats",
@@ -215,6 +241,30 @@ constexpr PreparedSql kStatements[] = {
      "UPDATE sessions SET active_turn_id = $3, turn_count = $4 "
      "WHERE tenant = $1 AND session_id = $2"},
     {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
+    // $4 = true: only a session without a title (see SetTitle).
+    {"set_title",
+     "UPDATE sessions SET title = $3 WHERE tenant = $1 AND session_id = $2 "
+     "AND (NOT $4::boolean OR title = '')"},
+    {"session_exists",
+     "SELECT 1 FROM sessions WHERE tenant = $1 AND session_id = $2"},
+    // Ranks and pages first, then makes headlines for that page only:
+    // ts_headline re-parses the whole message, the costly part.
+    // websearch_to_tsquery accepts anything a user types (words, "phrases",
+    // or, -not) without syntax errors.
+    {"search",
+     "WITH q AS (SELECT websearch_to_tsquery('simple'::regconfig, $2) AS "
+     "query), hits AS (SELECT m.session_id, m.seq, m.role, m.content, "
+     "m.created_at_us, ts_rank(m.search, q.query) AS rank FROM messages m, q "
+     "WHERE m.tenant = $1 AND m.search @@ q.query "
+     "ORDER BY rank DESC, m.created_at_us DESC, m.session_id, m.seq "
+     "LIMIT $3 OFFSET $4) "
+     "SELECT h.session_id, s.title, h.seq, h.role, "
+     "ts_headline('simple'::regconfig, chat_message_text(h.content), "
+     "q.query, 'StartSel=' || $5 || ', StopSel=' || $6 || "
+     "', MaxWords=24, MinWords=8, MaxFragments=1'), h.created_at_us "
+     "FROM hits h CROSS JOIN q JOIN sessions s "
+     "ON s.tenant = $1 AND s.session_id = h.session_id "
+     "ORDER BY h.rank DESC, h.created_at_us DESC, h.session_id, h.seq"},
     // DO NOTHING: a taken id is told apart by the row count, and does not
     // abort anything.
     {"insert_key",
@@ -767,6 +817,7 @@ absl::StatusOr<SessionInfo> PostgresConversationStore::GetSession(
   info.created_at = absl::FromUnixMicros(Int64At(rows, 0, 1));
   info.updated_at = absl::FromUnixMicros(Int64At(rows, 0, 2));
   info.turn_count = static_cast<int>(Int64At(rows, 0, 3));
+  info.title = TextAt(rows, 0, 4);
   return info;
 }
 
@@ -863,6 +914,24 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
                                   turn_count + 1, turn);
       !s.ok()) {
     return s;
+  }
+  if (turn.answers.has_value()) {
+    // In the turn's transaction: a lost claim rolls the turn back too. The
+    // UPDATE locks the id's row, so a takeover waits for this COMMIT.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(turn_count + 1));
+    absl::StatusOr<Result> completed = (*c)->Run(
+        "complete_request",
+        {claim.key.tenant, claim.key.request_id, claim.owner, answer.session_id,
+         HexBytes(answer.response), created_at, absl::StrCat(answer.turn_count),
+         answer.model, answer.stop_reason, absl::StrCat(answer.input_tokens),
+         absl::StrCat(answer.output_tokens),
+         OptionalDoubleText(answer.cost_usd)});
+    if (!completed.ok()) return completed.status();
+    if (std::string(PQcmdTuples(completed->get())) != "1") {
+      return RequestClaimLostError(claim);
+    }
   }
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
@@ -1023,6 +1092,7 @@ absl::StatusOr<SessionPage> PostgresConversationStore::ListSessions(
     info.created_at = absl::FromUnixMicros(Int64At(rows, i, 2));
     info.updated_at = absl::FromUnixMicros(Int64At(rows, i, 3));
     info.turn_count = static_cast<int>(Int64At(rows, i, 4));
+    info.title = TextAt(rows, i, 5);
   }
   return page;
 }
@@ -1054,6 +1124,55 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteSessionsIdleSince(
   int64_t deleted = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
   return deleted;
+}
+
+absl::StatusOr<bool> PostgresConversationStore::SetTitle(
+    const SessionKey& key, absl::string_view title, bool only_if_untitled) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("set_title", {key.tenant, key.session_id, std::string(title),
+                              only_if_untitled ? "true" : "false"});
+  if (!r.ok()) return r.status();
+  if (std::string(PQcmdTuples(r->get())) != "0") return true;
+  // Nothing changed: the session has a title, or does not exist.
+  absl::StatusOr<Result> exists =
+      (*c)->Run("session_exists", {key.tenant, key.session_id});
+  if (!exists.ok()) return exists.status();
+  if (PQntuples(exists->get()) == 0) return SessionNotFound(key);
+  return false;
+}
+
+absl::StatusOr<SearchPage> PostgresConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  absl::StatusOr<int64_t> offset =
+      ParseSearchRequest(query, page_size, page_token);
+  if (!offset.ok()) return offset.status();
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // One row past the page tells whether another follows.
+  absl::StatusOr<Result> r =
+      (*c)->Run("search", {std::string(tenant), std::string(query),
+                           absl::StrCat(page_size + 1), absl::StrCat(*offset),
+                           std::string(kMatchStart), std::string(kMatchEnd)});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  SearchPage page;
+  for (int i = 0; i < PQntuples(rows); ++i) {
+    if (page.hits.size() == static_cast<size_t>(page_size)) {
+      page.next_page_token = EncodeSearchToken(query, *offset + page_size);
+      break;
+    }
+    SearchHit& hit = page.hits.emplace_back();
+    hit.session_id = TextAt(rows, i, 0);
+    hit.session_title = TextAt(rows, i, 1);
+    hit.message_index = Int64At(rows, i, 2);
+    hit.role = TextAt(rows, i, 3);
+    hit.snippet = TextAt(rows, i, 4);
+    hit.created_at = absl::FromUnixMicros(Int64At(rows, i, 5));
+  }
+  return page;
 }
 
 absl::Status PostgresConversationStore::CreateKey(const ApiKey& key) {

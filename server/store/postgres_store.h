@@ -22,7 +22,7 @@
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 5;
+inline constexpr int kPostgresSchemaVersion = 6;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to
@@ -85,6 +85,13 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<SessionPage> ListSessions(
       absl::string_view tenant, int page_size,
+      absl::string_view page_token) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  // websearch_to_tsquery, ts_rank and ts_headline over a GIN-indexed
+  // tsvector of each message.
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;

@@ -18,6 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -172,7 +174,34 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
 )sql",
-    // 6: branches (PostgreSQL schema 5). Each message names its turn and the
+    // 6: session titles and full-text search (PostgreSQL schema 5). An
+    // external-content FTS5 table indexes messages.content without a second
+    // copy of the text; the triggers keep it in step with every insert and
+    // delete (ON DELETE CASCADE fires them too), and 'rebuild' indexes the
+    // rows written before this version. It is keyed by the messages' rowid,
+    // which VACUUM may renumber in a table without an INTEGER PRIMARY KEY:
+    // run INSERT INTO messages_fts (messages_fts) VALUES ('rebuild') after a
+    // VACUUM. unicode61 with diacritics removed: "cafe" finds "Café".
+    R"sql(
+ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  content, content = 'messages', content_rowid = 'rowid',
+  tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+  INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+  INSERT INTO messages_fts (messages_fts, rowid, content)
+    VALUES ('delete', old.rowid, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+  INSERT INTO messages_fts (messages_fts, rowid, content)
+    VALUES ('delete', old.rowid, old.content);
+  INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+)sql",
+    // 7: branches (PostgreSQL schema 6). Each message names its turn and the
     // turn before it on its branch (0: a first turn); a session records its
     // active leaf and how many turns it stores on all branches (turn_count
     // stays the active branch's length). A turn's messages keep seq 2(id-1)
@@ -254,6 +283,9 @@ enum class Sql {
   kReleaseRequest,
   kLookupRequest,
   kDeleteExpiredRequests,
+  kSetTitle,
+  kSessionExists,
+  kSearch,
   kTurnLinks,
   kSwitchBranch,
 };
@@ -275,7 +307,7 @@ const char* SqlText(Sql id) {
       return "RELEASE turn";
     case Sql::kGetSession:
       return R"sql(
-      SELECT system_prompt, created_at_us, updated_at_us, turn_count
+      SELECT system_prompt, created_at_us, updated_at_us, turn_count, title
       FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql";
     // One statement, so one snapshot: the session's existence and its
     // messages cannot disagree even with writers in other processes. A
@@ -337,7 +369,7 @@ const char* SqlText(Sql id) {
     case Sql::kListFirst:
       return R"sql(
       SELECT session_id, system_prompt, created_at_us, updated_at_us,
-             turn_count
+             turn_count, title
       FROM sessions
       WHERE tenant = ?1
       ORDER BY updated_at_us DESC, session_id
@@ -345,7 +377,7 @@ const char* SqlText(Sql id) {
     case Sql::kListAfter:
       return R"sql(
       SELECT session_id, system_prompt, created_at_us, updated_at_us,
-             turn_count
+             turn_count, title
       FROM sessions
       WHERE tenant = ?1
         AND updated_at_us <= ?3
@@ -502,6 +534,27 @@ const char* SqlText(Sql id) {
       DELETE FROM idempotency_keys WHERE rowid IN (
         SELECT rowid FROM idempotency_keys WHERE expires_at_us <= ?1
         ORDER BY expires_at_us LIMIT ?2))sql";
+    // ?4 = 1: only a session without a title (see SetTitle).
+    case Sql::kSetTitle:
+      return R"sql(
+      UPDATE sessions SET title = ?3
+      WHERE tenant = ?1 AND session_id = ?2 AND (?4 = 0 OR title = ''))sql";
+    case Sql::kSessionExists:
+      return "SELECT 1 FROM sessions WHERE tenant = ?1 AND session_id = ?2";
+    // ?2 is an FTS5 query of quoted words (SearchExpression). rank is bm25,
+    // lower is better. The tenant filter comes after the full-text match:
+    // the index covers every tenant, the join keeps only ?1's messages.
+    case Sql::kSearch:
+      return R"sql(
+      SELECT m.session_id, s.title, m.seq, m.role,
+             snippet(messages_fts, 0, ?5, ?6, '…', 24), m.created_at_us
+      FROM messages_fts AS f
+      JOIN messages AS m ON m.rowid = f.rowid
+      JOIN sessions AS s
+        ON s.tenant = m.tenant AND s.session_id = m.session_id
+      WHERE messages_fts MATCH ?2 AND m.tenant = ?1
+      ORDER BY f.rank, m.created_at_us DESC, m.session_id, m.seq
+      LIMIT ?3 OFFSET ?4)sql";
   }
   return "";  // Unreachable: the switch names every Sql.
 }
@@ -1109,6 +1162,7 @@ absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
   info.created_at = FromMicros(stmt->Int64(1));
   info.updated_at = FromMicros(stmt->Int64(2));
   info.turn_count = static_cast<int>(stmt->Int64(3));
+  info.title = stmt->Text(4);
   return info;
 }
 
@@ -1260,6 +1314,30 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
       InsertTurn(db, key, *state, static_cast<int>(state->active_turn_id),
                  static_cast<int>(state->turn_count + 1), turn);
   if (!turn_id.ok()) return turn_id.status();
+
+  if (turn.answers.has_value()) {
+    // In the turn's savepoint: a lost claim undoes the turn too.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(state->turn_count + 1));
+    absl::StatusOr<Statement> complete = db.Prepare(Sql::kCompleteRequest);
+    if (!complete.ok()) return complete.status();
+    complete->Bind(1, claim.key.tenant)
+        .Bind(2, claim.key.request_id)
+        .Bind(3, claim.owner)
+        .Bind(4, answer.session_id)
+        .Bind(5, answer.response)
+        .Bind(6, ToMicros(turn.created_at))
+        .Bind(7, static_cast<int64_t>(answer.turn_count))
+        .Bind(8, answer.model)
+        .Bind(9, answer.stop_reason)
+        .Bind(10, answer.input_tokens)
+        .Bind(11, answer.output_tokens)
+        .BindDouble(12, answer.cost_usd);
+    if (absl::Status s = complete->Run(); !s.ok()) return s;
+    if (sqlite3_changes(db.db()) != 1) return RequestClaimLostError(claim);
+  }
+
   return static_cast<int>(state->turn_count + 1);
 }
 
@@ -1386,6 +1464,7 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
     info.created_at = FromMicros(stmt->Int64(2));
     info.updated_at = FromMicros(stmt->Int64(3));
     info.turn_count = static_cast<int>(stmt->Int64(4));
+    info.title = stmt->Text(5);
   }
   return page;
 }
@@ -1417,6 +1496,86 @@ absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
   stmt->Bind(1, ToMicros(cutoff));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
   return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+}
+
+absl::StatusOr<bool> SqliteConversationStore::SetTitle(const SessionKey& key,
+                                                       absl::string_view title,
+                                                       bool only_if_untitled) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kSetTitle);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, title)
+      .Bind(4, int64_t{only_if_untitled ? 1 : 0});
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(writer_->db()) > 0) return true;
+  // Nothing changed: the session has a title, or does not exist.
+  absl::StatusOr<Statement> exists = writer_->Prepare(Sql::kSessionExists);
+  if (!exists.ok()) return exists.status();
+  exists->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = exists->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return SessionNotFound(key);
+  return false;
+}
+
+namespace {
+
+// The user's query as an FTS5 expression that cannot be a syntax error:
+// each whitespace-separated word quoted (quotes doubled), so operators and
+// punctuation are searched as text and every word must occur. Empty for a
+// query with no words.
+std::string SearchExpression(absl::string_view query) {
+  std::string expression;
+  for (absl::string_view word :
+       absl::StrSplit(query, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty())) {
+    if (!expression.empty()) expression += ' ';
+    expression += '"';
+    expression += absl::StrReplaceAll(word, {{"\"", "\"\""}});
+    expression += '"';
+  }
+  return expression;
+}
+
+}  // namespace
+
+absl::StatusOr<SearchPage> SqliteConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  absl::StatusOr<int64_t> offset =
+      ParseSearchRequest(query, page_size, page_token);
+  if (!offset.ok()) return offset.status();
+  const std::string expression = SearchExpression(query);
+  if (expression.empty()) return SearchPage();
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(Sql::kSearch);
+  if (!stmt.ok()) return stmt.status();
+  // One row past the page tells whether another follows.
+  stmt->Bind(1, tenant)
+      .Bind(2, expression)
+      .Bind(3, int64_t{page_size} + 1)
+      .Bind(4, *offset)
+      .Bind(5, kMatchStart)
+      .Bind(6, kMatchEnd);
+  SearchPage page;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (page.hits.size() == static_cast<size_t>(page_size)) {
+      page.next_page_token = EncodeSearchToken(query, *offset + page_size);
+      break;
+    }
+    SearchHit& hit = page.hits.emplace_back();
+    hit.session_id = stmt->Text(0);
+    hit.session_title = stmt->Text(1);
+    hit.message_index = stmt->Int64(2);
+    hit.role = stmt->Text(3);
+    hit.snippet = stmt->Text(4);
+    hit.created_at = FromMicros(stmt->Int64(5));
+  }
+  return page;
 }
 
 absl::Status SqliteConversationStore::CreateKey(const ApiKey& key) {

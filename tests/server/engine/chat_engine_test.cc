@@ -91,6 +91,11 @@ class MayBlockStore final : public store::ConversationStore {
   explicit MayBlockStore(store::ConversationStore* inner) : inner_(inner) {}
 
   bool MayBlock() const override { return true; }
+  // The inner store's ids, so idempotent turns write their answers with the
+  // turn in both variants.
+  store::IdempotencyStore* idempotency() override {
+    return inner_->idempotency();
+  }
   absl::StatusOr<store::SessionInfo> GetSession(
       const store::SessionKey& key) override {
     Note();
@@ -365,6 +370,57 @@ TEST_P(ChatEngineTest, CancellingARunningTurnStoresNothing) {
   EXPECT_EQ(provider_.cancelled_calls(), 1);
   EXPECT_THAT(store_.GetSession({"default", "s1"}),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// An idempotent turn's answer goes into its id's record with the turn
+// (store::Turn::answers), not in a write of its own after it.
+TEST_P(ChatEngineTest, IdempotentTurnStoresItsAnswerWithTheTurn) {
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.request_id = "req-1";
+  absl::StatusOr<ChatTurnResult> result = RunTurn(request);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_TRUE(result->answer_stored);
+  absl::StatusOr<store::RequestRecord> record =
+      store_.idempotency()->Lookup({"default", "req-1"}, absl::Now());
+  ASSERT_THAT(record, IsOk());
+  ASSERT_TRUE(record->answer.has_value());
+  EXPECT_EQ(record->answer->response, "Hello there");
+  EXPECT_EQ(record->answer->turn_count, 1);
+  // Stores keep microseconds.
+  EXPECT_EQ(absl::ToUnixMicros(record->answer->timestamp),
+            absl::ToUnixMicros(result->timestamp));
+}
+
+// A turn that outran its claim (another replica took the id over as stale)
+// must not store a second turn: nothing is written and the caller is told to
+// retry for the other turn's answer.
+TEST_P(ChatEngineTest, IdempotentTurnWhoseClaimWasTakenOverStoresNothing) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.request_id = "req-1";
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(request, &observer), IsOk());
+  provider_.WaitForStarted(1);
+  const absl::Time now = absl::Now();
+  // Every claim made before now + 1h is stale to this caller.
+  absl::StatusOr<store::ClaimResult> takeover = store_.idempotency()->Claim(
+      {"default", "req-1"}, RequestFingerprint(request), "other-replica", now,
+      now + absl::Hours(1), now + absl::Hours(1));
+  ASSERT_THAT(takeover, IsOk());
+  ASSERT_TRUE(takeover->claimed);
+  provider_.Release();
+  absl::StatusOr<ChatTurnResult> result = observer.Wait();
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(result.status().message(), HasSubstr("request_id req-1"));
+  EXPECT_THAT(store_.GetSession({"default", "s1"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<store::RequestRecord> record =
+      store_.idempotency()->Lookup({"default", "req-1"}, now);
+  ASSERT_THAT(record, IsOk());
+  EXPECT_EQ(record->owner, "other-replica");
+  EXPECT_FALSE(record->answer.has_value());
 }
 
 TEST_P(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {
