@@ -120,6 +120,30 @@ grpc::Status ChatClient::GetHistory(const std::string& session,
   return stub_->GetHistory(context.get(), request, response);
 }
 
+grpc::Status ChatClient::RegenerateTurn(
+    const chat::v1::RegenerateTurnRequest& request,
+    chat::v1::RegenerateTurnResponse* response) {
+  auto context = NewContext();
+  return stub_->RegenerateTurn(context.get(), request, response);
+}
+
+grpc::Status ChatClient::EditMessage(
+    const chat::v1::EditMessageRequest& request,
+    chat::v1::EditMessageResponse* response) {
+  auto context = NewContext();
+  return stub_->EditMessage(context.get(), request, response);
+}
+
+grpc::Status ChatClient::SwitchBranch(
+    const std::string& session, int turn_id,
+    chat::v1::SwitchBranchResponse* response) {
+  auto context = NewContext();
+  chat::v1::SwitchBranchRequest request;
+  request.set_session_id(session);
+  request.set_turn_id(turn_id);
+  return stub_->SwitchBranch(context.get(), request, response);
+}
+
 grpc::Status ChatClient::ListSessions(
     chat::v1::ListSessionsResponse* response) {
   response->Clear();

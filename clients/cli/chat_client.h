@@ -93,6 +93,12 @@ class ChatClient {
   // The first page (up to 20 hits) of a search.
   grpc::Status SearchMessages(const std::string& query,
                               chat::v1::SearchMessagesResponse* response);
+  grpc::Status RegenerateTurn(const chat::v1::RegenerateTurnRequest& request,
+                              chat::v1::RegenerateTurnResponse* response);
+  grpc::Status EditMessage(const chat::v1::EditMessageRequest& request,
+                           chat::v1::EditMessageResponse* response);
+  grpc::Status SwitchBranch(const std::string& session, int turn_id,
+                            chat::v1::SwitchBranchResponse* response);
 
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(

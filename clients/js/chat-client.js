@@ -173,6 +173,11 @@ export class ChatClient {
     // gets the stored answer, the model is not asked twice). Sent in the body,
     // not as Idempotency-Key, so a cross-origin call needs no extra header.
     if (options.requestId !== undefined) body.request_id = options.requestId;
+    // Branches (chatStream): options.editTurnId makes `message` a new version
+    // of that turn; options.regenerateTurnId (0: the last turn) asks that
+    // turn's own message again, with `message` ''.
+    if (options.editTurnId !== undefined) body.edit_turn_id = options.editTurnId;
+    if (options.regenerateTurnId !== undefined) body.regenerate_turn_id = options.regenerateTurnId;
     return body;
   }
 
@@ -304,6 +309,52 @@ export class ChatClient {
   // {total_sessions, total_messages, avg_messages_per_session, ...}.
   async stats(options = {}) {
     return this._call('GET', '/v1/stats', undefined, options.signal);
+  }
+
+  // ---- branches ----------------------------------------------------------
+  // Each message of getHistory() carries turn_id, sibling_turn_ids (the
+  // versions of its turn, oldest first) and sibling_index. An edit or a
+  // regeneration stores a new version as a sibling and shows it; the old
+  // one stays, reachable with switchBranch().
+
+  _branchOptions(options) {
+    const body = {};
+    for (const key of ['model', 'max_tokens', 'temperature']) {
+      if (options[key] !== undefined) body[key] = options[key];
+    }
+    return body;
+  }
+
+  // A new answer to a turn's own message: options.turnId (absent: the last
+  // turn). Resolves like chatTurn(), with the new version's turn_id.
+  async regenerate(options = {}) {
+    const body = this._branchOptions(options);
+    if (options.turnId !== undefined) body.turn_id = options.turnId;
+    return this._call('POST', this._sessionPath(options, ':regenerate'), body, options.signal);
+  }
+
+  // Replaces the user message of turn `turnId` with `message` and gets a new
+  // answer. Resolves like chatTurn(), with the new version's turn_id.
+  async editMessage(turnId, message, options = {}) {
+    const body = { ...this._branchOptions(options), message };
+    const path = this._sessionPath(options, `/turns/${encodeURIComponent(turnId)}:edit`);
+    return this._call('POST', path, body, options.signal);
+  }
+
+  // Shows the branch through turn `turnId`; resolves to the new history
+  // (getHistory()'s shape).
+  async switchBranch(turnId, options = {}) {
+    return this._call('POST', this._sessionPath(options, ':switchBranch'),
+      { turn_id: turnId }, options.signal);
+  }
+
+  // regenerate() and editMessage(), streamed as chatStream() streams.
+  async regenerateStream(onChunk = () => {}, options = {}) {
+    return this.chatStream('', onChunk, { ...options, regenerateTurnId: options.turnId ?? 0 });
+  }
+
+  async editMessageStream(turnId, message, onChunk = () => {}, options = {}) {
+    return this.chatStream(message, onChunk, { ...options, editTurnId: turnId });
   }
 
   // Renames a session ('' clears its title): resolves to {session:

@@ -8,6 +8,7 @@
 import { ChatClient } from '/js/chat-client.js';
 import { Composer } from './composer.js';
 import { Conversation, describeTurn } from './conversation.js';
+import { Branches } from './branches.js';
 import { copyCode } from './markdown.js';
 import { SearchBox, enableRename } from './search.js';
 import { SessionList } from './sessions.js';
@@ -311,6 +312,7 @@ async function send(text) {
     sessions.upsert(id, current.title);
     if (first) showOptionsFor(current, store.sessionRecord(id), options.systemPrompt);
     announce(`Answer complete. ${describeTurn(turn)}`);
+    branches.annotate();
   } catch (e) {
     if (first && !(current.id === id && current.exists)) sessions.remove(id);
     if (e.name === 'AbortError') {
@@ -327,6 +329,29 @@ async function send(text) {
     }
   }
 }
+
+// Edit / Regenerate / ‹ 2/3 › (branches.js), sharing the one reply that
+// may stream at a time.
+const branches = new Branches({
+  client,
+  conversation,
+  begin: () => {
+    if (streaming) return null;
+    hideNotice();
+    streaming = { controller: new AbortController(), sessionId: current.id };
+    composer.setBusy(true);
+    return streaming;
+  },
+  end: (mine) => {
+    if (streaming !== mine) return;
+    streaming = null;
+    composer.setBusy(false);
+  },
+  turns: () => store.sessionRecord(current.id).turns ?? {},
+  onError: (e) => showNotice(describeError(e), e.status === 401 ? keyAction() : undefined),
+  announce,
+});
+conversation.decorate = (article, m) => branches.decorate(article, m);
 
 const composer = new Composer({
   form: $('composer'),

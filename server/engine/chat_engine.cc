@@ -189,7 +189,18 @@ class ChatEngine::Turn final : public TurnHandle,
     llm::CompletionRequest completion;
     absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
     const ChatEngineOptions& options = engine_->options_;
-    if (session.ok()) {
+    user_message_ = request_.message;
+    if (IsBranch()) {
+      if (absl::IsNotFound(session.status())) {
+        return absl::NotFoundError(
+            absl::StrCat("session ", request_.session_id, " not found"));
+      }
+      if (!session.ok()) return session.status();
+      completion.system_prompt = session->system_prompt;
+      if (absl::Status s = PrepareBranch(store, key, &completion); !s.ok()) {
+        return s;
+      }
+    } else if (session.ok()) {
       if (options.max_turns_per_session > 0 &&
           session->turn_count >= options.max_turns_per_session) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -231,7 +242,7 @@ class ChatEngine::Turn final : public TurnHandle,
       return session.status();
     }
     system_prompt_ = completion.system_prompt;
-    completion.messages.push_back({"user", request_.message});
+    completion.messages.push_back({"user", user_message_});
     // Only the prompt is trimmed; the stored history stays whole.
     truncated_turns_ =
         TrimToContextWindow(engine_->options_.max_context_tokens,
@@ -246,6 +257,43 @@ class ChatEngine::Turn final : public TurnHandle,
       return admitted;
     }
     return completion;
+  }
+
+  bool IsBranch() const {
+    return request_.edit_turn_id.has_value() ||
+           request_.regenerate_turn_id.has_value();
+  }
+
+  // For an edit or a regeneration: the turns before the one replaced, on
+  // its branch, go into the prompt; the replaced turn's parent is where the
+  // new version goes, and a regeneration asks its user message again.
+  absl::Status PrepareBranch(store::ConversationStore& store,
+                             const store::SessionKey& key,
+                             llm::CompletionRequest* completion) {
+    const int target =
+        request_.edit_turn_id.value_or(request_.regenerate_turn_id.value_or(0));
+    absl::StatusOr<std::vector<store::StoredMessage>> branch =
+        target > 0 ? store.LoadBranch(key, target) : store.LoadHistory(key);
+    if (!branch.ok()) return branch.status();
+    if (branch->size() < 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session ", request_.session_id, " has no turn to regenerate"));
+    }
+    // The branch ends with the replaced turn: its user message, its answer.
+    const store::StoredMessage& replaced = (*branch)[branch->size() - 2];
+    parent_turn_id_ = replaced.parent_turn_id;
+    if (request_.regenerate_turn_id.has_value()) {
+      user_message_ = replaced.content;
+    }
+    branch->resize(branch->size() - 2);
+    completion->messages.reserve(branch->size() + 1);
+    for (store::StoredMessage& m : *branch) {
+      llm::PromptMessage& prompt = completion->messages.emplace_back();
+      prompt.role = std::move(m.role);
+      prompt.content = std::move(m.content);
+      if (m.tokens > 0) prompt.tokens = m.tokens;
+    }
+    return absl::OkStatus();
   }
 
   // Charges the turn to its API key's per-minute limits and budget, once
@@ -308,7 +356,7 @@ class ChatEngine::Turn final : public TurnHandle,
       return;
     }
     store::Turn turn;
-    turn.user_message = request_.message;
+    turn.user_message = user_message_;
     turn.assistant_message = reply_;
     turn.model = result.model;
     turn.stop_reason = result.stop_reason;
@@ -317,14 +365,36 @@ class ChatEngine::Turn final : public TurnHandle,
     turn.cost_usd = engine_->CostOf(result.model, result.input_tokens,
                                     result.output_tokens);
     turn.created_at = absl::Now();
-    // Only a claim in the conversation store can be written with the turn;
-    // IdempotentTurns then keeps its ids there (ChatEngine's constructor).
-    if (engine_->store_->idempotency() != nullptr) {
-      turn.answers = request_.request_claim;
+    const store::SessionKey key{request_.tenant, request_.session_id};
+    int turn_id = 0;
+    absl::StatusOr<int> turns;
+    if (IsBranch()) {
+      absl::StatusOr<store::BranchTurn> stored =
+          engine_->store_->AppendBranchTurn(key, parent_turn_id_, turn);
+      if (absl::IsNotFound(stored.status())) {
+        // Reset or deleted while the answer was being generated.
+        Finish(absl::AbortedError(
+            absl::StrCat("session ", request_.session_id,
+                         " changed while this turn ran: its turn ",
+                         parent_turn_id_, " is gone; retry")));
+        return;
+      }
+      if (!stored.ok()) {
+        Finish(stored.status());
+        return;
+      }
+      turn_id = stored->turn_id;
+      turns = stored->turn_count;
+    } else {
+      // Only a claim in the conversation store can be written with the turn;
+      // IdempotentTurns then keeps its ids there (ChatEngine's constructor).
+      // Branch turns take no request id, so they never carry one.
+      if (engine_->store_->idempotency() != nullptr) {
+        turn.answers = request_.request_claim;
+      }
+      turns = engine_->store_->AppendTurn(key, expected_turns_, system_prompt_,
+                                          turn);
     }
-    absl::StatusOr<int> turns =
-        engine_->store_->AppendTurn({request_.tenant, request_.session_id},
-                                    expected_turns_, system_prompt_, turn);
     if (!turns.ok()) {
       if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
           !retried_) {
@@ -359,8 +429,10 @@ class ChatEngine::Turn final : public TurnHandle,
       }
       return;
     }
-    if (*turns == 1) {
+    if (*turns == 1 && !IsBranch()) {
       // Off this turn's path: the title is made after the answer went out.
+      // A new version of a first turn (an edit, a regeneration) keeps the
+      // session's title: it was made from the first exchange already.
       engine_->titler_->TitleFirstExchange(
           {request_.tenant, request_.session_id}, request_.message, reply_);
     }
@@ -375,6 +447,7 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.output_tokens = result.output_tokens;
     answer.cost_usd = turn.cost_usd;
     answer.truncated_turns = truncated_turns_;
+    answer.turn_id = turn_id;
     if (first_delta_at_.has_value()) {
       answer.time_to_first_token = *first_delta_at_ - accepted_at_;
     }
@@ -475,6 +548,11 @@ class ChatEngine::Turn final : public TurnHandle,
   int expected_turns_ = 0;
   int truncated_turns_ = 0;
   std::string system_prompt_;
+  // The user message stored with the turn: the request's, or for a
+  // regeneration the replaced turn's.
+  std::string user_message_;
+  // For an edit or a regeneration: the parent of the turn replaced.
+  int parent_turn_id_ = 0;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
   // Set by the first OnDelta (a retried turn keeps its first one); read by

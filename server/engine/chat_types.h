@@ -40,6 +40,15 @@ struct ChatTurnRequest {
   // the turn idempotent (see IdempotentTurns). Empty: none.
   std::string request_id;
   std::string idempotency_key;
+  // Branches. A turn with one of these is a new version of an existing turn
+  // of the session, stored as its sibling (ConversationStore::
+  // AppendBranchTurn) and made active; the prompt holds the turns before it
+  // on its branch. edit_turn_id: `message` replaces that turn's user
+  // message. regenerate_turn_id: that turn's own user message is asked
+  // again (`message` empty); 0 names the active branch's last turn. At most
+  // one is set; neither: a new turn after the active branch's last.
+  std::optional<int> edit_turn_id;
+  std::optional<int> regenerate_turn_id;
   // Set by IdempotentTurns on the turn it runs for a claimed id: the store
   // writes the answer into the id's record with the turn (store::Turn::
   // answers) when the claim is in the conversation store.
@@ -80,6 +89,9 @@ struct ChatTurnResult {
   // Earlier turns left out of the prompt to fit the context window (they
   // stay stored).
   int truncated_turns = 0;
+  // The stored turn's id, for an edit or a regeneration; 0 for a turn
+  // appended after the active branch's last (the store does not say it).
+  int turn_id = 0;
   // For the logs: from the turn's start until the provider's first text
   // (none if it sent none), who answered, their id for the request, and the
   // provider's failed attempts before the answer.

@@ -77,11 +77,47 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                                      const RequestLimits& limits) {
   if (request.stateless) {
     if (absl::Status s = ValidateStateless(request, limits); !s.ok()) return s;
+    // A stateless turn has no stored turns to edit or answer again.
+    if (request.edit_turn_id.has_value() ||
+        request.regenerate_turn_id.has_value()) {
+      return absl::InvalidArgumentError(
+          "a completion without a session cannot edit or regenerate a turn");
+    }
   } else {
     if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) {
       return s;
     }
-    if (request.message.empty()) {
+    if (request.edit_turn_id.has_value() &&
+        request.regenerate_turn_id.has_value()) {
+      return absl::InvalidArgumentError(
+          "set at most one of edit_turn_id and regenerate_turn_id");
+    }
+    if (request.edit_turn_id.has_value() && *request.edit_turn_id < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit_turn_id must be a turn id (>= 1); got ",
+                       *request.edit_turn_id));
+    }
+    if (request.regenerate_turn_id.has_value()) {
+      if (*request.regenerate_turn_id < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "regenerate_turn_id must be a turn id, or 0 for the last turn; "
+            "got ",
+            *request.regenerate_turn_id));
+      }
+      if (!request.message.empty()) {
+        return absl::InvalidArgumentError(
+            "message must be empty when regenerating: the turn's own message "
+            "is asked again");
+      }
+    }
+    if ((request.edit_turn_id.has_value() ||
+         request.regenerate_turn_id.has_value()) &&
+        (!request.request_id.empty() || !request.idempotency_key.empty())) {
+      return absl::InvalidArgumentError(
+          "edits and regenerations do not take a request id "
+          "(request_id / Idempotency-Key)");
+    }
+    if (request.message.empty() && !request.regenerate_turn_id.has_value()) {
       return absl::InvalidArgumentError(
           "message is required and must not be empty");
     }

@@ -67,18 +67,20 @@ void FillSessionSummary(const store::SessionInfo& info,
   summary->set_title(info.title);
 }
 
-// Serves one unary Chat. Start() begins the turn once the caller is known.
+// Serves one unary Chat (or RegenerateTurn, EditMessage: `Response` has
+// ChatResponse's fields). Start() begins the turn once the caller is known.
 // Deletes itself once gRPC has called OnDone and the engine has called
 // OnComplete (or Start refused the call), whichever comes last.
+template <typename Response = ChatResponse>
 class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
                                public TurnObserver {
  public:
   ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
-                   ChatResponse* response)
+                   Response* response, absl::string_view rpc = "Chat")
       : context_(context),
         engine_(engine),
         response_(response),
-        call_log_(StartCallLog(*context, "Chat")) {}
+        call_log_(StartCallLog(*context, rpc)) {}
 
   // Starts the turn, or finishes the call with `request`'s error. Called
   // once, from any thread.
@@ -173,7 +175,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
 
   grpc::CallbackServerContext* const context_;
   ChatEngine* const engine_;
-  ChatResponse* const response_;
+  Response* const response_;
   // Completed by Start, logged when the turn ends; the engine's callbacks
   // order the accesses.
   CallLog call_log_;
@@ -218,6 +220,42 @@ grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Fills `response` (GetHistoryResponse, or SwitchBranchResponse with the
+// same fields) with the session's active branch.
+template <typename Response>
+absl::Status FillHistory(store::ConversationStore& store,
+                         const store::SessionKey& key, Response* response) {
+  absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
+  if (absl::IsNotFound(session.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("session ", key.session_id, " not found"));
+  }
+  if (!session.ok()) return session.status();
+  absl::StatusOr<std::vector<store::StoredMessage>> history =
+      store.LoadHistory(key);
+  if (!history.ok()) return history.status();
+  response->set_session_id(key.session_id);
+  response->set_turn_count(session->turn_count);
+  response->set_system_prompt(session->system_prompt);
+  response->set_created_at(FormatTimestamp(session->created_at));
+  response->set_title(session->title);
+  response->mutable_messages()->Reserve(static_cast<int>(history->size()));
+  for (store::StoredMessage& m : *history) {
+    chat::v1::Message* message = response->add_messages();
+    message->set_role(std::move(m.role));
+    message->set_content(std::move(m.content));
+    message->set_timestamp(FormatTimestamp(m.created_at));
+    message->set_turn_id(m.turn_id);
+    for (size_t i = 0; i < m.sibling_turn_ids.size(); ++i) {
+      message->add_sibling_turn_ids(m.sibling_turn_ids[i]);
+      if (m.sibling_turn_ids[i] == m.turn_id) {
+        message->set_sibling_index(static_cast<int32_t>(i));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -249,7 +287,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  auto* reactor = new ChatUnaryReactor(context, engine_, response);
+  auto* reactor = new ChatUnaryReactor<>(context, engine_, response);
   authenticator_->Authenticate(
       CredentialsOf(*context),
       [reactor, context, request](absl::StatusOr<Caller> caller) {
@@ -286,30 +324,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(
             !s.ok()) {
           return s;
         }
-        const store::SessionKey key{caller.tenant, request->session_id()};
-        absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
-        if (absl::IsNotFound(session.status())) {
-          return absl::NotFoundError(
-              absl::StrCat("session ", key.session_id, " not found"));
-        }
-        if (!session.ok()) return session.status();
-        absl::StatusOr<std::vector<store::StoredMessage>> history =
-            store_->LoadHistory(key);
-        if (!history.ok()) return history.status();
-        response->set_session_id(key.session_id);
-        response->set_turn_count(session->turn_count);
-        response->set_system_prompt(session->system_prompt);
-        response->set_created_at(FormatTimestamp(session->created_at));
-        response->set_title(session->title);
-        response->mutable_messages()->Reserve(
-            static_cast<int>(history->size()));
-        for (store::StoredMessage& m : *history) {
-          chat::v1::Message* message = response->add_messages();
-          message->set_role(std::move(m.role));
-          message->set_content(std::move(m.content));
-          message->set_timestamp(FormatTimestamp(m.created_at));
-        }
-        return absl::OkStatus();
+        return FillHistory(*store_, {caller.tenant, request->session_id()},
+                           response);
       });
 }
 
@@ -535,6 +551,55 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SearchMessages(
         }
         response->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::RegenerateTurn(
+    grpc::CallbackServerContext* context,
+    const chat::v1::RegenerateTurnRequest* request,
+    chat::v1::RegenerateTurnResponse* response) {
+  auto* reactor = new ChatUnaryReactor<chat::v1::RegenerateTurnResponse>(
+      context, engine_, response, "RegenerateTurn");
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        reactor->Start(TurnRequestOf(*context, *request, *caller));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
+    grpc::CallbackServerContext* context,
+    const chat::v1::EditMessageRequest* request,
+    chat::v1::EditMessageResponse* response) {
+  auto* reactor = new ChatUnaryReactor<chat::v1::EditMessageResponse>(
+      context, engine_, response, "EditMessage");
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        reactor->Start(TurnRequestOf(*context, *request, *caller));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
+    grpc::CallbackServerContext* context,
+    const chat::v1::SwitchBranchRequest* request,
+    chat::v1::SwitchBranchResponse* response) {
+  return FinishOnPool(
+      context, "SwitchBranch", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        absl::StatusOr<int> switched =
+            store_->SwitchBranch(key, request->turn_id());
+        if (!switched.ok()) return switched.status();
+        return FillHistory(*store_, key, response);
       });
 }
 

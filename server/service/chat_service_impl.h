@@ -86,6 +86,18 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::SearchMessagesRequest* request,
       chat::v1::SearchMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* RegenerateTurn(
+      grpc::CallbackServerContext* context,
+      const chat::v1::RegenerateTurnRequest* request,
+      chat::v1::RegenerateTurnResponse* response) override;
+  grpc::ServerUnaryReactor* EditMessage(
+      grpc::CallbackServerContext* context,
+      const chat::v1::EditMessageRequest* request,
+      chat::v1::EditMessageResponse* response) override;
+  grpc::ServerUnaryReactor* SwitchBranch(
+      grpc::CallbackServerContext* context,
+      const chat::v1::SwitchBranchRequest* request,
+      chat::v1::SwitchBranchResponse* response) override;
 
  private:
   ChatEngine* const engine_;

@@ -148,3 +148,23 @@ std::string RedactStoreUrl(absl::string_view url) {
 }
 
 }  // namespace chat::store
+
+namespace chat::store {
+
+// Stores written before branches answer as a store without them.
+absl::StatusOr<std::vector<StoredMessage>> ConversationStore::LoadBranch(
+    const SessionKey& /*key*/, int /*turn_id*/) {
+  return absl::UnimplementedError("this store keeps no branches");
+}
+
+absl::StatusOr<BranchTurn> ConversationStore::AppendBranchTurn(
+    const SessionKey& /*key*/, int /*parent_turn_id*/, const Turn& /*turn*/) {
+  return absl::UnimplementedError("this store keeps no branches");
+}
+
+absl::StatusOr<int> ConversationStore::SwitchBranch(const SessionKey& /*key*/,
+                                                    int /*turn_id*/) {
+  return absl::UnimplementedError("this store keeps no branches");
+}
+
+}  // namespace chat::store

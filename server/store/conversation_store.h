@@ -30,7 +30,8 @@ struct SessionInfo {
   absl::Time created_at;
   // Last time a turn was appended or the session was reset.
   absl::Time updated_at;
-  // Completed user/assistant pairs currently stored.
+  // Completed user/assistant pairs on the active branch (see
+  // ConversationStore: branches).
   int turn_count = 0;
   // A short name for the session: made from its first exchange, or set by
   // the user (SetTitle). Empty until then.
@@ -45,6 +46,16 @@ struct StoredMessage {
   // The message's size in the provider's tokens when the provider reported
   // it (an assistant message: the turn's output tokens); 0 when unknown.
   int64_t tokens = 0;
+  // The turn the message belongs to (both messages of a turn share it): 1,
+  // 2, 3, ... in the order the session's turns were stored, whatever their
+  // branch. Stable until the session is reset, so an export can name turns.
+  int turn_id = 0;
+  // The turn before it on its branch; 0 for a first turn.
+  int parent_turn_id = 0;
+  // The versions of this turn: the turns with the same parent, this one
+  // included, oldest first (edits and regenerations add to them). Filled by
+  // LoadHistory and LoadBranch.
+  std::vector<int> sibling_turn_ids;
 };
 
 // A completed exchange, appended as a whole.
@@ -72,6 +83,13 @@ IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
 
 // AppendTurn's kFailedPrecondition for a `turn.answers` claim no longer held.
 absl::Status RequestClaimLostError(const RequestClaim& claim);
+// Where AppendBranchTurn stored a turn.
+struct BranchTurn {
+  // The new turn's id.
+  int turn_id = 0;
+  // Turns on the session's active branch, the new one included.
+  int turn_count = 0;
+};
 
 // One page of ListSessions.
 struct SessionPage {
@@ -122,6 +140,15 @@ struct StoreStats {
 
 // Persistent history of conversations, keyed by (tenant, session_id).
 //
+// Branches: a session's turns form a tree. Each turn has a parent (the turn
+// before it, or none for a first turn) and the session records its active
+// leaf; the active branch is the path from a first turn to that leaf. A
+// normal turn (AppendTurn) extends the active branch; an edited or
+// regenerated turn (AppendBranchTurn) becomes a sibling of the turn it
+// replaces, which stays stored. LoadHistory, turn counts and the optimistic
+// check of AppendTurn all speak of the active branch; GetStats and the
+// token sums count every stored turn.
+//
 // Safe for concurrent use from any number of threads. Calls block on I/O
 // (unless MayBlock() says otherwise): callers on latency-sensitive threads
 // hand them to a worker. Every method
@@ -158,8 +185,30 @@ class ConversationStore {
                                          absl::string_view system_prompt,
                                          const Turn& turn) = 0;
 
-  // Deletes every message of the session, keeping the session and its system
-  // prompt; sets its updated_at to `now`. Returns the turn count it had.
+  // Returns the messages of the branch from the session's first turn to
+  // `turn_id`, oldest first, as LoadHistory does for the active branch.
+  // kNotFound if the session or the turn does not exist.
+  virtual absl::StatusOr<std::vector<StoredMessage>> LoadBranch(
+      const SessionKey& key, int turn_id);
+
+  // Stores `turn` as a new child of `parent_turn_id` (0: a new first turn),
+  // so a sibling of that turn's other children, and makes it the active
+  // leaf. kNotFound if the session does not exist or has no turn
+  // `parent_turn_id`. Concurrent calls never conflict: each adds its own
+  // sibling, and the last one stored is active.
+  virtual absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                                      int parent_turn_id,
+                                                      const Turn& turn);
+
+  // Makes the branch through `turn_id` active: from that turn it follows the
+  // newest child at each step down to a turn without children, which
+  // becomes the active leaf. Leaves updated_at as it was. Returns the active
+  // branch's turn count. kNotFound if the session or the turn does not exist.
+  virtual absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id);
+
+  // Deletes every message of the session (every branch), keeping the session
+  // and its system prompt; sets its updated_at to `now`. Returns the turn
+  // count (of the active branch) it had.
   // kNotFound if the session does not exist.
   virtual absl::StatusOr<int> ResetSession(const SessionKey& key,
                                            absl::Time now) = 0;

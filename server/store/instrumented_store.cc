@@ -37,9 +37,10 @@ struct StoreMetrics {
 
 // The op label of each OpIndex, in order.
 constexpr const char* kOpNames[] = {
-    "get_session",    "load_history",   "append_turn", "reset_session",
-    "delete_session", "list_sessions",  "get_stats",   "delete_idle_sessions",
-    "set_title",      "search_messages"};
+    "get_session",    "load_history",    "append_turn", "reset_session",
+    "delete_session", "list_sessions",   "get_stats",   "delete_idle_sessions",
+    "set_title",      "search_messages", "load_branch", "append_branch_turn",
+    "switch_branch"};
 
 template <typename T>
 const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
@@ -92,6 +93,24 @@ absl::StatusOr<SessionInfo> InstrumentedConversationStore::GetSession(
 absl::StatusOr<std::vector<StoredMessage>>
 InstrumentedConversationStore::LoadHistory(const SessionKey& key) {
   return Timed(kLoadHistory, [&] { return inner_->LoadHistory(key); });
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+InstrumentedConversationStore::LoadBranch(const SessionKey& key, int turn_id) {
+  return Timed(kLoadBranch, [&] { return inner_->LoadBranch(key, turn_id); });
+}
+
+absl::StatusOr<BranchTurn> InstrumentedConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  return Timed(kAppendBranchTurn, [&] {
+    return inner_->AppendBranchTurn(key, parent_turn_id, turn);
+  });
+}
+
+absl::StatusOr<int> InstrumentedConversationStore::SwitchBranch(
+    const SessionKey& key, int turn_id) {
+  return Timed(kSwitchBranch,
+               [&] { return inner_->SwitchBranch(key, turn_id); });
 }
 
 absl::StatusOr<int> InstrumentedConversationStore::AppendTurn(

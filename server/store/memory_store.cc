@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/page_token.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 namespace {
@@ -30,6 +31,11 @@ absl::Time TruncateToMicros(absl::Time t) {
 absl::Status SessionNotFound(const SessionKey& key) {
   return absl::NotFoundError(
       absl::StrCat("session ", key.session_id, " not found"));
+}
+
+absl::Status TurnNotFound(const SessionKey& key, int turn_id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " has no turn ", turn_id));
 }
 
 // Moves `pos` back to the start of the UTF-8 sequence it falls in.
@@ -93,7 +99,76 @@ absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadHistory(
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(Key(key.tenant, key.session_id));
   if (it == sessions_.end()) return SessionNotFound(key);
-  return it->second.messages;
+  return *SelectBranch(it->second.messages, it->second.active_turn_id);
+}
+
+absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadBranch(
+    const SessionKey& key, int turn_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  std::optional<std::vector<StoredMessage>> branch =
+      SelectBranch(it->second.messages, turn_id);
+  if (turn_id <= 0 || !branch.has_value()) return TurnNotFound(key, turn_id);
+  return *std::move(branch);
+}
+
+void MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
+                                        int depth, const Turn& turn) {
+  const absl::Time created_at = TruncateToMicros(turn.created_at);
+  // Ids count every turn stored since the last reset: 2 messages each.
+  const int turn_id = static_cast<int>(session.messages.size() / 2) + 1;
+  StoredMessage user{"user", turn.user_message, created_at};
+  user.turn_id = turn_id;
+  user.parent_turn_id = parent_turn_id;
+  StoredMessage assistant{"assistant", turn.assistant_message, created_at,
+                          turn.output_tokens};
+  assistant.turn_id = turn_id;
+  assistant.parent_turn_id = parent_turn_id;
+  session.messages.push_back(std::move(user));
+  session.messages.push_back(std::move(assistant));
+  session.input_tokens += turn.input_tokens;
+  session.output_tokens += turn.output_tokens;
+  if (turn.cost_usd.has_value()) {
+    session.cost_usd = session.cost_usd.value_or(0) + *turn.cost_usd;
+  }
+  session.info.updated_at = created_at;
+  session.active_turn_id = turn_id;
+  session.info.turn_count = depth;
+}
+
+absl::StatusOr<BranchTurn> MemoryConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  Session& session = it->second;
+  TurnTree tree;
+  for (size_t i = 0; i < session.messages.size(); i += 2) {
+    tree.Add(session.messages[i].turn_id, session.messages[i].parent_turn_id);
+  }
+  if (parent_turn_id < 0 ||
+      (parent_turn_id > 0 && !tree.Contains(parent_turn_id))) {
+    return TurnNotFound(key, parent_turn_id);
+  }
+  StoreTurn(session, parent_turn_id, tree.DepthOf(parent_turn_id) + 1, turn);
+  return BranchTurn{session.active_turn_id, session.info.turn_count};
+}
+
+absl::StatusOr<int> MemoryConversationStore::SwitchBranch(const SessionKey& key,
+                                                          int turn_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  Session& session = it->second;
+  TurnTree tree;
+  for (size_t i = 0; i < session.messages.size(); i += 2) {
+    tree.Add(session.messages[i].turn_id, session.messages[i].parent_turn_id);
+  }
+  if (!tree.Contains(turn_id)) return TurnNotFound(key, turn_id);
+  session.active_turn_id = tree.NewestLeafFrom(turn_id);
+  session.info.turn_count = tree.DepthOf(session.active_turn_id);
+  return session.info.turn_count;
 }
 
 absl::StatusOr<int> MemoryConversationStore::AppendTurn(
@@ -139,16 +214,8 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
     }
   }
   Session& session = it->second;
-  session.messages.push_back({"user", turn.user_message, created_at});
-  session.messages.push_back(
-      {"assistant", turn.assistant_message, created_at, turn.output_tokens});
-  session.input_tokens += turn.input_tokens;
-  session.output_tokens += turn.output_tokens;
-  if (turn.cost_usd.has_value()) {
-    session.cost_usd = session.cost_usd.value_or(0) + *turn.cost_usd;
-  }
-  session.info.updated_at = created_at;
-  return ++session.info.turn_count;
+  StoreTurn(session, session.active_turn_id, session.info.turn_count + 1, turn);
+  return session.info.turn_count;
 }
 
 absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
@@ -159,6 +226,7 @@ absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
   Session& session = it->second;
   const int previous = session.info.turn_count;
   session.messages.clear();
+  session.active_turn_id = 0;
   session.input_tokens = 0;
   session.output_tokens = 0;
   session.cost_usd.reset();

@@ -32,6 +32,12 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
                                  absl::string_view system_prompt,
                                  const Turn& turn) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
+                                                        int turn_id) override;
+  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                              int parent_turn_id,
+                                              const Turn& turn) override;
+  absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
@@ -55,7 +61,10 @@ class MemoryConversationStore final : public ConversationStore {
  private:
   struct Session {
     SessionInfo info;
+    // Every branch's messages, in the order stored (turn ids ascending).
     std::vector<StoredMessage> messages;
+    // The active branch's last turn; 0 while there is none.
+    int active_turn_id = 0;
     // Sums over the turns in `messages`, for GetStats.
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
@@ -63,6 +72,10 @@ class MemoryConversationStore final : public ConversationStore {
   };
   // (tenant, session_id). Ordered so one tenant's sessions are contiguous.
   using Key = std::pair<std::string, std::string>;
+
+  // Adds `turn` under `parent_turn_id` and makes it the active leaf.
+  static void StoreTurn(Session& session, int parent_turn_id, int depth,
+                        const Turn& turn);
 
   absl::Mutex mu_;
   std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);

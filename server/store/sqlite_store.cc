@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "server/store/key_columns.h"
 #include "server/store/page_token.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 namespace {
@@ -200,6 +201,20 @@ CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
 END;
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 )sql",
+    // 7: branches (PostgreSQL schema 6). Each message names its turn and the
+    // turn before it on its branch (0: a first turn); a session records its
+    // active leaf and how many turns it stores on all branches (turn_count
+    // stays the active branch's length). A turn's messages keep seq 2(id-1)
+    // and 2(id-1)+1, so seq still orders by time. A linear history becomes
+    // one branch: turn n+1 follows turn n, the last one active.
+    R"sql(
+ALTER TABLE messages ADD COLUMN turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN parent_turn_id INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET turn_id = seq / 2 + 1, parent_turn_id = seq / 2;
+ALTER TABLE sessions ADD COLUMN active_turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN stored_turns INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET active_turn_id = turn_count, stored_turns = turn_count;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -271,8 +286,10 @@ enum class Sql {
   kSetTitle,
   kSessionExists,
   kSearch,
+  kTurnLinks,
+  kSwitchBranch,
 };
-constexpr size_t kSqlCount = static_cast<size_t>(Sql::kSearch) + 1;
+constexpr size_t kSqlCount = static_cast<size_t>(Sql::kSwitchBranch) + 1;
 
 const char* SqlText(Sql id) {
   switch (id) {
@@ -294,17 +311,20 @@ const char* SqlText(Sql id) {
       FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql";
     // One statement, so one snapshot: the session's existence and its
     // messages cannot disagree even with writers in other processes. A
-    // session without messages yields a single row of NULLs.
+    // session without messages yields a single row of NULLs. Every branch
+    // comes back (SelectBranch picks one): the whole tree, to tell each
+    // turn's siblings, in the one snapshot.
     case Sql::kLoadHistory:
       return R"sql(
-      SELECT m.role, m.content, m.created_at_us, m.output_tokens
+      SELECT m.role, m.content, m.created_at_us, m.output_tokens, m.turn_id,
+             m.parent_turn_id, s.active_turn_id
       FROM sessions AS s
       LEFT JOIN messages AS m
         ON m.tenant = s.tenant AND m.session_id = s.session_id
       WHERE s.tenant = ?1 AND s.session_id = ?2
       ORDER BY m.seq)sql";
     case Sql::kReadTurnCount:
-      return "SELECT turn_count FROM sessions "
+      return "SELECT turn_count, stored_turns, active_turn_id FROM sessions "
              "WHERE tenant = ?1 AND session_id = ?2";
     case Sql::kInsertSession:
       return R"sql(
@@ -316,12 +336,14 @@ const char* SqlText(Sql id) {
       return R"sql(
       INSERT INTO messages (tenant, session_id, seq, role, content,
                             created_at_us, model, stop_reason, input_tokens,
-                            output_tokens, cost_usd)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11))sql";
+                            output_tokens, cost_usd, turn_id, parent_turn_id)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql";
     case Sql::kCountTurn:
       return R"sql(
       UPDATE sessions
-      SET turn_count = turn_count + 1,
+      SET turn_count = ?7,
+          stored_turns = stored_turns + 1,
+          active_turn_id = ?8,
           updated_at_us = ?3,
           input_tokens = input_tokens + ?4,
           output_tokens = output_tokens + ?5,
@@ -335,7 +357,8 @@ const char* SqlText(Sql id) {
       return R"sql(
       UPDATE sessions
       SET turn_count = 0, input_tokens = 0, output_tokens = 0,
-          cost_usd = NULL, updated_at_us = ?3
+          cost_usd = NULL, updated_at_us = ?3, active_turn_id = 0,
+          stored_turns = 0
       WHERE tenant = ?1 AND session_id = ?2)sql";
     // ON DELETE CASCADE removes the messages in the same statement.
     case Sql::kDeleteSession:
@@ -365,11 +388,21 @@ const char* SqlText(Sql id) {
     // session and never the messages.
     case Sql::kStats:
       return R"sql(
-      SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
+      SELECT COUNT(*), COALESCE(SUM(stored_turns), 0),
              COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
              SUM(cost_usd)
       FROM sessions WHERE tenant = ?1)sql";
     // A range on sessions_by_idle; ON DELETE CASCADE takes the messages.
+    // The turn tree of one session, parents first.
+    case Sql::kTurnLinks:
+      return R"sql(
+      SELECT turn_id, parent_turn_id FROM messages
+      WHERE tenant = ?1 AND session_id = ?2 AND role = 'user'
+      ORDER BY seq)sql";
+    case Sql::kSwitchBranch:
+      return R"sql(
+      UPDATE sessions SET active_turn_id = ?3, turn_count = ?4
+      WHERE tenant = ?1 AND session_id = ?2)sql";
     case Sql::kDeleteIdle:
       return "DELETE FROM sessions WHERE updated_at_us < ?1";
     // DO NOTHING rather than a constraint error: a taken id is an answer
@@ -855,6 +888,99 @@ absl::StatusOr<std::optional<int64_t>> ReadTurnCount(Connection& connection,
   return std::optional<int64_t>(select->Int64(0));
 }
 
+// A session's row as a writer sees it.
+struct SessionState {
+  int64_t turn_count = 0;  // The active branch's length.
+  int64_t stored_turns = 0;
+  int64_t active_turn_id = 0;
+};
+
+// The session's state, or nullopt if it does not exist. Inside a write
+// transaction, it cannot change before the transaction ends.
+absl::StatusOr<std::optional<SessionState>> ReadSessionState(
+    Connection& connection, const SessionKey& key) {
+  absl::StatusOr<Statement> select = connection.Prepare(Sql::kReadTurnCount);
+  if (!select.ok()) return select.status();
+  select->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = select->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<SessionState>();
+  return std::optional<SessionState>(
+      SessionState{select->Int64(0), select->Int64(1), select->Int64(2)});
+}
+
+// The session's turn tree.
+absl::StatusOr<TurnTree> ReadTurnTree(Connection& connection,
+                                      const SessionKey& key) {
+  absl::StatusOr<Statement> select = connection.Prepare(Sql::kTurnLinks);
+  if (!select.ok()) return select.status();
+  select->Bind(1, key.tenant).Bind(2, key.session_id);
+  TurnTree tree;
+  for (;;) {
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    tree.Add(static_cast<int>(select->Int64(0)),
+             static_cast<int>(select->Int64(1)));
+  }
+  return tree;
+}
+
+absl::Status TurnNotFound(const SessionKey& key, int turn_id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " has no turn ", turn_id));
+}
+
+// Writes `turn` as turn `state.stored_turns + 1`, under `parent_turn_id`, at
+// depth `depth`, and makes it the session's active leaf; inside the caller's
+// write transaction. Returns the new turn's id.
+absl::StatusOr<int> InsertTurn(Connection& db, const SessionKey& key,
+                               const SessionState& state, int parent_turn_id,
+                               int depth, const Turn& turn) {
+  const int64_t created_at_us = ToMicros(turn.created_at);
+  const int64_t turn_id = state.stored_turns + 1;
+  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
+  if (!insert.ok()) return insert.status();
+  const int64_t user_seq = 2 * state.stored_turns;
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq)
+      .Bind(4, "user")
+      .Bind(5, turn.user_message)
+      .Bind(6, created_at_us)
+      .Bind(12, turn_id)
+      .Bind(13, int64_t{parent_turn_id});
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  insert->Reset();
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq + 1)
+      .Bind(4, "assistant")
+      .Bind(5, turn.assistant_message)
+      .Bind(6, created_at_us)
+      .Bind(7, turn.model)
+      .Bind(8, turn.stop_reason)
+      .Bind(9, turn.input_tokens)
+      .Bind(10, turn.output_tokens)
+      .BindDouble(11, turn.cost_usd)
+      .Bind(12, turn_id)
+      .Bind(13, int64_t{parent_turn_id});
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
+  if (!update.ok()) return update.status();
+  update->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, created_at_us)
+      .Bind(4, turn.input_tokens)
+      .Bind(5, turn.output_tokens)
+      .BindDouble(6, turn.cost_usd)
+      .Bind(7, int64_t{depth})
+      .Bind(8, turn_id);
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  return static_cast<int>(turn_id);
+}
+
 // A time that may be InfiniteFuture ("never"), kept as NULL.
 void BindOptionalTime(Statement& stmt, int index, absl::Time t) {
   if (t == absl::InfiniteFuture()) {
@@ -1042,6 +1168,18 @@ absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
 
 absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     const SessionKey& key) {
+  return LoadBranchOrActive(key, std::nullopt);
+}
+
+absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadBranch(
+    const SessionKey& key, int turn_id) {
+  if (turn_id <= 0) return TurnNotFound(key, turn_id);
+  return LoadBranchOrActive(key, turn_id);
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+SqliteConversationStore::LoadBranchOrActive(const SessionKey& key,
+                                            std::optional<int> turn_id) {
   Reader reader = AcquireReader();
   absl::StatusOr<Statement> stmt =
       reader.connection().Prepare(Sql::kLoadHistory);
@@ -1049,18 +1187,28 @@ absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
   stmt->Bind(1, key.tenant).Bind(2, key.session_id);
   std::vector<StoredMessage> messages;
   bool session_exists = false;
+  int active_turn_id = 0;
   for (;;) {
     absl::StatusOr<bool> row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     session_exists = true;
+    active_turn_id = static_cast<int>(stmt->Int64(6));
     if (stmt->IsNull(0)) continue;  // A session without messages.
     // NULL (a user message) reads as 0: unknown.
-    messages.push_back({stmt->Text(0), stmt->Text(1),
-                        FromMicros(stmt->Int64(2)), stmt->Int64(3)});
+    StoredMessage& m = messages.emplace_back();
+    m.role = stmt->Text(0);
+    m.content = stmt->Text(1);
+    m.created_at = FromMicros(stmt->Int64(2));
+    m.tokens = stmt->Int64(3);
+    m.turn_id = static_cast<int>(stmt->Int64(4));
+    m.parent_turn_id = static_cast<int>(stmt->Int64(5));
   }
   if (!session_exists) return SessionNotFound(key);
-  return messages;
+  std::optional<std::vector<StoredMessage>> branch =
+      SelectBranch(messages, turn_id.value_or(active_turn_id));
+  if (!branch.has_value()) return TurnNotFound(key, turn_id.value_or(0));
+  return *std::move(branch);
 }
 
 absl::StatusOr<int> SqliteConversationStore::AppendTurn(
@@ -1139,11 +1287,10 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
   const SessionKey& key = *w.key;
   const Turn& turn = *w.turn;
   const int expected_turn_count = w.expected_turn_count;
-  const int64_t created_at_us = ToMicros(turn.created_at);
-  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db, key);
+  absl::StatusOr<std::optional<SessionState>> read = ReadSessionState(db, key);
   if (!read.ok()) return read.status();
-  std::optional<int64_t> turn_count = *read;
-  if (!turn_count.has_value()) {
+  std::optional<SessionState> state = *read;
+  if (!state.has_value()) {
     if (expected_turn_count != 0) {
       return absl::AbortedError(absl::StrCat(
           "session ", key.session_id, " changed concurrently: expected ",
@@ -1154,54 +1301,25 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
     insert->Bind(1, key.tenant)
         .Bind(2, key.session_id)
         .Bind(3, w.system_prompt)
-        .Bind(4, created_at_us);
+        .Bind(4, ToMicros(turn.created_at));
     if (absl::Status s = insert->Run(); !s.ok()) return s;
-    turn_count = 0;
-  } else if (*turn_count != expected_turn_count) {
+    state = SessionState();
+  } else if (state->turn_count != expected_turn_count) {
     return absl::AbortedError(absl::StrCat(
         "session ", key.session_id, " changed concurrently: expected ",
-        expected_turn_count, " turns, found ", *turn_count));
+        expected_turn_count, " turns, found ", state->turn_count));
   }
-
-  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
-  if (!insert.ok()) return insert.status();
-  const int64_t user_seq = 2 * *turn_count;
-  insert->Bind(1, key.tenant)
-      .Bind(2, key.session_id)
-      .Bind(3, user_seq)
-      .Bind(4, "user")
-      .Bind(5, turn.user_message)
-      .Bind(6, created_at_us);
-  if (absl::Status s = insert->Run(); !s.ok()) return s;
-  insert->Reset();
-  insert->Bind(1, key.tenant)
-      .Bind(2, key.session_id)
-      .Bind(3, user_seq + 1)
-      .Bind(4, "assistant")
-      .Bind(5, turn.assistant_message)
-      .Bind(6, created_at_us)
-      .Bind(7, turn.model)
-      .Bind(8, turn.stop_reason)
-      .Bind(9, turn.input_tokens)
-      .Bind(10, turn.output_tokens)
-      .BindDouble(11, turn.cost_usd);
-  if (absl::Status s = insert->Run(); !s.ok()) return s;
-
-  absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
-  if (!update.ok()) return update.status();
-  update->Bind(1, key.tenant)
-      .Bind(2, key.session_id)
-      .Bind(3, created_at_us)
-      .Bind(4, turn.input_tokens)
-      .Bind(5, turn.output_tokens)
-      .BindDouble(6, turn.cost_usd);
-  if (absl::Status s = update->Run(); !s.ok()) return s;
+  // A child of the active leaf: the active branch grows by one.
+  absl::StatusOr<int> turn_id =
+      InsertTurn(db, key, *state, static_cast<int>(state->active_turn_id),
+                 static_cast<int>(state->turn_count + 1), turn);
+  if (!turn_id.ok()) return turn_id.status();
 
   if (turn.answers.has_value()) {
     // In the turn's savepoint: a lost claim undoes the turn too.
     const RequestClaim& claim = *turn.answers;
     const IdempotentAnswer answer =
-        AnswerOfTurn(key, turn, static_cast<int>(*turn_count + 1));
+        AnswerOfTurn(key, turn, static_cast<int>(state->turn_count + 1));
     absl::StatusOr<Statement> complete = db.Prepare(Sql::kCompleteRequest);
     if (!complete.ok()) return complete.status();
     complete->Bind(1, claim.key.tenant)
@@ -1209,7 +1327,7 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
         .Bind(3, claim.owner)
         .Bind(4, answer.session_id)
         .Bind(5, answer.response)
-        .Bind(6, created_at_us)
+        .Bind(6, ToMicros(turn.created_at))
         .Bind(7, static_cast<int64_t>(answer.turn_count))
         .Bind(8, answer.model)
         .Bind(9, answer.stop_reason)
@@ -1220,7 +1338,57 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
     if (sqlite3_changes(db.db()) != 1) return RequestClaimLostError(claim);
   }
 
-  return static_cast<int>(*turn_count + 1);
+  return static_cast<int>(state->turn_count + 1);
+}
+
+absl::StatusOr<BranchTurn> SqliteConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<std::optional<SessionState>> state = ReadSessionState(db, key);
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return SessionNotFound(key);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(db, key);
+  if (!tree.ok()) return tree.status();
+  if (parent_turn_id < 0 ||
+      (parent_turn_id > 0 && !tree->Contains(parent_turn_id))) {
+    return TurnNotFound(key, parent_turn_id);
+  }
+  BranchTurn stored;
+  stored.turn_count = tree->DepthOf(parent_turn_id) + 1;
+  absl::StatusOr<int> turn_id =
+      InsertTurn(db, key, **state, parent_turn_id, stored.turn_count, turn);
+  if (!turn_id.ok()) return turn_id.status();
+  stored.turn_id = *turn_id;
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return stored;
+}
+
+absl::StatusOr<int> SqliteConversationStore::SwitchBranch(const SessionKey& key,
+                                                          int turn_id) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<std::optional<SessionState>> state = ReadSessionState(db, key);
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return SessionNotFound(key);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(db, key);
+  if (!tree.ok()) return tree.status();
+  if (!tree->Contains(turn_id)) return TurnNotFound(key, turn_id);
+  const int leaf = tree->NewestLeafFrom(turn_id);
+  const int turn_count = tree->DepthOf(leaf);
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kSwitchBranch);
+  if (!update.ok()) return update.status();
+  update->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, int64_t{leaf})
+      .Bind(4, int64_t{turn_count});
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return turn_count;
 }
 
 absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,

@@ -55,6 +55,9 @@ const ROUTES = {
   'GET /stats': 'stats',
   'PATCH /v1/sessions/{session_id}': 'session',
   'GET /v1/search': 'search',
+  'POST /v1/sessions/{session_id}:regenerate': 'session',
+  'POST /v1/sessions/{session_id}/turns/{turn_id}:edit': 'session',
+  'POST /v1/sessions/{session_id}:switchBranch': 'session',
   'POST /v1/admin/keys': 'admin',
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',
@@ -78,8 +81,11 @@ async function call(base, route, key, { params = {}, body, query = '' } = {}) {
   const headers = { ...auth(key) };
   const hasBody = method === 'POST' || method === 'PATCH';
   if (hasBody) headers['Content-Type'] = 'application/json';
-  // A PATCH without a body of its own tries to rename the session.
-  const defaultBody = method === 'PATCH' ? { title: 'renamed by bravo' } : {};
+  // A PATCH without a body of its own tries to rename the session; the
+  // branch routes try to edit or show its first turn.
+  const defaultBody = method === 'PATCH' ? { title: 'renamed by bravo' }
+    : template.endsWith(':edit') ? { message: 'edited by bravo' }
+      : template.endsWith(':switchBranch') ? { turn_id: 1 } : {};
   const res = await fetch(base + path + query, {
     method,
     headers,
@@ -196,7 +202,8 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const probe = async (session) => {
       const answers = [];
       for (const route of sessionRoutes) {
-        answers.push(await call(base, route, b.key, { params: { session_id: session } }));
+        answers.push(await call(base, route, b.key,
+          { params: { session_id: session, turn_id: 1 } }));
       }
       return answers;
     };

@@ -124,12 +124,15 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
+  EXPECT_TRUE(
+      doc["paths"]["/v1/sessions/{session_id}/turns/{turn_id}:edit"].contains(
+          "post"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
-  // 21 routes; two share /history/{session_id}, two
+  // 24 routes; two share /history/{session_id}, two
   // /v1/sessions/{session_id}.
-  EXPECT_EQ(doc["paths"].size(), 19u);
+  EXPECT_EQ(doc["paths"].size(), 22u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

@@ -93,6 +93,12 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"PATCH", "/v1/sessions/s1", "UpdateSession",
        "/v1/sessions/{session_id}"},
       {"GET", "/v1/search", "SearchMessages", "/v1/search"},
+      {"POST", "/v1/sessions/s1:regenerate", "RegenerateTurn",
+       "/v1/sessions/{session_id}:regenerate"},
+      {"POST", "/v1/sessions/s1/turns/2:edit", "EditMessage",
+       "/v1/sessions/{session_id}/turns/{turn_id}:edit"},
+      {"POST", "/v1/sessions/s1:switchBranch", "SwitchBranch",
+       "/v1/sessions/{session_id}:switchBranch"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -100,7 +106,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 21u);
+  EXPECT_EQ(table.routes().size(), 24u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {

@@ -113,6 +113,17 @@ class MayBlockStore final : public store::ConversationStore {
     Note();
     return inner_->AppendTurn(key, expected_turn_count, system_prompt, turn);
   }
+  absl::StatusOr<std::vector<store::StoredMessage>> LoadBranch(
+      const store::SessionKey& key, int turn_id) override {
+    Note();
+    return inner_->LoadBranch(key, turn_id);
+  }
+  absl::StatusOr<store::BranchTurn> AppendBranchTurn(
+      const store::SessionKey& key, int parent_turn_id,
+      const store::Turn& turn) override {
+    Note();
+    return inner_->AppendBranchTurn(key, parent_turn_id, turn);
+  }
   absl::StatusOr<int> ResetSession(const store::SessionKey& key,
                                    absl::Time now) override {
     Note();
@@ -253,6 +264,66 @@ TEST_P(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
               ElementsAre(Field(&llm::PromptMessage::content, "one"),
                           Field(&llm::PromptMessage::content, "Hello there"),
                           Field(&llm::PromptMessage::content, "two")));
+}
+
+// Edits and regenerations: the prompt holds the turns before the replaced
+// one on its branch, and the new version is stored as its sibling.
+TEST_P(ChatEngineTest, EditPromptsWithTheTurnsBeforeAndStoresASibling) {
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "two")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "three")), IsOk());
+  ChatTurnRequest edit = Request("s1", "deux");
+  edit.edit_turn_id = 2;
+  absl::StatusOr<ChatTurnResult> result = RunTurn(edit);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_id, 4);
+  EXPECT_EQ(result->turn_count, 2);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_THAT(requests[3].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "deux")));
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 4u);
+  EXPECT_EQ(history[2].content, "deux");
+  EXPECT_THAT(history[2].sibling_turn_ids, ElementsAre(2, 4));
+}
+
+TEST_P(ChatEngineTest, RegenerateAsksTheTurnsOwnMessageAgain) {
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "two")), IsOk());
+  ChatTurnRequest regenerate = Request("s1", "");
+  regenerate.regenerate_turn_id = 0;  // The last turn.
+  absl::StatusOr<ChatTurnResult> result = RunTurn(regenerate);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_id, 3);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_THAT(requests[2].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "two")));
+  regenerate.regenerate_turn_id = 1;
+  result = RunTurn(regenerate);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_count, 1);
+  EXPECT_THAT(provider_.requests()[3].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one")));
+}
+
+TEST_P(ChatEngineTest, BranchTurnsOfUnknownSessionsOrTurnsAreNotFound) {
+  ChatTurnRequest edit = Request("s1", "x");
+  edit.edit_turn_id = 1;
+  EXPECT_THAT(RunTurn(edit), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  edit.edit_turn_id = 5;
+  EXPECT_THAT(RunTurn(edit), StatusIs(absl::StatusCode::kNotFound));
+  ChatTurnRequest with_id = Request("s1", "x");
+  with_id.edit_turn_id = 1;
+  with_id.request_id = "r1";
+  EXPECT_THAT(RunTurn(with_id), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(provider_.requests().size(), 1u);
 }
 
 TEST_P(ChatEngineTest, DefaultSystemPromptForNewSessions) {

@@ -276,5 +276,51 @@ TEST_F(PostgresStoreTest, MigratesVersionTwoDatabaseToCosts) {
   EXPECT_EQ(stats->total_cost_usd, 0.25);
 }
 
+// Schema 6 adds branches: a linear history from before becomes one branch,
+// turn n+1 under turn n, the last one active, and edits start new ones.
+TEST_F(PostgresStoreTest, MigratesLinearHistoriesToOneBranch) {
+  for (const char* sql : {kSchemaVersion1, kSchemaVersion2Step,
+                          R"sql(
+INSERT INTO messages VALUES ('acme', 'old', 2, 'user', '\x7132', 2,
+                             NULL, NULL, NULL, NULL);
+INSERT INTO messages VALUES ('acme', 'old', 3, 'assistant', '\x6132', 2,
+                             'm', 'end', 3, 4);
+UPDATE sessions SET turn_count = 2;
+)sql"}) {
+    std::unique_ptr<PGresult, ResultCloser> created(PQexec(conn_.get(), sql));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK)
+        << PQerrorMessage(conn_.get());
+  }
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo_);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(Column(conn_.get(),
+                     "SELECT seq || ' ' || turn_id || ' ' || parent_turn_id "
+                     "FROM messages ORDER BY seq"),
+              ::testing::ElementsAre("0 1 0", "1 1 0", "2 2 1", "3 2 1"));
+  EXPECT_THAT(Column(conn_.get(),
+                     "SELECT active_turn_id || ' ' || stored_turns "
+                     "FROM sessions"),
+              ::testing::ElementsAre("2 2"));
+  const SessionKey key{"acme", "old"};
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      (*store)->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].content, "q2");
+  EXPECT_EQ((*history)[2].turn_id, 2);
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ::testing::ElementsAre(2));
+  // The optimistic check still counts the carried-over turns.
+  EXPECT_THAT((*store)->AppendTurn(key, 1, "", MakeTurn("x", "y", kT0)),
+              ::chat::testing::StatusIs(absl::StatusCode::kAborted));
+  ASSERT_THAT((*store)->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)),
+              IsOk());
+  absl::StatusOr<BranchTurn> edited =
+      (*store)->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_EQ(edited->turn_id, 4);
+  EXPECT_EQ(edited->turn_count, 2);
+}
+
 }  // namespace
 }  // namespace chat::store

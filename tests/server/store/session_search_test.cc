@@ -304,6 +304,47 @@ TEST_P(SessionSearchTest, DeletedAndResetMessagesAreNotFound) {
   EXPECT_THAT(Search("acme", "walrus").hits, SizeIs(2));
 }
 
+// Every branch is searched: an edited turn's new version (AppendBranchTurn)
+// and the version it replaced. message_index counts turns in the order
+// stored, so its turn is message_index / 2 + 1, which names the branch to
+// show; it is the GetHistory index only while the session has one branch.
+TEST_P(SessionSearchTest, FindsMessagesOfEveryBranch) {
+  const SessionKey key{"acme", "b"};
+  AddSession(key,
+             {{"first question", "first answer"},
+              {"second about otters", "reply about otters"}},
+             10);
+  absl::StatusOr<BranchTurn> edited = store_->AppendBranchTurn(
+      key, 1, MakeTurn("second about beavers", "reply about beavers", At(30)));
+  ASSERT_THAT(edited, IsOk());
+  ASSERT_EQ(edited->turn_id, 3);
+
+  SearchPage page = Search("acme", "beavers");
+  ASSERT_THAT(page.hits, SizeIs(2));
+  for (const SearchHit& hit : page.hits) {
+    EXPECT_EQ(hit.message_index / 2 + 1, edited->turn_id);
+  }
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].turn_id, edited->turn_id);
+  EXPECT_EQ((*history)[2].content, "second about beavers");
+
+  // The replaced version, on the branch no longer active, is found too.
+  page = Search("acme", "otters");
+  ASSERT_THAT(page.hits, SizeIs(2));
+  std::set<int64_t> indexes;
+  for (const SearchHit& hit : page.hits) indexes.insert(hit.message_index);
+  EXPECT_THAT(indexes, ElementsAre(2, 3));
+  ASSERT_THAT(store_->SwitchBranch(key, 2), IsOk());
+  history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  // Back on one branch's worth of turns 1 and 2, the indexes match again.
+  EXPECT_EQ((*history)[2].content, "second about otters");
+  EXPECT_EQ((*history)[3].content, "reply about otters");
+}
+
 TEST_P(SessionSearchTest, QueryOperatorsAndMarkupAreSearchedAsText) {
   AddSession({"acme", "s1"},
              {{"<img src=x onerror=alert(1)> payload word", "ok"}}, 10);

@@ -492,6 +492,54 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   EXPECT_EQ(stats->total_cost_usd, 0.25);
 }
 
+// Schema 7 adds branches: a linear history from before becomes one branch,
+// turn n+1 under turn n, the last one active, and edits start new ones.
+TEST_F(SqliteStoreTest, MigratesLinearHistoriesToOneBranch) {
+  {
+    RawDb raw(path_);
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(kSchemaVersion3Steps);
+    raw.Exec(R"sql(
+        INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 2, 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 0, 'user', 'q1', 1,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant', 'a1', 1,
+                                     'm', 'end', 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 2, 'user', 'q2', 2,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 3, 'assistant', 'a2', 2,
+                                     'm', 'end', 3, 4);)sql");
+  }
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  EXPECT_THAT(raw.Column("SELECT seq || ' ' || turn_id || ' ' || "
+                         "parent_turn_id FROM messages ORDER BY seq"),
+              ElementsAre("0 1 0", "1 1 0", "2 2 1", "3 2 1"));
+  EXPECT_EQ(raw.Value("SELECT active_turn_id || ' ' || stored_turns "
+                      "FROM sessions"),
+            "2 2");
+  const SessionKey key{"acme", "old"};
+  absl::StatusOr<std::vector<StoredMessage>> history = store->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].content, "q2");
+  EXPECT_EQ((*history)[2].turn_id, 2);
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ElementsAre(2));
+  // The optimistic check still counts the carried-over turns.
+  EXPECT_THAT(store->AppendTurn(key, 1, "", MakeTurn("x", "y", kT0)),
+              ::chat::testing::StatusIs(absl::StatusCode::kAborted));
+  ASSERT_THAT(store->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)), IsOk());
+  absl::StatusOr<BranchTurn> edited =
+      store->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_EQ(edited->turn_id, 4);
+  EXPECT_EQ(edited->turn_count, 2);
+  EXPECT_EQ(raw.Value("SELECT seq FROM messages WHERE turn_id = 4 AND "
+                      "role = 'assistant'"),
+            "7");
+}
+
 TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {
   std::unique_ptr<SqliteConversationStore> store;
   std::vector<sqlite3*> connections;
