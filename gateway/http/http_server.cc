@@ -915,10 +915,9 @@ void HttpServer::Accept() {
             LogRefused(client);
           } else {
             socket.set_option(tcp::no_delay(true), ignored);
-            std::make_shared<Connection>(std::move(socket), std::move(client),
-                                         CurrentTlsContext(), options_,
-                                         handler_, &busy_, &exchanges_, &draining_,
-                                         limiter_)
+            std::make_shared<Connection>(
+                std::move(socket), std::move(client), CurrentTlsContext(),
+                options_, handler_, &busy_, &exchanges_, &draining_, limiter_)
                 ->Start();
           }
         } else {
