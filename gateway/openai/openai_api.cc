@@ -259,22 +259,21 @@ class OpenAiEventStream
   bool initial_metadata_ = false;
 };
 
-chat::v1::CompleteStreamRequest CompleteStreamRequestOf(
-    const ChatCompletionCall& completion) {
+// The streamed form of a completion request: the same fields.
+chat::v1::CompleteStreamRequest StreamRequestOf(
+    const chat::v1::CompleteRequest& complete) {
   chat::v1::CompleteStreamRequest request;
-  request.mutable_messages()->CopyFrom(completion.request.messages());
-  if (completion.request.has_system_prompt()) {
-    request.set_system_prompt(completion.request.system_prompt());
+  request.mutable_messages()->CopyFrom(complete.messages());
+  if (complete.has_system_prompt()) {
+    request.set_system_prompt(complete.system_prompt());
   }
-  request.set_model(completion.request.model());
-  if (completion.request.has_max_tokens()) {
-    request.set_max_tokens(completion.request.max_tokens());
+  if (complete.has_model()) request.set_model(complete.model());
+  if (complete.has_max_tokens()) request.set_max_tokens(complete.max_tokens());
+  if (complete.has_temperature()) {
+    request.set_temperature(complete.temperature());
   }
-  if (completion.request.has_temperature()) {
-    request.set_temperature(completion.request.temperature());
-  }
-  request.mutable_stop()->CopyFrom(completion.request.stop());
-  request.set_user(completion.request.user());
+  request.mutable_stop()->CopyFrom(complete.stop());
+  request.set_user(complete.user());
   return request;
 }
 
@@ -287,7 +286,7 @@ class CompletionStream final : public OpenAiEventStream {
                    const ChatCompletionCall& completion)
       : OpenAiEventStream(backends, std::move(call), std::move(exchange),
                           std::move(headers),
-                          Serialize(CompleteStreamRequestOf(completion))),
+                          Serialize(StreamRequestOf(completion.request))),
         id_(NewOpenAiId("chatcmpl-")),
         created_(UnixNow()),
         model_(completion.model),
@@ -851,6 +850,30 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
       });
 }
 
+namespace {
+
+// What answers a non-streamed response once its call ends: the Response
+// object, or the call's error.
+template <typename Done>
+std::function<void(const grpc::Status&, Done&, HttpHeaders)>
+RespondWithResponse(std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                    std::shared_ptr<ResponsePlan> plan) {
+  return [exchange = std::move(exchange), headers = std::move(headers),
+          plan = std::move(plan)](const grpc::Status& status, Done& done,
+                                  HttpHeaders limits) mutable {
+    if (!status.ok()) {
+      RespondCallError(exchange, std::move(headers), status, std::move(limits));
+      return;
+    }
+    FillOutcome(done, &plan->view);
+    SetStatus(&plan->view);
+    RespondJson(exchange, std::move(headers), std::move(limits),
+                ResponseJson(plan->view));
+  };
+}
+
+}  // namespace
+
 void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
                             const std::string& request_id, HttpHeaders headers,
                             std::shared_ptr<ResponsePlan> plan) {
@@ -875,19 +898,7 @@ void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
     }
     CallBackend<chat::v1::ChatResponse>(
         backends_, exchange, request_id, headers, request_timeout_, kChat, chat,
-        [exchange, headers, plan](const grpc::Status& status,
-                                  chat::v1::ChatResponse& done,
-                                  HttpHeaders limits) mutable {
-          if (!status.ok()) {
-            RespondCallError(exchange, std::move(headers), status,
-                             std::move(limits));
-            return;
-          }
-          FillOutcome(done, &plan->view);
-          SetStatus(&plan->view);
-          RespondJson(exchange, std::move(headers), std::move(limits),
-                      ResponseJson(plan->view));
-        });
+        RespondWithResponse<chat::v1::ChatResponse>(exchange, headers, plan));
     return;
   }
   chat::v1::CompleteRequest complete;
@@ -913,41 +924,18 @@ void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
   plan->view.id = NewOpenAiId("resp_x");
   plan->view.item_id = NewOpenAiId("msg_x");
   if (c.stream) {
-    chat::v1::CompleteStreamRequest request;
-    request.mutable_messages()->CopyFrom(complete.messages());
-    if (complete.has_system_prompt()) {
-      request.set_system_prompt(complete.system_prompt());
-    }
-    if (complete.has_model()) request.set_model(complete.model());
-    if (complete.has_max_tokens())
-      request.set_max_tokens(complete.max_tokens());
-    if (complete.has_temperature()) {
-      request.set_temperature(complete.temperature());
-    }
-    request.set_user(complete.user());
     auto* stream = new ResponseStream(
         backends_,
         NewCallContext(exchange, request_id, headers, request_timeout_),
-        exchange, std::move(headers), /*stored=*/false, request, plan->view);
+        exchange, std::move(headers), /*stored=*/false,
+        StreamRequestOf(complete), plan->view);
     stream->Start();
     return;
   }
   CallBackend<chat::v1::CompleteResponse>(
       backends_, exchange, request_id, headers, request_timeout_, kComplete,
       complete,
-      [exchange, headers, plan](const grpc::Status& status,
-                                chat::v1::CompleteResponse& done,
-                                HttpHeaders limits) mutable {
-        if (!status.ok()) {
-          RespondCallError(exchange, std::move(headers), status,
-                           std::move(limits));
-          return;
-        }
-        FillOutcome(done, &plan->view);
-        SetStatus(&plan->view);
-        RespondJson(exchange, std::move(headers), std::move(limits),
-                    ResponseJson(plan->view));
-      });
+      RespondWithResponse<chat::v1::CompleteResponse>(exchange, headers, plan));
 }
 
 void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,
