@@ -139,6 +139,30 @@ HttpHeaders LimitHeaders(grpc::ClientContext& context) {
                                      &context.GetServerTrailingMetadata());
 }
 
+// One unary call whose answer is parsed into `Response`; `done` gets the
+// status (INTERNAL if the answer did not parse), the answer and the
+// rate-limit headers chat-server sent.
+template <typename Response>
+void CallBackend(
+    BackendCalls* backends, const std::shared_ptr<HttpExchange>& exchange,
+    const std::string& request_id, const HttpHeaders& headers,
+    absl::Duration timeout, const char* method, const Message& request,
+    std::function<void(const grpc::Status&, Response&, HttpHeaders)> done) {
+  StartUnary(
+      backends, NewCallContext(exchange, request_id, headers, timeout), method,
+      request,
+      [done = std::move(done)](const grpc::Status& status, UnaryCall& unary) {
+        HttpHeaders limits = LimitHeaders(*unary.call.context);
+        Response response;
+        grpc::Status result = status;
+        if (result.ok() && !Parse(unary.response, &response)) {
+          result = grpc::Status(grpc::StatusCode::INTERNAL,
+                                "the backend's answer did not parse");
+        }
+        done(result, response, std::move(limits));
+      });
+}
+
 // A server-streaming call whose events become an OpenAI event stream
 // (Server-Sent Events). As the gateway's StreamCall, the next read starts
 // only once the previous event is written, and the HTTP answer starts only
@@ -502,25 +526,20 @@ void OpenAiApi::ChatCompletions(std::shared_ptr<HttpExchange> exchange,
                        std::string(completion.status().message()));
     return;
   }
-  CallContext call =
-      NewCallContext(exchange, request_id, headers, request_timeout_);
   if (completion->stream) {
-    auto* stream = new CompletionStream(backends_, std::move(call), exchange,
-                                        std::move(headers), *completion);
+    auto* stream = new CompletionStream(
+        backends_,
+        NewCallContext(exchange, request_id, headers, request_timeout_),
+        exchange, std::move(headers), *completion);
     stream->Start(kCompleteStream);
     return;
   }
-  StartUnary(
-      backends_, std::move(call), kComplete, completion->request,
-      [exchange, headers = std::move(headers)](const grpc::Status& status,
-                                               UnaryCall& unary) mutable {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        chat::v1::CompleteResponse response;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &response)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
+  CallBackend<chat::v1::CompleteResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kComplete,
+      completion->request,
+      [exchange, headers](const grpc::Status& result,
+                          chat::v1::CompleteResponse& response,
+                          HttpHeaders limits) mutable {
         if (!result.ok()) {
           RespondCallError(exchange, std::move(headers), result,
                            std::move(limits));
@@ -537,19 +556,12 @@ void OpenAiApi::ChatCompletions(std::shared_ptr<HttpExchange> exchange,
 void OpenAiApi::Models(std::shared_ptr<HttpExchange> exchange,
                        std::string model_id, const std::string& request_id,
                        HttpHeaders headers) {
-  CallContext call =
-      NewCallContext(exchange, request_id, headers, request_timeout_);
-  StartUnary(
-      backends_, std::move(call), kListModels, chat::v1::ListModelsRequest(),
-      [exchange, model_id = std::move(model_id), headers = std::move(headers)](
-          const grpc::Status& status, UnaryCall& unary) mutable {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        chat::v1::ListModelsResponse models;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &models)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
+  CallBackend<chat::v1::ListModelsResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kListModels,
+      chat::v1::ListModelsRequest(),
+      [exchange, model_id = std::move(model_id), headers](
+          const grpc::Status& result, chat::v1::ListModelsResponse& models,
+          HttpHeaders limits) mutable {
         if (!result.ok()) {
           RespondCallError(exchange, std::move(headers), result,
                            std::move(limits));
@@ -583,30 +595,6 @@ constexpr char kChat[] = "/chat.v1.ChatService/Chat";
 constexpr char kChatStream[] = "/chat.v1.ChatService/ChatStream";
 constexpr char kGetHistory[] = "/chat.v1.ChatService/GetHistory";
 constexpr char kDeleteSession[] = "/chat.v1.ChatService/DeleteSession";
-
-// One unary call whose answer is parsed into `Response`; `done` gets the
-// status (INTERNAL if the answer did not parse), the answer and the
-// rate-limit headers chat-server sent.
-template <typename Response>
-void CallBackend(
-    BackendCalls* backends, const std::shared_ptr<HttpExchange>& exchange,
-    const std::string& request_id, const HttpHeaders& headers,
-    absl::Duration timeout, const char* method, const Message& request,
-    std::function<void(const grpc::Status&, Response&, HttpHeaders)> done) {
-  StartUnary(
-      backends, NewCallContext(exchange, request_id, headers, timeout), method,
-      request,
-      [done = std::move(done)](const grpc::Status& status, UnaryCall& unary) {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        Response response;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &response)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
-        done(result, response, std::move(limits));
-      });
-}
 
 void RespondJson(const std::shared_ptr<HttpExchange>& exchange,
                  HttpHeaders headers, HttpHeaders limits, std::string body) {
