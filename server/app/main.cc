@@ -179,7 +179,7 @@ int Run(chat::ServerConfig config) {
   auto authenticator = std::make_unique<chat::Authenticator>(
       &(*store)->keys(), pool.get(), std::move(auth_options));
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get(),
-                                     authenticator.get());
+                                     authenticator.get(), config.streams);
   chat::AdminServiceImpl admin_service(store->get(), pool.get(),
                                        authenticator.get());
   chat::HealthService health_service;
@@ -313,6 +313,7 @@ int Run(chat::ServerConfig config) {
   // the pool and may come from the provider; the store goes last.
   sweeper.reset();
   store_probe.reset();
+  chat_service.StopStreams();  // Cancels detached answers: before the engine.
   engine.reset();
   provider->reset();
   pool.reset();  // Runs its last authentication lookups first.

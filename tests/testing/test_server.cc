@@ -92,6 +92,7 @@ void TestServer::Shutdown() {
   // Held provider calls of cancelled turns end by themselves; release any
   // other so the engine's destructor, which waits for every turn, returns.
   provider_.Release();
+  service_->StopStreams();
   engine_.reset();
   server_.reset();
 }

@@ -123,7 +123,7 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
       PostgresConversationStore::Open(conninfo_);
   ASSERT_THAT(store, IsOk());
 
-  EXPECT_EQ(kPostgresSchemaVersion, 4);
+  EXPECT_EQ(kPostgresSchemaVersion, 5);
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
               ::testing::ElementsAre("4"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),

@@ -378,7 +378,7 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
 
   RawDb raw(path_);
   EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
-  EXPECT_EQ(kSqliteSchemaVersion, 5);
+  EXPECT_EQ(kSqliteSchemaVersion, 6);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
