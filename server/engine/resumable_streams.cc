@@ -20,6 +20,10 @@ constexpr absl::Duration kSweepInterval = absl::Seconds(10);
 // A running answer with nothing new is still asked about cancellation and
 // readers, at this many flush intervals.
 constexpr int kIdleChecksEvery = 3;
+// A named answer not in the store may be one another replica started and
+// has not written yet (it writes every flush_interval): it is looked for
+// this long before the resume fails with kNotFound.
+constexpr absl::Duration kNotFoundGrace = absl::Seconds(1);
 
 absl::Status DetachedError() {
   return absl::CancelledError("the client left the stream");
@@ -36,10 +40,10 @@ absl::Status ParseStreamEventId(absl::string_view event_id,
   const size_t colon = event_id.rfind(':');
   if (colon == absl::string_view::npos || colon == 0 ||
       !absl::SimpleAtoi(event_id.substr(colon + 1), seq) || *seq < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "last_event_id must be an event id of this stream, "
-        "\"<answer id>:<sequence>\"; got \"",
-        absl::CHexEscape(event_id.substr(0, 200)), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("last_event_id must be an event id of this stream, "
+                     "\"<answer id>:<sequence>\"; got \"",
+                     absl::CHexEscape(event_id.substr(0, 200)), "\""));
   }
   *answer_id = std::string(event_id.substr(0, colon));
   return absl::OkStatus();
@@ -223,23 +227,23 @@ class ResumableStreams::Answer final : public TurnObserver {
     }
     absl::StatusOr<store::StreamControl> control = store->AppendStream(append);
     if (!control.ok()) {
-      LogWarning("stream ", id_, ": deltas not stored yet: ",
-                 control.status().ToString());
+      LogWarning("stream ", id_,
+                 ": deltas not stored yet: ", control.status().ToString());
       return false;
     }
     bool cancel = false;
     {
       absl::MutexLock lock(&mu_);
-      flushed_ = static_cast<size_t>(append.first_seq - 1) +
-                 append.deltas.size();
+      flushed_ =
+          static_cast<size_t>(append.first_seq - 1) + append.deltas.size();
       if (append.outcome.has_value()) outcome_flushed_ = true;
       if (outcome_.has_value()) return outcome_flushed_;
       if (control->cancel_requested) cancel = true;
-      if (subscribers_.empty() && now - detached_since_ >= options.detached_ttl &&
+      if (subscribers_.empty() &&
+          now - detached_since_ >= options.detached_ttl &&
           now - control->reader_seen_at >= options.detached_ttl) {
         LogInfo("stream ", id_, ": no client for ",
-                absl::FormatDuration(options.detached_ttl),
-                "; cancelled");
+                absl::FormatDuration(options.detached_ttl), "; cancelled");
         cancel = true;
       }
     }
@@ -377,7 +381,8 @@ class ResumableStreams::RemoteReader final : public StreamAttachment {
     absl::MutexLock lock(&mu_);
     if (ended_) return true;
     if (!read.ok()) {
-      if (absl::IsNotFound(read.status())) {
+      if (absl::IsNotFound(read.status()) &&
+          (answer_id_.empty() || now - created_at_ >= kNotFoundGrace)) {
         ended_ = true;
         subscriber_->OnEnd("", read.status());
         return true;
@@ -406,6 +411,7 @@ class ResumableStreams::RemoteReader final : public StreamAttachment {
   std::string answer_id_;
   int64_t after_seq_ = 0;
   absl::Time touched_at_ = absl::InfinitePast();
+  const absl::Time created_at_ = absl::Now();
 
   absl::Mutex mu_;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
@@ -537,9 +543,9 @@ void ResumableStreams::ResumeNow(store::SessionKey session,
   std::shared_ptr<Answer> local = FindLocal(session, answer_id);
   if (local != nullptr) return reader->AttachLocal(local, after_seq);
   if (answer_id.empty()) {
-    return reader->End("", absl::NotFoundError(absl::StrCat(
-                               "session ", session.session_id,
-                               " has no stream to resume")));
+    return reader->End(
+        "", absl::NotFoundError(absl::StrCat("session ", session.session_id,
+                                             " has no stream to resume")));
   }
   reader->Target(std::move(session), std::move(answer_id), after_seq);
   // The first read now, so an ended answer is answered without waiting.
@@ -600,9 +606,8 @@ void ResumableStreams::Loop() {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(
-          absl::Condition(this, &ResumableStreams::ShouldWake),
-          options_.flush_interval);
+      mu_.AwaitWithTimeout(absl::Condition(this, &ResumableStreams::ShouldWake),
+                           options_.flush_interval);
       if (stopping_) return;
       kicked_ = false;
     }
