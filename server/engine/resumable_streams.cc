@@ -308,6 +308,10 @@ class ResumableStreams::LocalAttachment final : public StreamAttachment {
   LocalAttachment(std::shared_ptr<Answer> answer, StreamSubscriber* subscriber)
       : answer_(std::move(answer)), subscriber_(subscriber) {}
   void Detach() override { answer_->Detach(subscriber_); }
+  void Expire() override {
+    answer_->CancelTurn();
+    answer_->Detach(subscriber_);
+  }
 
  private:
   const std::shared_ptr<Answer> answer_;
@@ -336,6 +340,7 @@ class ResumableStreams::RemoteReader final : public StreamAttachment {
     }
     local->Detach(subscriber_);
   }
+  void Expire() override { Detach(); }
 
   // Ends the subscriber with `result` unless it was ended already.
   void End(absl::string_view event_id, absl::StatusOr<ChatTurnResult> result) {

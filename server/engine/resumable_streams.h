@@ -67,6 +67,9 @@ class StreamAttachment {
   // it already, and hears nothing more. The answer runs on (see
   // ResumableStreams). Safe from any thread, more than once.
   virtual void Detach() = 0;
+  // The client's deadline passed: it bounded the answer too, so an answer
+  // this subscriber started is cancelled (a resume only detaches).
+  virtual void Expire() = 0;
 };
 
 // Streamed turns whose answer outlives the connection that asked for it. The

@@ -1,5 +1,6 @@
 #include "server/service/chat_stream_reactor.h"
 
+#include <chrono>
 #include <utility>
 
 #include "server/service/grpc_status.h"
@@ -58,6 +59,7 @@ void ChatStreamReactor::Resume(absl::StatusOr<store::SessionKey> session,
 void ChatStreamReactor::Attached(std::shared_ptr<StreamAttachment> attachment,
                                  const absl::Status& refused) {
   bool detach = false;
+  bool expired = false;
   bool all_done = false;
   {
     absl::MutexLock lock(&mu_);
@@ -71,11 +73,16 @@ void ChatStreamReactor::Attached(std::shared_ptr<StreamAttachment> attachment,
     }
     attachment_ = attachment;
     detach = cancelled_;  // OnCancel ran while the answer was attaching.
+    expired = expired_;
     // The answer may already have ended and gRPC called OnDone: this object
     // lived on only because start_done_ was false.
     all_done = grpc_done_ && engine_done_;
   }
-  if (detach) attachment->Detach();
+  if (detach && expired) {
+    attachment->Expire();
+  } else if (detach) {
+    attachment->Detach();
+  }
   if (all_done) delete this;
 }
 
@@ -138,13 +145,21 @@ void ChatStreamReactor::OnWriteDone(bool ok) {
 void ChatStreamReactor::OnCancel() {
   // The client left (or cancelled the call): the answer runs on without it,
   // for a resume; CancelStream is what stops it.
+  // A call whose deadline passed bounded its answer as well.
+  const bool expired = context_->deadline() <= std::chrono::system_clock::now();
   std::shared_ptr<StreamAttachment> attachment;
   {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
+    expired_ = expired;
     attachment = attachment_;  // Null until attached, and when refused.
   }
-  if (attachment != nullptr) attachment->Detach();
+  if (attachment == nullptr) return;
+  if (expired) {
+    attachment->Expire();
+  } else {
+    attachment->Detach();
+  }
 }
 
 void ChatStreamReactor::OnDone() { Release(/*grpc_side=*/true); }

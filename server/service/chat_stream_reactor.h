@@ -78,6 +78,8 @@ class ChatStreamReactor final
   std::shared_ptr<StreamAttachment> attachment_ ABSL_GUARDED_BY(mu_);
   // OnCancel came; an attachment made later is detached at once.
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // The cancel was the call's deadline passing.
+  bool expired_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<chat::v1::ChatStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
   chat::v1::ChatStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

@@ -92,8 +92,8 @@ absl::StatusOr<std::string> MemoryStreamStore::RequestCancel(
     id = answer_id;
   }
   if (id.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "session ", session.session_id, " has no answer in progress"));
+    return absl::NotFoundError(absl::StrCat("session ", session.session_id,
+                                            " has no answer in progress"));
   }
   return id;
 }

@@ -133,8 +133,7 @@ class ResumeTest : public ::testing::TestWithParam<std::string> {
   Replica Start(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {
         "--listen=127.0.0.1:0", absl::StrCat("--store=", store_),
-        "--provider=anthropic", "--provider_retries=0",
-        "--shutdown_grace=5s"};
+        "--provider=anthropic", "--provider_retries=0", "--shutdown_grace=5s"};
     args.insert(args.end(), extra.begin(), extra.end());
     Replica replica;
     replica.process = std::make_unique<ServerProcess>(
@@ -201,8 +200,8 @@ class ResumeTest : public ::testing::TestWithParam<std::string> {
     chat::v1::CancelStreamRequest request;
     request.set_session_id(session);
     chat::v1::CancelStreamResponse response;
-    grpc::Status status = replica.stub->CancelStream(&context, request,
-                                                     &response);
+    grpc::Status status =
+        replica.stub->CancelStream(&context, request, &response);
     if (status.ok()) {
       EXPECT_EQ(response.status(), "cancelled");
     }

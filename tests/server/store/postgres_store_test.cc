@@ -125,7 +125,7 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
 
   EXPECT_EQ(kPostgresSchemaVersion, 5);
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("4"));
+              ::testing::ElementsAre("5"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("0"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM quota_counters"),
@@ -152,7 +152,7 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
   store->reset();
   ASSERT_THAT(PostgresConversationStore::Open(conninfo_), IsOk());
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("4"));
+              ::testing::ElementsAre("5"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("1"));
 }
@@ -210,7 +210,7 @@ TEST_F(PostgresStoreTest, MigratesVersionTwoDatabaseToCosts) {
       PostgresConversationStore::Open(conninfo_);
   ASSERT_THAT(store, IsOk());
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("4"));
+              ::testing::ElementsAre("5"));
   EXPECT_THAT(Column(conn_.get(),
                      "SELECT COALESCE(cost_usd::text, 'NULL') "
                      "FROM messages WHERE seq = 1"),

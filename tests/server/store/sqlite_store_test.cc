@@ -355,7 +355,8 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
       raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
                  "ORDER BY name"),
       ::testing::ElementsAre("api_keys", "idempotency_keys", "messages",
-                             "quota_counters", "sessions", "usage_daily"));
+                             "quota_counters", "sessions", "stream_answers",
+                             "stream_deltas", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
@@ -377,7 +378,7 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "6");
   EXPECT_EQ(kSqliteSchemaVersion, 6);
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
@@ -415,7 +416,7 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.Value("PRAGMA user_version"), "6");
   EXPECT_EQ(raw.Value("SELECT quote(cost_usd) FROM messages WHERE seq = 1"),
             "NULL");
 
