@@ -157,6 +157,14 @@ grpc::Status ChatClient::DeleteSession(
   return stub_->DeleteSession(context.get(), request, response);
 }
 
+grpc::Status ChatClient::CancelStream(
+    const std::string& session, chat::v1::CancelStreamResponse* response) {
+  auto context = NewContext();
+  chat::v1::CancelStreamRequest request;
+  request.set_session_id(session);
+  return stub_->CancelStream(context.get(), request, response);
+}
+
 grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {
   auto context = NewContext();
   return stub_->GetStats(context.get(), chat::v1::GetStatsRequest(), response);

@@ -86,6 +86,8 @@ class ChatClient {
   grpc::Status DeleteSession(const std::string& session,
                              chat::v1::DeleteSessionResponse* response);
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
+  grpc::Status CancelStream(const std::string& session,
+                            chat::v1::CancelStreamResponse* response);
 
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(

@@ -43,8 +43,8 @@ struct CommandSpec {
   bool takes_session;
 };
 constexpr CommandSpec kCommands[] = {
-    {"history", true},   {"reset", true},  {"delete", true},
-    {"sessions", false}, {"stats", false}, {"status", false},
+    {"history", true}, {"reset", true},   {"delete", true}, {"sessions", false},
+    {"stats", false},  {"status", false}, {"cancel", true},
 };
 
 const CommandSpec* FindCommand(absl::string_view name) {
@@ -301,6 +301,8 @@ std::string UsageText() {
       "  chat-cli [FLAGS] reset SESSION           drop a session's "
       "messages, keep it\n"
       "  chat-cli [FLAGS] delete SESSION          delete a session\n"
+      "  chat-cli [FLAGS] cancel SESSION          stop a session's running "
+      "streamed answer\n"
       "  chat-cli [FLAGS] stats                   counts of sessions, "
       "messages, tokens\n"
       "  chat-cli [FLAGS] status                  is the service up\n"

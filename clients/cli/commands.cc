@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "clients/cli/exit_codes.h"
@@ -149,6 +150,12 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::DeleteSessionResponse response;
     status = client.DeleteSession(session, &response);
     text = options.json ? ToJsonLine(response) : FormatDelete(response);
+  } else if (command == "cancel") {
+    chat::v1::CancelStreamResponse response;
+    status = client.CancelStream(session, &response);
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.session_id(), ": ",
+                                       response.status(), "\n");
   } else if (command == "stats") {
     chat::v1::GetStatsResponse response;
     status = client.GetStats(&response);
