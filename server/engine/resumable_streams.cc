@@ -534,9 +534,13 @@ void ResumableStreams::ResumeNow(store::SessionKey session,
       return reader->End("", s);
     }
   }
-  // The session's latest answer: the store knows answers of every replica,
-  // but one just started here may not be written yet.
+  // The session's latest answer: one running here (it may not be written
+  // yet), else the store's, which knows answers of every replica.
   if (answer_id.empty()) {
+    if (std::shared_ptr<Answer> local = FindLocal(session, "");
+        local != nullptr) {
+      return reader->AttachLocal(local, after_seq);
+    }
     absl::StatusOr<store::StreamRead> latest = store_->ReadStream(
         session, "", /*after_seq=*/0, absl::Now(), std::nullopt);
     if (latest.ok()) {

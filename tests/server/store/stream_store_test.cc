@@ -74,8 +74,7 @@ TEST_P(StreamStoreTest, DeltasReadBackInOrderFromAnyPoint) {
 
 TEST_P(StreamStoreTest, ARetriedBatchAndASecondOutcomeChangeNothing) {
   ASSERT_THAT(streams().AppendStream(Batch("a1", 1, {"x", "y"})), IsOk());
-  ASSERT_THAT(streams().AppendStream(Batch("a1", 1, {"x", "y", "z"})),
-              IsOk());
+  ASSERT_THAT(streams().AppendStream(Batch("a1", 1, {"x", "y", "z"})), IsOk());
   StreamAppend end = Batch("a1", 4, {});
   end.outcome = StreamOutcome{0, "", "the done event"};
   ASSERT_THAT(streams().AppendStream(end), IsOk());
@@ -92,9 +91,9 @@ TEST_P(StreamStoreTest, ARetriedBatchAndASecondOutcomeChangeNothing) {
 
 TEST_P(StreamStoreTest, NoIdReadsTheSessionsLatestAnswer) {
   ASSERT_THAT(streams().AppendStream(Batch("old", 1, {"a"}, kNow)), IsOk());
-  ASSERT_THAT(streams().AppendStream(
-                  Batch("new", 1, {"b"}, kNow + absl::Seconds(1))),
-              IsOk());
+  ASSERT_THAT(
+      streams().AppendStream(Batch("new", 1, {"b"}, kNow + absl::Seconds(1))),
+      IsOk());
   absl::StatusOr<StreamRead> latest =
       streams().ReadStream(kSession, "", 0, kNow, std::nullopt);
   ASSERT_THAT(latest, IsOk());
@@ -115,9 +114,9 @@ TEST_P(StreamStoreTest, AnswersArePerTenantAndSession) {
 
 TEST_P(StreamStoreTest, CancelFlagAndReaderStampReachTheWriter) {
   ASSERT_THAT(streams().AppendStream(Batch("a1", 1, {"a"})), IsOk());
-  ASSERT_THAT(streams().ReadStream(kSession, "a1", 0, kNow,
-                                   kNow + absl::Seconds(5)),
-              IsOk());
+  ASSERT_THAT(
+      streams().ReadStream(kSession, "a1", 0, kNow, kNow + absl::Seconds(5)),
+      IsOk());
   EXPECT_THAT(streams().RequestCancel(kSession, kNow), IsOkAndHolds("a1"));
   absl::StatusOr<StreamControl> control =
       streams().AppendStream(Batch("a1", 2, {}));
