@@ -1,6 +1,7 @@
 # Which includes each layer may not use. Dependencies point down:
 #   server: app -> service -> engine -> {llm, store} -> common
 #   gateway: app -> openapi -> compat -> transcode -> http -> common
+#            app -> openai -> transcode (OpenAI's API over chat.v1)
 # and the gateway never reaches into server/. clients/cli (chat-cli) sits on
 # the generated stubs, gRPC and common/, beside both binaries, never in them.
 # server/app may use the gateway's layers (not the reverse): chat-server's
@@ -17,10 +18,11 @@ set(CHAT_LAYERING_RULES
   "server/engine|server/service/,server/app/,gateway/,grpc/,grpcpp/,chat/v1/,google/protobuf/,google/api/"
   "server/service|server/app/,gateway/"
   "server/app|gateway/app/config.h"
-  "gateway/http|server/,gateway/transcode/,gateway/openapi/,gateway/compat/,gateway/app/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
-  "gateway/transcode|server/,gateway/openapi/,gateway/compat/,gateway/app/"
+  "gateway/http|server/,gateway/transcode/,gateway/openapi/,gateway/compat/,gateway/openai/,gateway/app/,grpc/,grpcpp/,chat/v1/,google/protobuf/"
+  "gateway/transcode|server/,gateway/openapi/,gateway/compat/,gateway/openai/,gateway/app/"
   "gateway/openapi|server/,gateway/app/"
-  "gateway/compat|server/,gateway/openapi/,gateway/app/"
+  "gateway/compat|server/,gateway/openapi/,gateway/openai/,gateway/app/"
+  "gateway/openai|server/,gateway/openapi/,gateway/compat/,gateway/app/"
   "gateway/app|server/"
   "clients/cli|server/,gateway/"
 )
@@ -32,5 +34,5 @@ set(CHAT_LINK_RULES
   "chat_gateway_http|gRPC::grpc++,gRPC::grpc,protobuf::libprotobuf,chat_proto,chat_store,chat_llm,chat_engine,chat_service"
   "chat_gateway_app|chat_store,chat_llm,chat_engine,chat_service,chat_server_app"
   "chat_server_app|chat_gateway_config"
-  "chat_cli|chat_store,chat_llm,chat_engine,chat_service,chat_server_app,chat_gateway_http,chat_gateway_transcode,chat_gateway_openapi,chat_gateway_compat,chat_gateway_app"
+  "chat_cli|chat_store,chat_llm,chat_engine,chat_service,chat_server_app,chat_gateway_http,chat_gateway_transcode,chat_gateway_openapi,chat_gateway_compat,chat_gateway_openai,chat_gateway_app"
 )

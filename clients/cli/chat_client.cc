@@ -120,6 +120,30 @@ grpc::Status ChatClient::GetHistory(const std::string& session,
   return stub_->GetHistory(context.get(), request, response);
 }
 
+grpc::Status ChatClient::RegenerateTurn(
+    const chat::v1::RegenerateTurnRequest& request,
+    chat::v1::RegenerateTurnResponse* response) {
+  auto context = NewContext();
+  return stub_->RegenerateTurn(context.get(), request, response);
+}
+
+grpc::Status ChatClient::EditMessage(
+    const chat::v1::EditMessageRequest& request,
+    chat::v1::EditMessageResponse* response) {
+  auto context = NewContext();
+  return stub_->EditMessage(context.get(), request, response);
+}
+
+grpc::Status ChatClient::SwitchBranch(
+    const std::string& session, int turn_id,
+    chat::v1::SwitchBranchResponse* response) {
+  auto context = NewContext();
+  chat::v1::SwitchBranchRequest request;
+  request.set_session_id(session);
+  request.set_turn_id(turn_id);
+  return stub_->SwitchBranch(context.get(), request, response);
+}
+
 grpc::Status ChatClient::ListSessions(
     chat::v1::ListSessionsResponse* response) {
   response->Clear();
@@ -163,6 +187,24 @@ grpc::Status ChatClient::CancelStream(
   chat::v1::CancelStreamRequest request;
   request.set_session_id(session);
   return stub_->CancelStream(context.get(), request, response);
+}
+
+grpc::Status ChatClient::UpdateSession(
+    const std::string& session, const std::string& title,
+    chat::v1::UpdateSessionResponse* response) {
+  auto context = NewContext();
+  chat::v1::UpdateSessionRequest request;
+  request.set_session_id(session);
+  request.set_title(title);
+  return stub_->UpdateSession(context.get(), request, response);
+}
+
+grpc::Status ChatClient::SearchMessages(
+    const std::string& query, chat::v1::SearchMessagesResponse* response) {
+  auto context = NewContext();
+  chat::v1::SearchMessagesRequest request;
+  request.set_query(query);
+  return stub_->SearchMessages(context.get(), request, response);
 }
 
 grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {

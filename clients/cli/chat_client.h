@@ -88,6 +88,19 @@ class ChatClient {
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
   grpc::Status CancelStream(const std::string& session,
                             chat::v1::CancelStreamResponse* response);
+  // Sets the session's title ("" clears it).
+  grpc::Status UpdateSession(const std::string& session,
+                             const std::string& title,
+                             chat::v1::UpdateSessionResponse* response);
+  // The first page (up to 20 hits) of a search.
+  grpc::Status SearchMessages(const std::string& query,
+                              chat::v1::SearchMessagesResponse* response);
+  grpc::Status RegenerateTurn(const chat::v1::RegenerateTurnRequest& request,
+                              chat::v1::RegenerateTurnResponse* response);
+  grpc::Status EditMessage(const chat::v1::EditMessageRequest& request,
+                           chat::v1::EditMessageResponse* response);
+  grpc::Status SwitchBranch(const std::string& session, int turn_id,
+                            chat::v1::SwitchBranchResponse* response);
 
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(

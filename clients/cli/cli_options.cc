@@ -37,14 +37,26 @@ const FlagSpec* FindFlag(absl::string_view name) {
   return nullptr;
 }
 
-// Subcommands and whether they take a SESSION.
+// Subcommands, whether they take a SESSION, and how many arguments may
+// follow it (at least, at most) and what they are called.
 struct CommandSpec {
   absl::string_view name;
   bool takes_session;
+  size_t min_args = 0;
+  size_t max_args = 0;
+  absl::string_view args_usage = "";
 };
 constexpr CommandSpec kCommands[] = {
-    {"history", true}, {"reset", true},   {"delete", true}, {"sessions", false},
-    {"stats", false},  {"status", false}, {"cancel", true},
+    {"history", true},
+    {"reset", true},
+    {"delete", true},
+    {"sessions", false},
+    {"stats", false},
+    {"status", false},
+    {"regenerate", true, 0, 1, "SESSION [TURN]"},
+    {"edit", true, 2, 2, "SESSION TURN MESSAGE"},
+    {"switch", true, 1, 1, "SESSION TURN"},
+    {"cancel", true},
 };
 
 const CommandSpec* FindCommand(absl::string_view name) {
@@ -249,6 +261,23 @@ absl::StatusOr<CliOptions> ParseCliOptions(const std::vector<std::string>& args,
     }
     return options;
   }
+  // The two commands that take text: rename SESSION TITLE, search QUERY.
+  if (positional[0] == "rename" || positional[0] == "search") {
+    options.mode = Mode::kCommand;
+    options.command = positional[0];
+    const bool rename = positional[0] == "rename";
+    const size_t wanted = rename ? 3 : 2;
+    if (positional.size() != wanted) {
+      return absl::InvalidArgumentError(
+          rename ? "rename takes SESSION and TITLE (chat-cli rename SESSION "
+                   "\"New title\"; \"\" clears it)"
+                 : "search takes one QUERY (quote it: chat-cli search "
+                   "\"some words\")");
+    }
+    if (rename) options.command_session = positional[1];
+    options.command_text = positional[wanted - 1];
+    return options;
+  }
   if (const CommandSpec* command = FindCommand(positional[0])) {
     options.mode = Mode::kCommand;
     options.command = std::string(command->name);
@@ -258,6 +287,18 @@ absl::StatusOr<CliOptions> ParseCliOptions(const std::vector<std::string>& args,
         return absl::InvalidArgumentError(absl::StrCat(
             command->name, " takes no argument; got '", positional[1], "'"));
       }
+      return options;
+    }
+    if (command->max_args > 0) {
+      // SESSION comes first and is required here: TURN alone would be
+      // ambiguous with it.
+      if (extra < 1 + command->min_args || extra > 1 + command->max_args) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            command->name, " takes ", command->args_usage, " (chat-cli ",
+            command->name, " ", command->args_usage, ")"));
+      }
+      options.command_session = positional[1];
+      options.command_args.assign(positional.begin() + 2, positional.end());
       return options;
     }
     if (extra > 1) {
@@ -306,6 +347,20 @@ std::string UsageText() {
       "  chat-cli [FLAGS] stats                   counts of sessions, "
       "messages, tokens\n"
       "  chat-cli [FLAGS] status                  is the service up\n"
+      "  chat-cli [FLAGS] rename SESSION TITLE    set a session's title\n"
+      "  chat-cli [FLAGS] search QUERY            messages matching QUERY, "
+      "best first\n"
+      "  chat-cli [FLAGS] regenerate SESSION [TURN]  a new answer to a turn "
+      "(default:\n"
+      "                                           the last); the old one "
+      "stays\n"
+      "  chat-cli [FLAGS] edit SESSION TURN MESSAGE  a new version of a "
+      "turn's message\n"
+      "                                           and a new answer\n"
+      "  chat-cli [FLAGS] switch SESSION TURN     show the branch through "
+      "TURN (history\n"
+      "                                           names turns and their "
+      "versions)\n"
       "\n"
       "Flags (--name=value or --name value):\n"
       "  -s, --session ID   the conversation (default: a new cli-XXXXXXXX, "

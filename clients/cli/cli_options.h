@@ -56,6 +56,11 @@ struct CliOptions {
   // delete).
   std::string command;
   std::string command_session;
+  // rename: the new title; search: the query.
+  std::string command_text;
+  // The arguments after SESSION (regenerate [TURN], edit TURN MESSAGE,
+  // switch TURN).
+  std::vector<std::string> command_args;
 };
 
 // The environment variables that are read, by name ("CHAT_SERVER",

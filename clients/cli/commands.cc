@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -132,6 +133,62 @@ int RunChat(const CliOptions& options, ChatClient& client,
   return kExitOk;
 }
 
+namespace {
+
+// regenerate, edit and switch: a turn id, then the RPC.
+int RunBranchCommand(const CliOptions& options, ChatClient& client,
+                     const CommandIo& io) {
+  const std::string& command = options.command;
+  const std::string& session = options.command_session;
+  int turn = 0;
+  if (!options.command_args.empty() &&
+      (!absl::SimpleAtoi(options.command_args[0], &turn) || turn < 1)) {
+    std::fprintf(io.err,
+                 "chat-cli: %s: TURN must be a turn id (a number from "
+                 "'chat-cli history %s'), got '%s'\n",
+                 command.c_str(), session.c_str(),
+                 options.command_args[0].c_str());
+    return kExitUsage;
+  }
+  grpc::Status status;
+  std::string text;
+  if (command == "regenerate") {
+    chat::v1::RegenerateTurnRequest request;
+    request.set_session_id(session);
+    if (turn > 0) request.set_turn_id(turn);
+    if (options.model.has_value()) request.set_model(*options.model);
+    chat::v1::RegenerateTurnResponse response;
+    status = client.RegenerateTurn(request, &response);
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.response(), "\n");
+  } else if (command == "edit") {
+    chat::v1::EditMessageRequest request;
+    request.set_session_id(session);
+    request.set_turn_id(turn);
+    request.set_message(options.command_args[1]);
+    if (options.model.has_value()) request.set_model(*options.model);
+    chat::v1::EditMessageResponse response;
+    status = client.EditMessage(request, &response);
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.response(), "\n");
+  } else {
+    chat::v1::SwitchBranchResponse response;
+    status = client.SwitchBranch(session, turn, &response);
+    if (options.json) {
+      text = ToJsonLine(response);
+    } else {
+      // The same fields as GetHistoryResponse, so the same bytes.
+      chat::v1::GetHistoryResponse history;
+      history.ParseFromString(response.SerializeAsString());
+      text = FormatHistory(history);
+    }
+  }
+  if (!status.ok()) return ReportError(status, client, io.err);
+  return Print(io, text);
+}
+
+}  // namespace
+
 int RunCommand(const CliOptions& options, ChatClient& client,
                const CommandIo& io) {
   const std::string& command = options.command;
@@ -164,10 +221,21 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::GetStatsResponse response;
     status = client.GetStats(&response);
     text = options.json ? ToJsonLine(response) : FormatStats(response);
+  } else if (command == "rename") {
+    chat::v1::UpdateSessionResponse response;
+    status = client.UpdateSession(session, options.command_text, &response);
+    text = options.json ? ToJsonLine(response) : FormatUpdate(response);
+  } else if (command == "search") {
+    chat::v1::SearchMessagesResponse response;
+    status = client.SearchMessages(options.command_text, &response);
+    text = options.json ? ToJsonLine(response) : FormatSearch(response);
   } else if (command == "status") {
     chat::v1::GetStatusResponse response;
     status = client.GetStatus(&response);
     text = options.json ? ToJsonLine(response) : FormatStatus(response);
+  } else if (command == "regenerate" || command == "edit" ||
+             command == "switch") {
+    return RunBranchCommand(options, client, io);
   } else {
     std::fprintf(io.err, "chat-cli: unknown command %s\n", command.c_str());
     return kExitUsage;

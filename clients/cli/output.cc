@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
@@ -34,9 +35,30 @@ std::string FormatHistory(const chat::v1::GetHistoryResponse& history) {
   if (!history.system_prompt().empty()) {
     absl::StrAppend(&out, "system: ", history.system_prompt(), "\n");
   }
+  // Once a session has branches, turns are named by id (what edit,
+  // regenerate and switch take) and their versions counted; a linear
+  // history prints as it always did.
+  bool branched = false;
+  for (int i = 0; i < history.messages_size(); ++i) {
+    const chat::v1::Message& message = history.messages(i);
+    // 0: a server from before branches, whose histories are linear.
+    if (message.turn_id() != 0 && (message.turn_id() != i / 2 + 1 ||
+                                   message.sibling_turn_ids_size() > 1)) {
+      branched = true;
+    }
+  }
   for (const chat::v1::Message& message : history.messages()) {
-    absl::StrAppend(&out, "[", message.timestamp(), "] ", message.role(), ": ",
-                    message.content(), "\n");
+    absl::StrAppend(&out, "[", message.timestamp(), "] ");
+    if (branched && message.role() == "user") {
+      absl::StrAppend(&out, "(turn ", message.turn_id());
+      if (message.sibling_turn_ids_size() > 1) {
+        absl::StrAppend(&out, ", version ", message.sibling_index() + 1, "/",
+                        message.sibling_turn_ids_size(), ": turns ",
+                        absl::StrJoin(message.sibling_turn_ids(), ","));
+      }
+      absl::StrAppend(&out, ") ");
+    }
+    absl::StrAppend(&out, message.role(), ": ", message.content(), "\n");
   }
   return out;
 }
@@ -54,6 +76,28 @@ std::string FormatSessions(const chat::v1::ListSessionsResponse& sessions) {
                     absl::StrFormat("%-*s  %5d  %s\n", width, s.session_id(),
                                     s.turns(), s.updated_at()));
   }
+  return out;
+}
+
+std::string FormatUpdate(const chat::v1::UpdateSessionResponse& updated) {
+  const chat::v1::SessionSummary& s = updated.session();
+  return absl::StrCat(s.session_id(), "  ",
+                      s.title().empty() ? "(no title)" : s.title(), "\n");
+}
+
+std::string FormatSearch(const chat::v1::SearchMessagesResponse& found) {
+  if (found.hits().empty()) return "no matches\n";
+  std::string out;
+  for (const chat::v1::SearchHit& hit : found.hits()) {
+    // Markers U+E000 / U+E001 around each match; newlines kept out of the
+    // one-line listing.
+    std::string snippet = absl::StrReplaceAll(
+        hit.snippet(),
+        {{"\xEE\x80\x80", "["}, {"\xEE\x80\x81", "]"}, {"\n", " "}});
+    absl::StrAppend(&out, hit.session_id(), " #", hit.message_index(), " ",
+                    hit.role(), ": ", snippet, "\n");
+  }
+  if (!found.next_page_token().empty()) absl::StrAppend(&out, "(more)\n");
   return out;
 }
 

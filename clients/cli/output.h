@@ -23,6 +23,11 @@ std::string ToJsonLine(const google::protobuf::Message& message);
 std::string FormatHistory(const chat::v1::GetHistoryResponse& history);
 std::string FormatSessions(const chat::v1::ListSessionsResponse& sessions);
 std::string FormatStats(const chat::v1::GetStatsResponse& stats);
+// "SESSION  title", one line.
+std::string FormatUpdate(const chat::v1::UpdateSessionResponse& updated);
+// One hit a line: session, message number, role, and the snippet with each
+// match in [brackets].
+std::string FormatSearch(const chat::v1::SearchMessagesResponse& found);
 std::string FormatStatus(const chat::v1::GetStatusResponse& status);
 std::string FormatReset(const chat::v1::ResetSessionResponse& reset);
 std::string FormatDelete(const chat::v1::DeleteSessionResponse& deleted);

@@ -7,7 +7,8 @@
 // sessionId) and adds what the template lacked: errors carrying the HTTP
 // status and message (ChatError), Server-Sent Events streaming on
 // /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
-// deleteSession() and an optional API key (Authorization: Bearer).
+// deleteSession(), updateSession() (titles), searchMessages() and an
+// optional API key (Authorization: Bearer).
 // getHistory(), reset() and deleteSession() take an optional sessionId, so
 // one client can manage every session (the web app's sidebar); the
 // rate-limit headers of the last answer are kept in `rateLimit`.
@@ -177,7 +178,21 @@ export class ChatClient {
     // gets the stored answer, the model is not asked twice). Sent in the body,
     // not as Idempotency-Key, so a cross-origin call needs no extra header.
     if (options.requestId !== undefined) body.request_id = options.requestId;
+    // Branches (chatStream): options.editTurnId makes `message` a new version
+    // of that turn; options.regenerateTurnId (0: the last turn) asks that
+    // turn's own message again, with `message` ''.
+    if (options.editTurnId !== undefined) body.edit_turn_id = options.editTurnId;
+    if (options.regenerateTurnId !== undefined) body.regenerate_turn_id = options.regenerateTurnId;
     return body;
+  }
+
+  // The headers of a chat call: options.idempotencyKey, the same as
+  // requestId but sent as the standard Idempotency-Key header (API.md,
+  // "Idempotent turns"); a key reused for another message is a ChatError 409.
+  _chatHeaders(options, extra) {
+    const headers = this._headers(extra);
+    if (options.idempotencyKey !== undefined) headers['Idempotency-Key'] = options.idempotencyKey;
+    return headers;
   }
 
   // Sends one message; resolves to the assistant's reply (a string), as the
@@ -189,7 +204,15 @@ export class ChatClient {
   // Sends one message; resolves to {response, session_id, timestamp,
   // turn_count, model, stop_reason, usage}.
   async chatTurn(message, options = {}) {
-    return this._call('POST', '/v1/chat', this._chatBody(message, options), options.signal);
+    const response = await this._fetch(`${this.baseUrl}/v1/chat`, {
+      method: 'POST',
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json' }),
+      body: JSON.stringify(this._chatBody(message, options)),
+      signal: options.signal,
+    });
+    this._noteResponse(response);
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
   }
 
   // Streams the reply over Server-Sent Events: onChunk(text) for each piece
@@ -205,7 +228,7 @@ export class ChatClient {
     this.lastEventId = undefined;
     return this._streamWithResume(() => this._fetch(`${this.baseUrl}/v1/chat:stream`, {
       method: 'POST',
-      headers: this._headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
     }), onChunk, options);
@@ -292,7 +315,7 @@ export class ChatClient {
   async chatStreamText(message, onChunk = () => {}, options = {}) {
     const response = await this._fetch(`${this.baseUrl}/chat-stream`, {
       method: 'POST',
-      headers: this._headers({ 'Content-Type': 'application/json' }),
+      headers: this._chatHeaders(options, { 'Content-Type': 'application/json' }),
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
     });
@@ -356,6 +379,101 @@ export class ChatClient {
   async stats(options = {}) {
     return this._call('GET', '/v1/stats', undefined, options.signal);
   }
+
+  // ---- branches ----------------------------------------------------------
+  // Each message of getHistory() carries turn_id, sibling_turn_ids (the
+  // versions of its turn, oldest first) and sibling_index. An edit or a
+  // regeneration stores a new version as a sibling and shows it; the old
+  // one stays, reachable with switchBranch().
+
+  _branchOptions(options) {
+    const body = {};
+    for (const key of ['model', 'max_tokens', 'temperature']) {
+      if (options[key] !== undefined) body[key] = options[key];
+    }
+    return body;
+  }
+
+  // A new answer to a turn's own message: options.turnId (absent: the last
+  // turn). Resolves like chatTurn(), with the new version's turn_id.
+  async regenerate(options = {}) {
+    const body = this._branchOptions(options);
+    if (options.turnId !== undefined) body.turn_id = options.turnId;
+    return this._call('POST', this._sessionPath(options, ':regenerate'), body, options.signal);
+  }
+
+  // Replaces the user message of turn `turnId` with `message` and gets a new
+  // answer. Resolves like chatTurn(), with the new version's turn_id.
+  async editMessage(turnId, message, options = {}) {
+    const body = { ...this._branchOptions(options), message };
+    const path = this._sessionPath(options, `/turns/${encodeURIComponent(turnId)}:edit`);
+    return this._call('POST', path, body, options.signal);
+  }
+
+  // Shows the branch through turn `turnId`; resolves to the new history
+  // (getHistory()'s shape).
+  async switchBranch(turnId, options = {}) {
+    return this._call('POST', this._sessionPath(options, ':switchBranch'),
+      { turn_id: turnId }, options.signal);
+  }
+
+  // regenerate() and editMessage(), streamed as chatStream() streams.
+  async regenerateStream(onChunk = () => {}, options = {}) {
+    return this.chatStream('', onChunk, { ...options, regenerateTurnId: options.turnId ?? 0 });
+  }
+
+  async editMessageStream(turnId, message, onChunk = () => {}, options = {}) {
+    return this.chatStream(message, onChunk, { ...options, editTurnId: turnId });
+  }
+
+  // Renames a session ('' clears its title): resolves to {session:
+  // {session_id, title, turns, created_at, updated_at}}. ChatError 404 for
+  // an unknown session, 400 for a title over 200 bytes or with control
+  // characters. Options: title, sessionId (this client's by default),
+  // signal.
+  async updateSession({ title, sessionId, signal } = {}) {
+    return this._call('PATCH', this._sessionPath({ sessionId }), { title }, signal);
+  }
+
+  // Full-text search over the caller's messages, best match first:
+  // {hits: [{session_id, session_title, message_index, role, snippet,
+  // timestamp}], next_page_token}. Each match in a snippet is wrapped in
+  // SEARCH_MATCH_START and SEARCH_MATCH_END: show snippets as text
+  // (splitSnippet() below), never as HTML. ChatError 400 for an empty or
+  // too long (over 500 bytes) query.
+  async searchMessages(query, { pageSize, pageToken, signal } = {}) {
+    const params = new URLSearchParams({ query });
+    if (pageSize !== undefined) params.set('page_size', String(pageSize));
+    if (pageToken) params.set('page_token', pageToken);
+    return this._call('GET', `/v1/search?${params}`, undefined, signal);
+  }
+}
+
+// The characters around each match in a search snippet (U+E000, U+E001).
+export const SEARCH_MATCH_START = '\uE000';
+export const SEARCH_MATCH_END = '\uE001';
+
+// A snippet as [{text, match}] parts, in order, for rendering as text
+// nodes (and <mark> elements for the matches).
+export function splitSnippet(snippet) {
+  const parts = [];
+  let rest = String(snippet ?? '');
+  while (rest) {
+    const start = rest.indexOf(SEARCH_MATCH_START);
+    if (start < 0) {
+      parts.push({ text: rest, match: false });
+      break;
+    }
+    if (start > 0) parts.push({ text: rest.slice(0, start), match: false });
+    rest = rest.slice(start + 1);
+    let end = rest.indexOf(SEARCH_MATCH_END);
+    if (end < 0) end = rest.length;
+    if (end > 0) parts.push({ text: rest.slice(0, end), match: true });
+    rest = rest.slice(end + 1);
+  }
+  // A stray end marker (typed by a user) is not shown.
+  return parts.map((p) => ({ ...p, text: p.text.replaceAll(SEARCH_MATCH_END, '') }))
+    .filter((p) => p.text);
 }
 
 export default ChatClient;

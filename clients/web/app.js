@@ -8,8 +8,10 @@
 import { ChatClient } from '/js/chat-client.js';
 import { Composer } from './composer.js';
 import { Conversation, describeTurn } from './conversation.js';
+import { Branches } from './branches.js';
 import { forgetStream, pendingStream, rememberStream } from './resume.js';
 import { copyCode } from './markdown.js';
+import { SearchBox, enableRename } from './search.js';
 import { SessionList } from './sessions.js';
 import * as store from './store.js';
 
@@ -80,6 +82,26 @@ const sessions = new SessionList({
   onDelete: confirmDelete,
   onError: (e) => showNotice(`Could not list conversations. ${describeError(e)}`,
     e.status === 401 ? keyAction() : { label: 'Retry', run: () => { hideNotice(); sessions.load(); } }),
+});
+
+const search = new SearchBox({
+  client,
+  input: $('search'),
+  results: $('search-results'),
+  sessions: $('session-section'),
+  status: $('search-status'),
+  more: $('more-results'),
+  onOpen: () => { if (narrow.matches) closeSidebar({ focusToggle: false }); },
+});
+enableRename({
+  client,
+  list: $('session-list'),
+  onRenamed: (id, title) => {
+    store.updateSessionRecord(id, { title });
+    sessions.upsertTitle(id, title);
+    if (id === current.id) setTitle(title);
+  },
+  onError: (e) => showNotice(`Could not rename. ${describeError(e)}`),
 });
 
 function sidebarOpen() {
@@ -193,7 +215,11 @@ async function openSession(id) {
   if (seq !== openSeq) return;
   current.exists = true;
   conversation.showHistory(history.messages ?? [], record.turns ?? {});
-  if (!current.title) {
+  if (history.title) {
+    // The server's title (made from the first exchange, or a rename).
+    setTitle(history.title);
+    store.updateSessionRecord(id, { title: history.title });
+  } else if (!current.title) {
     const first = history.messages?.find((m) => m.role === 'user');
     if (first) {
       setTitle(store.titleFrom(first.content));
@@ -326,6 +352,7 @@ async function send(text) {
     sessions.upsert(id, current.title);
     if (first) showOptionsFor(current, store.sessionRecord(id), options.systemPrompt);
     announce(`Answer complete. ${describeTurn(turn)}`);
+    branches.annotate();
   } catch (e) {
     if (first && !(current.id === id && current.exists)) sessions.remove(id);
     if (e.name === 'AbortError') {
@@ -343,6 +370,29 @@ async function send(text) {
     }
   }
 }
+
+// Edit / Regenerate / ‹ 2/3 › (branches.js), sharing the one reply that
+// may stream at a time.
+const branches = new Branches({
+  client,
+  conversation,
+  begin: () => {
+    if (streaming) return null;
+    hideNotice();
+    streaming = { controller: new AbortController(), sessionId: current.id };
+    composer.setBusy(true);
+    return streaming;
+  },
+  end: (mine) => {
+    if (streaming !== mine) return;
+    streaming = null;
+    composer.setBusy(false);
+  },
+  turns: () => store.sessionRecord(current.id).turns ?? {},
+  onError: (e) => showNotice(describeError(e), e.status === 401 ? keyAction() : undefined),
+  announce,
+});
+conversation.decorate = (article, m) => branches.decorate(article, m);
 
 const composer = new Composer({
   form: $('composer'),

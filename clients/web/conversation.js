@@ -167,14 +167,15 @@ export class Conversation {
   }
 
   // A stored history: [{role, content}], with `turns[N]` the usage kept of
-  // the N-th turn (1-based), when this browser streamed it.
+  // the N-th turn (1-based), when this browser streamed it. `decorate`, when
+  // set, adds a message's controls to its article (branches.js).
   showHistory(messages, turns = {}) {
     this.clear();
     let turn = 0;
     for (const m of messages) {
       if (m.role === 'user') {
         turn += 1;
-        this.addUser(m.content);
+        this.decorate?.(this.addUser(m.content), m);
       } else {
         const answer = this.addAssistant();
         answer.settle();
@@ -182,6 +183,7 @@ export class Conversation {
         answer.render();
         const kept = turns[turn];
         if (kept && typeof kept === 'object') answer.meta.textContent = describeTurn(kept);
+        this.decorate?.(answer.article, m);
       }
     }
     this.scrollToBottom();

@@ -1,7 +1,8 @@
-// The sidebar: the caller's sessions, most recent first, each titled by its
-// first message, with a delete button. Titles come from this browser's
-// records; a session started elsewhere (another browser, chat-cli) is
-// titled from its history, read once and remembered.
+// The sidebar: the caller's sessions, most recent first, each with its
+// title and a delete button. The server's title (made from the first
+// exchange, or a rename) comes first; without one, this browser's record of
+// the first message; a session started elsewhere (another browser,
+// chat-cli) is then titled from its history, read once and remembered.
 import { sessionRecord, updateSessionRecord, titleFrom, SESSION_ID } from './store.js';
 
 const PAGE_SIZE = 100;
@@ -51,7 +52,7 @@ export class SessionList {
     if (!append) this.list.replaceChildren();
     for (const s of page.sessions ?? []) {
       if (!SESSION_ID.test(s.session_id ?? '') || this.item(s.session_id)) continue;
-      this.list.append(this.makeItem(s.session_id, s.turns));
+      this.list.append(this.makeItem(s.session_id, s.turns, s.title));
     }
     if (!append) {
       for (const [id, title] of [...this.pending].reverse()) {
@@ -133,6 +134,12 @@ export class SessionList {
     if (title) this.setTitle(li, title);
     this.list.prepend(li);
     this.update();
+  }
+
+  // Shows `title` for session `id` where it is listed, without moving it.
+  upsertTitle(id, title) {
+    const li = this.item(id);
+    if (li) this.setTitle(li, title);
   }
 
   remove(id) {

@@ -328,7 +328,8 @@ Gateway::Gateway(std::shared_ptr<BackendSet> backends, RouteTable routes,
       cors_(options_.cors_origins),
       openapi_json_(GenerateOpenApi(routes_, "chatd REST API", "1.0.0",
                                     &ChatProtoDocs())),
-      static_files_(LoadStaticFiles(options_.web_root)) {
+      static_files_(LoadStaticFiles(options_.web_root)),
+      openai_(this, options_.request_timeout) {
   CheckTemplateRoutesOrDie();
 }
 
@@ -339,6 +340,8 @@ void Gateway::HandleOptions(const std::shared_ptr<HttpExchange>& exchange,
   if (path == "/openapi.json" || path == "/healthz" || path == "/readyz" ||
       static_files_.contains(path)) {
     allowed = {"GET"};
+  } else if (OpenAiApi::Serves(path)) {
+    allowed = OpenAiApi::AllowedMethods(path);
   } else {
     allowed = routes_.Match("OPTIONS", path).allowed;
   }
@@ -422,6 +425,13 @@ void Gateway::Handle(std::shared_ptr<HttpExchange> exchange) {
     if (!is_openapi) headers.emplace_back("Cache-Control", "no-cache");
     exchange->Respond(200, std::move(headers),
                       is_openapi ? openapi_json_ : file->second.body);
+    return;
+  }
+
+  // OpenAI's API, for its SDKs: its own shapes and errors (gateway/openai).
+  if (OpenAiApi::Serves(path)) {
+    openai_.Handle(std::move(exchange), method, path, request_id,
+                   std::move(headers));
     return;
   }
 

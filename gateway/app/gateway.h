@@ -14,6 +14,7 @@
 #include "gateway/app/static_files.h"
 #include "gateway/http/cors.h"
 #include "gateway/http/http_server.h"
+#include "gateway/openai/openai_api.h"
 #include "gateway/transcode/routes.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -47,7 +48,7 @@ struct UnaryCall;
 // Routes get the standard behaviour (SSE or ndjson streams, one page per list)
 // unless gateway/compat's table names them as the Python template's.
 // Thread-safe; one instance serves every connection.
-class Gateway {
+class Gateway final : public BackendCalls {
  public:
   // Serves `routes`. Aborts the process if gateway/compat's table of the
   // template's routes names one chat.proto does not declare.
@@ -78,17 +79,17 @@ class Gateway {
   // the call is no longer wanted.
   void StartOnBackend(const grpc::ClientContext& context,
                       std::shared_ptr<std::atomic<bool>> client_gone,
-                      std::function<void(grpc::GenericStub&)> start);
+                      std::function<void(grpc::GenericStub&)> start) override;
 
   // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
-  void CallStarted(grpc::ClientContext* context);
-  void CallFinished(grpc::ClientContext* context);
+  void CallStarted(grpc::ClientContext* context) override;
+  void CallFinished(grpc::ClientContext* context) override;
 
   // A call's final status as the HTTP client should see it: a call that
   // CancelAll() cut is UNAVAILABLE (503, try again: another gateway or this
   // one restarted will serve it), not the CANCELLED (499, "client closed
   // request") gRPC reports, since the client did nothing.
-  grpc::Status ClientVisibleStatus(const grpc::Status& status);
+  grpc::Status ClientVisibleStatus(const grpc::Status& status) override;
 
   // Whether a backend can take calls: a backend channel is READY, which
   // with round_robin and health checking means at least one backend answers
@@ -128,6 +129,8 @@ class Gateway {
   const CorsPolicy cors_;
   const std::string openapi_json_;
   const StaticFiles static_files_;
+  // OpenAI's routes (gateway/openai), answered before the proto's.
+  OpenAiApi openai_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
   // Set by CancelAll: a call started afterwards (the next page of a gathered

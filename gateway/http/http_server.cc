@@ -165,7 +165,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(tcp::socket socket, std::string client_address,
              std::shared_ptr<ssl::context> tls,
              const HttpServerOptions& options, const HttpHandler& handler,
-             std::atomic<int>* busy, const std::atomic<bool>* draining,
+             std::atomic<int>* busy, std::atomic<int>* exchanges,
+             const std::atomic<bool>* draining,
              std::shared_ptr<ConnectionLimiter> limiter)
       : tls_context_(std::move(tls)),
         client_address_(std::move(client_address)),
@@ -174,6 +175,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         options_(options),
         handler_(handler),
         server_busy_(busy),
+        server_exchanges_(exchanges),
         draining_(draining),
         limiter_(std::move(limiter)),
         metrics_(GatewayHttpMetrics::Get()) {
@@ -184,6 +186,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ReleaseSlot();
     if (stream_counted_) metrics_.open_streams.Decrement();
   }
+
+  // Keeps the server's count of exchanges alive (HttpServer::Stop waits for
+  // it to reach zero).
+  void CountExchange(int delta) { server_exchanges_->fetch_add(delta); }
 
   void Start() {
     net::dispatch(Tcp().get_executor(), [self = shared_from_this()] {
@@ -788,6 +794,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;              // The client left; the socket is closed.
   uint64_t watch_generation_ = 0;  // Stale watch callbacks see a mismatch.
   std::atomic<int>* const server_busy_;
+  std::atomic<int>* const server_exchanges_;
   const std::atomic<bool>* const draining_;
   uint64_t sequence_ = 0;  // Of the request being handled.
   bool busy_ = false;      // Counted in *server_busy_.
@@ -801,7 +808,11 @@ HttpExchange::HttpExchange(std::shared_ptr<Connection> connection,
                            uint64_t sequence, HttpRequest request)
     : connection_(std::move(connection)),
       sequence_(sequence),
-      request_(std::move(request)) {}
+      request_(std::move(request)) {
+  connection_->CountExchange(1);
+}
+
+HttpExchange::~HttpExchange() { connection_->CountExchange(-1); }
 
 const std::string& HttpExchange::client_address() const {
   return connection_->client_address();
@@ -904,9 +915,9 @@ void HttpServer::Accept() {
             LogRefused(client);
           } else {
             socket.set_option(tcp::no_delay(true), ignored);
-            std::make_shared<Connection>(std::move(socket), std::move(client),
-                                         CurrentTlsContext(), options_,
-                                         handler_, &busy_, &draining_, limiter_)
+            std::make_shared<Connection>(
+                std::move(socket), std::move(client), CurrentTlsContext(),
+                options_, handler_, &busy_, &exchanges_, &draining_, limiter_)
                 ->Start();
           }
         } else {
@@ -977,6 +988,18 @@ void HttpServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
   StopAccepting();
+  // A handler may drop its exchange a moment after the gateway counts its
+  // call finished (a gRPC callback releasing it on gRPC's thread). The last
+  // reference to a connection must go while io_context_ lives: the
+  // connection's socket and timer call into its services as they close.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (exchanges_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (exchanges_.load() > 0) {
+    LogWarning("stopping with ", exchanges_.load(),
+               " exchange(s) still held by their handler");
+  }
   io_context_.stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();

@@ -50,6 +50,9 @@ class HttpExchange {
   // whose request is over are ignored.
   HttpExchange(std::shared_ptr<Connection> connection, uint64_t sequence,
                HttpRequest request);
+  ~HttpExchange();
+  HttpExchange(const HttpExchange&) = delete;
+  HttpExchange& operator=(const HttpExchange&) = delete;
 
   const HttpRequest& request() const { return request_; }
   // The client's IP address as text ("127.0.0.1", "::1"); empty if the
@@ -147,7 +150,8 @@ class HttpServer {
   // Waits until no request is being handled (every answer written, or its
   // client gone) or `timeout` passes; true if none is.
   bool WaitIdle(absl::Duration timeout);
-  // Stops the I/O threads, dropping every connection, and joins them.
+  // Waits (up to 5 s) for the handler to release every exchange, then stops
+  // the I/O threads, dropping every connection, and joins them.
   void Stop();
 
  private:
@@ -174,6 +178,8 @@ class HttpServer {
   std::vector<std::thread> threads_;
   // Requests handed to the handler whose answer is not yet written.
   std::atomic<int> busy_{0};
+  // HttpExchange objects alive: each holds its connection.
+  std::atomic<int> exchanges_{0};
   // Set by StopAccepting(): new requests on open connections answer 503.
   std::atomic<bool> draining_{false};
   bool stopped_ = false;

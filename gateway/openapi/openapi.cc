@@ -158,6 +158,21 @@ Json SecuritySchemes() {
             {"description", "The same API key in an x-api-key header."}}}};
 }
 
+Json IdempotencyKeyParameter() {
+  return {{"name", "Idempotency-Key"},
+          {"in", "header"},
+          {"required", false},
+          {"description",
+           "Makes the turn idempotent, as the body's request_id does (both "
+           "set: they must be equal). A repeat within the server's "
+           "--idempotency_ttl (24h) gets the stored answer without asking the "
+           "model again (a stream repeat replays it); a repeat while the "
+           "first still runs waits for it. Per tenant; 1..128 bytes of "
+           "[A-Za-z0-9._:@-]. Reused for another message or session: 409."},
+          {"schema", {{"type", "string"}, {"maxLength", 128}}},
+          {"example", "7f9c2ba4-e88f-4f2a-9d1b-0c6d3c5e8a11"}};
+}
+
 Json ErrorResponse() {
   return {{"description", "An error, with the gRPC status code and message."},
           {"content",
@@ -243,6 +258,11 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
                               {"schema", FieldSchema(field)}});
       }
     }
+    // A request with a request_id (the chat turns) is idempotent by the
+    // standard header too; the gateway forwards it as `idempotency-key`
+    // metadata (gateway/transcode/metadata.cc).
+    const bool idempotent = input->FindFieldByName("request_id") != nullptr;
+    if (idempotent) parameters.push_back(IdempotencyKeyParameter());
     if (!parameters.empty()) op["parameters"] = parameters;
     if (!route.body.empty()) {
       Json media = {{"schema", {{"$ref", Ref(input)}}}};
@@ -287,6 +307,16 @@ std::string GenerateOpenApi(const RouteTable& routes, const std::string& title,
           {"description",
            "No API key, or one that is unknown, revoked or expired. Carries "
            "`WWW-Authenticate: Bearer`."},
+          {"content",
+           {{"application/json",
+             {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+    }
+    if (idempotent) {
+      op["responses"]["409"] = {
+          {"description",
+           "The Idempotency-Key (or request_id) was already used for another "
+           "message or session: FAILED_PRECONDITION, with a "
+           "google.rpc.ErrorInfo detail, reason IDEMPOTENCY_KEY_REUSED."},
           {"content",
            {{"application/json",
              {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};

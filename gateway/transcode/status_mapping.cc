@@ -2,6 +2,8 @@
 
 #include "absl/strings/match.h"
 #include "common/logging.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace chat::gateway {
@@ -68,6 +70,21 @@ HttpError ToHttpError(const grpc::Status& status) {
   error.http_status = HttpStatusFromGrpc(static_cast<int>(status.error_code()));
   error.grpc_code = static_cast<int>(status.error_code());
   error.message = status.error_message();
+  google::rpc::Status details;
+  if (!status.error_details().empty() &&
+      details.ParseFromString(status.error_details())) {
+    for (const google::protobuf::Any& detail : details.details()) {
+      google::rpc::ErrorInfo info;
+      if (!detail.UnpackTo(&info)) continue;
+      error.reason = info.reason();
+      error.domain = info.domain();
+      break;
+    }
+  }
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+      error.reason == kIdempotencyKeyReusedReason) {
+    error.http_status = 409;
+  }
   if (IsChannelFailure(status)) {
     // The details stay in the gateway's log, not in a client's hands.
     LogWarning("backend unreachable: ", status.error_message());
@@ -90,6 +107,14 @@ std::string ErrorBody(const HttpError& error) {
   body["code"] = error.grpc_code;
   body["message"] = error.message;
   body["details"] = nlohmann::ordered_json::array();
+  if (!error.reason.empty()) {
+    // google.rpc.ErrorInfo in its proto3 JSON form, as grpc-gateway shows it.
+    nlohmann::ordered_json info;
+    info["@type"] = "type.googleapis.com/google.rpc.ErrorInfo";
+    info["reason"] = error.reason;
+    info["domain"] = error.domain;
+    body["details"].push_back(std::move(info));
+  }
   // `replace` keeps invalid UTF-8 from a backend message from throwing.
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

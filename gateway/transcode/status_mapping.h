@@ -15,7 +15,19 @@ struct HttpError {
   int http_status = 500;
   int grpc_code = 2;
   std::string message;
+  // chat-server's google.rpc.ErrorInfo, when it sent one: shown in
+  // "details" as {"@type": ".../google.rpc.ErrorInfo", "reason", "domain"}.
+  std::string reason;
+  std::string domain;
 };
+
+// The ErrorInfo reason of a request id (REST: Idempotency-Key) reused for
+// another request: FAILED_PRECONDITION for gRPC clients, answered 409
+// Conflict over REST (docs/API.md, "Idempotent turns") rather than the 400 of
+// that code's row: the request conflicts with what the key already names, as
+// the rows that answer 409 (ABORTED, ALREADY_EXISTS) do.
+inline constexpr absl::string_view kIdempotencyKeyReusedReason =
+    "IDEMPOTENCY_KEY_REUSED";
 
 // The HTTP status for a gRPC status code: the table grpc-gateway and Google
 // APIs use (envoyproxy/envoy source/common/grpc/status.cc, grpcToHttpStatus;
@@ -29,7 +41,9 @@ int HttpStatusFromGrpc(int code);
 bool IsChannelFailure(const grpc::Status& status);
 
 // The gateway's answer for a failed call. A channel failure's message, which
-// names internal addresses, is replaced by a generic one (and logged).
+// names internal addresses, is replaced by a generic one (and logged). An
+// ErrorInfo in the status details is kept; its reason may choose the HTTP
+// status where the code's row is too coarse (kIdempotencyKeyReusedReason).
 HttpError ToHttpError(const grpc::Status& status);
 
 // An error the gateway itself raises (bad JSON, unknown route...): the HTTP

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,16 @@ ABSL_FLAG(int, max_turns_per_session, 0,
 ABSL_FLAG(std::string, model, "",
           "Default model ('' picks the provider's: claude-sonnet-4-6, "
           "gpt-4o-mini); a request's `model` overrides it. Env: CHAT_MODEL.");
+ABSL_FLAG(bool, session_titles, true,
+          "Give each session a short title after its first turn (see "
+          "--title_model); false: sessions stay untitled until a user "
+          "renames them, and no title call is made. Env: "
+          "CHAT_SESSION_TITLES.");
+ABSL_FLAG(std::string, title_model, "",
+          "Model asked for a session's title after its first turn (a short "
+          "call, off the turn's path; '' uses the default --model). With "
+          "the echo provider titles are the first words of the first "
+          "message. Env: CHAT_TITLE_MODEL.");
 ABSL_FLAG(int, max_tokens, 1024,
           "Default reply length limit in tokens; a request's `max_tokens` "
           "overrides it. 1 to 1000000. Env: CHAT_MAX_TOKENS.");
@@ -371,6 +382,8 @@ const std::vector<std::string>& ServerFlagNames() {
       "max_sessions_per_tenant",
       "max_turns_per_session",
       "model",
+      "session_titles",
+      "title_model",
       "max_tokens",
       "max_tokens_ceiling",
       "allowed_models",
@@ -484,6 +497,16 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   ReadFallbackFlags(errors, &provider);
 
   ChatEngineOptions& engine = config.engine;
+  engine.titles.enabled = absl::GetFlag(FLAGS_session_titles);
+  engine.titles.model = absl::GetFlag(FLAGS_title_model);
+  if (engine.titles.model.size() > 256 ||
+      absl::c_any_of(engine.titles.model, [](char c) {
+        return static_cast<unsigned char>(c) < 0x20;
+      })) {
+    errors.Check(absl::InvalidArgumentError(
+        "--title_model must be a model name: at most 256 bytes, no control "
+        "characters"));
+  }
   engine.idempotency.ttl = absl::GetFlag(FLAGS_idempotency_ttl);
   errors.Check(CheckDurationInRange("idempotency_ttl", engine.idempotency.ttl,
                                     absl::Microseconds(1), absl::Hours(87600)));

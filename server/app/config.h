@@ -24,6 +24,8 @@ ABSL_DECLARE_FLAG(std::string, log_format);
 ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(bool, log_content);
 ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(bool, session_titles);
+ABSL_DECLARE_FLAG(std::string, title_model);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
 ABSL_DECLARE_FLAG(std::string, store);
 ABSL_DECLARE_FLAG(std::string, provider);

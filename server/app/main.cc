@@ -170,6 +170,9 @@ int Run(chat::ServerConfig config) {
 
   auto pool = std::make_unique<chat::ThreadPool>(
       chat::StoreThreadsFor(config.store_threads, **store));
+  // The echo provider's answers only repeat the message: its sessions are
+  // named after their first words, without a model call.
+  config.engine.titles.from_first_words = (*provider)->name() == "echo";
   auto engine = std::make_unique<chat::ChatEngine>(
       store->get(), provider->get(), pool.get(), config.engine);
   chat::AuthenticatorOptions auth_options;
@@ -178,8 +181,20 @@ int Run(chat::ServerConfig config) {
   auth_options.admin_key = config.admin_key;
   auto authenticator = std::make_unique<chat::Authenticator>(
       &(*store)->keys(), pool.get(), std::move(auth_options));
+  // What GET /v1/models (ListModels) offers: --allowed_models when set,
+  // else the provider's default model and the fallbacks' models.
+  chat::ModelCatalog models;
+  {
+    std::vector<std::string> configured =
+        chat::llm::ConfiguredModels(provider_config);
+    if (!configured.empty()) models.default_model = configured.front();
+    models.models = config.engine.limits.allowed_models.empty()
+                        ? std::move(configured)
+                        : config.engine.limits.allowed_models;
+  }
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get(),
-                                     authenticator.get(), config.streams);
+                                     authenticator.get(), std::move(models),
+                                     config.streams);
   chat::AdminServiceImpl admin_service(store->get(), pool.get(),
                                        authenticator.get());
   chat::HealthService health_service;

@@ -1,6 +1,8 @@
 #include "server/engine/chat_engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -38,8 +40,7 @@ class ChatEngine::Turn final : public TurnHandle,
       : engine_(engine),
         request_(std::move(request)),
         observer_(observer),
-        serializer_key_(
-            absl::StrCat(request_.tenant, "\n", request_.session_id)),
+        serializer_key_(SerializerKeyOf(request_)),
         accepted_at_(absl::Now()),
         stream_slot_(holds_stream_slot) {}
 
@@ -149,14 +150,57 @@ class ChatEngine::Turn final : public TurnHandle,
     return cancelled_;
   }
 
+  // Turns of one session queue behind each other; a stateless completion
+  // has no session, so its key is its own and it never waits.
+  static std::string SerializerKeyOf(const ChatTurnRequest& request) {
+    if (!request.stateless) {
+      return absl::StrCat(request.tenant, "\n", request.session_id);
+    }
+    static std::atomic<uint64_t> next_stateless{0};
+    // No tenant holds a NUL byte, so this never names a session.
+    return absl::StrCat(absl::string_view("\0stateless\n", 11),
+                        next_stateless.fetch_add(1));
+  }
+
+  // The prompt of a stateless completion: the caller's, as given.
+  absl::StatusOr<llm::CompletionRequest> PrepareStateless() {
+    llm::CompletionRequest completion;
+    completion.system_prompt = request_.system_prompt.value_or("");
+    completion.messages = request_.messages;
+    completion.model = request_.model.value_or("");
+    completion.max_tokens = request_.max_tokens;
+    completion.temperature = request_.temperature;
+    completion.stop = request_.stop;
+    completion.user = request_.user;
+    completion.deadline = request_.deadline;
+    completion.traceparent = request_.traceparent;
+    if (IsCancelled()) return absl::CancelledError("the call was cancelled");
+    if (absl::Status admitted = Admit(&completion); !admitted.ok()) {
+      return admitted;
+    }
+    return completion;
+  }
+
   // Reads the session (or the defaults of a new one) and builds the prompt.
   absl::StatusOr<llm::CompletionRequest> PrepareCompletion() {
+    if (request_.stateless) return PrepareStateless();
     store::SessionKey key{request_.tenant, request_.session_id};
     store::ConversationStore& store = *engine_->store_;
     llm::CompletionRequest completion;
     absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
     const ChatEngineOptions& options = engine_->options_;
-    if (session.ok()) {
+    user_message_ = request_.message;
+    if (IsBranch()) {
+      if (absl::IsNotFound(session.status())) {
+        return absl::NotFoundError(
+            absl::StrCat("session ", request_.session_id, " not found"));
+      }
+      if (!session.ok()) return session.status();
+      completion.system_prompt = session->system_prompt;
+      if (absl::Status s = PrepareBranch(store, key, &completion); !s.ok()) {
+        return s;
+      }
+    } else if (session.ok()) {
       if (options.max_turns_per_session > 0 &&
           session->turn_count >= options.max_turns_per_session) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -198,7 +242,7 @@ class ChatEngine::Turn final : public TurnHandle,
       return session.status();
     }
     system_prompt_ = completion.system_prompt;
-    completion.messages.push_back({"user", request_.message});
+    completion.messages.push_back({"user", user_message_});
     // Only the prompt is trimmed; the stored history stays whole.
     truncated_turns_ =
         TrimToContextWindow(engine_->options_.max_context_tokens,
@@ -213,6 +257,43 @@ class ChatEngine::Turn final : public TurnHandle,
       return admitted;
     }
     return completion;
+  }
+
+  bool IsBranch() const {
+    return request_.edit_turn_id.has_value() ||
+           request_.regenerate_turn_id.has_value();
+  }
+
+  // For an edit or a regeneration: the turns before the one replaced, on
+  // its branch, go into the prompt; the replaced turn's parent is where the
+  // new version goes, and a regeneration asks its user message again.
+  absl::Status PrepareBranch(store::ConversationStore& store,
+                             const store::SessionKey& key,
+                             llm::CompletionRequest* completion) {
+    const int target =
+        request_.edit_turn_id.value_or(request_.regenerate_turn_id.value_or(0));
+    absl::StatusOr<std::vector<store::StoredMessage>> branch =
+        target > 0 ? store.LoadBranch(key, target) : store.LoadHistory(key);
+    if (!branch.ok()) return branch.status();
+    if (branch->size() < 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session ", request_.session_id, " has no turn to regenerate"));
+    }
+    // The branch ends with the replaced turn: its user message, its answer.
+    const store::StoredMessage& replaced = (*branch)[branch->size() - 2];
+    parent_turn_id_ = replaced.parent_turn_id;
+    if (request_.regenerate_turn_id.has_value()) {
+      user_message_ = replaced.content;
+    }
+    branch->resize(branch->size() - 2);
+    completion->messages.reserve(branch->size() + 1);
+    for (store::StoredMessage& m : *branch) {
+      llm::PromptMessage& prompt = completion->messages.emplace_back();
+      prompt.role = std::move(m.role);
+      prompt.content = std::move(m.content);
+      if (m.tokens > 0) prompt.tokens = m.tokens;
+    }
+    return absl::OkStatus();
   }
 
   // Charges the turn to its API key's per-minute limits and budget, once
@@ -254,8 +335,28 @@ class ChatEngine::Turn final : public TurnHandle,
       Finish(absl::CancelledError("the call was cancelled"));
       return;
     }
+    if (request_.stateless) {
+      // Nothing to store: the answer is the caller's alone.
+      ChatTurnResult answer;
+      answer.response = std::move(reply_);
+      answer.timestamp = absl::Now();
+      answer.cost_usd = engine_->CostOf(result.model, result.input_tokens,
+                                        result.output_tokens);
+      answer.model = std::move(result.model);
+      answer.stop_reason = std::move(result.stop_reason);
+      answer.input_tokens = result.input_tokens;
+      answer.output_tokens = result.output_tokens;
+      if (first_delta_at_.has_value()) {
+        answer.time_to_first_token = *first_delta_at_ - accepted_at_;
+      }
+      answer.provider = std::move(result.provider);
+      answer.provider_request_id = std::move(result.provider_request_id);
+      answer.provider_retries = result.retries;
+      Finish(std::move(answer));
+      return;
+    }
     store::Turn turn;
-    turn.user_message = request_.message;
+    turn.user_message = user_message_;
     turn.assistant_message = reply_;
     turn.model = result.model;
     turn.stop_reason = result.stop_reason;
@@ -264,9 +365,36 @@ class ChatEngine::Turn final : public TurnHandle,
     turn.cost_usd = engine_->CostOf(result.model, result.input_tokens,
                                     result.output_tokens);
     turn.created_at = absl::Now();
-    absl::StatusOr<int> turns =
-        engine_->store_->AppendTurn({request_.tenant, request_.session_id},
-                                    expected_turns_, system_prompt_, turn);
+    const store::SessionKey key{request_.tenant, request_.session_id};
+    int turn_id = 0;
+    absl::StatusOr<int> turns;
+    if (IsBranch()) {
+      absl::StatusOr<store::BranchTurn> stored =
+          engine_->store_->AppendBranchTurn(key, parent_turn_id_, turn);
+      if (absl::IsNotFound(stored.status())) {
+        // Reset or deleted while the answer was being generated.
+        Finish(absl::AbortedError(
+            absl::StrCat("session ", request_.session_id,
+                         " changed while this turn ran: its turn ",
+                         parent_turn_id_, " is gone; retry")));
+        return;
+      }
+      if (!stored.ok()) {
+        Finish(stored.status());
+        return;
+      }
+      turn_id = stored->turn_id;
+      turns = stored->turn_count;
+    } else {
+      // Only a claim in the conversation store can be written with the turn;
+      // IdempotentTurns then keeps its ids there (ChatEngine's constructor).
+      // Branch turns take no request id, so they never carry one.
+      if (engine_->store_->idempotency() != nullptr) {
+        turn.answers = request_.request_claim;
+      }
+      turns = engine_->store_->AppendTurn(key, expected_turns_, system_prompt_,
+                                          turn);
+    }
     if (!turns.ok()) {
       if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
           !retried_) {
@@ -288,10 +416,25 @@ class ChatEngine::Turn final : public TurnHandle,
         Finish(absl::AbortedError(absl::StrCat(
             "session ", request_.session_id,
             " is busy: another turn was stored while this one ran; retry")));
+      } else if (turn.answers.has_value() &&
+                 absl::IsFailedPrecondition(turns.status())) {
+        // Its claim went stale and a repeat took the id over; that repeat's
+        // turn is the one kept.
+        Finish(absl::AbortedError(absl::StrCat(
+            "request_id ", turn.answers->key.request_id,
+            " was taken over by a repeat while this turn ran too long; "
+            "retry with the same request_id for its answer")));
       } else {
         Finish(turns.status());
       }
       return;
+    }
+    if (*turns == 1 && !IsBranch()) {
+      // Off this turn's path: the title is made after the answer went out.
+      // A new version of a first turn (an edit, a regeneration) keeps the
+      // session's title: it was made from the first exchange already.
+      engine_->titler_->TitleFirstExchange(
+          {request_.tenant, request_.session_id}, request_.message, reply_);
     }
     ChatTurnResult answer;
     answer.session_id = request_.session_id;
@@ -304,12 +447,14 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.output_tokens = result.output_tokens;
     answer.cost_usd = turn.cost_usd;
     answer.truncated_turns = truncated_turns_;
+    answer.turn_id = turn_id;
     if (first_delta_at_.has_value()) {
       answer.time_to_first_token = *first_delta_at_ - accepted_at_;
     }
     answer.provider = std::move(result.provider);
     answer.provider_request_id = std::move(result.provider_request_id);
     answer.provider_retries = result.retries;
+    answer.answer_stored = turn.answers.has_value();
     Finish(std::move(answer));
   }
 
@@ -403,6 +548,11 @@ class ChatEngine::Turn final : public TurnHandle,
   int expected_turns_ = 0;
   int truncated_turns_ = 0;
   std::string system_prompt_;
+  // The user message stored with the turn: the request's, or for a
+  // regeneration the replaced turn's.
+  std::string user_message_;
+  // For an edit or a regeneration: the parent of the turn replaced.
+  int parent_turn_id_ = 0;
   // Appended only by OnDelta, whose calls never overlap.
   std::string reply_;
   // Set by the first OnDelta (a retried turn keeps its first one); read by
@@ -445,13 +595,18 @@ ChatEngine::ChatEngine(store::ConversationStore* store,
           pool, options_.idempotency,
           [this](ChatTurnRequest request, TurnObserver* observer) {
             return StartAcceptedTurn(std::move(request), observer);
-          })) {}
+          })),
+      titler_(std::make_unique<SessionTitler>(store, provider, pool,
+                                              options_.titles)) {}
 
 ChatEngine::~ChatEngine() {
   idempotent_.reset();
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* live_turns) { return *live_turns == 0; }, &live_turns_));
+  }
+  titler_.reset();
 }
 
 std::optional<double> ChatEngine::CostOf(absl::string_view model,
@@ -474,6 +629,11 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartTurn(
   }
   if (absl::Status allowed = KeyQuotas::CheckRequest(request); !allowed.ok()) {
     return allowed;
+  }
+  if (request.stateless) {
+    // Request ids name turns of sessions; a stateless call has none.
+    request.request_id.clear();
+    request.idempotency_key.clear();
   }
   absl::StatusOr<std::string> request_id = EffectiveRequestId(request);
   if (!request_id.ok()) return request_id.status();

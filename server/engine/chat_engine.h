@@ -18,6 +18,7 @@
 #include "server/engine/key_quotas.h"
 #include "server/engine/price_table.h"
 #include "server/engine/session_serializer.h"
+#include "server/engine/session_titler.h"
 #include "server/engine/usage_recorder.h"
 #include "server/engine/validation.h"
 #include "server/llm/llm_provider.h"
@@ -45,6 +46,8 @@ struct ChatEngineOptions {
   std::shared_ptr<const PriceTable> prices;
   // Turns with a request id (--idempotency_ttl and the rest).
   IdempotencyOptions idempotency;
+  // Session titles made after a session's first turn (--title_model).
+  TitleOptions titles;
 };
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
@@ -142,6 +145,9 @@ class ChatEngine {
   store::MemoryIdempotencyStore local_request_ids_;
   // Reset first by the destructor: its calls start turns of this engine.
   std::unique_ptr<IdempotentTurns> idempotent_;
+  // Reset by the destructor once every turn has ended (turns start its
+  // work).
+  std::unique_ptr<SessionTitler> titler_;
 
   absl::Mutex mu_;
   int live_turns_ ABSL_GUARDED_BY(mu_) = 0;

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "server/llm/llm_provider.h"
+#include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 
 namespace chat {
@@ -37,11 +40,35 @@ struct ChatTurnRequest {
   // the turn idempotent (see IdempotentTurns). Empty: none.
   std::string request_id;
   std::string idempotency_key;
+  // Branches. A turn with one of these is a new version of an existing turn
+  // of the session, stored as its sibling (ConversationStore::
+  // AppendBranchTurn) and made active; the prompt holds the turns before it
+  // on its branch. edit_turn_id: `message` replaces that turn's user
+  // message. regenerate_turn_id: that turn's own user message is asked
+  // again (`message` empty); 0 names the active branch's last turn. At most
+  // one is set; neither: a new turn after the active branch's last.
+  std::optional<int> edit_turn_id;
+  std::optional<int> regenerate_turn_id;
+  // Set by IdempotentTurns on the turn it runs for a claimed id: the store
+  // writes the answer into the id's record with the turn (store::Turn::
+  // answers) when the claim is in the conversation store.
+  std::optional<store::RequestClaim> request_claim;
   // The caller's deadline; the provider call is bounded by it.
   absl::Time deadline = absl::InfiniteFuture();
   // The W3C traceparent passed to the provider (the trace this turn belongs
   // to, the caller's span as parent); empty: none.
   std::string traceparent;
+  // A completion without memory (the Complete RPCs, OpenAI's Chat
+  // Completions): `messages` is the whole conversation, sent with
+  // `system_prompt` (absent: none) as given; no session is read or written,
+  // no context window trims it, and session_id, message and the request ids
+  // are unused. Keys, limits, budgets, usage and metrics apply as to a turn.
+  bool stateless = false;
+  std::vector<llm::PromptMessage> messages;
+  // Passed to the provider (llm::CompletionRequest): sequences that end the
+  // reply, and the end user the call is for.
+  std::vector<std::string> stop;
+  std::string user;
 };
 
 struct ChatTurnResult {
@@ -62,6 +89,9 @@ struct ChatTurnResult {
   // Earlier turns left out of the prompt to fit the context window (they
   // stay stored).
   int truncated_turns = 0;
+  // The stored turn's id, for an edit or a regeneration; 0 for a turn
+  // appended after the active branch's last (the store does not say it).
+  int turn_id = 0;
   // For the logs: from the turn's start until the provider's first text
   // (none if it sent none), who answered, their id for the request, and the
   // provider's failed attempts before the answer.
@@ -72,6 +102,9 @@ struct ChatTurnResult {
   // A repeat of an idempotent turn answered from the stored answer; no
   // provider was asked (provider fields and time_to_first_token are empty).
   bool replayed = false;
+  // The answer was written to `request_claim`'s record with the turn, in
+  // one transaction; IdempotentTurns need not write it again.
+  bool answer_stored = false;
 };
 
 }  // namespace chat

@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/error_reason.h"
 #include "server/engine/retention_sweeper.h"
 #include "server/engine/validation.h"
 
@@ -145,10 +146,12 @@ class IdempotentTurns::Call final : public TurnHandle,
     }
     const store::RequestRecord& record = claim->existing;
     if (record.fingerprint != fingerprint_) {
-      End(absl::FailedPreconditionError(absl::StrCat(
-          "request_id ", key_.request_id,
-          " was already used for another request (a different message or "
-          "session); use a new request_id")));
+      End(WithErrorReason(
+          absl::FailedPreconditionError(absl::StrCat(
+              "request_id ", key_.request_id,
+              " was already used for another request (a different message or "
+              "session); use a new request_id")),
+          kRequestIdReusedReason));
       return;
     }
     if (record.answer.has_value()) {
@@ -179,8 +182,16 @@ class IdempotentTurns::Call final : public TurnHandle,
   // The inner turn ended (on the pool, or inside start_ with a store that
   // does not block).
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
-    if (result.ok()) {
-      // Before the caller hears the answer: a retry after it finds it.
+    if (!result.ok()) {
+      if (absl::Status released = turns_->store_->Release(key_, owner_);
+          !released.ok()) {
+        LogWarning("request_id ", key_.request_id,
+                   " not released: ", released.ToString());
+      }
+    } else if (!result->answer_stored) {
+      // Not written with the turn (store::Turn::answers): a store that keeps
+      // no ids, so the engine's own records get it, before the caller hears
+      // the answer, so a retry after it finds it.
       absl::StatusOr<bool> stored =
           turns_->store_->Complete(key_, owner_, AnswerOf(*result));
       if (!stored.ok() || !*stored) {
@@ -190,10 +201,6 @@ class IdempotentTurns::Call final : public TurnHandle,
                    "; a repeat may run the turn again once the claim is "
                    "stale");
       }
-    } else if (absl::Status released = turns_->store_->Release(key_, owner_);
-               !released.ok()) {
-      LogWarning("request_id ", key_.request_id,
-                 " not released: ", released.ToString());
     }
     turns_->Kick();
     std::shared_ptr<Call> keep;
@@ -227,8 +234,11 @@ class IdempotentTurns::Call final : public TurnHandle,
       // The inner turn holds `this` as its observer until its OnComplete.
       self_ = shared_from_this();
     }
+    ChatTurnRequest request = request_;
+    // The store writes the answer with the turn, under this claim.
+    request.request_claim = store::RequestClaim{key_, owner_};
     absl::StatusOr<std::shared_ptr<TurnHandle>> handle =
-        turns_->start_(request_, this);
+        turns_->start_(std::move(request), this);
     if (!handle.ok()) {
       OnComplete(handle.status());
       return;

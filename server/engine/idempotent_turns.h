@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/thread_pool.h"
@@ -35,6 +36,12 @@ struct IdempotencyOptions {
   int sweep_batch = 1000;
 };
 
+// The reason (ErrorReasonOf) of the kFailedPrecondition that refuses a
+// request id reused for another session or message: the gateway answers it
+// 409, where FAILED_PRECONDITION is otherwise 400.
+inline constexpr absl::string_view kRequestIdReusedReason =
+    "IDEMPOTENCY_KEY_REUSED";
+
 // The request id a turn carries: `request_id`, else `idempotency_key` (the
 // Idempotency-Key header); "" for none. kInvalidArgument if both are set and
 // differ, or the id is not 1..128 bytes of [A-Za-z0-9._:@-].
@@ -46,13 +53,14 @@ std::string RequestFingerprint(const ChatTurnRequest& request);
 
 // Runs turns that carry a request id at most once per (tenant, id) while the
 // id is remembered, across every replica of one store. The first request
-// claims the id in the store and runs the turn; its answer is stored with the
-// id once the turn is stored. A repeat of an answered id gets the stored
-// answer (one OnDelta with the whole text, then OnComplete) without a
-// provider call; a repeat of a running one waits for it, then does the same;
-// a repeat with another session or message gets kFailedPrecondition. A turn
-// that fails gives its id back, so a repeat runs it again. A background
-// thread wakes waiting repeats and sweeps expired ids. Thread-safe.
+// claims the id in the store and runs the turn; its answer is stored in the
+// id's record with the turn, in the turn's transaction (store::Turn::answers).
+// A repeat of an answered id gets the stored answer (one OnDelta with the whole
+// text, then OnComplete) without a provider call; a repeat of a running one
+// waits for it, then does the same; a repeat with another session or message
+// gets kFailedPrecondition with reason kRequestIdReusedReason. A turn that
+// fails gives its id back, so a repeat runs it again. A background thread wakes
+// waiting repeats and sweeps expired ids. Thread-safe.
 class IdempotentTurns {
  public:
   // Starts a turn that has been validated (ChatEngine's accepted path).

@@ -14,6 +14,45 @@ bool IsSessionIdChar(char c) {
          c == '_' || c == ':' || c == '@' || c == '-';
 }
 
+absl::Status ValidateStateless(const ChatTurnRequest& request,
+                               const RequestLimits& limits) {
+  if (request.messages.empty()) {
+    return absl::InvalidArgumentError("messages must not be empty");
+  }
+  if (request.messages.size() > kMaxCompletionMessages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("messages has ", request.messages.size(),
+                     " entries; the limit is ", kMaxCompletionMessages));
+  }
+  for (size_t i = 0; i < request.messages.size(); ++i) {
+    const llm::PromptMessage& m = request.messages[i];
+    if (m.role != "user" && m.role != "assistant") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].role must be user or assistant"));
+    }
+    if (m.content.size() > limits.max_message_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].content is ", m.content.size(),
+                       " bytes; the limit is ", limits.max_message_bytes));
+    }
+  }
+  if (request.stop.size() > kMaxStopSequences) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop has ", request.stop.size(),
+                     " sequences; the limit is ", kMaxStopSequences));
+  }
+  for (const std::string& stop : request.stop) {
+    if (stop.empty() || stop.size() > kMaxStopSequenceBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "each stop sequence must be 1..", kMaxStopSequenceBytes, " bytes"));
+    }
+  }
+  if (request.user.size() > 256) {
+    return absl::InvalidArgumentError("user is longer than 256 bytes");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateSessionId(absl::string_view session_id) {
@@ -36,15 +75,57 @@ absl::Status ValidateSessionId(absl::string_view session_id) {
 
 absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                                      const RequestLimits& limits) {
-  if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) return s;
-  if (request.message.empty()) {
-    return absl::InvalidArgumentError(
-        "message is required and must not be empty");
-  }
-  if (request.message.size() > limits.max_message_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("message is ", request.message.size(),
-                     " bytes; the limit is ", limits.max_message_bytes));
+  if (request.stateless) {
+    if (absl::Status s = ValidateStateless(request, limits); !s.ok()) return s;
+    // A stateless turn has no stored turns to edit or answer again.
+    if (request.edit_turn_id.has_value() ||
+        request.regenerate_turn_id.has_value()) {
+      return absl::InvalidArgumentError(
+          "a completion without a session cannot edit or regenerate a turn");
+    }
+  } else {
+    if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) {
+      return s;
+    }
+    if (request.edit_turn_id.has_value() &&
+        request.regenerate_turn_id.has_value()) {
+      return absl::InvalidArgumentError(
+          "set at most one of edit_turn_id and regenerate_turn_id");
+    }
+    if (request.edit_turn_id.has_value() && *request.edit_turn_id < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit_turn_id must be a turn id (>= 1); got ",
+                       *request.edit_turn_id));
+    }
+    if (request.regenerate_turn_id.has_value()) {
+      if (*request.regenerate_turn_id < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "regenerate_turn_id must be a turn id, or 0 for the last turn; "
+            "got ",
+            *request.regenerate_turn_id));
+      }
+      if (!request.message.empty()) {
+        return absl::InvalidArgumentError(
+            "message must be empty when regenerating: the turn's own message "
+            "is asked again");
+      }
+    }
+    if ((request.edit_turn_id.has_value() ||
+         request.regenerate_turn_id.has_value()) &&
+        (!request.request_id.empty() || !request.idempotency_key.empty())) {
+      return absl::InvalidArgumentError(
+          "edits and regenerations do not take a request id "
+          "(request_id / Idempotency-Key)");
+    }
+    if (request.message.empty() && !request.regenerate_turn_id.has_value()) {
+      return absl::InvalidArgumentError(
+          "message is required and must not be empty");
+    }
+    if (request.message.size() > limits.max_message_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("message is ", request.message.size(),
+                       " bytes; the limit is ", limits.max_message_bytes));
+    }
   }
   if (request.system_prompt.has_value() &&
       request.system_prompt->size() > limits.max_system_prompt_bytes) {

@@ -22,13 +22,20 @@ struct RequestLimits {
 };
 
 inline constexpr size_t kMaxSessionIdBytes = 128;
+// A stateless completion's bounds: messages in its conversation, stop
+// sequences (OpenAI's limit) and bytes of each.
+inline constexpr size_t kMaxCompletionMessages = 1000;
+inline constexpr size_t kMaxStopSequences = 4;
+inline constexpr size_t kMaxStopSequenceBytes = 256;
 
 // OK for 1..128 bytes of [A-Za-z0-9._:@-]; otherwise kInvalidArgument saying
 // which rule was broken.
 absl::Status ValidateSessionId(absl::string_view session_id);
 
 // Checks everything a turn carries against `limits`. kInvalidArgument with a
-// message naming the field and the bound.
+// message naming the field and the bound. A stateless request is checked
+// for its messages (each "user" or "assistant", each within
+// max_message_bytes) instead of session_id and message.
 absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                                      const RequestLimits& limits);
 

@@ -218,9 +218,23 @@ HttpRequest AnthropicProtocol::BuildRequest(
     AppendJsonString(m.role, &body);
     body.push_back('}');
   }
-  body.append("],\"model\":");
+  body.push_back(']');
+  if (!request.user.empty()) {
+    body.append(",\"metadata\":{\"user_id\":");
+    AppendJsonString(request.user, &body);
+    body.push_back('}');
+  }
+  body.append(",\"model\":");
   AppendJsonString(
       request.model.empty() ? config_.default_model : request.model, &body);
+  if (!request.stop.empty()) {
+    body.append(",\"stop_sequences\":[");
+    for (size_t i = 0; i < request.stop.size(); ++i) {
+      if (i > 0) body.push_back(',');
+      AppendJsonString(request.stop[i], &body);
+    }
+    body.push_back(']');
+  }
   body.append(",\"stream\":true");
   if (!request.system_prompt.empty()) {
     body.append(",\"system\":");

@@ -130,6 +130,18 @@ std::shared_ptr<CompletionCall> EchoProvider::Start(
   result.stop_reason = "end_turn";
   result.input_tokens = EstimateTokens(prompt_bytes);
   result.output_tokens = EstimateTokens(reply.size());
+  // A stop sequence ends the reply where it first appears, as a model's
+  // would, without the sequence itself.
+  size_t stop_at = std::string::npos;
+  for (const std::string& stop : request.stop) {
+    if (stop.empty()) continue;
+    stop_at = std::min(stop_at, reply.find(stop));
+  }
+  if (stop_at != std::string::npos) {
+    reply.resize(stop_at);
+    result.stop_reason = "stop_sequence";
+    result.output_tokens = EstimateTokens(reply.size());
+  }
   std::vector<std::string> deltas = SplitIntoDeltas(reply);
   if (request.max_tokens.has_value() &&
       static_cast<int64_t>(deltas.size()) > *request.max_tokens) {

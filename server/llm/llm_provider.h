@@ -33,6 +33,14 @@ struct CompletionRequest {
   std::string model;
   std::optional<int> max_tokens;
   std::optional<double> temperature;
+  // Sequences that end the reply where the model would write them (not
+  // included in it); empty: none. OpenAI's `stop`, Anthropic's
+  // `stop_sequences`.
+  std::vector<std::string> stop;
+  // The end user the call is made for, passed on for the provider's abuse
+  // monitoring (OpenAI's `user`, Anthropic's `metadata.user_id`); empty:
+  // none.
+  std::string user;
   // The caller's deadline (its gRPC deadline): the completion fails with
   // kDeadlineExceeded rather than run past it, retries included.
   absl::Time deadline = absl::InfiniteFuture();

@@ -192,10 +192,22 @@ HttpRequest OpenAiProtocol::BuildRequest(
   body.append("],\"model\":");
   AppendJsonString(
       request.model.empty() ? config_.default_model : request.model, &body);
+  if (!request.stop.empty()) {
+    body.append(",\"stop\":[");
+    for (size_t i = 0; i < request.stop.size(); ++i) {
+      if (i > 0) body.push_back(',');
+      AppendJsonString(request.stop[i], &body);
+    }
+    body.push_back(']');
+  }
   body.append(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
   if (request.temperature.has_value()) {
     body.append(",\"temperature\":");
     AppendJsonDouble(*request.temperature, &body);
+  }
+  if (!request.user.empty()) {
+    body.append(",\"user\":");
+    AppendJsonString(request.user, &body);
   }
   body.push_back('}');
 

@@ -1,6 +1,8 @@
 #include "server/llm/provider_factory.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -165,6 +167,30 @@ absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(
   breaker.cooldown = config.fallback_cooldown;
   return std::make_unique<FallbackProvider>(std::move(entries),
                                             std::move(breaker));
+}
+
+std::vector<std::string> ConfiguredModels(const ProviderConfig& config) {
+  std::vector<std::string> models;
+  absl::StatusOr<ProviderChoice> choice = ChooseProvider(config);
+  if (!choice.ok()) return models;
+  std::string primary = config.model;
+  if (primary.empty()) {
+    if (choice->name == "anthropic") {
+      primary = AnthropicConfig().default_model;
+    } else if (choice->name == "openai") {
+      primary = OpenAiConfig().default_model;
+    } else {
+      primary = "echo";
+    }
+  }
+  models.push_back(std::move(primary));
+  for (const FallbackTarget& fallback : config.fallbacks) {
+    if (std::find(models.begin(), models.end(), fallback.model) ==
+        models.end()) {
+      models.push_back(fallback.model);
+    }
+  }
+  return models;
 }
 
 }  // namespace chat::llm

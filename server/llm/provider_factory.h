@@ -70,6 +70,12 @@ struct ProviderChoice {
 };
 absl::StatusOr<ProviderChoice> ChooseProvider(const ProviderConfig& config);
 
+// The models `config` serves: first the one a request naming none gets
+// (--model, else the chosen provider's default: "claude-sonnet-4-6",
+// "gpt-4o-mini", "echo"), then each fallback's, without repeats. Empty if no
+// provider can be chosen.
+std::vector<std::string> ConfiguredModels(const ProviderConfig& config);
+
 // The provider `config` selects (see ChooseProvider), ready to use; with
 // fallbacks, a FallbackProvider over it and them.
 absl::StatusOr<std::unique_ptr<LlmProvider>> MakeLlmProvider(

@@ -4,11 +4,16 @@
 #include <string>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/time_format.h"
+#include "server/engine/session_titler.h"
 #include "server/engine/validation.h"
 #include "server/service/call_log.h"
 #include "server/service/chat_stream_reactor.h"
+#include "server/service/complete_reactors.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/rate_limit_metadata.h"
@@ -48,19 +53,34 @@ ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
+constexpr int kDefaultSearchPageSize = 20;
+constexpr int kMaxSearchPageSize = 100;
+constexpr size_t kMaxSearchQueryBytes = 500;
 
-// Serves one unary Chat. Start() begins the turn once the caller is known.
+// `info` as ListSessions shows it.
+void FillSessionSummary(const store::SessionInfo& info,
+                        chat::v1::SessionSummary* summary) {
+  summary->set_session_id(info.session_id);
+  summary->set_turns(info.turn_count);
+  summary->set_created_at(FormatTimestamp(info.created_at));
+  summary->set_updated_at(FormatTimestamp(info.updated_at));
+  summary->set_title(info.title);
+}
+
+// Serves one unary Chat (or RegenerateTurn, EditMessage: `Response` has
+// ChatResponse's fields). Start() begins the turn once the caller is known.
 // Deletes itself once gRPC has called OnDone and the engine has called
 // OnComplete (or Start refused the call), whichever comes last.
+template <typename Response = ChatResponse>
 class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
                                public TurnObserver {
  public:
   ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
-                   ChatResponse* response)
+                   Response* response, absl::string_view rpc = "Chat")
       : context_(context),
         engine_(engine),
         response_(response),
-        call_log_(StartCallLog(*context, "Chat")) {}
+        call_log_(StartCallLog(*context, rpc)) {}
 
   // Starts the turn, or finishes the call with `request`'s error. Called
   // once, from any thread.
@@ -155,7 +175,7 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
 
   grpc::CallbackServerContext* const context_;
   ChatEngine* const engine_;
-  ChatResponse* const response_;
+  Response* const response_;
   // Completed by Start, logged when the turn ends; the engine's callbacks
   // order the accesses.
   CallLog call_log_;
@@ -200,6 +220,42 @@ grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Fills `response` (GetHistoryResponse, or SwitchBranchResponse with the
+// same fields) with the session's active branch.
+template <typename Response>
+absl::Status FillHistory(store::ConversationStore& store,
+                         const store::SessionKey& key, Response* response) {
+  absl::StatusOr<store::SessionInfo> session = store.GetSession(key);
+  if (absl::IsNotFound(session.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("session ", key.session_id, " not found"));
+  }
+  if (!session.ok()) return session.status();
+  absl::StatusOr<std::vector<store::StoredMessage>> history =
+      store.LoadHistory(key);
+  if (!history.ok()) return history.status();
+  response->set_session_id(key.session_id);
+  response->set_turn_count(session->turn_count);
+  response->set_system_prompt(session->system_prompt);
+  response->set_created_at(FormatTimestamp(session->created_at));
+  response->set_title(session->title);
+  response->mutable_messages()->Reserve(static_cast<int>(history->size()));
+  for (store::StoredMessage& m : *history) {
+    chat::v1::Message* message = response->add_messages();
+    message->set_role(std::move(m.role));
+    message->set_content(std::move(m.content));
+    message->set_timestamp(FormatTimestamp(m.created_at));
+    message->set_turn_id(m.turn_id);
+    for (size_t i = 0; i < m.sibling_turn_ids.size(); ++i) {
+      message->add_sibling_turn_ids(m.sibling_turn_ids[i]);
+      if (m.sibling_turn_ids[i] == m.turn_id) {
+        message->set_sibling_index(static_cast<int32_t>(i));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -212,6 +268,7 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
                                  store::ConversationStore* store,
                                  ThreadPool* pool, Authenticator* authenticator,
+                                 ModelCatalog models,
                                  ResumableStreamOptions stream_options)
     : engine_(engine),
       store_(store),
@@ -220,7 +277,8 @@ ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
       streams_(std::make_unique<ResumableStreams>(
           engine,
           store->streams() != nullptr ? store->streams() : &local_streams_,
-          pool, stream_options)) {}
+          pool, stream_options)),
+      models_(std::move(models)) {}
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
@@ -234,7 +292,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  auto* reactor = new ChatUnaryReactor(context, engine_, response);
+  auto* reactor = new ChatUnaryReactor<>(context, engine_, response);
   authenticator_->Authenticate(
       CredentialsOf(*context),
       [reactor, context, request](absl::StatusOr<Caller> caller) {
@@ -271,29 +329,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetHistory(
             !s.ok()) {
           return s;
         }
-        const store::SessionKey key{caller.tenant, request->session_id()};
-        absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
-        if (absl::IsNotFound(session.status())) {
-          return absl::NotFoundError(
-              absl::StrCat("session ", key.session_id, " not found"));
-        }
-        if (!session.ok()) return session.status();
-        absl::StatusOr<std::vector<store::StoredMessage>> history =
-            store_->LoadHistory(key);
-        if (!history.ok()) return history.status();
-        response->set_session_id(key.session_id);
-        response->set_turn_count(session->turn_count);
-        response->set_system_prompt(session->system_prompt);
-        response->set_created_at(FormatTimestamp(session->created_at));
-        response->mutable_messages()->Reserve(
-            static_cast<int>(history->size()));
-        for (store::StoredMessage& m : *history) {
-          chat::v1::Message* message = response->add_messages();
-          message->set_role(std::move(m.role));
-          message->set_content(std::move(m.content));
-          message->set_timestamp(FormatTimestamp(m.created_at));
-        }
-        return absl::OkStatus();
+        return FillHistory(*store_, {caller.tenant, request->session_id()},
+                           response);
       });
 }
 
@@ -360,11 +397,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListSessions(
             caller.tenant, page_size, request->page_token());
         if (!page.ok()) return page.status();
         for (const store::SessionInfo& info : page->sessions) {
-          chat::v1::SessionSummary* summary = response->add_sessions();
-          summary->set_session_id(info.session_id);
-          summary->set_turns(info.turn_count);
-          summary->set_created_at(FormatTimestamp(info.created_at));
-          summary->set_updated_at(FormatTimestamp(info.updated_at));
+          FillSessionSummary(info, response->add_sessions());
         }
         response->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
@@ -456,6 +489,184 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CancelStream(
             });
       });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Complete(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteRequest* request,
+    chat::v1::CompleteResponse* response) {
+  auto* reactor = new CompleteUnaryReactor(context, engine_, response);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<chat::v1::CompleteStreamResponse>*
+ChatServiceImpl::CompleteStream(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CompleteStreamRequest* request) {
+  auto* reactor = new CompleteStreamReactor(context, engine_);
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = ToStatelessTurnRequest(*request, caller->tenant);
+        turn.key_id = caller->key_id;
+        turn.key_limits = caller->limits;
+        turn.deadline = DeadlineOf(*context);
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(
+    grpc::CallbackServerContext* context,
+    const chat::v1::ListModelsRequest* /*request*/,
+    chat::v1::ListModelsResponse* response) {
+  return FinishOnPool(context, "ListModels", authenticator_, pool_,
+                      [this, response](const Caller& caller) -> absl::Status {
+                        const std::vector<std::string>& server_allowed =
+                            engine_->options().limits.allowed_models;
+                        auto server_serves = [&](const std::string& model) {
+                          return server_allowed.empty() ||
+                                 absl::c_linear_search(server_allowed, model);
+                        };
+                        // A key limited to some models may use those (the ones
+                        // the server allows); any other key, what the server
+                        // serves.
+                        const std::vector<std::string>& key_models =
+                            caller.limits.allowed_models;
+                        for (const std::string& model :
+                             key_models.empty() ? models_.models : key_models) {
+                          if (server_serves(model)) response->add_models(model);
+                        }
+                        response->set_default_model(models_.default_model);
+                        return absl::OkStatus();
+                      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
+    grpc::CallbackServerContext* context,
+    const chat::v1::UpdateSessionRequest* request,
+    chat::v1::UpdateSessionResponse* response) {
+  return FinishOnPool(
+      context, "UpdateSession", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        if (request->has_title()) {
+          absl::StatusOr<std::string> title = NormalizeTitle(request->title());
+          if (!title.ok()) return title.status();
+          absl::StatusOr<bool> set =
+              store_->SetTitle(key, *title, /*only_if_untitled=*/false);
+          if (!set.ok()) return set.status();
+        }
+        absl::StatusOr<store::SessionInfo> session = store_->GetSession(key);
+        if (!session.ok()) return session.status();
+        FillSessionSummary(*session, response->mutable_session());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SearchMessages(
+    grpc::CallbackServerContext* context,
+    const chat::v1::SearchMessagesRequest* request,
+    chat::v1::SearchMessagesResponse* response) {
+  return FinishOnPool(
+      context, "SearchMessages", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        const std::string& query = request->query();
+        if (absl::StripAsciiWhitespace(query).empty()) {
+          return absl::InvalidArgumentError("query must not be empty");
+        }
+        if (query.size() > kMaxSearchQueryBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("query must be at most ", kMaxSearchQueryBytes,
+                           " bytes, got ", query.size()));
+        }
+        int page_size = request->page_size();
+        if (page_size < 0 || page_size > kMaxSearchPageSize) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "page_size must be between 0 and ", kMaxSearchPageSize,
+              " (0 means ", kDefaultSearchPageSize, "); got ", page_size));
+        }
+        if (page_size == 0) page_size = kDefaultSearchPageSize;
+        absl::StatusOr<store::SearchPage> page = store_->SearchMessages(
+            caller.tenant, query, page_size, request->page_token());
+        if (!page.ok()) return page.status();
+        response->mutable_hits()->Reserve(static_cast<int>(page->hits.size()));
+        for (store::SearchHit& hit : page->hits) {
+          chat::v1::SearchHit* out = response->add_hits();
+          out->set_session_id(std::move(hit.session_id));
+          out->set_session_title(std::move(hit.session_title));
+          out->set_message_index(hit.message_index);
+          out->set_role(std::move(hit.role));
+          out->set_snippet(std::move(hit.snippet));
+          out->set_timestamp(FormatTimestamp(hit.created_at));
+        }
+        response->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::RegenerateTurn(
+    grpc::CallbackServerContext* context,
+    const chat::v1::RegenerateTurnRequest* request,
+    chat::v1::RegenerateTurnResponse* response) {
+  auto* reactor = new ChatUnaryReactor<chat::v1::RegenerateTurnResponse>(
+      context, engine_, response, "RegenerateTurn");
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        reactor->Start(TurnRequestOf(*context, *request, *caller));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
+    grpc::CallbackServerContext* context,
+    const chat::v1::EditMessageRequest* request,
+    chat::v1::EditMessageResponse* response) {
+  auto* reactor = new ChatUnaryReactor<chat::v1::EditMessageResponse>(
+      context, engine_, response, "EditMessage");
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        reactor->Start(TurnRequestOf(*context, *request, *caller));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
+    grpc::CallbackServerContext* context,
+    const chat::v1::SwitchBranchRequest* request,
+    chat::v1::SwitchBranchResponse* response) {
+  return FinishOnPool(
+      context, "SwitchBranch", authenticator_, pool_,
+      [this, request, response](const Caller& caller) -> absl::Status {
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return s;
+        }
+        const store::SessionKey key{caller.tenant, request->session_id()};
+        absl::StatusOr<int> switched =
+            store_->SwitchBranch(key, request->turn_id());
+        if (!switched.ok()) return switched.status();
+        return FillHistory(*store_, key, response);
+      });
 }
 
 }  // namespace chat

@@ -2,6 +2,8 @@
 #define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/thread_pool.h"
@@ -11,6 +13,14 @@
 #include "server/store/conversation_store.h"
 
 namespace chat {
+
+// The models ListModels offers: what a request naming no model gets, and
+// every model the server serves (the default first). See ModelsOf in
+// server/app.
+struct ModelCatalog {
+  std::string default_model;
+  std::vector<std::string> models;
+};
 
 // The gRPC edge of chat.v1.ChatService, on the callback API: a call holds no
 // thread while it waits for the provider or the store. Converts between
@@ -28,6 +38,7 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   // `store`'s streams() (or this process's memory if it keeps none).
   ChatServiceImpl(ChatEngine* engine, store::ConversationStore* store,
                   ThreadPool* pool, Authenticator* authenticator,
+                  ModelCatalog models = {},
                   ResumableStreamOptions stream_options = {});
 
   // Cancels the streamed answers still running (detached ones included) and
@@ -72,6 +83,37 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::CancelStreamRequest* request,
       chat::v1::CancelStreamResponse* response) override;
+  grpc::ServerUnaryReactor* Complete(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CompleteRequest* request,
+      chat::v1::CompleteResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::CompleteStreamResponse>* CompleteStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CompleteStreamRequest* request) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ListModelsRequest* request,
+      chat::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::UpdateSessionRequest* request,
+      chat::v1::UpdateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* SearchMessages(
+      grpc::CallbackServerContext* context,
+      const chat::v1::SearchMessagesRequest* request,
+      chat::v1::SearchMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* RegenerateTurn(
+      grpc::CallbackServerContext* context,
+      const chat::v1::RegenerateTurnRequest* request,
+      chat::v1::RegenerateTurnResponse* response) override;
+  grpc::ServerUnaryReactor* EditMessage(
+      grpc::CallbackServerContext* context,
+      const chat::v1::EditMessageRequest* request,
+      chat::v1::EditMessageResponse* response) override;
+  grpc::ServerUnaryReactor* SwitchBranch(
+      grpc::CallbackServerContext* context,
+      const chat::v1::SwitchBranchRequest* request,
+      chat::v1::SwitchBranchResponse* response) override;
 
  private:
   ChatEngine* const engine_;
@@ -81,6 +123,7 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   // For stores that keep no streams.
   store::MemoryStreamStore local_streams_;
   std::unique_ptr<ResumableStreams> streams_;
+  const ModelCatalog models_;
 };
 
 }  // namespace chat

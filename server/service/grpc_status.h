@@ -10,7 +10,8 @@ namespace chat {
 // sees. absl::StatusCode and grpc::StatusCode share their numbering (both
 // follow google.rpc.Code), so the code passes through and the message is
 // kept. A status that says when to retry (RateLimitedError) also carries
-// google.rpc.RetryInfo in the standard grpc-status-details-bin trailer.
+// google.rpc.RetryInfo, and one with a reason (WithErrorReason) a
+// google.rpc.ErrorInfo, in the standard grpc-status-details-bin trailer.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace chat

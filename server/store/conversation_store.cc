@@ -16,6 +16,28 @@
 
 namespace chat::store {
 
+IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
+                              int turn_count) {
+  IdempotentAnswer answer;
+  answer.session_id = key.session_id;
+  answer.response = turn.assistant_message;
+  answer.timestamp = turn.created_at;
+  answer.turn_count = turn_count;
+  answer.model = turn.model;
+  answer.stop_reason = turn.stop_reason;
+  answer.input_tokens = turn.input_tokens;
+  answer.output_tokens = turn.output_tokens;
+  answer.cost_usd = turn.cost_usd;
+  return answer;
+}
+
+absl::Status RequestClaimLostError(const RequestClaim& claim) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("request id ", claim.key.request_id,
+                   " is no longer held by this turn's claim (taken over or "
+                   "expired); the turn was not stored"));
+}
+
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenConversationStore(
     absl::string_view url, const StoreOptions& options) {
   if (url == "memory") return std::make_unique<MemoryConversationStore>();
@@ -123,6 +145,26 @@ std::string RedactStoreUrl(absl::string_view url) {
         scheme, RedactPasswordParameters(url.substr(scheme.size()), " \t\n"));
   }
   return std::string(url);
+}
+
+}  // namespace chat::store
+
+namespace chat::store {
+
+// Stores written before branches answer as a store without them.
+absl::StatusOr<std::vector<StoredMessage>> ConversationStore::LoadBranch(
+    const SessionKey& /*key*/, int /*turn_id*/) {
+  return absl::UnimplementedError("this store keeps no branches");
+}
+
+absl::StatusOr<BranchTurn> ConversationStore::AppendBranchTurn(
+    const SessionKey& /*key*/, int /*parent_turn_id*/, const Turn& /*turn*/) {
+  return absl::UnimplementedError("this store keeps no branches");
+}
+
+absl::StatusOr<int> ConversationStore::SwitchBranch(const SessionKey& /*key*/,
+                                                    int /*turn_id*/) {
+  return absl::UnimplementedError("this store keeps no branches");
 }
 
 }  // namespace chat::store

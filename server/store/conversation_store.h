@@ -32,8 +32,12 @@ struct SessionInfo {
   absl::Time created_at;
   // Last time a turn was appended or the session was reset.
   absl::Time updated_at;
-  // Completed user/assistant pairs currently stored.
+  // Completed user/assistant pairs on the active branch (see
+  // ConversationStore: branches).
   int turn_count = 0;
+  // A short name for the session: made from its first exchange, or set by
+  // the user (SetTitle). Empty until then.
+  std::string title;
 };
 
 // One stored message. Messages alternate user, assistant, user, ...
@@ -44,6 +48,16 @@ struct StoredMessage {
   // The message's size in the provider's tokens when the provider reported
   // it (an assistant message: the turn's output tokens); 0 when unknown.
   int64_t tokens = 0;
+  // The turn the message belongs to (both messages of a turn share it): 1,
+  // 2, 3, ... in the order the session's turns were stored, whatever their
+  // branch. Stable until the session is reset, so an export can name turns.
+  int turn_id = 0;
+  // The turn before it on its branch; 0 for a first turn.
+  int parent_turn_id = 0;
+  // The versions of this turn: the turns with the same parent, this one
+  // included, oldest first (edits and regenerations add to them). Filled by
+  // LoadHistory and LoadBranch.
+  std::vector<int> sibling_turn_ids;
 };
 
 // A completed exchange, appended as a whole.
@@ -57,12 +71,60 @@ struct Turn {
   // In US dollars; nullopt when the model had no price (kept as NULL).
   std::optional<double> cost_usd;
   absl::Time created_at;
+  // The idempotent request this turn answers, if any: AppendTurn then also
+  // stores the turn's answer (AnswerOfTurn) in that id's record, in the
+  // turn's transaction, so no crash can keep the turn and leave its id
+  // running. Only for a claim held in this store's idempotency().
+  std::optional<RequestClaim> answers;
+};
+
+// The answer a request id's record keeps for `turn`, appended to `key` as
+// its `turn_count`th turn: what the caller of the first request was told.
+IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
+                              int turn_count);
+
+// AppendTurn's kFailedPrecondition for a `turn.answers` claim no longer held.
+absl::Status RequestClaimLostError(const RequestClaim& claim);
+// Where AppendBranchTurn stored a turn.
+struct BranchTurn {
+  // The new turn's id.
+  int turn_id = 0;
+  // Turns on the session's active branch, the new one included.
+  int turn_count = 0;
 };
 
 // One page of ListSessions.
 struct SessionPage {
   std::vector<SessionInfo> sessions;
   // Empty on the last page; otherwise pass it back to get the next page.
+  std::string next_page_token;
+};
+
+// Search snippets mark each match with these two characters (U+E000 and
+// U+E001, from Unicode's private use area, so they never clash with markup
+// or ordinary text): a client splits the snippet on them and renders the
+// parts as text, never as HTML.
+inline constexpr absl::string_view kMatchStart = "\xEE\x80\x80";
+inline constexpr absl::string_view kMatchEnd = "\xEE\x80\x81";
+
+// One message that matches a search.
+struct SearchHit {
+  std::string session_id;
+  std::string session_title;
+  // The message's 0-based position in its session's history (turn n is
+  // 2n for the user message, 2n + 1 for the reply).
+  int64_t message_index = 0;
+  std::string role;
+  // Part of the message around the matches, each wrapped in kMatchStart and
+  // kMatchEnd.
+  std::string snippet;
+  absl::Time created_at;
+};
+
+// One page of SearchMessages, best match first.
+struct SearchPage {
+  std::vector<SearchHit> hits;
+  // Empty on the last page; otherwise pass it back for the next page.
   std::string next_page_token;
 };
 
@@ -79,6 +141,15 @@ struct StoreStats {
 };
 
 // Persistent history of conversations, keyed by (tenant, session_id).
+//
+// Branches: a session's turns form a tree. Each turn has a parent (the turn
+// before it, or none for a first turn) and the session records its active
+// leaf; the active branch is the path from a first turn to that leaf. A
+// normal turn (AppendTurn) extends the active branch; an edited or
+// regenerated turn (AppendBranchTurn) becomes a sibling of the turn it
+// replaces, which stays stored. LoadHistory, turn counts and the optimistic
+// check of AppendTurn all speak of the active branch; GetStats and the
+// token sums count every stored turn.
 //
 // Safe for concurrent use from any number of threads. Calls block on I/O
 // (unless MayBlock() says otherwise): callers on latency-sensitive threads
@@ -107,14 +178,39 @@ class ConversationStore {
   // existing session. Returns the session's turn count after the append.
   // kAborted if the session's turn count is not `expected_turn_count` (or it
   // does not exist and `expected_turn_count` > 0): another writer got there
-  // first, and nothing was written.
+  // first, and nothing was written. With `turn.answers`, the id's record gets
+  // the answer in the same transaction; kFailedPrecondition, and nothing
+  // written, if that claim's owner no longer holds the id (it was taken over
+  // or swept).
   virtual absl::StatusOr<int> AppendTurn(const SessionKey& key,
                                          int expected_turn_count,
                                          absl::string_view system_prompt,
                                          const Turn& turn) = 0;
 
-  // Deletes every message of the session, keeping the session and its system
-  // prompt; sets its updated_at to `now`. Returns the turn count it had.
+  // Returns the messages of the branch from the session's first turn to
+  // `turn_id`, oldest first, as LoadHistory does for the active branch.
+  // kNotFound if the session or the turn does not exist.
+  virtual absl::StatusOr<std::vector<StoredMessage>> LoadBranch(
+      const SessionKey& key, int turn_id);
+
+  // Stores `turn` as a new child of `parent_turn_id` (0: a new first turn),
+  // so a sibling of that turn's other children, and makes it the active
+  // leaf. kNotFound if the session does not exist or has no turn
+  // `parent_turn_id`. Concurrent calls never conflict: each adds its own
+  // sibling, and the last one stored is active.
+  virtual absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                                      int parent_turn_id,
+                                                      const Turn& turn);
+
+  // Makes the branch through `turn_id` active: from that turn it follows the
+  // newest child at each step down to a turn without children, which
+  // becomes the active leaf. Leaves updated_at as it was. Returns the active
+  // branch's turn count. kNotFound if the session or the turn does not exist.
+  virtual absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id);
+
+  // Deletes every message of the session (every branch), keeping the session
+  // and its system prompt; sets its updated_at to `now`. Returns the turn
+  // count (of the active branch) it had.
   // kNotFound if the session does not exist.
   virtual absl::StatusOr<int> ResetSession(const SessionKey& key,
                                            absl::Time now) = 0;
@@ -132,6 +228,32 @@ class ConversationStore {
 
   // Totals over `tenant`'s sessions.
   virtual absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) = 0;
+
+  // Sets the session's title (empty clears it), leaving updated_at as it
+  // was: renaming does not reorder the listing. With `only_if_untitled`,
+  // a session that already has a title keeps it (a generated title never
+  // overwrites a rename). Returns whether the title was written. kNotFound
+  // if the session does not exist.
+  virtual absl::StatusOr<bool> SetTitle(const SessionKey& key,
+                                        absl::string_view title,
+                                        bool only_if_untitled) {
+    (void)key, (void)title, (void)only_if_untitled;
+    return absl::UnimplementedError("this store keeps no titles");
+  }
+
+  // Full-text search over `tenant`'s messages (never another tenant's):
+  // messages containing every word of `query` (a non-empty, user-typed
+  // string), best match first, at most `page_size` (>= 1), starting after
+  // the page that returned `page_token` (empty: from the start).
+  // kInvalidArgument for a token this store did not make for this query.
+  // How words are matched and ranked is the store's own (SQLite FTS5,
+  // PostgreSQL text search, a substring match in memory).
+  virtual absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) {
+    (void)tenant, (void)query, (void)page_size, (void)page_token;
+    return absl::UnimplementedError("this store cannot search");
+  }
 
   // Deletes every session, of every tenant, last updated before `cutoff`,
   // with its messages (the retention sweep). Returns how many were deleted.

@@ -40,6 +40,13 @@ struct IdempotentAnswer {
   std::optional<double> cost_usd;
 };
 
+// A claim on a request id: the id, and the token of whoever holds it
+// (IdempotencyStore::Claim's `owner`).
+struct RequestClaim {
+  RequestKey key;
+  std::string owner;
+};
+
 // One request id's record.
 struct RequestRecord {
   // Identifies the request (its session and message, hashed by the caller);

@@ -37,8 +37,10 @@ struct StoreMetrics {
 
 // The op label of each OpIndex, in order.
 constexpr const char* kOpNames[] = {
-    "get_session",    "load_history",  "append_turn", "reset_session",
-    "delete_session", "list_sessions", "get_stats",   "delete_idle_sessions"};
+    "get_session",    "load_history",    "append_turn", "reset_session",
+    "delete_session", "list_sessions",   "get_stats",   "delete_idle_sessions",
+    "set_title",      "search_messages", "load_branch", "append_branch_turn",
+    "switch_branch"};
 
 template <typename T>
 const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
@@ -93,6 +95,24 @@ InstrumentedConversationStore::LoadHistory(const SessionKey& key) {
   return Timed(kLoadHistory, [&] { return inner_->LoadHistory(key); });
 }
 
+absl::StatusOr<std::vector<StoredMessage>>
+InstrumentedConversationStore::LoadBranch(const SessionKey& key, int turn_id) {
+  return Timed(kLoadBranch, [&] { return inner_->LoadBranch(key, turn_id); });
+}
+
+absl::StatusOr<BranchTurn> InstrumentedConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  return Timed(kAppendBranchTurn, [&] {
+    return inner_->AppendBranchTurn(key, parent_turn_id, turn);
+  });
+}
+
+absl::StatusOr<int> InstrumentedConversationStore::SwitchBranch(
+    const SessionKey& key, int turn_id) {
+  return Timed(kSwitchBranch,
+               [&] { return inner_->SwitchBranch(key, turn_id); });
+}
+
 absl::StatusOr<int> InstrumentedConversationStore::AppendTurn(
     const SessionKey& key, int expected_turn_count,
     absl::string_view system_prompt, const Turn& turn) {
@@ -127,6 +147,20 @@ absl::StatusOr<int64_t> InstrumentedConversationStore::DeleteSessionsIdleSince(
     absl::Time cutoff) {
   return Timed(kDeleteIdleSessions,
                [&] { return inner_->DeleteSessionsIdleSince(cutoff); });
+}
+
+absl::StatusOr<bool> InstrumentedConversationStore::SetTitle(
+    const SessionKey& key, absl::string_view title, bool only_if_untitled) {
+  return Timed(kSetTitle,
+               [&] { return inner_->SetTitle(key, title, only_if_untitled); });
+}
+
+absl::StatusOr<SearchPage> InstrumentedConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  return Timed(kSearchMessages, [&] {
+    return inner_->SearchMessages(tenant, query, page_size, page_token);
+  });
 }
 
 }  // namespace chat::store

@@ -36,6 +36,12 @@ class InstrumentedConversationStore final : public ConversationStore {
   absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
                                  absl::string_view system_prompt,
                                  const Turn& turn) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
+                                                        int turn_id) override;
+  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                              int parent_turn_id,
+                                              const Turn& turn) override;
+  absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
@@ -44,6 +50,11 @@ class InstrumentedConversationStore final : public ConversationStore {
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) override;
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
   IdempotencyStore* idempotency() override { return inner_->idempotency(); }
@@ -65,6 +76,11 @@ class InstrumentedConversationStore final : public ConversationStore {
     kListSessions,
     kGetStats,
     kDeleteIdleSessions,
+    kSetTitle,
+    kSearchMessages,
+    kLoadBranch,
+    kAppendBranchTurn,
+    kSwitchBranch,
     kOpCount
   };
 

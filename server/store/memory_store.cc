@@ -9,11 +9,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/page_token.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 namespace {
@@ -28,6 +31,57 @@ absl::Time TruncateToMicros(absl::Time t) {
 absl::Status SessionNotFound(const SessionKey& key) {
   return absl::NotFoundError(
       absl::StrCat("session ", key.session_id, " not found"));
+}
+
+absl::Status TurnNotFound(const SessionKey& key, int turn_id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " has no turn ", turn_id));
+}
+
+// Moves `pos` back to the start of the UTF-8 sequence it falls in.
+size_t CharStart(absl::string_view text, size_t pos) {
+  while (pos > 0 && pos < text.size() &&
+         (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) {
+    --pos;
+  }
+  return pos;
+}
+
+// Up to ~kSnippetBytes of `content` around the first match of `words` (all
+// lowercase, as is `lower`, the lowercased content), every match inside
+// wrapped in kMatchStart / kMatchEnd.
+std::string Snippet(absl::string_view content, absl::string_view lower,
+                    const std::vector<std::string>& words) {
+  constexpr size_t kBefore = 40;
+  constexpr size_t kSnippetBytes = 160;
+  size_t first = lower.size();
+  for (const std::string& w : words) first = std::min(first, lower.find(w));
+  if (first == absl::string_view::npos || first >= lower.size()) first = 0;
+  const size_t begin =
+      CharStart(content, first > kBefore ? first - kBefore : 0);
+  const size_t end =
+      std::min(content.size(), begin + kSnippetBytes) == content.size()
+          ? content.size()
+          : CharStart(content, begin + kSnippetBytes);
+  std::string out;
+  if (begin > 0) out += "\xE2\x80\xA6";  // An ellipsis.
+  size_t i = begin;
+  while (i < end) {
+    size_t match_len = 0;
+    for (const std::string& w : words) {
+      if (lower.compare(i, w.size(), w) == 0) {
+        match_len = std::max(match_len, w.size());
+      }
+    }
+    if (match_len == 0) {
+      out += content[i++];
+      continue;
+    }
+    absl::StrAppend(&out, kMatchStart, content.substr(i, match_len), kMatchEnd);
+    i += match_len;
+  }
+  if (end < content.size()) out += "\xE2\x80\xA6";
+  return out;
 }
 
 }  // namespace
@@ -45,7 +99,76 @@ absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadHistory(
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(Key(key.tenant, key.session_id));
   if (it == sessions_.end()) return SessionNotFound(key);
-  return it->second.messages;
+  return *SelectBranch(it->second.messages, it->second.active_turn_id);
+}
+
+absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadBranch(
+    const SessionKey& key, int turn_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  std::optional<std::vector<StoredMessage>> branch =
+      SelectBranch(it->second.messages, turn_id);
+  if (turn_id <= 0 || !branch.has_value()) return TurnNotFound(key, turn_id);
+  return *std::move(branch);
+}
+
+void MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
+                                        int depth, const Turn& turn) {
+  const absl::Time created_at = TruncateToMicros(turn.created_at);
+  // Ids count every turn stored since the last reset: 2 messages each.
+  const int turn_id = static_cast<int>(session.messages.size() / 2) + 1;
+  StoredMessage user{"user", turn.user_message, created_at};
+  user.turn_id = turn_id;
+  user.parent_turn_id = parent_turn_id;
+  StoredMessage assistant{"assistant", turn.assistant_message, created_at,
+                          turn.output_tokens};
+  assistant.turn_id = turn_id;
+  assistant.parent_turn_id = parent_turn_id;
+  session.messages.push_back(std::move(user));
+  session.messages.push_back(std::move(assistant));
+  session.input_tokens += turn.input_tokens;
+  session.output_tokens += turn.output_tokens;
+  if (turn.cost_usd.has_value()) {
+    session.cost_usd = session.cost_usd.value_or(0) + *turn.cost_usd;
+  }
+  session.info.updated_at = created_at;
+  session.active_turn_id = turn_id;
+  session.info.turn_count = depth;
+}
+
+absl::StatusOr<BranchTurn> MemoryConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  Session& session = it->second;
+  TurnTree tree;
+  for (size_t i = 0; i < session.messages.size(); i += 2) {
+    tree.Add(session.messages[i].turn_id, session.messages[i].parent_turn_id);
+  }
+  if (parent_turn_id < 0 ||
+      (parent_turn_id > 0 && !tree.Contains(parent_turn_id))) {
+    return TurnNotFound(key, parent_turn_id);
+  }
+  StoreTurn(session, parent_turn_id, tree.DepthOf(parent_turn_id) + 1, turn);
+  return BranchTurn{session.active_turn_id, session.info.turn_count};
+}
+
+absl::StatusOr<int> MemoryConversationStore::SwitchBranch(const SessionKey& key,
+                                                          int turn_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  Session& session = it->second;
+  TurnTree tree;
+  for (size_t i = 0; i < session.messages.size(); i += 2) {
+    tree.Add(session.messages[i].turn_id, session.messages[i].parent_turn_id);
+  }
+  if (!tree.Contains(turn_id)) return TurnNotFound(key, turn_id);
+  session.active_turn_id = tree.NewestLeafFrom(turn_id);
+  session.info.turn_count = tree.DepthOf(session.active_turn_id);
+  return session.info.turn_count;
 }
 
 absl::StatusOr<int> MemoryConversationStore::AppendTurn(
@@ -58,6 +181,7 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
   const absl::Time created_at = TruncateToMicros(turn.created_at);
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(Key(key.tenant, key.session_id));
+  bool created = false;
   if (it == sessions_.end()) {
     if (expected_turn_count != 0) {
       return absl::AbortedError(absl::StrCat(
@@ -70,22 +194,28 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
     session.info.created_at = created_at;
     it = sessions_.emplace(Key(key.tenant, key.session_id), std::move(session))
              .first;
+    created = true;
   } else if (it->second.info.turn_count != expected_turn_count) {
     return absl::AbortedError(absl::StrCat(
         "session ", key.session_id, " changed concurrently: expected ",
         expected_turn_count, " turns, found ", it->second.info.turn_count));
   }
-  Session& session = it->second;
-  session.messages.push_back({"user", turn.user_message, created_at});
-  session.messages.push_back(
-      {"assistant", turn.assistant_message, created_at, turn.output_tokens});
-  session.input_tokens += turn.input_tokens;
-  session.output_tokens += turn.output_tokens;
-  if (turn.cost_usd.has_value()) {
-    session.cost_usd = session.cost_usd.value_or(0) + *turn.cost_usd;
+  if (turn.answers.has_value()) {
+    // Under mu_, before anything changes: the turn and its answer land
+    // together or not at all (requests_ never takes mu_). Complete keeps
+    // microseconds, as created_at here.
+    absl::StatusOr<bool> answered = requests_.Complete(
+        turn.answers->key, turn.answers->owner,
+        AnswerOfTurn(key, turn, it->second.info.turn_count + 1));
+    if (!answered.ok() || !*answered) {
+      if (created) sessions_.erase(it);  // Nothing of the turn stays.
+      return answered.ok() ? RequestClaimLostError(*turn.answers)
+                           : answered.status();
+    }
   }
-  session.info.updated_at = created_at;
-  return ++session.info.turn_count;
+  Session& session = it->second;
+  StoreTurn(session, session.active_turn_id, session.info.turn_count + 1, turn);
+  return session.info.turn_count;
 }
 
 absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
@@ -96,6 +226,7 @@ absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
   Session& session = it->second;
   const int previous = session.info.turn_count;
   session.messages.clear();
+  session.active_turn_id = 0;
   session.input_tokens = 0;
   session.output_tokens = 0;
   session.cost_usd.reset();
@@ -169,6 +300,87 @@ absl::StatusOr<StoreStats> MemoryConversationStore::GetStats(
     }
   }
   return stats;
+}
+
+absl::StatusOr<bool> MemoryConversationStore::SetTitle(const SessionKey& key,
+                                                       absl::string_view title,
+                                                       bool only_if_untitled) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  if (only_if_untitled && !it->second.info.title.empty()) return false;
+  it->second.info.title = std::string(title);
+  return true;
+}
+
+absl::StatusOr<SearchPage> MemoryConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  absl::StatusOr<int64_t> offset =
+      ParseSearchRequest(query, page_size, page_token);
+  if (!offset.ok()) return offset.status();
+  std::vector<std::string> words =
+      absl::StrSplit(absl::AsciiStrToLower(query), ' ', absl::SkipWhitespace());
+  if (words.empty()) return SearchPage();
+
+  struct Ranked {
+    int64_t matches;
+    SearchHit hit;
+  };
+  std::vector<Ranked> found;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = sessions_.lower_bound(Key(std::string(tenant), ""));
+         it != sessions_.end() && it->first.first == tenant; ++it) {
+      const Session& session = it->second;
+      for (size_t i = 0; i < session.messages.size(); ++i) {
+        const StoredMessage& m = session.messages[i];
+        const std::string lower = absl::AsciiStrToLower(m.content);
+        int64_t matches = 0;
+        bool all = true;
+        for (const std::string& w : words) {
+          size_t pos = lower.find(w);
+          if (pos == std::string::npos) {
+            all = false;
+            break;
+          }
+          for (; pos != std::string::npos;
+               pos = lower.find(w, pos + w.size())) {
+            ++matches;
+          }
+        }
+        if (!all) continue;
+        SearchHit hit;
+        hit.session_id = session.info.session_id;
+        hit.session_title = session.info.title;
+        hit.message_index = static_cast<int64_t>(i);
+        hit.role = m.role;
+        hit.snippet = Snippet(m.content, lower, words);
+        hit.created_at = m.created_at;
+        found.push_back({matches, std::move(hit)});
+      }
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.matches != b.matches) return a.matches > b.matches;
+    if (a.hit.created_at != b.hit.created_at) {
+      return a.hit.created_at > b.hit.created_at;
+    }
+    if (a.hit.session_id != b.hit.session_id) {
+      return a.hit.session_id < b.hit.session_id;
+    }
+    return a.hit.message_index < b.hit.message_index;
+  });
+  SearchPage page;
+  const size_t start = static_cast<size_t>(*offset);
+  for (size_t i = start; i < found.size(); ++i) {
+    if (page.hits.size() == static_cast<size_t>(page_size)) {
+      page.next_page_token = EncodeSearchToken(query, static_cast<int64_t>(i));
+      break;
+    }
+    page.hits.push_back(std::move(found[i].hit));
+  }
+  return page;
 }
 
 absl::StatusOr<int64_t> MemoryConversationStore::DeleteSessionsIdleSince(

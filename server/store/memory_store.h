@@ -33,6 +33,12 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
                                  absl::string_view system_prompt,
                                  const Turn& turn) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
+                                                        int turn_id) override;
+  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                              int parent_turn_id,
+                                              const Turn& turn) override;
+  absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
@@ -40,6 +46,13 @@ class MemoryConversationStore final : public ConversationStore {
       absl::string_view tenant, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  // A case-insensitive (ASCII) substring match of every word of the query,
+  // ranked by how often they occur, then newest first.
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }
@@ -50,7 +63,10 @@ class MemoryConversationStore final : public ConversationStore {
  private:
   struct Session {
     SessionInfo info;
+    // Every branch's messages, in the order stored (turn ids ascending).
     std::vector<StoredMessage> messages;
+    // The active branch's last turn; 0 while there is none.
+    int active_turn_id = 0;
     // Sums over the turns in `messages`, for GetStats.
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
@@ -58,6 +74,10 @@ class MemoryConversationStore final : public ConversationStore {
   };
   // (tenant, session_id). Ordered so one tenant's sessions are contiguous.
   using Key = std::pair<std::string, std::string>;
+
+  // Adds `turn` under `parent_turn_id` and makes it the active leaf.
+  static void StoreTurn(Session& session, int parent_turn_id, int depth,
+                        const Turn& turn);
 
   absl::Mutex mu_;
   std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);

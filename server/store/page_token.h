@@ -38,6 +38,24 @@ absl::StatusOr<std::optional<PageCursor>> ParsePageRequest(
 bool ListedAfter(const PageCursor& cursor, int64_t updated_at_us,
                  absl::string_view session_id);
 
+// Where a SearchMessages page ended: how many hits came before the next
+// page, for the query the token was made for. An offset rather than a key:
+// ranks are not unique, and a search is a snapshot a user pages through a
+// few times, not a listing to walk to the end.
+struct SearchCursor {
+  int64_t offset = 0;
+};
+
+// The opaque token for the page after `offset` hits of `query`.
+std::string EncodeSearchToken(absl::string_view query, int64_t offset);
+
+// Checks a SearchMessages request: kInvalidArgument for a page_size below 1
+// or a token EncodeSearchToken did not make for this same query. Returns the
+// number of hits to skip (0 for an empty token).
+absl::StatusOr<int64_t> ParseSearchRequest(absl::string_view query,
+                                           int page_size,
+                                           absl::string_view page_token);
+
 }  // namespace chat::store
 
 #endif  // CHAT_SERVER_STORE_PAGE_TOKEN_H_

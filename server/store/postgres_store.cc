@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "server/store/key_columns.h"
 #include "server/store/page_token.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 namespace {
@@ -136,8 +137,43 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
 )sql",
-    // 5: streamed answers as they are produced, for resuming a stream on any
-    // replica (SQLite schema 6; the comments there say what each column
+    // 5: session titles and full-text search (SQLite schema 6). Each
+    // message's tsvector is a stored generated column, so PostgreSQL fills
+    // it for the rows already there when the column is added and keeps it
+    // for every insert; the GIN index serves @@. The 'simple' configuration
+    // (no stemming, no stop words), as SQLite's unicode61 tokenizer: users
+    // write in any language. content is BYTEA (it may hold NUL, which TEXT
+    // cannot): chat_message_text reads it as UTF-8, or, for the rare message
+    // that is not valid UTF-8 or holds NUL, as escaped text, rather than
+    // failing the insert. IMMUTABLE as a generated column requires; true for
+    // the database's fixed encoding.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+CREATE FUNCTION chat_message_text(content BYTEA) RETURNS TEXT
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  RETURN convert_from(content, 'UTF8');
+EXCEPTION WHEN OTHERS THEN
+  RETURN encode(content, 'escape');
+END
+$$;
+ALTER TABLE messages ADD COLUMN search TSVECTOR
+  GENERATED ALWAYS AS
+    (to_tsvector('simple'::regconfig, chat_message_text(content))) STORED;
+CREATE INDEX messages_search ON messages USING GIN (search);
+)sql",
+    // 6: branches (SQLite schema 7; the comment there says what each column
+    // holds). A linear history becomes one branch, its last turn active.
+    R"sql(
+ALTER TABLE messages ADD COLUMN turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN parent_turn_id INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET turn_id = seq / 2 + 1, parent_turn_id = seq / 2;
+ALTER TABLE sessions ADD COLUMN active_turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN stored_turns INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET active_turn_id = turn_count, stored_turns = turn_count;
+)sql",
+    // 7: streamed answers as they are produced, for resuming a stream on any
+    // replica (SQLite schema 8; the comments there say what each column
     // holds).
     R"sql(
 CREATE TABLE stream_answers (
@@ -174,16 +210,16 @@ struct PreparedSql {
 };
 constexpr PreparedSql kStatements[] = {
     {"get_session",
-     "SELECT system_prompt, created_at_us, updated_at_us, turn_count "
+     "SELECT system_prompt, created_at_us, updated_at_us, turn_count, title "
      "FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"load_history",
-     "SELECT m.role, m.content, m.created_at_us, m.output_tokens "
-     "FROM sessions s "
+     "SELECT m.role, m.content, m.created_at_us, m.output_tokens, m.turn_id, "
+     "m.parent_turn_id, s.active_turn_id FROM sessions s "
      "LEFT JOIN messages m ON m.tenant = s.tenant AND m.session_id = "
      "s.session_id WHERE s.tenant = $1 AND s.session_id = $2 ORDER BY m.seq"},
     {"lock_session",
-     "SELECT turn_count FROM sessions WHERE tenant = $1 AND session_id = $2 "
-     "FOR UPDATE"},
+     "SELECT turn_count, stored_turns, active_turn_id FROM sessions "
+     "WHERE tenant = $1 AND session_id = $2 FOR UPDATE"},
     {"create_session",
      "INSERT INTO sessions (tenant, session_id, system_prompt, created_at_us, "
      "updated_at_us, turn_count, input_tokens, output_tokens) "
@@ -191,12 +227,13 @@ constexpr PreparedSql kStatements[] = {
     {"insert_turn",
      "INSERT INTO messages (tenant, session_id, seq, role, content, "
      "created_at_us, model, stop_reason, input_tokens, output_tokens, "
-     "cost_usd) "
-     "VALUES ($1, $2, $3, 'user', $4, $5, NULL, NULL, NULL, NULL, NULL), "
-     "($1, $2, $3 + 1, 'assistant', $6, $5, $7, $8, $9, $10, "
-     "$11::double precision)"},
+     "cost_usd, turn_id, parent_turn_id) "
+     "VALUES ($1, $2, $3, 'user', $4, $5, NULL, NULL, NULL, NULL, NULL, $12, "
+     "$13), ($1, $2, $3 + 1, 'assistant', $6, $5, $7, $8, $9, $10, "
+     "$11::double precision, $12, $13)"},
     {"count_turn",
-     "UPDATE sessions SET turn_count = turn_count + 1, updated_at_us = $3, "
+     "UPDATE sessions SET turn_count = $7, stored_turns = stored_turns + 1, "
+     "active_turn_id = $8, updated_at_us = $3, "
      "input_tokens = input_tokens + $4, output_tokens = output_tokens + $5, "
      "cost_usd = CASE WHEN $6::double precision IS NULL THEN cost_usd "
      "ELSE COALESCE(cost_usd, 0) + $6::double precision END "
@@ -205,24 +242,56 @@ constexpr PreparedSql kStatements[] = {
      "DELETE FROM messages WHERE tenant = $1 AND session_id = $2"},
     {"reset_session",
      "UPDATE sessions SET turn_count = 0, input_tokens = 0, output_tokens = 0, "
-     "cost_usd = NULL, updated_at_us = $3 WHERE tenant = $1 AND session_id = "
-     "$2"},
+     "cost_usd = NULL, updated_at_us = $3, active_turn_id = 0, "
+     "stored_turns = 0 WHERE tenant = $1 AND session_id = $2"},
     {"delete_session",
      "DELETE FROM sessions WHERE tenant = $1 AND session_id = $2"},
     {"list_first",
      "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
-     "turn_count FROM sessions WHERE tenant = $1 "
+     "turn_count, title FROM sessions WHERE tenant = $1 "
      "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
     {"list_after",
      "SELECT session_id, system_prompt, created_at_us, updated_at_us, "
-     "turn_count FROM sessions WHERE tenant = $1 AND updated_at_us <= $3 "
+     "turn_count, title FROM sessions WHERE tenant = $1 "
+     "AND updated_at_us <= $3 "
      "AND (updated_at_us < $3 OR session_id > $4) "
      "ORDER BY updated_at_us DESC, session_id LIMIT $2"},
     {"stats",
-     "SELECT COUNT(*), COALESCE(SUM(turn_count), 0), "
+     "SELECT COUNT(*), COALESCE(SUM(stored_turns), 0), "
      "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
      "SUM(cost_usd) FROM sessions WHERE tenant = $1"},
+    // The turn tree of one session, parents first.
+    {"turn_links",
+     "SELECT turn_id, parent_turn_id FROM messages WHERE tenant = $1 AND "
+     "session_id = $2 AND role = 'user' ORDER BY seq"},
+    {"switch_branch",
+     "UPDATE sessions SET active_turn_id = $3, turn_count = $4 "
+     "WHERE tenant = $1 AND session_id = $2"},
     {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
+    // $4 = true: only a session without a title (see SetTitle).
+    {"set_title",
+     "UPDATE sessions SET title = $3 WHERE tenant = $1 AND session_id = $2 "
+     "AND (NOT $4::boolean OR title = '')"},
+    {"session_exists",
+     "SELECT 1 FROM sessions WHERE tenant = $1 AND session_id = $2"},
+    // Ranks and pages first, then makes headlines for that page only:
+    // ts_headline re-parses the whole message, the costly part.
+    // websearch_to_tsquery accepts anything a user types (words, "phrases",
+    // or, -not) without syntax errors.
+    {"search",
+     "WITH q AS (SELECT websearch_to_tsquery('simple'::regconfig, $2) AS "
+     "query), hits AS (SELECT m.session_id, m.seq, m.role, m.content, "
+     "m.created_at_us, ts_rank(m.search, q.query) AS rank FROM messages m, q "
+     "WHERE m.tenant = $1 AND m.search @@ q.query "
+     "ORDER BY rank DESC, m.created_at_us DESC, m.session_id, m.seq "
+     "LIMIT $3 OFFSET $4) "
+     "SELECT h.session_id, s.title, h.seq, h.role, "
+     "ts_headline('simple'::regconfig, chat_message_text(h.content), "
+     "q.query, 'StartSel=' || $5 || ', StopSel=' || $6 || "
+     "', MaxWords=24, MinWords=8, MaxFragments=1'), h.created_at_us "
+     "FROM hits h CROSS JOIN q JOIN sessions s "
+     "ON s.tenant = $1 AND s.session_id = h.session_id "
+     "ORDER BY h.rank DESC, h.created_at_us DESC, h.session_id, h.seq"},
     // DO NOTHING: a taken id is told apart by the row count, and does not
     // abort anything.
     {"insert_key",
@@ -439,6 +508,11 @@ std::string BytesAt(const PGresult* r, int row, int column) {
                         PQgetlength(r, row, column));
   absl::ConsumePrefix(&hex, "\\x");
   return absl::HexStringToBytes(hex);
+}
+
+absl::Status TurnNotFound(const SessionKey& key, int turn_id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " has no turn ", turn_id));
 }
 
 absl::Status SessionNotFound(const SessionKey& key) {
@@ -812,11 +886,24 @@ absl::StatusOr<SessionInfo> PostgresConversationStore::GetSession(
   info.created_at = absl::FromUnixMicros(Int64At(rows, 0, 1));
   info.updated_at = absl::FromUnixMicros(Int64At(rows, 0, 2));
   info.turn_count = static_cast<int>(Int64At(rows, 0, 3));
+  info.title = TextAt(rows, 0, 4);
   return info;
 }
 
 absl::StatusOr<std::vector<StoredMessage>>
 PostgresConversationStore::LoadHistory(const SessionKey& key) {
+  return LoadBranchOrActive(key, std::nullopt);
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+PostgresConversationStore::LoadBranch(const SessionKey& key, int turn_id) {
+  if (turn_id <= 0) return TurnNotFound(key, turn_id);
+  return LoadBranchOrActive(key, turn_id);
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+PostgresConversationStore::LoadBranchOrActive(const SessionKey& key,
+                                              std::optional<int> turn_id) {
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
   // One statement, one snapshot: existence and messages agree.
@@ -828,14 +915,23 @@ PostgresConversationStore::LoadHistory(const SessionKey& key) {
   if (n == 0) return SessionNotFound(key);
   std::vector<StoredMessage> messages;
   messages.reserve(n);
+  const int active_turn_id = static_cast<int>(Int64At(rows, 0, 6));
   for (int i = 0; i < n; ++i) {
     if (PQgetisnull(rows, i, 0)) continue;  // A session with no messages.
     // NULL (a user message) reads as 0: unknown.
-    messages.push_back({TextAt(rows, i, 0), BytesAt(rows, i, 1),
-                        absl::FromUnixMicros(Int64At(rows, i, 2)),
-                        Int64At(rows, i, 3)});
+    StoredMessage& m = messages.emplace_back();
+    m.role = TextAt(rows, i, 0);
+    m.content = BytesAt(rows, i, 1);
+    m.created_at = absl::FromUnixMicros(Int64At(rows, i, 2));
+    m.tokens = Int64At(rows, i, 3);
+    m.turn_id = static_cast<int>(Int64At(rows, i, 4));
+    m.parent_turn_id = static_cast<int>(Int64At(rows, i, 5));
   }
-  return messages;
+  // Every branch came back, in one snapshot; SelectBranch picks one.
+  std::optional<std::vector<StoredMessage>> branch =
+      SelectBranch(messages, turn_id.value_or(active_turn_id));
+  if (!branch.has_value()) return TurnNotFound(key, turn_id.value_or(0));
+  return *std::move(branch);
 }
 
 absl::StatusOr<int> PostgresConversationStore::AppendTurn(
@@ -862,6 +958,8 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
       (*c)->Run("lock_session", {key.tenant, key.session_id});
   if (!locked.ok()) return locked.status();
   int64_t turn_count = 0;
+  int64_t stored_turns = 0;
+  int64_t active_turn_id = 0;
   if (PQntuples(locked->get()) == 0) {
     if (expected_turn_count != 0) return changed("no session");
     absl::StatusOr<Result> created = (*c)->Run(
@@ -874,27 +972,129 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
     }
   } else {
     turn_count = Int64At(locked->get(), 0, 0);
+    stored_turns = Int64At(locked->get(), 0, 1);
+    active_turn_id = Int64At(locked->get(), 0, 2);
     if (turn_count != expected_turn_count) {
       return changed(absl::StrCat(turn_count));
     }
   }
-  absl::StatusOr<Result> inserted = (*c)->Run(
-      "insert_turn",
-      {key.tenant, key.session_id, absl::StrCat(2 * turn_count),
-       HexBytes(turn.user_message), created_at,
-       HexBytes(turn.assistant_message), turn.model, turn.stop_reason,
-       absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens),
-       OptionalDoubleText(turn.cost_usd)});
-  if (!inserted.ok()) return inserted.status();
-  absl::StatusOr<Result> counted = (*c)->Run(
-      "count_turn",
-      {key.tenant, key.session_id, created_at, absl::StrCat(turn.input_tokens),
-       absl::StrCat(turn.output_tokens), OptionalDoubleText(turn.cost_usd)});
-  if (!counted.ok()) return counted.status();
+  // A child of the active leaf: the active branch grows by one.
+  if (absl::Status s = InsertTurn(*c, key, stored_turns, active_turn_id,
+                                  turn_count + 1, turn);
+      !s.ok()) {
+    return s;
+  }
+  if (turn.answers.has_value()) {
+    // In the turn's transaction: a lost claim rolls the turn back too. The
+    // UPDATE locks the id's row, so a takeover waits for this COMMIT.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(turn_count + 1));
+    absl::StatusOr<Result> completed = (*c)->Run(
+        "complete_request",
+        {claim.key.tenant, claim.key.request_id, claim.owner, answer.session_id,
+         HexBytes(answer.response), created_at, absl::StrCat(answer.turn_count),
+         answer.model, answer.stop_reason, absl::StrCat(answer.input_tokens),
+         absl::StrCat(answer.output_tokens),
+         OptionalDoubleText(answer.cost_usd)});
+    if (!completed.ok()) return completed.status();
+    if (std::string(PQcmdTuples(completed->get())) != "1") {
+      return RequestClaimLostError(claim);
+    }
+  }
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
   if (absl::Status s = txn.Commit(); !s.ok()) return s;
   return static_cast<int>(turn_count + 1);
+}
+
+absl::StatusOr<BranchTurn> PostgresConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  // The row lock orders this with every other writer of the session.
+  absl::StatusOr<Result> locked =
+      (*c)->Run("lock_session", {key.tenant, key.session_id});
+  if (!locked.ok()) return locked.status();
+  if (PQntuples(locked->get()) == 0) return SessionNotFound(key);
+  const int64_t stored_turns = Int64At(locked->get(), 0, 1);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(*c, key);
+  if (!tree.ok()) return tree.status();
+  if (parent_turn_id < 0 ||
+      (parent_turn_id > 0 && !tree->Contains(parent_turn_id))) {
+    return TurnNotFound(key, parent_turn_id);
+  }
+  BranchTurn stored;
+  stored.turn_count = tree->DepthOf(parent_turn_id) + 1;
+  if (absl::Status s = InsertTurn(*c, key, stored_turns, parent_turn_id,
+                                  stored.turn_count, turn);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  stored.turn_id = static_cast<int>(stored_turns + 1);
+  return stored;
+}
+
+absl::StatusOr<int> PostgresConversationStore::SwitchBranch(
+    const SessionKey& key, int turn_id) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<Result> locked =
+      (*c)->Run("lock_session", {key.tenant, key.session_id});
+  if (!locked.ok()) return locked.status();
+  if (PQntuples(locked->get()) == 0) return SessionNotFound(key);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(*c, key);
+  if (!tree.ok()) return tree.status();
+  if (!tree->Contains(turn_id)) return TurnNotFound(key, turn_id);
+  const int leaf = tree->NewestLeafFrom(turn_id);
+  const int turn_count = tree->DepthOf(leaf);
+  absl::StatusOr<Result> switched = (*c)->Run(
+      "switch_branch", {key.tenant, key.session_id, absl::StrCat(leaf),
+                        absl::StrCat(turn_count)});
+  if (!switched.ok()) return switched.status();
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return turn_count;
+}
+
+absl::Status PostgresConversationStore::InsertTurn(
+    Lease& c, const SessionKey& key, int64_t stored_turns,
+    int64_t parent_turn_id, int64_t depth, const Turn& turn) {
+  const std::string created_at = absl::StrCat(ToMicros(turn.created_at));
+  const std::string turn_id = absl::StrCat(stored_turns + 1);
+  const std::string parent = absl::StrCat(parent_turn_id);
+  absl::StatusOr<Result> inserted =
+      c->Run("insert_turn",
+             {key.tenant, key.session_id, absl::StrCat(2 * stored_turns),
+              HexBytes(turn.user_message), created_at,
+              HexBytes(turn.assistant_message), turn.model, turn.stop_reason,
+              absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens),
+              OptionalDoubleText(turn.cost_usd), turn_id, parent});
+  if (!inserted.ok()) return inserted.status();
+  absl::StatusOr<Result> counted =
+      c->Run("count_turn",
+             {key.tenant, key.session_id, created_at,
+              absl::StrCat(turn.input_tokens), absl::StrCat(turn.output_tokens),
+              OptionalDoubleText(turn.cost_usd), absl::StrCat(depth), turn_id});
+  if (!counted.ok()) return counted.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TurnTree> PostgresConversationStore::ReadTurnTree(
+    Lease& c, const SessionKey& key) {
+  absl::StatusOr<Result> links =
+      c->Run("turn_links", {key.tenant, key.session_id});
+  if (!links.ok()) return links.status();
+  TurnTree tree;
+  for (int i = 0; i < PQntuples(links->get()); ++i) {
+    tree.Add(static_cast<int>(Int64At(links->get(), i, 0)),
+             static_cast<int>(Int64At(links->get(), i, 1)));
+  }
+  return tree;
 }
 
 absl::StatusOr<int> PostgresConversationStore::ResetSession(
@@ -961,6 +1161,7 @@ absl::StatusOr<SessionPage> PostgresConversationStore::ListSessions(
     info.created_at = absl::FromUnixMicros(Int64At(rows, i, 2));
     info.updated_at = absl::FromUnixMicros(Int64At(rows, i, 3));
     info.turn_count = static_cast<int>(Int64At(rows, i, 4));
+    info.title = TextAt(rows, i, 5);
   }
   return page;
 }
@@ -992,6 +1193,55 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteSessionsIdleSince(
   int64_t deleted = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
   return deleted;
+}
+
+absl::StatusOr<bool> PostgresConversationStore::SetTitle(
+    const SessionKey& key, absl::string_view title, bool only_if_untitled) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("set_title", {key.tenant, key.session_id, std::string(title),
+                              only_if_untitled ? "true" : "false"});
+  if (!r.ok()) return r.status();
+  if (std::string(PQcmdTuples(r->get())) != "0") return true;
+  // Nothing changed: the session has a title, or does not exist.
+  absl::StatusOr<Result> exists =
+      (*c)->Run("session_exists", {key.tenant, key.session_id});
+  if (!exists.ok()) return exists.status();
+  if (PQntuples(exists->get()) == 0) return SessionNotFound(key);
+  return false;
+}
+
+absl::StatusOr<SearchPage> PostgresConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  absl::StatusOr<int64_t> offset =
+      ParseSearchRequest(query, page_size, page_token);
+  if (!offset.ok()) return offset.status();
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // One row past the page tells whether another follows.
+  absl::StatusOr<Result> r =
+      (*c)->Run("search", {std::string(tenant), std::string(query),
+                           absl::StrCat(page_size + 1), absl::StrCat(*offset),
+                           std::string(kMatchStart), std::string(kMatchEnd)});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  SearchPage page;
+  for (int i = 0; i < PQntuples(rows); ++i) {
+    if (page.hits.size() == static_cast<size_t>(page_size)) {
+      page.next_page_token = EncodeSearchToken(query, *offset + page_size);
+      break;
+    }
+    SearchHit& hit = page.hits.emplace_back();
+    hit.session_id = TextAt(rows, i, 0);
+    hit.session_title = TextAt(rows, i, 1);
+    hit.message_index = Int64At(rows, i, 2);
+    hit.role = TextAt(rows, i, 3);
+    hit.snippet = TextAt(rows, i, 4);
+    hit.created_at = absl::FromUnixMicros(Int64At(rows, i, 5));
+  }
+  return page;
 }
 
 absl::Status PostgresConversationStore::CreateKey(const ApiKey& key) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,12 @@
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
 #include "server/store/stream_store.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 5;
+inline constexpr int kPostgresSchemaVersion = 7;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to
@@ -77,8 +79,21 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
+                                                        int turn_id) override;
+  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                              int parent_turn_id,
+                                              const Turn& turn) override;
+  absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<SessionPage> ListSessions(
       absl::string_view tenant, int page_size,
+      absl::string_view page_token) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  // websearch_to_tsquery, ts_rank and ts_headline over a GIN-indexed
+  // tsvector of each message.
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
@@ -140,6 +155,18 @@ class PostgresConversationStore final : public ConversationStore,
   PostgresConversationStore(std::string conninfo, PostgresOptions options);
 
   absl::Status MigrateSchema(Connection& connection);
+
+  // The branch to `turn_id`, or the active branch when nullopt.
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranchOrActive(
+      const SessionKey& key, std::optional<int> turn_id);
+  // Inside the caller's transaction, with the session row locked: writes
+  // `turn` as turn `stored_turns + 1` under `parent_turn_id`, at depth
+  // `depth`, and makes it the active leaf.
+  static absl::Status InsertTurn(Lease& c, const SessionKey& key,
+                                 int64_t stored_turns, int64_t parent_turn_id,
+                                 int64_t depth, const Turn& turn);
+  // The session's turn tree, read on `c`.
+  static absl::StatusOr<TurnTree> ReadTurnTree(Lease& c, const SessionKey& key);
 
   // A healthy connection for one call, opened if none is idle.
   absl::StatusOr<Lease> Acquire();

@@ -18,11 +18,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/key_columns.h"
 #include "server/store/page_token.h"
+#include "server/store/turn_tree.h"
 
 namespace chat::store {
 namespace {
@@ -171,8 +174,49 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_us);
 )sql",
-    // 6: streamed answers as they are produced, for resuming a stream on any
-    // replica (PostgreSQL schema 5). A row per answer: whose it is, until
+    // 6: session titles and full-text search (PostgreSQL schema 5). An
+    // external-content FTS5 table indexes messages.content without a second
+    // copy of the text; the triggers keep it in step with every insert and
+    // delete (ON DELETE CASCADE fires them too), and 'rebuild' indexes the
+    // rows written before this version. It is keyed by the messages' rowid,
+    // which VACUUM may renumber in a table without an INTEGER PRIMARY KEY:
+    // run INSERT INTO messages_fts (messages_fts) VALUES ('rebuild') after a
+    // VACUUM. unicode61 with diacritics removed: "cafe" finds "Café".
+    R"sql(
+ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  content, content = 'messages', content_rowid = 'rowid',
+  tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+  INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+  INSERT INTO messages_fts (messages_fts, rowid, content)
+    VALUES ('delete', old.rowid, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+  INSERT INTO messages_fts (messages_fts, rowid, content)
+    VALUES ('delete', old.rowid, old.content);
+  INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+)sql",
+    // 7: branches (PostgreSQL schema 6). Each message names its turn and the
+    // turn before it on its branch (0: a first turn); a session records its
+    // active leaf and how many turns it stores on all branches (turn_count
+    // stays the active branch's length). A turn's messages keep seq 2(id-1)
+    // and 2(id-1)+1, so seq still orders by time. A linear history becomes
+    // one branch: turn n+1 follows turn n, the last one active.
+    R"sql(
+ALTER TABLE messages ADD COLUMN turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN parent_turn_id INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET turn_id = seq / 2 + 1, parent_turn_id = seq / 2;
+ALTER TABLE sessions ADD COLUMN active_turn_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN stored_turns INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET active_turn_id = turn_count, stored_turns = turn_count;
+)sql",
+    // 8: streamed answers as they are produced, for resuming a stream on any
+    // replica (PostgreSQL schema 7). A row per answer: whose it is, until
     // when it is kept, the last time a reader on another replica polled it,
     // whether CancelStream asked to stop it, and its outcome once it ended
     // (status_code NOT NULL; 0 with the final event in `done`). A row per
@@ -269,6 +313,11 @@ enum class Sql {
   kReleaseRequest,
   kLookupRequest,
   kDeleteExpiredRequests,
+  kSetTitle,
+  kSessionExists,
+  kSearch,
+  kTurnLinks,
+  kSwitchBranch,
   kUpsertStream,
   kInsertStreamDelta,
   kFinishStream,
@@ -298,21 +347,24 @@ const char* SqlText(Sql id) {
       return "RELEASE turn";
     case Sql::kGetSession:
       return R"sql(
-      SELECT system_prompt, created_at_us, updated_at_us, turn_count
+      SELECT system_prompt, created_at_us, updated_at_us, turn_count, title
       FROM sessions WHERE tenant = ?1 AND session_id = ?2)sql";
     // One statement, so one snapshot: the session's existence and its
     // messages cannot disagree even with writers in other processes. A
-    // session without messages yields a single row of NULLs.
+    // session without messages yields a single row of NULLs. Every branch
+    // comes back (SelectBranch picks one): the whole tree, to tell each
+    // turn's siblings, in the one snapshot.
     case Sql::kLoadHistory:
       return R"sql(
-      SELECT m.role, m.content, m.created_at_us, m.output_tokens
+      SELECT m.role, m.content, m.created_at_us, m.output_tokens, m.turn_id,
+             m.parent_turn_id, s.active_turn_id
       FROM sessions AS s
       LEFT JOIN messages AS m
         ON m.tenant = s.tenant AND m.session_id = s.session_id
       WHERE s.tenant = ?1 AND s.session_id = ?2
       ORDER BY m.seq)sql";
     case Sql::kReadTurnCount:
-      return "SELECT turn_count FROM sessions "
+      return "SELECT turn_count, stored_turns, active_turn_id FROM sessions "
              "WHERE tenant = ?1 AND session_id = ?2";
     case Sql::kInsertSession:
       return R"sql(
@@ -324,12 +376,14 @@ const char* SqlText(Sql id) {
       return R"sql(
       INSERT INTO messages (tenant, session_id, seq, role, content,
                             created_at_us, model, stop_reason, input_tokens,
-                            output_tokens, cost_usd)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11))sql";
+                            output_tokens, cost_usd, turn_id, parent_turn_id)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql";
     case Sql::kCountTurn:
       return R"sql(
       UPDATE sessions
-      SET turn_count = turn_count + 1,
+      SET turn_count = ?7,
+          stored_turns = stored_turns + 1,
+          active_turn_id = ?8,
           updated_at_us = ?3,
           input_tokens = input_tokens + ?4,
           output_tokens = output_tokens + ?5,
@@ -343,7 +397,8 @@ const char* SqlText(Sql id) {
       return R"sql(
       UPDATE sessions
       SET turn_count = 0, input_tokens = 0, output_tokens = 0,
-          cost_usd = NULL, updated_at_us = ?3
+          cost_usd = NULL, updated_at_us = ?3, active_turn_id = 0,
+          stored_turns = 0
       WHERE tenant = ?1 AND session_id = ?2)sql";
     // ON DELETE CASCADE removes the messages in the same statement.
     case Sql::kDeleteSession:
@@ -354,7 +409,7 @@ const char* SqlText(Sql id) {
     case Sql::kListFirst:
       return R"sql(
       SELECT session_id, system_prompt, created_at_us, updated_at_us,
-             turn_count
+             turn_count, title
       FROM sessions
       WHERE tenant = ?1
       ORDER BY updated_at_us DESC, session_id
@@ -362,7 +417,7 @@ const char* SqlText(Sql id) {
     case Sql::kListAfter:
       return R"sql(
       SELECT session_id, system_prompt, created_at_us, updated_at_us,
-             turn_count
+             turn_count, title
       FROM sessions
       WHERE tenant = ?1
         AND updated_at_us <= ?3
@@ -373,11 +428,21 @@ const char* SqlText(Sql id) {
     // session and never the messages.
     case Sql::kStats:
       return R"sql(
-      SELECT COUNT(*), COALESCE(SUM(turn_count), 0),
+      SELECT COUNT(*), COALESCE(SUM(stored_turns), 0),
              COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
              SUM(cost_usd)
       FROM sessions WHERE tenant = ?1)sql";
     // A range on sessions_by_idle; ON DELETE CASCADE takes the messages.
+    // The turn tree of one session, parents first.
+    case Sql::kTurnLinks:
+      return R"sql(
+      SELECT turn_id, parent_turn_id FROM messages
+      WHERE tenant = ?1 AND session_id = ?2 AND role = 'user'
+      ORDER BY seq)sql";
+    case Sql::kSwitchBranch:
+      return R"sql(
+      UPDATE sessions SET active_turn_id = ?3, turn_count = ?4
+      WHERE tenant = ?1 AND session_id = ?2)sql";
     case Sql::kDeleteIdle:
       return "DELETE FROM sessions WHERE updated_at_us < ?1";
     // DO NOTHING rather than a constraint error: a taken id is an answer
@@ -509,6 +574,27 @@ const char* SqlText(Sql id) {
       DELETE FROM idempotency_keys WHERE rowid IN (
         SELECT rowid FROM idempotency_keys WHERE expires_at_us <= ?1
         ORDER BY expires_at_us LIMIT ?2))sql";
+    // ?4 = 1: only a session without a title (see SetTitle).
+    case Sql::kSetTitle:
+      return R"sql(
+      UPDATE sessions SET title = ?3
+      WHERE tenant = ?1 AND session_id = ?2 AND (?4 = 0 OR title = ''))sql";
+    case Sql::kSessionExists:
+      return "SELECT 1 FROM sessions WHERE tenant = ?1 AND session_id = ?2";
+    // ?2 is an FTS5 query of quoted words (SearchExpression). rank is bm25,
+    // lower is better. The tenant filter comes after the full-text match:
+    // the index covers every tenant, the join keeps only ?1's messages.
+    case Sql::kSearch:
+      return R"sql(
+      SELECT m.session_id, s.title, m.seq, m.role,
+             snippet(messages_fts, 0, ?5, ?6, '…', 24), m.created_at_us
+      FROM messages_fts AS f
+      JOIN messages AS m ON m.rowid = f.rowid
+      JOIN sessions AS s
+        ON s.tenant = m.tenant AND s.session_id = m.session_id
+      WHERE messages_fts MATCH ?2 AND m.tenant = ?1
+      ORDER BY f.rank, m.created_at_us DESC, m.session_id, m.seq
+      LIMIT ?3 OFFSET ?4)sql";
     case Sql::kUpsertStream:
       return R"sql(
       INSERT INTO stream_answers (answer_id, tenant, session_id, started_at_us,
@@ -885,6 +971,99 @@ absl::StatusOr<std::optional<int64_t>> ReadTurnCount(Connection& connection,
   return std::optional<int64_t>(select->Int64(0));
 }
 
+// A session's row as a writer sees it.
+struct SessionState {
+  int64_t turn_count = 0;  // The active branch's length.
+  int64_t stored_turns = 0;
+  int64_t active_turn_id = 0;
+};
+
+// The session's state, or nullopt if it does not exist. Inside a write
+// transaction, it cannot change before the transaction ends.
+absl::StatusOr<std::optional<SessionState>> ReadSessionState(
+    Connection& connection, const SessionKey& key) {
+  absl::StatusOr<Statement> select = connection.Prepare(Sql::kReadTurnCount);
+  if (!select.ok()) return select.status();
+  select->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = select->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<SessionState>();
+  return std::optional<SessionState>(
+      SessionState{select->Int64(0), select->Int64(1), select->Int64(2)});
+}
+
+// The session's turn tree.
+absl::StatusOr<TurnTree> ReadTurnTree(Connection& connection,
+                                      const SessionKey& key) {
+  absl::StatusOr<Statement> select = connection.Prepare(Sql::kTurnLinks);
+  if (!select.ok()) return select.status();
+  select->Bind(1, key.tenant).Bind(2, key.session_id);
+  TurnTree tree;
+  for (;;) {
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    tree.Add(static_cast<int>(select->Int64(0)),
+             static_cast<int>(select->Int64(1)));
+  }
+  return tree;
+}
+
+absl::Status TurnNotFound(const SessionKey& key, int turn_id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", key.session_id, " has no turn ", turn_id));
+}
+
+// Writes `turn` as turn `state.stored_turns + 1`, under `parent_turn_id`, at
+// depth `depth`, and makes it the session's active leaf; inside the caller's
+// write transaction. Returns the new turn's id.
+absl::StatusOr<int> InsertTurn(Connection& db, const SessionKey& key,
+                               const SessionState& state, int parent_turn_id,
+                               int depth, const Turn& turn) {
+  const int64_t created_at_us = ToMicros(turn.created_at);
+  const int64_t turn_id = state.stored_turns + 1;
+  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
+  if (!insert.ok()) return insert.status();
+  const int64_t user_seq = 2 * state.stored_turns;
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq)
+      .Bind(4, "user")
+      .Bind(5, turn.user_message)
+      .Bind(6, created_at_us)
+      .Bind(12, turn_id)
+      .Bind(13, int64_t{parent_turn_id});
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  insert->Reset();
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, user_seq + 1)
+      .Bind(4, "assistant")
+      .Bind(5, turn.assistant_message)
+      .Bind(6, created_at_us)
+      .Bind(7, turn.model)
+      .Bind(8, turn.stop_reason)
+      .Bind(9, turn.input_tokens)
+      .Bind(10, turn.output_tokens)
+      .BindDouble(11, turn.cost_usd)
+      .Bind(12, turn_id)
+      .Bind(13, int64_t{parent_turn_id});
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
+  if (!update.ok()) return update.status();
+  update->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, created_at_us)
+      .Bind(4, turn.input_tokens)
+      .Bind(5, turn.output_tokens)
+      .BindDouble(6, turn.cost_usd)
+      .Bind(7, int64_t{depth})
+      .Bind(8, turn_id);
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  return static_cast<int>(turn_id);
+}
+
 // A time that may be InfiniteFuture ("never"), kept as NULL.
 void BindOptionalTime(Statement& stmt, int index, absl::Time t) {
   if (t == absl::InfiniteFuture()) {
@@ -1066,11 +1245,24 @@ absl::StatusOr<SessionInfo> SqliteConversationStore::GetSession(
   info.created_at = FromMicros(stmt->Int64(1));
   info.updated_at = FromMicros(stmt->Int64(2));
   info.turn_count = static_cast<int>(stmt->Int64(3));
+  info.title = stmt->Text(4);
   return info;
 }
 
 absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
     const SessionKey& key) {
+  return LoadBranchOrActive(key, std::nullopt);
+}
+
+absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadBranch(
+    const SessionKey& key, int turn_id) {
+  if (turn_id <= 0) return TurnNotFound(key, turn_id);
+  return LoadBranchOrActive(key, turn_id);
+}
+
+absl::StatusOr<std::vector<StoredMessage>>
+SqliteConversationStore::LoadBranchOrActive(const SessionKey& key,
+                                            std::optional<int> turn_id) {
   Reader reader = AcquireReader();
   absl::StatusOr<Statement> stmt =
       reader.connection().Prepare(Sql::kLoadHistory);
@@ -1078,18 +1270,28 @@ absl::StatusOr<std::vector<StoredMessage>> SqliteConversationStore::LoadHistory(
   stmt->Bind(1, key.tenant).Bind(2, key.session_id);
   std::vector<StoredMessage> messages;
   bool session_exists = false;
+  int active_turn_id = 0;
   for (;;) {
     absl::StatusOr<bool> row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     session_exists = true;
+    active_turn_id = static_cast<int>(stmt->Int64(6));
     if (stmt->IsNull(0)) continue;  // A session without messages.
     // NULL (a user message) reads as 0: unknown.
-    messages.push_back({stmt->Text(0), stmt->Text(1),
-                        FromMicros(stmt->Int64(2)), stmt->Int64(3)});
+    StoredMessage& m = messages.emplace_back();
+    m.role = stmt->Text(0);
+    m.content = stmt->Text(1);
+    m.created_at = FromMicros(stmt->Int64(2));
+    m.tokens = stmt->Int64(3);
+    m.turn_id = static_cast<int>(stmt->Int64(4));
+    m.parent_turn_id = static_cast<int>(stmt->Int64(5));
   }
   if (!session_exists) return SessionNotFound(key);
-  return messages;
+  std::optional<std::vector<StoredMessage>> branch =
+      SelectBranch(messages, turn_id.value_or(active_turn_id));
+  if (!branch.has_value()) return TurnNotFound(key, turn_id.value_or(0));
+  return *std::move(branch);
 }
 
 absl::StatusOr<int> SqliteConversationStore::AppendTurn(
@@ -1168,11 +1370,10 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
   const SessionKey& key = *w.key;
   const Turn& turn = *w.turn;
   const int expected_turn_count = w.expected_turn_count;
-  const int64_t created_at_us = ToMicros(turn.created_at);
-  absl::StatusOr<std::optional<int64_t>> read = ReadTurnCount(db, key);
+  absl::StatusOr<std::optional<SessionState>> read = ReadSessionState(db, key);
   if (!read.ok()) return read.status();
-  std::optional<int64_t> turn_count = *read;
-  if (!turn_count.has_value()) {
+  std::optional<SessionState> state = *read;
+  if (!state.has_value()) {
     if (expected_turn_count != 0) {
       return absl::AbortedError(absl::StrCat(
           "session ", key.session_id, " changed concurrently: expected ",
@@ -1183,50 +1384,94 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
     insert->Bind(1, key.tenant)
         .Bind(2, key.session_id)
         .Bind(3, w.system_prompt)
-        .Bind(4, created_at_us);
+        .Bind(4, ToMicros(turn.created_at));
     if (absl::Status s = insert->Run(); !s.ok()) return s;
-    turn_count = 0;
-  } else if (*turn_count != expected_turn_count) {
+    state = SessionState();
+  } else if (state->turn_count != expected_turn_count) {
     return absl::AbortedError(absl::StrCat(
         "session ", key.session_id, " changed concurrently: expected ",
-        expected_turn_count, " turns, found ", *turn_count));
+        expected_turn_count, " turns, found ", state->turn_count));
+  }
+  // A child of the active leaf: the active branch grows by one.
+  absl::StatusOr<int> turn_id =
+      InsertTurn(db, key, *state, static_cast<int>(state->active_turn_id),
+                 static_cast<int>(state->turn_count + 1), turn);
+  if (!turn_id.ok()) return turn_id.status();
+
+  if (turn.answers.has_value()) {
+    // In the turn's savepoint: a lost claim undoes the turn too.
+    const RequestClaim& claim = *turn.answers;
+    const IdempotentAnswer answer =
+        AnswerOfTurn(key, turn, static_cast<int>(state->turn_count + 1));
+    absl::StatusOr<Statement> complete = db.Prepare(Sql::kCompleteRequest);
+    if (!complete.ok()) return complete.status();
+    complete->Bind(1, claim.key.tenant)
+        .Bind(2, claim.key.request_id)
+        .Bind(3, claim.owner)
+        .Bind(4, answer.session_id)
+        .Bind(5, answer.response)
+        .Bind(6, ToMicros(turn.created_at))
+        .Bind(7, static_cast<int64_t>(answer.turn_count))
+        .Bind(8, answer.model)
+        .Bind(9, answer.stop_reason)
+        .Bind(10, answer.input_tokens)
+        .Bind(11, answer.output_tokens)
+        .BindDouble(12, answer.cost_usd);
+    if (absl::Status s = complete->Run(); !s.ok()) return s;
+    if (sqlite3_changes(db.db()) != 1) return RequestClaimLostError(claim);
   }
 
-  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
-  if (!insert.ok()) return insert.status();
-  const int64_t user_seq = 2 * *turn_count;
-  insert->Bind(1, key.tenant)
-      .Bind(2, key.session_id)
-      .Bind(3, user_seq)
-      .Bind(4, "user")
-      .Bind(5, turn.user_message)
-      .Bind(6, created_at_us);
-  if (absl::Status s = insert->Run(); !s.ok()) return s;
-  insert->Reset();
-  insert->Bind(1, key.tenant)
-      .Bind(2, key.session_id)
-      .Bind(3, user_seq + 1)
-      .Bind(4, "assistant")
-      .Bind(5, turn.assistant_message)
-      .Bind(6, created_at_us)
-      .Bind(7, turn.model)
-      .Bind(8, turn.stop_reason)
-      .Bind(9, turn.input_tokens)
-      .Bind(10, turn.output_tokens)
-      .BindDouble(11, turn.cost_usd);
-  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  return static_cast<int>(state->turn_count + 1);
+}
 
-  absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
+absl::StatusOr<BranchTurn> SqliteConversationStore::AppendBranchTurn(
+    const SessionKey& key, int parent_turn_id, const Turn& turn) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<std::optional<SessionState>> state = ReadSessionState(db, key);
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return SessionNotFound(key);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(db, key);
+  if (!tree.ok()) return tree.status();
+  if (parent_turn_id < 0 ||
+      (parent_turn_id > 0 && !tree->Contains(parent_turn_id))) {
+    return TurnNotFound(key, parent_turn_id);
+  }
+  BranchTurn stored;
+  stored.turn_count = tree->DepthOf(parent_turn_id) + 1;
+  absl::StatusOr<int> turn_id =
+      InsertTurn(db, key, **state, parent_turn_id, stored.turn_count, turn);
+  if (!turn_id.ok()) return turn_id.status();
+  stored.turn_id = *turn_id;
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return stored;
+}
+
+absl::StatusOr<int> SqliteConversationStore::SwitchBranch(const SessionKey& key,
+                                                          int turn_id) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<std::optional<SessionState>> state = ReadSessionState(db, key);
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return SessionNotFound(key);
+  absl::StatusOr<TurnTree> tree = ReadTurnTree(db, key);
+  if (!tree.ok()) return tree.status();
+  if (!tree->Contains(turn_id)) return TurnNotFound(key, turn_id);
+  const int leaf = tree->NewestLeafFrom(turn_id);
+  const int turn_count = tree->DepthOf(leaf);
+  absl::StatusOr<Statement> update = db.Prepare(Sql::kSwitchBranch);
   if (!update.ok()) return update.status();
   update->Bind(1, key.tenant)
       .Bind(2, key.session_id)
-      .Bind(3, created_at_us)
-      .Bind(4, turn.input_tokens)
-      .Bind(5, turn.output_tokens)
-      .BindDouble(6, turn.cost_usd);
+      .Bind(3, int64_t{leaf})
+      .Bind(4, int64_t{turn_count});
   if (absl::Status s = update->Run(); !s.ok()) return s;
-
-  return static_cast<int>(*turn_count + 1);
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return turn_count;
 }
 
 absl::StatusOr<int> SqliteConversationStore::ResetSession(const SessionKey& key,
@@ -1302,6 +1547,7 @@ absl::StatusOr<SessionPage> SqliteConversationStore::ListSessions(
     info.created_at = FromMicros(stmt->Int64(2));
     info.updated_at = FromMicros(stmt->Int64(3));
     info.turn_count = static_cast<int>(stmt->Int64(4));
+    info.title = stmt->Text(5);
   }
   return page;
 }
@@ -1333,6 +1579,86 @@ absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
   stmt->Bind(1, ToMicros(cutoff));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
   return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+}
+
+absl::StatusOr<bool> SqliteConversationStore::SetTitle(const SessionKey& key,
+                                                       absl::string_view title,
+                                                       bool only_if_untitled) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kSetTitle);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, title)
+      .Bind(4, int64_t{only_if_untitled ? 1 : 0});
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  if (sqlite3_changes(writer_->db()) > 0) return true;
+  // Nothing changed: the session has a title, or does not exist.
+  absl::StatusOr<Statement> exists = writer_->Prepare(Sql::kSessionExists);
+  if (!exists.ok()) return exists.status();
+  exists->Bind(1, key.tenant).Bind(2, key.session_id);
+  absl::StatusOr<bool> row = exists->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return SessionNotFound(key);
+  return false;
+}
+
+namespace {
+
+// The user's query as an FTS5 expression that cannot be a syntax error:
+// each whitespace-separated word quoted (quotes doubled), so operators and
+// punctuation are searched as text and every word must occur. Empty for a
+// query with no words.
+std::string SearchExpression(absl::string_view query) {
+  std::string expression;
+  for (absl::string_view word :
+       absl::StrSplit(query, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty())) {
+    if (!expression.empty()) expression += ' ';
+    expression += '"';
+    expression += absl::StrReplaceAll(word, {{"\"", "\"\""}});
+    expression += '"';
+  }
+  return expression;
+}
+
+}  // namespace
+
+absl::StatusOr<SearchPage> SqliteConversationStore::SearchMessages(
+    absl::string_view tenant, absl::string_view query, int page_size,
+    absl::string_view page_token) {
+  absl::StatusOr<int64_t> offset =
+      ParseSearchRequest(query, page_size, page_token);
+  if (!offset.ok()) return offset.status();
+  const std::string expression = SearchExpression(query);
+  if (expression.empty()) return SearchPage();
+  Reader reader = AcquireReader();
+  absl::StatusOr<Statement> stmt = reader.connection().Prepare(Sql::kSearch);
+  if (!stmt.ok()) return stmt.status();
+  // One row past the page tells whether another follows.
+  stmt->Bind(1, tenant)
+      .Bind(2, expression)
+      .Bind(3, int64_t{page_size} + 1)
+      .Bind(4, *offset)
+      .Bind(5, kMatchStart)
+      .Bind(6, kMatchEnd);
+  SearchPage page;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (page.hits.size() == static_cast<size_t>(page_size)) {
+      page.next_page_token = EncodeSearchToken(query, *offset + page_size);
+      break;
+    }
+    SearchHit& hit = page.hits.emplace_back();
+    hit.session_id = stmt->Text(0);
+    hit.session_title = stmt->Text(1);
+    hit.message_index = stmt->Int64(2);
+    hit.role = stmt->Text(3);
+    hit.snippet = stmt->Text(4);
+    hit.created_at = FromMicros(stmt->Int64(5));
+  }
+  return page;
 }
 
 absl::Status SqliteConversationStore::CreateKey(const ApiKey& key) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -31,7 +32,7 @@ class Connection;
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 6;
+inline constexpr int kSqliteSchemaVersion = 8;
 
 // A ConversationStore in a SQLite database file.
 //
@@ -86,6 +87,12 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
                                  absl::string_view system_prompt,
                                  const Turn& turn) override;
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
+                                                        int turn_id) override;
+  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+                                              int parent_turn_id,
+                                              const Turn& turn) override;
+  absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
@@ -94,6 +101,12 @@ class SqliteConversationStore final : public ConversationStore,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  absl::StatusOr<bool> SetTitle(const SessionKey& key, absl::string_view title,
+                                bool only_if_untitled) override;
+  // FTS5 (bm25 ranking, snippet()); every word of the query must occur.
+  absl::StatusOr<SearchPage> SearchMessages(
+      absl::string_view tenant, absl::string_view query, int page_size,
+      absl::string_view page_token) override;
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
   IdempotencyStore* idempotency() override { return this; }
@@ -167,6 +180,10 @@ class SqliteConversationStore final : public ConversationStore,
 
   // Takes ownership of an open, configured and migrated connection.
   explicit SqliteConversationStore(std::unique_ptr<Connection> writer);
+
+  // The branch to `turn_id`, or the active branch when nullopt.
+  absl::StatusOr<std::vector<StoredMessage>> LoadBranchOrActive(
+      const SessionKey& key, std::optional<int> turn_id);
 
   // Writes `batch` in one transaction; sets each writer's result.
   void CommitBatch(const std::vector<Writer*>& batch) ABSL_LOCKS_EXCLUDED(mu_);

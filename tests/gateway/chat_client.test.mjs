@@ -94,6 +94,37 @@ describe('ChatClient', () => {
     assert.equal(client.sessionId, 'js-mine');
     assert.equal(client.rateLimit, undefined, 'no key, no limits');
   });
+
+  it('sends idempotencyKey as Idempotency-Key: a retry gets the same turn', async () => {
+    const sent = [];
+    const client = new ChatClient(stack.base, {
+      sessionId: 'js-idem',
+      fetch: (url, init) => { sent.push(init.headers['Idempotency-Key']); return fetch(url, init); },
+    });
+    const first = await client.chatTurn('only once', { idempotencyKey: 'js-key-1' });
+    const again = await client.chatTurn('only once', { idempotencyKey: 'js-key-1' });
+    assert.deepEqual(again, first);
+    // A stream with the same key replays the stored answer.
+    const chunks = [];
+    const streamed = await client.chatStream('only once', (t) => chunks.push(t),
+      { idempotencyKey: 'js-key-1' });
+    assert.equal(chunks.join(''), first.response);
+    assert.equal(streamed.turn_count, 1);
+    assert.equal((await client.getHistory()).turn_count, 1);
+    // The key with another message: a conflict, with the reason in details.
+    await assert.rejects(client.chatTurn('something else', { idempotencyKey: 'js-key-1' }), (e) => {
+      assert.ok(e instanceof ChatError);
+      assert.equal(e.status, 409);
+      assert.equal(e.code, 9);
+      assert.equal(e.details[0]?.reason, 'IDEMPOTENCY_KEY_REUSED');
+      return true;
+    });
+    // Without the option no header goes out.
+    await client.chatTurn('no key');
+    // (The fourth call is getHistory's.)
+    assert.deepEqual(sent, ['js-key-1', 'js-key-1', 'js-key-1', undefined, 'js-key-1', undefined]);
+    assert.equal((await client.getHistory()).turn_count, 2);
+  });
 });
 
 describe('ChatClient rate-limit headers', () => {

@@ -31,8 +31,11 @@ const A_MARKER = 'alpha-secret';
 //   list:    B's listing holds B's sessions only, paged or not, also with a
 //            page token made for A.
 //   stats:   B's counts are B's only.
+//   search:  B's search never finds A's messages, also with A's page token.
 //   admin:   needs the admin key; a tenant's key gets the same refusal for
 //            A and B, and the admin's per-tenant answers keep tenants apart.
+//   stateless: needs a key but reads and writes no session (Complete,
+//            ListModels): B's answer never holds what A sent.
 const ROUTES = {
   'GET /v1/status': 'open',
   'GET /': 'open',
@@ -50,10 +53,20 @@ const ROUTES = {
   'GET /sessions': 'list',
   'GET /v1/stats': 'stats',
   'GET /stats': 'stats',
+  'PATCH /v1/sessions/{session_id}': 'session',
+  'GET /v1/search': 'search',
+  'POST /v1/sessions/{session_id}:regenerate': 'session',
+  'POST /v1/sessions/{session_id}/turns/{turn_id}:edit': 'session',
+  'POST /v1/sessions/{session_id}:switchBranch': 'session',
+  'GET /v1/sessions/{session_id}/stream': 'session',
+  'POST /v1/sessions/{session_id}:cancel': 'session',
   'POST /v1/admin/keys': 'admin',
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',
   'GET /v1/admin/usage': 'admin',
+  'POST /v1/chat:complete': 'stateless',
+  'POST /v1/chat:completeStream': 'stateless',
+  'GET /v1/chat:models': 'stateless',
 };
 
 const routesOf = (kind) => Object.keys(ROUTES).filter((r) => ROUTES[r] === kind);
@@ -68,11 +81,17 @@ async function call(base, route, key, { params = {}, body, query = '' } = {}) {
   const [method, template] = route.split(' ');
   const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
   const headers = { ...auth(key) };
-  if (method === 'POST') headers['Content-Type'] = 'application/json';
+  const hasBody = method === 'POST' || method === 'PATCH';
+  if (hasBody) headers['Content-Type'] = 'application/json';
+  // A PATCH without a body of its own tries to rename the session; the
+  // branch routes try to edit or show its first turn.
+  const defaultBody = method === 'PATCH' ? { title: 'renamed by bravo' }
+    : template.endsWith(':edit') ? { message: 'edited by bravo' }
+      : template.endsWith(':switchBranch') ? { turn_id: 1 } : {};
   const res = await fetch(base + path + query, {
     method,
     headers,
-    body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
+    body: hasBody ? JSON.stringify(body ?? defaultBody) : undefined,
   });
   const seen = {};
   for (const [name, value] of res.headers) {
@@ -185,7 +204,8 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const probe = async (session) => {
       const answers = [];
       for (const route of sessionRoutes) {
-        answers.push(await call(base, route, b.key, { params: { session_id: session } }));
+        answers.push(await call(base, route, b.key,
+          { params: { session_id: session, turn_id: 1 } }));
       }
       return answers;
     };
@@ -200,8 +220,15 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
         first ? { system_prompt: `${A_MARKER} prompt` } : {});
       first = false;
     }
-    const before = await history(base, a, 'shared');
+    // The session's title is made after its first turn: wait for it, so
+    // that the history compared below cannot change by itself.
+    let before;
+    for (let i = 0; i < 1000; i++) {
+      before = await history(base, a, 'shared');
+      if (JSON.parse(before.body).title) break;
+    }
     assert.equal(before.status, 200);
+    assert.ok(JSON.parse(before.body).title, before.body);
     assert.equal(JSON.parse(before.body).turn_count, routesOf('chat').length);
 
     // Every answer B gets is the "nowhere" one, to the byte; and for an id
@@ -224,6 +251,37 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const unchanged = await history(base, a, 'shared');
     assert.deepEqual(unchanged.body, before.body);
     assert.notEqual(unchanged.status, nowhere[0].status);
+  });
+
+  it("never finds A's messages in B's search, even with A's page token", async () => {
+    // Fresh tenants, so the usage counts the admin test checks stay as they
+    // are: e plays A, f plays B.
+    const e = await newKey(base, 'tenant-e');
+    const f = await newKey(base, 'tenant-f');
+    for (let i = 0; i < 3; i++) {
+      await chat(base, 'POST /v1/chat', e, `searched-${i}`, `${A_MARKER} quokka ${i}`);
+    }
+    await chat(base, 'POST /v1/chat', f, 'searched-b', 'bravo quokka');
+    for (const route of routesOf('search')) {
+      const ofA = await call(base, route, e.key, { query: `?query=quokka&page_size=2` });
+      assert.equal(ofA.status, 200, ofA.body);
+      const pageOfA = JSON.parse(ofA.body);
+      assert.equal(pageOfA.hits.length, 2, ofA.body);
+      assert.ok(pageOfA.next_page_token, ofA.body);
+      for (const query of [`?query=${A_MARKER}`, '?query=quokka', '?query=quokka&page_size=100']) {
+        const ofB = await call(base, route, f.key, { query });
+        assert.equal(ofB.status, 200, ofB.body);
+        assert.ok(!ofB.body.includes(A_MARKER), `${query}: ${ofB.body}`);
+        for (const hit of JSON.parse(ofB.body).hits ?? []) {
+          assert.equal(hit.session_id, 'searched-b', ofB.body);
+        }
+      }
+      const replayed = await call(base, route, f.key, {
+        query: `?query=quokka&page_size=2&page_token=${encodeURIComponent(pageOfA.next_page_token)}`,
+      });
+      assert.ok(!replayed.body.includes(A_MARKER), replayed.body);
+      if (replayed.status !== 400) assert.equal(replayed.status, 200, replayed.body);
+    }
   });
 
   it('keeps separate histories when both chat in one session id through every chat route', async () => {
@@ -315,6 +373,18 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     }
   });
 
+  it('answers the stateless routes from the caller\'s own request only', async () => {
+    for (const route of routesOf('stateless')) {
+      const body = (text) => ({ messages: [{ role: 'user', content: text }] });
+      const withA = await call(base, route, a.key, { body: body(`${A_MARKER} stateless`) });
+      assert.equal(withA.status, 200, `${route}: ${withA.body}`);
+      const withB = await call(base, route, b.key, { body: body('b asks') });
+      assert.equal(withB.status, 200, `${route}: ${withB.body}`);
+      assert.ok(!withB.body.includes(A_MARKER), `${route}: ${withB.body}`);
+      assert.equal((await call(base, route, '', { body: body('x') })).status, 401, route);
+    }
+  });
+
   it("refuses the admin routes to A's and B's keys alike, and keeps tenants apart in the admin's answers", async () => {
     for (const route of routesOf('admin')) {
       const options = { params: { key_id: a.id }, body: { tenant: 'tenant-b', name: 'x' } };
@@ -331,18 +401,21 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const keysOfB = JSON.parse((await call(base, 'GET /v1/admin/keys', ADMIN_KEY,
       { query: '?tenant=tenant-b' })).body).keys;
     assert.deepEqual(keysOfB.map((k) => [k.tenant, k.id]), [['tenant-b', b.id]]);
+    // B made one turn per chat route (in the separate-histories test) and one
+    // completion per stateless POST route.
+    const callsOfB = routesOf('chat').length +
+      routesOf('stateless').filter((r) => r.startsWith('POST ')).length;
     const deadline = Date.now() + 15000;
     let usage;
     for (;;) {
       usage = JSON.parse((await call(base, 'GET /v1/admin/usage', ADMIN_KEY,
         { query: '?tenant=tenant-b' })).body);
       const calls = Number(usage.tenants?.[0]?.calls ?? 0);
-      if (calls >= routesOf('chat').length || Date.now() > deadline) break;
+      if (calls >= callsOfB || Date.now() > deadline) break;
       await new Promise((resolve) => { setTimeout(resolve, 50); });
     }
-    // B made one turn per chat route (in the separate-histories test).
     assert.deepEqual(usage.tenants.map((u) => [u.tenant, Number(u.calls)]),
-      [['tenant-b', routesOf('chat').length]], JSON.stringify(usage));
+      [['tenant-b', callsOfB]], JSON.stringify(usage));
     assert.deepEqual(usage.keys.map((u) => [u.tenant, u.key_id]), [['tenant-b', b.id]]);
   });
 });

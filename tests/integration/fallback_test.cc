@@ -79,6 +79,8 @@ class FallbackTest : public ::testing::Test {
         "--first_byte_timeout=5s",
         absl::StrCat("--fallback=openai:", FallbackModel()),
         absl::StrCat("--fallback_cooldown=", absl::FormatDuration(cooldown))};
+    // A session title would be one more upstream call to count.
+    args.push_back("--session_titles=false");
     const std::string base = upstream_->base_url();
     std::map<std::string, std::string> env = {
         {"ANTHROPIC_API_KEY", "sk-ant-test-secret"},

@@ -26,6 +26,8 @@
 #include "absl/time/time.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/chat_calls.h"
@@ -175,9 +177,28 @@ TEST_F(IdempotencySqliteTest, ReuseWithAnotherMessageOrSessionIsRefused) {
       *replica_.stub, WithId(MakeChatRequest("s1", "two"), "r"), &response);
   EXPECT_EQ(other_message.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(other_message.error_message(), HasSubstr("request_id r"));
+  // The standard detail tells this refusal from other FAILED_PRECONDITIONs
+  // (the gateway answers it 409).
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(other_message.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_EQ(info.domain(), "chatd");
   grpc::Status other_session = Chat(
       *replica_.stub, WithId(MakeChatRequest("s2", "one"), "r"), &response);
   EXPECT_EQ(other_session.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // A stream is refused the same way, before any delta.
+  std::vector<std::string> deltas;
+  grpc::Status other_stream = CallChatStream(
+      *replica_.stub, WithId(MakeChatRequest("s1", "three"), "r"), &deltas,
+      &response);
+  EXPECT_EQ(other_stream.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(deltas, ::testing::IsEmpty());
+  ASSERT_TRUE(details.ParseFromString(other_stream.error_details()));
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "IDEMPOTENCY_KEY_REUSED");
   EXPECT_EQ(CallGetHistory(*replica_.stub, "s1").turn_count(), 1);
 }
 

@@ -186,8 +186,9 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
   absl::StatusOr<std::unique_ptr<testing::FakeUpstream>> upstream =
       testing::FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
   ASSERT_THAT(upstream, IsOk());
+  // No session title: it would be one more provider request to count.
   StartServer({"--provider=openai", "--provider_retry_delay=10ms",
-               "--first_byte_timeout=5s"},
+               "--first_byte_timeout=5s", "--session_titles=false"},
               {{"OPENAI_API_KEY", "sk-openai-test-secret"},
                {"OPENAI_BASE_URL", (*upstream)->base_url() + "/v1"}});
   chat::v1::ChatRequest request = MakeChatRequest("provider", "hi");

@@ -184,6 +184,61 @@ TEST_F(ChatCliTest, EverySubcommandInTextAndJson) {
   EXPECT_EQ(Cli({"delete", "s2"}).out, "no session s2\n");
 }
 
+TEST_F(ChatCliTest, RenameAndSearch) {
+  StartServer({"--echo_delay=0s"});
+  ASSERT_EQ(Cli({"-s", "s1", "where do penguins live"}).exit_code, 0);
+  ASSERT_EQ(Cli({"-s", "s2", "nothing here"}).exit_code, 0);
+
+  CliResult renamed = Cli({"rename", "s1", "Penguin facts"});
+  EXPECT_EQ(renamed.exit_code, 0) << renamed.err;
+  EXPECT_EQ(renamed.out, "s1  Penguin facts\n");
+  nlohmann::json renamed_json =
+      ParseJson(Cli({"--json", "rename", "s1", "Birds"}).out);
+  EXPECT_EQ(renamed_json["session"]["title"], "Birds");
+  EXPECT_EQ(Cli({"rename", "missing", "x"}).exit_code, 6);
+
+  CliResult found = Cli({"search", "penguins"});
+  EXPECT_EQ(found.exit_code, 0) << found.err;
+  EXPECT_THAT(found.out, HasSubstr("s1 #0 user: where do [penguins] live"));
+  EXPECT_THAT(found.out, Not(HasSubstr("s2")));
+  nlohmann::json found_json =
+      ParseJson(Cli({"search", "penguins", "--json"}).out);
+  ASSERT_FALSE(found_json["hits"].empty());
+  EXPECT_EQ(found_json["hits"][0]["session_title"], "Birds");
+  EXPECT_EQ(Cli({"search", "zebra"}).out, "no matches\n");
+  EXPECT_EQ(Cli({"search", " "}).exit_code, 3);
+  EXPECT_EQ(Cli({"search"}).exit_code, 2);
+  EXPECT_EQ(Cli({"rename", "s1"}).exit_code, 2);
+}
+
+TEST_F(ChatCliTest, EditRegenerateAndSwitchBranches) {
+  StartServer({"--echo_delay=0s"});
+  ASSERT_EQ(Cli({"-s", "b", "one"}).exit_code, 0);
+  ASSERT_EQ(Cli({"-s", "b", "two"}).exit_code, 0);
+  // A linear history prints as before: no turn names.
+  EXPECT_THAT(Cli({"history", "b"}).out, HasSubstr("] user: two\n"));
+
+  CliResult edited = Cli({"edit", "b", "2", "deux"});
+  EXPECT_EQ(edited.exit_code, 0) << edited.err;
+  EXPECT_THAT(edited.out, HasSubstr("You said: \"deux\". Before that you "
+                                    "said: \"one\""));
+  nlohmann::json again = ParseJson(Cli({"--json", "regenerate", "b"}).out);
+  EXPECT_EQ(again["turn_id"], 4);
+  CliResult history = Cli({"history", "b"});
+  EXPECT_THAT(history.out,
+              HasSubstr("(turn 4, version 3/3: turns 2,3,4) user: deux\n"));
+
+  CliResult switched = Cli({"switch", "b", "2"});
+  EXPECT_EQ(switched.exit_code, 0) << switched.err;
+  EXPECT_THAT(switched.out,
+              HasSubstr("(turn 2, version 1/3: turns 2,3,4) user: two\n"));
+  EXPECT_THAT(Cli({"history", "b"}).out, HasSubstr("user: two\n"));
+
+  EXPECT_EQ(Cli({"switch", "b", "9"}).exit_code, 6);
+  EXPECT_EQ(Cli({"switch", "b", "x"}).exit_code, 2);
+  EXPECT_EQ(Cli({"edit", "b", "2"}).exit_code, 2);
+}
+
 TEST_F(ChatCliTest, NotFoundExits6) {
   StartServer();
   CliResult result = Cli({"history", "never-was"});

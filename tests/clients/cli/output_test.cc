@@ -53,6 +53,28 @@ TEST(OutputTest, History) {
             "[2026-01-01T00:00:01Z] user: hi\n");
 }
 
+TEST(OutputTest, HistoryWithBranchesNamesTurnsAndVersions) {
+  chat::v1::GetHistoryResponse history;
+  history.set_session_id("s1");
+  history.set_turn_count(1);
+  auto* user = history.add_messages();
+  user->set_role("user");
+  user->set_content("hi");
+  user->set_timestamp("t1");
+  user->set_turn_id(3);
+  user->add_sibling_turn_ids(1);
+  user->add_sibling_turn_ids(3);
+  user->set_sibling_index(1);
+  auto* answer = history.add_messages();
+  *answer = *user;
+  answer->set_role("assistant");
+  answer->set_content("hello");
+  EXPECT_EQ(FormatHistory(history),
+            "session s1: 1 turn\n"
+            "[t1] (turn 3, version 2/2: turns 1,3) user: hi\n"
+            "[t1] assistant: hello\n");
+}
+
 TEST(OutputTest, SessionsAlignTheirColumns) {
   chat::v1::ListSessionsResponse sessions;
   EXPECT_EQ(FormatSessions(sessions), "no sessions\n");

@@ -472,8 +472,10 @@ TEST_F(GatewayTest, TemplateListGathersEveryPage) {
       answer,
       EndsWith(
           R"({"sessions":[)"
-          R"({"session_id":"first","turns":0,"created_at":"","updated_at":""},)"
-          R"({"session_id":"second","turns":0,"created_at":"","updated_at":""}],)"
+          R"({"session_id":"first","turns":0,"created_at":"","updated_at":"",)"
+          R"("title":""},)"
+          R"({"session_id":"second","turns":0,"created_at":"","updated_at":"",)"
+          R"("title":""}],)"
           R"("next_page_token":""})"));
 }
 

@@ -5,6 +5,10 @@
 
 #include "gateway/openapi/openapi.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "chat/admin/v1/admin.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "gmock/gmock.h"
@@ -120,8 +124,18 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/history/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}:reset"].contains("post"));
-  EXPECT_EQ(doc["paths"].size(),
-            15u);  // 16 routes; two share /history/{session_id}.
+  EXPECT_TRUE(
+      doc["paths"]["/v1/sessions/{session_id}/turns/{turn_id}:edit"].contains(
+          "post"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
+  EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/stream"].contains("get"));
+  EXPECT_TRUE(
+      doc["paths"]["/v1/sessions/{session_id}:cancel"].contains("post"));
+  // 26 routes; two share /history/{session_id}, two
+  // /v1/sessions/{session_id}.
+  EXPECT_EQ(doc["paths"].size(), 24u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {
@@ -141,6 +155,37 @@ TEST(OpenApiTest, ParametersAndBodies) {
   EXPECT_TRUE(
       doc["paths"]["/chat-stream"]["post"]["responses"]["200"]["content"]
           .contains("text/plain"));
+}
+
+// The chat turns take the standard Idempotency-Key header and say what a
+// reused key gets; routes without a request_id take neither.
+TEST(OpenApiTest, ChatRoutesTakeAnIdempotencyKeyHeader) {
+  nlohmann::json doc = Document();
+  for (const auto& [path, verb] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"/v1/chat", "post"},
+           {"/v1/chat:stream", "post"},
+           {"/chat", "post"},
+           {"/chat-stream", "post"}}) {
+    const nlohmann::json& op = doc["paths"][path][verb];
+    ASSERT_TRUE(op.contains("parameters")) << path;
+    const nlohmann::json* header = nullptr;
+    for (const nlohmann::json& p : op["parameters"]) {
+      if (p["in"] == "header" && p["name"] == "Idempotency-Key") header = &p;
+    }
+    ASSERT_NE(header, nullptr) << path;
+    EXPECT_EQ((*header)["required"], false);
+    EXPECT_EQ((*header)["schema"]["type"], "string");
+    EXPECT_EQ(
+        op["responses"]["409"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error")
+        << path;
+  }
+  const nlohmann::json& history = doc["paths"]["/history/{session_id}"]["get"];
+  for (const nlohmann::json& p : history["parameters"]) {
+    EXPECT_NE(p["name"], "Idempotency-Key");
+  }
+  EXPECT_FALSE(history["responses"].contains("409"));
 }
 
 // "Try it out" on /docs starts from these: bodies the server accepts as they

@@ -86,6 +86,23 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
       {"GET", "/v1/sessions", "ListSessions", "/v1/sessions"},
       {"GET", "/stats", "GetStats", "/stats"},
       {"GET", "/v1/stats", "GetStats", "/v1/stats"},
+      {"POST", "/v1/chat:complete", "Complete", "/v1/chat:complete"},
+      {"POST", "/v1/chat:completeStream", "CompleteStream",
+       "/v1/chat:completeStream"},
+      {"GET", "/v1/chat:models", "ListModels", "/v1/chat:models"},
+      {"PATCH", "/v1/sessions/s1", "UpdateSession",
+       "/v1/sessions/{session_id}"},
+      {"GET", "/v1/search", "SearchMessages", "/v1/search"},
+      {"POST", "/v1/sessions/s1:regenerate", "RegenerateTurn",
+       "/v1/sessions/{session_id}:regenerate"},
+      {"POST", "/v1/sessions/s1/turns/2:edit", "EditMessage",
+       "/v1/sessions/{session_id}/turns/{turn_id}:edit"},
+      {"POST", "/v1/sessions/s1:switchBranch", "SwitchBranch",
+       "/v1/sessions/{session_id}:switchBranch"},
+      {"GET", "/v1/sessions/s1/stream", "ResumeStream",
+       "/v1/sessions/{session_id}/stream"},
+      {"POST", "/v1/sessions/s1:cancel", "CancelStream",
+       "/v1/sessions/{session_id}:cancel"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -93,7 +110,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 16u);
+  EXPECT_EQ(table.routes().size(), 26u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {

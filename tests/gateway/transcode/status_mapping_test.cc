@@ -5,6 +5,8 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 
 namespace chat::gateway {
@@ -81,6 +83,52 @@ TEST(ErrorBodyTest, InvalidUtf8DoesNotThrow) {
   HttpError error =
       MakeHttpError(500, grpc::StatusCode::INTERNAL, "bad \xff byte");
   EXPECT_THAT(ErrorBody(error), ::testing::HasSubstr("\"code\":13"));
+}
+
+// A status as chat-server sends one with google.rpc.ErrorInfo `reason`.
+grpc::Status WithErrorInfo(grpc::StatusCode code, const std::string& message,
+                           const std::string& reason) {
+  google::rpc::ErrorInfo info;
+  info.set_reason(reason);
+  info.set_domain("chatd");
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  details.add_details()->PackFrom(google::rpc::RetryInfo());
+  details.add_details()->PackFrom(info);
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+TEST(ErrorInfoTest, ReusedIdempotencyKeyIsAConflict) {
+  HttpError error =
+      ToHttpError(WithErrorInfo(grpc::StatusCode::FAILED_PRECONDITION, "reused",
+                                "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_EQ(error.http_status, 409);
+  EXPECT_EQ(error.grpc_code, 9);
+  EXPECT_EQ(ErrorBody(error),
+            R"({"code":9,"message":"reused","details":[{"@type":)"
+            R"("type.googleapis.com/google.rpc.ErrorInfo","reason":)"
+            R"("IDEMPOTENCY_KEY_REUSED","domain":"chatd"}]})");
+}
+
+TEST(ErrorInfoTest, OtherReasonsKeepTheCodesRow) {
+  HttpError error = ToHttpError(WithErrorInfo(
+      grpc::StatusCode::FAILED_PRECONDITION, "no", "SOMETHING_ELSE"));
+  EXPECT_EQ(error.http_status, 400);
+  EXPECT_EQ(error.reason, "SOMETHING_ELSE");
+  // The reason alone, with another code, changes nothing either.
+  EXPECT_EQ(ToHttpError(WithErrorInfo(grpc::StatusCode::INVALID_ARGUMENT, "x",
+                                      "IDEMPOTENCY_KEY_REUSED"))
+                .http_status,
+            400);
+}
+
+TEST(ErrorInfoTest, UnparsableDetailsAreIgnored) {
+  HttpError error = ToHttpError(grpc::Status(
+      grpc::StatusCode::FAILED_PRECONDITION, "x", "\xff not a proto"));
+  EXPECT_EQ(error.http_status, 400);
+  EXPECT_EQ(error.reason, "");
+  EXPECT_EQ(ErrorBody(error), R"({"code":9,"message":"x","details":[]})");
 }
 
 // RFC 9110 section 15.5.2: a 401 says how to authenticate; nothing else

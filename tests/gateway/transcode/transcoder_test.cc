@@ -117,7 +117,7 @@ TEST(TranscoderTest, HistoryAlwaysHasMessagesAndTurnCount) {
   history.set_session_id("s1");
   EXPECT_EQ(MessageToJson(history),
             R"({"session_id":"s1","messages":[],"turn_count":0,)"
-            R"("system_prompt":"","created_at":""})");
+            R"("system_prompt":"","created_at":"","title":""})");
 }
 
 TEST(TranscoderTest, ResetNotFoundKeepsPreviousTurns) {

@@ -117,6 +117,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadValueCase{"LogLevelUnknown",
                      [] { absl::SetFlag(&FLAGS_log_level, "loud"); },
                      "--log_level must be debug, info, warning or error"},
+        BadValueCase{"TitleModelControlCharacter",
+                     [] { absl::SetFlag(&FLAGS_title_model, "gpt\n4"); },
+                     "--title_model must be a model name"},
         BadValueCase{"StoreEmpty", [] { absl::SetFlag(&FLAGS_store, ""); },
                      "--store must not be empty"},
         BadValueCase{"ProviderUnknown",
@@ -200,6 +203,19 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
       return info.param.label;
     });
+
+TEST_F(ServerConfigTest, SessionTitlesAreOnByDefaultWithTheTitleModel) {
+  absl::StatusOr<ServerConfig> config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_TRUE(config->engine.titles.enabled);
+  EXPECT_EQ(config->engine.titles.model, "");
+  absl::SetFlag(&FLAGS_session_titles, false);
+  absl::SetFlag(&FLAGS_title_model, "claude-haiku-4-5");
+  config = ServerConfigFromFlags();
+  ASSERT_THAT(config, IsOk());
+  EXPECT_FALSE(config->engine.titles.enabled);
+  EXPECT_EQ(config->engine.titles.model, "claude-haiku-4-5");
+}
 
 TEST_F(ServerConfigTest, EveryBadFlagIsReported) {
   absl::SetFlag(&FLAGS_listen, "127.0.0.1:99999");

@@ -91,6 +91,11 @@ class MayBlockStore final : public store::ConversationStore {
   explicit MayBlockStore(store::ConversationStore* inner) : inner_(inner) {}
 
   bool MayBlock() const override { return true; }
+  // The inner store's ids, so idempotent turns write their answers with the
+  // turn in both variants.
+  store::IdempotencyStore* idempotency() override {
+    return inner_->idempotency();
+  }
   absl::StatusOr<store::SessionInfo> GetSession(
       const store::SessionKey& key) override {
     Note();
@@ -107,6 +112,17 @@ class MayBlockStore final : public store::ConversationStore {
                                  const store::Turn& turn) override {
     Note();
     return inner_->AppendTurn(key, expected_turn_count, system_prompt, turn);
+  }
+  absl::StatusOr<std::vector<store::StoredMessage>> LoadBranch(
+      const store::SessionKey& key, int turn_id) override {
+    Note();
+    return inner_->LoadBranch(key, turn_id);
+  }
+  absl::StatusOr<store::BranchTurn> AppendBranchTurn(
+      const store::SessionKey& key, int parent_turn_id,
+      const store::Turn& turn) override {
+    Note();
+    return inner_->AppendBranchTurn(key, parent_turn_id, turn);
   }
   absl::StatusOr<int> ResetSession(const store::SessionKey& key,
                                    absl::Time now) override {
@@ -250,6 +266,66 @@ TEST_P(ChatEngineTest, SendsHistoryAndSystemPromptUpstream) {
                           Field(&llm::PromptMessage::content, "two")));
 }
 
+// Edits and regenerations: the prompt holds the turns before the replaced
+// one on its branch, and the new version is stored as its sibling.
+TEST_P(ChatEngineTest, EditPromptsWithTheTurnsBeforeAndStoresASibling) {
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "two")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "three")), IsOk());
+  ChatTurnRequest edit = Request("s1", "deux");
+  edit.edit_turn_id = 2;
+  absl::StatusOr<ChatTurnResult> result = RunTurn(edit);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_id, 4);
+  EXPECT_EQ(result->turn_count, 2);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_THAT(requests[3].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "deux")));
+  std::vector<store::StoredMessage> history = History("s1");
+  ASSERT_EQ(history.size(), 4u);
+  EXPECT_EQ(history[2].content, "deux");
+  EXPECT_THAT(history[2].sibling_turn_ids, ElementsAre(2, 4));
+}
+
+TEST_P(ChatEngineTest, RegenerateAsksTheTurnsOwnMessageAgain) {
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  ASSERT_THAT(RunTurn(Request("s1", "two")), IsOk());
+  ChatTurnRequest regenerate = Request("s1", "");
+  regenerate.regenerate_turn_id = 0;  // The last turn.
+  absl::StatusOr<ChatTurnResult> result = RunTurn(regenerate);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_id, 3);
+  std::vector<llm::CompletionRequest> requests = provider_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_THAT(requests[2].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one"),
+                          Field(&llm::PromptMessage::content, "Hello there"),
+                          Field(&llm::PromptMessage::content, "two")));
+  regenerate.regenerate_turn_id = 1;
+  result = RunTurn(regenerate);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->turn_count, 1);
+  EXPECT_THAT(provider_.requests()[3].messages,
+              ElementsAre(Field(&llm::PromptMessage::content, "one")));
+}
+
+TEST_P(ChatEngineTest, BranchTurnsOfUnknownSessionsOrTurnsAreNotFound) {
+  ChatTurnRequest edit = Request("s1", "x");
+  edit.edit_turn_id = 1;
+  EXPECT_THAT(RunTurn(edit), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(RunTurn(Request("s1", "one")), IsOk());
+  edit.edit_turn_id = 5;
+  EXPECT_THAT(RunTurn(edit), StatusIs(absl::StatusCode::kNotFound));
+  ChatTurnRequest with_id = Request("s1", "x");
+  with_id.edit_turn_id = 1;
+  with_id.request_id = "r1";
+  EXPECT_THAT(RunTurn(with_id), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(provider_.requests().size(), 1u);
+}
+
 TEST_P(ChatEngineTest, DefaultSystemPromptForNewSessions) {
   ASSERT_THAT(RunTurn(Request("s1", "Hi")), IsOk());
   EXPECT_EQ(provider_.requests()[0].system_prompt,
@@ -294,6 +370,57 @@ TEST_P(ChatEngineTest, CancellingARunningTurnStoresNothing) {
   EXPECT_EQ(provider_.cancelled_calls(), 1);
   EXPECT_THAT(store_.GetSession({"default", "s1"}),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// An idempotent turn's answer goes into its id's record with the turn
+// (store::Turn::answers), not in a write of its own after it.
+TEST_P(ChatEngineTest, IdempotentTurnStoresItsAnswerWithTheTurn) {
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.request_id = "req-1";
+  absl::StatusOr<ChatTurnResult> result = RunTurn(request);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_TRUE(result->answer_stored);
+  absl::StatusOr<store::RequestRecord> record =
+      store_.idempotency()->Lookup({"default", "req-1"}, absl::Now());
+  ASSERT_THAT(record, IsOk());
+  ASSERT_TRUE(record->answer.has_value());
+  EXPECT_EQ(record->answer->response, "Hello there");
+  EXPECT_EQ(record->answer->turn_count, 1);
+  // Stores keep microseconds.
+  EXPECT_EQ(absl::ToUnixMicros(record->answer->timestamp),
+            absl::ToUnixMicros(result->timestamp));
+}
+
+// A turn that outran its claim (another replica took the id over as stale)
+// must not store a second turn: nothing is written and the caller is told to
+// retry for the other turn's answer.
+TEST_P(ChatEngineTest, IdempotentTurnWhoseClaimWasTakenOverStoresNothing) {
+  FakeScript held;
+  held.hold = true;
+  provider_.SetScript(held);
+  ChatTurnRequest request = Request("s1", "Hi");
+  request.request_id = "req-1";
+  RecordingObserver observer;
+  ASSERT_THAT(engine_.StartTurn(request, &observer), IsOk());
+  provider_.WaitForStarted(1);
+  const absl::Time now = absl::Now();
+  // Every claim made before now + 1h is stale to this caller.
+  absl::StatusOr<store::ClaimResult> takeover = store_.idempotency()->Claim(
+      {"default", "req-1"}, RequestFingerprint(request), "other-replica", now,
+      now + absl::Hours(1), now + absl::Hours(1));
+  ASSERT_THAT(takeover, IsOk());
+  ASSERT_TRUE(takeover->claimed);
+  provider_.Release();
+  absl::StatusOr<ChatTurnResult> result = observer.Wait();
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(result.status().message(), HasSubstr("request_id req-1"));
+  EXPECT_THAT(store_.GetSession({"default", "s1"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<store::RequestRecord> record =
+      store_.idempotency()->Lookup({"default", "req-1"}, now);
+  ASSERT_THAT(record, IsOk());
+  EXPECT_EQ(record->owner, "other-replica");
+  EXPECT_FALSE(record->answer.has_value());
 }
 
 TEST_P(ChatEngineTest, TurnsOfOneSessionRunInArrivalOrder) {

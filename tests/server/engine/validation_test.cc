@@ -94,7 +94,39 @@ INSTANTIATE_TEST_SUITE_P(
              absl::StatusCode::kInvalidArgument, "NUL"},
         Case{"MessageWithNulIsFine",
              With([](auto& r) { r.message = std::string("a\0b", 3); }),
-             absl::StatusCode::kOk, ""}),
+             absl::StatusCode::kOk, ""},
+        Case{"EditTurn", With([](auto& r) { r.edit_turn_id = 2; }),
+             absl::StatusCode::kOk, ""},
+        Case{"EditTurnZero", With([](auto& r) { r.edit_turn_id = 0; }),
+             absl::StatusCode::kInvalidArgument, "edit_turn_id"},
+        Case{"EditWithoutMessage", With([](auto& r) {
+               r.edit_turn_id = 1;
+               r.message = "";
+             }),
+             absl::StatusCode::kInvalidArgument, "message is required"},
+        Case{"RegenerateLast", With([](auto& r) {
+               r.regenerate_turn_id = 0;
+               r.message = "";
+             }),
+             absl::StatusCode::kOk, ""},
+        Case{"RegenerateWithMessage",
+             With([](auto& r) { r.regenerate_turn_id = 1; }),
+             absl::StatusCode::kInvalidArgument, "message must be empty"},
+        Case{"RegenerateNegative", With([](auto& r) {
+               r.regenerate_turn_id = -1;
+               r.message = "";
+             }),
+             absl::StatusCode::kInvalidArgument, "regenerate_turn_id"},
+        Case{"EditAndRegenerate", With([](auto& r) {
+               r.edit_turn_id = 1;
+               r.regenerate_turn_id = 1;
+             }),
+             absl::StatusCode::kInvalidArgument, "at most one"},
+        Case{"EditWithRequestId", With([](auto& r) {
+               r.edit_turn_id = 1;
+               r.request_id = "r1";
+             }),
+             absl::StatusCode::kInvalidArgument, "request id"}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 TEST(AllowedModelsTest, OnlyListedModelsWhenAListIsSet) {

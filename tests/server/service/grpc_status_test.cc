@@ -7,8 +7,13 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/support/status.h"
 #include "gtest/gtest.h"
+#include "server/engine/error_reason.h"
+#include "server/engine/key_quotas.h"
 
 namespace chat {
 namespace {
@@ -76,6 +81,48 @@ TEST(ToGrpcStatusOutOfTableTest, ANonCanonicalCodeBecomesUnknown) {
   const absl::Status odd(static_cast<absl::StatusCode>(42), "odd");
   EXPECT_EQ(ToGrpcStatus(odd).error_code(), grpc::StatusCode::UNKNOWN);
   EXPECT_EQ(ToGrpcStatus(odd).error_message(), "odd");
+}
+
+// The status-details trailer of `status`, parsed; fails the test if absent.
+google::rpc::Status DetailsOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  EXPECT_TRUE(details.ParseFromString(status.error_details()));
+  return details;
+}
+
+TEST(ToGrpcStatusDetailsTest, PlainStatusHasNoDetails) {
+  EXPECT_EQ(ToGrpcStatus(absl::FailedPreconditionError("x")).error_details(),
+            "");
+}
+
+TEST(ToGrpcStatusDetailsTest, ReasonBecomesErrorInfo) {
+  const grpc::Status out = ToGrpcStatus(WithErrorReason(
+      absl::FailedPreconditionError("reused"), "IDEMPOTENCY_KEY_REUSED"));
+  EXPECT_EQ(out.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(out.error_message(), "reused");
+  google::rpc::Status details = DetailsOf(out);
+  EXPECT_EQ(details.code(), 9);
+  EXPECT_EQ(details.message(), "reused");
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_EQ(info.domain(), "chatd");
+}
+
+TEST(ToGrpcStatusDetailsTest, RetryInfoAndErrorInfoTogether) {
+  const grpc::Status out = ToGrpcStatus(WithErrorReason(
+      RateLimitedError("slow down", absl::Milliseconds(1500), {}),
+      "SOME_LIMIT"));
+  google::rpc::Status details = DetailsOf(out);
+  ASSERT_EQ(details.details_size(), 2);
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(details.details(0).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds(), 1);
+  EXPECT_EQ(retry.retry_delay().nanos(), 500000000);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(1).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "SOME_LIMIT");
 }
 
 }  // namespace

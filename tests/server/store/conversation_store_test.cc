@@ -645,6 +645,159 @@ TEST_P(ConversationStoreTest, RetentionSweepDeletesOnlyIdleSessions) {
   EXPECT_EQ(stats->total_messages, 8);
 }
 
+// Branches. A session of three linear turns (ids 1, 2, 3), then versions of
+// its turns: each edit or regeneration is a sibling of the turn it
+// replaces, and the active branch is what LoadHistory and the turn count
+// speak of.
+std::vector<std::string> Contents(const std::vector<StoredMessage>& messages) {
+  std::vector<std::string> contents;
+  for (const StoredMessage& m : messages) contents.push_back(m.content);
+  return contents;
+}
+
+TEST_P(ConversationStoreTest, LinearTurnsAreOneBranch) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10))), 1);
+  ASSERT_EQ(Append(key, 1, MakeTurn("q2", "a2", At(20))), 2);
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[0].turn_id, 1);
+  EXPECT_EQ((*history)[0].parent_turn_id, 0);
+  EXPECT_EQ((*history)[1].turn_id, 1);
+  EXPECT_EQ((*history)[2].turn_id, 2);
+  EXPECT_EQ((*history)[3].parent_turn_id, 1);
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ElementsAre(2));
+}
+
+TEST_P(ConversationStoreTest, BranchTurnIsASiblingAndBecomesActive) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10), 1, 2)), 1);
+  ASSERT_EQ(Append(key, 1, MakeTurn("q2", "a2", At(20), 1, 2)), 2);
+  ASSERT_EQ(Append(key, 2, MakeTurn("q3", "a3", At(30), 1, 2)), 3);
+
+  // Edit turn 2: a new turn under turn 1.
+  absl::StatusOr<BranchTurn> edited =
+      store_->AppendBranchTurn(key, 1, MakeTurn("q2'", "a2'", At(40), 1, 2));
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_EQ(edited->turn_id, 4);
+  EXPECT_EQ(edited->turn_count, 2);
+
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(Contents(*history), ElementsAre("q1", "a1", "q2'", "a2'"));
+  EXPECT_THAT((*history)[0].sibling_turn_ids, ElementsAre(1));
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ElementsAre(2, 4));
+  EXPECT_THAT((*history)[3].sibling_turn_ids, ElementsAre(2, 4));
+  EXPECT_EQ((*history)[3].turn_id, 4);
+  EXPECT_EQ((*history)[3].parent_turn_id, 1);
+
+  absl::StatusOr<SessionInfo> info = store_->GetSession(key);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->turn_count, 2);
+  EXPECT_EQ(info->updated_at, At(40));
+
+  // Every stored turn counts in the stats, on any branch.
+  absl::StatusOr<StoreStats> stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_messages, 8);
+  EXPECT_EQ(stats->total_input_tokens, 4);
+
+  // The old branch is still there.
+  absl::StatusOr<std::vector<StoredMessage>> old = store_->LoadBranch(key, 3);
+  ASSERT_THAT(old, IsOk());
+  EXPECT_THAT(Contents(*old), ElementsAre("q1", "a1", "q2", "a2", "q3", "a3"));
+}
+
+TEST_P(ConversationStoreTest, AppendTurnExtendsTheActiveBranch) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10))), 1);
+  ASSERT_EQ(Append(key, 1, MakeTurn("q2", "a2", At(20))), 2);
+  ASSERT_THAT(store_->AppendBranchTurn(key, 0, MakeTurn("r1", "b1", At(30))),
+              IsOk());  // Turn 3, a new first turn.
+  // The active branch has one turn now: expecting two is a conflict.
+  EXPECT_THAT(store_->AppendTurn(key, 2, "", MakeTurn("x", "y", At(40))),
+              StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(Append(key, 1, MakeTurn("r2", "b2", At(50))), 2);
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(Contents(*history), ElementsAre("r1", "b1", "r2", "b2"));
+  EXPECT_EQ((*history)[2].turn_id, 4);
+  EXPECT_EQ((*history)[2].parent_turn_id, 3);
+  EXPECT_THAT((*history)[0].sibling_turn_ids, ElementsAre(1, 3));
+}
+
+TEST_P(ConversationStoreTest, SwitchBranchFollowsTheNewestChildDown) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10))), 1);
+  ASSERT_EQ(Append(key, 1, MakeTurn("q2", "a2", At(20))), 2);
+  ASSERT_EQ(Append(key, 2, MakeTurn("q3", "a3", At(30))), 3);
+  // Turn 4 replaces turn 2; then the old branch gets a new version of
+  // turn 3 (turn 5, under 2) after switching to it.
+  ASSERT_THAT(store_->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", At(40))),
+              IsOk());
+  EXPECT_THAT(store_->SwitchBranch(key, 2), IsOkAndHolds(3));
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(Contents(*history),
+              ElementsAre("q1", "a1", "q2", "a2", "q3", "a3"));
+  ASSERT_THAT(store_->AppendBranchTurn(key, 2, MakeTurn("e3", "f3", At(50))),
+              IsOk());
+  // Back to 4 and again to 2: the newest child of 2 is 5 now.
+  EXPECT_THAT(store_->SwitchBranch(key, 4), IsOkAndHolds(2));
+  EXPECT_THAT(store_->SwitchBranch(key, 2), IsOkAndHolds(3));
+  history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(Contents(*history),
+              ElementsAre("q1", "a1", "q2", "a2", "e3", "f3"));
+  EXPECT_THAT((*history)[4].sibling_turn_ids, ElementsAre(3, 5));
+  // A switch changes what is shown, not when the session was last active.
+  absl::StatusOr<SessionInfo> info = store_->GetSession(key);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->updated_at, At(50));
+  EXPECT_EQ(info->turn_count, 3);
+}
+
+TEST_P(ConversationStoreTest, UnknownTurnsAreNotFound) {
+  const SessionKey key{"acme", "s1"};
+  EXPECT_THAT(store_->SwitchBranch(key, 1),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->AppendBranchTurn(key, 0, MakeTurn("q", "a", At(1))),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10))), 1);
+  EXPECT_THAT(store_->SwitchBranch(key, 2),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->LoadBranch(key, 2),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->LoadBranch(key, 0),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->AppendBranchTurn(key, 7, MakeTurn("q", "a", At(20))),
+              StatusIs(absl::StatusCode::kNotFound));
+  // Another tenant's session of the same name has no turns to switch to.
+  EXPECT_THAT(store_->SwitchBranch({"other", "s1"}, 1),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(Contents(*history), ElementsAre("q1", "a1"));
+}
+
+TEST_P(ConversationStoreTest, ResetDropsEveryBranchAndRestartsIds) {
+  const SessionKey key{"acme", "s1"};
+  ASSERT_EQ(Append(key, 0, MakeTurn("q1", "a1", At(10))), 1);
+  ASSERT_THAT(store_->AppendBranchTurn(key, 0, MakeTurn("r1", "b1", At(20))),
+              IsOk());
+  EXPECT_THAT(store_->ResetSession(key, At(30)), IsOkAndHolds(1));
+  absl::StatusOr<StoreStats> stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_messages, 0);
+  ASSERT_EQ(Append(key, 0, MakeTurn("n1", "m1", At(40))), 1);
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(2));
+  EXPECT_EQ((*history)[0].turn_id, 1);
+  EXPECT_THAT((*history)[0].sibling_turn_ids, ElementsAre(1));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     AllStores, ConversationStoreTest, ::testing::ValuesIn(Stores()),
     [](const ::testing::TestParamInfo<StoreFactory>& info) {

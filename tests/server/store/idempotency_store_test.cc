@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/store/conversation_store.h"
 #include "tests/server/store/key_quota_stores.h"
 #include "tests/testing/status_matchers.h"
 
@@ -109,6 +110,97 @@ TEST_P(IdempotencyStoreTest, CompletedAnswerReadsBackWhole) {
   // An answered record is not released.
   EXPECT_THAT(ids().Release(kKey, "owner-a"), IsOk());
   EXPECT_THAT(ids().Lookup(kKey, kNow), IsOk());
+}
+
+// The turn of a claimed id: AppendTurn writes the turn and the id's answer
+// in one transaction (store::Turn::answers), so no crash between two writes
+// can keep the turn and leave the id running.
+Turn TurnAnswering(const RequestClaim& claim) {
+  Turn turn;
+  turn.user_message = "hi";
+  turn.assistant_message = "Echo: hi";
+  turn.model = "echo";
+  turn.stop_reason = "end_turn";
+  turn.input_tokens = 4;
+  turn.output_tokens = 2;
+  turn.cost_usd = 0.5;
+  turn.created_at = kNow + absl::Seconds(1);
+  turn.answers = claim;
+  return turn;
+}
+
+TEST_P(IdempotencyStoreTest, AppendTurnStoresTheAnswerWithTheTurn) {
+  ASSERT_THAT(Claim(kKey, "fp", "owner-a"), IsOk());
+  const SessionKey session{"acme", "s1"};
+  const Turn turn = TurnAnswering({kKey, "owner-a"});
+  ASSERT_THAT(store().AppendTurn(session, 0, "sys", turn), IsOkAndHolds(1));
+  absl::StatusOr<RequestRecord> record = ids().Lookup(kKey, kNow);
+  ASSERT_THAT(record, IsOk());
+  ASSERT_TRUE(record->answer.has_value());
+  EXPECT_EQ(record->owner, "owner-a");
+  const IdempotentAnswer& got = *record->answer;
+  EXPECT_EQ(got.session_id, "s1");
+  EXPECT_EQ(got.response, "Echo: hi");
+  EXPECT_EQ(got.timestamp, turn.created_at);
+  EXPECT_EQ(got.turn_count, 1);
+  EXPECT_EQ(got.model, "echo");
+  EXPECT_EQ(got.stop_reason, "end_turn");
+  EXPECT_EQ(got.input_tokens, 4);
+  EXPECT_EQ(got.output_tokens, 2);
+  EXPECT_EQ(got.cost_usd, 0.5);
+  // The second turn of a session counts from the stored ones.
+  ASSERT_THAT(Claim({"acme", "req-2"}, "fp", "owner-a"), IsOk());
+  ASSERT_THAT(store().AppendTurn(session, 1, "sys",
+                                 TurnAnswering({{"acme", "req-2"}, "owner-a"})),
+              IsOkAndHolds(2));
+  record = ids().Lookup({"acme", "req-2"}, kNow);
+  ASSERT_THAT(record, IsOk());
+  ASSERT_TRUE(record->answer.has_value());
+  EXPECT_EQ(record->answer->turn_count, 2);
+}
+
+TEST_P(IdempotencyStoreTest, AppendTurnOfALostClaimStoresNothing) {
+  ASSERT_THAT(Claim(kKey, "fp", "owner-a"), IsOk());
+  // owner-a's claim went stale and owner-b took the id over.
+  const absl::Time later = kNow + absl::Minutes(20);
+  absl::StatusOr<ClaimResult> takeover =
+      Claim(kKey, "fp", "owner-b", later, later - absl::Minutes(10));
+  ASSERT_THAT(takeover, IsOk());
+  ASSERT_TRUE(takeover->claimed);
+  const SessionKey fresh{"acme", "s-new"};
+  EXPECT_THAT(
+      store().AppendTurn(fresh, 0, "sys", TurnAnswering({kKey, "owner-a"})),
+      StatusIs(absl::StatusCode::kFailedPrecondition));
+  // Neither the session nor the turn exists; the id is still owner-b's,
+  // running.
+  EXPECT_THAT(store().GetSession(fresh), StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<RequestRecord> record = ids().Lookup(kKey, later);
+  ASSERT_THAT(record, IsOk());
+  EXPECT_EQ(record->owner, "owner-b");
+  EXPECT_FALSE(record->answer.has_value());
+  // An existing session keeps its turns as they were.
+  const SessionKey existing{"acme", "s-old"};
+  Turn plain = TurnAnswering({kKey, "owner-a"});
+  plain.answers.reset();
+  ASSERT_THAT(store().AppendTurn(existing, 0, "sys", plain), IsOkAndHolds(1));
+  EXPECT_THAT(
+      store().AppendTurn(existing, 1, "sys", TurnAnswering({kKey, "owner-a"})),
+      StatusIs(absl::StatusCode::kFailedPrecondition));
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      store().LoadHistory(existing);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_EQ(history->size(), 2u);
+  absl::StatusOr<SessionInfo> info = store().GetSession(existing);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->turn_count, 1);
+  // The owner's own turn goes in, with its answer.
+  EXPECT_THAT(
+      store().AppendTurn(existing, 1, "sys", TurnAnswering({kKey, "owner-b"})),
+      IsOkAndHolds(2));
+  record = ids().Lookup(kKey, later);
+  ASSERT_THAT(record, IsOk());
+  ASSERT_TRUE(record->answer.has_value());
+  EXPECT_EQ(record->answer->turn_count, 2);
 }
 
 TEST_P(IdempotencyStoreTest, IdsArePerTenant) {

@@ -123,9 +123,8 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
       PostgresConversationStore::Open(conninfo_);
   ASSERT_THAT(store, IsOk());
 
-  EXPECT_EQ(kPostgresSchemaVersion, 5);
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("5"));
+              ::testing::ElementsAre(absl::StrCat(kPostgresSchemaVersion)));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("0"));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM quota_counters"),
@@ -152,9 +151,50 @@ TEST_F(PostgresStoreTest, MigratesVersionOneDatabaseToLatest) {
   store->reset();
   ASSERT_THAT(PostgresConversationStore::Open(conninfo_), IsOk());
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("5"));
+              ::testing::ElementsAre(absl::StrCat(kPostgresSchemaVersion)));
   EXPECT_THAT(Column(conn_.get(), "SELECT COUNT(*) FROM api_keys"),
               ::testing::ElementsAre("1"));
+}
+
+// Schema 5 indexes the messages already stored for search (a generated
+// column is filled as it is added), including one that holds a NUL byte and
+// is not UTF-8, which must not make the migration fail; sessions from
+// before have no title.
+TEST_F(PostgresStoreTest, MigrationIndexesExistingMessagesForSearch) {
+  {
+    std::unique_ptr<PGresult, ResultCloser> created(
+        PQexec(conn_.get(), absl::StrCat(kSchemaVersion1, R"sql(
+INSERT INTO messages VALUES ('acme', 'old', 2, 'user',
+  convert_to('where is the lighthouse', 'UTF8'), 1, NULL, NULL, NULL, NULL);
+INSERT INTO messages VALUES ('acme', 'old', 3, 'assistant',
+  '\x6c69676874686f75736500ff', 1, 'm', 'end', 3, 4);
+INSERT INTO sessions VALUES ('globex', 'other', 'prompt', 1, 2, 1, 3, 4);
+INSERT INTO messages VALUES ('globex', 'other', 0, 'user',
+  convert_to('a lighthouse too', 'UTF8'), 1, NULL, NULL, NULL, NULL);
+)sql")
+                                .c_str()));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK)
+        << PQerrorMessage(conn_.get());
+  }
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo_);
+  ASSERT_THAT(store, IsOk());
+  absl::StatusOr<SearchPage> page =
+      (*store)->SearchMessages("acme", "lighthouse", 10, "");
+  ASSERT_THAT(page, IsOk());
+  // Both acme messages, the one that is not UTF-8 read as escaped text;
+  // never globex's.
+  std::vector<int64_t> indexes;
+  for (const SearchHit& hit : page->hits) {
+    EXPECT_EQ(hit.session_id, "old");
+    EXPECT_THAT(hit.snippet, ::testing::HasSubstr(absl::StrCat(
+                                 kMatchStart, "lighthouse", kMatchEnd)));
+    indexes.push_back(hit.message_index);
+  }
+  EXPECT_THAT(indexes, ::testing::UnorderedElementsAre(2, 3));
+  absl::StatusOr<SessionInfo> info = (*store)->GetSession({"acme", "old"});
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->title, "");
 }
 
 // Schema 2 as it shipped (kMigrations[1]): with kSchemaVersion1 first, a
@@ -210,7 +250,7 @@ TEST_F(PostgresStoreTest, MigratesVersionTwoDatabaseToCosts) {
       PostgresConversationStore::Open(conninfo_);
   ASSERT_THAT(store, IsOk());
   EXPECT_THAT(Column(conn_.get(), "SELECT version FROM chatd_schema"),
-              ::testing::ElementsAre("5"));
+              ::testing::ElementsAre(absl::StrCat(kPostgresSchemaVersion)));
   EXPECT_THAT(Column(conn_.get(),
                      "SELECT COALESCE(cost_usd::text, 'NULL') "
                      "FROM messages WHERE seq = 1"),
@@ -234,6 +274,52 @@ TEST_F(PostgresStoreTest, MigratesVersionTwoDatabaseToCosts) {
   stats = (*store)->GetStats("acme");
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->total_cost_usd, 0.25);
+}
+
+// Schema 6 adds branches: a linear history from before becomes one branch,
+// turn n+1 under turn n, the last one active, and edits start new ones.
+TEST_F(PostgresStoreTest, MigratesLinearHistoriesToOneBranch) {
+  for (const char* sql : {kSchemaVersion1, kSchemaVersion2Step,
+                          R"sql(
+INSERT INTO messages VALUES ('acme', 'old', 2, 'user', '\x7132', 2,
+                             NULL, NULL, NULL, NULL);
+INSERT INTO messages VALUES ('acme', 'old', 3, 'assistant', '\x6132', 2,
+                             'm', 'end', 3, 4);
+UPDATE sessions SET turn_count = 2;
+)sql"}) {
+    std::unique_ptr<PGresult, ResultCloser> created(PQexec(conn_.get(), sql));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK)
+        << PQerrorMessage(conn_.get());
+  }
+  absl::StatusOr<std::unique_ptr<PostgresConversationStore>> store =
+      PostgresConversationStore::Open(conninfo_);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(Column(conn_.get(),
+                     "SELECT seq || ' ' || turn_id || ' ' || parent_turn_id "
+                     "FROM messages ORDER BY seq"),
+              ::testing::ElementsAre("0 1 0", "1 1 0", "2 2 1", "3 2 1"));
+  EXPECT_THAT(Column(conn_.get(),
+                     "SELECT active_turn_id || ' ' || stored_turns "
+                     "FROM sessions"),
+              ::testing::ElementsAre("2 2"));
+  const SessionKey key{"acme", "old"};
+  absl::StatusOr<std::vector<StoredMessage>> history =
+      (*store)->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].content, "q2");
+  EXPECT_EQ((*history)[2].turn_id, 2);
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ::testing::ElementsAre(2));
+  // The optimistic check still counts the carried-over turns.
+  EXPECT_THAT((*store)->AppendTurn(key, 1, "", MakeTurn("x", "y", kT0)),
+              ::chat::testing::StatusIs(absl::StatusCode::kAborted));
+  ASSERT_THAT((*store)->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)),
+              IsOk());
+  absl::StatusOr<BranchTurn> edited =
+      (*store)->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_EQ(edited->turn_id, 4);
+  EXPECT_EQ(edited->turn_count, 2);
 }
 
 }  // namespace

@@ -111,6 +111,10 @@ std::vector<StatementInfo> PreparedStatements(
   for (sqlite3* db : connections) {
     for (sqlite3_stmt* stmt = sqlite3_next_stmt(db, nullptr); stmt != nullptr;
          stmt = sqlite3_next_stmt(db, stmt)) {
+      // FTS5 prepares and keeps statements of its own (on its shadow tables
+      // and the content table, names written as 'main'.'table') as its
+      // index first needs them: not the store's.
+      if (absl::StrContains(sqlite3_sql(stmt), "'main'.")) continue;
       statements.push_back(
           {db, stmt, sqlite3_sql(stmt),
            sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_RUN, /*reset=*/0),
@@ -133,6 +137,9 @@ void UseEveryMethod(ConversationStore& store, int id) {
   ASSERT_THAT(page, IsOk());
   ASSERT_THAT(store.ListSessions("acme", 1, page->next_page_token), IsOk());
   ASSERT_THAT(store.GetStats("acme"), IsOk());
+  ASSERT_THAT(store.SetTitle(key, "title", false), IsOk());
+  ASSERT_THAT(store.SetTitle(key, "title", true), IsOk());
+  ASSERT_THAT(store.SearchMessages("acme", "q", 10, ""), IsOk());
   ASSERT_THAT(store.ResetSession(key, kT0), IsOk());
   ASSERT_THAT(store.DeleteSession(key), IsOk());
   ASSERT_THAT(store.DeleteSessionsIdleSince(kT0 - absl::Hours(1)), IsOk());
@@ -355,8 +362,11 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
       raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
                  "ORDER BY name"),
       ::testing::ElementsAre("api_keys", "idempotency_keys", "messages",
-                             "quota_counters", "sessions", "stream_answers",
-                             "stream_deltas", "usage_daily"));
+                             // FTS5's table and its shadow tables.
+                             "messages_fts", "messages_fts_config",
+                             "messages_fts_data", "messages_fts_docsize",
+                             "messages_fts_idx", "quota_counters", "sessions",
+                             "stream_answers", "stream_deltas", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
@@ -378,8 +388,8 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   ASSERT_NE(store, nullptr);
 
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "6");
-  EXPECT_EQ(kSqliteSchemaVersion, 6);
+  EXPECT_EQ(raw.Value("PRAGMA user_version"),
+            absl::StrCat(kSqliteSchemaVersion));
   EXPECT_THAT(raw.Column("PRAGMA index_list(sessions)", /*column=*/1),
               Contains("sessions_by_idle"));
   EXPECT_THAT(raw.Column("PRAGMA index_info(sessions_by_idle)", 2),
@@ -396,6 +406,48 @@ TEST_F(SqliteStoreTest, MigratesVersionOneFileToLatest) {
   EXPECT_THAT(
       store->AppendTurn({"acme", "old"}, 1, "", MakeTurn("q", "a", kT0)),
       IsOk());
+}
+
+// Schema 6 indexes the messages already stored for search (the FTS5 table
+// is rebuilt from them), and later writes keep it in step; sessions from
+// before have no title.
+TEST_F(SqliteStoreTest, MigrationIndexesExistingMessagesForSearch) {
+  {
+    RawDb raw(path_);
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(R"sql(
+        INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 1, 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 0, 'user',
+                                     'where is the lighthouse', 1,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant',
+                                     'by the sea', 1, 'm', 'end', 3, 4);
+        INSERT INTO sessions VALUES ('globex', 'g', 'prompt', 1, 2, 1, 3, 4);
+        INSERT INTO messages VALUES ('globex', 'g', 0, 'user',
+                                     'another lighthouse', 1,
+                                     NULL, NULL, NULL, NULL);)sql");
+  }
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<SearchPage> page =
+      store->SearchMessages("acme", "lighthouse", 10, "");
+  ASSERT_THAT(page, IsOk());
+  ASSERT_THAT(page->hits, SizeIs(1));
+  EXPECT_EQ(page->hits[0].session_id, "old");
+  EXPECT_EQ(page->hits[0].message_index, 0);
+  absl::StatusOr<SessionInfo> info = store->GetSession({"acme", "old"});
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->title, "");
+  // Deleting the session takes its messages out of the index too.
+  ASSERT_THAT(store->DeleteSession({"acme", "old"}), IsOk());
+  page = store->SearchMessages("acme", "lighthouse", 10, "");
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(page->hits, ::testing::IsEmpty());
+  RawDb raw(path_);
+  // The index agrees with the messages table.
+  raw.Exec(
+      "INSERT INTO messages_fts (messages_fts) "
+      "VALUES ('integrity-check')");
 }
 
 // Schema 4 adds costs: rows from before have none (NULL, or 0 in the usage
@@ -416,7 +468,8 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Value("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.Value("PRAGMA user_version"),
+            absl::StrCat(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Value("SELECT quote(cost_usd) FROM messages WHERE seq = 1"),
             "NULL");
 
@@ -438,6 +491,54 @@ TEST_F(SqliteStoreTest, MigratesVersionThreeFileToCosts) {
   stats = store->GetStats("acme");
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->total_cost_usd, 0.25);
+}
+
+// Schema 7 adds branches: a linear history from before becomes one branch,
+// turn n+1 under turn n, the last one active, and edits start new ones.
+TEST_F(SqliteStoreTest, MigratesLinearHistoriesToOneBranch) {
+  {
+    RawDb raw(path_);
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(kSchemaVersion3Steps);
+    raw.Exec(R"sql(
+        INSERT INTO sessions VALUES ('acme', 'old', 'prompt', 1, 2, 2, 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 0, 'user', 'q1', 1,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 1, 'assistant', 'a1', 1,
+                                     'm', 'end', 3, 4);
+        INSERT INTO messages VALUES ('acme', 'old', 2, 'user', 'q2', 2,
+                                     NULL, NULL, NULL, NULL);
+        INSERT INTO messages VALUES ('acme', 'old', 3, 'assistant', 'a2', 2,
+                                     'm', 'end', 3, 4);)sql");
+  }
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  EXPECT_THAT(raw.Column("SELECT seq || ' ' || turn_id || ' ' || "
+                         "parent_turn_id FROM messages ORDER BY seq"),
+              ElementsAre("0 1 0", "1 1 0", "2 2 1", "3 2 1"));
+  EXPECT_EQ(raw.Value("SELECT active_turn_id || ' ' || stored_turns "
+                      "FROM sessions"),
+            "2 2");
+  const SessionKey key{"acme", "old"};
+  absl::StatusOr<std::vector<StoredMessage>> history = store->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_THAT(*history, SizeIs(4));
+  EXPECT_EQ((*history)[2].content, "q2");
+  EXPECT_EQ((*history)[2].turn_id, 2);
+  EXPECT_THAT((*history)[2].sibling_turn_ids, ElementsAre(2));
+  // The optimistic check still counts the carried-over turns.
+  EXPECT_THAT(store->AppendTurn(key, 1, "", MakeTurn("x", "y", kT0)),
+              ::chat::testing::StatusIs(absl::StatusCode::kAborted));
+  ASSERT_THAT(store->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)), IsOk());
+  absl::StatusOr<BranchTurn> edited =
+      store->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
+  ASSERT_THAT(edited, IsOk());
+  EXPECT_EQ(edited->turn_id, 4);
+  EXPECT_EQ(edited->turn_count, 2);
+  EXPECT_EQ(raw.Value("SELECT seq FROM messages WHERE turn_id = 4 AND "
+                      "role = 'assistant'"),
+            "7");
 }
 
 TEST_F(SqliteStoreTest, IdleSweepSearchesTheIdleIndex) {

@@ -1,0 +1,1163 @@
+#include "gateway/openai/openai_api.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "chat/v1/chat.pb.h"
+#include "gateway/openai/openai_responses.h"
+#include "gateway/openai/openai_translate.h"
+#include "gateway/transcode/metadata.h"
+#include "gateway/transcode/status_mapping.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/client_callback.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
+
+namespace chat::gateway {
+namespace {
+
+using google::protobuf::Message;
+
+constexpr absl::string_view kCompletionsPath = "/v1/chat/completions";
+constexpr absl::string_view kModelsPath = "/v1/models";
+constexpr char kComplete[] = "/chat.v1.ChatService/Complete";
+constexpr char kCompleteStream[] = "/chat.v1.ChatService/CompleteStream";
+constexpr char kListModels[] = "/chat.v1.ChatService/ListModels";
+
+void AppendHeaders(HttpHeaders more, HttpHeaders* headers) {
+  for (auto& h : more) headers->push_back(std::move(h));
+}
+
+grpc::ByteBuffer Serialize(const Message& message) {
+  grpc::ByteBuffer buffer;
+  bool own_buffer = false;
+  grpc::Status status =
+      grpc::GenericSerialize<grpc::ProtoBufferWriter, Message>(message, &buffer,
+                                                               &own_buffer);
+  // Serializing a message we built cannot fail unless this program is wrong.
+  if (!status.ok()) std::abort();
+  return buffer;
+}
+
+bool Parse(const grpc::ByteBuffer& buffer, Message* message) {
+  grpc::ByteBuffer view(buffer);  // The reader consumes its buffer.
+  grpc::ProtoBufferReader reader(&view);
+  return reader.status().ok() && message->ParseFromZeroCopyStream(&reader);
+}
+
+int64_t UnixNow() { return absl::ToUnixSeconds(absl::Now()); }
+
+// An OpenAI-shaped error from a failed call, with the rate-limit headers
+// chat-server sent with it.
+void RespondCallError(const std::shared_ptr<HttpExchange>& exchange,
+                      HttpHeaders headers, const grpc::Status& status,
+                      HttpHeaders limit_headers) {
+  HttpError error = ToHttpError(status);
+  AppendHeaders(std::move(limit_headers), &headers);
+  AppendHeaders(ErrorHeaders(error), &headers);
+  headers.emplace_back("Content-Type", "application/json");
+  exchange->Respond(error.http_status, std::move(headers),
+                    OpenAiErrorBody(ToOpenAiError(error)));
+}
+
+// A call's context: the gateway's deadline, the caller's credentials and
+// trace as metadata, cancelled when the HTTP client leaves.
+struct CallContext {
+  std::shared_ptr<grpc::ClientContext> context;
+  std::shared_ptr<std::atomic<bool>> client_gone;
+};
+
+CallContext NewCallContext(const std::shared_ptr<HttpExchange>& exchange,
+                           const std::string& request_id,
+                           const HttpHeaders& headers, absl::Duration timeout) {
+  CallContext call;
+  call.context = std::make_shared<grpc::ClientContext>();
+  call.context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  call.context->set_wait_for_ready(true);
+  std::string traceparent;
+  for (const auto& [name, value] : headers) {
+    if (name == "traceparent") traceparent = value;
+  }
+  for (const auto& [key, value] :
+       ForwardedMetadata(exchange->request(), request_id,
+                         exchange->client_address(), traceparent)) {
+    // Idempotency-Key names a turn of a session; these calls have none.
+    if (key == "idempotency-key") continue;
+    call.context->AddMetadata(key, value);
+  }
+  call.client_gone = std::make_shared<std::atomic<bool>>(false);
+  exchange->OnClientGone(
+      [weak = std::weak_ptr<grpc::ClientContext>(call.context),
+       gone = call.client_gone] {
+        gone->store(true);
+        if (auto c = weak.lock()) c->TryCancel();
+      });
+  return call;
+}
+
+// One unary call; `done` gets the status and the answer's buffer.
+struct UnaryCall {
+  CallContext call;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+void StartUnary(BackendCalls* backends, CallContext call, const char* method,
+                const Message& request,
+                std::function<void(const grpc::Status&, UnaryCall&)> done) {
+  auto unary = std::make_shared<UnaryCall>();
+  unary->call = std::move(call);
+  unary->request = Serialize(request);
+  backends->CallStarted(unary->call.context.get());
+  backends->StartOnBackend(
+      *unary->call.context, unary->call.client_gone,
+      [backends, unary, method,
+       done = std::move(done)](grpc::GenericStub& stub) {
+        stub.UnaryCall(unary->call.context.get(), method, grpc::StubOptions(),
+                       &unary->request, &unary->response,
+                       [backends, unary, done](grpc::Status status) {
+                         status = backends->ClientVisibleStatus(status);
+                         backends->CallFinished(unary->call.context.get());
+                         done(status, *unary);
+                       });
+      });
+}
+
+HttpHeaders LimitHeaders(grpc::ClientContext& context) {
+  return ResponseHeadersFromMetadata(&context.GetServerInitialMetadata(),
+                                     &context.GetServerTrailingMetadata());
+}
+
+// One streamed chat completion: CompleteStream's events as OpenAI's
+// chunks. As the gateway's StreamCall, the next read starts only once the
+// previous chunk is written, and the HTTP answer starts only with the
+// first event, so a refusal (401, 429) is an ordinary HTTP error with its
+// headers. A client that leaves cancels the call, and chat-server cancels
+// the provider request. Deletes itself in OnDone.
+class CompletionStream final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  CompletionStream(BackendCalls* backends, CallContext call,
+                   std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                   const ChatCompletionCall& completion)
+      : backends_(backends),
+        call_(std::move(call)),
+        exchange_(std::move(exchange)),
+        headers_(std::move(headers)),
+        id_(NewOpenAiId("chatcmpl-")),
+        created_(UnixNow()),
+        model_(completion.model),
+        include_usage_(completion.include_usage) {
+    chat::v1::CompleteStreamRequest request;
+    request.mutable_messages()->CopyFrom(completion.request.messages());
+    if (completion.request.has_system_prompt()) {
+      request.set_system_prompt(completion.request.system_prompt());
+    }
+    request.set_model(completion.request.model());
+    if (completion.request.has_max_tokens()) {
+      request.set_max_tokens(completion.request.max_tokens());
+    }
+    if (completion.request.has_temperature()) {
+      request.set_temperature(completion.request.temperature());
+    }
+    request.mutable_stop()->CopyFrom(completion.request.stop());
+    request.set_user(completion.request.user());
+    request_ = Serialize(request);
+  }
+
+  void Start() {
+    backends_->CallStarted(call_.context.get());
+    backends_->StartOnBackend(
+        *call_.context, call_.client_gone, [this](grpc::GenericStub& stub) {
+          stub.PrepareBidiStreamingCall(call_.context.get(), kCompleteStream,
+                                        grpc::StubOptions(), this);
+          StartWriteLast(&request_, grpc::WriteOptions());
+          StartCall();
+        });
+  }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (!ok) return;  // The call failed: OnDone says how.
+    initial_metadata_ = true;
+    StartRead(&response_);
+  }
+
+  void OnWriteDone(bool /*ok*/) override {}
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // End of stream or failure: OnDone says which.
+    chat::v1::CompleteStreamResponse event;
+    if (!Parse(response_, &event)) {
+      call_.context->TryCancel();
+      StartRead(&response_);
+      return;
+    }
+    std::string out;
+    if (!started_) {
+      EnsureStarted();
+      out = FirstChunk(id_, created_, model_, include_usage_);
+    }
+    if (event.has_delta()) {
+      if (event.delta().text().empty() && !out.empty()) {
+        // Nothing but the role chunk.
+      } else {
+        out += DeltaChunk(id_, created_, model_, event.delta().text(),
+                          include_usage_);
+      }
+    } else if (event.has_done()) {
+      out += FinishChunk(id_, created_, model_, event.done().stop_reason(),
+                         include_usage_);
+      if (include_usage_) {
+        out += UsageChunk(id_, created_, model_, event.done().usage());
+      }
+    }
+    // A hold keeps the call from finishing while the write is pending (see
+    // StreamCall in gateway/app/gateway.cc).
+    AddHold();
+    exchange_->Write(std::move(out), [this](bool written) {
+      if (!written) call_.context->TryCancel();  // The client left.
+      StartRead(&response_);
+      RemoveHold();
+    });
+  }
+
+  void OnDone(const grpc::Status& grpc_status) override {
+    const grpc::Status status = backends_->ClientVisibleStatus(grpc_status);
+    if (status.ok()) {
+      EnsureStarted();
+      exchange_->Write(DoneEvent(), nullptr);
+      exchange_->FinishStream();
+    } else if (!started_) {
+      RespondCallError(
+          exchange_, std::move(headers_), status,
+          ResponseHeadersFromMetadata(
+              initial_metadata_ ? &call_.context->GetServerInitialMetadata()
+                                : nullptr,
+              &call_.context->GetServerTrailingMetadata()));
+    } else {
+      // After the first chunk the status line is sent: an error event, which
+      // OpenAI's SDKs raise as an APIError.
+      exchange_->Write(
+          absl::StrCat(
+              "data: ", OpenAiErrorBody(ToOpenAiError(ToHttpError(status))),
+              "\n\n"),
+          nullptr);
+      exchange_->FinishStream();
+    }
+    backends_->CallFinished(call_.context.get());
+    delete this;
+  }
+
+ private:
+  void EnsureStarted() {
+    if (started_) return;
+    started_ = true;
+    HttpHeaders headers = headers_;
+    AppendHeaders(
+        ResponseHeadersFromMetadata(
+            initial_metadata_ ? &call_.context->GetServerInitialMetadata()
+                              : nullptr,
+            nullptr),
+        &headers);
+    headers.emplace_back("Content-Type", "text/event-stream");
+    headers.emplace_back("Cache-Control", "no-cache");
+    headers.emplace_back("X-Accel-Buffering", "no");
+    exchange_->StartStream(200, std::move(headers));
+  }
+
+  BackendCalls* const backends_;
+  CallContext call_;
+  std::shared_ptr<HttpExchange> exchange_;
+  HttpHeaders headers_;
+  const std::string id_;
+  const int64_t created_;
+  const std::string model_;
+  const bool include_usage_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  // Touched only by reactor callbacks, one at a time.
+  bool started_ = false;
+  bool initial_metadata_ = false;
+};
+
+}  // namespace
+
+void RespondOpenAiError(const std::shared_ptr<HttpExchange>& exchange,
+                        HttpHeaders headers, int http_status,
+                        grpc::StatusCode code, std::string message) {
+  HttpError error = MakeHttpError(http_status, code, std::move(message));
+  AppendHeaders(ErrorHeaders(error), &headers);
+  headers.emplace_back("Content-Type", "application/json");
+  exchange->Respond(error.http_status, std::move(headers),
+                    OpenAiErrorBody(ToOpenAiError(error)));
+}
+
+OpenAiApi::OpenAiApi(BackendCalls* backends, absl::Duration request_timeout)
+    : backends_(backends), request_timeout_(request_timeout) {}
+
+namespace {
+
+enum class RouteKind {
+  kNone,
+  kCompletions,
+  kModels,
+  kModel,
+  kResponses,
+  kResponse,
+  kConversations,
+  kConversation,
+  kConversationItems,
+};
+
+struct OpenAiRoute {
+  RouteKind kind = RouteKind::kNone;
+  // The route's template, for the metrics.
+  std::string name;
+  std::vector<std::string> methods;
+  // The {id} of the path, when it has one.
+  std::string id;
+};
+
+OpenAiRoute MatchRoute(absl::string_view path) {
+  OpenAiRoute route;
+  auto set = [&](RouteKind kind, std::string name,
+                 std::vector<std::string> methods) {
+    route.kind = kind;
+    route.name = std::move(name);
+    route.methods = std::move(methods);
+  };
+  absl::string_view rest = path;
+  if (path == kCompletionsPath) {
+    set(RouteKind::kCompletions, std::string(kCompletionsPath), {"POST"});
+  } else if (path == kModelsPath) {
+    set(RouteKind::kModels, std::string(kModelsPath), {"GET"});
+  } else if (absl::ConsumePrefix(&rest, "/v1/models/")) {
+    set(RouteKind::kModel, "/v1/models/{id}", {"GET"});
+    route.id = std::string(rest);
+  } else if (path == "/v1/responses") {
+    set(RouteKind::kResponses, "/v1/responses", {"POST"});
+  } else if (absl::ConsumePrefix(&rest, "/v1/responses/")) {
+    set(RouteKind::kResponse, "/v1/responses/{id}", {"GET"});
+    route.id = std::string(rest);
+  } else if (path == "/v1/conversations") {
+    set(RouteKind::kConversations, "/v1/conversations", {"POST"});
+  } else if (absl::ConsumePrefix(&rest, "/v1/conversations/")) {
+    if (absl::ConsumeSuffix(&rest, "/items")) {
+      set(RouteKind::kConversationItems, "/v1/conversations/{id}/items",
+          {"GET"});
+    } else {
+      set(RouteKind::kConversation, "/v1/conversations/{id}",
+          {"GET", "DELETE"});
+    }
+    route.id = std::string(rest);
+  }
+  return route;
+}
+
+// The API key as OpenAI's SDKs send it (Authorization: Bearer), or as
+// chatd's other clients may (X-API-Key); empty without one.
+std::string ApiKeyOf(const HttpRequest& request) {
+  auto auth = request.find(boost::beast::http::field::authorization);
+  if (auth != request.end()) {
+    absl::string_view value(auth->value().data(), auth->value().size());
+    if (absl::ConsumePrefix(&value, "Bearer ") ||
+        absl::ConsumePrefix(&value, "bearer ")) {
+      return std::string(absl::StripAsciiWhitespace(value));
+    }
+  }
+  auto key = request.find("x-api-key");
+  if (key != request.end()) {
+    return std::string(key->value().data(), key->value().size());
+  }
+  return "";
+}
+
+std::string QueryOf(const HttpRequest& request) {
+  absl::string_view target(request.target().data(), request.target().size());
+  const size_t question = target.find('?');
+  return question == absl::string_view::npos
+             ? std::string()
+             : std::string(target.substr(question + 1));
+}
+
+}  // namespace
+
+bool OpenAiApi::Serves(absl::string_view path) {
+  return MatchRoute(path).kind != RouteKind::kNone;
+}
+
+std::vector<std::string> OpenAiApi::AllowedMethods(absl::string_view path) {
+  return MatchRoute(path).methods;
+}
+
+void OpenAiApi::Handle(std::shared_ptr<HttpExchange> exchange,
+                       const std::string& method, const std::string& path,
+                       const std::string& request_id, HttpHeaders headers) {
+  OpenAiRoute route = MatchRoute(path);
+  exchange->SetRoute(absl::StrCat(method, " ", route.name));
+  if (!absl::c_linear_search(route.methods, method)) {
+    headers.emplace_back(
+        "Allow", absl::StrCat(absl::StrJoin(route.methods, ", "), ", OPTIONS"));
+    RespondOpenAiError(
+        exchange, std::move(headers), 405, grpc::StatusCode::UNIMPLEMENTED,
+        absl::StrCat("method ", method, " is not allowed on ", path));
+    return;
+  }
+  switch (route.kind) {
+    case RouteKind::kCompletions:
+      ChatCompletions(std::move(exchange), request_id, std::move(headers));
+      return;
+    case RouteKind::kModels:
+    case RouteKind::kModel:
+      Models(std::move(exchange), std::move(route.id), request_id,
+             std::move(headers));
+      return;
+    case RouteKind::kResponses:
+      CreateResponse(std::move(exchange), request_id, std::move(headers));
+      return;
+    case RouteKind::kResponse:
+      GetResponse(std::move(exchange), std::move(route.id), request_id,
+                  std::move(headers));
+      return;
+    case RouteKind::kConversations:
+      CreateConversation(std::move(exchange), request_id, std::move(headers));
+      return;
+    case RouteKind::kConversation:
+      if (method == "DELETE") {
+        DeleteConversation(std::move(exchange), std::move(route.id), request_id,
+                           std::move(headers));
+      } else {
+        GetConversation(std::move(exchange), std::move(route.id), request_id,
+                        std::move(headers));
+      }
+      return;
+    case RouteKind::kConversationItems:
+      ConversationItems(std::move(exchange), std::move(route.id), request_id,
+                        std::move(headers));
+      return;
+    case RouteKind::kNone:
+      break;
+  }
+  RespondOpenAiError(exchange, std::move(headers), 404,
+                     grpc::StatusCode::NOT_FOUND,
+                     absl::StrCat("no route ", path));
+}
+
+void OpenAiApi::ChatCompletions(std::shared_ptr<HttpExchange> exchange,
+                                const std::string& request_id,
+                                HttpHeaders headers) {
+  absl::StatusOr<ChatCompletionCall> completion =
+      ParseChatCompletion(exchange->request().body());
+  if (!completion.ok()) {
+    RespondOpenAiError(exchange, std::move(headers), 400,
+                       grpc::StatusCode::INVALID_ARGUMENT,
+                       std::string(completion.status().message()));
+    return;
+  }
+  CallContext call =
+      NewCallContext(exchange, request_id, headers, request_timeout_);
+  if (completion->stream) {
+    auto* stream = new CompletionStream(backends_, std::move(call), exchange,
+                                        std::move(headers), *completion);
+    stream->Start();
+    return;
+  }
+  StartUnary(
+      backends_, std::move(call), kComplete, completion->request,
+      [exchange, headers = std::move(headers)](const grpc::Status& status,
+                                               UnaryCall& unary) mutable {
+        HttpHeaders limits = LimitHeaders(*unary.call.context);
+        chat::v1::CompleteResponse response;
+        grpc::Status result = status;
+        if (result.ok() && !Parse(unary.response, &response)) {
+          result = grpc::Status(grpc::StatusCode::INTERNAL,
+                                "the backend's answer did not parse");
+        }
+        if (!result.ok()) {
+          RespondCallError(exchange, std::move(headers), result,
+                           std::move(limits));
+          return;
+        }
+        AppendHeaders(std::move(limits), &headers);
+        headers.emplace_back("Content-Type", "application/json");
+        exchange->Respond(
+            200, std::move(headers),
+            ChatCompletionJson(response, NewOpenAiId("chatcmpl-"), UnixNow()));
+      });
+}
+
+void OpenAiApi::Models(std::shared_ptr<HttpExchange> exchange,
+                       std::string model_id, const std::string& request_id,
+                       HttpHeaders headers) {
+  CallContext call =
+      NewCallContext(exchange, request_id, headers, request_timeout_);
+  StartUnary(
+      backends_, std::move(call), kListModels, chat::v1::ListModelsRequest(),
+      [exchange, model_id = std::move(model_id), headers = std::move(headers)](
+          const grpc::Status& status, UnaryCall& unary) mutable {
+        HttpHeaders limits = LimitHeaders(*unary.call.context);
+        chat::v1::ListModelsResponse models;
+        grpc::Status result = status;
+        if (result.ok() && !Parse(unary.response, &models)) {
+          result = grpc::Status(grpc::StatusCode::INTERNAL,
+                                "the backend's answer did not parse");
+        }
+        if (!result.ok()) {
+          RespondCallError(exchange, std::move(headers), result,
+                           std::move(limits));
+          return;
+        }
+        std::string body;
+        if (model_id.empty()) {
+          body = ModelListJson(models);
+        } else {
+          for (const std::string& m : models.models()) {
+            if (m == model_id) body = ModelJson(m);
+          }
+          if (body.empty()) {
+            RespondOpenAiError(exchange, std::move(headers), 404,
+                               grpc::StatusCode::NOT_FOUND,
+                               absl::StrCat("The model '", model_id,
+                                            "' does not exist or you do not "
+                                            "have access to it."));
+            return;
+          }
+        }
+        AppendHeaders(std::move(limits), &headers);
+        headers.emplace_back("Content-Type", "application/json");
+        exchange->Respond(200, std::move(headers), std::move(body));
+      });
+}
+
+namespace {
+
+constexpr char kChat[] = "/chat.v1.ChatService/Chat";
+constexpr char kChatStream[] = "/chat.v1.ChatService/ChatStream";
+constexpr char kGetHistory[] = "/chat.v1.ChatService/GetHistory";
+constexpr char kDeleteSession[] = "/chat.v1.ChatService/DeleteSession";
+
+// One unary call whose answer is parsed into `Response`; `done` gets the
+// status (INTERNAL if the answer did not parse), the answer and the
+// rate-limit headers chat-server sent.
+template <typename Response>
+void CallBackend(
+    BackendCalls* backends, const std::shared_ptr<HttpExchange>& exchange,
+    const std::string& request_id, const HttpHeaders& headers,
+    absl::Duration timeout, const char* method, const Message& request,
+    std::function<void(const grpc::Status&, Response&, HttpHeaders)> done) {
+  StartUnary(
+      backends, NewCallContext(exchange, request_id, headers, timeout), method,
+      request,
+      [done = std::move(done)](const grpc::Status& status, UnaryCall& unary) {
+        HttpHeaders limits = LimitHeaders(*unary.call.context);
+        Response response;
+        grpc::Status result = status;
+        if (result.ok() && !Parse(unary.response, &response)) {
+          result = grpc::Status(grpc::StatusCode::INTERNAL,
+                                "the backend's answer did not parse");
+        }
+        done(result, response, std::move(limits));
+      });
+}
+
+void RespondJson(const std::shared_ptr<HttpExchange>& exchange,
+                 HttpHeaders headers, HttpHeaders limits, std::string body) {
+  AppendHeaders(std::move(limits), &headers);
+  headers.emplace_back("Content-Type", "application/json");
+  exchange->Respond(200, std::move(headers), std::move(body));
+}
+
+void RespondNotFound(const std::shared_ptr<HttpExchange>& exchange,
+                     HttpHeaders headers, absl::string_view what,
+                     absl::string_view id) {
+  RespondOpenAiError(exchange, std::move(headers), 404,
+                     grpc::StatusCode::NOT_FOUND,
+                     absl::StrCat(what, " with id '", id, "' not found."));
+}
+
+// What a response's turn came to, from Chat's or Complete's answer.
+void FillOutcome(const chat::v1::ChatResponse& done, ResponseView* view) {
+  view->text = done.response();
+  view->model = done.model();
+  view->stop_reason = done.stop_reason();
+  view->usage = done.usage();
+  view->id = StoredResponseId(done.session_id(), done.turn_count());
+  view->item_id = ItemId(done.session_id(), 2 * done.turn_count() - 1);
+}
+void FillOutcome(const chat::v1::CompleteResponse& done, ResponseView* view) {
+  view->text = done.response();
+  view->model = done.model();
+  view->stop_reason = done.stop_reason();
+  view->usage = done.usage();
+}
+void SetStatus(ResponseView* view) {
+  view->status = FinishReasonOf(view->stop_reason) == "length" ? "incomplete"
+                                                               : "completed";
+}
+
+// One streamed response: ChatStream's (a stored turn) or CompleteStream's
+// (store: false) events as OpenAI's Responses events. Built as
+// CompletionStream: the HTTP answer starts with the first event, so a
+// refusal is an ordinary HTTP error; a client that leaves cancels the call
+// (chat-server then cancels the provider request and stores nothing).
+// Deletes itself in OnDone.
+class ResponseStream final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  ResponseStream(BackendCalls* backends, CallContext call,
+                 std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                 bool stored, const Message& request, ResponseView view)
+      : backends_(backends),
+        call_(std::move(call)),
+        exchange_(std::move(exchange)),
+        headers_(std::move(headers)),
+        stored_(stored),
+        request_(Serialize(request)),
+        view_(std::move(view)) {}
+
+  void Start() {
+    backends_->CallStarted(call_.context.get());
+    backends_->StartOnBackend(
+        *call_.context, call_.client_gone, [this](grpc::GenericStub& stub) {
+          stub.PrepareBidiStreamingCall(call_.context.get(),
+                                        stored_ ? kChatStream : kCompleteStream,
+                                        grpc::StubOptions(), this);
+          StartWriteLast(&request_, grpc::WriteOptions());
+          StartCall();
+        });
+  }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (!ok) return;  // The call failed: OnDone says how.
+    initial_metadata_ = true;
+    StartRead(&response_);
+  }
+
+  void OnWriteDone(bool /*ok*/) override {}
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // End of stream or failure: OnDone says which.
+    std::optional<std::string> delta;
+    bool done = false;
+    if (stored_) {
+      chat::v1::ChatStreamResponse event;
+      if (!Parse(response_, &event)) return Fail();
+      if (event.has_delta()) delta = event.delta().text();
+      if (event.has_done()) {
+        FillOutcome(event.done(), &view_);
+        done = true;
+      }
+    } else {
+      chat::v1::CompleteStreamResponse event;
+      if (!Parse(response_, &event)) return Fail();
+      if (event.has_delta()) delta = event.delta().text();
+      if (event.has_done()) {
+        FillOutcome(event.done(), &view_);
+        done = true;
+      }
+    }
+    std::string out;
+    if (!started_) {
+      EnsureStarted();
+      ResponseView in_progress = view_;
+      in_progress.status = "in_progress";
+      in_progress.usage.reset();
+      out = ResponseStartEvents(in_progress, &sequence_);
+    }
+    if (delta.has_value() && !delta->empty()) {
+      out += OutputTextDeltaEvent(view_.item_id, *delta, &sequence_);
+    }
+    if (done) {
+      SetStatus(&view_);
+      out += ResponseEndEvents(view_, &sequence_);
+    }
+    AddHold();
+    exchange_->Write(std::move(out), [this](bool written) {
+      if (!written) call_.context->TryCancel();  // The client left.
+      StartRead(&response_);
+      RemoveHold();
+    });
+  }
+
+  void OnDone(const grpc::Status& grpc_status) override {
+    const grpc::Status status = backends_->ClientVisibleStatus(grpc_status);
+    if (status.ok()) {
+      EnsureStarted();
+      exchange_->FinishStream();
+    } else if (!started_) {
+      RespondCallError(
+          exchange_, std::move(headers_), status,
+          ResponseHeadersFromMetadata(
+              initial_metadata_ ? &call_.context->GetServerInitialMetadata()
+                                : nullptr,
+              &call_.context->GetServerTrailingMetadata()));
+    } else {
+      // After the first event the status line is sent: an "error" event,
+      // which OpenAI's SDKs raise as an APIError.
+      const OpenAiError error = ToOpenAiError(ToHttpError(status));
+      exchange_->Write(
+          ResponseErrorEvent(error.code.empty() ? error.type : error.code,
+                             error.message, &sequence_),
+          nullptr);
+      exchange_->FinishStream();
+    }
+    backends_->CallFinished(call_.context.get());
+    delete this;
+  }
+
+ private:
+  void Fail() {
+    call_.context->TryCancel();
+    StartRead(&response_);
+  }
+
+  void EnsureStarted() {
+    if (started_) return;
+    started_ = true;
+    HttpHeaders headers = headers_;
+    AppendHeaders(
+        ResponseHeadersFromMetadata(
+            initial_metadata_ ? &call_.context->GetServerInitialMetadata()
+                              : nullptr,
+            nullptr),
+        &headers);
+    headers.emplace_back("Content-Type", "text/event-stream");
+    headers.emplace_back("Cache-Control", "no-cache");
+    headers.emplace_back("X-Accel-Buffering", "no");
+    exchange_->StartStream(200, std::move(headers));
+  }
+
+  BackendCalls* const backends_;
+  CallContext call_;
+  std::shared_ptr<HttpExchange> exchange_;
+  HttpHeaders headers_;
+  const bool stored_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  // Touched only by reactor callbacks, one at a time.
+  ResponseView view_;
+  int sequence_ = 0;
+  bool started_ = false;
+  bool initial_metadata_ = false;
+};
+
+}  // namespace
+
+// A response about to be made: where it goes and what it says so far.
+struct ResponsePlan {
+  ResponsesCall call;
+  ResponseView view;
+  // A stored turn of `session_id` (Chat), else a stateless completion
+  // (Complete) of `history` followed by the input.
+  bool stored = true;
+  std::string session_id;
+  std::vector<chat::v1::CompletionMessage> history;
+  std::string history_system_prompt;
+};
+
+void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
+                               const std::string& request_id,
+                               HttpHeaders headers) {
+  absl::StatusOr<ResponsesCall> call =
+      ParseResponsesCall(exchange->request().body());
+  if (!call.ok()) {
+    RespondOpenAiError(exchange, std::move(headers), 400,
+                       grpc::StatusCode::INVALID_ARGUMENT,
+                       std::string(call.status().message()));
+    return;
+  }
+  auto plan = std::make_shared<ResponsePlan>();
+  plan->call = *std::move(call);
+  const ResponsesCall& c = plan->call;
+  plan->stored = c.store;
+  plan->view.created_at = UnixNow();
+  plan->view.model = c.model.value_or("");
+  plan->view.previous_response_id = c.previous_response_id;
+  plan->view.instructions = c.system_prompt;
+  plan->view.store = c.store;
+  plan->view.max_output_tokens = c.max_output_tokens;
+  plan->view.temperature = c.temperature;
+  if (c.store && (c.messages.size() != 1 || c.messages[0].role() != "user")) {
+    RespondOpenAiError(
+        exchange, std::move(headers), 400, grpc::StatusCode::INVALID_ARGUMENT,
+        "a stored response takes exactly one user message as input (chatd "
+        "stores whole turns); send earlier messages with store: false, or "
+        "one turn at a time");
+    return;
+  }
+  const std::string fingerprint = KeyFingerprint(ApiKeyOf(exchange->request()));
+
+  // Where the earlier turns are: a conversation (all of it), a previous
+  // response (its session up to that turn), or nowhere.
+  std::string session;
+  int upto_turn = -1;  // -1: the whole session.
+  const char* what = "Conversation";
+  std::string asked;
+  if (c.conversation.has_value()) {
+    session = asked = *c.conversation;
+    plan->view.conversation = session;
+  } else if (c.previous_response_id.has_value()) {
+    what = "Previous response";
+    asked = *c.previous_response_id;
+    std::optional<StoredResponseRef> ref = ParseStoredResponseId(asked);
+    if (!ref.has_value()) {
+      RespondNotFound(exchange, std::move(headers), what, asked);
+      return;
+    }
+    session = ref->session_id;
+    upto_turn = ref->turn;
+  }
+  if (session.empty()) {
+    if (c.store) {
+      // A new conversation of its own, which previous_response_id extends.
+      plan->session_id =
+          NewConversationId(fingerprint, absl::FromUnixSeconds(UnixNow()));
+      plan->view.id = StoredResponseId(plan->session_id, 1);
+      plan->view.item_id = ItemId(plan->session_id, 1);
+      plan->view.conversation = plan->session_id;
+    }
+    RunResponse(std::move(exchange), request_id, std::move(headers),
+                std::move(plan));
+    return;
+  }
+  chat::v1::GetHistoryRequest history_request;
+  history_request.set_session_id(session);
+  const bool made_here = ConversationMadeFor(session, fingerprint).has_value();
+  CallBackend<chat::v1::GetHistoryResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
+      history_request,
+      [this, exchange, request_id, headers, plan, session, upto_turn, what,
+       asked, made_here](const grpc::Status& status,
+                         chat::v1::GetHistoryResponse& history,
+                         HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
+            upto_turn < 0 && made_here) {
+          history.Clear();  // A conversation made here, before its first turn.
+        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          RespondNotFound(exchange, std::move(headers), what, asked);
+          return;
+        } else if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+          return;
+        }
+        int turns = history.turn_count();
+        if (upto_turn > turns) {
+          RespondNotFound(exchange, std::move(headers), what, asked);
+          return;
+        }
+        if (upto_turn >= 0 && upto_turn < turns && plan->stored) {
+          RespondOpenAiError(
+              exchange, std::move(headers), 400,
+              grpc::StatusCode::INVALID_ARGUMENT,
+              absl::StrCat("previous_response_id '", asked,
+                           "' is not the latest response of its "
+                           "conversation: chatd conversations do not branch "
+                           "(use store: false to answer from an earlier "
+                           "point)"));
+          return;
+        }
+        if (plan->stored) {
+          plan->session_id = session;
+          plan->view.conversation = session;
+          plan->view.id = StoredResponseId(session, turns + 1);
+          plan->view.item_id = ItemId(session, 2 * turns + 1);
+        } else {
+          const int keep =
+              upto_turn < 0 ? history.messages_size()
+                            : std::min(history.messages_size(), 2 * upto_turn);
+          for (int i = 0; i < keep; ++i) {
+            chat::v1::CompletionMessage& m = plan->history.emplace_back();
+            m.set_role(history.messages(i).role());
+            m.set_content(history.messages(i).content());
+          }
+          plan->history_system_prompt = history.system_prompt();
+        }
+        RunResponse(exchange, request_id, std::move(headers), plan);
+      });
+}
+
+void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
+                            const std::string& request_id, HttpHeaders headers,
+                            std::shared_ptr<ResponsePlan> plan) {
+  const ResponsesCall& c = plan->call;
+  if (plan->stored) {
+    chat::v1::ChatRequest chat;
+    chat.set_session_id(plan->session_id);
+    chat.set_message(c.messages[0].content());
+    if (c.system_prompt.has_value()) chat.set_system_prompt(*c.system_prompt);
+    if (c.model.has_value()) chat.set_model(*c.model);
+    if (c.max_output_tokens.has_value()) {
+      chat.set_max_tokens(*c.max_output_tokens);
+    }
+    if (c.temperature.has_value()) chat.set_temperature(*c.temperature);
+    if (c.stream) {
+      auto* stream = new ResponseStream(
+          backends_,
+          NewCallContext(exchange, request_id, headers, request_timeout_),
+          exchange, std::move(headers), /*stored=*/true, chat, plan->view);
+      stream->Start();
+      return;
+    }
+    CallBackend<chat::v1::ChatResponse>(
+        backends_, exchange, request_id, headers, request_timeout_, kChat, chat,
+        [exchange, headers, plan](const grpc::Status& status,
+                                  chat::v1::ChatResponse& done,
+                                  HttpHeaders limits) mutable {
+          if (!status.ok()) {
+            RespondCallError(exchange, std::move(headers), status,
+                             std::move(limits));
+            return;
+          }
+          FillOutcome(done, &plan->view);
+          SetStatus(&plan->view);
+          RespondJson(exchange, std::move(headers), std::move(limits),
+                      ResponseJson(plan->view));
+        });
+    return;
+  }
+  chat::v1::CompleteRequest complete;
+  for (const chat::v1::CompletionMessage& m : plan->history) {
+    *complete.add_messages() = m;
+  }
+  for (const chat::v1::CompletionMessage& m : c.messages) {
+    *complete.add_messages() = m;
+  }
+  // The earlier turns' system prompt unless this response gives its own.
+  if (c.system_prompt.has_value()) {
+    complete.set_system_prompt(*c.system_prompt);
+  } else if (!plan->history_system_prompt.empty()) {
+    complete.set_system_prompt(plan->history_system_prompt);
+  }
+  if (c.model.has_value()) complete.set_model(*c.model);
+  if (c.max_output_tokens.has_value()) {
+    complete.set_max_tokens(*c.max_output_tokens);
+  }
+  if (c.temperature.has_value()) complete.set_temperature(*c.temperature);
+  complete.set_user(c.user);
+  // Not stored, so no lookup should ever find it: no turn in the id.
+  plan->view.id = NewOpenAiId("resp_x");
+  plan->view.item_id = NewOpenAiId("msg_x");
+  if (c.stream) {
+    chat::v1::CompleteStreamRequest request;
+    request.mutable_messages()->CopyFrom(complete.messages());
+    if (complete.has_system_prompt()) {
+      request.set_system_prompt(complete.system_prompt());
+    }
+    if (complete.has_model()) request.set_model(complete.model());
+    if (complete.has_max_tokens())
+      request.set_max_tokens(complete.max_tokens());
+    if (complete.has_temperature()) {
+      request.set_temperature(complete.temperature());
+    }
+    request.set_user(complete.user());
+    auto* stream = new ResponseStream(
+        backends_,
+        NewCallContext(exchange, request_id, headers, request_timeout_),
+        exchange, std::move(headers), /*stored=*/false, request, plan->view);
+    stream->Start();
+    return;
+  }
+  CallBackend<chat::v1::CompleteResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kComplete,
+      complete,
+      [exchange, headers, plan](const grpc::Status& status,
+                                chat::v1::CompleteResponse& done,
+                                HttpHeaders limits) mutable {
+        if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+          return;
+        }
+        FillOutcome(done, &plan->view);
+        SetStatus(&plan->view);
+        RespondJson(exchange, std::move(headers), std::move(limits),
+                    ResponseJson(plan->view));
+      });
+}
+
+void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,
+                            std::string id, const std::string& request_id,
+                            HttpHeaders headers) {
+  std::optional<StoredResponseRef> ref = ParseStoredResponseId(id);
+  if (!ref.has_value()) {
+    RespondNotFound(exchange, std::move(headers), "Response", id);
+    return;
+  }
+  chat::v1::GetHistoryRequest request;
+  request.set_session_id(ref->session_id);
+  CallBackend<chat::v1::GetHistoryResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
+      request,
+      [exchange, headers, id, ref = *ref](const grpc::Status& status,
+                                          chat::v1::GetHistoryResponse& history,
+                                          HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
+            (status.ok() && history.messages_size() < 2 * ref.turn)) {
+          RespondNotFound(exchange, std::move(headers), "Response", id);
+          return;
+        }
+        if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+          return;
+        }
+        const chat::v1::Message& answer = history.messages(2 * ref.turn - 1);
+        ResponseView view;
+        view.id = id;
+        view.created_at = UnixSecondsOf(answer.timestamp());
+        view.item_id = ItemId(ref.session_id, 2 * ref.turn - 1);
+        view.text = answer.content();
+        view.conversation = ref.session_id;
+        if (ref.turn > 1) {
+          view.previous_response_id =
+              StoredResponseId(ref.session_id, ref.turn - 1);
+        }
+        if (!history.system_prompt().empty()) {
+          view.instructions = history.system_prompt();
+        }
+        RespondJson(exchange, std::move(headers), std::move(limits),
+                    ResponseJson(view));
+      });
+}
+
+void OpenAiApi::CreateConversation(std::shared_ptr<HttpExchange> exchange,
+                                   const std::string& request_id,
+                                   HttpHeaders headers) {
+  absl::StatusOr<std::string> metadata =
+      ParseConversationMetadata(exchange->request().body());
+  if (!metadata.ok()) {
+    RespondOpenAiError(exchange, std::move(headers), 400,
+                       grpc::StatusCode::INVALID_ARGUMENT,
+                       std::string(metadata.status().message()));
+    return;
+  }
+  // chat-server stores the session with its first turn, so there is
+  // nothing to create yet; ListModels, the cheapest authenticated call,
+  // only checks the key, so that a bad one gets its 401 here and not later.
+  CallBackend<chat::v1::ListModelsResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kListModels,
+      chat::v1::ListModelsRequest(),
+      [exchange, headers, metadata = *std::move(metadata)](
+          const grpc::Status& status, chat::v1::ListModelsResponse&,
+          HttpHeaders limits) mutable {
+        if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+          return;
+        }
+        const int64_t now = UnixNow();
+        const std::string id =
+            NewConversationId(KeyFingerprint(ApiKeyOf(exchange->request())),
+                              absl::FromUnixSeconds(now));
+        RespondJson(exchange, std::move(headers), std::move(limits),
+                    ConversationJson(id, now, metadata));
+      });
+}
+
+void OpenAiApi::GetConversation(std::shared_ptr<HttpExchange> exchange,
+                                std::string id, const std::string& request_id,
+                                HttpHeaders headers) {
+  std::optional<absl::Time> made =
+      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())));
+  chat::v1::GetHistoryRequest request;
+  request.set_session_id(id);
+  CallBackend<chat::v1::GetHistoryResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
+      request,
+      [exchange, headers, id, made](const grpc::Status& status,
+                                    chat::v1::GetHistoryResponse& history,
+                                    HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
+            made.has_value()) {
+          RespondJson(exchange, std::move(headers), std::move(limits),
+                      ConversationJson(id, absl::ToUnixSeconds(*made)));
+        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          RespondNotFound(exchange, std::move(headers), "Conversation", id);
+        } else if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+        } else {
+          RespondJson(
+              exchange, std::move(headers), std::move(limits),
+              ConversationJson(id, UnixSecondsOf(history.created_at())));
+        }
+      });
+}
+
+void OpenAiApi::DeleteConversation(std::shared_ptr<HttpExchange> exchange,
+                                   std::string id,
+                                   const std::string& request_id,
+                                   HttpHeaders headers) {
+  const bool made =
+      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())))
+          .has_value();
+  chat::v1::DeleteSessionRequest request;
+  request.set_session_id(id);
+  CallBackend<chat::v1::DeleteSessionResponse>(
+      backends_, exchange, request_id, headers, request_timeout_,
+      kDeleteSession, request,
+      [exchange, headers, id, made](const grpc::Status& status,
+                                    chat::v1::DeleteSessionResponse& deleted,
+                                    HttpHeaders limits) mutable {
+        if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+        } else if (deleted.status() == "not_found" && !made) {
+          RespondNotFound(exchange, std::move(headers), "Conversation", id);
+        } else {
+          RespondJson(exchange, std::move(headers), std::move(limits),
+                      ConversationDeletedJson(id));
+        }
+      });
+}
+
+void OpenAiApi::ConversationItems(std::shared_ptr<HttpExchange> exchange,
+                                  std::string id, const std::string& request_id,
+                                  HttpHeaders headers) {
+  absl::StatusOr<ItemsQuery> query =
+      ParseItemsQuery(QueryOf(exchange->request()));
+  if (!query.ok()) {
+    RespondOpenAiError(exchange, std::move(headers), 400,
+                       grpc::StatusCode::INVALID_ARGUMENT,
+                       std::string(query.status().message()));
+    return;
+  }
+  const bool made =
+      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())))
+          .has_value();
+  chat::v1::GetHistoryRequest request;
+  request.set_session_id(id);
+  CallBackend<chat::v1::GetHistoryResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
+      request,
+      [exchange, headers, id, made, query = *query](
+          const grpc::Status& status, chat::v1::GetHistoryResponse& history,
+          HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND && made) {
+          history.Clear();
+        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          RespondNotFound(exchange, std::move(headers), "Conversation", id);
+          return;
+        } else if (!status.ok()) {
+          RespondCallError(exchange, std::move(headers), status,
+                           std::move(limits));
+          return;
+        }
+        RespondJson(exchange, std::move(headers), std::move(limits),
+                    ItemsListJson(id, history, query));
+      });
+}
+
+}  // namespace chat::gateway
