@@ -64,6 +64,7 @@ std::string EncodeTurnResult(const ChatTurnResult& r) {
       r.cost_usd.has_value() ? absl::StrCat(*r.cost_usd) : "",
       absl::StrCat(r.truncated_turns),
       r.provider,
+      absl::StrCat(r.turn_id),
   };
   for (std::string& field : fields) field = absl::CEscape(field);
   return absl::StrJoin(fields, "\n");
@@ -100,6 +101,11 @@ absl::StatusOr<ChatTurnResult> DecodeTurnResult(absl::string_view encoded) {
   r.model = std::move(fields[4]);
   r.stop_reason = std::move(fields[5]);
   r.provider = std::move(fields[10]);
+  // An edit's or a regeneration's turn id; absent from results stored
+  // before branches.
+  if (fields.size() > 11 && !absl::SimpleAtoi(fields[11], &r.turn_id)) {
+    return absl::InternalError("a stored stream result is malformed");
+  }
   r.replayed = true;
   return r;
 }

@@ -273,6 +273,48 @@ TEST_P(ResumeTest, AResumeAfterTheAnswerEndedReplaysTheRestAndDone) {
   EXPECT_EQ(Stat("attempts"), 1);
 }
 
+// A regeneration streams through ChatStream like any turn (a branch of the
+// session's last turn): resumed after it ended, its `done` still names the
+// new version's turn.
+TEST_P(ResumeTest, AResumedRegenerationEndsWithItsTurnId) {
+  Replica a = Start();
+  chat::v1::ChatRequest turn;
+  turn.set_session_id("again");
+  turn.set_message("answer me twice");
+  turn.set_model(absl::StrCat("ok@resume/", Model()));
+  chat::v1::ChatResponse answered;
+  grpc::Status status = ::chat::testing::CallChat(*a.stub, turn, &answered);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  grpc::ClientContext context;
+  ChatStreamRequest request;
+  request.set_session_id("again");
+  request.set_regenerate_turn_id(0);  // The last turn.
+  request.set_model(Model());
+  auto reader = a.stub->ChatStream(&context, request);
+  ChatStreamResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  context.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  upstream_->Release(Model());
+  ASSERT_TRUE(Eventually([&] { return Stat("completed") >= 1; }));
+
+  StreamResult resumed = Resume(a, "again", first.event_id());
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
+  ASSERT_TRUE(resumed.got_done);
+  EXPECT_EQ(first.delta().text() + resumed.text, resumed.done.response());
+  EXPECT_EQ(resumed.done.turn_id(), 2);
+  EXPECT_EQ(resumed.done.turn_count(), 1);
+  chat::v1::GetHistoryResponse history =
+      ::chat::testing::CallGetHistory(*a.stub, "again", &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(history.messages_size(), 2);
+  EXPECT_EQ(history.messages(1).content(), resumed.done.response());
+  EXPECT_THAT(history.messages(1).sibling_turn_ids(),
+              ::testing::ElementsAre(1, 2));
+  EXPECT_EQ(Stat("attempts"), 1);
+}
+
 TEST_P(ResumeTest, AnUnknownAnswerIsNotFound) {
   Replica a = Start();
   EXPECT_EQ(Resume(a, "nothing", "").status.error_code(),
@@ -339,6 +381,44 @@ TEST_P(ResumeReplicasTest, AStreamStartedOnAResumesOnB) {
   StreamResult resumed;
   ReadAll(*reader, &resumed);
   ExpectRestOfAnswer(b, "moved", first, resumed);
+  EXPECT_EQ(Stat("attempts"), 1);
+}
+
+// B reads the ended answer from the store: its `done` keeps an edit's turn.
+TEST_P(ResumeReplicasTest, AnEditStreamedOnAEndsWithItsTurnIdOnB) {
+  Replica a = Start();
+  Replica b = Start();
+  chat::v1::ChatRequest turn;
+  turn.set_session_id("edited");
+  turn.set_message("first words");
+  turn.set_model(absl::StrCat("ok@resume/", Model()));
+  chat::v1::ChatResponse answered;
+  grpc::Status status = ::chat::testing::CallChat(*a.stub, turn, &answered);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  grpc::ClientContext context;
+  ChatStreamRequest request;
+  request.set_session_id("edited");
+  request.set_edit_turn_id(1);
+  request.set_message("better words");
+  request.set_model(Model());
+  auto reader = a.stub->ChatStream(&context, request);
+  ChatStreamResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  context.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  upstream_->Release(Model());
+  ASSERT_TRUE(Eventually([&] { return Stat("completed") >= 1; }));
+
+  // B finds the answer once A stored its outcome.
+  StreamResult resumed;
+  ASSERT_TRUE(Eventually([&] {
+    resumed = Resume(b, "edited", first.event_id());
+    return resumed.got_done;
+  })) << resumed.status.error_message();
+  EXPECT_EQ(first.delta().text() + resumed.text, resumed.done.response());
+  EXPECT_THAT(resumed.done.response(), HasSubstr("better words"));
+  EXPECT_EQ(resumed.done.turn_id(), 2);
   EXPECT_EQ(Stat("attempts"), 1);
 }
 
