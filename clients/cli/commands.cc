@@ -120,10 +120,6 @@ int RunChat(const CliOptions& options, ChatClient& client,
   if (!outcome.status.ok()) {
     if (outcome.interrupted &&
         outcome.status.error_code() == grpc::StatusCode::CANCELLED) {
-      // A dropped call only detaches from its answer (the server keeps it
-      // for a resume): Ctrl-C means stop it. NOT_FOUND: it already ended.
-      chat::v1::CancelStreamResponse cancelled;
-      (void)client.CancelStream(session, &cancelled);
       std::fprintf(io.err, "chat-cli: cancelled\n");
       return kExitInterrupted;
     }
