@@ -252,6 +252,7 @@ async function resumePending(id, storedTurns) {
       answer.finish(turn);
       current.exists = true;
       sessions.upsert(id, current.title);
+      branches.annotate();
     }
     announce(`Answer complete. ${describeTurn(turn)}`);
   } catch (e) {
