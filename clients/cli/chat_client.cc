@@ -35,10 +35,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 StreamCall::StreamCall(chat::v1::ChatService::Stub* stub,
                        std::unique_ptr<grpc::ClientContext> context,
                        const chat::v1::ChatStreamRequest& request,
-                       DeltaFn on_delta)
+                       DeltaFn on_delta, StopFn stop_answer)
     : context_(std::move(context)),
       request_(request),
-      on_delta_(std::move(on_delta)) {
+      on_delta_(std::move(on_delta)),
+      stop_answer_(std::move(stop_answer)) {
   if (pipe2(done_pipe_, O_CLOEXEC) != 0) {
     // Without the pipe nobody could wait for the call: a broken process.
     std::abort();
@@ -53,7 +54,10 @@ StreamCall::~StreamCall() {
   close(done_pipe_[1]);
 }
 
-void StreamCall::Cancel() { context_->TryCancel(); }
+void StreamCall::Cancel() {
+  context_->TryCancel();
+  if (stop_answer_) stop_answer_();
+}
 
 void StreamCall::OnReadDone(bool ok) {
   if (!ok) return;  // The stream ended; OnDone follows.
@@ -181,6 +185,14 @@ grpc::Status ChatClient::DeleteSession(
   return stub_->DeleteSession(context.get(), request, response);
 }
 
+grpc::Status ChatClient::CancelStream(
+    const std::string& session, chat::v1::CancelStreamResponse* response) {
+  auto context = NewContext();
+  chat::v1::CancelStreamRequest request;
+  request.set_session_id(session);
+  return stub_->CancelStream(context.get(), request, response);
+}
+
 grpc::Status ChatClient::UpdateSession(
     const std::string& session, const std::string& title,
     chat::v1::UpdateSessionResponse* response) {
@@ -206,8 +218,18 @@ grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {
 
 std::unique_ptr<StreamCall> ChatClient::StartChatStream(
     const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta) {
+  // Ctrl-C means stop the answer: CancelStream (NOT_FOUND: it already
+  // ended). The client outlives its calls.
+  StreamCall::StopFn stop_answer;
+  if (!request.session_id().empty()) {
+    stop_answer = [this, session = request.session_id()] {
+      chat::v1::CancelStreamResponse cancelled;
+      (void)CancelStream(session, &cancelled);
+    };
+  }
   return std::make_unique<StreamCall>(stub_.get(), NewContext(), request,
-                                      std::move(on_delta));
+                                      std::move(on_delta),
+                                      std::move(stop_answer));
 }
 
 }  // namespace chat::cli

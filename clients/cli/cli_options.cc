@@ -56,6 +56,7 @@ constexpr CommandSpec kCommands[] = {
     {"regenerate", true, 0, 1, "SESSION [TURN]"},
     {"edit", true, 2, 2, "SESSION TURN MESSAGE"},
     {"switch", true, 1, 1, "SESSION TURN"},
+    {"cancel", true},
 };
 
 const CommandSpec* FindCommand(absl::string_view name) {
@@ -341,6 +342,8 @@ std::string UsageText() {
       "  chat-cli [FLAGS] reset SESSION           drop a session's "
       "messages, keep it\n"
       "  chat-cli [FLAGS] delete SESSION          delete a session\n"
+      "  chat-cli [FLAGS] cancel SESSION          stop a session's running "
+      "streamed answer\n"
       "  chat-cli [FLAGS] stats                   counts of sessions, "
       "messages, tokens\n"
       "  chat-cli [FLAGS] status                  is the service up\n"

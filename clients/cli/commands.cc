@@ -207,6 +207,12 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::DeleteSessionResponse response;
     status = client.DeleteSession(session, &response);
     text = options.json ? ToJsonLine(response) : FormatDelete(response);
+  } else if (command == "cancel") {
+    chat::v1::CancelStreamResponse response;
+    status = client.CancelStream(session, &response);
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.session_id(), ": ",
+                                       response.status(), "\n");
   } else if (command == "stats") {
     chat::v1::GetStatsResponse response;
     status = client.GetStats(&response);

@@ -58,6 +58,8 @@ const ROUTES = {
   'POST /v1/sessions/{session_id}:regenerate': 'session',
   'POST /v1/sessions/{session_id}/turns/{turn_id}:edit': 'session',
   'POST /v1/sessions/{session_id}:switchBranch': 'session',
+  'GET /v1/sessions/{session_id}/stream': 'session',
+  'POST /v1/sessions/{session_id}:cancel': 'session',
   'POST /v1/admin/keys': 'admin',
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',

@@ -247,6 +247,13 @@ TEST_F(ChatCliTest, NotFoundExits6) {
   EXPECT_THAT(result.err, StartsWith("chat-cli: NOT_FOUND: "));
 }
 
+TEST_F(ChatCliTest, CancelWithNoAnswerRunningExits6) {
+  StartServer();
+  CliResult result = Cli({"cancel", "idle"});
+  EXPECT_EQ(result.exit_code, 6);
+  EXPECT_THAT(result.err, HasSubstr("has no answer in progress"));
+}
+
 TEST_F(ChatCliTest, InvalidArgumentExits3) {
   StartServer();
   CliResult result = Cli({"-s", "bad session id!", "hi"});
