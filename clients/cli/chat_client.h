@@ -44,6 +44,11 @@ class StreamCall final
              std::unique_ptr<grpc::ClientContext> context,
              const chat::v1::ChatStreamRequest& request, DeltaFn on_delta,
              StopFn stop_answer = nullptr);
+  // The same for ResumeStream: a session's running (or last) answer.
+  StreamCall(chat::v1::ChatService::Stub* stub,
+             std::unique_ptr<grpc::ClientContext> context,
+             const chat::v1::ResumeStreamRequest& request, DeltaFn on_delta,
+             StopFn stop_answer = nullptr);
   ~StreamCall() override;
   StreamCall(const StreamCall&) = delete;
   StreamCall& operator=(const StreamCall&) = delete;
@@ -61,9 +66,14 @@ class StreamCall final
   void OnDone(const grpc::Status& status) override;
 
  private:
+  StreamCall(std::unique_ptr<grpc::ClientContext> context, DeltaFn on_delta,
+             StopFn stop_answer);
+
   std::unique_ptr<grpc::ClientContext> context_;
-  // gRPC keeps a pointer to the request until it has sent it.
-  const chat::v1::ChatStreamRequest request_;
+  // gRPC keeps a pointer to the request until it has sent it; one of them
+  // is used.
+  chat::v1::ChatStreamRequest chat_request_;
+  chat::v1::ResumeStreamRequest resume_request_;
   DeltaFn on_delta_;
   StopFn stop_answer_;
   // Written by OnReadDone only, between StartRead and its completion.
@@ -110,12 +120,19 @@ class ChatClient {
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(
       const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta);
+  // Follows a session's answer from after `last_event_id` (empty: from its
+  // first event), though the call that asked for it is gone.
+  std::unique_ptr<StreamCall> StartResumeStream(
+      const std::string& session, const std::string& last_event_id,
+      StreamCall::DeltaFn on_delta);
 
   // The key, so error text can be scrubbed of it.
   const std::string& api_key() const { return api_key_; }
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // What Ctrl-C does to a stream of `session` besides dropping it.
+  StreamCall::StopFn StopAnswerOf(const std::string& session);
 
   std::unique_ptr<chat::v1::ChatService::Stub> stub_;
   const std::string api_key_;
