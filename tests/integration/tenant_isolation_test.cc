@@ -9,6 +9,8 @@
 //    id recorded before anyone created it (status code, message, details and
 //    response), i.e. exactly what a session that exists nowhere gets, and A's
 //    history is identical before and after B's reads, deletes and resets;
+//    (every RPC naming a session: history, rename, regenerate, edit, switch
+//    branch, resume, cancel, reset, delete);
 //  - both chatting (unary and streamed) in one session id keep two histories;
 //  - ListSessions (paged, and with a page token A was given) and GetStats of
 //    B show B's sessions and counts only;
@@ -293,13 +295,92 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
     return r.admin->GetUsage(&context, request, response);
   }
 
+  static Answer Rename(Replica& r, const Tenant& t,
+                       const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::UpdateSessionRequest request;
+    request.set_session_id(session);
+    request.set_title("renamed by another tenant");
+    v1::UpdateSessionResponse response;
+    return AnswerOf(r.chat->UpdateSession(&context, request, &response),
+                    response);
+  }
+
+  static Answer Regenerate(Replica& r, const Tenant& t,
+                           const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::RegenerateTurnRequest request;
+    request.set_session_id(session);
+    v1::RegenerateTurnResponse response;
+    return AnswerOf(r.chat->RegenerateTurn(&context, request, &response),
+                    response);
+  }
+
+  static Answer Edit(Replica& r, const Tenant& t, const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::EditMessageRequest request;
+    request.set_session_id(session);
+    request.set_turn_id(1);
+    request.set_message("edited by another tenant");
+    v1::EditMessageResponse response;
+    return AnswerOf(r.chat->EditMessage(&context, request, &response),
+                    response);
+  }
+
+  static Answer Switch(Replica& r, const Tenant& t,
+                       const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::SwitchBranchRequest request;
+    request.set_session_id(session);
+    request.set_turn_id(1);
+    v1::SwitchBranchResponse response;
+    return AnswerOf(r.chat->SwitchBranch(&context, request, &response),
+                    response);
+  }
+
+  // Every event of the resumed stream, serialized one after the other.
+  static Answer Resume(Replica& r, const Tenant& t,
+                       const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::ResumeStreamRequest request;
+    request.set_session_id(session);
+    auto reader = r.chat->ResumeStream(&context, request);
+    std::string events;
+    v1::ChatStreamResponse event;
+    while (reader->Read(&event)) events += event.SerializeAsString();
+    grpc::Status status = reader->Finish();
+    Answer answer = AnswerOf(status, event);
+    answer.response = events;
+    return answer;
+  }
+
+  static Answer Cancel(Replica& r, const Tenant& t,
+                       const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::CancelStreamRequest request;
+    request.set_session_id(session);
+    v1::CancelStreamResponse response;
+    return AnswerOf(r.chat->CancelStream(&context, request, &response),
+                    response);
+  }
+
   // What B is told about `session` by every RPC that names a session, in an
   // order that leaves B's view unchanged when the session does not exist for
-  // B: history, reset, delete, history.
+  // B: history, rename, regenerate, edit, switch branch, resume, cancel,
+  // reset, delete, history.
   static std::vector<Answer> ProbeSession(Replica& r, const Tenant& t,
                                           const std::string& session) {
-    return {History(r, t, session), Reset(r, t, session), Delete(r, t, session),
-            History(r, t, session)};
+    return {History(r, t, session),    Rename(r, t, session),
+            Regenerate(r, t, session), Edit(r, t, session),
+            Switch(r, t, session),     Resume(r, t, session),
+            Cancel(r, t, session),     Reset(r, t, session),
+            Delete(r, t, session),     History(r, t, session)};
   }
 
   std::string dir_;
@@ -336,6 +417,14 @@ TEST_P(TenantIsolationTest, AnotherTenantsSessionAnswersLikeOneThatIsNowhere) {
   for (const Answer& answer : ProbeSession(s, b_, "shared")) {
     EXPECT_THAT(answer.message, Not(HasSubstr(kAMarker)));
     EXPECT_THAT(answer.response, Not(HasSubstr(kAMarker)));
+  }
+
+  // Every probe but reset and delete (which succeed on a session that does
+  // not exist, leaving nothing behind) was refused as NOT_FOUND.
+  for (size_t i = 0; i < nowhere.size(); ++i) {
+    if (i == 7 || i == 8) continue;
+    EXPECT_EQ(nowhere[i].code, grpc::StatusCode::NOT_FOUND)
+        << "probe " << i << ": " << nowhere[i];
   }
 
   // A's session is untouched, timestamps included.
