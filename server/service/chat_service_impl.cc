@@ -263,6 +263,29 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A unary RPC that runs one turn (Chat, RegenerateTurn, EditMessage): the
+// turn starts once the caller is authenticated. `retry_on_conflict`: the
+// turn may be retried unseen when another turn of the session got in first.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* StartUnaryTurn(grpc::CallbackServerContext* context,
+                                         const Request* request,
+                                         Response* response, ChatEngine* engine,
+                                         Authenticator* authenticator,
+                                         absl::string_view rpc,
+                                         bool retry_on_conflict = false) {
+  auto* reactor =
+      new ChatUnaryReactor<Response>(context, engine, response, rpc);
+  authenticator->Authenticate(
+      CredentialsOf(*context), [reactor, context, request, retry_on_conflict](
+                                   absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Start(caller.status());
+        ChatTurnRequest turn = TurnRequestOf(*context, *request, *caller);
+        turn.retry_on_conflict = retry_on_conflict;
+        reactor->Start(std::move(turn));
+      });
+  return reactor;
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
@@ -292,16 +315,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
 grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
     grpc::CallbackServerContext* context, const ChatRequest* request,
     ChatResponse* response) {
-  auto* reactor = new ChatUnaryReactor<>(context, engine_, response);
-  authenticator_->Authenticate(
-      CredentialsOf(*context),
-      [reactor, context, request](absl::StatusOr<Caller> caller) {
-        if (!caller.ok()) return reactor->Start(caller.status());
-        ChatTurnRequest turn = TurnRequestOf(*context, *request, *caller);
-        turn.retry_on_conflict = true;  // Deltas are not shown; unseen retry.
-        reactor->Start(std::move(turn));
-      });
-  return reactor;
+  // No delta is shown, so a turn that lost a race may be retried unseen.
+  return StartUnaryTurn(context, request, response, engine_, authenticator_,
+                        "Chat", /*retry_on_conflict=*/true);
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
@@ -624,30 +640,16 @@ grpc::ServerUnaryReactor* ChatServiceImpl::RegenerateTurn(
     grpc::CallbackServerContext* context,
     const chat::v1::RegenerateTurnRequest* request,
     chat::v1::RegenerateTurnResponse* response) {
-  auto* reactor = new ChatUnaryReactor<chat::v1::RegenerateTurnResponse>(
-      context, engine_, response, "RegenerateTurn");
-  authenticator_->Authenticate(
-      CredentialsOf(*context),
-      [reactor, context, request](absl::StatusOr<Caller> caller) {
-        if (!caller.ok()) return reactor->Start(caller.status());
-        reactor->Start(TurnRequestOf(*context, *request, *caller));
-      });
-  return reactor;
+  return StartUnaryTurn(context, request, response, engine_, authenticator_,
+                        "RegenerateTurn");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
     grpc::CallbackServerContext* context,
     const chat::v1::EditMessageRequest* request,
     chat::v1::EditMessageResponse* response) {
-  auto* reactor = new ChatUnaryReactor<chat::v1::EditMessageResponse>(
-      context, engine_, response, "EditMessage");
-  authenticator_->Authenticate(
-      CredentialsOf(*context),
-      [reactor, context, request](absl::StatusOr<Caller> caller) {
-        if (!caller.ok()) return reactor->Start(caller.status());
-        reactor->Start(TurnRequestOf(*context, *request, *caller));
-      });
-  return reactor;
+  return StartUnaryTurn(context, request, response, engine_, authenticator_,
+                        "EditMessage");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
