@@ -21,10 +21,9 @@ absl::Status ValidateSessionArchive(const SessionArchive& archive) {
     // A parent is stored before its children, so it has a lower id; this
     // also rules out cycles.
     if (turn.parent_turn_id < 0 || turn.parent_turn_id >= turn.turn_id) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("turn ", turn.turn_id, " has parent ",
-                       turn.parent_turn_id,
-                       ", which is not an earlier turn (or 0)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "turn ", turn.turn_id, " has parent ", turn.parent_turn_id,
+          ", which is not an earlier turn (or 0)"));
     }
     if (turn.input_tokens < 0 || turn.output_tokens < 0) {
       return absl::InvalidArgumentError(

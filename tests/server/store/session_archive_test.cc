@@ -233,8 +233,9 @@ TEST_P(SessionArchiveStoreTest, ExportReadsEveryBranchAsStored) {
 }
 
 TEST_P(SessionArchiveStoreTest, ExportOfAnUnknownOrForeignSessionIsNotFound) {
-  ASSERT_THAT(store_->AppendTurn({"acme", "s1"}, 0, "", MakeTurn("a", "b", At(1))),
-              IsOk());
+  ASSERT_THAT(
+      store_->AppendTurn({"acme", "s1"}, 0, "", MakeTurn("a", "b", At(1))),
+      IsOk());
   EXPECT_THAT(store_->ExportSession({"other", "s1"}),
               StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(store_->ExportSession({"acme", "nope"}),
