@@ -89,10 +89,9 @@ std::unique_ptr<Stack> StartStack(const std::string& store) {
   auto stack = std::make_unique<Stack>();
   stack->server = std::make_unique<ServerProcess>(
       CHAT_SERVER_BINARY,
-      std::vector<std::string>{"--listen=127.0.0.1:0",
-                               absl::StrCat("--store=", store),
-                               "--provider=echo", "--echo_delay=0s",
-                               "--shutdown_grace=2s"},
+      std::vector<std::string>{
+          "--listen=127.0.0.1:0", absl::StrCat("--store=", store),
+          "--provider=echo", "--echo_delay=0s", "--shutdown_grace=2s"},
       std::map<std::string, std::string>{{"CHAT_ADMIN_KEY", kAdminKey}});
   absl::Status started = stack->server->Start();
   EXPECT_TRUE(started.ok()) << started << stack->server->Log();
@@ -119,9 +118,9 @@ struct Http {
 // as a user would send a saved export.
 Http Curl(const std::string& key, std::vector<std::string> args,
           const std::string* body = nullptr) {
-  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-w", "\n%{http_code}",
-                                   "-H", absl::StrCat("Authorization: Bearer ",
-                                                      key)};
+  std::vector<std::string> argv = {
+      "/usr/bin/curl",  "-sS", "-w",
+      "\n%{http_code}", "-H",  absl::StrCat("Authorization: Bearer ", key)};
   if (body != nullptr) {
     const std::string path = absl::StrCat(MakeTempDir(), "/body.json");
     FILE* f = fopen(path.c_str(), "wb");
@@ -146,27 +145,31 @@ Http Curl(const std::string& key, std::vector<std::string> args,
 // A session with a title and branches, made through the REST routes.
 void MakeBranchedSession(Stack& stack, const std::string& key,
                          const std::string& session) {
-  for (const char* message : {"first question", "second question",
-                              "third question"}) {
+  for (const char* message :
+       {"first question", "second question", "third question"}) {
     Http chat = Curl(key, {"-X", "POST", stack.base + "/v1/chat", "-d",
                            absl::StrCat(R"({"session_id":")", session,
                                         R"(","message":")", message, R"("})")});
     ASSERT_EQ(chat.status, 200) << chat.body;
   }
-  Http regenerated = Curl(
-      key, {"-X", "POST", stack.base + "/v1/sessions/" + session + ":regenerate",
-            "-d", R"({"turn_id":3})"});
+  Http regenerated =
+      Curl(key, {"-X", "POST",
+                 stack.base + "/v1/sessions/" + session + ":regenerate", "-d",
+                 R"({"turn_id":3})"});
   ASSERT_EQ(regenerated.status, 200) << regenerated.body;
-  Http edited = Curl(
-      key, {"-X", "POST", stack.base + "/v1/sessions/" + session + "/turns/2:edit",
-            "-d", R"({"message":"second, \"edited\" — ünïcode"})"});
+  Http edited =
+      Curl(key, {"-X", "POST",
+                 stack.base + "/v1/sessions/" + session + "/turns/2:edit", "-d",
+                 R"({"message":"second, \"edited\" — ünïcode"})"});
   ASSERT_EQ(edited.status, 200) << edited.body;
-  Http switched = Curl(
-      key, {"-X", "POST", stack.base + "/v1/sessions/" + session + ":switchBranch",
-            "-d", R"({"turn_id":3})"});
+  Http switched =
+      Curl(key, {"-X", "POST",
+                 stack.base + "/v1/sessions/" + session + ":switchBranch", "-d",
+                 R"({"turn_id":3})"});
   ASSERT_EQ(switched.status, 200) << switched.body;
-  Http titled = Curl(key, {"-X", "PATCH", stack.base + "/v1/sessions/" + session,
-                           "-d", R"({"title":"Branched <session>"})"});
+  Http titled =
+      Curl(key, {"-X", "PATCH", stack.base + "/v1/sessions/" + session, "-d",
+                 R"({"title":"Branched <session>"})"});
   ASSERT_EQ(titled.status, 200) << titled.body;
 }
 
@@ -210,9 +213,9 @@ TEST_P(ExportTest, RoundTripFromSqliteIsByteIdentical) {
   // Another deployment, another tenant name: the export carries none.
   const std::string target_key = target->NewKey("acme-moved");
   // The export's body is an import request as it is.
-  const Http imported = Curl(
-      target_key, {"-X", "POST", target->base + "/v1/sessions:import"},
-      &exported.body);
+  const Http imported =
+      Curl(target_key, {"-X", "POST", target->base + "/v1/sessions:import"},
+           &exported.body);
   ASSERT_EQ(imported.status, 200) << imported.body;
   EXPECT_THAT(imported.body, HasSubstr(R"("turns":3)"));
 
@@ -242,8 +245,8 @@ TEST_P(ExportTest, RoundTripFromSqliteIsByteIdentical) {
     nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
     ASSERT_TRUE(event.contains("result")) << line;
     const std::string body = event["result"].dump();
-    Http one = Curl(third_key, {"-X", "POST", third->base + "/v1/sessions:import"},
-                    &body);
+    Http one = Curl(third_key,
+                    {"-X", "POST", third->base + "/v1/sessions:import"}, &body);
     ASSERT_EQ(one.status, 200) << one.body;
   }
   EXPECT_EQ(lines, 2);

@@ -130,9 +130,11 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
-  // 24 routes; two share /history/{session_id}, two
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/export"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions:import"].contains("post"));
+  // 27 routes; two share /history/{session_id}, two
   // /v1/sessions/{session_id}.
-  EXPECT_EQ(doc["paths"].size(), 22u);
+  EXPECT_EQ(doc["paths"].size(), 25u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

@@ -91,10 +91,9 @@ TEST_F(SessionExportRpcsTest, ExportOfAnUnknownSessionIsNotFound) {
   chat::v1::ExportSessionRequest request;
   request.set_session_id("nope");
   chat::v1::ExportSessionResponse response;
-  EXPECT_EQ(server_.stub()
-                .ExportSession(&context, request, &response)
-                .error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      server_.stub().ExportSession(&context, request, &response).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(SessionExportRpcsTest, MarkdownFormatAndUnknownFormat) {
@@ -126,8 +125,8 @@ TEST_F(SessionExportRpcsTest, ExportSessionsStreamsEverySessionThenEnds) {
   ServeNextTurn("b");
   ServeNextTurn("c");
   grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<chat::v1::ExportSessionsResponse>>
-      reader = server_.stub().ExportSessions(&context, {});
+  std::unique_ptr<grpc::ClientReader<chat::v1::ExportSessionsResponse>> reader =
+      server_.stub().ExportSessions(&context, {});
   std::vector<std::string> ids;
   chat::v1::ExportSessionsResponse message;
   while (reader->Read(&message)) {

@@ -96,11 +96,9 @@ TEST_P(BadExportTest, IsRefusedNamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Rules, BadExportTest,
     ::testing::Values(
-        BadExportCase{"NewerFormat",
-                      [](auto& s) { s.set_format_version(2); },
+        BadExportCase{"NewerFormat", [](auto& s) { s.set_format_version(2); },
                       "session.format_version"},
-        BadExportCase{"BadSessionId",
-                      [](auto& s) { s.set_session_id("a b"); },
+        BadExportCase{"BadSessionId", [](auto& s) { s.set_session_id("a b"); },
                       "session.session_id"},
         BadExportCase{"TitleWithControlCharacters",
                       [](auto& s) { s.set_title("a\x01"); }, "session.title"},
@@ -110,38 +108,34 @@ INSTANTIATE_TEST_SUITE_P(
                             kMaxImportedSystemPromptBytes + 1, 'x'));
                       },
                       "session.system_prompt"},
-        BadExportCase{"BadTime",
-                      [](auto& s) { s.set_created_at("yesterday"); },
+        BadExportCase{"BadTime", [](auto& s) { s.set_created_at("yesterday"); },
                       "session.created_at"},
         BadExportCase{"HalfATurn",
                       [](auto& s) { s.mutable_messages()->RemoveLast(); },
                       "session.messages"},
-        BadExportCase{"BadRole",
-                      [](auto& s) { s.mutable_messages(2)->set_role("system"); },
-                      "session.messages[2].role"},
-        BadExportCase{"AssistantFirst",
-                      [](auto& s) {
-                        s.mutable_messages(0)->set_role("assistant");
-                      },
-                      "session.messages[0].role"},
+        BadExportCase{
+            "BadRole",
+            [](auto& s) { s.mutable_messages(2)->set_role("system"); },
+            "session.messages[2].role"},
+        BadExportCase{
+            "AssistantFirst",
+            [](auto& s) { s.mutable_messages(0)->set_role("assistant"); },
+            "session.messages[0].role"},
         BadExportCase{"TurnIdsOutOfOrder",
                       [](auto& s) { s.mutable_messages(2)->set_turn_id(7); },
                       "session.messages[2].turn_id"},
-        BadExportCase{"UnknownParent",
-                      [](auto& s) {
-                        s.mutable_messages(4)->set_parent_turn_id(9);
-                      },
-                      "session.messages[4].parent_turn_id"},
-        BadExportCase{"OwnParent",
-                      [](auto& s) {
-                        s.mutable_messages(2)->set_parent_turn_id(2);
-                      },
-                      "session.messages[2].parent_turn_id"},
-        BadExportCase{"MessagesOfATurnDisagree",
-                      [](auto& s) {
-                        s.mutable_messages(5)->set_parent_turn_id(2);
-                      },
-                      "session.messages[5].parent_turn_id"},
+        BadExportCase{
+            "UnknownParent",
+            [](auto& s) { s.mutable_messages(4)->set_parent_turn_id(9); },
+            "session.messages[4].parent_turn_id"},
+        BadExportCase{
+            "OwnParent",
+            [](auto& s) { s.mutable_messages(2)->set_parent_turn_id(2); },
+            "session.messages[2].parent_turn_id"},
+        BadExportCase{
+            "MessagesOfATurnDisagree",
+            [](auto& s) { s.mutable_messages(5)->set_parent_turn_id(2); },
+            "session.messages[5].parent_turn_id"},
         BadExportCase{"TimesOfATurnDisagree",
                       [](auto& s) {
                         s.mutable_messages(1)->set_timestamp(
@@ -154,12 +148,12 @@ INSTANTIATE_TEST_SUITE_P(
                             std::string(kMaxImportedMessageBytes + 1, 'x'));
                       },
                       "session.messages[1].content"},
-        BadExportCase{"NegativeUsage",
-                      [](auto& s) {
-                        s.mutable_messages(1)->mutable_usage()->set_input_tokens(
-                            -1);
-                      },
-                      "session.messages[1].usage"},
+        BadExportCase{
+            "NegativeUsage",
+            [](auto& s) {
+              s.mutable_messages(1)->mutable_usage()->set_input_tokens(-1);
+            },
+            "session.messages[1].usage"},
         BadExportCase{"UnknownActiveTurn",
                       [](auto& s) { s.set_active_turn_id(4); },
                       "session.active_turn_id"}),
