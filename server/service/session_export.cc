@@ -26,8 +26,8 @@ absl::StatusOr<absl::Time> ParseTimestamp(absl::string_view field,
   absl::Time t;
   std::string error;
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, &error)) {
-    return FieldError(field, absl::StrCat("not an RFC 3339 time (\"", text,
-                                          "\"): ", error));
+    return FieldError(
+        field, absl::StrCat("not an RFC 3339 time (\"", text, "\"): ", error));
   }
   return absl::FromUnixMicros(absl::ToUnixMicros(t));
 }
@@ -72,10 +72,9 @@ chat::v1::SessionExport ToSessionExport(const store::SessionArchive& archive) {
 absl::StatusOr<store::SessionArchive> FromSessionExport(
     const chat::v1::SessionExport& session) {
   if (session.format_version() != kSessionExportFormatVersion) {
-    return FieldError(
-        "session.format_version",
-        absl::StrCat("must be ", kSessionExportFormatVersion, ", got ",
-                     session.format_version()));
+    return FieldError("session.format_version",
+                      absl::StrCat("must be ", kSessionExportFormatVersion,
+                                   ", got ", session.format_version()));
   }
   if (absl::Status s = ValidateSessionId(session.session_id()); !s.ok()) {
     return FieldError("session.session_id", s.message());
@@ -86,10 +85,10 @@ absl::StatusOr<store::SessionArchive> FromSessionExport(
   if (!title.ok()) return FieldError("session.title", title.status().message());
   archive.title = *std::move(title);
   if (session.system_prompt().size() > kMaxImportedSystemPromptBytes) {
-    return FieldError("session.system_prompt",
-                      absl::StrCat("at most ", kMaxImportedSystemPromptBytes,
-                                   " bytes, got ",
-                                   session.system_prompt().size()));
+    return FieldError(
+        "session.system_prompt",
+        absl::StrCat("at most ", kMaxImportedSystemPromptBytes, " bytes, got ",
+                     session.system_prompt().size()));
   }
   archive.system_prompt = session.system_prompt();
   absl::StatusOr<absl::Time> created =
@@ -203,16 +202,17 @@ std::string RenderSessionMarkdown(const store::SessionArchive& archive) {
       FormatTimestamp(archive.created_at), ", ", branch.size(),
       branch.size() == 1 ? " turn" : " turns", ".\n");
   if (!archive.system_prompt.empty()) {
-    absl::StrAppend(&out, "\n> **System:** ",
-                    absl::StrReplaceAll(archive.system_prompt, {{"\n", "\n> "}}),
-                    "\n");
+    absl::StrAppend(
+        &out, "\n> **System:** ",
+        absl::StrReplaceAll(archive.system_prompt, {{"\n", "\n> "}}), "\n");
   }
   for (auto it = branch.rbegin(); it != branch.rend(); ++it) {
     const store::ArchivedTurn& turn = **it;
     absl::StrAppend(&out, "\n## User\n\n", turn.user_message, "\n");
-    absl::StrAppend(&out, "\n## Assistant", 
-                    turn.model.empty() ? "" : absl::StrCat(" (", turn.model, ")"),
-                    "\n\n", turn.assistant_message, "\n");
+    absl::StrAppend(
+        &out, "\n## Assistant",
+        turn.model.empty() ? "" : absl::StrCat(" (", turn.model, ")"), "\n\n",
+        turn.assistant_message, "\n");
   }
   return out;
 }

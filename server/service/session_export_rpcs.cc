@@ -181,11 +181,10 @@ ChatServiceImpl::ExportSessions(
     const chat::v1::ExportSessionsRequest* /*request*/) {
   auto* reactor = new ExportSessionsReactor(
       store_, pool_, StartCallLog(*context, "ExportSessions"));
-  authenticator_->Authenticate(
-      CredentialsOf(*context),
-      [reactor](absl::StatusOr<Caller> caller) {
-        reactor->Start(std::move(caller));
-      });
+  authenticator_->Authenticate(CredentialsOf(*context),
+                               [reactor](absl::StatusOr<Caller> caller) {
+                                 reactor->Start(std::move(caller));
+                               });
   return reactor;
 }
 
