@@ -171,8 +171,8 @@ int RunExportCommand(const CliOptions& options, ChatClient& client,
     return kExitOk;
   }
   chat::v1::ExportSessionResponse response;
-  grpc::Status status =
-      client.ExportSession(options.command_session, options.markdown, &response);
+  grpc::Status status = client.ExportSession(options.command_session,
+                                             options.markdown, &response);
   if (!status.ok()) return ReportError(status, client, io.err);
   return Write(io, options.markdown ? response.markdown()
                                     : ToJsonLine(response.session()));

@@ -78,11 +78,11 @@ class ExportCommandsTest : public ::testing::Test {
 TEST_F(ExportCommandsTest, ExportImportExportIsTheSameBytes) {
   CliResult exported = Cli(*source_, {"export", "s1"});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
-  EXPECT_THAT(exported.out, StartsWith(R"({"format_version":1,"session_id":"s1")"));
+  EXPECT_THAT(exported.out,
+              StartsWith(R"({"format_version":1,"session_id":"s1")"));
   EXPECT_THAT(exported.out, HasSubstr(R"("title":"My chat")"));
 
-  CliResult imported =
-      Cli(*target_, {"import", WriteFile(exported.out)});
+  CliResult imported = Cli(*target_, {"import", WriteFile(exported.out)});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_EQ(imported.out, "imported s1 (2 turns)\n");
   EXPECT_EQ(Cli(*target_, {"export", "s1"}).out, exported.out);
