@@ -32,18 +32,37 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
                                    args);
 }
 
-StreamCall::StreamCall(chat::v1::ChatService::Stub* stub,
-                       std::unique_ptr<grpc::ClientContext> context,
-                       const chat::v1::ChatStreamRequest& request,
-                       DeltaFn on_delta)
+StreamCall::StreamCall(std::unique_ptr<grpc::ClientContext> context,
+                       DeltaFn on_delta, StopFn stop_answer)
     : context_(std::move(context)),
-      request_(request),
-      on_delta_(std::move(on_delta)) {
+      on_delta_(std::move(on_delta)),
+      stop_answer_(std::move(stop_answer)) {
   if (pipe2(done_pipe_, O_CLOEXEC) != 0) {
     // Without the pipe nobody could wait for the call: a broken process.
     std::abort();
   }
-  stub->async()->ChatStream(context_.get(), &request_, this);
+}
+
+StreamCall::StreamCall(chat::v1::ChatService::Stub* stub,
+                       std::unique_ptr<grpc::ClientContext> context,
+                       const chat::v1::ChatStreamRequest& request,
+                       DeltaFn on_delta, StopFn stop_answer)
+    : StreamCall(std::move(context), std::move(on_delta),
+                 std::move(stop_answer)) {
+  chat_request_ = request;
+  stub->async()->ChatStream(context_.get(), &chat_request_, this);
+  StartRead(&event_);
+  StartCall();
+}
+
+StreamCall::StreamCall(chat::v1::ChatService::Stub* stub,
+                       std::unique_ptr<grpc::ClientContext> context,
+                       const chat::v1::ResumeStreamRequest& request,
+                       DeltaFn on_delta, StopFn stop_answer)
+    : StreamCall(std::move(context), std::move(on_delta),
+                 std::move(stop_answer)) {
+  resume_request_ = request;
+  stub->async()->ResumeStream(context_.get(), &resume_request_, this);
   StartRead(&event_);
   StartCall();
 }
@@ -53,7 +72,10 @@ StreamCall::~StreamCall() {
   close(done_pipe_[1]);
 }
 
-void StreamCall::Cancel() { context_->TryCancel(); }
+void StreamCall::Cancel() {
+  context_->TryCancel();
+  if (stop_answer_) stop_answer_();
+}
 
 void StreamCall::OnReadDone(bool ok) {
   if (!ok) return;  // The stream ended; OnDone follows.
@@ -181,6 +203,14 @@ grpc::Status ChatClient::DeleteSession(
   return stub_->DeleteSession(context.get(), request, response);
 }
 
+grpc::Status ChatClient::CancelStream(
+    const std::string& session, chat::v1::CancelStreamResponse* response) {
+  auto context = NewContext();
+  chat::v1::CancelStreamRequest request;
+  request.set_session_id(session);
+  return stub_->CancelStream(context.get(), request, response);
+}
+
 grpc::Status ChatClient::UpdateSession(
     const std::string& session, const std::string& title,
     chat::v1::UpdateSessionResponse* response) {
@@ -204,10 +234,32 @@ grpc::Status ChatClient::GetStats(chat::v1::GetStatsResponse* response) {
   return stub_->GetStats(context.get(), chat::v1::GetStatsRequest(), response);
 }
 
+StreamCall::StopFn ChatClient::StopAnswerOf(const std::string& session) {
+  // Ctrl-C means stop the answer: CancelStream (NOT_FOUND: it already
+  // ended). The client outlives its calls.
+  if (session.empty()) return nullptr;
+  return [this, session] {
+    chat::v1::CancelStreamResponse cancelled;
+    (void)CancelStream(session, &cancelled);
+  };
+}
+
 std::unique_ptr<StreamCall> ChatClient::StartChatStream(
     const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta) {
   return std::make_unique<StreamCall>(stub_.get(), NewContext(), request,
-                                      std::move(on_delta));
+                                      std::move(on_delta),
+                                      StopAnswerOf(request.session_id()));
+}
+
+std::unique_ptr<StreamCall> ChatClient::StartResumeStream(
+    const std::string& session, const std::string& last_event_id,
+    StreamCall::DeltaFn on_delta) {
+  chat::v1::ResumeStreamRequest request;
+  request.set_session_id(session);
+  request.set_last_event_id(last_event_id);
+  return std::make_unique<StreamCall>(stub_.get(), NewContext(), request,
+                                      std::move(on_delta),
+                                      StopAnswerOf(session));
 }
 
 }  // namespace chat::cli

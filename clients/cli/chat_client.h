@@ -35,17 +35,26 @@ class StreamCall final
     : public grpc::ClientReadReactor<chat::v1::ChatStreamResponse> {
  public:
   using DeltaFn = std::function<void(const std::string& text)>;
+  using StopFn = std::function<void()>;
 
   // Starts the call at once. Destroy it only after it ended (Await returned
-  // or done_fd() was readable): gRPC calls into it until then.
+  // or done_fd() was readable): gRPC calls into it until then. `stop_answer`
+  // (may be empty) stops the answer on the server for Cancel.
   StreamCall(chat::v1::ChatService::Stub* stub,
              std::unique_ptr<grpc::ClientContext> context,
-             const chat::v1::ChatStreamRequest& request, DeltaFn on_delta);
+             const chat::v1::ChatStreamRequest& request, DeltaFn on_delta,
+             StopFn stop_answer = nullptr);
+  // The same for ResumeStream: a session's running (or last) answer.
+  StreamCall(chat::v1::ChatService::Stub* stub,
+             std::unique_ptr<grpc::ClientContext> context,
+             const chat::v1::ResumeStreamRequest& request, DeltaFn on_delta,
+             StopFn stop_answer = nullptr);
   ~StreamCall() override;
   StreamCall(const StreamCall&) = delete;
   StreamCall& operator=(const StreamCall&) = delete;
 
-  // Asks gRPC to cancel the call (the server sees it and cancels upstream);
+  // Asks gRPC to cancel the call, then stops the answer on the server (a
+  // dropped call only detaches from it: the server keeps it for a resume);
   // the call then ends with CANCELLED unless it had already finished.
   void Cancel();
   // A descriptor that becomes readable (and stays so) when the call ended.
@@ -57,10 +66,16 @@ class StreamCall final
   void OnDone(const grpc::Status& status) override;
 
  private:
+  StreamCall(std::unique_ptr<grpc::ClientContext> context, DeltaFn on_delta,
+             StopFn stop_answer);
+
   std::unique_ptr<grpc::ClientContext> context_;
-  // gRPC keeps a pointer to the request until it has sent it.
-  const chat::v1::ChatStreamRequest request_;
+  // gRPC keeps a pointer to the request until it has sent it; one of them
+  // is used.
+  chat::v1::ChatStreamRequest chat_request_;
+  chat::v1::ResumeStreamRequest resume_request_;
   DeltaFn on_delta_;
+  StopFn stop_answer_;
   // Written by OnReadDone only, between StartRead and its completion.
   chat::v1::ChatStreamResponse event_;
   int done_pipe_[2] = {-1, -1};
@@ -86,6 +101,8 @@ class ChatClient {
   grpc::Status DeleteSession(const std::string& session,
                              chat::v1::DeleteSessionResponse* response);
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
+  grpc::Status CancelStream(const std::string& session,
+                            chat::v1::CancelStreamResponse* response);
   // Sets the session's title ("" clears it).
   grpc::Status UpdateSession(const std::string& session,
                              const std::string& title,
@@ -113,12 +130,19 @@ class ChatClient {
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(
       const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta);
+  // Follows a session's answer from after `last_event_id` (empty: from its
+  // first event), though the call that asked for it is gone.
+  std::unique_ptr<StreamCall> StartResumeStream(
+      const std::string& session, const std::string& last_event_id,
+      StreamCall::DeltaFn on_delta);
 
   // The key, so error text can be scrubbed of it.
   const std::string& api_key() const { return api_key_; }
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // What Ctrl-C does to a stream of `session` besides dropping it.
+  StreamCall::StopFn StopAnswerOf(const std::string& session);
 
   std::unique_ptr<chat::v1::ChatService::Stub> stub_;
   const std::string api_key_;

@@ -58,6 +58,8 @@ constexpr CommandSpec kCommands[] = {
     {"regenerate", true, 0, 1, "SESSION [TURN]"},
     {"edit", true, 2, 2, "SESSION TURN MESSAGE"},
     {"switch", true, 1, 1, "SESSION TURN"},
+    {"cancel", true},
+    {"resume", true, 0, 1, "SESSION [EVENT_ID]"},
 };
 
 const CommandSpec* FindCommand(absl::string_view name) {
@@ -376,6 +378,12 @@ std::string UsageText() {
       "  chat-cli [FLAGS] reset SESSION           drop a session's "
       "messages, keep it\n"
       "  chat-cli [FLAGS] delete SESSION          delete a session\n"
+      "  chat-cli [FLAGS] resume SESSION [EVENT_ID]  follow a session's "
+      "running answer\n"
+      "                                           (from after EVENT_ID; none: "
+      "from its start)\n"
+      "  chat-cli [FLAGS] cancel SESSION          stop a session's running "
+      "streamed answer\n"
       "  chat-cli [FLAGS] stats                   counts of sessions, "
       "messages, tokens\n"
       "  chat-cli [FLAGS] status                  is the service up\n"

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <functional>
+#include <memory>
 #include <random>
 
 #include "absl/strings/numbers.h"
@@ -75,6 +77,45 @@ int ReportError(const grpc::Status& status, const ChatClient& client,
   return ExitCodeForStatus(status.error_code());
 }
 
+namespace {
+
+// Prints a streamed answer as it arrives (text), or its `done` event as
+// JSON (--json); Ctrl-C cancels it. `start` starts the call.
+int PrintStream(
+    const CliOptions& options, ChatClient& client, const CommandIo& io,
+    const std::function<std::unique_ptr<StreamCall>(StreamCall::DeltaFn)>&
+        start) {
+  bool printed = false;
+  bool write_failed = false;
+  StreamCall::DeltaFn on_delta = [&](const std::string& text) {
+    if (options.json || write_failed) return;
+    printed = true;
+    if (std::fwrite(text.data(), 1, text.size(), io.out) != text.size() ||
+        std::fflush(io.out) != 0) {
+      write_failed = true;
+    }
+  };
+  std::unique_ptr<StreamCall> call = start(std::move(on_delta));
+  CallOutcome outcome = WaitForCall(*call, io.interrupt_fd);
+  if (printed) Print(io, "\n");
+  if (write_failed) {
+    std::fprintf(io.err, "chat-cli: cannot write the output\n");
+    return kExitOther;
+  }
+  if (!outcome.status.ok()) {
+    if (outcome.interrupted &&
+        outcome.status.error_code() == grpc::StatusCode::CANCELLED) {
+      std::fprintf(io.err, "chat-cli: cancelled\n");
+      return kExitInterrupted;
+    }
+    return ReportError(outcome.status, client, io.err);
+  }
+  if (options.json) return Print(io, ToJsonLine(outcome.done));
+  return kExitOk;
+}
+
+}  // namespace
+
 int RunChat(const CliOptions& options, ChatClient& client,
             const CommandIo& io) {
   std::string message;
@@ -99,34 +140,10 @@ int RunChat(const CliOptions& options, ChatClient& client,
     }
   }
 
-  bool printed = false;
-  bool write_failed = false;
-  StreamCall::DeltaFn on_delta = [&](const std::string& text) {
-    if (options.json || write_failed) return;
-    printed = true;
-    if (std::fwrite(text.data(), 1, text.size(), io.out) != text.size() ||
-        std::fflush(io.out) != 0) {
-      write_failed = true;
-    }
-  };
-  std::unique_ptr<StreamCall> call = client.StartChatStream(
-      MakeChatRequest(options, session, message), std::move(on_delta));
-  CallOutcome outcome = WaitForCall(*call, io.interrupt_fd);
-  if (printed) Print(io, "\n");
-  if (write_failed) {
-    std::fprintf(io.err, "chat-cli: cannot write the output\n");
-    return kExitOther;
-  }
-  if (!outcome.status.ok()) {
-    if (outcome.interrupted &&
-        outcome.status.error_code() == grpc::StatusCode::CANCELLED) {
-      std::fprintf(io.err, "chat-cli: cancelled\n");
-      return kExitInterrupted;
-    }
-    return ReportError(outcome.status, client, io.err);
-  }
-  if (options.json) return Print(io, ToJsonLine(outcome.done));
-  return kExitOk;
+  return PrintStream(options, client, io, [&](StreamCall::DeltaFn on_delta) {
+    return client.StartChatStream(MakeChatRequest(options, session, message),
+                                  std::move(on_delta));
+  });
 }
 
 namespace {
@@ -207,6 +224,12 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::DeleteSessionResponse response;
     status = client.DeleteSession(session, &response);
     text = options.json ? ToJsonLine(response) : FormatDelete(response);
+  } else if (command == "cancel") {
+    chat::v1::CancelStreamResponse response;
+    status = client.CancelStream(session, &response);
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.session_id(), ": ",
+                                       response.status(), "\n");
   } else if (command == "stats") {
     chat::v1::GetStatsResponse response;
     status = client.GetStats(&response);
@@ -225,6 +248,12 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     text = options.json ? ToJsonLine(response) : FormatStatus(response);
   } else if (command == "export" || command == "import") {
     return RunExportCommand(options, client, io);
+  } else if (command == "resume") {
+    const std::string after =
+        options.command_args.empty() ? "" : options.command_args[0];
+    return PrintStream(options, client, io, [&](StreamCall::DeltaFn on_delta) {
+      return client.StartResumeStream(session, after, std::move(on_delta));
+    });
   } else if (command == "regenerate" || command == "edit" ||
              command == "switch") {
     return RunBranchCommand(options, client, io);

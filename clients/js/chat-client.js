@@ -100,12 +100,14 @@ async function* readSse(body) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         let event = 'message';
+        let id;
         const data = [];
         for (const line of block.split('\n')) {
           if (line.startsWith('event:')) event = line.slice(6).trim();
           else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+          else if (line.startsWith('id:')) id = line.slice(3).replace(/^ /, '');
         }
-        if (data.length) yield { event, data: data.join('\n') };
+        if (data.length) yield { event, data: data.join('\n'), id };
       }
     }
   } finally {
@@ -130,6 +132,9 @@ export class ChatClient {
     // remainingRequests, resetRequests, limitTokens, ...}); undefined
     // when it had none.
     this.rateLimit = undefined;
+    // The SSE id of the last event of the last stream ("<answer>:<n>"):
+    // what resumeStream({lastEventId}) resumes after.
+    this.lastEventId = undefined;
   }
 
   _noteResponse(response) {
@@ -215,30 +220,94 @@ export class ChatClient {
   // as it arrives. Resolves to the final turn ({response, turn_count,
   // usage, ...}); rejects with a ChatError (also for an error that arrives
   // mid-stream) or the AbortError of `options.signal`, which stops the
-  // stream and cancels the turn on the server (nothing is stored).
+  // stream and cancels the turn on the server (cancelStream; nothing is
+  // stored). A connection lost mid-answer is resumed transparently (the
+  // server kept the answer running), at most `options.maxResumes` (5) times
+  // in a row; `this.lastEventId` is the last event seen, for a resume after a
+  // page reload (resumeStream).
   async chatStream(message, onChunk = () => {}, options = {}) {
-    const response = await this._fetch(`${this.baseUrl}/v1/chat:stream`, {
+    this.lastEventId = undefined;
+    return this._streamWithResume(() => this._fetch(`${this.baseUrl}/v1/chat:stream`, {
       method: 'POST',
       headers: this._chatHeaders(options, { 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
       body: JSON.stringify(this._chatBody(message, options)),
       signal: options.signal,
+    }), onChunk, options);
+  }
+
+  // Picks up the session's streamed answer after `options.lastEventId` (the
+  // SSE id of the last event seen; absent: the latest answer from its
+  // start): onChunk(text) for each delta after it, then resolves to the
+  // final turn as chatStream does. ChatError 404 if the answer is unknown or
+  // expired. Options: sessionId, lastEventId, signal, maxResumes.
+  async resumeStream(onChunk = () => {}, options = {}) {
+    this.lastEventId = options.lastEventId;
+    return this._streamWithResume(null, onChunk, options);
+  }
+
+  // Stops the session's running streamed answer, on whichever replica runs
+  // it: {session_id, status: 'cancelled'}; ChatError 404 if none is running.
+  // Options: sessionId, signal.
+  async cancelStream(options = {}) {
+    return this._call('POST', this._sessionPath(options, ':cancel'), undefined, options.signal);
+  }
+
+  _resumeRequest(options) {
+    const headers = this._headers({ Accept: 'text/event-stream' });
+    if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
+    return this._fetch(this.baseUrl + this._sessionPath(options, '/stream'), {
+      method: 'GET', headers, signal: options.signal,
     });
-    this._noteResponse(response);
-    if (!response.ok) throw await errorFrom(response);
-    let finalTurn;
-    for await (const { event, data } of readSse(response.body)) {
-      const payload = JSON.parse(data);
-      if (event === 'delta') {
-        onChunk(payload.text ?? '');
-      } else if (event === 'done') {
-        finalTurn = payload;
-      } else if (event === 'error') {
-        throw new ChatError(HTTP_STATUS_OF_GRPC_CODE[payload.code] ?? 500,
-          payload.message, payload.code, payload.details ?? []);
+  }
+
+  // Reads a stream's events from `start()` (null: a resume from the
+  // start), resuming with Last-Event-ID while the connection breaks before
+  // the final event.
+  async _streamWithResume(start, onChunk, options) {
+    const maxResumes = options.maxResumes ?? 5;
+    const onAbort = () => { this.cancelStream({ sessionId: options.sessionId }).catch(() => {}); };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      let resumes = 0;
+      for (;;) {
+        let response;
+        try {
+          response = await (start ? start() : this._resumeRequest(options));
+        } catch (err) {
+          // No connection at all: resume only an answer that has started.
+          if (options.signal?.aborted || !this.lastEventId || ++resumes > maxResumes) throw err;
+          start = null;
+          continue;
+        }
+        start = null;
+        this._noteResponse(response);
+        if (!response.ok) throw await errorFrom(response);
+        try {
+          for await (const { event, data, id } of readSse(response.body)) {
+            const payload = JSON.parse(data);
+            if (id) this.lastEventId = id;
+            if (event === 'delta') {
+              resumes = 0;
+              onChunk(payload.text ?? '');
+            } else if (event === 'done') {
+              return payload;
+            } else if (event === 'error') {
+              throw new ChatError(HTTP_STATUS_OF_GRPC_CODE[payload.code] ?? 500,
+                payload.message, payload.code, payload.details ?? []);
+            }
+          }
+        } catch (err) {
+          if (err instanceof ChatError || options.signal?.aborted || !this.lastEventId) throw err;
+        }
+        // The connection ended before the final event: resume after the
+        // last event seen.
+        if (!this.lastEventId || ++resumes > maxResumes) {
+          throw new ChatError(502, 'the stream ended without a final event');
+        }
       }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
-    if (!finalTurn) throw new ChatError(502, 'the stream ended without a final event');
-    return finalTurn;
   }
 
   // The template's own streaming route (/chat-stream, raw text chunks).

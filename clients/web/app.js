@@ -9,6 +9,7 @@ import { ChatClient } from '/js/chat-client.js';
 import { Composer } from './composer.js';
 import { Conversation, describeTurn } from './conversation.js';
 import { Branches } from './branches.js';
+import { forgetStream, pendingStream, rememberStream } from './resume.js';
 import { copyCode } from './markdown.js';
 import { SearchBox, enableRename } from './search.js';
 import { SessionList } from './sessions.js';
@@ -203,6 +204,7 @@ async function openSession(id) {
     if (e.status === 404) {
       // Not stored (yet): a new chat under this id.
       showOptionsFor(current, {}, '');
+      resumePending(id, 0);
       return;
     }
     showOptionsFor(current, {}, '');
@@ -225,6 +227,44 @@ async function openSession(id) {
     }
   }
   showOptionsFor(current, record, history.system_prompt);
+  resumePending(id, history.turn_count ?? 0);
+}
+
+// A reload interrupted an answer in this session: show it again as the
+// server sends it (see resume.js). `storedTurns`: turns already shown.
+async function resumePending(id, storedTurns) {
+  const pending = pendingStream(id);
+  if (!pending || streaming || current.id !== id) return;
+  const userArticle = conversation.addUser(pending.message);
+  const answer = conversation.addAssistant();
+  const mine = { controller: new AbortController(), sessionId: id };
+  streaming = mine;
+  composer.setBusy(true);
+  announce('Answer streaming…');
+  try {
+    const turn = await client.resumeStream((t) => answer.append(t),
+      { sessionId: id, signal: mine.controller.signal });
+    if (turn.turn_count <= storedTurns) {
+      // It ended before the reload: the history shows it already.
+      userArticle.remove();
+      answer.article.remove();
+    } else {
+      answer.finish(turn);
+      current.exists = true;
+      sessions.upsert(id, current.title);
+      branches.annotate();
+    }
+    announce(`Answer complete. ${describeTurn(turn)}`);
+  } catch (e) {
+    if (e.name === 'AbortError' || e.status === 499) answer.stopped(() => send(pending.message));
+    else answer.failed(e, () => send(pending.message), openSettings);
+  } finally {
+    forgetStream(id);
+    if (streaming === mine) {
+      streaming = null;
+      composer.setBusy(false);
+    }
+  }
 }
 
 function decodeHash() {
@@ -295,6 +335,7 @@ async function send(text) {
     answer.article.remove();
     send(text);
   };
+  rememberStream(id, text);
   try {
     const turn = await client.chatStream(text, (t) => answer.append(t),
       { ...options, signal: mine.controller.signal });
@@ -323,6 +364,7 @@ async function send(text) {
       announce(describeError(e));
     }
   } finally {
+    forgetStream(id);
     if (streaming === mine) {
       streaming = null;
       composer.setBusy(false);

@@ -214,7 +214,7 @@ class StreamCall final
         if (parts.has_text && parts.name != "done") out = parts.text;
         break;
       case StreamFormat::kSse:
-        out = SseEvent(parts.name, parts.json);
+        out = SseEvent(parts.name, parts.json, parts.id);
         break;
       case StreamFormat::kNdjson:
         out = NdjsonResult(MessageToJson(*event));

@@ -139,54 +139,75 @@ HttpHeaders LimitHeaders(grpc::ClientContext& context) {
                                      &context.GetServerTrailingMetadata());
 }
 
-// One streamed chat completion: CompleteStream's events as OpenAI's
-// chunks. As the gateway's StreamCall, the next read starts only once the
-// previous chunk is written, and the HTTP answer starts only with the
-// first event, so a refusal (401, 429) is an ordinary HTTP error with its
-// headers. A client that leaves cancels the call, and chat-server cancels
-// the provider request. Deletes itself in OnDone.
-class CompletionStream final
+// One unary call whose answer is parsed into `Response`; `done` gets the
+// status (INTERNAL if the answer did not parse), the answer and the
+// rate-limit headers chat-server sent.
+template <typename Response>
+void CallBackend(
+    BackendCalls* backends, const std::shared_ptr<HttpExchange>& exchange,
+    const std::string& request_id, const HttpHeaders& headers,
+    absl::Duration timeout, const char* method, const Message& request,
+    std::function<void(const grpc::Status&, Response&, HttpHeaders)> done) {
+  StartUnary(
+      backends, NewCallContext(exchange, request_id, headers, timeout), method,
+      request,
+      [done = std::move(done)](const grpc::Status& status, UnaryCall& unary) {
+        HttpHeaders limits = LimitHeaders(*unary.call.context);
+        Response response;
+        grpc::Status result = status;
+        if (result.ok() && !Parse(unary.response, &response)) {
+          result = grpc::Status(grpc::StatusCode::INTERNAL,
+                                "the backend's answer did not parse");
+        }
+        done(result, response, std::move(limits));
+      });
+}
+
+// A server-streaming call whose events become an OpenAI event stream
+// (Server-Sent Events). As the gateway's StreamCall, the next read starts
+// only once the previous event is written, and the HTTP answer starts only
+// with the first event, so a refusal (401, 429) is an ordinary HTTP error
+// with its headers. A client that leaves cancels the call, and chat-server
+// cancels the provider request. Subclasses say what each event is in
+// OpenAI's shapes. Deletes itself in OnDone.
+class OpenAiEventStream
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  CompletionStream(BackendCalls* backends, CallContext call,
-                   std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
-                   const ChatCompletionCall& completion)
+  // Calls `method` (a server-streaming RPC) with the request.
+  void Start(const char* method) {
+    backends_->CallStarted(call_.context.get());
+    backends_->StartOnBackend(*call_.context, call_.client_gone,
+                              [this, method](grpc::GenericStub& stub) {
+                                stub.PrepareBidiStreamingCall(
+                                    call_.context.get(), method,
+                                    grpc::StubOptions(), this);
+                                StartWriteLast(&request_, grpc::WriteOptions());
+                                StartCall();
+                              });
+  }
+
+ protected:
+  OpenAiEventStream(BackendCalls* backends, CallContext call,
+                    std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                    grpc::ByteBuffer request)
       : backends_(backends),
         call_(std::move(call)),
         exchange_(std::move(exchange)),
         headers_(std::move(headers)),
-        id_(NewOpenAiId("chatcmpl-")),
-        created_(UnixNow()),
-        model_(completion.model),
-        include_usage_(completion.include_usage) {
-    chat::v1::CompleteStreamRequest request;
-    request.mutable_messages()->CopyFrom(completion.request.messages());
-    if (completion.request.has_system_prompt()) {
-      request.set_system_prompt(completion.request.system_prompt());
-    }
-    request.set_model(completion.request.model());
-    if (completion.request.has_max_tokens()) {
-      request.set_max_tokens(completion.request.max_tokens());
-    }
-    if (completion.request.has_temperature()) {
-      request.set_temperature(completion.request.temperature());
-    }
-    request.mutable_stop()->CopyFrom(completion.request.stop());
-    request.set_user(completion.request.user());
-    request_ = Serialize(request);
-  }
+        request_(std::move(request)) {}
+  ~OpenAiEventStream() override = default;
 
-  void Start() {
-    backends_->CallStarted(call_.context.get());
-    backends_->StartOnBackend(
-        *call_.context, call_.client_gone, [this](grpc::GenericStub& stub) {
-          stub.PrepareBidiStreamingCall(call_.context.get(), kCompleteStream,
-                                        grpc::StubOptions(), this);
-          StartWriteLast(&request_, grpc::WriteOptions());
-          StartCall();
-        });
-  }
+  // The stream's text for one event of the call; `first` for the call's
+  // first event. nullopt if the event does not parse: the call is cancelled.
+  virtual std::optional<std::string> Translate(const grpc::ByteBuffer& event,
+                                               bool first) = 0;
+  // What follows the last event when the call succeeded (may be empty).
+  virtual std::string Trailer() = 0;
+  // The event reporting a failure once the stream has started (the status
+  // line is sent), which OpenAI's SDKs raise as an APIError.
+  virtual std::string ErrorEvent(const grpc::Status& status) = 0;
 
+ private:
   void OnReadInitialMetadataDone(bool ok) override {
     if (!ok) return;  // The call failed: OnDone says how.
     initial_metadata_ = true;
@@ -197,35 +218,17 @@ class CompletionStream final
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // End of stream or failure: OnDone says which.
-    chat::v1::CompleteStreamResponse event;
-    if (!Parse(response_, &event)) {
+    std::optional<std::string> out = Translate(response_, !started_);
+    if (!out.has_value()) {
       call_.context->TryCancel();
       StartRead(&response_);
       return;
     }
-    std::string out;
-    if (!started_) {
-      EnsureStarted();
-      out = FirstChunk(id_, created_, model_, include_usage_);
-    }
-    if (event.has_delta()) {
-      if (event.delta().text().empty() && !out.empty()) {
-        // Nothing but the role chunk.
-      } else {
-        out += DeltaChunk(id_, created_, model_, event.delta().text(),
-                          include_usage_);
-      }
-    } else if (event.has_done()) {
-      out += FinishChunk(id_, created_, model_, event.done().stop_reason(),
-                         include_usage_);
-      if (include_usage_) {
-        out += UsageChunk(id_, created_, model_, event.done().usage());
-      }
-    }
+    EnsureStarted();
     // A hold keeps the call from finishing while the write is pending (see
     // StreamCall in gateway/app/gateway.cc).
     AddHold();
-    exchange_->Write(std::move(out), [this](bool written) {
+    exchange_->Write(*std::move(out), [this](bool written) {
       if (!written) call_.context->TryCancel();  // The client left.
       StartRead(&response_);
       RemoveHold();
@@ -236,7 +239,7 @@ class CompletionStream final
     const grpc::Status status = backends_->ClientVisibleStatus(grpc_status);
     if (status.ok()) {
       EnsureStarted();
-      exchange_->Write(DoneEvent(), nullptr);
+      exchange_->Write(Trailer(), nullptr);
       exchange_->FinishStream();
     } else if (!started_) {
       RespondCallError(
@@ -246,20 +249,13 @@ class CompletionStream final
                                 : nullptr,
               &call_.context->GetServerTrailingMetadata()));
     } else {
-      // After the first chunk the status line is sent: an error event, which
-      // OpenAI's SDKs raise as an APIError.
-      exchange_->Write(
-          absl::StrCat(
-              "data: ", OpenAiErrorBody(ToOpenAiError(ToHttpError(status))),
-              "\n\n"),
-          nullptr);
+      exchange_->Write(ErrorEvent(status), nullptr);
       exchange_->FinishStream();
     }
     backends_->CallFinished(call_.context.get());
     delete this;
   }
 
- private:
   void EnsureStarted() {
     if (started_) return;
     started_ = true;
@@ -280,15 +276,80 @@ class CompletionStream final
   CallContext call_;
   std::shared_ptr<HttpExchange> exchange_;
   HttpHeaders headers_;
-  const std::string id_;
-  const int64_t created_;
-  const std::string model_;
-  const bool include_usage_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
   // Touched only by reactor callbacks, one at a time.
   bool started_ = false;
   bool initial_metadata_ = false;
+};
+
+// The streamed form of a completion request: the same fields.
+chat::v1::CompleteStreamRequest StreamRequestOf(
+    const chat::v1::CompleteRequest& complete) {
+  chat::v1::CompleteStreamRequest request;
+  request.mutable_messages()->CopyFrom(complete.messages());
+  if (complete.has_system_prompt()) {
+    request.set_system_prompt(complete.system_prompt());
+  }
+  if (complete.has_model()) request.set_model(complete.model());
+  if (complete.has_max_tokens()) request.set_max_tokens(complete.max_tokens());
+  if (complete.has_temperature()) {
+    request.set_temperature(complete.temperature());
+  }
+  request.mutable_stop()->CopyFrom(complete.stop());
+  request.set_user(complete.user());
+  return request;
+}
+
+// One streamed chat completion: CompleteStream's events as OpenAI's
+// chunks, ending with "data: [DONE]".
+class CompletionStream final : public OpenAiEventStream {
+ public:
+  CompletionStream(BackendCalls* backends, CallContext call,
+                   std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                   const ChatCompletionCall& completion)
+      : OpenAiEventStream(backends, std::move(call), std::move(exchange),
+                          std::move(headers),
+                          Serialize(StreamRequestOf(completion.request))),
+        id_(NewOpenAiId("chatcmpl-")),
+        created_(UnixNow()),
+        model_(completion.model),
+        include_usage_(completion.include_usage) {}
+
+ private:
+  std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,
+                                       bool first) override {
+    chat::v1::CompleteStreamResponse event;
+    if (!Parse(buffer, &event)) return std::nullopt;
+    std::string out;
+    if (first) out = FirstChunk(id_, created_, model_, include_usage_);
+    if (event.has_delta()) {
+      // An empty first delta is said by the role chunk alone.
+      if (!event.delta().text().empty() || out.empty()) {
+        out += DeltaChunk(id_, created_, model_, event.delta().text(),
+                          include_usage_);
+      }
+    } else if (event.has_done()) {
+      out += FinishChunk(id_, created_, model_, event.done().stop_reason(),
+                         include_usage_);
+      if (include_usage_) {
+        out += UsageChunk(id_, created_, model_, event.done().usage());
+      }
+    }
+    return out;
+  }
+
+  std::string Trailer() override { return DoneEvent(); }
+
+  std::string ErrorEvent(const grpc::Status& status) override {
+    return absl::StrCat(
+        "data: ", OpenAiErrorBody(ToOpenAiError(ToHttpError(status))), "\n\n");
+  }
+
+  const std::string id_;
+  const int64_t created_;
+  const std::string model_;
+  const bool include_usage_;
 };
 
 }  // namespace
@@ -465,25 +526,20 @@ void OpenAiApi::ChatCompletions(std::shared_ptr<HttpExchange> exchange,
                        std::string(completion.status().message()));
     return;
   }
-  CallContext call =
-      NewCallContext(exchange, request_id, headers, request_timeout_);
   if (completion->stream) {
-    auto* stream = new CompletionStream(backends_, std::move(call), exchange,
-                                        std::move(headers), *completion);
-    stream->Start();
+    auto* stream = new CompletionStream(
+        backends_,
+        NewCallContext(exchange, request_id, headers, request_timeout_),
+        exchange, std::move(headers), *completion);
+    stream->Start(kCompleteStream);
     return;
   }
-  StartUnary(
-      backends_, std::move(call), kComplete, completion->request,
-      [exchange, headers = std::move(headers)](const grpc::Status& status,
-                                               UnaryCall& unary) mutable {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        chat::v1::CompleteResponse response;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &response)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
+  CallBackend<chat::v1::CompleteResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kComplete,
+      completion->request,
+      [exchange, headers](const grpc::Status& result,
+                          chat::v1::CompleteResponse& response,
+                          HttpHeaders limits) mutable {
         if (!result.ok()) {
           RespondCallError(exchange, std::move(headers), result,
                            std::move(limits));
@@ -500,19 +556,12 @@ void OpenAiApi::ChatCompletions(std::shared_ptr<HttpExchange> exchange,
 void OpenAiApi::Models(std::shared_ptr<HttpExchange> exchange,
                        std::string model_id, const std::string& request_id,
                        HttpHeaders headers) {
-  CallContext call =
-      NewCallContext(exchange, request_id, headers, request_timeout_);
-  StartUnary(
-      backends_, std::move(call), kListModels, chat::v1::ListModelsRequest(),
-      [exchange, model_id = std::move(model_id), headers = std::move(headers)](
-          const grpc::Status& status, UnaryCall& unary) mutable {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        chat::v1::ListModelsResponse models;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &models)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
+  CallBackend<chat::v1::ListModelsResponse>(
+      backends_, exchange, request_id, headers, request_timeout_, kListModels,
+      chat::v1::ListModelsRequest(),
+      [exchange, model_id = std::move(model_id), headers](
+          const grpc::Status& result, chat::v1::ListModelsResponse& models,
+          HttpHeaders limits) mutable {
         if (!result.ok()) {
           RespondCallError(exchange, std::move(headers), result,
                            std::move(limits));
@@ -546,30 +595,6 @@ constexpr char kChat[] = "/chat.v1.ChatService/Chat";
 constexpr char kChatStream[] = "/chat.v1.ChatService/ChatStream";
 constexpr char kGetHistory[] = "/chat.v1.ChatService/GetHistory";
 constexpr char kDeleteSession[] = "/chat.v1.ChatService/DeleteSession";
-
-// One unary call whose answer is parsed into `Response`; `done` gets the
-// status (INTERNAL if the answer did not parse), the answer and the
-// rate-limit headers chat-server sent.
-template <typename Response>
-void CallBackend(
-    BackendCalls* backends, const std::shared_ptr<HttpExchange>& exchange,
-    const std::string& request_id, const HttpHeaders& headers,
-    absl::Duration timeout, const char* method, const Message& request,
-    std::function<void(const grpc::Status&, Response&, HttpHeaders)> done) {
-  StartUnary(
-      backends, NewCallContext(exchange, request_id, headers, timeout), method,
-      request,
-      [done = std::move(done)](const grpc::Status& status, UnaryCall& unary) {
-        HttpHeaders limits = LimitHeaders(*unary.call.context);
-        Response response;
-        grpc::Status result = status;
-        if (result.ok() && !Parse(unary.response, &response)) {
-          result = grpc::Status(grpc::StatusCode::INTERNAL,
-                                "the backend's answer did not parse");
-        }
-        done(result, response, std::move(limits));
-      });
-}
 
 void RespondJson(const std::shared_ptr<HttpExchange>& exchange,
                  HttpHeaders headers, HttpHeaders limits, std::string body) {
@@ -606,53 +631,32 @@ void SetStatus(ResponseView* view) {
                                                                : "completed";
 }
 
-// One streamed response: ChatStream's (a stored turn) or CompleteStream's
-// (store: false) events as OpenAI's Responses events. Built as
-// CompletionStream: the HTTP answer starts with the first event, so a
-// refusal is an ordinary HTTP error; a client that leaves cancels the call
-// (chat-server then cancels the provider request and stores nothing).
-// Deletes itself in OnDone.
-class ResponseStream final
-    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+// One streamed response: ChatStream's (store: true) or CompleteStream's
+// (store: false) events as OpenAI's Responses events. A client that leaves
+// cancels the call (chat-server then cancels the provider request and
+// stores nothing).
+class ResponseStream final : public OpenAiEventStream {
  public:
   ResponseStream(BackendCalls* backends, CallContext call,
                  std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
                  bool stored, const Message& request, ResponseView view)
-      : backends_(backends),
-        call_(std::move(call)),
-        exchange_(std::move(exchange)),
-        headers_(std::move(headers)),
+      : OpenAiEventStream(backends, std::move(call), std::move(exchange),
+                          std::move(headers), Serialize(request)),
         stored_(stored),
-        request_(Serialize(request)),
         view_(std::move(view)) {}
 
   void Start() {
-    backends_->CallStarted(call_.context.get());
-    backends_->StartOnBackend(
-        *call_.context, call_.client_gone, [this](grpc::GenericStub& stub) {
-          stub.PrepareBidiStreamingCall(call_.context.get(),
-                                        stored_ ? kChatStream : kCompleteStream,
-                                        grpc::StubOptions(), this);
-          StartWriteLast(&request_, grpc::WriteOptions());
-          StartCall();
-        });
+    OpenAiEventStream::Start(stored_ ? kChatStream : kCompleteStream);
   }
 
-  void OnReadInitialMetadataDone(bool ok) override {
-    if (!ok) return;  // The call failed: OnDone says how.
-    initial_metadata_ = true;
-    StartRead(&response_);
-  }
-
-  void OnWriteDone(bool /*ok*/) override {}
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // End of stream or failure: OnDone says which.
+ private:
+  std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,
+                                       bool first) override {
     std::optional<std::string> delta;
     bool done = false;
     if (stored_) {
       chat::v1::ChatStreamResponse event;
-      if (!Parse(response_, &event)) return Fail();
+      if (!Parse(buffer, &event)) return std::nullopt;
       if (event.has_delta()) delta = event.delta().text();
       if (event.has_done()) {
         FillOutcome(event.done(), &view_);
@@ -660,7 +664,7 @@ class ResponseStream final
       }
     } else {
       chat::v1::CompleteStreamResponse event;
-      if (!Parse(response_, &event)) return Fail();
+      if (!Parse(buffer, &event)) return std::nullopt;
       if (event.has_delta()) delta = event.delta().text();
       if (event.has_done()) {
         FillOutcome(event.done(), &view_);
@@ -668,8 +672,7 @@ class ResponseStream final
       }
     }
     std::string out;
-    if (!started_) {
-      EnsureStarted();
+    if (first) {
       ResponseView in_progress = view_;
       in_progress.status = "in_progress";
       in_progress.usage.reset();
@@ -682,74 +685,21 @@ class ResponseStream final
       SetStatus(&view_);
       out += ResponseEndEvents(view_, &sequence_);
     }
-    AddHold();
-    exchange_->Write(std::move(out), [this](bool written) {
-      if (!written) call_.context->TryCancel();  // The client left.
-      StartRead(&response_);
-      RemoveHold();
-    });
+    return out;
   }
 
-  void OnDone(const grpc::Status& grpc_status) override {
-    const grpc::Status status = backends_->ClientVisibleStatus(grpc_status);
-    if (status.ok()) {
-      EnsureStarted();
-      exchange_->FinishStream();
-    } else if (!started_) {
-      RespondCallError(
-          exchange_, std::move(headers_), status,
-          ResponseHeadersFromMetadata(
-              initial_metadata_ ? &call_.context->GetServerInitialMetadata()
-                                : nullptr,
-              &call_.context->GetServerTrailingMetadata()));
-    } else {
-      // After the first event the status line is sent: an "error" event,
-      // which OpenAI's SDKs raise as an APIError.
-      const OpenAiError error = ToOpenAiError(ToHttpError(status));
-      exchange_->Write(
-          ResponseErrorEvent(error.code.empty() ? error.type : error.code,
-                             error.message, &sequence_),
-          nullptr);
-      exchange_->FinishStream();
-    }
-    backends_->CallFinished(call_.context.get());
-    delete this;
+  std::string Trailer() override { return std::string(); }
+
+  std::string ErrorEvent(const grpc::Status& status) override {
+    const OpenAiError error = ToOpenAiError(ToHttpError(status));
+    return ResponseErrorEvent(error.code.empty() ? error.type : error.code,
+                              error.message, &sequence_);
   }
 
- private:
-  void Fail() {
-    call_.context->TryCancel();
-    StartRead(&response_);
-  }
-
-  void EnsureStarted() {
-    if (started_) return;
-    started_ = true;
-    HttpHeaders headers = headers_;
-    AppendHeaders(
-        ResponseHeadersFromMetadata(
-            initial_metadata_ ? &call_.context->GetServerInitialMetadata()
-                              : nullptr,
-            nullptr),
-        &headers);
-    headers.emplace_back("Content-Type", "text/event-stream");
-    headers.emplace_back("Cache-Control", "no-cache");
-    headers.emplace_back("X-Accel-Buffering", "no");
-    exchange_->StartStream(200, std::move(headers));
-  }
-
-  BackendCalls* const backends_;
-  CallContext call_;
-  std::shared_ptr<HttpExchange> exchange_;
-  HttpHeaders headers_;
   const bool stored_;
-  grpc::ByteBuffer request_;
-  grpc::ByteBuffer response_;
   // Touched only by reactor callbacks, one at a time.
   ResponseView view_;
   int sequence_ = 0;
-  bool started_ = false;
-  bool initial_metadata_ = false;
 };
 
 }  // namespace
@@ -888,6 +838,30 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
       });
 }
 
+namespace {
+
+// What answers a non-streamed response once its call ends: the Response
+// object, or the call's error.
+template <typename Done>
+std::function<void(const grpc::Status&, Done&, HttpHeaders)>
+RespondWithResponse(std::shared_ptr<HttpExchange> exchange, HttpHeaders headers,
+                    std::shared_ptr<ResponsePlan> plan) {
+  return [exchange = std::move(exchange), headers = std::move(headers),
+          plan = std::move(plan)](const grpc::Status& status, Done& done,
+                                  HttpHeaders limits) mutable {
+    if (!status.ok()) {
+      RespondCallError(exchange, std::move(headers), status, std::move(limits));
+      return;
+    }
+    FillOutcome(done, &plan->view);
+    SetStatus(&plan->view);
+    RespondJson(exchange, std::move(headers), std::move(limits),
+                ResponseJson(plan->view));
+  };
+}
+
+}  // namespace
+
 void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
                             const std::string& request_id, HttpHeaders headers,
                             std::shared_ptr<ResponsePlan> plan) {
@@ -912,19 +886,7 @@ void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
     }
     CallBackend<chat::v1::ChatResponse>(
         backends_, exchange, request_id, headers, request_timeout_, kChat, chat,
-        [exchange, headers, plan](const grpc::Status& status,
-                                  chat::v1::ChatResponse& done,
-                                  HttpHeaders limits) mutable {
-          if (!status.ok()) {
-            RespondCallError(exchange, std::move(headers), status,
-                             std::move(limits));
-            return;
-          }
-          FillOutcome(done, &plan->view);
-          SetStatus(&plan->view);
-          RespondJson(exchange, std::move(headers), std::move(limits),
-                      ResponseJson(plan->view));
-        });
+        RespondWithResponse<chat::v1::ChatResponse>(exchange, headers, plan));
     return;
   }
   chat::v1::CompleteRequest complete;
@@ -950,41 +912,18 @@ void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
   plan->view.id = NewOpenAiId("resp_x");
   plan->view.item_id = NewOpenAiId("msg_x");
   if (c.stream) {
-    chat::v1::CompleteStreamRequest request;
-    request.mutable_messages()->CopyFrom(complete.messages());
-    if (complete.has_system_prompt()) {
-      request.set_system_prompt(complete.system_prompt());
-    }
-    if (complete.has_model()) request.set_model(complete.model());
-    if (complete.has_max_tokens())
-      request.set_max_tokens(complete.max_tokens());
-    if (complete.has_temperature()) {
-      request.set_temperature(complete.temperature());
-    }
-    request.set_user(complete.user());
     auto* stream = new ResponseStream(
         backends_,
         NewCallContext(exchange, request_id, headers, request_timeout_),
-        exchange, std::move(headers), /*stored=*/false, request, plan->view);
+        exchange, std::move(headers), /*stored=*/false,
+        StreamRequestOf(complete), plan->view);
     stream->Start();
     return;
   }
   CallBackend<chat::v1::CompleteResponse>(
       backends_, exchange, request_id, headers, request_timeout_, kComplete,
       complete,
-      [exchange, headers, plan](const grpc::Status& status,
-                                chat::v1::CompleteResponse& done,
-                                HttpHeaders limits) mutable {
-        if (!status.ok()) {
-          RespondCallError(exchange, std::move(headers), status,
-                           std::move(limits));
-          return;
-        }
-        FillOutcome(done, &plan->view);
-        SetStatus(&plan->view);
-        RespondJson(exchange, std::move(headers), std::move(limits),
-                    ResponseJson(plan->view));
-      });
+      RespondWithResponse<chat::v1::CompleteResponse>(exchange, headers, plan));
 }
 
 void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,

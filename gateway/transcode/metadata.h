@@ -24,6 +24,8 @@ namespace chat::gateway {
 //   (chat-server decides who the caller is; the gateway only forwards);
 // - `idempotency-key`: the Idempotency-Key header, as sent (chat-server
 //   takes it as the turn's request_id);
+// - `last-event-id`: the Last-Event-ID header, as sent (ResumeStream resumes
+//   after it);
 // - `x-request-id`: `request_id`, the client's or one the gateway made;
 // - `traceparent`: `traceparent` if not empty (GatewayTraceFor's);
 // - `x-forwarded-for`: `client_address`, the peer of the HTTP connection, or

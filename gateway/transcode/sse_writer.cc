@@ -17,12 +17,17 @@ absl::string_view StreamContentType(StreamFormat format) {
   return "application/octet-stream";
 }
 
-std::string SseEvent(absl::string_view event, absl::string_view data) {
+std::string SseEvent(absl::string_view event, absl::string_view data,
+                     absl::string_view id) {
   std::string out = absl::StrCat("event: ", event, "\n");
   // A newline inside data would end the field; the format continues it on
   // another data: line, which the reader joins back with '\n'.
   for (absl::string_view line : absl::StrSplit(data, '\n')) {
     absl::StrAppend(&out, "data: ", line, "\n");
+  }
+  // An id with a line break (never chat-server's) would end the field.
+  if (!id.empty() && id.find_first_of("\r\n") == absl::string_view::npos) {
+    absl::StrAppend(&out, "id: ", id, "\n");
   }
   out.push_back('\n');
   return out;

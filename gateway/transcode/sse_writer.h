@@ -22,8 +22,11 @@ enum class StreamFormat {
 absl::string_view StreamContentType(StreamFormat format);
 
 // One Server-Sent Event (WHATWG HTML "event stream" format): an `event:`
-// line, one `data:` line per line of `data`, and the blank line that ends it.
-std::string SseEvent(absl::string_view event, absl::string_view data);
+// line, one `data:` line per line of `data`, an `id:` line when `id` is not
+// empty (what the client's Last-Event-ID then says), and the blank line that
+// ends it.
+std::string SseEvent(absl::string_view event, absl::string_view data,
+                     absl::string_view id = "");
 
 // grpc-gateway's line for a stream message: {"result":<message json>}\n.
 std::string NdjsonResult(absl::string_view message_json);

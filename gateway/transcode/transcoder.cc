@@ -378,6 +378,11 @@ StreamEventParts SplitStreamEvent(const Message& event) {
   StreamEventParts parts;
   const Descriptor* type = event.GetDescriptor();
   const Reflection* r = event.GetReflection();
+  const FieldDescriptor* id = type->FindFieldByName("event_id");
+  if (id != nullptr && !id->is_repeated() &&
+      id->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+    parts.id = r->GetString(event, id);
+  }
   if (type->real_oneof_decl_count() == 1) {
     const FieldDescriptor* set =
         r->GetOneofFieldDescriptor(event, type->oneof_decl(0));

@@ -62,6 +62,9 @@ struct StreamEventParts {
   // delta's text): what the template's raw-text stream carries.
   std::string text;
   bool has_text = false;
+  // The event's top-level `event_id` string field, when set: the SSE `id:`
+  // a client resumes after (ChatStreamResponse.event_id).
+  std::string id;
 };
 StreamEventParts SplitStreamEvent(const google::protobuf::Message& event);
 

@@ -72,6 +72,11 @@ ABSL_FLAG(absl::Duration, idempotency_ttl, absl::Hours(24),
           "How long a turn's request_id (REST: Idempotency-Key) is kept per "
           "tenant: a repeat within it gets the stored answer. More than 0, "
           "at most 87600h. Env: CHAT_IDEMPOTENCY_TTL.");
+ABSL_FLAG(absl::Duration, detached_stream_ttl, absl::Seconds(60),
+          "How long a streamed answer runs on with no client attached (the "
+          "client may resume it, on any replica) before it is cancelled "
+          "upstream; an ended answer stays resumable as long. More than 0, "
+          "at most 24h. Env: CHAT_DETACHED_STREAM_TTL.");
 ABSL_FLAG(int64_t, max_sessions_per_tenant, 0,
           "Most sessions one tenant may have; a turn that would create one "
           "more fails with RESOURCE_EXHAUSTED. 0 to 1000000000; 0: unlimited. "
@@ -373,6 +378,7 @@ const std::vector<std::string>& ServerFlagNames() {
       "store_connections",
       "session_ttl",
       "idempotency_ttl",
+      "detached_stream_ttl",
       "max_sessions_per_tenant",
       "max_turns_per_session",
       "model",
@@ -504,6 +510,10 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(const FlagSources& sources) {
   engine.idempotency.ttl = absl::GetFlag(FLAGS_idempotency_ttl);
   errors.Check(CheckDurationInRange("idempotency_ttl", engine.idempotency.ttl,
                                     absl::Microseconds(1), absl::Hours(87600)));
+  config.streams.detached_ttl = absl::GetFlag(FLAGS_detached_stream_ttl);
+  errors.Check(CheckDurationInRange("detached_stream_ttl",
+                                    config.streams.detached_ttl,
+                                    absl::Microseconds(1), absl::Hours(24)));
   engine.default_system_prompt = absl::GetFlag(FLAGS_default_system_prompt);
   if (engine.default_system_prompt.size() >
       engine.limits.max_system_prompt_bytes) {

@@ -16,6 +16,7 @@
 #include "server/app/embedded_http.h"
 #include "server/app/grpc_transport.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/resumable_streams.h"
 #include "server/llm/provider_factory.h"
 #include "server/store/conversation_store.h"
 
@@ -36,6 +37,7 @@ ABSL_DECLARE_FLAG(int, store_threads);
 ABSL_DECLARE_FLAG(int, store_connections);
 ABSL_DECLARE_FLAG(absl::Duration, session_ttl);
 ABSL_DECLARE_FLAG(absl::Duration, idempotency_ttl);
+ABSL_DECLARE_FLAG(absl::Duration, detached_stream_ttl);
 ABSL_DECLARE_FLAG(int64_t, max_sessions_per_tenant);
 ABSL_DECLARE_FLAG(int, max_turns_per_session);
 ABSL_DECLARE_FLAG(std::string, model);
@@ -91,6 +93,8 @@ struct ServerConfig {
   // environment (llm::ReadProviderEnvironment).
   llm::ProviderConfig provider;
   ChatEngineOptions engine;
+  // Resumable streams (--detached_stream_ttl).
+  ResumableStreamOptions streams;
   // 0: chosen by the store (StoreThreadsFor).
   int store_threads = 0;
   // 0: sessions are kept forever.

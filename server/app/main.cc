@@ -193,7 +193,8 @@ int Run(chat::ServerConfig config) {
                         : config.engine.limits.allowed_models;
   }
   chat::ChatServiceImpl chat_service(engine.get(), store->get(), pool.get(),
-                                     authenticator.get(), std::move(models));
+                                     authenticator.get(), std::move(models),
+                                     config.streams);
   chat::AdminServiceImpl admin_service(store->get(), pool.get(),
                                        authenticator.get());
   chat::HealthService health_service;
@@ -327,6 +328,7 @@ int Run(chat::ServerConfig config) {
   // the pool and may come from the provider; the store goes last.
   sweeper.reset();
   store_probe.reset();
+  chat_service.StopStreams();  // Cancels detached answers: before the engine.
   engine.reset();
   provider->reset();
   pool.reset();  // Runs its last authentication lookups first.

@@ -268,11 +268,16 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
                                  store::ConversationStore* store,
                                  ThreadPool* pool, Authenticator* authenticator,
-                                 ModelCatalog models)
+                                 ModelCatalog models,
+                                 ResumableStreamOptions stream_options)
     : engine_(engine),
       store_(store),
       pool_(pool),
       authenticator_(authenticator),
+      streams_(std::make_unique<ResumableStreams>(
+          engine,
+          store->streams() != nullptr ? store->streams() : &local_streams_,
+          pool, stream_options)),
       models_(std::move(models)) {}
 
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
@@ -302,7 +307,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
 ChatServiceImpl::ChatStream(grpc::CallbackServerContext* context,
                             const chat::v1::ChatStreamRequest* request) {
-  auto* reactor = new ChatStreamReactor(context, engine_);
+  auto* reactor = new ChatStreamReactor(context, streams_.get());
   reactor->set_call_log(StartCallLog(*context, "ChatStream"));
   authenticator_->Authenticate(
       CredentialsOf(*context),
@@ -423,6 +428,67 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetStats(
         }
         return absl::OkStatus();
       });
+}
+
+grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
+ChatServiceImpl::ResumeStream(grpc::CallbackServerContext* context,
+                              const chat::v1::ResumeStreamRequest* request) {
+  auto* reactor = new ChatStreamReactor(context, streams_.get());
+  reactor->set_call_log(StartCallLog(*context, "ResumeStream"));
+  authenticator_->Authenticate(
+      CredentialsOf(*context),
+      [reactor, context, request](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return reactor->Resume(caller.status(), "");
+        if (absl::Status s = ValidateSessionId(request->session_id());
+            !s.ok()) {
+          return reactor->Resume(s, "");
+        }
+        // REST's Last-Event-ID header (what a browser's EventSource sends
+        // on reconnecting), forwarded by the gateway; the field wins.
+        std::string last_event_id = request->last_event_id();
+        auto header = context->client_metadata().find("last-event-id");
+        if (last_event_id.empty() &&
+            header != context->client_metadata().end()) {
+          last_event_id.assign(header->second.data(), header->second.size());
+        }
+        reactor->Resume(
+            store::SessionKey{caller->tenant, request->session_id()},
+            std::move(last_event_id));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::CancelStream(
+    grpc::CallbackServerContext* context,
+    const chat::v1::CancelStreamRequest* request,
+    chat::v1::CancelStreamResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  authenticator_->Authenticate(
+      CredentialsOf(*context), [this, reactor, request, response,
+                                log = StartCallLog(*context, "CancelStream")](
+                                   absl::StatusOr<Caller> caller) mutable {
+        absl::Status refused = caller.status();
+        if (refused.ok()) refused = ValidateSessionId(request->session_id());
+        if (!refused.ok()) {
+          LogCall(log, refused);
+          reactor->Finish(ToGrpcStatus(refused));
+          return;
+        }
+        log.tenant = caller->tenant;
+        log.key_id = caller->key_id;
+        streams_->Cancel(
+            store::SessionKey{caller->tenant, request->session_id()},
+            [reactor, request, response,
+             log = std::move(log)](absl::Status status) {
+              if (status.ok()) {
+                response->set_session_id(request->session_id());
+                response->set_status("cancelled");
+              }
+              LogCall(log, status);
+              reactor->Finish(ToGrpcStatus(status));
+            });
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::Complete(

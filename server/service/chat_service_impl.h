@@ -1,12 +1,14 @@
 #ifndef CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 #define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/resumable_streams.h"
 #include "server/service/authenticator.h"
 #include "server/store/conversation_store.h"
 
@@ -32,10 +34,17 @@ struct ModelCatalog {
 class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
  public:
   // All four must outlive the service. Store calls of the history RPCs run
-  // on `pool`.
+  // on `pool`. Streamed answers are resumable (`stream_options`), through
+  // `store`'s streams() (or this process's memory if it keeps none).
   ChatServiceImpl(ChatEngine* engine, store::ConversationStore* store,
                   ThreadPool* pool, Authenticator* authenticator,
-                  ModelCatalog models = {});
+                  ModelCatalog models = {},
+                  ResumableStreamOptions stream_options = {});
+
+  // Cancels the streamed answers still running (detached ones included) and
+  // waits for them; after the gRPC server stopped and before the engine
+  // goes.
+  void StopStreams() { streams_.reset(); }
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,
@@ -67,6 +76,13 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::GetStatsRequest* request,
       chat::v1::GetStatsResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>* ResumeStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ResumeStreamRequest* request) override;
+  grpc::ServerUnaryReactor* CancelStream(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CancelStreamRequest* request,
+      chat::v1::CancelStreamResponse* response) override;
   grpc::ServerUnaryReactor* Complete(
       grpc::CallbackServerContext* context,
       const chat::v1::CompleteRequest* request,
@@ -116,6 +132,9 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   store::ConversationStore* const store_;
   ThreadPool* const pool_;
   Authenticator* const authenticator_;
+  // For stores that keep no streams.
+  store::MemoryStreamStore local_streams_;
+  std::unique_ptr<ResumableStreams> streams_;
   const ModelCatalog models_;
 };
 

@@ -18,6 +18,8 @@
 
 namespace chat::store {
 
+class StreamStore;
+
 // Identifies a session: sessions of different tenants never meet.
 struct SessionKey {
   std::string tenant;
@@ -287,6 +289,10 @@ class ConversationStore {
   // store that keeps none (the engine then keeps them in its own memory, for
   // this process only). Valid as long as this store.
   virtual IdempotencyStore* idempotency() { return nullptr; }
+  // The answers of streamed turns as they are produced (resumable streams),
+  // in the same database; null for a store that keeps none (the engine then
+  // keeps them in its own memory). Valid as long as this store.
+  virtual StreamStore* streams() { return nullptr; }
 
   // Whether a call (of this store, its keys() or its quotas()) may wait on
   // disk or the network. A store that says false answers every call from

@@ -62,6 +62,7 @@ class InstrumentedConversationStore final : public ConversationStore {
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
   IdempotencyStore* idempotency() override { return inner_->idempotency(); }
+  StreamStore* streams() override { return inner_->streams(); }
   bool MayBlock() const override { return inner_->MayBlock(); }
 
  private:

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "server/store/conversation_store.h"
 #include "server/store/memory_key_quota_store.h"
+#include "server/store/stream_store.h"
 
 namespace chat::store {
 
@@ -60,6 +61,7 @@ class MemoryConversationStore final : public ConversationStore {
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }
   IdempotencyStore* idempotency() override { return &requests_; }
+  StreamStore* streams() override { return &streams_; }
   bool MayBlock() const override { return false; }
 
  private:
@@ -95,6 +97,7 @@ class MemoryConversationStore final : public ConversationStore {
   MemoryKeyStore keys_;
   MemoryQuotaStore quotas_;
   MemoryIdempotencyStore requests_;
+  MemoryStreamStore streams_;
 };
 
 }  // namespace chat::store

@@ -172,6 +172,33 @@ ALTER TABLE sessions ADD COLUMN active_turn_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN stored_turns INTEGER NOT NULL DEFAULT 0;
 UPDATE sessions SET active_turn_id = turn_count, stored_turns = turn_count;
 )sql",
+    // 7: streamed answers as they are produced, for resuming a stream on any
+    // replica (SQLite schema 8; the comments there say what each column
+    // holds).
+    R"sql(
+CREATE TABLE stream_answers (
+  answer_id         TEXT    NOT NULL PRIMARY KEY,
+  tenant            TEXT    NOT NULL,
+  session_id        TEXT    NOT NULL,
+  started_at_us     BIGINT  NOT NULL,
+  expires_at_us     BIGINT  NOT NULL,
+  reader_seen_at_us BIGINT,
+  cancel_requested  BIGINT  NOT NULL DEFAULT 0,
+  status_code       BIGINT,
+  status_message    TEXT,
+  done              BYTEA
+);
+CREATE INDEX stream_answers_by_session
+  ON stream_answers (tenant, session_id, started_at_us);
+CREATE INDEX stream_answers_by_expiry ON stream_answers (expires_at_us);
+CREATE TABLE stream_deltas (
+  answer_id TEXT    NOT NULL
+    REFERENCES stream_answers (answer_id) ON DELETE CASCADE,
+  seq       BIGINT  NOT NULL,
+  text      BYTEA   NOT NULL,
+  PRIMARY KEY (answer_id, seq)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion,
               "kPostgresSchemaVersion must equal the number of migrations");
@@ -385,6 +412,48 @@ constexpr PreparedSql kStatements[] = {
     {"delete_expired_requests",
      "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM "
      "idempotency_keys WHERE expires_at_us <= $1 ORDER BY expires_at_us "
+     "LIMIT $2 FOR UPDATE SKIP LOCKED)"},
+    // One round trip per batch: the answer's row (created, or its expiry
+    // moved and its outcome set once), its new deltas ($7, a bytea array,
+    // numbered from $6; numbers already stored are skipped), and its control
+    // flags back. The deltas' foreign key is checked at the statement's end,
+    // after the row exists.
+    {"append_stream",
+     "WITH answer AS (INSERT INTO stream_answers (answer_id, tenant, "
+     "session_id, started_at_us, expires_at_us, status_code, status_message, "
+     "done) VALUES ($1, $2, $3, $4, $5, $8::bigint, $9, $10::bytea) "
+     "ON CONFLICT (answer_id) DO UPDATE SET "
+     "expires_at_us = EXCLUDED.expires_at_us, "
+     "status_code = COALESCE(stream_answers.status_code, "
+     "EXCLUDED.status_code), "
+     "status_message = CASE WHEN stream_answers.status_code IS NULL THEN "
+     "EXCLUDED.status_message ELSE stream_answers.status_message END, "
+     "done = CASE WHEN stream_answers.status_code IS NULL THEN EXCLUDED.done "
+     "ELSE stream_answers.done END "
+     "RETURNING cancel_requested, reader_seen_at_us), "
+     "deltas AS (INSERT INTO stream_deltas (answer_id, seq, text) "
+     "SELECT $1, $6::bigint + u.ord - 1, u.d "
+     "FROM unnest($7::bytea[]) WITH ORDINALITY AS u(d, ord) "
+     "ON CONFLICT (answer_id, seq) DO NOTHING) "
+     "SELECT cancel_requested, reader_seen_at_us FROM answer"},
+    // The named answer ($3), or the session's latest when $3 is empty.
+    {"find_stream",
+     "SELECT answer_id, status_code, status_message, done FROM stream_answers "
+     "WHERE tenant = $1 AND session_id = $2 AND ($3::text = '' OR "
+     "answer_id = $3) AND expires_at_us > $4 "
+     "ORDER BY started_at_us DESC, answer_id DESC LIMIT 1"},
+    {"read_stream_deltas",
+     "SELECT text FROM stream_deltas WHERE answer_id = $1 AND seq > $2 "
+     "ORDER BY seq"},
+    {"touch_stream",
+     "UPDATE stream_answers SET reader_seen_at_us = $2 WHERE answer_id = $1"},
+    {"cancel_streams",
+     "UPDATE stream_answers SET cancel_requested = 1 WHERE tenant = $1 AND "
+     "session_id = $2 AND status_code IS NULL AND expires_at_us > $3 "
+     "RETURNING answer_id"},
+    {"delete_expired_streams",
+     "DELETE FROM stream_answers WHERE ctid IN (SELECT ctid FROM "
+     "stream_answers WHERE expires_at_us <= $1 ORDER BY expires_at_us "
      "LIMIT $2 FOR UPDATE SKIP LOCKED)"},
 };
 
@@ -1444,6 +1513,117 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpired(absl::Time now,
   if (!c.ok()) return c.status();
   absl::StatusOr<Result> r =
       (*c)->Run("delete_expired_requests",
+                {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
+  if (!r.ok()) return r.status();
+  int64_t deleted = 0;
+  (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
+  return deleted;
+}
+
+absl::StatusOr<StreamControl> PostgresConversationStore::AppendStream(
+    const StreamAppend& append) {
+  // A bytea[] literal: each element "\\x<hex>" (the array syntax escapes
+  // the backslash of bytea's hex form).
+  std::string deltas = "{";
+  for (size_t i = 0; i < append.deltas.size(); ++i) {
+    if (i > 0) deltas.push_back(',');
+    absl::StrAppend(&deltas, "\"\\\\x",
+                    absl::BytesToHexString(append.deltas[i]), "\"");
+  }
+  deltas.push_back('}');
+  std::optional<std::string> code;
+  std::optional<std::string> message;
+  std::optional<std::string> done;
+  if (append.outcome.has_value()) {
+    code = absl::StrCat(append.outcome->status_code);
+    message = append.outcome->status_message;
+    done = HexBytes(append.outcome->done);
+  }
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run(
+      "append_stream",
+      {append.answer_id, append.session.tenant, append.session.session_id,
+       absl::StrCat(ToMicros(append.started_at)),
+       absl::StrCat(ToMicros(append.expires_at)),
+       absl::StrCat(append.first_seq), deltas, code, message, done});
+  if (!r.ok()) return r.status();
+  StreamControl control;
+  if (PQntuples(r->get()) == 1) {
+    control.cancel_requested = Int64At(r->get(), 0, 0) != 0;
+    if (!PQgetisnull(r->get(), 0, 1)) {
+      control.reader_seen_at = absl::FromUnixMicros(Int64At(r->get(), 0, 1));
+    }
+  }
+  return control;
+}
+
+absl::StatusOr<StreamRead> PostgresConversationStore::ReadStream(
+    const SessionKey& session, absl::string_view answer_id, int64_t after_seq,
+    absl::Time now, std::optional<absl::Time> touch) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  // The answer's row before its deltas: an outcome seen here was committed
+  // with the last delta, so the deltas read next are complete.
+  absl::StatusOr<Result> found = (*c)->Run(
+      "find_stream", {session.tenant, session.session_id,
+                      std::string(answer_id), absl::StrCat(ToMicros(now))});
+  if (!found.ok()) return found.status();
+  if (PQntuples(found->get()) == 0) {
+    return absl::NotFoundError(
+        answer_id.empty()
+            ? absl::StrCat("session ", session.session_id, " has no stream")
+            : absl::StrCat("stream ", answer_id, " of session ",
+                           session.session_id, " not found"));
+  }
+  StreamRead read;
+  read.answer_id = TextAt(found->get(), 0, 0);
+  if (!PQgetisnull(found->get(), 0, 1)) {
+    StreamOutcome& outcome = read.outcome.emplace();
+    outcome.status_code = static_cast<int>(Int64At(found->get(), 0, 1));
+    outcome.status_message = TextAt(found->get(), 0, 2);
+    outcome.done = BytesAt(found->get(), 0, 3);
+  }
+  absl::StatusOr<Result> rows = (*c)->Run(
+      "read_stream_deltas", {read.answer_id, absl::StrCat(after_seq)});
+  if (!rows.ok()) return rows.status();
+  read.deltas.reserve(PQntuples(rows->get()));
+  for (int i = 0; i < PQntuples(rows->get()); ++i) {
+    read.deltas.push_back(BytesAt(rows->get(), i, 0));
+  }
+  if (touch.has_value()) {
+    absl::StatusOr<Result> touched = (*c)->Run(
+        "touch_stream", {read.answer_id, absl::StrCat(ToMicros(*touch))});
+    if (!touched.ok()) return touched.status();
+  }
+  return read;
+}
+
+absl::StatusOr<std::string> PostgresConversationStore::RequestCancel(
+    const SessionKey& session, absl::Time now) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r = (*c)->Run(
+      "cancel_streams",
+      {session.tenant, session.session_id, absl::StrCat(ToMicros(now))});
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) == 0) {
+    return absl::NotFoundError(absl::StrCat("session ", session.session_id,
+                                            " has no answer in progress"));
+  }
+  return TextAt(r->get(), 0, 0);
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpiredStreams(
+    absl::Time now, int limit) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit must be >= 1, got ", limit));
+  }
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("delete_expired_streams",
                 {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
   if (!r.ok()) return r.status();
   int64_t deleted = 0;

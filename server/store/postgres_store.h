@@ -17,12 +17,13 @@
 #include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
+#include "server/store/stream_store.h"
 #include "server/store/turn_tree.h"
 
 namespace chat::store {
 
 // The schema version this build creates and migrates databases to.
-inline constexpr int kPostgresSchemaVersion = 6;
+inline constexpr int kPostgresSchemaVersion = 7;
 
 struct PostgresOptions {
   // Most connections open at once; a call waits for a free one up to
@@ -56,7 +57,8 @@ struct PostgresOptions {
 class PostgresConversationStore final : public ConversationStore,
                                         private KeyStore,
                                         private QuotaStore,
-                                        private IdempotencyStore {
+                                        private IdempotencyStore,
+                                        private StreamStore {
  public:
   // Connects to `conninfo` (a postgres:// URL or a libpq "key=value" string),
   // creates or migrates the schema under an advisory lock (replicas starting
@@ -102,6 +104,7 @@ class PostgresConversationStore final : public ConversationStore,
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
   IdempotencyStore* idempotency() override { return this; }
+  StreamStore* streams() override { return this; }
 
  private:
   // KeyStore, reached through keys().
@@ -137,6 +140,17 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<RequestRecord> Lookup(const RequestKey& key,
                                        absl::Time now) override;
   absl::StatusOr<int64_t> DeleteExpired(absl::Time now, int limit) override;
+
+  // StreamStore, reached through streams().
+  absl::StatusOr<StreamControl> AppendStream(
+      const StreamAppend& append) override;
+  absl::StatusOr<StreamRead> ReadStream(
+      const SessionKey& session, absl::string_view answer_id, int64_t after_seq,
+      absl::Time now, std::optional<absl::Time> touch) override;
+  absl::StatusOr<std::string> RequestCancel(const SessionKey& session,
+                                            absl::Time now) override;
+  absl::StatusOr<int64_t> DeleteExpiredStreams(absl::Time now,
+                                               int limit) override;
 
   class Connection;
   class Lease;

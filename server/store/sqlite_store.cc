@@ -215,6 +215,36 @@ ALTER TABLE sessions ADD COLUMN active_turn_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN stored_turns INTEGER NOT NULL DEFAULT 0;
 UPDATE sessions SET active_turn_id = turn_count, stored_turns = turn_count;
 )sql",
+    // 8: streamed answers as they are produced, for resuming a stream on any
+    // replica (PostgreSQL schema 7). A row per answer: whose it is, until
+    // when it is kept, the last time a reader on another replica polled it,
+    // whether CancelStream asked to stop it, and its outcome once it ended
+    // (status_code NOT NULL; 0 with the final event in `done`). A row per
+    // delta, numbered from 1, deleted with its answer.
+    R"sql(
+CREATE TABLE stream_answers (
+  answer_id         TEXT    NOT NULL PRIMARY KEY,
+  tenant            TEXT    NOT NULL,
+  session_id        TEXT    NOT NULL,
+  started_at_us     INTEGER NOT NULL,
+  expires_at_us     INTEGER NOT NULL,
+  reader_seen_at_us INTEGER,
+  cancel_requested  INTEGER NOT NULL DEFAULT 0,
+  status_code       INTEGER,
+  status_message    TEXT,
+  done              BLOB
+);
+CREATE INDEX stream_answers_by_session
+  ON stream_answers (tenant, session_id, started_at_us);
+CREATE INDEX stream_answers_by_expiry ON stream_answers (expires_at_us);
+CREATE TABLE stream_deltas (
+  answer_id TEXT    NOT NULL
+    REFERENCES stream_answers (answer_id) ON DELETE CASCADE,
+  seq       INTEGER NOT NULL,
+  text      BLOB    NOT NULL,
+  PRIMARY KEY (answer_id, seq)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -288,8 +318,18 @@ enum class Sql {
   kSearch,
   kTurnLinks,
   kSwitchBranch,
+  kUpsertStream,
+  kInsertStreamDelta,
+  kFinishStream,
+  kStreamControl,
+  kFindStream,
+  kReadStreamDeltas,
+  kTouchStream,
+  kCancelStreams,
+  kDeleteExpiredStreams,
 };
-constexpr size_t kSqlCount = static_cast<size_t>(Sql::kSwitchBranch) + 1;
+constexpr size_t kSqlCount =
+    static_cast<size_t>(Sql::kDeleteExpiredStreams) + 1;
 
 const char* SqlText(Sql id) {
   switch (id) {
@@ -555,6 +595,49 @@ const char* SqlText(Sql id) {
       WHERE messages_fts MATCH ?2 AND m.tenant = ?1
       ORDER BY f.rank, m.created_at_us DESC, m.session_id, m.seq
       LIMIT ?3 OFFSET ?4)sql";
+    case Sql::kUpsertStream:
+      return R"sql(
+      INSERT INTO stream_answers (answer_id, tenant, session_id, started_at_us,
+                                  expires_at_us)
+      VALUES (?1, ?2, ?3, ?4, ?5)
+      ON CONFLICT (answer_id) DO UPDATE
+        SET expires_at_us = excluded.expires_at_us)sql";
+    // A delta already stored (a retried batch) is left as it was.
+    case Sql::kInsertStreamDelta:
+      return "INSERT INTO stream_deltas (answer_id, seq, text) "
+             "VALUES (?1, ?2, ?3) ON CONFLICT (answer_id, seq) DO NOTHING";
+    case Sql::kFinishStream:
+      return "UPDATE stream_answers SET status_code = ?2, status_message = ?3, "
+             "done = ?4 WHERE answer_id = ?1 AND status_code IS NULL";
+    case Sql::kStreamControl:
+      return "SELECT cancel_requested, reader_seen_at_us FROM stream_answers "
+             "WHERE answer_id = ?1";
+    // The named answer (?3), or the session's latest when ?3 is empty.
+    case Sql::kFindStream:
+      return R"sql(
+      SELECT answer_id, status_code, status_message, done FROM stream_answers
+      WHERE tenant = ?1 AND session_id = ?2 AND (?3 = '' OR answer_id = ?3)
+        AND expires_at_us > ?4
+      ORDER BY started_at_us DESC, answer_id DESC LIMIT 1)sql";
+    case Sql::kReadStreamDeltas:
+      return "SELECT text FROM stream_deltas WHERE answer_id = ?1 AND seq > ?2 "
+             "ORDER BY seq";
+    case Sql::kTouchStream:
+      return "UPDATE stream_answers SET reader_seen_at_us = ?2 "
+             "WHERE answer_id = ?1";
+    case Sql::kCancelStreams:
+      return R"sql(
+      UPDATE stream_answers SET cancel_requested = 1
+      WHERE tenant = ?1 AND session_id = ?2 AND status_code IS NULL
+        AND expires_at_us > ?3
+      RETURNING answer_id)sql";
+    // A bounded batch, like kDeleteExpiredRequests; ON DELETE CASCADE takes
+    // the deltas.
+    case Sql::kDeleteExpiredStreams:
+      return R"sql(
+      DELETE FROM stream_answers WHERE rowid IN (
+        SELECT rowid FROM stream_answers WHERE expires_at_us <= ?1
+        ORDER BY expires_at_us LIMIT ?2))sql";
   }
   return "";  // Unreachable: the switch names every Sql.
 }
@@ -1887,6 +1970,144 @@ absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpired(absl::Time now,
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> stmt =
       writer_->Prepare(Sql::kDeleteExpiredRequests);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));
+  if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+}
+
+absl::StatusOr<StreamControl> SqliteConversationStore::AppendStream(
+    const StreamAppend& append) {
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  {
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kUpsertStream);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, append.answer_id)
+        .Bind(2, append.session.tenant)
+        .Bind(3, append.session.session_id)
+        .Bind(4, ToMicros(append.started_at))
+        .Bind(5, ToMicros(append.expires_at));
+    if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < append.deltas.size(); ++i) {
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kInsertStreamDelta);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, append.answer_id)
+        .Bind(2, append.first_seq + static_cast<int64_t>(i))
+        .Bind(3, append.deltas[i]);
+    if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  }
+  if (append.outcome.has_value()) {
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kFinishStream);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, append.answer_id)
+        .Bind(2, static_cast<int64_t>(append.outcome->status_code))
+        .Bind(3, append.outcome->status_message)
+        .Bind(4, append.outcome->done);
+    if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  }
+  StreamControl control;
+  {
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kStreamControl);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, append.answer_id);
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      control.cancel_requested = stmt->Int64(0) != 0;
+      if (!stmt->IsNull(1)) control.reader_seen_at = FromMicros(stmt->Int64(1));
+    }
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return control;
+}
+
+absl::StatusOr<StreamRead> SqliteConversationStore::ReadStream(
+    const SessionKey& session, absl::string_view answer_id, int64_t after_seq,
+    absl::Time now, std::optional<absl::Time> touch) {
+  StreamRead read;
+  {
+    Reader reader = AcquireReader();
+    Connection& db = reader.connection();
+    // The answer's row before its deltas: an outcome seen here was committed
+    // with or after the last delta, so the deltas read next are complete.
+    {
+      absl::StatusOr<Statement> stmt = db.Prepare(Sql::kFindStream);
+      if (!stmt.ok()) return stmt.status();
+      stmt->Bind(1, session.tenant)
+          .Bind(2, session.session_id)
+          .Bind(3, answer_id)
+          .Bind(4, ToMicros(now));
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) {
+        return absl::NotFoundError(
+            answer_id.empty()
+                ? absl::StrCat("session ", session.session_id, " has no stream")
+                : absl::StrCat("stream ", answer_id, " of session ",
+                               session.session_id, " not found"));
+      }
+      read.answer_id = stmt->Text(0);
+      if (!stmt->IsNull(1)) {
+        StreamOutcome& outcome = read.outcome.emplace();
+        outcome.status_code = static_cast<int>(stmt->Int64(1));
+        outcome.status_message = stmt->Text(2);
+        outcome.done = stmt->Text(3);
+      }
+    }
+    absl::StatusOr<Statement> stmt = db.Prepare(Sql::kReadStreamDeltas);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, read.answer_id).Bind(2, after_seq);
+    for (;;) {
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      read.deltas.push_back(stmt->Text(0));
+    }
+  }
+  if (touch.has_value()) {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kTouchStream);
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, read.answer_id).Bind(2, ToMicros(*touch));
+    if (absl::Status s = stmt->Run(); !s.ok()) return s;
+  }
+  return read;
+}
+
+absl::StatusOr<std::string> SqliteConversationStore::RequestCancel(
+    const SessionKey& session, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kCancelStreams);
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, session.tenant)
+      .Bind(2, session.session_id)
+      .Bind(3, ToMicros(now));
+  std::string id;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    id = stmt->Text(0);
+  }
+  if (id.empty()) {
+    return absl::NotFoundError(absl::StrCat("session ", session.session_id,
+                                            " has no answer in progress"));
+  }
+  return id;
+}
+
+absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpiredStreams(
+    absl::Time now, int limit) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit must be >= 1, got ", limit));
+  }
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteExpiredStreams);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;

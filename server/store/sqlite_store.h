@@ -18,6 +18,7 @@
 #include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
+#include "server/store/stream_store.h"
 
 namespace chat::store {
 
@@ -31,7 +32,7 @@ class Connection;
 // The schema version (PRAGMA user_version) this build creates and migrates
 // files to. A file with a higher version was written by a newer build and is
 // refused rather than misread.
-inline constexpr int kSqliteSchemaVersion = 7;
+inline constexpr int kSqliteSchemaVersion = 8;
 
 // A ConversationStore in a SQLite database file.
 //
@@ -67,7 +68,8 @@ inline constexpr int kSqliteSchemaVersion = 7;
 class SqliteConversationStore final : public ConversationStore,
                                       private KeyStore,
                                       private QuotaStore,
-                                      private IdempotencyStore {
+                                      private IdempotencyStore,
+                                      private StreamStore {
  public:
   // Opens (creating if absent) the database at `path`, creating its parent
   // directory if needed, and migrates its schema to kSqliteSchemaVersion.
@@ -112,6 +114,7 @@ class SqliteConversationStore final : public ConversationStore,
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
   IdempotencyStore* idempotency() override { return this; }
+  StreamStore* streams() override { return this; }
 
  private:
   // KeyStore, reached through keys().
@@ -147,6 +150,17 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<RequestRecord> Lookup(const RequestKey& key,
                                        absl::Time now) override;
   absl::StatusOr<int64_t> DeleteExpired(absl::Time now, int limit) override;
+
+  // StreamStore, reached through streams().
+  absl::StatusOr<StreamControl> AppendStream(
+      const StreamAppend& append) override;
+  absl::StatusOr<StreamRead> ReadStream(
+      const SessionKey& session, absl::string_view answer_id, int64_t after_seq,
+      absl::Time now, std::optional<absl::Time> touch) override;
+  absl::StatusOr<std::string> RequestCancel(const SessionKey& session,
+                                            absl::Time now) override;
+  absl::StatusOr<int64_t> DeleteExpiredStreams(absl::Time now,
+                                               int limit) override;
 
   // One queued AppendTurn call.
   struct Writer {

@@ -63,6 +63,8 @@ const ROUTES = {
   'GET /v1/sessions/{session_id}/export': 'session',
   'GET /v1/sessions:export': 'transfer',
   'POST /v1/sessions:import': 'transfer',
+  'GET /v1/sessions/{session_id}/stream': 'session',
+  'POST /v1/sessions/{session_id}:cancel': 'session',
   'POST /v1/admin/keys': 'admin',
   'GET /v1/admin/keys': 'admin',
   'POST /v1/admin/keys/{key_id}:revoke': 'admin',

@@ -204,6 +204,25 @@ describe('the OpenAI SDK against chat-gateway', () => {
         return true;
       });
 
+    // Over chatd's limits: a 400 naming the limit.
+    const tooMany = Array.from({ length: 1001 }, (_, i) =>
+      ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+    await assert.rejects(
+      client.chat.completions.create({ model: 'ok', messages: tooMany }),
+      (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+        assert.match(e.message, /messages has 1001 entries; the limit is 1000/);
+        return true;
+      });
+    await assert.rejects(
+      client.chat.completions.create(
+        { model: 'ok', messages: [{ role: 'user', content: 'x'.repeat(70000) }] }),
+      (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+        assert.match(e.message, /messages\[0\]\.content is 70000 bytes/);
+        return true;
+      });
+
     const limited = openai(await createKey('limited', { requests_per_minute: 2 }));
     const ask = (stream) => limited.chat.completions.create(
       { model: 'ok@oa-limited', messages: [{ role: 'user', content: 'hi' }], stream });

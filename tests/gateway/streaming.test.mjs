@@ -1,7 +1,8 @@
 // Streamed answers: the template's raw text on /chat-stream (read the way
 // its browser ChatClient reads it), Server-Sent Events and ndjson on
 // /v1/chat:stream, errors before and after the first byte, flushing, and a
-// client disconnect cancelling the turn.
+// client disconnect detaching from the turn (which runs on for a resume;
+// :cancel stops it).
 // Strategy: a slow echo provider (one word per delta) makes a stream last
 // long enough that "the first delta arrived while the stream was still
 // open" is a fact we can observe without timing anything.
@@ -153,32 +154,32 @@ describe('streaming', () => {
     assert.equal(JSON.parse((await early.text()).trim()).error.code, 3);
   });
 
-  it('a client that disconnects cancels the turn: history is unchanged', async () => {
+  it('a client that disconnects detaches: the turn runs on and a resume gets the rest', async () => {
     await postJson(stack.base, '/chat', { message: 'kept', session_id: 'cancel-1' });
     const controller = new AbortController();
     const res = await fetch(stack.base + '/v1/chat:stream', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ message: words(300), session_id: 'cancel-1' }),
+      body: JSON.stringify({ message: words(20), session_id: 'cancel-1' }),
       signal: controller.signal,
     });
     const reader = res.body.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     assert.match(first, /^event: delta/);
+    const id = /^id: (.*)$/m.exec(first)[1];
     controller.abort();
     await reader.read().catch(() => {});
-    // Turns of one session run in arrival order, so this one starts only
-    // after the aborted one ended; had it not been cancelled, its 300-word
-    // turn would be stored first.
-    const after = await postJson(stack.base, '/chat', { message: 'next', session_id: 'cancel-1' });
-    assert.equal(after.status, 200);
+    const rest = await fetch(stack.base + '/v1/sessions/cancel-1/stream',
+      { headers: { 'Last-Event-ID': id } });
+    assert.equal(rest.status, 200);
+    const events = parseSse(await rest.text());
+    assert.equal(events.at(-1).event, 'done');
     const history = await (await fetch(stack.base + '/history/cancel-1')).json();
-    assert.deepEqual(history.messages.filter((m) => m.role === 'user').map((m) => m.content),
-      ['kept', 'next']);
     assert.equal(history.turn_count, 2);
+    assert.equal(history.messages[3].content, events.at(-1).data.response);
   });
 
-  it('a client that disconnects from /chat-stream cancels too', async () => {
+  it('a client that disconnects from /chat-stream detaches too; :cancel stops the turn', async () => {
     const controller = new AbortController();
     const res = await fetch(stack.base + '/chat-stream', {
       method: 'POST',
@@ -190,6 +191,11 @@ describe('streaming', () => {
     await reader.read();
     controller.abort();
     await reader.read().catch(() => {});
+    const cancelled = await fetch(stack.base + '/v1/sessions/cancel-2:cancel', { method: 'POST' });
+    assert.equal(cancelled.status, 200);
+    assert.deepEqual(await cancelled.json(), { session_id: 'cancel-2', status: 'cancelled' });
+    // Turns of one session run in arrival order: this one starts after the
+    // cancelled one ended, which stored nothing.
     await postJson(stack.base, '/chat', { message: 'after', session_id: 'cancel-2' });
     const history = await (await fetch(stack.base + '/history/cancel-2')).json();
     assert.equal(history.turn_count, 1);

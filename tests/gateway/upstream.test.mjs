@@ -57,7 +57,7 @@ describe('through a provider', () => {
     assert.match(text, /\nError: .+/);
   });
 
-  it('closes the upstream request when the HTTP client goes away', async () => {
+  it('closes the upstream request on :cancel after the HTTP client went away', async () => {
     const key = 'hold@gw-cancel';
     const controller = new AbortController();
     const res = await fetch(`${stack.base}/v1/chat:stream`, {
@@ -70,6 +70,9 @@ describe('through a provider', () => {
     assert.match(new TextDecoder().decode((await reader.read()).value), /^event: delta/);
     controller.abort();
     await reader.read().catch(() => {});
+    // The answer runs on detached (for a resume) until it is cancelled.
+    assert.equal((await fetch(`${stack.base}/v1/sessions/up-cancel:cancel`,
+      { method: 'POST' })).status, 200);
     // Wait (bounded) for the fake to see its connection closed early.
     let stats;
     for (let i = 0; i < 200; i++) {

@@ -344,10 +344,17 @@ TEST_F(ChatServerTest, CancelledStreamStoresNothing) {
   ChatStreamResponse event;
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_TRUE(event.has_delta());
+  // Dropping the call only detaches (the answer runs on for a resume);
+  // CancelStream stops it.
   context.TryCancel();
   while (reader->Read(&event)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  grpc::ClientContext cancel_context;
+  chat::v1::CancelStreamRequest cancel;
+  cancel.set_session_id("c");
+  chat::v1::CancelStreamResponse cancelled;
+  EXPECT_TRUE(stub_->CancelStream(&cancel_context, cancel, &cancelled).ok());
 
   // The next turn is served (the session is not left busy) and sees only the
   // first turn.

@@ -343,6 +343,13 @@ TEST_P(LlmProviderTest, BackoffNeverOutlivesTheCallerOrItsDeadline) {
     context.TryCancel();
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
     EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(5));
+    // A dropped stream only detaches from its answer, which runs on for a
+    // resume: CancelStream stops it, and with it the wait.
+    grpc::ClientContext cancel_context;
+    chat::v1::CancelStreamRequest cancel;
+    cancel.set_session_id("backoff");
+    chat::v1::CancelStreamResponse cancelled;
+    EXPECT_TRUE(stub_->CancelStream(&cancel_context, cancel, &cancelled).ok());
   }
   // A retry-after past the caller's deadline is not waited for: the
   // provider's answer comes back at once.

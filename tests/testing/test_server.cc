@@ -91,6 +91,9 @@ void TestServer::Shutdown() {
   server_->Wait();
   // Held provider calls of cancelled turns end by themselves; release any
   // other so the engine's destructor, which waits for every turn, returns.
+  // Streamed answers outlive their calls (a client may resume them):
+  // cancel them before held calls are let go, so they store nothing.
+  service_->StopStreams();
   provider_.Release();
   engine_.reset();
   server_.reset();

@@ -247,6 +247,42 @@ TEST_F(ChatCliTest, NotFoundExits6) {
   EXPECT_THAT(result.err, StartsWith("chat-cli: NOT_FOUND: "));
 }
 
+TEST_F(ChatCliTest, CancelWithNoAnswerRunningExits6) {
+  StartServer();
+  CliResult result = Cli({"cancel", "idle"});
+  EXPECT_EQ(result.exit_code, 6);
+  EXPECT_THAT(result.err, HasSubstr("has no answer in progress"));
+}
+
+TEST_F(ChatCliTest, ResumeFollowsAnAnswerStartedElsewhere) {
+  StartServer({"--echo_delay=200ms"});
+  PtyProcess asker;
+  ASSERT_TRUE(asker
+                  .Start(CHAT_CLI_BINARY, {"--server=" + server_->address(),
+                                           "-s", "r1", "resume me please"})
+                  .ok());
+  // The answer is under way: another chat-cli picks it up from its start
+  // and follows it to the end.
+  ASSERT_TRUE(asker.WaitFor("You said: ").ok()) << asker.output();
+  const std::string reply =
+      "You said: \"resume me please\". This is the start of our "
+      "conversation.\n";
+  CliResult resumed = Cli({"resume", "r1"});
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(resumed.out, reply);
+  absl::StatusOr<int> code = asker.WaitForExit();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << asker.output();
+  // One turn was stored: the resume asked the model nothing.
+  CliResult history = Cli({"--json", "history", "r1"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_EQ(ParseJson(history.out)["messages"].size(), 2u) << history.out;
+
+  CliResult none = Cli({"resume", "never-streamed"});
+  EXPECT_EQ(none.exit_code, 6);
+  EXPECT_THAT(none.err, HasSubstr("no stream to resume"));
+}
+
 TEST_F(ChatCliTest, InvalidArgumentExits3) {
   StartServer();
   CliResult result = Cli({"-s", "bad session id!", "hi"});

@@ -14,6 +14,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -259,6 +260,34 @@ TEST_F(HttpServerTest, WaitIdleSeesRunningRequests) {
   EXPECT_FALSE(server_->WaitIdle(absl::Milliseconds(20)));
   held->Respond(204, {}, "");
   EXPECT_TRUE(server_->WaitIdle(absl::Seconds(10)));
+  close(fd);
+}
+
+// A handler that drops its exchange on another thread just as the server
+// stops (a gRPC callback finishing as the gateway shuts down): Stop waits
+// for it, so the connection closes while the I/O services still exist.
+// Without the wait the connection outlived them, which the sanitized build
+// (ASan, UBSan) reports as a use after free; whether the answer got out
+// before the I/O threads stopped is not promised.
+TEST_F(HttpServerTest, StopWaitsForTheExchangesHandlersHold) {
+  std::shared_ptr<HttpExchange> held;
+  absl::Notification handled;
+  absl::Notification stopping;
+  Start([&](std::shared_ptr<HttpExchange> e) {
+    held = std::move(e);
+    handled.Notify();
+  });
+  int fd = Connect();
+  Send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(handled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  std::thread handler([&] {
+    stopping.WaitForNotification();
+    held->Respond(204, {}, "");
+    held.reset();
+  });
+  stopping.Notify();
+  server_.reset();
+  handler.join();
   close(fd);
 }
 

@@ -132,9 +132,12 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/export"].contains("get"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions:import"].contains("post"));
-  // 27 routes; two share /history/{session_id}, two
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/stream"].contains("get"));
+  EXPECT_TRUE(
+      doc["paths"]["/v1/sessions/{session_id}:cancel"].contains("post"));
+  // 29 routes; two share /history/{session_id}, two
   // /v1/sessions/{session_id}.
-  EXPECT_EQ(doc["paths"].size(), 25u);
+  EXPECT_EQ(doc["paths"].size(), 27u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

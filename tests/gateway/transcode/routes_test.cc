@@ -103,6 +103,10 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
        "/v1/sessions/{session_id}/export"},
       {"GET", "/v1/sessions:export", "ExportSessions", "/v1/sessions:export"},
       {"POST", "/v1/sessions:import", "ImportSession", "/v1/sessions:import"},
+      {"GET", "/v1/sessions/s1/stream", "ResumeStream",
+       "/v1/sessions/{session_id}/stream"},
+      {"POST", "/v1/sessions/s1:cancel", "CancelStream",
+       "/v1/sessions/{session_id}:cancel"},
   };
   for (const Case& c : cases) {
     RouteMatch m = table.Match(c.method, c.path);
@@ -110,7 +114,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 27u);
+  EXPECT_EQ(table.routes().size(), 29u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {

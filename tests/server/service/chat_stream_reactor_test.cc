@@ -89,6 +89,29 @@ class ChatStreamReactorTest : public ::chat::testing::ServiceFixture {
     stream->reader = server_.stub().ChatStream(&stream->context, request);
     return stream;
   }
+
+  // ResumeStream of `session` after `last_event_id`, read to its end.
+  std::unique_ptr<ClientStream> Resume(const std::string& session,
+                                       const std::string& last_event_id) {
+    auto stream = std::make_unique<ClientStream>();
+    stream->context.set_deadline(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(30));
+    chat::v1::ResumeStreamRequest request;
+    request.set_session_id(session);
+    request.set_last_event_id(last_event_id);
+    stream->reader = server_.stub().ResumeStream(&stream->context, request);
+    stream->ReadToEnd();
+    return stream;
+  }
+
+  // The explicit cancel: CancelStream of `session`.
+  grpc::Status CancelStream(const std::string& session) {
+    grpc::ClientContext context;
+    chat::v1::CancelStreamRequest request;
+    request.set_session_id(session);
+    chat::v1::CancelStreamResponse response;
+    return server_.stub().CancelStream(&context, request, &response);
+  }
 };
 
 TEST_F(ChatStreamReactorTest, DeltasThenDoneThenOkAndTheTurnIsStored) {
@@ -129,7 +152,9 @@ TEST_F(ChatStreamReactorTest, AProviderErrorEndsTheStreamAndStoresNothing) {
   EXPECT_THAT(Contents("s"), IsEmpty());
 }
 
-TEST_F(ChatStreamReactorTest, CancelWhileQueuedBehindAnotherTurn) {
+// A client that leaves detaches: its turn still runs when its turn comes,
+// and a resume gets the whole answer.
+TEST_F(ChatStreamReactorTest, ADisconnectWhileQueuedStillRunsTheTurn) {
   server_.provider().SetScript(Held({"first"}));
   std::unique_ptr<ClientStream> first = Open("s", "one");
   server_.provider().WaitForStarted(1);  // Running, and held.
@@ -139,8 +164,6 @@ TEST_F(ChatStreamReactorTest, CancelWhileQueuedBehindAnotherTurn) {
   queued->context.TryCancel();
   queued->ReadToEnd();
   EXPECT_EQ(queued->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  // The client's CANCELLED is its own; wait for the server to have ended
-  // the queued call too, before the turn ahead lets it run.
   ASSERT_TRUE(server_.WaitForFinished("ChatStream", 1));
 
   server_.provider().Release();
@@ -148,18 +171,38 @@ TEST_F(ChatStreamReactorTest, CancelWhileQueuedBehindAnotherTurn) {
   ASSERT_TRUE(first->reader->Finish().ok());
   EXPECT_EQ(first->done.turn_count(), 1);
 
-  EXPECT_EQ(ServeNextTurn("s").turn_count(), 2);
-  // The cancelled turn never reached the provider and stored nothing.
-  EXPECT_EQ(server_.provider().requests().size(), 2u);
-  EXPECT_THAT(Contents("s"),
-              ElementsAre("one", "first", "next", "Hello there"));
+  // The session's latest answer is the detached one.
+  std::unique_ptr<ClientStream> resumed = Resume("s", "");
+  ASSERT_TRUE(resumed->reader->Finish().ok());
+  EXPECT_EQ(resumed->text, "first");
+  EXPECT_EQ(resumed->done.turn_count(), 2);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 0);
+  EXPECT_THAT(Contents("s"), ElementsAre("one", "first", "two", "first"));
+}
+
+TEST_F(ChatStreamReactorTest, ADisconnectAfterSomeDeltasLetsTheTurnFinish) {
+  server_.provider().SetScript(Held({"one ", "two "}));
+  std::unique_ptr<ClientStream> stream = Open("s", "hi");
+  ASSERT_TRUE(stream->ReadText("one two "));
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(server_.WaitForFinished("ChatStream", 1));
+  server_.provider().Release();
+
+  std::unique_ptr<ClientStream> resumed = Resume("s", "");
+  ASSERT_TRUE(resumed->reader->Finish().ok());
+  EXPECT_EQ(resumed->text, "one two ");
+  EXPECT_EQ(resumed->done.response(), "one two ");
+  EXPECT_EQ(server_.provider().cancelled_calls(), 0);
+  EXPECT_THAT(Contents("s"), ElementsAre("hi", "one two "));
 }
 
 TEST_F(ChatStreamReactorTest, CancelWhileTheProviderHoldsBeforeTheFirstDelta) {
   server_.provider().SetScript(Held({}));
   std::unique_ptr<ClientStream> stream = Open("s", "hi");
   server_.provider().WaitForStarted(1);
-  stream->context.TryCancel();
+  ASSERT_TRUE(CancelStream("s").ok());
   stream->ReadToEnd();
   EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_EQ(stream->text, "");
@@ -173,10 +216,12 @@ TEST_F(ChatStreamReactorTest, CancelAfterSomeDeltas) {
   server_.provider().SetScript(Held({"one ", "two "}));
   std::unique_ptr<ClientStream> stream = Open("s", "hi");
   ASSERT_TRUE(stream->ReadText("one two "));
-  stream->context.TryCancel();
+  ASSERT_TRUE(CancelStream("s").ok());
   stream->ReadToEnd();
   EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_FALSE(stream->got_done);
+  // Nothing runs any more.
+  EXPECT_EQ(CancelStream("s").error_code(), grpc::StatusCode::NOT_FOUND);
 
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
   EXPECT_EQ(server_.provider().cancelled_calls(), 1);
@@ -258,7 +303,7 @@ TEST_F(ChatStreamReactorTest, AClientThatStopsReadingThenCancelsStoresNothing) {
   std::unique_ptr<ClientStream> stream = Open("s", "hi");
   ASSERT_TRUE(stream->ReadOne());
   server_.provider().WaitForStarted(1);
-  stream->context.TryCancel();
+  ASSERT_TRUE(CancelStream("s").ok());
   stream->ReadToEnd();
   EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 

@@ -290,7 +290,8 @@ TEST_F(SchemaTest, SqliteCatalogueReadsAsExpected) {
   const Catalogue sqlite = SqliteCatalogue();
   EXPECT_THAT(sqlite.tables,
               ElementsAre("api_keys", "idempotency_keys", "messages",
-                          "quota_counters", "sessions", "usage_daily"));
+                          "quota_counters", "sessions", "stream_answers",
+                          "stream_deltas", "usage_daily"));
   EXPECT_THAT(sqlite.columns,
               Contains(Pair("sessions.updated_at_us", "integer not null")));
   EXPECT_THAT(sqlite.columns, Contains(Pair("messages.model", "text null")));

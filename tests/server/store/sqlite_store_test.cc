@@ -358,14 +358,15 @@ TEST_F(SqliteStoreTest, OpenMigratesToLatestSchemaVersion) {
   RawDb raw(path_);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
             absl::StrCat(kSqliteSchemaVersion));
-  EXPECT_THAT(raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
-                         "ORDER BY name"),
-              ::testing::ElementsAre(
-                  "api_keys", "idempotency_keys", "messages",
-                  // FTS5's table and its shadow tables.
-                  "messages_fts", "messages_fts_config", "messages_fts_data",
-                  "messages_fts_docsize", "messages_fts_idx", "quota_counters",
-                  "sessions", "usage_daily"));
+  EXPECT_THAT(
+      raw.Column("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                 "ORDER BY name"),
+      ::testing::ElementsAre("api_keys", "idempotency_keys", "messages",
+                             // FTS5's table and its shadow tables.
+                             "messages_fts", "messages_fts_config",
+                             "messages_fts_data", "messages_fts_docsize",
+                             "messages_fts_idx", "quota_counters", "sessions",
+                             "stream_answers", "stream_deltas", "usage_daily"));
   // Opening an up-to-date file again changes nothing.
   ASSERT_NE(OpenOrDie(path_), nullptr);
   EXPECT_EQ(raw.Value("PRAGMA user_version"),
