@@ -117,6 +117,16 @@ class ChatClient {
   grpc::Status SwitchBranch(const std::string& session, int turn_id,
                             chat::v1::SwitchBranchResponse* response);
 
+  // Export and import (export_commands.cc).
+  grpc::Status ExportSession(const std::string& session, bool markdown,
+                             chat::v1::ExportSessionResponse* response);
+  // Calls `on_session` for each session of the stream, in order; stops the
+  // call early (CANCELLED) when it returns false.
+  grpc::Status ExportSessions(
+      const std::function<bool(const chat::v1::SessionExport&)>& on_session);
+  grpc::Status ImportSession(const chat::v1::ImportSessionRequest& request,
+                             chat::v1::ImportSessionResponse* response);
+
   // Starts streaming a reply.
   std::unique_ptr<StreamCall> StartChatStream(
       const chat::v1::ChatStreamRequest& request, StreamCall::DeltaFn on_delta);

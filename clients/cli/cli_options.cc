@@ -28,6 +28,8 @@ constexpr FlagSpec kFlags[] = {
     {"model", Kind::kString},       {"system", Kind::kString},
     {"session", Kind::kString},     {"json", Kind::kBool},
     {"help", Kind::kBool},          {"request_id", Kind::kString},
+    {"markdown", Kind::kBool},      {"all", Kind::kBool},
+    {"replace", Kind::kBool},
 };
 
 const FlagSpec* FindFlag(absl::string_view name) {
@@ -97,6 +99,9 @@ absl::Status SetFlag(const FlagSpec& flag, absl::string_view value,
     }
     if (name == "tls") options->tls = on;
     if (name == "json") options->json = on;
+    if (name == "markdown") options->markdown = on;
+    if (name == "all") options->all = on;
+    if (name == "replace") options->replace = on;
     if (name == "help" && on) options->mode = Mode::kHelp;
     return absl::OkStatus();
   }
@@ -262,6 +267,36 @@ absl::StatusOr<CliOptions> ParseCliOptions(const std::vector<std::string>& args,
     }
     return options;
   }
+  // export SESSION [--markdown] | export --all; import FILE.
+  if (positional[0] == "export" || positional[0] == "import") {
+    options.mode = Mode::kCommand;
+    options.command = positional[0];
+    if (positional[0] == "import") {
+      if (positional.size() != 2) {
+        return absl::InvalidArgumentError(
+            "import takes one FILE (an export, or JSON lines of them; - reads "
+            "stdin)");
+      }
+      options.command_text = positional[1];
+      return options;
+    }
+    if (options.all ? positional.size() != 1 : positional.size() > 2) {
+      return absl::InvalidArgumentError(
+          "export takes one SESSION, or --all and no SESSION");
+    }
+    if (options.all && options.markdown) {
+      return Invalid("markdown", "exports one SESSION, not --all");
+    }
+    if (!options.all) {
+      options.command_session =
+          positional.size() == 2 ? positional[1] : options.session;
+      if (options.command_session.empty()) {
+        return absl::InvalidArgumentError(
+            "export needs a SESSION (chat-cli export SESSION), or --all");
+      }
+    }
+    return options;
+  }
   // The two commands that take text: rename SESSION TITLE, search QUERY.
   if (positional[0] == "rename" || positional[0] == "search") {
     options.mode = Mode::kCommand;
@@ -362,6 +397,15 @@ std::string UsageText() {
       "  chat-cli [FLAGS] edit SESSION TURN MESSAGE  a new version of a "
       "turn's message\n"
       "                                           and a new answer\n"
+      "  chat-cli [FLAGS] export SESSION [--markdown]  a session, every "
+      "branch, as JSON\n"
+      "                                           (--markdown: the active "
+      "branch)\n"
+      "  chat-cli [FLAGS] export --all            every session, one JSON "
+      "line each\n"
+      "  chat-cli [FLAGS] import FILE [--replace] sessions from an export "
+      "or JSON lines\n"
+      "                                           (- reads stdin)\n"
       "  chat-cli [FLAGS] switch SESSION TURN     show the branch through "
       "TURN (history\n"
       "                                           names turns and their "
@@ -391,6 +435,8 @@ std::string UsageText() {
       "  --request_id ID    make a one-shot message idempotent: a retry with "
       "the same\n"
       "                     id gets the stored answer (not for the prompt)\n"
+      "  --markdown, --all  export: Markdown; every session\n"
+      "  --replace          import: overwrite a session with the same id\n"
       "  --json             print the response as JSON (proto field "
       "names)\n"
       "  -h, --help         this text\n"

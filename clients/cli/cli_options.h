@@ -61,6 +61,12 @@ struct CliOptions {
   // The arguments after SESSION (regenerate [TURN], edit TURN MESSAGE,
   // switch TURN).
   std::vector<std::string> command_args;
+  // export: --markdown (the active branch as Markdown), --all (every
+  // session, one JSON line each). import: --replace (overwrite a session
+  // with the same id).
+  bool markdown = false;
+  bool all = false;
+  bool replace = false;
 };
 
 // The environment variables that are read, by name ("CHAT_SERVER",

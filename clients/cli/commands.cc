@@ -246,6 +246,8 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::GetStatusResponse response;
     status = client.GetStatus(&response);
     text = options.json ? ToJsonLine(response) : FormatStatus(response);
+  } else if (command == "export" || command == "import") {
+    return RunExportCommand(options, client, io);
   } else if (command == "resume") {
     const std::string after =
         options.command_args.empty() ? "" : options.command_args[0];

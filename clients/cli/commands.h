@@ -42,6 +42,11 @@ int RunChat(const CliOptions& options, ChatClient& client, const CommandIo& io);
 int RunCommand(const CliOptions& options, ChatClient& client,
                const CommandIo& io);
 
+// export SESSION [--markdown], export --all, import FILE [--replace]
+// (export_commands.cc).
+int RunExportCommand(const CliOptions& options, ChatClient& client,
+                     const CommandIo& io);
+
 // Prints "chat-cli: CODE: message" for a failed call and returns its exit
 // code.
 int ReportError(const grpc::Status& status, const ChatClient& client,

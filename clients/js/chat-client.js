@@ -7,8 +7,9 @@
 // sessionId) and adds what the template lacked: errors carrying the HTTP
 // status and message (ChatError), Server-Sent Events streaming on
 // /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
-// deleteSession(), updateSession() (titles), searchMessages() and an
-// optional API key (Authorization: Bearer).
+// deleteSession(), updateSession() (titles), searchMessages(),
+// exportSession(), exportSessions(), importSession() and an optional API
+// key (Authorization: Bearer).
 // getHistory(), reset() and deleteSession() take an optional sessionId, so
 // one client can manage every session (the web app's sidebar); the
 // rate-limit headers of the last answer are kept in `rateLimit`.
@@ -446,6 +447,66 @@ export class ChatClient {
     if (pageSize !== undefined) params.set('page_size', String(pageSize));
     if (pageToken) params.set('page_token', pageToken);
     return this._call('GET', `/v1/search?${params}`, undefined, signal);
+  }
+
+  // ---- export and import -------------------------------------------------
+  // A session as JSON, every branch: {session: {format_version, session_id,
+  // title, system_prompt, created_at, updated_at, active_turn_id, messages:
+  // [{turn_id, parent_turn_id, role, content, timestamp, model, usage,
+  // cost_usd}]}, markdown: ''}; that object is also what importSession()
+  // takes. With format 'markdown': {markdown} (the active branch).
+  // ChatError 404 for an unknown session. Options: sessionId, format,
+  // signal.
+  async exportSession({ sessionId, format, signal } = {}) {
+    const query = format ? `?format=${encodeURIComponent(format)}` : '';
+    return this._call('GET', this._sessionPath({ sessionId }, `/export${query}`), undefined, signal);
+  }
+
+  // Every session of the caller's tenant (the key's), streamed as JSON
+  // lines: calls onSession(session) for each as it arrives and resolves to
+  // how many there were. A failure mid-stream rejects with a ChatError.
+  async exportSessions(onSession = () => {}, { signal } = {}) {
+    const response = await this._fetch(`${this.baseUrl}/v1/sessions:export`, {
+      headers: this._headers({ Accept: 'application/x-ndjson' }), signal,
+    });
+    this._noteResponse(response);
+    if (!response.ok) throw await errorFrom(response);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = '';
+    let count = 0;
+    const takeLine = (line) => {
+      if (!line.trim()) return;
+      const event = JSON.parse(line);
+      if (event.error) {
+        throw new ChatError(HTTP_STATUS_OF_GRPC_CODE[event.error.code] ?? 500,
+          event.error.message, event.error.code, event.error.details ?? []);
+      }
+      count++;
+      onSession(event.result.session);
+    };
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let newline;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        takeLine(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+      }
+    }
+    takeLine(buffered + decoder.decode());
+    return count;
+  }
+
+  // Stores an exported session (exportSession()'s `session`, or its whole
+  // answer) in the caller's tenant, ids and times kept: resolves to
+  // {session: {session_id, turns, title, created_at, updated_at}}. ChatError
+  // 409 if the id is taken (unless options.replace), 400 naming the field
+  // for a bad export.
+  async importSession(exported, { replace = false, signal } = {}) {
+    const session = exported?.session ?? exported;
+    return this._call('POST', '/v1/sessions:import', { session, replace }, signal);
   }
 }
 

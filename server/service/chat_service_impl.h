@@ -114,6 +114,18 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::SwitchBranchRequest* request,
       chat::v1::SwitchBranchResponse* response) override;
+  // Export and import (issue 13.5): session_export_rpcs.cc.
+  grpc::ServerUnaryReactor* ExportSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ExportSessionRequest* request,
+      chat::v1::ExportSessionResponse* response) override;
+  grpc::ServerWriteReactor<chat::v1::ExportSessionsResponse>* ExportSessions(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ExportSessionsRequest* request) override;
+  grpc::ServerUnaryReactor* ImportSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::ImportSessionRequest* request,
+      chat::v1::ImportSessionResponse* response) override;
 
  private:
   ChatEngine* const engine_;

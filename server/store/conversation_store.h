@@ -14,6 +14,7 @@
 #include "server/store/idempotency_store.h"
 #include "server/store/key_store.h"
 #include "server/store/quota_store.h"
+#include "server/store/session_archive.h"
 
 namespace chat::store {
 
@@ -253,6 +254,25 @@ class ConversationStore {
       absl::string_view page_token) {
     (void)tenant, (void)query, (void)page_size, (void)page_token;
     return absl::UnimplementedError("this store cannot search");
+  }
+
+  // The whole session (every branch, ids and times as stored), read in one
+  // snapshot. kNotFound if the session does not exist.
+  virtual absl::StatusOr<SessionArchive> ExportSession(const SessionKey& key) {
+    (void)key;
+    return absl::UnimplementedError("this store cannot export sessions");
+  }
+
+  // Stores `archive` as session `archive.session_id` of `tenant`, ids and
+  // times as they are, in one transaction: on any failure nothing is
+  // written. kInvalidArgument if ValidateSessionArchive refuses it;
+  // kAlreadyExists if the session exists, unless `replace`, which deletes
+  // it (every message) first in the same transaction.
+  virtual absl::Status ImportSession(absl::string_view tenant,
+                                     const SessionArchive& archive,
+                                     bool replace) {
+    (void)tenant, (void)archive, (void)replace;
+    return absl::UnimplementedError("this store cannot import sessions");
   }
 
   // Deletes every session, of every tenant, last updated before `cutoff`,

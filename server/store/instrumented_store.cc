@@ -37,15 +37,17 @@ struct StoreMetrics {
 
 // The op label of each OpIndex, in order.
 constexpr const char* kOpNames[] = {
-    "get_session",    "load_history",    "append_turn", "reset_session",
-    "delete_session", "list_sessions",   "get_stats",   "delete_idle_sessions",
-    "set_title",      "search_messages", "load_branch", "append_branch_turn",
-    "switch_branch"};
+    "get_session",     "load_history",         "append_turn",
+    "reset_session",   "delete_session",       "list_sessions",
+    "get_stats",       "delete_idle_sessions", "set_title",
+    "search_messages", "load_branch",          "append_branch_turn",
+    "switch_branch",   "export_session",       "import_session"};
 
 template <typename T>
 const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
   return result.status();
 }
+const absl::Status& StatusOf(const absl::Status& status) { return status; }
 
 }  // namespace
 
@@ -161,6 +163,17 @@ absl::StatusOr<SearchPage> InstrumentedConversationStore::SearchMessages(
   return Timed(kSearchMessages, [&] {
     return inner_->SearchMessages(tenant, query, page_size, page_token);
   });
+}
+
+absl::StatusOr<SessionArchive> InstrumentedConversationStore::ExportSession(
+    const SessionKey& key) {
+  return Timed(kExportSession, [&] { return inner_->ExportSession(key); });
+}
+
+absl::Status InstrumentedConversationStore::ImportSession(
+    absl::string_view tenant, const SessionArchive& archive, bool replace) {
+  return Timed(kImportSession,
+               [&] { return inner_->ImportSession(tenant, archive, replace); });
 }
 
 }  // namespace chat::store

@@ -55,6 +55,10 @@ class InstrumentedConversationStore final : public ConversationStore {
   absl::StatusOr<SearchPage> SearchMessages(
       absl::string_view tenant, absl::string_view query, int page_size,
       absl::string_view page_token) override;
+  absl::StatusOr<SessionArchive> ExportSession(const SessionKey& key) override;
+  absl::Status ImportSession(absl::string_view tenant,
+                             const SessionArchive& archive,
+                             bool replace) override;
   KeyStore& keys() override { return inner_->keys(); }
   QuotaStore& quotas() override { return inner_->quotas(); }
   IdempotencyStore* idempotency() override { return inner_->idempotency(); }
@@ -81,6 +85,8 @@ class InstrumentedConversationStore final : public ConversationStore {
     kLoadBranch,
     kAppendBranchTurn,
     kSwitchBranch,
+    kExportSession,
+    kImportSession,
     kOpCount
   };
 

@@ -127,6 +127,8 @@ void MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
   assistant.parent_turn_id = parent_turn_id;
   session.messages.push_back(std::move(user));
   session.messages.push_back(std::move(assistant));
+  session.details.push_back(TurnDetails{turn.model, turn.stop_reason,
+                                        turn.input_tokens, turn.cost_usd});
   session.input_tokens += turn.input_tokens;
   session.output_tokens += turn.output_tokens;
   if (turn.cost_usd.has_value()) {
@@ -226,6 +228,7 @@ absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,
   Session& session = it->second;
   const int previous = session.info.turn_count;
   session.messages.clear();
+  session.details.clear();
   session.active_turn_id = 0;
   session.input_tokens = 0;
   session.output_tokens = 0;
@@ -396,6 +399,75 @@ absl::StatusOr<int64_t> MemoryConversationStore::DeleteSessionsIdleSince(
     }
   }
   return deleted;
+}
+
+absl::StatusOr<SessionArchive> MemoryConversationStore::ExportSession(
+    const SessionKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Key(key.tenant, key.session_id));
+  if (it == sessions_.end()) return SessionNotFound(key);
+  const Session& session = it->second;
+  SessionArchive archive;
+  archive.session_id = key.session_id;
+  archive.system_prompt = session.info.system_prompt;
+  archive.title = session.info.title;
+  archive.created_at = session.info.created_at;
+  archive.updated_at = session.info.updated_at;
+  archive.active_turn_id = session.active_turn_id;
+  archive.turns.reserve(session.details.size());
+  for (size_t i = 0; i + 1 < session.messages.size(); i += 2) {
+    const StoredMessage& user = session.messages[i];
+    const StoredMessage& assistant = session.messages[i + 1];
+    const TurnDetails& details = session.details[i / 2];
+    ArchivedTurn turn;
+    turn.turn_id = user.turn_id;
+    turn.parent_turn_id = user.parent_turn_id;
+    turn.created_at = user.created_at;
+    turn.user_message = user.content;
+    turn.assistant_message = assistant.content;
+    turn.model = details.model;
+    turn.stop_reason = details.stop_reason;
+    turn.input_tokens = details.input_tokens;
+    turn.output_tokens = assistant.tokens;
+    turn.cost_usd = details.cost_usd;
+    archive.turns.push_back(std::move(turn));
+  }
+  return archive;
+}
+
+absl::Status MemoryConversationStore::ImportSession(
+    absl::string_view tenant, const SessionArchive& archive, bool replace) {
+  if (absl::Status s = ValidateSessionArchive(archive); !s.ok()) return s;
+  Session session;
+  session.info.session_id = archive.session_id;
+  session.info.system_prompt = archive.system_prompt;
+  session.info.title = archive.title;
+  session.info.created_at = TruncateToMicros(archive.created_at);
+  for (const ArchivedTurn& turn : archive.turns) {
+    Turn stored;
+    stored.user_message = turn.user_message;
+    stored.assistant_message = turn.assistant_message;
+    stored.model = turn.model;
+    stored.stop_reason = turn.stop_reason;
+    stored.input_tokens = turn.input_tokens;
+    stored.output_tokens = turn.output_tokens;
+    stored.cost_usd = turn.cost_usd;
+    stored.created_at = turn.created_at;
+    StoreTurn(session, turn.parent_turn_id, /*depth=*/0, stored);
+  }
+  // StoreTurn left the last turn active and its time as updated_at.
+  session.active_turn_id = archive.active_turn_id;
+  session.info.turn_count = BranchLength(archive, archive.active_turn_id);
+  session.info.updated_at = TruncateToMicros(archive.updated_at);
+  absl::MutexLock lock(&mu_);
+  Key key(std::string(tenant), archive.session_id);
+  auto it = sessions_.find(key);
+  if (it != sessions_.end() && !replace) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("session ", archive.session_id, " already exists"));
+  }
+  sessions_[std::move(key)] = std::move(session);
+  return absl::OkStatus();
 }
 
 }  // namespace chat::store

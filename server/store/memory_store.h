@@ -53,6 +53,10 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<SearchPage> SearchMessages(
       absl::string_view tenant, absl::string_view query, int page_size,
       absl::string_view page_token) override;
+  absl::StatusOr<SessionArchive> ExportSession(const SessionKey& key) override;
+  absl::Status ImportSession(absl::string_view tenant,
+                             const SessionArchive& archive,
+                             bool replace) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
   KeyStore& keys() override { return keys_; }
   QuotaStore& quotas() override { return quotas_; }
@@ -61,10 +65,19 @@ class MemoryConversationStore final : public ConversationStore {
   bool MayBlock() const override { return false; }
 
  private:
+  struct TurnDetails {
+    std::string model;
+    std::string stop_reason;
+    int64_t input_tokens = 0;
+    std::optional<double> cost_usd;
+  };
   struct Session {
     SessionInfo info;
     // Every branch's messages, in the order stored (turn ids ascending).
     std::vector<StoredMessage> messages;
+    // What produced each turn's reply, by turn id - 1: what ExportSession
+    // returns besides the messages.
+    std::vector<TurnDetails> details;
     // The active branch's last turn; 0 while there is none.
     int active_turn_id = 0;
     // Sums over the turns in `messages`, for GetStats.

@@ -268,6 +268,20 @@ constexpr PreparedSql kStatements[] = {
      "UPDATE sessions SET active_turn_id = $3, turn_count = $4 "
      "WHERE tenant = $1 AND session_id = $2"},
     {"delete_idle", "DELETE FROM sessions WHERE updated_at_us < $1"},
+    // ExportSession: the session and every message in one snapshot; a
+    // session without messages gives one row of NULL message columns.
+    {"export_session",
+     "SELECT s.system_prompt, s.title, s.created_at_us, s.updated_at_us, "
+     "s.active_turn_id, m.role, m.content, m.created_at_us, m.model, "
+     "m.stop_reason, m.input_tokens, m.output_tokens, m.cost_usd, m.turn_id, "
+     "m.parent_turn_id FROM sessions s LEFT JOIN messages m "
+     "ON m.tenant = s.tenant AND m.session_id = s.session_id "
+     "WHERE s.tenant = $1 AND s.session_id = $2 ORDER BY m.seq"},
+    // ImportSession, once its turns are in: what the turns do not set.
+    {"finish_import",
+     "UPDATE sessions SET title = $3, updated_at_us = $4, "
+     "active_turn_id = $5, turn_count = $6 "
+     "WHERE tenant = $1 AND session_id = $2"},
     // $4 = true: only a session without a title (see SetTitle).
     {"set_title",
      "UPDATE sessions SET title = $3 WHERE tenant = $1 AND session_id = $2 "
@@ -1625,6 +1639,103 @@ OpenPostgresConversationStore(absl::string_view conninfo, int max_connections) {
       PostgresConversationStore::Open(conninfo, options);
   if (!store.ok()) return store.status();
   return std::unique_ptr<ConversationStore>(*std::move(store));
+}
+
+absl::StatusOr<SessionArchive> PostgresConversationStore::ExportSession(
+    const SessionKey& key) {
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  absl::StatusOr<Result> r =
+      (*c)->Run("export_session", {key.tenant, key.session_id});
+  if (!r.ok()) return r.status();
+  const PGresult* rows = r->get();
+  const int n = PQntuples(rows);
+  if (n == 0) return SessionNotFound(key);
+  SessionArchive archive;
+  archive.session_id = key.session_id;
+  archive.system_prompt = TextAt(rows, 0, 0);
+  archive.title = TextAt(rows, 0, 1);
+  archive.created_at = absl::FromUnixMicros(Int64At(rows, 0, 2));
+  archive.updated_at = absl::FromUnixMicros(Int64At(rows, 0, 3));
+  archive.active_turn_id = static_cast<int>(Int64At(rows, 0, 4));
+  for (int i = 0; i < n; ++i) {
+    if (PQgetisnull(rows, i, 5)) continue;  // A session with no messages.
+    if (TextAt(rows, i, 5) == "user") {
+      ArchivedTurn& turn = archive.turns.emplace_back();
+      turn.turn_id = static_cast<int>(Int64At(rows, i, 13));
+      turn.parent_turn_id = static_cast<int>(Int64At(rows, i, 14));
+      turn.created_at = absl::FromUnixMicros(Int64At(rows, i, 7));
+      turn.user_message = BytesAt(rows, i, 6);
+    } else if (!archive.turns.empty()) {
+      ArchivedTurn& turn = archive.turns.back();
+      turn.assistant_message = BytesAt(rows, i, 6);
+      turn.model = TextAt(rows, i, 8);
+      turn.stop_reason = TextAt(rows, i, 9);
+      turn.input_tokens = Int64At(rows, i, 10);
+      turn.output_tokens = Int64At(rows, i, 11);
+      if (!PQgetisnull(rows, i, 12)) turn.cost_usd = DoubleAt(rows, i, 12);
+    }
+  }
+  return archive;
+}
+
+absl::Status PostgresConversationStore::ImportSession(
+    absl::string_view tenant, const SessionArchive& archive, bool replace) {
+  if (absl::Status s = ValidateSessionArchive(archive); !s.ok()) return s;
+  const SessionKey key{std::string(tenant), archive.session_id};
+  absl::StatusOr<Lease> c = Acquire();
+  if (!c.ok()) return c.status();
+  Transaction<Lease&> txn(*c);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  // The row lock orders this with every other writer of the session.
+  absl::StatusOr<Result> locked =
+      (*c)->Run("lock_session", {key.tenant, key.session_id});
+  if (!locked.ok()) return locked.status();
+  if (PQntuples(locked->get()) > 0) {
+    if (!replace) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("session ", key.session_id, " already exists"));
+    }
+    absl::StatusOr<Result> removed =
+        (*c)->Run("delete_session", {key.tenant, key.session_id});
+    if (!removed.ok()) return removed.status();
+  }
+  absl::StatusOr<Result> created = (*c)->Run(
+      "create_session", {key.tenant, key.session_id, archive.system_prompt,
+                         absl::StrCat(ToMicros(archive.created_at))});
+  if (!created.ok()) return created.status();
+  // Another replica created it since the lock_session above found none.
+  if (std::string(PQcmdTuples(created->get())) != "1") {
+    return absl::AlreadyExistsError(
+        absl::StrCat("session ", key.session_id, " already exists"));
+  }
+  // InsertTurn gives turn i + 1 the id stored_turns + 1 and keeps the
+  // session's token and cost sums, as for a turn stored live.
+  for (size_t i = 0; i < archive.turns.size(); ++i) {
+    const ArchivedTurn& archived = archive.turns[i];
+    Turn turn;
+    turn.user_message = archived.user_message;
+    turn.assistant_message = archived.assistant_message;
+    turn.model = archived.model;
+    turn.stop_reason = archived.stop_reason;
+    turn.input_tokens = archived.input_tokens;
+    turn.output_tokens = archived.output_tokens;
+    turn.cost_usd = archived.cost_usd;
+    turn.created_at = archived.created_at;
+    if (absl::Status s = InsertTurn(*c, key, static_cast<int64_t>(i),
+                                    archived.parent_turn_id, /*depth=*/0, turn);
+        !s.ok()) {
+      return s;
+    }
+  }
+  absl::StatusOr<Result> finished =
+      (*c)->Run("finish_import",
+                {key.tenant, key.session_id, archive.title,
+                 absl::StrCat(ToMicros(archive.updated_at)),
+                 absl::StrCat(archive.active_turn_id),
+                 absl::StrCat(BranchLength(archive, archive.active_turn_id))});
+  if (!finished.ok()) return finished.status();
+  return txn.Commit();
 }
 
 }  // namespace chat::store

@@ -97,6 +97,10 @@ class PostgresConversationStore final : public ConversationStore,
       absl::string_view page_token) override;
   absl::StatusOr<StoreStats> GetStats(absl::string_view tenant) override;
   absl::StatusOr<int64_t> DeleteSessionsIdleSince(absl::Time cutoff) override;
+  absl::StatusOr<SessionArchive> ExportSession(const SessionKey& key) override;
+  absl::Status ImportSession(absl::string_view tenant,
+                             const SessionArchive& archive,
+                             bool replace) override;
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
   IdempotencyStore* idempotency() override { return this; }

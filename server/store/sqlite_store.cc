@@ -2122,4 +2122,125 @@ absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(
   return std::unique_ptr<ConversationStore>(*std::move(store));
 }
 
+// Export and import run rarely, so their statements are prepared per call
+// rather than kept in the connections' caches.
+absl::StatusOr<SessionArchive> SqliteConversationStore::ExportSession(
+    const SessionKey& key) {
+  Reader reader = AcquireReader();
+  // One statement, so one snapshot (as kLoadHistory); a session without
+  // messages yields one row of NULL message columns.
+  absl::StatusOr<Statement> stmt = Statement::Prepare(reader.connection().db(),
+                                                      R"sql(
+      SELECT s.system_prompt, s.title, s.created_at_us, s.updated_at_us,
+             s.active_turn_id, m.role, m.content, m.created_at_us, m.model,
+             m.stop_reason, m.input_tokens, m.output_tokens, m.cost_usd,
+             m.turn_id, m.parent_turn_id
+      FROM sessions AS s
+      LEFT JOIN messages AS m
+        ON m.tenant = s.tenant AND m.session_id = s.session_id
+      WHERE s.tenant = ?1 AND s.session_id = ?2
+      ORDER BY m.seq)sql");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.tenant).Bind(2, key.session_id);
+  SessionArchive archive;
+  archive.session_id = key.session_id;
+  bool found = false;
+  for (;;) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (!found) {
+      found = true;
+      archive.system_prompt = stmt->Text(0);
+      archive.title = stmt->Text(1);
+      archive.created_at = FromMicros(stmt->Int64(2));
+      archive.updated_at = FromMicros(stmt->Int64(3));
+      archive.active_turn_id = static_cast<int>(stmt->Int64(4));
+    }
+    if (stmt->IsNull(5)) continue;  // No messages.
+    if (stmt->Text(5) == "user") {
+      ArchivedTurn turn;
+      turn.turn_id = static_cast<int>(stmt->Int64(13));
+      turn.parent_turn_id = static_cast<int>(stmt->Int64(14));
+      turn.created_at = FromMicros(stmt->Int64(7));
+      turn.user_message = stmt->Text(6);
+      archive.turns.push_back(std::move(turn));
+    } else if (!archive.turns.empty()) {
+      ArchivedTurn& turn = archive.turns.back();
+      turn.assistant_message = stmt->Text(6);
+      turn.model = stmt->Text(8);
+      turn.stop_reason = stmt->Text(9);
+      turn.input_tokens = stmt->Int64(10);
+      turn.output_tokens = stmt->Int64(11);
+      if (!stmt->IsNull(12)) turn.cost_usd = stmt->Double(12);
+    }
+  }
+  if (!found) return SessionNotFound(key);
+  return archive;
+}
+
+absl::Status SqliteConversationStore::ImportSession(
+    absl::string_view tenant, const SessionArchive& archive, bool replace) {
+  if (absl::Status s = ValidateSessionArchive(archive); !s.ok()) return s;
+  const SessionKey key{std::string(tenant), archive.session_id};
+  absl::MutexLock lock(&mu_);
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) return s;
+  absl::StatusOr<std::optional<SessionState>> state = ReadSessionState(db, key);
+  if (!state.ok()) return state.status();
+  if (state->has_value()) {
+    if (!replace) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("session ", key.session_id, " already exists"));
+    }
+    // ON DELETE CASCADE takes the messages (and the FTS triggers their
+    // index entries).
+    absl::StatusOr<Statement> remove = db.Prepare(Sql::kDeleteSession);
+    if (!remove.ok()) return remove.status();
+    remove->Bind(1, key.tenant).Bind(2, key.session_id);
+    if (absl::Status s = remove->Run(); !s.ok()) return s;
+  }
+  absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertSession);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, archive.system_prompt)
+      .Bind(4, ToMicros(archive.created_at));
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  // InsertTurn gives turn i + 1 the id stored_turns + 1 and keeps the
+  // session's token and cost sums, as for a turn stored live.
+  for (size_t i = 0; i < archive.turns.size(); ++i) {
+    const ArchivedTurn& archived = archive.turns[i];
+    Turn turn;
+    turn.user_message = archived.user_message;
+    turn.assistant_message = archived.assistant_message;
+    turn.model = archived.model;
+    turn.stop_reason = archived.stop_reason;
+    turn.input_tokens = archived.input_tokens;
+    turn.output_tokens = archived.output_tokens;
+    turn.cost_usd = archived.cost_usd;
+    turn.created_at = archived.created_at;
+    SessionState at;
+    at.stored_turns = static_cast<int64_t>(i);
+    absl::StatusOr<int> id =
+        InsertTurn(db, key, at, archived.parent_turn_id, /*depth=*/0, turn);
+    if (!id.ok()) return id.status();
+  }
+  absl::StatusOr<Statement> finish = Statement::Prepare(db.db(), R"sql(
+      UPDATE sessions
+      SET title = ?3, updated_at_us = ?4, active_turn_id = ?5,
+          turn_count = ?6
+      WHERE tenant = ?1 AND session_id = ?2)sql");
+  if (!finish.ok()) return finish.status();
+  finish->Bind(1, key.tenant)
+      .Bind(2, key.session_id)
+      .Bind(3, archive.title)
+      .Bind(4, ToMicros(archive.updated_at))
+      .Bind(5, int64_t{archive.active_turn_id})
+      .Bind(6, int64_t{BranchLength(archive, archive.active_turn_id)});
+  if (absl::Status s = finish->Run(); !s.ok()) return s;
+  return txn.Commit();
+}
+
 }  // namespace chat::store

@@ -107,6 +107,10 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<SearchPage> SearchMessages(
       absl::string_view tenant, absl::string_view query, int page_size,
       absl::string_view page_token) override;
+  absl::StatusOr<SessionArchive> ExportSession(const SessionKey& key) override;
+  absl::Status ImportSession(absl::string_view tenant,
+                             const SessionArchive& archive,
+                             bool replace) override;
   KeyStore& keys() override { return *this; }
   QuotaStore& quotas() override { return *this; }
   IdempotencyStore* idempotency() override { return this; }

@@ -81,6 +81,32 @@ describe('ChatClient', () => {
     assert.equal(page.sessions.length, 1);
   });
 
+  it('exports a session, imports it under another id, and exports them all', async () => {
+    const client = new ChatClient(stack.base, { sessionId: 'js-export' });
+    await client.chat('to be moved');
+    const exported = await client.exportSession();
+    assert.equal(exported.session.session_id, 'js-export');
+    assert.equal(exported.session.messages.length, 2);
+    const markdown = await client.exportSession({ format: 'markdown' });
+    assert.ok(markdown.markdown.includes('to be moved'));
+
+    exported.session.session_id = 'js-imported';
+    const imported = await client.importSession(exported);
+    assert.equal(imported.session.session_id, 'js-imported');
+    assert.equal(imported.session.turns, 1);
+    await assert.rejects(client.importSession(exported.session), (e) => e.status === 409);
+    await client.importSession(exported.session, { replace: true });
+    const again = await client.exportSession({ sessionId: 'js-imported' });
+    assert.deepEqual(again.session, exported.session);
+
+    const ids = [];
+    const count = await client.exportSessions((s) => ids.push(s.session_id));
+    assert.equal(count, ids.length);
+    assert.ok(ids.includes('js-export') && ids.includes('js-imported'), ids.join());
+    await assert.rejects(client.exportSession({ sessionId: 'js-nowhere' }),
+      (e) => e.status === 404);
+  });
+
   it('reads, resets and deletes any session by its id', async () => {
     await new ChatClient(stack.base, { sessionId: 'js-other' }).chat('kept elsewhere');
     const client = new ChatClient(stack.base, { sessionId: 'js-mine' });

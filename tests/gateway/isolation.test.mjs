@@ -36,6 +36,8 @@ const A_MARKER = 'alpha-secret';
 //            A and B, and the admin's per-tenant answers keep tenants apart.
 //   stateless: needs a key but reads and writes no session (Complete,
 //            ListModels): B's answer never holds what A sent.
+//   transfer: ExportSessions and ImportSession: B's export holds B's
+//            sessions only; B's import of A's export lands in B's tenant.
 const ROUTES = {
   'GET /v1/status': 'open',
   'GET /': 'open',
@@ -58,6 +60,9 @@ const ROUTES = {
   'POST /v1/sessions/{session_id}:regenerate': 'session',
   'POST /v1/sessions/{session_id}/turns/{turn_id}:edit': 'session',
   'POST /v1/sessions/{session_id}:switchBranch': 'session',
+  'GET /v1/sessions/{session_id}/export': 'session',
+  'GET /v1/sessions:export': 'transfer',
+  'POST /v1/sessions:import': 'transfer',
   'GET /v1/sessions/{session_id}/stream': 'session',
   'POST /v1/sessions/{session_id}:cancel': 'session',
   'POST /v1/admin/keys': 'admin',
@@ -251,6 +256,30 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     const unchanged = await history(base, a, 'shared');
     assert.deepEqual(unchanged.body, before.body);
     assert.notEqual(unchanged.status, nowhere[0].status);
+  });
+
+  it("exports B's sessions only, and B's import of A's export stays B's", async () => {
+    const g = await newKey(base, 'tenant-g');
+    const h = await newKey(base, 'tenant-h');
+    await chat(base, 'POST /v1/chat', g, 'moved', `${A_MARKER} to move`);
+    await chat(base, 'POST /v1/chat', h, 'own', 'bravo');
+    const ofH = await call(base, 'GET /v1/sessions:export', h.key,
+      { query: '' });
+    assert.equal(ofH.status, 200, ofH.body);
+    assert.ok(ofH.body.includes('"own"'), ofH.body);
+    assert.ok(!ofH.body.includes(A_MARKER) && !ofH.body.includes('"moved"'), ofH.body);
+
+    const exported = await call(base, 'GET /v1/sessions/{session_id}/export', g.key,
+      { params: { session_id: 'moved' } });
+    assert.equal(exported.status, 200, exported.body);
+    const before = await history(base, g, 'moved');
+    const request = JSON.parse(exported.body);
+    request.replace = true;
+    request.session.messages[0].content = 'bravo overwrote';
+    const imported = await call(base, 'POST /v1/sessions:import', h.key, { body: request });
+    assert.equal(imported.status, 200, imported.body);
+    assert.deepEqual((await history(base, g, 'moved')).body, before.body);
+    assert.ok((await history(base, h, 'moved')).body.includes('bravo overwrote'));
   });
 
   it("never finds A's messages in B's search, even with A's page token", async () => {

@@ -130,12 +130,14 @@ TEST(OpenApiTest, HasEveryPathAndMethod) {
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("patch"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}"].contains("delete"));
   EXPECT_TRUE(doc["paths"]["/v1/search"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/export"].contains("get"));
+  EXPECT_TRUE(doc["paths"]["/v1/sessions:import"].contains("post"));
   EXPECT_TRUE(doc["paths"]["/v1/sessions/{session_id}/stream"].contains("get"));
   EXPECT_TRUE(
       doc["paths"]["/v1/sessions/{session_id}:cancel"].contains("post"));
-  // 26 routes; two share /history/{session_id}, two
+  // 29 routes; two share /history/{session_id}, two
   // /v1/sessions/{session_id}.
-  EXPECT_EQ(doc["paths"].size(), 24u);
+  EXPECT_EQ(doc["paths"].size(), 27u);
 }
 
 TEST(OpenApiTest, ParametersAndBodies) {

@@ -99,6 +99,10 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
        "/v1/sessions/{session_id}/turns/{turn_id}:edit"},
       {"POST", "/v1/sessions/s1:switchBranch", "SwitchBranch",
        "/v1/sessions/{session_id}:switchBranch"},
+      {"GET", "/v1/sessions/s1/export", "ExportSession",
+       "/v1/sessions/{session_id}/export"},
+      {"GET", "/v1/sessions:export", "ExportSessions", "/v1/sessions:export"},
+      {"POST", "/v1/sessions:import", "ImportSession", "/v1/sessions:import"},
       {"GET", "/v1/sessions/s1/stream", "ResumeStream",
        "/v1/sessions/{session_id}/stream"},
       {"POST", "/v1/sessions/s1:cancel", "CancelStream",
@@ -110,7 +114,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 26u);
+  EXPECT_EQ(table.routes().size(), 29u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {
