@@ -14,6 +14,7 @@
 #include "server/service/call_log.h"
 #include "server/service/chat_stream_reactor.h"
 #include "server/service/complete_reactors.h"
+#include "server/service/finish_on_pool.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/rate_limit_metadata.h"
@@ -189,36 +190,6 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   // gRPC finish the call) on other threads while Start still needs `this`.
   bool start_done_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-// Authenticates the call, then runs `work(caller)` (store I/O, returning the
-// call's status) on `pool` and finishes the call with its result, so no gRPC
-// thread waits on the store.
-template <typename Work>
-grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
-                                       absl::string_view rpc,
-                                       Authenticator* authenticator,
-                                       ThreadPool* pool, Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  authenticator->Authenticate(
-      CredentialsOf(*context), [reactor, pool, work = std::move(work),
-                                log = StartCallLog(*context, rpc)](
-                                   absl::StatusOr<Caller> caller) mutable {
-        if (!caller.ok()) {
-          LogCall(log, caller.status());
-          reactor->Finish(ToGrpcStatus(caller.status()));
-          return;
-        }
-        log.tenant = caller->tenant;
-        log.key_id = caller->key_id;
-        pool->Schedule([reactor, work, log = std::move(log),
-                        caller = *std::move(caller)]() mutable {
-          absl::Status status = work(caller);
-          LogCall(log, status);
-          reactor->Finish(ToGrpcStatus(status));
-        });
-      });
-  return reactor;
-}
 
 // Fills `response` (GetHistoryResponse, or SwitchBranchResponse with the
 // same fields) with the session's active branch.

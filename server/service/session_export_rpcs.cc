@@ -14,6 +14,7 @@
 #include "server/service/authenticator.h"
 #include "server/service/call_log.h"
 #include "server/service/chat_service_impl.h"
+#include "server/service/finish_on_pool.h"
 #include "server/service/grpc_status.h"
 #include "server/service/session_export.h"
 
@@ -22,35 +23,6 @@ namespace {
 
 // Sessions listed per store call while ExportSessions walks a tenant.
 constexpr int kExportListPageSize = 100;
-
-// Authenticates the call, then runs `work` for the caller on `pool` (store
-// calls block) and finishes the call with its status.
-template <typename Work>
-grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context,
-                                    absl::string_view rpc,
-                                    Authenticator* authenticator,
-                                    ThreadPool* pool, Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  authenticator->Authenticate(
-      CredentialsOf(*context), [reactor, pool, work = std::move(work),
-                                log = StartCallLog(*context, rpc)](
-                                   absl::StatusOr<Caller> caller) mutable {
-        if (!caller.ok()) {
-          LogCall(log, caller.status());
-          reactor->Finish(ToGrpcStatus(caller.status()));
-          return;
-        }
-        log.tenant = caller->tenant;
-        log.key_id = caller->key_id;
-        pool->Schedule([reactor, work, log = std::move(log),
-                        caller = *std::move(caller)]() mutable {
-          absl::Status status = work(caller);
-          LogCall(log, status);
-          reactor->Finish(ToGrpcStatus(status));
-        });
-      });
-  return reactor;
-}
 
 absl::Status NotFoundOrStatus(const absl::Status& status,
                               const std::string& session_id) {
@@ -149,7 +121,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ExportSession(
     grpc::CallbackServerContext* context,
     const chat::v1::ExportSessionRequest* request,
     chat::v1::ExportSessionResponse* response) {
-  return RunOnPool(
+  return FinishOnPool(
       context, "ExportSession", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
@@ -192,7 +164,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ImportSession(
     grpc::CallbackServerContext* context,
     const chat::v1::ImportSessionRequest* request,
     chat::v1::ImportSessionResponse* response) {
-  return RunOnPool(
+  return FinishOnPool(
       context, "ImportSession", authenticator_, pool_,
       [this, request, response](const Caller& caller) -> absl::Status {
         if (!request->has_session()) {
