@@ -139,11 +139,13 @@ absl::StatusOr<ChatTurnResult> ResultOf(const store::StreamOutcome& outcome) {
 // every delta (for local resumes) and the count already in the store.
 class ResumableStreams::Answer final : public TurnObserver {
  public:
-  Answer(ResumableStreams* owner, std::string id, store::SessionKey session)
+  Answer(ResumableStreams* owner, std::string id, store::SessionKey session,
+         absl::Time deadline)
       : owner_(owner),
         id_(std::move(id)),
         session_(std::move(session)),
-        started_at_(absl::Now()) {}
+        started_at_(absl::Now()),
+        deadline_(deadline) {}
 
   const std::string& id() const { return id_; }
   const store::SessionKey& session() const { return session_; }
@@ -215,6 +217,7 @@ class ResumableStreams::Answer final : public TurnObserver {
   // Returns true once the outcome is stored.
   bool Flush(store::StreamStore* store, const ResumableStreamOptions& options,
              absl::Time now) {
+    if (PassedDeadline(now)) CancelTurn();
     store::StreamAppend append;
     {
       absl::MutexLock lock(&mu_);
@@ -257,6 +260,18 @@ class ResumableStreams::Answer final : public TurnObserver {
     return false;
   }
 
+  // The caller's deadline bounds the answer even when the caller left a
+  // moment before it passed (its own timer fires first, so its cancel can
+  // reach this replica before the deadline has passed here).
+  bool PassedDeadline(absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    if (outcome_.has_value() || cancel_pending_ || now < deadline_) {
+      return false;
+    }
+    LogInfo("stream ", id_, ": the caller's deadline passed; cancelled");
+    return true;
+  }
+
   // TurnObserver
   void OnAdmitted(const RateLimitStatus& status) override {
     absl::MutexLock lock(&mu_);
@@ -296,6 +311,7 @@ class ResumableStreams::Answer final : public TurnObserver {
   const std::string id_;
   const store::SessionKey session_;
   const absl::Time started_at_;
+  const absl::Time deadline_;
 
   absl::Mutex mu_;
   std::vector<std::string> deltas_ ABSL_GUARDED_BY(mu_);
@@ -472,7 +488,7 @@ absl::StatusOr<std::shared_ptr<StreamAttachment>> ResumableStreams::Start(
     ChatTurnRequest request, StreamSubscriber* subscriber) {
   auto answer = std::make_shared<Answer>(
       this, NewAnswerId(),
-      store::SessionKey{request.tenant, request.session_id});
+      store::SessionKey{request.tenant, request.session_id}, request.deadline);
   answer->Subscribe(subscriber);
   {
     absl::MutexLock lock(&mu_);

@@ -327,6 +327,24 @@ TEST_F(ChatStreamReactorTest,
   EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
 }
 
+// A client's deadline timer fires before the server's, so its cancel can
+// arrive while the deadline has not yet passed here: the answer it leaves
+// detached still ends when that deadline passes.
+TEST_F(ChatStreamReactorTest, AnAnswerLeftBeforeItsDeadlineEndsAtTheDeadline) {
+  server_.provider().SetScript(Held({"slow"}));
+  std::unique_ptr<ClientStream> stream =
+      Open("s", "hi", absl::Milliseconds(500));
+  server_.provider().WaitForStarted(1);
+  stream->context.TryCancel();
+  stream->ReadToEnd();
+  EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  // Served only once the held answer has ended, at its deadline.
+  EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
+  EXPECT_EQ(server_.provider().cancelled_calls(), 1);
+  EXPECT_THAT(Contents("s"), ElementsAre("next", "Hello there"));
+}
+
 TEST_F(ChatStreamReactorTest, ShutdownCancelsOpenStreamsAndEndsTheirTurns) {
   server_.provider().SetScript(Held({"x"}));
   std::unique_ptr<ClientStream> a = Open("a", "hi");
