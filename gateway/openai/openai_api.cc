@@ -595,6 +595,7 @@ constexpr char kChat[] = "/chat.v1.ChatService/Chat";
 constexpr char kChatStream[] = "/chat.v1.ChatService/ChatStream";
 constexpr char kGetHistory[] = "/chat.v1.ChatService/GetHistory";
 constexpr char kDeleteSession[] = "/chat.v1.ChatService/DeleteSession";
+constexpr char kExportSession[] = "/chat.v1.ChatService/ExportSession";
 
 void RespondJson(const std::shared_ptr<HttpExchange>& exchange,
                  HttpHeaders headers, HttpHeaders limits, std::string body) {
@@ -617,7 +618,11 @@ void FillOutcome(const chat::v1::ChatResponse& done, ResponseView* view) {
   view->model = done.model();
   view->stop_reason = done.stop_reason();
   view->usage = done.usage();
-  view->id = StoredResponseId(done.session_id(), done.turn_count());
+  // A turn stored after a named turn says its id; an appended one does
+  // not, and keeps the id it was given when the response began.
+  if (done.has_turn_id()) {
+    view->id = StoredResponseId(done.session_id(), done.turn_id());
+  }
   view->item_id = ItemId(done.session_id(), 2 * done.turn_count() - 1);
 }
 void FillOutcome(const chat::v1::CompleteResponse& done, ResponseView* view) {
@@ -714,6 +719,9 @@ struct ResponsePlan {
   std::string session_id;
   std::vector<chat::v1::CompletionMessage> history;
   std::string history_system_prompt;
+  // A stored turn after this turn of the session, on a branch of its own;
+  // absent: after the last turn of the active branch.
+  std::optional<int> after_turn_id;
 };
 
 void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
@@ -751,7 +759,7 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
   // Where the earlier turns are: a conversation (all of it), a previous
   // response (its session up to that turn), or nowhere.
   std::string session;
-  int upto_turn = -1;  // -1: the whole session.
+  std::optional<int> after_turn;  // Absent: after the whole conversation.
   const char* what = "Conversation";
   std::string asked;
   if (c.conversation.has_value()) {
@@ -766,7 +774,7 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
       return;
     }
     session = ref->session_id;
-    upto_turn = ref->turn;
+    after_turn = ref->turn;
   }
   if (session.empty()) {
     if (c.store) {
@@ -781,19 +789,21 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
                 std::move(plan));
     return;
   }
-  chat::v1::GetHistoryRequest history_request;
-  history_request.set_session_id(session);
+  chat::v1::ExportSessionRequest export_request;
+  export_request.set_session_id(session);
   const bool made_here = ConversationMadeFor(session, fingerprint).has_value();
-  CallBackend<chat::v1::GetHistoryResponse>(
-      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
-      history_request,
-      [this, exchange, request_id, headers, plan, session, upto_turn, what,
+  // The export holds every branch: the turn a previous response names may
+  // be on one not shown, and the next turn's id counts them all.
+  CallBackend<chat::v1::ExportSessionResponse>(
+      backends_, exchange, request_id, headers, request_timeout_,
+      kExportSession, export_request,
+      [this, exchange, request_id, headers, plan, session, after_turn, what,
        asked, made_here](const grpc::Status& status,
-                         chat::v1::GetHistoryResponse& history,
+                         chat::v1::ExportSessionResponse& exported,
                          HttpHeaders limits) mutable {
         if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
-            upto_turn < 0 && made_here) {
-          history.Clear();  // A conversation made here, before its first turn.
+            !after_turn.has_value() && made_here) {
+          exported.Clear();  // A conversation made here, before its first turn.
         } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
           RespondNotFound(exchange, std::move(headers), what, asked);
           return;
@@ -802,37 +812,30 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
                            std::move(limits));
           return;
         }
-        int turns = history.turn_count();
-        if (upto_turn > turns) {
-          RespondNotFound(exchange, std::move(headers), what, asked);
-          return;
-        }
-        if (upto_turn >= 0 && upto_turn < turns && plan->stored) {
-          RespondOpenAiError(
-              exchange, std::move(headers), 400,
-              grpc::StatusCode::INVALID_ARGUMENT,
-              absl::StrCat("previous_response_id '", asked,
-                           "' is not the latest response of its "
-                           "conversation: chatd conversations do not branch "
-                           "(use store: false to answer from an earlier "
-                           "point)"));
-          return;
+        const chat::v1::SessionExport& stored = exported.session();
+        // The turn this response follows: the one named, or the last of the
+        // conversation's active branch (0: none yet).
+        const int follows = after_turn.value_or(stored.active_turn_id());
+        int depth = 0;
+        if (follows > 0) {
+          std::optional<ExportedTurn> turn = FindExportedTurn(stored, follows);
+          if (!turn.has_value()) {
+            RespondNotFound(exchange, std::move(headers), what, asked);
+            return;
+          }
+          depth = turn->depth;
         }
         if (plan->stored) {
           plan->session_id = session;
+          plan->after_turn_id = after_turn;
           plan->view.conversation = session;
-          plan->view.id = StoredResponseId(session, turns + 1);
-          plan->view.item_id = ItemId(session, 2 * turns + 1);
+          // What the store will number the turn unless another turn of the
+          // session is stored first; the answer corrects it (FillOutcome).
+          plan->view.id = StoredResponseId(session, LastTurnId(stored) + 1);
+          plan->view.item_id = ItemId(session, 2 * depth + 1);
         } else {
-          const int keep =
-              upto_turn < 0 ? history.messages_size()
-                            : std::min(history.messages_size(), 2 * upto_turn);
-          for (int i = 0; i < keep; ++i) {
-            chat::v1::CompletionMessage& m = plan->history.emplace_back();
-            m.set_role(history.messages(i).role());
-            m.set_content(history.messages(i).content());
-          }
-          plan->history_system_prompt = history.system_prompt();
+          if (follows > 0) plan->history = BranchMessages(stored, follows);
+          plan->history_system_prompt = stored.system_prompt();
         }
         RunResponse(exchange, request_id, std::move(headers), plan);
       });
@@ -876,7 +879,11 @@ void OpenAiApi::RunResponse(std::shared_ptr<HttpExchange> exchange,
       chat.set_max_tokens(*c.max_output_tokens);
     }
     if (c.temperature.has_value()) chat.set_temperature(*c.temperature);
+    if (plan->after_turn_id.has_value()) {
+      chat.set_after_turn_id(*plan->after_turn_id);
+    }
     if (c.stream) {
+      // ChatStream reads a ChatRequest's bytes: the fields are numbered alike.
       auto* stream = new ResponseStream(
           backends_,
           NewCallContext(exchange, request_id, headers, request_timeout_),
@@ -934,16 +941,17 @@ void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,
     RespondNotFound(exchange, std::move(headers), "Response", id);
     return;
   }
-  chat::v1::GetHistoryRequest request;
+  chat::v1::ExportSessionRequest request;
   request.set_session_id(ref->session_id);
-  CallBackend<chat::v1::GetHistoryResponse>(
-      backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
-      request,
-      [exchange, headers, id, ref = *ref](const grpc::Status& status,
-                                          chat::v1::GetHistoryResponse& history,
-                                          HttpHeaders limits) mutable {
-        if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
-            (status.ok() && history.messages_size() < 2 * ref.turn)) {
+  // The export: the turn may be on a branch not shown, and it keeps each
+  // answer's model and usage.
+  CallBackend<chat::v1::ExportSessionResponse>(
+      backends_, exchange, request_id, headers, request_timeout_,
+      kExportSession, request,
+      [exchange, headers, id, ref = *ref](
+          const grpc::Status& status, chat::v1::ExportSessionResponse& exported,
+          HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
           RespondNotFound(exchange, std::move(headers), "Response", id);
           return;
         }
@@ -952,19 +960,28 @@ void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,
                            std::move(limits));
           return;
         }
-        const chat::v1::Message& answer = history.messages(2 * ref.turn - 1);
+        const chat::v1::SessionExport& stored = exported.session();
+        std::optional<ExportedTurn> turn = FindExportedTurn(stored, ref.turn);
+        if (!turn.has_value()) {
+          RespondNotFound(exchange, std::move(headers), "Response", id);
+          return;
+        }
+        const chat::v1::ExportedMessage& answer = *turn->answer;
         ResponseView view;
         view.id = id;
         view.created_at = UnixSecondsOf(answer.timestamp());
-        view.item_id = ItemId(ref.session_id, 2 * ref.turn - 1);
+        view.item_id = ItemId(ref.session_id, 2 * turn->depth - 1);
         view.text = answer.content();
+        view.model = answer.model();
+        view.stop_reason = answer.stop_reason();
+        if (answer.has_usage()) view.usage = answer.usage();
+        SetStatus(&view);
         view.conversation = ref.session_id;
-        if (ref.turn > 1) {
-          view.previous_response_id =
-              StoredResponseId(ref.session_id, ref.turn - 1);
+        if (const int parent = turn->user->parent_turn_id(); parent > 0) {
+          view.previous_response_id = StoredResponseId(ref.session_id, parent);
         }
-        if (!history.system_prompt().empty()) {
-          view.instructions = history.system_prompt();
+        if (!stored.system_prompt().empty()) {
+          view.instructions = stored.system_prompt();
         }
         RespondJson(exchange, std::move(headers), std::move(limits),
                     ResponseJson(view));

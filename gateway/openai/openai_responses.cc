@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -211,6 +212,63 @@ std::optional<StoredResponseRef> ParseStoredResponseId(absl::string_view id) {
   auto split = SplitNumbered(id, "resp_");
   if (!split.has_value() || split->first < 1) return std::nullopt;
   return StoredResponseRef{std::move(split->second), split->first};
+}
+
+std::optional<ExportedTurn> FindExportedTurn(
+    const chat::v1::SessionExport& session, int turn_id) {
+  // Messages are in turn order, user before assistant: the parents of a
+  // turn come before it.
+  absl::flat_hash_map<int, int> depth_of;
+  ExportedTurn found;
+  for (const chat::v1::ExportedMessage& m : session.messages()) {
+    if (m.role() == "user") {
+      auto parent = depth_of.find(m.parent_turn_id());
+      depth_of[m.turn_id()] =
+          (parent == depth_of.end() ? 0 : parent->second) + 1;
+    }
+    if (m.turn_id() != turn_id) continue;
+    (m.role() == "user" ? found.user : found.answer) = &m;
+  }
+  if (found.user == nullptr || found.answer == nullptr) return std::nullopt;
+  found.depth = depth_of[turn_id];
+  return found;
+}
+
+std::vector<chat::v1::CompletionMessage> BranchMessages(
+    const chat::v1::SessionExport& session, int turn_id) {
+  absl::flat_hash_map<int, std::pair<const chat::v1::ExportedMessage*,
+                                     const chat::v1::ExportedMessage*>>
+      turns;
+  for (const chat::v1::ExportedMessage& m : session.messages()) {
+    auto& turn = turns[m.turn_id()];
+    (m.role() == "user" ? turn.first : turn.second) = &m;
+  }
+  std::vector<const chat::v1::ExportedMessage*> newest_first;
+  // Parents have lower ids, so the walk ends; the bound guards a malformed
+  // export all the same.
+  for (int id = turn_id; id > 0 && newest_first.size() < 2 * turns.size();) {
+    auto it = turns.find(id);
+    if (it == turns.end() || it->second.first == nullptr) break;
+    if (it->second.second != nullptr) newest_first.push_back(it->second.second);
+    newest_first.push_back(it->second.first);
+    id = it->second.first->parent_turn_id();
+  }
+  std::vector<chat::v1::CompletionMessage> messages;
+  messages.reserve(newest_first.size());
+  for (auto m = newest_first.rbegin(); m != newest_first.rend(); ++m) {
+    chat::v1::CompletionMessage& out = messages.emplace_back();
+    out.set_role((*m)->role());
+    out.set_content((*m)->content());
+  }
+  return messages;
+}
+
+int LastTurnId(const chat::v1::SessionExport& session) {
+  int last = 0;
+  for (const chat::v1::ExportedMessage& m : session.messages()) {
+    last = std::max(last, m.turn_id());
+  }
+  return last;
 }
 
 std::string ItemId(absl::string_view session_id, int index) {

@@ -15,8 +15,11 @@
 // only (anyone else gets 404, as for another tenant's conversation).
 //
 // A stored response is one turn of a session, and its id says which:
-// "resp_<turn>_<session id>". A response made with `store: false` has a
-// random id ("resp_x...") that no lookup finds.
+// "resp_<turn id>_<session id>", with the turn's Message.turn_id, which
+// stays the same whatever branch is shown. previous_response_id of an
+// earlier response continues from that turn on a new branch (ChatRequest.
+// after_turn_id), as OpenAI forks a chain. A response made with `store:
+// false` has a random id ("resp_x...") that no lookup finds.
 
 #include <cstdint>
 #include <optional>
@@ -45,7 +48,7 @@ std::string NewConversationId(absl::string_view fingerprint, absl::Time now);
 std::optional<absl::Time> ConversationMadeFor(absl::string_view id,
                                               absl::string_view fingerprint);
 
-// "resp_<turn>_<session id>", turn counted from 1.
+// "resp_<turn id>_<session id>".
 std::string StoredResponseId(absl::string_view session_id, int turn);
 struct StoredResponseRef {
   std::string session_id;
@@ -54,6 +57,24 @@ struct StoredResponseRef {
 // The session and turn a StoredResponseId names; nullopt otherwise
 // (including a `store: false` response's id).
 std::optional<StoredResponseRef> ParseStoredResponseId(absl::string_view id);
+
+// A stored turn in a session's export (ExportSession: every branch).
+struct ExportedTurn {
+  const chat::v1::ExportedMessage* user = nullptr;
+  const chat::v1::ExportedMessage* answer = nullptr;
+  // Its place on its branch, counted from 1.
+  int depth = 0;
+};
+// Turn `turn_id` of `session`; nullopt if it has no such complete turn.
+std::optional<ExportedTurn> FindExportedTurn(
+    const chat::v1::SessionExport& session, int turn_id);
+// The messages of the branch from the first turn to `turn_id` (which
+// FindExportedTurn found), oldest first.
+std::vector<chat::v1::CompletionMessage> BranchMessages(
+    const chat::v1::SessionExport& session, int turn_id);
+// The highest turn id of `session`, 0 without turns: the next turn stored
+// gets the one after it.
+int LastTurnId(const chat::v1::SessionExport& session);
 
 // The id of the `index`th message (from 0) of a session, as a conversation
 // item: "msg_<index>_<session id>"; and back (nullopt if not one of

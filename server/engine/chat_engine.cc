@@ -261,17 +261,21 @@ class ChatEngine::Turn final : public TurnHandle,
 
   bool IsBranch() const {
     return request_.edit_turn_id.has_value() ||
-           request_.regenerate_turn_id.has_value();
+           request_.regenerate_turn_id.has_value() ||
+           request_.after_turn_id.has_value();
   }
 
   // For an edit or a regeneration: the turns before the one replaced, on
   // its branch, go into the prompt; the replaced turn's parent is where the
-  // new version goes, and a regeneration asks its user message again.
+  // new version goes, and a regeneration asks its user message again. For
+  // a turn after an earlier one: the branch up to that turn goes into the
+  // prompt, and the new turn becomes its child.
   absl::Status PrepareBranch(store::ConversationStore& store,
                              const store::SessionKey& key,
                              llm::CompletionRequest* completion) {
     const int target =
-        request_.edit_turn_id.value_or(request_.regenerate_turn_id.value_or(0));
+        request_.after_turn_id.value_or(request_.edit_turn_id.value_or(
+            request_.regenerate_turn_id.value_or(0)));
     absl::StatusOr<std::vector<store::StoredMessage>> branch =
         target > 0 ? store.LoadBranch(key, target) : store.LoadHistory(key);
     if (!branch.ok()) return branch.status();
@@ -279,13 +283,25 @@ class ChatEngine::Turn final : public TurnHandle,
       return absl::FailedPreconditionError(absl::StrCat(
           "session ", request_.session_id, " has no turn to regenerate"));
     }
-    // The branch ends with the replaced turn: its user message, its answer.
-    const store::StoredMessage& replaced = (*branch)[branch->size() - 2];
-    parent_turn_id_ = replaced.parent_turn_id;
-    if (request_.regenerate_turn_id.has_value()) {
-      user_message_ = replaced.content;
+    if (request_.after_turn_id.has_value()) {
+      const int limit = engine_->options_.max_turns_per_session;
+      if (limit > 0 && static_cast<int>(branch->size() / 2) >= limit) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "turn ", *request_.after_turn_id, " of session ",
+            request_.session_id, " is the limit of ", limit,
+            " turns deep (max_turns_per_session); continue from an earlier "
+            "turn"));
+      }
+      parent_turn_id_ = *request_.after_turn_id;
+    } else {
+      // The branch ends with the replaced turn: its user message, its answer.
+      const store::StoredMessage& replaced = (*branch)[branch->size() - 2];
+      parent_turn_id_ = replaced.parent_turn_id;
+      if (request_.regenerate_turn_id.has_value()) {
+        user_message_ = replaced.content;
+      }
+      branch->resize(branch->size() - 2);
     }
-    branch->resize(branch->size() - 2);
     completion->messages.reserve(branch->size() + 1);
     for (store::StoredMessage& m : *branch) {
       llm::PromptMessage& prompt = completion->messages.emplace_back();

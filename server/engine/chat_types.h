@@ -47,8 +47,11 @@ struct ChatTurnRequest {
   // message. regenerate_turn_id: that turn's own user message is asked
   // again (`message` empty); 0 names the active branch's last turn. At most
   // one is set; neither: a new turn after the active branch's last.
+  // after_turn_id: `message` starts a new branch after that turn (a child
+  // of it, where an edit makes a sibling).
   std::optional<int> edit_turn_id;
   std::optional<int> regenerate_turn_id;
+  std::optional<int> after_turn_id;
   // Set by IdempotentTurns on the turn it runs for a claimed id: the store
   // writes the answer into the id's record with the turn (store::Turn::
   // answers) when the claim is in the conversation store.

@@ -79,23 +79,32 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
     if (absl::Status s = ValidateStateless(request, limits); !s.ok()) return s;
     // A stateless turn has no stored turns to edit or answer again.
     if (request.edit_turn_id.has_value() ||
-        request.regenerate_turn_id.has_value()) {
+        request.regenerate_turn_id.has_value() ||
+        request.after_turn_id.has_value()) {
       return absl::InvalidArgumentError(
-          "a completion without a session cannot edit or regenerate a turn");
+          "a completion without a session has no turns to branch from");
     }
   } else {
     if (absl::Status s = ValidateSessionId(request.session_id); !s.ok()) {
       return s;
     }
-    if (request.edit_turn_id.has_value() &&
-        request.regenerate_turn_id.has_value()) {
+    if (request.edit_turn_id.has_value() +
+            request.regenerate_turn_id.has_value() +
+            request.after_turn_id.has_value() >
+        1) {
       return absl::InvalidArgumentError(
-          "set at most one of edit_turn_id and regenerate_turn_id");
+          "set at most one of edit_turn_id, regenerate_turn_id and "
+          "after_turn_id");
     }
     if (request.edit_turn_id.has_value() && *request.edit_turn_id < 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("edit_turn_id must be a turn id (>= 1); got ",
                        *request.edit_turn_id));
+    }
+    if (request.after_turn_id.has_value() && *request.after_turn_id < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("after_turn_id must be a turn id (>= 1); got ",
+                       *request.after_turn_id));
     }
     if (request.regenerate_turn_id.has_value()) {
       if (*request.regenerate_turn_id < 0) {
@@ -111,11 +120,12 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
       }
     }
     if ((request.edit_turn_id.has_value() ||
-         request.regenerate_turn_id.has_value()) &&
+         request.regenerate_turn_id.has_value() ||
+         request.after_turn_id.has_value()) &&
         (!request.request_id.empty() || !request.idempotency_key.empty())) {
       return absl::InvalidArgumentError(
-          "edits and regenerations do not take a request id "
-          "(request_id / Idempotency-Key)");
+          "edits, regenerations and turns after an earlier turn do not take "
+          "a request id (request_id / Idempotency-Key)");
     }
     if (request.message.empty() && !request.regenerate_turn_id.has_value()) {
       return absl::InvalidArgumentError(

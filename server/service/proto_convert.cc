@@ -18,6 +18,7 @@ ChatTurnRequest TurnRequestFrom(const Request& request,
   if (request.has_max_tokens()) turn.max_tokens = request.max_tokens();
   if (request.has_temperature()) turn.temperature = request.temperature();
   turn.request_id = request.request_id();
+  if (request.has_after_turn_id()) turn.after_turn_id = request.after_turn_id();
   return turn;
 }
 

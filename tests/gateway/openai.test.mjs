@@ -291,6 +291,11 @@ describe('the OpenAI SDK against chat-gateway', () => {
     assert.equal(again.id, r2.id);
     assert.equal(again.output_text, r2.output_text);
     assert.equal(again.previous_response_id, r1.id);
+    // Read back as it was answered: the model that answered, its usage.
+    assert.equal(again.model, r2.model);
+    assert.ok(r2.model.length > 0);
+    assert.deepEqual(again.usage, r2.usage);
+    assert.equal(again.status, 'completed');
 
     // store: false answers from the same history and stores nothing.
     const side = await c.responses.create({
@@ -300,14 +305,37 @@ describe('the OpenAI SDK against chat-gateway', () => {
     assert.equal(side.store, false);
     assert.equal((await history(apiKey, session)).turn_count, 2);
     await assert.rejects(c.responses.retrieve(side.id), OpenAI.NotFoundError);
-    // From an earlier response: only without storing (sessions do not branch).
+    // From an earlier response, not stored: its history up to there.
     const fork = await c.responses.create({
       model: 'ok@resp-chain', input: 'Fork', previous_response_id: r1.id, store: false,
     });
     assert.match(fork.output_text, /^Echo of 3 messages: Fork/);
-    await assert.rejects(
-      c.responses.create({ model: 'ok@resp-chain', input: 'Fork', previous_response_id: r1.id }),
-      OpenAI.BadRequestError);
+    // And stored: a branch of the session after r1, made active; r2 stays
+    // on the branch it was made on, and both chains go on.
+    const stored_fork = await c.responses.create({
+      model: 'ok@resp-chain', input: 'Stored fork', previous_response_id: r1.id,
+    });
+    assert.match(stored_fork.output_text, /^Echo of 3 messages: Stored fork/);
+    assert.equal(stored_fork.previous_response_id, r1.id);
+    assert.equal(stored_fork.conversation.id, session);
+    assert.notEqual(stored_fork.id, r2.id);
+    const forked = await history(apiKey, session);
+    assert.equal(forked.turn_count, 2);
+    assert.deepEqual(forked.messages.map((m) => m.content.split(':')[0]),
+      ['First turn', 'Echo of 1 messages', 'Stored fork', 'Echo of 3 messages']);
+    assert.equal(forked.messages[2].sibling_turn_ids.length, 2);
+    assert.equal((await c.responses.retrieve(stored_fork.id)).previous_response_id, r1.id);
+    const after_r2 = await c.responses.create({
+      model: 'ok@resp-chain', input: 'Third turn', previous_response_id: r2.id, stream: true,
+    });
+    let completed;
+    for await (const event of after_r2) {
+      if (event.type === 'response.created') assert.match(event.response.id, /^resp_/);
+      if (event.type === 'response.completed') completed = event.response;
+    }
+    assert.match(completed.output[0].content[0].text, /^Echo of 5 messages: Third turn/);
+    assert.equal((await c.responses.retrieve(completed.id)).previous_response_id, r2.id);
+    assert.equal((await history(apiKey, session)).turn_count, 3);
     await assert.rejects(
       c.responses.create({ model: 'ok@resp-chain', input: 'x', previous_response_id: 'resp_9_nosuch' }),
       OpenAI.NotFoundError);

@@ -248,6 +248,56 @@ TEST_P(BranchesTest, ChatStreamEditsAndRegeneratesByFlag) {
   EXPECT_EQ(history.messages(2).sibling_index(), 2);
 }
 
+// A turn after an earlier turn forks the conversation there: the turns that
+// followed stay on their own branch.
+TEST_P(BranchesTest, ATurnAfterAnEarlierTurnStartsABranchThere) {
+  Say("one");
+  Say("two");
+  Say("three");
+  chat::v1::ChatRequest after = ::chat::testing::MakeChatRequest("s", "deux");
+  after.set_after_turn_id(1);
+  ChatResponse response;
+  grpc::Status status = ::chat::testing::CallChat(*stub_, after, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.turn_id(), 4);
+  EXPECT_EQ(response.turn_count(), 2);
+  EXPECT_THAT(response.response(), HasSubstr("Before that you said: \"one\""));
+  GetHistoryResponse history = History();
+  EXPECT_THAT(Contents(history),
+              ElementsAre("one", "(answer)", "deux", "(answer)"));
+  EXPECT_THAT(history.messages(2).sibling_turn_ids(), ElementsAre(2, 4));
+
+  // After the last turn of the active branch it is a plain next turn, and
+  // streamed it says which turn it stored.
+  chat::v1::ChatStreamRequest streamed;
+  streamed.set_session_id("s");
+  streamed.set_message("trois");
+  streamed.set_after_turn_id(4);
+  std::string text;
+  ChatResponse done;
+  status = Stream(streamed, &text, &done);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(done.turn_id(), 5);
+  EXPECT_EQ(done.turn_count(), 3);
+  EXPECT_THAT(text, HasSubstr("Before that you said: \"deux\""));
+  EXPECT_EQ(History().messages(4).sibling_turn_ids_size(), 1);
+
+  // The old branch is untouched.
+  ASSERT_TRUE(Switch(3, &history).ok());
+  EXPECT_THAT(Contents(history), ElementsAre("one", "(answer)", "two",
+                                             "(answer)", "three", "(answer)"));
+
+  after.set_after_turn_id(9);
+  EXPECT_EQ(::chat::testing::CallChat(*stub_, after, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  after.set_after_turn_id(0);
+  EXPECT_EQ(::chat::testing::CallChat(*stub_, after, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  streamed.set_edit_turn_id(1);
+  EXPECT_EQ(Stream(streamed, &text, &done).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_P(BranchesTest, RefusalsLeaveTheHistoryAsItWas) {
   chat::v1::EditMessageResponse edited;
   chat::v1::RegenerateTurnResponse regenerated;

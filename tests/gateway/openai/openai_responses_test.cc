@@ -59,6 +59,62 @@ TEST(ItemIdTest, RoundTripsWithinItsSession) {
   EXPECT_EQ(ItemIndex("msg_4_s1", "s2"), std::nullopt);
 }
 
+// Turns 1 -> 2 -> 3 and 1 -> 4: turn 4 forked the session after turn 1.
+chat::v1::SessionExport ForkedSession() {
+  chat::v1::SessionExport session;
+  auto add = [&session](int turn, int parent) {
+    for (const char* role : {"user", "assistant"}) {
+      chat::v1::ExportedMessage* m = session.add_messages();
+      m->set_turn_id(turn);
+      m->set_parent_turn_id(parent);
+      m->set_role(role);
+      m->set_content(absl::StrCat(role, " ", turn));
+    }
+  };
+  add(1, 0);
+  add(2, 1);
+  add(3, 2);
+  add(4, 1);
+  session.set_active_turn_id(4);
+  return session;
+}
+
+std::vector<std::string> Contents(
+    const std::vector<chat::v1::CompletionMessage>& messages) {
+  std::vector<std::string> contents;
+  for (const chat::v1::CompletionMessage& m : messages) {
+    contents.push_back(m.content());
+  }
+  return contents;
+}
+
+TEST(ExportedTurnTest, FindsATurnOnAnyBranchWithItsDepth) {
+  const chat::v1::SessionExport session = ForkedSession();
+  std::optional<ExportedTurn> three = FindExportedTurn(session, 3);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_EQ(three->depth, 3);
+  EXPECT_EQ(three->user->content(), "user 3");
+  EXPECT_EQ(three->answer->content(), "assistant 3");
+  std::optional<ExportedTurn> four = FindExportedTurn(session, 4);
+  ASSERT_TRUE(four.has_value());
+  EXPECT_EQ(four->depth, 2);
+  EXPECT_FALSE(FindExportedTurn(session, 5).has_value());
+  EXPECT_FALSE(FindExportedTurn(session, 0).has_value());
+  EXPECT_EQ(LastTurnId(session), 4);
+  EXPECT_EQ(LastTurnId(chat::v1::SessionExport()), 0);
+}
+
+TEST(ExportedTurnTest, BranchMessagesFollowTheParentsNotTheOrder) {
+  const chat::v1::SessionExport session = ForkedSession();
+  EXPECT_THAT(
+      Contents(BranchMessages(session, 4)),
+      ::testing::ElementsAre("user 1", "assistant 1", "user 4", "assistant 4"));
+  EXPECT_THAT(Contents(BranchMessages(session, 3)),
+              ::testing::ElementsAre("user 1", "assistant 1", "user 2",
+                                     "assistant 2", "user 3", "assistant 3"));
+  EXPECT_EQ(BranchMessages(session, 4)[1].role(), "assistant");
+}
+
 TEST(ParseResponsesCallTest, TextInputAndOptions) {
   absl::StatusOr<ResponsesCall> call = ParseResponsesCall(R"({
     "model": "m", "input": "Hi", "instructions": "Be brief.",
