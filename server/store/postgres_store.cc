@@ -1505,6 +1505,11 @@ absl::StatusOr<RequestRecord> PostgresConversationStore::Lookup(
 
 absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpired(absl::Time now,
                                                                  int limit) {
+  return DeleteExpiredWith("delete_expired_requests", now, limit);
+}
+
+absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpiredWith(
+    const char* statement, absl::Time now, int limit) {
   if (limit < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("limit must be >= 1, got ", limit));
@@ -1512,8 +1517,7 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpired(absl::Time now,
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
   absl::StatusOr<Result> r =
-      (*c)->Run("delete_expired_requests",
-                {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
+      (*c)->Run(statement, {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
   if (!r.ok()) return r.status();
   int64_t deleted = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
@@ -1616,19 +1620,7 @@ absl::StatusOr<std::string> PostgresConversationStore::RequestCancel(
 
 absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpiredStreams(
     absl::Time now, int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
-  absl::StatusOr<Lease> c = Acquire();
-  if (!c.ok()) return c.status();
-  absl::StatusOr<Result> r =
-      (*c)->Run("delete_expired_streams",
-                {absl::StrCat(ToMicros(now)), absl::StrCat(limit)});
-  if (!r.ok()) return r.status();
-  int64_t deleted = 0;
-  (void)absl::SimpleAtoi(PQcmdTuples(r->get()), &deleted);
-  return deleted;
+  return DeleteExpiredWith("delete_expired_streams", now, limit);
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>>

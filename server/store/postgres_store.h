@@ -152,6 +152,11 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<int64_t> DeleteExpiredStreams(absl::Time now,
                                                int limit) override;
 
+  // One batch of a sweep: the prepared `statement` deletes up to `limit`
+  // rows that expired before `now`. Returns how many it deleted.
+  absl::StatusOr<int64_t> DeleteExpiredWith(const char* statement,
+                                            absl::Time now, int limit);
+
   class Connection;
   class Lease;
   friend class Lease;

@@ -1961,19 +1961,30 @@ absl::StatusOr<RequestRecord> SqliteConversationStore::Lookup(
   return **std::move(record);
 }
 
-absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpired(absl::Time now,
-                                                               int limit) {
+namespace {
+
+// One batch of a sweep: `statement` deletes up to `limit` rows that expired
+// before `now`. Returns how many it deleted.
+absl::StatusOr<int64_t> DeleteExpiredWith(sqlite_internal::Connection& db,
+                                          Sql statement, absl::Time now,
+                                          int limit) {
   if (limit < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("limit must be >= 1, got ", limit));
   }
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt =
-      writer_->Prepare(Sql::kDeleteExpiredRequests);
+  absl::StatusOr<Statement> stmt = db.Prepare(statement);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));
   if (absl::Status s = stmt->Run(); !s.ok()) return s;
-  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+  return static_cast<int64_t>(sqlite3_changes(db.db()));
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpired(absl::Time now,
+                                                               int limit) {
+  absl::MutexLock lock(&mu_);
+  return DeleteExpiredWith(*writer_, Sql::kDeleteExpiredRequests, now, limit);
 }
 
 absl::StatusOr<StreamControl> SqliteConversationStore::AppendStream(
@@ -2102,16 +2113,8 @@ absl::StatusOr<std::string> SqliteConversationStore::RequestCancel(
 
 absl::StatusOr<int64_t> SqliteConversationStore::DeleteExpiredStreams(
     absl::Time now, int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kDeleteExpiredStreams);
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));
-  if (absl::Status s = stmt->Run(); !s.ok()) return s;
-  return static_cast<int64_t>(sqlite3_changes(writer_->db()));
+  return DeleteExpiredWith(*writer_, Sql::kDeleteExpiredStreams, now, limit);
 }
 
 absl::StatusOr<std::unique_ptr<ConversationStore>> OpenSqliteConversationStore(
