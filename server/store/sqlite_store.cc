@@ -1328,6 +1328,33 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
 
 void SqliteConversationStore::CommitBatch(const std::vector<Writer*>& batch) {
   absl::MutexLock lock(&mu_);
+  if (CommitAllLocked(batch) || batch.size() == 1) return;
+  CommitEachLocked(batch);
+}
+
+bool SqliteConversationStore::CommitAllLocked(
+    const std::vector<Writer*>& batch) {
+  Connection& db = *writer_;
+  Transaction txn(db);
+  if (absl::Status s = txn.Begin(); !s.ok()) {
+    for (Writer* w : batch) w->result = s;
+    return true;  // Nothing to write with, whichever way.
+  }
+  for (Writer* w : batch) {
+    w->result = AppendLocked(*w);
+    // The transaction (rolled back by ~Transaction, unless SQLite did
+    // already) held the turns before this one too: each is written again.
+    if (!w->result.ok()) return false;
+  }
+  if (absl::Status s = txn.Commit(); !s.ok()) {
+    // Nothing of the batch is stored; the destructor rolls back.
+    for (Writer* w : batch) w->result = s;
+  }
+  return true;
+}
+
+void SqliteConversationStore::CommitEachLocked(
+    const std::vector<Writer*>& batch) {
   Connection& db = *writer_;
   Transaction txn(db);
   if (absl::Status s = txn.Begin(); !s.ok()) {

@@ -191,6 +191,15 @@ class SqliteConversationStore final : public ConversationStore,
 
   // Writes `batch` in one transaction; sets each writer's result.
   void CommitBatch(const std::vector<Writer*>& batch) ABSL_LOCKS_EXCLUDED(mu_);
+  // The usual case, every turn written: one transaction without savepoints,
+  // since FTS5 writes its pending index out at each savepoint (a segment per
+  // turn, and merges to match). Returns false, with nothing stored, when a
+  // turn failed and the others must be written without it.
+  bool CommitAllLocked(const std::vector<Writer*>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A savepoint per turn: a turn that fails halfway is undone alone.
+  void CommitEachLocked(const std::vector<Writer*>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends one turn inside the open transaction.
   absl::StatusOr<int> AppendLocked(const Writer& w)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -39,6 +39,7 @@ namespace chat::store {
 namespace {
 
 using ::chat::testing::IsOk;
+using ::chat::testing::IsOkAndHolds;
 using ::chat::testing::kT0;
 using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
@@ -669,6 +670,64 @@ TEST_F(SqliteStoreTest, FailedAppendLeavesNothingHalfWritten) {
   EXPECT_THAT(
       store->AppendTurn({"acme", "s1"}, 1, "", MakeTurn("two", "2", kT0, 5, 6)),
       IsOk());
+}
+
+// Turns queued behind a busy database are written together, in one
+// transaction; one of them failing halfway must not take the others with it,
+// nor leave half of itself behind.
+TEST_F(SqliteStoreTest, AFailingTurnInABatchFailsAlone) {
+  std::unique_ptr<SqliteConversationStore> store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RawDb raw(path_);
+  raw.Exec(R"sql(
+      CREATE TRIGGER poison BEFORE INSERT ON messages
+      WHEN NEW.content = 'poison'
+      BEGIN SELECT RAISE(ABORT, 'poisoned'); END)sql");
+  // Holds the write lock while the appends queue up behind the first.
+  raw.Exec("BEGIN IMMEDIATE");
+  constexpr int kTurns = 16;
+  constexpr int kPoisoned = 7;
+  std::vector<absl::StatusOr<int>> results(kTurns, absl::UnknownError(""));
+  absl::Mutex mu;
+  int started = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kTurns; ++i) {
+    threads.emplace_back([&, i] {
+      {
+        absl::MutexLock lock(&mu);
+        ++started;
+      }
+      results[i] = store->AppendTurn(
+          {"acme", absl::StrCat("s", i)}, 0, "prompt",
+          MakeTurn(absl::StrCat("q", i), i == kPoisoned ? "poison" : "a", kT0));
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == kTurns; }, &started));
+  }
+  raw.Exec("COMMIT");
+  for (std::thread& thread : threads) thread.join();
+
+  for (int i = 0; i < kTurns; ++i) {
+    const SessionKey key{"acme", absl::StrCat("s", i)};
+    if (i == kPoisoned) {
+      EXPECT_THAT(results[i], StatusIs(absl::StatusCode::kInternal));
+      EXPECT_THAT(store->GetSession(key),
+                  StatusIs(absl::StatusCode::kNotFound));
+      continue;
+    }
+    EXPECT_THAT(results[i], IsOkAndHolds(1)) << i;
+    absl::StatusOr<std::vector<StoredMessage>> history =
+        store->LoadHistory(key);
+    ASSERT_THAT(history, IsOk());
+    EXPECT_THAT(*history, SizeIs(2)) << i;
+  }
+  // Every stored message is searchable: the index saw each turn once.
+  EXPECT_THAT(raw.Column("SELECT count(*) FROM messages_fts "
+                         "WHERE messages_fts MATCH 'a'"),
+              ElementsAre(absl::StrCat(kTurns - 1)));
 }
 
 TEST_F(SqliteStoreTest, StoresOnOneFileSerializeAppends) {
