@@ -1302,12 +1302,16 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
         "expected_turn_count must be >= 0, got ", expected_turn_count));
   }
   Writer w(&key, expected_turn_count, system_prompt, &turn);
+  return Write(w);
+}
+
+absl::StatusOr<int> SqliteConversationStore::Write(Writer& w) {
   absl::MutexLock lock(&queue_mu_);
   writers_.push_back(&w);
   while (!w.done && &w != writers_.front()) w.cv.Wait(&queue_mu_);
   if (w.done) return w.result;  // A leader wrote it.
 
-  // This call leads: it writes everything queued so far, its own turn first.
+  // This call leads: it writes everything queued so far, its own first.
   constexpr size_t kMaxBatch = 256;
   std::vector<Writer*> batch(
       writers_.begin(), writers_.begin() + static_cast<long>(std::min(
@@ -1341,7 +1345,7 @@ bool SqliteConversationStore::CommitAllLocked(
     return true;  // Nothing to write with, whichever way.
   }
   for (Writer* w : batch) {
-    w->result = AppendLocked(*w);
+    w->result = WriteLocked(*w);
     // The transaction (rolled back by ~Transaction, unless SQLite did
     // already) held the turns before this one too: each is written again.
     if (!w->result.ok()) return false;
@@ -1367,7 +1371,7 @@ void SqliteConversationStore::CommitEachLocked(
       w->result = s;
       continue;
     }
-    w->result = AppendLocked(*w);
+    w->result = WriteLocked(*w);
     if (!w->result.ok() && sqlite3_get_autocommit(db.db()) != 0) {
       // Some errors (a full disk, I/O, out of memory) make SQLite roll the
       // whole transaction back: every turn of the batch is gone, and
@@ -1390,6 +1394,14 @@ void SqliteConversationStore::CommitEachLocked(
       if (w->result.ok()) w->result = s;
     }
   }
+}
+
+absl::StatusOr<int> SqliteConversationStore::WriteLocked(const Writer& w) {
+  if (w.turn != nullptr) return AppendLocked(w);
+  absl::StatusOr<bool> set =
+      SetTitleLocked(*w.key, w.title, w.only_if_untitled);
+  if (!set.ok()) return set.status();
+  return *set ? 1 : 0;
 }
 
 absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
@@ -1611,7 +1623,17 @@ absl::StatusOr<int64_t> SqliteConversationStore::DeleteSessionsIdleSince(
 absl::StatusOr<bool> SqliteConversationStore::SetTitle(const SessionKey& key,
                                                        absl::string_view title,
                                                        bool only_if_untitled) {
-  absl::MutexLock lock(&mu_);
+  // In the turns' group commit: a title is mostly written just after a
+  // session's first turn, and would otherwise cost a commit (an fsync) of
+  // its own.
+  Writer w(&key, title, only_if_untitled);
+  absl::StatusOr<int> set = Write(w);
+  if (!set.ok()) return set.status();
+  return *set == 1;
+}
+
+absl::StatusOr<bool> SqliteConversationStore::SetTitleLocked(
+    const SessionKey& key, absl::string_view title, bool only_if_untitled) {
   absl::StatusOr<Statement> stmt = writer_->Prepare(Sql::kSetTitle);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key.tenant)

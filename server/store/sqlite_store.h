@@ -162,7 +162,7 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<int64_t> DeleteExpiredStreams(absl::Time now,
                                                int limit) override;
 
-  // One queued AppendTurn call.
+  // One queued write: an AppendTurn call, or a SetTitle call (no turn).
   struct Writer {
     Writer(const SessionKey* key, int expected_turn_count,
            absl::string_view system_prompt, const Turn* turn)
@@ -170,11 +170,22 @@ class SqliteConversationStore final : public ConversationStore,
           expected_turn_count(expected_turn_count),
           system_prompt(system_prompt),
           turn(turn) {}
+    Writer(const SessionKey* key, absl::string_view title,
+           bool only_if_untitled)
+        : key(key),
+          expected_turn_count(0),
+          turn(nullptr),
+          title(title),
+          only_if_untitled(only_if_untitled) {}
 
     const SessionKey* const key;
     const int expected_turn_count;
     const absl::string_view system_prompt;
     const Turn* const turn;
+    const absl::string_view title;
+    const bool only_if_untitled = false;
+    // AppendTurn: the session's turn count; SetTitle: 1 if the title was
+    // set, 0 if not.
     absl::StatusOr<int> result = absl::UnknownError("not written");
     bool done = false;
     absl::CondVar cv;
@@ -200,8 +211,18 @@ class SqliteConversationStore final : public ConversationStore,
   // A savepoint per turn: a turn that fails halfway is undone alone.
   void CommitEachLocked(const std::vector<Writer*>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues `w` and waits until it is written, by this call (which then
+  // writes what queued meanwhile too) or by the one before; `w.result`.
+  absl::StatusOr<int> Write(Writer& w) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  // Writes one queued call inside the open transaction.
+  absl::StatusOr<int> WriteLocked(const Writer& w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends one turn inside the open transaction.
   absl::StatusOr<int> AppendLocked(const Writer& w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<bool> SetTitleLocked(const SessionKey& key,
+                                      absl::string_view title,
+                                      bool only_if_untitled)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A read-only connection and the lock that gives one call use of it.
