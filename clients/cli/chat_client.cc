@@ -211,6 +211,13 @@ grpc::Status ChatClient::CancelStream(
   return stub_->CancelStream(context.get(), request, response);
 }
 
+grpc::Status ChatClient::CreateSession(
+    const chat::v1::CreateSessionRequest& request,
+    chat::v1::CreateSessionResponse* response) {
+  auto context = NewContext();
+  return stub_->CreateSession(context.get(), request, response);
+}
+
 grpc::Status ChatClient::UpdateSession(
     const std::string& session, const std::string& title,
     chat::v1::UpdateSessionResponse* response) {

@@ -103,6 +103,9 @@ class ChatClient {
   grpc::Status GetStats(chat::v1::GetStatsResponse* response);
   grpc::Status CancelStream(const std::string& session,
                             chat::v1::CancelStreamResponse* response);
+  // Creates an empty session (CreateSession).
+  grpc::Status CreateSession(const chat::v1::CreateSessionRequest& request,
+                             chat::v1::CreateSessionResponse* response);
   // Sets the session's title ("" clears it).
   grpc::Status UpdateSession(const std::string& session,
                              const std::string& title,

@@ -29,7 +29,7 @@ constexpr FlagSpec kFlags[] = {
     {"session", Kind::kString},     {"json", Kind::kBool},
     {"help", Kind::kBool},          {"request_id", Kind::kString},
     {"markdown", Kind::kBool},      {"all", Kind::kBool},
-    {"replace", Kind::kBool},
+    {"replace", Kind::kBool},       {"title", Kind::kString},
 };
 
 const FlagSpec* FindFlag(absl::string_view name) {
@@ -136,6 +136,8 @@ absl::Status SetFlag(const FlagSpec& flag, absl::string_view value,
     options->model = std::move(text);
   } else if (name == "system") {
     options->system = std::move(text);
+  } else if (name == "title") {
+    options->title = std::move(text);
   } else if (name == "request_id") {
     if (text.empty()) return Invalid(name, "needs an id; got ''");
     options->request_id = std::move(text);
@@ -297,6 +299,19 @@ absl::StatusOr<CliOptions> ParseCliOptions(const std::vector<std::string>& args,
     }
     return options;
   }
+  // new [SESSION]: an empty session; no SESSION (nor -s): the server names
+  // it.
+  if (positional[0] == "new") {
+    options.mode = Mode::kCommand;
+    options.command = "new";
+    if (positional.size() > 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "new takes at most one SESSION; got '", positional[2], "' too"));
+    }
+    options.command_session =
+        positional.size() == 2 ? positional[1] : options.session;
+    return options;
+  }
   // The two commands that take text: rename SESSION TITLE, search QUERY.
   if (positional[0] == "rename" || positional[0] == "search") {
     options.mode = Mode::kCommand;
@@ -371,6 +386,9 @@ std::string UsageText() {
       "read stdin)\n"
       "  chat-cli [FLAGS]                         interactive prompt "
       "(stdin a terminal)\n"
+      "  chat-cli [FLAGS] new [SESSION]           create an empty session "
+      "(--system,\n"
+      "                                           --title); prints its id\n"
       "  chat-cli [FLAGS] history SESSION         stored messages of a "
       "session\n"
       "  chat-cli [FLAGS] sessions                sessions, most recent "
@@ -432,6 +450,7 @@ std::string UsageText() {
       "5m; 0s: none)\n"
       "  --model NAME       model to ask (default: the server's)\n"
       "  --system TEXT      system prompt of a new session\n"
+      "  --title TEXT       new: the session's title\n"
       "  --request_id ID    make a one-shot message idempotent: a retry with "
       "the same\n"
       "                     id gets the stored answer (not for the prompt)\n"

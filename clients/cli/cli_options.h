@@ -44,6 +44,8 @@ struct CliOptions {
   // --request_id: the one-shot message's ChatRequest.request_id.
   std::optional<std::string> request_id;
   std::optional<std::string> system;
+  // --title: the title `new` gives the session.
+  std::optional<std::string> title;
   // -s / --session; empty: a new session id is made up.
   std::string session;
 

@@ -212,6 +212,16 @@ int RunCommand(const CliOptions& options, ChatClient& client,
     chat::v1::GetHistoryResponse response;
     status = client.GetHistory(session, &response);
     text = options.json ? ToJsonLine(response) : FormatHistory(response);
+  } else if (command == "new") {
+    chat::v1::CreateSessionRequest request;
+    if (!session.empty()) request.set_session_id(session);
+    if (options.system.has_value()) request.set_system_prompt(*options.system);
+    if (options.title.has_value()) request.set_title(*options.title);
+    chat::v1::CreateSessionResponse response;
+    status = client.CreateSession(request, &response);
+    // The bare id, so that scripts can take it: s=$(chat-cli new).
+    text = options.json ? ToJsonLine(response)
+                        : absl::StrCat(response.session().session_id(), "\n");
   } else if (command == "sessions") {
     chat::v1::ListSessionsResponse response;
     status = client.ListSessions(&response);

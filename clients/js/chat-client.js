@@ -7,9 +7,9 @@
 // sessionId) and adds what the template lacked: errors carrying the HTTP
 // status and message (ChatError), Server-Sent Events streaming on
 // /v1/chat:stream that an AbortSignal stops, listSessions(), stats(),
-// deleteSession(), updateSession() (titles), searchMessages(),
-// exportSession(), exportSessions(), importSession() and an optional API
-// key (Authorization: Bearer).
+// createSession(), deleteSession(), updateSession() (titles),
+// searchMessages(), exportSession(), exportSessions(), importSession() and
+// an optional API key (Authorization: Bearer).
 // getHistory(), reset() and deleteSession() take an optional sessionId, so
 // one client can manage every session (the web app's sidebar); the
 // rate-limit headers of the last answer are kept in `rateLimit`.
@@ -425,6 +425,24 @@ export class ChatClient {
 
   async editMessageStream(turnId, message, onChunk = () => {}, options = {}) {
     return this.chatStream(message, onChunk, { ...options, editTurnId: turnId });
+  }
+
+  // Creates an empty session, which every client of the tenant then lists
+  // and reads, and makes it this client's session (chat() goes there next):
+  // resolves to {session: {session_id, turns, title, created_at,
+  // updated_at}, system_prompt}. Options: sessionId (absent: the server
+  // makes one), systemPrompt (absent: this client's, else the server's
+  // default), title, signal. ChatError 409 if the id is taken, 400 naming
+  // the field for a bad id, prompt or title.
+  async createSession({ sessionId, systemPrompt, title, signal } = {}) {
+    const body = {};
+    if (sessionId !== undefined) body.session_id = sessionId;
+    const prompt = systemPrompt ?? this.systemPrompt;
+    if (prompt !== undefined) body.system_prompt = prompt;
+    if (title !== undefined) body.title = title;
+    const created = await this._call('POST', '/v1/sessions', body, signal);
+    this.sessionId = created.session.session_id;
+    return created;
   }
 
   // Renames a session ('' clears its title): resolves to {session:

@@ -988,6 +988,8 @@ void OpenAiApi::GetResponse(std::shared_ptr<HttpExchange> exchange,
       });
 }
 
+constexpr char kCreateSession[] = "/chat.v1.ChatService/CreateSession";
+
 void OpenAiApi::CreateConversation(std::shared_ptr<HttpExchange> exchange,
                                    const std::string& request_id,
                                    HttpHeaders headers) {
@@ -999,26 +1001,31 @@ void OpenAiApi::CreateConversation(std::shared_ptr<HttpExchange> exchange,
                        std::string(metadata.status().message()));
     return;
   }
-  // chat-server stores the session with its first turn, so there is
-  // nothing to create yet; ListModels, the cheapest authenticated call,
-  // only checks the key, so that a bad one gets its 401 here and not later.
-  CallBackend<chat::v1::ListModelsResponse>(
-      backends_, exchange, request_id, headers, request_timeout_, kListModels,
-      chat::v1::ListModelsRequest(),
+  // The conversation is a chatd session from now on, visible to every key
+  // of the tenant and to every API. The id keeps the "conv_" shape OpenAI's
+  // clients know (a valid session id too); the server's default system
+  // prompt applies, as for a first turn without instructions. A bad key
+  // gets its 401 from CreateSession itself.
+  chat::v1::CreateSessionRequest request;
+  request.set_session_id(
+      NewConversationId(KeyFingerprint(ApiKeyOf(exchange->request())),
+                        absl::FromUnixSeconds(UnixNow())));
+  CallBackend<chat::v1::CreateSessionResponse>(
+      backends_, exchange, request_id, headers, request_timeout_,
+      kCreateSession, request,
       [exchange, headers, metadata = *std::move(metadata)](
-          const grpc::Status& status, chat::v1::ListModelsResponse&,
+          const grpc::Status& status, chat::v1::CreateSessionResponse& created,
           HttpHeaders limits) mutable {
         if (!status.ok()) {
           RespondCallError(exchange, std::move(headers), status,
                            std::move(limits));
           return;
         }
-        const int64_t now = UnixNow();
-        const std::string id =
-            NewConversationId(KeyFingerprint(ApiKeyOf(exchange->request())),
-                              absl::FromUnixSeconds(now));
-        RespondJson(exchange, std::move(headers), std::move(limits),
-                    ConversationJson(id, now, metadata));
+        RespondJson(
+            exchange, std::move(headers), std::move(limits),
+            ConversationJson(created.session().session_id(),
+                             UnixSecondsOf(created.session().created_at()),
+                             metadata));
       });
 }
 

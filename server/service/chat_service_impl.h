@@ -126,6 +126,11 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const chat::v1::ImportSessionRequest* request,
       chat::v1::ImportSessionResponse* response) override;
+  // CreateSession (issue 14): create_session.cc.
+  grpc::ServerUnaryReactor* CreateSession(
+      grpc::CallbackServerContext* context,
+      const chat::v1::CreateSessionRequest* request,
+      chat::v1::CreateSessionResponse* response) override;
 
  private:
   ChatEngine* const engine_;

@@ -81,6 +81,28 @@ describe('ChatClient', () => {
     assert.equal(page.sessions.length, 1);
   });
 
+  it('creates an empty session and makes it the client\'s own', async () => {
+    const client = new ChatClient(stack.base, { systemPrompt: 'be terse' });
+    const created = await client.createSession({ title: 'Empty' });
+    assert.match(created.session.session_id, /^s-/);
+    assert.equal(created.session.turns ?? 0, 0);
+    assert.equal(created.session.title, 'Empty');
+    assert.equal(created.system_prompt, 'be terse');
+    assert.equal(client.sessionId, created.session.session_id);
+    const history = await client.getHistory();
+    assert.deepEqual(history.messages ?? [], []);
+    assert.equal(history.system_prompt, 'be terse');
+    await client.chat('first words');
+    assert.equal((await client.getHistory()).messages.length, 2);
+
+    const named = await client.createSession({ sessionId: 'js-created' });
+    assert.equal(named.session.session_id, 'js-created');
+    await assert.rejects(client.createSession({ sessionId: 'js-created' }),
+      (e) => e instanceof ChatError && e.status === 409);
+    await assert.rejects(client.createSession({ sessionId: 'bad id' }),
+      (e) => e.status === 400 && /session_id/.test(e.message));
+  });
+
   it('exports a session, imports it under another id, and exports them all', async () => {
     const client = new ChatClient(stack.base, { sessionId: 'js-export' });
     await client.chat('to be moved');

@@ -38,6 +38,8 @@ const A_MARKER = 'alpha-secret';
 //            ListModels): B's answer never holds what A sent.
 //   transfer: ExportSessions and ImportSession: B's export holds B's
 //            sessions only; B's import of A's export lands in B's tenant.
+//   create:  CreateSession: B creating A's session id makes B's own session
+//            (no 409 that would tell B the id is taken), A's is untouched.
 const ROUTES = {
   'GET /v1/status': 'open',
   'GET /': 'open',
@@ -63,6 +65,7 @@ const ROUTES = {
   'GET /v1/sessions/{session_id}/export': 'session',
   'GET /v1/sessions:export': 'transfer',
   'POST /v1/sessions:import': 'transfer',
+  'POST /v1/sessions': 'create',
   'GET /v1/sessions/{session_id}/stream': 'session',
   'POST /v1/sessions/{session_id}:cancel': 'session',
   'POST /v1/admin/keys': 'admin',
@@ -280,6 +283,25 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     assert.equal(imported.status, 200, imported.body);
     assert.deepEqual((await history(base, g, 'moved')).body, before.body);
     assert.ok((await history(base, h, 'moved')).body.includes('bravo overwrote'));
+  });
+
+  it("lets B create A's session id as B's own, telling B nothing of A's", async () => {
+    const c = await newKey(base, 'tenant-i');
+    const d = await newKey(base, 'tenant-j');
+    const [route] = routesOf('create');
+    const ofC = await call(base, route, c.key,
+      { body: { session_id: 'created', system_prompt: `${A_MARKER} prompt` } });
+    assert.equal(ofC.status, 200, ofC.body);
+    const before = await history(base, c, 'created');
+    assert.equal(before.status, 200, before.body);
+    // D gets what it would get for a free id: its own empty session.
+    const ofD = await call(base, route, d.key, { body: { session_id: 'created' } });
+    assert.equal(ofD.status, 200, ofD.body);
+    assert.ok(!ofD.body.includes(A_MARKER), ofD.body);
+    const again = await call(base, route, d.key, { body: { session_id: 'created' } });
+    assert.equal(again.status, 409, again.body);
+    assert.ok(!(await history(base, d, 'created')).body.includes(A_MARKER));
+    assert.deepEqual((await history(base, c, 'created')).body, before.body);
   });
 
   it("never finds A's messages in B's search, even with A's page token", async () => {

@@ -449,6 +449,41 @@ describe('the OpenAI SDK against chat-gateway', () => {
     assert.deepEqual((await c.conversations.items.list(conv.id)).data, []);
   });
 
+  it('stores an empty conversation as a session every key of the tenant sees', async () => {
+    const keyA = await createKey('conv-a', {}, 'conv-shared');
+    const keyB = await createKey('conv-b', {}, 'conv-shared');
+    const conv = await openai(keyA).conversations.create({ metadata: { topic: 'shared' } });
+    assert.equal(conv.object, 'conversation');
+    assert.match(conv.id, /^conv_/);
+    assert.deepEqual(conv.metadata, { topic: 'shared' });
+
+    // Key B, same tenant: the conversation, empty.
+    const b = openai(keyB);
+    const seen = await b.conversations.retrieve(conv.id);
+    assert.equal(seen.id, conv.id);
+    assert.equal(seen.created_at, conv.created_at);
+    assert.deepEqual((await b.conversations.items.list(conv.id)).data, []);
+    // And through the REST API: a session with no messages, listed.
+    const empty = await history(keyB, conv.id);
+    assert.deepEqual(empty.messages ?? [], []);
+    const res = await fetch(`${stack.base}/v1/sessions`,
+      { headers: { Authorization: `Bearer ${keyB}` } });
+    assert.equal(res.status, 200);
+    const listed = (await res.json()).sessions.find((s) => s.session_id === conv.id);
+    assert.ok(listed, 'the conversation is not in GET /v1/sessions');
+    assert.equal(listed.turns ?? 0, 0);
+
+    // Another tenant: 404.
+    const other = openai(await createKey('conv-other', {}, 'conv-elsewhere'));
+    await assert.rejects(other.conversations.retrieve(conv.id),
+      (e) => e instanceof OpenAI.NotFoundError);
+
+    // B's first response lands in it.
+    const r = await b.responses.create({ model: 'ok@conv-shared', input: 'Hi', conversation: conv.id });
+    assert.equal(r.conversation.id, conv.id);
+    assert.equal((await openai(keyA).conversations.items.list(conv.id)).data.length, 2);
+  });
+
   it('answers 404 for another tenant\'s conversation and responses', async () => {
     const owner = openai(await createKey('owner', {}, 'resp-owner'));
     const other = openai(await createKey('intruder', {}, 'resp-intruder'));

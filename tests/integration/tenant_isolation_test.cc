@@ -370,17 +370,34 @@ class TenantIsolationTest : public ::testing::TestWithParam<StoreKind> {
                     response);
   }
 
+  // CreateSession of `session` with no system prompt. The answer's times
+  // are cleared: they are the call's own, and would tell two probes apart.
+  static Answer Create(Replica& r, const Tenant& t,
+                       const std::string& session) {
+    grpc::ClientContext context;
+    Prepare(&context, t.key);
+    v1::CreateSessionRequest request;
+    request.set_session_id(session);
+    v1::CreateSessionResponse response;
+    grpc::Status status = r.chat->CreateSession(&context, request, &response);
+    response.mutable_session()->clear_created_at();
+    response.mutable_session()->clear_updated_at();
+    return AnswerOf(status, response);
+  }
+
   // What B is told about `session` by every RPC that names a session, in an
   // order that leaves B's view unchanged when the session does not exist for
   // B: history, rename, regenerate, edit, switch branch, resume, cancel,
-  // reset, delete, history.
+  // reset, delete, history, create (B's own session, never A's: no
+  // ALREADY_EXISTS), delete.
   static std::vector<Answer> ProbeSession(Replica& r, const Tenant& t,
                                           const std::string& session) {
     return {History(r, t, session),    Rename(r, t, session),
             Regenerate(r, t, session), Edit(r, t, session),
             Switch(r, t, session),     Resume(r, t, session),
             Cancel(r, t, session),     Reset(r, t, session),
-            Delete(r, t, session),     History(r, t, session)};
+            Delete(r, t, session),     History(r, t, session),
+            Create(r, t, session),     Delete(r, t, session)};
   }
 
   std::string dir_;
@@ -420,9 +437,11 @@ TEST_P(TenantIsolationTest, AnotherTenantsSessionAnswersLikeOneThatIsNowhere) {
   }
 
   // Every probe but reset and delete (which succeed on a session that does
-  // not exist, leaving nothing behind) was refused as NOT_FOUND.
+  // not exist, leaving nothing behind) and create (B's own session, deleted
+  // by the last probe) was refused as NOT_FOUND.
+  EXPECT_EQ(nowhere[10].code, grpc::StatusCode::OK) << nowhere[10];
   for (size_t i = 0; i < nowhere.size(); ++i) {
-    if (i == 7 || i == 8) continue;
+    if (i == 7 || i == 8 || i >= 10) continue;
     EXPECT_EQ(nowhere[i].code, grpc::StatusCode::NOT_FOUND)
         << "probe " << i << ": " << nowhere[i];
   }

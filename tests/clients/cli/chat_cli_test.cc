@@ -211,6 +211,37 @@ TEST_F(ChatCliTest, RenameAndSearch) {
   EXPECT_EQ(Cli({"rename", "s1"}).exit_code, 2);
 }
 
+TEST_F(ChatCliTest, NewCreatesAnEmptySessionAndPrintsItsId) {
+  StartServer({"--echo_delay=0s"});
+  CliResult named =
+      Cli({"new", "plans", "--system", "be terse", "--title", "Trip plans"});
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_EQ(named.out, "plans\n");
+  // A session from now on: listed, its history empty, and taken.
+  EXPECT_THAT(Cli({"sessions"}).out, HasSubstr("plans"));
+  nlohmann::json history = ParseJson(Cli({"--json", "history", "plans"}).out);
+  EXPECT_EQ(history["system_prompt"], "be terse");
+  EXPECT_EQ(history["title"], "Trip plans");
+  EXPECT_TRUE(history["messages"].is_null() || history["messages"].empty());
+  CliResult again = Cli({"new", "plans"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+
+  // No SESSION: the server names it; --json gives the whole answer.
+  CliResult made = Cli({"new"});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_THAT(made.out, ::testing::StartsWith("s-"));
+  nlohmann::json created = ParseJson(Cli({"--json", "new", "-s", "j1"}).out);
+  EXPECT_EQ(created["session"]["session_id"], "j1");
+  EXPECT_FALSE(created["system_prompt"].get<std::string>().empty());
+
+  // Its first turn lands in it.
+  ASSERT_EQ(Cli({"-s", "plans", "hello"}).exit_code, 0);
+  EXPECT_THAT(Cli({"history", "plans"}).out, HasSubstr("user: hello"));
+  EXPECT_EQ(Cli({"new", "bad id"}).exit_code, 3);
+  EXPECT_EQ(Cli({"new", "a", "b"}).exit_code, 2);
+}
+
 TEST_F(ChatCliTest, EditRegenerateAndSwitchBranches) {
   StartServer({"--echo_delay=0s"});
   ASSERT_EQ(Cli({"-s", "b", "one"}).exit_code, 0);

@@ -101,6 +101,24 @@ TEST(CliOptionsTest, Subcommands) {
   EXPECT_EQ(Parse({"delete", "d"})->command, "delete");
 }
 
+TEST(CliOptionsTest, NewTakesAnOptionalSessionAndATitle) {
+  absl::StatusOr<CliOptions> bare = Parse({"new"});
+  ASSERT_THAT(bare.status(), IsOk());
+  EXPECT_EQ(bare->mode, Mode::kCommand);
+  EXPECT_EQ(bare->command, "new");
+  EXPECT_EQ(bare->command_session, "");
+  EXPECT_FALSE(bare->title.has_value());
+  absl::StatusOr<CliOptions> named =
+      Parse({"new", "abc", "--system", "be terse", "--title=Plans"});
+  ASSERT_THAT(named.status(), IsOk());
+  EXPECT_EQ(named->command_session, "abc");
+  EXPECT_EQ(named->system, "be terse");
+  EXPECT_EQ(named->title, "Plans");
+  EXPECT_EQ(Parse({"new", "-s", "x"})->command_session, "x");
+  EXPECT_THAT(Parse({"new", "a", "b"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(CliOptionsTest, TlsFlags) {
   absl::StatusOr<CliOptions> options =
       Parse({"--tls", "--ca_file=ca.pem", "--client_cert=c.pem",
@@ -206,9 +224,9 @@ TEST(CliOptionsTest, UsageNamesEveryFlagAndTheExitCodes) {
        {"--server",      "--api_key",    "--tls",         "--ca_file",
         "--client_cert", "--client_key", "--server_name", "--timeout",
         "--model",       "--system",     "--json",        "--session",
-        "CHAT_SERVER",   "CHAT_API_KEY", "/reset",        "/history",
-        "/sessions",     "/model",       "/system",       "/quit",
-        "Exit codes"}) {
+        "--title",       "CHAT_SERVER",  "CHAT_API_KEY",  "/reset",
+        "/history",      "/sessions",    "/model",        "/system",
+        "/quit",         "Exit codes"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
 }

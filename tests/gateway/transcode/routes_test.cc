@@ -103,6 +103,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
        "/v1/sessions/{session_id}/export"},
       {"GET", "/v1/sessions:export", "ExportSessions", "/v1/sessions:export"},
       {"POST", "/v1/sessions:import", "ImportSession", "/v1/sessions:import"},
+      {"POST", "/v1/sessions", "CreateSession", "/v1/sessions"},
       {"GET", "/v1/sessions/s1/stream", "ResumeStream",
        "/v1/sessions/{session_id}/stream"},
       {"POST", "/v1/sessions/s1:cancel", "CancelStream",
@@ -114,7 +115,7 @@ TEST(RoutesTest, EveryContractRouteAndItsV1Twin) {
     EXPECT_EQ(m.route->method->name(), c.rpc) << c.path;
     EXPECT_EQ(m.route->path.text(), c.path_template) << c.path;
   }
-  EXPECT_EQ(table.routes().size(), 29u);
+  EXPECT_EQ(table.routes().size(), 30u);
 }
 
 TEST(RoutesTest, BindsPathVariables) {

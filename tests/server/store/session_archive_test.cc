@@ -312,6 +312,84 @@ TEST_P(SessionArchiveStoreTest, ImportIsPerTenant) {
   ASSERT_EQ(page->sessions.size(), 1u);
 }
 
+// An archive without turns is how CreateSession makes an empty session: it
+// must be a session like any other from then on (read, listed, counted,
+// exported, deleted), and its first turn must land on it, keeping the
+// prompt it was created with.
+TEST_P(SessionArchiveStoreTest, AnEmptyArchiveIsAnEmptySession) {
+  const SessionKey key{"acme", "empty"};
+  SessionArchive empty;
+  empty.session_id = "empty";
+  empty.system_prompt = "be terse";
+  empty.title = "Plans";
+  empty.created_at = At(5);
+  empty.updated_at = At(5);
+  ASSERT_THAT(store_->ImportSession("acme", empty, false), IsOk());
+  EXPECT_THAT(store_->ImportSession("acme", empty, false),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("empty")));
+
+  absl::StatusOr<SessionInfo> info = store_->GetSession(key);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->turn_count, 0);
+  EXPECT_EQ(info->system_prompt, "be terse");
+  EXPECT_EQ(info->title, "Plans");
+  EXPECT_EQ(info->created_at, At(5));
+  EXPECT_EQ(info->updated_at, At(5));
+  absl::StatusOr<std::vector<StoredMessage>> history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  EXPECT_TRUE(history->empty());
+  absl::StatusOr<SessionPage> page = store_->ListSessions("acme", 10, "");
+  ASSERT_THAT(page, IsOk());
+  ASSERT_EQ(page->sessions.size(), 1u);
+  EXPECT_EQ(page->sessions[0].session_id, "empty");
+  EXPECT_EQ(page->sessions[0].turn_count, 0);
+  absl::StatusOr<StoreStats> stats = store_->GetStats("acme");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->total_sessions, 1);
+  absl::StatusOr<SessionArchive> exported = store_->ExportSession(key);
+  ASSERT_THAT(exported, IsOk());
+  ExpectSameArchive(*exported, empty);
+  // Another tenant does not see it.
+  EXPECT_THAT(store_->GetSession({"other", "empty"}),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  // The first turn is appended to it (the prompt given is ignored, as for
+  // any existing session) and becomes turn 1.
+  absl::StatusOr<int> appended =
+      store_->AppendTurn(key, 0, "ignored", MakeTurn("hi", "hello", At(9)));
+  ASSERT_THAT(appended, IsOk());
+  EXPECT_EQ(*appended, 1);
+  info = store_->GetSession(key);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->system_prompt, "be terse");
+  EXPECT_EQ(info->turn_count, 1);
+  EXPECT_EQ(info->created_at, At(5));
+  EXPECT_EQ(info->updated_at, At(9));
+  history = store_->LoadHistory(key);
+  ASSERT_THAT(history, IsOk());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].turn_id, 1);
+
+  absl::StatusOr<bool> deleted = store_->DeleteSession(key);
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_TRUE(*deleted);
+  EXPECT_THAT(store_->GetSession(key), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(SessionArchiveStoreTest, AnEmptySessionCanBeDeletedBeforeItsFirstTurn) {
+  SessionArchive empty;
+  empty.session_id = "empty";
+  empty.created_at = At(5);
+  empty.updated_at = At(5);
+  ASSERT_THAT(store_->ImportSession("acme", empty, false), IsOk());
+  absl::StatusOr<bool> deleted = store_->DeleteSession({"acme", "empty"});
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_TRUE(*deleted);
+  absl::StatusOr<SessionPage> page = store_->ListSessions("acme", 10, "");
+  ASSERT_THAT(page, IsOk());
+  EXPECT_TRUE(page->sessions.empty());
+}
+
 TEST_P(SessionArchiveStoreTest, ABadImportWritesNothing) {
   SessionArchive bad = SampleArchive();
   bad.turns[2].parent_turn_id = 7;
