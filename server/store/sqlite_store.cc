@@ -245,6 +245,17 @@ CREATE TABLE stream_deltas (
   PRIMARY KEY (answer_id, seq)
 );
 )sql",
+    // 9: messages are indexed for search by the store itself, no longer by
+    // a trigger. A statement that fires a trigger may fail halfway, so
+    // SQLite wraps it in a statement savepoint, and FTS5 writes its pending
+    // index out at every savepoint: a new index segment (and the merging
+    // that follows) for each message, the largest cost of storing a turn.
+    // InsertTurn inserts each message's row into messages_fts right after
+    // the message. The delete and update triggers stay (rare, and a cascade
+    // from sessions must reach the index).
+    R"sql(
+DROP TRIGGER messages_fts_insert;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -288,6 +299,7 @@ enum class Sql {
   kReadTurnCount,
   kInsertSession,
   kInsertMessage,
+  kIndexMessage,
   kCountTurn,
   kClearMessages,
   kResetSession,
@@ -378,6 +390,11 @@ const char* SqlText(Sql id) {
                             created_at_us, model, stop_reason, input_tokens,
                             output_tokens, cost_usd, turn_id, parent_turn_id)
       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql";
+    case Sql::kIndexMessage:
+      // The message just inserted on this connection (schema version 9).
+      return R"sql(
+      INSERT INTO messages_fts (rowid, content)
+      VALUES (last_insert_rowid(), ?1))sql";
     case Sql::kCountTurn:
       return R"sql(
       UPDATE sessions
@@ -1024,6 +1041,8 @@ absl::StatusOr<int> InsertTurn(Connection& db, const SessionKey& key,
   const int64_t turn_id = state.stored_turns + 1;
   absl::StatusOr<Statement> insert = db.Prepare(Sql::kInsertMessage);
   if (!insert.ok()) return insert.status();
+  absl::StatusOr<Statement> index = db.Prepare(Sql::kIndexMessage);
+  if (!index.ok()) return index.status();
   const int64_t user_seq = 2 * state.stored_turns;
   insert->Bind(1, key.tenant)
       .Bind(2, key.session_id)
@@ -1034,6 +1053,9 @@ absl::StatusOr<int> InsertTurn(Connection& db, const SessionKey& key,
       .Bind(12, turn_id)
       .Bind(13, int64_t{parent_turn_id});
   if (absl::Status s = insert->Run(); !s.ok()) return s;
+  index->Bind(1, turn.user_message);
+  if (absl::Status s = index->Run(); !s.ok()) return s;
+  index->Reset();
   insert->Reset();
   insert->Bind(1, key.tenant)
       .Bind(2, key.session_id)
@@ -1049,6 +1071,8 @@ absl::StatusOr<int> InsertTurn(Connection& db, const SessionKey& key,
       .Bind(12, turn_id)
       .Bind(13, int64_t{parent_turn_id});
   if (absl::Status s = insert->Run(); !s.ok()) return s;
+  index->Bind(1, turn.assistant_message);
+  if (absl::Status s = index->Run(); !s.ok()) return s;
 
   absl::StatusOr<Statement> update = db.Prepare(Sql::kCountTurn);
   if (!update.ok()) return update.status();
