@@ -426,24 +426,6 @@ OpenAiRoute MatchRoute(absl::string_view path) {
   return route;
 }
 
-// The API key as OpenAI's SDKs send it (Authorization: Bearer), or as
-// chatd's other clients may (X-API-Key); empty without one.
-std::string ApiKeyOf(const HttpRequest& request) {
-  auto auth = request.find(boost::beast::http::field::authorization);
-  if (auth != request.end()) {
-    absl::string_view value(auth->value().data(), auth->value().size());
-    if (absl::ConsumePrefix(&value, "Bearer ") ||
-        absl::ConsumePrefix(&value, "bearer ")) {
-      return std::string(absl::StripAsciiWhitespace(value));
-    }
-  }
-  auto key = request.find("x-api-key");
-  if (key != request.end()) {
-    return std::string(key->value().data(), key->value().size());
-  }
-  return "";
-}
-
 std::string QueryOf(const HttpRequest& request) {
   absl::string_view target(request.target().data(), request.target().size());
   const size_t question = target.find('?');
@@ -754,7 +736,6 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
         "one turn at a time");
     return;
   }
-  const std::string fingerprint = KeyFingerprint(ApiKeyOf(exchange->request()));
 
   // Where the earlier turns are: a conversation (all of it), a previous
   // response (its session up to that turn), or nowhere.
@@ -779,8 +760,7 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
   if (session.empty()) {
     if (c.store) {
       // A new conversation of its own, which previous_response_id extends.
-      plan->session_id =
-          NewConversationId(fingerprint, absl::FromUnixSeconds(UnixNow()));
+      plan->session_id = NewConversationId();
       plan->view.id = StoredResponseId(plan->session_id, 1);
       plan->view.item_id = ItemId(plan->session_id, 1);
       plan->view.conversation = plan->session_id;
@@ -791,20 +771,16 @@ void OpenAiApi::CreateResponse(std::shared_ptr<HttpExchange> exchange,
   }
   chat::v1::ExportSessionRequest export_request;
   export_request.set_session_id(session);
-  const bool made_here = ConversationMadeFor(session, fingerprint).has_value();
   // The export holds every branch: the turn a previous response names may
   // be on one not shown, and the next turn's id counts them all.
   CallBackend<chat::v1::ExportSessionResponse>(
       backends_, exchange, request_id, headers, request_timeout_,
       kExportSession, export_request,
       [this, exchange, request_id, headers, plan, session, after_turn, what,
-       asked, made_here](const grpc::Status& status,
-                         chat::v1::ExportSessionResponse& exported,
-                         HttpHeaders limits) mutable {
-        if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
-            !after_turn.has_value() && made_here) {
-          exported.Clear();  // A conversation made here, before its first turn.
-        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+       asked](const grpc::Status& status,
+              chat::v1::ExportSessionResponse& exported,
+              HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
           RespondNotFound(exchange, std::move(headers), what, asked);
           return;
         } else if (!status.ok()) {
@@ -1007,9 +983,7 @@ void OpenAiApi::CreateConversation(std::shared_ptr<HttpExchange> exchange,
   // prompt applies, as for a first turn without instructions. A bad key
   // gets its 401 from CreateSession itself.
   chat::v1::CreateSessionRequest request;
-  request.set_session_id(
-      NewConversationId(KeyFingerprint(ApiKeyOf(exchange->request())),
-                        absl::FromUnixSeconds(UnixNow())));
+  request.set_session_id(NewConversationId());
   CallBackend<chat::v1::CreateSessionResponse>(
       backends_, exchange, request_id, headers, request_timeout_,
       kCreateSession, request,
@@ -1032,21 +1006,15 @@ void OpenAiApi::CreateConversation(std::shared_ptr<HttpExchange> exchange,
 void OpenAiApi::GetConversation(std::shared_ptr<HttpExchange> exchange,
                                 std::string id, const std::string& request_id,
                                 HttpHeaders headers) {
-  std::optional<absl::Time> made =
-      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())));
   chat::v1::GetHistoryRequest request;
   request.set_session_id(id);
   CallBackend<chat::v1::GetHistoryResponse>(
       backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
       request,
-      [exchange, headers, id, made](const grpc::Status& status,
-                                    chat::v1::GetHistoryResponse& history,
-                                    HttpHeaders limits) mutable {
-        if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
-            made.has_value()) {
-          RespondJson(exchange, std::move(headers), std::move(limits),
-                      ConversationJson(id, absl::ToUnixSeconds(*made)));
-        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      [exchange, headers, id](const grpc::Status& status,
+                              chat::v1::GetHistoryResponse& history,
+                              HttpHeaders limits) mutable {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
           RespondNotFound(exchange, std::move(headers), "Conversation", id);
         } else if (!status.ok()) {
           RespondCallError(exchange, std::move(headers), status,
@@ -1063,21 +1031,18 @@ void OpenAiApi::DeleteConversation(std::shared_ptr<HttpExchange> exchange,
                                    std::string id,
                                    const std::string& request_id,
                                    HttpHeaders headers) {
-  const bool made =
-      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())))
-          .has_value();
   chat::v1::DeleteSessionRequest request;
   request.set_session_id(id);
   CallBackend<chat::v1::DeleteSessionResponse>(
       backends_, exchange, request_id, headers, request_timeout_,
       kDeleteSession, request,
-      [exchange, headers, id, made](const grpc::Status& status,
-                                    chat::v1::DeleteSessionResponse& deleted,
-                                    HttpHeaders limits) mutable {
+      [exchange, headers, id](const grpc::Status& status,
+                              chat::v1::DeleteSessionResponse& deleted,
+                              HttpHeaders limits) mutable {
         if (!status.ok()) {
           RespondCallError(exchange, std::move(headers), status,
                            std::move(limits));
-        } else if (deleted.status() == "not_found" && !made) {
+        } else if (deleted.status() == "not_found") {
           RespondNotFound(exchange, std::move(headers), "Conversation", id);
         } else {
           RespondJson(exchange, std::move(headers), std::move(limits),
@@ -1097,20 +1062,15 @@ void OpenAiApi::ConversationItems(std::shared_ptr<HttpExchange> exchange,
                        std::string(query.status().message()));
     return;
   }
-  const bool made =
-      ConversationMadeFor(id, KeyFingerprint(ApiKeyOf(exchange->request())))
-          .has_value();
   chat::v1::GetHistoryRequest request;
   request.set_session_id(id);
   CallBackend<chat::v1::GetHistoryResponse>(
       backends_, exchange, request_id, headers, request_timeout_, kGetHistory,
       request,
-      [exchange, headers, id, made, query = *query](
+      [exchange, headers, id, query = *query](
           const grpc::Status& status, chat::v1::GetHistoryResponse& history,
           HttpHeaders limits) mutable {
-        if (status.error_code() == grpc::StatusCode::NOT_FOUND && made) {
-          history.Clear();
-        } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
           RespondNotFound(exchange, std::move(headers), "Conversation", id);
           return;
         } else if (!status.ok()) {

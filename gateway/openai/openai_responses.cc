@@ -1,7 +1,5 @@
 #include "gateway/openai/openai_responses.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -21,9 +19,6 @@ namespace {
 using nlohmann::json;
 
 constexpr absl::string_view kConvPrefix = "conv_";
-constexpr size_t kFingerprintHex = 16;
-constexpr size_t kTimeHex = 8;
-constexpr size_t kRandomHex = 16;
 
 absl::Status Invalid(absl::string_view message) {
   return absl::InvalidArgumentError(message);
@@ -31,22 +26,6 @@ absl::Status Invalid(absl::string_view message) {
 
 std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string Hex(const unsigned char* bytes, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xF]);
-  }
-  return out;
-}
-
-bool IsHex(absl::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
-  });
 }
 
 // "<prefix><digits>_<session id>" -> the number and the session id.
@@ -167,41 +146,12 @@ std::string Event(absl::string_view type, json payload, int* sequence) {
 
 }  // namespace
 
-std::string KeyFingerprint(absl::string_view api_key) {
-  // Domain-separated, so the value means nothing outside conversation ids.
-  const std::string input =
-      absl::StrCat("chatd openai conversation\n", api_key);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha256(), nullptr);
-  return Hex(digest, kFingerprintHex / 2);
-}
-
-std::string NewConversationId(absl::string_view fingerprint, absl::Time now) {
-  const uint32_t seconds = static_cast<uint32_t>(absl::ToUnixSeconds(now));
-  unsigned char time_bytes[4] = {static_cast<unsigned char>(seconds >> 24),
-                                 static_cast<unsigned char>(seconds >> 16),
-                                 static_cast<unsigned char>(seconds >> 8),
-                                 static_cast<unsigned char>(seconds)};
-  // NewOpenAiId gives 24 random hex digits after its prefix; 16 are enough.
-  std::string random = NewOpenAiId("").substr(0, kRandomHex);
-  return absl::StrCat(kConvPrefix, fingerprint, Hex(time_bytes, 4), random);
-}
-
-std::optional<absl::Time> ConversationMadeFor(absl::string_view id,
-                                              absl::string_view fingerprint) {
-  if (!absl::ConsumePrefix(&id, kConvPrefix)) return std::nullopt;
-  if (id.size() != kFingerprintHex + kTimeHex + kRandomHex || !IsHex(id)) {
-    return std::nullopt;
-  }
-  if (id.substr(0, kFingerprintHex) != fingerprint) return std::nullopt;
-  uint32_t seconds = 0;
-  for (char c : id.substr(kFingerprintHex, kTimeHex)) {
-    seconds =
-        seconds * 16 +
-        static_cast<uint32_t>(absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
-  }
-  return absl::FromUnixSeconds(seconds);
+std::string NewConversationId() {
+  // 40 hex digits, as the conversation ids chatd made before (which carried
+  // a fingerprint of the key that made them): a conversation is a session,
+  // visible to every key of the tenant, so the id names no key.
+  return absl::StrCat(kConvPrefix, NewOpenAiId(""),
+                      NewOpenAiId("").substr(0, 16));
 }
 
 std::string StoredResponseId(absl::string_view session_id, int turn) {

@@ -8,11 +8,9 @@
 //
 // A conversation IS a chatd session: its id is the session id, so the same
 // history is seen through gRPC, the REST routes, the CLI and the web app.
-// chatd creates a session on its first completed turn, so POST
-// /v1/conversations only makes an id (conv_...) that carries a fingerprint
-// of the API key that made it; until its first turn, chat-server does not
-// know it, and the gateway answers it as an empty conversation to that key
-// only (anyone else gets 404, as for another tenant's conversation).
+// POST /v1/conversations stores an empty session (CreateSession) under a
+// new conv_ id, so every key of the tenant sees it at once; another tenant
+// gets 404, as chat-server's tenant isolation answers NOT_FOUND.
 //
 // A stored response is one turn of a session, and its id says which:
 // "resp_<turn id>_<session id>", with the turn's Message.turn_id, which
@@ -35,18 +33,8 @@ namespace chat::gateway {
 
 // ----- ids -----
 
-// A fingerprint of the caller's API key (SHA-256, 16 hex digits), or of ""
-// without one. Not the key: it cannot be turned back into it.
-std::string KeyFingerprint(absl::string_view api_key);
-
-// A new conversation id for the key with `fingerprint`, made at `now`:
-// "conv_" + fingerprint + 8 hex digits of Unix seconds + 16 random ones.
-std::string NewConversationId(absl::string_view fingerprint, absl::Time now);
-
-// For an id NewConversationId made for `fingerprint`: when it was made.
-// nullopt for any other id (another key's, a session named by hand).
-std::optional<absl::Time> ConversationMadeFor(absl::string_view id,
-                                              absl::string_view fingerprint);
+// A new conversation id: "conv_" + 40 random hex digits.
+std::string NewConversationId();
 
 // "resp_<turn id>_<session id>".
 std::string StoredResponseId(absl::string_view session_id, int turn);

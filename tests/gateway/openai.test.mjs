@@ -383,6 +383,10 @@ describe('the OpenAI SDK against chat-gateway', () => {
     const res = await fetch(`${stack.base}/v1/sessions/${conv.id}/history`,
       { headers: { Authorization: `Bearer ${apiKey}` } });
     assert.equal(res.status, 404);
+    // Gone for the key that made it too, as at OpenAI.
+    await assert.rejects(c.conversations.retrieve(conv.id), OpenAI.NotFoundError);
+    await assert.rejects(c.conversations.items.list(conv.id), OpenAI.NotFoundError);
+    await assert.rejects(c.conversations.delete(conv.id), OpenAI.NotFoundError);
   });
 
   it('streams responses.create with OpenAI\'s events', async () => {
