@@ -382,11 +382,9 @@ class ChatEngine::Turn final : public TurnHandle,
                                     result.output_tokens);
     turn.created_at = absl::Now();
     const store::SessionKey key{request_.tenant, request_.session_id};
-    int turn_id = 0;
-    absl::StatusOr<int> turns;
+    absl::StatusOr<store::StoredTurn> stored;
     if (IsBranch()) {
-      absl::StatusOr<store::BranchTurn> stored =
-          engine_->store_->AppendBranchTurn(key, parent_turn_id_, turn);
+      stored = engine_->store_->AppendBranchTurn(key, parent_turn_id_, turn);
       if (absl::IsNotFound(stored.status())) {
         // Reset or deleted while the answer was being generated.
         Finish(absl::AbortedError(
@@ -395,12 +393,6 @@ class ChatEngine::Turn final : public TurnHandle,
                          parent_turn_id_, " is gone; retry")));
         return;
       }
-      if (!stored.ok()) {
-        Finish(stored.status());
-        return;
-      }
-      turn_id = stored->turn_id;
-      turns = stored->turn_count;
     } else {
       // Only a claim in the conversation store can be written with the turn;
       // IdempotentTurns then keeps its ids there (ChatEngine's constructor).
@@ -408,11 +400,11 @@ class ChatEngine::Turn final : public TurnHandle,
       if (engine_->store_->idempotency() != nullptr) {
         turn.answers = request_.request_claim;
       }
-      turns = engine_->store_->AppendTurn(key, expected_turns_, system_prompt_,
-                                          turn);
+      stored = engine_->store_->AppendTurn(key, expected_turns_, system_prompt_,
+                                           turn);
     }
-    if (!turns.ok()) {
-      if (absl::IsAborted(turns.status()) && request_.retry_on_conflict &&
+    if (!stored.ok()) {
+      if (absl::IsAborted(stored.status()) && request_.retry_on_conflict &&
           !retried_) {
         // Another replica stored a turn meanwhile. Nothing reached this
         // caller yet, so ask again against the fresh history, once.
@@ -428,12 +420,12 @@ class ChatEngine::Turn final : public TurnHandle,
         StartCompletion();
         return;
       }
-      if (absl::IsAborted(turns.status())) {
+      if (absl::IsAborted(stored.status())) {
         Finish(absl::AbortedError(absl::StrCat(
             "session ", request_.session_id,
             " is busy: another turn was stored while this one ran; retry")));
       } else if (turn.answers.has_value() &&
-                 absl::IsFailedPrecondition(turns.status())) {
+                 absl::IsFailedPrecondition(stored.status())) {
         // Its claim went stale and a repeat took the id over; that repeat's
         // turn is the one kept.
         Finish(absl::AbortedError(absl::StrCat(
@@ -441,11 +433,11 @@ class ChatEngine::Turn final : public TurnHandle,
             " was taken over by a repeat while this turn ran too long; "
             "retry with the same request_id for its answer")));
       } else {
-        Finish(turns.status());
+        Finish(stored.status());
       }
       return;
     }
-    if (*turns == 1 && !IsBranch()) {
+    if (stored->turn_count == 1 && !IsBranch()) {
       // Off this turn's path: the title is made after the answer went out.
       // A new version of a first turn (an edit, a regeneration) keeps the
       // session's title: it was made from the first exchange already.
@@ -456,14 +448,19 @@ class ChatEngine::Turn final : public TurnHandle,
     answer.session_id = request_.session_id;
     answer.response = std::move(reply_);
     answer.timestamp = turn.created_at;
-    answer.turn_count = *turns;
+    answer.turn_count = stored->turn_count;
     answer.model = std::move(result.model);
     answer.stop_reason = std::move(result.stop_reason);
     answer.input_tokens = result.input_tokens;
     answer.output_tokens = result.output_tokens;
     answer.cost_usd = turn.cost_usd;
     answer.truncated_turns = truncated_turns_;
-    answer.turn_id = turn_id;
+    // An idempotent turn's repeats replay the answer kept with its request
+    // id, which keeps no turn id: the first answer leaves it out too, so
+    // that every repeat is the same.
+    if (request_.request_id.empty() && request_.idempotency_key.empty()) {
+      answer.turn_id = stored->turn_id;
+    }
     if (first_delta_at_.has_value()) {
       answer.time_to_first_token = *first_delta_at_ - accepted_at_;
     }

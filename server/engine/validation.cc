@@ -73,6 +73,20 @@ absl::Status ValidateSessionId(absl::string_view session_id) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateSystemPrompt(absl::string_view system_prompt,
+                                  const RequestLimits& limits) {
+  if (system_prompt.size() > limits.max_system_prompt_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("system_prompt is ", system_prompt.size(),
+                     " bytes; the limit is ", limits.max_system_prompt_bytes));
+  }
+  if (system_prompt.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "system_prompt must not contain NUL bytes");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                                      const RequestLimits& limits) {
   if (request.stateless) {
@@ -137,11 +151,11 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
                        " bytes; the limit is ", limits.max_message_bytes));
     }
   }
-  if (request.system_prompt.has_value() &&
-      request.system_prompt->size() > limits.max_system_prompt_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("system_prompt is ", request.system_prompt->size(),
-                     " bytes; the limit is ", limits.max_system_prompt_bytes));
+  if (request.system_prompt.has_value()) {
+    if (absl::Status s = ValidateSystemPrompt(*request.system_prompt, limits);
+        !s.ok()) {
+      return s;
+    }
   }
   if (request.max_tokens.has_value() &&
       (*request.max_tokens < 1 ||
@@ -161,11 +175,6 @@ absl::Status ValidateChatTurnRequest(const ChatTurnRequest& request,
   }
   // PostgreSQL's TEXT cannot hold a NUL byte (messages are stored as bytes
   // and may), so refuse it rather than store a cut value.
-  if (request.system_prompt.has_value() &&
-      request.system_prompt->find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError(
-        "system_prompt must not contain NUL bytes");
-  }
   if (request.model.has_value() &&
       request.model->find('\0') != std::string::npos) {
     return absl::InvalidArgumentError("model must not contain NUL bytes");

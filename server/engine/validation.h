@@ -32,6 +32,11 @@ inline constexpr size_t kMaxStopSequenceBytes = 256;
 // which rule was broken.
 absl::Status ValidateSessionId(absl::string_view session_id);
 
+// A system prompt within limits.max_system_prompt_bytes, with no NUL byte
+// (PostgreSQL's TEXT cannot hold one).
+absl::Status ValidateSystemPrompt(absl::string_view system_prompt,
+                                  const RequestLimits& limits);
+
 // Checks everything a turn carries against `limits`. kInvalidArgument with a
 // message naming the field and the bound. A stateless request is checked
 // for its messages (each "user" or "assistant", each within

@@ -14,6 +14,7 @@
 #include "common/time_format.h"
 #include "server/engine/chat_engine.h"
 #include "server/engine/session_titler.h"
+#include "server/engine/validation.h"
 #include "server/service/authenticator.h"
 #include "server/service/chat_service_impl.h"
 #include "server/service/finish_on_pool.h"
@@ -51,18 +52,11 @@ absl::StatusOr<store::SessionArchive> EmptySessionFor(
     archive.session_id = NewSessionId();
   }
   if (request.has_system_prompt()) {
-    const std::string& prompt = request.system_prompt();
-    if (prompt.size() > limits.max_system_prompt_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "system_prompt is ", prompt.size(), " bytes; the limit is ",
-          limits.max_system_prompt_bytes));
+    if (absl::Status s = ValidateSystemPrompt(request.system_prompt(), limits);
+        !s.ok()) {
+      return s;
     }
-    // PostgreSQL's TEXT cannot hold a NUL byte, as for Chat's system_prompt.
-    if (prompt.find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(
-          "system_prompt must not contain NUL bytes");
-    }
-    archive.system_prompt = prompt;
+    archive.system_prompt = request.system_prompt();
   } else {
     archive.system_prompt = default_system_prompt;
   }

@@ -157,7 +157,7 @@ absl::StatusOr<std::vector<StoredMessage>> ConversationStore::LoadBranch(
   return absl::UnimplementedError("this store keeps no branches");
 }
 
-absl::StatusOr<BranchTurn> ConversationStore::AppendBranchTurn(
+absl::StatusOr<StoredTurn> ConversationStore::AppendBranchTurn(
     const SessionKey& /*key*/, int /*parent_turn_id*/, const Turn& /*turn*/) {
   return absl::UnimplementedError("this store keeps no branches");
 }

@@ -86,8 +86,8 @@ IdempotentAnswer AnswerOfTurn(const SessionKey& key, const Turn& turn,
 
 // AppendTurn's kFailedPrecondition for a `turn.answers` claim no longer held.
 absl::Status RequestClaimLostError(const RequestClaim& claim);
-// Where AppendBranchTurn stored a turn.
-struct BranchTurn {
+// Where AppendTurn or AppendBranchTurn stored a turn.
+struct StoredTurn {
   // The new turn's id.
   int turn_id = 0;
   // Turns on the session's active branch, the new one included.
@@ -176,17 +176,18 @@ class ConversationStore {
   // transaction, provided the session has exactly `expected_turn_count`
   // turns. A session that does not exist is created with `system_prompt`
   // when `expected_turn_count` is 0; `system_prompt` is ignored for an
-  // existing session. Returns the session's turn count after the append.
+  // existing session. Returns the new turn's id and the session's turn
+  // count after the append.
   // kAborted if the session's turn count is not `expected_turn_count` (or it
   // does not exist and `expected_turn_count` > 0): another writer got there
   // first, and nothing was written. With `turn.answers`, the id's record gets
   // the answer in the same transaction; kFailedPrecondition, and nothing
   // written, if that claim's owner no longer holds the id (it was taken over
   // or swept).
-  virtual absl::StatusOr<int> AppendTurn(const SessionKey& key,
-                                         int expected_turn_count,
-                                         absl::string_view system_prompt,
-                                         const Turn& turn) = 0;
+  virtual absl::StatusOr<StoredTurn> AppendTurn(const SessionKey& key,
+                                                int expected_turn_count,
+                                                absl::string_view system_prompt,
+                                                const Turn& turn) = 0;
 
   // Returns the messages of the branch from the session's first turn to
   // `turn_id`, oldest first, as LoadHistory does for the active branch.
@@ -199,7 +200,7 @@ class ConversationStore {
   // leaf. kNotFound if the session does not exist or has no turn
   // `parent_turn_id`. Concurrent calls never conflict: each adds its own
   // sibling, and the last one stored is active.
-  virtual absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+  virtual absl::StatusOr<StoredTurn> AppendBranchTurn(const SessionKey& key,
                                                       int parent_turn_id,
                                                       const Turn& turn);
 

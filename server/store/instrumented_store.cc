@@ -102,7 +102,7 @@ InstrumentedConversationStore::LoadBranch(const SessionKey& key, int turn_id) {
   return Timed(kLoadBranch, [&] { return inner_->LoadBranch(key, turn_id); });
 }
 
-absl::StatusOr<BranchTurn> InstrumentedConversationStore::AppendBranchTurn(
+absl::StatusOr<StoredTurn> InstrumentedConversationStore::AppendBranchTurn(
     const SessionKey& key, int parent_turn_id, const Turn& turn) {
   return Timed(kAppendBranchTurn, [&] {
     return inner_->AppendBranchTurn(key, parent_turn_id, turn);
@@ -115,7 +115,7 @@ absl::StatusOr<int> InstrumentedConversationStore::SwitchBranch(
                [&] { return inner_->SwitchBranch(key, turn_id); });
 }
 
-absl::StatusOr<int> InstrumentedConversationStore::AppendTurn(
+absl::StatusOr<StoredTurn> InstrumentedConversationStore::AppendTurn(
     const SessionKey& key, int expected_turn_count,
     absl::string_view system_prompt, const Turn& turn) {
   return Timed(kAppendTurn, [&] {

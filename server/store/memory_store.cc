@@ -113,8 +113,8 @@ absl::StatusOr<std::vector<StoredMessage>> MemoryConversationStore::LoadBranch(
   return *std::move(branch);
 }
 
-void MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
-                                        int depth, const Turn& turn) {
+int MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
+                                       int depth, const Turn& turn) {
   const absl::Time created_at = TruncateToMicros(turn.created_at);
   // Ids count every turn stored since the last reset: 2 messages each.
   const int turn_id = static_cast<int>(session.messages.size() / 2) + 1;
@@ -137,9 +137,10 @@ void MemoryConversationStore::StoreTurn(Session& session, int parent_turn_id,
   session.info.updated_at = created_at;
   session.active_turn_id = turn_id;
   session.info.turn_count = depth;
+  return turn_id;
 }
 
-absl::StatusOr<BranchTurn> MemoryConversationStore::AppendBranchTurn(
+absl::StatusOr<StoredTurn> MemoryConversationStore::AppendBranchTurn(
     const SessionKey& key, int parent_turn_id, const Turn& turn) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(Key(key.tenant, key.session_id));
@@ -154,7 +155,7 @@ absl::StatusOr<BranchTurn> MemoryConversationStore::AppendBranchTurn(
     return TurnNotFound(key, parent_turn_id);
   }
   StoreTurn(session, parent_turn_id, tree.DepthOf(parent_turn_id) + 1, turn);
-  return BranchTurn{session.active_turn_id, session.info.turn_count};
+  return StoredTurn{session.active_turn_id, session.info.turn_count};
 }
 
 absl::StatusOr<int> MemoryConversationStore::SwitchBranch(const SessionKey& key,
@@ -173,7 +174,7 @@ absl::StatusOr<int> MemoryConversationStore::SwitchBranch(const SessionKey& key,
   return session.info.turn_count;
 }
 
-absl::StatusOr<int> MemoryConversationStore::AppendTurn(
+absl::StatusOr<StoredTurn> MemoryConversationStore::AppendTurn(
     const SessionKey& key, int expected_turn_count,
     absl::string_view system_prompt, const Turn& turn) {
   if (expected_turn_count < 0) {
@@ -216,8 +217,9 @@ absl::StatusOr<int> MemoryConversationStore::AppendTurn(
     }
   }
   Session& session = it->second;
-  StoreTurn(session, session.active_turn_id, session.info.turn_count + 1, turn);
-  return session.info.turn_count;
+  const int turn_id = StoreTurn(session, session.active_turn_id,
+                                session.info.turn_count + 1, turn);
+  return StoredTurn{turn_id, session.info.turn_count};
 }
 
 absl::StatusOr<int> MemoryConversationStore::ResetSession(const SessionKey& key,

@@ -30,12 +30,13 @@ class MemoryConversationStore final : public ConversationStore {
   absl::StatusOr<SessionInfo> GetSession(const SessionKey& key) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadHistory(
       const SessionKey& key) override;
-  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
-                                 absl::string_view system_prompt,
-                                 const Turn& turn) override;
+  absl::StatusOr<StoredTurn> AppendTurn(const SessionKey& key,
+                                        int expected_turn_count,
+                                        absl::string_view system_prompt,
+                                        const Turn& turn) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
                                                         int turn_id) override;
-  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+  absl::StatusOr<StoredTurn> AppendBranchTurn(const SessionKey& key,
                                               int parent_turn_id,
                                               const Turn& turn) override;
   absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
@@ -89,8 +90,9 @@ class MemoryConversationStore final : public ConversationStore {
   using Key = std::pair<std::string, std::string>;
 
   // Adds `turn` under `parent_turn_id` and makes it the active leaf.
-  static void StoreTurn(Session& session, int parent_turn_id, int depth,
-                        const Turn& turn);
+  // Returns its id.
+  static int StoreTurn(Session& session, int parent_turn_id, int depth,
+                       const Turn& turn);
 
   absl::Mutex mu_;
   std::map<Key, Session> sessions_ ABSL_GUARDED_BY(mu_);

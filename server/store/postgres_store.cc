@@ -948,7 +948,7 @@ PostgresConversationStore::LoadBranchOrActive(const SessionKey& key,
   return *std::move(branch);
 }
 
-absl::StatusOr<int> PostgresConversationStore::AppendTurn(
+absl::StatusOr<StoredTurn> PostgresConversationStore::AppendTurn(
     const SessionKey& key, int expected_turn_count,
     absl::string_view system_prompt, const Turn& turn) {
   if (expected_turn_count < 0) {
@@ -1019,10 +1019,11 @@ absl::StatusOr<int> PostgresConversationStore::AppendTurn(
   // The turn exists for others, and for the caller's answer, only once this
   // returns.
   if (absl::Status s = txn.Commit(); !s.ok()) return s;
-  return static_cast<int>(turn_count + 1);
+  return StoredTurn{static_cast<int>(stored_turns + 1),
+                    static_cast<int>(turn_count + 1)};
 }
 
-absl::StatusOr<BranchTurn> PostgresConversationStore::AppendBranchTurn(
+absl::StatusOr<StoredTurn> PostgresConversationStore::AppendBranchTurn(
     const SessionKey& key, int parent_turn_id, const Turn& turn) {
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
@@ -1040,7 +1041,7 @@ absl::StatusOr<BranchTurn> PostgresConversationStore::AppendBranchTurn(
       (parent_turn_id > 0 && !tree->Contains(parent_turn_id))) {
     return TurnNotFound(key, parent_turn_id);
   }
-  BranchTurn stored;
+  StoredTurn stored;
   stored.turn_count = tree->DepthOf(parent_turn_id) + 1;
   if (absl::Status s = InsertTurn(*c, key, stored_turns, parent_turn_id,
                                   stored.turn_count, turn);

@@ -73,15 +73,16 @@ class PostgresConversationStore final : public ConversationStore,
   absl::StatusOr<SessionInfo> GetSession(const SessionKey& key) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadHistory(
       const SessionKey& key) override;
-  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
-                                 absl::string_view system_prompt,
-                                 const Turn& turn) override;
+  absl::StatusOr<StoredTurn> AppendTurn(const SessionKey& key,
+                                        int expected_turn_count,
+                                        absl::string_view system_prompt,
+                                        const Turn& turn) override;
   absl::StatusOr<int> ResetSession(const SessionKey& key,
                                    absl::Time now) override;
   absl::StatusOr<bool> DeleteSession(const SessionKey& key) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
                                                         int turn_id) override;
-  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+  absl::StatusOr<StoredTurn> AppendBranchTurn(const SessionKey& key,
                                               int parent_turn_id,
                                               const Turn& turn) override;
   absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;

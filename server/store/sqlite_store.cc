@@ -1318,7 +1318,7 @@ SqliteConversationStore::LoadBranchOrActive(const SessionKey& key,
   return *std::move(branch);
 }
 
-absl::StatusOr<int> SqliteConversationStore::AppendTurn(
+absl::StatusOr<StoredTurn> SqliteConversationStore::AppendTurn(
     const SessionKey& key, int expected_turn_count,
     absl::string_view system_prompt, const Turn& turn) {
   if (expected_turn_count < 0) {
@@ -1329,7 +1329,7 @@ absl::StatusOr<int> SqliteConversationStore::AppendTurn(
   return Write(w);
 }
 
-absl::StatusOr<int> SqliteConversationStore::Write(Writer& w) {
+absl::StatusOr<StoredTurn> SqliteConversationStore::Write(Writer& w) {
   absl::MutexLock lock(&queue_mu_);
   writers_.push_back(&w);
   while (!w.done && &w != writers_.front()) w.cv.Wait(&queue_mu_);
@@ -1369,10 +1369,19 @@ bool SqliteConversationStore::CommitAllLocked(
     return true;  // Nothing to write with, whichever way.
   }
   for (Writer* w : batch) {
+    const int64_t changes_before = sqlite3_total_changes64(db.db());
     w->result = WriteLocked(*w);
-    // The transaction (rolled back by ~Transaction, unless SQLite did
-    // already) held the turns before this one too: each is written again.
-    if (!w->result.ok()) return false;
+    if (w->result.ok()) continue;
+    // A refusal that wrote nothing (a turn count that moved on, a title for
+    // a session since deleted) leaves the rest of the batch as it was.
+    if (sqlite3_get_autocommit(db.db()) == 0 &&
+        sqlite3_total_changes64(db.db()) == changes_before) {
+      continue;
+    }
+    // Half written: the transaction (rolled back by ~Transaction, unless
+    // SQLite did already) holds the writes before this one too, and each is
+    // written again.
+    return false;
   }
   if (absl::Status s = txn.Commit(); !s.ok()) {
     // Nothing of the batch is stored; the destructor rolls back.
@@ -1383,6 +1392,7 @@ bool SqliteConversationStore::CommitAllLocked(
 
 void SqliteConversationStore::CommitEachLocked(
     const std::vector<Writer*>& batch) {
+  for (Writer* w : batch) w->result = absl::UnknownError("not written");
   Connection& db = *writer_;
   Transaction txn(db);
   if (absl::Status s = txn.Begin(); !s.ok()) {
@@ -1420,15 +1430,17 @@ void SqliteConversationStore::CommitEachLocked(
   }
 }
 
-absl::StatusOr<int> SqliteConversationStore::WriteLocked(const Writer& w) {
+absl::StatusOr<StoredTurn> SqliteConversationStore::WriteLocked(
+    const Writer& w) {
   if (w.turn != nullptr) return AppendLocked(w);
   absl::StatusOr<bool> set =
       SetTitleLocked(*w.key, w.title, w.only_if_untitled);
   if (!set.ok()) return set.status();
-  return *set ? 1 : 0;
+  return StoredTurn{0, *set ? 1 : 0};
 }
 
-absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
+absl::StatusOr<StoredTurn> SqliteConversationStore::AppendLocked(
+    const Writer& w) {
   Connection& db = *writer_;
   const SessionKey& key = *w.key;
   const Turn& turn = *w.turn;
@@ -1484,10 +1496,10 @@ absl::StatusOr<int> SqliteConversationStore::AppendLocked(const Writer& w) {
     if (sqlite3_changes(db.db()) != 1) return RequestClaimLostError(claim);
   }
 
-  return static_cast<int>(state->turn_count + 1);
+  return StoredTurn{*turn_id, static_cast<int>(state->turn_count + 1)};
 }
 
-absl::StatusOr<BranchTurn> SqliteConversationStore::AppendBranchTurn(
+absl::StatusOr<StoredTurn> SqliteConversationStore::AppendBranchTurn(
     const SessionKey& key, int parent_turn_id, const Turn& turn) {
   absl::MutexLock lock(&mu_);
   Connection& db = *writer_;
@@ -1502,7 +1514,7 @@ absl::StatusOr<BranchTurn> SqliteConversationStore::AppendBranchTurn(
       (parent_turn_id > 0 && !tree->Contains(parent_turn_id))) {
     return TurnNotFound(key, parent_turn_id);
   }
-  BranchTurn stored;
+  StoredTurn stored;
   stored.turn_count = tree->DepthOf(parent_turn_id) + 1;
   absl::StatusOr<int> turn_id =
       InsertTurn(db, key, **state, parent_turn_id, stored.turn_count, turn);
@@ -1651,9 +1663,9 @@ absl::StatusOr<bool> SqliteConversationStore::SetTitle(const SessionKey& key,
   // session's first turn, and would otherwise cost a commit (an fsync) of
   // its own.
   Writer w(&key, title, only_if_untitled);
-  absl::StatusOr<int> set = Write(w);
+  absl::StatusOr<StoredTurn> set = Write(w);
   if (!set.ok()) return set.status();
-  return *set == 1;
+  return set->turn_count == 1;
 }
 
 absl::StatusOr<bool> SqliteConversationStore::SetTitleLocked(

@@ -84,12 +84,13 @@ class SqliteConversationStore final : public ConversationStore,
   absl::StatusOr<SessionInfo> GetSession(const SessionKey& key) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadHistory(
       const SessionKey& key) override;
-  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected_turn_count,
-                                 absl::string_view system_prompt,
-                                 const Turn& turn) override;
+  absl::StatusOr<StoredTurn> AppendTurn(const SessionKey& key,
+                                        int expected_turn_count,
+                                        absl::string_view system_prompt,
+                                        const Turn& turn) override;
   absl::StatusOr<std::vector<StoredMessage>> LoadBranch(const SessionKey& key,
                                                         int turn_id) override;
-  absl::StatusOr<BranchTurn> AppendBranchTurn(const SessionKey& key,
+  absl::StatusOr<StoredTurn> AppendBranchTurn(const SessionKey& key,
                                               int parent_turn_id,
                                               const Turn& turn) override;
   absl::StatusOr<int> SwitchBranch(const SessionKey& key, int turn_id) override;
@@ -184,9 +185,9 @@ class SqliteConversationStore final : public ConversationStore,
     const Turn* const turn;
     const absl::string_view title;
     const bool only_if_untitled = false;
-    // AppendTurn: the session's turn count; SetTitle: 1 if the title was
-    // set, 0 if not.
-    absl::StatusOr<int> result = absl::UnknownError("not written");
+    // AppendTurn: where the turn went. SetTitle: turn_count 1 if the title
+    // was set, 0 if not.
+    absl::StatusOr<StoredTurn> result = absl::UnknownError("not written");
     bool done = false;
     absl::CondVar cv;
   };
@@ -202,10 +203,10 @@ class SqliteConversationStore final : public ConversationStore,
 
   // Writes `batch` in one transaction; sets each writer's result.
   void CommitBatch(const std::vector<Writer*>& batch) ABSL_LOCKS_EXCLUDED(mu_);
-  // The usual case, every turn written: one transaction without savepoints,
-  // since FTS5 writes its pending index out at each savepoint (a segment per
-  // turn, and merges to match). Returns false, with nothing stored, when a
-  // turn failed and the others must be written without it.
+  // The usual case: one transaction without savepoints (a savepoint costs
+  // FTS5 an index segment). A write refused before it changed anything
+  // fails alone. Returns false, with nothing stored, when a write failed
+  // halfway and the others must be written without it.
   bool CommitAllLocked(const std::vector<Writer*>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A savepoint per turn: a turn that fails halfway is undone alone.
@@ -213,12 +214,13 @@ class SqliteConversationStore final : public ConversationStore,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `w` and waits until it is written, by this call (which then
   // writes what queued meanwhile too) or by the one before; `w.result`.
-  absl::StatusOr<int> Write(Writer& w) ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
+  absl::StatusOr<StoredTurn> Write(Writer& w)
+      ABSL_LOCKS_EXCLUDED(queue_mu_, mu_);
   // Writes one queued call inside the open transaction.
-  absl::StatusOr<int> WriteLocked(const Writer& w)
+  absl::StatusOr<StoredTurn> WriteLocked(const Writer& w)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends one turn inside the open transaction.
-  absl::StatusOr<int> AppendLocked(const Writer& w)
+  absl::StatusOr<StoredTurn> AppendLocked(const Writer& w)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<bool> SetTitleLocked(const SessionKey& key,
                                       absl::string_view title,

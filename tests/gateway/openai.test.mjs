@@ -328,11 +328,13 @@ describe('the OpenAI SDK against chat-gateway', () => {
     const after_r2 = await c.responses.create({
       model: 'ok@resp-chain', input: 'Third turn', previous_response_id: r2.id, stream: true,
     });
+    let created;
     let completed;
     for await (const event of after_r2) {
-      if (event.type === 'response.created') assert.match(event.response.id, /^resp_/);
+      if (event.type === 'response.created') created = event.response;
       if (event.type === 'response.completed') completed = event.response;
     }
+    assert.equal(created.id, completed.id);
     assert.match(completed.output[0].content[0].text, /^Echo of 5 messages: Third turn/);
     assert.equal((await c.responses.retrieve(completed.id)).previous_response_id, r2.id);
     assert.equal((await history(apiKey, session)).turn_count, 3);
@@ -387,6 +389,21 @@ describe('the OpenAI SDK against chat-gateway', () => {
     await assert.rejects(c.conversations.retrieve(conv.id), OpenAI.NotFoundError);
     await assert.rejects(c.conversations.items.list(conv.id), OpenAI.NotFoundError);
     await assert.rejects(c.conversations.delete(conv.id), OpenAI.NotFoundError);
+  });
+
+  it('names each of two overlapping responses of one conversation by its own turn', async () => {
+    const apiKey = await createKey('overlap', {}, 'resp-overlap');
+    const c = openai(apiKey);
+    const conv = await c.conversations.create();
+    // Slow answers: both responses look the conversation up before either
+    // turn is stored, and chat-server then stores them one after the other.
+    const [a, b] = await Promise.all(['Alpha', 'Beta'].map((input) =>
+      c.responses.create({ model: 'slow:30@resp-overlap', input, conversation: conv.id })));
+    assert.notEqual(a.id, b.id);
+    for (const r of [a, b]) {
+      assert.equal((await c.responses.retrieve(r.id)).output_text, r.output_text);
+    }
+    assert.equal((await history(apiKey, conv.id)).turn_count, 2);
   });
 
   it('streams responses.create with OpenAI\'s events', async () => {

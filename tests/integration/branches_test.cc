@@ -293,6 +293,10 @@ TEST_P(BranchesTest, ATurnAfterAnEarlierTurnStartsABranchThere) {
   after.set_after_turn_id(0);
   EXPECT_EQ(::chat::testing::CallChat(*stub_, after, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  after.set_after_turn_id(1);
+  after.set_request_id("retry-safe");
+  EXPECT_EQ(::chat::testing::CallChat(*stub_, after, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   streamed.set_edit_turn_id(1);
   EXPECT_EQ(Stream(streamed, &text, &done).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);

@@ -106,10 +106,9 @@ class MayBlockStore final : public store::ConversationStore {
     Note();
     return inner_->LoadHistory(key);
   }
-  absl::StatusOr<int> AppendTurn(const store::SessionKey& key,
-                                 int expected_turn_count,
-                                 absl::string_view system_prompt,
-                                 const store::Turn& turn) override {
+  absl::StatusOr<store::StoredTurn> AppendTurn(
+      const store::SessionKey& key, int expected_turn_count,
+      absl::string_view system_prompt, const store::Turn& turn) override {
     Note();
     return inner_->AppendTurn(key, expected_turn_count, system_prompt, turn);
   }
@@ -118,7 +117,7 @@ class MayBlockStore final : public store::ConversationStore {
     Note();
     return inner_->LoadBranch(key, turn_id);
   }
-  absl::StatusOr<store::BranchTurn> AppendBranchTurn(
+  absl::StatusOr<store::StoredTurn> AppendBranchTurn(
       const store::SessionKey& key, int parent_turn_id,
       const store::Turn& turn) override {
     Note();

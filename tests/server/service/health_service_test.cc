@@ -38,10 +38,9 @@ class SwitchableStore final : public store::ConversationStore {
       const store::SessionKey& key) override {
     return memory_.LoadHistory(key);
   }
-  absl::StatusOr<int> AppendTurn(const store::SessionKey& key,
-                                 int expected_turn_count,
-                                 absl::string_view system_prompt,
-                                 const store::Turn& turn) override {
+  absl::StatusOr<store::StoredTurn> AppendTurn(
+      const store::SessionKey& key, int expected_turn_count,
+      absl::string_view system_prompt, const store::Turn& turn) override {
     return memory_.AppendTurn(key, expected_turn_count, system_prompt, turn);
   }
   absl::StatusOr<int> ResetSession(const store::SessionKey& key,

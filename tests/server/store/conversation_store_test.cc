@@ -150,10 +150,10 @@ class ConversationStoreTest : public ::testing::TestWithParam<StoreFactory> {
   // Appends one turn and expects it to succeed, returning the new count.
   int Append(const SessionKey& key, int expected, const Turn& turn,
              absl::string_view system_prompt = "prompt") {
-    absl::StatusOr<int> count =
+    absl::StatusOr<StoredTurn> stored =
         store_->AppendTurn(key, expected, system_prompt, turn);
-    EXPECT_THAT(count, IsOk());
-    return count.ok() ? *count : -1;
+    EXPECT_THAT(stored, IsOk());
+    return stored.ok() ? stored->turn_count : -1;
   }
 
   std::string dir_;
@@ -563,11 +563,11 @@ TEST_P(ConversationStoreTest, ConcurrentAppendersNeitherLoseNorSplitTurns) {
             ASSERT_THAT(info, StatusIs(absl::StatusCode::kNotFound));
           }
           std::this_thread::yield();
-          absl::StatusOr<int> appended = store_->AppendTurn(
+          absl::StatusOr<StoredTurn> appended = store_->AppendTurn(
               key, count, "prompt",
               MakeTurn(question, "re: " + question, At(count), 1, 2));
           if (appended.ok()) {
-            EXPECT_EQ(*appended, count + 1);
+            EXPECT_EQ(appended->turn_count, count + 1);
             break;
           }
           ASSERT_THAT(appended, StatusIs(absl::StatusCode::kAborted));
@@ -677,7 +677,7 @@ TEST_P(ConversationStoreTest, BranchTurnIsASiblingAndBecomesActive) {
   ASSERT_EQ(Append(key, 2, MakeTurn("q3", "a3", At(30), 1, 2)), 3);
 
   // Edit turn 2: a new turn under turn 1.
-  absl::StatusOr<BranchTurn> edited =
+  absl::StatusOr<StoredTurn> edited =
       store_->AppendBranchTurn(key, 1, MakeTurn("q2'", "a2'", At(40), 1, 2));
   ASSERT_THAT(edited, IsOk());
   EXPECT_EQ(edited->turn_id, 4);

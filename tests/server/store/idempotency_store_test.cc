@@ -33,6 +33,11 @@ using ::chat::testing::IsOkAndHolds;
 using ::chat::testing::KeyQuotaStoreName;
 using ::chat::testing::StatusIs;
 
+// A StoredTurn that leaves its session with `count` turns.
+::testing::Matcher<StoredTurn> TurnCountIs(int count) {
+  return ::testing::Field(&StoredTurn::turn_count, count);
+}
+
 const absl::Time kNow = absl::FromUnixSeconds(1'700'000'000);
 const absl::Time kExpires = kNow + absl::Hours(24);
 // Claims made at kNow are not stale for a caller whose cutoff is this.
@@ -133,7 +138,8 @@ TEST_P(IdempotencyStoreTest, AppendTurnStoresTheAnswerWithTheTurn) {
   ASSERT_THAT(Claim(kKey, "fp", "owner-a"), IsOk());
   const SessionKey session{"acme", "s1"};
   const Turn turn = TurnAnswering({kKey, "owner-a"});
-  ASSERT_THAT(store().AppendTurn(session, 0, "sys", turn), IsOkAndHolds(1));
+  ASSERT_THAT(store().AppendTurn(session, 0, "sys", turn),
+              IsOkAndHolds(TurnCountIs(1)));
   absl::StatusOr<RequestRecord> record = ids().Lookup(kKey, kNow);
   ASSERT_THAT(record, IsOk());
   ASSERT_TRUE(record->answer.has_value());
@@ -152,7 +158,7 @@ TEST_P(IdempotencyStoreTest, AppendTurnStoresTheAnswerWithTheTurn) {
   ASSERT_THAT(Claim({"acme", "req-2"}, "fp", "owner-a"), IsOk());
   ASSERT_THAT(store().AppendTurn(session, 1, "sys",
                                  TurnAnswering({{"acme", "req-2"}, "owner-a"})),
-              IsOkAndHolds(2));
+              IsOkAndHolds(TurnCountIs(2)));
   record = ids().Lookup({"acme", "req-2"}, kNow);
   ASSERT_THAT(record, IsOk());
   ASSERT_TRUE(record->answer.has_value());
@@ -182,7 +188,8 @@ TEST_P(IdempotencyStoreTest, AppendTurnOfALostClaimStoresNothing) {
   const SessionKey existing{"acme", "s-old"};
   Turn plain = TurnAnswering({kKey, "owner-a"});
   plain.answers.reset();
-  ASSERT_THAT(store().AppendTurn(existing, 0, "sys", plain), IsOkAndHolds(1));
+  ASSERT_THAT(store().AppendTurn(existing, 0, "sys", plain),
+              IsOkAndHolds(TurnCountIs(1)));
   EXPECT_THAT(
       store().AppendTurn(existing, 1, "sys", TurnAnswering({kKey, "owner-a"})),
       StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -196,7 +203,7 @@ TEST_P(IdempotencyStoreTest, AppendTurnOfALostClaimStoresNothing) {
   // The owner's own turn goes in, with its answer.
   EXPECT_THAT(
       store().AppendTurn(existing, 1, "sys", TurnAnswering({kKey, "owner-b"})),
-      IsOkAndHolds(2));
+      IsOkAndHolds(TurnCountIs(2)));
   record = ids().Lookup(kKey, later);
   ASSERT_THAT(record, IsOk());
   ASSERT_TRUE(record->answer.has_value());

@@ -51,9 +51,9 @@ class FailingStore final : public ConversationStore {
       const SessionKey& key) override {
     return inner_.LoadHistory(key);
   }
-  absl::StatusOr<int> AppendTurn(const SessionKey& key, int expected,
-                                 absl::string_view system_prompt,
-                                 const Turn& turn) override {
+  absl::StatusOr<StoredTurn> AppendTurn(const SessionKey& key, int expected,
+                                        absl::string_view system_prompt,
+                                        const Turn& turn) override {
     return inner_.AppendTurn(key, expected, system_prompt, turn);
   }
   absl::StatusOr<int> ResetSession(const SessionKey& key,

@@ -315,7 +315,7 @@ UPDATE sessions SET turn_count = 2;
               ::chat::testing::StatusIs(absl::StatusCode::kAborted));
   ASSERT_THAT((*store)->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)),
               IsOk());
-  absl::StatusOr<BranchTurn> edited =
+  absl::StatusOr<StoredTurn> edited =
       (*store)->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
   ASSERT_THAT(edited, IsOk());
   EXPECT_EQ(edited->turn_id, 4);

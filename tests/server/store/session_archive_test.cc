@@ -274,10 +274,11 @@ TEST_P(SessionArchiveStoreTest, AnImportedSessionBehavesLikeAStoredOne) {
   EXPECT_EQ(stats->total_input_tokens, 101 + 102 + 103);
 
   // The next turn takes the next id, on the active branch.
-  absl::StatusOr<int> appended =
+  absl::StatusOr<StoredTurn> appended =
       store_->AppendTurn(key, 2, "", MakeTurn("more", "sure", At(40)));
   ASSERT_THAT(appended, IsOk());
-  EXPECT_EQ(*appended, 3);
+  EXPECT_EQ(appended->turn_count, 3);
+  EXPECT_EQ(appended->turn_id, 4);  // Every branch's turns counted.
   absl::StatusOr<SessionArchive> exported = store_->ExportSession(key);
   ASSERT_THAT(exported, IsOk());
   ASSERT_EQ(exported->turns.size(), 4u);
@@ -355,10 +356,11 @@ TEST_P(SessionArchiveStoreTest, AnEmptyArchiveIsAnEmptySession) {
 
   // The first turn is appended to it (the prompt given is ignored, as for
   // any existing session) and becomes turn 1.
-  absl::StatusOr<int> appended =
+  absl::StatusOr<StoredTurn> appended =
       store_->AppendTurn(key, 0, "ignored", MakeTurn("hi", "hello", At(9)));
   ASSERT_THAT(appended, IsOk());
-  EXPECT_EQ(*appended, 1);
+  EXPECT_EQ(appended->turn_count, 1);
+  EXPECT_EQ(appended->turn_id, 1);
   info = store_->GetSession(key);
   ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->system_prompt, "be terse");

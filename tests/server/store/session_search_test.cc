@@ -314,7 +314,7 @@ TEST_P(SessionSearchTest, FindsMessagesOfEveryBranch) {
              {{"first question", "first answer"},
               {"second about otters", "reply about otters"}},
              10);
-  absl::StatusOr<BranchTurn> edited = store_->AppendBranchTurn(
+  absl::StatusOr<StoredTurn> edited = store_->AppendBranchTurn(
       key, 1, MakeTurn("second about beavers", "reply about beavers", At(30)));
   ASSERT_THAT(edited, IsOk());
   ASSERT_EQ(edited->turn_id, 3);

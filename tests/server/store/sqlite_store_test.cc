@@ -39,7 +39,6 @@ namespace chat::store {
 namespace {
 
 using ::chat::testing::IsOk;
-using ::chat::testing::IsOkAndHolds;
 using ::chat::testing::kT0;
 using ::chat::testing::MakeTurn;
 using ::chat::testing::StatusIs;
@@ -532,7 +531,7 @@ TEST_F(SqliteStoreTest, MigratesLinearHistoriesToOneBranch) {
   EXPECT_THAT(store->AppendTurn(key, 1, "", MakeTurn("x", "y", kT0)),
               ::chat::testing::StatusIs(absl::StatusCode::kAborted));
   ASSERT_THAT(store->AppendTurn(key, 2, "", MakeTurn("q3", "a3", kT0)), IsOk());
-  absl::StatusOr<BranchTurn> edited =
+  absl::StatusOr<StoredTurn> edited =
       store->AppendBranchTurn(key, 1, MakeTurn("e2", "f2", kT0));
   ASSERT_THAT(edited, IsOk());
   EXPECT_EQ(edited->turn_id, 4);
@@ -687,7 +686,8 @@ TEST_F(SqliteStoreTest, AFailingTurnInABatchFailsAlone) {
   raw.Exec("BEGIN IMMEDIATE");
   constexpr int kTurns = 16;
   constexpr int kPoisoned = 7;
-  std::vector<absl::StatusOr<int>> results(kTurns, absl::UnknownError(""));
+  std::vector<absl::StatusOr<StoredTurn>> results(kTurns,
+                                                  absl::UnknownError(""));
   absl::Mutex mu;
   int started = 0;
   std::vector<std::thread> threads;
@@ -718,7 +718,9 @@ TEST_F(SqliteStoreTest, AFailingTurnInABatchFailsAlone) {
                   StatusIs(absl::StatusCode::kNotFound));
       continue;
     }
-    EXPECT_THAT(results[i], IsOkAndHolds(1)) << i;
+    ASSERT_THAT(results[i], IsOk()) << i;
+    EXPECT_EQ(results[i]->turn_id, 1) << i;
+    EXPECT_EQ(results[i]->turn_count, 1) << i;
     absl::StatusOr<std::vector<StoredMessage>> history =
         store->LoadHistory(key);
     ASSERT_THAT(history, IsOk());
@@ -751,7 +753,7 @@ TEST_F(SqliteStoreTest, StoresOnOneFileSerializeAppends) {
           ASSERT_LT(attempt, 10'000) << "no progress";
           absl::StatusOr<SessionInfo> info = store->GetSession(key);
           const int count = info.ok() ? info->turn_count : 0;
-          absl::StatusOr<int> appended = store->AppendTurn(
+          absl::StatusOr<StoredTurn> appended = store->AppendTurn(
               key, count, "prompt", MakeTurn(question, "re: " + question, kT0));
           if (appended.ok()) break;
           ASSERT_THAT(appended, StatusIs(absl::StatusCode::kAborted));
