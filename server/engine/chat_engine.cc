@@ -17,6 +17,20 @@
 
 namespace chat {
 
+absl::Status CheckRoomForSession(store::ConversationStore& store,
+                                 absl::string_view tenant, int max_sessions) {
+  if (max_sessions <= 0) return absl::OkStatus();
+  absl::StatusOr<store::StoreStats> stats = store.GetStats(tenant);
+  if (!stats.ok()) return stats.status();
+  if (stats->total_sessions >= max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the limit of ", max_sessions,
+        " sessions (max_sessions_per_tenant) is reached; delete a session "
+        "first"));
+  }
+  return absl::OkStatus();
+}
+
 // One turn's life: queued behind earlier turns of its session, running
 // (history loaded, provider streaming), then committing, then done. Every
 // path ends in Finish(), which calls the observer's OnComplete once.
@@ -222,18 +236,10 @@ class ChatEngine::Turn final : public TurnHandle,
         if (m.tokens > 0) prompt.tokens = m.tokens;
       }
     } else if (absl::IsNotFound(session.status())) {
-      if (options.max_sessions_per_tenant > 0) {
-        // A soft bound: turns creating sessions at the same moment on
-        // several replicas may each pass it.
-        absl::StatusOr<store::StoreStats> stats =
-            store.GetStats(request_.tenant);
-        if (!stats.ok()) return stats.status();
-        if (stats->total_sessions >= options.max_sessions_per_tenant) {
-          return absl::ResourceExhaustedError(absl::StrCat(
-              "the limit of ", options.max_sessions_per_tenant,
-              " sessions (max_sessions_per_tenant) is reached; delete a "
-              "session first"));
-        }
+      if (absl::Status room = CheckRoomForSession(
+              store, request_.tenant, options.max_sessions_per_tenant);
+          !room.ok()) {
+        return room;
       }
       completion.system_prompt =
           request_.system_prompt.value_or(options.default_system_prompt);

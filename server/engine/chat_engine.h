@@ -50,6 +50,13 @@ struct ChatEngineOptions {
   TitleOptions titles;
 };
 
+// OK while `tenant` has fewer than `max_sessions` sessions (0: no limit);
+// kResourceExhausted naming max_sessions_per_tenant otherwise. What a turn
+// that creates a session and CreateSession both meet. A soft bound: sessions
+// created at the same moment on several replicas may each pass it.
+absl::Status CheckRoomForSession(store::ConversationStore& store,
+                                 absl::string_view tenant, int max_sessions);
+
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
 // the provider produces it, then OnComplete exactly once, after the turn was
 // stored (or with the reason it was not). Calls never overlap and may come

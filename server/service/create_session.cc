@@ -82,17 +82,10 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CreateSession(
             EmptySessionFor(*request, options.default_system_prompt,
                             options.limits, absl::Now());
         if (!archive.ok()) return archive.status();
-        if (options.max_sessions_per_tenant > 0) {
-          // The same soft bound a first turn meets (ChatEngine).
-          absl::StatusOr<store::StoreStats> stats =
-              store_->GetStats(caller.tenant);
-          if (!stats.ok()) return stats.status();
-          if (stats->total_sessions >= options.max_sessions_per_tenant) {
-            return absl::ResourceExhaustedError(absl::StrCat(
-                "the limit of ", options.max_sessions_per_tenant,
-                " sessions (max_sessions_per_tenant) is reached; delete a "
-                "session first"));
-          }
+        if (absl::Status room = CheckRoomForSession(
+                *store_, caller.tenant, options.max_sessions_per_tenant);
+            !room.ok()) {
+          return room;
         }
         absl::Status stored;
         for (int attempt = 0; attempt < kNewIdAttempts; ++attempt) {

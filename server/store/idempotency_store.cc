@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/store/expiry_sweep.h"
 
 namespace chat::store {
 namespace {
@@ -67,21 +68,9 @@ absl::StatusOr<RequestRecord> MemoryIdempotencyStore::Lookup(
 
 absl::StatusOr<int64_t> MemoryIdempotencyStore::DeleteExpired(absl::Time now,
                                                               int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
+  if (absl::Status s = CheckSweepLimit(limit); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  int64_t deleted = 0;
-  for (auto it = records_.begin(); it != records_.end() && deleted < limit;) {
-    if (it->second.expires_at <= now) {
-      it = records_.erase(it);
-      ++deleted;
-    } else {
-      ++it;
-    }
-  }
-  return deleted;
+  return EraseExpired(records_, now, limit);
 }
 
 }  // namespace chat::store

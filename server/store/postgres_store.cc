@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "server/store/expiry_sweep.h"
 #include "server/store/key_columns.h"
 #include "server/store/page_token.h"
 #include "server/store/turn_tree.h"
@@ -1511,10 +1512,7 @@ absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpired(absl::Time now,
 
 absl::StatusOr<int64_t> PostgresConversationStore::DeleteExpiredWith(
     const char* statement, absl::Time now, int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
+  if (absl::Status s = CheckSweepLimit(limit); !s.ok()) return s;
   absl::StatusOr<Lease> c = Acquire();
   if (!c.ok()) return c.status();
   absl::StatusOr<Result> r =

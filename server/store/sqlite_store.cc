@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/expiry_sweep.h"
 #include "server/store/key_columns.h"
 #include "server/store/page_token.h"
 #include "server/store/turn_tree.h"
@@ -2053,10 +2054,7 @@ namespace {
 absl::StatusOr<int64_t> DeleteExpiredWith(sqlite_internal::Connection& db,
                                           Sql statement, absl::Time now,
                                           int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
+  if (absl::Status s = CheckSweepLimit(limit); !s.ok()) return s;
   absl::StatusOr<Statement> stmt = db.Prepare(statement);
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, ToMicros(now)).Bind(2, static_cast<int64_t>(limit));

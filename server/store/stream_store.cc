@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/store/expiry_sweep.h"
 
 namespace chat::store {
 namespace {
@@ -100,21 +101,9 @@ absl::StatusOr<std::string> MemoryStreamStore::RequestCancel(
 
 absl::StatusOr<int64_t> MemoryStreamStore::DeleteExpiredStreams(absl::Time now,
                                                                 int limit) {
-  if (limit < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be >= 1, got ", limit));
-  }
+  if (absl::Status s = CheckSweepLimit(limit); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  int64_t deleted = 0;
-  for (auto it = answers_.begin(); it != answers_.end() && deleted < limit;) {
-    if (it->second.expires_at <= now) {
-      it = answers_.erase(it);
-      ++deleted;
-    } else {
-      ++it;
-    }
-  }
-  return deleted;
+  return EraseExpired(answers_, now, limit);
 }
 
 }  // namespace chat::store
