@@ -21,6 +21,8 @@ packages=(
   libjemalloc-dev
   libssl-dev
   libgtest-dev libgmock-dev
+  # The README's examples pipe chat-cli's --json and the REST answers to jq.
+  jq
 )
 # npm fetches the web app's and /docs' browser libraries (scripts/web-assets.sh).
 ((node)) && packages+=(nodejs npm)

@@ -71,6 +71,11 @@ class BackendSet {
 
   size_t size() const { return size_; }
 
+  // Whether calls wait for a READY backend here (StartWhenReady) rather than
+  // inside gRPC: with several channels, or one that can be remade. Calls
+  // then go to gRPC without wait_for_ready (see Gateway::StartOnBackend).
+  bool WaitsForCalls() const { return size_ > 1 || remakes_; }
+
   // The channel for a new call that does not wait here (the call waits
   // with wait_for_ready on it): round robin over the READY channels, or
   // over all of them when none is READY. Asks idle channels to connect.
@@ -86,7 +91,8 @@ class BackendSet {
   // the channel Pick() then gives, once `deadline` has passed, once
   // `abandoned()` says so (asked at least every kWatchInterval), or on
   // ReleaseWaiting(). The call fails then as gRPC fails it
-  // (DEADLINE_EXCEEDED, or CANCELLED for a context already cancelled).
+  // (DEADLINE_EXCEEDED, or CANCELLED for a context already cancelled, or
+  // UNAVAILABLE from a channel still down, where WaitsForCalls()).
   void StartWhenReady(absl::Time deadline, Abandoned abandoned,
                       StartCall start);
 

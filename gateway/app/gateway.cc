@@ -14,6 +14,7 @@
 #include "gateway/compat/template_routes.h"
 #include "gateway/openapi/openapi.h"
 #include "gateway/openapi/proto_docs.h"
+#include "gateway/transcode/backend_call.h"
 #include "gateway/transcode/metadata.h"
 #include "gateway/transcode/sse_writer.h"
 #include "gateway/transcode/status_mapping.h"
@@ -86,9 +87,10 @@ std::string GrpcMethodPath(const MethodDescriptor* method) {
 
 }  // namespace
 
-// One unary call. The context is shared with the client-gone callback,
-// which may run after the call finished (TryCancel is then a no-op).
+// One unary call. `context` is the current attempt's (of `backend`, a page
+// of a gathered list being one call).
 struct UnaryCall {
+  std::shared_ptr<BackendCall> backend;
   std::shared_ptr<grpc::ClientContext> context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
@@ -96,16 +98,13 @@ struct UnaryCall {
   const MethodDescriptor* method = nullptr;
   HttpHeaders headers;
   // Set when the answer gathers every page (see FollowsAllPages): the
-  // request to ask again with the next token, what the context carries, and
-  // the pages so far.
+  // request to ask again with the next token, and the pages so far.
   std::unique_ptr<Message> paged_request;
-  std::vector<std::pair<std::string, std::string>> metadata;
-  std::chrono::system_clock::time_point deadline;
   std::unique_ptr<Message> gathered;
-  std::vector<std::shared_ptr<grpc::ClientContext>> finished_pages;
-  // Set when the HTTP client leaves: no further page is asked for. (Only
-  // the first page's context is cancelled by the client-gone hook.)
-  std::shared_ptr<std::atomic<bool>> client_gone;
+  // The contexts of finished pages and failed attempts, kept until the
+  // whole call ends rather than destroyed inside the completion callback
+  // of the call each served.
+  std::vector<std::shared_ptr<grpc::ClientContext>> finished_attempts;
   // The headers made from the last call's response metadata.
   HttpHeaders limit_headers;
 };
@@ -164,14 +163,14 @@ int GatheredItems(const Message& answer) {
 class StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamCall(Gateway* gateway, std::shared_ptr<grpc::ClientContext> context,
-             std::shared_ptr<std::atomic<bool>> client_gone,
+  // One attempt of `call`.
+  StreamCall(Gateway* gateway, std::shared_ptr<BackendCall> call,
              std::shared_ptr<HttpExchange> exchange,
              const MethodDescriptor* method, StreamFormat format,
              HttpHeaders headers, grpc::ByteBuffer request)
       : gateway_(gateway),
-        context_(std::move(context)),
-        client_gone_(std::move(client_gone)),
+        call_(std::move(call)),
+        context_(call_->NewAttempt()),
         exchange_(std::move(exchange)),
         method_(method),
         format_(format),
@@ -181,7 +180,7 @@ class StreamCall final
   void Start() {
     gateway_->CallStarted(context_.get());
     gateway_->StartOnBackend(
-        *context_, client_gone_, [this](grpc::GenericStub& stub) {
+        *call_, *context_, [this](grpc::GenericStub& stub) {
           stub.PrepareBidiStreamingCall(context_.get(), GrpcMethodPath(method_),
                                         grpc::StubOptions(), this);
           StartWriteLast(&request_, grpc::WriteOptions());
@@ -238,6 +237,17 @@ class StreamCall final
   }
 
   void OnDone(const grpc::Status& grpc_status) override {
+    if (!started_ && gateway_->Resends(*call_, grpc_status)) {
+      // A reactor serves one call: the next attempt is a new one. It is
+      // counted in flight before this one stops being, so that the gateway
+      // never looks idle in between.
+      auto* again = new StreamCall(gateway_, call_, exchange_, method_, format_,
+                                   std::move(headers_), std::move(request_));
+      again->Start();
+      gateway_->CallFinished(context_.get());
+      delete this;
+      return;
+    }
     const grpc::Status status = gateway_->ClientVisibleStatus(grpc_status);
     if (status.ok()) {
       EnsureStarted();
@@ -305,8 +315,8 @@ class StreamCall final
   }
 
   Gateway* const gateway_;
+  const std::shared_ptr<BackendCall> call_;
   std::shared_ptr<grpc::ClientContext> context_;
-  const std::shared_ptr<std::atomic<bool>> client_gone_;
   std::shared_ptr<HttpExchange> exchange_;
   const MethodDescriptor* method_;
   const StreamFormat format_;
@@ -483,29 +493,18 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
     }
     timeout = std::min(timeout, *asked);
   }
-  auto context = std::make_shared<grpc::ClientContext>();
-  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  // While no backend is SERVING (the only one restarts, or all are
-  // reconnecting) the call waits for one until its deadline instead of
-  // failing at once.
-  context->set_wait_for_ready(true);
   // The traceparent Handle put first among the response headers.
   std::string traceparent;
   for (const auto& [name, value] : headers) {
     if (name == "traceparent") traceparent = value;
   }
-  for (const auto& [key, value] : ForwardedMetadata(
-           request, request_id, exchange->client_address(), traceparent)) {
-    context->AddMetadata(key, value);
-  }
+  auto backend_call = std::make_shared<BackendCall>(
+      absl::Now() + timeout,
+      ForwardedMetadata(request, request_id, exchange->client_address(),
+                        traceparent));
   // A client that leaves cancels the call, and chat-server then cancels the
   // provider request.
-  auto client_gone = std::make_shared<std::atomic<bool>>(false);
-  exchange->OnClientGone(
-      [weak = std::weak_ptr<grpc::ClientContext>(context), client_gone] {
-        client_gone->store(true);
-        if (auto c = weak.lock()) c->TryCancel();
-      });
+  exchange->OnClientGone([backend_call] { backend_call->ClientGone(); });
 
   if (route.method->server_streaming()) {
     StreamFormat format = StreamFormat::kSse;
@@ -516,19 +515,19 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
       format = StreamFormat::kNdjson;
     }
     auto* call =
-        new StreamCall(this, context, client_gone, exchange, route.method,
+        new StreamCall(this, std::move(backend_call), exchange, route.method,
                        format, std::move(headers), Serialize(message));
     call->Start();
     return;
   }
 
   auto call = std::make_shared<UnaryCall>();
-  call->context = context;
+  call->backend = std::move(backend_call);
+  call->context = call->backend->NewAttempt();
   call->request = Serialize(message);
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);
-  call->client_gone = std::move(client_gone);
   if (FollowsAllPages(route, message)) {
     call->paged_request.reset(message.New());
     call->paged_request->CopyFrom(message);
@@ -537,9 +536,6 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
         route.method->input_type()->FindFieldByName("page_size"),
         kUnpagedPageSize);
     call->request = Serialize(*call->paged_request);
-    call->metadata = ForwardedMetadata(request, request_id,
-                                       exchange->client_address(), traceparent);
-    call->deadline = absl::ToChronoTime(absl::Now() + timeout);
   }
   StartUnary(std::move(call));
 }
@@ -547,7 +543,7 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
   CallStarted(call->context.get());
   StartOnBackend(
-      *call->context, call->client_gone, [this, call](grpc::GenericStub& stub) {
+      *call->backend, *call->context, [this, call](grpc::GenericStub& stub) {
         stub.UnaryCall(call->context.get(), GrpcMethodPath(call->method),
                        grpc::StubOptions(), &call->request, &call->response,
                        [this, call](grpc::Status status) {
@@ -558,6 +554,15 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
 
 void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
                           grpc::Status status) {
+  if (Resends(*call->backend, status)) {
+    // The next attempt is counted in flight before this one stops being.
+    std::shared_ptr<grpc::ClientContext> failed = call->context;
+    call->finished_attempts.push_back(failed);
+    call->context = call->backend->NewAttempt();
+    StartUnary(call);
+    CallFinished(failed.get());
+    return;
+  }
   status = ClientVisibleStatus(status);
   std::unique_ptr<Message> reply;
   if (status.ok()) {
@@ -600,7 +605,7 @@ void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
     // kept answering empty pages with a token would otherwise be asked
     // again until the deadline. Its token is in the answer.
     if (!token.empty() && items < kMaxUnpagedItems && items > items_before) {
-      if (call->client_gone->load()) {  // Nobody asks any more.
+      if (call->backend->client_gone()->load()) {  // Nobody asks any more.
         RespondError(call->exchange, std::move(call->headers),
                      MakeHttpError(499, grpc::StatusCode::CANCELLED,
                                    "the client went away"));
@@ -612,17 +617,9 @@ void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
       call->request = Serialize(*call->paged_request);
       call->response.Clear();
       // A context serves one call: the next page gets a fresh one,
-      // with the same deadline and metadata. The finished page's
-      // context is kept until the whole call ends rather than
-      // destroyed here, inside the completion callback of the call it
-      // served, so it has the lifetime of a single-page call's.
-      call->finished_pages.push_back(std::move(call->context));
-      call->context = std::make_shared<grpc::ClientContext>();
-      call->context->set_deadline(call->deadline);
-      call->context->set_wait_for_ready(true);
-      for (const auto& [key, value] : call->metadata) {
-        call->context->AddMetadata(key, value);
-      }
+      // with the same deadline and metadata.
+      call->finished_attempts.push_back(std::move(call->context));
+      call->context = call->backend->NewAttempt();
       StartUnary(call);
       return;
     }
@@ -656,18 +653,29 @@ void Gateway::SetBackends(std::shared_ptr<BackendSet> backends) {
   backends.reset();
 }
 
-void Gateway::StartOnBackend(const grpc::ClientContext& context,
-                             std::shared_ptr<std::atomic<bool>> client_gone,
+void Gateway::StartOnBackend(const BackendCall& call,
+                             grpc::ClientContext& context,
                              std::function<void(grpc::GenericStub&)> start) {
-  Backends()->StartWhenReady(
-      absl::FromChrono(context.deadline()),
-      [client_gone = std::move(client_gone)] {
-        return client_gone != nullptr && client_gone->load();
-      },
+  std::shared_ptr<BackendSet> backends = Backends();
+  // With one fixed channel gRPC's own waiting is the set's: the channel
+  // reconnects to the same address, and every call waits on it.
+  context.set_wait_for_ready(!backends->WaitsForCalls());
+  backends->StartWhenReady(
+      call.deadline(),
+      [client_gone = call.client_gone()] { return client_gone->load(); },
       [start = std::move(start)](std::shared_ptr<grpc::Channel> channel) {
         grpc::GenericStub stub(std::move(channel));
         start(stub);
       });
+}
+
+bool Gateway::Resends(const BackendCall& call, const grpc::Status& status) {
+  if (!NoBackendTookCall(status) || call.client_gone()->load() ||
+      call.attempts() >= kMaxAttempts || absl::Now() >= call.deadline()) {
+    return false;
+  }
+  absl::MutexLock lock(&mu_);
+  return !cancelling_;
 }
 
 grpc::Status Gateway::ClientVisibleStatus(const grpc::Status& status) {

@@ -74,12 +74,23 @@ class Gateway final : public BackendCalls {
   void CancelAll();
   bool WaitIdle(absl::Duration timeout);
 
-  // For the calls: calls `start` with a stub over the channel a new call with
-  // `context` should use (see BackendSet::StartWhenReady); `client_gone` says
-  // the call is no longer wanted.
-  void StartOnBackend(const grpc::ClientContext& context,
-                      std::shared_ptr<std::atomic<bool>> client_gone,
+  // For the calls: calls `start` with a stub over the channel that `call`'s
+  // attempt with `context` should use (see BackendSet::StartWhenReady).
+  // Where the backend set keeps calls waiting itself (several backends, or
+  // one looked up by name), the attempt does not wait inside gRPC
+  // (wait_for_ready is off): a call that gRPC would queue on a channel
+  // whose backend went away, behind a DNS lookup backed off for tens of
+  // seconds, fails at once instead, and Resends() sends it again through
+  // the set, which starts it on the backend that is up.
+  void StartOnBackend(const BackendCall& call, grpc::ClientContext& context,
                       std::function<void(grpc::GenericStub&)> start) override;
+
+  // Whether a failed attempt of `call` is made again: no backend took it
+  // (NoBackendTookCall), its client is still there, its deadline has not
+  // passed, the gateway is not shutting down, and it has made fewer than
+  // kMaxAttempts attempts.
+  bool Resends(const BackendCall& call, const grpc::Status& status) override;
+  static constexpr int kMaxAttempts = 20;
 
   // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
   void CallStarted(grpc::ClientContext* context) override;

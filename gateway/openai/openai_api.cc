@@ -16,6 +16,7 @@
 #include "chat/v1/chat.pb.h"
 #include "gateway/openai/openai_responses.h"
 #include "gateway/openai/openai_translate.h"
+#include "gateway/transcode/backend_call.h"
 #include "gateway/transcode/metadata.h"
 #include "gateway/transcode/status_mapping.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
@@ -71,38 +72,34 @@ void RespondCallError(const std::shared_ptr<HttpExchange>& exchange,
                     OpenAiErrorBody(ToOpenAiError(error)));
 }
 
-// A call's context: the gateway's deadline, the caller's credentials and
-// trace as metadata, cancelled when the HTTP client leaves.
+// A call's first attempt: the gateway's deadline, the caller's credentials
+// and trace as metadata, cancelled when the HTTP client leaves.
 struct CallContext {
+  std::shared_ptr<BackendCall> call;
   std::shared_ptr<grpc::ClientContext> context;
-  std::shared_ptr<std::atomic<bool>> client_gone;
 };
 
 CallContext NewCallContext(const std::shared_ptr<HttpExchange>& exchange,
                            const std::string& request_id,
                            const HttpHeaders& headers, absl::Duration timeout) {
-  CallContext call;
-  call.context = std::make_shared<grpc::ClientContext>();
-  call.context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  call.context->set_wait_for_ready(true);
   std::string traceparent;
   for (const auto& [name, value] : headers) {
     if (name == "traceparent") traceparent = value;
   }
-  for (const auto& [key, value] :
+  BackendCall::Metadata metadata;
+  for (auto& [key, value] :
        ForwardedMetadata(exchange->request(), request_id,
                          exchange->client_address(), traceparent)) {
     // Idempotency-Key names a turn of a session; these calls have none.
     if (key == "idempotency-key") continue;
-    call.context->AddMetadata(key, value);
+    metadata.emplace_back(std::move(key), std::move(value));
   }
-  call.client_gone = std::make_shared<std::atomic<bool>>(false);
+  CallContext call;
+  call.call =
+      std::make_shared<BackendCall>(absl::Now() + timeout, std::move(metadata));
+  call.context = call.call->NewAttempt();
   exchange->OnClientGone(
-      [weak = std::weak_ptr<grpc::ClientContext>(call.context),
-       gone = call.client_gone] {
-        gone->store(true);
-        if (auto c = weak.lock()) c->TryCancel();
-      });
+      [backend_call = call.call] { backend_call->ClientGone(); });
   return call;
 }
 
@@ -111,7 +108,43 @@ struct UnaryCall {
   CallContext call;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
+  // Contexts of failed attempts, kept until the call ends rather than
+  // destroyed inside their own completion callback.
+  std::vector<std::shared_ptr<grpc::ClientContext>> failed_attempts;
 };
+
+// Starts the current attempt of `unary`, and the next one while no backend
+// takes it (BackendCalls::Resends).
+void StartAttempt(BackendCalls* backends, std::shared_ptr<UnaryCall> unary,
+                  const char* method,
+                  std::function<void(const grpc::Status&, UnaryCall&)> done) {
+  backends->CallStarted(unary->call.context.get());
+  // Taken before `unary` moves into the closure.
+  const BackendCall& call = *unary->call.call;
+  grpc::ClientContext& context = *unary->call.context;
+  backends->StartOnBackend(
+      call, context,
+      [backends, unary = std::move(unary), method,
+       done = std::move(done)](grpc::GenericStub& stub) {
+        stub.UnaryCall(
+            unary->call.context.get(), method, grpc::StubOptions(),
+            &unary->request, &unary->response,
+            [backends, unary, method, done](grpc::Status status) {
+              grpc::ClientContext* attempt = unary->call.context.get();
+              if (backends->Resends(*unary->call.call, status)) {
+                // Counted in flight before this attempt stops being.
+                unary->failed_attempts.push_back(unary->call.context);
+                unary->call.context = unary->call.call->NewAttempt();
+                StartAttempt(backends, unary, method, done);
+                backends->CallFinished(attempt);
+                return;
+              }
+              status = backends->ClientVisibleStatus(status);
+              backends->CallFinished(attempt);
+              done(status, *unary);
+            });
+      });
+}
 
 void StartUnary(BackendCalls* backends, CallContext call, const char* method,
                 const Message& request,
@@ -119,19 +152,7 @@ void StartUnary(BackendCalls* backends, CallContext call, const char* method,
   auto unary = std::make_shared<UnaryCall>();
   unary->call = std::move(call);
   unary->request = Serialize(request);
-  backends->CallStarted(unary->call.context.get());
-  backends->StartOnBackend(
-      *unary->call.context, unary->call.client_gone,
-      [backends, unary, method,
-       done = std::move(done)](grpc::GenericStub& stub) {
-        stub.UnaryCall(unary->call.context.get(), method, grpc::StubOptions(),
-                       &unary->request, &unary->response,
-                       [backends, unary, done](grpc::Status status) {
-                         status = backends->ClientVisibleStatus(status);
-                         backends->CallFinished(unary->call.context.get());
-                         done(status, *unary);
-                       });
-      });
+  StartAttempt(backends, std::move(unary), method, std::move(done));
 }
 
 HttpHeaders LimitHeaders(grpc::ClientContext& context) {
@@ -175,15 +196,15 @@ class OpenAiEventStream
  public:
   // Calls `method` (a server-streaming RPC) with the request.
   void Start(const char* method) {
+    method_ = method;
     backends_->CallStarted(call_.context.get());
-    backends_->StartOnBackend(*call_.context, call_.client_gone,
-                              [this, method](grpc::GenericStub& stub) {
-                                stub.PrepareBidiStreamingCall(
-                                    call_.context.get(), method,
-                                    grpc::StubOptions(), this);
-                                StartWriteLast(&request_, grpc::WriteOptions());
-                                StartCall();
-                              });
+    backends_->StartOnBackend(
+        *call_.call, *call_.context, [this, method](grpc::GenericStub& stub) {
+          stub.PrepareBidiStreamingCall(call_.context.get(), method,
+                                        grpc::StubOptions(), this);
+          StartWriteLast(&request_, grpc::WriteOptions());
+          StartCall();
+        });
   }
 
  protected:
@@ -195,7 +216,19 @@ class OpenAiEventStream
         exchange_(std::move(exchange)),
         headers_(std::move(headers)),
         request_(std::move(request)) {}
+  // The next attempt of `other`'s call, which no backend took: a reactor
+  // serves one call. Nothing was translated yet, so the state is as new.
+  OpenAiEventStream(const OpenAiEventStream& other)
+      : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>(),
+        backends_(other.backends_),
+        call_{other.call_.call, other.call_.call->NewAttempt()},
+        exchange_(other.exchange_),
+        headers_(other.headers_),
+        request_(other.request_) {}
   ~OpenAiEventStream() override = default;
+
+  // A copy of this stream (its subclass's) for the next attempt.
+  virtual OpenAiEventStream* NextAttempt() const = 0;
 
   // The stream's text for one event of the call; `first` for the call's
   // first event. nullopt if the event does not parse: the call is cancelled.
@@ -236,6 +269,13 @@ class OpenAiEventStream
   }
 
   void OnDone(const grpc::Status& grpc_status) override {
+    if (!started_ && backends_->Resends(*call_.call, grpc_status)) {
+      // Counted in flight before this attempt stops being.
+      NextAttempt()->Start(method_);
+      backends_->CallFinished(call_.context.get());
+      delete this;
+      return;
+    }
     const grpc::Status status = backends_->ClientVisibleStatus(grpc_status);
     if (status.ok()) {
       EnsureStarted();
@@ -278,6 +318,7 @@ class OpenAiEventStream
   HttpHeaders headers_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
+  const char* method_ = nullptr;  // Set by Start().
   // Touched only by reactor callbacks, one at a time.
   bool started_ = false;
   bool initial_metadata_ = false;
@@ -317,6 +358,10 @@ class CompletionStream final : public OpenAiEventStream {
         include_usage_(completion.include_usage) {}
 
  private:
+  OpenAiEventStream* NextAttempt() const override {
+    return new CompletionStream(*this);
+  }
+
   std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,
                                        bool first) override {
     chat::v1::CompleteStreamResponse event;
@@ -637,6 +682,10 @@ class ResponseStream final : public OpenAiEventStream {
   }
 
  private:
+  OpenAiEventStream* NextAttempt() const override {
+    return new ResponseStream(*this);
+  }
+
   std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,
                                        bool first) override {
     std::optional<std::string> delta;

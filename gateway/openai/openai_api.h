@@ -34,6 +34,7 @@
 
 #include "absl/time/time.h"
 #include "gateway/http/http_server.h"
+#include "gateway/transcode/backend_call.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/status.h"
@@ -47,9 +48,9 @@ class BackendCalls {
  public:
   virtual ~BackendCalls() = default;
   virtual void StartOnBackend(
-      const grpc::ClientContext& context,
-      std::shared_ptr<std::atomic<bool>> client_gone,
+      const BackendCall& call, grpc::ClientContext& context,
       std::function<void(grpc::GenericStub&)> start) = 0;
+  virtual bool Resends(const BackendCall& call, const grpc::Status& status) = 0;
   virtual void CallStarted(grpc::ClientContext* context) = 0;
   virtual void CallFinished(grpc::ClientContext* context) = 0;
   virtual grpc::Status ClientVisibleStatus(const grpc::Status& status) = 0;

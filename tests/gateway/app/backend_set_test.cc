@@ -671,6 +671,90 @@ TEST_P(GatewayFollowsANameBackTest, ACallWaitingMeanwhileIsServed) {
             << absl::FormatDuration(gap) << " after the name came back\n";
 }
 
+// The server behind a --backend name is replaced while calls keep coming
+// (the container check's "server replaced"): SIGTERM, its name gone for a
+// few lookups, then the new server. A call the set gave the old channel as
+// the old server left (a health or GOAWAY update racing the set's pick)
+// used to wait inside that channel, whose lookups were backed off, and
+// time out; it now fails there at once, untaken, and is sent again through
+// the set. No call may fail.
+TEST(GatewayReplacedServerTest, CallsMadeAcrossTheReplacementAllSucceed) {
+  if (!HaveCurl()) GTEST_SKIP() << "no " << kCurlBinary;
+  const std::string dir = MakeTempDir();
+  auto server_on = [&](const std::string& listen, const std::string& db) {
+    return std::make_unique<ServerProcess>(
+        CHAT_SERVER_BINARY,
+        std::vector<std::string>{absl::StrCat("--listen=", listen),
+                                 absl::StrCat("--store=sqlite:", dir, "/", db),
+                                 "--provider=echo", "--echo_delay=1ms",
+                                 "--shutdown_grace=2s"});
+  };
+  std::unique_ptr<ServerProcess> old_server = server_on("127.0.0.2:0", "a.db");
+  ASSERT_TRUE(old_server->Start().ok()) << old_server->Log();
+  const int port = old_server->port();
+  FakeDnsServer dns;
+  ASSERT_NE(dns.port(), 0);
+  dns.Set("chat-server.test", "127.0.0.2");
+  ServerProcess gateway(CHAT_GATEWAY_BINARY,
+                        {"--listen=127.0.0.1:0",
+                         absl::StrCat("--backend=dns://127.0.0.1:", dns.port(),
+                                      "/chat-server.test:", port)});
+  ASSERT_TRUE(gateway.Start().ok()) << gateway.Log();
+  const std::string base = absl::StrCat("http://127.0.0.1:", gateway.port());
+
+  // Callers in a loop, each call with a 20 s deadline, until each has been
+  // answered by the new server.
+  constexpr int kCallers = 4;
+  std::atomic<bool> replaced{false};
+  absl::Mutex mu;
+  std::vector<std::string> failures;
+  int answered = 0;
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&, c] {
+      bool served_by_new = false;
+      for (int i = 0; !served_by_new && i < 2000; ++i) {
+        const bool after = replaced.load();
+        HttpResult r = Curl(
+            {"--max-time", "30", "-X", "POST", base + "/v1/chat", "-H",
+             "Content-Type: application/json", "-H", "grpc-timeout: 20S", "-d",
+             absl::StrCat(R"({"session_id":"c)", c, "-", i,
+                          R"(","message":"hi"})")});
+        absl::MutexLock lock(&mu);
+        ++answered;
+        if (r.status != 200) {
+          failures.push_back(absl::StrCat(r.status, " ", r.body));
+        }
+        served_by_new = after && r.status == 200;
+      }
+    });
+  }
+  auto answered_more_than = [&](int n) {
+    return Eventually([&] {
+      absl::MutexLock lock(&mu);
+      return answered > n;
+    });
+  };
+  ASSERT_TRUE(answered_more_than(kCallers * 5));
+  const int lookups = dns.Lookups("chat-server.test");
+  dns.Remove("chat-server.test");
+  ASSERT_TRUE(old_server->Stop(SIGTERM).ok());
+  constexpr int kFailedLookups = 4;
+  EXPECT_TRUE(dns.WaitForLookups("chat-server.test", lookups + kFailedLookups,
+                                 absl::Seconds(60)))
+      << gateway.Log();
+  std::unique_ptr<ServerProcess> new_server =
+      server_on(absl::StrCat("127.0.0.3:", port), "b.db");
+  ASSERT_TRUE(new_server->Start().ok()) << new_server->Log();
+  replaced.store(true);
+  dns.Set("chat-server.test", "127.0.0.3");
+  for (std::thread& t : callers) t.join();
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(failures, ::testing::IsEmpty()) << gateway.Log();
+  std::cout << answered << " calls across the replacement, " << failures.size()
+            << " failed\n";
+}
+
 INSTANTIATE_TEST_SUITE_P(OneOrTwoNames, GatewayFollowsANameBackTest,
                          ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {

@@ -32,6 +32,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "chat/v1/chat.grpc.pb.h"
+#include "common/metrics.h"
 #include "gateway/app/backend_channel.h"
 #include "gmock/gmock.h"
 #include "google/api/annotations.pb.h"
@@ -41,6 +42,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
+#include "tests/testing/metrics_scrape.h"
 #include "tests/testing/new_bindings_service.h"
 
 namespace chat::gateway {
@@ -102,6 +104,26 @@ class FakeChatService final : public chat::v1::ChatService::Service {
           absl::ToInt64Seconds(left + absl::Milliseconds(500))));
     }
     response->set_session_id(request->session_id());
+    return grpc::Status::OK;
+  }
+
+  // OpenAI's chat completions: one answer, "completed", in one delta when
+  // streamed.
+  grpc::Status Complete(grpc::ServerContext* /*context*/,
+                        const chat::v1::CompleteRequest* /*request*/,
+                        chat::v1::CompleteResponse* response) override {
+    response->set_response("completed");
+    return grpc::Status::OK;
+  }
+  grpc::Status CompleteStream(
+      grpc::ServerContext* /*context*/,
+      const chat::v1::CompleteStreamRequest* /*request*/,
+      grpc::ServerWriter<chat::v1::CompleteStreamResponse>* writer) override {
+    chat::v1::CompleteStreamResponse event;
+    event.mutable_delta()->set_text("completed");
+    writer->Write(event);
+    event.mutable_done()->set_response("completed");
+    writer->Write(event);
     return grpc::Status::OK;
   }
 
@@ -458,6 +480,61 @@ TEST_F(GatewayTest, SetBackendsSendsNewCallsThroughTheNewChannels) {
   gateway_->SetBackends(std::make_shared<BackendSet>(*back));
   EXPECT_THAT(Request("POST", "/v1/chat", ChatBody("hi")),
               StartsWith("HTTP/1.1 200 "));
+}
+
+// Calls waiting in a set whose backends are all down when SetBackends
+// replaces it (SIGHUP's TLS re-read during an outage) start on one of its
+// channels, where they used to wait for that dead backend until their
+// deadline. The channel fails them at once now (the set waits for calls
+// itself, so they skip gRPC's wait_for_ready), untaken, and the gateway
+// sends each again through the new set, which serves it.
+TEST_F(GatewayTest, CallsWaitingWhenTheBackendsAreReplacedAreServedByTheNew) {
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> nowhere =
+      MakeBackendChannels("127.0.0.1:1,localhost:1");
+  ASSERT_TRUE(nowhere.ok()) << nowhere.status();
+  ASSERT_EQ(nowhere->size(), 2u);
+  gateway_->SetBackends(std::make_shared<BackendSet>(*nowhere));
+  auto waiting_calls = [] {
+    return ::chat::testing::SampleValue(MetricsRegistry::Default().Render(),
+                                        "chatd_gateway_backend_waiting_calls")
+        .value_or(-1);
+  };
+  ASSERT_EQ(waiting_calls(), 0);
+  // The proto's routes and OpenAI's, unary and streamed.
+  struct Waiting {
+    std::string path;
+    std::string body;
+    std::string answer;
+  };
+  const std::string completion =
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}])";
+  std::vector<Waiting> calls = {
+      {"/v1/chat", ChatBody("hi"), ""},
+      {"/v1/chat:stream", ChatBody("hi"), ""},
+      {"/v1/chat/completions", completion + "}", ""},
+      {"/v1/chat/completions", completion + R"(,"stream":true})", ""},
+  };
+  std::vector<std::thread> threads;
+  for (Waiting& call : calls) {
+    threads.emplace_back([&] {
+      call.answer =
+          Request("POST", call.path, call.body, "Grpc-Timeout: 20S\r\n");
+    });
+  }
+  ASSERT_TRUE(::chat::testing::Eventually(
+      [&] { return waiting_calls() == static_cast<double>(calls.size()); },
+      absl::Seconds(10)));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> back =
+      MakeBackendChannel(absl::StrCat("127.0.0.1:", backend_port_));
+  ASSERT_TRUE(back.ok());
+  gateway_->SetBackends(std::make_shared<BackendSet>(*back));
+  for (std::thread& t : threads) t.join();
+  for (const Waiting& call : calls) {
+    EXPECT_THAT(call.answer, StartsWith("HTTP/1.1 200 ")) << call.path;
+  }
+  EXPECT_THAT(calls[1].answer, HasSubstr("event: done"));
+  EXPECT_THAT(calls[2].answer, HasSubstr(R"("content":"completed")"));
+  EXPECT_THAT(calls[3].answer, HasSubstr("data: [DONE]"));
 }
 
 TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
