@@ -53,11 +53,13 @@ label=chatd-check
 
 # ---------------------------------------------------------------- 1. setup
 # What a fresh Debian 12 needs: podman with runc (crun cannot raise the
-# ulimits here), netavark + aardvark-dns (container names in DNS),
-# debootstrap for the bases, podman-compose to read the compose file, curl,
-# and Node for buf (tests/package.json).
-packages=(podman runc netavark aardvark-dns uidmap slirp4netns fuse-overlayfs
-  debootstrap podman-compose curl ca-certificates)
+# ulimits here), netavark + aardvark-dns (container names in DNS) with
+# iptables, which netavark runs for every network (only recommended by
+# Debian's podman, so absent with --no-install-recommends: "netavark: No
+# such file or directory"), debootstrap for the bases, podman-compose to
+# read the compose file, curl, and Node for buf (tests/package.json).
+packages=(podman runc netavark aardvark-dns iptables uidmap slirp4netns
+  fuse-overlayfs debootstrap podman-compose curl ca-certificates)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
@@ -174,9 +176,12 @@ jget() {
       v=v==null?v:(k in v?v[k]:v[k.replace(/_(.)/g,(_,c)=>c.toUpperCase())]);
     if(v===undefined)process.exit(1);console.log(typeof v=="object"?JSON.stringify(v):v)})' "$1"
 }
-# rest PORT METHOD PATH [BODY]: a call through a gateway with the API key.
+# rest PORT METHOD PATH [BODY]: a call through a gateway with the API key,
+# given REST_TIMEOUT seconds (default 15).
 rest() {
-  curl -sS --fail-with-body -m 15 -X "$2" "http://127.0.0.1:$1$3" \
+  local timeout=${REST_TIMEOUT:-15}
+  curl -sS --fail-with-body -m "$timeout" -H "grpc-timeout: $((timeout - 2))S" \
+    -X "$2" "http://127.0.0.1:$1$3" \
     -H "Authorization: Bearer ${api_key:-}" -H 'Content-Type: application/json' ${4:+-d "$4"}
 }
 # grpc PORT METHOD BODY: a gRPC call with buf curl (reflection) with the API key.
@@ -202,9 +207,7 @@ prober() {
   local end=$(($(now_ms) + 180000)) s
   while [[ ! -e "$tmp/stop-probe" ]] && (($(now_ms) < end)); do
     s=$(now_ms)
-    if out=$(curl -sS --fail-with-body -m 60 -X POST "http://127.0.0.1:$1/v1/chat" \
-      -H "Authorization: Bearer ${api_key:-}" -H 'Content-Type: application/json' \
-      -H 'grpc-timeout: 55S' -d '{"message":"probe","session_id":"probe"}' 2>&1); then
+    if out=$(REST_TIMEOUT=60 rest "$1" POST /v1/chat '{"message":"probe","session_id":"probe"}' 2>&1); then
       echo "$s $(now_ms) ok"
     else
       echo "$s $(now_ms) fail $(head -c 300 <<<"$out" | tr '\n' ' ')"
@@ -301,7 +304,7 @@ a_gap_ms=$(longest_gap "$tmp/probe-a")
 a_fail=$(failures "$tmp/probe-a")
 log "server replaced ($old_ip -> 10.89.201.250): longest gap $(secs $a_gap_ms) s, $a_fail failed calls"
 show_failures "$tmp/probe-a"
-[[ "$a_fail" == 0 ]] || fail "$a_fail calls failed while the server was replaced"
+((a_fail == 0)) || fail "$a_fail calls failed while the server was replaced"
 reply=$(rest "$a_http" GET /v1/sessions/check-a/history)
 [[ "$reply" == *"Hello from gRPC"* ]] || fail "history lost across the replacement: $reply"
 watch=()

@@ -63,8 +63,9 @@ class BackendSet {
   explicit BackendSet(std::shared_ptr<grpc::Channel> channel);
   BackendSet(const BackendSet&) = delete;
   BackendSet& operator=(const BackendSet&) = delete;
-  // Starts the calls still waiting (each on the channel Pick() gives, where
-  // it waits with wait_for_ready or fails at its deadline), then stops the
+  // Starts the calls still waiting, each on the channel Pick() gives (where
+  // a channel still down fails it at once, untaken, and the gateway sends
+  // it again through the set that replaced this one), then stops the
   // watcher; waits for up to kWatchInterval. Must not run on a thread that
   // StartWhenReady's `start` runs on.
   ~BackendSet();
@@ -76,9 +77,9 @@ class BackendSet {
   // then go to gRPC without wait_for_ready (see Gateway::StartOnBackend).
   bool WaitsForCalls() const { return size_ > 1 || remakes_; }
 
-  // The channel for a new call that does not wait here (the call waits
-  // with wait_for_ready on it): round robin over the READY channels, or
-  // over all of them when none is READY. Asks idle channels to connect.
+  // The channel for a call that starts without waiting here: round robin
+  // over the READY channels, or over all of them when none is READY. Asks
+  // idle channels to connect.
   std::shared_ptr<grpc::Channel> Pick();
 
   // Whether any channel is READY: a backend can take calls. Asks idle

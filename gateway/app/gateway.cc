@@ -163,14 +163,15 @@ int GatheredItems(const Message& answer) {
 class StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  // One attempt of `call`.
+  // The attempt of `call` with `context`.
   StreamCall(Gateway* gateway, std::shared_ptr<BackendCall> call,
+             std::shared_ptr<grpc::ClientContext> context,
              std::shared_ptr<HttpExchange> exchange,
              const MethodDescriptor* method, StreamFormat format,
              HttpHeaders headers, grpc::ByteBuffer request)
       : gateway_(gateway),
         call_(std::move(call)),
-        context_(call_->NewAttempt()),
+        context_(std::move(context)),
         exchange_(std::move(exchange)),
         method_(method),
         format_(format),
@@ -237,12 +238,13 @@ class StreamCall final
   }
 
   void OnDone(const grpc::Status& grpc_status) override {
-    if (!started_ && gateway_->Resends(*call_, grpc_status)) {
+    if (!initial_metadata_ && gateway_->Resends(*call_, grpc_status)) {
       // A reactor serves one call: the next attempt is a new one. It is
       // counted in flight before this one stops being, so that the gateway
       // never looks idle in between.
-      auto* again = new StreamCall(gateway_, call_, exchange_, method_, format_,
-                                   std::move(headers_), std::move(request_));
+      auto* again =
+          new StreamCall(gateway_, call_, call_->Resend(), exchange_, method_,
+                         format_, std::move(headers_), std::move(request_));
       again->Start();
       gateway_->CallFinished(context_.get());
       delete this;
@@ -514,9 +516,10 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                                  "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
     }
-    auto* call =
-        new StreamCall(this, std::move(backend_call), exchange, route.method,
-                       format, std::move(headers), Serialize(message));
+    std::shared_ptr<grpc::ClientContext> context = backend_call->NewAttempt();
+    auto* call = new StreamCall(this, std::move(backend_call),
+                                std::move(context), exchange, route.method,
+                                format, std::move(headers), Serialize(message));
     call->Start();
     return;
   }
@@ -554,15 +557,22 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
 
 void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
                           grpc::Status status) {
+  const std::shared_ptr<grpc::ClientContext> attempt = call->context;
   if (Resends(*call->backend, status)) {
-    // The next attempt is counted in flight before this one stops being.
-    std::shared_ptr<grpc::ClientContext> failed = call->context;
-    call->finished_attempts.push_back(failed);
-    call->context = call->backend->NewAttempt();
+    call->finished_attempts.push_back(attempt);
+    call->context = call->backend->Resend();
     StartUnary(call);
-    CallFinished(failed.get());
-    return;
+  } else {
+    AnswerUnary(call, std::move(status));
   }
+  // Last: the next attempt or page is counted in flight before this one
+  // stops being, and once the gateway sees no call in flight, nothing
+  // touches the HTTP side any more.
+  CallFinished(attempt.get());
+}
+
+void Gateway::AnswerUnary(const std::shared_ptr<UnaryCall>& call,
+                          grpc::Status status) {
   status = ClientVisibleStatus(status);
   std::unique_ptr<Message> reply;
   if (status.ok()) {
@@ -572,7 +582,6 @@ void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
                             "the backend's answer did not parse");
     }
   }
-  CallFinished(call->context.get());
   // Every page's rate-limit headers replace the previous page's: the
   // last call's say what is left.
   call->limit_headers =
@@ -662,7 +671,11 @@ void Gateway::StartOnBackend(const BackendCall& call,
   context.set_wait_for_ready(!backends->WaitsForCalls());
   backends->StartWhenReady(
       call.deadline(),
-      [client_gone = call.client_gone()] { return client_gone->load(); },
+      // Also once shutting down: a call that reached the set after
+      // CancelAll released it must not wait there past WaitIdle.
+      [this, client_gone = call.client_gone()] {
+        return client_gone->load() || shutting_down_.load();
+      },
       [start = std::move(start)](std::shared_ptr<grpc::Channel> channel) {
         grpc::GenericStub stub(std::move(channel));
         start(stub);
@@ -671,7 +684,7 @@ void Gateway::StartOnBackend(const BackendCall& call,
 
 bool Gateway::Resends(const BackendCall& call, const grpc::Status& status) {
   if (!NoBackendTookCall(status) || call.client_gone()->load() ||
-      call.attempts() >= kMaxAttempts || absl::Now() >= call.deadline()) {
+      call.resends() >= kMaxResends || absl::Now() >= call.deadline()) {
     return false;
   }
   absl::MutexLock lock(&mu_);
@@ -731,6 +744,7 @@ void Gateway::CancelAll() {
     cancelling_ = true;
     for (grpc::ClientContext* context : calls_) context->TryCancel();
   }
+  shutting_down_.store(true);
   // Calls waiting for a READY backend start now, and finish CANCELLED.
   Backends()->ReleaseWaiting();
 }

@@ -87,10 +87,10 @@ class Gateway final : public BackendCalls {
 
   // Whether a failed attempt of `call` is made again: no backend took it
   // (NoBackendTookCall), its client is still there, its deadline has not
-  // passed, the gateway is not shutting down, and it has made fewer than
-  // kMaxAttempts attempts.
+  // passed, the gateway is not shutting down, and it was resent fewer than
+  // kMaxResends times (a bound for a backend whose health flaps).
   bool Resends(const BackendCall& call, const grpc::Status& status) override;
-  static constexpr int kMaxAttempts = 20;
+  static constexpr int kMaxResends = 20;
 
   // Bookkeeping of calls in flight, for CancelAll(). Called by the calls.
   void CallStarted(grpc::ClientContext* context) override;
@@ -116,9 +116,11 @@ class Gateway final : public BackendCalls {
   // Issues `call` (a unary RPC) and answers with its result, following
   // pages where the call gathers them.
   void StartUnary(std::shared_ptr<UnaryCall> call);
-  // The completion of one of StartUnary's calls: answers, or asks for the
-  // next page.
+  // The completion of one of StartUnary's calls: sends it again (Resends),
+  // or AnswerUnary.
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, grpc::Status status);
+  // Answers, or asks for the next page.
+  void AnswerUnary(const std::shared_ptr<UnaryCall>& call, grpc::Status status);
   // Calls the route's RPC with `message` and answers with its result.
   void CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                    const Route& route, const google::protobuf::Message& message,
@@ -147,6 +149,9 @@ class Gateway final : public BackendCalls {
   // Set by CancelAll: a call started afterwards (the next page of a gathered
   // list) is cancelled at once.
   bool cancelling_ ABSL_GUARDED_BY(mu_) = false;
+  // cancelling_, for the backend set's `abandoned` check, which runs under
+  // the set's own lock.
+  std::atomic<bool> shutting_down_{false};
 };
 
 }  // namespace chat::gateway

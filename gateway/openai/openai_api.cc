@@ -72,8 +72,8 @@ void RespondCallError(const std::shared_ptr<HttpExchange>& exchange,
                     OpenAiErrorBody(ToOpenAiError(error)));
 }
 
-// A call's first attempt: the gateway's deadline, the caller's credentials
-// and trace as metadata, cancelled when the HTTP client leaves.
+// A call (its deadline, the caller's credentials and trace as metadata,
+// cancelled when the HTTP client leaves) and its current attempt's context.
 struct CallContext {
   std::shared_ptr<BackendCall> call;
   std::shared_ptr<grpc::ClientContext> context;
@@ -126,23 +126,23 @@ void StartAttempt(BackendCalls* backends, std::shared_ptr<UnaryCall> unary,
       call, context,
       [backends, unary = std::move(unary), method,
        done = std::move(done)](grpc::GenericStub& stub) {
-        stub.UnaryCall(
-            unary->call.context.get(), method, grpc::StubOptions(),
-            &unary->request, &unary->response,
-            [backends, unary, method, done](grpc::Status status) {
-              grpc::ClientContext* attempt = unary->call.context.get();
-              if (backends->Resends(*unary->call.call, status)) {
-                // Counted in flight before this attempt stops being.
-                unary->failed_attempts.push_back(unary->call.context);
-                unary->call.context = unary->call.call->NewAttempt();
-                StartAttempt(backends, unary, method, done);
-                backends->CallFinished(attempt);
-                return;
-              }
-              status = backends->ClientVisibleStatus(status);
-              backends->CallFinished(attempt);
-              done(status, *unary);
-            });
+        stub.UnaryCall(unary->call.context.get(), method, grpc::StubOptions(),
+                       &unary->request, &unary->response,
+                       [backends, unary, method, done](grpc::Status status) {
+                         const std::shared_ptr<grpc::ClientContext> attempt =
+                             unary->call.context;
+                         if (backends->Resends(*unary->call.call, status)) {
+                           unary->failed_attempts.push_back(attempt);
+                           unary->call.context = unary->call.call->Resend();
+                           StartAttempt(backends, unary, method, done);
+                         } else {
+                           done(backends->ClientVisibleStatus(status), *unary);
+                         }
+                         // Last: the next attempt is counted in flight before
+                         // this one stops being, and the answer is written
+                         // before the gateway may see no call in flight.
+                         backends->CallFinished(attempt.get());
+                       });
       });
 }
 
@@ -216,18 +216,22 @@ class OpenAiEventStream
         exchange_(std::move(exchange)),
         headers_(std::move(headers)),
         request_(std::move(request)) {}
-  // The next attempt of `other`'s call, which no backend took: a reactor
-  // serves one call. Nothing was translated yet, so the state is as new.
-  OpenAiEventStream(const OpenAiEventStream& other)
-      : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>(),
-        backends_(other.backends_),
-        call_{other.call_.call, other.call_.call->NewAttempt()},
-        exchange_(other.exchange_),
-        headers_(other.headers_),
-        request_(other.request_) {}
+  // The next attempt of `failed`'s call, which no backend took (a reactor
+  // serves one call). Nothing was translated yet, so the state is as new.
+  struct NextAttemptOf {
+    const OpenAiEventStream& failed;
+  };
+  explicit OpenAiEventStream(NextAttemptOf next)
+      : backends_(next.failed.backends_),
+        call_{next.failed.call_.call, next.failed.call_.call->Resend()},
+        exchange_(next.failed.exchange_),
+        headers_(next.failed.headers_),
+        request_(next.failed.request_) {}
+  OpenAiEventStream(const OpenAiEventStream&) = delete;
+  OpenAiEventStream& operator=(const OpenAiEventStream&) = delete;
   ~OpenAiEventStream() override = default;
 
-  // A copy of this stream (its subclass's) for the next attempt.
+  // This stream's next attempt, of its subclass (NextAttemptOf).
   virtual OpenAiEventStream* NextAttempt() const = 0;
 
   // The stream's text for one event of the call; `first` for the call's
@@ -269,7 +273,7 @@ class OpenAiEventStream
   }
 
   void OnDone(const grpc::Status& grpc_status) override {
-    if (!started_ && backends_->Resends(*call_.call, grpc_status)) {
+    if (!initial_metadata_ && backends_->Resends(*call_.call, grpc_status)) {
       // Counted in flight before this attempt stops being.
       NextAttempt()->Start(method_);
       backends_->CallFinished(call_.context.get());
@@ -358,8 +362,15 @@ class CompletionStream final : public OpenAiEventStream {
         include_usage_(completion.include_usage) {}
 
  private:
+  // The next attempt of `failed`'s call.
+  CompletionStream(NextAttemptOf next, const CompletionStream& failed)
+      : OpenAiEventStream(next),
+        id_(failed.id_),
+        created_(failed.created_),
+        model_(failed.model_),
+        include_usage_(failed.include_usage_) {}
   OpenAiEventStream* NextAttempt() const override {
-    return new CompletionStream(*this);
+    return new CompletionStream(NextAttemptOf{*this}, *this);
   }
 
   std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,
@@ -682,8 +693,11 @@ class ResponseStream final : public OpenAiEventStream {
   }
 
  private:
+  // The next attempt of `failed`'s call.
+  ResponseStream(NextAttemptOf next, const ResponseStream& failed)
+      : OpenAiEventStream(next), stored_(failed.stored_), view_(failed.view_) {}
   OpenAiEventStream* NextAttempt() const override {
-    return new ResponseStream(*this);
+    return new ResponseStream(NextAttemptOf{*this}, *this);
   }
 
   std::optional<std::string> Translate(const grpc::ByteBuffer& buffer,

@@ -49,6 +49,19 @@ void BackendCall::ClientGone() {
   if (current != nullptr) current->TryCancel();
 }
 
+std::shared_ptr<grpc::ClientContext> BackendCall::Resend() {
+  {
+    absl::MutexLock lock(&mu_);
+    ++resends_;
+  }
+  return NewAttempt();
+}
+
+int BackendCall::resends() const {
+  absl::MutexLock lock(&mu_);
+  return resends_;
+}
+
 int BackendCall::attempts() const {
   absl::MutexLock lock(&mu_);
   return attempts_;

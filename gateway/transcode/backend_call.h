@@ -21,7 +21,9 @@ namespace chat::gateway {
 // call that reached a backend and then lost its connection fails otherwise
 // ("Socket closed", "Connection reset by peer"), and is not resent: the
 // backend may have stored its turn. The messages are gRPC 1.51's (Debian
-// 12's), pinned by backend_call_test through real channels.
+// 12's): backend_call_test makes round_robin's (the backend channels'
+// policy, with a backend down or NOT_SERVING) and a lost call's on real
+// channels; pick_first's and the resolver's are from the library's text.
 bool NoBackendTookCall(const grpc::Status& status);
 
 // One call to chat-server across its attempts. gRPC serves one call per
@@ -50,8 +52,13 @@ class BackendCall {
     return client_gone_;
   }
   absl::Time deadline() const { return deadline_; }
-  // Attempts made so far.
+  // The context of an attempt made because the last one was not taken by
+  // any backend (NewAttempt, counted in resends()).
+  std::shared_ptr<grpc::ClientContext> Resend();
+
+  // Attempts made so far, and how many of them were Resend()s.
   int attempts() const;
+  int resends() const;
 
  private:
   const absl::Time deadline_;
@@ -62,6 +69,7 @@ class BackendCall {
   // Weak: the attempt's owner (a reactor, a unary call) holds it.
   std::weak_ptr<grpc::ClientContext> current_ ABSL_GUARDED_BY(mu_);
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  int resends_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace chat::gateway

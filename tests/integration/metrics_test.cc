@@ -7,18 +7,26 @@
 // `promtool check metrics`. The provider's series use the Node fake
 // upstream, whose "flaky" model fails the first attempt.
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/testing/chat_calls.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
@@ -216,6 +224,120 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
               Optional(2.0))
       << text << server_->Log();
   ExpectPromtoolAccepts(text);
+}
+
+// The Grafana dashboard (deploy/grafana-dashboard.json) asks only for what
+// the binaries export: every query parses as PromQL (`promtool check
+// rules`, with Grafana's $__rate_interval filled in), every series it names
+// is in a scrape of chat-server or chat-gateway after real traffic (a
+// retried provider call, a priced model, a stream through the gateway), and
+// every label it groups or filters by is on that series.
+TEST_F(ServerMetricsTest, TheDashboardAsksForSeriesTheBinariesExport) {
+  if (std::string(CHAT_NODE_BINARY).empty()) {
+    GTEST_SKIP() << "node was not found at configure time";
+  }
+  absl::StatusOr<std::unique_ptr<testing::FakeUpstream>> upstream =
+      testing::FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+  ASSERT_THAT(upstream, IsOk());
+  StartServer({"--provider=openai", "--provider_retry_delay=10ms",
+               "--first_byte_timeout=5s"},
+              {{"OPENAI_API_KEY", "sk-openai-test-secret"},
+               {"OPENAI_BASE_URL", (*upstream)->base_url() + "/v1"}});
+  ServerProcess gateway(
+      CHAT_GATEWAY_BINARY,
+      {"--listen=127.0.0.1:0", "--backend=" + server_->address()});
+  ASSERT_TRUE(gateway.Start().ok()) << gateway.Log();
+  chat::v1::ChatRequest flaky = MakeChatRequest("dashboard-a", "hi");
+  flaky.set_model("flaky:503:1@dashboard/retry");  // A 503, then an answer.
+  chat::v1::ChatRequest priced = MakeChatRequest("dashboard-b", "hi");
+  priced.set_model("gpt-4o-mini");
+  for (const chat::v1::ChatRequest& request : {flaky, priced}) {
+    ChatResponse response;
+    grpc::Status status = testing::CallChat(*stub_, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message() << server_->Log();
+  }
+  std::string output;
+  absl::StatusOr<int> streamed = testing::RunCommand(
+      {"/usr/bin/curl", "-sS", "-N", "-o", "/dev/null", "-d",
+       R"({"session_id":"dashboard-c","message":"a b"})",
+       absl::StrCat("http://127.0.0.1:", gateway.port(), "/v1/chat:stream")},
+      &output);
+  ASSERT_THAT(streamed, IsOk());
+  ASSERT_EQ(*streamed, 0) << output;
+  absl::StatusOr<std::string> gateway_text =
+      HttpGetBody(gateway.port(), "/metrics");
+  ASSERT_THAT(gateway_text, IsOk());
+  const std::string text = Scrape() + *gateway_text;
+
+  std::ifstream file(std::string(CHAT_SOURCE_DIR) +
+                     "/deploy/grafana-dashboard.json");
+  const nlohmann::json dashboard = nlohmann::json::parse(file);
+  std::vector<std::string> queries;
+  for (const nlohmann::json& panel : dashboard.at("panels")) {
+    for (const nlohmann::json& target :
+         panel.value("targets", nlohmann::json::array())) {
+      queries.push_back(absl::StrReplaceAll(
+          target.at("expr").get<std::string>(), {{"$__rate_interval", "5m"}}));
+    }
+  }
+  ASSERT_GE(queries.size(), 10u);
+
+  std::string rules = "groups:\n  - name: dashboard\n    rules:\n";
+  for (size_t i = 0; i < queries.size(); ++i) {
+    absl::StrAppend(&rules, "      - record: dashboard:query_", i, "\n",
+                    "        expr: '",
+                    absl::StrReplaceAll(queries[i], {{"'", "''"}}), "'\n");
+  }
+  if (testing::PromtoolPath().empty()) {
+    if (testing::PromtoolRequired()) ADD_FAILURE() << "promtool is missing";
+  } else {
+    EXPECT_THAT(testing::PromtoolCheckRules(rules), IsOk()) << rules;
+  }
+
+  // The sample lines of a series (a histogram's by its _bucket name).
+  auto samples_of = [&](const std::string& series) {
+    std::vector<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      if (absl::StartsWith(line, series + "{") ||
+          absl::StartsWith(line, series + " ")) {
+        lines.emplace_back(line);
+      }
+    }
+    return lines;
+  };
+  const std::regex series_name(R"(\b((?:chatd|process)_[a-z0-9_]+))");
+  const std::regex grouping(R"(by \(([^)]*)\))");
+  const std::regex matcher(R"re(([a-z_]+)(?:=|!=|=~|!~)")re");
+  for (const std::string& query : queries) {
+    std::vector<std::string> labels;
+    for (const std::regex& pattern : {grouping, matcher}) {
+      for (auto it = std::sregex_iterator(query.begin(), query.end(), pattern);
+           it != std::sregex_iterator(); ++it) {
+        for (absl::string_view label : absl::StrSplit((*it)[1].str(), ',')) {
+          label = absl::StripAsciiWhitespace(label);
+          // `le` is every histogram's; `job` is Prometheus's own target label.
+          if (label != "le" && label != "job") labels.emplace_back(label);
+        }
+      }
+    }
+    for (auto it =
+             std::sregex_iterator(query.begin(), query.end(), series_name);
+         it != std::sregex_iterator(); ++it) {
+      const std::string series = (*it)[1].str();
+      const std::vector<std::string> lines = samples_of(series);
+      ASSERT_FALSE(lines.empty())
+          << series << " (in " << query << ") is in no scrape:\n"
+          << text;
+      for (const std::string& label : labels) {
+        EXPECT_TRUE(absl::c_any_of(lines,
+                                   [&](const std::string& line) {
+                                     return absl::StrContains(line,
+                                                              label + "=\"");
+                                   }))
+            << series << " has no label " << label << " (in " << query << ")";
+      }
+    }
+  }
 }
 
 class GatewayMetricsTest : public ::testing::Test {

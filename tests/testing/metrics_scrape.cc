@@ -26,27 +26,43 @@ bool PromtoolRequired() {
   return v != nullptr && std::string(v) == "1";
 }
 
-absl::Status PromtoolCheckMetrics(absl::string_view text) {
+namespace {
+
+// Runs `promtool check WHAT` on `text`, written to a file named `file`:
+// `metrics` reads it on stdin, `rules` takes its path.
+absl::Status PromtoolCheck(absl::string_view what, absl::string_view file,
+                           absl::string_view text) {
   std::string promtool = PromtoolPath();
   if (promtool.empty()) {
     return absl::FailedPreconditionError("promtool not found");
   }
-  std::string path = absl::StrCat(MakeTempDir(), "/metrics.txt");
+  std::string path = absl::StrCat(MakeTempDir(), "/", file);
   {
     std::ofstream out(path, std::ios::binary);
     out << text;
   }
+  const std::string input = what == "metrics" ? " < '" : " '";
   std::string output;
   absl::StatusOr<int> code = RunCommand(
       {"/bin/sh", "-c",
-       absl::StrCat("'", promtool, "' check metrics < '", path, "'")},
+       absl::StrCat("'", promtool, "' check ", what, input, path, "'")},
       &output);
   if (!code.ok()) return code.status();
   if (*code != 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("promtool check metrics exited ", *code, ": ", output));
+        absl::StrCat("promtool check ", what, " exited ", *code, ": ", output));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PromtoolCheckMetrics(absl::string_view text) {
+  return PromtoolCheck("metrics", "metrics.txt", text);
+}
+
+absl::Status PromtoolCheckRules(absl::string_view yaml) {
+  return PromtoolCheck("rules", "rules.yml", yaml);
 }
 
 absl::StatusOr<std::string> HttpGetBody(int port, absl::string_view path) {

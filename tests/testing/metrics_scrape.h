@@ -26,6 +26,11 @@ bool PromtoolRequired();
 // count as failures, because promtool exits non-zero for them.
 absl::Status PromtoolCheckMetrics(absl::string_view text);
 
+// Runs `promtool check rules` on a rules file's `yaml`: OK, or
+// kFailedPrecondition with promtool's complaints (a query that does not
+// parse as PromQL, for one).
+absl::Status PromtoolCheckRules(absl::string_view yaml);
+
 // GET http://127.0.0.1:`port``path` with curl; the body of a 200, else an
 // error naming the status.
 absl::StatusOr<std::string> HttpGetBody(int port, absl::string_view path);

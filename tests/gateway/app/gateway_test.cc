@@ -537,6 +537,26 @@ TEST_F(GatewayTest, CallsWaitingWhenTheBackendsAreReplacedAreServedByTheNew) {
   EXPECT_THAT(calls[3].answer, HasSubstr("data: [DONE]"));
 }
 
+// With every backend of a set that waits for calls itself down, a call
+// waits there until its deadline (504), and from shutdown on a call that
+// reaches the set is let go at once (503) instead of waiting past WaitIdle.
+TEST_F(GatewayTest, CallsWaitingForADownSetEndAtTheirDeadlineOrAtShutdown) {
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> nowhere =
+      MakeBackendChannels("127.0.0.1:1,localhost:1");
+  ASSERT_TRUE(nowhere.ok()) << nowhere.status();
+  gateway_->SetBackends(std::make_shared<BackendSet>(*nowhere));
+  EXPECT_THAT(
+      Request("POST", "/v1/chat", ChatBody("hi"), "Grpc-Timeout: 500m\r\n"),
+      StartsWith("HTTP/1.1 504 "));
+  gateway_->CancelAll();
+  // Not 504 at the deadline: let go by the set's next look at its calls.
+  std::string answer =
+      Request("POST", "/v1/chat", ChatBody("hi"), "Grpc-Timeout: 20S\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 "));
+  EXPECT_THAT(answer, HasSubstr("chat-gateway is shutting down"));
+  EXPECT_TRUE(gateway_->WaitIdle(absl::Seconds(5)));
+}
+
 TEST_F(GatewayTest, CompleteStreamEndsWithDone) {
   std::string answer = Request("POST", "/v1/chat:stream", ChatBody("fine"));
   EXPECT_THAT(answer,

@@ -22,9 +22,9 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -106,8 +106,8 @@ bool TakeOneCallAndDrop(int listener) {
     // 4 of stream id, then the payload.
     unsigned char head[9];
     while (ReadFully(fd, reinterpret_cast<char*>(head), sizeof(head))) {
-      const size_t length = (size_t{head[0]} << 16) | (size_t{head[1]} << 8) |
-                            size_t{head[2]};
+      const size_t length =
+          (size_t{head[0]} << 16) | (size_t{head[1]} << 8) | size_t{head[2]};
       std::string payload(length, '\0');
       if (!ReadFully(fd, payload.data(), length)) break;
       if (head[3] == 1) {
