@@ -92,12 +92,28 @@ class ServerMetricsTest : public ::testing::Test {
         server_->address(), grpc::InsecureChannelCredentials()));
   }
 
+  // chat-server with the openai provider against the Node fake upstream
+  // (provider retries after 10 ms).
+  void StartServerOnFakeUpstream(std::vector<std::string> extra_args = {}) {
+    absl::StatusOr<std::unique_ptr<testing::FakeUpstream>> upstream =
+        testing::FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+    ASSERT_THAT(upstream, IsOk());
+    upstream_ = *std::move(upstream);
+    std::vector<std::string> args = {"--provider=openai",
+                                     "--provider_retry_delay=10ms",
+                                     "--first_byte_timeout=5s"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    StartServer(args, {{"OPENAI_API_KEY", "sk-openai-test-secret"},
+                       {"OPENAI_BASE_URL", upstream_->base_url() + "/v1"}});
+  }
+
   std::string Scrape() {
     absl::StatusOr<std::string> body = HttpGetBody(metrics_port_, "/metrics");
     EXPECT_THAT(body, IsOk());
     return body.value_or("");
   }
 
+  std::unique_ptr<testing::FakeUpstream> upstream_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<ChatService::Stub> stub_;
   int metrics_port_ = 0;
@@ -191,14 +207,8 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
   if (std::string(CHAT_NODE_BINARY).empty()) {
     GTEST_SKIP() << "node was not found at configure time";
   }
-  absl::StatusOr<std::unique_ptr<testing::FakeUpstream>> upstream =
-      testing::FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
-  ASSERT_THAT(upstream, IsOk());
   // No session title: it would be one more provider request to count.
-  StartServer({"--provider=openai", "--provider_retry_delay=10ms",
-               "--first_byte_timeout=5s", "--session_titles=false"},
-              {{"OPENAI_API_KEY", "sk-openai-test-secret"},
-               {"OPENAI_BASE_URL", (*upstream)->base_url() + "/v1"}});
+  StartServerOnFakeUpstream({"--session_titles=false"});
   chat::v1::ChatRequest request = MakeChatRequest("provider", "hi");
   // The first attempt answers 503, the retry succeeds.
   request.set_model("flaky:503:1@metrics/retry");
@@ -236,13 +246,7 @@ TEST_F(ServerMetricsTest, TheDashboardAsksForSeriesTheBinariesExport) {
   if (std::string(CHAT_NODE_BINARY).empty()) {
     GTEST_SKIP() << "node was not found at configure time";
   }
-  absl::StatusOr<std::unique_ptr<testing::FakeUpstream>> upstream =
-      testing::FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
-  ASSERT_THAT(upstream, IsOk());
-  StartServer({"--provider=openai", "--provider_retry_delay=10ms",
-               "--first_byte_timeout=5s"},
-              {{"OPENAI_API_KEY", "sk-openai-test-secret"},
-               {"OPENAI_BASE_URL", (*upstream)->base_url() + "/v1"}});
+  StartServerOnFakeUpstream();
   ServerProcess gateway(
       CHAT_GATEWAY_BINARY,
       {"--listen=127.0.0.1:0", "--backend=" + server_->address()});

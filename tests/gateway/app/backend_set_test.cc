@@ -586,6 +586,17 @@ TEST_F(GatewayOverTwoReplicasTest, ANameWhoseAddressChangesIsFollowed) {
 // name was back, and the waiting call answered 504. Now the name is looked
 // up about every second and the waiting call is served. With one name (a
 // channel) and with two (a channel each).
+// A chat-server (echo provider, SQLite at `db`) on `listen`, not started.
+std::unique_ptr<ServerProcess> EchoServerOn(const std::string& listen,
+                                            const std::string& db) {
+  return std::make_unique<ServerProcess>(
+      CHAT_SERVER_BINARY,
+      std::vector<std::string>{absl::StrCat("--listen=", listen),
+                               absl::StrCat("--store=sqlite:", db),
+                               "--provider=echo", "--echo_delay=1ms",
+                               "--shutdown_grace=2s"});
+}
+
 class GatewayFollowsANameBackTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(GatewayFollowsANameBackTest, ACallWaitingMeanwhileIsServed) {
@@ -593,12 +604,7 @@ TEST_P(GatewayFollowsANameBackTest, ACallWaitingMeanwhileIsServed) {
   const bool two_names = GetParam();
   const std::string dir = MakeTempDir();
   auto server_on = [&](const std::string& listen, const std::string& db) {
-    return std::make_unique<ServerProcess>(
-        CHAT_SERVER_BINARY,
-        std::vector<std::string>{absl::StrCat("--listen=", listen),
-                                 absl::StrCat("--store=sqlite:", dir, "/", db),
-                                 "--provider=echo", "--echo_delay=1ms",
-                                 "--shutdown_grace=2s"});
+    return EchoServerOn(listen, absl::StrCat(dir, "/", db));
   };
   std::unique_ptr<ServerProcess> old_server = server_on("127.0.0.2:0", "a.db");
   ASSERT_TRUE(old_server->Start().ok()) << old_server->Log();
@@ -682,12 +688,7 @@ TEST(GatewayReplacedServerTest, CallsMadeAcrossTheReplacementAllSucceed) {
   if (!HaveCurl()) GTEST_SKIP() << "no " << kCurlBinary;
   const std::string dir = MakeTempDir();
   auto server_on = [&](const std::string& listen, const std::string& db) {
-    return std::make_unique<ServerProcess>(
-        CHAT_SERVER_BINARY,
-        std::vector<std::string>{absl::StrCat("--listen=", listen),
-                                 absl::StrCat("--store=sqlite:", dir, "/", db),
-                                 "--provider=echo", "--echo_delay=1ms",
-                                 "--shutdown_grace=2s"});
+    return EchoServerOn(listen, absl::StrCat(dir, "/", db));
   };
   std::unique_ptr<ServerProcess> old_server = server_on("127.0.0.2:0", "a.db");
   ASSERT_TRUE(old_server->Start().ok()) << old_server->Log();
