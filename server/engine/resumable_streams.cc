@@ -269,6 +269,7 @@ class ResumableStreams::Answer final : public TurnObserver {
       return false;
     }
     LogInfo("stream ", id_, ": the caller's deadline passed; cancelled");
+    deadline_passed_ = true;
     return true;
   }
 
@@ -295,6 +296,12 @@ class ResumableStreams::Answer final : public TurnObserver {
     ResumableStreams* const owner = owner_;
     {
       absl::MutexLock lock(&mu_);
+      // Cancelled because its caller's deadline passed: resumers are told
+      // so, as the caller was, not that someone cancelled it.
+      if (deadline_passed_ && absl::IsCancelled(result.status())) {
+        result = absl::DeadlineExceededError(
+            "the deadline of the call that started the answer passed");
+      }
       outcome_ = result;
       const std::string event_id =
           StreamEventId(id_, static_cast<int64_t>(deltas_.size()) + 1);
@@ -320,6 +327,8 @@ class ResumableStreams::Answer final : public TurnObserver {
   absl::Time detached_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::shared_ptr<TurnHandle> handle_ ABSL_GUARDED_BY(mu_);
   bool cancel_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Set when the cancel came from the caller's deadline (PassedDeadline).
+  bool deadline_passed_ ABSL_GUARDED_BY(mu_) = false;
   size_t flushed_ ABSL_GUARDED_BY(mu_) = 0;
   bool outcome_flushed_ ABSL_GUARDED_BY(mu_) = false;
   int idle_ticks_ ABSL_GUARDED_BY(mu_) = 0;

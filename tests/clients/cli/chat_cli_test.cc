@@ -103,6 +103,24 @@ TEST_F(ChatCliTest, OneMessagePrintsTheReply) {
   EXPECT_THAT(second.out, HasSubstr("Before that you said: \"Hello there\""));
 }
 
+// CHAT_SERVER names the server when --server does not, and --server wins
+// over it.
+TEST_F(ChatCliTest, ChatServerFromTheEnvironmentAndTheFlagWins) {
+  StartServer({"--echo_delay=0s"});
+  absl::StatusOr<CliResult> by_env =
+      chat::testing::RunCli(CHAT_CLI_BINARY, {"-s", "env", "Hello"},
+                            {{"CHAT_SERVER", server_->address()}});
+  ASSERT_TRUE(by_env.ok()) << by_env.status();
+  EXPECT_EQ(by_env->exit_code, 0) << by_env->err;
+  EXPECT_THAT(by_env->out, HasSubstr("You said: \"Hello\""));
+  // Port 1 refuses connections: the flag's server is the one asked.
+  absl::StatusOr<CliResult> flag_wins = chat::testing::RunCli(
+      CHAT_CLI_BINARY, {"--server=127.0.0.1:1", "--timeout=5s", "status"},
+      {{"CHAT_SERVER", server_->address()}});
+  ASSERT_TRUE(flag_wins.ok()) << flag_wins.status();
+  EXPECT_EQ(flag_wins->exit_code, 8) << flag_wins->err;
+}
+
 TEST_F(ChatCliTest, AMessageWithoutASessionStartsOneAndNamesIt) {
   StartServer({"--echo_delay=0s"});
   // Off a terminal with no argument, the message is stdin.

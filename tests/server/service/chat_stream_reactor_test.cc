@@ -339,6 +339,12 @@ TEST_F(ChatStreamReactorTest, AnAnswerLeftBeforeItsDeadlineEndsAtTheDeadline) {
   stream->ReadToEnd();
   EXPECT_EQ(stream->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 
+  // A client that follows the detached answer is told how it ended: at the
+  // deadline, not cancelled by someone.
+  std::unique_ptr<ClientStream> resumed = Resume("s", "");
+  EXPECT_EQ(resumed->reader->Finish().error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+
   // Served only once the held answer has ended, at its deadline.
   EXPECT_EQ(ServeNextTurn("s").turn_count(), 1);
   EXPECT_EQ(server_.provider().cancelled_calls(), 1);
