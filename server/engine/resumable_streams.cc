@@ -221,6 +221,7 @@ class ResumableStreams::Answer final : public TurnObserver {
     store::StreamAppend append;
     {
       absl::MutexLock lock(&mu_);
+      if (outcome_flushed_) return true;  // Stored by an earlier call.
       const bool has_new = flushed_ < deltas_.size() ||
                            (outcome_.has_value() && !outcome_flushed_);
       if (!has_new && ++idle_ticks_ < kIdleChecksEvery) return false;
@@ -310,7 +311,7 @@ class ResumableStreams::Answer final : public TurnObserver {
       }
       subscribers_.clear();
     }
-    owner->AnswerEnded();
+    owner->AnswerEnded(id_);
   }
 
  private:
@@ -636,23 +637,49 @@ void ResumableStreams::Cancel(store::SessionKey session,
   });
 }
 
-void ResumableStreams::AnswerEnded() {
+void ResumableStreams::AnswerEnded(const std::string& id) {
   absl::MutexLock lock(&mu_);
   --running_;
-  kicked_ = true;  // Its outcome goes to the store now.
+  // Its outcome goes to the store now, not at the next flush.
+  if (auto it = answers_.find(id); it != answers_.end()) {
+    ended_.push_back(it->second);
+  }
+  kicked_ = true;
 }
 
 void ResumableStreams::Loop() {
+  absl::Time next_tick = absl::Now() + options_.flush_interval;
   for (;;) {
+    std::vector<std::shared_ptr<Answer>> ended;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(this, &ResumableStreams::ShouldWake),
-                           options_.flush_interval);
+      mu_.AwaitWithDeadline(
+          absl::Condition(this, &ResumableStreams::ShouldWake), next_tick);
       if (stopping_) return;
       kicked_ = false;
+      ended.swap(ended_);
     }
-    Tick();
+    const absl::Time now = absl::Now();
+    if (now >= next_tick) {
+      Tick();  // The ended answers too.
+      next_tick = now + options_.flush_interval;
+    } else {
+      // Only the answers that ended: a full tick visits every running
+      // answer, and with thousands running and ending one after another,
+      // a full tick per end kept this thread busy on nothing new.
+      StoreEnded(ended, now);
+    }
   }
+}
+
+void ResumableStreams::StoreEnded(
+    const std::vector<std::shared_ptr<Answer>>& ended, absl::Time now) {
+  std::vector<std::string> stored;
+  for (const std::shared_ptr<Answer>& answer : ended) {
+    if (answer->Flush(store_, options_, now)) stored.push_back(answer->id());
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : stored) answers_.erase(id);
 }
 
 void ResumableStreams::Tick() {

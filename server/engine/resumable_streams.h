@@ -123,15 +123,21 @@ class ResumableStreams {
                  const std::shared_ptr<RemoteReader>& reader);
   std::shared_ptr<Answer> FindLocal(const store::SessionKey& session,
                                     absl::string_view answer_id);
-  void AnswerEnded();
+  void AnswerEnded(const std::string& id);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || kicked_;
   }
   bool AllEnded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return running_ == 0 && pending_calls_ == 0;
   }
+  // Every flush_interval: Tick. In between, when answers end: StoreEnded.
   void Loop();
+  // Stores what is new of every answer, polls the remote readers, sweeps.
   void Tick();
+  // Stores the outcome of the answers that ended (a failed write is retried
+  // by the next Tick).
+  void StoreEnded(const std::vector<std::shared_ptr<Answer>>& ended,
+                  absl::Time now);
   std::string NewAnswerId();
 
   ChatEngine* const engine_;
@@ -145,6 +151,8 @@ class ResumableStreams {
   std::vector<std::shared_ptr<RemoteReader>> readers_ ABSL_GUARDED_BY(mu_);
   // Answers whose engine turn has not yet ended.
   int running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Answers ended since the loop last woke, to store at once.
+  std::vector<std::shared_ptr<Answer>> ended_ ABSL_GUARDED_BY(mu_);
   int pending_calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool kicked_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

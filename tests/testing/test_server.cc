@@ -54,13 +54,15 @@ class TestServer::CallCounterFactory final
   TestServer* const server_;
 };
 
-TestServer::TestServer(ChatEngineOptions options, AuthenticatorOptions auth)
+TestServer::TestServer(ChatEngineOptions options, AuthenticatorOptions auth,
+                       ResumableStreamOptions streams)
     : engine_(std::make_unique<ChatEngine>(&store_, &provider_, &pool_,
                                            std::move(options))),
       authenticator_(std::make_unique<Authenticator>(&store_.keys(), &pool_,
                                                      std::move(auth))),
       service_(std::make_unique<ChatServiceImpl>(engine_.get(), &store_, &pool_,
-                                                 authenticator_.get())) {
+                                                 authenticator_.get(),
+                                                 ModelCatalog(), streams)) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),

@@ -19,6 +19,7 @@
 #include "common/thread_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "server/engine/chat_engine.h"
+#include "server/engine/resumable_streams.h"
 #include "server/service/authenticator.h"
 #include "server/service/chat_service_impl.h"
 #include "server/store/memory_store.h"
@@ -33,7 +34,8 @@ class TestServer {
   // loopback does: while the store holds no key, every call is tenant
   // "default".
   explicit TestServer(ChatEngineOptions options = {},
-                      AuthenticatorOptions auth = DefaultAuthOptions());
+                      AuthenticatorOptions auth = DefaultAuthOptions(),
+                      ResumableStreamOptions streams = {});
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
   // Shutdown(), then frees the rest.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -364,6 +365,47 @@ TEST_F(ChatStreamReactorTest, ShutdownCancelsOpenStreamsAndEndsTheirTurns) {
   b->ReadToEnd();
   EXPECT_FALSE(a->reader->Finish().ok());
   EXPECT_FALSE(b->reader->Finish().ok());
+}
+
+// The end of an answer reaches the stream store when the answer ends, not
+// at the next flush: with the flush an hour away, a resumer on another
+// replica (which reads only the store) still learns at once how the answer
+// ended, and with thousands of answers running, one ending does not make
+// the server write all the others.
+TEST(ResumableStreamFlushTest, AnEndedAnswerIsStoredWithoutWaitingForTheFlush) {
+  ResumableStreamOptions streams;
+  streams.flush_interval = absl::Hours(1);
+  TestServer server({}, TestServer::DefaultAuthOptions(), streams);
+  ChatStreamRequest request;
+  request.set_session_id("s");
+  request.set_message("hi");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
+      server.stub().ChatStream(&context, request);
+  std::string last_event_id;
+  for (ChatStreamResponse event; reader->Read(&event);) {
+    last_event_id = event.event_id();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  std::string answer_id;
+  int64_t seq = 0;
+  ASSERT_TRUE(ParseStreamEventId(last_event_id, &answer_id, &seq).ok())
+      << last_event_id;
+
+  absl::StatusOr<store::StreamRead> read;
+  EXPECT_TRUE(::chat::testing::Eventually(
+      [&] {
+        read = server.store().streams()->ReadStream(
+            store::SessionKey{"default", "s"}, answer_id, 0, absl::Now(),
+            std::nullopt);
+        return read.ok() && read->outcome.has_value();
+      },
+      absl::Seconds(30)))
+      << read.status();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(absl::StrJoin(read->deltas, ""), "Hello there");
 }
 
 }  // namespace
