@@ -485,9 +485,12 @@ ResumableStreams::~ResumableStreams() {
 }
 
 std::string ResumableStreams::NewAnswerId() {
-  // 64 random bits from the device, then a counter mixed in: unique per
-  // process, and across replicas with overwhelming probability.
-  std::random_device random;
+  // 32 random bits, then a counter that starts at 64 random bits: unique per
+  // process, and across replicas with overwhelming probability. The
+  // generator is seeded from the device once per thread: opening the device
+  // per answer was 1.5% of the server's CPU at 10,000 streams. (An answer id
+  // is no secret: resuming it takes the session's own credentials.)
+  thread_local std::mt19937 random(std::random_device{}());
   absl::MutexLock lock(&mu_);
   ++id_state_;
   return absl::StrCat(absl::Hex(random(), absl::kZeroPad8),
