@@ -6,7 +6,8 @@
 # Usage: bench/profile/profile.sh [memory|sqlite] [OUT_DIR]
 #   SECONDS_RECORDED=4 (perf's window per process), CONNECTIONS=64.
 #   EMBEDDED=1: one process, chat-server --http_listen serving the REST
-#   routes itself (what scripts/run.sh starts); only server.svg is written.
+#   routes itself (what scripts/run.sh starts); only server.svg is written
+#   (a gateway.svg in OUT_DIR is then from an earlier run).
 # Writes OUT_DIR/{server,gateway}.svg and .folded (default bench/out/profile)
 # and prints the top inclusive frames of each. Needs perf (Debian's
 # linux-perf) and a build (scripts/build.sh). The upstream is build/bin/
@@ -14,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 store=${1:-memory}
+store_name=$store
 out=${2:-bench/out/profile}
 secs=${SECONDS_RECORDED:-4}
 conns=${CONNECTIONS:-64}
@@ -33,16 +35,17 @@ fi
 pids+=($!)
 up=$(wait_listen "$tmp/up.log")
 [[ "$store" == sqlite ]] && store="sqlite:$tmp/chat.db"
-embedded=${EMBEDDED:-0}
+embedded=false
+[[ ${EMBEDDED:-0} == 1 ]] && embedded=true
 http=()
-(( embedded )) && http=(--http_listen=127.0.0.1:0 --http_web_root=clients --http_access_log)
+$embedded && http=(--http_listen=127.0.0.1:0 --http_web_root=clients --http_access_log)
 ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL="http://$up" "$bin/chat-server" \
   --listen=127.0.0.1:0 --store="$store" --provider=anthropic --model=ok@bench \
   "${http[@]}" 2>"$tmp/server.log" &
 server_pid=$!; pids+=("$server_pid")
 addr=$(wait_listen "$tmp/server.log")
 processes=(server)
-if (( embedded )); then
+if $embedded; then
   gw=$(grep -o 'REST/JSON on http://[0-9.:]*' "$tmp/server.log" | sed 's|.*http://||')
 else
   "$bin/chat-gateway" --listen=127.0.0.1:0 --backend="$addr" --web_root=clients \
@@ -58,13 +61,13 @@ wrk_pid=$!
 # is then on one process only).
 sleep 1
 perf record -q -F 499 --call-graph dwarf,32768 -p "$server_pid" -o "$tmp/server.data" -- sleep "$secs" 2>/dev/null
-(( embedded )) ||
+$embedded ||
   perf record -q -F 499 --call-graph dwarf,32768 -p "$gateway_pid" -o "$tmp/gateway.data" -- sleep "$secs" 2>/dev/null
 wait "$wrk_pid"
 grep -E 'Requests/sec|Latency ' "$tmp/wrk.out"
 for p in "${processes[@]}"; do
   perf script -i "$tmp/$p.data" 2>/dev/null |
-    python3 bench/profile/flamegraph.py "chat-$p, /chat at $conns connections, $1 store" \
+    python3 bench/profile/flamegraph.py "chat-$p, /chat at $conns connections, $store_name store" \
       "$out/$p.svg" "$out/$p.folded"
   echo "== chat-$p: top inclusive frames ($out/$p.svg)"
   python3 bench/profile/top_frames.py "$out/$p.folded" 25

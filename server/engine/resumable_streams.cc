@@ -1,6 +1,8 @@
 #include "server/engine/resumable_streams.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <random>
 #include <utility>
 
@@ -221,9 +223,9 @@ class ResumableStreams::Answer final : public TurnObserver {
     store::StreamAppend append;
     {
       absl::MutexLock lock(&mu_);
-      if (outcome_flushed_) return true;  // Stored by an earlier call.
-      const bool has_new = flushed_ < deltas_.size() ||
-                           (outcome_.has_value() && !outcome_flushed_);
+      // A Tick may have stored an ended answer before StoreEnded reached it.
+      if (outcome_flushed_) return true;
+      const bool has_new = flushed_ < deltas_.size() || outcome_.has_value();
       if (!has_new && ++idle_ticks_ < kIdleChecksEvery) return false;
       idle_ticks_ = 0;
       append.session = session_;
@@ -293,8 +295,10 @@ class ResumableStreams::Answer final : public TurnObserver {
   }
 
   void OnComplete(absl::StatusOr<ChatTurnResult> result) override {
-    // Once the outcome is visible the loop may store it and drop `this`.
+    // Once the outcome is visible the loop may store it and drop `this`:
+    // what AnswerEnded needs is copied first.
     ResumableStreams* const owner = owner_;
+    const std::string id = id_;
     {
       absl::MutexLock lock(&mu_);
       // Cancelled because its caller's deadline passed: resumers are told
@@ -311,7 +315,7 @@ class ResumableStreams::Answer final : public TurnObserver {
       }
       subscribers_.clear();
     }
-    owner->AnswerEnded(id_);
+    owner->AnswerEnded(id);
   }
 
  private:
@@ -491,9 +495,10 @@ std::string ResumableStreams::NewAnswerId() {
   // per answer was 1.5% of the server's CPU at 10,000 streams. (An answer id
   // is no secret: resuming it takes the session's own credentials.)
   thread_local std::mt19937 random(std::random_device{}());
+  const uint32_t prefix = random();
   absl::MutexLock lock(&mu_);
   ++id_state_;
-  return absl::StrCat(absl::Hex(random(), absl::kZeroPad8),
+  return absl::StrCat(absl::Hex(prefix, absl::kZeroPad8),
                       absl::Hex(id_state_, absl::kZeroPad16));
 }
 
@@ -651,26 +656,30 @@ void ResumableStreams::AnswerEnded(const std::string& id) {
 }
 
 void ResumableStreams::Loop() {
-  absl::Time next_tick = absl::Now() + options_.flush_interval;
+  // On the steady clock: a step of the wall clock must not stall the ticks.
+  using Clock = std::chrono::steady_clock;
+  const Clock::duration interval =
+      absl::ToChronoNanoseconds(options_.flush_interval);
+  Clock::time_point next_tick = Clock::now() + interval;
   for (;;) {
     std::vector<std::shared_ptr<Answer>> ended;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(
-          absl::Condition(this, &ResumableStreams::ShouldWake), next_tick);
+      mu_.AwaitWithTimeout(absl::Condition(this, &ResumableStreams::ShouldWake),
+                           absl::FromChrono(next_tick - Clock::now()));
       if (stopping_) return;
       kicked_ = false;
       ended.swap(ended_);
     }
-    const absl::Time now = absl::Now();
+    const Clock::time_point now = Clock::now();
     if (now >= next_tick) {
       Tick();  // The ended answers too.
-      next_tick = now + options_.flush_interval;
+      next_tick = now + interval;
     } else {
       // Only the answers that ended: a full tick visits every running
       // answer, and with thousands running and ending one after another,
       // a full tick per end kept this thread busy on nothing new.
-      StoreEnded(ended, now);
+      StoreEnded(ended, absl::Now());
     }
   }
 }

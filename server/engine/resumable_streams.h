@@ -27,8 +27,9 @@ struct ResumableStreamOptions {
   // cancelled upstream (--detached_stream_ttl); also how long an ended
   // answer stays resumable.
   absl::Duration detached_ttl = absl::Seconds(60);
-  // Deltas are written to the store in batches this often; readers of an
-  // answer another replica runs poll the store this often.
+  // Deltas are written to the store in batches this often (an answer's end
+  // at once); readers of an answer another replica runs poll the store this
+  // often.
   absl::Duration flush_interval = absl::Milliseconds(100);
 };
 
@@ -74,7 +75,8 @@ class StreamAttachment {
 
 // Streamed turns whose answer outlives the connection that asked for it. The
 // replica running an answer keeps its deltas in memory for its own clients
-// and writes them to the store in batches (every flush_interval), so a client
+// and writes them to the store in batches (every flush_interval; an answer's
+// end as soon as it ends), so a client
 // that lost its connection resumes on any replica: one on this replica
 // attaches to the answer in memory, one on another replica reads the store
 // and polls it until the answer ends. A running answer with no client
@@ -123,22 +125,24 @@ class ResumableStreams {
                  const std::shared_ptr<RemoteReader>& reader);
   std::shared_ptr<Answer> FindLocal(const store::SessionKey& session,
                                     absl::string_view answer_id);
-  void AnswerEnded(const std::string& id);
+  void AnswerEnded(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || kicked_;
   }
   bool AllEnded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return running_ == 0 && pending_calls_ == 0;
   }
-  // Every flush_interval: Tick. In between, when answers end: StoreEnded.
-  void Loop();
+  // The loop thread: Tick every flush_interval, StoreEnded in between when
+  // answers end. Tick and StoreEnded run only there, never at once: an
+  // answer's Flush relies on it.
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   // Stores what is new of every answer, polls the remote readers, sweeps.
-  void Tick();
+  void Tick() ABSL_LOCKS_EXCLUDED(mu_);
   // Stores the outcome of the answers that ended (a failed write is retried
   // by the next Tick).
   void StoreEnded(const std::vector<std::shared_ptr<Answer>>& ended,
-                  absl::Time now);
-  std::string NewAnswerId();
+                  absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  std::string NewAnswerId() ABSL_LOCKS_EXCLUDED(mu_);
 
   ChatEngine* const engine_;
   store::StreamStore* const store_;

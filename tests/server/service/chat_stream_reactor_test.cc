@@ -367,45 +367,82 @@ TEST_F(ChatStreamReactorTest, ShutdownCancelsOpenStreamsAndEndsTheirTurns) {
   EXPECT_FALSE(b->reader->Finish().ok());
 }
 
-// The end of an answer reaches the stream store when the answer ends, not
-// at the next flush: with the flush an hour away, a resumer on another
-// replica (which reads only the store) still learns at once how the answer
-// ended, and with thousands of answers running, one ending does not make
-// the server write all the others.
-TEST(ResumableStreamFlushTest, AnEndedAnswerIsStoredWithoutWaitingForTheFlush) {
+// With the flush an hour away, an answer's end still reaches the stream
+// store when the answer ends (a resumer on another replica reads only the
+// store), and it is written alone: the deltas of an answer still running
+// wait for the flush. (Writing every answer at each end kept the loop busy
+// at thousands of streams.) The barrier: once C's end is stored, a write of
+// everything at an end would have stored B's delta too.
+TEST(ResumableStreamFlushTest,
+     AnEndedAnswerIsStoredAloneWithoutWaitingForTheFlush) {
   ResumableStreamOptions streams;
   streams.flush_interval = absl::Hours(1);
   TestServer server({}, TestServer::DefaultAuthOptions(), streams);
-  ChatStreamRequest request;
-  request.set_session_id("s");
-  request.set_message("hi");
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(30));
-  std::unique_ptr<grpc::ClientReader<ChatStreamResponse>> reader =
-      server.stub().ChatStream(&context, request);
-  std::string last_event_id;
-  for (ChatStreamResponse event; reader->Read(&event);) {
-    last_event_id = event.event_id();
-  }
-  ASSERT_TRUE(reader->Finish().ok());
-  std::string answer_id;
-  int64_t seq = 0;
-  ASSERT_TRUE(ParseStreamEventId(last_event_id, &answer_id, &seq).ok())
-      << last_event_id;
+  store::StreamStore* const store = server.store().streams();
 
-  absl::StatusOr<store::StreamRead> read;
-  EXPECT_TRUE(::chat::testing::Eventually(
-      [&] {
-        read = server.store().streams()->ReadStream(
-            store::SessionKey{"default", "s"}, answer_id, 0, absl::Now(),
-            std::nullopt);
-        return read.ok() && read->outcome.has_value();
-      },
-      absl::Seconds(30)))
-      << read.status();
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(absl::StrJoin(read->deltas, ""), "Hello there");
+  auto open = [&](grpc::ClientContext* context, const std::string& session) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(30));
+    ChatStreamRequest request;
+    request.set_session_id(session);
+    request.set_message("hi");
+    return server.stub().ChatStream(context, request);
+  };
+  auto answer_of = [](const std::string& event_id) {
+    std::string answer_id;
+    int64_t seq = 0;
+    EXPECT_TRUE(ParseStreamEventId(event_id, &answer_id, &seq).ok())
+        << event_id;
+    return answer_id;
+  };
+  auto read = [&](const std::string& session, const std::string& answer_id) {
+    return store->ReadStream(store::SessionKey{"default", session}, answer_id,
+                             0, absl::Now(), std::nullopt);
+  };
+  // Runs a stream of `session` to its end, then waits for its end in the
+  // store.
+  auto run_to_stored_end = [&](const std::string& session) {
+    grpc::ClientContext context;
+    auto reader = open(&context, session);
+    std::string last_event_id;
+    for (ChatStreamResponse event; reader->Read(&event);) {
+      last_event_id = event.event_id();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    const std::string answer_id = answer_of(last_event_id);
+    absl::StatusOr<store::StreamRead> stored;
+    EXPECT_TRUE(::chat::testing::Eventually(
+        [&] {
+          stored = read(session, answer_id);
+          return stored.ok() && stored->outcome.has_value();
+        },
+        absl::Seconds(30)))
+        << stored.status();
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(absl::StrJoin(stored->deltas, ""), "Hello there");
+  };
+
+  FakeScript held;
+  held.deltas = {"x"};
+  held.hold = true;
+  server.provider().SetScript(held);
+  grpc::ClientContext b_context;
+  auto b = open(&b_context, "b");
+  ChatStreamResponse b_first;
+  ASSERT_TRUE(b->Read(&b_first));
+  ASSERT_EQ(b_first.delta().text(), "x");
+  const std::string b_answer = answer_of(b_first.event_id());
+
+  server.provider().SetScript(FakeScript());
+  run_to_stored_end("a");
+  run_to_stored_end("c");
+  EXPECT_TRUE(absl::IsNotFound(read("b", b_answer).status()))
+      << read("b", b_answer).status();
+
+  b_context.TryCancel();
+  for (ChatStreamResponse event; b->Read(&event);) {
+  }
+  b->Finish();
 }
 
 }  // namespace
