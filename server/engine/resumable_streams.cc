@@ -223,7 +223,8 @@ class ResumableStreams::Answer final : public TurnObserver {
     store::StreamAppend append;
     {
       absl::MutexLock lock(&mu_);
-      // A Tick may have stored an ended answer before StoreEnded reached it.
+      // A Tick may have stored an ended answer before the loop reached it as
+      // ended.
       if (outcome_flushed_) return true;
       const bool has_new = flushed_ < deltas_.size() || outcome_.has_value();
       if (!has_new && ++idle_ticks_ < kIdleChecksEvery) return false;
@@ -676,18 +677,18 @@ void ResumableStreams::Loop() {
       Tick();  // The ended answers too.
       next_tick = now + interval;
     } else {
-      // Only the answers that ended: a full tick visits every running
+      // Only the answers that ended: a Tick visits every running
       // answer, and with thousands running and ending one after another,
       // a full tick per end kept this thread busy on nothing new.
-      StoreEnded(ended, absl::Now());
+      FlushAnswers(ended, absl::Now());
     }
   }
 }
 
-void ResumableStreams::StoreEnded(
-    const std::vector<std::shared_ptr<Answer>>& ended, absl::Time now) {
+void ResumableStreams::FlushAnswers(
+    const std::vector<std::shared_ptr<Answer>>& answers, absl::Time now) {
   std::vector<std::string> stored;
-  for (const std::shared_ptr<Answer>& answer : ended) {
+  for (const std::shared_ptr<Answer>& answer : answers) {
     if (answer->Flush(store_, options_, now)) stored.push_back(answer->id());
   }
   absl::MutexLock lock(&mu_);
@@ -708,17 +709,13 @@ void ResumableStreams::Tick() {
       next_sweep_ = now + kSweepInterval;
     }
   }
-  std::vector<std::string> stored;
-  for (const std::shared_ptr<Answer>& answer : answers) {
-    if (answer->Flush(store_, options_, now)) stored.push_back(answer->id());
-  }
+  FlushAnswers(answers, now);
   std::vector<RemoteReader*> finished;
   for (const std::shared_ptr<RemoteReader>& reader : readers) {
     if (reader->Poll(store_, options_, now)) finished.push_back(reader.get());
   }
   {
     absl::MutexLock lock(&mu_);
-    for (const std::string& id : stored) answers_.erase(id);
     readers_.erase(std::remove_if(readers_.begin(), readers_.end(),
                                   [&](const std::shared_ptr<RemoteReader>& r) {
                                     return std::find(finished.begin(),

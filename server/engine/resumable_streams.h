@@ -76,14 +76,13 @@ class StreamAttachment {
 // Streamed turns whose answer outlives the connection that asked for it. The
 // replica running an answer keeps its deltas in memory for its own clients
 // and writes them to the store in batches (every flush_interval; an answer's
-// end as soon as it ends), so a client
-// that lost its connection resumes on any replica: one on this replica
-// attaches to the answer in memory, one on another replica reads the store
-// and polls it until the answer ends. A running answer with no client
-// attached anywhere for detached_ttl is cancelled upstream; CancelStream (a
-// flag in the store that the running replica reads at each batch) cancels
-// it from anywhere. A background thread writes the batches, polls for remote
-// readers and sweeps expired answers. Thread-safe.
+// end as soon as it ends), so a client that lost its connection resumes on
+// any replica: one on this replica attaches to the answer in memory, one on
+// another replica reads the store and polls it until the answer ends. A running
+// answer with no client attached anywhere for detached_ttl is cancelled
+// upstream; CancelStream (a flag in the store that the running replica reads at
+// each batch) cancels it from anywhere. A background thread writes the batches,
+// polls for remote readers and sweeps expired answers. Thread-safe.
 class ResumableStreams {
  public:
   // `engine`, `store` and `pool` must outlive this object.
@@ -132,16 +131,16 @@ class ResumableStreams {
   bool AllEnded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return running_ == 0 && pending_calls_ == 0;
   }
-  // The loop thread: Tick every flush_interval, StoreEnded in between when
-  // answers end. Tick and StoreEnded run only there, never at once: an
+  // The loop thread: Tick every flush_interval, and in between FlushAnswers
+  // of the answers that ended. Both run only there, never at once: an
   // answer's Flush relies on it.
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   // Stores what is new of every answer, polls the remote readers, sweeps.
   void Tick() ABSL_LOCKS_EXCLUDED(mu_);
-  // Stores the outcome of the answers that ended (a failed write is retried
-  // by the next Tick).
-  void StoreEnded(const std::vector<std::shared_ptr<Answer>>& ended,
-                  absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes what is new of each of `answers` to the store and forgets those
+  // whose outcome is stored (a failed write is retried by the next Tick).
+  void FlushAnswers(const std::vector<std::shared_ptr<Answer>>& answers,
+                    absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   std::string NewAnswerId() ABSL_LOCKS_EXCLUDED(mu_);
 
   ChatEngine* const engine_;
