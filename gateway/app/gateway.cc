@@ -107,6 +107,9 @@ struct UnaryCall {
   std::vector<std::shared_ptr<grpc::ClientContext>> finished_attempts;
   // The headers made from the last call's response metadata.
   HttpHeaders limit_headers;
+  // The response metadata of a call answered locally (StartLocal).
+  std::optional<std::pair<BackendCall::Metadata, BackendCall::Metadata>>
+      local_metadata;
 };
 
 namespace {
@@ -544,6 +547,11 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 }
 
 void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
+  if (auto local = options_.local_methods.find(call->method->full_name());
+      local != options_.local_methods.end()) {
+    StartLocal(std::move(call), *local->second);
+    return;
+  }
   CallStarted(call->context.get());
   StartOnBackend(
       *call->backend, *call->context, [this, call](grpc::GenericStub& stub) {
@@ -553,6 +561,33 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
                          FinishUnary(call, std::move(status));
                        });
       });
+}
+
+void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
+                         LocalUnaryMethod& method) {
+  // The attempt's context stands for the call among those in flight (it
+  // carries no gRPC call): CancelAll and a client that leaves cancel it
+  // through `cancel`.
+  auto cancel = std::make_shared<LocalCancel>();
+  grpc::ClientContext* const context = call->context.get();
+  bool cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    calls_.insert(context);
+    local_calls_.emplace(context, cancel);
+    cancelled = cancelling_;
+  }
+  if (cancelled) cancel->Cancel();
+  call->backend->CancelOnClientGone([cancel] { cancel->Cancel(); });
+  cancel->Set(method.Start(
+      call->request, call->backend->metadata(), call->backend->deadline(),
+      [this, call, context](LocalAnswer answer) {
+        call->response = std::move(answer.response);
+        call->local_metadata.emplace(std::move(answer.initial_metadata),
+                                     std::move(answer.trailing_metadata));
+        AnswerUnary(call, std::move(answer.status));
+        CallFinished(context);
+      }));
 }
 
 void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,
@@ -585,8 +620,12 @@ void Gateway::AnswerUnary(const std::shared_ptr<UnaryCall>& call,
   // Every page's rate-limit headers replace the previous page's: the
   // last call's say what is left.
   call->limit_headers =
-      ResponseHeadersFromMetadata(&call->context->GetServerInitialMetadata(),
-                                  &call->context->GetServerTrailingMetadata());
+      call->local_metadata.has_value()
+          ? ResponseHeadersFromMetadata(call->local_metadata->first,
+                                        call->local_metadata->second)
+          : ResponseHeadersFromMetadata(
+                &call->context->GetServerInitialMetadata(),
+                &call->context->GetServerTrailingMetadata());
   if (!status.ok()) {
     AppendHeaders(std::move(call->limit_headers), &call->headers);
     RespondError(call->exchange, std::move(call->headers), ToHttpError(status));
@@ -649,6 +688,7 @@ void Gateway::CallStarted(grpc::ClientContext* context) {
 void Gateway::CallFinished(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   calls_.erase(context);
+  local_calls_.erase(context);
 }
 
 void Gateway::SetBackends(std::shared_ptr<BackendSet> backends) {
@@ -739,11 +779,15 @@ std::shared_ptr<BackendSet> Gateway::Backends() {
 }
 
 void Gateway::CancelAll() {
+  std::vector<std::shared_ptr<LocalCancel>> local;
   {
     absl::MutexLock lock(&mu_);
     cancelling_ = true;
     for (grpc::ClientContext* context : calls_) context->TryCancel();
+    for (const auto& [context, cancel] : local_calls_) local.push_back(cancel);
   }
+  // Outside mu_: a local call may answer inside its cancel.
+  for (const std::shared_ptr<LocalCancel>& cancel : local) cancel->Cancel();
   shutting_down_.store(true);
   // Calls waiting for a READY backend start now, and finish CANCELLED.
   Backends()->ReleaseWaiting();

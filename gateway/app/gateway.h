@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/app/backend_set.h"
+#include "gateway/app/local_method.h"
 #include "gateway/app/static_files.h"
 #include "gateway/http/cors.h"
 #include "gateway/http/http_server.h"
@@ -38,6 +39,10 @@ struct GatewayOptions {
   // connectivity state, such as chat-server's in-process one
   // (server/app/embedded_http.*).
   std::function<bool()> ready;
+  // Methods answered in this process instead of through the backends (for
+  // chat-server's own HTTP port); the rest of the route, its headers and
+  // errors, is the same.
+  LocalUnaryMethods local_methods;
 };
 
 struct UnaryCall;
@@ -116,6 +121,8 @@ class Gateway final : public BackendCalls {
   // Issues `call` (a unary RPC) and answers with its result, following
   // pages where the call gathers them.
   void StartUnary(std::shared_ptr<UnaryCall> call);
+  // StartUnary for a method of options_.local_methods.
+  void StartLocal(std::shared_ptr<UnaryCall> call, LocalUnaryMethod& method);
   // The completion of one of StartUnary's calls: sends it again (Resends),
   // or AnswerUnary.
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, grpc::Status status);
@@ -146,6 +153,10 @@ class Gateway final : public BackendCalls {
   OpenAiApi openai_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  // The cancels of the calls in calls_ answered locally (StartLocal),
+  // keyed by the context that stands for the call there.
+  absl::flat_hash_map<grpc::ClientContext*, std::shared_ptr<LocalCancel>>
+      local_calls_ ABSL_GUARDED_BY(mu_);
   // Set by CancelAll: a call started afterwards (the next page of a gathered
   // list) is cancelled at once.
   bool cancelling_ ABSL_GUARDED_BY(mu_) = false;

@@ -42,11 +42,24 @@ std::shared_ptr<grpc::ClientContext> BackendCall::NewAttempt() {
 void BackendCall::ClientGone() {
   client_gone_->store(true);
   std::shared_ptr<grpc::ClientContext> current;
+  std::function<void()> cancel_local;
   {
     absl::MutexLock lock(&mu_);
     current = current_.lock();
+    cancel_local = cancel_local_;
   }
   if (current != nullptr) current->TryCancel();
+  if (cancel_local) cancel_local();
+}
+
+void BackendCall::CancelOnClientGone(std::function<void()> cancel) {
+  {
+    absl::MutexLock lock(&mu_);
+    cancel_local_ = cancel;
+  }
+  // After cancel_local_ is set: a ClientGone() in between runs it there
+  // (a cancel may run twice).
+  if (client_gone_->load()) cancel();
 }
 
 std::shared_ptr<grpc::ClientContext> BackendCall::Resend() {

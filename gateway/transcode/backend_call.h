@@ -2,6 +2,7 @@
 #define CHAT_GATEWAY_TRANSCODE_BACKEND_CALL_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +53,12 @@ class BackendCall {
     return client_gone_;
   }
   absl::Time deadline() const { return deadline_; }
+  const Metadata& metadata() const { return metadata_; }
+
+  // For an attempt answered in this process (gateway/app/local_method.h),
+  // which has no gRPC call for ClientGone() to cancel: ClientGone() runs
+  // `cancel` instead, at once if the client is gone already.
+  void CancelOnClientGone(std::function<void()> cancel);
   // The context of an attempt made because the last one was not taken by
   // any backend (NewAttempt, counted in resends()).
   std::shared_ptr<grpc::ClientContext> Resend();
@@ -68,6 +75,7 @@ class BackendCall {
   mutable absl::Mutex mu_;
   // Weak: the attempt's owner (a reactor, a unary call) holds it.
   std::weak_ptr<grpc::ClientContext> current_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> cancel_local_ ABSL_GUARDED_BY(mu_);
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   int resends_ ABSL_GUARDED_BY(mu_) = 0;
 };

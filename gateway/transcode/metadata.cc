@@ -121,6 +121,19 @@ HttpHeaders ResponseHeadersFromMetadata(const GrpcMetadata* initial,
   return out;
 }
 
+HttpHeaders ResponseHeadersFromMetadata(
+    const std::vector<std::pair<std::string, std::string>>& initial,
+    const std::vector<std::pair<std::string, std::string>>& trailing) {
+  auto view = [](const std::vector<std::pair<std::string, std::string>>& in) {
+    GrpcMetadata out;
+    for (const auto& [key, value] : in) out.emplace(key, value);
+    return out;
+  };
+  const GrpcMetadata initial_view = view(initial);
+  const GrpcMetadata trailing_view = view(trailing);
+  return ResponseHeadersFromMetadata(&initial_view, &trailing_view);
+}
+
 absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
   value = absl::StripAsciiWhitespace(value);
   if (value.size() < 2 || value.size() > 9) {

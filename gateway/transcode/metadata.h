@@ -57,6 +57,10 @@ using GrpcMetadata = std::multimap<grpc::string_ref, grpc::string_ref>;
 // `Retry-After`). Either map may be null (not received).
 HttpHeaders ResponseHeadersFromMetadata(const GrpcMetadata* initial,
                                         const GrpcMetadata* trailing);
+// The same from a call answered without gRPC (gateway/app/local_method.h).
+HttpHeaders ResponseHeadersFromMetadata(
+    const std::vector<std::pair<std::string, std::string>>& initial,
+    const std::vector<std::pair<std::string, std::string>>& trailing);
 
 // Parses a Grpc-Timeout value (gRPC over HTTP/2 spec: 1-8 digits and a
 // unit, H M S m u n). INVALID_ARGUMENT if malformed.

@@ -20,6 +20,10 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/client_callback.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
+#include "server/service/chat_service_impl.h"
+#include "server/service/grpc_status.h"
 
 namespace chat {
 
@@ -69,6 +73,50 @@ class HealthWatch final
   absl::Notification done_;
 };
 
+// Chat answered by the service itself rather than through the in-process
+// channel: the route of every /chat. The request arrives as the gateway
+// made it for the RPC, and the answer leaves as the RPC's would.
+class LocalChat final : public gateway::LocalUnaryMethod {
+ public:
+  explicit LocalChat(ChatServiceImpl* service) : service_(service) {}
+
+  std::function<void()> Start(
+      const grpc::ByteBuffer& request,
+      const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
+      std::function<void(gateway::LocalAnswer)> done) override {
+    chat::v1::ChatRequest message;
+    grpc::ByteBuffer bytes(request);  // Deserialize consumes its buffer.
+    if (grpc::Status parsed =
+            grpc::SerializationTraits<chat::v1::ChatRequest>::Deserialize(
+                &bytes, &message);
+        !parsed.ok()) {
+      gateway::LocalAnswer answer;
+      answer.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "the request did not decode");
+      done(std::move(answer));
+      return [] {};
+    }
+    return service_->ChatLocal(
+        std::move(message), metadata, deadline,
+        [done = std::move(done)](LocalTurnAnswer turn) {
+          gateway::LocalAnswer answer;
+          answer.status = ToGrpcStatus(turn.status);
+          if (answer.status.ok()) {
+            bool own_buffer = false;
+            answer.status =
+                grpc::SerializationTraits<chat::v1::ChatResponse>::Serialize(
+                    turn.response, &answer.response, &own_buffer);
+          }
+          answer.initial_metadata = std::move(turn.initial_metadata);
+          answer.trailing_metadata = std::move(turn.trailing_metadata);
+          done(std::move(answer));
+        });
+  }
+
+ private:
+  ChatServiceImpl* const service_;
+};
+
 absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
                                           bool anonymous_remote_allowed) {
   if (http.listen.empty() || IsLoopbackHost(http.address.host) ||
@@ -86,7 +134,8 @@ absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
-    grpc::Server& server, EmbeddedHttpOptions options) {
+    grpc::Server& server, ChatServiceImpl* chat_service,
+    EmbeddedHttpOptions options) {
   absl::StatusOr<gateway::RouteTable> routes =
       gateway::RouteTable::FromServices(
           {chat::v1::ChatRequest::descriptor()->file()->FindServiceByName(
@@ -109,6 +158,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
   options.gateway.ready = [health = http->health_.get()] {
     return health->serving();
   };
+  options.gateway.local_methods.emplace(
+      chat::v1::ChatRequest::descriptor()
+          ->file()
+          ->FindServiceByName("ChatService")
+          ->FindMethodByName("Chat")
+          ->full_name(),
+      std::make_shared<LocalChat>(chat_service));
   gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
   // One channel: every call starts on it at once (BackendSet never waits for
   // a READY state, which an in-process channel does not have).

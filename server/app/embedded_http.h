@@ -3,9 +3,10 @@
 
 // chat-server's own REST/JSON port (--http_listen): chat-gateway's HTTP server
 // and Gateway handler, the same routes, run inside chat-server and calling it
-// through grpc::Server::InProcessChannel. One process for a single machine:
-// no loopback TCP hop, no second process's gRPC client and server legs. The
-// separate chat-gateway stays for HTTPS, backend TLS and scale-out.
+// through grpc::Server::InProcessChannel, or for Chat without any gRPC call.
+// One process for a single machine: no loopback TCP hop, no second process's
+// gRPC client and server legs. The separate chat-gateway stays for HTTPS,
+// backend TLS and scale-out.
 
 #include <memory>
 #include <string>
@@ -43,18 +44,21 @@ absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
                                           bool anonymous_remote_allowed);
 
 class HealthWatch;
+class ChatServiceImpl;
 
 // The running port. Handle() runs on its I/O threads; Start, Shutdown and
 // the destructor are main's.
 class EmbeddedHttp {
  public:
   // Binds options.address and serves chat-gateway's routes (ChatService's and
-  // AdminService's) through `server`'s in-process channel. `server` must be
-  // started, and must outlive the returned object. UNAVAILABLE if the port
-  // cannot be bound (in use, address not local), INTERNAL if the route table
-  // cannot be built.
+  // AdminService's) through `server`'s in-process channel, but for Chat,
+  // the route of every /chat, which `chat_service` answers directly
+  // (ChatServiceImpl::ChatLocal). `server` must be started; both must
+  // outlive the returned object. UNAVAILABLE if the port cannot be bound (in
+  // use, address not local), INTERNAL if the route table cannot be built.
   static absl::StatusOr<std::unique_ptr<EmbeddedHttp>> Start(
-      grpc::Server& server, EmbeddedHttpOptions options);
+      grpc::Server& server, ChatServiceImpl* chat_service,
+      EmbeddedHttpOptions options);
   EmbeddedHttp(const EmbeddedHttp&) = delete;
   EmbeddedHttp& operator=(const EmbeddedHttp&) = delete;
   // Shutdown(now) if not done yet.

@@ -273,7 +273,7 @@ int Run(chat::ServerConfig config) {
           config.http.listen);
     }
     absl::StatusOr<std::unique_ptr<chat::EmbeddedHttp>> started =
-        chat::EmbeddedHttp::Start(*server, config.http);
+        chat::EmbeddedHttp::Start(*server, &chat_service, config.http);
     if (!started.ok()) {
       // As for the gRPC port: exit 1, the flags may work once it is free.
       chat::LogError(started.status().message());

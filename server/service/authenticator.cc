@@ -17,6 +17,7 @@ namespace {
 absl::string_view ToView(const grpc::string_ref& s) {
   return absl::string_view(s.data(), s.size());
 }
+absl::string_view ToView(const std::string& s) { return s; }
 
 absl::Status Unauthenticated(const char* message) {
   return absl::UnauthenticatedError(message);
@@ -42,13 +43,15 @@ bool IsInProcessPeer(absl::string_view peer) {
   return peer == "unknown" || peer == "inproc";
 }
 
-CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
+namespace {
+
+// CredentialsOf for gRPC's metadata or the embedded gateway's pairs.
+template <typename Metadata>
+CallCredentials CredentialsFrom(const Metadata& metadata,
+                                absl::string_view peer) {
   CallCredentials credentials;
-  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata =
-      context.client_metadata();
   std::optional<std::string> bearer;
   std::optional<std::string> api_key;
-  const std::string peer = context.peer();
   const bool in_process = IsInProcessPeer(peer);
   bool from_loopback = in_process || IsLoopbackPeer(peer);
   bool forwarded = false;
@@ -80,6 +83,17 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
   if (in_process && !forwarded) from_loopback = false;
   credentials.from_loopback = from_loopback;
   return credentials;
+}
+
+}  // namespace
+
+CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
+  return CredentialsFrom(context.client_metadata(), context.peer());
+}
+
+CallCredentials CredentialsOf(
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
+  return CredentialsFrom(metadata, kLocalCallPeer);
 }
 
 Authenticator::Authenticator(store::KeyStore* keys, ThreadPool* pool,

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -60,6 +61,15 @@ struct CallCredentials {
 
 // Reads the credentials of a call from its metadata and peer.
 CallCredentials CredentialsOf(const grpc::ServerContextBase& context);
+
+// The peer of a call chat-server's own HTTP port makes without gRPC
+// (ChatServiceImpl::ChatLocal): judged as an in-process call.
+inline constexpr char kLocalCallPeer[] = "inproc";
+
+// The credentials of such a call, from the metadata the gateway would have
+// sent with it.
+CallCredentials CredentialsOf(
+    const std::vector<std::pair<std::string, std::string>>& metadata);
 
 // Whether gRPC's peer string ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555") is
 // a loopback address.

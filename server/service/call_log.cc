@@ -17,6 +17,27 @@ std::string MetadataValue(const grpc::CallbackServerContext& context,
   return std::string(it->second.data(), it->second.size());
 }
 
+std::string MetadataValue(
+    const std::vector<std::pair<std::string, std::string>>& metadata,
+    absl::string_view key) {
+  for (const auto& [name, value] : metadata) {
+    if (name == key) return value;
+  }
+  return "";
+}
+
+template <typename Metadata>
+CallLog StartCallLogFrom(const Metadata& metadata, absl::string_view rpc) {
+  CallLog log;
+  log.rpc = std::string(rpc);
+  log.request_id = MetadataValue(metadata, "x-request-id");
+  std::optional<TraceContext> caller =
+      ParseTraceparent(MetadataValue(metadata, "traceparent"));
+  log.trace = caller.has_value() ? *std::move(caller) : NewTraceContext();
+  log.trace.parent_id = NewSpanId();
+  return log;
+}
+
 LogFields CommonFields(const CallLog& log, const absl::Status& status) {
   LogFields fields;
   fields.Add("rpc", log.rpc)
@@ -43,14 +64,13 @@ void CallLog::SetTurn(const ChatTurnRequest& request) {
 
 CallLog StartCallLog(const grpc::CallbackServerContext& context,
                      absl::string_view rpc) {
-  CallLog log;
-  log.rpc = std::string(rpc);
-  log.request_id = MetadataValue(context, "x-request-id");
-  std::optional<TraceContext> caller =
-      ParseTraceparent(MetadataValue(context, "traceparent"));
-  log.trace = caller.has_value() ? *std::move(caller) : NewTraceContext();
-  log.trace.parent_id = NewSpanId();
-  return log;
+  return StartCallLogFrom(context, rpc);
+}
+
+CallLog StartCallLog(
+    const std::vector<std::pair<std::string, std::string>>& metadata,
+    absl::string_view rpc) {
+  return StartCallLogFrom(metadata, rpc);
 }
 
 std::string ProviderTraceparent(const CallLog& log) {

@@ -6,6 +6,8 @@
 // with --log_content; API keys never (the key's public id does).
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,6 +41,11 @@ struct CallLog {
 // metadata, and the time.
 CallLog StartCallLog(const grpc::CallbackServerContext& context,
                      absl::string_view rpc);
+// The same for a call made without gRPC (ChatServiceImpl::ChatLocal), from
+// the metadata it would have carried.
+CallLog StartCallLog(
+    const std::vector<std::pair<std::string, std::string>>& metadata,
+    absl::string_view rpc);
 
 // The traceparent sent to the provider: the call's trace, this call's span
 // as parent.

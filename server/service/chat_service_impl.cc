@@ -1,6 +1,9 @@
 #include "server/service/chat_service_impl.h"
 
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -15,6 +18,7 @@
 #include "server/service/chat_stream_reactor.h"
 #include "server/service/complete_reactors.h"
 #include "server/service/finish_on_pool.h"
+#include "server/service/grpc_metrics_interceptor.h"
 #include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/rate_limit_metadata.h"
@@ -35,21 +39,30 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// The engine's request for a Chat or ChatStream call by `caller`.
+// The engine's request for a Chat or ChatStream call by `caller`, with the
+// call's deadline and REST's Idempotency-Key header (forwarded by the
+// gateway; the engine refuses it if it differs from request_id).
 template <typename Request>
-ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
-                              const Request& request, const Caller& caller) {
+ChatTurnRequest TurnRequestOf(const Request& request, const Caller& caller,
+                              absl::Time deadline,
+                              absl::string_view idempotency_key) {
   ChatTurnRequest turn = ToTurnRequest(request, caller.tenant);
   turn.key_id = caller.key_id;
   turn.key_limits = caller.limits;
-  turn.deadline = DeadlineOf(context);
-  // REST's Idempotency-Key header, forwarded by the gateway; the engine
-  // refuses it if it differs from request_id.
+  turn.deadline = deadline;
+  turn.idempotency_key = std::string(idempotency_key);
+  return turn;
+}
+
+template <typename Request>
+ChatTurnRequest TurnRequestOf(const grpc::CallbackServerContext& context,
+                              const Request& request, const Caller& caller) {
+  absl::string_view idempotency_key;
   auto key = context.client_metadata().find("idempotency-key");
   if (key != context.client_metadata().end()) {
-    turn.idempotency_key.assign(key->second.data(), key->second.size());
+    idempotency_key = absl::string_view(key->second.data(), key->second.size());
   }
-  return turn;
+  return TurnRequestOf(request, caller, DeadlineOf(context), idempotency_key);
 }
 
 constexpr int kDefaultPageSize = 100;
@@ -68,23 +81,21 @@ void FillSessionSummary(const store::SessionInfo& info,
   summary->set_title(info.title);
 }
 
-// Serves one unary Chat (or RegenerateTurn, EditMessage: `Response` has
-// ChatResponse's fields). Start() begins the turn once the caller is known.
-// Deletes itself once gRPC has called OnDone and the engine has called
-// OnComplete (or Start refused the call), whichever comes last.
-template <typename Response = ChatResponse>
-class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
-                               public TurnObserver {
+// A unary turn RPC (Chat, RegenerateTurn, EditMessage: `Response` has
+// ChatResponse's fields) apart from how it arrived. Start() begins the turn
+// once the caller is known, CancelTurn() ends it when the caller leaves, and
+// Answer() sends the outcome once, after its metadata. Subclasses carry the
+// call (a gRPC reactor, or ChatLocal's) and are Released once the transport
+// (TransportDone) and the engine (OnComplete, or Start's refusal) are both
+// done with them.
+template <typename Response>
+class UnaryTurn : public TurnObserver {
  public:
-  ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
-                   Response* response, absl::string_view rpc = "Chat")
-      : context_(context),
-        engine_(engine),
-        response_(response),
-        call_log_(StartCallLog(*context, rpc)) {}
+  UnaryTurn(ChatEngine* engine, Response* response, CallLog log)
+      : engine_(engine), response_(response), call_log_(std::move(log)) {}
 
-  // Starts the turn, or finishes the call with `request`'s error. Called
-  // once, from any thread.
+  // Starts the turn, or answers with `request`'s error. Called once, from
+  // any thread.
   void Start(absl::StatusOr<ChatTurnRequest> request) {
     absl::Status refused;
     {
@@ -98,19 +109,19 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
       absl::StatusOr<std::shared_ptr<TurnHandle>> turn =
           engine_->StartTurn(*std::move(request), this);
       if (turn.ok()) {
-        // The turn may already have ended and gRPC called OnDone: this
+        // The turn may already have ended and the transport be done: this
         // object lives on because start_done_ is still false.
         bool cancel;
         bool all_done;
         {
           absl::MutexLock lock(&mu_);
           turn_ = *turn;
-          cancel = cancelled_;  // OnCancel ran while the turn was starting.
+          cancel = cancelled_;  // CancelTurn ran while the turn was starting.
           start_done_ = true;
-          all_done = grpc_done_ && engine_done_;
+          all_done = transport_done_ && engine_done_;
         }
         if (cancel) (*turn)->Cancel();
-        if (all_done) delete this;
+        if (all_done) Released();
         return;
       }
       refused = turn.status();
@@ -121,13 +132,13 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
       start_done_ = true;
     }
     FinishWithError(refused);
-    Release(/*grpc_side=*/false);
+    Release(/*transport_side=*/false);
   }
 
   void OnAdmitted(const RateLimitStatus& status) override {
-    // Runs before OnComplete, so before Finish sends the metadata.
+    // Runs before OnComplete, so before Answer.
     for (const auto& [key, value] : RateLimitMetadata(status)) {
-      context_->AddInitialMetadata(key, value);
+      AddInitialMetadata(key, value);
     }
   }
 
@@ -137,14 +148,16 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
     LogTurnCall(call_log_, result);
     if (result.ok()) {
       FillChatResponse(*result, response_);
-      Finish(grpc::Status::OK);
+      Answer(absl::OkStatus());
     } else {
       FinishWithError(result.status());
     }
-    Release(/*grpc_side=*/false);
+    Release(/*transport_side=*/false);
   }
 
-  void OnCancel() override {
+  // The caller left: ends the turn, or the one Start is about to begin.
+  // Safe from any thread, more than once, also after Answer.
+  void CancelTurn() {
     std::shared_ptr<TurnHandle> turn;
     {
       absl::MutexLock lock(&mu_);
@@ -154,27 +167,37 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
     if (turn != nullptr) turn->Cancel();
   }
 
-  void OnDone() override { Release(/*grpc_side=*/true); }
+ protected:
+  // The transport will not touch this object again.
+  void TransportDone() { Release(/*transport_side=*/true); }
+
+  virtual void AddInitialMetadata(const std::string& key,
+                                  const std::string& value) = 0;
+  virtual void AddTrailingMetadata(const std::string& key,
+                                   const std::string& value) = 0;
+  // Sends the outcome: the filled response if `status` is OK.
+  virtual void Answer(const absl::Status& status) = 0;
+  // Both sides are done: by default the object deletes itself.
+  virtual void Released() { delete this; }
 
  private:
   void FinishWithError(const absl::Status& status) {
     for (const auto& [key, value] : RefusalMetadata(status)) {
-      context_->AddTrailingMetadata(key, value);
+      AddTrailingMetadata(key, value);
     }
-    Finish(ToGrpcStatus(status));
+    Answer(status);
   }
 
-  void Release(bool grpc_side) {
+  void Release(bool transport_side) {
     bool both;
     {
       absl::MutexLock lock(&mu_);
-      (grpc_side ? grpc_done_ : engine_done_) = true;
-      both = grpc_done_ && engine_done_ && start_done_;
+      (transport_side ? transport_done_ : engine_done_) = true;
+      both = transport_done_ && engine_done_ && start_done_;
     }
-    if (both) delete this;
+    if (both) Released();
   }
 
-  grpc::CallbackServerContext* const context_;
   ChatEngine* const engine_;
   Response* const response_;
   // Completed by Start, logged when the turn ends; the engine's callbacks
@@ -184,11 +207,97 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
   // Set once the engine accepted the turn.
   std::shared_ptr<TurnHandle> turn_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool transport_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
   // Start has returned from the engine: until then the turn may end (and
-  // gRPC finish the call) on other threads while Start still needs `this`.
+  // the transport finish the call) on other threads while Start still needs
+  // `this`.
   bool start_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Serves one unary turn RPC over gRPC. Deletes itself once gRPC has called
+// OnDone and the engine has called OnComplete (or Start refused the call),
+// whichever comes last.
+template <typename Response = ChatResponse>
+class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
+                               public UnaryTurn<Response> {
+ public:
+  ChatUnaryReactor(grpc::CallbackServerContext* context, ChatEngine* engine,
+                   Response* response, absl::string_view rpc = "Chat")
+      : UnaryTurn<Response>(engine, response, StartCallLog(*context, rpc)),
+        context_(context) {}
+
+  void OnCancel() override { this->CancelTurn(); }
+  void OnDone() override { this->TransportDone(); }
+
+ private:
+  void AddInitialMetadata(const std::string& key,
+                          const std::string& value) override {
+    context_->AddInitialMetadata(key, value);
+  }
+  void AddTrailingMetadata(const std::string& key,
+                           const std::string& value) override {
+    context_->AddTrailingMetadata(key, value);
+  }
+  void Answer(const absl::Status& status) override {
+    Finish(ToGrpcStatus(status));
+  }
+
+  grpc::CallbackServerContext* const context_;
+};
+
+// One ChatLocal call: the outcome goes to `done` instead of a gRPC call,
+// counted in GrpcMetrics as the RPC is. Owned by shared_ptrs: its own until
+// both sides are done, and the cancel ChatLocal returns, which may outlive
+// the answer.
+class LocalChatCall final : public UnaryTurn<ChatResponse> {
+ public:
+  static std::shared_ptr<LocalChatCall> Create(
+      ChatEngine* engine, const MetadataPairs& metadata,
+      std::function<void(LocalTurnAnswer)> done) {
+    std::shared_ptr<LocalChatCall> call(
+        new LocalChatCall(engine, metadata, std::move(done)));
+    call->self_ = call;
+    return call;
+  }
+
+ private:
+  LocalChatCall(ChatEngine* engine, const MetadataPairs& metadata,
+                std::function<void(LocalTurnAnswer)> done)
+      : UnaryTurn<ChatResponse>(engine, &answer_.response,
+                                StartCallLog(metadata, "Chat")),
+        done_(std::move(done)) {
+    counter_.emplace(kChatMethod, /*streaming=*/false);
+  }
+
+  void AddInitialMetadata(const std::string& key,
+                          const std::string& value) override {
+    answer_.initial_metadata.emplace_back(key, value);
+  }
+  void AddTrailingMetadata(const std::string& key,
+                           const std::string& value) override {
+    answer_.trailing_metadata.emplace_back(key, value);
+  }
+  void Answer(const absl::Status& status) override {
+    // gRPC's codes are absl's, number for number.
+    counter_->Count(static_cast<grpc::StatusCode>(status.code()));
+    counter_.reset();
+    answer_.status = status;
+    std::function<void(LocalTurnAnswer)> done = std::move(done_);
+    done(std::move(answer_));
+    TransportDone();
+  }
+  void Released() override {
+    // Last: may destroy this object.
+    std::shared_ptr<LocalChatCall> self = std::move(self_);
+  }
+
+  static constexpr char kChatMethod[] = "/chat.v1.ChatService/Chat";
+
+  LocalTurnAnswer answer_;
+  std::function<void(LocalTurnAnswer)> done_;
+  std::optional<GrpcCallCounter> counter_;
+  std::shared_ptr<LocalChatCall> self_;
 };
 
 // Fills `response` (GetHistoryResponse, or SwitchBranchResponse with the
@@ -289,6 +398,29 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Chat(
   // No delta is shown, so a turn that lost a race may be retried unseen.
   return StartUnaryTurn(context, request, response, engine_, authenticator_,
                         "Chat", /*retry_on_conflict=*/true);
+}
+
+std::function<void()> ChatServiceImpl::ChatLocal(
+    chat::v1::ChatRequest request, const MetadataPairs& metadata,
+    absl::Time deadline, std::function<void(LocalTurnAnswer)> done) {
+  std::shared_ptr<LocalChatCall> call =
+      LocalChatCall::Create(engine_, metadata, std::move(done));
+  std::string idempotency_key;
+  for (const auto& [key, value] : metadata) {
+    if (key == "idempotency-key") idempotency_key = value;
+  }
+  authenticator_->Authenticate(
+      CredentialsOf(metadata), [call, request = std::move(request), deadline,
+                                idempotency_key = std::move(idempotency_key)](
+                                   absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return call->Start(caller.status());
+        ChatTurnRequest turn =
+            TurnRequestOf(request, *caller, deadline, idempotency_key);
+        // As Chat: no delta is shown.
+        turn.retry_on_conflict = true;
+        call->Start(std::move(turn));
+      });
+  return [call] { call->CancelTurn(); };
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*

@@ -1,15 +1,19 @@
 #ifndef CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 #define CHAT_SERVER_SERVICE_CHAT_SERVICE_IMPL_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/thread_pool.h"
 #include "server/engine/chat_engine.h"
 #include "server/engine/resumable_streams.h"
 #include "server/service/authenticator.h"
+#include "server/service/rate_limit_metadata.h"
 #include "server/store/conversation_store.h"
 
 namespace chat {
@@ -20,6 +24,17 @@ namespace chat {
 struct ModelCatalog {
   std::string default_model;
   std::vector<std::string> models;
+};
+
+// What ChatLocal answers, as the Chat RPC would: the status, the response
+// when it is OK, and the response metadata.
+struct LocalTurnAnswer {
+  absl::Status status;
+  chat::v1::ChatResponse response;
+  // The turn's rate-limit entries (x-ratelimit-*).
+  MetadataPairs initial_metadata;
+  // A refusal's (retry-after and the rate-limit entries).
+  MetadataPairs trailing_metadata;
 };
 
 // The gRPC edge of chat.v1.ChatService, on the callback API: a call holds no
@@ -45,6 +60,20 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   // waits for them; after the gRPC server stopped and before the engine
   // goes.
   void StopStreams() { streams_.reset(); }
+
+  // Chat without a gRPC call, for chat-server's own HTTP port
+  // (server/app/embedded_http.*): the in-process channel's client and server
+  // legs cost about a quarter of a /chat's CPU. The same authentication,
+  // limits, log line and metrics as the RPC; `metadata` and `deadline` are
+  // what the gateway would send with it (x-forwarded-for names the HTTP
+  // client). `done` runs once, on any thread, possibly before ChatLocal
+  // returns. The function returned cancels the call as a client's leaving
+  // cancels the RPC; it may be called from any thread, more than once, and
+  // after `done`.
+  std::function<void()> ChatLocal(chat::v1::ChatRequest request,
+                                  const MetadataPairs& metadata,
+                                  absl::Time deadline,
+                                  std::function<void(LocalTurnAnswer)> done);
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,

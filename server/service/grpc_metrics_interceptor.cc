@@ -11,52 +11,25 @@ namespace {
 using ::grpc::experimental::InterceptionHookPoints;
 using ::grpc::experimental::ServerRpcInfo;
 
-// One call: counted when its status is sent, or as CANCELLED when it ends
-// without one (the client went away first). gRPC runs a call's hooks one
-// batch at a time, so the flag needs no lock.
+// One call, counted by its status as it is sent. gRPC runs a call's hooks
+// one batch at a time, so the counter needs no lock.
 class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   explicit GrpcMetricsInterceptor(ServerRpcInfo* info)
-      : metrics_(GrpcMetrics::Get()),
-        method_(MethodLabel(info->method())),
-        streaming_(info->type() != ServerRpcInfo::Type::UNARY),
-        start_(absl::Now()) {
-    metrics_.open_calls.Increment();
-    if (streaming_) metrics_.open_streams.Increment();
-  }
-
-  ~GrpcMetricsInterceptor() override {
-    if (!counted_) Count(grpc::StatusCode::CANCELLED);
-    metrics_.open_calls.Decrement();
-    if (streaming_) metrics_.open_streams.Decrement();
-  }
+      : counter_(MethodLabel(info->method()),
+                 info->type() != ServerRpcInfo::Type::UNARY) {}
 
   void Intercept(
       grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (!counted_ && methods->QueryInterceptionHookPoint(
-                         InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Count(methods->GetSendStatus().error_code());
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_STATUS)) {
+      counter_.Count(methods->GetSendStatus().error_code());
     }
     methods->Proceed();
   }
 
  private:
-  void Count(grpc::StatusCode code) {
-    counted_ = true;
-    // gRPC's codes are absl's, number for number.
-    metrics_.requests
-        .WithLabels({method_, absl::StatusCodeToString(
-                                  static_cast<absl::StatusCode>(code))})
-        .Increment();
-    metrics_.duration.WithLabels({method_}).Observe(
-        absl::ToDoubleSeconds(absl::Now() - start_));
-  }
-
-  GrpcMetrics& metrics_;
-  const absl::string_view method_;
-  const bool streaming_;
-  const absl::Time start_;
-  bool counted_ = false;
+  GrpcCallCounter counter_;
 };
 
 }  // namespace
@@ -78,6 +51,33 @@ GrpcMetrics& GrpcMetrics::Get() {
     };
   }();
   return *metrics;
+}
+
+GrpcCallCounter::GrpcCallCounter(absl::string_view method, bool streaming)
+    : metrics_(GrpcMetrics::Get()),
+      method_(method),
+      streaming_(streaming),
+      start_(absl::Now()) {
+  metrics_.open_calls.Increment();
+  if (streaming_) metrics_.open_streams.Increment();
+}
+
+GrpcCallCounter::~GrpcCallCounter() {
+  Count(grpc::StatusCode::CANCELLED);
+  metrics_.open_calls.Decrement();
+  if (streaming_) metrics_.open_streams.Decrement();
+}
+
+void GrpcCallCounter::Count(grpc::StatusCode code) {
+  if (counted_) return;
+  counted_ = true;
+  // gRPC's codes are absl's, number for number.
+  metrics_.requests
+      .WithLabels({method_, absl::StatusCodeToString(
+                                static_cast<absl::StatusCode>(code))})
+      .Increment();
+  metrics_.duration.WithLabels({method_}).Observe(
+      absl::ToDoubleSeconds(absl::Now() - start_));
 }
 
 absl::string_view MethodLabel(absl::string_view method) {

@@ -7,8 +7,10 @@
 // remember to count. Metrics go to MetricsRegistry::Default().
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
 #include "grpcpp/support/server_interceptor.h"
+#include "grpcpp/support/status.h"
 
 namespace chat {
 
@@ -26,6 +28,28 @@ struct GrpcMetrics {
 // our services and gRPC's own (health, reflection), else "other", so a
 // client inventing method names cannot grow the label set.
 absl::string_view MethodLabel(absl::string_view method);
+
+// One call in GrpcMetrics: open from construction to destruction, and
+// counted once, by the first status given to Count, or as CANCELLED if it
+// ends without one (the client went away first). Not thread-safe: one
+// caller at a time.
+class GrpcCallCounter {
+ public:
+  // `method`: a MethodLabel, which must outlive the counter.
+  GrpcCallCounter(absl::string_view method, bool streaming);
+  GrpcCallCounter(const GrpcCallCounter&) = delete;
+  GrpcCallCounter& operator=(const GrpcCallCounter&) = delete;
+  ~GrpcCallCounter();
+
+  void Count(grpc::StatusCode code);
+
+ private:
+  GrpcMetrics& metrics_;
+  const absl::string_view method_;
+  const bool streaming_;
+  const absl::Time start_;
+  bool counted_ = false;
+};
 
 // Makes one interceptor per call. Register with
 // ServerBuilder::experimental().SetInterceptorCreators, after

@@ -146,12 +146,13 @@ class EmbeddedHttpTest : public ::testing::Test {
   }
 
   // `chat-server keys create` on this test's store; the new key.
-  std::string CreateKey() {
+  std::string CreateKey(int rpm = 100) {
     std::string output;
-    absl::StatusOr<int> code = RunCommand(
-        {CHAT_SERVER_BINARY, "keys", "create", "--tenant=acme", "--name=web",
-         "--rpm=100", absl::StrCat("--store=sqlite:", dir_, "/chat.db")},
-        &output);
+    absl::StatusOr<int> code =
+        RunCommand({CHAT_SERVER_BINARY, "keys", "create", "--tenant=acme",
+                    "--name=web", absl::StrCat("--rpm=", rpm),
+                    absl::StrCat("--store=sqlite:", dir_, "/chat.db")},
+                   &output);
     EXPECT_TRUE(code.ok() && *code == 0) << output;
     return std::string(absl::StripAsciiWhitespace(
         std::vector<std::string>(absl::StrSplit(output, '\n')).front()));
@@ -293,6 +294,60 @@ TEST_F(EmbeddedHttpTest, KeysAreRequiredOnceOneExists) {
   EXPECT_THAT(server_->Log(), Not(HasSubstr(key.substr(19))));
 }
 
+// Chat is answered without the in-process channel (ChatServiceImpl::
+// ChatLocal); what a caller and an operator see must not change with it.
+TEST_F(EmbeddedHttpTest, ChatIsCountedAsTheRpcIs) {
+  Start();
+  EXPECT_EQ(
+      PostJson("/chat", R"({"message":"count","session_id":"c1"})").status,
+      200);
+  EXPECT_EQ(PostJson("/chat", R"({"message":"","session_id":"c1"})").status,
+            400);
+  HttpAnswer metrics = Curl({base_ + "/metrics"});
+  EXPECT_THAT(
+      metrics.body,
+      AllOf(HasSubstr("chatd_grpc_requests_total{method=\"/chat.v1.ChatService/"
+                      "Chat\",code=\"OK\"} 1\n"),
+            HasSubstr("chatd_grpc_requests_total{method=\"/chat.v1.ChatService/"
+                      "Chat\",code=\"INVALID_ARGUMENT\"} 1\n"),
+            // The health watch behind GET /readyz is the one call open.
+            HasSubstr("chatd_grpc_open_calls 1\n")));
+}
+
+TEST_F(EmbeddedHttpTest, ARefusedTurnSaysWhenToRetry) {
+  const std::string key = CreateKey(/*rpm=*/1);
+  Start();
+  const std::vector<std::string> auth = {"-H", "Authorization: Bearer " + key};
+  HttpAnswer first =
+      PostJson("/chat", R"({"message":"one","session_id":"r1"})", auth);
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_THAT(first.headers, HasSubstr("x-ratelimit-remaining-requests: 0\n"));
+  HttpAnswer second =
+      PostJson("/chat", R"({"message":"two","session_id":"r1"})", auth);
+  EXPECT_EQ(second.status, 429) << second.body;
+  EXPECT_THAT(second.headers, HasSubstr("retry-after: "));
+  EXPECT_THAT(second.headers, HasSubstr("x-ratelimit-limit-requests: 1\n"));
+}
+
+TEST_F(EmbeddedHttpTest, ARepeatedIdempotencyKeyGetsTheFirstAnswer) {
+  Start();
+  const std::vector<std::string> idempotent = {"-H", "Idempotency-Key: i-1"};
+  HttpAnswer first =
+      PostJson("/chat", R"({"message":"once","session_id":"i1"})", idempotent);
+  HttpAnswer again =
+      PostJson("/chat", R"({"message":"once","session_id":"i1"})", idempotent);
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_THAT(Curl({base_ + "/history/i1"}).body,
+              Not(HasSubstr(R"("turn_count":2)")));
+  // Another message under the same key is refused, not run.
+  EXPECT_EQ(
+      PostJson("/chat", R"({"message":"other","session_id":"i1"})", idempotent)
+          .status,
+      409);
+}
+
 TEST_F(EmbeddedHttpTest, AClientCannotChooseItsForwardedAddress) {
   // The gateway sets x-forwarded-for from the socket, whatever the client
   // sends: a loopback client stays the anonymous local caller (no key exists)
@@ -403,6 +458,72 @@ TEST_F(EmbeddedHttpTest, ShutdownLetsARunningStreamFinish) {
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 0) << server_->Log();
   EXPECT_THAT(server_->Log(), HasSubstr("chat-server stopped"));
+}
+
+TEST_F(EmbeddedHttpTest, AClientThatLeavesCancelsItsTurn) {
+  // Each of the echo's deltas waits 10 s: the turn runs until cancelled.
+  Start({"--echo_delay=10s"});
+  const int fd = Connect(http_port_);
+  ASSERT_GE(fd, 0);
+  const std::string body = R"({"message":"slow","session_id":"gone"})";
+  const std::string request = absl::StrCat(
+      "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: ",
+      body.size(), "\r\n\r\n", body);
+  ASSERT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  // The turn has started once the call is open.
+  // Open calls: the health watch behind GET /readyz, and this one.
+  bool open = false;
+  for (int i = 0; i < 500 && !open; ++i) {
+    open = absl::StrContains(Curl({base_ + "/metrics"}).body,
+                             "chatd_grpc_open_calls 2\n");
+  }
+  ASSERT_TRUE(open);
+  close(fd);
+  // The call ends CANCELLED; without the cancel the turn would run on for
+  // seconds and end OK.
+  const std::string cancelled =
+      "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/Chat\","
+      "code=\"CANCELLED\"} 1\n";
+  std::string metrics;
+  for (int i = 0; i < 1000; ++i) {
+    metrics = Curl({base_ + "/metrics"}).body;
+    if (absl::StrContains(metrics, cancelled)) break;
+  }
+  EXPECT_THAT(metrics, HasSubstr(cancelled));
+  EXPECT_THAT(server_->Log(), HasSubstr("session=gone status=CANCELLED"));
+  EXPECT_EQ(Curl({base_ + "/history/gone"}).status, 404);
+}
+
+TEST_F(EmbeddedHttpTest, ShutdownCancelsAChatPastTheGrace) {
+  // The turn would run for tens of seconds; the grace is one.
+  Start({"--echo_delay=10s", "--shutdown_grace=1s"});
+  const int fd = Connect(http_port_);
+  ASSERT_GE(fd, 0);
+  const std::string body = R"({"message":"slow","session_id":"late"})";
+  const std::string request = absl::StrCat(
+      "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: ",
+      body.size(), "\r\n\r\n", body);
+  ASSERT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  // Open calls: the health watch behind GET /readyz, and this one.
+  bool open = false;
+  for (int i = 0; i < 500 && !open; ++i) {
+    open = absl::StrContains(Curl({base_ + "/metrics"}).body,
+                             "chatd_grpc_open_calls 2\n");
+  }
+  ASSERT_TRUE(open);
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+  // Cut by the shutdown, not by the client: 503, try again elsewhere.
+  std::string received;
+  EXPECT_TRUE(ReadUntil(fd, "\r\n\r\n", &received)) << received;
+  close(fd);
+  EXPECT_THAT(received, ::testing::StartsWith("HTTP/1.1 503"));
+  absl::StatusOr<int> code = server_->Stop(SIGTERM);
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0) << server_->Log();
 }
 
 // A connection from `source` that the server answered once (it was let in),

@@ -413,7 +413,10 @@ TEST(LoopbackPeerTest, InProcessPeersAreNotAddresses) {
 // CredentialsOf on calls through a real server's in-process channel, as
 // chat-server's own HTTP port (--http_listen) makes them: the peer is no
 // address, so x-forwarded-for (the HTTP client's address) alone decides.
-class InProcessCredentialsTest : public ::testing::Test {
+// The credentials of a call from chat-server's own HTTP port: through the
+// in-process channel (true), or from the metadata of a call the port makes
+// without gRPC (false; ChatServiceImpl::ChatLocal). Both are judged alike.
+class InProcessCredentialsTest : public ::testing::TestWithParam<bool> {
  protected:
   // Answers every method with an empty message, keeping the credentials of
   // the last call.
@@ -462,6 +465,7 @@ class InProcessCredentialsTest : public ::testing::Test {
   // One call with `metadata`; the credentials the server read from it.
   CallCredentials CallWith(
       const std::vector<std::pair<std::string, std::string>>& metadata) {
+    if (!GetParam()) return CredentialsOf(metadata);
     grpc::GenericStub stub(channel_);
     grpc::ClientContext context;
     for (const auto& [key, value] : metadata) context.AddMetadata(key, value);
@@ -485,33 +489,40 @@ class InProcessCredentialsTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-TEST_F(InProcessCredentialsTest, ThePeerIsInProcess) {
+TEST_P(InProcessCredentialsTest, ThePeerIsInProcess) {
   CallWith({});
-  EXPECT_TRUE(IsInProcessPeer(service_.peer())) << service_.peer();
+  EXPECT_TRUE(IsInProcessPeer(GetParam() ? service_.peer() : kLocalCallPeer))
+      << service_.peer();
 }
 
-TEST_F(InProcessCredentialsTest, ALoopbackHttpClientIsLoopback) {
+TEST_P(InProcessCredentialsTest, TheKeyIsRead) {
+  EXPECT_EQ(CallWith({{"authorization", "Bearer chatd_abc"}}).key, "chatd_abc");
+  EXPECT_EQ(CallWith({{"x-api-key", "chatd_def"}}).key, "chatd_def");
+  EXPECT_EQ(CallWith({}).key, std::nullopt);
+}
+
+TEST_P(InProcessCredentialsTest, ALoopbackHttpClientIsLoopback) {
   EXPECT_TRUE(CallWith({{"x-forwarded-for", "127.0.0.1"}}).from_loopback);
   EXPECT_TRUE(CallWith({{"x-forwarded-for", "::1"}}).from_loopback);
 }
 
-TEST_F(InProcessCredentialsTest, ARemoteHttpClientIsNotLoopback) {
+TEST_P(InProcessCredentialsTest, ARemoteHttpClientIsNotLoopback) {
   EXPECT_FALSE(CallWith({{"x-forwarded-for", "203.0.113.7"}}).from_loopback);
   EXPECT_FALSE(
       CallWith({{"x-forwarded-for", "127.0.0.1, 203.0.113.7"}}).from_loopback);
 }
 
-TEST_F(InProcessCredentialsTest, AnUnknownHttpClientIsNotLoopback) {
+TEST_P(InProcessCredentialsTest, AnUnknownHttpClientIsNotLoopback) {
   // What the gateway forwards when the socket cannot tell.
   EXPECT_FALSE(CallWith({{"x-forwarded-for", "unknown"}}).from_loopback);
 }
 
-TEST_F(InProcessCredentialsTest, NoForwardedAddressIsNotLoopback) {
+TEST_P(InProcessCredentialsTest, NoForwardedAddressIsNotLoopback) {
   EXPECT_FALSE(CallWith({}).from_loopback);
   EXPECT_FALSE(CallWith({{"x-forwarded-for", ""}}).from_loopback);
 }
 
-TEST_F(InProcessCredentialsTest, TheRemoteCallerNeedsAKeyWhileNoKeyExists) {
+TEST_P(InProcessCredentialsTest, TheRemoteCallerNeedsAKeyWhileNoKeyExists) {
   // The whole rule: a loopback listener with no key in the store serves a
   // keyless call from a loopback HTTP client, and refuses a remote one.
   CountingKeyStore keys;
@@ -536,6 +547,12 @@ TEST_F(InProcessCredentialsTest, TheRemoteCallerNeedsAKeyWhileNoKeyExists) {
   EXPECT_THAT(authenticate(CallWith({{"x-forwarded-for", "198.51.100.2"}})),
               StatusIs(absl::StatusCode::kUnauthenticated, kMissingApiKey));
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, InProcessCredentialsTest,
+                         ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "InProcessChannel" : "LocalCall";
+                         });
 
 }  // namespace
 }  // namespace chat

@@ -1,0 +1,71 @@
+#ifndef CHAT_GATEWAY_APP_LOCAL_METHOD_H_
+#define CHAT_GATEWAY_APP_LOCAL_METHOD_H_
+
+// Methods the gateway answers without a gRPC call, in the process that
+// serves them: chat-server's own HTTP port (server/app/embedded_http.*)
+// calls its service directly for its hottest route. Every other method goes
+// through the backend channels.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gateway/transcode/backend_call.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/status.h"
+
+namespace chat::gateway {
+
+// A local call's outcome, as the RPC would have answered.
+struct LocalAnswer {
+  grpc::Status status;
+  // The method's output message, serialized, when the status is OK.
+  grpc::ByteBuffer response;
+  // What the RPC would have sent as initial and trailing metadata.
+  BackendCall::Metadata initial_metadata;
+  BackendCall::Metadata trailing_metadata;
+};
+
+// One unary method served in this process. Thread-safe.
+class LocalUnaryMethod {
+ public:
+  virtual ~LocalUnaryMethod() = default;
+
+  // Starts a call with `request` (the input message, serialized) and the
+  // metadata and deadline the RPC would carry. `done` runs exactly once, on
+  // any thread, possibly before Start returns. Returns the call's cancel
+  // (the client left, or the gateway shuts down): `done` then says
+  // CANCELLED unless it ran already. The cancel may be called from any
+  // thread, more than once, and after `done`.
+  virtual std::function<void()> Start(const grpc::ByteBuffer& request,
+                                      const BackendCall::Metadata& metadata,
+                                      absl::Time deadline,
+                                      std::function<void(LocalAnswer)> done) = 0;
+};
+
+// Local methods by the method's full name ("chat.v1.ChatService.Chat").
+using LocalUnaryMethods =
+    absl::flat_hash_map<std::string, std::shared_ptr<LocalUnaryMethod>>;
+
+// A local call's cancel, known only once the call started: a Cancel() that
+// comes first runs the cancel as it is set. Thread-safe.
+class LocalCancel {
+ public:
+  void Set(std::function<void()> cancel);
+  void Cancel();
+
+ private:
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> cancel_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chat::gateway
+
+#endif  // CHAT_GATEWAY_APP_LOCAL_METHOD_H_
