@@ -110,6 +110,9 @@ struct UnaryCall {
   // The response metadata of a call answered locally (StartLocal).
   std::optional<std::pair<BackendCall::Metadata, BackendCall::Metadata>>
       local_metadata;
+  // A local call's deadline passed: its cancel was the gateway's, and it
+  // ends DEADLINE_EXCEEDED, as an RPC past its deadline does.
+  std::atomic<bool> deadline_passed{false};
 };
 
 namespace {
@@ -566,8 +569,8 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
 void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
                          LocalUnaryMethod& method) {
   // The attempt's context stands for the call among those in flight (it
-  // carries no gRPC call): CancelAll and a client that leaves cancel it
-  // through `cancel`.
+  // carries no gRPC call): CancelAll, a client that leaves and the deadline
+  // cancel it through `cancel`, as they would cancel an RPC.
   auto cancel = std::make_shared<LocalCancel>();
   grpc::ClientContext* const context = call->context.get();
   bool cancelled;
@@ -577,15 +580,33 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
     local_calls_.emplace(context, cancel);
     cancelled = cancelling_;
   }
-  if (cancelled) cancel->Cancel();
+  if (cancelled || call->backend->client_gone()->load()) {
+    // As gRPC fails a call whose context was cancelled before it started:
+    // the method never sees it (no turn, no charge to the key).
+    call->local_metadata.emplace();
+    AnswerUnary(call, grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the call was cancelled"));
+    CallFinished(context);
+    return;
+  }
   call->backend->CancelOnClientGone([cancel] { cancel->Cancel(); });
+  call->exchange->OnDeadline(call->backend->deadline(), [call, cancel] {
+    call->deadline_passed.store(true);
+    cancel->Cancel();
+  });
   cancel->Set(method.Start(
       call->request, call->backend->metadata(), call->backend->deadline(),
       [this, call, context](LocalAnswer answer) {
+        grpc::Status status = std::move(answer.status);
+        if (status.error_code() == grpc::StatusCode::CANCELLED &&
+            call->deadline_passed.load()) {
+          status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                "Deadline Exceeded");
+        }
         call->response = std::move(answer.response);
         call->local_metadata.emplace(std::move(answer.initial_metadata),
                                      std::move(answer.trailing_metadata));
-        AnswerUnary(call, std::move(answer.status));
+        AnswerUnary(call, std::move(status));
         CallFinished(context);
       }));
 }

@@ -35,18 +35,21 @@ struct LocalAnswer {
 // One unary method served in this process. Thread-safe.
 class LocalUnaryMethod {
  public:
+  LocalUnaryMethod() = default;
+  LocalUnaryMethod(const LocalUnaryMethod&) = delete;
+  LocalUnaryMethod& operator=(const LocalUnaryMethod&) = delete;
   virtual ~LocalUnaryMethod() = default;
 
   // Starts a call with `request` (the input message, serialized) and the
-  // metadata and deadline the RPC would carry. `done` runs exactly once, on
-  // any thread, possibly before Start returns. Returns the call's cancel
+  // metadata and deadline the RPC would carry; the deadline is the
+  // gateway's to enforce (it cancels the call then). `done` runs exactly once,
+  // on any thread, possibly before Start returns. Returns the call's cancel
   // (the client left, or the gateway shuts down): `done` then says
   // CANCELLED unless it ran already. The cancel may be called from any
   // thread, more than once, and after `done`.
-  virtual std::function<void()> Start(const grpc::ByteBuffer& request,
-                                      const BackendCall::Metadata& metadata,
-                                      absl::Time deadline,
-                                      std::function<void(LocalAnswer)> done) = 0;
+  virtual std::function<void()> Start(
+      const grpc::ByteBuffer& request, const BackendCall::Metadata& metadata,
+      absl::Time deadline, std::function<void(LocalAnswer)> done) = 0;
 };
 
 // Local methods by the method's full name ("chat.v1.ChatService.Chat").
@@ -57,7 +60,10 @@ using LocalUnaryMethods =
 // comes first runs the cancel as it is set. Thread-safe.
 class LocalCancel {
  public:
+  // The call's cancel, once it started; run at once if Cancel() came first.
   void Set(std::function<void()> cancel);
+  // Runs the cancel if it is set (outside any lock: the call may answer
+  // inside it), else leaves it to Set. Any thread, more than once.
   void Cancel();
 
  private:

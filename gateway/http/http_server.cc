@@ -172,6 +172,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         client_address_(std::move(client_address)),
         stream_(MakeStream(std::move(socket), tls_context_.get())),
         header_timer_(Tcp().get_executor()),
+        deadline_timer_(Tcp().get_executor()),
         options_(options),
         handler_(handler),
         server_busy_(busy),
@@ -285,6 +286,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     route_ = std::move(route);
   }
 
+  void DoOnDeadline(uint64_t seq, absl::Time when,
+                    std::function<void()> callback) {
+    if (seq != sequence_ || gone_ || when == absl::InfiniteFuture()) return;
+    const uint64_t generation = ++deadline_generation_;
+    deadline_timer_.expires_after(
+        ToChrono(std::max(when - absl::Now(), absl::ZeroDuration())));
+    deadline_timer_.async_wait(
+        [self = shared_from_this(), generation,
+         callback = std::move(callback)](beast::error_code ec) {
+          // A stale expiry (the answer ended after the timer had fired,
+          // with its handler queued) sees a newer generation.
+          if (ec || generation != self->deadline_generation_) return;
+          callback();
+        });
+  }
+
   void DoOnClientGone(uint64_t seq, std::function<void()> callback) {
     if (seq != sequence_) return;
     if (gone_) {
@@ -387,6 +404,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
           beast::error_code ignored;
           self->Tcp().socket().cancel(ignored);
         });
+  }
+
+  // The exchange's answer is over (or its client gone): its deadline no
+  // longer applies.
+  void StopDeadlineTimer() {
+    ++deadline_generation_;
+    deadline_timer_.cancel();
   }
 
   void StopHeaderTimer() {
@@ -499,6 +523,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     chunked_ = request.version() >= 11;
     response_started_ = response_complete_ = streamed_ = false;
     on_gone_ = nullptr;
+    StopDeadlineTimer();
     SetBusy(true);
     Watch();
     ++sequence_;
@@ -615,6 +640,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast::error_code ignored;
     Tcp().socket().cancel(ignored);
     on_gone_ = nullptr;
+    StopDeadlineTimer();
     if (!keep_alive_) {
       // The slot is free before the client can see the end of the stream,
       // so a client that waits for it can connect again at once.
@@ -680,6 +706,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     SetBusy(false);
     std::function<void()> callback = std::move(on_gone_);
     on_gone_ = nullptr;
+    StopDeadlineTimer();
     Close();  // A pending write now fails, and OnWrite reports it.
     std::deque<PendingWrite> dropped;
     dropped.swap(queue_);
@@ -764,6 +791,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool header_timer_running_ = false;
   bool header_timed_out_ = false;  // The timer cancelled the head's read.
   uint64_t header_generation_ = 0;
+  // OnDeadline's.
+  net::steady_timer deadline_timer_;
+  uint64_t deadline_generation_ = 0;  // Stale expiries see a mismatch.
   const HttpServerOptions& options_;
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;
@@ -850,6 +880,13 @@ void HttpExchange::SetRoute(std::string route) {
       [c = connection_, seq = sequence_, route = std::move(route)]() mutable {
         c->DoSetRoute(seq, std::move(route));
       });
+}
+
+void HttpExchange::OnDeadline(absl::Time when, std::function<void()> callback) {
+  connection_->Post([c = connection_, seq = sequence_, when,
+                     callback = std::move(callback)]() mutable {
+    c->DoOnDeadline(seq, when, std::move(callback));
+  });
 }
 
 void HttpExchange::OnClientGone(std::function<void()> callback) {

@@ -76,6 +76,11 @@ class HttpExchange {
   // connection or a write fails before the answer is complete; at once if
   // that already happened.
   void OnClientGone(std::function<void()> callback);
+  // `callback` runs once (on an I/O thread) at `when` if the answer is not
+  // complete by then and the client is still there; a later call replaces
+  // the time. For work that has no deadline of its own, such as a call
+  // answered in this process (gateway/app/local_method.h).
+  void OnDeadline(absl::Time when, std::function<void()> callback);
 
  private:
   std::shared_ptr<Connection> connection_;

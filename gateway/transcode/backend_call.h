@@ -57,7 +57,8 @@ class BackendCall {
 
   // For an attempt answered in this process (gateway/app/local_method.h),
   // which has no gRPC call for ClientGone() to cancel: ClientGone() runs
-  // `cancel` instead, at once if the client is gone already.
+  // `cancel` too, at once if the client is gone already. One per call: a
+  // later one replaces it.
   void CancelOnClientGone(std::function<void()> cancel);
   // The context of an attempt made because the last one was not taken by
   // any backend (NewAttempt, counted in resends()).

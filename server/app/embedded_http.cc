@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "chat/admin/v1/admin.pb.h"
+#include "chat/v1/chat.grpc.pb.h"
 #include "chat/v1/chat.pb.h"
 #include "common/net_address.h"
 #include "gateway/app/backend_channel.h"
@@ -159,11 +160,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
     return health->serving();
   };
   options.gateway.local_methods.emplace(
-      chat::v1::ChatRequest::descriptor()
-          ->file()
-          ->FindServiceByName("ChatService")
-          ->FindMethodByName("Chat")
-          ->full_name(),
+      absl::StrCat(chat::v1::ChatService::service_full_name(), ".Chat"),
       std::make_shared<LocalChat>(chat_service));
   gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
   // One channel: every call starts on it at once (BackendSet never waits for

@@ -70,10 +70,11 @@ class EmbeddedHttp {
 
   // Graceful stop, as chat-gateway does it on SIGTERM: stops accepting (new
   // requests on open connections answer 503), lets running requests (streams
-  // included) finish until `deadline`, cancels the rest, waits for their gRPC
-  // calls to end and stops the I/O threads. Call before the gRPC server's
-  // Shutdown, which would otherwise refuse the calls these requests still
-  // make. Idempotent.
+  // included) finish until `deadline`, cancels the rest, waits (up to 10 s)
+  // for their calls to end and stops the I/O threads; a local Chat answered
+  // later still finds its gateway, which lives until destruction. Call before
+  // the gRPC server's Shutdown, which would otherwise refuse the calls these
+  // requests still make. Idempotent.
   void Shutdown(absl::Time deadline);
 
  private:

@@ -285,7 +285,7 @@ int Run(chat::ServerConfig config) {
     chat::LogInfo("REST/JSON on http://",
                   http_listen.substr(0, http_listen.rfind(':')), ":",
                   http->port(), " (", http->route_count(),
-                  " routes, through the in-process channel)");
+                  " routes, through the in-process channel; Chat directly)");
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port,
@@ -323,7 +323,6 @@ int Run(chat::ServerConfig config) {
   if (http != nullptr) http->Shutdown(deadline);
   server->Shutdown(absl::ToChronoTime(deadline));
   server->Wait();
-  http.reset();
   // Order matters: the engine waits for its turns, whose last steps run on
   // the pool and may come from the provider; the store goes last.
   sweeper.reset();
@@ -332,6 +331,11 @@ int Run(chat::ServerConfig config) {
   engine.reset();
   provider->reset();
   pool.reset();  // Runs its last authentication lookups first.
+  // Only now: a Chat the HTTP port answers without gRPC (ChatLocal) that
+  // outlived the port's shutdown still answers into its gateway, as the
+  // engine and the pool finish it; the port's threads have stopped, so
+  // nothing is sent.
+  http.reset();
   authenticator.reset();
   store->reset();
   metrics_server.reset();

@@ -91,7 +91,7 @@ CallCredentials CredentialsOf(const grpc::ServerContextBase& context) {
   return CredentialsFrom(context.client_metadata(), context.peer());
 }
 
-CallCredentials CredentialsOf(
+CallCredentials LocalCallCredentials(
     const std::vector<std::pair<std::string, std::string>>& metadata) {
   return CredentialsFrom(metadata, kLocalCallPeer);
 }

@@ -68,7 +68,7 @@ inline constexpr char kLocalCallPeer[] = "inproc";
 
 // The credentials of such a call, from the metadata the gateway would have
 // sent with it.
-CallCredentials CredentialsOf(
+CallCredentials LocalCallCredentials(
     const std::vector<std::pair<std::string, std::string>>& metadata);
 
 // Whether gRPC's peer string ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555") is

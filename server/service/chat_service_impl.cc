@@ -121,7 +121,7 @@ class UnaryTurn : public TurnObserver {
           all_done = transport_done_ && engine_done_;
         }
         if (cancel) (*turn)->Cancel();
-        if (all_done) Released();
+        if (all_done) Dispose();
         return;
       }
       refused = turn.status();
@@ -178,7 +178,7 @@ class UnaryTurn : public TurnObserver {
   // Sends the outcome: the filled response if `status` is OK.
   virtual void Answer(const absl::Status& status) = 0;
   // Both sides are done: by default the object deletes itself.
-  virtual void Released() { delete this; }
+  virtual void Dispose() { delete this; }
 
  private:
   void FinishWithError(const absl::Status& status) {
@@ -195,7 +195,7 @@ class UnaryTurn : public TurnObserver {
       (transport_side ? transport_done_ : engine_done_) = true;
       both = transport_done_ && engine_done_ && start_done_;
     }
-    if (both) Released();
+    if (both) Dispose();
   }
 
   ChatEngine* const engine_;
@@ -250,7 +250,14 @@ class ChatUnaryReactor final : public grpc::ServerUnaryReactor,
 // counted in GrpcMetrics as the RPC is. Owned by shared_ptrs: its own until
 // both sides are done, and the cancel ChatLocal returns, which may outlive
 // the answer.
-class LocalChatCall final : public UnaryTurn<ChatResponse> {
+//
+// The answer is held in a base of its own, built before the UnaryTurn that
+// is given its response.
+struct LocalAnswerHolder {
+  LocalTurnAnswer answer_;
+};
+class LocalChatCall final : private LocalAnswerHolder,
+                            public UnaryTurn<ChatResponse> {
  public:
   static std::shared_ptr<LocalChatCall> Create(
       ChatEngine* engine, const MetadataPairs& metadata,
@@ -279,7 +286,8 @@ class LocalChatCall final : public UnaryTurn<ChatResponse> {
     answer_.trailing_metadata.emplace_back(key, value);
   }
   void Answer(const absl::Status& status) override {
-    // gRPC's codes are absl's, number for number.
+    // gRPC's codes are absl's, number for number. The call stops being open
+    // as its answer leaves, as an RPC's does at its status.
     counter_->Count(static_cast<grpc::StatusCode>(status.code()));
     counter_.reset();
     answer_.status = status;
@@ -287,14 +295,15 @@ class LocalChatCall final : public UnaryTurn<ChatResponse> {
     done(std::move(answer_));
     TransportDone();
   }
-  void Released() override {
+  void Dispose() override {
     // Last: may destroy this object.
     std::shared_ptr<LocalChatCall> self = std::move(self_);
   }
 
   static constexpr char kChatMethod[] = "/chat.v1.ChatService/Chat";
 
-  LocalTurnAnswer answer_;
+  // answer_, done_ and counter_ are used by the engine's callbacks (or
+  // Start's refusal), which never overlap and end with Answer.
   std::function<void(LocalTurnAnswer)> done_;
   std::optional<GrpcCallCounter> counter_;
   std::shared_ptr<LocalChatCall> self_;
@@ -405,14 +414,18 @@ std::function<void()> ChatServiceImpl::ChatLocal(
     absl::Time deadline, std::function<void(LocalTurnAnswer)> done) {
   std::shared_ptr<LocalChatCall> call =
       LocalChatCall::Create(engine_, metadata, std::move(done));
-  std::string idempotency_key;
+  std::string idempotency_key;  // The first, as gRPC's lookup finds it.
   for (const auto& [key, value] : metadata) {
-    if (key == "idempotency-key") idempotency_key = value;
+    if (key == "idempotency-key") {
+      idempotency_key = value;
+      break;
+    }
   }
   authenticator_->Authenticate(
-      CredentialsOf(metadata), [call, request = std::move(request), deadline,
-                                idempotency_key = std::move(idempotency_key)](
-                                   absl::StatusOr<Caller> caller) {
+      LocalCallCredentials(metadata),
+      [call, request = std::move(request), deadline,
+       idempotency_key =
+           std::move(idempotency_key)](absl::StatusOr<Caller> caller) {
         if (!caller.ok()) return call->Start(caller.status());
         ChatTurnRequest turn =
             TurnRequestOf(request, *caller, deadline, idempotency_key);
@@ -420,7 +433,11 @@ std::function<void()> ChatServiceImpl::ChatLocal(
         turn.retry_on_conflict = true;
         call->Start(std::move(turn));
       });
-  return [call] { call->CancelTurn(); };
+  // Weak: the call lives until both sides are done with it, not as long as
+  // whoever holds its cancel.
+  return [weak = std::weak_ptr<LocalChatCall>(call)] {
+    if (std::shared_ptr<LocalChatCall> call = weak.lock()) call->CancelTurn();
+  };
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*

@@ -410,12 +410,11 @@ TEST(LoopbackPeerTest, InProcessPeersAreNotAddresses) {
   EXPECT_FALSE(IsInProcessPeer("unix:/tmp/socket"));
 }
 
-// CredentialsOf on calls through a real server's in-process channel, as
-// chat-server's own HTTP port (--http_listen) makes them: the peer is no
+// The credentials of calls from chat-server's own HTTP port (--http_listen):
+// CredentialsOf on calls through a real server's in-process channel (true),
+// or LocalCallCredentials on the metadata of a call the port makes without
+// gRPC (false; ChatServiceImpl::ChatLocal). Either way the peer is no
 // address, so x-forwarded-for (the HTTP client's address) alone decides.
-// The credentials of a call from chat-server's own HTTP port: through the
-// in-process channel (true), or from the metadata of a call the port makes
-// without gRPC (false; ChatServiceImpl::ChatLocal). Both are judged alike.
 class InProcessCredentialsTest : public ::testing::TestWithParam<bool> {
  protected:
   // Answers every method with an empty message, keeping the credentials of
@@ -465,7 +464,7 @@ class InProcessCredentialsTest : public ::testing::TestWithParam<bool> {
   // One call with `metadata`; the credentials the server read from it.
   CallCredentials CallWith(
       const std::vector<std::pair<std::string, std::string>>& metadata) {
-    if (!GetParam()) return CredentialsOf(metadata);
+    if (!GetParam()) return LocalCallCredentials(metadata);
     grpc::GenericStub stub(channel_);
     grpc::ClientContext context;
     for (const auto& [key, value] : metadata) context.AddMetadata(key, value);
