@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -580,12 +582,20 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
     local_calls_.emplace(context, cancel);
     cancelled = cancelling_;
   }
-  if (cancelled || call->backend->client_gone()->load()) {
-    // As gRPC fails a call whose context was cancelled before it started:
-    // the method never sees it (no turn, no charge to the key).
+  // As gRPC fails a call cancelled or past its deadline before it starts:
+  // the method never sees it (no turn, no charge to the key). A client that
+  // leaves is seen after Handle returns, through CancelOnClientGone.
+  std::optional<grpc::Status> refused;
+  if (cancelled) {
+    refused =
+        grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
+  } else if (absl::Now() >= call->backend->deadline()) {
+    refused =
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+  }
+  if (refused.has_value()) {
     call->local_metadata.emplace();
-    AnswerUnary(call, grpc::Status(grpc::StatusCode::CANCELLED,
-                                   "the call was cancelled"));
+    AnswerUnary(call, *std::move(refused));
     CallFinished(context);
     return;
   }

@@ -288,7 +288,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void DoOnDeadline(uint64_t seq, absl::Time when,
                     std::function<void()> callback) {
-    if (seq != sequence_ || gone_ || when == absl::InfiniteFuture()) return;
+    if (seq != sequence_ || gone_ || response_complete_) return;
+    StopDeadlineTimer();
+    if (when == absl::InfiniteFuture()) return;
     const uint64_t generation = ++deadline_generation_;
     deadline_timer_.expires_after(
         ToChrono(std::max(when - absl::Now(), absl::ZeroDuration())));
@@ -759,6 +761,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Close() {
     StopHeaderTimer();
+    StopDeadlineTimer();
     beast::error_code ignored;
     Tcp().socket().close(ignored);
     ReleaseSlot();

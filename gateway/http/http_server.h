@@ -77,9 +77,10 @@ class HttpExchange {
   // that already happened.
   void OnClientGone(std::function<void()> callback);
   // `callback` runs once (on an I/O thread) at `when` if the answer is not
-  // complete by then and the client is still there; a later call replaces
-  // the time. For work that has no deadline of its own, such as a call
-  // answered in this process (gateway/app/local_method.h).
+  // written by then and the client is still there; a later call replaces
+  // the time. Ignored once the answer is complete. For work that has no
+  // deadline of its own, such as a call answered in this process
+  // (gateway/app/local_method.h).
   void OnDeadline(absl::Time when, std::function<void()> callback);
 
  private:
@@ -178,9 +179,8 @@ class HttpServer {
   mutable absl::Mutex tls_mu_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_
       ABSL_GUARDED_BY(tls_mu_);
-  boost::asio::io_context io_context_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::thread> threads_;
+  // Before io_context_, so they outlive it: handlers still queued when the
+  // threads stopped (a late answer's) are destroyed with it and count down.
   // Requests handed to the handler whose answer is not yet written.
   std::atomic<int> busy_{0};
   // HttpExchange objects alive: each holds its connection.
@@ -188,6 +188,9 @@ class HttpServer {
   // Set by StopAccepting(): new requests on open connections answer 503.
   std::atomic<bool> draining_{false};
   bool stopped_ = false;
+  boost::asio::io_context io_context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace chat::gateway
