@@ -73,6 +73,8 @@ TEST(EmbeddedHttpSafeDefaultTest, ANetworkNeedsKeys) {
 }
 
 // An HTTP answer, as curl -i printed it.
+int Connect(int port);  // Below, with the other socket helpers.
+
 struct HttpAnswer {
   int status = 0;
   // Header lines, lowercased names ("x-request-id: abc").
@@ -143,6 +145,32 @@ class EmbeddedHttpTest : public ::testing::Test {
         "-d", body};
     args.insert(args.end(), extra.begin(), extra.end());
     return Curl(args);
+  }
+
+  // Sends POST /chat for `session` on a connection of its own and waits
+  // until the call is open (the health watch behind GET /readyz is the
+  // other open call); the connection, or -1.
+  int StartChatOnSocket(const std::string& session) {
+    const int fd = Connect(http_port_);
+    if (fd < 0) return -1;
+    const std::string body =
+        absl::StrCat(R"({"message":"slow","session_id":")", session, "\"}");
+    const std::string request = absl::StrCat(
+        "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: ",
+        body.size(), "\r\n\r\n", body);
+    bool open = write(fd, request.data(), request.size()) ==
+                static_cast<ssize_t>(request.size());
+    bool seen = false;
+    for (int i = 0; open && i < 500 && !seen; ++i) {
+      seen = absl::StrContains(Curl({base_ + "/metrics"}).body,
+                               "chatd_grpc_open_calls 2\n");
+    }
+    if (!seen) {
+      close(fd);
+      return -1;
+    }
+    return fd;
   }
 
   // `chat-server keys create` on this test's store; the new key.
@@ -463,23 +491,8 @@ TEST_F(EmbeddedHttpTest, ShutdownLetsARunningStreamFinish) {
 TEST_F(EmbeddedHttpTest, AClientThatLeavesCancelsItsTurn) {
   // Each of the echo's deltas waits 10 s: the turn runs until cancelled.
   Start({"--echo_delay=10s"});
-  const int fd = Connect(http_port_);
+  const int fd = StartChatOnSocket("gone");
   ASSERT_GE(fd, 0);
-  const std::string body = R"({"message":"slow","session_id":"gone"})";
-  const std::string request = absl::StrCat(
-      "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      "Content-Type: application/json\r\nContent-Length: ",
-      body.size(), "\r\n\r\n", body);
-  ASSERT_EQ(write(fd, request.data(), request.size()),
-            static_cast<ssize_t>(request.size()));
-  // The turn has started once the call is open.
-  // Open calls: the health watch behind GET /readyz, and this one.
-  bool open = false;
-  for (int i = 0; i < 500 && !open; ++i) {
-    open = absl::StrContains(Curl({base_ + "/metrics"}).body,
-                             "chatd_grpc_open_calls 2\n");
-  }
-  ASSERT_TRUE(open);
   close(fd);
   // The call ends CANCELLED; without the cancel the turn would run on for
   // seconds and end OK.
@@ -517,22 +530,8 @@ TEST_F(EmbeddedHttpTest, AChatPastItsDeadlineEndsAndStoresNothing) {
 TEST_F(EmbeddedHttpTest, ShutdownCancelsAChatPastTheGrace) {
   // The turn would run for tens of seconds; the grace is one.
   Start({"--echo_delay=10s", "--shutdown_grace=1s"});
-  const int fd = Connect(http_port_);
+  const int fd = StartChatOnSocket("late");
   ASSERT_GE(fd, 0);
-  const std::string body = R"({"message":"slow","session_id":"late"})";
-  const std::string request = absl::StrCat(
-      "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      "Content-Type: application/json\r\nContent-Length: ",
-      body.size(), "\r\n\r\n", body);
-  ASSERT_EQ(write(fd, request.data(), request.size()),
-            static_cast<ssize_t>(request.size()));
-  // Open calls: the health watch behind GET /readyz, and this one.
-  bool open = false;
-  for (int i = 0; i < 500 && !open; ++i) {
-    open = absl::StrContains(Curl({base_ + "/metrics"}).body,
-                             "chatd_grpc_open_calls 2\n");
-  }
-  ASSERT_TRUE(open);
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
   // Cut by the shutdown, not by the client: 503, try again elsewhere.
   std::string received;
