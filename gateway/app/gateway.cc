@@ -163,6 +163,78 @@ int GatheredItems(const Message& answer) {
   return items;
 }
 
+// A stream's event as `format` writes it; "" for none (a raw-text stream
+// has no `done` event).
+std::string FormatStreamEvent(StreamFormat format, const Message& event) {
+  switch (format) {
+    case StreamFormat::kRawText: {
+      StreamEventParts parts = SplitStreamEvent(event);
+      return parts.has_text && parts.name != "done" ? parts.text : "";
+    }
+    case StreamFormat::kSse: {
+      StreamEventParts parts = SplitStreamEvent(event);
+      return SseEvent(parts.name, parts.json, parts.id);
+    }
+    case StreamFormat::kNdjson:
+      return NdjsonResult(MessageToJson(event));
+  }
+  return "";
+}
+
+// Sends the status line and headers of a stream: the route's `headers`,
+// those made of the call's initial metadata, and the stream's own.
+void StartHttpStream(HttpExchange& exchange, StreamFormat format,
+                     HttpHeaders headers, HttpHeaders metadata_headers) {
+  AppendHeaders(std::move(metadata_headers), &headers);
+  headers.emplace_back("Content-Type", std::string(StreamContentType(format)));
+  headers.emplace_back("Cache-Control", "no-cache");
+  // Tells nginx-style proxies in front of us not to buffer the stream.
+  headers.emplace_back("X-Accel-Buffering", "no");
+  exchange.StartStream(200, std::move(headers));
+}
+
+// Ends a stream that failed with `error`. Nothing sent yet (`started`
+// false): an ordinary HTTP error (grpc-gateway's line-delimited shape for an
+// ndjson client) with `headers`, which hold the headers made of the call's
+// response metadata (the rate-limit headers sent along with the error).
+// Else the error as the stream's last event.
+void EndStreamWithError(const std::shared_ptr<HttpExchange>& exchange,
+                        StreamFormat format, bool started, HttpHeaders headers,
+                        const HttpError& error) {
+  if (!started) {
+    if (format == StreamFormat::kNdjson) {
+      AppendHeaders(ErrorHeaders(error), &headers);
+      headers.emplace_back("Content-Type",
+                           std::string(StreamContentType(format)));
+      exchange->Respond(error.http_status, std::move(headers),
+                        NdjsonError(error));
+    } else {
+      RespondError(exchange, std::move(headers), error);
+    }
+    return;
+  }
+  std::string tail;
+  switch (format) {
+    case StreamFormat::kRawText:
+      tail = RawTextError(error);
+      break;
+    case StreamFormat::kSse:
+      tail = SseEvent("error", ErrorBody(error));
+      break;
+    case StreamFormat::kNdjson:
+      tail = NdjsonError(error);
+      break;
+  }
+  exchange->Write(std::move(tail), nullptr);
+  exchange->FinishStream();
+}
+
+// What a call answered in this process ends with when its deadline passed
+// (the gateway's cancel), as an RPC's would.
+grpc::Status DeadlineExceeded() {
+  return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+}
+
 // One server-streaming call, read one message at a time: the next read
 // starts only once the previous event is written to the client, so a slow
 // client slows the stream (gRPC flow control reaches chat-server) instead
@@ -215,19 +287,7 @@ class StreamCall final
       StartRead(&response_);
       return;
     }
-    std::string out;
-    StreamEventParts parts = SplitStreamEvent(*event);
-    switch (format_) {
-      case StreamFormat::kRawText:
-        if (parts.has_text && parts.name != "done") out = parts.text;
-        break;
-      case StreamFormat::kSse:
-        out = SseEvent(parts.name, parts.json, parts.id);
-        break;
-      case StreamFormat::kNdjson:
-        out = NdjsonResult(MessageToJson(*event));
-        break;
-    }
+    std::string out = FormatStreamEvent(format_, *event);
     if (out.empty()) {
       StartRead(&response_);
       return;
@@ -263,42 +323,16 @@ class StreamCall final
       EnsureStarted();
       exchange_->FinishStream();
     } else {
-      HttpError error = ToHttpError(status);
       if (!started_) {
-        // Nothing sent yet: an ordinary HTTP error (grpc-gateway's
-        // line-delimited shape for an ndjson client), with the rate-limit
-        // headers chat-server sent along with the error.
         AppendHeaders(
             ResponseHeadersFromMetadata(
                 initial_metadata_ ? &context_->GetServerInitialMetadata()
                                   : nullptr,
                 &context_->GetServerTrailingMetadata()),
             &headers_);
-        if (format_ == StreamFormat::kNdjson) {
-          AppendHeaders(ErrorHeaders(error), &headers_);
-          headers_.emplace_back("Content-Type",
-                                std::string(StreamContentType(format_)));
-          exchange_->Respond(error.http_status, std::move(headers_),
-                             NdjsonError(error));
-        } else {
-          RespondError(exchange_, std::move(headers_), error);
-        }
-      } else {
-        std::string tail;
-        switch (format_) {
-          case StreamFormat::kRawText:
-            tail = RawTextError(error);
-            break;
-          case StreamFormat::kSse:
-            tail = SseEvent("error", ErrorBody(error));
-            break;
-          case StreamFormat::kNdjson:
-            tail = NdjsonError(error);
-            break;
-        }
-        exchange_->Write(std::move(tail), nullptr);
-        exchange_->FinishStream();
       }
+      EndStreamWithError(exchange_, format_, started_, std::move(headers_),
+                         ToHttpError(status));
     }
     // After the last exchange call above: once the gateway sees no call in
     // flight, nothing posts to the HTTP side any more.
@@ -310,18 +344,11 @@ class StreamCall final
   void EnsureStarted() {
     if (started_) return;
     started_ = true;
-    HttpHeaders headers = headers_;
-    AppendHeaders(
+    StartHttpStream(
+        *exchange_, format_, headers_,
         ResponseHeadersFromMetadata(
             initial_metadata_ ? &context_->GetServerInitialMetadata() : nullptr,
-            nullptr),
-        &headers);
-    headers.emplace_back("Content-Type",
-                         std::string(StreamContentType(format_)));
-    headers.emplace_back("Cache-Control", "no-cache");
-    // Tells nginx-style proxies in front of us not to buffer the stream.
-    headers.emplace_back("X-Accel-Buffering", "no");
-    exchange_->StartStream(200, std::move(headers));
+            nullptr));
   }
 
   Gateway* const gateway_;
@@ -336,6 +363,89 @@ class StreamCall final
   bool started_ = false;  // Touched only by reactor callbacks, one at a time.
   // Set by OnReadInitialMetadataDone, before the first read starts.
   bool initial_metadata_ = false;
+};
+
+// One server-streaming call answered in this process (a method of
+// GatewayOptions::local_streams): the method's events reach the client as
+// StreamCall's do, one write at a time. Held by the method until Finish.
+class LocalStreamCall final : public LocalStreamSink {
+ public:
+  // `context` stands for the call among the gateway's calls in flight;
+  // `cancel` is the call's.
+  LocalStreamCall(Gateway* gateway,
+                  std::shared_ptr<grpc::ClientContext> context,
+                  std::shared_ptr<HttpExchange> exchange, StreamFormat format,
+                  HttpHeaders headers, std::shared_ptr<LocalCancel> cancel)
+      : gateway_(gateway),
+        context_(std::move(context)),
+        exchange_(std::move(exchange)),
+        format_(format),
+        headers_(std::move(headers)),
+        cancel_(std::move(cancel)) {}
+
+  // The gateway cancelled the call at its deadline: it ends
+  // DEADLINE_EXCEEDED, as an RPC past its deadline does.
+  void DeadlinePassed() { deadline_passed_.store(true); }
+
+  // LocalStreamSink. The method calls these one at a time.
+  void Write(const Message& event,
+             const BackendCall::Metadata& initial_metadata,
+             std::function<void(bool)> written) override {
+    std::string out = FormatStreamEvent(format_, event);
+    if (out.empty()) {
+      written(true);
+      return;
+    }
+    if (!started_) {
+      started_ = true;
+      StartHttpStream(*exchange_, format_, headers_,
+                      ResponseHeadersFromMetadata(initial_metadata, {}));
+    }
+    exchange_->Write(std::move(out),
+                     [cancel = cancel_, written = std::move(written)](bool ok) {
+                       if (!ok) cancel->Cancel();  // The client left.
+                       written(ok);
+                     });
+  }
+
+  void Finish(grpc::Status status,
+              const BackendCall::Metadata& initial_metadata,
+              const BackendCall::Metadata& trailing_metadata) override {
+    if (status.error_code() == grpc::StatusCode::CANCELLED &&
+        deadline_passed_.load()) {
+      status = DeadlineExceeded();
+    }
+    status = gateway_->ClientVisibleStatus(status);
+    if (status.ok()) {
+      if (!started_) {
+        started_ = true;
+        StartHttpStream(*exchange_, format_, headers_,
+                        ResponseHeadersFromMetadata(initial_metadata, {}));
+      }
+      exchange_->FinishStream();
+    } else {
+      if (!started_) {
+        AppendHeaders(
+            ResponseHeadersFromMetadata(initial_metadata, trailing_metadata),
+            &headers_);
+      }
+      EndStreamWithError(exchange_, format_, started_, std::move(headers_),
+                         ToHttpError(status));
+    }
+    // After the last exchange call above, as StreamCall's OnDone.
+    gateway_->CallFinished(context_.get());
+  }
+
+ private:
+  Gateway* const gateway_;
+  const std::shared_ptr<grpc::ClientContext> context_;
+  const std::shared_ptr<HttpExchange> exchange_;
+  const StreamFormat format_;
+  // Touched by Write and Finish only, which never overlap.
+  HttpHeaders headers_;
+  bool started_ = false;
+  const std::shared_ptr<LocalCancel> cancel_;
+  std::atomic<bool> deadline_passed_{false};
 };
 
 }  // namespace
@@ -524,6 +634,12 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
                                  "application/x-ndjson")) {
       format = StreamFormat::kNdjson;
     }
+    if (auto local = options_.local_streams.find(route.method->full_name());
+        local != options_.local_streams.end()) {
+      StartLocalStream(std::move(backend_call), exchange, format,
+                       std::move(headers), message, *local->second);
+      return;
+    }
     std::shared_ptr<grpc::ClientContext> context = backend_call->NewAttempt();
     auto* call = new StreamCall(this, std::move(backend_call),
                                 std::move(context), exchange, route.method,
@@ -568,6 +684,26 @@ void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
       });
 }
 
+std::optional<grpc::Status> Gateway::LocalCallStarted(
+    grpc::ClientContext* context, std::shared_ptr<LocalCancel> cancel,
+    absl::Time deadline) {
+  bool cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    calls_.insert(context);
+    local_calls_.emplace(context, std::move(cancel));
+    cancelled = cancelling_;
+  }
+  // As gRPC fails a call cancelled or past its deadline before it starts:
+  // the method never sees it (no turn, no charge to the key). A client that
+  // leaves is seen after Handle returns, through CancelOnClientGone.
+  if (cancelled) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
+  }
+  if (absl::Now() >= deadline) return DeadlineExceeded();
+  return std::nullopt;
+}
+
 void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
                          LocalUnaryMethod& method) {
   // The attempt's context stands for the call among those in flight (it
@@ -575,25 +711,8 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
   // cancel it through `cancel`, as they would cancel an RPC.
   auto cancel = std::make_shared<LocalCancel>();
   grpc::ClientContext* const context = call->context.get();
-  bool cancelled;
-  {
-    absl::MutexLock lock(&mu_);
-    calls_.insert(context);
-    local_calls_.emplace(context, cancel);
-    cancelled = cancelling_;
-  }
-  // As gRPC fails a call cancelled or past its deadline before it starts:
-  // the method never sees it (no turn, no charge to the key). A client that
-  // leaves is seen after Handle returns, through CancelOnClientGone.
-  std::optional<grpc::Status> refused;
-  if (cancelled) {
-    refused =
-        grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
-  } else if (absl::Now() >= call->backend->deadline()) {
-    refused =
-        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
-  }
-  if (refused.has_value()) {
+  if (std::optional<grpc::Status> refused =
+          LocalCallStarted(context, cancel, call->backend->deadline())) {
     call->local_metadata.emplace();
     AnswerUnary(call, *std::move(refused));
     CallFinished(context);
@@ -610,8 +729,7 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
         grpc::Status status = std::move(answer.status);
         if (status.error_code() == grpc::StatusCode::CANCELLED &&
             call->deadline_passed.load()) {
-          status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                "Deadline Exceeded");
+          status = DeadlineExceeded();
         }
         call->response = std::move(answer.response);
         call->local_metadata.emplace(std::move(answer.initial_metadata),
@@ -619,6 +737,32 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
         AnswerUnary(call, std::move(status));
         CallFinished(context);
       }));
+}
+
+void Gateway::StartLocalStream(std::shared_ptr<BackendCall> backend,
+                               std::shared_ptr<HttpExchange> exchange,
+                               StreamFormat format, HttpHeaders headers,
+                               const Message& request,
+                               LocalStreamMethod& method) {
+  // As StartLocal's: the context stands for the call in flight.
+  std::shared_ptr<grpc::ClientContext> context = backend->NewAttempt();
+  auto cancel = std::make_shared<LocalCancel>();
+  auto call = std::make_shared<LocalStreamCall>(this, context, exchange, format,
+                                                std::move(headers), cancel);
+  if (std::optional<grpc::Status> refused =
+          LocalCallStarted(context.get(), cancel, backend->deadline())) {
+    call->Finish(*std::move(refused), {}, {});
+    return;
+  }
+  backend->CancelOnClientGone([cancel] { cancel->Cancel(); });
+  // Weak: the exchange keeps the timer's callback until the answer ends.
+  exchange->OnDeadline(backend->deadline(),
+                       [weak = std::weak_ptr<LocalStreamCall>(call), cancel] {
+                         if (auto call = weak.lock()) call->DeadlinePassed();
+                         cancel->Cancel();
+                       });
+  cancel->Set(method.Start(request, backend->metadata(), backend->deadline(),
+                           std::move(call)));
 }
 
 void Gateway::FinishUnary(const std::shared_ptr<UnaryCall>& call,

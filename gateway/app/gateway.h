@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -17,6 +18,7 @@
 #include "gateway/http/http_server.h"
 #include "gateway/openai/openai_api.h"
 #include "gateway/transcode/routes.h"
+#include "gateway/transcode/sse_writer.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/generic_stub.h"
 
@@ -43,6 +45,8 @@ struct GatewayOptions {
   // chat-server's own HTTP port); the rest of the route, its headers and
   // errors, is the same.
   LocalUnaryMethods local_methods;
+  // The same for server-streaming methods.
+  LocalStreamMethods local_streams;
 };
 
 struct UnaryCall;
@@ -123,6 +127,20 @@ class Gateway final : public BackendCalls {
   void StartUnary(std::shared_ptr<UnaryCall> call);
   // StartUnary for a method of options_.local_methods.
   void StartLocal(std::shared_ptr<UnaryCall> call, LocalUnaryMethod& method);
+  // A call of a method of options_.local_streams, made with `request`
+  // through `exchange` (see CallBackend).
+  void StartLocalStream(std::shared_ptr<BackendCall> backend,
+                        std::shared_ptr<HttpExchange> exchange,
+                        StreamFormat format, HttpHeaders headers,
+                        const google::protobuf::Message& request,
+                        LocalStreamMethod& method);
+  // Counts a call answered in this process (with `context` standing for it)
+  // in flight, its `cancel` for CancelAll. Returns the status it ends with
+  // instead of starting, as gRPC fails such a call before it starts: once
+  // CancelAll came, or past its `deadline`. CallFinished ends it either way.
+  std::optional<grpc::Status> LocalCallStarted(
+      grpc::ClientContext* context, std::shared_ptr<LocalCancel> cancel,
+      absl::Time deadline);
   // The completion of one of StartUnary's calls: sends it again (Resends),
   // or AnswerUnary.
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, grpc::Status status);

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/transcode/backend_call.h"
+#include "google/protobuf/message.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
 
@@ -55,6 +56,51 @@ class LocalUnaryMethod {
 // Local methods by the method's full name ("chat.v1.ChatService.Chat").
 using LocalUnaryMethods =
     absl::flat_hash_map<std::string, std::shared_ptr<LocalUnaryMethod>>;
+
+// The gateway's end of a local server-streaming call: what becomes of its
+// events on the HTTP side, as of a stream's messages read from gRPC.
+class LocalStreamSink {
+ public:
+  virtual ~LocalStreamSink() = default;
+  // One event, a message of the method's output type (read during the call
+  // only). `written(true)` once the client has it, `written(false)` if the
+  // client is gone, on any thread, possibly before Write returns; the method
+  // writes the next event only after either, as gRPC's flow control would.
+  // `initial_metadata`: what the RPC would send as its initial metadata,
+  // the same on every call.
+  virtual void Write(const google::protobuf::Message& event,
+                     const BackendCall::Metadata& initial_metadata,
+                     std::function<void(bool)> written) = 0;
+  // The call's end, after the last write's `written`: its status and the
+  // RPC's response metadata. Once, last.
+  virtual void Finish(grpc::Status status,
+                      const BackendCall::Metadata& initial_metadata,
+                      const BackendCall::Metadata& trailing_metadata) = 0;
+};
+
+// One server-streaming method served in this process. Thread-safe.
+class LocalStreamMethod {
+ public:
+  LocalStreamMethod() = default;
+  LocalStreamMethod(const LocalStreamMethod&) = delete;
+  LocalStreamMethod& operator=(const LocalStreamMethod&) = delete;
+  virtual ~LocalStreamMethod() = default;
+
+  // Starts a call with `request` (a message of the method's input type, read
+  // during the call only) and the metadata and deadline the RPC would
+  // carry, writing to `sink`; the deadline is the gateway's to enforce.
+  // Returns the call's cancel, as LocalUnaryMethod::Start does; the call
+  // then still ends through `sink`.
+  virtual std::function<void()> Start(
+      const google::protobuf::Message& request,
+      const BackendCall::Metadata& metadata, absl::Time deadline,
+      std::shared_ptr<LocalStreamSink> sink) = 0;
+};
+
+// Local streaming methods by the method's full name
+// ("chat.v1.ChatService.ChatStream").
+using LocalStreamMethods =
+    absl::flat_hash_map<std::string, std::shared_ptr<LocalStreamMethod>>;
 
 // A local call's cancel, known only once the call started: a Cancel() that
 // comes first runs the cancel as it is set. Thread-safe.

@@ -118,6 +118,51 @@ class LocalChat final : public gateway::LocalUnaryMethod {
   ChatServiceImpl* const service_;
 };
 
+// ChatStream answered by the service itself, as LocalChat answers Chat: the
+// route of every streamed /chat. The request and the events pass as
+// messages, never serialized.
+class LocalChatStream final : public gateway::LocalStreamMethod {
+ public:
+  explicit LocalChatStream(ChatServiceImpl* service) : service_(service) {}
+
+  std::function<void()> Start(
+      const google::protobuf::Message& request,
+      const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
+      std::shared_ptr<gateway::LocalStreamSink> sink) override {
+    // The routes are made of this binary's descriptors, so `request` is a
+    // ChatStreamRequest (CopyFrom checks).
+    chat::v1::ChatStreamRequest message;
+    message.CopyFrom(request);
+    return service_->ChatStreamLocal(
+        std::move(message), metadata, deadline,
+        std::make_shared<Receiver>(std::move(sink)));
+  }
+
+ private:
+  // The service's events and end, handed to the gateway as they are.
+  class Receiver final : public LocalStreamReceiver {
+   public:
+    explicit Receiver(std::shared_ptr<gateway::LocalStreamSink> sink)
+        : sink_(std::move(sink)) {}
+
+    void Write(const chat::v1::ChatStreamResponse& event,
+               const MetadataPairs& initial_metadata,
+               std::function<void(bool)> written) override {
+      sink_->Write(event, initial_metadata, std::move(written));
+    }
+    void Finish(const absl::Status& status,
+                const MetadataPairs& initial_metadata,
+                const MetadataPairs& trailing_metadata) override {
+      sink_->Finish(ToGrpcStatus(status), initial_metadata, trailing_metadata);
+    }
+
+   private:
+    const std::shared_ptr<gateway::LocalStreamSink> sink_;
+  };
+
+  ChatServiceImpl* const service_;
+};
+
 absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
                                           bool anonymous_remote_allowed) {
   if (http.listen.empty() || IsLoopbackHost(http.address.host) ||
@@ -162,6 +207,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
   options.gateway.local_methods.emplace(
       absl::StrCat(chat::v1::ChatService::service_full_name(), ".Chat"),
       std::make_shared<LocalChat>(chat_service));
+  options.gateway.local_streams.emplace(
+      absl::StrCat(chat::v1::ChatService::service_full_name(), ".ChatStream"),
+      std::make_shared<LocalChatStream>(chat_service));
   gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
   // One channel: every call starts on it at once (BackendSet never waits for
   // a READY state, which an in-process channel does not have).

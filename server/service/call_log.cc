@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "common/logging.h"
+#include "server/service/rate_limit_metadata.h"
 
 namespace chat {
 namespace {
@@ -16,15 +17,7 @@ std::string MetadataValue(const grpc::CallbackServerContext& context,
   if (it == metadata.end()) return "";
   return std::string(it->second.data(), it->second.size());
 }
-
-std::string MetadataValue(
-    const std::vector<std::pair<std::string, std::string>>& metadata,
-    absl::string_view key) {
-  for (const auto& [name, value] : metadata) {
-    if (name == key) return value;
-  }
-  return "";
-}
+using ::chat::MetadataValue;  // The pairs' overload.
 
 template <typename Metadata>
 CallLog StartCallLogFrom(const Metadata& metadata, absl::string_view rpc) {

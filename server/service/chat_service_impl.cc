@@ -375,6 +375,25 @@ grpc::ServerUnaryReactor* StartUnaryTurn(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Authenticates a turn call made in this process (ChatLocal,
+// ChatStreamLocal) as its RPC would be, and gives `start` the turn of
+// `request` with `deadline` and the Idempotency-Key in `metadata`, or the
+// refusal. `start` runs once, on any thread, possibly before this returns.
+template <typename Request>
+void AuthenticateLocalTurn(
+    Authenticator* authenticator, const MetadataPairs& metadata,
+    Request request, absl::Time deadline,
+    std::function<void(absl::StatusOr<ChatTurnRequest>)> start) {
+  authenticator->Authenticate(
+      LocalCallCredentials(metadata),
+      [request = std::move(request), deadline,
+       idempotency_key = MetadataValue(metadata, "idempotency-key"),
+       start = std::move(start)](absl::StatusOr<Caller> caller) {
+        if (!caller.ok()) return start(caller.status());
+        start(TurnRequestOf(request, *caller, deadline, idempotency_key));
+      });
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
@@ -414,29 +433,34 @@ std::function<void()> ChatServiceImpl::ChatLocal(
     absl::Time deadline, std::function<void(LocalTurnAnswer)> done) {
   std::shared_ptr<LocalChatCall> call =
       LocalChatCall::Create(engine_, metadata, std::move(done));
-  std::string idempotency_key;  // The first, as gRPC's lookup finds it.
-  for (const auto& [key, value] : metadata) {
-    if (key == "idempotency-key") {
-      idempotency_key = value;
-      break;
-    }
-  }
-  authenticator_->Authenticate(
-      LocalCallCredentials(metadata),
-      [call, request = std::move(request), deadline,
-       idempotency_key =
-           std::move(idempotency_key)](absl::StatusOr<Caller> caller) {
-        if (!caller.ok()) return call->Start(caller.status());
-        ChatTurnRequest turn =
-            TurnRequestOf(request, *caller, deadline, idempotency_key);
-        // As Chat: no delta is shown.
-        turn.retry_on_conflict = true;
-        call->Start(std::move(turn));
-      });
+  AuthenticateLocalTurn(authenticator_, metadata, std::move(request), deadline,
+                        [call](absl::StatusOr<ChatTurnRequest> turn) {
+                          // As Chat: no delta is shown.
+                          if (turn.ok()) turn->retry_on_conflict = true;
+                          call->Start(std::move(turn));
+                        });
   // Weak: the call lives until both sides are done with it, not as long as
   // whoever holds its cancel.
   return [weak = std::weak_ptr<LocalChatCall>(call)] {
     if (std::shared_ptr<LocalChatCall> call = weak.lock()) call->CancelTurn();
+  };
+}
+
+std::function<void()> ChatServiceImpl::ChatStreamLocal(
+    chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
+    absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver) {
+  std::shared_ptr<LocalChatStreamCall> call =
+      LocalChatStreamCall::Create(streams_.get(), std::move(receiver));
+  call->set_call_log(StartCallLog(metadata, "ChatStream"));
+  AuthenticateLocalTurn(authenticator_, metadata, std::move(request), deadline,
+                        [call](absl::StatusOr<ChatTurnRequest> turn) {
+                          call->Start(std::move(turn));
+                        });
+  // Weak, as ChatLocal's.
+  return [weak = std::weak_ptr<LocalChatStreamCall>(call), deadline] {
+    if (std::shared_ptr<LocalChatStreamCall> call = weak.lock()) {
+      call->CancelCall(/*expired=*/absl::Now() >= deadline);
+    }
   };
 }
 

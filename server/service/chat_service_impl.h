@@ -13,6 +13,7 @@
 #include "server/engine/chat_engine.h"
 #include "server/engine/resumable_streams.h"
 #include "server/service/authenticator.h"
+#include "server/service/local_chat_stream.h"
 #include "server/service/rate_limit_metadata.h"
 #include "server/store/conversation_store.h"
 
@@ -74,6 +75,14 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
                                   const MetadataPairs& metadata,
                                   absl::Time deadline,
                                   std::function<void(LocalTurnAnswer)> done);
+  // ChatStream without a gRPC call, as ChatLocal is Chat's: the events and
+  // the end go to `receiver`, one write at a time. The function returned
+  // cancels the call as a client's leaving cancels the RPC (after
+  // `deadline`, as the deadline passing does: the answer ends too); any
+  // thread, more than once, also after the end.
+  std::function<void()> ChatStreamLocal(
+      chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
+      absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver);
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,

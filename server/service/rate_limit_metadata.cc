@@ -8,6 +8,14 @@
 
 namespace chat {
 
+std::string MetadataValue(const MetadataPairs& metadata,
+                          absl::string_view key) {
+  for (const auto& [name, value] : metadata) {
+    if (name == key) return value;
+  }
+  return "";
+}
+
 std::string FormatResetDuration(absl::Duration d) {
   if (d < absl::Seconds(1)) {
     return absl::StrCat(

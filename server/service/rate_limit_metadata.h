@@ -11,12 +11,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/engine/key_quotas.h"
 
 namespace chat {
 
 using MetadataPairs = std::vector<std::pair<std::string, std::string>>;
+
+// The first value of `key` in `metadata`, as gRPC's lookup finds it; "" if
+// there is none.
+std::string MetadataValue(const MetadataPairs& metadata, absl::string_view key);
 
 // "17ms", "1s", "59s", "6m0s": rounded up, in the shape of Go durations.
 std::string FormatResetDuration(absl::Duration d);

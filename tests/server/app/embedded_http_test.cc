@@ -527,6 +527,35 @@ TEST_F(EmbeddedHttpTest, AChatPastItsDeadlineEndsAndStoresNothing) {
   EXPECT_EQ(Curl({base_ + "/history/late"}).status, 404);
 }
 
+TEST_F(EmbeddedHttpTest, ShutdownCancelsAStreamPastTheGrace) {
+  // The answer would run for tens of seconds; the grace is one. The stream
+  // has sent nothing, so the client gets an ordinary 503.
+  Start({"--echo_delay=10s", "--shutdown_grace=1s"});
+  const int fd = Connect(http_port_);
+  ASSERT_GE(fd, 0);
+  const std::string body = R"({"message":"slow","session_id":"cut"})";
+  const std::string request = absl::StrCat(
+      "POST /v1/chat:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: ",
+      body.size(), "\r\n\r\n", body);
+  ASSERT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  const std::string open = "chatd_open_streams 2\n";
+  std::string metrics;
+  for (int i = 0; i < 500 && !absl::StrContains(metrics, open); ++i) {
+    metrics = Curl({base_ + "/metrics"}).body;
+  }
+  ASSERT_THAT(metrics, HasSubstr(open));
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+  std::string received;
+  EXPECT_TRUE(ReadUntil(fd, "\r\n\r\n", &received)) << received;
+  close(fd);
+  EXPECT_THAT(received, ::testing::StartsWith("HTTP/1.1 503"));
+  absl::StatusOr<int> code = server_->Stop(SIGTERM);
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0) << server_->Log();
+}
+
 TEST_F(EmbeddedHttpTest, ShutdownCancelsAChatPastTheGrace) {
   // The turn would run for tens of seconds; the grace is one.
   Start({"--echo_delay=10s", "--shutdown_grace=1s"});
@@ -541,6 +570,107 @@ TEST_F(EmbeddedHttpTest, ShutdownCancelsAChatPastTheGrace) {
   absl::StatusOr<int> code = server_->Stop(SIGTERM);
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 0) << server_->Log();
+}
+
+// ChatStream is answered without the in-process channel too
+// (ChatServiceImpl::ChatStreamLocal): the same events, errors, headers,
+// metrics, cancels and resumes as through the RPC.
+TEST_F(EmbeddedHttpTest, AStreamIsCountedAsTheRpcIs) {
+  Start();
+  HttpAnswer stream = PostJson(
+      "/v1/chat:stream", R"({"message":"count","session_id":"k1"})", {"-N"});
+  EXPECT_EQ(stream.status, 200);
+  // Each event with its id, for a resume.
+  EXPECT_THAT(stream.body, AllOf(HasSubstr("event: delta\ndata: {\"text\":"),
+                                 HasSubstr("event: done\ndata: {\"response\":"),
+                                 HasSubstr("}\nid: ")));
+  HttpAnswer ndjson =
+      PostJson("/v1/chat:stream", R"({"message":"lines","session_id":"k1"})",
+               {"-N", "-H", "Accept: application/x-ndjson"});
+  EXPECT_EQ(ndjson.status, 200);
+  EXPECT_THAT(ndjson.body, HasSubstr(R"({"result":{"delta":{"text":)"));
+  HttpAnswer refused = PostJson("/v1/chat:stream",
+                                R"({"message":"","session_id":"k1"})", {"-N"});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr(R"("code":3)"));
+  EXPECT_THAT(Curl({base_ + "/history/k1"}).body,
+              HasSubstr(R"("turn_count":2)"));
+  HttpAnswer metrics = Curl({base_ + "/metrics"});
+  EXPECT_THAT(
+      metrics.body,
+      AllOf(HasSubstr("chatd_grpc_requests_total{method=\"/chat.v1.ChatService/"
+                      "ChatStream\",code=\"OK\"} 2\n"),
+            HasSubstr("chatd_grpc_requests_total{method=\"/chat.v1.ChatService/"
+                      "ChatStream\",code=\"INVALID_ARGUMENT\"} 1\n"),
+            HasSubstr("chatd_open_streams 1\n"),  // The health watch.
+            HasSubstr("chatd_grpc_open_calls 1\n")));
+}
+
+TEST_F(EmbeddedHttpTest, ARefusedStreamSaysWhenToRetry) {
+  const std::string key = CreateKey(/*rpm=*/1);
+  Start();
+  const std::vector<std::string> auth = {"-N", "-H",
+                                         "Authorization: Bearer " + key};
+  HttpAnswer first = PostJson("/v1/chat:stream",
+                              R"({"message":"one","session_id":"q1"})", auth);
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_THAT(first.headers, HasSubstr("x-ratelimit-remaining-requests: 0\n"));
+  HttpAnswer second = PostJson("/v1/chat:stream",
+                               R"({"message":"two","session_id":"q1"})", auth);
+  EXPECT_EQ(second.status, 429) << second.body;
+  EXPECT_THAT(second.headers, HasSubstr("retry-after: "));
+  EXPECT_THAT(second.headers, HasSubstr("x-ratelimit-limit-requests: 1\n"));
+  EXPECT_EQ(PostJson("/v1/chat:stream",
+                     R"({"message":"three","session_id":"q1"})", {"-N"})
+                .status,
+            401);
+}
+
+TEST_F(EmbeddedHttpTest, AStreamPastItsDeadlineEndsAndStoresNothing) {
+  // Each of the echo's deltas waits 10 s; the call may take 1 s. Nothing
+  // was sent, so the answer is an ordinary 504.
+  Start({"--echo_delay=10s"});
+  HttpAnswer late =
+      PostJson("/v1/chat:stream", R"({"message":"slow","session_id":"late"})",
+               {"-N", "-H", "Grpc-Timeout: 1S"});
+  EXPECT_EQ(late.status, 504) << late.body;
+  EXPECT_THAT(late.body, HasSubstr(R"("code":4)"));
+  EXPECT_EQ(Curl({base_ + "/history/late"}).status, 404);
+}
+
+TEST_F(EmbeddedHttpTest, AStreamsClientThatLeavesCanResumeTheAnswer) {
+  // Slow enough that the client leaves mid-answer.
+  Start({"--echo_delay=50ms"});
+  const int fd = Connect(http_port_);
+  ASSERT_GE(fd, 0);
+  const std::string body =
+      R"({"message":"a message long enough for a stream of many deltas",)"
+      R"("session_id":"away"})";
+  const std::string request = absl::StrCat(
+      "POST /v1/chat:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: ",
+      body.size(), "\r\n\r\n", body);
+  ASSERT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  std::string received;
+  ASSERT_TRUE(ReadUntil(fd, "event: delta", &received)) << received;
+  close(fd);
+  // The call ends CANCELLED as the client leaves...
+  const std::string cancelled =
+      "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/ChatStream\","
+      "code=\"CANCELLED\"} 1\n";
+  std::string metrics;
+  for (int i = 0; i < 1000 && !absl::StrContains(metrics, cancelled); ++i) {
+    metrics = Curl({base_ + "/metrics"}).body;
+  }
+  EXPECT_THAT(metrics, HasSubstr(cancelled));
+  // ...and the answer runs on without it: a resume (through the RPC) reads
+  // it to its end, which is stored.
+  HttpAnswer resumed = Curl({"-N", base_ + "/v1/sessions/away/stream"});
+  EXPECT_EQ(resumed.status, 200) << resumed.body;
+  EXPECT_THAT(resumed.body, HasSubstr("event: done\n"));
+  EXPECT_THAT(Curl({base_ + "/history/away"}).body,
+              HasSubstr(R"("turn_count":1)"));
 }
 
 // A connection from `source` that the server answered once (it was let in),

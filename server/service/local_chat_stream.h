@@ -1,0 +1,79 @@
+#ifndef CHAT_SERVER_SERVICE_LOCAL_CHAT_STREAM_H_
+#define CHAT_SERVER_SERVICE_LOCAL_CHAT_STREAM_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "chat/v1/chat.pb.h"
+#include "server/engine/resumable_streams.h"
+#include "server/service/grpc_metrics_interceptor.h"
+#include "server/service/rate_limit_metadata.h"
+#include "server/service/stream_turn.h"
+
+namespace chat {
+
+// Where a ChatStream answered without a gRPC call
+// (ChatServiceImpl::ChatStreamLocal) goes: what chat-server's own HTTP port
+// makes of the events, as a ChatStream client would.
+class LocalStreamReceiver {
+ public:
+  virtual ~LocalStreamReceiver() = default;
+  // One event. `written(true)` once the client has it, `written(false)` if
+  // the client is gone; the next event comes only after either, on any
+  // thread. `initial_metadata`: what the RPC would send as its initial
+  // metadata (the turn's rate-limit entries), the same on every call.
+  virtual void Write(const chat::v1::ChatStreamResponse& event,
+                     const MetadataPairs& initial_metadata,
+                     std::function<void(bool)> written) = 0;
+  // The call's end, after the last write: its status and the RPC's
+  // response metadata. Once, last.
+  virtual void Finish(const absl::Status& status,
+                      const MetadataPairs& initial_metadata,
+                      const MetadataPairs& trailing_metadata) = 0;
+};
+
+// One ChatStreamLocal call: a StreamTurn whose events go to a
+// LocalStreamReceiver instead of a gRPC call, counted in GrpcMetrics as the
+// RPC is. Owned by shared_ptrs: its own until both sides are done, a write's
+// `written` callback while it is pending, and the cancel ChatStreamLocal
+// returns (which may outlive the call).
+class LocalChatStreamCall final : public StreamTurn {
+ public:
+  static std::shared_ptr<LocalChatStreamCall> Create(
+      ResumableStreams* streams, std::shared_ptr<LocalStreamReceiver> receiver);
+
+  // The client left, or the gateway cancelled the call (`expired`: at its
+  // deadline). Any thread, more than once, also after the end.
+  void CancelCall(bool expired) { Cancel(expired); }
+
+ private:
+  LocalChatStreamCall(ResumableStreams* streams,
+                      std::shared_ptr<LocalStreamReceiver> receiver);
+
+  // StreamTurn. The metadata is written under StreamTurn's lock before the
+  // Send or End that reads it.
+  void AddInitialMetadata(const std::string& key,
+                          const std::string& value) override;
+  void AddTrailingMetadata(const std::string& key,
+                           const std::string& value) override;
+  void Send(const chat::v1::ChatStreamResponse& event) override;
+  void End(const absl::Status& status) override;
+  void Dispose() override;
+
+  static constexpr char kMethod[] = "/chat.v1.ChatService/ChatStream";
+
+  std::shared_ptr<LocalStreamReceiver> receiver_;
+  MetadataPairs initial_metadata_;
+  MetadataPairs trailing_metadata_;
+  // Open until End.
+  std::optional<GrpcCallCounter> counter_;
+  std::weak_ptr<LocalChatStreamCall> weak_self_;
+  std::shared_ptr<LocalChatStreamCall> self_;
+};
+
+}  // namespace chat
+
+#endif  // CHAT_SERVER_SERVICE_LOCAL_CHAT_STREAM_H_

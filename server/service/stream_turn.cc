@@ -1,0 +1,224 @@
+#include "server/service/stream_turn.h"
+
+#include <utility>
+
+#include "server/service/proto_convert.h"
+#include "server/service/rate_limit_metadata.h"
+
+namespace chat {
+
+StreamTurn::StreamTurn(ResumableStreams* streams) : streams_(streams) {}
+
+void StreamTurn::Start(absl::StatusOr<ChatTurnRequest> request) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) refused = absl::CancelledError("the call was cancelled");
+  }
+  if (refused.ok() && !request.ok()) refused = request.status();
+  std::shared_ptr<StreamAttachment> attachment;
+  if (refused.ok()) {
+    request->streamed = true;
+    request->traceparent = ProviderTraceparent(call_log_);
+    call_log_.SetTurn(*request);
+    // Not under mu_: the answer may call OnDelta from its threads at once.
+    absl::StatusOr<std::shared_ptr<StreamAttachment>> started =
+        streams_->Start(*std::move(request), this);
+    if (started.ok()) {
+      attachment = *std::move(started);
+    } else {
+      refused = started.status();
+    }
+  }
+  if (!refused.ok()) LogTurnCall(call_log_, refused);
+  Attached(std::move(attachment), refused);
+}
+
+void StreamTurn::Resume(absl::StatusOr<store::SessionKey> session,
+                        std::string last_event_id) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) refused = absl::CancelledError("the call was cancelled");
+  }
+  if (refused.ok() && !session.ok()) refused = session.status();
+  std::shared_ptr<StreamAttachment> attachment;
+  if (refused.ok()) {
+    attachment =
+        streams_->Resume(*std::move(session), std::move(last_event_id), this);
+  } else {
+    LogCall(call_log_, refused);
+  }
+  Attached(std::move(attachment), refused);
+}
+
+void StreamTurn::Attached(std::shared_ptr<StreamAttachment> attachment,
+                          const absl::Status& refused) {
+  bool detach = false;
+  bool expired = false;
+  bool all_done = false;
+  NextStep step;
+  {
+    absl::MutexLock lock(&mu_);
+    start_done_ = true;
+    if (!refused.ok()) {
+      // The answer will never call back: it is done already.
+      engine_done_ = true;
+      SetFinalErrorLocked(refused);
+      step = NextStepLocked();
+    } else {
+      attachment_ = attachment;
+      detach = cancelled_;  // Cancel ran while the answer was attaching.
+      expired = expired_;
+      // The answer may already have ended and the transport be done: this
+      // object lived on only because start_done_ was false.
+      all_done = transport_done_ && engine_done_;
+    }
+  }
+  if (!refused.ok()) {
+    Take(step);  // Last: the call may end, and this object go, inside.
+    return;
+  }
+  if (detach && expired) {
+    attachment->Expire();
+  } else if (detach) {
+    attachment->Detach();
+  }
+  if (all_done) Dispose();
+}
+
+void StreamTurn::OnAdmitted(const RateLimitStatus& status) {
+  // Before the first delta, so these go out with the stream's headers.
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, value] : RateLimitMetadata(status)) {
+    AddInitialMetadata(key, value);
+  }
+}
+
+void StreamTurn::SetFinalErrorLocked(const absl::Status& status) {
+  for (const auto& [key, value] : RefusalMetadata(status)) {
+    AddTrailingMetadata(key, value);
+  }
+  final_status_ = status;
+}
+
+void StreamTurn::OnDelta(absl::string_view event_id, absl::string_view text) {
+  NextStep step;
+  {
+    absl::MutexLock lock(&mu_);
+    if (client_gone_) return;
+    chat::v1::ChatStreamResponse event;
+    event.mutable_delta()->set_text(std::string(text));
+    event.set_event_id(std::string(event_id));
+    pending_.push_back(std::move(event));
+    step = NextStepLocked();
+  }
+  Take(step);
+}
+
+void StreamTurn::OnEnd(absl::string_view event_id,
+                       absl::StatusOr<ChatTurnResult> result) {
+  LogTurnCall(call_log_, result);
+  NextStep step;
+  {
+    absl::MutexLock lock(&mu_);
+    if (result.ok()) {
+      chat::v1::ChatStreamResponse event;
+      FillChatResponse(*result, event.mutable_done());
+      event.set_event_id(std::string(event_id));
+      pending_.push_back(std::move(event));
+      final_status_ = absl::OkStatus();
+    } else {
+      SetFinalErrorLocked(result.status());
+    }
+    step = NextStepLocked();
+  }
+  Take(step);
+  Release(/*transport_side=*/false);
+}
+
+void StreamTurn::WriteDone(bool ok) {
+  NextStep step;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok) {
+      // Client gone; the transport cancels the call (Cancel).
+      client_gone_ = true;
+      pending_.clear();
+    }
+    step = NextStepLocked();
+  }
+  Take(step);
+}
+
+void StreamTurn::Cancel(bool expired) {
+  // The client left (or cancelled the call): the answer runs on without it,
+  // for a resume; CancelStream is what stops it. A call whose deadline
+  // passed bounded its answer as well.
+  std::shared_ptr<StreamAttachment> attachment;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    expired_ = expired;
+    attachment = attachment_;  // Null until attached, and when refused.
+  }
+  if (attachment == nullptr) return;
+  if (expired) {
+    attachment->Expire();
+  } else {
+    attachment->Detach();
+  }
+}
+
+void StreamTurn::TransportDone() { Release(/*transport_side=*/true); }
+
+StreamTurn::NextStep StreamTurn::NextStepLocked() {
+  NextStep step;
+  if (write_in_flight_ || end_called_) return step;
+  if (!pending_.empty()) {
+    in_flight_ = std::move(pending_.front());
+    pending_.pop_front();
+    // Deltas that queued up behind a slow write go out as one: the client
+    // sees the same text in fewer, larger pieces, and a loaded server makes
+    // fewer writes instead of a longer queue. The merged event carries the
+    // last one's id: a resume after it skips them all.
+    while (in_flight_.has_delta() && !pending_.empty() &&
+           pending_.front().has_delta()) {
+      in_flight_.mutable_delta()->mutable_text()->append(
+          pending_.front().delta().text());
+      in_flight_.set_event_id(pending_.front().event_id());
+      pending_.pop_front();
+    }
+    write_in_flight_ = true;
+    step.send = &in_flight_;
+    return step;
+  }
+  if (final_status_.has_value()) {
+    end_called_ = true;
+    step.end = *final_status_;
+  }
+  return step;
+}
+
+void StreamTurn::Take(NextStep step) {
+  // in_flight_ is not touched again before WriteDone, so it is read here
+  // without the lock.
+  if (step.send != nullptr) {
+    Send(*step.send);
+  } else if (step.end.has_value()) {
+    End(*step.end);
+  }
+}
+
+void StreamTurn::Release(bool transport_side) {
+  bool all_done;
+  {
+    absl::MutexLock lock(&mu_);
+    (transport_side ? transport_done_ : engine_done_) = true;
+    all_done = transport_done_ && engine_done_ && start_done_;
+  }
+  if (all_done) Dispose();
+}
+
+}  // namespace chat
