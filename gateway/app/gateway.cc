@@ -109,7 +109,9 @@ struct UnaryCall {
   std::vector<std::shared_ptr<grpc::ClientContext>> finished_attempts;
   // The headers made from the last call's response metadata.
   HttpHeaders limit_headers;
-  // The response metadata of a call answered locally (StartLocal).
+  // The answer of a call answered locally (StartLocal), and its response
+  // metadata.
+  std::unique_ptr<Message> local_response;
   std::optional<std::pair<BackendCall::Metadata, BackendCall::Metadata>>
       local_metadata;
   // A local call's deadline passed: its cancel was the gateway's, and it
@@ -396,11 +398,7 @@ class LocalStreamCall final : public LocalStreamSink {
       written(true);
       return;
     }
-    if (!started_) {
-      started_ = true;
-      StartHttpStream(*exchange_, format_, headers_,
-                      ResponseHeadersFromMetadata(initial_metadata, {}));
-    }
+    EnsureStarted(initial_metadata);
     exchange_->Write(std::move(out),
                      [cancel = cancel_, written = std::move(written)](bool ok) {
                        if (!ok) cancel->Cancel();  // The client left.
@@ -417,11 +415,7 @@ class LocalStreamCall final : public LocalStreamSink {
     }
     status = gateway_->ClientVisibleStatus(status);
     if (status.ok()) {
-      if (!started_) {
-        started_ = true;
-        StartHttpStream(*exchange_, format_, headers_,
-                        ResponseHeadersFromMetadata(initial_metadata, {}));
-      }
+      EnsureStarted(initial_metadata);
       exchange_->FinishStream();
     } else {
       if (!started_) {
@@ -437,6 +431,13 @@ class LocalStreamCall final : public LocalStreamSink {
   }
 
  private:
+  void EnsureStarted(const BackendCall::Metadata& initial_metadata) {
+    if (started_) return;
+    started_ = true;
+    StartHttpStream(*exchange_, format_, headers_,
+                    ResponseHeadersFromMetadata(initial_metadata, {}));
+  }
+
   Gateway* const gateway_;
   const std::shared_ptr<grpc::ClientContext> context_;
   const std::shared_ptr<HttpExchange> exchange_;
@@ -651,10 +652,15 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
   auto call = std::make_shared<UnaryCall>();
   call->backend = std::move(backend_call);
   call->context = call->backend->NewAttempt();
-  call->request = Serialize(message);
   call->exchange = exchange;
   call->method = route.method;
   call->headers = std::move(headers);
+  if (auto local = options_.local_methods.find(route.method->full_name());
+      local != options_.local_methods.end()) {
+    StartLocal(std::move(call), *local->second, message);
+    return;
+  }
+  call->request = Serialize(message);
   if (FollowsAllPages(route, message)) {
     call->paged_request.reset(message.New());
     call->paged_request->CopyFrom(message);
@@ -668,11 +674,6 @@ void Gateway::CallBackend(const std::shared_ptr<HttpExchange>& exchange,
 }
 
 void Gateway::StartUnary(std::shared_ptr<UnaryCall> call) {
-  if (auto local = options_.local_methods.find(call->method->full_name());
-      local != options_.local_methods.end()) {
-    StartLocal(std::move(call), *local->second);
-    return;
-  }
   CallStarted(call->context.get());
   StartOnBackend(
       *call->backend, *call->context, [this, call](grpc::GenericStub& stub) {
@@ -705,7 +706,7 @@ std::optional<grpc::Status> Gateway::LocalCallStarted(
 }
 
 void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
-                         LocalUnaryMethod& method) {
+                         LocalUnaryMethod& method, const Message& request) {
   // The attempt's context stands for the call among those in flight (it
   // carries no gRPC call): CancelAll, a client that leaves and the deadline
   // cancel it through `cancel`, as they would cancel an RPC.
@@ -724,14 +725,14 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
     cancel->Cancel();
   });
   cancel->Set(method.Start(
-      call->request, call->backend->metadata(), call->backend->deadline(),
+      request, call->backend->metadata(), call->backend->deadline(),
       [this, call, context](LocalAnswer answer) {
         grpc::Status status = std::move(answer.status);
         if (status.error_code() == grpc::StatusCode::CANCELLED &&
             call->deadline_passed.load()) {
           status = DeadlineExceeded();
         }
-        call->response = std::move(answer.response);
+        call->local_response = std::move(answer.response);
         call->local_metadata.emplace(std::move(answer.initial_metadata),
                                      std::move(answer.trailing_metadata));
         AnswerUnary(call, std::move(status));
@@ -786,7 +787,9 @@ void Gateway::AnswerUnary(const std::shared_ptr<UnaryCall>& call,
   status = ClientVisibleStatus(status);
   std::unique_ptr<Message> reply;
   if (status.ok()) {
-    reply = Parse(call->response, call->method->output_type());
+    reply = call->local_response != nullptr
+                ? std::move(call->local_response)
+                : Parse(call->response, call->method->output_type());
     if (reply == nullptr) {
       status = grpc::Status(grpc::StatusCode::INTERNAL,
                             "the backend's answer did not parse");

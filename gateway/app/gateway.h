@@ -43,7 +43,8 @@ struct GatewayOptions {
   std::function<bool()> ready;
   // Methods answered in this process instead of through the backends (for
   // chat-server's own HTTP port); the rest of the route, its headers and
-  // errors, is the same.
+  // errors, is the same. A local unary method answers in one call: its
+  // route does not gather pages.
   LocalUnaryMethods local_methods;
   // The same for server-streaming methods.
   LocalStreamMethods local_streams;
@@ -125,8 +126,10 @@ class Gateway final : public BackendCalls {
   // Issues `call` (a unary RPC) and answers with its result, following
   // pages where the call gathers them.
   void StartUnary(std::shared_ptr<UnaryCall> call);
-  // StartUnary for a method of options_.local_methods.
-  void StartLocal(std::shared_ptr<UnaryCall> call, LocalUnaryMethod& method);
+  // StartUnary for a method of options_.local_methods, with the call's
+  // `request`.
+  void StartLocal(std::shared_ptr<UnaryCall> call, LocalUnaryMethod& method,
+                  const google::protobuf::Message& request);
   // A call of a method of options_.local_streams, made with `request`
   // through `exchange` (see CallBackend).
   void StartLocalStream(std::shared_ptr<BackendCall> backend,

@@ -18,7 +18,6 @@
 #include "absl/time/time.h"
 #include "gateway/transcode/backend_call.h"
 #include "google/protobuf/message.h"
-#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
 
 namespace chat::gateway {
@@ -26,8 +25,8 @@ namespace chat::gateway {
 // A local call's outcome, as the RPC would have answered.
 struct LocalAnswer {
   grpc::Status status;
-  // The method's output message, serialized, when the status is OK.
-  grpc::ByteBuffer response;
+  // The method's output message, when the status is OK.
+  std::unique_ptr<google::protobuf::Message> response;
   // What the RPC would have sent as initial and trailing metadata.
   BackendCall::Metadata initial_metadata;
   BackendCall::Metadata trailing_metadata;
@@ -41,7 +40,8 @@ class LocalUnaryMethod {
   LocalUnaryMethod& operator=(const LocalUnaryMethod&) = delete;
   virtual ~LocalUnaryMethod() = default;
 
-  // Starts a call with `request` (the input message, serialized) and the
+  // Starts a call with `request` (a message of the method's input type,
+  // read during the call only: it passes as it is, never serialized) and the
   // metadata and deadline the RPC would carry; the deadline is the
   // gateway's to enforce (it cancels the call then). `done` runs exactly once,
   // on any thread, possibly before Start returns. Returns the call's cancel
@@ -49,8 +49,9 @@ class LocalUnaryMethod {
   // CANCELLED unless it ran already. The cancel may be called from any
   // thread, more than once, and after `done`.
   virtual std::function<void()> Start(
-      const grpc::ByteBuffer& request, const BackendCall::Metadata& metadata,
-      absl::Time deadline, std::function<void(LocalAnswer)> done) = 0;
+      const google::protobuf::Message& request,
+      const BackendCall::Metadata& metadata, absl::Time deadline,
+      std::function<void(LocalAnswer)> done) = 0;
 };
 
 // Local methods by the method's full name ("chat.v1.ChatService.Chat").
@@ -58,9 +59,13 @@ using LocalUnaryMethods =
     absl::flat_hash_map<std::string, std::shared_ptr<LocalUnaryMethod>>;
 
 // The gateway's end of a local server-streaming call: what becomes of its
-// events on the HTTP side, as of a stream's messages read from gRPC.
+// events on the HTTP side, as of a stream's messages read from gRPC. The
+// method calls Write and Finish one at a time, never concurrently.
 class LocalStreamSink {
  public:
+  LocalStreamSink() = default;
+  LocalStreamSink(const LocalStreamSink&) = delete;
+  LocalStreamSink& operator=(const LocalStreamSink&) = delete;
   virtual ~LocalStreamSink() = default;
   // One event, a message of the method's output type (read during the call
   // only). `written(true)` once the client has it, `written(false)` if the

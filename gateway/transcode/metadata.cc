@@ -1,6 +1,10 @@
 #include "gateway/transcode/metadata.h"
 
+#include <optional>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -103,35 +107,53 @@ absl::Span<const absl::string_view> ResponseHeaderAllowList() {
   return kResponseHeaders;
 }
 
-HttpHeaders ResponseHeadersFromMetadata(const GrpcMetadata* initial,
-                                        const GrpcMetadata* trailing) {
+namespace {
+
+using MetadataPairs = std::vector<std::pair<std::string, std::string>>;
+
+// The value of `key` in `metadata`, if it holds one.
+std::optional<absl::string_view> Find(const GrpcMetadata& metadata,
+                                      absl::string_view key) {
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return std::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
+}
+std::optional<absl::string_view> Find(const MetadataPairs& metadata,
+                                      absl::string_view key) {
+  for (const auto& [name, value] : metadata) {
+    if (name == key) return value;
+  }
+  return std::nullopt;
+}
+
+template <typename Metadata>
+HttpHeaders ResponseHeadersFrom(const Metadata* initial,
+                                const Metadata* trailing) {
   HttpHeaders out;
   for (absl::string_view key : kResponseHeaders) {
-    for (const GrpcMetadata* metadata : {initial, trailing}) {
+    for (const Metadata* metadata : {initial, trailing}) {
       if (metadata == nullptr) continue;
-      auto it = metadata->find(grpc::string_ref(key.data(), key.size()));
-      if (it == metadata->end()) continue;
-      absl::string_view value(it->second.data(), it->second.size());
+      std::optional<absl::string_view> value = Find(*metadata, key);
+      if (!value.has_value()) continue;
       // A value that could split the header block never reaches the client.
-      if (value.empty() || !IsPrintableAscii(value)) continue;
-      out.emplace_back(HttpHeaderName(key), std::string(value));
+      if (value->empty() || !IsPrintableAscii(*value)) continue;
+      out.emplace_back(HttpHeaderName(key), std::string(*value));
       break;
     }
   }
   return out;
 }
 
-HttpHeaders ResponseHeadersFromMetadata(
-    const std::vector<std::pair<std::string, std::string>>& initial,
-    const std::vector<std::pair<std::string, std::string>>& trailing) {
-  auto view = [](const std::vector<std::pair<std::string, std::string>>& in) {
-    GrpcMetadata out;
-    for (const auto& [key, value] : in) out.emplace(key, value);
-    return out;
-  };
-  const GrpcMetadata initial_view = view(initial);
-  const GrpcMetadata trailing_view = view(trailing);
-  return ResponseHeadersFromMetadata(&initial_view, &trailing_view);
+}  // namespace
+
+HttpHeaders ResponseHeadersFromMetadata(const GrpcMetadata* initial,
+                                        const GrpcMetadata* trailing) {
+  return ResponseHeadersFrom(initial, trailing);
+}
+
+HttpHeaders ResponseHeadersFromMetadata(const MetadataPairs& initial,
+                                        const MetadataPairs& trailing) {
+  return ResponseHeadersFrom(&initial, &trailing);
 }
 
 absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value) {

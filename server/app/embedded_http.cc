@@ -21,8 +21,6 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/client_callback.h"
-#include "grpcpp/support/proto_buffer_reader.h"
-#include "grpcpp/support/proto_buffer_writer.h"
 #include "server/service/chat_service_impl.h"
 #include "server/service/grpc_status.h"
 
@@ -74,39 +72,35 @@ class HealthWatch final
   absl::Notification done_;
 };
 
+// `message` as a `Message`. The routes are made of this binary's
+// descriptors, so the gateway's request for a method is its generated input
+// type (CopyFrom checks the type; a copy of the same class is a plain copy).
+template <typename Message>
+Message CopyAs(const google::protobuf::Message& message) {
+  Message copy;
+  copy.CopyFrom(message);
+  return copy;
+}
+
 // Chat answered by the service itself rather than through the in-process
-// channel: the route of every /chat. The request arrives as the gateway
-// made it for the RPC, and the answer leaves as the RPC's would.
+// channel: the route of every /chat. The request and the answer pass as
+// messages, never serialized; the status and metadata are the RPC's.
 class LocalChat final : public gateway::LocalUnaryMethod {
  public:
   explicit LocalChat(ChatServiceImpl* service) : service_(service) {}
 
   std::function<void()> Start(
-      const grpc::ByteBuffer& request,
+      const google::protobuf::Message& request,
       const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
       std::function<void(gateway::LocalAnswer)> done) override {
-    chat::v1::ChatRequest message;
-    grpc::ByteBuffer bytes(request);  // Deserialize consumes its buffer.
-    if (grpc::Status parsed =
-            grpc::SerializationTraits<chat::v1::ChatRequest>::Deserialize(
-                &bytes, &message);
-        !parsed.ok()) {
-      gateway::LocalAnswer answer;
-      answer.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "the request did not decode");
-      done(std::move(answer));
-      return [] {};
-    }
     return service_->ChatLocal(
-        std::move(message), metadata, deadline,
+        CopyAs<chat::v1::ChatRequest>(request), metadata, deadline,
         [done = std::move(done)](LocalTurnAnswer turn) {
           gateway::LocalAnswer answer;
           answer.status = ToGrpcStatus(turn.status);
           if (answer.status.ok()) {
-            bool own_buffer = false;
-            answer.status =
-                grpc::SerializationTraits<chat::v1::ChatResponse>::Serialize(
-                    turn.response, &answer.response, &own_buffer);
+            answer.response = std::make_unique<chat::v1::ChatResponse>(
+                std::move(turn.response));
           }
           answer.initial_metadata = std::move(turn.initial_metadata);
           answer.trailing_metadata = std::move(turn.trailing_metadata);
@@ -129,12 +123,8 @@ class LocalChatStream final : public gateway::LocalStreamMethod {
       const google::protobuf::Message& request,
       const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
       std::shared_ptr<gateway::LocalStreamSink> sink) override {
-    // The routes are made of this binary's descriptors, so `request` is a
-    // ChatStreamRequest (CopyFrom checks).
-    chat::v1::ChatStreamRequest message;
-    message.CopyFrom(request);
     return service_->ChatStreamLocal(
-        std::move(message), metadata, deadline,
+        CopyAs<chat::v1::ChatStreamRequest>(request), metadata, deadline,
         std::make_shared<Receiver>(std::move(sink)));
   }
 

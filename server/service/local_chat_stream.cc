@@ -9,7 +9,6 @@ std::shared_ptr<LocalChatStreamCall> LocalChatStreamCall::Create(
   // Not make_shared: the constructor is private.
   std::shared_ptr<LocalChatStreamCall> call(
       new LocalChatStreamCall(streams, std::move(receiver)));
-  call->weak_self_ = call;
   call->self_ = call;
   return call;
 }
@@ -31,10 +30,14 @@ void LocalChatStreamCall::AddTrailingMetadata(const std::string& key,
 }
 
 void LocalChatStreamCall::Send(const chat::v1::ChatStreamResponse& event) {
-  // The callback holds the call: it may come after both sides are done with
-  // it (a receiver that reports a write late).
-  receiver_->Write(event, initial_metadata_,
-                   [call = weak_self_.lock()](bool ok) { call->WriteDone(ok); });
+  // A receiver that reports the write at once runs the end inside Write,
+  // which gives up receiver_ and may dispose of this call: the local
+  // reference keeps the receiver for the rest of its Write, and the
+  // callback's the call.
+  std::shared_ptr<LocalStreamReceiver> receiver = receiver_;
+  receiver->Write(
+      event, initial_metadata_,
+      [call = shared_from_this()](bool ok) { call->WriteDone(ok); });
 }
 
 void LocalChatStreamCall::End(const absl::Status& status) {

@@ -18,8 +18,12 @@ namespace chat {
 // Where a ChatStream answered without a gRPC call
 // (ChatServiceImpl::ChatStreamLocal) goes: what chat-server's own HTTP port
 // makes of the events, as a ChatStream client would.
+// Write and Finish are called one at a time, never concurrently.
 class LocalStreamReceiver {
  public:
+  LocalStreamReceiver() = default;
+  LocalStreamReceiver(const LocalStreamReceiver&) = delete;
+  LocalStreamReceiver& operator=(const LocalStreamReceiver&) = delete;
   virtual ~LocalStreamReceiver() = default;
   // One event. `written(true)` once the client has it, `written(false)` if
   // the client is gone; the next event comes only after either, on any
@@ -37,10 +41,12 @@ class LocalStreamReceiver {
 
 // One ChatStreamLocal call: a StreamTurn whose events go to a
 // LocalStreamReceiver instead of a gRPC call, counted in GrpcMetrics as the
-// RPC is. Owned by shared_ptrs: its own until both sides are done, a write's
-// `written` callback while it is pending, and the cancel ChatStreamLocal
-// returns (which may outlive the call).
-class LocalChatStreamCall final : public StreamTurn {
+// RPC is. Owned by shared_ptrs: its own until both sides are done, and a
+// pending write's `written` callback; the cancel ChatStreamLocal returns holds
+// it weakly.
+class LocalChatStreamCall final
+    : public StreamTurn,
+      public std::enable_shared_from_this<LocalChatStreamCall> {
  public:
   static std::shared_ptr<LocalChatStreamCall> Create(
       ResumableStreams* streams, std::shared_ptr<LocalStreamReceiver> receiver);
@@ -70,7 +76,6 @@ class LocalChatStreamCall final : public StreamTurn {
   MetadataPairs trailing_metadata_;
   // Open until End.
   std::optional<GrpcCallCounter> counter_;
-  std::weak_ptr<LocalChatStreamCall> weak_self_;
   std::shared_ptr<LocalChatStreamCall> self_;
 };
 

@@ -160,7 +160,17 @@ void StreamTurn::Cancel(bool expired) {
   {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
-    expired_ = expired;
+    // A later cancel (the client leaving after the deadline) does not
+    // turn an expiry back into a detach.
+    expired = expired_ = expired_ || expired;
+    // Events not yet written are dropped, as gRPC fails the writes of a
+    // cancelled call; the end still goes out (an error event where the
+    // client is still there). An answer that already ended keeps its
+    // `done`.
+    if (!final_status_.has_value()) {
+      client_gone_ = true;
+      pending_.clear();
+    }
     attachment = attachment_;  // Null until attached, and when refused.
   }
   if (attachment == nullptr) return;

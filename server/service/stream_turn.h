@@ -52,8 +52,9 @@ class StreamTurn : public StreamSubscriber {
   // The transport's events, from any thread.
   // The event Send was given is written (`ok`), or the client is gone.
   void WriteDone(bool ok);
-  // The client left or cancelled the call; `expired`: its deadline passed,
-  // which bounds the answer too.
+  // The client left or the call was cancelled; `expired`: its deadline
+  // passed, which bounds the answer too. Events not yet written are
+  // dropped.
   void Cancel(bool expired);
   // The transport will not touch this object again.
   void TransportDone();
@@ -105,7 +106,7 @@ class StreamTurn : public StreamSubscriber {
   std::deque<chat::v1::ChatStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
   chat::v1::ChatStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  // A write failed: the client is gone, later events are dropped.
+  // A write failed or the call was cancelled: later events are dropped.
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
   // Set by OnEnd (or a refusal); given to End once the queue is written.
   std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);

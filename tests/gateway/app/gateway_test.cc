@@ -30,6 +30,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "chat/v1/chat.grpc.pb.h"
 #include "common/metrics.h"
@@ -194,7 +196,7 @@ class GatewayTest : public ::testing::Test {
     absl::StatusOr<RouteTable> routes = RouteTable::FromServices({Service()});
     ASSERT_TRUE(routes.ok()) << routes.status();
     gateway_ = std::make_unique<Gateway>(std::make_shared<BackendSet>(*channel),
-                                         *std::move(routes), GatewayOptions{});
+                                         *std::move(routes), Options());
     http_ = std::make_unique<HttpServer>(
         HttpServerOptions{}, [this](std::shared_ptr<HttpExchange> e) {
           gateway_->Handle(std::move(e));
@@ -240,6 +242,8 @@ class GatewayTest : public ::testing::Test {
     close(fd);
     return answer;
   }
+
+  virtual GatewayOptions Options() { return {}; }
 
   // The service whose annotations the gateway serves.
   virtual const google::protobuf::ServiceDescriptor* Service() {
@@ -594,6 +598,224 @@ TEST_F(GatewayTest, V1ListAnswersOnePage) {
   EXPECT_THAT(answer, HasSubstr(R"("session_id":"first")"));
   EXPECT_THAT(answer, Not(HasSubstr(R"("session_id":"second")")));
   EXPECT_THAT(answer, HasSubstr(R"("next_page_token":"page-2")"));
+}
+
+// ChatStream answered in this process (GatewayOptions::local_streams), on
+// FakeChatService's script: the gateway must make of it what it makes of the
+// RPC's stream. Two more: "hold" writes one delta and then waits for the
+// cancel, "hold-silent" waits for it at once; the cancel ends the call
+// CANCELLED (after the delta's write, as the method's contract says).
+class FakeLocalChatStream final : public LocalStreamMethod {
+ public:
+  std::function<void()> Start(const google::protobuf::Message& request,
+                              const BackendCall::Metadata& /*metadata*/,
+                              absl::Time /*deadline*/,
+                              std::shared_ptr<LocalStreamSink> sink) override {
+    chat::v1::ChatStreamRequest message;
+    message.CopyFrom(request);
+    const std::string script = message.message();
+    // Calls come one at a time in these tests.
+    if (!started.HasBeenNotified()) started.Notify();
+    int code = 0;
+    if (absl::SimpleAtoi(absl::StripPrefix(script, "status:"), &code)) {
+      BackendCall::Metadata trailing;
+      if (code == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) {
+        trailing = {{"x-ratelimit-remaining-requests", "0"},
+                    {"retry-after", "7"}};
+      }
+      sink->Finish(
+          grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure"),
+          {}, trailing);
+      return [] {};
+    }
+    BackendCall::Metadata initial;
+    if (script == "limits") {
+      initial = {{"x-ratelimit-limit-requests", "60"},
+                 {"x-backend-detail", "internal"}};
+    }
+    if (script == "hold-silent" || script == "hold") {
+      auto held = std::make_shared<HeldCall>(sink, this);
+      if (script == "hold-silent") {
+        held->Written();
+      } else {
+        chat::v1::ChatStreamResponse delta;
+        delta.mutable_delta()->set_text("partial ");
+        sink->Write(delta, {}, [held](bool /*ok*/) { held->Written(); });
+      }
+      return [held] { held->Cancelled(); };
+    }
+    chat::v1::ChatStreamResponse delta;
+    delta.mutable_delta()->set_text("partial ");
+    sink->Write(delta, initial, [sink, script, initial](bool /*ok*/) {
+      int code = 0;
+      if (absl::SimpleAtoi(absl::StripPrefix(script, "stream-error:"), &code)) {
+        return sink->Finish(
+            grpc::Status(static_cast<grpc::StatusCode>(code), "went wrong"),
+            initial, {});
+      }
+      chat::v1::ChatStreamResponse done;
+      done.mutable_done()->set_response("partial ");
+      sink->Write(done, initial, [sink, initial](bool /*ok*/) {
+        sink->Finish(grpc::Status::OK, initial, {});
+      });
+    });
+    return [] {};
+  }
+
+  // The first call started; the first cancel ended a held call.
+  absl::Notification started;
+  absl::Notification cancelled;
+
+ private:
+  // A held call: ends CANCELLED once it was cancelled and its write is done,
+  // and then lets go of the sink (which holds the HTTP exchange, which holds
+  // the cancel, which holds this).
+  class HeldCall {
+   public:
+    HeldCall(std::shared_ptr<LocalStreamSink> sink, FakeLocalChatStream* fake)
+        : sink_(std::move(sink)), fake_(fake) {}
+    void Written() { Mark(&written_); }
+    void Cancelled() { Mark(&cancelled_); }
+
+   private:
+    void Mark(bool* flag) {
+      std::shared_ptr<LocalStreamSink> sink;
+      {
+        absl::MutexLock lock(&mu_);
+        *flag = true;
+        if (written_ && cancelled_) sink = std::move(sink_);
+      }
+      if (sink == nullptr) return;
+      if (!fake_->cancelled.HasBeenNotified()) fake_->cancelled.Notify();
+      sink->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"), {},
+                   {});
+    }
+
+    absl::Mutex mu_;
+    bool written_ = false;
+    bool cancelled_ = false;
+    std::shared_ptr<LocalStreamSink> sink_;
+    FakeLocalChatStream* const fake_;
+  };
+};
+
+class LocalStreamGatewayTest : public GatewayTest {
+ protected:
+  GatewayOptions Options() override {
+    GatewayOptions options;
+    options.local_streams.emplace("chat.v1.ChatService.ChatStream", local_);
+    return options;
+  }
+
+  // Sends a request for `message`'s stream on a connection of its own and
+  // waits until the method has it; the connection.
+  int StartStream(const std::string& message) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string body = ChatBody(message);
+    const std::string request = absl::StrCat(
+        "POST /v1/chat:stream HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+        body.size(), "\r\n\r\n", body);
+    EXPECT_EQ(write(fd, request.data(), request.size()),
+              static_cast<ssize_t>(request.size()));
+    EXPECT_TRUE(
+        local_->started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return fd;
+  }
+
+  const std::shared_ptr<FakeLocalChatStream> local_ =
+      std::make_shared<FakeLocalChatStream>();
+};
+
+TEST_F(LocalStreamGatewayTest, EventsErrorsAndHeadersAsThroughTheRpc) {
+  std::string ok = Request("POST", "/v1/chat:stream", ChatBody("limits"));
+  EXPECT_TRUE(local_->started.HasBeenNotified());  // Not the RPC's answer.
+  EXPECT_THAT(ok, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(ok, HasSubstr("x-ratelimit-limit-requests: 60\r\n"));
+  EXPECT_THAT(ok, Not(HasSubstr("x-backend-detail")));
+  EXPECT_THAT(ok, HasSubstr("event: delta\ndata: {\"text\":\"partial \"}\n"));
+  EXPECT_THAT(ok, HasSubstr("event: done\ndata: {\"response\":\"partial \""));
+
+  std::string error =
+      Request("POST", "/v1/chat:stream", ChatBody("stream-error:8"));
+  EXPECT_THAT(error, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(error,
+              HasSubstr("event: error\ndata: "
+                        R"({"code":8,"message":"went wrong","details":[]})"
+                        "\n\n"));
+
+  std::string refused =
+      Request("POST", "/v1/chat:stream", ChatBody("status:8"));
+  EXPECT_THAT(refused, StartsWith("HTTP/1.1 429 Too Many Requests\r\n"));
+  EXPECT_THAT(refused, HasSubstr("Retry-After: 7\r\n"));
+  EXPECT_THAT(
+      refused,
+      EndsWith(R"({"code":8,"message":"scripted failure","details":[]})"));
+
+  std::string raw =
+      Request("POST", "/chat-stream", ChatBody("stream-error:14"));
+  EXPECT_THAT(
+      raw,
+      HasSubstr("8\r\npartial \r\n12\r\n\nError: went wrong\r\n0\r\n\r\n"));
+
+  std::string ndjson =
+      Request("POST", "/v1/chat:stream", ChatBody("stream-error:4"),
+              "Accept: application/x-ndjson\r\n");
+  EXPECT_THAT(ndjson, HasSubstr(R"({"result":{"delta":{"text":"partial "},)"));
+  EXPECT_THAT(
+      ndjson,
+      HasSubstr(R"({"error":{"code":4,"message":"went wrong","details":[]}})"));
+}
+
+TEST_F(LocalStreamGatewayTest, TheDeadlineCancelsASilentCallWith504) {
+  std::string answer =
+      Request("POST", "/v1/chat:stream", ChatBody("hold-silent"),
+              "Grpc-Timeout: 200m\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 504 Gateway Timeout\r\n"));
+  EXPECT_THAT(answer, HasSubstr(R"("code":4)"));
+  EXPECT_TRUE(local_->cancelled.HasBeenNotified());
+}
+
+TEST_F(LocalStreamGatewayTest, TheDeadlineEndsAStartedStreamWithAnErrorEvent) {
+  std::string answer = Request("POST", "/v1/chat:stream", ChatBody("hold"),
+                               "Grpc-Timeout: 200m\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(answer, HasSubstr("event: delta\n"));
+  EXPECT_THAT(answer, HasSubstr("event: error\ndata: {\"code\":4,"));
+}
+
+TEST_F(LocalStreamGatewayTest, AClientThatLeavesCancelsTheCall) {
+  const int fd = StartStream("hold");
+  std::string received;
+  char buffer[4096];
+  while (!absl::StrContains(received, "partial")) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    ASSERT_GT(n, 0) << received;
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  EXPECT_TRUE(
+      local_->cancelled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
+TEST_F(LocalStreamGatewayTest, ShutdownCancelsTheCallWith503) {
+  const int fd = StartStream("hold-silent");
+  gateway_->CancelAll();
+  std::string received;
+  char buffer[4096];
+  while (!absl::StrContains(received, "\r\n\r\n")) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  EXPECT_THAT(received, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_TRUE(local_->cancelled.HasBeenNotified());
+  EXPECT_TRUE(gateway_->WaitIdle(absl::Seconds(10)));
 }
 
 class NewBindingGatewayTest : public GatewayTest {
