@@ -787,7 +787,7 @@ void Gateway::AnswerUnary(const std::shared_ptr<UnaryCall>& call,
   status = ClientVisibleStatus(status);
   std::unique_ptr<Message> reply;
   if (status.ok()) {
-    reply = call->local_response != nullptr
+    reply = call->local_metadata.has_value()
                 ? std::move(call->local_response)
                 : Parse(call->response, call->method->output_type());
     if (reply == nullptr) {

@@ -174,7 +174,7 @@ class Gateway final : public BackendCalls {
   OpenAiApi openai_;
   absl::Mutex mu_;
   absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
-  // The cancels of the calls in calls_ answered locally (StartLocal),
+  // The cancels of the calls in calls_ answered locally (LocalCallStarted),
   // keyed by the context that stands for the call there.
   absl::flat_hash_map<grpc::ClientContext*, std::shared_ptr<LocalCancel>>
       local_calls_ ABSL_GUARDED_BY(mu_);

@@ -3,8 +3,8 @@
 
 // Methods the gateway answers without a gRPC call, in the process that
 // serves them: chat-server's own HTTP port (server/app/embedded_http.*)
-// calls its service directly for its hottest route. Every other method goes
-// through the backend channels.
+// calls its service directly for its hottest routes (/chat and its streams).
+// Every other method goes through the backend channels.
 
 #include <functional>
 #include <memory>
@@ -25,7 +25,7 @@ namespace chat::gateway {
 // A local call's outcome, as the RPC would have answered.
 struct LocalAnswer {
   grpc::Status status;
-  // The method's output message, when the status is OK.
+  // A message of the method's output type, when the status is OK.
   std::unique_ptr<google::protobuf::Message> response;
   // What the RPC would have sent as initial and trailing metadata.
   BackendCall::Metadata initial_metadata;
@@ -41,7 +41,7 @@ class LocalUnaryMethod {
   virtual ~LocalUnaryMethod() = default;
 
   // Starts a call with `request` (a message of the method's input type,
-  // read during the call only: it passes as it is, never serialized) and the
+  // read during Start only: it passes as it is, never serialized) and the
   // metadata and deadline the RPC would carry; the deadline is the
   // gateway's to enforce (it cancels the call then). `done` runs exactly once,
   // on any thread, possibly before Start returns. Returns the call's cancel
@@ -60,7 +60,8 @@ using LocalUnaryMethods =
 
 // The gateway's end of a local server-streaming call: what becomes of its
 // events on the HTTP side, as of a stream's messages read from gRPC. The
-// method calls Write and Finish one at a time, never concurrently.
+// method calls Write and Finish one at a time, never concurrently (Finish
+// may come inside a Write, from its `written`).
 class LocalStreamSink {
  public:
   LocalStreamSink() = default;
@@ -92,7 +93,7 @@ class LocalStreamMethod {
   virtual ~LocalStreamMethod() = default;
 
   // Starts a call with `request` (a message of the method's input type, read
-  // during the call only) and the metadata and deadline the RPC would
+  // during Start only) and the metadata and deadline the RPC would
   // carry, writing to `sink`; the deadline is the gateway's to enforce.
   // Returns the call's cancel, as LocalUnaryMethod::Start does; the call
   // then still ends through `sink`.

@@ -72,12 +72,13 @@ class HealthWatch final
   absl::Notification done_;
 };
 
-// `message` as a `Message`. The routes are made of this binary's
-// descriptors, so the gateway's request for a method is its generated input
-// type (CopyFrom checks the type; a copy of the same class is a plain copy).
-template <typename Message>
-Message CopyAs(const google::protobuf::Message& message) {
-  Message copy;
+// `message` as a `Proto`. The routes are made of this binary's descriptors,
+// and the gateway builds requests from the generated factory, so the request
+// of a method is its generated input type: a plain copy (CopyFrom aborts on
+// another type, which would be a bug here).
+template <typename Proto>
+Proto CopyAs(const google::protobuf::Message& message) {
+  Proto copy;
   copy.CopyFrom(message);
   return copy;
 }

@@ -122,7 +122,12 @@ void StreamTurn::OnEnd(absl::string_view event_id,
   NextStep step;
   {
     absl::MutexLock lock(&mu_);
-    if (result.ok()) {
+    if (result.ok() && client_gone_) {
+      // Cancelled as the answer ended: some deltas were dropped, so the
+      // client must not see a `done` (the answer is stored; a resume reads
+      // it).
+      SetFinalErrorLocked(absl::CancelledError("the call was cancelled"));
+    } else if (result.ok()) {
       chat::v1::ChatStreamResponse event;
       FillChatResponse(*result, event.mutable_done());
       event.set_event_id(std::string(event_id));

@@ -53,8 +53,8 @@ class StreamTurn : public StreamSubscriber {
   // The event Send was given is written (`ok`), or the client is gone.
   void WriteDone(bool ok);
   // The client left or the call was cancelled; `expired`: its deadline
-  // passed, which bounds the answer too. Events not yet written are
-  // dropped.
+  // passed, which bounds the answer too. Unless the answer already ended,
+  // events not yet written are dropped and the call ends CANCELLED.
   void Cancel(bool expired);
   // The transport will not touch this object again.
   void TransportDone();
