@@ -215,16 +215,22 @@ class GatewayTest : public ::testing::Test {
     backend_->Shutdown();
   }
 
-  // Sends one request (Connection: close) and returns the whole answer.
-  std::string Request(const std::string& method, const std::string& path,
-                      const std::string& body,
-                      const std::string& extra_headers = "") {
+  // A connection to the gateway's HTTP port.
+  int ConnectToGateway() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port_));
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+
+  // Sends one request (Connection: close) and returns the whole answer.
+  std::string Request(const std::string& method, const std::string& path,
+                      const std::string& body,
+                      const std::string& extra_headers = "") {
+    const int fd = ConnectToGateway();
     std::string request = absl::StrCat(
         method, " ", path, " HTTP/1.1\r\nHost: x\r\n", "Connection: close\r\n",
         extra_headers, "Content-Length: ", body.size(), "\r\n\r\n", body);
@@ -712,12 +718,7 @@ class LocalStreamGatewayTest : public GatewayTest {
   // Sends a request for `message`'s stream on a connection of its own and
   // waits until the method has it; the connection.
   int StartStream(const std::string& message) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port_));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = ConnectToGateway();
     // A read that would wait longer fails the test instead of hanging it.
     timeval timeout{20, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));

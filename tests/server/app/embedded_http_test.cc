@@ -147,22 +147,34 @@ class EmbeddedHttpTest : public ::testing::Test {
     return Curl(args);
   }
 
+  // Sends POST `path` with the JSON `body` (and `headers`, each ending in
+  // CRLF) on a connection of its own; the connection, or -1.
+  int PostOnSocket(const std::string& path, const std::string& body,
+                   const std::string& headers = "") {
+    const int fd = Connect(http_port_);
+    if (fd < 0) return -1;
+    const std::string request = absl::StrCat(
+        "POST ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", headers,
+        "Content-Type: application/json\r\nContent-Length: ", body.size(),
+        "\r\n\r\n", body);
+    if (write(fd, request.data(), request.size()) !=
+        static_cast<ssize_t>(request.size())) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
   // Sends POST /chat for `session` on a connection of its own and waits
   // until the call is open (the health watch behind GET /readyz is the
   // other open call); the connection, or -1.
   int StartChatOnSocket(const std::string& session) {
-    const int fd = Connect(http_port_);
+    const int fd = PostOnSocket(
+        "/chat",
+        absl::StrCat(R"({"message":"slow","session_id":")", session, "\"}"));
     if (fd < 0) return -1;
-    const std::string body =
-        absl::StrCat(R"({"message":"slow","session_id":")", session, "\"}");
-    const std::string request = absl::StrCat(
-        "POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: application/json\r\nContent-Length: ",
-        body.size(), "\r\n\r\n", body);
-    bool open = write(fd, request.data(), request.size()) ==
-                static_cast<ssize_t>(request.size());
     bool seen = false;
-    for (int i = 0; open && i < 500 && !seen; ++i) {
+    for (int i = 0; i < 500 && !seen; ++i) {
       seen = absl::StrContains(Curl({base_ + "/metrics"}).body,
                                "chatd_grpc_open_calls 2\n");
     }
@@ -463,18 +475,12 @@ TEST_F(EmbeddedHttpTest, ShutdownLetsARunningStreamFinish) {
   // Slow enough that the stream is still running when SIGTERM comes (the
   // test reads its first delta first); the grace (20s) is far longer.
   Start({"--echo_delay=30ms"});
-  const int fd = Connect(http_port_);
-  ASSERT_GE(fd, 0);
-  const std::string body =
+  const int fd = PostOnSocket(
+      "/v1/chat:stream",
       R"({"message":"a message long enough for a stream of many deltas",)"
-      R"("session_id":"sd"})";
-  const std::string request = absl::StrCat(
-      "POST /v1/chat:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      "Content-Type: application/json\r\nConnection: close\r\n"
-      "Content-Length: ",
-      body.size(), "\r\n\r\n", body);
-  ASSERT_EQ(write(fd, request.data(), request.size()),
-            static_cast<ssize_t>(request.size()));
+      R"("session_id":"sd"})",
+      "Connection: close\r\n");
+  ASSERT_GE(fd, 0);
   std::string received;
   ASSERT_TRUE(ReadUntil(fd, "event: delta", &received)) << received;
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
@@ -531,15 +537,9 @@ TEST_F(EmbeddedHttpTest, ShutdownCancelsAStreamPastTheGrace) {
   // The answer would run for tens of seconds; the grace is one. The stream
   // has sent nothing, so the client gets an ordinary 503.
   Start({"--echo_delay=10s", "--shutdown_grace=1s"});
-  const int fd = Connect(http_port_);
+  const int fd = PostOnSocket("/v1/chat:stream",
+                              R"({"message":"slow","session_id":"cut"})");
   ASSERT_GE(fd, 0);
-  const std::string body = R"({"message":"slow","session_id":"cut"})";
-  const std::string request = absl::StrCat(
-      "POST /v1/chat:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      "Content-Type: application/json\r\nContent-Length: ",
-      body.size(), "\r\n\r\n", body);
-  ASSERT_EQ(write(fd, request.data(), request.size()),
-            static_cast<ssize_t>(request.size()));
   const std::string open = "chatd_open_streams 2\n";
   std::string metrics;
   for (int i = 0; i < 500 && !absl::StrContains(metrics, open); ++i) {
@@ -641,17 +641,11 @@ TEST_F(EmbeddedHttpTest, AStreamPastItsDeadlineEndsAndStoresNothing) {
 TEST_F(EmbeddedHttpTest, AStreamsClientThatLeavesCanResumeTheAnswer) {
   // Slow enough that the client leaves mid-answer.
   Start({"--echo_delay=50ms"});
-  const int fd = Connect(http_port_);
-  ASSERT_GE(fd, 0);
-  const std::string body =
+  const int fd = PostOnSocket(
+      "/v1/chat:stream",
       R"({"message":"a message long enough for a stream of many deltas",)"
-      R"("session_id":"away"})";
-  const std::string request = absl::StrCat(
-      "POST /v1/chat:stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-      "Content-Type: application/json\r\nContent-Length: ",
-      body.size(), "\r\n\r\n", body);
-  ASSERT_EQ(write(fd, request.data(), request.size()),
-            static_cast<ssize_t>(request.size()));
+      R"("session_id":"away"})");
+  ASSERT_GE(fd, 0);
   std::string received;
   ASSERT_TRUE(ReadUntil(fd, "event: delta", &received)) << received;
   close(fd);
