@@ -122,7 +122,8 @@ class StreamTurnTest : public ::testing::Test {
   // Ends the transport's side and waits until the turn is disposed of.
   static void Finish(RecordingTurn& turn) {
     turn.TransportDone();
-    EXPECT_TRUE(turn.disposed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(
+        turn.disposed.WaitForNotificationWithTimeout(absl::Seconds(10)));
   }
 
   store::MemoryConversationStore store_;
@@ -172,7 +173,8 @@ TEST_F(StreamTurnTest, AnAnswerThatEndedKeepsItsDoneWhenCancelled) {
   turn->WriteDone(true);
   turn->WriteDone(true);
   turn->WriteDone(true);
-  EXPECT_THAT(turn->sent(), ::testing::ElementsAre("delta:a", "delta:b", "done"));
+  EXPECT_THAT(turn->sent(),
+              ::testing::ElementsAre("delta:a", "delta:b", "done"));
   ASSERT_TRUE(turn->ended().has_value());
   EXPECT_TRUE(turn->ended()->ok()) << *turn->ended();
   Finish(*turn);
