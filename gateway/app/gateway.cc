@@ -114,9 +114,6 @@ struct UnaryCall {
   std::unique_ptr<Message> local_response;
   std::optional<std::pair<BackendCall::Metadata, BackendCall::Metadata>>
       local_metadata;
-  // A local call's deadline passed: its cancel was the gateway's, and it
-  // ends DEADLINE_EXCEEDED, as an RPC past its deadline does.
-  std::atomic<bool> deadline_passed{false};
 };
 
 namespace {
@@ -300,8 +297,9 @@ class StreamCall final
     // whose status arrives while no read is pending would reach OnDone and
     // be deleted before the write's callback runs.
     AddHold();
-    exchange_->Write(std::move(out), [this](bool written) {
-      if (!written) context_->TryCancel();  // The client left.
+    // A failed write is the client leaving: the exchange has already
+    // reported it, and BackendCall::ClientGone cancelled the call.
+    exchange_->Write(std::move(out), [this](bool /*written*/) {
       StartRead(&response_);
       RemoveHold();
     });
@@ -385,10 +383,6 @@ class LocalStreamCall final : public LocalStreamSink {
         headers_(std::move(headers)),
         cancel_(std::move(cancel)) {}
 
-  // The gateway cancelled the call at its deadline: it ends
-  // DEADLINE_EXCEEDED, as an RPC past its deadline does.
-  void DeadlinePassed() { deadline_passed_.store(true); }
-
   // LocalStreamSink. The method calls these one at a time.
   void Write(const Message& event,
              const BackendCall::Metadata& initial_metadata,
@@ -399,18 +393,16 @@ class LocalStreamCall final : public LocalStreamSink {
       return;
     }
     EnsureStarted(initial_metadata);
-    exchange_->Write(std::move(out),
-                     [cancel = cancel_, written = std::move(written)](bool ok) {
-                       if (!ok) cancel->Cancel();  // The client left.
-                       written(ok);
-                     });
+    // A failed write is the client leaving: the exchange has already
+    // reported it, and CancelOnClientGone cancelled the call.
+    exchange_->Write(std::move(out), std::move(written));
   }
 
   void Finish(grpc::Status status,
               const BackendCall::Metadata& initial_metadata,
               const BackendCall::Metadata& trailing_metadata) override {
     if (status.error_code() == grpc::StatusCode::CANCELLED &&
-        deadline_passed_.load()) {
+        cancel_->deadline_passed()) {
       status = DeadlineExceeded();
     }
     status = gateway_->ClientVisibleStatus(status);
@@ -446,7 +438,6 @@ class LocalStreamCall final : public LocalStreamSink {
   HttpHeaders headers_;
   bool started_ = false;
   const std::shared_ptr<LocalCancel> cancel_;
-  std::atomic<bool> deadline_passed_{false};
 };
 
 }  // namespace
@@ -705,6 +696,21 @@ std::optional<grpc::Status> Gateway::LocalCallStarted(
   return std::nullopt;
 }
 
+namespace {
+
+// A local call is cancelled as an RPC would be: when the client leaves and
+// at its deadline (CancelAll cancels it at shutdown).
+void WatchLocalCall(BackendCall& backend, HttpExchange& exchange,
+                    const std::shared_ptr<LocalCancel>& cancel) {
+  backend.CancelOnClientGone(
+      [cancel] { cancel->Cancel(LocalCancelReason::kClientGone); });
+  exchange.OnDeadline(backend.deadline(), [cancel] {
+    cancel->Cancel(LocalCancelReason::kDeadline);
+  });
+}
+
+}  // namespace
+
 void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
                          LocalUnaryMethod& method, const Message& request) {
   // The attempt's context stands for the call among those in flight (it
@@ -719,17 +725,13 @@ void Gateway::StartLocal(std::shared_ptr<UnaryCall> call,
     CallFinished(context);
     return;
   }
-  call->backend->CancelOnClientGone([cancel] { cancel->Cancel(); });
-  call->exchange->OnDeadline(call->backend->deadline(), [call, cancel] {
-    call->deadline_passed.store(true);
-    cancel->Cancel();
-  });
+  WatchLocalCall(*call->backend, *call->exchange, cancel);
   cancel->Set(method.Start(
       request, call->backend->metadata(), call->backend->deadline(),
-      [this, call, context](LocalAnswer answer) {
+      [this, call, context, cancel](LocalAnswer answer) {
         grpc::Status status = std::move(answer.status);
         if (status.error_code() == grpc::StatusCode::CANCELLED &&
-            call->deadline_passed.load()) {
+            cancel->deadline_passed()) {
           status = DeadlineExceeded();
         }
         call->local_response = std::move(answer.response);
@@ -755,13 +757,7 @@ void Gateway::StartLocalStream(std::shared_ptr<BackendCall> backend,
     call->Finish(*std::move(refused), {}, {});
     return;
   }
-  backend->CancelOnClientGone([cancel] { cancel->Cancel(); });
-  // Weak: the exchange keeps the timer's callback until the answer ends.
-  exchange->OnDeadline(backend->deadline(),
-                       [weak = std::weak_ptr<LocalStreamCall>(call), cancel] {
-                         if (auto call = weak.lock()) call->DeadlinePassed();
-                         cancel->Cancel();
-                       });
+  WatchLocalCall(*backend, *exchange, cancel);
   cancel->Set(method.Start(request, backend->metadata(), backend->deadline(),
                            std::move(call)));
 }
@@ -965,7 +961,9 @@ void Gateway::CancelAll() {
     for (const auto& [context, cancel] : local_calls_) local.push_back(cancel);
   }
   // Outside mu_: a local call may answer inside its cancel.
-  for (const std::shared_ptr<LocalCancel>& cancel : local) cancel->Cancel();
+  for (const std::shared_ptr<LocalCancel>& cancel : local) {
+    cancel->Cancel(LocalCancelReason::kShutdown);
+  }
   shutting_down_.store(true);
   // Calls waiting for a READY backend start now, and finish CANCELLED.
   Backends()->ReleaseWaiting();

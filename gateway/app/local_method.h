@@ -6,6 +6,7 @@
 // calls its service directly for its hottest routes (/chat and its streams).
 // Every other method goes through the backend channels.
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,18 @@
 #include "grpcpp/support/status.h"
 
 namespace chat::gateway {
+
+// Why the gateway cancels a local call.
+enum class LocalCancelReason {
+  kClientGone,  // The HTTP client left.
+  kDeadline,    // The call's deadline passed (it ends DEADLINE_EXCEEDED).
+  kShutdown,    // The gateway is shutting down (Gateway::CancelAll).
+};
+
+// A local call's cancel, as its method returns it: callable from any
+// thread, more than once (with the same or another reason), and after the
+// call ended.
+using LocalCallCancel = std::function<void(LocalCancelReason)>;
 
 // A local call's outcome, as the RPC would have answered.
 struct LocalAnswer {
@@ -44,14 +57,12 @@ class LocalUnaryMethod {
   // read during Start only: it passes as it is, never serialized) and the
   // metadata and deadline the RPC would carry; the deadline is the
   // gateway's to enforce (it cancels the call then). `done` runs exactly once,
-  // on any thread, possibly before Start returns. Returns the call's cancel
-  // (the client left, or the gateway shuts down): `done` then says
-  // CANCELLED unless it ran already. The cancel may be called from any
-  // thread, more than once, and after `done`.
-  virtual std::function<void()> Start(
-      const google::protobuf::Message& request,
-      const BackendCall::Metadata& metadata, absl::Time deadline,
-      std::function<void(LocalAnswer)> done) = 0;
+  // on any thread, possibly before Start returns. Returns the call's cancel:
+  // `done` then says CANCELLED unless it ran already.
+  virtual LocalCallCancel Start(const google::protobuf::Message& request,
+                                const BackendCall::Metadata& metadata,
+                                absl::Time deadline,
+                                std::function<void(LocalAnswer)> done) = 0;
 };
 
 // Local methods by the method's full name ("chat.v1.ChatService.Chat").
@@ -97,10 +108,10 @@ class LocalStreamMethod {
   // carry, writing to `sink`; the deadline is the gateway's to enforce.
   // Returns the call's cancel, as LocalUnaryMethod::Start does; the call
   // then still ends through `sink`.
-  virtual std::function<void()> Start(
-      const google::protobuf::Message& request,
-      const BackendCall::Metadata& metadata, absl::Time deadline,
-      std::shared_ptr<LocalStreamSink> sink) = 0;
+  virtual LocalCallCancel Start(const google::protobuf::Message& request,
+                                const BackendCall::Metadata& metadata,
+                                absl::Time deadline,
+                                std::shared_ptr<LocalStreamSink> sink) = 0;
 };
 
 // Local streaming methods by the method's full name
@@ -109,19 +120,27 @@ using LocalStreamMethods =
     absl::flat_hash_map<std::string, std::shared_ptr<LocalStreamMethod>>;
 
 // A local call's cancel, known only once the call started: a Cancel() that
-// comes first runs the cancel as it is set. Thread-safe.
+// comes first runs the cancel as it is set. Also the one record of whether
+// the deadline cancelled the call. Thread-safe.
 class LocalCancel {
  public:
-  // The call's cancel, once it started; run at once if Cancel() came first.
-  void Set(std::function<void()> cancel);
+  // The call's cancel, once it started; run at once, for every reason that
+  // came, if Cancel() came first.
+  void Set(LocalCallCancel cancel);
   // Runs the cancel if it is set (outside any lock: the call may answer
   // inside it), else leaves it to Set. Any thread, more than once.
-  void Cancel();
+  void Cancel(LocalCancelReason reason);
+  // Cancel(kDeadline) came: the call ends DEADLINE_EXCEEDED, as an RPC past
+  // its deadline does, whatever it answers.
+  bool deadline_passed() const { return deadline_passed_.load(); }
 
  private:
   absl::Mutex mu_;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::function<void()> cancel_ ABSL_GUARDED_BY(mu_);
+  // The reasons given before Set, in order.
+  std::vector<LocalCancelReason> early_ ABSL_GUARDED_BY(mu_);
+  bool set_ ABSL_GUARDED_BY(mu_) = false;
+  LocalCallCancel cancel_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> deadline_passed_{false};
 };
 
 }  // namespace chat::gateway

@@ -90,11 +90,12 @@ class LocalChat final : public gateway::LocalUnaryMethod {
  public:
   explicit LocalChat(ChatServiceImpl* service) : service_(service) {}
 
-  std::function<void()> Start(
+  gateway::LocalCallCancel Start(
       const google::protobuf::Message& request,
       const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
       std::function<void(gateway::LocalAnswer)> done) override {
-    return service_->ChatLocal(
+    // Whatever the reason, the turn ends unanswered.
+    std::function<void()> cancel = service_->ChatLocal(
         CopyAs<chat::v1::ChatRequest>(request), metadata, deadline,
         [done = std::move(done)](LocalTurnAnswer turn) {
           gateway::LocalAnswer answer;
@@ -107,6 +108,8 @@ class LocalChat final : public gateway::LocalUnaryMethod {
           answer.trailing_metadata = std::move(turn.trailing_metadata);
           done(std::move(answer));
         });
+    return
+        [cancel = std::move(cancel)](gateway::LocalCancelReason) { cancel(); };
   }
 
  private:
@@ -120,13 +123,17 @@ class LocalChatStream final : public gateway::LocalStreamMethod {
  public:
   explicit LocalChatStream(ChatServiceImpl* service) : service_(service) {}
 
-  std::function<void()> Start(
+  gateway::LocalCallCancel Start(
       const google::protobuf::Message& request,
       const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
       std::shared_ptr<gateway::LocalStreamSink> sink) override {
-    return service_->ChatStreamLocal(
+    std::function<void(bool)> cancel = service_->ChatStreamLocal(
         CopyAs<chat::v1::ChatStreamRequest>(request), metadata, deadline,
         std::make_shared<Receiver>(std::move(sink)));
+    // A client that leaves detaches from the answer; the deadline ends it.
+    return [cancel = std::move(cancel)](gateway::LocalCancelReason reason) {
+      cancel(/*expired=*/reason == gateway::LocalCancelReason::kDeadline);
+    };
   }
 
  private:

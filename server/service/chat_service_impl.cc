@@ -446,7 +446,7 @@ std::function<void()> ChatServiceImpl::ChatLocal(
   };
 }
 
-std::function<void()> ChatServiceImpl::ChatStreamLocal(
+std::function<void(bool expired)> ChatServiceImpl::ChatStreamLocal(
     chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
     absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver) {
   std::shared_ptr<LocalChatStreamCall> call =
@@ -457,9 +457,9 @@ std::function<void()> ChatServiceImpl::ChatStreamLocal(
                           call->Start(std::move(turn));
                         });
   // Weak, as ChatLocal's.
-  return [weak = std::weak_ptr<LocalChatStreamCall>(call), deadline] {
+  return [weak = std::weak_ptr<LocalChatStreamCall>(call)](bool expired) {
     if (std::shared_ptr<LocalChatStreamCall> call = weak.lock()) {
-      call->CancelCall(/*expired=*/absl::Now() >= deadline);
+      call->CancelCall(expired);
     }
   };
 }

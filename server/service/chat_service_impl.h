@@ -77,10 +77,10 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
                                   std::function<void(LocalTurnAnswer)> done);
   // ChatStream without a gRPC call, as ChatLocal is Chat's: the events and
   // the end go to `receiver`, one write at a time. The function returned
-  // cancels the call as a client's leaving cancels the RPC (after
-  // `deadline`, as the deadline passing does: the answer ends too); any
-  // thread, more than once, also after the end.
-  std::function<void()> ChatStreamLocal(
+  // cancels the call as a client's leaving cancels the RPC (the answer runs
+  // on, for a resume), or with `expired` as the deadline passing does (the
+  // answer ends too); any thread, more than once, also after the end.
+  std::function<void(bool expired)> ChatStreamLocal(
       chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
       absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver);
 

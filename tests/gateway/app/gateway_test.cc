@@ -611,13 +611,14 @@ TEST_F(GatewayTest, V1ListAnswersOnePage) {
 // FakeChatService's script: the gateway must make of it what it makes of the
 // RPC's stream. Two more: "hold" writes one delta and then waits for the
 // cancel, "hold-silent" waits for it at once; the cancel ends the call
-// CANCELLED (after the delta's write, as the method's contract says).
+// CANCELLED (after the delta's write, as the method's contract says), and
+// its reason is kept.
 class FakeLocalChatStream final : public LocalStreamMethod {
  public:
-  std::function<void()> Start(const google::protobuf::Message& request,
-                              const BackendCall::Metadata& /*metadata*/,
-                              absl::Time /*deadline*/,
-                              std::shared_ptr<LocalStreamSink> sink) override {
+  LocalCallCancel Start(const google::protobuf::Message& request,
+                        const BackendCall::Metadata& /*metadata*/,
+                        absl::Time /*deadline*/,
+                        std::shared_ptr<LocalStreamSink> sink) override {
     chat::v1::ChatStreamRequest message;
     message.CopyFrom(request);
     const std::string script = message.message();
@@ -633,7 +634,7 @@ class FakeLocalChatStream final : public LocalStreamMethod {
       sink->Finish(
           grpc::Status(static_cast<grpc::StatusCode>(code), "scripted failure"),
           {}, trailing);
-      return [] {};
+      return [](LocalCancelReason) {};
     }
     BackendCall::Metadata initial;
     if (script == "limits") {
@@ -649,7 +650,7 @@ class FakeLocalChatStream final : public LocalStreamMethod {
         delta.mutable_delta()->set_text("partial ");
         sink->Write(delta, {}, [held](bool /*ok*/) { held->Written(); });
       }
-      return [held] { held->Cancelled(); };
+      return [held](LocalCancelReason reason) { held->Cancelled(reason); };
     }
     chat::v1::ChatStreamResponse delta;
     delta.mutable_delta()->set_text("partial ");
@@ -666,13 +667,15 @@ class FakeLocalChatStream final : public LocalStreamMethod {
         sink->Finish(grpc::Status::OK, initial, {});
       });
     });
-    return [] {};
+    return [](LocalCancelReason) {};
   }
 
-  // Calls started; the first started; the first cancel ended a held call.
+  // Calls started; the first started; the first cancel ended a held call,
+  // for `cancel_reason` (read once `cancelled` was notified).
   std::atomic<int> calls{0};
   absl::Notification started;
   absl::Notification cancelled;
+  LocalCancelReason cancel_reason = LocalCancelReason::kClientGone;
 
  private:
   // A held call: ends CANCELLED once it was cancelled and its write is done,
@@ -683,7 +686,13 @@ class FakeLocalChatStream final : public LocalStreamMethod {
     HeldCall(std::shared_ptr<LocalStreamSink> sink, FakeLocalChatStream* fake)
         : sink_(std::move(sink)), fake_(fake) {}
     void Written() { Mark(&written_); }
-    void Cancelled() { Mark(&cancelled_); }
+    void Cancelled(LocalCancelReason reason) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (!cancelled_) reason_ = reason;
+      }
+      Mark(&cancelled_);
+    }
 
    private:
     void Mark(bool* flag) {
@@ -694,7 +703,10 @@ class FakeLocalChatStream final : public LocalStreamMethod {
         if (written_ && cancelled_) sink = std::move(sink_);
       }
       if (sink == nullptr) return;
-      if (!fake_->cancelled.HasBeenNotified()) fake_->cancelled.Notify();
+      if (!fake_->cancelled.HasBeenNotified()) {
+        fake_->cancel_reason = reason_;
+        fake_->cancelled.Notify();
+      }
       sink->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"), {},
                    {});
     }
@@ -702,6 +714,7 @@ class FakeLocalChatStream final : public LocalStreamMethod {
     absl::Mutex mu_;
     bool written_ = false;
     bool cancelled_ = false;
+    LocalCancelReason reason_ = LocalCancelReason::kClientGone;
     std::shared_ptr<LocalStreamSink> sink_;
     FakeLocalChatStream* const fake_;
   };
@@ -782,7 +795,8 @@ TEST_F(LocalStreamGatewayTest, TheDeadlineCancelsASilentCallWith504) {
                                ChatBody("hold-silent"), "Grpc-Timeout: 1S\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 504 Gateway Timeout\r\n"));
   EXPECT_THAT(answer, HasSubstr(R"("code":4)"));
-  EXPECT_TRUE(local_->cancelled.HasBeenNotified());
+  ASSERT_TRUE(local_->cancelled.HasBeenNotified());
+  EXPECT_EQ(local_->cancel_reason, LocalCancelReason::kDeadline);
 }
 
 TEST_F(LocalStreamGatewayTest, TheDeadlineEndsAStartedStreamWithAnErrorEvent) {
@@ -791,6 +805,8 @@ TEST_F(LocalStreamGatewayTest, TheDeadlineEndsAStartedStreamWithAnErrorEvent) {
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("event: delta\n"));
   EXPECT_THAT(answer, HasSubstr("event: error\ndata: {\"code\":4,"));
+  ASSERT_TRUE(local_->cancelled.HasBeenNotified());
+  EXPECT_EQ(local_->cancel_reason, LocalCancelReason::kDeadline);
 }
 
 TEST_F(LocalStreamGatewayTest, AClientThatLeavesCancelsTheCall) {
@@ -803,8 +819,9 @@ TEST_F(LocalStreamGatewayTest, AClientThatLeavesCancelsTheCall) {
     received.append(buffer, static_cast<size_t>(n));
   }
   close(fd);
-  EXPECT_TRUE(
+  ASSERT_TRUE(
       local_->cancelled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(local_->cancel_reason, LocalCancelReason::kClientGone);
 }
 
 TEST_F(LocalStreamGatewayTest, ShutdownCancelsTheCallWith503) {
@@ -819,7 +836,8 @@ TEST_F(LocalStreamGatewayTest, ShutdownCancelsTheCallWith503) {
   }
   close(fd);
   EXPECT_THAT(received, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
-  EXPECT_TRUE(local_->cancelled.HasBeenNotified());
+  ASSERT_TRUE(local_->cancelled.HasBeenNotified());
+  EXPECT_EQ(local_->cancel_reason, LocalCancelReason::kShutdown);
   EXPECT_TRUE(gateway_->WaitIdle(absl::Seconds(10)));
 }
 

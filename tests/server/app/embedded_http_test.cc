@@ -173,16 +173,23 @@ class EmbeddedHttpTest : public ::testing::Test {
         "/chat",
         absl::StrCat(R"({"message":"slow","session_id":")", session, "\"}"));
     if (fd < 0) return -1;
-    bool seen = false;
-    for (int i = 0; i < 500 && !seen; ++i) {
-      seen = absl::StrContains(Curl({base_ + "/metrics"}).body,
-                               "chatd_grpc_open_calls 2\n");
-    }
-    if (!seen) {
+    if (!absl::StrContains(WaitForMetric("chatd_grpc_open_calls 2\n"),
+                           "chatd_grpc_open_calls 2\n")) {
       close(fd);
       return -1;
     }
     return fd;
+  }
+
+  // Scrapes /metrics until it holds `line` (a whole sample, with its
+  // newline), for up to 1,000 scrapes; the last scrape, for the caller's
+  // assertion to print.
+  std::string WaitForMetric(const std::string& line) {
+    std::string metrics;
+    for (int i = 0; i < 1000 && !absl::StrContains(metrics, line); ++i) {
+      metrics = Curl({base_ + "/metrics"}).body;
+    }
+    return metrics;
   }
 
   // `chat-server keys create` on this test's store; the new key.
@@ -505,12 +512,7 @@ TEST_F(EmbeddedHttpTest, AClientThatLeavesCancelsItsTurn) {
   const std::string cancelled =
       "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/Chat\","
       "code=\"CANCELLED\"} 1\n";
-  std::string metrics;
-  for (int i = 0; i < 1000; ++i) {
-    metrics = Curl({base_ + "/metrics"}).body;
-    if (absl::StrContains(metrics, cancelled)) break;
-  }
-  EXPECT_THAT(metrics, HasSubstr(cancelled));
+  EXPECT_THAT(WaitForMetric(cancelled), HasSubstr(cancelled));
   // Its log line, whether the cancel came before the turn started or while
   // it ran.
   bool logged = false;
@@ -541,11 +543,7 @@ TEST_F(EmbeddedHttpTest, ShutdownCancelsAStreamPastTheGrace) {
                               R"({"message":"slow","session_id":"cut"})");
   ASSERT_GE(fd, 0);
   const std::string open = "chatd_open_streams 2\n";
-  std::string metrics;
-  for (int i = 0; i < 500 && !absl::StrContains(metrics, open); ++i) {
-    metrics = Curl({base_ + "/metrics"}).body;
-  }
-  ASSERT_THAT(metrics, HasSubstr(open));
+  ASSERT_THAT(WaitForMetric(open), HasSubstr(open));
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
   std::string received;
   EXPECT_TRUE(ReadUntil(fd, "\r\n\r\n", &received)) << received;
@@ -653,11 +651,7 @@ TEST_F(EmbeddedHttpTest, AStreamsClientThatLeavesCanResumeTheAnswer) {
   const std::string cancelled =
       "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/ChatStream\","
       "code=\"CANCELLED\"} 1\n";
-  std::string metrics;
-  for (int i = 0; i < 1000 && !absl::StrContains(metrics, cancelled); ++i) {
-    metrics = Curl({base_ + "/metrics"}).body;
-  }
-  EXPECT_THAT(metrics, HasSubstr(cancelled));
+  EXPECT_THAT(WaitForMetric(cancelled), HasSubstr(cancelled));
   // ...and the answer runs on without it: a resume (through the RPC) reads
   // it to its end, which is stored.
   HttpAnswer resumed = Curl({"-N", base_ + "/v1/sessions/away/stream"});
