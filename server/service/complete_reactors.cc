@@ -207,15 +207,15 @@ void CompleteStreamReactor::SetFinalErrorLocked(const absl::Status& status) {
   for (const auto& [key, value] : RefusalMetadata(status)) {
     context_->AddTrailingMetadata(key, value);
   }
-  final_status_ = ToGrpcStatus(status);
+  events_.SetEnd(status);
 }
 
 void CompleteStreamReactor::OnDelta(absl::string_view text) {
   absl::MutexLock lock(&mu_);
-  if (client_gone_) return;
+  if (events_.client_gone()) return;
   chat::v1::CompleteStreamResponse event;
   event.mutable_delta()->set_text(std::string(text));
-  pending_.push_back(std::move(event));
+  events_.Push(std::move(event));
   WriteOrFinishLocked();
 }
 
@@ -226,8 +226,8 @@ void CompleteStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
     if (result.ok()) {
       chat::v1::CompleteStreamResponse event;
       FillCompleteResponse(*result, event.mutable_done());
-      pending_.push_back(std::move(event));
-      final_status_ = grpc::Status::OK;
+      events_.Push(std::move(event));
+      events_.SetEnd(absl::OkStatus());
     } else {
       SetFinalErrorLocked(result.status());
     }
@@ -238,12 +238,9 @@ void CompleteStreamReactor::OnComplete(absl::StatusOr<ChatTurnResult> result) {
 
 void CompleteStreamReactor::OnWriteDone(bool ok) {
   absl::MutexLock lock(&mu_);
-  write_in_flight_ = false;
-  if (!ok) {
-    // Client gone; the turn is cancelled through OnCancel.
-    client_gone_ = true;
-    pending_.clear();
-  }
+  // A failed write is the client gone; the turn is cancelled through
+  // OnCancel.
+  events_.WriteDone(ok);
   WriteOrFinishLocked();
 }
 
@@ -260,24 +257,12 @@ void CompleteStreamReactor::OnCancel() {
 void CompleteStreamReactor::OnDone() { Release(/*grpc_side=*/true); }
 
 void CompleteStreamReactor::WriteOrFinishLocked() {
-  if (write_in_flight_ || finish_called_) return;
-  if (!pending_.empty()) {
-    in_flight_ = std::move(pending_.front());
-    pending_.pop_front();
-    // Deltas queued behind a slow write go out as one.
-    while (in_flight_.has_delta() && !pending_.empty() &&
-           pending_.front().has_delta()) {
-      in_flight_.mutable_delta()->mutable_text()->append(
-          pending_.front().delta().text());
-      pending_.pop_front();
-    }
-    write_in_flight_ = true;
-    StartWrite(&in_flight_);
-    return;
-  }
-  if (final_status_.has_value()) {
-    finish_called_ = true;
-    Finish(*final_status_);
+  // Under the lock: gRPC's StartWrite and Finish only queue the operation.
+  OutgoingEvents<chat::v1::CompleteStreamResponse>::Step step = events_.Next();
+  if (step.send != nullptr) {
+    StartWrite(step.send);
+  } else if (step.end.has_value()) {
+    Finish(ToGrpcStatus(*step.end));
   }
 }
 

@@ -8,9 +8,8 @@
 // ChatStreamReactor: these events are CompleteStreamResponse, and a
 // stateless stream has nothing to resume.
 
-#include <deque>
 #include <memory>
-#include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -19,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/engine/chat_engine.h"
 #include "server/service/call_log.h"
+#include "server/service/outgoing_events.h"
 
 namespace chat {
 
@@ -108,12 +108,7 @@ class CompleteStreamReactor final
   absl::Mutex mu_;
   std::shared_ptr<TurnHandle> turn_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<chat::v1::CompleteStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
-  chat::v1::CompleteStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
-  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  OutgoingEvents<chat::v1::CompleteStreamResponse> events_ ABSL_GUARDED_BY(mu_);
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
   bool start_done_ ABSL_GUARDED_BY(mu_) = false;

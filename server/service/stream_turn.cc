@@ -65,7 +65,7 @@ void StreamTurn::Attached(std::shared_ptr<StreamAttachment> attachment,
       // The answer will never call back: it is done already.
       engine_done_ = true;
       SetFinalErrorLocked(refused);
-      step = NextStepLocked();
+      step = events_.Next();
     } else {
       attachment_ = attachment;
       detach = cancelled_;  // Cancel ran while the answer was attaching.
@@ -99,19 +99,19 @@ void StreamTurn::SetFinalErrorLocked(const absl::Status& status) {
   for (const auto& [key, value] : RefusalMetadata(status)) {
     AddTrailingMetadata(key, value);
   }
-  final_status_ = status;
+  events_.SetEnd(status);
 }
 
 void StreamTurn::OnDelta(absl::string_view event_id, absl::string_view text) {
   NextStep step;
   {
     absl::MutexLock lock(&mu_);
-    if (client_gone_) return;
+    if (events_.client_gone()) return;
     chat::v1::ChatStreamResponse event;
     event.mutable_delta()->set_text(std::string(text));
     event.set_event_id(std::string(event_id));
-    pending_.push_back(std::move(event));
-    step = NextStepLocked();
+    events_.Push(std::move(event));
+    step = events_.Next();
   }
   Take(step);
 }
@@ -122,7 +122,7 @@ void StreamTurn::OnEnd(absl::string_view event_id,
   NextStep step;
   {
     absl::MutexLock lock(&mu_);
-    if (result.ok() && client_gone_) {
+    if (result.ok() && events_.client_gone()) {
       // Cancelled as the answer ended: some deltas were dropped, so the
       // client must not see a `done` (the answer is stored; a resume reads
       // it).
@@ -131,12 +131,12 @@ void StreamTurn::OnEnd(absl::string_view event_id,
       chat::v1::ChatStreamResponse event;
       FillChatResponse(*result, event.mutable_done());
       event.set_event_id(std::string(event_id));
-      pending_.push_back(std::move(event));
-      final_status_ = absl::OkStatus();
+      events_.Push(std::move(event));
+      events_.SetEnd(absl::OkStatus());
     } else {
       SetFinalErrorLocked(result.status());
     }
-    step = NextStepLocked();
+    step = events_.Next();
   }
   Take(step);
   Release(/*transport_side=*/false);
@@ -146,13 +146,10 @@ void StreamTurn::WriteDone(bool ok) {
   NextStep step;
   {
     absl::MutexLock lock(&mu_);
-    write_in_flight_ = false;
-    if (!ok) {
-      // Client gone; the transport cancels the call (Cancel).
-      client_gone_ = true;
-      pending_.clear();
-    }
-    step = NextStepLocked();
+    // A failed write is the client gone; the transport cancels the call
+    // (Cancel).
+    events_.WriteDone(ok);
+    step = events_.Next();
   }
   Take(step);
 }
@@ -172,10 +169,7 @@ void StreamTurn::Cancel(bool expired) {
     // cancelled call; the end still goes out (an error event where the
     // client is still there). An answer that already ended keeps its
     // `done`.
-    if (!final_status_.has_value()) {
-      client_gone_ = true;
-      pending_.clear();
-    }
+    if (!events_.has_end()) events_.ClientGone();
     attachment = attachment_;  // Null until attached, and when refused.
   }
   if (attachment == nullptr) return;
@@ -188,37 +182,9 @@ void StreamTurn::Cancel(bool expired) {
 
 void StreamTurn::TransportDone() { Release(/*transport_side=*/true); }
 
-StreamTurn::NextStep StreamTurn::NextStepLocked() {
-  NextStep step;
-  if (write_in_flight_ || end_called_) return step;
-  if (!pending_.empty()) {
-    in_flight_ = std::move(pending_.front());
-    pending_.pop_front();
-    // Deltas that queued up behind a slow write go out as one: the client
-    // sees the same text in fewer, larger pieces, and a loaded server makes
-    // fewer writes instead of a longer queue. The merged event carries the
-    // last one's id: a resume after it skips them all.
-    while (in_flight_.has_delta() && !pending_.empty() &&
-           pending_.front().has_delta()) {
-      in_flight_.mutable_delta()->mutable_text()->append(
-          pending_.front().delta().text());
-      in_flight_.set_event_id(pending_.front().event_id());
-      pending_.pop_front();
-    }
-    write_in_flight_ = true;
-    step.send = &in_flight_;
-    return step;
-  }
-  if (final_status_.has_value()) {
-    end_called_ = true;
-    step.end = *final_status_;
-  }
-  return step;
-}
-
 void StreamTurn::Take(NextStep step) {
-  // in_flight_ is not touched again before WriteDone, so it is read here
-  // without the lock.
+  // The event being written is not touched again before WriteDone, so it
+  // is read here without the lock.
   if (step.send != nullptr) {
     Send(*step.send);
   } else if (step.end.has_value()) {

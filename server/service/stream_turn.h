@@ -1,9 +1,7 @@
 #ifndef CHAT_SERVER_SERVICE_STREAM_TURN_H_
 #define CHAT_SERVER_SERVICE_STREAM_TURN_H_
 
-#include <deque>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -13,19 +11,19 @@
 #include "server/engine/chat_engine.h"
 #include "server/engine/resumable_streams.h"
 #include "server/service/call_log.h"
+#include "server/service/outgoing_events.h"
 
 namespace chat {
 
 // One ChatStream or ResumeStream call apart from how it arrived. Start()
 // starts the turn (or Resume() attaches to a running or ended answer) once
 // the caller is known; the answer's deltas are queued and sent one at a time
-// (the event being sent stays untouched until WriteDone), each with its event
-// id; the answer's outcome becomes a final `done` event and the call's
-// status. A client that leaves (Cancel) detaches from the answer, which runs
-// on (see ResumableStreams). Subclasses carry the call (a gRPC reactor, or a
-// call from chat-server's own HTTP port) and are Disposed once the transport
-// (TransportDone) and the answer (OnEnd, or a refusal) are both done with
-// them.
+// (OutgoingEvents), each with its event id; the answer's outcome becomes a
+// final `done` event and the call's status. A client that leaves (Cancel)
+// detaches from the answer, which runs on (see ResumableStreams). Subclasses
+// carry the call (a gRPC reactor, or a call from chat-server's own HTTP port)
+// and are Disposed once the transport (TransportDone) and the answer (OnEnd, or
+// a refusal) are both done with them.
 class StreamTurn : public StreamSubscriber {
  public:
   // `streams` must outlive the object.
@@ -75,15 +73,11 @@ class StreamTurn : public StreamSubscriber {
  private:
   // What the transport is to do next: decided under mu_, done outside it
   // (the transport may answer inside, and dispose of this object).
-  struct NextStep {
-    const chat::v1::ChatStreamResponse* send = nullptr;
-    std::optional<absl::Status> end;
-  };
+  using NextStep = OutgoingEvents<chat::v1::ChatStreamResponse>::Step;
 
   // Records the attachment Start or Resume got, or that there is none.
   void Attached(std::shared_ptr<StreamAttachment> attachment,
                 const absl::Status& refused);
-  NextStep NextStepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Take(NextStep step);
   // Records that one of the two owners is done; disposes on the second.
   void Release(bool transport_side);
@@ -103,14 +97,9 @@ class StreamTurn : public StreamSubscriber {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // The cancel was the call's deadline passing.
   bool expired_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<chat::v1::ChatStreamResponse> pending_ ABSL_GUARDED_BY(mu_);
-  chat::v1::ChatStreamResponse in_flight_ ABSL_GUARDED_BY(mu_);
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  // A write failed or the call was cancelled: later events are dropped.
-  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
-  // Set by OnEnd (or a refusal); given to End once the queue is written.
-  std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
-  bool end_called_ ABSL_GUARDED_BY(mu_) = false;
+  // The end is set by OnEnd (or a refusal). The client is gone once a
+  // write failed or the call was cancelled.
+  OutgoingEvents<chat::v1::ChatStreamResponse> events_ ABSL_GUARDED_BY(mu_);
   bool transport_done_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
   // Start has returned from the engine: until then the turn may end (and
