@@ -297,8 +297,8 @@ class StreamCall final
     // whose status arrives while no read is pending would reach OnDone and
     // be deleted before the write's callback runs.
     AddHold();
-    // A failed write is the client leaving: the exchange has already
-    // reported it, and BackendCall::ClientGone cancelled the call.
+    // A failed write is the client leaving, which the exchange reports too:
+    // BackendCall::ClientGone cancels the call.
     exchange_->Write(std::move(out), [this](bool /*written*/) {
       StartRead(&response_);
       RemoveHold();
@@ -393,8 +393,8 @@ class LocalStreamCall final : public LocalStreamSink {
       return;
     }
     EnsureStarted(initial_metadata);
-    // A failed write is the client leaving: the exchange has already
-    // reported it, and CancelOnClientGone cancelled the call.
+    // A failed write is the client leaving, which the exchange reports too:
+    // CancelOnClientGone cancels the call (kClientGone).
     exchange_->Write(std::move(out), std::move(written));
   }
 

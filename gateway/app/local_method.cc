@@ -6,7 +6,7 @@ void LocalCancel::Set(LocalCallCancel cancel) {
   std::vector<LocalCancelReason> early;
   {
     absl::MutexLock lock(&mu_);
-    set_ = true;
+    cancel_set_ = true;
     cancel_ = cancel;
     early.swap(early_);
   }
@@ -21,7 +21,7 @@ void LocalCancel::Cancel(LocalCancelReason reason) {
   LocalCallCancel cancel;
   {
     absl::MutexLock lock(&mu_);
-    if (!set_) {
+    if (!cancel_set_) {
       early_.push_back(reason);
       return;
     }

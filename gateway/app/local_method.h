@@ -83,6 +83,8 @@ class LocalStreamSink {
   // only). `written(true)` once the client has it, `written(false)` if the
   // client is gone, on any thread, possibly before Write returns; the method
   // writes the next event only after either, as gRPC's flow control would.
+  // A client that is gone also cancels the call (kClientGone), just before
+  // or just after `written(false)`.
   // `initial_metadata`: what the RPC would send as its initial metadata,
   // the same on every call.
   virtual void Write(const google::protobuf::Message& event,
@@ -130,15 +132,15 @@ class LocalCancel {
   // Runs the cancel if it is set (outside any lock: the call may answer
   // inside it), else leaves it to Set. Any thread, more than once.
   void Cancel(LocalCancelReason reason);
-  // Cancel(kDeadline) came: the call ends DEADLINE_EXCEEDED, as an RPC past
-  // its deadline does, whatever it answers.
+  // Cancel(kDeadline) came: a CANCELLED answer then becomes
+  // DEADLINE_EXCEEDED, as an RPC past its deadline ends.
   bool deadline_passed() const { return deadline_passed_.load(); }
 
  private:
   absl::Mutex mu_;
   // The reasons given before Set, in order.
   std::vector<LocalCancelReason> early_ ABSL_GUARDED_BY(mu_);
-  bool set_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_set_ ABSL_GUARDED_BY(mu_) = false;
   LocalCallCancel cancel_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> deadline_passed_{false};
 };

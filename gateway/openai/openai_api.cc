@@ -265,8 +265,9 @@ class OpenAiEventStream
     // A hold keeps the call from finishing while the write is pending (see
     // StreamCall in gateway/app/gateway.cc).
     AddHold();
-    exchange_->Write(*std::move(out), [this](bool written) {
-      if (!written) call_.context->TryCancel();  // The client left.
+    // A failed write is the client leaving, which the exchange reports too:
+    // BackendCall::ClientGone cancels the call.
+    exchange_->Write(*std::move(out), [this](bool /*written*/) {
       StartRead(&response_);
       RemoveHold();
     });

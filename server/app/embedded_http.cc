@@ -130,7 +130,8 @@ class LocalChatStream final : public gateway::LocalStreamMethod {
     std::function<void(bool)> cancel = service_->ChatStreamLocal(
         CopyAs<chat::v1::ChatStreamRequest>(request), metadata, deadline,
         std::make_shared<Receiver>(std::move(sink)));
-    // A client that leaves detaches from the answer; the deadline ends it.
+    // A client that leaves (or a shutdown) detaches from the answer, which
+    // runs on for a resume; the deadline ends it.
     return [cancel = std::move(cancel)](gateway::LocalCancelReason reason) {
       cancel(/*expired=*/reason == gateway::LocalCancelReason::kDeadline);
     };

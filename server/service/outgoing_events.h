@@ -9,6 +9,7 @@
 #include "chat/v1/chat.pb.h"
 
 namespace chat {
+namespace outgoing_events_internal {
 
 // Folds `next`, a delta queued behind `into` (a delta too), into it.
 inline void AppendDelta(const chat::v1::ChatStreamResponse& next,
@@ -22,6 +23,8 @@ inline void AppendDelta(const chat::v1::CompleteStreamResponse& next,
                         chat::v1::CompleteStreamResponse* into) {
   into->mutable_delta()->mutable_text()->append(next.delta().text());
 }
+
+}  // namespace outgoing_events_internal
 
 // The events of one streamed call on their way to its transport, which
 // writes one at a time, and the call's end, which follows the last write.
@@ -75,7 +78,7 @@ class OutgoingEvents {
       pending_.pop_front();
       while (in_flight_.has_delta() && !pending_.empty() &&
              pending_.front().has_delta()) {
-        AppendDelta(pending_.front(), &in_flight_);
+        outgoing_events_internal::AppendDelta(pending_.front(), &in_flight_);
         pending_.pop_front();
       }
       write_in_flight_ = true;

@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -670,12 +671,13 @@ class FakeLocalChatStream final : public LocalStreamMethod {
     return [](LocalCancelReason) {};
   }
 
-  // Calls started; the first started; the first cancel ended a held call,
-  // for `cancel_reason` (read once `cancelled` was notified).
+  // Calls started; the first started; the first held call ended, cancelled
+  // first for `cancel_reason` (set before `cancelled` is notified; the
+  // tests hold one call at a time).
   std::atomic<int> calls{0};
   absl::Notification started;
   absl::Notification cancelled;
-  LocalCancelReason cancel_reason = LocalCancelReason::kClientGone;
+  std::optional<LocalCancelReason> cancel_reason;
 
  private:
   // A held call: ends CANCELLED once it was cancelled and its write is done,
@@ -685,37 +687,48 @@ class FakeLocalChatStream final : public LocalStreamMethod {
    public:
     HeldCall(std::shared_ptr<LocalStreamSink> sink, FakeLocalChatStream* fake)
         : sink_(std::move(sink)), fake_(fake) {}
-    void Written() { Mark(&written_); }
-    void Cancelled(LocalCancelReason reason) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (!cancelled_) reason_ = reason;
-      }
-      Mark(&cancelled_);
-    }
-
-   private:
-    void Mark(bool* flag) {
+    void Written() {
       std::shared_ptr<LocalStreamSink> sink;
       {
         absl::MutexLock lock(&mu_);
-        *flag = true;
-        if (written_ && cancelled_) sink = std::move(sink_);
+        written_ = true;
+        sink = TakeSinkToEndLocked();
       }
-      if (sink == nullptr) return;
+      End(sink);
+    }
+    void Cancelled(LocalCancelReason reason) {
+      std::shared_ptr<LocalStreamSink> sink;
+      {
+        absl::MutexLock lock(&mu_);
+        if (!reason_.has_value()) reason_ = reason;
+        sink = TakeSinkToEndLocked();
+      }
+      End(sink);
+    }
+
+   private:
+    // The sink, once the call is both written and cancelled (once).
+    std::shared_ptr<LocalStreamSink> TakeSinkToEndLocked()
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (!written_ || !reason_.has_value() || sink_ == nullptr) return nullptr;
       if (!fake_->cancelled.HasBeenNotified()) {
         fake_->cancel_reason = reason_;
         fake_->cancelled.Notify();
       }
+      return std::move(sink_);
+    }
+    // Outside the lock: the call's end runs the gateway's side.
+    static void End(const std::shared_ptr<LocalStreamSink>& sink) {
+      if (sink == nullptr) return;
       sink->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"), {},
                    {});
     }
 
     absl::Mutex mu_;
-    bool written_ = false;
-    bool cancelled_ = false;
-    LocalCancelReason reason_ = LocalCancelReason::kClientGone;
-    std::shared_ptr<LocalStreamSink> sink_;
+    bool written_ ABSL_GUARDED_BY(mu_) = false;
+    // The first cancel's; set once the call was cancelled.
+    std::optional<LocalCancelReason> reason_ ABSL_GUARDED_BY(mu_);
+    std::shared_ptr<LocalStreamSink> sink_ ABSL_GUARDED_BY(mu_);
     FakeLocalChatStream* const fake_;
   };
 };

@@ -76,6 +76,37 @@ TEST(OutgoingEventsTest, TheDoneEventIsNeverMergedAndTheEndComesLast) {
   EXPECT_FALSE(events.Next().end.has_value());
 }
 
+TEST(OutgoingEventsTest, CompletionDeltasMergeToo) {
+  OutgoingEvents<CompleteStreamResponse> events;
+  events.Push(CompleteDelta("a"));
+  ASSERT_NE(events.Next().send, nullptr);
+  events.Push(CompleteDelta("b"));
+  events.Push(CompleteDelta("c"));
+  events.WriteDone(true);
+  OutgoingEvents<CompleteStreamResponse>::Step merged = events.Next();
+  ASSERT_NE(merged.send, nullptr);
+  EXPECT_EQ(merged.send->delta().text(), "bc");
+}
+
+TEST(OutgoingEventsTest, ADeltaBehindAnotherEventIsNotMergedIntoIt) {
+  OutgoingEvents<ChatStreamResponse> events;
+  events.Push(ChatDelta("a", "1"));
+  ASSERT_NE(events.Next().send, nullptr);
+  ChatStreamResponse other;  // Neither a delta nor done: an event of its own.
+  other.set_event_id("2");
+  events.Push(other);
+  events.Push(ChatDelta("b", "3"));
+  events.WriteDone(true);
+  OutgoingEvents<ChatStreamResponse>::Step first = events.Next();
+  ASSERT_NE(first.send, nullptr);
+  EXPECT_FALSE(first.send->has_delta());
+  EXPECT_EQ(first.send->event_id(), "2");
+  events.WriteDone(true);
+  OutgoingEvents<ChatStreamResponse>::Step second = events.Next();
+  ASSERT_NE(second.send, nullptr);
+  EXPECT_EQ(second.send->delta().text(), "b");
+}
+
 TEST(OutgoingEventsTest, AFailedWriteDropsWhatIsQueuedAndWhatFollows) {
   OutgoingEvents<ChatStreamResponse> events;
   events.Push(ChatDelta("a", "1"));
