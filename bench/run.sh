@@ -328,6 +328,13 @@ for store in "${stores[@]}"; do
     get() { sed -E "s/.* $1=([^ ]+).*/\\1/" <<<" $line"; }
     ok=$(get ok) failed=$(get failed) wall=$(get wall_s) fb50=$(get fb_p50_ms) fb99=$(get fb_p99_ms)
     err=$(get error | tr -d '",')
+    if (( failed > 0 )); then
+      # What the server said of the failed calls (its log lines that are not
+      # about a call that went well), for whoever reads the figures.
+      grep -v -E 'status=OK| 200 ' "$tmp/server.log" | head -500 \
+        >"$out/failed_streams_${store}_$n.log" || true
+      echo "$store streams, $n concurrent: the server's log of the failures: $out/failed_streams_${store}_$n.log" >&2
+    fi
     after=(- - - -) after_gw=- after_srv=-
     if (( n == last )); then
       # RSS at fixed times after the load ended: does the memory go back?

@@ -72,6 +72,8 @@ class HealthWatch final
   absl::Notification done_;
 };
 
+namespace {
+
 // `message` as a `Proto`. The routes are made of this binary's descriptors,
 // and the gateway builds requests from the generated factory, so the request
 // of a method is its generated input type: a plain copy (CopyFrom aborts on
@@ -116,6 +118,36 @@ class LocalChat final : public gateway::LocalUnaryMethod {
   ChatServiceImpl* const service_;
 };
 
+// A stream's events and end as the service hands them to a local call's
+// receiver, passed to the gateway as they are.
+class SinkReceiver final : public LocalStreamReceiver {
+ public:
+  explicit SinkReceiver(std::shared_ptr<gateway::LocalStreamSink> sink)
+      : sink_(std::move(sink)) {}
+
+  void Write(const chat::v1::ChatStreamResponse& event,
+             const MetadataPairs& initial_metadata,
+             std::function<void(bool)> written) override {
+    sink_->Write(event, initial_metadata, std::move(written));
+  }
+  void Finish(const absl::Status& status, const MetadataPairs& initial_metadata,
+              const MetadataPairs& trailing_metadata) override {
+    sink_->Finish(ToGrpcStatus(status), initial_metadata, trailing_metadata);
+  }
+
+ private:
+  const std::shared_ptr<gateway::LocalStreamSink> sink_;
+};
+
+// The gateway's cancel of a local stream, from the service's: a client that
+// leaves (or a shutdown) detaches from the answer, which runs on for a
+// resume; the deadline ends it.
+gateway::LocalCallCancel StreamCancel(std::function<void(bool)> cancel) {
+  return [cancel = std::move(cancel)](gateway::LocalCancelReason reason) {
+    cancel(/*expired=*/reason == gateway::LocalCancelReason::kDeadline);
+  };
+}
+
 // ChatStream answered by the service itself, as LocalChat answers Chat: the
 // route of every streamed /chat. The request and the events pass as
 // messages, never serialized.
@@ -127,40 +159,35 @@ class LocalChatStream final : public gateway::LocalStreamMethod {
       const google::protobuf::Message& request,
       const gateway::BackendCall::Metadata& metadata, absl::Time deadline,
       std::shared_ptr<gateway::LocalStreamSink> sink) override {
-    std::function<void(bool)> cancel = service_->ChatStreamLocal(
+    return StreamCancel(service_->ChatStreamLocal(
         CopyAs<chat::v1::ChatStreamRequest>(request), metadata, deadline,
-        std::make_shared<Receiver>(std::move(sink)));
-    // A client that leaves (or a shutdown) detaches from the answer, which
-    // runs on for a resume; the deadline ends it.
-    return [cancel = std::move(cancel)](gateway::LocalCancelReason reason) {
-      cancel(/*expired=*/reason == gateway::LocalCancelReason::kDeadline);
-    };
+        std::make_shared<SinkReceiver>(std::move(sink))));
   }
 
  private:
-  // The service's events and end, handed to the gateway as they are.
-  class Receiver final : public LocalStreamReceiver {
-   public:
-    explicit Receiver(std::shared_ptr<gateway::LocalStreamSink> sink)
-        : sink_(std::move(sink)) {}
-
-    void Write(const chat::v1::ChatStreamResponse& event,
-               const MetadataPairs& initial_metadata,
-               std::function<void(bool)> written) override {
-      sink_->Write(event, initial_metadata, std::move(written));
-    }
-    void Finish(const absl::Status& status,
-                const MetadataPairs& initial_metadata,
-                const MetadataPairs& trailing_metadata) override {
-      sink_->Finish(ToGrpcStatus(status), initial_metadata, trailing_metadata);
-    }
-
-   private:
-    const std::shared_ptr<gateway::LocalStreamSink> sink_;
-  };
-
   ChatServiceImpl* const service_;
 };
+
+// ResumeStream answered by the service itself: the route a page reconnects
+// to after its stream dropped (GET /v1/sessions/{id}/stream).
+class LocalResumeStream final : public gateway::LocalStreamMethod {
+ public:
+  explicit LocalResumeStream(ChatServiceImpl* service) : service_(service) {}
+
+  gateway::LocalCallCancel Start(
+      const google::protobuf::Message& request,
+      const gateway::BackendCall::Metadata& metadata, absl::Time /*deadline*/,
+      std::shared_ptr<gateway::LocalStreamSink> sink) override {
+    return StreamCancel(service_->ResumeStreamLocal(
+        CopyAs<chat::v1::ResumeStreamRequest>(request), metadata,
+        std::make_shared<SinkReceiver>(std::move(sink))));
+  }
+
+ private:
+  ChatServiceImpl* const service_;
+};
+
+}  // namespace
 
 absl::Status CheckEmbeddedHttpSafeDefault(const EmbeddedHttpOptions& http,
                                           bool anonymous_remote_allowed) {
@@ -209,6 +236,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedHttp>> EmbeddedHttp::Start(
   options.gateway.local_streams.emplace(
       absl::StrCat(chat::v1::ChatService::service_full_name(), ".ChatStream"),
       std::make_shared<LocalChatStream>(chat_service));
+  options.gateway.local_streams.emplace(
+      absl::StrCat(chat::v1::ChatService::service_full_name(), ".ResumeStream"),
+      std::make_shared<LocalResumeStream>(chat_service));
   gateway::GatewayHttpMetrics::Get();  // Listed before any traffic.
   // One channel: every call starts on it at once (BackendSet never waits for
   // a READY state, which an in-process channel does not have).

@@ -394,6 +394,36 @@ void AuthenticateLocalTurn(
       });
 }
 
+// Attaches `call` to the answer a ResumeStream `request` names, for
+// `caller`, or ends it with the refusal. `last_event_id_header` is REST's
+// Last-Event-ID (what a browser's EventSource sends on reconnecting),
+// forwarded by the gateway; the request's field wins.
+void ResumeFor(StreamTurn* call, const absl::StatusOr<Caller>& caller,
+               const chat::v1::ResumeStreamRequest& request,
+               absl::string_view last_event_id_header) {
+  if (!caller.ok()) return call->Resume(caller.status(), "");
+  if (absl::Status s = ValidateSessionId(request.session_id()); !s.ok()) {
+    return call->Resume(s, "");
+  }
+  std::string last_event_id = request.last_event_id().empty()
+                                  ? std::string(last_event_id_header)
+                                  : request.last_event_id();
+  call->Resume(store::SessionKey{caller->tenant, request.session_id()},
+               std::move(last_event_id));
+}
+
+// The cancel of a local stream call, as ChatStreamLocal and
+// ResumeStreamLocal return it. Weak: the call lives until both sides are
+// done with it, not as long as whoever holds its cancel.
+std::function<void(bool expired)> CancelOf(
+    const std::shared_ptr<LocalChatStreamCall>& call) {
+  return [weak = std::weak_ptr<LocalChatStreamCall>(call)](bool expired) {
+    if (std::shared_ptr<LocalChatStreamCall> call = weak.lock()) {
+      call->CancelCall(expired);
+    }
+  };
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
@@ -449,19 +479,30 @@ std::function<void()> ChatServiceImpl::ChatLocal(
 std::function<void(bool expired)> ChatServiceImpl::ChatStreamLocal(
     chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
     absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver) {
-  std::shared_ptr<LocalChatStreamCall> call =
-      LocalChatStreamCall::Create(streams_.get(), std::move(receiver));
+  std::shared_ptr<LocalChatStreamCall> call = LocalChatStreamCall::Create(
+      LocalChatStreamCall::kChatStream, streams_.get(), std::move(receiver));
   call->set_call_log(StartCallLog(metadata, "ChatStream"));
   AuthenticateLocalTurn(authenticator_, metadata, std::move(request), deadline,
                         [call](absl::StatusOr<ChatTurnRequest> turn) {
                           call->Start(std::move(turn));
                         });
-  // Weak, as ChatLocal's.
-  return [weak = std::weak_ptr<LocalChatStreamCall>(call)](bool expired) {
-    if (std::shared_ptr<LocalChatStreamCall> call = weak.lock()) {
-      call->CancelCall(expired);
-    }
-  };
+  return CancelOf(call);
+}
+
+std::function<void(bool expired)> ChatServiceImpl::ResumeStreamLocal(
+    chat::v1::ResumeStreamRequest request, const MetadataPairs& metadata,
+    std::shared_ptr<LocalStreamReceiver> receiver) {
+  std::shared_ptr<LocalChatStreamCall> call = LocalChatStreamCall::Create(
+      LocalChatStreamCall::kResumeStream, streams_.get(), std::move(receiver));
+  call->set_call_log(StartCallLog(metadata, "ResumeStream"));
+  authenticator_->Authenticate(
+      LocalCallCredentials(metadata),
+      [call, request = std::move(request),
+       header = MetadataValue(metadata, "last-event-id")](
+          absl::StatusOr<Caller> caller) {
+        ResumeFor(call.get(), caller, request, header);
+      });
+  return CancelOf(call);
 }
 
 grpc::ServerWriteReactor<chat::v1::ChatStreamResponse>*
@@ -598,22 +639,12 @@ ChatServiceImpl::ResumeStream(grpc::CallbackServerContext* context,
   authenticator_->Authenticate(
       CredentialsOf(*context),
       [reactor, context, request](absl::StatusOr<Caller> caller) {
-        if (!caller.ok()) return reactor->Resume(caller.status(), "");
-        if (absl::Status s = ValidateSessionId(request->session_id());
-            !s.ok()) {
-          return reactor->Resume(s, "");
-        }
-        // REST's Last-Event-ID header (what a browser's EventSource sends
-        // on reconnecting), forwarded by the gateway; the field wins.
-        std::string last_event_id = request->last_event_id();
         auto header = context->client_metadata().find("last-event-id");
-        if (last_event_id.empty() &&
-            header != context->client_metadata().end()) {
-          last_event_id.assign(header->second.data(), header->second.size());
-        }
-        reactor->Resume(
-            store::SessionKey{caller->tenant, request->session_id()},
-            std::move(last_event_id));
+        ResumeFor(reactor, caller, *request,
+                  header != context->client_metadata().end()
+                      ? absl::string_view(header->second.data(),
+                                          header->second.size())
+                      : absl::string_view());
       });
   return reactor;
 }

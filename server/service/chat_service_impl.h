@@ -83,6 +83,12 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
   std::function<void(bool expired)> ChatStreamLocal(
       chat::v1::ChatStreamRequest request, const MetadataPairs& metadata,
       absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver);
+  // ResumeStream without a gRPC call, as ChatStreamLocal is ChatStream's
+  // (the page's reconnects after a dropped stream). The deadline is the
+  // caller's to enforce, through the cancel's `expired`.
+  std::function<void(bool expired)> ResumeStreamLocal(
+      chat::v1::ResumeStreamRequest request, const MetadataPairs& metadata,
+      std::shared_ptr<LocalStreamReceiver> receiver);
 
   grpc::ServerUnaryReactor* GetStatus(
       grpc::CallbackServerContext* context,

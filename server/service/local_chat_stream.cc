@@ -5,18 +5,20 @@
 namespace chat {
 
 std::shared_ptr<LocalChatStreamCall> LocalChatStreamCall::Create(
-    ResumableStreams* streams, std::shared_ptr<LocalStreamReceiver> receiver) {
+    const char* method, ResumableStreams* streams,
+    std::shared_ptr<LocalStreamReceiver> receiver) {
   // Not make_shared: the constructor is private.
   std::shared_ptr<LocalChatStreamCall> call(
-      new LocalChatStreamCall(streams, std::move(receiver)));
+      new LocalChatStreamCall(method, streams, std::move(receiver)));
   call->self_ = call;
   return call;
 }
 
 LocalChatStreamCall::LocalChatStreamCall(
-    ResumableStreams* streams, std::shared_ptr<LocalStreamReceiver> receiver)
+    const char* method, ResumableStreams* streams,
+    std::shared_ptr<LocalStreamReceiver> receiver)
     : StreamTurn(streams), receiver_(std::move(receiver)) {
-  counter_.emplace(kMethod, /*streaming=*/true);
+  counter_.emplace(method, /*streaming=*/true);
 }
 
 void LocalChatStreamCall::AddInitialMetadata(const std::string& key,

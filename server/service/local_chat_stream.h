@@ -15,9 +15,10 @@
 
 namespace chat {
 
-// Where a ChatStream answered without a gRPC call
-// (ChatServiceImpl::ChatStreamLocal) goes: what chat-server's own HTTP port
-// makes of the events, as a ChatStream client would.
+// Where a ChatStream or ResumeStream answered without a gRPC call
+// (ChatServiceImpl::ChatStreamLocal, ResumeStreamLocal) goes: what
+// chat-server's own HTTP port makes of the events, as the RPC's client
+// would.
 // Write and Finish are called one at a time, never concurrently.
 class LocalStreamReceiver {
  public:
@@ -39,24 +40,31 @@ class LocalStreamReceiver {
                       const MetadataPairs& trailing_metadata) = 0;
 };
 
-// One ChatStreamLocal call: a StreamTurn whose events go to a
-// LocalStreamReceiver instead of a gRPC call, counted in GrpcMetrics as the
-// RPC is. Owned by shared_ptrs: its own until both sides are done, the
+// One ChatStreamLocal or ResumeStreamLocal call: a StreamTurn whose events
+// go to a LocalStreamReceiver instead of a gRPC call, counted in GrpcMetrics
+// as the RPC is. Owned by shared_ptrs: its own until both sides are done, the
 // authentication's callback until it runs, and a pending write's `written`
 // callback; the cancel ChatStreamLocal returns holds it weakly.
 class LocalChatStreamCall final
     : public StreamTurn,
       public std::enable_shared_from_this<LocalChatStreamCall> {
  public:
+  // The paths of the RPCs a local call stands for, as GrpcMetrics counts
+  // them.
+  static constexpr char kChatStream[] = "/chat.v1.ChatService/ChatStream";
+  static constexpr char kResumeStream[] = "/chat.v1.ChatService/ResumeStream";
+
+  // `method`: kChatStream or kResumeStream.
   static std::shared_ptr<LocalChatStreamCall> Create(
-      ResumableStreams* streams, std::shared_ptr<LocalStreamReceiver> receiver);
+      const char* method, ResumableStreams* streams,
+      std::shared_ptr<LocalStreamReceiver> receiver);
 
   // The client left, or the gateway cancelled the call (`expired`: at its
   // deadline). Any thread, more than once, also after the end.
   void CancelCall(bool expired) { Cancel(expired); }
 
  private:
-  LocalChatStreamCall(ResumableStreams* streams,
+  LocalChatStreamCall(const char* method, ResumableStreams* streams,
                       std::shared_ptr<LocalStreamReceiver> receiver);
 
   // StreamTurn. The metadata is written under StreamTurn's lock before the
@@ -68,8 +76,6 @@ class LocalChatStreamCall final
   void Send(const chat::v1::ChatStreamResponse& event) override;
   void End(const absl::Status& status) override;
   void Dispose() override;
-
-  static constexpr char kMethod[] = "/chat.v1.ChatService/ChatStream";
 
   std::shared_ptr<LocalStreamReceiver> receiver_;
   MetadataPairs initial_metadata_;

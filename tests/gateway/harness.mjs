@@ -67,9 +67,12 @@ export function stopProcess(child) {
 
 // chat-server (echo provider, in-memory store) and a gateway in front.
 // `provider` and `serverEnv` replace the echo provider (e.g. with the fake
-// upstream's Anthropic API).
+// upstream's Anthropic API). `embedded`: no chat-gateway; chat-server serves
+// the REST routes on its own HTTP port (--http_listen), as scripts/run.sh
+// starts it.
 export async function startStack({
   echoDelay = '1ms', gatewayArgs = [], serverArgs = [], provider = 'echo', serverEnv = {},
+  embedded = false,
 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'chatd-gw-'));
   const server = await startProcess(SERVER, [
@@ -78,8 +81,25 @@ export async function startStack({
     `--store=sqlite:${join(dir, 'chat.db')}`,
     `--echo_delay=${echoDelay}`,
     '--shutdown_grace=1s',
+    ...(embedded ? ['--http_listen=127.0.0.1:0'] : []),
     ...serverArgs,
   ], serverEnv);
+  if (embedded) {
+    // Logged before "listening on", which startProcess waited for.
+    const m = /REST\/JSON on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.log());
+    if (!m) {
+      await server.stop();
+      throw new Error(`no HTTP port in chat-server's log:\n${server.log()}`);
+    }
+    return {
+      server,
+      base: m[1],
+      stop: async () => {
+        const serverCode = await server.stop();
+        if (serverCode !== 0) throw new Error(`chat-server exited with ${serverCode}:\n${server.log()}`);
+      },
+    };
+  }
   let gateway;
   try {
     gateway = await startGateway([`--backend=${server.address}`, ...gatewayArgs]);

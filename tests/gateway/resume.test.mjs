@@ -1,4 +1,6 @@
-// Resumable streams through the gateway, on real sockets: SSE `id:` lines,
+// Resumable streams through the gateway, on real sockets, and the same on
+// chat-server's own HTTP port (which answers ChatStream and ResumeStream
+// without gRPC): SSE `id:` lines,
 // GET /v1/sessions/{id}/stream with the Last-Event-ID header (or the
 // last_event_id query parameter), NOT_FOUND for an unknown answer, :cancel,
 // and the JS client's transparent resume when a connection drops mid-answer.
@@ -39,9 +41,10 @@ async function startAndDrop(base, session, message) {
 
 function seqOf(id) { return Number(id.slice(id.lastIndexOf(':') + 1)); }
 
-describe('resumable streams', () => {
+for (const embedded of [false, true]) describe(
+  embedded ? "resumable streams on chat-server's own HTTP port" : 'resumable streams', () => {
   let stack;
-  before(async () => { stack = await startStack({ echoDelay: '20ms' }); });
+  before(async () => { stack = await startStack({ echoDelay: '20ms', embedded }); });
   after(async () => { await stack?.stop(); });
 
   it('Last-Event-ID resumes after the last event seen: the rest, once, in order', async () => {

@@ -652,11 +652,15 @@ TEST_F(EmbeddedHttpTest, AStreamsClientThatLeavesCanResumeTheAnswer) {
       "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/ChatStream\","
       "code=\"CANCELLED\"} 1\n";
   EXPECT_THAT(WaitForMetric(cancelled), HasSubstr(cancelled));
-  // ...and the answer runs on without it: a resume (through the RPC) reads
-  // it to its end, which is stored.
+  // ...and the answer runs on without it: a resume reads it to its end,
+  // which is stored. The resume is counted as the RPC would be.
   HttpAnswer resumed = Curl({"-N", base_ + "/v1/sessions/away/stream"});
   EXPECT_EQ(resumed.status, 200) << resumed.body;
   EXPECT_THAT(resumed.body, HasSubstr("event: done\n"));
+  const std::string resumed_ok =
+      "chatd_grpc_requests_total{method=\"/chat.v1.ChatService/ResumeStream\","
+      "code=\"OK\"} 1\n";
+  EXPECT_THAT(WaitForMetric(resumed_ok), HasSubstr(resumed_ok));
   EXPECT_THAT(Curl({base_ + "/history/away"}).body,
               HasSubstr(R"("turn_count":1)"));
 }
