@@ -3,7 +3,8 @@
 
 // Methods the gateway answers without a gRPC call, in the process that
 // serves them: chat-server's own HTTP port (server/app/embedded_http.*)
-// calls its service directly for its hottest routes (/chat and its streams).
+// calls its service directly for its hottest routes (/chat, its streams and
+// their resumes).
 // Every other method goes through the backend channels.
 
 #include <atomic>

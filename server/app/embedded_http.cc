@@ -141,7 +141,8 @@ class SinkReceiver final : public LocalStreamReceiver {
 
 // The gateway's cancel of a local stream, from the service's: a client that
 // leaves (or a shutdown) detaches from the answer, which runs on for a
-// resume; the deadline ends it.
+// resume; the deadline ends an answer the call started (a resume's only
+// detaches, see StreamAttachment::Expire).
 gateway::LocalCallCancel StreamCancel(std::function<void(bool)> cancel) {
   return [cancel = std::move(cancel)](gateway::LocalCancelReason reason) {
     cancel(/*expired=*/reason == gateway::LocalCancelReason::kDeadline);

@@ -3,8 +3,8 @@
 
 // chat-server's own REST/JSON port (--http_listen): chat-gateway's HTTP server
 // and Gateway handler, the same routes, run inside chat-server and calling it
-// through grpc::Server::InProcessChannel, or for Chat and ChatStream without
-// any gRPC call.
+// through grpc::Server::InProcessChannel, or for Chat, ChatStream and
+// ResumeStream without any gRPC call.
 // One process for a single machine: no loopback TCP hop, no second process's
 // gRPC client and server legs. The separate chat-gateway stays for HTTPS,
 // backend TLS and scale-out.
@@ -52,12 +52,13 @@ class ChatServiceImpl;
 class EmbeddedHttp {
  public:
   // Binds options.address and serves chat-gateway's routes (ChatService's and
-  // AdminService's) through `server`'s in-process channel, but for Chat and
-  // ChatStream, the routes of every /chat and its streams, which
-  // `chat_service` answers directly (ChatServiceImpl::ChatLocal and
-  // ChatStreamLocal). `server` must be started; both must
-  // outlive the returned object. UNAVAILABLE if the port cannot be bound (in
-  // use, address not local), INTERNAL if the route table cannot be built.
+  // AdminService's) through `server`'s in-process channel, but for Chat,
+  // ChatStream and ResumeStream, the routes of every /chat, its streams and
+  // their resumes, which `chat_service` answers directly
+  // (ChatServiceImpl::ChatLocal, ChatStreamLocal and ResumeStreamLocal).
+  // `server` must be started; both must outlive the returned object.
+  // UNAVAILABLE if the port cannot be bound (in use, address not local),
+  // INTERNAL if the route table cannot be built.
   static absl::StatusOr<std::unique_ptr<EmbeddedHttp>> Start(
       grpc::Server& server, ChatServiceImpl* chat_service,
       EmbeddedHttpOptions options);

@@ -282,10 +282,11 @@ int Run(chat::ServerConfig config) {
     }
     http = *std::move(started);
     const std::string& http_listen = config.http.listen;
-    chat::LogInfo("REST/JSON on http://",
-                  http_listen.substr(0, http_listen.rfind(':')), ":",
-                  http->port(), " (", http->route_count(),
-                  " routes, through the in-process channel; Chat directly)");
+    chat::LogInfo(
+        "REST/JSON on http://", http_listen.substr(0, http_listen.rfind(':')),
+        ":", http->port(), " (", http->route_count(),
+        " routes, through the in-process channel; Chat, ChatStream and "
+        "ResumeStream directly)");
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   chat::LogInfo("chat-server listening on ", host, ":", port,

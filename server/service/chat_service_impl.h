@@ -85,7 +85,8 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       absl::Time deadline, std::shared_ptr<LocalStreamReceiver> receiver);
   // ResumeStream without a gRPC call, as ChatStreamLocal is ChatStream's
   // (the page's reconnects after a dropped stream). The deadline is the
-  // caller's to enforce, through the cancel's `expired`.
+  // caller's to enforce, through the cancel's `expired`, which detaches this
+  // client only: the answer belongs to the call that started it.
   std::function<void(bool expired)> ResumeStreamLocal(
       chat::v1::ResumeStreamRequest request, const MetadataPairs& metadata,
       std::shared_ptr<LocalStreamReceiver> receiver);

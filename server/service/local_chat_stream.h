@@ -44,7 +44,8 @@ class LocalStreamReceiver {
 // go to a LocalStreamReceiver instead of a gRPC call, counted in GrpcMetrics
 // as the RPC is. Owned by shared_ptrs: its own until both sides are done, the
 // authentication's callback until it runs, and a pending write's `written`
-// callback; the cancel ChatStreamLocal returns holds it weakly.
+// callback; the cancel ChatStreamLocal or ResumeStreamLocal returns holds it
+// weakly.
 class LocalChatStreamCall final
     : public StreamTurn,
       public std::enable_shared_from_this<LocalChatStreamCall> {

@@ -74,6 +74,9 @@ export async function startStack({
   echoDelay = '1ms', gatewayArgs = [], serverArgs = [], provider = 'echo', serverEnv = {},
   embedded = false,
 } = {}) {
+  if (embedded && gatewayArgs.length > 0) {
+    throw new Error('gatewayArgs need chat-gateway: not with embedded');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'chatd-gw-'));
   const server = await startProcess(SERVER, [
     '--listen=127.0.0.1:0',

@@ -87,6 +87,19 @@ for (const embedded of [false, true]) describe(
       events.slice(0, -1).map((e) => e.data.text).join(''));
   });
 
+  it('the last_event_id field wins over the Last-Event-ID header', async () => {
+    const first = await startAndDrop(stack.base, 'r6', words(6));
+    // The header names an answer that does not exist; the field, the real one.
+    const res = await fetch(
+      `${stack.base}/v1/sessions/r6/stream?last_event_id=${encodeURIComponent(first.id)}`,
+      { headers: { 'Last-Event-ID': 'deadbeef:3' } });
+    assert.equal(res.status, 200);
+    const events = parseSse(await res.text());
+    assert.equal(events.at(-1).event, 'done');
+    assert.equal(first.data.text + events.slice(0, -1).map((e) => e.data.text).join(''),
+      events.at(-1).data.response);
+  });
+
   it('an unknown or expired answer is 404; a malformed id 400', async () => {
     const none = await fetch(`${stack.base}/v1/sessions/never/stream`);
     assert.equal(none.status, 404);
