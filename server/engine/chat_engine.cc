@@ -691,4 +691,10 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartAcceptedTurn(
   return turn;
 }
 
+absl::Status ChatEngine::ChargeSessionWrite(const std::string& key_id,
+                                            const store::KeyLimits& limits) {
+  if (key_id.empty()) return absl::OkStatus();
+  return quotas_.ChargeRequest(key_id, limits, absl::Now());
+}
+
 }  // namespace chat

@@ -122,6 +122,14 @@ class ChatEngine {
 
   const ChatEngineOptions& options() const { return options_; }
 
+  // Charges a call that writes a session without a turn (CreateSession,
+  // UpdateSession, ImportSession) to the caller's key: one request against
+  // its requests per minute (KeyQuotas::ChargeRequest), so a key cannot
+  // write sessions faster than it may chat. OK for an anonymous caller.
+  // Blocks on the store.
+  absl::Status ChargeSessionWrite(const std::string& key_id,
+                                  const store::KeyLimits& limits);
+
   // Adds the usage counted so far to the store now (tests, shutdown).
   void FlushUsage() { usage_.Flush(); }
 

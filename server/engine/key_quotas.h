@@ -83,6 +83,13 @@ class KeyQuotas {
   // tokens it used (0 for a turn that ended without an answer).
   absl::Status Settle(const QuotaAdmission& admission, int64_t used_tokens);
 
+  // Blocks on the store. Charges one request against the key's requests per
+  // minute only, for a call that writes without a turn: kResourceExhausted
+  // (with RateLimitedError's payloads) once the minute's requests are used
+  // up. OK for a key without that limit.
+  absl::Status ChargeRequest(const std::string& key_id,
+                             const store::KeyLimits& limits, absl::Time now);
+
   // Blocks on the store. Deletes the counters of windows that are over.
   absl::Status DeleteFinishedWindows(absl::Time now);
 

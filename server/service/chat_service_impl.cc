@@ -759,6 +759,11 @@ grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
         if (request->has_title()) {
           absl::StatusOr<std::string> title = NormalizeTitle(request->title());
           if (!title.ok()) return title.status();
+          if (absl::Status charged =
+                  engine_->ChargeSessionWrite(caller.key_id, caller.limits);
+              !charged.ok()) {
+            return charged;
+          }
           absl::StatusOr<bool> set =
               store_->SetTitle(key, *title, /*only_if_untitled=*/false);
           if (!set.ok()) return set.status();

@@ -82,6 +82,11 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CreateSession(
             EmptySessionFor(*request, options.default_system_prompt,
                             options.limits, absl::Now());
         if (!archive.ok()) return archive.status();
+        if (absl::Status charged =
+                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
+            !charged.ok()) {
+          return charged;
+        }
         if (absl::Status room = CheckRoomForSession(
                 *store_, caller.tenant, options.max_sessions_per_tenant);
             !room.ok()) {

@@ -15,11 +15,13 @@
 #include "server/service/authenticator.h"
 #include "server/service/call_log.h"
 #include "server/service/grpc_status.h"
+#include "server/service/rate_limit_metadata.h"
 
 namespace chat {
 
 // Authenticates the call, then runs `work(caller)` (returning the call's
-// status; it fills the response) on `pool` and finishes the call with it.
+// status; it fills the response) on `pool` and finishes the call with it. A
+// call refused by a rate limit says when to retry (RefusalMetadata).
 template <typename Work>
 grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
                                        absl::string_view rpc,
@@ -27,7 +29,7 @@ grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
                                        ThreadPool* pool, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   authenticator->Authenticate(
-      CredentialsOf(*context), [reactor, pool, work = std::move(work),
+      CredentialsOf(*context), [context, reactor, pool, work = std::move(work),
                                 log = StartCallLog(*context, rpc)](
                                    absl::StatusOr<Caller> caller) mutable {
         if (!caller.ok()) {
@@ -37,10 +39,13 @@ grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
         }
         log.tenant = caller->tenant;
         log.key_id = caller->key_id;
-        pool->Schedule([reactor, work, log = std::move(log),
+        pool->Schedule([context, reactor, work, log = std::move(log),
                         caller = *std::move(caller)]() mutable {
           absl::Status status = work(caller);
           LogCall(log, status);
+          for (const auto& [key, value] : RefusalMetadata(status)) {
+            context->AddTrailingMetadata(key, value);
+          }
           reactor->Finish(ToGrpcStatus(status));
         });
       });

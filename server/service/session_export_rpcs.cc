@@ -173,6 +173,26 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ImportSession(
         absl::StatusOr<store::SessionArchive> archive =
             FromSessionExport(request->session());
         if (!archive.ok()) return archive.status();
+        if (absl::Status charged =
+                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
+            !charged.ok()) {
+          return charged;
+        }
+        // A session that does not exist yet must fit under the tenant's
+        // limit, as one made by a turn or CreateSession must.
+        absl::StatusOr<store::SessionInfo> existing =
+            store_->GetSession({caller.tenant, archive->session_id});
+        if (!existing.ok() && !absl::IsNotFound(existing.status())) {
+          return existing.status();
+        }
+        if (!existing.ok()) {
+          if (absl::Status room = CheckRoomForSession(
+                  *store_, caller.tenant,
+                  engine_->options().max_sessions_per_tenant);
+              !room.ok()) {
+            return room;
+          }
+        }
         if (absl::Status s = store_->ImportSession(caller.tenant, *archive,
                                                    request->replace());
             !s.ok()) {

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/client_socket.h"
@@ -190,6 +191,15 @@ class EmbeddedHttpTest : public ::testing::Test {
       metrics = Curl({base_ + "/metrics"}).body;
     }
     return metrics;
+  }
+
+  // Per-minute limits count in UTC minutes: a test that needs several
+  // requests in one minute starts them at least 10 s before its end.
+  static void WaitForRoomInTheMinute() {
+    const absl::Time now = absl::Now();
+    const absl::Duration into =
+        now - absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 60 * 60);
+    if (into > absl::Seconds(50)) absl::SleepFor(absl::Seconds(60) - into);
   }
 
   // `chat-server keys create` on this test's store; the new key.
@@ -365,6 +375,7 @@ TEST_F(EmbeddedHttpTest, ARefusedTurnSaysWhenToRetry) {
   const std::string key = CreateKey(/*rpm=*/1);
   Start();
   const std::vector<std::string> auth = {"-H", "Authorization: Bearer " + key};
+  WaitForRoomInTheMinute();
   HttpAnswer first =
       PostJson("/chat", R"({"message":"one","session_id":"r1"})", auth);
   EXPECT_EQ(first.status, 200) << first.body;
@@ -374,6 +385,60 @@ TEST_F(EmbeddedHttpTest, ARefusedTurnSaysWhenToRetry) {
   EXPECT_EQ(second.status, 429) << second.body;
   EXPECT_THAT(second.headers, HasSubstr("retry-after: "));
   EXPECT_THAT(second.headers, HasSubstr("x-ratelimit-limit-requests: 1\n"));
+}
+
+TEST_F(EmbeddedHttpTest, SessionWritesCountAgainstTheKeysRequestsPerMinute) {
+  const std::string key = CreateKey(/*rpm=*/2);
+  Start();
+  const std::vector<std::string> auth = {"-H", "Authorization: Bearer " + key};
+  WaitForRoomInTheMinute();
+  EXPECT_EQ(PostJson("/v1/sessions", R"({"session_id":"w1"})", auth).status,
+            200);
+  EXPECT_EQ(Curl({"-X", "PATCH", base_ + "/v1/sessions/w1", "-H",
+                  "Content-Type: application/json", "-d", R"({"title":"mine"})",
+                  "-H", "Authorization: Bearer " + key})
+                .status,
+            200);
+  // Reads are not counted.
+  HttpAnswer exported = Curl(
+      {base_ + "/v1/sessions/w1/export", "-H", "Authorization: Bearer " + key});
+  ASSERT_EQ(exported.status, 200) << exported.body;
+  // The minute's two requests are spent: writes and turns are refused alike,
+  // saying when to retry.
+  std::string as_new = exported.body;
+  const size_t id = as_new.find(R"("session_id":"w1")");
+  ASSERT_NE(id, std::string::npos) << as_new;
+  as_new.replace(id, 17, R"("session_id":"w2")");
+  HttpAnswer import = PostJson("/v1/sessions:import", as_new, auth);
+  EXPECT_EQ(import.status, 429) << import.body;
+  EXPECT_THAT(import.headers, HasSubstr("retry-after: "));
+  EXPECT_THAT(import.headers, HasSubstr("x-ratelimit-limit-requests: 2\n"));
+  EXPECT_EQ(
+      PostJson("/chat", R"({"message":"hi","session_id":"w1"})", auth).status,
+      429);
+  EXPECT_EQ(PostJson("/v1/sessions", R"({"session_id":"w3"})", auth).status,
+            429);
+}
+
+TEST_F(EmbeddedHttpTest, AnImportedSessionCountsAgainstTheTenantsSessions) {
+  Start({"--max_sessions_per_tenant=1"});
+  ASSERT_EQ(PostJson("/chat", R"({"message":"one","session_id":"s1"})").status,
+            200);
+  HttpAnswer exported = Curl({base_ + "/v1/sessions/s1/export"});
+  ASSERT_EQ(exported.status, 200) << exported.body;
+  // A new session past the limit is refused; replacing the one there is not.
+  std::string as_new = exported.body;
+  const size_t id = as_new.find(R"("session_id":"s1")");
+  ASSERT_NE(id, std::string::npos) << as_new;
+  as_new.replace(id, 17, R"("session_id":"s2")");
+  HttpAnswer refused = PostJson("/v1/sessions:import", as_new);
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("max_sessions_per_tenant"));
+  EXPECT_EQ(Curl({base_ + "/history/s2"}).status, 404);
+  std::string replace = exported.body;
+  replace.insert(1, R"("replace":true,)");
+  HttpAnswer replaced = PostJson("/v1/sessions:import", replace);
+  EXPECT_EQ(replaced.status, 200) << replaced.body;
 }
 
 TEST_F(EmbeddedHttpTest, ARepeatedIdempotencyKeyGetsTheFirstAnswer) {

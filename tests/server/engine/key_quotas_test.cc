@@ -59,6 +59,31 @@ TEST_F(KeyQuotasTest, RequestsPerMinuteAdmitsExactlyTheLimitThenRefuses) {
               IsOk());
 }
 
+TEST_F(KeyQuotasTest, AChargedRequestSharesTheTurnsCounterAndNoTokens) {
+  store::KeyLimits limits;
+  limits.requests_per_minute = 2;
+  limits.tokens_per_minute = 100;
+  limits.budget_tokens = 100;
+  limits.budget_period = store::BudgetPeriod::kDay;
+  EXPECT_THAT(quotas_.ChargeRequest("k1", limits, now_), IsOk());
+  absl::StatusOr<QuotaAdmission> turn = quotas_.Admit("k1", limits, 100, now_);
+  ASSERT_THAT(turn, IsOk());
+  // One request left before the turn, none after; all the tokens were left.
+  EXPECT_EQ(turn->status.remaining_requests, 0);
+  EXPECT_EQ(turn->status.remaining_tokens, 0);
+  absl::Status refused = quotas_.ChargeRequest("k1", limits, now_);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
+                                HasSubstr("2 requests per minute")));
+  EXPECT_THAT(RetryAfterOf(refused), Optional(absl::Seconds(15)));
+  // A key without a request limit is never refused, and spends no tokens.
+  store::KeyLimits tokens_only;
+  tokens_only.tokens_per_minute = 1;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(quotas_.ChargeRequest("k2", tokens_only, now_), IsOk());
+  }
+  EXPECT_THAT(quotas_.Admit("k2", tokens_only, 1, now_), IsOk());
+}
+
 TEST_F(KeyQuotasTest, TokensPerMinuteRefusalUndoesTheRequestCharge) {
   store::KeyLimits limits;
   limits.requests_per_minute = 10;
