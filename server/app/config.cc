@@ -78,8 +78,9 @@ ABSL_FLAG(absl::Duration, detached_stream_ttl, absl::Seconds(60),
           "upstream; an ended answer stays resumable as long. More than 0, "
           "at most 24h. Env: CHAT_DETACHED_STREAM_TTL.");
 ABSL_FLAG(int64_t, max_sessions_per_tenant, 0,
-          "Most sessions one tenant may have; a turn that would create one "
-          "more fails with RESOURCE_EXHAUSTED. 0 to 1000000000; 0: unlimited. "
+          "Most sessions one tenant may have; a turn, CreateSession or "
+          "ImportSession that would create one more fails with "
+          "RESOURCE_EXHAUSTED. 0 to 1000000000; 0: unlimited. "
           "Env: CHAT_MAX_SESSIONS_PER_TENANT.");
 ABSL_FLAG(int, max_turns_per_session, 0,
           "Most turns one session may hold; further turns fail with "

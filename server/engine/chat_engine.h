@@ -123,10 +123,10 @@ class ChatEngine {
   const ChatEngineOptions& options() const { return options_; }
 
   // Charges a call that writes a session without a turn (CreateSession,
-  // UpdateSession, ImportSession) to the caller's key: one request against
-  // its requests per minute (KeyQuotas::ChargeRequest), so a key cannot
-  // write sessions faster than it may chat. OK for an anonymous caller.
-  // Blocks on the store.
+  // UpdateSession, ImportSession, SwitchBranch) to the caller's key: one
+  // request against its requests per minute (KeyQuotas::ChargeRequest), so a
+  // key cannot write sessions faster than it may chat. OK for an anonymous
+  // caller. Blocks on the store.
   absl::Status ChargeSessionWrite(const std::string& key_id,
                                   const store::KeyLimits& limits);
 

@@ -843,6 +843,11 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
             !s.ok()) {
           return s;
         }
+        if (absl::Status charged =
+                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
+            !charged.ok()) {
+          return charged;
+        }
         const store::SessionKey key{caller.tenant, request->session_id()};
         absl::StatusOr<int> switched =
             store_->SwitchBranch(key, request->turn_id());

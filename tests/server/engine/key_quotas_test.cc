@@ -84,6 +84,20 @@ TEST_F(KeyQuotasTest, AChargedRequestSharesTheTurnsCounterAndNoTokens) {
   EXPECT_THAT(quotas_.Admit("k2", tokens_only, 1, now_), IsOk());
 }
 
+TEST_F(KeyQuotasTest, AChargedRequestIgnoresTokensAlreadyOverTheLimit) {
+  store::KeyLimits limits;
+  limits.requests_per_minute = 5;
+  limits.tokens_per_minute = 100;
+  // A turn that used more than it reserved leaves the minute's tokens over
+  // the limit: the next turn is refused, a session write is not.
+  absl::StatusOr<QuotaAdmission> turn = quotas_.Admit("k1", limits, 100, now_);
+  ASSERT_THAT(turn, IsOk());
+  ASSERT_THAT(quotas_.Settle(*turn, 150), IsOk());
+  EXPECT_THAT(quotas_.Admit("k1", limits, 1, now_),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(quotas_.ChargeRequest("k1", limits, now_), IsOk());
+}
+
 TEST_F(KeyQuotasTest, TokensPerMinuteRefusalUndoesTheRequestCharge) {
   store::KeyLimits limits;
   limits.requests_per_minute = 10;
