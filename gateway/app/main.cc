@@ -27,6 +27,7 @@
 #include "gateway/app/auth_policy.h"
 #include "gateway/app/backend_channel.h"
 #include "gateway/app/backend_set.h"
+#include "gateway/app/callback_threads.h"
 #include "gateway/app/config.h"
 #include "gateway/app/gateway.h"
 #include "gateway/http/http_metrics.h"
@@ -93,6 +94,9 @@ int Run(const chat::gateway::GatewayConfig& config) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   chat::RaiseDescriptorLimit();
+  // Before the first channel: a SIGHUP's replaced channel may be released
+  // in its last call's callback.
+  chat::gateway::HoldCallbackThreads();
 
   absl::StatusOr<chat::gateway::RouteTable> routes =
       chat::gateway::RouteTable::FromServices(

@@ -24,6 +24,7 @@
 #include "common/net_address.h"
 #include "common/process_setup.h"
 #include "common/thread_pool.h"
+#include "gateway/app/callback_threads.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "server/app/config.h"
@@ -107,6 +108,9 @@ int Run(chat::ServerConfig config) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   chat::RateLimitProtobufLog();
+  // The embedded port's in-process channel makes callback calls too, and
+  // may outlive the server's own use of gRPC's callback threads.
+  chat::gateway::HoldCallbackThreads();
 
   // Before anything else: a bad certificate is a configuration error.
   std::unique_ptr<chat::ReloadableTlsCredentials> tls;
