@@ -691,9 +691,9 @@ absl::StatusOr<std::shared_ptr<TurnHandle>> ChatEngine::StartAcceptedTurn(
   return turn;
 }
 
-absl::Status ChatEngine::ChargeSessionWrite(const std::string& key_id,
-                                            const store::KeyLimits& limits) {
-  if (key_id.empty()) return absl::OkStatus();
+absl::StatusOr<RateLimitStatus> ChatEngine::ChargeSessionWrite(
+    const std::string& key_id, const store::KeyLimits& limits) {
+  if (key_id.empty()) return RateLimitStatus{};
   return quotas_.ChargeRequest(key_id, limits, absl::Now());
 }
 

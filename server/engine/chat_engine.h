@@ -125,10 +125,11 @@ class ChatEngine {
   // Charges a call that writes a session without a turn (CreateSession,
   // UpdateSession, ImportSession, SwitchBranch) to the caller's key: one
   // request against its requests per minute (KeyQuotas::ChargeRequest), so a
-  // key cannot write sessions faster than it may chat. OK for an anonymous
-  // caller. Blocks on the store.
-  absl::Status ChargeSessionWrite(const std::string& key_id,
-                                  const store::KeyLimits& limits);
+  // key cannot write sessions faster than it may chat. Returns where the
+  // key's requests then stand; all zeros for an anonymous caller. Blocks on
+  // the store.
+  absl::StatusOr<RateLimitStatus> ChargeSessionWrite(
+      const std::string& key_id, const store::KeyLimits& limits);
 
   // Adds the usage counted so far to the store now (tests, shutdown).
   void FlushUsage() { usage_.Flush(); }

@@ -144,15 +144,17 @@ bool KeyQuotas::HasCounters(const store::KeyLimits& limits) {
           limits.budget_period != store::BudgetPeriod::kNone);
 }
 
-absl::Status KeyQuotas::ChargeRequest(const std::string& key_id,
-                                      const store::KeyLimits& limits,
-                                      absl::Time now) {
-  if (limits.requests_per_minute <= 0) return absl::OkStatus();
+absl::StatusOr<RateLimitStatus> KeyQuotas::ChargeRequest(
+    const std::string& key_id, const store::KeyLimits& limits, absl::Time now) {
+  if (limits.requests_per_minute <= 0) return RateLimitStatus{};
   // Admit's request counter, and nothing else: no tokens are reserved, and
   // a request is never refunded.
   store::KeyLimits requests_only;
   requests_only.requests_per_minute = limits.requests_per_minute;
-  return Admit(key_id, requests_only, /*tokens=*/0, now).status();
+  absl::StatusOr<QuotaAdmission> admitted =
+      Admit(key_id, requests_only, /*tokens=*/0, now);
+  if (!admitted.ok()) return admitted.status();
+  return admitted->status;
 }
 
 absl::StatusOr<QuotaAdmission> KeyQuotas::Admit(const std::string& key_id,

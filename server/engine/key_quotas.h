@@ -84,11 +84,13 @@ class KeyQuotas {
   absl::Status Settle(const QuotaAdmission& admission, int64_t used_tokens);
 
   // Blocks on the store. Charges one request against the key's requests per
-  // minute only, for a call that writes without a turn: kResourceExhausted
-  // (with RateLimitedError's payloads) once the minute's requests are used
-  // up. OK for a key without that limit.
-  absl::Status ChargeRequest(const std::string& key_id,
-                             const store::KeyLimits& limits, absl::Time now);
+  // minute only, for a call that writes without a turn, and returns where
+  // the key's requests then stand (no tokens: limit_tokens 0); all zeros
+  // for a key without that limit. kResourceExhausted (with
+  // RateLimitedError's payloads) once the minute's requests are used up.
+  absl::StatusOr<RateLimitStatus> ChargeRequest(const std::string& key_id,
+                                                const store::KeyLimits& limits,
+                                                absl::Time now);
 
   // Blocks on the store. Deletes the counters of windows that are over.
   absl::Status DeleteFinishedWindows(absl::Time now);

@@ -441,6 +441,17 @@ ChatServiceImpl::ChatServiceImpl(ChatEngine* engine,
           pool, stream_options)),
       models_(std::move(models)) {}
 
+absl::Status ChatServiceImpl::ChargeSessionWrite(
+    const Caller& caller, grpc::CallbackServerContext& context) {
+  absl::StatusOr<RateLimitStatus> standing =
+      engine_->ChargeSessionWrite(caller.key_id, caller.limits);
+  if (!standing.ok()) return standing.status();  // FinishOnPool says why.
+  for (const auto& [key, value] : RateLimitMetadata(*standing)) {
+    context.AddInitialMetadata(key, value);
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* ChatServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
     const chat::v1::GetStatusRequest* /*request*/,
@@ -750,7 +761,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
     chat::v1::UpdateSessionResponse* response) {
   return FinishOnPool(
       context, "UpdateSession", authenticator_, pool_,
-      [this, request, response](const Caller& caller) -> absl::Status {
+      [this, context, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
             !s.ok()) {
           return s;
@@ -759,11 +770,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
         if (request->has_title()) {
           absl::StatusOr<std::string> title = NormalizeTitle(request->title());
           if (!title.ok()) return title.status();
-          if (absl::Status charged =
-                  engine_->ChargeSessionWrite(caller.key_id, caller.limits);
-              !charged.ok()) {
-            return charged;
-          }
+          if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+            return s;
           absl::StatusOr<bool> set =
               store_->SetTitle(key, *title, /*only_if_untitled=*/false);
           if (!set.ok()) return set.status();
@@ -838,16 +846,13 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
     chat::v1::SwitchBranchResponse* response) {
   return FinishOnPool(
       context, "SwitchBranch", authenticator_, pool_,
-      [this, request, response](const Caller& caller) -> absl::Status {
+      [this, context, request, response](const Caller& caller) -> absl::Status {
         if (absl::Status s = ValidateSessionId(request->session_id());
             !s.ok()) {
           return s;
         }
-        if (absl::Status charged =
-                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
-            !charged.ok()) {
-          return charged;
-        }
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+          return s;
         const store::SessionKey key{caller.tenant, request->session_id()};
         absl::StatusOr<int> switched =
             store_->SwitchBranch(key, request->turn_id());

@@ -178,6 +178,14 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
       chat::v1::CreateSessionResponse* response) override;
 
  private:
+  // What CreateSession, a renaming UpdateSession, ImportSession and
+  // SwitchBranch pay before they write: ChatEngine::ChargeSessionWrite for
+  // the caller's key. The call's answer, refused or not, carries where the
+  // key's requests stand (x-ratelimit-*), as a turn's does. Runs before
+  // the call finishes.
+  absl::Status ChargeSessionWrite(const Caller& caller,
+                                  grpc::CallbackServerContext& context);
+
   ChatEngine* const engine_;
   store::ConversationStore* const store_;
   ThreadPool* const pool_;

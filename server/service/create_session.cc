@@ -76,17 +76,14 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CreateSession(
     chat::v1::CreateSessionResponse* response) {
   return FinishOnPool(
       context, "CreateSession", authenticator_, pool_,
-      [this, request, response](const Caller& caller) -> absl::Status {
+      [this, context, request, response](const Caller& caller) -> absl::Status {
         const ChatEngineOptions& options = engine_->options();
         absl::StatusOr<store::SessionArchive> archive =
             EmptySessionFor(*request, options.default_system_prompt,
                             options.limits, absl::Now());
         if (!archive.ok()) return archive.status();
-        if (absl::Status charged =
-                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
-            !charged.ok()) {
-          return charged;
-        }
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+          return s;
         if (absl::Status room = CheckRoomForSession(
                 *store_, caller.tenant, options.max_sessions_per_tenant);
             !room.ok()) {

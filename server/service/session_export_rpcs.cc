@@ -166,31 +166,31 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ImportSession(
     chat::v1::ImportSessionResponse* response) {
   return FinishOnPool(
       context, "ImportSession", authenticator_, pool_,
-      [this, request, response](const Caller& caller) -> absl::Status {
+      [this, context, request, response](const Caller& caller) -> absl::Status {
         if (!request->has_session()) {
           return absl::InvalidArgumentError("session: required");
         }
         absl::StatusOr<store::SessionArchive> archive =
             FromSessionExport(request->session());
         if (!archive.ok()) return archive.status();
-        if (absl::Status charged =
-                engine_->ChargeSessionWrite(caller.key_id, caller.limits);
-            !charged.ok()) {
-          return charged;
-        }
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+          return s;
         // A session that does not exist yet must fit under the tenant's
-        // limit, as one made by a turn or CreateSession must.
-        absl::StatusOr<store::SessionInfo> existing =
-            store_->GetSession({caller.tenant, archive->session_id});
-        if (!existing.ok() && !absl::IsNotFound(existing.status())) {
-          return existing.status();
-        }
-        if (!existing.ok()) {
-          if (absl::Status room = CheckRoomForSession(
-                  *store_, caller.tenant,
-                  engine_->options().max_sessions_per_tenant);
-              !room.ok()) {
-            return room;
+        // limit, as one made by a turn or CreateSession must. Without a
+        // limit there is nothing to look up.
+        const auto max_sessions = engine_->options().max_sessions_per_tenant;
+        if (max_sessions > 0) {
+          absl::StatusOr<store::SessionInfo> existing =
+              store_->GetSession({caller.tenant, archive->session_id});
+          if (!existing.ok() && !absl::IsNotFound(existing.status())) {
+            return existing.status();
+          }
+          if (!existing.ok()) {
+            if (absl::Status room =
+                    CheckRoomForSession(*store_, caller.tenant, max_sessions);
+                !room.ok()) {
+              return room;
+            }
           }
         }
         if (absl::Status s = store_->ImportSession(caller.tenant, *archive,

@@ -392,13 +392,19 @@ TEST_F(EmbeddedHttpTest, SessionWritesCountAgainstTheKeysRequestsPerMinute) {
   Start();
   const std::vector<std::string> auth = {"-H", "Authorization: Bearer " + key};
   WaitForRoomInTheMinute();
-  EXPECT_EQ(PostJson("/v1/sessions", R"({"session_id":"w1"})", auth).status,
-            200);
-  EXPECT_EQ(Curl({"-X", "PATCH", base_ + "/v1/sessions/w1", "-H",
-                  "Content-Type: application/json", "-d", R"({"title":"mine"})",
-                  "-H", "Authorization: Bearer " + key})
-                .status,
-            200);
+  // Each answer says where the key stands, as a turn's does.
+  HttpAnswer created = PostJson("/v1/sessions", R"({"session_id":"w1"})", auth);
+  EXPECT_EQ(created.status, 200) << created.body;
+  EXPECT_THAT(created.headers, HasSubstr("x-ratelimit-limit-requests: 2\n"));
+  EXPECT_THAT(created.headers,
+              HasSubstr("x-ratelimit-remaining-requests: 1\n"));
+  HttpAnswer renamed =
+      Curl({"-X", "PATCH", base_ + "/v1/sessions/w1", "-H",
+            "Content-Type: application/json", "-d", R"({"title":"mine"})", "-H",
+            "Authorization: Bearer " + key});
+  EXPECT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_THAT(renamed.headers,
+              HasSubstr("x-ratelimit-remaining-requests: 0\n"));
   // Reads are not counted.
   HttpAnswer exported = Curl(
       {base_ + "/v1/sessions/w1/export", "-H", "Authorization: Bearer " + key});

@@ -65,13 +65,21 @@ TEST_F(KeyQuotasTest, AChargedRequestSharesTheTurnsCounterAndNoTokens) {
   limits.tokens_per_minute = 100;
   limits.budget_tokens = 100;
   limits.budget_period = store::BudgetPeriod::kDay;
-  EXPECT_THAT(quotas_.ChargeRequest("k1", limits, now_), IsOk());
+  absl::StatusOr<RateLimitStatus> charged =
+      quotas_.ChargeRequest("k1", limits, now_);
+  ASSERT_THAT(charged, IsOk());
+  // Where the key's requests stand, for the answer's headers; the tokens
+  // are not its business.
+  EXPECT_EQ(charged->limit_requests, 2);
+  EXPECT_EQ(charged->remaining_requests, 1);
+  EXPECT_EQ(charged->reset_requests, absl::Seconds(15));
+  EXPECT_EQ(charged->limit_tokens, 0);
   absl::StatusOr<QuotaAdmission> turn = quotas_.Admit("k1", limits, 100, now_);
   ASSERT_THAT(turn, IsOk());
   // One request left before the turn, none after; all the tokens were left.
   EXPECT_EQ(turn->status.remaining_requests, 0);
   EXPECT_EQ(turn->status.remaining_tokens, 0);
-  absl::Status refused = quotas_.ChargeRequest("k1", limits, now_);
+  absl::Status refused = quotas_.ChargeRequest("k1", limits, now_).status();
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
                                 HasSubstr("2 requests per minute")));
   EXPECT_THAT(RetryAfterOf(refused), Optional(absl::Seconds(15)));
@@ -79,7 +87,10 @@ TEST_F(KeyQuotasTest, AChargedRequestSharesTheTurnsCounterAndNoTokens) {
   store::KeyLimits tokens_only;
   tokens_only.tokens_per_minute = 1;
   for (int i = 0; i < 3; ++i) {
-    EXPECT_THAT(quotas_.ChargeRequest("k2", tokens_only, now_), IsOk());
+    absl::StatusOr<RateLimitStatus> free =
+        quotas_.ChargeRequest("k2", tokens_only, now_);
+    ASSERT_THAT(free, IsOk());
+    EXPECT_EQ(free->limit_requests, 0);  // No headers to send.
   }
   EXPECT_THAT(quotas_.Admit("k2", tokens_only, 1, now_), IsOk());
 }
