@@ -5,9 +5,10 @@ namespace chat::gateway {
 
 // gRPC 1.51 on Linux runs every callback of the client's callback API (a
 // reactor's OnDone, a unary call's completion) on a few threads that poll one
-// process-wide completion queue. Each channel that has made such a call
-// counts as a user of that queue, and the release of the last user shuts it
-// down, joins its threads and deletes it. When that release happens inside
+// process-wide completion queue. Each channel that has made such a call, and
+// each started server with callback services, counts as a user of that
+// queue, and the release of the last user shuts it down, joins its threads
+// and deletes it. When that release happens inside
 // one of those callbacks (the last call on a channel the gateway replaced
 // after a SIGHUP, ending as the process stops), the thread cannot join
 // itself and goes on to poll the queue it just deleted: a double free

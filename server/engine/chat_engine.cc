@@ -18,7 +18,8 @@
 namespace chat {
 
 absl::Status CheckRoomForSession(store::ConversationStore& store,
-                                 absl::string_view tenant, int max_sessions) {
+                                 absl::string_view tenant,
+                                 int64_t max_sessions) {
   if (max_sessions <= 0) return absl::OkStatus();
   absl::StatusOr<store::StoreStats> stats = store.GetStats(tenant);
   if (!stats.ok()) return stats.status();

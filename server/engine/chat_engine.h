@@ -55,7 +55,8 @@ struct ChatEngineOptions {
 // that creates a session and CreateSession both meet. A soft bound: sessions
 // created at the same moment on several replicas may each pass it.
 absl::Status CheckRoomForSession(store::ConversationStore& store,
-                                 absl::string_view tenant, int max_sessions);
+                                 absl::string_view tenant,
+                                 int64_t max_sessions);
 
 // Receives the outcome of one turn: OnDelta for each piece of the reply as
 // the provider produces it, then OnComplete exactly once, after the turn was

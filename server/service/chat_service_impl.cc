@@ -770,8 +770,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::UpdateSession(
         if (request->has_title()) {
           absl::StatusOr<std::string> title = NormalizeTitle(request->title());
           if (!title.ok()) return title.status();
-          if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+          if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok()) {
             return s;
+          }
           absl::StatusOr<bool> set =
               store_->SetTitle(key, *title, /*only_if_untitled=*/false);
           if (!set.ok()) return set.status();
@@ -851,8 +852,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SwitchBranch(
             !s.ok()) {
           return s;
         }
-        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok()) {
           return s;
+        }
         const store::SessionKey key{caller.tenant, request->session_id()};
         absl::StatusOr<int> switched =
             store_->SwitchBranch(key, request->turn_id());

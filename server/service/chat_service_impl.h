@@ -180,9 +180,11 @@ class ChatServiceImpl final : public chat::v1::ChatService::CallbackService {
  private:
   // What CreateSession, a renaming UpdateSession, ImportSession and
   // SwitchBranch pay before they write: ChatEngine::ChargeSessionWrite for
-  // the caller's key. The call's answer, refused or not, carries where the
-  // key's requests stand (x-ratelimit-*), as a turn's does. Runs before
-  // the call finishes.
+  // the caller's key. Once charged, the call's answer carries where the
+  // key's requests stand (the x-ratelimit-*-requests trio) as initial
+  // metadata, as a turn's does; a refusal's go out as trailing metadata
+  // from FinishOnPool. Call only from FinishOnPool's work, which runs before
+  // Finish sends the initial metadata.
   absl::Status ChargeSessionWrite(const Caller& caller,
                                   grpc::CallbackServerContext& context);
 

@@ -82,12 +82,15 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CreateSession(
             EmptySessionFor(*request, options.default_system_prompt,
                             options.limits, absl::Now());
         if (!archive.ok()) return archive.status();
-        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
-          return s;
+        // The tenant's room first, as a turn does: a refusal for it is not
+        // a request charged to the key.
         if (absl::Status room = CheckRoomForSession(
                 *store_, caller.tenant, options.max_sessions_per_tenant);
             !room.ok()) {
           return room;
+        }
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok()) {
+          return s;
         }
         absl::Status stored;
         for (int attempt = 0; attempt < kNewIdAttempts; ++attempt) {

@@ -3,6 +3,7 @@
 // stream, one session per message) and ImportSession.
 
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <utility>
@@ -173,12 +174,11 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ImportSession(
         absl::StatusOr<store::SessionArchive> archive =
             FromSessionExport(request->session());
         if (!archive.ok()) return archive.status();
-        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok())
-          return s;
         // A session that does not exist yet must fit under the tenant's
-        // limit, as one made by a turn or CreateSession must. Without a
-        // limit there is nothing to look up.
-        const auto max_sessions = engine_->options().max_sessions_per_tenant;
+        // limit, as one made by a turn or CreateSession must (and is checked
+        // before the key is charged, as theirs is). Without a limit there is
+        // nothing to look up.
+        const int64_t max_sessions = engine_->options().max_sessions_per_tenant;
         if (max_sessions > 0) {
           absl::StatusOr<store::SessionInfo> existing =
               store_->GetSession({caller.tenant, archive->session_id});
@@ -192,6 +192,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ImportSession(
               return room;
             }
           }
+        }
+        if (absl::Status s = ChargeSessionWrite(caller, *context); !s.ok()) {
+          return s;
         }
         if (absl::Status s = store_->ImportSession(caller.tenant, *archive,
                                                    request->replace());
