@@ -3,14 +3,17 @@
 // tests/fake_upstream/server.mjs, chunked as node's http server frames it:
 // one chunk per event), on one thread with epoll, so the bench measures
 // chatd rather than the fake. The node fake costs more CPU per turn than the
-// path it is meant to feed.
+// path it is meant to feed. A request with "stream":false (a session's
+// title) gets the same reply as one JSON message, as Anthropic sends it.
 //
 // Without --token_delay_ms the whole reply is written at once (a precomputed
 // body, one write per response). With it, the deltas go out --token_delay_ms
 // apart and the closing events one interval after the last delta: 20 tokens
-// 50 ms apart is a one-second stream. Every delay is the same, so timers are
-// a FIFO (deadlines are pushed in order) and the epoll timeout is the head's
-// deadline: 10,000 concurrent streams cost one queue entry each.
+// 50 ms apart is a one-second stream; a whole JSON reply then comes after
+// as long as the stream would take. Every delay of a kind is the same, so
+// each kind's timers are a FIFO (deadlines are pushed in order) and the
+// epoll timeout is the earlier head's deadline: 10,000 concurrent streams
+// cost one queue entry each.
 //
 // HTTP/1.1 keep-alive and pipelining; the body is read by Content-Length and
 // discarded (its "model" is echoed, as the node fake does). Prints
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -72,6 +76,8 @@ struct Reply {
   std::vector<std::string> deltas;
   std::string end;         // content_block_stop .. message_stop, last chunk.
   std::string whole_tail;  // after_start + deltas + end (no delay).
+  std::string text;        // The deltas' text, for a whole JSON reply.
+  int tokens = 0;
 };
 
 Reply BuildReply(int tokens) {
@@ -90,6 +96,7 @@ Reply BuildReply(int tokens) {
                   Event("ping", R"({"type": "ping"})");
   for (int i = 0; i < tokens; ++i) {
     std::string word = absl::StrCat("word", i + 1, i + 1 < tokens ? " " : "");
+    r.text += word;
     r.deltas.push_back(
         Event("content_block_delta",
               absl::StrCat(R"({"type":"content_block_delta","index":0,)",
@@ -104,6 +111,7 @@ Reply BuildReply(int tokens) {
                              R"("stop_sequence":null},)",
                              R"("usage":{"output_tokens":)", tokens, "}}")) +
           Event("message_stop", R"({"type":"message_stop"})") + "0\r\n\r\n";
+  r.tokens = tokens;
   r.whole_tail = r.after_start;
   for (const std::string& d : r.deltas) r.whole_tail += d;
   r.whole_tail += r.end;
@@ -118,6 +126,26 @@ std::string MessageStart(absl::string_view model, size_t input_tokens) {
                    R"("model":")", model, R"(","stop_reason":null,)",
                    R"("stop_sequence":null,"usage":{"input_tokens":)",
                    input_tokens, R"(,"output_tokens":1}}})"));
+}
+
+// The reply as one JSON message (Anthropic's non-streaming answer), with
+// its status line and headers.
+std::string WholeAnswer(const Reply& reply, absl::string_view model,
+                        size_t input_tokens) {
+  std::string body = absl::StrCat(
+      R"({"id":"msg_fake","type":"message","role":"assistant","model":")",
+      model, R"(","content":[{"type":"text","text":")", reply.text,
+      R"("}],"stop_reason":"end_turn","stop_sequence":null,)",
+      R"("usage":{"input_tokens":)", input_tokens, R"(,"output_tokens":)",
+      reply.tokens, "}}");
+  return absl::StrCat(
+      "HTTP/1.1 200 OK\r\n"
+      "content-type: application/json\r\n"
+      "request-id: req_fake_ok\r\n"
+      "Connection: keep-alive\r\n"
+      "Keep-Alive: timeout=30\r\n"
+      "content-length: ",
+      body.size(), "\r\n\r\n", body);
 }
 
 // The request's "model" if it is a plain JSON string, as the node fake echoes
@@ -146,6 +174,7 @@ struct Conn {
   bool close_after = false;  // "Connection: close": close once written.
   bool want_out = false;     // EPOLLOUT armed.
   int streaming = -1;  // Next delta to send with a delay; -1: not streaming.
+  std::string held;    // A whole reply waiting for its delay; empty: none.
   std::string in;
   std::string out;
   size_t out_sent = 0;
@@ -173,8 +202,13 @@ class Server {
     std::vector<epoll_event> events(1024);
     for (;;) {
       int timeout = -1;
-      if (!timers_.empty()) {
-        int64_t wait = timers_.front().due_ms - NowMs();
+      int64_t due = INT64_MAX;
+      if (!timers_.empty()) due = timers_.front().due_ms;
+      if (!whole_timers_.empty()) {
+        due = std::min(due, whole_timers_.front().due_ms);
+      }
+      if (due != INT64_MAX) {
+        int64_t wait = due - NowMs();
         timeout = wait < 0 ? 0 : static_cast<int>(wait);
       }
       int n = epoll_wait(epoll_, events.data(), events.size(), timeout);
@@ -236,6 +270,7 @@ class Server {
     ++c.generation;  // Pending timers for this fd are now stale.
     c.in = std::string();
     c.out = std::string();
+    c.held = std::string();
     close(fd);
   }
 
@@ -263,7 +298,7 @@ class Server {
   void Serve(int fd) {
     Conn& c = conns_[fd];
     size_t pos = 0;
-    while (c.open && c.streaming < 0 && !c.close_after) {
+    while (c.open && !Busy(c) && !c.close_after) {
       absl::string_view in(c.in);
       in.remove_prefix(pos);
       size_t head_end = in.find("\r\n\r\n");
@@ -308,7 +343,18 @@ class Server {
       }
       absl::string_view body = in.substr(head_end + 4, content_length);
       pos += total;
-      if (absl::StartsWith(line, "POST /v1/messages ")) {
+      if (absl::StartsWith(line, "POST /v1/messages ") &&
+          absl::StrContains(body, "\"stream\":false")) {
+        std::string answer =
+            WholeAnswer(reply_, ModelOf(body), (content_length + 3) / 4);
+        if (delay_ms_ <= 0) {
+          c.out += answer;
+        } else {
+          c.held = std::move(answer);
+          whole_timers_.push_back(
+              {NowMs() + delay_ms_ * (reply_.tokens + 1), fd, c.generation});
+        }
+      } else if (absl::StartsWith(line, "POST /v1/messages ")) {
         c.out += reply_.head;
         c.out += MessageStart(ModelOf(body), (content_length + 3) / 4);
         if (delay_ms_ <= 0) {
@@ -355,7 +401,12 @@ class Server {
     c.out_sent = 0;
     if (c.want_out) Modify(fd, EPOLLIN);
     c.want_out = false;
-    if (c.close_after && c.streaming < 0) Close(fd);
+    if (c.close_after && !Busy(c)) Close(fd);
+  }
+
+  // A delayed reply is still being sent: requests behind it wait.
+  static bool Busy(const Conn& c) {
+    return c.streaming >= 0 || !c.held.empty();
   }
 
   void Modify(int fd, uint32_t ev) {
@@ -367,6 +418,16 @@ class Server {
 
   void RunTimers() {
     int64_t now = NowMs();
+    while (!whole_timers_.empty() && whole_timers_.front().due_ms <= now) {
+      Timer t = whole_timers_.front();
+      whole_timers_.pop_front();
+      Conn& c = conns_[t.fd];
+      if (!c.open || c.generation != t.generation || c.held.empty()) continue;
+      c.out += c.held;
+      c.held.clear();
+      Flush(t.fd);
+      if (conns_[t.fd].open && !conns_[t.fd].in.empty()) Serve(t.fd);
+    }
     while (!timers_.empty() && timers_.front().due_ms <= now) {
       Timer t = timers_.front();
       timers_.pop_front();
@@ -395,6 +456,7 @@ class Server {
   Reply reply_;
   std::vector<Conn> conns_;
   std::deque<Timer> timers_;
+  std::deque<Timer> whole_timers_;  // Delayed whole replies.
 };
 
 }  // namespace

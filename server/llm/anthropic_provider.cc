@@ -235,7 +235,7 @@ HttpRequest AnthropicProtocol::BuildRequest(
     }
     body.push_back(']');
   }
-  body.append(",\"stream\":true");
+  body.append(request.stream ? ",\"stream\":true" : ",\"stream\":false");
   if (!request.system_prompt.empty()) {
     body.append(",\"system\":");
     AppendJsonString(request.system_prompt, &body);
@@ -252,7 +252,8 @@ HttpRequest AnthropicProtocol::BuildRequest(
   http.headers = {absl::StrCat("x-api-key: ", config_.api_key),
                   "anthropic-version: 2023-06-01",
                   "content-type: application/json",
-                  "accept: text/event-stream"};
+                  request.stream ? "accept: text/event-stream"
+                                 : "accept: application/json"};
   http.body = std::move(body);
   return http;
 }

@@ -200,7 +200,11 @@ HttpRequest OpenAiProtocol::BuildRequest(
     }
     body.push_back(']');
   }
-  body.append(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+  // A whole (non-streamed) answer always carries its usage.
+  body.append(
+      request.stream
+          ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}"
+          : ",\"stream\":false");
   if (request.temperature.has_value()) {
     body.append(",\"temperature\":");
     AppendJsonDouble(*request.temperature, &body);
@@ -215,7 +219,8 @@ HttpRequest OpenAiProtocol::BuildRequest(
   http.url = absl::StrCat(absl::StripSuffix(config_.base_url, "/"),
                           "/chat/completions");
   http.headers = {"content-type: application/json",
-                  "accept: text/event-stream"};
+                  request.stream ? "accept: text/event-stream"
+                                 : "accept: application/json"};
   if (!config_.api_key.empty()) {
     http.headers.push_back(
         absl::StrCat("authorization: Bearer ", config_.api_key));

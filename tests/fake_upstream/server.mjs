@@ -23,6 +23,11 @@
 //   vllm             (OpenAI) choices null or missing, ": comments"
 // The reply is "Echo of N messages: <last user message>", word by word, so
 // tests can see how much history was sent.
+// A request with "stream": false gets the reply as one JSON document in the
+// API's non-streaming format: slow waits MS per event first, hold until
+// released, midstream and errorfirst fail with 529 (Anthropic) or 503,
+// truncated ends the connection halfway through the body, stall never
+// answers.
 //
 // With --tls it serves HTTPS and offers HTTP/2 (tls/cert.pem, for
 // 127.0.0.1); /_stats then reports each model's "http_version".
@@ -90,6 +95,53 @@ function sendError(res, api, code, retryAfter) {
   }
   res.writeHead(code, headers);
   res.end(JSON.stringify(body));
+}
+
+// One whole (non-streamed) reply, as the API's JSON document.
+function wholeReply(api, model, words, inputTokens) {
+  const text = words.join('');
+  if (api === 'anthropic') {
+    return {id: 'msg_fake', type: 'message', role: 'assistant', model,
+            content: [{type: 'text', text}], stop_reason: 'end_turn', stop_sequence: null,
+            usage: {input_tokens: inputTokens, output_tokens: words.length}};
+  }
+  return {id: 'chatcmpl-fake', object: 'chat.completion', created: 1700000000, model,
+          system_fingerprint: null,
+          choices: [{index: 0, message: {role: 'assistant', content: text}, logprobs: null,
+                     finish_reason: 'stop'}],
+          usage: {prompt_tokens: inputTokens, completion_tokens: words.length,
+                  total_tokens: inputTokens + words.length}};
+}
+
+// Answers a "stream": false request with the whole reply at once.
+async function serveWhole(api, res, model, words, inputTokens, behaviour, args, s) {
+  let closed = false;
+  res.on('close', () => { closed = true; });
+  if (behaviour === 'stall') return;
+  if (behaviour === 'midstream' || behaviour === 'errorfirst') {
+    return sendError(res, api, api === 'anthropic' ? 529 : 503);
+  }
+  if (behaviour === 'slow') await sleep(Number(args[0] ?? 100) * (words.length + 1));
+  if (behaviour === 'hold') {
+    await new Promise((resolve) => {
+      if (!held.has(model)) held.set(model, []);
+      held.get(model).push(resolve);
+      res.on('close', resolve);
+    });
+  }
+  if (closed) return;
+  const body = JSON.stringify(wholeReply(api, model, words, inputTokens));
+  const headers = {'content-type': 'application/json',
+                   'content-length': String(Buffer.byteLength(body))};
+  headers[api === 'anthropic' ? 'request-id' : 'x-request-id'] = 'req_fake_ok';
+  res.writeHead(200, headers);
+  if (behaviour === 'truncated') {
+    res.write(body.slice(0, body.length >> 1));
+    res.destroy();
+    return;
+  }
+  res.end(body);
+  s.completed += 1;
 }
 
 // The events of one streamed reply, as SSE text blocks.
@@ -186,6 +238,9 @@ async function serveCompletion(api, req, res, body) {
   const words = replyWords(api === 'openai' ? messages.filter((m) => m.role !== 'system')
                                             : messages);
   const inputTokens = Math.ceil(JSON.stringify(messages).length / 4);
+  if (body.stream === false) {
+    return serveWhole(api, res, model, words, inputTokens, behaviour, args, s);
+  }
   const events = (api === 'anthropic' ? anthropicEvents : openaiEvents)(
       model, words, inputTokens, behaviour);
   const headers = {'content-type': 'text/event-stream; charset=utf-8',
@@ -277,7 +332,7 @@ async function handle(req, res) {
   } catch {
     return sendError(res, api, 400);
   }
-  if (body.stream !== true) return sendError(res, api, 400);
+  if (typeof body.stream !== 'boolean') return sendError(res, api, 400);
   await serveCompletion(api, req, res, body);
 }
 

@@ -404,6 +404,8 @@ TEST_F(ModelTitleTest, TitleComesFromOneCallToTheTitleModel) {
   const std::string request = stats["last_request"].dump();
   EXPECT_THAT(request, HasSubstr("You name conversations"));
   EXPECT_THAT(request, HasSubstr("Which whale is the largest?"));
+  // Asked for as one message, and read from Anthropic's non-streamed form.
+  EXPECT_EQ(stats["last_request"]["stream"], false) << request;
   // A second turn asks for no second title.
   ASSERT_TRUE(server_.Chat("", "s1", "And the smallest?", "ok@chat").ok());
   EXPECT_EQ(upstream_->Stats("ok@title-model")["attempts"], 1);

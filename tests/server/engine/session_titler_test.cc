@@ -149,6 +149,8 @@ TEST_F(SessionTitlerTest, AsksTheTitleModelAndStoresTheCleanedAnswer) {
               HasSubstr("Which whale is the largest?"));
   EXPECT_THAT(request.messages[0].content, HasSubstr("The blue whale."));
   EXPECT_NE(request.deadline, absl::InfiniteFuture());
+  // Nobody watches a title arrive: it is asked for whole.
+  EXPECT_FALSE(request.stream);
 }
 
 TEST_F(SessionTitlerTest, AFailedCallLeavesNoTitle) {

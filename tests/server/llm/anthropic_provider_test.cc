@@ -175,6 +175,20 @@ TEST(AnthropicProtocolTest, BuildsTheMessagesRequest) {
   EXPECT_FALSE(body.contains("temperature"));
 }
 
+TEST(AnthropicProtocolTest, AsksForOneMessageWhenNotStreaming) {
+  AnthropicProtocol protocol{AnthropicConfig{}};
+  CompletionRequest request;
+  request.messages = {{"user", "Hi"}};
+  EXPECT_THAT(protocol.BuildRequest(request).headers,
+              ::testing::Contains("accept: text/event-stream"));
+  request.stream = false;
+  HttpRequest http = protocol.BuildRequest(request);
+  EXPECT_THAT(http.headers, ::testing::Contains("accept: application/json"));
+  EXPECT_THAT(http.headers,
+              ::testing::Not(::testing::Contains("accept: text/event-stream")));
+  EXPECT_EQ(nlohmann::json::parse(http.body)["stream"], false);
+}
+
 // The body as the provider built it before it wrote JSON itself: an
 // nlohmann document, dumped. The writer must give the same bytes.
 std::string NlohmannBody(const AnthropicConfig& config,
@@ -191,7 +205,7 @@ std::string NlohmannBody(const AnthropicConfig& config,
   if (request.temperature.has_value()) {
     body["temperature"] = *request.temperature;
   }
-  body["stream"] = true;
+  body["stream"] = request.stream;
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -211,6 +225,8 @@ TEST(AnthropicProtocolTest, BodyHasTheBytesNlohmannGave) {
   EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
   request.temperature = 1.0;
   request.messages.clear();
+  EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
+  request.stream = false;
   EXPECT_EQ(protocol.BuildRequest(request).body, NlohmannBody(config, request));
 }
 

@@ -144,6 +144,21 @@ TEST(OpenAiProtocolTest, BuildsTheChatCompletionsRequest) {
   EXPECT_EQ(body["messages"][1]["content"], "Hi");
 }
 
+TEST(OpenAiProtocolTest, AsksForOneCompletionWhenNotStreaming) {
+  OpenAiProtocol protocol{OpenAiConfig{}};
+  CompletionRequest request;
+  request.messages = {{"user", "Hi"}};
+  EXPECT_THAT(protocol.BuildRequest(request).headers,
+              ::testing::Contains("accept: text/event-stream"));
+  request.stream = false;
+  HttpRequest http = protocol.BuildRequest(request);
+  EXPECT_THAT(http.headers, ::testing::Contains("accept: application/json"));
+  nlohmann::json body = nlohmann::json::parse(http.body);
+  EXPECT_EQ(body["stream"], false);
+  // A whole completion carries its usage without being asked.
+  EXPECT_FALSE(body.contains("stream_options"));
+}
+
 TEST(OpenAiProtocolTest, OpenAiItselfGetsMaxCompletionTokens) {
   OpenAiConfig config;  // The default base URL: api.openai.com.
   CompletionRequest request;
@@ -186,8 +201,8 @@ std::string NlohmannBody(const OpenAiConfig& config,
   if (request.temperature.has_value()) {
     body["temperature"] = *request.temperature;
   }
-  body["stream"] = true;
-  body["stream_options"] = {{"include_usage", true}};
+  body["stream"] = request.stream;
+  if (request.stream) body["stream_options"] = {{"include_usage", true}};
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -210,6 +225,9 @@ TEST(OpenAiProtocolTest, BodyHasTheBytesNlohmannGave) {
     request.model = "m\"odel";
     request.max_tokens = 7;
     request.temperature = 0.25;
+    EXPECT_EQ(protocol.BuildRequest(request).body,
+              NlohmannBody(config, request));
+    request.stream = false;
     EXPECT_EQ(protocol.BuildRequest(request).body,
               NlohmannBody(config, request));
   }
