@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 
 #include "absl/strings/ascii.h"
@@ -479,6 +480,18 @@ void CurlMultiLoop::ReapFinished() {
       outcome.error = t->error[0] != '\0'
                           ? std::string(t->error)
                           : curl_easy_strerror(outcome.curl_code);
+      // curl names the step that failed ("Couldn't connect to server"); the
+      // system's reason (refused, no free local port, no route) is what
+      // tells an operator what to fix.
+      long os_errno = 0;
+      if (curl_easy_getinfo(msg->easy_handle, CURLINFO_OS_ERRNO, &os_errno) ==
+              CURLE_OK &&
+          os_errno != 0) {
+        char text[128];
+        absl::StrAppend(
+            &outcome.error, " (",
+            strerror_r(static_cast<int>(os_errno), text, sizeof(text)), ")");
+      }
     }
     std::shared_ptr<TransferHandler> handler = t->handler;
     RemoveTransfer(t, /*reuse=*/outcome.curl_code == CURLE_OK);

@@ -428,6 +428,8 @@ TEST_F(CurlMultiLoopTest, ConnectionRefusedIsATransportError) {
   ASSERT_TRUE(r->WaitDone());
   EXPECT_EQ(r->outcome().curl_code, CURLE_COULDNT_CONNECT);
   EXPECT_FALSE(r->outcome().got_response);
+  // The system's reason, not only curl's step.
+  EXPECT_THAT(r->outcome().error, HasSubstr("(Connection refused)"));
 }
 
 TEST_F(CurlMultiLoopTest, TimersAndPostsRunInOrderOnTheLoop) {
