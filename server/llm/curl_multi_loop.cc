@@ -50,6 +50,9 @@ struct CurlMultiLoop::Transfer {
   // scheduled for other times are stale and do nothing.
   absl::Time next_check;
   char error[CURL_ERROR_SIZE] = {0};
+  // errno of a socket OnOpenSocket could not open, which curl does not keep
+  // (it reports only "Couldn't connect to server"); 0: none failed.
+  int socket_errno = 0;
 };
 
 CurlMultiLoop::CurlMultiLoop(CurlMultiLoopOptions options)
@@ -234,6 +237,7 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
            h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_HEADERDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_WRITEDATA, static_cast<void*>(t.get())),
+           h.SetOption(CURLOPT_OPENSOCKETDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_FRESH_CONNECT, fresh_connect),
            h.SetOption(CURLOPT_FORBID_REUSE, forbid_reuse),
        }) {
@@ -252,10 +256,10 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
              h.SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L),
              h.SetOption(CURLOPT_HEADERFUNCTION, &CurlMultiLoop::OnHeaderLine),
              h.SetOption(CURLOPT_WRITEFUNCTION, &CurlMultiLoop::OnWrite),
-             // The loop, not the transfer: a connection outlives it.
+             // A socket is opened for a transfer (its data, set above), but
+             // closed for the loop: a connection outlives its transfer.
              h.SetOption(CURLOPT_OPENSOCKETFUNCTION,
                          &CurlMultiLoop::OnOpenSocket),
-             h.SetOption(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this)),
              h.SetOption(CURLOPT_CLOSESOCKETFUNCTION,
                          &CurlMultiLoop::OnCloseSocket),
              h.SetOption(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this)),
@@ -384,11 +388,14 @@ size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
 curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
                                           curlsocktype /*purpose*/,
                                           curl_sockaddr* address) {
-  auto* loop = static_cast<CurlMultiLoop*>(clientp);
+  auto* t = static_cast<Transfer*>(clientp);
   int fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
                   address->protocol);
-  if (fd < 0) return CURL_SOCKET_BAD;
-  loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+  if (fd < 0) {
+    t->socket_errno = errno;
+    return CURL_SOCKET_BAD;
+  }
+  t->loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
   return fd;
 }
 
@@ -484,9 +491,12 @@ void CurlMultiLoop::ReapFinished() {
       // system's reason (refused, no free local port, no route) is what
       // tells an operator what to fix.
       long os_errno = 0;
-      if (curl_easy_getinfo(msg->easy_handle, CURLINFO_OS_ERRNO, &os_errno) ==
-              CURLE_OK &&
-          os_errno != 0) {
+      if (curl_easy_getinfo(msg->easy_handle, CURLINFO_OS_ERRNO, &os_errno) !=
+              CURLE_OK ||
+          os_errno == 0) {
+        os_errno = t->socket_errno;
+      }
+      if (os_errno != 0) {
         char text[128];
         absl::StrAppend(
             &outcome.error, " (",

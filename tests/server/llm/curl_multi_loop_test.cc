@@ -6,7 +6,12 @@
 
 #include "server/llm/curl_multi_loop.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -430,6 +435,30 @@ TEST_F(CurlMultiLoopTest, ConnectionRefusedIsATransportError) {
   EXPECT_FALSE(r->outcome().got_response);
   // The system's reason, not only curl's step.
   EXPECT_THAT(r->outcome().error, HasSubstr("(Connection refused)"));
+}
+
+TEST_F(CurlMultiLoopTest, NoDescriptorLeftIsReportedAsSuch) {
+  // Every descriptor the process may have is in use, so socket() fails
+  // (EMFILE). curl itself would report only that it could not connect.
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 1024);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> held;
+  for (int fd = dup(0); fd >= 0; fd = dup(0)) held.push_back(fd);
+  const int dup_errno = errno;
+  HttpRequest request = Request("ok");
+  auto r = std::make_shared<Recorder>(loop_.get());
+  loop_->StartTransfer(request, r);
+  const bool done = r->WaitDone();
+  for (int fd : held) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_EQ(dup_errno, EMFILE);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(r->outcome().curl_code, CURLE_COULDNT_CONNECT);
+  EXPECT_THAT(r->outcome().error, HasSubstr("(Too many open files)"));
+  EXPECT_EQ(loop_->open_sockets(), 0);
 }
 
 TEST_F(CurlMultiLoopTest, TimersAndPostsRunInOrderOnTheLoop) {
