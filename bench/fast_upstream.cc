@@ -352,7 +352,8 @@ class Server {
         } else {
           c.held = std::move(answer);
           whole_timers_.push_back(
-              {NowMs() + delay_ms_ * (reply_.tokens + 1), fd, c.generation});
+              {NowMs() + delay_ms_ * std::max(reply_.tokens, 1), fd,
+               c.generation});
         }
       } else if (absl::StartsWith(line, "POST /v1/messages ")) {
         c.out += reply_.head;

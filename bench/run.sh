@@ -51,10 +51,13 @@ else
   read -r -a stream_levels <<<"${STREAMS:-100 1000 3000 10000}"
 fi
 read -r -a stores <<<"${STORES:-memory sqlite}"
-# Each stream holds two of the server's descriptors (its client's
-# connection and its upstream's): too low a limit fails the last ones of a
-# burst with 503 "(Too many open files)", which measures the machine.
-need_fds=$((2 * $(printf '%s\n' "${stream_levels[@]}" | sort -n | tail -1) + 200))
+# With EMBEDDED=1 each stream holds two of the one process's descriptors
+# (its client's connection and its upstream's; with chat-gateway, one in
+# each process): too low a limit fails the last ones of a burst with 503
+# "(Too many open files)", which measures the machine.
+fds_per_stream=1
+[[ ${EMBEDDED:-0} == 1 ]] && fds_per_stream=2
+need_fds=$((fds_per_stream * $(printf '%s\n' "${stream_levels[@]}" | sort -n | tail -1) + 200))
 if [[ $(ulimit -Hn) != unlimited && $(ulimit -Hn) -lt $need_fds ]]; then
   echo "warning: the descriptor limit (ulimit -Hn: $(ulimit -Hn)) is under the" \
     "~$need_fds the largest stream level needs; some of its streams may fail" >&2

@@ -391,10 +391,9 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   auto* t = static_cast<Transfer*>(clientp);
   int fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
                   address->protocol);
-  if (fd < 0) {
-    t->socket_errno = errno;
-    return CURL_SOCKET_BAD;
-  }
+  // The latest attempt's: a later socket that opens clears an earlier one.
+  t->socket_errno = fd < 0 ? errno : 0;
+  if (fd < 0) return CURL_SOCKET_BAD;
   t->loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
   return fd;
 }
@@ -488,19 +487,27 @@ void CurlMultiLoop::ReapFinished() {
                           ? std::string(t->error)
                           : curl_easy_strerror(outcome.curl_code);
       // curl names the step that failed ("Couldn't connect to server"); the
-      // system's reason (refused, no free local port, no route) is what
-      // tells an operator what to fix.
+      // system's reason (refused, no free local port, no descriptor left)
+      // is what tells an operator what to fix. Only for a connection that
+      // was never made: curl's errno is its latest failure, which after a
+      // connect that succeeded on a second address would name the wrong
+      // cause of a later error.
       long os_errno = 0;
-      if (curl_easy_getinfo(msg->easy_handle, CURLINFO_OS_ERRNO, &os_errno) !=
-              CURLE_OK ||
-          os_errno == 0) {
+      if (outcome.curl_code == CURLE_COULDNT_CONNECT &&
+          (curl_easy_getinfo(msg->easy_handle, CURLINFO_OS_ERRNO, &os_errno) !=
+               CURLE_OK ||
+           os_errno == 0)) {
         os_errno = t->socket_errno;
       }
       if (os_errno != 0) {
         char text[128];
-        absl::StrAppend(
-            &outcome.error, " (",
-            strerror_r(static_cast<int>(os_errno), text, sizeof(text)), ")");
+        // The GNU strerror_r (C++ compilers define _GNU_SOURCE): the
+        // returned pointer, not necessarily `text`, holds the message.
+        const char* reason =
+            strerror_r(static_cast<int>(os_errno), text, sizeof(text));
+        if (!absl::StrContains(outcome.error, reason)) {
+          absl::StrAppend(&outcome.error, " (", reason, ")");
+        }
       }
     }
     std::shared_ptr<TransferHandler> handler = t->handler;

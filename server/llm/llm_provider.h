@@ -49,11 +49,11 @@ struct CompletionRequest {
   std::string traceparent;
   // False: an HTTP provider asks for the reply as one JSON document rather
   // than a stream of events, and hands it to the sink as one delta once it
-  // is whole (the echo provider streams either way). Cheaper
-  // for both ends, for a short reply nobody watches arrive (a session's
-  // title). A long reply should stream: without streaming, nothing arrives
-  // before the whole reply is written, so the provider's first-byte timeout
-  // then bounds the whole generation.
+  // is whole (the echo provider streams either way): one message rather
+  // than one per token, for a short reply nobody watches arrive (a
+  // session's title). A long reply should stream: without streaming, nothing
+  // arrives before the whole reply is written, so the provider's first-byte
+  // timeout then bounds the whole generation.
   bool stream = true;
 };
 

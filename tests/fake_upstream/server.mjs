@@ -24,8 +24,8 @@
 // The reply is "Echo of N messages: <last user message>", word by word, so
 // tests can see how much history was sent.
 // A request with "stream": false gets the reply as one JSON document in the
-// API's non-streaming format: slow waits MS per event first, hold until
-// released, midstream and errorfirst fail with 529 (Anthropic) or 503,
+// API's non-streaming format: slow first waits MS per word and MS more, hold
+// until released, midstream and errorfirst fail with 529 (Anthropic) or 503,
 // truncated ends the connection halfway through the body, stall never
 // answers.
 //

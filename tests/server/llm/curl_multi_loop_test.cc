@@ -6,6 +6,7 @@
 
 #include "server/llm/curl_multi_loop.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -446,7 +447,10 @@ TEST_F(CurlMultiLoopTest, NoDescriptorLeftIsReportedAsSuch) {
   low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 1024);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   std::vector<int> held;
-  for (int fd = dup(0); fd >= 0; fd = dup(0)) held.push_back(fd);
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(null_fd, 0);
+  held.push_back(null_fd);
+  for (int fd = dup(null_fd); fd >= 0; fd = dup(null_fd)) held.push_back(fd);
   const int dup_errno = errno;
   HttpRequest request = Request("ok");
   auto r = std::make_shared<Recorder>(loop_.get());
