@@ -343,30 +343,9 @@ class Server {
       }
       absl::string_view body = in.substr(head_end + 4, content_length);
       pos += total;
-      if (absl::StartsWith(line, "POST /v1/messages ") &&
-          absl::StrContains(body, "\"stream\":false")) {
-        std::string answer =
-            WholeAnswer(reply_, ModelOf(body), (content_length + 3) / 4);
-        if (delay_ms_ <= 0) {
-          c.out += answer;
-        } else {
-          c.held = std::move(answer);
-          whole_timers_.push_back(
-              {NowMs() + delay_ms_ * std::max(reply_.tokens, 1), fd,
-               c.generation});
-        }
-      } else if (absl::StartsWith(line, "POST /v1/messages ")) {
-        c.out += reply_.head;
-        c.out += MessageStart(ModelOf(body), (content_length + 3) / 4);
-        if (delay_ms_ <= 0) {
-          c.out += reply_.whole_tail;
-        } else {
-          c.out += reply_.after_start;
-          if (!reply_.deltas.empty()) c.out += reply_.deltas[0];
-          c.streaming = 1;
-          timers_.push_back({NowMs() + delay_ms_, fd, c.generation});
-        }
-      } else {
+      const absl::string_view model = ModelOf(body);
+      const size_t input_tokens = (content_length + 3) / 4;
+      if (!absl::StartsWith(line, "POST /v1/messages ")) {
         static constexpr absl::string_view kNotFound =
             R"({"type":"error","error":{"type":"not_found_error",)"
             R"("message":"no route"}})";
@@ -375,6 +354,27 @@ class Server {
                         "content-type: application/json\r\n"
                         "content-length: ",
                         kNotFound.size(), "\r\n\r\n", kNotFound);
+      } else if (absl::StrContains(body, "\"stream\":false")) {
+        std::string answer = WholeAnswer(reply_, model, input_tokens);
+        if (delay_ms_ <= 0) {
+          c.out += answer;
+        } else {
+          c.held = std::move(answer);
+          whole_timers_.push_back(
+              {NowMs() + delay_ms_ * std::max(reply_.tokens, 1), fd,
+               c.generation});
+        }
+      } else {
+        c.out += reply_.head;
+        c.out += MessageStart(model, input_tokens);
+        if (delay_ms_ <= 0) {
+          c.out += reply_.whole_tail;
+        } else {
+          c.out += reply_.after_start;
+          if (!reply_.deltas.empty()) c.out += reply_.deltas[0];
+          c.streaming = 1;
+          timers_.push_back({NowMs() + delay_ms_, fd, c.generation});
+        }
       }
     }
     if (pos > 0) c.in.erase(0, pos);

@@ -281,8 +281,8 @@ void SessionTitler::TitleFirstExchange(const store::SessionKey& key,
        std::nullopt});
   request.model = options_.model;
   request.max_tokens = 32;
-  // Nobody watches a title arrive: one JSON answer costs both ends less
-  // than a stream of events.
+  // Nobody watches a title arrive: one JSON answer rather than a stream of
+  // events.
   request.stream = false;
   request.deadline = absl::Now() + options_.timeout;
   auto call = std::make_shared<TitleCall>(this, key);

@@ -97,6 +97,15 @@ function sendError(res, api, code, retryAfter) {
   res.end(JSON.stringify(body));
 }
 
+// Resolves at POST /_release?key=MODEL or when the client goes.
+function heldUntilReleased(model, res) {
+  return new Promise((resolve) => {
+    if (!held.has(model)) held.set(model, []);
+    held.get(model).push(resolve);
+    res.on('close', resolve);
+  });
+}
+
 // One whole (non-streamed) reply, as the API's JSON document.
 function wholeReply(api, model, words, inputTokens) {
   const text = words.join('');
@@ -122,13 +131,7 @@ async function serveWhole(api, res, model, words, inputTokens, behaviour, args, 
     return sendError(res, api, api === 'anthropic' ? 529 : 503);
   }
   if (behaviour === 'slow') await sleep(Number(args[0] ?? 100) * (words.length + 1));
-  if (behaviour === 'hold') {
-    await new Promise((resolve) => {
-      if (!held.has(model)) held.set(model, []);
-      held.get(model).push(resolve);
-      res.on('close', resolve);
-    });
-  }
+  if (behaviour === 'hold') await heldUntilReleased(model, res);
   if (closed) return;
   const body = JSON.stringify(wholeReply(api, model, words, inputTokens));
   const headers = {'content-type': 'application/json',
@@ -268,11 +271,7 @@ async function serveCompletion(api, req, res, body) {
     if (behaviour === 'stall' && i === 0) return;  // Silence, connection open.
     if (behaviour === 'hold' && i === 2) {
       // The first delta is out; wait for the test's release or the client.
-      await new Promise((resolve) => {
-        if (!held.has(model)) held.set(model, []);
-        held.get(model).push(resolve);
-        res.on('close', resolve);
-      });
+      await heldUntilReleased(model, res);
     }
     if (delayMs > 0) await sleep(delayMs);
   }
