@@ -7,16 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
 import { startStack, postJson, SOURCE_DIR } from './harness.mjs';
+import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
 
 const DSN = process.env.CHAT_TEST_POSTGRES_DSN;
-const CHROMIUM = [process.env.CHAT_TEST_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']
-  .find((p) => p && existsSync(p));
-if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
-  throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
-}
 
 async function json(res) {
   const body = await res.json();
@@ -111,16 +105,12 @@ for (const [name, storeArgs] of stores) {
   });
 }
 
-describe('branches in the web app', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('branches in the web app', { skip: BROWSER_SKIP }, () => {
   let stack;
   let browser;
   before(async () => {
     stack = await startStack({ echoDelay: '5ms', gatewayArgs: [`--web_root=${SOURCE_DIR}/clients`] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-quic'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

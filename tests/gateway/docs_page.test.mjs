@@ -21,16 +21,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import {
   SERVER, SOURCE_DIR, postJson, startProcess, startStack,
 } from './harness.mjs';
-
-const CHROMIUM = [process.env.CHAT_TEST_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']
-  .find((p) => p && existsSync(p));
-if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
-  throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
-}
+import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
 
 // Swagger UI comes from npm through scripts/web-assets.sh (build.sh runs it);
 // without it the page is blank, which would fail below far less clearly.
@@ -105,15 +99,10 @@ async function tryChat(page, request) {
   return op;
 }
 
-describe('/docs in Chromium', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('/docs in Chromium', { skip: BROWSER_SKIP }, () => {
   let browser;
   before(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-quic',
-        `--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
-    });
+    browser = await launchChromium([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`]);
   });
   after(async () => { await browser?.close(); });
 

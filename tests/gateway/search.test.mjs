@@ -11,15 +11,8 @@
 // shows, never on time.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
 import { startStack, postJson, SOURCE_DIR } from './harness.mjs';
-
-const CHROMIUM = [process.env.CHAT_TEST_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']
-  .find((p) => p && existsSync(p));
-if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
-  throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
-}
+import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
 
 const MATCH_START = '\uE000';
 const MATCH_END = '\uE001';
@@ -112,16 +105,12 @@ describe('titles and search over REST', () => {
   });
 });
 
-describe('titles and search in the chat app', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('titles and search in the chat app', { skip: BROWSER_SKIP }, () => {
   let stack;
   let browser;
   before(async () => {
     stack = await startStack({ gatewayArgs: [`--web_root=${SOURCE_DIR}/clients`] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-quic'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

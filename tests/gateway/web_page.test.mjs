@@ -2,31 +2,14 @@
 // person would: type and press Enter, watch the reply stream in, keep
 // several chats in the sidebar, switch and delete them, reload, stop a
 // reply with the button or Esc, retry, set an API key, on a phone and in
-// dark mode; and payloads meant to run script stay text. Playwright drives
-// Debian's Chromium (playwright-core downloads no browser of its own).
-// scripts/test.sh sets CHAT_TEST_REQUIRE_BROWSER=1, so in CI a missing
-// Chromium fails the test. Every wait is on something the page or the
-// server shows, never on time.
+// dark mode; and payloads meant to run script stay text. Every wait is on
+// something the page or the server shows, never on time.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
 import { startStack, postJson, SOURCE_DIR, words } from './harness.mjs';
+import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
 
-const CHROMIUM = [process.env.CHAT_TEST_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']
-  .find((p) => p && existsSync(p));
-if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
-  throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
-}
 const ADMIN_KEY = 'admin-secret-web-3f9a1c-77d0e2';
-
-function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic'],
-  });
-}
 
 // A fresh browser profile (its own localStorage) on the app. `dialogs`
 // collects alert/confirm/prompt, `errors` uncaught page errors, `blocked`
@@ -76,13 +59,13 @@ async function history(base, id, headers = {}) {
   return { status: res.status, body: await res.json() };
 }
 
-describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('the chat app in Chromium', { skip: BROWSER_SKIP }, () => {
   let stack;
   let browser;
   before(async () => {
     // 40 ms between words: a reply takes about half a second to stream.
     stack = await startStack({ echoDelay: '40ms', gatewayArgs: [`--web_root=${SOURCE_DIR}/clients`] });
-    browser = await launch();
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -405,7 +388,7 @@ describe('the chat app in Chromium', { skip: CHROMIUM ? false : 'no chromium ins
   });
 });
 
-describe('the chat app with API keys', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('the chat app with API keys', { skip: BROWSER_SKIP }, () => {
   let stack;
   let browser;
   let key;
@@ -420,7 +403,7 @@ describe('the chat app with API keys', { skip: CHROMIUM ? false : 'no chromium i
       { Authorization: `Bearer ${ADMIN_KEY}` });
     assert.equal(res.status, 200, await res.clone().text());
     key = (await res.json()).key;
-    browser = await launch();
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -7,26 +7,15 @@
 // Every wait is on something the page or the server shows.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
 import { startStack, SOURCE_DIR, words } from './harness.mjs';
+import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
 
-const CHROMIUM = [process.env.CHAT_TEST_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']
-  .find((p) => p && existsSync(p));
-if (process.env.CHAT_TEST_REQUIRE_BROWSER === '1' && !CHROMIUM) {
-  throw new Error('CHAT_TEST_REQUIRE_BROWSER=1 but no Chromium found');
-}
-
-describe('reload mid-answer', { skip: CHROMIUM ? false : 'no chromium installed' }, () => {
+describe('reload mid-answer', { skip: BROWSER_SKIP }, () => {
   let stack;
   let browser;
   before(async () => {
     stack = await startStack({ echoDelay: '40ms', gatewayArgs: [`--web_root=${SOURCE_DIR}/clients`] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-quic'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
