@@ -230,13 +230,14 @@ int Run(const chat::gateway::GatewayConfig& config) {
     if (backend_tls) ReloadBackendTls(config, gateway);
   }
   const absl::Duration grace = config.shutdown_grace;
+  // Running requests (streams included) get the grace period; then the
+  // rest are cancelled. The I/O threads stop only once no gRPC callback can
+  // reach them any more. Logged once new requests are refused, so that a
+  // reader of the log knows they are.
+  server.StopAccepting();
   chat::LogInfo("received ", strsignal(signal_number),
                 "; finishing running requests (up to ",
                 absl::FormatDuration(grace), ")");
-  // Running requests (streams included) get the grace period; then the
-  // rest are cancelled. The I/O threads stop only once no gRPC callback can
-  // reach them any more.
-  server.StopAccepting();
   if (!server.WaitIdle(grace)) {
     chat::LogInfo("cancelling the requests still running");
   }

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import {
-  GATEWAY, SERVER, SOURCE_DIR, postJson, startProcess, startStack,
+  GATEWAY, SERVER, SOURCE_DIR, postJson, startProcess, startStack, waitForRoomInTheMinute,
 } from './harness.mjs';
 
 // Not on this host: binding it fails, after the start-up check.
@@ -225,6 +225,7 @@ describe('API keys through the gateway', () => {
     assert.equal(res.status, 200, await res.clone().text());
     const limited = (await res.json()).key;
     const auth = { Authorization: `Bearer ${limited}` };
+    await waitForRoomInTheMinute();
     res = await postJson(stack.base, '/chat', { message: 'one', session_id: 'rl' }, auth);
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal(res.headers.get('x-ratelimit-limit-requests'), '2');

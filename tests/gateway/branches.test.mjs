@@ -8,7 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { startStack, postJson, SOURCE_DIR } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 const DSN = process.env.CHAT_TEST_POSTGRES_DSN;
 
@@ -118,7 +118,7 @@ describe('branches in the web app', { skip: BROWSER_SKIP }, () => {
   });
 
   it('edits a message, regenerates an answer and switches versions', async () => {
-    const context = await browser.newContext();
+    const context = await newContext(browser);
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));

@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, SOURCE_DIR } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 function page(base) {
   return `<!doctype html><html><body><pre id="out">pending</pre>
@@ -53,14 +53,14 @@ describe('ChatClient in Chromium', { skip: BROWSER_SKIP }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'chatd-browser-'));
     const file = join(dir, 'page.html');
     writeFileSync(file, page(stack.base));
-    const tab = await browser.newPage();
+    const tab = await (await newContext(browser)).newPage();
     // What the page logged, for the message if it never reports.
     const log = [];
     tab.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
     tab.on('pageerror', (e) => log.push(`uncaught: ${e}`));
     await tab.goto(`file://${file}`);
-    await tab.waitForFunction(() => document.getElementById('out').textContent !== 'pending', null,
-      { timeout: 120_000 }).catch((e) => { throw new Error(`the page never reported: ${e}\n${log.join('\n')}`); });
+    await tab.waitForFunction(() => document.getElementById('out').textContent !== 'pending')
+      .catch((e) => { throw new Error(`the page never reported: ${e}\n${log.join('\n')}`); });
     const result = JSON.parse(await tab.textContent('#out'));
     assert.equal(result.error, undefined, result.error);
     assert.match(result.reply, /Hello from a browser/);

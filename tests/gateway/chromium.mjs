@@ -24,3 +24,15 @@ export function launchChromium(extraArgs = []) {
       '--disable-component-update', '--disable-sync', '--disable-quic', ...extraArgs],
   });
 }
+
+// A fresh profile (its own storage) in `browser`. Every wait in the browser
+// tests ends on something the page shows, so the bound only matters when a
+// test fails; it is generous because a cold browser on a loaded machine, or
+// a gateway built with sanitizers, can take far longer than Playwright's
+// default 30 s to start and render.
+export async function newContext(browser, options = {}) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(120_000);
+  context.setDefaultNavigationTimeout(120_000);
+  return context;
+}

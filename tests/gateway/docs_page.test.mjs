@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import {
   SERVER, SOURCE_DIR, postJson, startProcess, startStack,
 } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 // Swagger UI comes from npm through scripts/web-assets.sh (build.sh runs it);
 // without it the page is blank, which would fail below far less clearly.
@@ -41,7 +41,7 @@ const WEB_ROOT = () => `--web_root=${SOURCE_DIR}/clients`;
 // those not for the gateway (aborted), `errors` console errors and uncaught
 // exceptions.
 async function openDocs(browser, port) {
-  const context = await browser.newContext();
+  const context = await newContext(browser);
   const origin = `http://${HOST}:${port}`;
   const requests = [];
   const offsite = [];

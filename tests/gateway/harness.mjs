@@ -48,11 +48,12 @@ export function startProcess(binary, args, env = {}) {
         child.kill('SIGKILL');
         reject(new Error(`${binary} did not start listening:\n${log}`));
       }
-    }, 20000).unref();
+    }, 60000).unref();  // Ends on the log line; generous for a loaded machine.
   });
 }
 
-// SIGTERM, then SIGKILL after 10 s; resolves to the exit code (or the
+// SIGTERM, then SIGKILL after 60 s (well past the gateway's 10 s default
+// grace, plus a sanitizer's report at exit); resolves to the exit code (or the
 // signal's name).
 export function stopProcess(child) {
   return new Promise((resolve) => {
@@ -61,7 +62,7 @@ export function stopProcess(child) {
     }
     child.once('exit', (code, signal) => resolve(code ?? signal));
     child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10000).unref();
+    setTimeout(() => child.kill('SIGKILL'), 60000).unref();
   });
 }
 
@@ -135,6 +136,27 @@ export async function postJson(base, path, body, headers = {}) {
     headers: { 'Content-Type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+// Calls `probe` (maybe async) every 20 ms until it returns something truthy,
+// for at most `timeoutMs`; its last result. For a condition only another
+// process shows (its counters, its log, a title made after the answer):
+// the wait ends on the condition, and the bound only matters when a test
+// fails, so it is generous for a loaded machine.
+export async function poll(probe, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// Per-minute limits count in UTC minutes: a test that needs several
+// requests inside one minute starts them at least 20 s before its end.
+export async function waitForRoomInTheMinute() {
+  const into = Date.now() % 60000;
+  if (into > 40000) await new Promise((r) => setTimeout(r, 60000 - into));
 }
 
 // A message of `n` words: the echo provider streams one word per delta.

@@ -12,7 +12,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startProcess, startStack, postJson, SOURCE_DIR } from './harness.mjs';
+import { startProcess, startStack, postJson, SOURCE_DIR, poll } from './harness.mjs';
 
 const ADMIN_KEY = 'idempotency-admin-key-0123456789';
 const auth = (key) => (key ? { Authorization: `Bearer ${key}` } : {});
@@ -123,9 +123,7 @@ describe('Idempotency-Key through chat-gateway', () => {
     const first = post('/v1/chat', body, 'key-running');
     // The first request reached the provider (bounded wait on the fake's
     // count, the event itself); the repeat then finds the key running.
-    for (let i = 0; i < 400 && (await attempts(model)) < 1; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await poll(async () => (await attempts(model)) >= 1);
     assert.equal(await attempts(model), 1);
     const repeat = post('/v1/chat', body, 'key-running');
     const release = await fetch(`${upstreamBase}/_release?key=${encodeURIComponent(model)}`,

@@ -18,7 +18,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { postJson, startStack } from './harness.mjs';
+import { postJson, startStack, poll } from './harness.mjs';
 
 const ADMIN_KEY = 'isolation-admin-key-0123456789';
 const A_MARKER = 'alpha-secret';
@@ -231,10 +231,10 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     // The session's title is made after its first turn: wait for it, so
     // that the history compared below cannot change by itself.
     let before;
-    for (let i = 0; i < 1000; i++) {
+    await poll(async () => {
       before = await history(base, a, 'shared');
-      if (JSON.parse(before.body).title) break;
-    }
+      return JSON.parse(before.body).title;
+    });
     assert.equal(before.status, 200);
     assert.ok(JSON.parse(before.body).title, before.body);
     assert.equal(JSON.parse(before.body).turn_count, routesOf('chat').length);

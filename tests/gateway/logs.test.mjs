@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startProcess, startStack, postJson, SOURCE_DIR } from './harness.mjs';
+import { startProcess, startStack, postJson, SOURCE_DIR, poll } from './harness.mjs';
 
 const TRACEPARENT_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -25,15 +25,11 @@ function jsonLines(log) {
 
 // Waits until `find` returns something for the process's lines: the
 // per-call line is written as the call ends, which may be just after the
-// client saw its answer. Bounded.
+// client saw its answer.
 async function lineOf(proc, find) {
-  for (let i = 0; i < 200; ++i) {
-    const found = jsonLines(proc.log()).find(find);
-    if (found) return found;
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => proc.child.stderr.once('data', resolve));
-  }
-  throw new Error(`no such log line in:\n${proc.log()}`);
+  const found = await poll(() => jsonLines(proc.log()).find(find));
+  if (!found) throw new Error(`no such log line in:\n${proc.log()}`);
+  return found;
 }
 
 async function upstreamStats(base, key) {

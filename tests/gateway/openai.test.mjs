@@ -13,7 +13,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { SOURCE_DIR, postJson, startProcess, startStack } from './harness.mjs';
+import { SOURCE_DIR, postJson, startProcess, startStack, waitForRoomInTheMinute, poll } from './harness.mjs';
 
 const ADMIN_KEY = 'admin-secret-openai-5d2c8e1f';
 
@@ -156,11 +156,10 @@ describe('the OpenAI SDK against chat-gateway', () => {
     assert.ok(after.done || after.error, 'the stream went on after abort()');
     // Wait (bounded) for the fake to see its connection closed early.
     let stats;
-    for (let i = 0; i < 200; i++) {
+    await poll(async () => {
       stats = await upstreamStats(model);
-      if (stats.closed_early >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return stats.closed_early >= 1;
+    });
     assert.equal(stats.closed_early, 1);
     assert.equal(stats.completed, 0);
     const res = await fetch(`${stack.base}/v1/stats`, { headers: { Authorization: `Bearer ${key}` } });
@@ -224,6 +223,7 @@ describe('the OpenAI SDK against chat-gateway', () => {
       });
 
     const limited = openai(await createKey('limited', { requests_per_minute: 2 }));
+    await waitForRoomInTheMinute();
     const ask = (stream) => limited.chat.completions.create(
       { model: 'ok@oa-limited', messages: [{ role: 'user', content: 'hi' }], stream });
     const { response } = await ask(false).withResponse();
@@ -461,11 +461,10 @@ describe('the OpenAI SDK against chat-gateway', () => {
     const after = await iterator.next().catch((e) => ({ error: e }));
     assert.ok(after.done || after.error, 'the stream went on after abort()');
     let stats;
-    for (let i = 0; i < 200; i++) {
+    await poll(async () => {
       stats = await upstreamStats(model);
-      if (stats.closed_early >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return stats.closed_early >= 1;
+    });
     assert.equal(stats.closed_early, 1);
     assert.deepEqual((await c.conversations.items.list(conv.id)).data, []);
   });

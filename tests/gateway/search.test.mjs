@@ -11,8 +11,8 @@
 // shows, never on time.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, postJson, SOURCE_DIR } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { startStack, postJson, SOURCE_DIR, poll } from './harness.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 const MATCH_START = '\uE000';
 const MATCH_END = '\uE001';
@@ -30,13 +30,8 @@ async function listedTitle(base, session) {
 }
 
 // The title is made after the answer: poll the listing (the event itself).
-async function awaitTitle(base, session) {
-  for (let i = 0; i < 200; i++) {
-    const title = await listedTitle(base, session);
-    if (title) return title;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  return undefined;
+function awaitTitle(base, session) {
+  return poll(() => listedTitle(base, session));
 }
 
 async function patch(base, session, body) {
@@ -118,7 +113,7 @@ describe('titles and search in the chat app', { skip: BROWSER_SKIP }, () => {
   });
 
   async function openApp(hash = '') {
-    const context = await browser.newContext();
+    const context = await newContext(browser);
     const page = await context.newPage();
     const dialogs = [];
     const errors = [];

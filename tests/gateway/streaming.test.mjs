@@ -235,13 +235,23 @@ describe('gateway shutdown with keep-alive connections', () => {
     const socket = net.connect(stack.gateway.port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
     // A running stream keeps the gateway draining for a while.
+    // 150 words at 20 ms: 3 s, inside the 10 s grace and far longer than
+    // the probe below needs.
     const res = await postJson(stack.base, '/v1/chat:stream',
-      { message: words(40), session_id: 'drain-2' });
+      { message: words(150), session_id: 'drain-2' });
     const reader = res.body.getReader();
     await reader.read();
     const exited = new Promise((resolve) => stack.gateway.child.once('exit', (code) => resolve(code)));
+    const draining = new Promise((resolve) => {
+      // After the harness's own listener: log() holds every line so far.
+      const onData = () => {
+        if (/finishing running requests/.test(stack.gateway.log())) resolve();
+      };
+      stack.gateway.child.stdout.on('data', onData);
+      stack.gateway.child.stderr.on('data', onData);
+    });
     stack.gateway.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    await draining;  // The gateway logs it once new requests are refused.
     let reply = '';
     socket.on('data', (d) => { reply += d.toString(); });
     const closed = new Promise((resolve) => socket.once('close', resolve));

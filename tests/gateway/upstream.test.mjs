@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startProcess, startStack, postJson, SOURCE_DIR } from './harness.mjs';
+import { startProcess, startStack, postJson, SOURCE_DIR, poll } from './harness.mjs';
 
 describe('through a provider', () => {
   let upstream;
@@ -75,11 +75,10 @@ describe('through a provider', () => {
       { method: 'POST' })).status, 200);
     // Wait (bounded) for the fake to see its connection closed early.
     let stats;
-    for (let i = 0; i < 200; i++) {
+    await poll(async () => {
       stats = await (await fetch(`${upstreamBase}/_stats?key=${encodeURIComponent(key)}`)).json();
-      if (stats.closed_early >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return stats.closed_early >= 1;
+    });
     assert.equal(stats.closed_early, 1);
     assert.equal(stats.completed, 0);
     assert.equal((await fetch(`${stack.base}/history/up-cancel`)).status, 404);

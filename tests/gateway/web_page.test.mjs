@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, postJson, SOURCE_DIR, words } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 const ADMIN_KEY = 'admin-secret-web-3f9a1c-77d0e2';
 
@@ -16,7 +16,7 @@ const ADMIN_KEY = 'admin-secret-web-3f9a1c-77d0e2';
 // what the page's Content-Security-Policy refused: all must stay empty (the
 // sanitizer, not the policy, is what keeps payloads inert).
 async function openApp(browser, base, contextOptions = {}, hash = '') {
-  const context = await browser.newContext(contextOptions);
+  const context = await newContext(browser, contextOptions);
   const page = await context.newPage();
   const dialogs = [];
   const errors = [];
@@ -40,6 +40,26 @@ async function sendAndWait(page, text) {
   await page.fill('#message', text);
   await page.press('#message', 'Enter');
   await page.locator('.message.assistant .meta', { hasText: 'tokens' }).nth(before).waitFor();
+}
+
+// Streaming is visible: part of the reply on screen, marked busy, with Stop
+// offered instead of Send. The page itself watches for that moment and sets
+// window.sawStreaming, so a short reply cannot end before the test looks,
+// however slowly the test drives the browser.
+async function watchForStreaming(page) {
+  await page.evaluate(() => {
+    window.sawStreaming = false;
+    const observer = new MutationObserver(() => {
+      const last = [...document.querySelectorAll('.message.assistant')].at(-1);
+      if (last?.getAttribute('aria-busy') === 'true' && last.querySelector('.content').textContent.length > 0
+          && document.getElementById('stop').checkVisibility()
+          && !document.getElementById('send').checkVisibility()) {
+        window.sawStreaming = true;
+        observer.disconnect();
+      }
+    });
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
 }
 
 async function waitForPartialAnswer(page) {
@@ -79,14 +99,12 @@ describe('the chat app in Chromium', { skip: BROWSER_SKIP }, () => {
     assert.ok(await page.locator('#welcome').isVisible());
     assert.equal(await page.evaluate(() => document.activeElement.id), 'message');
 
+    await watchForStreaming(page);
     await page.fill('#message', 'Hello from the page');
     await page.press('#message', 'Enter');
-    // Streaming is visible: part of the reply is on screen, marked busy,
-    // with Stop offered instead of Send.
-    await waitForPartialAnswer(page);
-    assert.ok(await page.locator('#stop').isVisible());
-    assert.ok(!(await page.locator('#send').isVisible()));
     await lastAnswer(page).locator('.meta', { hasText: 'tokens' }).waitFor();
+    assert.ok(await page.evaluate(() => window.sawStreaming),
+      'never saw part of the reply, marked busy, with Stop offered instead of Send');
     assert.equal((await lastAnswer(page).locator('.content').textContent()).trim(),
       'You said: "Hello from the page". This is the start of our conversation.');
     assert.match(await lastAnswer(page).locator('.meta').textContent(), /^echo · \d+ in \/ \d+ out tokens$/);

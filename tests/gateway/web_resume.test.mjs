@@ -8,7 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, SOURCE_DIR, words } from './harness.mjs';
-import { BROWSER_SKIP, launchChromium } from './chromium.mjs';
+import { BROWSER_SKIP, launchChromium, newContext } from './chromium.mjs';
 
 describe('reload mid-answer', { skip: BROWSER_SKIP }, () => {
   let stack;
@@ -23,7 +23,7 @@ describe('reload mid-answer', { skip: BROWSER_SKIP }, () => {
   });
 
   it('a reload while the answer streams shows the whole answer once', async () => {
-    const context = await browser.newContext();
+    const context = await newContext(browser);
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));

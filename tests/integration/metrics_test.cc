@@ -139,7 +139,14 @@ TEST_F(ServerMetricsTest, CallsTurnsAndStoreShowAfterTraffic) {
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 
-  const std::string text = Scrape();
+  // The open-call gauges drop when a call's server side is destroyed, which
+  // may be just after its client has the status.
+  std::string text;
+  ASSERT_TRUE(testing::Eventually([&] {
+    text = Scrape();
+    return SampleValue(text, "chatd_open_streams") == 0.0 &&
+           SampleValue(text, "chatd_grpc_open_calls") == 0.0;
+  })) << text;
   EXPECT_THAT(SampleValue(text,
                           "chatd_grpc_requests_total{method=\"/chat.v1."
                           "ChatService/Chat\",code=\"OK\"}"),
@@ -404,9 +411,13 @@ TEST_F(GatewayMetricsTest, RequestsByRouteTemplateAfterTraffic) {
   const std::string unmatched =
       "chatd_gateway_http_requests_total{route=\"unmatched\",code=\"404\"}";
   std::string text;
+  // Counted, and the streams' and connections' gauges settled: a
+  // connection is known closed once the gateway reads its end.
   ASSERT_TRUE(testing::Eventually([&] {
     text = HttpGetBody(gateway_->port(), "/metrics").value_or("");
-    return SampleValue(text, unmatched).has_value();
+    return SampleValue(text, unmatched).has_value() &&
+           SampleValue(text, "chatd_gateway_open_streams") == 0.0 &&
+           SampleValue(text, "chatd_gateway_open_connections") == 1.0;
   })) << text;
   EXPECT_THAT(SampleValue(text,
                           "chatd_gateway_http_requests_total{route=\"POST "

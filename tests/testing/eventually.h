@@ -6,6 +6,8 @@
 // counters, a log file, a remote health status); where the code under test
 // offers a notification, wait on that instead. Never use it to wait for
 // something *not* to happen: pick the barrier after which it would have.
+// The default bound is generous: it only matters when a test fails, and a
+// loaded machine running sanitized binaries can be many times slower.
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -17,7 +19,7 @@ namespace chat::testing {
 // the calling thread and may have side effects, e.g. keep the last answer it
 // saw for the failure message.
 template <typename Predicate>
-bool Eventually(Predicate predicate, absl::Duration timeout = absl::Seconds(10),
+bool Eventually(Predicate predicate, absl::Duration timeout = absl::Seconds(60),
                 absl::Duration interval = absl::Milliseconds(20)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {

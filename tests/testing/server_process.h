@@ -30,7 +30,7 @@ class ServerProcess {
   void set_working_dir(std::string dir) { working_dir_ = std::move(dir); }
 
   // Starts the binary and waits up to `timeout` for it to listen.
-  absl::Status Start(absl::Duration timeout = absl::Seconds(20));
+  absl::Status Start(absl::Duration timeout = absl::Seconds(60));
   // Sends `signal` and waits up to `timeout` for the exit; returns the exit
   // code (128 + signal number if a signal ended it).
   absl::StatusOr<int> Stop(int signal,

@@ -69,13 +69,13 @@ class TestServer {
   int calls_received(const std::string& method);
   // Blocks until calls_received(method) >= n; false after `timeout`.
   bool WaitForCalls(const std::string& method, int n,
-                    absl::Duration timeout = absl::Seconds(10));
+                    absl::Duration timeout = absl::Seconds(60));
   // Calls of `method` whose status the server has sent (Finish was called).
   // A client's own status comes first on a cancel; this is the server's side.
   int calls_finished(const std::string& method);
   // Blocks until calls_finished(method) >= n; false after `timeout`.
   bool WaitForFinished(const std::string& method, int n,
-                       absl::Duration timeout = absl::Seconds(10));
+                       absl::Duration timeout = absl::Seconds(60));
 
   // The stored history of `session_id` of `tenant` (an anonymous caller's by
   // default); empty if there is no such session.

@@ -52,10 +52,10 @@ class PtyProcess {
   // old cursor to the end of the match. DEADLINE_EXCEEDED (with what was
   // read) after `timeout`.
   absl::StatusOr<std::string> WaitFor(
-      const std::string& text, absl::Duration timeout = absl::Seconds(20));
+      const std::string& text, absl::Duration timeout = absl::Seconds(60));
   // Waits for the process to exit and returns its exit code (128 + signal
   // if a signal ended it).
-  absl::StatusOr<int> WaitForExit(absl::Duration timeout = absl::Seconds(20));
+  absl::StatusOr<int> WaitForExit(absl::Duration timeout = absl::Seconds(60));
   // Everything read from the terminal so far.
   const std::string& output() const { return output_; }
 

@@ -697,6 +697,7 @@ TEST_F(EmbeddedHttpTest, AStreamIsCountedAsTheRpcIs) {
 TEST_F(EmbeddedHttpTest, ARefusedStreamSaysWhenToRetry) {
   const std::string key = CreateKey(/*rpm=*/1);
   Start();
+  WaitForRoomInTheMinute();
   const std::vector<std::string> auth = {"-N", "-H",
                                          "Authorization: Bearer " + key};
   HttpAnswer first = PostJson("/v1/chat:stream",
