@@ -149,8 +149,16 @@ class HttpStreamingProvider::Call final
     // connection can be reused; but a cancelled call's transfer must stop.
     if (sink_ == nullptr) return !cancelled_;
     if (http_status_ < 200 || http_status_ > 299 || whole_body_mode_) {
-      size_t limit =
-          http_status_ / 100 == 2 ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
+      const bool answer = http_status_ / 100 == 2;
+      const size_t limit = answer ? kMaxWholeBodyBytes : kMaxErrorBodyBytes;
+      // An error body is read as far as the limit (its message comes
+      // first), but an answer cut short would fail later as "not JSON".
+      if (answer && bytes.size() > limit - body_.size()) {
+        stream_error_ = absl::InternalError(
+            absl::StrCat(provider_->protocol_->name(),
+                         " sent a response larger than 16 MiB"));
+        return false;
+      }
       body_.append(
           bytes.data(),
           std::min(bytes.size(), limit - std::min(limit, body_.size())));

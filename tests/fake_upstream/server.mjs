@@ -139,8 +139,9 @@ async function serveWhole(api, res, model, words, inputTokens, behaviour, args, 
   headers[api === 'anthropic' ? 'request-id' : 'x-request-id'] = 'req_fake_ok';
   res.writeHead(200, headers);
   if (behaviour === 'truncated') {
-    res.write(body.slice(0, body.length >> 1));
-    res.destroy();
+    // Closed once the half is sent: destroy() at once would drop the
+    // headers and the half still buffered, and the client would see nothing.
+    res.write(body.slice(0, body.length >> 1), () => res.destroy());
     return;
   }
   res.end(body);

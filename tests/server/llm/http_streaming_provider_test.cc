@@ -17,12 +17,15 @@
 #include "gtest/gtest.h"
 #include "server/llm/anthropic_provider.h"
 #include "tests/testing/fake_upstream.h"
+#include "tests/testing/status_matchers.h"
 
 namespace chat::llm {
 namespace {
 
 using ::chat::testing::FakeUpstream;
+using ::chat::testing::StatusIs;
 using ::testing::Each;
+using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
 TEST(RetryDelayTest, DoublesWithJitterAndCap) {
@@ -168,35 +171,89 @@ class RecordingSink final : public CompletionSink {
   absl::Notification done_;
 };
 
+// A provider on a loop of its own, and the node fake it talks to.
+class HttpStreamingProviderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string(CHAT_NODE_BINARY).empty())
+      GTEST_SKIP() << "node was not found at configure time";
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> upstream =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    config_.api_key = "k";
+    config_.base_url = upstream_->base_url();
+  }
+
+  // Runs `request` through a provider speaking `protocol` (Anthropic's by
+  // default); the sink once the completion has ended.
+  std::shared_ptr<RecordingSink> Complete(
+      const CompletionRequest& request,
+      std::unique_ptr<WireProtocol> protocol = nullptr) {
+    if (protocol == nullptr)
+      protocol = std::make_unique<AnthropicProtocol>(config_);
+    absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop =
+        CurlMultiLoop::Create();
+    EXPECT_TRUE(loop.ok()) << loop.status();
+    auto sink = std::make_shared<RecordingSink>();
+    if (!loop.ok()) return sink;
+    HttpStreamingProvider provider(std::move(protocol), HttpProviderOptions(),
+                                   *std::move(loop));
+    provider.Start(request, sink);
+    EXPECT_TRUE(sink->WaitDone());
+    return sink;
+  }
+
+  std::unique_ptr<FakeUpstream> upstream_;
+  AnthropicConfig config_;
+};
+
 // The deltas decoded from one read of the body reach the sink in one
 // OnDelta (each is a write down the caller's stream): a delta the decoder
 // split in two never arrives in halves, and the text is whole.
-TEST(HttpStreamingProviderTest, TheDeltasOfOneReadReachTheSinkAsOne) {
-  if (std::string(CHAT_NODE_BINARY).empty())
-    GTEST_SKIP() << "node was not found at configure time";
-  absl::StatusOr<std::unique_ptr<FakeUpstream>> upstream =
-      FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR);
-  ASSERT_TRUE(upstream.ok()) << upstream.status();
-  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
-  ASSERT_TRUE(loop.ok()) << loop.status();
-  AnthropicConfig config;
-  config.api_key = "k";
-  config.base_url = (*upstream)->base_url();
-  HttpStreamingProvider provider(std::make_unique<SplittingProtocol>(config),
-                                 HttpProviderOptions(), *std::move(loop));
-
+TEST_F(HttpStreamingProviderTest, TheDeltasOfOneReadReachTheSinkAsOne) {
   CompletionRequest request;
   request.model = "ok@provider-split";
   request.messages.push_back({"user", "hello there", std::nullopt});
-  auto sink = std::make_shared<RecordingSink>();
-  provider.Start(request, sink);
-  ASSERT_TRUE(sink->WaitDone());
+  std::shared_ptr<RecordingSink> sink =
+      Complete(request, std::make_unique<SplittingProtocol>(config_));
   ASSERT_TRUE(sink->status().ok()) << sink->status();
   std::vector<std::string> deltas = sink->deltas();
   EXPECT_EQ(absl::StrJoin(deltas, ""), "Echo of 1 messages: hello there");
   // Every word of the reply is 2 bytes or more, so a lone byte is the first
   // half of a split delta.
   EXPECT_THAT(deltas, Each(SizeIs(::testing::Gt(1u))));
+}
+
+// A whole answer past the 16 MiB it may hold fails as too large, once: not
+// cut short and then reported as JSON that does not parse.
+TEST_F(HttpStreamingProviderTest, AWholeAnswerLargerThan16MiBIsRefusedAsSuch) {
+  // The fake echoes the message: its answer is a little over 17 MiB.
+  CompletionRequest request;
+  request.model = "ok@provider-huge";
+  request.stream = false;
+  request.messages.push_back(
+      {"user", std::string(17 * 1024 * 1024, 'x'), std::nullopt});
+  std::shared_ptr<RecordingSink> sink = Complete(request);
+  EXPECT_THAT(sink->status(), StatusIs(absl::StatusCode::kInternal,
+                                       HasSubstr("larger than 16 MiB")));
+  EXPECT_TRUE(sink->deltas().empty());
+  EXPECT_EQ(upstream_->Stats("ok@provider-huge")["attempts"], 1);
+}
+
+// A whole answer cut off halfway (the fake sends half its Content-Length,
+// then closes) fails UNAVAILABLE with curl's reason, and is not asked for
+// again: the upstream had answered, so the model's work was done and paid.
+TEST_F(HttpStreamingProviderTest, AWholeAnswerCutOffFailsOnceAndSaysSo) {
+  CompletionRequest request;
+  request.model = "truncated@provider-cut";
+  request.stream = false;
+  request.messages.push_back({"user", "hello there", std::nullopt});
+  std::shared_ptr<RecordingSink> sink = Complete(request);
+  EXPECT_THAT(sink->status(), StatusIs(absl::StatusCode::kUnavailable,
+                                       HasSubstr("bytes remaining to read")));
+  EXPECT_TRUE(sink->deltas().empty());
+  EXPECT_EQ(upstream_->Stats("truncated@provider-cut")["attempts"], 1);
 }
 
 }  // namespace
