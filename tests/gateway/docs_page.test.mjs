@@ -2,9 +2,8 @@
 // /openapi.json, used in a real browser as a developer would: open the page,
 // find POST /v1/chat, "Try it out", edit the body, Execute, read the answer;
 // then, on a gateway whose chat-server has API keys, see the 401 and get past
-// it with "Authorize". Playwright drives Debian's Chromium (as in
-// web_page.test.mjs; CHAT_TEST_REQUIRE_BROWSER=1 turns a missing Chromium
-// into a failure).
+// it with "Authorize". Playwright drives Debian's Chromium (chromium.mjs;
+// CHAT_TEST_REQUIRE_BROWSER=1 turns a missing Chromium into a failure).
 //
 // Strategy for "works offline": the browser reaches the gateway under a name,
 // chatd.test, that Chromium's host resolver maps to 127.0.0.1. Swagger UI

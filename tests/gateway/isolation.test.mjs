@@ -456,15 +456,12 @@ for (const [storeName, storeArgs, storeLine] of STORES) describe(`tenant isolati
     // completion per stateless POST route.
     const callsOfB = routesOf('chat').length +
       routesOf('stateless').filter((r) => r.startsWith('POST ')).length;
-    const deadline = Date.now() + 15000;
     let usage;
-    for (;;) {
+    await poll(async () => {
       usage = JSON.parse((await call(base, 'GET /v1/admin/usage', ADMIN_KEY,
         { query: '?tenant=tenant-b' })).body);
-      const calls = Number(usage.tenants?.[0]?.calls ?? 0);
-      if (calls >= callsOfB || Date.now() > deadline) break;
-      await new Promise((resolve) => { setTimeout(resolve, 50); });
-    }
+      return Number(usage.tenants?.[0]?.calls ?? 0) >= callsOfB;
+    });
     assert.deepEqual(usage.tenants.map((u) => [u.tenant, Number(u.calls)]),
       [['tenant-b', callsOfB]], JSON.stringify(usage));
     assert.deepEqual(usage.keys.map((u) => [u.tenant, u.key_id]), [['tenant-b', b.id]]);

@@ -9,7 +9,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startStack, postJson, words } from './harness.mjs';
+import { startStack, postJson, words, poll } from './harness.mjs';
 
 // The template's ChatClient.chatStream, verbatim in spirit: fetch, a reader,
 // TextDecoder, concatenation.
@@ -242,16 +242,10 @@ describe('gateway shutdown with keep-alive connections', () => {
     const reader = res.body.getReader();
     await reader.read();
     const exited = new Promise((resolve) => stack.gateway.child.once('exit', (code) => resolve(code)));
-    const draining = new Promise((resolve) => {
-      // After the harness's own listener: log() holds every line so far.
-      const onData = () => {
-        if (/finishing running requests/.test(stack.gateway.log())) resolve();
-      };
-      stack.gateway.child.stdout.on('data', onData);
-      stack.gateway.child.stderr.on('data', onData);
-    });
     stack.gateway.child.kill('SIGTERM');
-    await draining;  // The gateway logs it once new requests are refused.
+    // The gateway logs it once new requests are refused.
+    assert.ok(await poll(() => /finishing running requests/.test(stack.gateway.log())),
+      stack.gateway.log());
     let reply = '';
     socket.on('data', (d) => { reply += d.toString(); });
     const closed = new Promise((resolve) => socket.once('close', resolve));

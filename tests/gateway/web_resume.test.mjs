@@ -1,6 +1,6 @@
 // The chat app picks an answer up again after a page reload mid-answer
 // (clients/web/resume.js over ChatClient.resumeStream), in a real browser
-// (playwright-core + Debian's Chromium, as web_page.test.mjs). Strategy: a
+// (playwright-core + Debian's Chromium, chromium.mjs). Strategy: a
 // slow echo (40 ms per word) keeps the answer streaming; the page is
 // reloaded once some text has shown, and the test waits for the usage line
 // of the finished answer, then checks the page and the store agree, one turn.

@@ -1,6 +1,7 @@
 // The pure pieces of the HTTP provider: backoff, retry-after and error
-// bodies; and how deltas reach the sink, against the fake upstream
-// (tests/fake_upstream/server.mjs). The transfers themselves are tested end
+// bodies; and, against the fake upstream (tests/fake_upstream/server.mjs),
+// how deltas reach the sink and how a whole answer too large or cut off
+// fails. The transfers themselves are tested end
 // to end in tests/integration/llm_provider_test.cc.
 
 #include "server/llm/http_streaming_provider.h"
@@ -153,7 +154,7 @@ class RecordingSink final : public CompletionSink {
     done_.Notify();
   }
   bool WaitDone() {
-    return done_.WaitForNotificationWithTimeout(absl::Seconds(30));
+    return done_.WaitForNotificationWithTimeout(absl::Seconds(60));
   }
   std::vector<std::string> deltas() {
     absl::MutexLock lock(&mu_);
@@ -199,8 +200,13 @@ class HttpStreamingProviderTest : public ::testing::Test {
     if (!loop.ok()) return sink;
     HttpStreamingProvider provider(std::move(protocol), HttpProviderOptions(),
                                    *std::move(loop));
-    provider.Start(request, sink);
-    EXPECT_TRUE(sink->WaitDone());
+    std::shared_ptr<CompletionCall> call = provider.Start(request, sink);
+    if (!sink->WaitDone()) {
+      // The provider must outlive its calls: end this one before it goes.
+      ADD_FAILURE() << "the completion did not end";
+      call->Cancel();
+      sink->WaitDone();
+    }
     return sink;
   }
 
