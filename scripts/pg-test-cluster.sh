@@ -30,7 +30,9 @@ case "$cmd" in
       ports=("$(cat "$dir/port")")
     else
       ports=()
-      for _ in $(seq 20); do ports+=($((20000 + RANDOM % 30000))); done
+      # Below the kernel's ephemeral range (32768 and up here), so no
+      # outgoing connection can hold the port when the cluster restarts.
+      for _ in $(seq 20); do ports+=($((20000 + RANDOM % 12000))); done
     fi
     for port in "${ports[@]}"; do
       if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \

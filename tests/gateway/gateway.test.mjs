@@ -7,7 +7,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { startStack, startGateway, startProcess, postJson, SERVER, SOURCE_DIR } from './harness.mjs';
+import {
+  startStack, startGateway, startProcess, postJson, poll, SERVER, SOURCE_DIR,
+} from './harness.mjs';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
@@ -493,17 +495,24 @@ describe('several backends', () => {
 
   it('spreads calls round-robin and skips a replica that stopped', async () => {
     const base = `http://127.0.0.1:${gateway.port}`;
-    for (let i = 0; i < 8; i++) {
-      const res = await postJson(base, '/chat', { message: 'm', session_id: `rr-${i}` });
-      assert.equal(res.status, 200);
-    }
-    // Each replica has its own memory store: both got some of the sessions.
-    const counts = [];
-    for (const g of singles) {
-      counts.push((await (await fetch(`http://127.0.0.1:${g.port}/stats`)).json()).total_sessions);
-    }
-    assert.equal(counts[0] + counts[1], 8);
-    assert.ok(counts[0] > 0 && counts[1] > 0, `unbalanced: ${counts}`);
+    // Each replica has its own memory store, so its session count says how
+    // many calls it served. The gateway is ready once one replica is; the
+    // other joins the rotation when its connection is up, so the calls go
+    // on until both have served some (or the bound runs out).
+    const sessionsOn = async (g) =>
+      (await (await fetch(`http://127.0.0.1:${g.port}/stats`)).json()).total_sessions;
+    let sent = 0;
+    let counts = [];
+    await poll(async () => {
+      for (let i = 0; i < 8; i++) {
+        const res = await postJson(base, '/chat', { message: 'm', session_id: `rr-${sent++}` });
+        assert.equal(res.status, 200);
+      }
+      counts = [await sessionsOn(singles[0]), await sessionsOn(singles[1])];
+      return counts[0] > 0 && counts[1] > 0;
+    });
+    assert.equal(counts[0] + counts[1], sent);
+    assert.ok(counts[0] > 0 && counts[1] > 0, `unbalanced after ${sent} calls: ${counts}`);
 
     await servers[0].stop();
     for (let i = 0; i < 6; i++) {

@@ -410,6 +410,48 @@ TEST_P(LlmProviderTest, AnExpiredDeadlineAbortsTheUpstreamCall) {
   EXPECT_EQ(history.messages(0).content(), "after");
 }
 
+// A session's title is asked for as one JSON answer ("stream": false), so
+// the upstream's first byte is its whole answer. Held, the title comes when
+// the answer does, however long after the turn.
+TEST_P(LlmProviderTest, AHeldWholeAnswerTitlesTheSessionWhenItComes) {
+  const std::string title_model = Model("hold");
+  StartServer({absl::StrCat("--title_model=", title_model)});
+  ChatResponse response;
+  ASSERT_TRUE(
+      Chat(Request("held-title", "name this", Model("ok")), &response).ok());
+  ASSERT_TRUE(WaitForStat(title_model, "attempts", 1))
+      << Stats(title_model).dump();
+  EXPECT_FALSE(Stats(title_model)["last_request"]["stream"].get<bool>());
+  // Held by the fake: no answer yet, so no title can have been saved.
+  EXPECT_EQ(History("held-title").title(), "");
+  Release(title_model);
+  EXPECT_TRUE(::chat::testing::Eventually([&] {
+    return absl::StrContains(History("held-title").title(), "Echo");
+  })) << server_->Log();
+  EXPECT_EQ(Stats(title_model)["attempts"], 1);
+}
+
+// A whole answer that never starts fails at --first_byte_timeout (2 s
+// here) and is not retried; the session stays untitled and its turn whole.
+TEST_P(LlmProviderTest, AStalledWholeAnswerLeavesTheSessionUntitled) {
+  const std::string title_model = Model("stall");
+  StartServer({absl::StrCat("--title_model=", title_model)});
+  ChatResponse response;
+  ASSERT_TRUE(
+      Chat(Request("stalled-title", "name this", Model("ok")), &response).ok());
+  EXPECT_TRUE(WaitForStat(title_model, "closed_early", 1))
+      << Stats(title_model).dump();
+  EXPECT_TRUE(::chat::testing::Eventually([&] {
+    return absl::StrContains(server_->Log(),
+                             "no title for session stalled-title");
+  })) << server_->Log();
+  EXPECT_EQ(Stats(title_model)["attempts"], 1);
+  chat::v1::GetHistoryResponse history = History("stalled-title");
+  EXPECT_EQ(history.title(), "");
+  ASSERT_EQ(history.messages_size(), 2);
+  EXPECT_EQ(history.messages(1).content(), response.response());
+}
+
 TEST_P(LlmProviderTest, ContextWindowLeavesOldTurnsOutOfThePromptOnly) {
   // Each user message below is 400 bytes = 100 estimated tokens. Each
   // reply is ~420 bytes, but counts as the 5 output tokens the fake reports

@@ -571,7 +571,10 @@ TEST_F(GatewayOverTwoReplicasTest, ANameWhoseAddressChangesIsFollowed) {
       absl::Seconds(20)))
       << gateway.Log();
   const absl::Duration followed_after = absl::Now() - replaced_at;
-  EXPECT_LT(followed_after, absl::Seconds(5));
+  // A correctness bound with room for a loaded machine, not a performance
+  // figure: without the re-resolution a failed connection starts, gRPC would
+  // look the name up again only after its 30 s minimum between lookups.
+  EXPECT_LT(followed_after, absl::Seconds(10));
   std::cout << "replica-a's new address served a call "
             << absl::FormatDuration(followed_after)
             << " after the old one died (" << calls << " calls)\n";
