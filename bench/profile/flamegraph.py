@@ -94,7 +94,7 @@ def svg(stacks, title, width=1400, row=16):
     height = (depth_max + 3) * row + 30
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'font-family="monospace" font-size="11">' % (width, height),
-           '<rect width="100%%" height="100%%" fill="#fdfdf6"/>',
+           '<rect width="100%" height="100%" fill="#fdfdf6"/>',
            '<text x="6" y="18" font-size="14">%s (%d samples)</text>'
            % (html.escape(title), total)]
     for x, depth, w, name, n in boxes:

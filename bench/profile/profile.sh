@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Flame graphs of chat-gateway and chat-server under /chat load, on the path
-# a user takes: wrk -> chat-gateway -> chat-server -> the anthropic provider
-# over HTTP -> the fake upstream -> the store.
+# Flame graphs of chat-gateway and chat-server under /chat load (or one
+# burst of streams), on the path a user takes: wrk -> chat-gateway ->
+# chat-server -> the anthropic provider over HTTP -> the fake upstream ->
+# the store.
 #
 # Usage: bench/profile/profile.sh [memory|sqlite] [OUT_DIR]
-#   SECONDS_RECORDED=4 (perf's window per process), CONNECTIONS=64.
+#   SECONDS_RECORDED=4 (perf's window per process), CONNECTIONS=64: /chat.
 #   EMBEDDED=1: one process, chat-server --http_listen serving the REST
 #   routes itself (what scripts/run.sh starts); only server.svg is written
 #   (a gateway.svg in OUT_DIR is then from an earlier run).
 #   STREAMS=N: instead of /chat under wrk, one burst of N concurrent
 #   one-second streams (bench/sse_streams; 20 tokens 50 ms apart upstream,
 #   as bench/run.sh's), recorded whole, from the first connection to the
-#   last stream's end; needs build/bin/sse_streams and fast_upstream.
+#   last stream's end, both processes at once; needs build/bin/sse_streams
+#   and fast_upstream. Each stream is a new session, so its title call (a
+#   second upstream request) is in the profile too, but for the titles
+#   still running when the last stream ends.
 # Writes OUT_DIR/{server,gateway}.svg and .folded (default bench/out/profile)
 # and prints the top inclusive frames of each. Needs perf (Debian's
 # linux-perf) and a build (scripts/build.sh). The upstream is build/bin/
@@ -32,6 +36,8 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 source bench/lib.sh
 
 streams=${STREAMS:-0}
+[[ $streams =~ ^[0-9]+$ ]] ||
+  { echo "STREAMS must be one number of streams (bench/run.sh takes a list)" >&2; exit 2; }
 upstream_args=()
 if (( streams > 0 )); then
   [[ -x "$bin/sse_streams" && -x "$bin/fast_upstream" ]] ||
@@ -83,14 +89,24 @@ if (( streams > 0 )); then
   for p in "${processes[@]}"; do
     pid_var="${p}_pid"
     perf record -q -F 499 --call-graph dwarf,32768 -p "${!pid_var}" -o "$tmp/$p.data" \
-      2>/dev/null &
-    perf_pids+=($!)
+      2>"$tmp/perf-$p.log" &
+    perf_pids+=($!); pids+=($!)
   done
   sleep 1  # perf attaches asynchronously.
-  "$bin/sse_streams" --target="$gw" --streams="$streams" >"$tmp/streams.out" 2>&1
-  for p in "${perf_pids[@]}"; do kill -INT "$p"; done
+  # A burst with failed streams is still profiled; its first error is shown.
+  streams_rc=0
+  "$bin/sse_streams" --target="$gw" --streams="$streams" >"$tmp/streams.out" 2>&1 ||
+    streams_rc=$?
+  # perf stops and writes its data on SIGINT (its own handler, so a
+  # background perf still takes it).
+  for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   for p in "${perf_pids[@]}"; do wait "$p" || true; done
   grep -v '^$' "$tmp/streams.out"
+  (( streams_rc == 0 )) || echo "warning: sse_streams exited $streams_rc (failed streams)" >&2
+  for p in "${processes[@]}"; do
+    [[ -s "$tmp/$p.data" ]] ||
+      { echo "perf recorded nothing for chat-$p:" >&2; cat "$tmp/perf-$p.log" >&2; exit 1; }
+  done
 else
   load="/chat at $conns connections"
   wrk -t2 -c"$conns" -d$((2 * secs + 4))s -s bench/gateway_chat.lua "http://$gw" >"$tmp/wrk.out" &
