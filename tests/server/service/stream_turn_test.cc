@@ -40,11 +40,11 @@ class RecordingTurn final : public StreamTurn {
   using StreamTurn::WriteDone;
 
   void OnDelta(absl::string_view event_id, absl::string_view text) override {
-    {
-      absl::MutexLock lock(&mu_);
-      ++deltas_seen_;
-    }
     StreamTurn::OnDelta(event_id, text);
+    // Counted once the turn has taken it (sent or queued): a test that waits
+    // for a delta may then complete its write.
+    absl::MutexLock lock(&mu_);
+    ++deltas_seen_;
   }
   void OnEnd(absl::string_view event_id,
              absl::StatusOr<ChatTurnResult> result) override {
