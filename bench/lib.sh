@@ -14,6 +14,17 @@ wait_listen() {
 rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 threads() { awk '/Threads/{print $2}' "/proc/$1/status"; }
 
+# cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/PID/stat), in
+# clock ticks (getconf CLK_TCK a second); 0 for an empty PID.
+cpu_ticks() {
+  [[ -n "$1" ]] || { echo 0; return; }  # EMBEDDED=1: no gateway process.
+  local s
+  read -r s <"/proc/$1/stat"
+  s=${s##*) }
+  read -r -a f <<<"$s"
+  echo $(( f[11] + f[12] ))
+}
+
 # watch_peak PID LOAD_PID: samples PID's threads and memory until LOAD_PID
 # exits; sets peak_threads and peak_rss (MiB).
 watch_peak() {

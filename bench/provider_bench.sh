@@ -4,7 +4,8 @@
 # apart, so each upstream stream lasts ~0.4 s) at growing concurrency, and
 # prints for each run: the load generator's figures, chat-server's peak
 # threads and RSS (one libcurl I/O thread carries every upstream stream), and
-# the upstream's connection reuse (connections opened vs requests). Bounded:
+# the upstream's connection reuse (connections opened vs requests), and
+# chat-server's CPU for the run (whole, and per call). Bounded:
 # each run is a fixed call count. Needs a build (scripts/build.sh) and node.
 # With TLS=1 the fake serves HTTPS and HTTP/2, and streams are multiplexed
 # (libcurl puts up to 100 on one connection).
@@ -40,10 +41,14 @@ for n in "${levels[@]}"; do
   "$bin/grpc_load" --target="$addr" --mode=stream --concurrency="$n" --calls=$((2 * n)) \
     --sessions=$((2 * n)) --channels=8 > "$tmp/load.out" &
   load_pid=$!
+  cpu0=$(cpu_ticks "$server_pid")
   watch_peak "$server_pid" "$load_pid"
   wait "$load_pid" || true
+  cpu1=$(cpu_ticks "$server_pid")
   cat "$tmp/load.out"
   echo "chat-server peak: ${peak_threads} threads, ${peak_rss} MiB RSS"
+  awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v calls=$((2 * n)) \
+    'BEGIN{printf "chat-server CPU: %.2f s, %.3f ms per call\n", t / hz, 1000 * t / hz / calls}'
   echo "upstream: $(curl -s --cacert tests/fake_upstream/tls/cert.pem "$scheme://$up/_server")"
   kill -TERM "$server_pid"; wait "$server_pid" || true
   kill "$up_pid"; wait "$up_pid" 2>/dev/null || true

@@ -200,15 +200,6 @@ start_stack() {
 }
 
 clk=$(getconf CLK_TCK)
-# cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() {
-  [[ -n "$1" ]] || { echo 0; return; }  # EMBEDDED=1: no gateway process.
-  local s
-  read -r s <"/proc/$1/stat"
-  s=${s##*) }
-  read -r -a f <<<"$s"
-  echo $(( f[11] + f[12] ))
-}
 # rss_kib PID: VmRSS in KiB, in REPLY (no fork: sampled every 100 ms).
 rss_kib() {
   local k v rest

@@ -19,8 +19,11 @@ namespace {
 
 // Bounds on what one response may make us hold.
 constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+// Both in whole MiB: their errors say the limit in MiB.
 constexpr size_t kMaxWholeBodyBytes = 16 * 1024 * 1024;
 constexpr size_t kMaxPendingEventBytes = 16 * 1024 * 1024;
+static_assert(kMaxWholeBodyBytes % (1 << 20) == 0 &&
+              kMaxPendingEventBytes % (1 << 20) == 0);
 
 // The trace id of a traceparent the engine built ("00-<id>-<span>-<flags>").
 std::string TraceIdOf(absl::string_view traceparent) {
@@ -154,9 +157,9 @@ class HttpStreamingProvider::Call final
       // An error body is read as far as the limit (its message comes
       // first), but an answer cut short would fail later as "not JSON".
       if (answer && bytes.size() > limit - body_.size()) {
-        stream_error_ = absl::InternalError(
-            absl::StrCat(provider_->protocol_->name(),
-                         " sent a response larger than 16 MiB"));
+        stream_error_ = absl::InternalError(absl::StrCat(
+            provider_->protocol_->name(), " sent a response larger than ",
+            kMaxWholeBodyBytes >> 20, " MiB"));
         return false;
       }
       body_.append(
@@ -185,7 +188,8 @@ class HttpStreamingProvider::Call final
     }
     if (parser_.buffered_bytes() > kMaxPendingEventBytes) {
       stream_error_ = absl::InternalError(absl::StrCat(
-          provider_->protocol_->name(), " sent an event larger than 16 MiB"));
+          provider_->protocol_->name(), " sent an event larger than ",
+          kMaxPendingEventBytes >> 20, " MiB"));
       return false;
     }
     return true;
