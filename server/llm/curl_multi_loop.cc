@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <mutex>
 
 #include "absl/strings/ascii.h"
@@ -23,12 +24,67 @@ namespace {
 // that memory goes back once a peak of streams is over.
 constexpr size_t kMaxIdleHandles = 64;
 
+// Most streams libcurl puts on one HTTP/2 connection: its default, pinned
+// (CURLMOPT_MAX_CONCURRENT_STREAMS) because the gate (Origin) counts room
+// by it. A server may allow fewer.
+constexpr int kStreamsPerHttp2Connection = 100;
+
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// The origin of an https:// URL ("https://host[:port]", lowercased, without
+// the default port); "" for any other URL.
+std::string HttpsOrigin(absl::string_view url) {
+  constexpr absl::string_view kScheme = "https://";
+  if (!absl::StartsWithIgnoreCase(url, kScheme)) return "";
+  std::string origin = absl::AsciiStrToLower(
+      url.substr(0, url.find_first_of("/?#", kScheme.size())));
+  if (absl::EndsWith(origin, ":443")) origin.resize(origin.size() - 4);
+  return origin;
+}
+
 }  // namespace
+
+// The connection gate of an https:// origin.
+//
+// libcurl 7.88 makes a transfer wait (CURLOPT_PIPEWAIT) for a connection
+// still being set up only while it does not know whether the host
+// multiplexes. Once it knows, a transfer that finds every set-up connection
+// at its stream limit opens a connection of its own rather than wait for one
+// already on its way (lib/url.c, ConnectionExists). So a burst of 1,000
+// streams over HTTPS opened 700-900 TLS connections where 10 do
+// (bench/RESULTS.md), each a handshake of CPU and round trips before its
+// stream's first byte.
+//
+// The loop therefore holds an origin's transfers itself. A held transfer
+// goes to curl when the set-up connections have room for it
+// (kStreamsPerHttp2Connection streams each), or as one of the openers the
+// held transfers need (one per kStreamsPerHttp2Connection of them);
+// otherwise it waits for an opener's connection to be set up, or for a
+// transfer to end. A transfer still held at its connect timeout (or its
+// deadline) ends as one that could not connect in time would: the same
+// retries and fallbacks follow. While an origin's responses come over
+// HTTP/1.x, which never multiplexes, nothing is held. Before the first
+// response the room is counted as if the server multiplexed; for one that
+// does not, each connection set up makes room for more, so transfers go
+// on a handshake or two later than without the gate, never stall. A server
+// that allows fewer than 100 streams on a connection makes the room
+// overcounted: curl then opens connections for the excess, as without the
+// gate.
+struct CurlMultiLoop::Origin {
+  enum class Multiplexing { kUnknown, kYes, kNo };
+  Multiplexing multiplexing = Multiplexing::kUnknown;
+  // Held transfers' ids, oldest first. An id whose transfer has ended is
+  // skipped when reached (held_count is exact).
+  std::deque<TransferId> held;
+  int held_count = 0;
+  int in_curl = 0;            // Transfers given to curl, not ended.
+  int opening = 0;            // Of those, openers not yet sent on a connection.
+  int ready_connections = 0;  // Set up (a transfer sent on them), not closed.
+  bool changed = false;       // Listed in changed_origins_.
+};
 
 // One running transfer; lives in transfers_ from AddTransfer until it ends.
 struct CurlMultiLoop::Transfer {
@@ -53,6 +109,16 @@ struct CurlMultiLoop::Transfer {
   // errno of a socket OnOpenSocket could not open, which curl does not keep
   // (it reports only "Couldn't connect to server"); 0: none failed.
   int socket_errno = 0;
+  absl::Time deadline = absl::InfiniteFuture();
+  bool in_curl = false;  // Added to the multi handle (not held, not ended).
+  // The gate (https:// only; null otherwise).
+  Origin* origin = nullptr;
+  bool held = false;
+  absl::Time hold_until = absl::InfiniteFuture();  // Connect timeout, deadline.
+  bool opening = false;  // Given to curl as an opener, not yet sent.
+  // Sockets this transfer opened (a new connection, or happy eyeballs'
+  // attempts at one); the one still open when it is sent is set up.
+  std::vector<curl_socket_t> opened_sockets;
 };
 
 CurlMultiLoop::CurlMultiLoop(CurlMultiLoopOptions options)
@@ -86,6 +152,10 @@ absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create(
       curl_multi_setopt(m, CURLMOPT_TIMERDATA, self) != CURLM_OK ||
       // Many streams to one provider share a few HTTP/2 connections.
       curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) !=
+          CURLM_OK ||
+      // The gate's count of room per connection (Origin) is this.
+      curl_multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                        static_cast<long>(kStreamsPerHttp2Connection)) !=
           CURLM_OK) {
     return absl::InternalError("curl_multi_setopt failed");
   }
@@ -192,12 +262,7 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   // wait a second for an answer many servers never send. First, so the
   // header lines a reused handle keeps are the ones that do not change.
   headers.insert(headers.begin(), "Expect:");
-  long timeout_ms = 0;  // 0: no overall limit.
-  if (request.deadline != absl::InfiniteFuture()) {
-    timeout_ms = std::max<long>(
-        1,
-        static_cast<long>(absl::ToInt64Milliseconds(request.deadline - now)));
-  }
+  t->deadline = request.deadline;
   // A plain-HTTP upstream speaks HTTP/1.1 (HTTP/2 is negotiated over TLS
   // only): each running transfer holds a connection of its own. To reuse one
   // curl 7.88 walks every connection to the host, busy ones included
@@ -232,12 +297,12 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
            h.SetOption(CURLOPT_CONNECTTIMEOUT_MS,
                        static_cast<long>(
                            absl::ToInt64Milliseconds(request.connect_timeout))),
-           h.SetOption(CURLOPT_TIMEOUT_MS, timeout_ms),
            h.SetOption(CURLOPT_ERRORBUFFER, t->error),
            h.SetOption(CURLOPT_PRIVATE, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_HEADERDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_WRITEDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_OPENSOCKETDATA, static_cast<void*>(t.get())),
+           h.SetOption(CURLOPT_PREREQDATA, static_cast<void*>(t.get())),
            h.SetOption(CURLOPT_FRESH_CONNECT, fresh_connect),
            h.SetOption(CURLOPT_FORBID_REUSE, forbid_reuse),
        }) {
@@ -263,6 +328,8 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
              h.SetOption(CURLOPT_CLOSESOCKETFUNCTION,
                          &CurlMultiLoop::OnCloseSocket),
              h.SetOption(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this)),
+             h.SetOption(CURLOPT_PREREQFUNCTION,
+                         &CurlMultiLoop::OnConnectionReady),
          }) {
       s.Update(next);
     }
@@ -273,20 +340,145 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
     fail(s, CURLE_FAILED_INIT);
     return;
   }
-  if (CURLMcode mc = curl_multi_add_handle(multi_, h.get()); mc != CURLM_OK) {
-    fail(absl::InternalError(curl_multi_strerror(mc)), CURLE_FAILED_INIT);
-    return;
-  }
+  const std::string origin_key = HttpsOrigin(request.url);
+  Transfer* added = t.get();
   const absl::Time check_at = t->activity_deadline;
   t->next_check = check_at;
   transfers_.emplace(id, std::move(t));
   active_count_.fetch_add(1);
   timers_.emplace(check_at,
                   [this, id, check_at] { CheckStalled(id, check_at); });
+  if (origin_key.empty()) {
+    AddToCurl(added);
+    return;
+  }
+  Origin* origin = &origins_[origin_key];
+  added->origin = origin;
+  added->held = true;
+  added->hold_until = std::min(now + request.connect_timeout, request.deadline);
+  origin->held.push_back(id);
+  ++origin->held_count;
+  timers_.emplace(added->hold_until, [this, id] { EndIfStillHeld(id); });
+  // A handler may start a transfer from inside a curl callback (OnBody),
+  // where no handle may be added: the loop releases it after.
+  if (in_curl_call_) {
+    MarkChanged(origin);
+  } else {
+    ReleaseHeld(origin);
+  }
+}
+
+void CurlMultiLoop::EndIfStillHeld(TransferId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end() || !it->second->held) return;
+  Transfer* t = it->second.get();
+  TransferOutcome outcome;
+  outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
+  outcome.error = t->hold_until == t->deadline
+                      ? "deadline passed waiting for a connection"
+                      : "no connection free within the connect timeout";
+  std::shared_ptr<TransferHandler> handler = t->handler;
+  RemoveTransfer(t);
+  handler->OnDone(outcome);
+}
+
+void CurlMultiLoop::AddToCurl(Transfer* t) {
+  // The deadline counts from the request, a held transfer's wait included.
+  long timeout_ms = 0;  // 0: no overall limit.
+  if (t->deadline != absl::InfiniteFuture()) {
+    timeout_ms = std::max<long>(1, static_cast<long>(absl::ToInt64Milliseconds(
+                                       t->deadline - absl::Now())));
+  }
+  absl::Status s = t->handle->SetOption(CURLOPT_TIMEOUT_MS, timeout_ms);
+  if (s.ok()) {
+    if (CURLMcode mc = curl_multi_add_handle(multi_, t->handle->get());
+        mc != CURLM_OK) {
+      s = absl::InternalError(curl_multi_strerror(mc));
+    }
+  }
+  if (!s.ok()) {
+    TransferOutcome outcome;
+    outcome.curl_code = CURLE_FAILED_INIT;
+    outcome.error = std::string(s.message());
+    t->opening = false;
+    std::shared_ptr<TransferHandler> handler = t->handler;
+    RemoveTransfer(t);
+    handler->OnDone(outcome);
+    return;
+  }
+  t->in_curl = true;
+  if (t->origin != nullptr) {
+    ++t->origin->in_curl;
+    if (t->opening) ++t->origin->opening;
+  }
+}
+
+void CurlMultiLoop::ReleaseHeld(Origin* origin) {
+  while (origin->held_count > 0) {
+    bool as_opener = false;
+    if (origin->multiplexing != Origin::Multiplexing::kNo) {
+      const int room = kStreamsPerHttp2Connection * origin->ready_connections -
+                       (origin->in_curl - origin->opening);
+      if (room <= 0) {
+        const int openers_wanted =
+            (origin->held_count + kStreamsPerHttp2Connection - 1) /
+            kStreamsPerHttp2Connection;
+        if (origin->opening >= openers_wanted) return;
+        as_opener = true;
+      }
+    }
+    Transfer* t = nullptr;
+    while (t == nullptr) {
+      const TransferId id = origin->held.front();
+      origin->held.pop_front();
+      auto it = transfers_.find(id);
+      if (it != transfers_.end() && it->second->held) t = it->second.get();
+    }
+    t->held = false;
+    --origin->held_count;
+    t->opening = as_opener;
+    AddToCurl(t);
+  }
+}
+
+void CurlMultiLoop::MarkChanged(Origin* origin) {
+  if (origin->changed) return;
+  origin->changed = true;
+  changed_origins_.push_back(origin);
+}
+
+void CurlMultiLoop::ReleaseHeldOfChangedOrigins() {
+  std::vector<Origin*> changed;
+  changed.swap(changed_origins_);
+  for (Origin* origin : changed) {
+    origin->changed = false;
+    ReleaseHeld(origin);
+  }
+}
+
+void CurlMultiLoop::NoteResponseVersion(Transfer* t) {
+  if (t->origin == nullptr) return;
+  long version = CURL_HTTP_VERSION_NONE;
+  curl_easy_getinfo(t->handle->get(), CURLINFO_HTTP_VERSION, &version);
+  if (version == CURL_HTTP_VERSION_NONE) return;
+  t->origin->multiplexing = version >= CURL_HTTP_VERSION_2_0
+                                ? Origin::Multiplexing::kYes
+                                : Origin::Multiplexing::kNo;
+  MarkChanged(t->origin);
 }
 
 void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
-  curl_multi_remove_handle(multi_, t->handle->get());
+  if (t->in_curl) {
+    curl_multi_remove_handle(multi_, t->handle->get());
+    t->in_curl = false;
+    if (t->origin != nullptr) {
+      --t->origin->in_curl;
+      if (t->opening) --t->origin->opening;
+      MarkChanged(t->origin);
+    }
+  } else if (t->held) {
+    --t->origin->held_count;  // Its id is skipped when reached.
+  }
   active_count_.fetch_sub(1);
   if (reuse && idle_handles_.size() < kMaxIdleHandles) {
     // Nothing may point at the transfer's error buffer once it is gone.
@@ -356,6 +548,7 @@ size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n,
     curl_easy_getinfo(t->handle->get(), CURLINFO_RESPONSE_CODE, &code);
     if (code >= 200 && !t->response_started) {
       t->response_started = true;
+      t->loop->NoteResponseVersion(t);
       t->handler->OnResponse(static_cast<int>(code), t->headers);
     }
     return bytes;
@@ -376,6 +569,7 @@ size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
     long code = 0;
     curl_easy_getinfo(t->handle->get(), CURLINFO_RESPONSE_CODE, &code);
     t->response_started = true;
+    t->loop->NoteResponseVersion(t);
     t->handler->OnResponse(static_cast<int>(code), t->headers);
   }
   if (!t->handler->OnBody(absl::string_view(data, bytes))) {
@@ -395,13 +589,49 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   t->socket_errno = fd < 0 ? errno : 0;
   if (fd < 0) return CURL_SOCKET_BAD;
   t->loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+  if (t->origin != nullptr) {
+    t->loop->gated_sockets_[fd] = GatedSocket{t->origin, t->id, false};
+    t->opened_sockets.push_back(fd);
+  }
   return fd;
 }
 
 int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
   auto* loop = static_cast<CurlMultiLoop*>(clientp);
   loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+  if (auto it = loop->gated_sockets_.find(s);
+      it != loop->gated_sockets_.end()) {
+    if (it->second.ready) --it->second.origin->ready_connections;
+    loop->MarkChanged(it->second.origin);
+    loop->gated_sockets_.erase(it);
+  }
   return close(s);
+}
+
+int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
+                                     char* /*local_ip*/, int /*primary_port*/,
+                                     int /*local_port*/) {
+  auto* t = static_cast<Transfer*>(clientp);
+  if (t->origin == nullptr) return CURL_PREREQFUNC_OK;
+  CurlMultiLoop* loop = t->loop;
+  if (t->opening) {
+    t->opening = false;
+    --t->origin->opening;
+  }
+  // A transfer sends on the connection it opened, if it opened one; of
+  // happy eyeballs' attempts only the one that connected is still open (a
+  // closed one's number may be another transfer's socket by now).
+  for (curl_socket_t fd : t->opened_sockets) {
+    auto it = loop->gated_sockets_.find(fd);
+    if (it != loop->gated_sockets_.end() && it->second.opener == t->id &&
+        !it->second.ready) {
+      it->second.ready = true;
+      ++it->second.origin->ready_connections;
+    }
+  }
+  t->opened_sockets.clear();
+  loop->MarkChanged(t->origin);
+  return CURL_PREREQFUNC_OK;
 }
 
 int CurlMultiLoop::OnSocket(CURL* /*easy*/, curl_socket_t s, int what,
@@ -445,6 +675,9 @@ int CurlMultiLoop::NextTimeoutMs() {
     new_timers_.clear();
     if (!posted_.empty() || stopping_) return 0;
   }
+  // Held transfers that a handler's OnDone made room for (inside
+  // ReleaseHeld) go on now, not at the next event.
+  if (!changed_origins_.empty()) return 0;
   if (!timers_.empty()) next = std::min(next, timers_.begin()->first);
   if (next == absl::InfiniteFuture()) return -1;
   absl::Duration wait = next - absl::Now();
@@ -537,16 +770,21 @@ void CurlMultiLoop::Loop() {
       if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
       if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
       if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+      in_curl_call_ = true;
       curl_multi_socket_action(multi_, fd, flags, &running);
+      in_curl_call_ = false;
     }
     if (curl_deadline_ <= absl::Now()) {
       curl_deadline_ = absl::InfiniteFuture();
+      in_curl_call_ = true;
       curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      in_curl_call_ = false;
     }
     ReapFinished();
     RunPosted();
     RunDueTimers();
     ReapFinished();
+    ReleaseHeldOfChangedOrigins();
   }
   // Shutting down: nobody may wait forever. Every transfer ends with an
   // error, and posted work and the timers pending at each round still run,

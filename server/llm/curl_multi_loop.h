@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -88,7 +89,9 @@ struct CurlMultiLoopOptions {
 // shape of curl's docs/examples/hiperfifo.c), so thousands of concurrent
 // streams cost file descriptors and memory, not threads. Connections are
 // kept alive and reused, HTTP/2 is negotiated over TLS where offered and
-// streams are multiplexed on it. Also runs timers and posted closures on the
+// streams are multiplexed on it. A burst to an HTTP/2 server opens about one
+// connection per 100 streams (libcurl's limit per connection), not one per
+// stream (see Origin in the .cc). Also runs timers and posted closures on the
 // same thread, so callers keep per-transfer state without locks.
 // Thread-safe.
 class CurlMultiLoop {
@@ -130,6 +133,7 @@ class CurlMultiLoop {
 
  private:
   struct Transfer;
+  struct Origin;
 
   explicit CurlMultiLoop(CurlMultiLoopOptions options);
   void Loop();
@@ -141,6 +145,21 @@ class CurlMultiLoop {
   void NoteActivity(Transfer* t);
   void CheckStalled(TransferId id, absl::Time scheduled_for);
   void ReapFinished();
+  // Hands held transfers of `origin` to curl as far as its connections have
+  // room (the gate in the .cc). Not from inside a curl call or callback.
+  void ReleaseHeld(Origin* origin);
+  // Notes that `origin`'s counts changed (safe inside curl callbacks);
+  // ReleaseHeldOfChangedOrigins, run by the loop outside curl, then calls
+  // ReleaseHeld for each origin noted.
+  void MarkChanged(Origin* origin);
+  void ReleaseHeldOfChangedOrigins();
+  // Ends a transfer still held at its connect timeout (or deadline) as curl
+  // would have ended one that could not connect in time.
+  void EndIfStillHeld(TransferId id);
+  // Gives `t` to curl; if curl refuses it, ends it with OnDone.
+  void AddToCurl(Transfer* t);
+  // Learns from `t`'s response whether its origin multiplexes.
+  void NoteResponseVersion(Transfer* t);
   int NextTimeoutMs();
   void RunDueTimers();
   void RunPosted();
@@ -154,6 +173,8 @@ class CurlMultiLoop {
   static curl_socket_t OnOpenSocket(void* clientp, curlsocktype purpose,
                                     curl_sockaddr* address);
   static int OnCloseSocket(void* clientp, curl_socket_t s);
+  static int OnConnectionReady(void* clientp, char* primary_ip, char* local_ip,
+                               int primary_port, int local_port);
 
   const CurlMultiLoopOptions options_;
   CURLM* multi_ = nullptr;
@@ -170,6 +191,23 @@ class CurlMultiLoop {
 
   // I/O thread only.
   absl::flat_hash_map<TransferId, std::unique_ptr<Transfer>> transfers_;
+  // https:// origins ("https://host:port"), for the connection gate; few
+  // (a provider's base URL or two), never erased.
+  absl::node_hash_map<std::string, Origin> origins_;
+  // Origins whose counts changed inside a curl callback, where no handle
+  // may be added: ReleaseHeldOfChangedOrigins looks at them after.
+  std::vector<Origin*> changed_origins_;
+  // The sockets of https:// origins: their origin, the transfer that opened
+  // them, and whether a transfer has been sent on them yet (a connection
+  // set up, TLS included).
+  struct GatedSocket {
+    Origin* origin = nullptr;
+    TransferId opener = 0;
+    bool ready = false;
+  };
+  absl::flat_hash_map<curl_socket_t, GatedSocket> gated_sockets_;
+  // True inside curl_multi_socket_action: no handle may be added then.
+  bool in_curl_call_ = false;
   std::multimap<absl::Time, std::function<void()>> timers_;
   absl::Time curl_deadline_ = absl::InfiniteFuture();
   // Easy handles of transfers that ended cleanly, still configured with

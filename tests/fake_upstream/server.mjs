@@ -30,7 +30,10 @@
 // answers.
 //
 // With --tls it serves HTTPS and offers HTTP/2 (tls/cert.pem, for
-// 127.0.0.1); /_stats then reports each model's "http_version".
+// 127.0.0.1); /_stats then reports each model's "http_version". With
+// --tls-http1 it serves HTTPS with HTTP/1.1 only. --max-streams=N has an
+// HTTP/2 server allow N concurrent streams per connection (default: no
+// limit).
 // Control: GET /_server -> connections opened, peak open, requests, peak
 // concurrent streams; GET /_stats?key=MODEL -> {"attempts", "closed_early",
 // "completed", "last_request", "last_traceparent", "saw_credentials"}; POST /_release?key=MODEL
@@ -39,6 +42,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 
 const stats = new Map();
 // Connection reuse, for benchmarks: connections opened vs requests served.
@@ -338,12 +342,23 @@ async function handle(req, res) {
 
 // --tls: HTTPS with HTTP/2 offered by ALPN (HTTP/1.1 still accepted), with
 // the test certificate in tls/ (issued for 127.0.0.1, valid 2000-2099).
-const tls = process.argv.includes('--tls');
+// --tls-http1: HTTPS that speaks HTTP/1.1 only (no ALPN h2).
+const tlsHttp1 = process.argv.includes('--tls-http1');
+const tls = tlsHttp1 || process.argv.includes('--tls');
+const maxStreamsArg = process.argv.find((a) => a.startsWith('--max-streams='));
 const here = new URL('.', import.meta.url);
-const server = tls
-    ? http2.createSecureServer({key: fs.readFileSync(new URL('tls/key.pem', here)),
-                                cert: fs.readFileSync(new URL('tls/cert.pem', here)),
-                                allowHTTP1: true}, handle)
+const credentials = tls ? {key: fs.readFileSync(new URL('tls/key.pem', here)),
+                           cert: fs.readFileSync(new URL('tls/cert.pem', here))}
+                        : {};
+const server = tlsHttp1
+    ? https.createServer(credentials, handle)
+    : tls
+    ? http2.createSecureServer(
+          {...credentials, allowHTTP1: true,
+           ...(maxStreamsArg
+               ? {settings: {maxConcurrentStreams: Number(maxStreamsArg.split('=')[1])}}
+               : {})},
+          handle)
     : http.createServer(handle);
 server.on('session', () => { server_stats.http2_sessions += 1; });
 

@@ -25,13 +25,15 @@ std::string Escape(const std::string& s) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FakeUpstream>> FakeUpstream::Start(
-    const std::string& node, const std::string& dir, bool tls) {
+    const std::string& node, const std::string& dir, bool tls,
+    const std::vector<std::string>& extra_args) {
   if (node.empty()) {
     return absl::FailedPreconditionError(
         "node was not found at configure time");
   }
   std::vector<std::string> args = {dir + "/server.mjs"};
   if (tls) args.push_back("--tls");
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   auto process = std::make_unique<ServerProcess>(node, args);
   if (absl::Status started = process->Start(); !started.ok()) {
     return absl::InternalError(

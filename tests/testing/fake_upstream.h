@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -19,8 +20,10 @@ class FakeUpstream {
   // Starts `dir`/server.mjs with `node`; with `tls` it serves HTTPS (and
   // HTTP/2) with `dir`/tls/cert.pem. kFailedPrecondition when `node` is empty
   // (configure found no Node): callers skip.
+  // `extra_args` go to server.mjs (e.g. "--tls-http1", "--max-streams=10").
   static absl::StatusOr<std::unique_ptr<FakeUpstream>> Start(
-      const std::string& node, const std::string& dir, bool tls = false);
+      const std::string& node, const std::string& dir, bool tls = false,
+      const std::vector<std::string>& extra_args = {});
 
   // "http://127.0.0.1:PORT" (https with tls).
   const std::string& base_url() const { return base_url_; }

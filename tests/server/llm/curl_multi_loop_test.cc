@@ -6,8 +6,11 @@
 
 #include "server/llm/curl_multi_loop.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -300,6 +303,133 @@ TEST_F(CurlMultiLoopTest, AReusedHandleTrustsOnlyTheCaFileOfItsRequest) {
   TransferOutcome again = run((*tls)->cert_file());
   EXPECT_EQ(again.curl_code, CURLE_OK) << again.error;
   EXPECT_EQ((*tls)->Stats("ok@loop-tls")["completed"], 2);
+}
+
+// Starts `count` transfers like `like` to `upstream` (HTTPS) at once, their
+// recorders added to `recorders`.
+void StartBurst(CurlMultiLoop* loop, const FakeUpstream& upstream,
+                const HttpRequest& like, int count,
+                std::vector<std::shared_ptr<Recorder>>* recorders) {
+  for (int i = 0; i < count; ++i) {
+    HttpRequest request = like;
+    request.url = upstream.base_url() + "/v1/messages";
+    request.ca_file = upstream.cert_file();
+    recorders->push_back(std::make_shared<Recorder>(loop));
+    loop->StartTransfer(request, recorders->back());
+  }
+}
+
+// Waits until `upstream` has all `count` requests of `model` ("hold": each
+// stays open until released, so they all run at once).
+bool AllArrived(const FakeUpstream& upstream, const std::string& model,
+                int count) {
+  return Eventually([&] { return upstream.Stats(model)["attempts"] == count; });
+}
+
+void ExpectAllCompleted(
+    const std::vector<std::shared_ptr<Recorder>>& recorders) {
+  for (auto& r : recorders) {
+    ASSERT_TRUE(r->WaitDone(absl::Seconds(60)));
+    EXPECT_EQ(r->outcome().curl_code, CURLE_OK) << r->outcome().error;
+    EXPECT_THAT(r->body(), HasSubstr("message_stop"));
+  }
+}
+
+// A burst over HTTPS opens one HTTP/2 connection per 100 streams: the
+// transfers beyond the room of the set-up connections wait for the next one
+// rather than each open a connection (and a TLS handshake) of its own, as
+// libcurl alone does once it knows the host multiplexes. Two rounds: the
+// first from no connection, the second with the first's still open, while
+// it runs. open_sockets() counts the loop's connections only (the control
+// calls have their own).
+TEST_F(CurlMultiLoopTest, AnHttpsBurstOpensAConnectionPerHundredStreams) {
+  absl::StatusOr<std::unique_ptr<FakeUpstream>> tls = FakeUpstream::Start(
+      CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR, /*tls=*/true);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  constexpr int kStreams = 250;  // 3 connections' worth.
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  StartBurst(loop_.get(), **tls, Request("hold@loop-burst-1"), kStreams,
+             &recorders);
+  ASSERT_TRUE(AllArrived(**tls, "hold@loop-burst-1", kStreams));
+  // One to spare: a transfer released into the first connection's room
+  // can find it taken by the openers curl had parked there.
+  EXPECT_GE(loop_->open_sockets(), 3);
+  EXPECT_LE(loop_->open_sockets(), 4);
+  StartBurst(loop_.get(), **tls, Request("hold@loop-burst-2"), kStreams,
+             &recorders);
+  ASSERT_TRUE(AllArrived(**tls, "hold@loop-burst-2", kStreams));
+  EXPECT_GE(loop_->open_sockets(), 5);
+  EXPECT_LE(loop_->open_sockets(), 6);
+  (*tls)->Release("hold@loop-burst-1");
+  (*tls)->Release("hold@loop-burst-2");
+  ExpectAllCompleted(recorders);
+  EXPECT_EQ(loop_->active_transfers(), 0);
+}
+
+// Servers the gate's count does not fit never stall a burst: one that
+// speaks HTTP/1.1 only over TLS (a connection per stream), and an HTTP/2
+// one that allows 10 streams per connection rather than 100. Every
+// transfer of the burst reaches the server while all the others still run.
+TEST_F(CurlMultiLoopTest, AnHttpsBurstNeverStallsWhereTheRoomIsMiscounted) {
+  for (const char* server_flag : {"--tls-http1", "--max-streams=10"}) {
+    SCOPED_TRACE(server_flag);
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> tls =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR,
+                            /*tls=*/true, {server_flag});
+    ASSERT_TRUE(tls.ok()) << tls.status();
+    constexpr int kStreams = 150;
+    std::vector<std::shared_ptr<Recorder>> recorders;
+    StartBurst(loop_.get(), **tls, Request("hold@loop-miscounted"), kStreams,
+               &recorders);
+    ASSERT_TRUE(AllArrived(**tls, "hold@loop-miscounted", kStreams))
+        << (*tls)->Stats("hold@loop-miscounted").dump();
+    (*tls)->Release("hold@loop-miscounted");
+    ExpectAllCompleted(recorders);
+    const std::string version =
+        (*tls)->Stats("hold@loop-miscounted")["http_version"];
+    EXPECT_EQ(version,
+              std::string(server_flag) == "--tls-http1" ? "1.1" : "2.0");
+  }
+}
+
+// An HTTPS upstream that accepts connections but never answers the TLS
+// handshake: the transfers the gate holds behind the openers end at their
+// connect timeout as the openers do, a connect failure (which the provider
+// retries and falls back from), not a stall of the first-byte timeout.
+TEST_F(CurlMultiLoopTest,
+       HeldTransfersToAnUnreachableOriginEndAsConnectFailures) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ASSERT_EQ(listen(listener, 512), 0);  // Never accepted: the kernel's only.
+  ASSERT_EQ(
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  constexpr int kTransfers = 150;
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  for (int i = 0; i < kTransfers; ++i) {
+    HttpRequest request = Request("ok");
+    request.url = absl::StrCat("https://127.0.0.1:", ntohs(address.sin_port),
+                               "/v1/messages");
+    request.connect_timeout = absl::Milliseconds(300);
+    // Longer than the connect timeout by far, shorter than two openers at a
+    // time would take to work through the 150 at 300 ms each.
+    request.first_byte_timeout = absl::Seconds(5);
+    recorders.push_back(std::make_shared<Recorder>(loop_.get()));
+    loop_->StartTransfer(request, recorders.back());
+  }
+  for (auto& r : recorders) {
+    ASSERT_TRUE(r->WaitDone(absl::Seconds(30)));
+    EXPECT_EQ(r->outcome().curl_code, CURLE_OPERATION_TIMEDOUT)
+        << r->outcome().error;
+    EXPECT_FALSE(r->outcome().stalled) << r->outcome().error;
+    EXPECT_FALSE(r->outcome().got_response);
+  }
+  close(listener);
+  EXPECT_EQ(loop_->active_transfers(), 0);
 }
 
 TEST_F(CurlMultiLoopTest, ErrorResponsesAreResponsesWithTheirHeaders) {
