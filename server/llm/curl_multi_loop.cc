@@ -63,25 +63,30 @@ std::string HttpsOrigin(absl::string_view url) {
 // (kStreamsPerHttp2Connection streams each), or as one of the openers the
 // held transfers need (one per kStreamsPerHttp2Connection of them);
 // otherwise it waits for an opener's connection to be set up, or for a
-// transfer to end. A transfer still held at its connect timeout (or its
-// deadline) ends as one that could not connect in time would: the same
-// retries and fallbacks follow. While an origin's responses come over
-// HTTP/1.x, which never multiplexes, nothing is held. Before the first
-// response the room is counted as if the server multiplexed; for one that
-// does not, each connection set up makes room for more, so transfers go
-// on a handshake or two later than without the gate, never stall. A server
-// that allows fewer than 100 streams on a connection makes the room
-// overcounted: curl then opens connections for the excess, as without the
-// gate.
+// transfer to end. After a lull, when none of the origin's transfers is in
+// curl, one goes first and the rest once it is sent: curl closes the idle
+// connections that have grown too old or that the server closed only when
+// it next looks for one, and until then they would count as room.
+//
+// A transfer not yet sent at its connect timeout (or its deadline), held or
+// parked inside curl behind a connection being set up, ends as one that
+// could not connect in time would: the same retries and fallbacks follow.
+// While an origin's responses come over HTTP/1.x, which never multiplexes,
+// nothing is held. Before the first response the room is counted as if the
+// server multiplexed; for one that does not, each connection set up makes
+// room for more, so transfers go on a handshake or two later than without
+// the gate, never stall. A server that allows fewer than 100 streams on a
+// connection makes the room overcounted: curl then opens connections for
+// the excess, as without the gate.
 struct CurlMultiLoop::Origin {
-  enum class Multiplexing { kUnknown, kYes, kNo };
-  Multiplexing multiplexing = Multiplexing::kUnknown;
+  bool speaks_http1 = false;  // Its latest response came over HTTP/1.x.
   // Held transfers' ids, oldest first. An id whose transfer has ended is
   // skipped when reached (held_count is exact).
   std::deque<TransferId> held;
   int held_count = 0;
   int in_curl = 0;            // Transfers given to curl, not ended.
   int opening = 0;            // Of those, openers not yet sent on a connection.
+  bool probing = false;       // Of those, one sent after a lull, not yet sent.
   int ready_connections = 0;  // Set up (a transfer sent on them), not closed.
   bool changed = false;       // Listed in changed_origins_.
 };
@@ -114,8 +119,12 @@ struct CurlMultiLoop::Transfer {
   // The gate (https:// only; null otherwise).
   Origin* origin = nullptr;
   bool held = false;
-  absl::Time hold_until = absl::InfiniteFuture();  // Connect timeout, deadline.
+  // Ends unless sent by then: the connect timeout from the request, or the
+  // deadline.
+  absl::Time send_by = absl::InfiniteFuture();
+  bool sent = false;     // OnConnectionReady has run for it.
   bool opening = false;  // Given to curl as an opener, not yet sent.
+  bool probe = false;    // Given to curl alone after a lull, not yet sent.
   // Sockets this transfer opened (a new connection, or happy eyeballs'
   // attempts at one); the one still open when it is sent is set up.
   std::vector<curl_socket_t> opened_sockets;
@@ -355,10 +364,10 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   Origin* origin = &origins_[origin_key];
   added->origin = origin;
   added->held = true;
-  added->hold_until = std::min(now + request.connect_timeout, request.deadline);
+  added->send_by = std::min(now + request.connect_timeout, request.deadline);
   origin->held.push_back(id);
   ++origin->held_count;
-  timers_.emplace(added->hold_until, [this, id] { EndIfStillHeld(id); });
+  timers_.emplace(added->send_by, [this, id] { EndIfNotSent(id); });
   // A handler may start a transfer from inside a curl callback (OnBody),
   // where no handle may be added: the loop releases it after.
   if (in_curl_call_) {
@@ -368,15 +377,15 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   }
 }
 
-void CurlMultiLoop::EndIfStillHeld(TransferId id) {
+void CurlMultiLoop::EndIfNotSent(TransferId id) {
   auto it = transfers_.find(id);
-  if (it == transfers_.end() || !it->second->held) return;
+  if (it == transfers_.end() || it->second->sent) return;
   Transfer* t = it->second.get();
   TransferOutcome outcome;
   outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
-  outcome.error = t->hold_until == t->deadline
+  outcome.error = t->send_by == t->deadline
                       ? "deadline passed waiting for a connection"
-                      : "no connection free within the connect timeout";
+                      : "waiting for a connection";
   std::shared_ptr<TransferHandler> handler = t->handler;
   RemoveTransfer(t);
   handler->OnDone(outcome);
@@ -401,6 +410,7 @@ void CurlMultiLoop::AddToCurl(Transfer* t) {
     outcome.curl_code = CURLE_FAILED_INIT;
     outcome.error = std::string(s.message());
     t->opening = false;
+    t->probe = false;
     std::shared_ptr<TransferHandler> handler = t->handler;
     RemoveTransfer(t);
     handler->OnDone(outcome);
@@ -410,16 +420,21 @@ void CurlMultiLoop::AddToCurl(Transfer* t) {
   if (t->origin != nullptr) {
     ++t->origin->in_curl;
     if (t->opening) ++t->origin->opening;
+    if (t->probe) t->origin->probing = true;
   }
 }
 
 void CurlMultiLoop::ReleaseHeld(Origin* origin) {
   while (origin->held_count > 0) {
     bool as_opener = false;
-    if (origin->multiplexing != Origin::Multiplexing::kNo) {
+    bool as_probe = false;
+    if (!origin->speaks_http1) {
+      if (origin->probing) return;
       const int room = kStreamsPerHttp2Connection * origin->ready_connections -
                        (origin->in_curl - origin->opening);
-      if (room <= 0) {
+      if (origin->in_curl == 0 && origin->ready_connections > 0) {
+        as_probe = true;
+      } else if (room <= 0) {
         const int openers_wanted =
             (origin->held_count + kStreamsPerHttp2Connection - 1) /
             kStreamsPerHttp2Connection;
@@ -428,15 +443,20 @@ void CurlMultiLoop::ReleaseHeld(Origin* origin) {
       }
     }
     Transfer* t = nullptr;
-    while (t == nullptr) {
+    while (t == nullptr && !origin->held.empty()) {
       const TransferId id = origin->held.front();
       origin->held.pop_front();
       auto it = transfers_.find(id);
       if (it != transfers_.end() && it->second->held) t = it->second.get();
     }
+    if (t == nullptr) {  // Cannot happen: held_count counts the ids held.
+      origin->held_count = 0;
+      return;
+    }
     t->held = false;
     --origin->held_count;
     t->opening = as_opener;
+    t->probe = as_probe;
     AddToCurl(t);
   }
 }
@@ -461,9 +481,7 @@ void CurlMultiLoop::NoteResponseVersion(Transfer* t) {
   long version = CURL_HTTP_VERSION_NONE;
   curl_easy_getinfo(t->handle->get(), CURLINFO_HTTP_VERSION, &version);
   if (version == CURL_HTTP_VERSION_NONE) return;
-  t->origin->multiplexing = version >= CURL_HTTP_VERSION_2_0
-                                ? Origin::Multiplexing::kYes
-                                : Origin::Multiplexing::kNo;
+  t->origin->speaks_http1 = version < CURL_HTTP_VERSION_2_0;
   MarkChanged(t->origin);
 }
 
@@ -474,6 +492,7 @@ void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
     if (t->origin != nullptr) {
       --t->origin->in_curl;
       if (t->opening) --t->origin->opening;
+      if (t->probe) t->origin->probing = false;
       MarkChanged(t->origin);
     }
   } else if (t->held) {
@@ -614,9 +633,14 @@ int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
   auto* t = static_cast<Transfer*>(clientp);
   if (t->origin == nullptr) return CURL_PREREQFUNC_OK;
   CurlMultiLoop* loop = t->loop;
+  t->sent = true;
   if (t->opening) {
     t->opening = false;
     --t->origin->opening;
+  }
+  if (t->probe) {
+    t->probe = false;
+    t->origin->probing = false;
   }
   // A transfer sends on the connection it opened, if it opened one; of
   // happy eyeballs' attempts only the one that connected is still open (a

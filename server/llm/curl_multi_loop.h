@@ -32,6 +32,8 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
+  // Longest wait to connect; for an https:// URL, also the longest wait
+  // for room on a connection being set up (see Origin in the .cc).
   absl::Duration connect_timeout = absl::Seconds(10);
   // Longest wait from the start of the transfer to the first response byte,
   // then between two bytes of the response.
@@ -148,14 +150,16 @@ class CurlMultiLoop {
   // Hands held transfers of `origin` to curl as far as its connections have
   // room (the gate in the .cc). Not from inside a curl call or callback.
   void ReleaseHeld(Origin* origin);
-  // Notes that `origin`'s counts changed (safe inside curl callbacks);
+  // Notes that `origin`'s counts changed (safe anywhere, curl callbacks
+  // included);
   // ReleaseHeldOfChangedOrigins, run by the loop outside curl, then calls
   // ReleaseHeld for each origin noted.
   void MarkChanged(Origin* origin);
   void ReleaseHeldOfChangedOrigins();
-  // Ends a transfer still held at its connect timeout (or deadline) as curl
-  // would have ended one that could not connect in time.
-  void EndIfStillHeld(TransferId id);
+  // Ends an https:// transfer not yet sent on a connection by its connect
+  // timeout (or deadline), held or waiting inside curl, as curl ends one
+  // that could not connect in time.
+  void EndIfNotSent(TransferId id);
   // Gives `t` to curl; if curl refuses it, ends it with OnDone.
   void AddToCurl(Transfer* t);
   // Learns from `t`'s response whether its origin multiplexes.

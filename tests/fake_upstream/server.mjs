@@ -376,6 +376,6 @@ if (!tls) server.keepAliveTimeout = 30000;
 server.listen({port: Number(process.env.FAKE_UPSTREAM_PORT ?? 0), host: '127.0.0.1',
                backlog: 8192}, () => {
   console.error(`fake-upstream listening on 127.0.0.1:${server.address().port}` +
-                (tls ? ' (https, h2)' : ''));
+                (tlsHttp1 ? ' (https, HTTP/1.1)' : tls ? ' (https, h2)' : ''));
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -393,9 +393,12 @@ TEST_F(CurlMultiLoopTest, AnHttpsBurstNeverStallsWhereTheRoomIsMiscounted) {
 }
 
 // An HTTPS upstream that accepts connections but never answers the TLS
-// handshake: the transfers the gate holds behind the openers end at their
-// connect timeout as the openers do, a connect failure (which the provider
-// retries and falls back from), not a stall of the first-byte timeout.
+// handshake: the transfers the gate holds, and the openers curl parks
+// behind the first connection (4 for 400 transfers), all end at their
+// connect timeout as the first opener does: a connect failure, which the
+// provider retries and falls back from, not a stall at the first-byte
+// timeout. Both are timers of the loop, run in time order, so a slow loop
+// cannot turn one into the other.
 TEST_F(CurlMultiLoopTest,
        HeldTransfersToAnUnreachableOriginEndAsConnectFailures) {
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -408,16 +411,16 @@ TEST_F(CurlMultiLoopTest,
   ASSERT_EQ(listen(listener, 512), 0);  // Never accepted: the kernel's only.
   ASSERT_EQ(
       getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  constexpr int kTransfers = 150;
+  constexpr int kTransfers = 400;
   std::vector<std::shared_ptr<Recorder>> recorders;
   for (int i = 0; i < kTransfers; ++i) {
     HttpRequest request = Request("ok");
     request.url = absl::StrCat("https://127.0.0.1:", ntohs(address.sin_port),
                                "/v1/messages");
     request.connect_timeout = absl::Milliseconds(300);
-    // Longer than the connect timeout by far, shorter than two openers at a
-    // time would take to work through the 150 at 300 ms each.
-    request.first_byte_timeout = absl::Seconds(5);
+    // Shorter than curl's one parked opener at a time would take to fail
+    // the 4 at 300 ms each.
+    request.first_byte_timeout = absl::Milliseconds(800);
     recorders.push_back(std::make_shared<Recorder>(loop_.get()));
     loop_->StartTransfer(request, recorders.back());
   }
