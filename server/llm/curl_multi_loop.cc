@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/llm/curl_handle.h"
+#include "server/llm/provider_metrics.h"
 
 namespace chat::llm {
 namespace {
@@ -86,7 +87,8 @@ struct CurlMultiLoop::Origin {
   int held_count = 0;
   int in_curl = 0;            // Transfers given to curl, not ended.
   int opening = 0;            // Of those, openers not yet sent on a connection.
-  bool probing = false;       // Of those, one sent after a lull, not yet sent.
+  bool probing = false;       // Of those, one given to curl alone after a
+                              // lull, not yet sent.
   int ready_connections = 0;  // Set up (a transfer sent on them), not closed.
   bool changed = false;       // Listed in changed_origins_.
 };
@@ -366,7 +368,7 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   added->held = true;
   added->send_by = std::min(now + request.connect_timeout, request.deadline);
   origin->held.push_back(id);
-  ++origin->held_count;
+  CountHeld(origin, 1);
   timers_.emplace(added->send_by, [this, id] { EndIfNotSent(id); });
   // A handler may start a transfer from inside a curl callback (OnBody),
   // where no handle may be added: the loop releases it after.
@@ -383,9 +385,16 @@ void CurlMultiLoop::EndIfNotSent(TransferId id) {
   Transfer* t = it->second.get();
   TransferOutcome outcome;
   outcome.curl_code = CURLE_OPERATION_TIMEDOUT;
-  outcome.error = t->send_by == t->deadline
-                      ? "deadline passed waiting for a connection"
-                      : "waiting for a connection";
+  // Which wait it was, for the operator reading the provider's error.
+  if (t->send_by == t->deadline) {
+    outcome.error = "deadline passed before a connection was set up";
+  } else if (t->held) {
+    outcome.error = "no room on a connection to the provider in time";
+  } else if (!t->opened_sockets.empty()) {
+    outcome.error = "connection (TCP and TLS) not set up in time";
+  } else {
+    outcome.error = "the connection it waited for was not set up in time";
+  }
   std::shared_ptr<TransferHandler> handler = t->handler;
   RemoveTransfer(t);
   handler->OnDone(outcome);
@@ -409,8 +418,6 @@ void CurlMultiLoop::AddToCurl(Transfer* t) {
     TransferOutcome outcome;
     outcome.curl_code = CURLE_FAILED_INIT;
     outcome.error = std::string(s.message());
-    t->opening = false;
-    t->probe = false;
     std::shared_ptr<TransferHandler> handler = t->handler;
     RemoveTransfer(t);
     handler->OnDone(outcome);
@@ -450,15 +457,21 @@ void CurlMultiLoop::ReleaseHeld(Origin* origin) {
       if (it != transfers_.end() && it->second->held) t = it->second.get();
     }
     if (t == nullptr) {  // Cannot happen: held_count counts the ids held.
-      origin->held_count = 0;
+      CountHeld(origin, -origin->held_count);
       return;
     }
     t->held = false;
-    --origin->held_count;
+    CountHeld(origin, -1);
     t->opening = as_opener;
     t->probe = as_probe;
     AddToCurl(t);
   }
+}
+
+void CurlMultiLoop::CountHeld(Origin* origin, int delta) {
+  origin->held_count += delta;
+  held_count_.fetch_add(delta, std::memory_order_relaxed);
+  ProviderMetrics::Get().requests_held.Increment(delta);
 }
 
 void CurlMultiLoop::MarkChanged(Origin* origin) {
@@ -496,7 +509,7 @@ void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
       MarkChanged(t->origin);
     }
   } else if (t->held) {
-    --t->origin->held_count;  // Its id is skipped when reached.
+    CountHeld(t->origin, -1);  // Its id is skipped when reached.
   }
   active_count_.fetch_sub(1);
   if (reuse && idle_handles_.size() < kMaxIdleHandles) {
@@ -608,6 +621,7 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   t->socket_errno = fd < 0 ? errno : 0;
   if (fd < 0) return CURL_SOCKET_BAD;
   t->loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+  ProviderMetrics::Get().connections_open.Increment();
   if (t->origin != nullptr) {
     t->loop->gated_sockets_[fd] = GatedSocket{t->origin, t->id, false};
     t->opened_sockets.push_back(fd);
@@ -618,6 +632,7 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
 int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
   auto* loop = static_cast<CurlMultiLoop*>(clientp);
   loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+  ProviderMetrics::Get().connections_open.Decrement();
   if (auto it = loop->gated_sockets_.find(s);
       it != loop->gated_sockets_.end()) {
     if (it->second.ready) --it->second.origin->ready_connections;

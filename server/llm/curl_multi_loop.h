@@ -32,8 +32,9 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
-  // Longest wait to connect; for an https:// URL, also the longest wait
-  // for room on a connection being set up (see Origin in the .cc).
+  // Longest wait to connect, counted from the start. For an https:// URL it
+  // also covers the wait for room on a connection, or for one being set up
+  // (see Origin in the .cc). More than 0.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Longest wait from the start of the transfer to the first response byte,
   // then between two bytes of the response.
@@ -132,6 +133,9 @@ class CurlMultiLoop {
   int active_transfers() const { return active_count_.load(); }
   // Sockets curl holds open, to any host (for tests and benchmarks).
   int open_sockets() const { return open_sockets_.load(); }
+  // Transfers the connection gate holds (for tests; operators read the
+  // chatd_provider_requests_held gauge).
+  int held_transfers() const { return held_count_.load(); }
 
  private:
   struct Transfer;
@@ -151,15 +155,17 @@ class CurlMultiLoop {
   // room (the gate in the .cc). Not from inside a curl call or callback.
   void ReleaseHeld(Origin* origin);
   // Notes that `origin`'s counts changed (safe anywhere, curl callbacks
-  // included);
-  // ReleaseHeldOfChangedOrigins, run by the loop outside curl, then calls
-  // ReleaseHeld for each origin noted.
+  // included); ReleaseHeldOfChangedOrigins, run by the loop outside curl,
+  // then calls ReleaseHeld for each origin noted.
   void MarkChanged(Origin* origin);
   void ReleaseHeldOfChangedOrigins();
   // Ends an https:// transfer not yet sent on a connection by its connect
   // timeout (or deadline), held or waiting inside curl, as curl ends one
   // that could not connect in time.
   void EndIfNotSent(TransferId id);
+  // Adds `delta` to the transfers `origin` holds, and to the loop's and the
+  // process's counts of them.
+  void CountHeld(Origin* origin, int delta);
   // Gives `t` to curl; if curl refuses it, ends it with OnDone.
   void AddToCurl(Transfer* t);
   // Learns from `t`'s response whether its origin multiplexes.
@@ -192,6 +198,8 @@ class CurlMultiLoop {
   // being set up. Written on the I/O thread (and by the destructor's
   // curl_multi_cleanup); atomic for open_sockets().
   std::atomic<int> open_sockets_{0};
+  // Written on the I/O thread; atomic for held_transfers().
+  std::atomic<int> held_count_{0};
 
   // I/O thread only.
   absl::flat_hash_map<TransferId, std::unique_ptr<Transfer>> transfers_;

@@ -19,6 +19,12 @@ ProviderMetrics& ProviderMetrics::Get() {
                              "Duration of one HTTP attempt to an LLM "
                              "provider, to the end of its stream.",
                              {"provider"}, LatencySecondsBuckets()),
+        r.AddGauge("chatd_provider_connections_open",
+                   "Connections open to LLM providers, idle or not, and "
+                   "being set up."),
+        r.AddGauge("chatd_provider_requests_held",
+                   "Requests to an HTTPS provider waiting for room on a "
+                   "connection being set up."),
     };
   }();
   return *metrics;

@@ -2,7 +2,8 @@
 #define CHAT_SERVER_LLM_PROVIDER_METRICS_H_
 
 // The providers' metrics, on MetricsRegistry::Default(): every HTTP attempt
-// by provider and status, the retries, and how long attempts took.
+// by provider and status, the retries, how long attempts took, and the
+// connections they share.
 
 #include <string>
 
@@ -19,6 +20,12 @@ struct ProviderMetrics {
   // chatd_provider_request_duration_seconds{provider}: one attempt, from
   // its start to its end (the whole stream).
   HistogramFamily& duration;
+  // chatd_provider_connections_open: connections to the providers, idle in
+  // curl's cache or not, and those being set up.
+  Gauge& connections_open;
+  // chatd_provider_requests_held: requests to an https:// provider waiting
+  // for room on a connection being set up (CurlMultiLoop's gate).
+  Gauge& requests_held;
 
   // Registered on first use.
   static ProviderMetrics& Get();

@@ -240,6 +240,11 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
                           "provider=\"openai\"}"),
               Optional(2.0))
       << text << server_->Log();
+  // The connection stays in curl's cache for the next call; nothing waits.
+  EXPECT_THAT(SampleValue(text, "chatd_provider_connections_open"),
+              Optional(::testing::Ge(1.0)))
+      << text;
+  EXPECT_THAT(SampleValue(text, "chatd_provider_requests_held"), Optional(0.0));
   ExpectPromtoolAccepts(text);
 }
 

@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -392,6 +394,44 @@ TEST_F(CurlMultiLoopTest, AnHttpsBurstNeverStallsWhereTheRoomIsMiscounted) {
   }
 }
 
+// Once an origin has answered over HTTP/1.1, which never multiplexes, the
+// gate holds none of its transfers: a burst goes to curl at once. The same
+// burst to an HTTP/2 origin after a lull is held behind one transfer that
+// goes first (see Origin), which shows the count can tell the two apart.
+// The burst starts on the I/O thread, so the count is read before any of
+// it is sent.
+TEST_F(CurlMultiLoopTest, AnHttp1OriginIsNotHeldOnceItHasAnswered) {
+  for (const bool http1 : {true, false}) {
+    SCOPED_TRACE(http1 ? "HTTP/1.1" : "HTTP/2");
+    std::vector<std::string> server_flags;
+    if (http1) server_flags.push_back("--tls-http1");
+    absl::StatusOr<std::unique_ptr<FakeUpstream>> tls =
+        FakeUpstream::Start(CHAT_NODE_BINARY, CHAT_FAKE_UPSTREAM_DIR,
+                            /*tls=*/true, server_flags);
+    ASSERT_TRUE(tls.ok()) << tls.status();
+    std::vector<std::shared_ptr<Recorder>> first;
+    StartBurst(loop_.get(), **tls, Request("ok@loop-learn"), 1, &first);
+    ExpectAllCompleted(first);
+
+    constexpr int kStreams = 50;
+    const std::string model = http1 ? "hold@loop-h1" : "hold@loop-h2";
+    std::vector<std::shared_ptr<Recorder>> recorders;
+    int held = -1;
+    absl::Notification started;
+    loop_->Post([&] {
+      StartBurst(loop_.get(), **tls, Request(model), kStreams, &recorders);
+      held = loop_->held_transfers();
+      started.Notify();
+    });
+    started.WaitForNotification();
+    EXPECT_EQ(held, http1 ? 0 : kStreams - 1);
+    ASSERT_TRUE(AllArrived(**tls, model, kStreams));
+    EXPECT_EQ(loop_->held_transfers(), 0);
+    (*tls)->Release(model);
+    ExpectAllCompleted(recorders);
+  }
+}
+
 // An HTTPS upstream that accepts connections but never answers the TLS
 // handshake: the transfers the gate holds, and the openers curl parks
 // behind the first connection (4 for 400 transfers), all end at their
@@ -424,13 +464,29 @@ TEST_F(CurlMultiLoopTest,
     recorders.push_back(std::make_shared<Recorder>(loop_.get()));
     loop_->StartTransfer(request, recorders.back());
   }
+  // Each says which wait it was: curl's own text for a connection's
+  // handshake (or the loop's, whichever timer runs first), the loop's for
+  // a transfer parked in curl or held by the gate.
+  std::map<std::string, int> by_error;
   for (auto& r : recorders) {
     ASSERT_TRUE(r->WaitDone(absl::Seconds(30)));
     EXPECT_EQ(r->outcome().curl_code, CURLE_OPERATION_TIMEDOUT)
         << r->outcome().error;
     EXPECT_FALSE(r->outcome().stalled) << r->outcome().error;
     EXPECT_FALSE(r->outcome().got_response);
+    const std::string& error = r->outcome().error;
+    const bool curls = absl::StrContains(error, "timed out") ||
+                       absl::StrContains(error, "timeout");
+    ++by_error[curls ? "curl's" : error];
   }
+  int parked_or_opening = by_error["curl's"];
+  parked_or_opening += by_error["connection (TCP and TLS) not set up in time"];
+  parked_or_opening +=
+      by_error["the connection it waited for was not set up in time"];
+  const int held = by_error["no room on a connection to the provider in time"];
+  EXPECT_GE(parked_or_opening, 1);
+  EXPECT_GE(held, 300) << "all but the openers were held";
+  EXPECT_EQ(parked_or_opening + held, kTransfers) << "unexpected texts";
   close(listener);
   EXPECT_EQ(loop_->active_transfers(), 0);
 }
