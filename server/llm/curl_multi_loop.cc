@@ -105,6 +105,8 @@ struct CurlMultiLoop::Transfer {
   std::map<std::string, std::string> headers;
   bool response_started = false;
   bool aborted_by_handler = false;
+  // AbortTransfer was called inside a curl callback; removed after it.
+  bool abort_requested = false;
   absl::Duration idle_timeout;
   // Moved by every byte received (to now + idle_timeout); CheckStalled ends
   // the transfer when it passes.
@@ -360,7 +362,18 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
   timers_.emplace(check_at,
                   [this, id, check_at] { CheckStalled(id, check_at); });
   if (origin_key.empty()) {
-    AddToCurl(added);
+    // Inside a curl callback (a handler's OnBody starting a transfer) curl
+    // refuses a new handle: it is added once curl has returned.
+    if (in_curl_call_) {
+      Post([this, id] {
+        auto it = transfers_.find(id);
+        if (it != transfers_.end() && !it->second->in_curl &&
+            !it->second->abort_requested)
+          AddToCurl(it->second.get());
+      });
+    } else {
+      AddToCurl(added);
+    }
     return;
   }
   Origin* origin = &origins_[origin_key];
@@ -523,6 +536,14 @@ void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
 void CurlMultiLoop::AbortTransfer(TransferId id) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
+  // Inside a curl callback curl refuses to remove a handle, and the handle
+  // must outlive the call: the transfer is silenced now (its callbacks end
+  // it without reaching the handler) and removed once curl has returned.
+  if (in_curl_call_) {
+    it->second->abort_requested = true;
+    Post([this, id] { AbortTransfer(id); });
+    return;
+  }
   RemoveTransfer(it->second.get());
 }
 
@@ -567,6 +588,7 @@ void CurlMultiLoop::CheckStalled(TransferId id, absl::Time scheduled_for) {
 size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n,
                                    void* userp) {
   auto* t = static_cast<Transfer*>(userp);
+  if (t->abort_requested) return 0;  // Any other count ends the transfer.
   const size_t bytes = size * n;
   absl::string_view line(data, bytes);
   t->loop->NoteActivity(t);
@@ -595,6 +617,7 @@ size_t CurlMultiLoop::OnHeaderLine(char* data, size_t size, size_t n,
 
 size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
+  if (t->abort_requested) return 0;
   const size_t bytes = size * n;
   t->loop->NoteActivity(t);
   if (!t->response_started) {
@@ -750,6 +773,10 @@ void CurlMultiLoop::ReapFinished() {
     void* priv = nullptr;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     auto* t = static_cast<Transfer*>(priv);
+    if (t->abort_requested) {  // Aborted: the handler hears nothing more.
+      RemoveTransfer(t);
+      continue;
+    }
     TransferOutcome outcome;
     outcome.curl_code = msg->data.result;
     outcome.got_response = t->response_started;

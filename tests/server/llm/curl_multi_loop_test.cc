@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -55,9 +56,14 @@ class Recorder final : public TransferHandler {
     headers_ = headers;
   }
   bool OnBody(absl::string_view bytes) override {
-    absl::MutexLock lock(&mu_);
-    if (!loop_->InLoopThread()) off_thread_ = true;
-    body_.append(bytes.data(), bytes.size());
+    std::function<void()> first_body;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!loop_->InLoopThread()) off_thread_ = true;
+      body_.append(bytes.data(), bytes.size());
+      first_body.swap(on_first_body_);
+    }
+    if (first_body) first_body();
     return true;
   }
   void OnDone(const TransferOutcome& outcome) override {
@@ -69,6 +75,12 @@ class Recorder final : public TransferHandler {
     done_.Notify();
   }
 
+  // Runs `fn` inside the first OnBody, on the I/O thread inside curl's
+  // write callback. Set before the transfer starts.
+  void RunOnFirstBody(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    on_first_body_ = std::move(fn);
+  }
   bool WaitDone(absl::Duration timeout = absl::Seconds(10)) {
     return done_.WaitForNotificationWithTimeout(timeout);
   }
@@ -118,6 +130,7 @@ class Recorder final : public TransferHandler {
   std::string body_ ABSL_GUARDED_BY(mu_);
   TransferOutcome outcome_ ABSL_GUARDED_BY(mu_);
   bool off_thread_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> on_first_body_ ABSL_GUARDED_BY(mu_);
   absl::Notification done_;
 };
 
@@ -511,6 +524,37 @@ TEST_F(CurlMultiLoopTest, AbortClosesTheConnectionAtOnce) {
       << Stats(model).dump();
   EXPECT_FALSE(r->done()) << "an aborted transfer gets no OnDone";
   EXPECT_EQ(loop_->active_transfers(), 0);
+}
+
+// A handler may start and abort transfers from its own callbacks, inside
+// curl's, where curl refuses to add or remove a handle (and a handle freed
+// there would be used after): the start goes ahead once curl returns, and
+// the aborted transfer is silenced at once and closed then.
+TEST_F(CurlMultiLoopTest, HandlersMayStartAndAbortTransfersFromTheirCallbacks) {
+  const std::string held_model = "hold@loop-cb-abort";
+  auto held = std::make_shared<Recorder>(loop_.get());
+  const CurlMultiLoop::TransferId held_id =
+      loop_->StartTransfer(Request(held_model), held);
+  ASSERT_TRUE(held->WaitForBody("text_delta"));
+
+  auto started = std::make_shared<Recorder>(loop_.get());
+  auto trigger = std::make_shared<Recorder>(loop_.get());
+  trigger->RunOnFirstBody([&] {
+    loop_->AbortTransfer(held_id);
+    loop_->StartTransfer(Request("ok@loop-cb-started"), started);
+  });
+  loop_->StartTransfer(Request("ok@loop-cb-trigger"), trigger);
+
+  ASSERT_TRUE(trigger->WaitDone());
+  EXPECT_EQ(trigger->outcome().curl_code, CURLE_OK) << trigger->outcome().error;
+  ASSERT_TRUE(started->WaitDone());
+  EXPECT_EQ(started->outcome().curl_code, CURLE_OK) << started->outcome().error;
+  EXPECT_THAT(started->body(), HasSubstr("message_stop"));
+  EXPECT_TRUE(Eventually([&] {
+    return Stats(held_model)["closed_early"] == 1;
+  })) << Stats(held_model).dump();
+  EXPECT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
+  EXPECT_FALSE(held->done()) << "an aborted transfer gets no OnDone";
 }
 
 // A provider starts its transfers on the I/O thread, and a cancel may be
