@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
 #include "server/llm/curl_handle.h"
 #include "server/llm/provider_metrics.h"
 
@@ -85,10 +87,10 @@ struct CurlMultiLoop::Origin {
   // skipped when reached (held_count is exact).
   std::deque<TransferId> held;
   int held_count = 0;
-  int in_curl = 0;            // Transfers given to curl, not ended.
-  int opening = 0;            // Of those, openers not yet sent on a connection.
-  bool probing = false;       // Of those, one given to curl alone after a
-                              // lull, not yet sent.
+  int in_curl = 0;  // Transfers given to curl, not ended.
+  int opening = 0;  // Of those, openers not yet sent on a connection.
+  // Of those, one given to curl alone after a lull, not yet sent.
+  bool probing = false;
   int ready_connections = 0;  // Set up (a transfer sent on them), not closed.
   bool changed = false;       // Listed in changed_origins_.
 };
@@ -186,6 +188,9 @@ CurlMultiLoop::~CurlMultiLoop() {
     thread_.join();
   }
   if (multi_ != nullptr) curl_multi_cleanup(multi_);
+  // What is left was closed without OnCloseSocket (see OnOpenSocket).
+  ProviderMetrics::Get().connections_open.Decrement(
+      static_cast<double>(open_fds_.size()));
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
 }
@@ -402,11 +407,12 @@ void CurlMultiLoop::EndIfNotSent(TransferId id) {
   if (t->send_by == t->deadline) {
     outcome.error = "deadline passed before a connection was set up";
   } else if (t->held) {
-    outcome.error = "no room on a connection to the provider in time";
+    outcome.error = "held for a connection being set up";
   } else if (!t->opened_sockets.empty()) {
-    outcome.error = "connection (TCP and TLS) not set up in time";
+    outcome.error = "its connection (TCP and TLS) was not set up in time";
   } else {
-    outcome.error = "the connection it waited for was not set up in time";
+    outcome.error =
+        "no connection set up in time (name lookup, or one being set up)";
   }
   std::shared_ptr<TransferHandler> handler = t->handler;
   RemoveTransfer(t);
@@ -469,9 +475,9 @@ void CurlMultiLoop::ReleaseHeld(Origin* origin) {
       auto it = transfers_.find(id);
       if (it != transfers_.end() && it->second->held) t = it->second.get();
     }
-    if (t == nullptr) {  // Cannot happen: held_count counts the ids held.
-      CountHeld(origin, -origin->held_count);
-      return;
+    if (t == nullptr) {  // A bug: held_count counts the ids held.
+      LogError("CurlMultiLoop: an origin's held count exceeds its held ids");
+      std::abort();
     }
     t->held = false;
     CountHeld(origin, -1);
@@ -643,10 +649,17 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   // The latest attempt's: a later socket that opens clears an earlier one.
   t->socket_errno = fd < 0 ? errno : 0;
   if (fd < 0) return CURL_SOCKET_BAD;
-  t->loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
-  ProviderMetrics::Get().connections_open.Increment();
+  CurlMultiLoop* loop = t->loop;
+  // libcurl 7.88 closes some sockets of a connection abandoned while being
+  // set up without calling OnCloseSocket; the kernel hands their number out
+  // again, which shows the socket gone: it is forgotten now.
+  if (loop->open_fds_.insert(fd).second) {
+    loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+    ProviderMetrics::Get().connections_open.Increment();
+  }
+  loop->ForgetGatedSocket(fd);
   if (t->origin != nullptr) {
-    t->loop->gated_sockets_[fd] = GatedSocket{t->origin, t->id, false};
+    loop->gated_sockets_[fd] = GatedSocket{t->origin, t->id, false};
     t->opened_sockets.push_back(fd);
   }
   return fd;
@@ -654,15 +667,20 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
 
 int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
   auto* loop = static_cast<CurlMultiLoop*>(clientp);
-  loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
-  ProviderMetrics::Get().connections_open.Decrement();
-  if (auto it = loop->gated_sockets_.find(s);
-      it != loop->gated_sockets_.end()) {
-    if (it->second.ready) --it->second.origin->ready_connections;
-    loop->MarkChanged(it->second.origin);
-    loop->gated_sockets_.erase(it);
+  if (loop->open_fds_.erase(s) == 1) {
+    loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+    ProviderMetrics::Get().connections_open.Decrement();
   }
+  loop->ForgetGatedSocket(s);
   return close(s);
+}
+
+void CurlMultiLoop::ForgetGatedSocket(curl_socket_t s) {
+  auto it = gated_sockets_.find(s);
+  if (it == gated_sockets_.end()) return;
+  if (it->second.ready) --it->second.origin->ready_connections;
+  MarkChanged(it->second.origin);
+  gated_sockets_.erase(it);
 }
 
 int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,

@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -164,6 +165,9 @@ class CurlMultiLoop {
   // timeout (or deadline), held or waiting inside curl, as curl ends one
   // that could not connect in time.
   void EndIfNotSent(TransferId id);
+  // Drops `s` from the gate's sockets (closed, or found closed), and the
+  // connection it counted as set up.
+  void ForgetGatedSocket(curl_socket_t s);
   // Adds `delta` to the transfers `origin` holds, and to the loop's and the
   // process's counts of them.
   void CountHeld(Origin* origin, int delta);
@@ -194,10 +198,9 @@ class CurlMultiLoop {
   std::thread thread_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int> active_count_{0};
-  // Every socket curl opens and closes goes through OnOpenSocket and
-  // OnCloseSocket: the connections in its cache, idle or not, plus those
-  // being set up. Written on the I/O thread (and by the destructor's
-  // curl_multi_cleanup); atomic for open_sockets().
+  // The sockets of open_fds_: the connections in curl's cache, idle or not,
+  // plus those being set up. Written on the I/O thread (and by the
+  // destructor's curl_multi_cleanup); atomic for open_sockets().
   std::atomic<int> open_sockets_{0};
   // Written on the I/O thread; atomic for held_transfers().
   std::atomic<int> held_count_{0};
@@ -219,6 +222,10 @@ class CurlMultiLoop {
     bool ready = false;
   };
   absl::flat_hash_map<curl_socket_t, GatedSocket> gated_sockets_;
+  // Every socket OnOpenSocket opened and OnCloseSocket has not closed
+  // (open_sockets_ is its size). Also touched by the destructor's
+  // curl_multi_cleanup, after the thread has ended.
+  absl::flat_hash_set<curl_socket_t> open_fds_;
   // True inside curl_multi_socket_action: no handle may be added then.
   bool in_curl_call_ = false;
   std::multimap<absl::Time, std::function<void()>> timers_;

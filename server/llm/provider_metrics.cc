@@ -21,10 +21,10 @@ ProviderMetrics& ProviderMetrics::Get() {
                              {"provider"}, LatencySecondsBuckets()),
         r.AddGauge("chatd_provider_connections_open",
                    "Connections open to LLM providers, idle or not, and "
-                   "being set up."),
+                   "connection attempts."),
         r.AddGauge("chatd_provider_requests_held",
-                   "Requests to an HTTPS provider waiting for room on a "
-                   "connection being set up."),
+                   "Requests to an HTTPS provider held until a connection "
+                   "has room for them."),
     };
   }();
   return *metrics;

@@ -2,8 +2,8 @@
 #define CHAT_SERVER_LLM_PROVIDER_METRICS_H_
 
 // The providers' metrics, on MetricsRegistry::Default(): every HTTP attempt
-// by provider and status, the retries, how long attempts took, and the
-// connections they share.
+// by provider and status, the retries, how long attempts took, the
+// connections they share, and the requests waiting for one.
 
 #include <string>
 
@@ -21,10 +21,10 @@ struct ProviderMetrics {
   // its start to its end (the whole stream).
   HistogramFamily& duration;
   // chatd_provider_connections_open: connections to the providers, idle in
-  // curl's cache or not, and those being set up.
+  // curl's cache or not, and connection attempts (a socket each).
   Gauge& connections_open;
-  // chatd_provider_requests_held: requests to an https:// provider waiting
-  // for room on a connection being set up (CurlMultiLoop's gate).
+  // chatd_provider_requests_held: requests to an https:// provider that
+  // CurlMultiLoop's gate holds until a connection has room for them.
   Gauge& requests_held;
 
   // Registered on first use.

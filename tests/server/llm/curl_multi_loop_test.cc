@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/llm/provider_factory.h"
+#include "server/llm/provider_metrics.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/fake_upstream.h"
 #include "tests/testing/stderr_capture.h"
@@ -146,6 +148,14 @@ class CurlMultiLoopTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete upstream_;
     upstream_ = nullptr;
+  }
+
+  // The process-wide gauges follow every loop's counts: with every loop of
+  // the test gone, whatever ended its transfers, both are back at 0.
+  void TearDown() override {
+    loop_.reset();
+    EXPECT_EQ(ProviderMetrics::Get().connections_open.value(), 0);
+    EXPECT_EQ(ProviderMetrics::Get().requests_held.value(), 0);
   }
 
   void SetUp() override {
@@ -465,22 +475,45 @@ TEST_F(CurlMultiLoopTest,
   ASSERT_EQ(
       getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
   constexpr int kTransfers = 400;
-  std::vector<std::shared_ptr<Recorder>> recorders;
-  for (int i = 0; i < kTransfers; ++i) {
+  auto request_at = [&](absl::Duration connect_timeout) {
     HttpRequest request = Request("ok");
     request.url = absl::StrCat("https://127.0.0.1:", ntohs(address.sin_port),
                                "/v1/messages");
-    request.connect_timeout = absl::Milliseconds(300);
+    request.connect_timeout = connect_timeout;
     // Shorter than curl's one parked opener at a time would take to fail
     // the 4 at 300 ms each.
     request.first_byte_timeout = absl::Milliseconds(800);
-    recorders.push_back(std::make_shared<Recorder>(loop_.get()));
-    loop_->StartTransfer(request, recorders.back());
-  }
+    return request;
+  };
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  auto within_deadline = std::make_shared<Recorder>(loop_.get());
+  int held = -1;
+  absl::Notification started;
+  // All started on the I/O thread at once, so the gate's count is read
+  // before any connection exists: one opener per 100 held.
+  loop_->Post([&] {
+    for (int i = 0; i < kTransfers; ++i) {
+      recorders.push_back(std::make_shared<Recorder>(loop_.get()));
+      loop_->StartTransfer(request_at(absl::Milliseconds(300)),
+                           recorders.back());
+    }
+    held = loop_->held_transfers();
+    // Held too, with a deadline before its connect timeout.
+    HttpRequest request = request_at(absl::Seconds(5));
+    request.deadline = absl::Now() + absl::Milliseconds(200);
+    loop_->StartTransfer(request, within_deadline);
+    started.Notify();
+  });
+  started.WaitForNotification();
+  EXPECT_EQ(held, kTransfers - 4);
   // Each says which wait it was: curl's own text for a connection's
   // handshake (or the loop's, whichever timer runs first), the loop's for
   // a transfer parked in curl or held by the gate.
-  std::map<std::string, int> by_error;
+  const std::set<std::string> loop_texts = {
+      "held for a connection being set up",
+      "its connection (TCP and TLS) was not set up in time",
+      "no connection set up in time (name lookup, or one being set up)"};
+  int held_texts = 0;
   for (auto& r : recorders) {
     ASSERT_TRUE(r->WaitDone(absl::Seconds(30)));
     EXPECT_EQ(r->outcome().curl_code, CURLE_OPERATION_TIMEDOUT)
@@ -490,16 +523,14 @@ TEST_F(CurlMultiLoopTest,
     const std::string& error = r->outcome().error;
     const bool curls = absl::StrContains(error, "timed out") ||
                        absl::StrContains(error, "timeout");
-    ++by_error[curls ? "curl's" : error];
+    EXPECT_TRUE(curls || loop_texts.count(error) == 1) << error;
+    if (error == "held for a connection being set up") ++held_texts;
   }
-  int parked_or_opening = by_error["curl's"];
-  parked_or_opening += by_error["connection (TCP and TLS) not set up in time"];
-  parked_or_opening +=
-      by_error["the connection it waited for was not set up in time"];
-  const int held = by_error["no room on a connection to the provider in time"];
-  EXPECT_GE(parked_or_opening, 1);
-  EXPECT_GE(held, 300) << "all but the openers were held";
-  EXPECT_EQ(parked_or_opening + held, kTransfers) << "unexpected texts";
+  EXPECT_GE(held_texts, 1);
+  ASSERT_TRUE(within_deadline->WaitDone(absl::Seconds(30)));
+  EXPECT_EQ(within_deadline->outcome().curl_code, CURLE_OPERATION_TIMEDOUT);
+  EXPECT_EQ(within_deadline->outcome().error,
+            "deadline passed before a connection was set up");
   close(listener);
   EXPECT_EQ(loop_->active_transfers(), 0);
 }
