@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -137,12 +138,16 @@ struct CurlMultiLoop::Transfer {
 };
 
 CurlMultiLoop::CurlMultiLoop(CurlMultiLoopOptions options)
-    : options_(options) {}
+    : options_(std::move(options)),
+      connections_gauge_(ProviderMetrics::Get().connections_open.WithLabels(
+          {options_.provider})),
+      held_gauge_(ProviderMetrics::Get().requests_held.WithLabels(
+          {options_.provider})) {}
 
 absl::StatusOr<std::unique_ptr<CurlMultiLoop>> CurlMultiLoop::Create(
     CurlMultiLoopOptions options) {
   InitCurlOnce();
-  std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop(options));
+  std::unique_ptr<CurlMultiLoop> loop(new CurlMultiLoop(std::move(options)));
   loop->multi_ = curl_multi_init();
   if (loop->multi_ == nullptr)
     return absl::InternalError("curl_multi_init failed");
@@ -189,8 +194,7 @@ CurlMultiLoop::~CurlMultiLoop() {
   }
   if (multi_ != nullptr) curl_multi_cleanup(multi_);
   // What is left was closed without OnCloseSocket (see OnOpenSocket).
-  ProviderMetrics::Get().connections_open.Decrement(
-      static_cast<double>(open_fds_.size()));
+  connections_gauge_.Decrement(static_cast<double>(open_fds_.size()));
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
 }
@@ -490,7 +494,7 @@ void CurlMultiLoop::ReleaseHeld(Origin* origin) {
 void CurlMultiLoop::CountHeld(Origin* origin, int delta) {
   origin->held_count += delta;
   held_count_.fetch_add(delta, std::memory_order_relaxed);
-  ProviderMetrics::Get().requests_held.Increment(delta);
+  held_gauge_.Increment(delta);
 }
 
 void CurlMultiLoop::MarkChanged(Origin* origin) {
@@ -655,7 +659,7 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   // again, which shows the socket gone: it is forgotten now.
   if (loop->open_fds_.insert(fd).second) {
     loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
-    ProviderMetrics::Get().connections_open.Increment();
+    loop->connections_gauge_.Increment();
   }
   loop->ForgetGatedSocket(fd);
   if (t->origin != nullptr) {
@@ -669,7 +673,7 @@ int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
   auto* loop = static_cast<CurlMultiLoop*>(clientp);
   if (loop->open_fds_.erase(s) == 1) {
     loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
-    ProviderMetrics::Get().connections_open.Decrement();
+    loop->connections_gauge_.Decrement();
   }
   loop->ForgetGatedSocket(s);
   return close(s);

@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 
 namespace chat::llm {
 
@@ -86,6 +87,9 @@ struct CurlMultiLoopOptions {
   // thousands left by a burst of streams would cost O(n) per transfer.
   // Below it, connections are kept, and reused by the next transfers.
   int max_reused_connections = 256;
+  // The provider label of the loop's gauges
+  // (chatd_provider_connections_open, chatd_provider_requests_held).
+  std::string provider;
 };
 
 // Runs every upstream HTTP transfer of the process on one libcurl multi
@@ -192,6 +196,8 @@ class CurlMultiLoop {
                                int primary_port, int local_port);
 
   const CurlMultiLoopOptions options_;
+  Gauge& connections_gauge_;  // The process's, for options_.provider.
+  Gauge& held_gauge_;
   CURLM* multi_ = nullptr;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // An eventfd: Post/RunAt/destructor wake epoll_wait.

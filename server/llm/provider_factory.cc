@@ -134,7 +134,10 @@ absl::StatusOr<std::unique_ptr<LlmProvider>> MakeOneProvider(
     c.default_max_tokens = config.max_tokens;
     protocol = std::make_unique<OpenAiProtocol>(std::move(c));
   }
-  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop = CurlMultiLoop::Create();
+  CurlMultiLoopOptions loop_options;
+  loop_options.provider = std::string(protocol->name());
+  absl::StatusOr<std::unique_ptr<CurlMultiLoop>> loop =
+      CurlMultiLoop::Create(std::move(loop_options));
   if (!loop.ok()) return loop.status();
   return std::make_unique<HttpStreamingProvider>(std::move(protocol),
                                                  config.http, *std::move(loop));

@@ -19,12 +19,14 @@ ProviderMetrics& ProviderMetrics::Get() {
                              "Duration of one HTTP attempt to an LLM "
                              "provider, to the end of its stream.",
                              {"provider"}, LatencySecondsBuckets()),
-        r.AddGauge("chatd_provider_connections_open",
-                   "Connections open to LLM providers, idle or not, and "
-                   "connection attempts."),
-        r.AddGauge("chatd_provider_requests_held",
-                   "Requests to an HTTPS provider held until a connection "
-                   "has room for them."),
+        r.AddGaugeFamily("chatd_provider_connections_open",
+                         "Connections open to an LLM provider, idle or not, "
+                         "and connection attempts.",
+                         {"provider"}),
+        r.AddGaugeFamily("chatd_provider_requests_held",
+                         "Requests to an HTTPS provider held until a "
+                         "connection has room for them.",
+                         {"provider"}),
     };
   }();
   return *metrics;

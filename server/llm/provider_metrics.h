@@ -20,12 +20,13 @@ struct ProviderMetrics {
   // chatd_provider_request_duration_seconds{provider}: one attempt, from
   // its start to its end (the whole stream).
   HistogramFamily& duration;
-  // chatd_provider_connections_open: connections to the providers, idle in
-  // curl's cache or not, and connection attempts (a socket each).
-  Gauge& connections_open;
-  // chatd_provider_requests_held: requests to an https:// provider that
-  // CurlMultiLoop's gate holds until a connection has room for them.
-  Gauge& requests_held;
+  // chatd_provider_connections_open{provider}: connections to the
+  // provider, idle in curl's cache or not, and connection attempts (a
+  // socket each).
+  GaugeFamily& connections_open;
+  // chatd_provider_requests_held{provider}: requests to an https://
+  // provider that CurlMultiLoop's gate holds until a connection has room.
+  GaugeFamily& requests_held;
 
   // Registered on first use.
   static ProviderMetrics& Get();

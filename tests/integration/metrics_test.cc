@@ -241,10 +241,14 @@ TEST_F(ServerMetricsTest, ProviderAttemptsAndRetriesAreCounted) {
               Optional(2.0))
       << text << server_->Log();
   // The connection stays in curl's cache for the next call; nothing waits.
-  EXPECT_THAT(SampleValue(text, "chatd_provider_connections_open"),
+  EXPECT_THAT(SampleValue(text,
+                          "chatd_provider_connections_open{provider="
+                          "\"openai\"}"),
               Optional(::testing::Ge(1.0)))
       << text;
-  EXPECT_THAT(SampleValue(text, "chatd_provider_requests_held"), Optional(0.0));
+  EXPECT_THAT(
+      SampleValue(text, "chatd_provider_requests_held{provider=\"openai\"}"),
+      Optional(0.0));
   ExpectPromtoolAccepts(text);
 }
 

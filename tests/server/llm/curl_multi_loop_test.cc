@@ -154,8 +154,10 @@ class CurlMultiLoopTest : public ::testing::Test {
   // the test gone, whatever ended its transfers, both are back at 0.
   void TearDown() override {
     loop_.reset();
-    EXPECT_EQ(ProviderMetrics::Get().connections_open.value(), 0);
-    EXPECT_EQ(ProviderMetrics::Get().requests_held.value(), 0);
+    // The label of a loop made without a provider name.
+    EXPECT_EQ(ProviderMetrics::Get().connections_open.WithLabels({""}).value(),
+              0);
+    EXPECT_EQ(ProviderMetrics::Get().requests_held.WithLabels({""}).value(), 0);
   }
 
   void SetUp() override {
