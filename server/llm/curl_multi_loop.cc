@@ -1,5 +1,7 @@
 #include "server/llm/curl_multi_loop.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -36,6 +38,19 @@ constexpr int kStreamsPerHttp2Connection = 100;
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// Whether `fd` is a socket bound to local `port`.
+bool HasLocalPort(curl_socket_t fd, int port) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return false;
+  if (address.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port) == port;
+  if (address.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port) == port;
+  return false;
 }
 
 // The origin of an https:// URL ("https://host[:port]", lowercased, without
@@ -376,8 +391,7 @@ void CurlMultiLoop::AddTransfer(TransferId id, HttpRequest request,
     if (in_curl_call_) {
       Post([this, id] {
         auto it = transfers_.find(id);
-        if (it != transfers_.end() && !it->second->in_curl &&
-            !it->second->abort_requested)
+        if (it != transfers_.end() && !it->second->in_curl)
           AddToCurl(it->second.get());
       });
     } else {
@@ -546,10 +560,12 @@ void CurlMultiLoop::RemoveTransfer(Transfer* t, bool reuse) {
 void CurlMultiLoop::AbortTransfer(TransferId id) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  // Inside a curl callback curl refuses to remove a handle, and the handle
-  // must outlive the call: the transfer is silenced now (its callbacks end
-  // it without reaching the handler) and removed once curl has returned.
-  if (in_curl_call_) {
+  // Inside a curl callback curl refuses to remove a handle it holds, and
+  // the handle must outlive the call: such a transfer is silenced now (its
+  // callbacks end it without reaching the handler) and removed once curl
+  // has returned. One curl does not hold (held, or waiting to be added)
+  // goes at once.
+  if (in_curl_call_ && it->second->in_curl) {
     it->second->abort_requested = true;
     Post([this, id] { AbortTransfer(id); });
     return;
@@ -636,6 +652,7 @@ size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
     t->response_started = true;
     t->loop->NoteResponseVersion(t);
     t->handler->OnResponse(static_cast<int>(code), t->headers);
+    if (t->abort_requested) return 0;  // Aborted by OnResponse.
   }
   if (!t->handler->OnBody(absl::string_view(data, bytes))) {
     t->aborted_by_handler = true;
@@ -654,9 +671,10 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   t->socket_errno = fd < 0 ? errno : 0;
   if (fd < 0) return CURL_SOCKET_BAD;
   CurlMultiLoop* loop = t->loop;
-  // libcurl 7.88 closes some sockets of a connection abandoned while being
-  // set up without calling OnCloseSocket; the kernel hands their number out
-  // again, which shows the socket gone: it is forgotten now.
+  // libcurl 7.88 closes a socket whose connect never completed without
+  // calling OnCloseSocket (curl pull request #11439; a connection abandoned
+  // while being set up, a losing happy-eyeballs attempt). The kernel hands
+  // its number out again, which shows it gone: it is forgotten now.
   if (loop->open_fds_.insert(fd).second) {
     loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
     loop->connections_gauge_.Increment();
@@ -671,12 +689,16 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
 
 int CurlMultiLoop::OnCloseSocket(void* clientp, curl_socket_t s) {
   auto* loop = static_cast<CurlMultiLoop*>(clientp);
-  if (loop->open_fds_.erase(s) == 1) {
-    loop->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
-    loop->connections_gauge_.Decrement();
-  }
-  loop->ForgetGatedSocket(s);
+  loop->ForgetSocket(s);
   return close(s);
+}
+
+void CurlMultiLoop::ForgetSocket(curl_socket_t s) {
+  if (open_fds_.erase(s) == 1) {
+    open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+    connections_gauge_.Decrement();
+  }
+  ForgetGatedSocket(s);
 }
 
 void CurlMultiLoop::ForgetGatedSocket(curl_socket_t s) {
@@ -689,8 +711,10 @@ void CurlMultiLoop::ForgetGatedSocket(curl_socket_t s) {
 
 int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
                                      char* /*local_ip*/, int /*primary_port*/,
-                                     int /*local_port*/) {
+                                     int local_port) {
   auto* t = static_cast<Transfer*>(clientp);
+  // Aborted inside a curl callback and not yet removed: nothing goes out.
+  if (t->abort_requested) return CURL_PREREQFUNC_ABORT;
   if (t->origin == nullptr) return CURL_PREREQFUNC_OK;
   CurlMultiLoop* loop = t->loop;
   t->sent = true;
@@ -702,15 +726,23 @@ int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
     t->probe = false;
     t->origin->probing = false;
   }
-  // A transfer sends on the connection it opened, if it opened one; of
-  // happy eyeballs' attempts only the one that connected is still open (a
-  // closed one's number may be another transfer's socket by now).
+  // A transfer sends on the connection it opened, if it opened one: of
+  // happy eyeballs' attempts, the socket with the connection's local port.
+  // The others lost; libcurl 7.88 closes those without OnCloseSocket (curl
+  // pull request #11439, fixed in 8.2.0), so they are forgotten here. An
+  // attempt whose number is already another transfer's was forgotten when
+  // that one opened it.
   for (curl_socket_t fd : t->opened_sockets) {
     auto it = loop->gated_sockets_.find(fd);
-    if (it != loop->gated_sockets_.end() && it->second.opener == t->id &&
-        !it->second.ready) {
+    if (it == loop->gated_sockets_.end() || it->second.opener != t->id ||
+        it->second.ready) {
+      continue;
+    }
+    if (local_port <= 0 || HasLocalPort(fd, local_port)) {
       it->second.ready = true;
       ++it->second.origin->ready_connections;
+    } else {
+      loop->ForgetSocket(fd);
     }
   }
   t->opened_sockets.clear();

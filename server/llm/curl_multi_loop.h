@@ -117,7 +117,8 @@ class CurlMultiLoop {
 
   // Starts `request`; `handler` is kept until its OnDone (or the abort).
   // A transfer that cannot be set up ends at once with OnDone (from the I/O
-  // thread). Safe from any thread.
+  // thread). Safe from any thread, and from a handler's callback (the
+  // transfer then goes to curl once curl has returned).
   TransferId StartTransfer(HttpRequest request,
                            std::shared_ptr<TransferHandler> handler);
 
@@ -137,7 +138,9 @@ class CurlMultiLoop {
   }
   // Transfers currently running (for tests and benchmarks).
   int active_transfers() const { return active_count_.load(); }
-  // Sockets curl holds open, to any host (for tests and benchmarks).
+  // Sockets curl holds open, to any host (for tests and benchmarks); an
+  // upper bound while a socket curl closed without telling (see
+  // OnOpenSocket) has not been found closed.
   int open_sockets() const { return open_sockets_.load(); }
   // Transfers the connection gate holds (for tests; operators read the
   // chatd_provider_requests_held gauge).
@@ -172,6 +175,9 @@ class CurlMultiLoop {
   // Drops `s` from the gate's sockets (closed, or found closed), and the
   // connection it counted as set up.
   void ForgetGatedSocket(curl_socket_t s);
+  // Drops `s` from the open sockets (closed, or found closed), and from
+  // the gate's.
+  void ForgetSocket(curl_socket_t s);
   // Adds `delta` to the transfers `origin` holds, and to the loop's and the
   // process's counts of them.
   void CountHeld(Origin* origin, int delta);

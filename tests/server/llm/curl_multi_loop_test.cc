@@ -7,6 +7,7 @@
 #include "server/llm/curl_multi_loop.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -154,10 +155,15 @@ class CurlMultiLoopTest : public ::testing::Test {
   // the test gone, whatever ended its transfers, both are back at 0.
   void TearDown() override {
     loop_.reset();
-    // The label of a loop made without a provider name.
-    EXPECT_EQ(ProviderMetrics::Get().connections_open.WithLabels({""}).value(),
-              0);
-    EXPECT_EQ(ProviderMetrics::Get().requests_held.WithLabels({""}).value(), 0);
+    EXPECT_EQ(ConnectionsGauge().value(), connections_before_);
+    EXPECT_EQ(HeldGauge().value(), held_before_);
+  }
+  // The gauges of a loop made without a provider name.
+  static Gauge& ConnectionsGauge() {
+    return ProviderMetrics::Get().connections_open.WithLabels({""});
+  }
+  static Gauge& HeldGauge() {
+    return ProviderMetrics::Get().requests_held.WithLabels({""});
   }
 
   void SetUp() override {
@@ -167,6 +173,8 @@ class CurlMultiLoopTest : public ::testing::Test {
         CurlMultiLoop::Create();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = *std::move(loop);
+    connections_before_ = ConnectionsGauge().value();
+    held_before_ = HeldGauge().value();
   }
 
   // An Anthropic-style streaming request the fake answers as `model` says.
@@ -190,6 +198,8 @@ class CurlMultiLoopTest : public ::testing::Test {
 
   static FakeUpstream* upstream_;
   std::unique_ptr<CurlMultiLoop> loop_;
+  double connections_before_ = 0;
+  double held_before_ = 0;
 };
 
 FakeUpstream* CurlMultiLoopTest::upstream_ = nullptr;
@@ -334,6 +344,16 @@ TEST_F(CurlMultiLoopTest, AReusedHandleTrustsOnlyTheCaFileOfItsRequest) {
 
 // Starts `count` transfers like `like` to `upstream` (HTTPS) at once, their
 // recorders added to `recorders`.
+// Descriptors open in this process.
+int OpenDescriptors() {
+  int count = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  while (readdir(dir) != nullptr) ++count;
+  closedir(dir);
+  return count;
+}
+
 void StartBurst(CurlMultiLoop* loop, const FakeUpstream& upstream,
                 const HttpRequest& like, int count,
                 std::vector<std::shared_ptr<Recorder>>* recorders) {
@@ -476,6 +496,7 @@ TEST_F(CurlMultiLoopTest,
   ASSERT_EQ(listen(listener, 512), 0);  // Never accepted: the kernel's only.
   ASSERT_EQ(
       getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int descriptors_before = OpenDescriptors();
   constexpr int kTransfers = 400;
   auto request_at = [&](absl::Duration connect_timeout) {
     HttpRequest request = Request("ok");
@@ -535,6 +556,8 @@ TEST_F(CurlMultiLoopTest,
             "deadline passed before a connection was set up");
   close(listener);
   EXPECT_EQ(loop_->active_transfers(), 0);
+  // Closed, whether curl said so (OnCloseSocket) or not.
+  EXPECT_EQ(OpenDescriptors(), descriptors_before - 1);
 }
 
 TEST_F(CurlMultiLoopTest, ErrorResponsesAreResponsesWithTheirHeaders) {
@@ -572,9 +595,10 @@ TEST_F(CurlMultiLoopTest, HandlersMayStartAndAbortTransfersFromTheirCallbacks) {
 
   auto started = std::make_shared<Recorder>(loop_.get());
   auto trigger = std::make_shared<Recorder>(loop_.get());
-  trigger->RunOnFirstBody([&] {
-    loop_->AbortTransfer(held_id);
-    loop_->StartTransfer(Request("ok@loop-cb-started"), started);
+  trigger->RunOnFirstBody([loop = loop_.get(), held_id, started,
+                           request = Request("ok@loop-cb-started")] {
+    loop->AbortTransfer(held_id);
+    loop->StartTransfer(request, started);
   });
   loop_->StartTransfer(Request("ok@loop-cb-trigger"), trigger);
 
@@ -588,6 +612,30 @@ TEST_F(CurlMultiLoopTest, HandlersMayStartAndAbortTransfersFromTheirCallbacks) {
   })) << Stats(held_model).dump();
   EXPECT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
   EXPECT_FALSE(held->done()) << "an aborted transfer gets no OnDone";
+}
+
+// A handler that aborts its own transfer from OnBody hears nothing more,
+// though curl has the whole response (the fake writes it at once) and ends
+// the transfer inside the same call: no further OnBody, no OnDone.
+TEST_F(CurlMultiLoopTest, AHandlerAbortingItsOwnTransferHearsNothingMore) {
+  auto r = std::make_shared<Recorder>(loop_.get());
+  auto id = std::make_shared<CurlMultiLoop::TransferId>(0);
+  auto body_at_abort = std::make_shared<std::atomic<size_t>>(0);
+  r->RunOnFirstBody(
+      [loop = loop_.get(), recorder = r.get(), id, body_at_abort] {
+        body_at_abort->store(recorder->body().size());
+        loop->AbortTransfer(*id);
+      });
+  // Started on the I/O thread, so `id` is set before any callback runs.
+  loop_->Post([&] { *id = loop_->StartTransfer(Request("ok@loop-self"), r); });
+  ASSERT_TRUE(Eventually([&] { return body_at_abort->load() > 0; }));
+  ASSERT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
+  // Barrier: whatever the round that removed it would still run has run.
+  absl::Notification barrier;
+  loop_->Post([&] { barrier.Notify(); });
+  barrier.WaitForNotification();
+  EXPECT_FALSE(r->done()) << r->outcome().error;
+  EXPECT_EQ(r->body().size(), body_at_abort->load());
 }
 
 // A provider starts its transfers on the I/O thread, and a cancel may be
