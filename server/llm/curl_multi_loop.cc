@@ -123,7 +123,8 @@ struct CurlMultiLoop::Transfer {
   std::map<std::string, std::string> headers;
   bool response_started = false;
   bool aborted_by_handler = false;
-  // AbortTransfer was called inside a curl callback; removed after it.
+  // AbortTransfer was called inside a curl callback while curl held it;
+  // removed once curl has returned.
   bool abort_requested = false;
   absl::Duration idle_timeout;
   // Moved by every byte received (to now + idle_timeout); CheckStalled ends
@@ -148,7 +149,8 @@ struct CurlMultiLoop::Transfer {
   bool opening = false;  // Given to curl as an opener, not yet sent.
   bool probe = false;    // Given to curl alone after a lull, not yet sent.
   // Sockets this transfer opened (a new connection, or happy eyeballs'
-  // attempts at one); the one still open when it is sent is set up.
+  // attempts at one); the one with the connection's local port when it is
+  // sent is set up.
   std::vector<curl_socket_t> opened_sockets;
 };
 
@@ -671,9 +673,9 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   t->socket_errno = fd < 0 ? errno : 0;
   if (fd < 0) return CURL_SOCKET_BAD;
   CurlMultiLoop* loop = t->loop;
-  // libcurl 7.88 closes a socket whose connect never completed without
-  // calling OnCloseSocket (curl pull request #11439; a connection abandoned
-  // while being set up, a losing happy-eyeballs attempt). The kernel hands
+  // libcurl 7.88 closes a socket still being set up without calling
+  // OnCloseSocket (curl pull request #11439; a connection abandoned while
+  // being set up, a losing happy-eyeballs attempt). The kernel hands
   // its number out again, which shows it gone: it is forgotten now.
   if (loop->open_fds_.insert(fd).second) {
     loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
@@ -713,9 +715,11 @@ int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
                                      char* /*local_ip*/, int /*primary_port*/,
                                      int local_port) {
   auto* t = static_cast<Transfer*>(clientp);
-  // Aborted inside a curl callback and not yet removed: nothing goes out.
-  if (t->abort_requested) return CURL_PREREQFUNC_ABORT;
-  if (t->origin == nullptr) return CURL_PREREQFUNC_OK;
+  // Aborted inside a curl callback and not yet removed: nothing goes out,
+  // after the gate has counted the connection (curl may keep it).
+  const int go_on =
+      t->abort_requested ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+  if (t->origin == nullptr) return go_on;
   CurlMultiLoop* loop = t->loop;
   t->sent = true;
   if (t->opening) {
@@ -731,23 +735,26 @@ int CurlMultiLoop::OnConnectionReady(void* clientp, char* /*primary_ip*/,
   // The others lost; libcurl 7.88 closes those without OnCloseSocket (curl
   // pull request #11439, fixed in 8.2.0), so they are forgotten here. An
   // attempt whose number is already another transfer's was forgotten when
-  // that one opened it.
+  // that one opened it. One at most is set up, should an unrelated socket
+  // have the same local port.
+  bool set_up = false;
   for (curl_socket_t fd : t->opened_sockets) {
     auto it = loop->gated_sockets_.find(fd);
     if (it == loop->gated_sockets_.end() || it->second.opener != t->id ||
         it->second.ready) {
       continue;
     }
-    if (local_port <= 0 || HasLocalPort(fd, local_port)) {
+    if (!set_up && (local_port <= 0 || HasLocalPort(fd, local_port))) {
       it->second.ready = true;
       ++it->second.origin->ready_connections;
+      set_up = true;
     } else {
       loop->ForgetSocket(fd);
     }
   }
   t->opened_sockets.clear();
   loop->MarkChanged(t->origin);
-  return CURL_PREREQFUNC_OK;
+  return go_on;
 }
 
 int CurlMultiLoop::OnSocket(CURL* /*easy*/, curl_socket_t s, int what,

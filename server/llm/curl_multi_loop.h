@@ -123,9 +123,10 @@ class CurlMultiLoop {
                            std::shared_ptr<TransferHandler> handler);
 
   // Aborts a transfer at once: the easy handle is removed and its connection
-  // closed (the server sees it go), and the handler gets no further call.
-  // A no-op for a finished or unknown transfer. I/O thread only; from a
-  // handler's callback too (the removal then waits for curl to return).
+  // closed, or its stream reset on HTTP/2 (the server sees it go), and the
+  // handler gets no further call. A no-op for a finished or unknown
+  // transfer. I/O thread only; from a handler's callback too (the removal
+  // of a transfer curl holds then waits for curl to return).
   void AbortTransfer(TransferId id);
 
   // Runs `fn` on the I/O thread, soon, in posting order. Safe from any thread.

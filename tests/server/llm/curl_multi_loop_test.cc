@@ -53,10 +53,15 @@ class Recorder final : public TransferHandler {
 
   void OnResponse(int http_status,
                   const std::map<std::string, std::string>& headers) override {
-    absl::MutexLock lock(&mu_);
-    if (!loop_->InLoopThread()) off_thread_ = true;
-    status_ = http_status;
-    headers_ = headers;
+    std::function<void()> on_response;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!loop_->InLoopThread()) off_thread_ = true;
+      status_ = http_status;
+      headers_ = headers;
+      on_response.swap(on_response_);
+    }
+    if (on_response) on_response();
   }
   bool OnBody(absl::string_view bytes) override {
     std::function<void()> first_body;
@@ -83,6 +88,11 @@ class Recorder final : public TransferHandler {
   void RunOnFirstBody(std::function<void()> fn) {
     absl::MutexLock lock(&mu_);
     on_first_body_ = std::move(fn);
+  }
+  // The same, inside OnResponse.
+  void RunOnResponse(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    on_response_ = std::move(fn);
   }
   bool WaitDone(absl::Duration timeout = absl::Seconds(10)) {
     return done_.WaitForNotificationWithTimeout(timeout);
@@ -134,6 +144,7 @@ class Recorder final : public TransferHandler {
   TransferOutcome outcome_ ABSL_GUARDED_BY(mu_);
   bool off_thread_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_first_body_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_response_ ABSL_GUARDED_BY(mu_);
   absl::Notification done_;
 };
 
@@ -151,17 +162,15 @@ class CurlMultiLoopTest : public ::testing::Test {
     upstream_ = nullptr;
   }
 
-  // The process-wide gauges follow every loop's counts: with every loop of
-  // the test gone, whatever ended its transfers, both are back at 0.
+  // The process-wide gauge of held requests follows every loop's count:
+  // with the test's loop gone, whatever ended its transfers, it is back
+  // where it was. (The connections gauge is settled by the destructor,
+  // which takes off what curl closed without telling.)
   void TearDown() override {
     loop_.reset();
-    EXPECT_EQ(ConnectionsGauge().value(), connections_before_);
     EXPECT_EQ(HeldGauge().value(), held_before_);
   }
-  // The gauges of a loop made without a provider name.
-  static Gauge& ConnectionsGauge() {
-    return ProviderMetrics::Get().connections_open.WithLabels({""});
-  }
+  // The gauge of a loop made without a provider name.
   static Gauge& HeldGauge() {
     return ProviderMetrics::Get().requests_held.WithLabels({""});
   }
@@ -173,7 +182,6 @@ class CurlMultiLoopTest : public ::testing::Test {
         CurlMultiLoop::Create();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = *std::move(loop);
-    connections_before_ = ConnectionsGauge().value();
     held_before_ = HeldGauge().value();
   }
 
@@ -198,7 +206,6 @@ class CurlMultiLoopTest : public ::testing::Test {
 
   static FakeUpstream* upstream_;
   std::unique_ptr<CurlMultiLoop> loop_;
-  double connections_before_ = 0;
   double held_before_ = 0;
 };
 
@@ -342,8 +349,6 @@ TEST_F(CurlMultiLoopTest, AReusedHandleTrustsOnlyTheCaFileOfItsRequest) {
   EXPECT_EQ((*tls)->Stats("ok@loop-tls")["completed"], 2);
 }
 
-// Starts `count` transfers like `like` to `upstream` (HTTPS) at once, their
-// recorders added to `recorders`.
 // Descriptors open in this process.
 int OpenDescriptors() {
   int count = 0;
@@ -354,6 +359,8 @@ int OpenDescriptors() {
   return count;
 }
 
+// Starts `count` transfers like `like` to `upstream` (HTTPS) at once, their
+// recorders added to `recorders`.
 void StartBurst(CurlMultiLoop* loop, const FakeUpstream& upstream,
                 const HttpRequest& like, int count,
                 std::vector<std::shared_ptr<Recorder>>* recorders) {
@@ -594,11 +601,15 @@ TEST_F(CurlMultiLoopTest, HandlersMayStartAndAbortTransfersFromTheirCallbacks) {
   ASSERT_TRUE(held->WaitForBody("text_delta"));
 
   auto started = std::make_shared<Recorder>(loop_.get());
+  auto dropped = std::make_shared<Recorder>(loop_.get());
   auto trigger = std::make_shared<Recorder>(loop_.get());
-  trigger->RunOnFirstBody([loop = loop_.get(), held_id, started,
-                           request = Request("ok@loop-cb-started")] {
+  trigger->RunOnFirstBody([loop = loop_.get(), held_id, started, dropped,
+                           request = Request("ok@loop-cb-started"),
+                           dropped_request = Request("ok@loop-cb-dropped")] {
     loop->AbortTransfer(held_id);
     loop->StartTransfer(request, started);
+    // Started and aborted before curl ever has it.
+    loop->AbortTransfer(loop->StartTransfer(dropped_request, dropped));
   });
   loop_->StartTransfer(Request("ok@loop-cb-trigger"), trigger);
 
@@ -612,6 +623,31 @@ TEST_F(CurlMultiLoopTest, HandlersMayStartAndAbortTransfersFromTheirCallbacks) {
   })) << Stats(held_model).dump();
   EXPECT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
   EXPECT_FALSE(held->done()) << "an aborted transfer gets no OnDone";
+  EXPECT_FALSE(dropped->done());
+  EXPECT_EQ(Stats("ok@loop-cb-dropped").value("attempts", 0), 0);
+}
+
+// A handler that aborts its own transfer from OnResponse gets no OnBody and
+// no OnDone. (Whether the body arrives in the same read as the headers is
+// up to the kernel; the callbacks' guards for that case are not forced.)
+TEST_F(CurlMultiLoopTest, AHandlerAbortingInOnResponseGetsNoBody) {
+  auto r = std::make_shared<Recorder>(loop_.get());
+  auto id = std::make_shared<CurlMultiLoop::TransferId>(0);
+  auto aborted = std::make_shared<std::atomic<bool>>(false);
+  r->RunOnResponse([loop = loop_.get(), id, aborted] {
+    loop->AbortTransfer(*id);
+    aborted->store(true);
+  });
+  // Started on the I/O thread, so `id` is set before any callback runs.
+  loop_->Post(
+      [&] { *id = loop_->StartTransfer(Request("ok@loop-response"), r); });
+  ASSERT_TRUE(Eventually([&] { return aborted->load(); }));
+  ASSERT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
+  absl::Notification barrier;
+  loop_->Post([&] { barrier.Notify(); });
+  barrier.WaitForNotification();
+  EXPECT_EQ(r->body(), "");
+  EXPECT_FALSE(r->done()) << r->outcome().error;
 }
 
 // A handler that aborts its own transfer from OnBody hears nothing more,
