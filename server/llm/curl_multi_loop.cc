@@ -660,7 +660,7 @@ size_t CurlMultiLoop::OnWrite(char* data, size_t size, size_t n, void* userp) {
     t->aborted_by_handler = true;
     return 0;  // CURLE_WRITE_ERROR ends the transfer.
   }
-  return bytes;
+  return t->abort_requested ? 0 : bytes;  // 0: aborted by OnBody.
 }
 
 curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
