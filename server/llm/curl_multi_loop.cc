@@ -677,11 +677,10 @@ curl_socket_t CurlMultiLoop::OnOpenSocket(void* clientp,
   // OnCloseSocket (curl pull request #11439; a connection abandoned while
   // being set up, a losing happy-eyeballs attempt). The kernel hands
   // its number out again, which shows it gone: it is forgotten now.
-  if (loop->open_fds_.insert(fd).second) {
-    loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
-    loop->connections_gauge_.Increment();
-  }
-  loop->ForgetGatedSocket(fd);
+  loop->ForgetSocket(fd);
+  loop->open_fds_.insert(fd);
+  loop->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+  loop->connections_gauge_.Increment();
   if (t->origin != nullptr) {
     loop->gated_sockets_[fd] = GatedSocket{t->origin, t->id, false};
     t->opened_sockets.push_back(fd);

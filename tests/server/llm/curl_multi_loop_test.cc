@@ -185,6 +185,17 @@ class CurlMultiLoopTest : public ::testing::Test {
     held_before_ = HeldGauge().value();
   }
 
+  // Runs `fn` on the I/O thread and returns once it has run. Posted closures
+  // run in order, so it is also a barrier behind everything posted before.
+  void RunOnLoop(const std::function<void()>& fn) {
+    absl::Notification ran;
+    loop_->Post([&] {
+      fn();
+      ran.Notify();
+    });
+    ran.WaitForNotification();
+  }
+
   // An Anthropic-style streaming request the fake answers as `model` says.
   HttpRequest Request(const std::string& model) {
     HttpRequest r;
@@ -469,13 +480,10 @@ TEST_F(CurlMultiLoopTest, AnHttp1OriginIsNotHeldOnceItHasAnswered) {
     const std::string model = http1 ? "hold@loop-h1" : "hold@loop-h2";
     std::vector<std::shared_ptr<Recorder>> recorders;
     int held = -1;
-    absl::Notification started;
-    loop_->Post([&] {
+    RunOnLoop([&] {
       StartBurst(loop_.get(), **tls, Request(model), kStreams, &recorders);
       held = loop_->held_transfers();
-      started.Notify();
     });
-    started.WaitForNotification();
     EXPECT_EQ(held, http1 ? 0 : kStreams - 1);
     ASSERT_TRUE(AllArrived(**tls, model, kStreams));
     EXPECT_EQ(loop_->held_transfers(), 0);
@@ -518,10 +526,9 @@ TEST_F(CurlMultiLoopTest,
   std::vector<std::shared_ptr<Recorder>> recorders;
   auto within_deadline = std::make_shared<Recorder>(loop_.get());
   int held = -1;
-  absl::Notification started;
   // All started on the I/O thread at once, so the gate's count is read
   // before any connection exists: one opener per 100 held.
-  loop_->Post([&] {
+  RunOnLoop([&] {
     for (int i = 0; i < kTransfers; ++i) {
       recorders.push_back(std::make_shared<Recorder>(loop_.get()));
       loop_->StartTransfer(request_at(absl::Milliseconds(300)),
@@ -532,9 +539,7 @@ TEST_F(CurlMultiLoopTest,
     HttpRequest request = request_at(absl::Seconds(5));
     request.deadline = absl::Now() + absl::Milliseconds(200);
     loop_->StartTransfer(request, within_deadline);
-    started.Notify();
   });
-  started.WaitForNotification();
   EXPECT_EQ(held, kTransfers - 4);
   // Each says which wait it was: curl's own text for a connection's
   // handshake (or the loop's, whichever timer runs first), the loop's for
@@ -643,9 +648,7 @@ TEST_F(CurlMultiLoopTest, AHandlerAbortingInOnResponseGetsNoBody) {
       [&] { *id = loop_->StartTransfer(Request("ok@loop-response"), r); });
   ASSERT_TRUE(Eventually([&] { return aborted->load(); }));
   ASSERT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
-  absl::Notification barrier;
-  loop_->Post([&] { barrier.Notify(); });
-  barrier.WaitForNotification();
+  RunOnLoop([] {});  // Whatever the removing round would still run has run.
   EXPECT_EQ(r->body(), "");
   EXPECT_FALSE(r->done()) << r->outcome().error;
 }
@@ -666,10 +669,7 @@ TEST_F(CurlMultiLoopTest, AHandlerAbortingItsOwnTransferHearsNothingMore) {
   loop_->Post([&] { *id = loop_->StartTransfer(Request("ok@loop-self"), r); });
   ASSERT_TRUE(Eventually([&] { return body_at_abort->load() > 0; }));
   ASSERT_TRUE(Eventually([&] { return loop_->active_transfers() == 0; }));
-  // Barrier: whatever the round that removed it would still run has run.
-  absl::Notification barrier;
-  loop_->Post([&] { barrier.Notify(); });
-  barrier.WaitForNotification();
+  RunOnLoop([] {});  // Whatever the removing round would still run has run.
   EXPECT_FALSE(r->done()) << r->outcome().error;
   EXPECT_EQ(r->body().size(), body_at_abort->load());
 }
@@ -680,19 +680,14 @@ TEST_F(CurlMultiLoopTest, AHandlerAbortingItsOwnTransferHearsNothingMore) {
 TEST_F(CurlMultiLoopTest, AbortRightAfterAStartOnTheLoopThreadStopsIt) {
   const std::string model = "hold@loop-start-abort";
   auto r = std::make_shared<Recorder>(loop_.get());
-  absl::Notification ran;
-  loop_->Post([&] {
+  RunOnLoop([&] {
     CurlMultiLoop::TransferId id = loop_->StartTransfer(Request(model), r);
     loop_->AbortTransfer(id);
-    ran.Notify();
   });
-  ran.WaitForNotification();
   // Barrier: posted closures run in order, so once this one has run, a
   // start that had been posted rather than done at once (the bug) would have
   // added its transfer, after the abort that missed it.
-  absl::Notification barrier;
-  loop_->Post([&] { barrier.Notify(); });
-  barrier.WaitForNotification();
+  RunOnLoop([] {});
   EXPECT_EQ(loop_->active_transfers(), 0) << "the aborted transfer still runs";
   EXPECT_FALSE(r->done());
   EXPECT_EQ(Stats(model)["completed"], 0);
